@@ -1,0 +1,5 @@
+// ESM entry: the package is compiled to CommonJS; this re-exports it by name.
+import cjs from './dist/lib/index.js'
+
+export const { Gossip, PeerStream, History, SourceLog, Clock, resolution, base, Base } = cjs
+export default cjs

@@ -1,0 +1,245 @@
+/**
+ * The mappings a node holds, indexed the way Scuttlebutt asks for them:
+ * per source, in version order.
+ *
+ * The state (key -> current update) is the truth. Each source's log is an
+ * index over the state's entries from that source, sorted by version, so
+ * that `news(id, version)` is a binary search plus a walk: O(log n + k).
+ * An entry replaced in the state stays in its log until the log is swept
+ * (lazy deletion keeps replacement O(1)); walks skip it.
+ *
+ * `max_history` bounds how many entries the logs index. Past it the oldest
+ * are forgotten, after a `'compaction'` event, and the source's `floor`
+ * rises: a question about versions below the floor is answered from the
+ * state instead, which is slower but complete.
+ */
+import { EventEmitter } from 'events'
+import * as sorted from 'sorted-array-functions'
+import type { Update } from './types'
+
+/** What one node knows of one source. */
+export class SourceLog {
+  /** Remembered entries of this source, ascending by version. */
+  readonly updates: Update[] = []
+  /** Entries at or below this version have been forgotten by the log. */
+  floor = -Infinity
+  /** Highest version of this source the node has seen, applied or not. */
+  max = -Infinity
+  /** How many of the state's entries come from this source. */
+  live = 0
+  /** Replaced entries still in `updates`. */
+  dead = 0
+
+  constructor(readonly id: string) {}
+}
+
+function byVersion(a: Update, b: Update): -1 | 0 | 1 {
+  return a.version < b.version ? -1 : a.version > b.version ? 1 : 0
+}
+
+// One reusable search key: binary searches allocate nothing.
+const probe = { key: '', value: null, source_id: '', version: 0 }
+function above(log: readonly Update[], version: number): number {
+  probe.version = version
+  const i = sorted.gt(log, probe, byVersion)
+  return i === -1 ? log.length : i
+}
+
+/**
+ * Events: `'update'` `(update)` for every applied update, local or remote;
+ * `'compaction'` `(memory, history)` just before `memory`, the oldest
+ * entries, are forgotten by the logs.
+ */
+export class History extends EventEmitter {
+  /** The current mapping of every key. */
+  readonly state = new Map<string, Update>()
+  /** Per-source logs, by source id. */
+  readonly sources = new Map<string, SourceLog>()
+  /** Entries the logs index that are still current. */
+  length = 0
+  readonly max_history: number
+
+  // Insertion order of indexed entries, for forgetting the oldest; only
+  // kept when max_history is finite.
+  private fifo: Update[] = []
+  private fifoHead = 0
+
+  constructor(max_history = Infinity) {
+    super()
+    if (!(max_history >= 1)) throw new RangeError('max_history must be at least 1')
+    this.max_history = max_history
+  }
+
+  /** The log of `id`, created on first use. */
+  source(id: string): SourceLog {
+    let log = this.sources.get(id)
+    if (log === undefined) {
+      log = new SourceLog(id)
+      this.sources.set(id, log)
+    }
+    return log
+  }
+
+  /**
+   * Record an update as the current mapping of its key, unconditionally
+   * (deciding whether it should win is the node's `resolve`), and emit
+   * `'update'`. Returns the stored update.
+   */
+  write(key: string, value: unknown, source_id: string, version: number): Update {
+    return this.record({ key, value, source_id, version })
+  }
+
+  /** {@link write} for an update object the caller built and will not mutate. */
+  record(update: Update): Update {
+    const state = this.state
+    const previous = state.get(update.key)
+    state.set(update.key, update)
+    if (previous !== undefined) this.retire(previous)
+
+    const log = this.source(update.source_id)
+    log.live++
+    if (update.version > log.max) log.max = update.version
+    if (update.version > log.floor) {
+      const updates = log.updates
+      const n = updates.length
+      if (n === 0 || updates[n - 1].version <= update.version) updates.push(update)
+      else sorted.add(updates, update, byVersion)
+      this.length++
+      if (this.max_history !== Infinity) {
+        this.fifo.push(update)
+        if (this.length > this.max_history) this.compact()
+        else if (this.fifo.length - this.fifoHead > 2 * this.length + 1024) this.trimFifo()
+      }
+    }
+    if (this.listenerCount('update') > 0) this.emit('update', update)
+    return update
+  }
+
+  /** True while `update` is the current mapping of its key. */
+  isCurrent(update: Update): boolean {
+    return this.state.get(update.key) === update
+  }
+
+  /**
+   * Every current update of source `id` with a version above `version`, in
+   * increasing version order; at most `limit` of them.
+   */
+  news(id: string, version: number, limit = Infinity): Update[] {
+    const log = this.sources.get(id)
+    const out: Update[] = []
+    if (log === undefined || log.live === 0 || limit <= 0) return out
+    if (version < log.floor) return this.scan(id, version, limit)
+    const updates = log.updates
+    const state = this.state
+    for (let i = above(updates, version); i < updates.length && out.length < limit; i++) {
+      const u = updates[i]
+      if (state.get(u.key) === u) out.push(u)
+    }
+    return out
+  }
+
+  /** How many updates of `id` above `version` wait to be sent (an upper bound). */
+  waiting(id: string, version: number): number {
+    const log = this.sources.get(id)
+    if (log === undefined) return 0
+    if (version < log.floor) return log.live
+    return log.updates.length - above(log.updates, version)
+  }
+
+  // The slow, complete answer for versions the log has forgotten.
+  private scan(id: string, version: number, limit: number): Update[] {
+    const found: Update[] = []
+    for (const u of this.state.values()) {
+      if (u.source_id === id && u.version > version) found.push(u)
+    }
+    found.sort(byVersion)
+    if (found.length > limit) found.length = limit
+    return found
+  }
+
+  // `previous` was replaced in the state.
+  private retire(previous: Update): void {
+    const log = this.sources.get(previous.source_id) as SourceLog
+    log.live--
+    if (previous.version <= log.floor) return
+    this.length--
+    log.dead++
+    // Sweep when replaced entries outnumber current ones: amortised O(1).
+    if (log.dead > 32 && log.dead * 2 > log.updates.length) this.sweep(log)
+  }
+
+  private sweep(log: SourceLog): void {
+    const state = this.state
+    const updates = log.updates
+    let j = 0
+    for (let i = 0; i < updates.length; i++) {
+      const u = updates[i]
+      if (state.get(u.key) === u) updates[j++] = u
+    }
+    updates.length = j
+    log.dead = 0
+  }
+
+  // Forget the oldest indexed entries, down to three quarters of the bound,
+  // so that a full history does not compact on every write.
+  private compact(): void {
+    const target = this.max_history - Math.floor(this.max_history / 4)
+    const fifo = this.fifo
+    const state = this.state
+    const memory: Update[] = []
+    const cut = new Map<SourceLog, number>()
+    let remaining = this.length
+    for (let i = this.fifoHead; i < fifo.length && remaining > target; i++) {
+      const u = fifo[i]
+      const log = this.sources.get(u.source_id) as SourceLog
+      const floor = cut.get(log) ?? log.floor
+      if (u.version <= floor || state.get(u.key) !== u) continue
+      // Forgetting u forgets every entry of its source up to u.version.
+      const updates = log.updates
+      const end = above(updates, u.version)
+      for (let j = above(updates, floor); j < end; j++) {
+        const v = updates[j]
+        if (state.get(v.key) === v) {
+          memory.push(v)
+          remaining--
+        }
+      }
+      cut.set(log, u.version)
+    }
+    if (memory.length === 0) return
+    this.emit('compaction', memory, this)
+    for (const [log, floor] of cut) {
+      const updates = log.updates
+      const end = above(updates, floor)
+      let dead = 0
+      for (let j = 0; j < end; j++) if (state.get(updates[j].key) !== updates[j]) dead++
+      updates.splice(0, end)
+      log.dead -= dead
+      log.floor = floor
+    }
+    this.length = remaining
+    this.trimFifo()
+  }
+
+  private trimFifo(): void {
+    const fifo = this.fifo
+    let head = this.fifoHead
+    while (head < fifo.length) {
+      const u = fifo[head]
+      const log = this.sources.get(u.source_id) as SourceLog
+      if (u.version > log.floor && this.state.get(u.key) === u) break
+      head++
+    }
+    // Drop the consumed prefix, and replaced entries when they dominate.
+    if (head > 1024 && head * 2 > fifo.length) {
+      fifo.splice(0, head)
+      head = 0
+    }
+    if (fifo.length - head > 2 * this.length + 1024) {
+      const state = this.state
+      this.fifo = fifo.slice(head).filter((u) => state.get(u.key) === u)
+      head = 0
+    }
+    this.fifoHead = head
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Scuttlebutt reconciliation (paper section 3.2): given a peer's digest,
+ * choose the deltas it lacks, at most `mtu` of them.
+ *
+ * Every source's deltas leave in increasing version order and a source is
+ * cut only at its newest end, so the receiver's max for a source never moves
+ * past a version it does not hold. Which sources go first is the paper's
+ * choice between scuttle-depth and scuttle-breadth.
+ */
+import type { History, SourceLog } from './history'
+import type { Order, Update } from './types'
+
+interface Wanted {
+  readonly log: SourceLog
+  readonly from: number
+  readonly waiting: number
+}
+
+function shuffle<T>(items: T[], random: () => number): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    const t = items[i]
+    items[i] = items[j]
+    items[j] = t
+  }
+}
+
+/**
+ * The deltas to send a peer whose digest is `digest` (source id -> the
+ * highest version it holds). Sources the digest does not name are sent from
+ * the start. Costs O(sources) when the peer lacks nothing.
+ */
+export function deltas(
+  history: History,
+  digest: ReadonlyMap<string, number>,
+  mtu: number,
+  order: Order,
+  random: () => number,
+): Update[] {
+  const wanted: Wanted[] = []
+  for (const log of history.sources.values()) {
+    const named = digest.get(log.id)
+    const from = named === undefined ? -Infinity : named
+    if (log.live === 0 || log.max <= from) continue
+    wanted.push({ log, from, waiting: history.waiting(log.id, from) })
+  }
+  if (wanted.length === 0) return []
+  shuffle(wanted, random)
+  return order === 'breadth' ? breadth(history, wanted, mtu) : depth(history, wanted, mtu)
+}
+
+// scuttle-depth: sources with the most waiting first (stable sort keeps the
+// shuffled order among ties); as many of each as fit.
+function depth(history: History, wanted: Wanted[], mtu: number): Update[] {
+  wanted.sort((a, b) => b.waiting - a.waiting)
+  const out: Update[] = []
+  for (let i = 0; i < wanted.length && out.length < mtu; i++) {
+    const w = wanted[i]
+    const news = history.news(w.log.id, w.from, mtu - out.length)
+    for (let j = 0; j < news.length; j++) out.push(news[j])
+  }
+  return out
+}
+
+// scuttle-breadth: every source's oldest delta, then every source's second,
+// and so on, sources in random order within a rank.
+function breadth(history: History, wanted: Wanted[], mtu: number): Update[] {
+  const lists = wanted.map((w) => history.news(w.log.id, w.from, mtu))
+  const out: Update[] = []
+  for (let rank = 0; out.length < mtu; rank++) {
+    let any = false
+    for (let i = 0; i < lists.length && out.length < mtu; i++) {
+      const list = lists[i]
+      if (rank < list.length) {
+        out.push(list[rank])
+        any = true
+      }
+    }
+    if (!any) break
+  }
+  return out
+}

@@ -1,0 +1,99 @@
+/**
+ * Routing by shape, and the refusal of everything else.
+ *
+ * `classify` reads each field of an incoming object exactly once (a getter
+ * cannot show one value to the check and another to the store) and copies
+ * what it read into {@link fields}, so the hot path allocates nothing here.
+ */
+
+/** The kinds of object a gossip stream accepts. */
+export const enum Kind {
+  Invalid,
+  /** `{key, value, source_id, version}`: a delta from a peer. */
+  Update,
+  /** `{key, value}`: a local write. */
+  Local,
+  /** `{digest: true, source_id | id, version}`. */
+  Digest,
+  /** `{digest: true, done: true}`. */
+  Done,
+}
+
+/** Keys and source ids that would be dangerous on a plain object. */
+const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** The fields of the last classified object, and why it was refused. */
+export const fields = {
+  key: '',
+  value: undefined as unknown,
+  source_id: '',
+  version: 0,
+  reason: '',
+}
+
+function refuse(reason: string): Kind.Invalid {
+  fields.reason = reason
+  return Kind.Invalid
+}
+
+/** Versions are Lamport clock readings: non-negative safe integers. */
+export function isVersion(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+}
+
+/** A key or source id: a non-empty string that is safe as an object key. */
+export function badName(what: string, s: unknown): string | null {
+  if (typeof s !== 'string') return `${what} must be a string`
+  if (s.length === 0) return `${what} must not be empty`
+  if (RESERVED.has(s)) return `${what} "${s}" is reserved`
+  return null
+}
+
+/**
+ * Sorts an object into one of the four shapes, or refuses it with a reason
+ * in `fields.reason`. Never throws.
+ */
+export function classify(o: unknown): Kind {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+    return refuse('not an update or a digest object')
+  }
+  try {
+    return classifyObject(o as Record<string, unknown>)
+  } catch {
+    return refuse('object could not be read')
+  }
+}
+
+function classifyObject(o: Record<string, unknown>): Kind {
+  const digest = o.digest
+  if (digest === true) {
+    if (o.done === true) return Kind.Done
+    let source_id = o.source_id
+    if (source_id === undefined) source_id = o.id
+    const bad = badName('source_id', source_id)
+    if (bad !== null) return refuse(bad)
+    const version = o.version
+    if (!isVersion(version)) return refuse('digest version must be a non-negative integer')
+    fields.source_id = source_id as string
+    fields.version = version
+    return Kind.Digest
+  }
+  if (digest !== undefined && digest !== false) return refuse('digest must be true')
+
+  const key = o.key
+  const badKey = badName('key', key)
+  if (badKey !== null) return refuse(badKey)
+  const value = o.value
+  if (value === undefined) return refuse('value is missing')
+  const source_id = o.source_id
+  const version = o.version
+  fields.key = key as string
+  fields.value = value
+  if (source_id === undefined && version === undefined) return Kind.Local
+  const badSource = badName('source_id', source_id)
+  if (badSource !== null) return refuse(badSource)
+  if (!isVersion(version)) return refuse('version must be a non-negative integer')
+  fields.source_id = source_id as string
+  fields.version = version
+  return Kind.Update
+}
