@@ -211,32 +211,33 @@ describe('convergence', function () {
 
   // Counterexamples the properties found, kept so they stay fixed.
   describe('regressions', () => {
-    const found: [string, Scenario][] = [
+    const found: [string, boolean, Scenario][] = [
       [
         // A relay had seen a newer, rejected version of a source than any it
         // held; answering a peer between the two read past the log's end.
         'news above every held version of a source (shared keys)',
+        false,
         {
-          n: 3,
-          edges: [[0, 1], [0, 2]],
+          n: 4,
+          edges: [[0, 1], [0, 2], [0, 3]],
           mtu: 1,
           max_history: 1,
           order: 'depth',
-          starts: [0, 0, 0],
+          starts: [0, 0, 0, 0],
           steps: [
-            { write: 0, key: 2, value: 0 },
+            { write: 1, key: 1, value: 0 },
+            { write: 1, key: 0, value: 0 },
             { write: 0, key: 0, value: 0 },
-            { gossip: 0, side: false },
-            { settle: true },
             { write: 0, key: 2, value: 0 },
-            { gossip: 1, side: false },
+            { gossip: 0, side: false },
+            { write: 0, key: 0, value: 0 },
           ],
         },
       ],
     ]
-    for (const [name, s] of found) {
+    for (const [name, ownKeys, s] of found) {
       it(name, async () => {
-        const { net, written } = await play(s, false, false)
+        const { net, written } = await play(s, ownKeys, false)
         await net.settle()
         await heal(net, 2 * written.length + 10)
         assertLastWriterEverywhere(net, written)
