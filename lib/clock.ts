@@ -4,17 +4,25 @@
  * versions it might issue again.
  *
  * A fresh clock starts at the wall clock in microseconds, so a restarted node
- * normally issues versions above anything its past incarnation used. Two
- * things remain possible and are handled here:
+ * normally issues versions above anything its past incarnation used. What
+ * remains possible is handled with `Gossip` and `PeerStream`:
  * - the past ran ahead of the wall clock (bursts of writes, or a peer with a
- *   fast clock): a peer names our id above our clock. We jump past it, and
- *   every write this incarnation made at or below it is issued again above
- *   it (`Gossip` does the rewriting), since peers would ignore it;
- * - our past's mappings live on at peers. They are ours, so we ask for them
- *   (our digest names us where our knowledge of the past stops) until we
- *   hold as much of it as any peer has told us exists.
+ *   fast clock), so versions this incarnation issues were also the past's.
+ *   A version of ours that we did not issue (a peer's digest names it, or a
+ *   peer sends an update of ours we did not write) is `foreign`: the clock
+ *   jumps past it and every write of this incarnation at or below it is
+ *   issued again above it, since peers would ignore it;
+ * - our past's mappings live on at peers. They are ours, so the first digest
+ *   on every stream asks for all of them (an update of ours at a version we
+ *   issued but with other contents also reveals the past), and while a peer
+ *   has told us of more past than we hold, digests ask for the rest.
  */
 export class Clock {
+  /** Wall clock in microseconds, with sub-millisecond precision. */
+  static now(): number {
+    return Math.floor((performance.timeOrigin + performance.now()) * 1000)
+  }
+
   /** The highest version seen or issued. */
   time: number
   /** The lowest version this incarnation issues. */
@@ -25,6 +33,10 @@ export class Clock {
   pastHeard = -Infinity
   /** How far, in version order, we hold our past. */
   pastHeld = -Infinity
+  // The versions this incarnation issued, as runs [from, to, from, to, ...]:
+  // a run grows while ticks follow each other and a new one starts when the
+  // clock jumped in between, so the list stays short.
+  private readonly runs: number[] = []
 
   /**
    * @param restored - the clock of a saved state, if any: its past is held.
@@ -42,7 +54,26 @@ export class Clock {
 
   /** The version for a new local write. */
   tick(): number {
-    return ++this.time
+    const v = ++this.time
+    const runs = this.runs
+    const n = runs.length
+    if (n > 0 && runs[n - 1] === v - 1) runs[n - 1] = v
+    else runs.push(v, v)
+    return v
+  }
+
+  /** True if this incarnation issued `version`. */
+  issued(version: number): boolean {
+    const runs = this.runs
+    let lo = 0
+    let hi = runs.length / 2 - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (version < runs[2 * mid]) hi = mid - 1
+      else if (version > runs[2 * mid + 1]) lo = mid + 1
+      else return true
+    }
+    return false
   }
 
   /** Lamport receive rule. */
@@ -55,25 +86,30 @@ export class Clock {
     return this.pastHeld < this.pastHeard
   }
 
-  /** True if `version` of our own id may belong to a past incarnation. */
+  /**
+   * True if `version` of our own id belongs to a past incarnation: below our
+   * start, or a version we never issued. (A past version equal to one we
+   * issued cannot be told apart; the wall-clock start makes that unlikely.)
+   */
   isPast(version: number): boolean {
-    return version < this.start || version <= this.ambiguous
+    return version < this.start || version <= this.ambiguous || !this.issued(version)
   }
 
   /**
-   * A peer holds our id at `version` (from its digest or an update it sent).
+   * `version` of our id is known to belong to a past incarnation (a peer's
+   * digest named it, or a peer sent an update of ours we did not write).
    * Returns the version up to which this incarnation's writes must be issued
-   * again, or -Infinity when none need to be.
+   * again (all of them so far, once the past is found inside our range), or
+   * -Infinity when none need to be.
    */
-  heard(version: number): number {
-    if (version > this.time) {
-      this.time = version
-      this.ambiguous = version
-      this.pastHeard = Math.max(this.pastHeard, version)
-      return version
-    }
-    if (this.isPast(version) && version > this.pastHeard) this.pastHeard = version
-    return -Infinity
+  foreign(version: number): number {
+    if (version > this.pastHeard) this.pastHeard = version
+    if (version < this.start || version <= this.ambiguous) return -Infinity
+    // Our past reaches into the versions this incarnation uses: every
+    // version issued so far may be a past one's too.
+    if (version > this.time) this.time = version
+    this.ambiguous = this.time
+    return this.time
   }
 
   /** We received our own past update at `version`. */
@@ -82,20 +118,11 @@ export class Clock {
   }
 
   /**
-   * A peer answered our question completely and told us it holds our id up
-   * to `version`: there is no past there beyond it.
+   * A peer answered a digest that asked for our past completely, and holds
+   * our id up to `version`: it has no more of our past to give.
    */
   answered(version: number): void {
     const upTo = Math.min(version, this.pastHeard)
     if (upTo > this.pastHeld) this.pastHeld = upTo
-  }
-
-  /**
-   * Where our digest names ourselves, given the highest version of ours we
-   * hold; undefined to leave ourselves out, which asks for everything.
-   */
-  digestVersion(ownMax: number): number | undefined {
-    const v = this.recovering ? this.pastHeld : ownMax
-    return v === -Infinity ? undefined : v
   }
 }

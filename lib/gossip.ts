@@ -8,9 +8,11 @@
 import { Transform } from 'readable-stream'
 import { config as defaults } from './base'
 import { Clock } from './clock'
+import { FlowControl, flowOptions, overflowed, rateOf } from './flow'
 import { History } from './history'
 import { deltas } from './reconcile'
 import { badName, classify, fields, Kind } from './shape'
+import { jsonProblem } from './wire'
 import type {
   Comparator,
   Config,
@@ -19,6 +21,7 @@ import type {
   Order,
   Resolve,
   ResolutionContext,
+  Security,
   Snapshot,
   Update,
 } from './types'
@@ -42,6 +45,12 @@ export class PeerStream extends Transform {
   // Deltas received since our last digest: fewer than the mtu means the
   // peer's answer was complete.
   private received = 0
+  // Our last digest asked for our own past (see Clock), and whether this
+  // peer has answered such a digest completely yet.
+  private askedPast = false
+  private verified = false
+  /** @internal Highest update of our own id this peer has sent us. */
+  ownSeen = -Infinity
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
   constructor(node: Gossip | null, mtu: number) {
@@ -59,8 +68,24 @@ export class PeerStream extends Transform {
     if (this.readableLength >= this.readableHighWaterMark) return false
     this.asked++
     this.received = 0
-    this.node._digest(this)
+    this.askedPast = this.node._digest(this, !this.verified)
+    this.push(this.node._done())
     return true
+  }
+
+  /**
+   * Object mode reserves null for end-of-stream and would throw on it; a
+   * peer's null is bad input like any other, so it is reported instead.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override write(chunk: any, encoding?: any, callback?: any): boolean {
+    if (chunk === null) {
+      this.emit('invalid', chunk, 'not an update or a digest object')
+      const cb = typeof encoding === 'function' ? encoding : callback
+      if (typeof cb === 'function') queueMicrotask(cb)
+      return true
+    }
+    return super.write(chunk, encoding, callback)
   }
 
   /** @internal */
@@ -78,7 +103,7 @@ export class PeerStream extends Transform {
         this.hear(chunk, fields.source_id, fields.version)
         break
       case Kind.Done:
-        this.answer()
+        this.answer(chunk)
         break
       default:
         this.emit('invalid', chunk, fields.reason)
@@ -96,20 +121,32 @@ export class PeerStream extends Transform {
     if (source_id === this.node.id) this.node._heardSelf(version)
   }
 
-  private answer(): void {
+  private answer(done: unknown): void {
     const node = this.node
     const heard = this.heard
     const isAnswer = this.asked > 0
     if (isAnswer) {
       this.asked--
-      const mine = heard.get(node.id)
-      if (mine !== undefined && this.received < node.mtu) node._answeredSelf(mine)
+      if (this.askedPast && this.received < node.mtu) {
+        this.verified = true
+        const mine = heard.get(node.id)
+        if (mine !== undefined) node._answeredSelf(mine)
+      }
     }
+    // Push-pull: a question is answered with our digest, the deltas the
+    // peer lacks, and the digest's end, which also ends the answer. The
+    // digest goes first so that the peer learns how far we hold its own id
+    // before it reads the deltas (see Clock on restarts).
+    if (!isAnswer) node._digest(this, false)
     const out = deltas(node.history, heard, node.mtu, node.order, node.random)
+    // Flow control: this exchange overflowed if our answer or theirs was cut.
+    const flow = node.flow
+    if (flow !== null) {
+      const cut = (isAnswer && this.received >= node.mtu) || overflowed(node.history, heard, node.mtu, out.length)
+      flow.exchanged(cut, rateOf(done))
+    }
     for (let i = 0; i < out.length; i++) this.push(out[i])
-    // Push-pull: a question is answered with deltas and our own digest, whose
-    // end also marks the end of our answer.
-    if (!isAnswer) node._digest(this)
+    if (!isAnswer) this.push(node._done())
     heard.clear()
   }
 }
@@ -141,8 +178,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
   readonly sort: Comparator
   /** Randomness for tie-breaking. */
   readonly random: () => number
+  /** Flow control (`config.flow_control`): allowed rate and backlog; null when off. */
+  readonly flow: FlowControl | null
   private readonly resolve: Resolve
   private readonly clock: Clock
+  // config.security; undefined when updates are not signed.
+  private readonly security: Security | undefined
 
   /**
    * @param id - this node's source id, unique in the cluster.
@@ -159,10 +200,20 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.sort = config.sort ?? defaults.sort
     this.order = config.order ?? defaults.order
     this.random = config.random ?? Math.random
+    this.security = config.security
     this.history = new History(config.max_history ?? defaults.max_history)
     let restored: number | undefined
     if (state !== undefined) restored = restore(this.history, state)
-    this.clock = new Clock(restored, Date.now() * 1000)
+    this.clock = new Clock(restored, Clock.now())
+    const flow = flowOptions(config.flow_control)
+    this.flow =
+      flow === null
+        ? null
+        : new FlowControl(
+            flow,
+            (key, value) => this.local(key, value),
+            (key, value, err) => this.emit('invalid', { key, value }, `resolve threw: ${(err as Error)?.message}`),
+          )
   }
 
   /** The highest version this node has seen or issued (its Lamport clock). */
@@ -183,14 +234,18 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /**
    * Write `key` locally, at a version above everything this node has seen.
    * The write goes through `config.resolve` like any other.
-   * @returns true: local writes never wait (backpressure applies to peers).
-   * @throws TypeError for a key that is not a non-empty, non-reserved string
-   * or an undefined value.
+   * @returns true when the write was made; false only under flow control,
+   * while the write waits in the backlog for the allowed rate.
+   * @throws TypeError for a key that is not a non-empty, non-reserved string,
+   * an undefined value, or a value JSON cannot carry (see `jsonProblem`).
    */
   set(key: string, value: unknown): boolean {
     const bad = badName('key', key)
     if (bad !== null) throw new TypeError(bad)
     if (value === undefined) throw new TypeError('value must not be undefined')
+    const problem = jsonProblem(value)
+    if (problem !== null) throw new TypeError(`value ${problem}`)
+    if (this.flow !== null) return this.flow.write(key, value)
     this.local(key, value)
     return true
   }
@@ -206,14 +261,42 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   private local(key: string, value: unknown): void {
-    const update: Update = { key, value, source_id: this.id, version: this.clock.tick() }
+    const version = this.clock.tick()
+    const update: Update =
+      this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version)
     if (this.resolve(this, update)) this.history.record(update)
+  }
+
+  // A write of ours, signed (config.security); `sign` sees an empty signature.
+  private signed(key: string, value: unknown, version: number): Update {
+    const update = { key, value, source_id: this.id, version, signature: '' }
+    update.signature = (this.security as Security).sign(update)
+    return update
+  }
+
+  // The signature of a peer's update if `verify` accepts it, else undefined.
+  private checkSignature(chunk: unknown, key: string, value: unknown, source_id: string, version: number): string | undefined {
+    try {
+      const signature: unknown = (chunk as { signature?: unknown }).signature
+      if (typeof signature !== 'string') return undefined
+      return (this.security as Security).verify({ key, value, source_id, version, signature }) === true
+        ? signature
+        : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /** @internal A local write that arrived through a stream. */
   _writeLocal(stream: PeerStream, chunk: unknown, key: string, value: unknown): void {
+    const problem = jsonProblem(value)
+    if (problem !== null) {
+      stream.emit('invalid', chunk, `value ${problem}`)
+      return
+    }
     try {
-      this.local(key, value)
+      if (this.flow !== null) this.flow.write(key, value)
+      else this.local(key, value)
     } catch (err) {
       stream.emit('invalid', chunk, `resolve threw: ${(err as Error)?.message}`)
     }
@@ -226,11 +309,23 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const source_id = fields.source_id
     const version = fields.version
     const history = this.history
+    // Signed updates: check before anything, so a forgery moves nothing.
+    let signature: string | undefined
+    if (this.security !== undefined) {
+      signature = this.checkSignature(chunk, key, value, source_id, version)
+      if (signature === undefined) {
+        stream.emit('invalid', chunk, `signature of ${source_id} missing or invalid`)
+        return
+      }
+    }
     let past = false
     if (source_id === this.id) {
-      past = this.clock.isPast(version) || version > this.clock.time
-      this.reissue(this.clock.heard(version))
-      if (past) this.clock.held(version)
+      if (version > stream.ownSeen) stream.ownSeen = version
+      past = this.isPast(key, value, version)
+      if (past) {
+        this.reissue(this.clock.foreign(version))
+        this.clock.held(version)
+      }
     } else if (version > this.clock.time) {
       this.clock.time = version
     }
@@ -239,7 +334,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
     const current = history.state.get(key)
     if (current !== undefined && current.version === version && current.source_id === source_id) return
-    const update: Update = { key, value, source_id, version }
+    const update: Update =
+      signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature }
     let wins: boolean
     try {
       wins = this.resolve(this, update)
@@ -256,7 +352,15 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** @internal A peer's digest names our own id. */
   _heardSelf(version: number): void {
-    this.reissue(this.clock.heard(version))
+    if (this.clock.isPast(version)) this.reissue(this.clock.foreign(version))
+  }
+
+  // An update of our own id is from our past unless we issued that version
+  // and it is what we wrote then.
+  private isPast(key: string, value: unknown, version: number): boolean {
+    if (this.clock.isPast(version)) return true
+    const mine = this.history.at(this.id, version)
+    return mine !== undefined && (mine.key !== key || !sameValue(mine.value, value))
   }
 
   /** @internal A peer completely answered our digest and holds us up to `version`. */
@@ -264,8 +368,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.clock.answered(version)
   }
 
-  /** @internal Push our digest to `stream`. */
-  _digest(stream: PeerStream): void {
+  /**
+   * @internal Push our digest's entries (not its end) to `stream`; `askAll`
+   * asks for everything of ours the peer holds beyond the past we hold.
+   * True if it asks for our past.
+   */
+  _digest(stream: PeerStream, askAll: boolean): boolean {
+    // Admit what the allowed rate lets through before naming our own max.
+    if (this.flow !== null) this.flow.pump()
     const id = this.id
     let own = -Infinity
     for (const log of this.history.sources.values()) {
@@ -275,9 +385,17 @@ export class Gossip extends PeerStream implements ResolutionContext {
       }
       if (log.max !== -Infinity) stream.push({ digest: true, source_id: log.id, version: log.max })
     }
-    const mine = this.clock.digestVersion(own)
-    if (mine !== undefined) stream.push({ digest: true, source_id: id, version: mine })
-    stream.push(DONE)
+    // Asking for our past names us where our knowledge of it, and of what
+    // this peer already showed us, stops.
+    const askPast = askAll || this.clock.recovering
+    const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
+    if (mine !== -Infinity) stream.push({ digest: true, source_id: id, version: mine })
+    return askPast
+  }
+
+  /** @internal The end of our digest (carrying our allowed rate under flow control). */
+  _done(): DigestDone {
+    return this.flow === null ? DONE : this.flow.done()
   }
 
   // Issue again, above the clock, every write of this incarnation at or
@@ -292,7 +410,22 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   private rewrite(u: Update): void {
-    this.history.record({ key: u.key, value: u.value, source_id: this.id, version: this.clock.tick() })
+    const version = this.clock.tick()
+    this.history.record(
+      this.security === undefined
+        ? { key: u.key, value: u.value, source_id: this.id, version }
+        : this.signed(u.key, u.value, version),
+    )
+  }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  try {
+    return JSON.stringify(a) === JSON.stringify(b)
+  } catch {
+    return false
   }
 }
 
@@ -322,6 +455,16 @@ function checkConfig(id: string, config: Config): number {
   if (config.random !== undefined && typeof config.random !== 'function') {
     throw new TypeError('config.random must be a function')
   }
+  const security = config.security
+  if (
+    security !== undefined &&
+    (security === null ||
+      typeof security !== 'object' ||
+      typeof security.sign !== 'function' ||
+      typeof security.verify !== 'function')
+  ) {
+    throw new TypeError('config.security must be an object with sign(update) and verify(update) functions')
+  }
   return mtu
 }
 
@@ -335,7 +478,15 @@ function restore(history: History, state: Snapshot): number {
     if (classify(u) !== Kind.Update) throw new TypeError(`state holds an invalid update: ${fields.reason}`)
     const { key, value, source_id, version } = fields
     const current = history.state.get(key)
-    if (current === undefined || version > current.version) history.write(key, value, source_id, version)
+    // Keep a signature, so that relaying the restored update stays verifiable.
+    const signature = (u as Update).signature
+    if (current === undefined || version > current.version) {
+      history.record(
+        typeof signature === 'string'
+          ? { key, value, source_id, version, signature }
+          : { key, value, source_id, version },
+      )
+    }
     if (version > clock) clock = version
   }
   return clock

@@ -130,12 +130,26 @@ export class History extends EventEmitter {
     if (log === undefined || log.live === 0 || limit <= 0) return out
     if (version < log.floor) return this.scan(id, version, limit)
     const updates = log.updates
+    const from = above(updates, version)
+    // No replaced entries in the log: all of it is current, the answer is a slice.
+    if (log.dead === 0) {
+      return limit >= updates.length - from ? updates.slice(from) : updates.slice(from, from + Math.ceil(limit))
+    }
     const state = this.state
-    for (let i = above(updates, version); i < updates.length && out.length < limit; i++) {
+    for (let i = from; i < updates.length && out.length < limit; i++) {
       const u = updates[i]
       if (state.get(u.key) === u) out.push(u)
     }
     return out
+  }
+
+  /** The update of `id` at exactly `version` still in its log, current or not. */
+  at(id: string, version: number): Update | undefined {
+    const log = this.sources.get(id)
+    if (log === undefined) return undefined
+    const updates = log.updates
+    const i = above(updates, version) - 1
+    return i >= 0 && updates[i].version === version ? updates[i] : undefined
   }
 
   /** How many updates of `id` above `version` wait to be sent (an upper bound). */

@@ -53,11 +53,13 @@ export function deltas(
 // shuffled order among ties); as many of each as fit.
 function depth(history: History, wanted: Wanted[], mtu: number): Update[] {
   wanted.sort((a, b) => b.waiting - a.waiting)
-  const out: Update[] = []
+  let out: Update[] = []
   for (let i = 0; i < wanted.length && out.length < mtu; i++) {
     const w = wanted[i]
     const news = history.news(w.log.id, w.from, mtu - out.length)
-    for (let j = 0; j < news.length; j++) out.push(news[j])
+    // news() returns a fresh array: the first one is the answer's start.
+    if (out.length === 0) out = news
+    else for (let j = 0; j < news.length; j++) out.push(news[j])
   }
   return out
 }

@@ -3,7 +3,7 @@
  * moved by `settle()`, so a test decides exactly when exchanges happen and
  * can look at every node between them.
  */
-import { Gossip, PeerStream, base } from '../lib'
+import { Clock, Gossip, PeerStream, base } from '../lib'
 import type { Config, Message, Update } from '../lib'
 
 export interface Link {
@@ -34,20 +34,12 @@ export class Net {
   private readonly runs = new Map<PeerStream, { n: number; last: Map<string, number> }>()
 
   /**
-   * @param startMs - wall clock (ms) each node starts its Lamport clock from.
-   *   Equal starts make versions of different nodes interleave and tie, as
-   *   they do between real machines; by default all nodes start at 0.
+   * @param start - where each node's Lamport clock starts. Equal starts make
+   *   versions of different nodes interleave and tie, as they do between
+   *   real machines; by default all nodes start at 0.
    */
-  constructor(ids: string[], config: (id: string) => Config, startMs: (i: number) => number = () => 0) {
-    const now = Date.now
-    try {
-      ids.forEach((id, i) => {
-        Date.now = () => startMs(i)
-        this.nodes.push(new Gossip(id, config(id)))
-      })
-    } finally {
-      Date.now = now
-    }
+  constructor(ids: string[], config: (id: string) => Config, start: (i: number) => number = () => 0) {
+    ids.forEach((id, i) => this.nodes.push(bornAt(start(i), id, config(id))))
   }
 
   /** Join nodes a and b with a fresh stream on each side. */
@@ -100,10 +92,24 @@ export class Net {
   }
 }
 
+/** A Gossip whose clock starts at `start`, as if the wall clock read that. */
+export function bornAt(start: number, id: string, config: Config): Gossip {
+  const now = Clock.now
+  Clock.now = () => start
+  try {
+    return new Gossip(id, config)
+  } finally {
+    Clock.now = now
+  }
+}
+
 /** Each node's state as comparable plain data. */
 export function stateOf(g: Gossip): Record<string, [unknown, string, number]> {
   const out: Record<string, [unknown, string, number]> = Object.create(null)
-  for (const [k, u] of g.state) out[k] = [u.value, u.source_id, u.version]
+  for (const k of [...g.state.keys()].sort()) {
+    const u = g.state.get(k) as Update
+    out[k] = [u.value, u.source_id, u.version]
+  }
   return out
 }
 

@@ -1,0 +1,145 @@
+/**
+ * A node that restarts without its saved state: its new writes, including
+ * those made before it heard from anyone, must reach every peer, and its
+ * past (which peers still hold) comes back to it.
+ */
+import * as assert from 'assert'
+import fc from 'fast-check'
+import type { Gossip } from '../lib'
+import type { Update } from '../lib'
+import { Net, bornAt, lww, stateOf } from './net'
+
+
+async function rounds(net: Net, n: number): Promise<void> {
+  for (let r = 0; r < n; r++) {
+    for (const l of net.links) {
+      l.sa.gossip()
+      await net.settle()
+      l.sb.gossip()
+      await net.settle()
+    }
+  }
+}
+
+function agree(net: Net, nodes: Gossip[]): void {
+  const states = nodes.map((g) => JSON.stringify(stateOf(g)))
+  states.forEach((s, i) => assert.strictEqual(s, states[0], `${nodes[i].id} disagrees`))
+}
+
+/** A line a - b - c where node 0 is replaced by `fresh` (same id). */
+function replaceFirst(net: Net, fresh: Gossip): Net {
+  const next = new Net([], () => lww())
+  next.nodes.push(fresh, ...net.nodes.slice(1))
+  next.connect(0, 1)
+  for (let i = 1; i + 1 < next.nodes.length; i++) next.connect(i, i + 1)
+  return next
+}
+
+describe('restart without saved state', function () {
+  this.timeout(60_000)
+
+  it('new writes reach every peer and the past comes back (clock ahead of the past)', async () => {
+    const net = new Net(['a', 'b', 'c'], () => lww({ mtu: 4 }), () => 1_000_000)
+    net.connect(0, 1)
+    net.connect(1, 2)
+    for (let i = 0; i < 6; i++) net.nodes[0].set(`old${i}`, i)
+    net.nodes[0].set('x', 'old x')
+    await rounds(net, 4)
+    agree(net, net.nodes)
+
+    const a2 = bornAt(2_000_000, 'a', lww({ mtu: 4 }))
+    a2.set('x', 'new x') // before hearing from anyone
+    a2.set('y', 'new y')
+    const next = replaceFirst(net, a2)
+    await rounds(next, 6)
+    agree(next, next.nodes)
+    for (const g of next.nodes) {
+      assert.strictEqual(g.get('x').value, 'new x')
+      assert.strictEqual(g.get('y').value, 'new y')
+      assert.strictEqual(g.get('old5').value, 5, `${g.id} holds the past`)
+    }
+  })
+
+  it('new writes survive a past that ran ahead of the new clock', async () => {
+    // The old incarnation's versions are far above the new one's start.
+    const net = new Net(['a', 'b', 'c'], () => lww({ mtu: 4 }), (i) => (i === 0 ? 9_000_000 : 0))
+    net.connect(0, 1)
+    net.connect(1, 2)
+    for (let i = 0; i < 5; i++) net.nodes[0].set(`old${i}`, i)
+    net.nodes[0].set('x', 'old x')
+    await rounds(net, 4)
+    agree(net, net.nodes)
+
+    const a2 = bornAt(1000, 'a', lww({ mtu: 4 }))
+    a2.set('x', 'new x')
+    a2.set('z', 'new z')
+    const next = replaceFirst(net, a2)
+    await rounds(next, 6)
+    agree(next, next.nodes)
+    for (const g of next.nodes) {
+      assert.strictEqual(g.get('x').value, 'new x', `${g.id}: x`)
+      assert.strictEqual(g.get('z').value, 'new z', `${g.id}: z`)
+      assert.strictEqual(g.get('old4').value, 4, `${g.id}: the past`)
+    }
+    assert.ok(a2.version > 9_000_000, 'the clock moved past the old incarnation')
+  })
+
+  it('new writes survive when the clock passed the old versions before hearing of them', async () => {
+    // c's clock is ahead of everything; the new a hears c (through an update
+    // relayed by b) before b tells it how far its own past went.
+    const net = new Net(['a', 'b', 'c'], () => lww({ mtu: 4 }), (i) => (i === 0 ? 5_000_000 : i === 2 ? 20_000_000 : 0))
+    net.connect(0, 1)
+    net.connect(1, 2)
+    for (let i = 0; i < 5; i++) net.nodes[0].set(`old${i}`, i)
+    await rounds(net, 3)
+    const a2 = bornAt(1000, 'a', lww({ mtu: 4 }))
+    a2.set('early', 'before hearing anyone') // version ~1000
+    a2.write({ key: 'c-key', value: 1, source_id: 'c', version: 20_000_005 })
+    a2.set('late', 'after c') // version above c's
+    const next = replaceFirst(net, a2)
+    await rounds(next, 6)
+    agree(next, next.nodes)
+    for (const g of next.nodes) {
+      assert.strictEqual(g.get('early').value, 'before hearing anyone', `${g.id}: early`)
+      assert.strictEqual(g.get('late').value, 'after c', `${g.id}: late`)
+      assert.strictEqual(g.get('old4').value, 4, `${g.id}: the past`)
+    }
+  })
+
+  it('property: any restart point and write schedule converges with every new write kept', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          oldStart: fc.integer({ min: 0, max: 3 }),
+          newStart: fc.integer({ min: 0, max: 3 }),
+          oldWrites: fc.array(fc.nat({ max: 5 }), { maxLength: 12 }),
+          newWrites: fc.array(fc.nat({ max: 5 }), { minLength: 1, maxLength: 6 }),
+          mtu: fc.integer({ min: 1, max: 6 }),
+        }),
+        async ({ oldStart, newStart, oldWrites, newWrites, mtu }) => {
+          const net = new Net(['a', 'b', 'c'], () => lww({ mtu }), (i) => (i === 0 ? oldStart : 0))
+          net.connect(0, 1)
+          net.connect(1, 2)
+          oldWrites.forEach((k, i) => net.nodes[0].set(`k${k}`, `old ${i}`))
+          await rounds(net, 2)
+          const a2 = bornAt(newStart, 'a', lww({ mtu }))
+          const last = new Map<string, string>()
+          newWrites.forEach((k, i) => {
+            a2.set(`k${k}`, `new ${i}`)
+            last.set(`k${k}`, `new ${i}`)
+          })
+          const next = replaceFirst(net, a2)
+          await rounds(next, 4 + 2 * (oldWrites.length + newWrites.length))
+          agree(next, next.nodes)
+          for (const g of next.nodes) {
+            for (const [k, v] of last) assert.strictEqual(g.get(k).value, v, `${g.id}: ${k}`)
+          }
+          for (const u of next.nodes[1].state.values() as Iterable<Update>) {
+            assert.ok(a2.state.has(u.key), `a lost its past ${u.key}`)
+          }
+        },
+      ),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 150) },
+    )
+  })
+})
