@@ -36,9 +36,16 @@ function refuse(reason: string): Kind.Invalid {
   return Kind.Invalid
 }
 
-/** Versions are Lamport clock readings: non-negative safe integers. */
+/**
+ * The highest version accepted from a peer. Versions are Lamport clocks, so
+ * one near the top of the safe integers would leave every node that saw it
+ * unable to write; this keeps room for 2^32 more writes.
+ */
+export const MAX_VERSION = Number.MAX_SAFE_INTEGER - 2 ** 32
+
+/** Versions are Lamport clock readings: non-negative integers up to MAX_VERSION. */
 export function isVersion(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_VERSION
 }
 
 /** A key or source id: a non-empty string that is safe as an object key. */
@@ -73,7 +80,7 @@ function classifyObject(o: Record<string, unknown>): Kind {
     const bad = badName('source_id', source_id)
     if (bad !== null) return refuse(bad)
     const version = o.version
-    if (!isVersion(version)) return refuse('digest version must be a non-negative integer')
+    if (!isVersion(version)) return refuse('digest version must be an integer from 0 to MAX_VERSION')
     fields.source_id = source_id as string
     fields.version = version
     return Kind.Digest
@@ -92,7 +99,7 @@ function classifyObject(o: Record<string, unknown>): Kind {
   if (source_id === undefined && version === undefined) return Kind.Local
   const badSource = badName('source_id', source_id)
   if (badSource !== null) return refuse(badSource)
-  if (!isVersion(version)) return refuse('version must be a non-negative integer')
+  if (!isVersion(version)) return refuse('version must be an integer from 0 to MAX_VERSION')
   fields.source_id = source_id as string
   fields.version = version
   return Kind.Update

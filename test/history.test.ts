@@ -1,0 +1,84 @@
+/**
+ * The history answers `news(id, version)` exactly as a scan of the state
+ * would, whatever was replaced, swept or forgotten.
+ */
+import * as assert from 'assert'
+import fc from 'fast-check'
+import { History } from '../lib'
+import type { Update } from '../lib'
+
+function expectedNews(h: History, id: string, version: number): Update[] {
+  return [...h.state.values()].filter((u) => u.source_id === id && u.version > version).sort((a, b) => a.version - b.version)
+}
+
+describe('History', () => {
+  it('news equals a version-ordered scan of the state, after any writes and compactions', () => {
+    fc.assert(
+      fc.property(
+        // a source never issues a version twice
+        fc.uniqueArray(
+          fc.record({
+            key: fc.nat({ max: 40 }),
+            source: fc.constantFrom('p', 'q', 'r'),
+            version: fc.nat({ max: 300 }),
+          }),
+          { maxLength: 300, selector: (w) => `${w.source}:${w.version}` },
+        ),
+        fc.oneof(fc.integer({ min: 1, max: 50 }), fc.constant(Infinity)),
+        fc.nat({ max: 300 }),
+        fc.integer({ min: 1, max: 30 }),
+        (writes, max_history, from, limit) => {
+          const h = new History(max_history)
+          for (const w of writes) h.write(`k${w.key}`, w.version, w.source, w.version)
+          assert.ok(h.length <= max_history)
+          for (const id of ['p', 'q', 'r', 'nobody']) {
+            for (const v of [-1, from]) {
+              const want = expectedNews(h, id, v)
+              assert.deepStrictEqual(h.news(id, v), want)
+              assert.deepStrictEqual(h.news(id, v, limit), want.slice(0, limit))
+              assert.ok(h.waiting(id, v) >= want.length)
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('replaces an older update of the same key and source', () => {
+    const h = new History()
+    h.write('k', 1, 's', 1)
+    h.write('k', 2, 's', 2)
+    assert.deepStrictEqual(h.news('s', 0).map((u) => u.value), [2])
+    assert.strictEqual(h.length, 1)
+    assert.strictEqual(h.sources.get('s')?.live, 1)
+  })
+
+  it("emits 'compaction' with the updates it is about to forget, oldest first", () => {
+    const h = new History(4)
+    const forgotten: number[][] = []
+    h.on('compaction', (memory: Update[], history: History) => {
+      assert.strictEqual(history, h)
+      // still answerable from the log at the moment of the event
+      assert.ok(memory.every((u) => h.news(u.source_id, u.version - 1, 1)[0] === u))
+      forgotten.push(memory.map((u) => u.version))
+    })
+    for (let v = 1; v <= 6; v++) h.write(`k${v}`, v, 's', v)
+    assert.deepStrictEqual(forgotten, [[1, 2]])
+    assert.strictEqual(h.sources.get('s')?.floor, 2)
+    assert.deepStrictEqual(h.news('s', 0).map((u) => u.version), [1, 2, 3, 4, 5, 6])
+  })
+
+  it('finds an update by exact version with at()', () => {
+    const h = new History()
+    h.write('a', 1, 's', 3)
+    h.write('b', 1, 's', 7)
+    assert.strictEqual(h.at('s', 7)?.key, 'b')
+    assert.strictEqual(h.at('s', 5), undefined)
+    assert.strictEqual(h.at('t', 7), undefined)
+  })
+
+  it('refuses a max_history below 1', () => {
+    assert.throws(() => new History(0), RangeError)
+  })
+})
