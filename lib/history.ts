@@ -37,12 +37,51 @@ function byVersion(a: Update, b: Update): -1 | 0 | 1 {
   return a.version < b.version ? -1 : a.version > b.version ? 1 : 0
 }
 
-// One reusable search key: binary searches allocate nothing.
-const probe = { key: '', value: null, source_id: '', version: 0 }
+// The index of the first entry above `version` (log.length if none). One
+// source's versions are nearly dense, so the search guesses by
+// interpolation, gallops from the guess to bracket the answer and bisects
+// the bracket: O(log n) at worst, two probes for dense versions (in a large
+// log each probe is a cache miss, so their number is the cost).
 function above(log: readonly Update[], version: number): number {
-  probe.version = version
-  const i = sorted.gt(log, probe, byVersion)
-  return i === -1 ? log.length : i
+  const n = log.length
+  if (n === 0 || !(log[n - 1].version > version)) return n
+  const first = log[0].version
+  if (first > version) return 0
+  // Invariant: log[lo].version <= version < log[hi].version.
+  let lo = 0
+  let hi = n - 1
+  if (hi > 1) {
+    let g = Math.round(((version - first) / (log[hi].version - first)) * hi)
+    if (g < 1) g = 1
+    else if (g > hi - 1) g = hi - 1
+    if (log[g].version > version) {
+      hi = g
+      for (let step = 1; hi - step > lo; step *= 2) {
+        const i = hi - step
+        if (log[i].version <= version) {
+          lo = i
+          break
+        }
+        hi = i
+      }
+    } else {
+      lo = g
+      for (let step = 1; lo + step < hi; step *= 2) {
+        const i = lo + step
+        if (log[i].version > version) {
+          hi = i
+          break
+        }
+        lo = i
+      }
+    }
+  }
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1
+    if (log[mid].version > version) hi = mid
+    else lo = mid
+  }
+  return hi
 }
 
 /**
@@ -113,11 +152,6 @@ export class History extends EventEmitter {
     }
     if (this.listenerCount('update') > 0) this.emit('update', update)
     return update
-  }
-
-  /** True while `update` is the current mapping of its key. */
-  isCurrent(update: Update): boolean {
-    return this.state.get(update.key) === update
   }
 
   /**

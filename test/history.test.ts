@@ -78,6 +78,18 @@ describe('History', () => {
     assert.strictEqual(h.at('t', 7), undefined)
   })
 
+  it('sweeps replaced updates, so a hot key does not grow its log', () => {
+    for (const max_history of [Infinity, 5000]) {
+      const h = new History(max_history)
+      h.write('cold', 0, 's', 1)
+      for (let v = 2; v < 3000; v++) h.write('hot', v, 's', v)
+      const log = h.sources.get('s')
+      assert.ok(log !== undefined && log.updates.length < 100, `log holds ${log?.updates.length}`)
+      assert.deepStrictEqual(h.news('s', 0).map((u) => u.key), ['cold', 'hot'])
+      assert.strictEqual(h.length, 2)
+    }
+  })
+
   it('refuses a max_history below 1', () => {
     assert.throws(() => new History(0), RangeError)
   })
