@@ -145,7 +145,12 @@ export class PeerStream extends Transform {
       const cut = (isAnswer && this.received >= node.mtu) || overflowed(node.history, heard, node.mtu, out.length)
       flow.exchanged(cut, rateOf(done))
     }
-    for (let i = 0; i < out.length; i++) this.push(out[i])
+    const id = node.id
+    for (let i = 0; i < out.length; i++) {
+      const u = out[i]
+      if (u.source_id === id) node._sent(u.version)
+      this.push(u)
+    }
     if (!isAnswer) this.push(node._done())
     heard.clear()
   }
@@ -181,6 +186,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** Flow control (`config.flow_control`): allowed rate and backlog; null when off. */
   readonly flow: FlowControl | null
   private readonly resolve: Resolve
+  // The highest version of our own id pushed to any peer: peers (and their
+  // peers) can know no version of ours above it from this incarnation.
+  private sentOwn = -Infinity
   private readonly clock: Clock
   // config.security; undefined when updates are not signed.
   private readonly security: Security | undefined
@@ -352,13 +360,19 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** @internal A peer's digest names our own id. */
   _heardSelf(version: number): void {
-    if (this.clock.isPast(version)) this.reissue(this.clock.foreign(version))
+    if (version > this.sentOwn || this.clock.isPast(version)) this.reissue(this.clock.foreign(version))
   }
 
-  // An update of our own id is from our past unless we issued that version
+  /** @internal We pushed our own update at `version` to a peer. */
+  _sent(version: number): void {
+    if (version > this.sentOwn) this.sentOwn = version
+  }
+
+  // An update of our own id is from our past unless we sent that version
   // and it is what we wrote then.
   private isPast(key: string, value: unknown, version: number): boolean {
-    if (this.clock.isPast(version)) return true
+    // Peers know only the versions of ours we sent: anything above is past.
+    if (version > this.sentOwn || this.clock.isPast(version)) return true
     const mine = this.history.at(this.id, version)
     return mine !== undefined && (mine.key !== key || !sameValue(mine.value, value))
   }

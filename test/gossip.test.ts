@@ -125,10 +125,22 @@ describe('Gossip', () => {
 
     it("accepts 'id' as an alias of source_id in digests", () => {
       const a = new Gossip('a', lww())
-      a.set('x', 1)
-      a.write({ digest: true, id: 'a', version: a.version })
+      a.write({ key: 'y', value: 2, source_id: 'c', version: 5 })
+      a.write({ digest: true, id: 'c', version: 5 })
       a.write({ digest: true, done: true })
       assert.deepStrictEqual(updates(drain(a)), [])
+    })
+
+    it('treats a version of its own id it never sent as a past incarnation, and writes again above it', () => {
+      const a = new Gossip('a', lww())
+      a.set('x', 1)
+      const before = a.get('x').version
+      // a peer claims to hold a's versions up to one a never sent anyone
+      a.write({ digest: true, source_id: 'a', version: before })
+      a.write({ digest: true, done: true })
+      const sent = updates(drain(a))
+      assert.deepStrictEqual(sent.map((u) => [u.key, u.value]), [['x', 1]])
+      assert.ok(sent[0].version > before)
     })
 
     it('one gossip() on either end reconciles both directions', async () => {
@@ -202,12 +214,22 @@ describe('Gossip', () => {
       assert.deepStrictEqual([...firsts].sort(), ['b', 'c'])
     })
 
-    it('a node that agrees sends no updates, only its digest', () => {
-      const a = new Gossip('a', lww())
-      a.set('x', 1)
-      a.write({ digest: true, source_id: 'a', version: a.version })
-      a.write({ digest: true, done: true })
-      assert.deepStrictEqual(updates(drain(a)), [])
+    it('nodes that agree exchange digests and no updates', async () => {
+      const net = new Net(['a', 'b'], () => lww({ mtu: 3 }))
+      const link = net.connect(0, 1)
+      for (let i = 0; i < 5; i++) net.nodes[0].set(`k${i}`, i)
+      for (let i = 0; i < 3; i++) {
+        link.sb.gossip()
+        await net.settle()
+        link.sa.gossip()
+        await net.settle()
+      }
+      assert.strictEqual(net.nodes[1].state.size, 5)
+      const before = net.traffic.updates
+      link.sa.gossip()
+      link.sb.gossip()
+      await net.settle()
+      assert.strictEqual(net.traffic.updates, before)
     })
 
     it('answers from the state what a small history forgot', async () => {
