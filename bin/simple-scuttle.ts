@@ -3,9 +3,11 @@
  * The command-line entry point: `simple-scuttle <command> [options]`.
  */
 import { demo } from './demo'
+import { nodeCommand } from './node'
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   demo: async () => ((await demo()) > 0 ? 0 : 1),
+  node: (args) => nodeCommand(args),
 }
 
 async function main(argv: string[]): Promise<number> {

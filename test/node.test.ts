@@ -1,0 +1,174 @@
+/**
+ * The TCP node, in process on 127.0.0.1: nodes find each other and
+ * converge, redial with backoff, persist with a data directory, and keep
+ * serving good peers while closing bad ones (garbage, no hello, over-long
+ * lines, floods, peers that never read) with a logged reason.
+ */
+import * as assert from 'assert'
+import * as fs from 'fs'
+import * as net from 'net'
+import * as os from 'os'
+import * as path from 'path'
+import { startNode } from '../lib'
+import type { NodeOptions, ScuttleNode } from '../lib'
+import { parseAddress } from '../lib/node'
+
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+function plain(n: ScuttleNode): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of [...n.gossip.state.keys()].sort()) {
+    const u = n.gossip.state.get(k) as { value: unknown; source_id: string; version: number }
+    out[k] = [u.value, u.source_id, u.version]
+  }
+  return out
+}
+
+describe('node (TCP, in process)', () => {
+  const nodes: ScuttleNode[] = []
+  const sockets: net.Socket[] = []
+  const dirs: string[] = []
+  const logs = new Map<string, string[]>()
+
+  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
+    const lines: string[] = logs.get(options.id) ?? []
+    logs.set(options.id, lines)
+    const n = await startNode({ interval: 20, log: (l) => lines.push(l), ...options })
+    nodes.push(n)
+    return n
+  }
+  const addr = (n: ScuttleNode) => n.address()
+  const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
+
+  async function raw(n: ScuttleNode, hello = true): Promise<{ socket: net.Socket; closed: Promise<void> }> {
+    const socket = net.connect(addr(n).port, '127.0.0.1')
+    sockets.push(socket)
+    socket.on('error', () => undefined)
+    socket.resume() // read (and drop) what the node sends, so its close is seen
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    await new Promise((resolve) => socket.once('connect', resolve))
+    if (hello) socket.write('{"hello":"simple-scuttle","id":"mallory"}\n')
+    return { socket, closed }
+  }
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy()
+    for (const n of nodes.splice(0)) await n.close()
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+    logs.clear()
+  })
+
+  it('three nodes dial, gossip and converge; peers lists them', async () => {
+    const a = await start({ id: 'a' })
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    const c = await start({ id: 'c', connect: [addr(a), addr(b)], mtu: 2 })
+    await a.set('color', 'blue')
+    await b.set('size', 3)
+    await c.set('list', [1, { two: 2 }])
+    await c.set('color', 'green')
+    await until(
+      () => [a, b, c].every((n) => n.gossip.state.size === 3) && new Set([a, b, c].map((n) => JSON.stringify(plain(n)))).size === 1,
+      10000,
+      'convergence',
+    )
+    assert.strictEqual(a.gossip.get('color').value, 'green')
+    await until(() => a.peers().length === 2, 5000, 'a to see both peers')
+    assert.deepStrictEqual(a.peers().map((p) => p.id).sort(), ['b', 'c'])
+    assert.ok(c.peers().every((p) => p.direction === 'out'))
+    assert.throws(() => a.gossip.set('bad', () => 1), TypeError)
+    await assert.rejects(a.set('__proto__', 1), TypeError)
+  })
+
+  it('redials with backoff until a peer comes up, and again after it restarts from its data directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-node-'))
+    dirs.push(dir)
+    // Reserve a port for b, then free it so that a dials a closed port first.
+    const probe = net.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as net.AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const a = await start({ id: 'a', connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 } })
+    await a.set('x', 1)
+    await until(() => logged('a', /ECONNREFUSED/), 5000, 'a refused dial')
+    let b = await start({ id: 'b', listen: { port }, data: dir })
+    await b.set('y', 2)
+    await until(() => a.gossip.state.size === 2 && b.gossip.state.size === 2, 10000, 'a and b to converge')
+    await b.close()
+    nodes.splice(nodes.indexOf(b), 1)
+    await a.set('z', 3)
+    b = await start({ id: 'b', listen: { port }, data: dir })
+    assert.strictEqual(b.gossip.get('y').value, 2, 'b restored its state from disk')
+    await until(() => b.gossip.state.size === 3, 10000, 'b to hear z after it came back')
+    assert.ok(logged('a', /peer b disconnected|closing connection to b/))
+  })
+
+  it('closes a peer that sends garbage, skips its hello, or sends an over-long line; others carry on', async () => {
+    const a = await start({ id: 'a', maxLineLength: 1000 })
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    const garbage = await raw(a)
+    garbage.socket.write('this is not json\n')
+    await garbage.closed
+    const rude = await raw(a, false)
+    rude.socket.write('{"digest":true,"done":true}\n')
+    await rude.closed
+    const long = await raw(a)
+    long.socket.write('{"key":"' + 'x'.repeat(5000))
+    await long.closed
+    const self = await raw(a, false)
+    self.socket.write('{"hello":"simple-scuttle","id":"a"}\n')
+    await self.closed
+    const forged = await raw(a)
+    forged.socket.write('{"key":"k","value":1,"source_id":"b","version":-1}\n')
+    await forged.closed
+    assert.ok(logged('a', /sent invalid input: not JSON/))
+    assert.ok(logged('a', /did not start with a hello/))
+    assert.ok(logged('a', /sent invalid input: line longer than 1000/))
+    assert.ok(logged('a', /connected to itself/))
+    assert.ok(logged('a', /sent invalid input: version/))
+    await a.set('still', 'fine')
+    await until(() => b.gossip.get('still').value === 'fine', 5000, 'b to keep getting updates')
+  })
+
+  it('closes a peer that floods updates, and one that never reads, with bounded buffers', async function () {
+    this.timeout(15000)
+    const a = await start({ id: 'a', floodLimit: 50, stallTimeout: 300, mtu: 50 })
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    const flood = await raw(a)
+    let text = ''
+    for (let i = 0; i < 200; i++) text += `${JSON.stringify({ key: `f${i}`, value: i, source_id: 'mallory', version: i })}\n`
+    flood.socket.write(text)
+    await flood.closed
+    assert.ok(logged('a', /flooding: more than 50 updates/))
+
+    // Enough state that every answer is large.
+    const big = 'v'.repeat(2000)
+    for (let i = 0; i < 300; i++) a.gossip.set(`k${i}`, big)
+    const deaf = await raw(a)
+    deaf.socket.pause() // never reads what a sends
+    const asks = setInterval(() => deaf.socket.write('{"digest":true,"done":true}\n'), 5)
+    try {
+      await until(() => logged('a', /not reading for \d+ ms/), 10000, 'a to drop the peer that does not read')
+    } finally {
+      clearInterval(asks)
+    }
+    await until(() => b.gossip.state.size >= 300, 10000, 'b to get a’s state meanwhile')
+  })
+
+  it('parses addresses and refuses bad options', async () => {
+    assert.deepStrictEqual(parseAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 })
+    assert.deepStrictEqual(parseAddress(':80'), { host: '127.0.0.1', port: 80 })
+    assert.deepStrictEqual(parseAddress('[::1]:80'), { host: '::1', port: 80 })
+    assert.throws(() => parseAddress('nope'), TypeError)
+    assert.throws(() => parseAddress('h:70000'), TypeError)
+    await assert.rejects(startNode({ id: 'x', interval: 0 }), TypeError)
+    await assert.rejects(startNode({ id: '', log: () => undefined }), TypeError)
+    const a = await start({ id: 'a' })
+    await assert.rejects(startNode({ id: 'b', listen: addr(a), log: () => undefined }), /EADDRINUSE/)
+  })
+})

@@ -1,0 +1,306 @@
+/**
+ * Durable state: append log + snapshot. A restart restores state, history
+ * and clock; a crash at any point (the log cut anywhere after its last
+ * fsync, including mid-line) loses no acknowledged write and never reuses a
+ * version, even when the wall clock gives no help (it is stubbed to 0).
+ */
+import * as assert from 'assert'
+import { spawn } from 'child_process'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import fc from 'fast-check'
+import { Clock, Gossip, Store, openGossip } from '../lib'
+import type { Update } from '../lib'
+import { lww } from './net'
+
+const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')
+
+function tmpdir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-store-'))
+}
+
+function segments(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('log-'))
+    .sort()
+}
+
+// What a kill leaves: the store is abandoned, never closed. Only its file
+// descriptor is released (the kernel does that for a dead process).
+function crash(store: Store): void {
+  fs.closeSync((store as unknown as { fd: number }).fd)
+}
+
+function durable(store: Store): boolean {
+  const s = store as unknown as { synced: number; written: number; pending: unknown[] }
+  return s.synced === s.written && s.pending.length === 0
+}
+
+// Exchange everything between two in-memory nodes, directly.
+function exchange(a: Gossip, b: Gossip): void {
+  const sa = a.createStream()
+  const sb = b.createStream()
+  for (let round = 0; round < 20; round++) {
+    sa.gossip()
+    let moved = 1
+    while (moved > 0) {
+      moved = 0
+      for (let m = sa.read(); m !== null; m = sa.read()) {
+        sb.write(m)
+        moved++
+      }
+      for (let m = sb.read(); m !== null; m = sb.read()) {
+        sa.write(m)
+        moved++
+      }
+    }
+  }
+}
+
+async function settleStreams(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+describe('store', () => {
+  const now = Clock.now
+  let dirs: string[] = []
+  afterEach(() => {
+    Clock.now = now
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
+    dirs = []
+  })
+  const fresh = () => {
+    const d = tmpdir()
+    dirs.push(d)
+    return d
+  }
+
+  it('restores state, history and clock after a clean restart', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir)
+    assert.strictEqual(store.state, undefined)
+    gossip.set('x', 1)
+    gossip.set('y', { z: [1, 2] })
+    gossip.set('x', 2)
+    const peer = new Gossip('b', lww())
+    peer.set('from-b', 'hello')
+    exchange(gossip, peer)
+    await settleStreams()
+    await store.flush()
+    const before = gossip.version
+    await store.close()
+    await store.close() // twice is harmless
+
+    const again = openGossip('a', lww(), dir)
+    assert.deepStrictEqual(
+      [...again.gossip.state.values()].map((u) => [u.key, u.value, u.source_id]).sort(),
+      [
+        ['from-b', 'hello', 'b'],
+        ['x', 2, 'a'],
+        ['y', { z: [1, 2] }, 'a'],
+      ],
+    )
+    assert.ok(again.gossip.version >= before)
+    assert.deepStrictEqual(
+      again.gossip.history.news('a', -Infinity).map((u) => u.key),
+      ['y', 'x'],
+    )
+    again.gossip.set('w', true)
+    assert.ok((again.gossip.get('w').version as number) > before)
+    await again.store.close()
+  })
+
+  it('folds the log into snapshots as the history compacts, and restores from them', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww({ max_history: 8 }), dir, { snapshotLines: 10, reserve: 7 })
+    for (let i = 0; i < 200; i++) {
+      gossip.set(`k${i % 13}`, i)
+      if (i % 17 === 0) await store.flush()
+    }
+    await store.flush()
+    await settleStreams()
+    await store.flush()
+    const snap = JSON.parse(fs.readFileSync(path.join(dir, 'snapshot.json'), 'utf8'))
+    assert.ok(snap.segment > 1, 'a snapshot was taken')
+    assert.ok(segments(dir).length <= 2, `old segments removed: ${segments(dir).join(', ')}`)
+    const expected = [...gossip.state.values()].map((u) => [u.key, u.value, u.version])
+    const version = gossip.version
+    await store.close()
+    const again = openGossip('a', lww({ max_history: 8 }), dir)
+    assert.deepStrictEqual(
+      [...again.gossip.state.values()].map((u) => [u.key, u.value, u.version]).sort(),
+      expected.sort(),
+    )
+    assert.ok(again.gossip.version >= version)
+    await again.store.close()
+  })
+
+  it('property: a crash anywhere after the last fsync loses no acknowledged write and reuses no version', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({ set: fc.nat({ max: 6 }), value: fc.integer() }),
+            fc.record({ remote: fc.nat({ max: 6 }), value: fc.integer() }),
+            fc.constant({ ack: true as const }),
+            fc.constant({ snapshot: true as const }),
+          ),
+          { maxLength: 40 },
+        ),
+        fc.integer({ min: 1, max: 8 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.boolean(),
+        async (ops, reserve, cutAt, restartEarlier) => {
+          Clock.now = () => 0
+          const dir = fresh()
+          const { gossip, store } = openGossip('a', lww(), dir, { reserve, snapshotLines: 3 })
+          const peer = new Gossip('b', lww())
+          const acked = new Map<string, number>()
+          let issued = -Infinity // highest version of ours that left 'set'
+          let safe = 0 // bytes of the last segment known to be fsynced
+          const noteSafe = () => {
+            if (durable(store)) safe = fs.statSync(path.join(dir, segments(dir).at(-1) as string)).size
+          }
+          noteSafe()
+          const since: { key: string; version: number }[] = []
+          for (const op of ops) {
+            if ('set' in op) {
+              gossip.set(`k${op.set}`, op.value)
+              issued = gossip.version
+              since.push({ key: `k${op.set}`, version: gossip.version })
+            } else if ('remote' in op) {
+              peer.set(`k${op.remote}`, op.value)
+              const u = peer.get(`k${op.remote}`) as Update
+              gossip.write({ key: u.key, value: u.value, source_id: u.source_id, version: u.version })
+              await settleStreams()
+            } else if ('ack' in op) {
+              await store.flush()
+              for (const w of since) acked.set(w.key, Math.max(acked.get(w.key) ?? -Infinity, w.version))
+              since.length = 0
+            } else {
+              store.snapshot()
+            }
+            noteSafe()
+          }
+          // kill -9, then the disk keeps any prefix of what was not fsynced.
+          const last = path.join(dir, segments(dir).at(-1) as string)
+          const size = fs.statSync(last).size
+          crash(store)
+          fs.truncateSync(last, safe + Math.floor(cutAt * (size - safe)))
+
+          // The wall clock may even have gone back: it is 0 again.
+          if (restartEarlier) Clock.now = () => 0
+          const again = openGossip('a', lww(), dir)
+          for (const [key, version] of acked) {
+            const held = again.gossip.get(key)
+            assert.ok(held.version >= version, `${key}@${version} was acknowledged but lost`)
+          }
+          assert.ok(again.gossip.version >= issued, `clock ${again.gossip.version} is below issued ${issued}`)
+          again.gossip.set('after', 1)
+          assert.ok((again.gossip.get('after').version as number) > issued, 'a version was reused')
+          await again.store.close()
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+
+  it('survives kill -9 of a real node process: acknowledged writes kept, versions never reused', async function () {
+    this.timeout(15000)
+    const dir = fresh()
+    const child = spawn(process.execPath, [BIN, 'node', '--id', 'k', '--listen', '127.0.0.1:0', '--data', dir], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const acks: { key: string; version: number }[] = []
+    let buffered = ''
+    child.stdout.on('data', (b: Buffer) => {
+      buffered += String(b)
+      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
+        const answer = JSON.parse(buffered.slice(0, nl))
+        buffered = buffered.slice(nl + 1)
+        if (answer.ok) acks.push({ key: answer.key, version: answer.version })
+      }
+    })
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    try {
+      let sent = 0
+      // Keep writing until some writes are acknowledged, then kill mid-stream.
+      const deadline = Date.now() + 10000
+      while (acks.length < 50 && Date.now() < deadline) {
+        let text = ''
+        for (let i = 0; i < 20; i++, sent++) text += `set key${sent % 37} ${JSON.stringify({ n: sent })}\n`
+        child.stdin.write(text)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+      assert.ok(acks.length >= 50, 'the node acknowledged writes')
+    } finally {
+      child.kill('SIGKILL')
+      await exited
+    }
+    const seen = acks.slice()
+    const maxVersion = Math.max(...seen.map((a) => a.version))
+    Clock.now = () => 0
+    const again = openGossip('k', lww(), dir)
+    const last = new Map<string, number>()
+    for (const a of seen) last.set(a.key, a.version)
+    for (const [key, version] of last) {
+      assert.ok(again.gossip.get(key).version >= version, `acknowledged ${key}@${version} lost`)
+    }
+    again.gossip.set('after', 1)
+    assert.ok((again.gossip.get('after').version as number) > maxVersion)
+    await again.store.close()
+  })
+
+  it('keeps signatures through a restart', async () => {
+    const dir = fresh()
+    const security = { sign: (u: Update) => `sig:${u.key}:${u.version}`, verify: () => true }
+    const { gossip, store } = openGossip('a', lww({ security }), dir)
+    gossip.set('x', 1)
+    await store.close()
+    const again = openGossip('a', lww({ security }), dir)
+    assert.strictEqual((again.gossip.get('x') as Update).signature, `sig:x:${again.gossip.get('x').version}`)
+    await again.store.close()
+  })
+
+  it('refuses a directory of another node, in use by a live process, or damaged', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir)
+    gossip.set('x', 1)
+    gossip.set('y', 2)
+    await store.close()
+    assert.throws(() => Store.open(dir, 'b'), /holds node "a"/)
+    assert.throws(() => openGossip('a', { resolve: null }, dir), TypeError)
+    assert.ok(!fs.existsSync(path.join(dir, 'LOCK')), 'a failed open releases the directory')
+
+    fs.writeFileSync(path.join(dir, 'LOCK'), String(process.ppid))
+    assert.throws(() => Store.open(dir, 'a'), /in use by process/)
+    fs.writeFileSync(path.join(dir, 'LOCK'), '999999999') // a pid no process has: stale
+    const s = Store.open(dir, 'a')
+    assert.throws(() => s.attach(new Gossip('b', lww())), /cannot hold/)
+    await s.close()
+
+    const log = path.join(dir, segments(dir)[0])
+    const lines = fs.readFileSync(log, 'utf8').split('\n')
+    fs.writeFileSync(log, ['garbage', ...lines].join('\n'))
+    assert.throws(() => Store.open(dir, 'a'), /damaged/)
+    fs.writeFileSync(path.join(dir, 'snapshot.json'), '{"format":1,')
+    assert.throws(() => Store.open(dir, 'a'), /damaged/)
+    fs.writeFileSync(path.join(dir, 'snapshot.json'), '{"format":99}')
+    assert.throws(() => Store.open(dir, 'a'), /format/)
+    assert.throws(() => Store.open('', 'a'), TypeError)
+    assert.throws(() => Store.open(fresh(), 'a', { reserve: 0 }), TypeError)
+    assert.throws(() => Store.open(fresh(), 'a', { snapshotLines: -1 }), TypeError)
+  })
+
+  it('acknowledges without fsync when told to (process crashes only)', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir, { fsync: false })
+    gossip.set('x', 1)
+    await store.flush()
+    assert.ok(fs.readFileSync(path.join(dir, segments(dir)[0]), 'utf8').includes('"x"'))
+    assert.throws(() => store.attach(gossip), /already attached/)
+    await store.close()
+  })
+})
