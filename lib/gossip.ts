@@ -212,7 +212,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.history = new History(config.max_history ?? defaults.max_history)
     let restored: number | undefined
     if (state !== undefined) restored = restore(this.history, state)
-    this.clock = new Clock(restored, Clock.now())
+    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(state)))
     const flow = flowOptions(config.flow_control)
     this.flow =
       flow === null
@@ -480,6 +480,12 @@ function checkConfig(id: string, config: Config): number {
     throw new TypeError('config.security must be an object with sign(update) and verify(update) functions')
   }
   return mtu
+}
+
+// Versions a snapshot says were reserved (see Snapshot.reserved), if any.
+function reservedOf(state: Snapshot | undefined): number {
+  const r = state?.reserved
+  return typeof r === 'number' && Number.isSafeInteger(r) ? r : -Infinity
 }
 
 // Load a snapshot into an empty history; returns its clock.

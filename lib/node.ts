@@ -287,7 +287,15 @@ export class ScuttleNode {
     input.on('invalid', invalid)
     out.on('invalid', invalid)
     c.stream.on('invalid', invalid)
-    c.stream.pipe(out).pipe(socket)
+    if (this.store === null) {
+      c.stream.pipe(out).pipe(socket)
+    } else {
+      // Nothing leaves before it is durable: a crash never takes back what
+      // a peer already has.
+      const barrier = this.store.barrier()
+      barrier.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
+      c.stream.pipe(barrier).pipe(out).pipe(socket)
+    }
     socket.pipe(input).pipe(gate).pipe(c.stream)
     return c
   }

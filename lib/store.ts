@@ -37,6 +37,7 @@
  */
 import * as fs from 'fs'
 import * as path from 'path'
+import { Transform } from 'readable-stream'
 import { Gossip } from './gossip'
 import { classify, fields, Kind } from './shape'
 import type { Config, Snapshot, Update } from './types'
@@ -131,6 +132,8 @@ export class Store {
   readonly state: Snapshot | undefined
   /** Highest version reserved on disk. */
   reserved: number
+  // How far the restored state holds the node's past.
+  private held = 0
 
   private readonly reserveAhead: number
   private readonly sync: boolean
@@ -170,6 +173,7 @@ export class Store {
     try {
       const { state, reserved, segment, lines } = this.load()
       this.state = state
+      this.held = state?.version ?? 0
       this.reserved = reserved
       this.segment = segment
       this.lines = lines
@@ -202,6 +206,30 @@ export class Store {
     gossip.history.on('update', this.onUpdate)
     gossip.history.on('compaction', this.onCompaction)
     return this
+  }
+
+  /** True when every update applied so far is on disk. */
+  get durable(): boolean {
+    return this.pending.length === 0 && this.synced >= this.written
+  }
+
+  /**
+   * A pass-through for what a node sends a peer that holds each object back
+   * until every update applied before it is on disk: put it between a
+   * gossip stream and the wire, `stream.pipe(store.barrier()).pipe(serialize())`,
+   * and nothing leaves the process that a crash could take back. (Without
+   * it, a write that reached a peer but not the disk is fetched back from
+   * peers after a restart; with it, that never has to happen.)
+   */
+  barrier(): Transform {
+    const store = this
+    return new Transform({
+      objectMode: true,
+      transform(chunk: unknown, _encoding, callback) {
+        if (store.durable) callback(null, chunk)
+        else store.flush().then(() => callback(null, chunk), (err: Error) => callback(err))
+      },
+    })
   }
 
   /** Resolves once every update applied so far is on disk (fsynced). */
@@ -262,15 +290,12 @@ export class Store {
     fs.fsyncSync(this.fd)
     this.synced = this.written
     const next = this.segment + 1
-    const state = g.snapshot()
-    this.writeSnapshot({
-      format: FORMAT,
-      id: this.id,
-      version: Math.max(state.version, this.reserved),
-      reserve: this.reserved,
-      segment: next,
-      updates: state.updates as Update[],
-    })
+    const updates = g.snapshot().updates as Update[]
+    // What the node holds of its past: the newest of its mappings (a
+    // mapping replaced by another is held through the one that replaced it).
+    let version = this.held
+    for (const u of updates) if (u.version > version) version = u.version
+    this.writeSnapshot({ format: FORMAT, id: this.id, version, reserve: this.reserved, segment: next, updates })
     fs.closeSync(this.fd)
     this.fd = fs.openSync(path.join(this.dir, segmentName(next)), 'a')
     const old = this.segment
@@ -458,12 +483,9 @@ export class Store {
     }
     const segment = segments.length > 0 ? segments[segments.length - 1] : first
     if (snap === undefined && segments.length === 0) return { state: undefined, reserved, segment, lines }
-    return {
-      state: { version: Math.max(version, reserved), updates: [...state.values()] },
-      reserved,
-      segment,
-      lines,
-    }
+    // `version` is what the node holds of its past; versions up to
+    // `reserved` may have been used too, so its clock starts above them.
+    return { state: { version, reserved, updates: [...state.values()] }, reserved, segment, lines }
   }
 
   private lock(): void {

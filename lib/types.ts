@@ -157,4 +157,11 @@ export interface Snapshot {
   readonly version: number
   /** Every mapping the node held. */
   readonly updates: readonly Update[]
+  /**
+   * Optional: versions up to here may have been used by this node without
+   * being in `updates` (a durable store reserves versions ahead of use).
+   * The restored clock starts above it, but the node still asks peers for
+   * its own past above `version`, which is all it claims to hold.
+   */
+  readonly reserved?: number
 }

@@ -253,6 +253,63 @@ describe('store', () => {
     await again.store.close()
   })
 
+  it('gets back from a peer a write that escaped before the crash but never reached the disk', async () => {
+    Clock.now = () => 0
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir, { reserve: 100 })
+    const peer = new Gossip('b', lww())
+    gossip.set('kept', 1)
+    await store.flush()
+    const safe = fs.statSync(path.join(dir, segments(dir)[0])).size
+    gossip.set('escaped', 2) // within the reservation: no fsync of its own
+    exchange(gossip, peer)
+    await settleStreams()
+    assert.strictEqual(peer.get('escaped').value, 2)
+    crash(store)
+    fs.truncateSync(path.join(dir, segments(dir)[0]), safe) // the disk lost it
+    const again = openGossip('a', lww(), dir)
+    assert.strictEqual(again.gossip.get('escaped').version, -Infinity)
+    again.gossip.set('new', 3)
+    assert.ok((again.gossip.get('new').version as number) > (peer.get('escaped').version as number))
+    exchange(again.gossip, peer)
+    await settleStreams()
+    assert.strictEqual(again.gossip.get('escaped').value, 2, 'a got its lost write back from b')
+    assert.strictEqual(peer.get('new').value, 3, 'b took the new write')
+    await again.store.close()
+  })
+
+  it('barrier(): nothing leaves for a peer before it is on disk', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir)
+    const peer = new Gossip('b', lww())
+    const sa = gossip.createStream()
+    const sb = peer.createStream()
+    const seen: string[] = []
+    const barrier = store.barrier()
+    barrier.on('data', (m: { key?: string }) => {
+      if (m.key !== undefined) {
+        seen.push(m.key)
+        const log = fs.readFileSync(path.join(dir, segments(dir).at(-1) as string), 'utf8')
+        assert.ok(log.includes(`"key":"${m.key}"`), `${m.key} left before it was written`)
+        assert.ok(store.durable)
+      }
+      sb.write(m)
+    })
+    sa.pipe(barrier)
+    sb.pipe(sa)
+    gossip.set('w', 0) // the first write reserves versions: fsynced at once
+    gossip.set('x', 1) // this one waits for the next flush
+    assert.strictEqual(store.durable, false)
+    sb.gossip()
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('x never arrived')), 5000)
+      const check = () => (peer.get('x').value === 1 ? (clearTimeout(t), resolve()) : setImmediate(check))
+      check()
+    })
+    assert.deepStrictEqual(seen, ['w', 'x'])
+    await store.close()
+  })
+
   it('keeps signatures through a restart', async () => {
     const dir = fresh()
     const security = { sign: (u: Update) => `sig:${u.key}:${u.version}`, verify: () => true }
