@@ -117,7 +117,14 @@ export class ScuttleNode {
   readonly store: Store | null
   private readonly server: net.Server
   private readonly conns = new Set<Connection>()
-  private readonly dialers: { address: Address; timer: NodeJS.Timeout | null; delay: number; socket: net.Socket | null }[] = []
+  private readonly dialers: {
+    address: Address
+    timer: NodeJS.Timeout | null
+    delay: number
+    socket: net.Socket | null
+    // The last attempt failed (its error was logged; the next ones are not).
+    failing: boolean
+  }[] = []
   private timer: NodeJS.Timeout | null = null
   private closing = false
   private readonly log: (line: string) => void
@@ -161,7 +168,7 @@ export class ScuttleNode {
     }
     this.server = net.createServer((socket) => this.accept(socket, 'in'))
     for (const address of options.connect ?? []) {
-      this.dialers.push({ address, timer: null, delay: this.opts.min, socket: null })
+      this.dialers.push({ address, timer: null, delay: this.opts.min, socket: null, failing: false })
     }
   }
 
@@ -250,10 +257,13 @@ export class ScuttleNode {
     d.socket = socket
     let conn: Connection | null = null
     socket.once('connect', () => {
+      d.failing = false
       conn = this.accept(socket, 'out')
     })
     socket.on('error', (err) => {
-      if (conn === null) this.log(`dial ${d.address.host}:${d.address.port}: ${err.message}`)
+      if (conn !== null || d.failing) return
+      d.failing = true
+      this.log(`dial ${d.address.host}:${d.address.port}: ${err.message} (retrying with backoff)`)
     })
     socket.once('close', () => {
       d.socket = null
