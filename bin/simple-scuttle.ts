@@ -4,10 +4,12 @@
  */
 import { demo } from './demo'
 import { nodeCommand } from './node'
+import { simulate } from './simulate'
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   demo: async () => ((await demo()) > 0 ? 0 : 1),
   node: (args) => nodeCommand(args),
+  simulate: (args) => simulate(args),
 }
 
 async function main(argv: string[]): Promise<number> {
