@@ -245,11 +245,18 @@ export class History extends EventEmitter {
       // Forgetting u forgets every entry of its source up to u.version.
       const updates = log.updates
       const end = above(updates, u.version)
-      for (let j = above(updates, floor); j < end; j++) {
-        const v = updates[j]
-        if (state.get(v.key) === v) {
-          memory.push(v)
-          remaining--
+      const from = above(updates, floor)
+      if (log.dead === 0) {
+        // No replaced entries in the log: all of the range is current.
+        for (let j = from; j < end; j++) memory.push(updates[j])
+        remaining -= end - from
+      } else {
+        for (let j = from; j < end; j++) {
+          const v = updates[j]
+          if (state.get(v.key) === v) {
+            memory.push(v)
+            remaining--
+          }
         }
       }
       cut.set(log, u.version)
@@ -260,7 +267,7 @@ export class History extends EventEmitter {
       const updates = log.updates
       const end = above(updates, floor)
       let dead = 0
-      for (let j = 0; j < end; j++) if (state.get(updates[j].key) !== updates[j]) dead++
+      if (log.dead > 0) for (let j = 0; j < end; j++) if (state.get(updates[j].key) !== updates[j]) dead++
       updates.splice(0, end)
       log.dead -= dead
       log.floor = floor
