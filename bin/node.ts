@@ -9,12 +9,16 @@
  *
  * Logs go to stderr. SIGTERM (or SIGINT) flushes and exits 0.
  */
+import * as fs from 'fs'
+import * as path from 'path'
 import * as readline from 'readline'
 import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node'
+import { ed25519 } from '../lib/security'
+import type { Security } from '../lib/types'
 
 export const usage =
   'usage: simple-scuttle node --id ID --listen HOST:PORT [--connect HOST:PORT]... ' +
-  '[--data DIR] [--interval MS] [--mtu N]'
+  '[--data DIR] [--interval MS] [--mtu N] [--keys DIR]'
 
 interface Args {
   id: string
@@ -23,6 +27,7 @@ interface Args {
   data?: string
   interval?: number
   mtu?: number
+  keys?: string
 }
 
 /** Parse the command line of `node`; throws an Error with the usage on mistakes. */
@@ -33,6 +38,7 @@ export function parseArgs(args: string[]): Args {
   let data: string | undefined
   let interval: number | undefined
   let mtu: number | undefined
+  let keys: string | undefined
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]
     const value = args[i + 1]
@@ -59,12 +65,32 @@ export function parseArgs(args: string[]): Args {
         mtu = Number(value)
         if (!(Number.isSafeInteger(mtu) && mtu > 0)) throw new Error(`--mtu must be a positive integer\n${usage}`)
         break
+      case '--keys':
+        keys = value
+        break
       default:
         throw new Error(`unknown option ${flag}\n${usage}`)
     }
   }
   if (id === undefined) throw new Error(`--id is required\n${usage}`)
-  return { id, listen, connect, data, interval, mtu }
+  return { id, listen, connect, data, interval, mtu, keys }
+}
+
+/**
+ * Signed updates from a directory of PEM files: `ID.pub.pem`, the public
+ * key of every source to accept, and `ID.key.pem`, this node's private key
+ * (made for example with `openssl genpkey -algorithm ed25519 -out a.key.pem`
+ * and `openssl pkey -in a.key.pem -pubout -out a.pub.pem`).
+ */
+export function loadKeys(dir: string, id: string): Security {
+  const publicKeys: Record<string, string> = {}
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^(.+)\.pub\.pem$/.exec(name)
+    if (m !== null) publicKeys[m[1]] = fs.readFileSync(path.join(dir, name), 'utf8')
+  }
+  const own = path.join(dir, `${id}.key.pem`)
+  const privateKey = fs.existsSync(own) ? fs.readFileSync(own, 'utf8') : undefined
+  return ed25519({ publicKeys, id, privateKey })
 }
 
 /** Answer one command line; never throws. */
@@ -130,6 +156,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     data: args.data,
     interval: args.interval,
     mtu: args.mtu,
+    security: args.keys === undefined ? undefined : loadKeys(args.keys, args.id),
     log: (line) => process.stderr.write(`[${args.id}] ${line}\n`),
   })
   // Answers go out in the order the commands came in.

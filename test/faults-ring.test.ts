@@ -13,6 +13,7 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
+import { generateKeyPair } from '../lib'
 
 const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')
 
@@ -245,6 +246,39 @@ describe('faults across processes (loopback)', function () {
     for (const p of live) p.child.kill('SIGTERM')
     const codes = await Promise.all(live.map((p) => p.exited))
     assert.deepStrictEqual(codes, [0, 0, 0, 0, 0], live.map((p) => p.stderr).join('\n'))
+  })
+
+  it('--keys: signed updates relay between processes, and a forgery is refused with the peer cut off', async () => {
+    const ports = await freePorts(2)
+    const keys = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-keys-'))
+    try {
+      for (const id of ['a', 'b']) {
+        const pair = generateKeyPair()
+        fs.writeFileSync(path.join(keys, `${id}.pub.pem`), pair.publicKey)
+        fs.writeFileSync(path.join(keys, `${id}.key.pem`), pair.privateKey)
+      }
+      const common = ['--keys', keys, '--interval', '30']
+      const a = new NodeProc(['--id', 'a', '--listen', `127.0.0.1:${ports[0]}`, ...common])
+      const b = new NodeProc(['--id', 'b', '--listen', `127.0.0.1:${ports[1]}`, '--connect', `127.0.0.1:${ports[0]}`, ...common])
+      procs.push(a, b)
+      assert.strictEqual((await a.cmd('set x "signed"')).ok, true)
+      await until(async () => (await b.cmd('get x')).value === 'signed', 10000, 'b to accept a’s signed write')
+      const mallory = net.connect(ports[1], '127.0.0.1')
+      mallory.on('error', () => undefined)
+      mallory.resume()
+      const closed = new Promise((resolve) => mallory.once('close', resolve))
+      const held = (await b.cmd('get x')).version as number
+      const forged = { key: 'x', value: 'forged', source_id: 'a', version: held + 1000, signature: 'A'.repeat(86) + '==' }
+      mallory.write(`{"hello":"simple-scuttle","id":"mallory"}\n${JSON.stringify(forged)}\n`)
+      await closed
+      assert.match(b.stderr, /closing connection to mallory: sent invalid input: signature of a missing or invalid/)
+      assert.strictEqual((await b.cmd('get x')).value, 'signed')
+      a.child.kill('SIGTERM')
+      b.child.kill('SIGTERM')
+      assert.deepStrictEqual(await Promise.all([a.exited, b.exited]), [0, 0])
+    } finally {
+      fs.rmSync(keys, { recursive: true, force: true })
+    }
   })
 
   it('the command line refuses bad options with its usage', async () => {
