@@ -16,7 +16,6 @@
  *
  * @packageDocumentation
  */
-import { StringDecoder } from 'string_decoder'
 import { Transform } from 'readable-stream'
 
 /** Options of {@link parse}. */
@@ -77,7 +76,9 @@ export function serialize(): Transform {
 export function parse(options: ParseOptions = {}): Transform {
   const max = options.maxLineLength ?? MAX_LINE_LENGTH
   if (!(Number.isSafeInteger(max) && max >= 1)) throw new TypeError('maxLineLength must be a positive integer')
-  const decoder = new StringDecoder('utf8')
+  // TextDecoder (in Node and browsers alike) keeps a split UTF-8 sequence for
+  // the next chunk.
+  const decoder = new TextDecoder('utf-8')
   let pending = ''
   // True while skipping the rest of an over-long line.
   let skipping = false
@@ -105,7 +106,7 @@ export function parse(options: ParseOptions = {}): Transform {
     writableObjectMode: false,
     readableObjectMode: true,
     transform(chunk: Buffer | string, _encoding, callback) {
-      const text = typeof chunk === 'string' ? chunk : decoder.write(chunk)
+      const text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true })
       let start = 0
       for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
         if (skipping) skipping = false
@@ -125,7 +126,7 @@ export function parse(options: ParseOptions = {}): Transform {
       callback()
     },
     flush(callback) {
-      const rest = pending + decoder.end()
+      const rest = pending + decoder.decode()
       pending = ''
       if (!skipping && rest.trim().length > 0) stream.emit('invalid', excerpt(rest), 'partial line at end of input')
       callback()
