@@ -351,6 +351,24 @@ describe('store', () => {
     assert.throws(() => Store.open(fresh(), 'a', { snapshotLines: -1 }), TypeError)
   })
 
+  it('refuses to acknowledge once the disk fails, and says why', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir)
+    gossip.set('w', 0) // reserves versions, fsynced synchronously
+    // The module object itself: `import * as` gives read-only bindings.
+    const real = require('fs') as { fsync: unknown } // eslint-disable-line @typescript-eslint/no-require-imports
+    const fsync = real.fsync
+    real.fsync = (_fd: number, cb: (err: Error) => void) => setImmediate(() => cb(new Error('EIO: the disk is gone')))
+    try {
+      gossip.set('x', 1)
+      await assert.rejects(store.flush(), /EIO/)
+      await assert.rejects(store.flush(), /EIO/, 'a failed store stays failed')
+    } finally {
+      real.fsync = fsync
+    }
+    await store.close()
+  })
+
   it('acknowledges without fsync when told to (process crashes only)', async () => {
     const dir = fresh()
     const { gossip, store } = openGossip('a', lww(), dir, { fsync: false })
