@@ -145,6 +145,11 @@ export class Store {
   private scheduled = false
   private written = 0
   private synced = 0
+  // Our own versions whose lines are not yet known to be on disk, as
+  // [line number, version] pairs in line order, and the highest own version
+  // that is.
+  private unsyncedOwn: number[] = []
+  private ownSynced = -Infinity
   private syncing = false
   private waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = []
   private gossip: Gossip | null = null
@@ -214,19 +219,24 @@ export class Store {
   }
 
   /**
-   * A pass-through for what a node sends a peer that holds each object back
-   * until every update applied before it is on disk: put it between a
+   * A pass-through for what a node sends a peer that holds each of the
+   * node's own writes back until it is on disk (writes waiting together
+   * share one fsync; everything else passes at once). Put it between a
    * gossip stream and the wire, `stream.pipe(store.barrier()).pipe(serialize())`,
-   * and nothing leaves the process that a crash could take back. (Without
-   * it, a write that reached a peer but not the disk is fetched back from
-   * peers after a restart; with it, that never has to happen.)
+   * and no write of ours leaves the process that a crash could take back.
+   * (Without it, a write that reached a peer but not the disk is fetched
+   * back from peers after a restart; with it, that never has to happen.)
    */
   barrier(): Transform {
     const store = this
     return new Transform({
       objectMode: true,
-      transform(chunk: unknown, _encoding, callback) {
-        if (store.durable) callback(null, chunk)
+      transform(chunk: { source_id?: unknown; version?: unknown; digest?: unknown }, _encoding, callback) {
+        // Only our own writes wait (and share one fsync): what other sources
+        // wrote, a crash cannot take from them, and digests promise nothing
+        // a crash could break (versions are reserved).
+        const own = chunk.source_id === store.id && chunk.digest !== true
+        if (!own || (chunk.version as number) <= store.ownSynced) callback(null, chunk)
         else store.flush().then(() => callback(null, chunk), (err: Error) => callback(err))
       },
     })
@@ -288,7 +298,7 @@ export class Store {
     this.snapshotWanted = false
     this.writePending()
     fs.fsyncSync(this.fd)
-    this.synced = this.written
+    this.setSynced(this.written)
     const next = this.segment + 1
     const updates = g.snapshot().updates as Update[]
     // What the node holds of its past: the newest of its mappings (a
@@ -308,9 +318,22 @@ export class Store {
     this.settle()
   }
 
+  private setSynced(upTo: number): void {
+    if (upTo <= this.synced) return
+    this.synced = upTo
+    const own = this.unsyncedOwn
+    let i = 0
+    while (i < own.length && own[i] <= upTo) {
+      this.ownSynced = own[i + 1]
+      i += 2
+    }
+    if (i > 0) own.splice(0, i)
+  }
+
   private append(u: Update): void {
     if (this.closed) return
     this.pending.push(JSON.stringify(u))
+    if (u.source_id === this.id) this.unsyncedOwn.push(this.written + this.pending.length, u.version)
     if (u.source_id === this.id && u.version > this.reserved) this.reserve(u.version + this.reserveAhead)
     else this.schedule()
   }
@@ -322,7 +345,7 @@ export class Store {
     this.writePending()
     fs.fsyncSync(this.fd)
     this.reserved = upTo
-    this.synced = this.written
+    this.setSynced(this.written)
     this.settle()
   }
 
@@ -357,7 +380,7 @@ export class Store {
     if (this.syncing || this.waiters.length === 0) return
     const target = this.written
     if (!this.sync) {
-      this.synced = target
+      this.setSynced(target)
       this.settle()
       return
     }
@@ -368,7 +391,7 @@ export class Store {
         this.fail(err)
         return
       }
-      if (target > this.synced) this.synced = target
+      this.setSynced(target)
       this.settle()
       try {
         if (this.snapshotWanted) this.snapshot()

@@ -291,7 +291,6 @@ describe('store', () => {
         seen.push(m.key)
         const log = fs.readFileSync(path.join(dir, segments(dir).at(-1) as string), 'utf8')
         assert.ok(log.includes(`"key":"${m.key}"`), `${m.key} left before it was written`)
-        assert.ok(store.durable)
       }
       sb.write(m)
     })
@@ -307,6 +306,15 @@ describe('store', () => {
       check()
     })
     assert.deepStrictEqual(seen, ['w', 'x'])
+    // What other sources wrote passes at once, durable or not.
+    const relayed = { key: 'r', value: 1, source_id: 'c', version: 5 }
+    gossip.write(relayed)
+    assert.strictEqual(store.durable, false)
+    const out: unknown[] = []
+    const b2 = store.barrier()
+    b2.on('data', (m: unknown) => out.push(m))
+    b2.write(relayed)
+    assert.deepStrictEqual(out, [relayed])
     await store.close()
   })
 
