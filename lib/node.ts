@@ -57,7 +57,10 @@ export interface NodeOptions {
   maxInvalid?: number
   /** Updates accepted in a row from a peer before a digest must end them. Default max(1000, 10 × mtu). */
   floodLimit?: number
-  /** A peer that has not read what we sent for this long is disconnected. Default max(10 s, 10 × interval). */
+  /**
+   * A peer that has not read what we sent for this long, or has not said
+   * hello, is disconnected. Default max(10 s, 10 × interval).
+   */
   stallTimeout?: number
   /** First and longest redial delay, ms. Default 100 and 5000. */
   backoff?: { min?: number; max?: number }
@@ -86,6 +89,7 @@ class Connection {
   // When our output to this peer last made progress, or started waiting.
   stalledSince = -1
   closed = false
+  readonly opened = Date.now()
   readonly stream: PeerStream
   readonly address: string
 
@@ -238,6 +242,10 @@ export class ScuttleNode {
   private tick(): void {
     const now = Date.now()
     for (const c of this.conns) {
+      if (c.peer === null && now - c.opened >= this.opts.stallTimeout) {
+        this.drop(c, `no hello within ${now - c.opened} ms`)
+        continue
+      }
       // A peer that does not read what we send is dropped: its buffers are
       // bounded, but it would hold them, and our streams, for good.
       if (c.socket.writableNeedDrain || c.stream.readableLength >= c.stream.readableHighWaterMark) {

@@ -149,6 +149,7 @@ describe('node (TCP, in process)', () => {
     // Enough state that every answer is large.
     const big = 'v'.repeat(2000)
     for (let i = 0; i < 300; i++) a.gossip.set(`k${i}`, big)
+    await raw(a, false) // connects and says nothing
     const deaf = await raw(a)
     deaf.socket.pause() // never reads what a sends
     const asks = setInterval(() => deaf.socket.write('{"digest":true,"done":true}\n'), 5)
@@ -157,6 +158,7 @@ describe('node (TCP, in process)', () => {
     } finally {
       clearInterval(asks)
     }
+    await until(() => logged('a', /no hello within \d+ ms/), 5000, 'a to drop the silent peer')
     await until(() => b.gossip.state.size >= 300, 10000, 'b to get a’s state meanwhile')
   })
 
