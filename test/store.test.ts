@@ -329,6 +329,27 @@ describe('store', () => {
     await again.store.close()
   })
 
+  it('recovers from a crash in the middle of a snapshot, at either side of the rename', async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir, { snapshotLines: 1 })
+    for (let i = 0; i < 5; i++) gossip.set(`k${i}`, i)
+    await store.flush()
+    store.snapshot()
+    gossip.set('k0', 'after')
+    await store.flush()
+    const expected = [...gossip.state.values()].map((u) => [u.key, u.value])
+    crash(store)
+    // Before the rename: a half-written temporary snapshot is left behind.
+    fs.writeFileSync(path.join(dir, 'snapshot.json.tmp'), '{"format":1,"id":"a","upd')
+    // After the rename, before the old segments were removed: one lingers.
+    fs.writeFileSync(path.join(dir, 'log-00000000.ndjson'), '{"key":"k0","value":"stale","source_id":"a","version":1}\n')
+    const again = openGossip('a', lww(), dir)
+    assert.deepStrictEqual([...again.gossip.state.values()].map((u) => [u.key, u.value]).sort(), expected.sort())
+    assert.ok(!fs.existsSync(path.join(dir, 'snapshot.json.tmp')))
+    assert.ok(!fs.existsSync(path.join(dir, 'log-00000000.ndjson')))
+    await again.store.close()
+  })
+
   it('refuses a directory of another node, in use by a live process, or damaged', async () => {
     const dir = fresh()
     const { gossip, store } = openGossip('a', lww(), dir)
