@@ -39,15 +39,18 @@ export class Clock {
   private readonly runs: number[] = []
 
   /**
-   * @param restored - the clock of a saved state, if any: its past is held.
+   * @param restored - the clock of a saved state, if any.
    * @param now - wall clock in microseconds.
+   * @param held - how far the saved state held its own past (default: all).
    */
-  constructor(restored: number | undefined, now: number) {
+  constructor(restored: number | undefined, now: number, held: number = restored ?? -Infinity) {
     if (restored === undefined) {
       this.time = now
     } else {
       this.time = Math.max(restored, now)
-      this.pastHeld = this.pastHeard = restored
+      this.pastHeard = restored
+      // (held < 0: none of the past is held)
+      this.pastHeld = held < 0 ? -Infinity : Math.min(held, restored)
     }
     this.start = this.time + 1
   }
@@ -79,6 +82,12 @@ export class Clock {
   /** Lamport receive rule. */
   see(version: number): void {
     if (version > this.time) this.time = version
+  }
+
+  /** How far our snapshot may claim to hold our own past. */
+  get heldThrough(): number {
+    // -1, not -Infinity, so that it survives JSON
+    return this.recovering ? Math.max(this.pastHeld, -1) : this.time
   }
 
   /** True while our past is known to exist beyond what we hold of it. */

@@ -189,8 +189,8 @@ export class FlowControl {
   }
 
   /** The end-of-digest marker carrying our allowed rate. */
-  done(): { digest: true; done: true; rate: number } {
-    return { digest: true, done: true, rate: this.allowed }
+  done(reply: boolean): { digest: true; done: true; rate: number; reply?: true } {
+    return reply ? { digest: true, done: true, reply: true, rate: this.allowed } : { digest: true, done: true, rate: this.allowed }
   }
 
   /**

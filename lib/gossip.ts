@@ -28,6 +28,7 @@ import type {
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
 const DONE: DigestDone = Object.freeze({ digest: true, done: true })
+const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true })
 
 /**
  * One peer's stream of a node: write what the peer sends into it, pipe what
@@ -39,8 +40,7 @@ export class PeerStream extends Transform {
   readonly node: Gossip
   // The digest the peer is sending us, until its end.
   private readonly heard = new Map<string, number>()
-  // Our digests this peer has not answered yet: a digest arriving while one
-  // is outstanding is its answer, and is not answered with another.
+  // Our questions this peer has not answered yet.
   private asked = 0
   // Deltas received since our last digest: fewer than the mtu means the
   // peer's answer was complete.
@@ -69,7 +69,7 @@ export class PeerStream extends Transform {
     this.asked++
     this.received = 0
     this.askedPast = this.node._digest(this, !this.verified)
-    this.push(this.node._done())
+    this.push(this.node._done(false))
     return true
   }
 
@@ -124,8 +124,10 @@ export class PeerStream extends Transform {
   private answer(done: unknown): void {
     const node = this.node
     const heard = this.heard
-    const isAnswer = this.asked > 0
-    if (isAnswer) {
+    // Only a digest marked as a reply is not answered with ours: a counter of
+    // our questions alone would go wrong once a digest is lost or repeated.
+    const isAnswer = (done as DigestDone).reply === true
+    if (isAnswer && this.asked > 0) {
       this.asked--
       if (this.askedPast && this.received < node.mtu) {
         this.verified = true
@@ -151,7 +153,7 @@ export class PeerStream extends Transform {
       if (u.source_id === id) node._sent(u.version)
       this.push(u)
     }
-    if (!isAnswer) this.push(node._done())
+    if (!isAnswer) this.push(node._done(true))
     heard.clear()
   }
 }
@@ -212,7 +214,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.history = new History(config.max_history ?? defaults.max_history)
     let restored: number | undefined
     if (state !== undefined) restored = restore(this.history, state)
-    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(state)))
+    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(state)), heldOf(state))
     const flow = flowOptions(config.flow_control)
     this.flow =
       flow === null
@@ -265,7 +267,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** The node's state, to pass as `state` to a new Gossip after a restart. */
   snapshot(): Snapshot {
-    return { version: this.clock.time, updates: Array.from(this.history.state.values()) }
+    const clock = this.clock
+    const updates = Array.from(this.history.state.values())
+    // Still fetching our past: say so, or the restored node would not ask.
+    if (clock.recovering) return { version: clock.time, updates, held: clock.heldThrough }
+    return { version: clock.time, updates }
   }
 
   private local(key: string, value: unknown): void {
@@ -403,13 +409,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // this peer already showed us, stops.
     const askPast = askAll || this.clock.recovering
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
-    if (mine !== -Infinity) stream.push({ digest: true, source_id: id, version: mine })
+    if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast
   }
 
-  /** @internal The end of our digest (carrying our allowed rate under flow control). */
-  _done(): DigestDone {
-    return this.flow === null ? DONE : this.flow.done()
+  /** @internal The end of our digest, a question's or a reply's (with our allowed rate under flow control). */
+  _done(reply: boolean): DigestDone {
+    if (this.flow !== null) return this.flow.done(reply)
+    return reply ? REPLY : DONE
   }
 
   // Issue again, above the clock, every write of this incarnation at or
@@ -480,6 +487,12 @@ function checkConfig(id: string, config: Config): number {
     throw new TypeError('config.security must be an object with sign(update) and verify(update) functions')
   }
   return mtu
+}
+
+// How far a snapshot held its own past (see Snapshot.held), if it says.
+function heldOf(state: Snapshot | undefined): number | undefined {
+  const h = state?.held
+  return typeof h === 'number' && Number.isSafeInteger(h) ? h : undefined
 }
 
 // Versions a snapshot says were reserved (see Snapshot.reserved), if any.

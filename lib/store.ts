@@ -68,6 +68,8 @@ interface SnapshotFile {
   reserve: number
   segment: number
   updates: Update[]
+  /** Snapshot.held of the node, when it was still fetching its own past. */
+  held?: number
 }
 
 function segmentName(n: number): string {
@@ -300,12 +302,14 @@ export class Store {
     fs.fsyncSync(this.fd)
     this.setSynced(this.written)
     const next = this.segment + 1
-    const updates = g.snapshot().updates as Update[]
+    const taken = g.snapshot()
+    const updates = taken.updates as Update[]
     // What the node holds of its past: the newest of its mappings (a
     // mapping replaced by another is held through the one that replaced it).
     let version = this.held
     for (const u of updates) if (u.version > version) version = u.version
-    this.writeSnapshot({ format: FORMAT, id: this.id, version, reserve: this.reserved, segment: next, updates })
+    const held = taken.held
+    this.writeSnapshot({ format: FORMAT, id: this.id, version, reserve: this.reserved, segment: next, updates, held })
     fs.closeSync(this.fd)
     this.fd = fs.openSync(path.join(this.dir, segmentName(next)), 'a')
     const old = this.segment
@@ -508,7 +512,10 @@ export class Store {
     if (snap === undefined && segments.length === 0) return { state: undefined, reserved, segment, lines }
     // `version` is what the node holds of its past; versions up to
     // `reserved` may have been used too, so its clock starts above them.
-    return { state: { version, reserved, updates: [...state.values()] }, reserved, segment, lines }
+    // A node that was still fetching its own past says how far it held it;
+    // later log lines cannot raise that (the past may have gaps).
+    const held = typeof snap?.held === 'number' ? Math.min(snap.held, version) : undefined
+    return { state: { version, reserved, updates: [...state.values()], held }, reserved, segment, lines }
   }
 
   private lock(): void {

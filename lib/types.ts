@@ -40,10 +40,20 @@ export interface DigestEntry {
   readonly version: number
 }
 
-/** Ends a digest. The receiver answers when it reads this. */
+/**
+ * Ends a digest. A digest that starts an exchange is a question: the
+ * receiver answers it with its own digest, marked `reply: true`, and the
+ * deltas the asker lacks. A reply is answered with deltas only, so no
+ * sequence of lost, repeated or crossing digests makes two streams answer
+ * each other forever.
+ */
 export interface DigestDone {
   readonly digest: true
   readonly done: true
+  /** Set on the digest that answers a question. */
+  readonly reply?: true
+  /** The sender's allowed rate, under flow control. */
+  readonly rate?: number
 }
 
 /** Anything a gossip stream reads out. */
@@ -164,4 +174,11 @@ export interface Snapshot {
    * its own past above `version`, which is all it claims to hold.
    */
   readonly reserved?: number
+  /**
+   * Optional: how far, in version order, the node held its own id's past
+   * when the snapshot was taken (below `version` while it was still fetching
+   * a past incarnation's updates from peers). The restored node asks peers
+   * for its own updates above it. Default: `version`.
+   */
+  readonly held?: number
 }

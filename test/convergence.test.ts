@@ -112,15 +112,21 @@ async function heal(net: Net, bound: number): Promise<number> {
 
 /**
  * Nodes that agree exchange digests and nothing else, once every stream has
- * asked once (a stream's first digest asks for everything of its own node
- * the peer holds, to find a past incarnation's writes; see Clock).
+ * verified its node's own updates with the peer (a stream's first questions
+ * ask for everything of its own node the peer holds, to find a past
+ * incarnation's writes; see Clock).
  */
 async function steadyRound(net: Net): Promise<void> {
-  for (const l of net.links) {
-    l.sa.gossip()
-    l.sb.gossip()
+  // Each stream's first questions ask for its node's own updates, up to
+  // the mtu at a time, until the peer has shown them all.
+  const rounds = Math.max(...net.nodes.map((g) => g.state.size)) + 2
+  for (let r = 0; r < rounds; r++) {
+    for (const l of net.links) {
+      l.sa.gossip()
+      l.sb.gossip()
+    }
+    await net.settle()
   }
-  await net.settle()
   const before = net.traffic.updates
   for (const l of net.links) {
     l.sa.gossip()

@@ -118,9 +118,25 @@ describe('Gossip', () => {
       // c is named at 5: nothing of c; a is not named: all of a.
       assert.deepStrictEqual(updates(out).map((u) => u.key), ['x'])
       const digest = out.filter((m) => 'digest' in m)
-      assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true })
+      assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true, reply: true })
       assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'c' && m.version === 5))
       assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'a' && m.version === a.version))
+    })
+
+    it('never answers a reply with a digest, so stray or repeated digests cannot ping-pong', async () => {
+      // Two streams joined directly, then a question neither side asked and
+      // a repeated one: each is answered once and the link falls quiet.
+      const net = new Net(['a', 'b'], () => lww())
+      const link = net.connect(0, 1)
+      net.nodes[0].set('x', 1)
+      link.sa.write({ digest: true, done: true })
+      link.sb.write({ digest: true, done: true })
+      link.sb.write({ digest: true, done: true })
+      await net.settle()
+      assert.strictEqual(net.nodes[1].get('x').value, 1)
+      let moved = 0
+      for (const s of [link.sa, link.sb]) while (s.read() !== null) moved++
+      assert.strictEqual(moved, 0)
     })
 
     it("accepts 'id' as an alias of source_id in digests", () => {

@@ -5,7 +5,7 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import type { Gossip } from '../lib'
+import { Gossip } from '../lib'
 import type { Update } from '../lib'
 import { Net, bornAt, lww, stateOf } from './net'
 
@@ -166,3 +166,32 @@ async function restart({ oldStart, newStart, oldWrites, newWrites, mtu }: Restar
     assert.ok(a2.state.has(u.key), `a lost its past ${u.key}`)
   }
 }
+
+describe('snapshot while fetching the past', () => {
+  it('a snapshot taken before the past came back still asks for it after a restart', async () => {
+    const net = new Net(['a', 'b'], () => lww({ mtu: 1 }), () => 1_000_000)
+    net.connect(0, 1)
+    for (let i = 0; i < 4; i++) net.nodes[0].set(`old${i}`, i)
+    await rounds(net, 6)
+    const b = net.nodes[1]
+    assert.strictEqual(b.state.size, 4)
+
+    // a restarts without state, writes, and learns of its past but has not
+    // fetched all of it when its snapshot is taken
+    const a2 = bornAt(2_000_000, 'a', lww({ mtu: 1 }))
+    a2.set('new', 'n')
+    const mid = replaceFirst(net, a2)
+    mid.links[0].sa.gossip()
+    await mid.settle()
+    const snap = JSON.parse(JSON.stringify(a2.snapshot()))
+    assert.ok(a2.state.size < 5, 'the past is not all back yet')
+    assert.strictEqual(typeof snap.held, 'number')
+
+    // restarted from that snapshot, it goes on asking, and gets it all
+    const a3 = new Gossip('a', lww({ mtu: 1 }), snap)
+    const last = replaceFirst(mid, a3)
+    await rounds(last, 10)
+    for (let i = 0; i < 4; i++) assert.strictEqual(a3.get(`old${i}`).value, i, `old${i} came back`)
+    assert.strictEqual(b.get('new').value, 'n')
+  })
+})
