@@ -21,6 +21,12 @@ import type { Update } from './types'
 export class SourceLog {
   /** Remembered entries of this source, ascending by version. */
   readonly updates: Update[] = []
+  /**
+   * @internal A prefix of `updates`' versions (`versions[i] ===
+   * updates[i].version`), extended when a search needs it: a search of a
+   * large log then misses the cache once, not at every object it probes.
+   */
+  readonly versions: number[] = []
   /** Entries at or below this version have been forgotten by the log. */
   floor = -Infinity
   /** Highest version of this source the node has seen, applied or not. */
@@ -84,6 +90,63 @@ function above(log: readonly Update[], version: number): number {
   return hi
 }
 
+// `above` over versions alone, the same search.
+function aboveVersion(log: readonly number[], version: number): number {
+  const n = log.length
+  if (n === 0 || !(log[n - 1] > version)) return n
+  const first = log[0]
+  if (first > version) return 0
+  // Invariant: log[lo] <= version < log[hi].
+  let lo = 0
+  let hi = n - 1
+  if (hi > 1) {
+    let g = Math.round(((version - first) / (log[hi] - first)) * hi)
+    if (g < 1) g = 1
+    else if (g > hi - 1) g = hi - 1
+    if (log[g] > version) {
+      hi = g
+      for (let step = 1; hi - step > lo; step *= 2) {
+        const i = hi - step
+        if (log[i] <= version) {
+          lo = i
+          break
+        }
+        hi = i
+      }
+    } else {
+      lo = g
+      for (let step = 1; lo + step < hi; step *= 2) {
+        const i = lo + step
+        if (log[i] > version) {
+          hi = i
+          break
+        }
+        lo = i
+      }
+    }
+  }
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1
+    if (log[mid] > version) hi = mid
+    else lo = mid
+  }
+  return hi
+}
+
+// The index of the first entry of `log` above `version`. The ends are read
+// from the entries (no search before the first or after the last: a peer
+// that lacks all or nothing); a search in between first extends the log's
+// `versions` over all of its entries and searches those.
+function find(log: SourceLog, version: number): number {
+  const updates = log.updates
+  const n = updates.length
+  if (n === 0 || !(updates[n - 1].version > version)) return n
+  if (updates[0].version > version) return 0
+  const versions = log.versions
+  for (let i = versions.length; i < n; i++) versions.push(updates[i].version)
+  return aboveVersion(versions, version)
+}
+
 /**
  * Events: `'update'` `(update)` for every applied update, local or remote;
  * `'compaction'` `(memory, history)` just before `memory`, the oldest
@@ -142,7 +205,14 @@ export class History extends EventEmitter {
       const updates = log.updates
       const n = updates.length
       if (n === 0 || updates[n - 1].version <= update.version) updates.push(update)
-      else sorted.add(updates, update, byVersion)
+      else {
+        sorted.add(updates, update, byVersion)
+        // Entries from the new one's place on moved: the prefix ends there.
+        const versions = log.versions
+        let k = versions.length
+        while (k > 0 && versions[k - 1] >= update.version) k--
+        versions.length = k
+      }
       this.length++
       if (this.max_history !== Infinity) {
         this.fifo.push(update)
@@ -164,7 +234,7 @@ export class History extends EventEmitter {
     if (log === undefined || log.live === 0 || limit <= 0) return out
     if (version < log.floor) return this.scan(id, version, limit)
     const updates = log.updates
-    const from = above(updates, version)
+    const from = find(log, version)
     // No replaced entries in the log: all of it is current, the answer is a slice.
     if (log.dead === 0) {
       return limit >= updates.length - from ? updates.slice(from) : updates.slice(from, from + Math.ceil(limit))
@@ -182,7 +252,7 @@ export class History extends EventEmitter {
     const log = this.sources.get(id)
     if (log === undefined) return undefined
     const updates = log.updates
-    const i = above(updates, version) - 1
+    const i = find(log, version) - 1
     return i >= 0 && updates[i].version === version ? updates[i] : undefined
   }
 
@@ -191,7 +261,7 @@ export class History extends EventEmitter {
     const log = this.sources.get(id)
     if (log === undefined) return 0
     if (version < log.floor) return log.live
-    return log.updates.length - above(log.updates, version)
+    return log.updates.length - find(log, version)
   }
 
   // The slow, complete answer for versions the log has forgotten.
@@ -225,6 +295,7 @@ export class History extends EventEmitter {
       if (state.get(u.key) === u) updates[j++] = u
     }
     updates.length = j
+    log.versions.length = 0
     log.dead = 0
   }
 
@@ -269,6 +340,9 @@ export class History extends EventEmitter {
       let dead = 0
       if (log.dead > 0) for (let j = 0; j < end; j++) if (state.get(updates[j].key) !== updates[j]) dead++
       updates.splice(0, end)
+      const versions = log.versions
+      if (versions.length > end) versions.splice(0, end)
+      else versions.length = 0
       log.dead -= dead
       log.floor = floor
     }
