@@ -12,7 +12,7 @@ import { base, Gossip } from '../lib'
 import type { Config, Update } from '../lib'
 
 /** Measured rounds per target (at least 5). */
-export const ROUNDS = Math.max(5, Number(process.env.BENCH_ROUNDS ?? 7))
+export const ROUNDS = Math.max(5, Number(process.env.BENCH_ROUNDS ?? 9))
 
 /** One line of the results table. */
 export interface Row {

@@ -4,7 +4,7 @@
  * the table and writes it, with every raw sample, to bench/results.json.
  *
  * Environment: BENCH_ROUNDS (measured rounds per target, at least 5;
- * default 7), BENCH_ONLY (comma-separated target files, e.g. "sync,news").
+ * default 9), BENCH_ONLY (comma-separated target files, e.g. "sync,news").
  */
 import { spawnSync } from 'child_process'
 import { writeFileSync } from 'fs'
