@@ -220,8 +220,9 @@ describe('flow control: on the wire', () => {
 
 describe('flow control: the paper\'s claims, over seeds', function () {
   this.timeout(60000)
-  // 32 nodes x 16 keys, mtu 10: measured without flow control, staleness stays
-  // bounded up to about 0.5 updates per node per round (test/simulate).
+  // 32 nodes x 16 keys, mtu 10: at most 2 x mtu / (nodes - 1) = 0.65 updates
+  // per node per round can reach every replica; flow control settles near
+  // 0.42 (docs/README.md explains why AIMD stays below capacity).
   const base = { nodes: 32, keys: 16, mtu: 10 }
   const seeds = [1, 2, 3, 4]
 
@@ -235,8 +236,8 @@ describe('flow control: the paper\'s claims, over seeds', function () {
       const perRound = (a: number, b: number): number => sim.series.slice(a, b).reduce((t, s) => t + s.admitted, 0) / (b - a) / base.nodes
       const third = perRound(40, 60)
       const fourth = perRound(60, 80)
-      // Offered 2 per node per round, four times what the network carries.
-      assert.ok(fourth > 0.2 && fourth < 0.5, `seed ${seed}: admitted ${fourth} per node per round`)
+      // Offered 2 per node per round, three times what the network carries.
+      assert.ok(fourth > 0.25 && fourth < 0.65, `seed ${seed}: admitted ${fourth} per node per round`)
       assert.ok(Math.abs(third - fourth) / fourth < 0.2, `seed ${seed}: admitted rate still moving ${third} -> ${fourth}`)
       assert.ok(jain(shares) >= 0.9, `seed ${seed}: Jain's index ${jain(shares)}`)
       const util = sim.series.slice(40).reduce((t, s) => t + s.deltas, 0) / 40 / (2 * base.nodes * base.mtu)
