@@ -19,12 +19,14 @@ export const usage = `usage: simple-scuttle simulate [options]
                      (default ${simDefaults.order})
   --flow-control     AIMD flow control on every node (paper section 4)
   --seed S           seed of every random choice (default ${simDefaults.seed})
-  --json             print one JSON object (options, per-round series, summary)
+  --json             print one JSON object (options, per-round series, summary;
+                     with --order all: {runs: [one such object per order]})
   --svg FILE         write a plot of staleness over rounds
   --help             this text
 
 Staleness is in rounds. The defaults ramp the offered load from 0 to 4
-updates per node per round; 128 nodes x mtu 100 carry about 1.6 (see docs/).
+updates per node per round; 128 nodes with mtu 100 deliver at most about 1.6,
+and staleness stays bounded only up to about 1.1 (see docs/README.md).
 `
 
 export interface CliOptions {
