@@ -33,6 +33,8 @@ export class Clock {
   pastHeard = -Infinity
   /** How far, in version order, we hold our past. */
   pastHeld = -Infinity
+  /** A peer showed us a past of ours we did not hold. */
+  pastSeen = false
   // The versions this incarnation issued, as runs [from, to, from, to, ...]:
   // a run grows while ticks follow each other and a new one starts when the
   // clock jumped in between, so the list stays short.
@@ -51,6 +53,7 @@ export class Clock {
       this.pastHeard = restored
       // (held < 0: none of the past is held)
       this.pastHeld = held < 0 ? -Infinity : Math.min(held, restored)
+      this.pastSeen = this.pastHeld < restored
     }
     this.start = this.time + 1
   }
@@ -112,6 +115,7 @@ export class Clock {
    * -Infinity when none need to be.
    */
   foreign(version: number): number {
+    if (version > this.pastHeld) this.pastSeen = true
     if (version > this.pastHeard) this.pastHeard = version
     if (version < this.start || version <= this.ambiguous) return -Infinity
     // Our past reaches into the versions this incarnation uses: every

@@ -45,11 +45,12 @@ export class PeerStream extends Transform {
   // Deltas received since our last digest: fewer than the mtu means the
   // peer's answer was complete.
   private received = 0
-  // Our last digest asked for our own past (see Clock), and whether this
-  // peer has answered such a digest completely yet.
-  private askedPast = false
+  // Where our outstanding question asked for our own past from (see Clock),
+  // or null; and whether this peer has shown us all of ours yet.
+  /** @internal */
+  askFrom: number | null = null
   private verified = false
-  /** @internal Highest update of our own id this peer has sent us. */
+  /** @internal This peer has shown us every update of ours up to here. */
   ownSeen = -Infinity
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
@@ -68,7 +69,9 @@ export class PeerStream extends Transform {
     if (this.readableLength >= this.readableHighWaterMark) return false
     this.asked++
     this.received = 0
-    this.askedPast = this.node._digest(this, !this.verified)
+    // Once the node has seen a sign of a past incarnation, each stream asks
+    // its peer for the node's own updates until it has seen them all.
+    this.askFrom = this.node._digest(this, !this.verified && this.node._hasPast())
     this.push(this.node._done(false))
     return true
   }
@@ -129,7 +132,8 @@ export class PeerStream extends Transform {
     const isAnswer = (done as DigestDone).reply === true
     if (isAnswer && this.asked > 0) {
       this.asked--
-      if (this.askedPast && this.received < node.mtu) {
+      const named = heard.get(node.id)
+      if (this.askFrom !== null && (this.received < node.mtu || (named !== undefined && named <= this.ownSeen))) {
         this.verified = true
         const mine = heard.get(node.id)
         if (mine !== undefined) node._answeredSelf(mine)
@@ -215,6 +219,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     let restored: number | undefined
     if (state !== undefined) restored = restore(this.history, state)
     this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(state)), heldOf(state))
+    // What a saved state holds, an earlier run may have sent.
+    if (restored !== undefined) this.sentOwn = restored
     const flow = flowOptions(config.flow_control)
     this.flow =
       flow === null
@@ -334,11 +340,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
     let past = false
     if (source_id === this.id) {
-      if (version > stream.ownSeen) stream.ownSeen = version
       past = this.isPast(key, value, version)
-      if (past) {
-        this.reissue(this.clock.foreign(version))
-        this.clock.held(version)
+      if (past) this.reissue(this.clock.foreign(version))
+      // An answer to a question for our past comes in version order from
+      // where we asked, which joins what we held and what this peer showed.
+      const from = stream.askFrom
+      if (from !== null && version > stream.ownSeen) {
+        stream.ownSeen = version
+        if (from <= this.clock.pastHeld) this.clock.held(version)
       }
     } else if (version > this.clock.time) {
       this.clock.time = version
@@ -369,6 +378,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (version > this.sentOwn || this.clock.isPast(version)) this.reissue(this.clock.foreign(version))
   }
 
+  /** @internal True once the node has seen any sign of a past incarnation. */
+  _hasPast(): boolean {
+    return this.clock.pastSeen
+  }
+
   /** @internal We pushed our own update at `version` to a peer. */
   _sent(version: number): void {
     if (version > this.sentOwn) this.sentOwn = version
@@ -391,9 +405,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /**
    * @internal Push our digest's entries (not its end) to `stream`; `askAll`
    * asks for everything of ours the peer holds beyond the past we hold.
-   * True if it asks for our past.
+   * Returns where it asks for our past from, or null if it does not.
    */
-  _digest(stream: PeerStream, askAll: boolean): boolean {
+  _digest(stream: PeerStream, askAll: boolean): number | null {
     // Admit what the allowed rate lets through before naming our own max.
     if (this.flow !== null) this.flow.pump()
     const id = this.id
@@ -410,7 +424,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const askPast = askAll || this.clock.recovering
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
-    return askPast
+    return askPast ? mine : null
   }
 
   /** @internal The end of our digest, a question's or a reply's (with our allowed rate under flow control). */
