@@ -3,7 +3,8 @@
  * stream limit of target 1 and scuttlebutt's Model.set.
  */
 import { Gossip } from '../lib'
-import { atMost, config, emit, fasterBy, median, model, now, rounds, streamLimit, updates } from './common'
+import { atMost, config, emit, fasterBy, median, now, rounds, streamLimit, updates } from './common'
+import { peerInChild } from './peer'
 import type { Row } from './common'
 
 const N = Number(process.env.BENCH_N ?? 100_000)
@@ -19,28 +20,20 @@ function oursSet(max_history: number | undefined): number {
   return t
 }
 
-function peerSet(): number {
-  const keys = new Array<string>(N)
-  for (let i = 0; i < N; i++) keys[i] = 'k' + i
-  const m = model('peer-a')
-  const t0 = now()
-  for (let i = 0; i < N; i++) m.set(keys[i], i)
-  return now() - t0
-}
-
 async function main(): Promise<void> {
   const objects = updates(N)
   const s = await rounds({
     ours: () => oursSet(Infinity),
     oursDefault: () => oursSet(undefined),
     limit: () => streamLimit(objects),
-    peer: () => peerSet(),
+    // In a child process of its own: see peer.ts.
+    peer: () => peerInChild('set', N),
   })
   const ours = median(s.ours)
   const oursDefault = median(s.oursDefault)
   const limit = median(s.limit)
   const peer = median(s.peer)
-  const what = `N=${N} set() calls on a fresh node, max_history=Infinity`
+  const what = `N=${N} set() calls on a fresh node, max_history=Infinity; peer: Model.set in its own process (bench/peer.ts)`
   const whatD = `N=${N} set() calls, default config (max_history=1000: compaction every ~250 writes)`
   const a = { ours: s.ours, limit: s.limit, peer: s.peer }
   const d = { ours: s.oursDefault, limit: s.limit, peer: s.peer }
