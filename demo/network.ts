@@ -13,6 +13,7 @@
 // The Gossip path of the library, not its package entry: lib/index.ts also
 // re-exports the Node-only TCP node, file store and signing, which a browser
 // has no use for (and cannot bundle without polyfills).
+import { prng } from '../lib/sim/random'
 import * as base from '../lib/base'
 import { Gossip } from '../lib/gossip'
 import type { PeerStream } from '../lib/gossip'
@@ -42,16 +43,7 @@ export const LIMITS = {
 } as const
 
 /** A small seeded generator (mulberry32), so a seed replays a run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const seeded = prng
 
 export interface Link {
   readonly a: number

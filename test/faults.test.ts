@@ -26,6 +26,7 @@
  * each other for as long as that connection lives (see the note to the
  * lead); a new connection, like a TCP reconnect, starts clean.
  */
+import { prng } from '../lib/sim/random'
 import * as assert from 'assert'
 import fc from 'fast-check'
 import { Gossip, PeerStream, base } from '../lib'
@@ -271,20 +272,9 @@ const scenario = fc
     return { n, edges, mtu, maxHistory, faults, steps, seed, ownKeys }
   })
 
-// A small deterministic generator, so a failing case replays exactly.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function play(s: Scenario): Promise<LossyNet> {
-  const random = mulberry32(s.seed)
+  const random = prng(s.seed) // a failing case replays exactly
   const net = new LossyNet(s.n, s.edges, s.mtu, s.maxHistory, random)
   net.faults = s.faults
   const last = new Map<string, Update>()
