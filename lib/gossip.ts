@@ -9,7 +9,7 @@ import { Transform } from 'readable-stream'
 import { config as defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed, rateOf } from './flow'
-import { History } from './history'
+import { History, SourceLog } from './history'
 import { deltas } from './reconcile'
 import { badName, classify, fields, Kind } from './shape'
 import { jsonProblem } from './wire'
@@ -198,6 +198,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private readonly clock: Clock
   // config.security; undefined when updates are not signed.
   private readonly security: Security | undefined
+  // The log last written to: updates come in runs of one source.
+  private lastLog: SourceLog | null = null
+  // Whether the last decide()'s resolve left the state alone.
+  private memoHeld = false
 
   /**
    * @param id - this node's source id, unique in the cluster.
@@ -244,7 +248,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** The current mapping of `key`, or `{version: -Infinity, value: null}`. */
   get(key: string): Update | Missing {
-    return this.history.state.get(key) ?? MISSING
+    const history = this.history
+    // Inside resolve, the key was just looked up (see History._memoKey).
+    if (key === history._memoKey) return history._memoEntry ?? MISSING
+    return history.state.get(key) ?? MISSING
   }
 
   /**
@@ -284,7 +291,37 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const version = this.clock.tick()
     const update: Update =
       this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version)
-    if (this.resolve(this, update)) this.history.record(update)
+    const history = this.history
+    const current = history.state.get(key)
+    if (this.decide(update, current)) history._put(update, this.fresh(key, current), this.logOf(this.id))
+  }
+
+  // `resolve`, with `current` (the key's entry) remembered for its `get`.
+  private decide(update: Update, current: Update | undefined): boolean {
+    const history = this.history
+    history._memoKey = update.key
+    history._memoEntry = current
+    try {
+      return this.resolve(this, update)
+    } finally {
+      // Still set unless resolve wrote something: see fresh().
+      this.memoHeld = history._memoKey !== null
+      history._memoKey = null
+    }
+  }
+
+  // The key's entry after decide(): `current`, unless resolve wrote.
+  private fresh(key: string, current: Update | undefined): Update | undefined {
+    return this.memoHeld ? current : this.history.state.get(key)
+  }
+
+  private logOf(source_id: string): SourceLog {
+    let log = this.lastLog
+    if (log === null || log.id !== source_id) {
+      log = this.history.source(source_id)
+      this.lastLog = log
+    }
+    return log
   }
 
   // A write of ours, signed (config.security); `sign` sees an empty signature.
@@ -352,7 +389,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     } else if (version > this.clock.time) {
       this.clock.time = version
     }
-    const log = history.source(source_id)
+    const log = this.logOf(source_id)
     if (version > log.max) log.max = version
 
     const current = history.state.get(key)
@@ -361,13 +398,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
       signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature }
     let wins: boolean
     try {
-      wins = this.resolve(this, update)
+      wins = this.decide(update, current)
     } catch (err) {
       stream.emit('invalid', chunk, `resolve threw: ${(err as Error)?.message}`)
       return
     }
     if (!wins) return
-    history.record(update)
+    history._put(update, this.fresh(key, current), log)
     // Our past, at a version this incarnation may also have used: issue it
     // again, above the ambiguity, so that no peer mistakes it for ours.
     if (past && version >= this.clock.start) this.rewrite(update)

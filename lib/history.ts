@@ -161,6 +161,15 @@ export class History extends EventEmitter {
   length = 0
   readonly max_history: number
 
+  /**
+   * @internal A key whose current entry the node looked up just before
+   * calling `resolve`, and that entry: `resolve`'s `get` then needs no
+   * second lookup. Any write clears it.
+   */
+  _memoKey: string | null = null
+  /** @internal */
+  _memoEntry: Update | undefined = undefined
+
   // Insertion order of indexed entries, for forgetting the oldest; only
   // kept when max_history is finite.
   private fifo: Update[] = []
@@ -193,12 +202,19 @@ export class History extends EventEmitter {
 
   /** {@link write} for an update object the caller built and will not mutate. */
   record(update: Update): Update {
-    const state = this.state
-    const previous = state.get(update.key)
-    state.set(update.key, update)
+    return this._put(update, this.state.get(update.key), this.source(update.source_id))
+  }
+
+  /**
+   * @internal {@link record} for a caller that already looked up the key's
+   * current entry (`previous`) and the source's log: the node's hot path
+   * saves those lookups. Clears `_memoKey`.
+   */
+  _put(update: Update, previous: Update | undefined, log: SourceLog): Update {
+    this._memoKey = null
+    this.state.set(update.key, update)
     if (previous !== undefined) this.retire(previous)
 
-    const log = this.source(update.source_id)
     log.live++
     if (update.version > log.max) log.max = update.version
     if (update.version > log.floor) {

@@ -19,8 +19,14 @@ export const enum Kind {
   Done,
 }
 
-/** Keys and source ids that would be dangerous on a plain object. */
-const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
+/**
+ * Keys and source ids that would be dangerous on a plain object: '__proto__',
+ * 'constructor', 'prototype'. Compared inline, guarded by length, rather than
+ * through a Set, which would hash every key on the hot path.
+ */
+function isReserved(s: string): boolean {
+  return s.length >= 9 && s.length <= 11 && (s === '__proto__' || s === 'prototype' || s === 'constructor')
+}
 
 /** The fields of the last classified object, and why it was refused. */
 export const fields = {
@@ -52,7 +58,7 @@ export function isVersion(v: unknown): v is number {
 export function badName(what: string, s: unknown): string | null {
   if (typeof s !== 'string') return `${what} must be a string`
   if (s.length === 0) return `${what} must not be empty`
-  if (RESERVED.has(s)) return `${what} "${s}" is reserved`
+  if (isReserved(s)) return `${what} "${s}" is reserved`
   return null
 }
 
