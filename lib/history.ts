@@ -324,15 +324,34 @@ export class History extends EventEmitter {
     const memory: Update[] = []
     const cut = new Map<SourceLog, number>()
     let remaining = this.length
+    // The fifo comes in runs of one source, mostly in its log's order: the
+    // run's log, its new floor and where that ends in the log are kept
+    // here, and written to `cut` when the run ends.
+    let last: SourceLog | null = null
+    let lastFloor = -Infinity
+    let lastEnd = 0
+    let moved = false
     for (let i = this.fifoHead; i < fifo.length && remaining > target; i++) {
       const u = fifo[i]
-      const log = this.sources.get(u.source_id) as SourceLog
-      const floor = cut.get(log) ?? log.floor
-      if (u.version <= floor || state.get(u.key) !== u) continue
-      // Forgetting u forgets every entry of its source up to u.version.
+      if (last === null || last.id !== u.source_id) {
+        if (moved) cut.set(last as SourceLog, lastFloor)
+        last = this.sources.get(u.source_id) as SourceLog
+        lastFloor = cut.get(last) ?? last.floor
+        lastEnd = above(last.updates, lastFloor)
+        moved = false
+      }
+      const log: SourceLog = last
+      if (u.version <= lastFloor) continue
       const updates = log.updates
-      const end = above(updates, u.version)
-      const from = above(updates, floor)
+      // u is usually the entry right after the floor.
+      const end =
+        updates[lastEnd] === u && (lastEnd + 1 === updates.length || updates[lastEnd + 1].version > u.version)
+          ? lastEnd + 1
+          : above(updates, u.version)
+      // Found in a log without replaced entries, u is current: no state lookup.
+      if (!(log.dead === 0 && end > 0 && updates[end - 1] === u) && state.get(u.key) !== u) continue
+      // Forgetting u forgets every entry of its source up to u.version.
+      const from = lastEnd
       if (log.dead === 0) {
         // No replaced entries in the log: all of the range is current.
         for (let j = from; j < end; j++) memory.push(updates[j])
@@ -346,8 +365,11 @@ export class History extends EventEmitter {
           }
         }
       }
-      cut.set(log, u.version)
+      lastFloor = u.version
+      lastEnd = end
+      moved = true
     }
+    if (moved) cut.set(last as SourceLog, lastFloor)
     if (memory.length === 0) return
     this.emit('compaction', memory, this)
     for (const [log, floor] of cut) {
