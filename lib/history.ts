@@ -43,54 +43,11 @@ function byVersion(a: Update, b: Update): -1 | 0 | 1 {
   return a.version < b.version ? -1 : a.version > b.version ? 1 : 0
 }
 
-// The index of the first entry above `version` (log.length if none). One
+// The index of the first version above `version` (log.length if none). One
 // source's versions are nearly dense, so the search guesses by
 // interpolation, gallops from the guess to bracket the answer and bisects
 // the bracket: O(log n) at worst, two probes for dense versions (in a large
 // log each probe is a cache miss, so their number is the cost).
-function above(log: readonly Update[], version: number): number {
-  const n = log.length
-  if (n === 0 || !(log[n - 1].version > version)) return n
-  const first = log[0].version
-  if (first > version) return 0
-  // Invariant: log[lo].version <= version < log[hi].version.
-  let lo = 0
-  let hi = n - 1
-  if (hi > 1) {
-    let g = Math.round(((version - first) / (log[hi].version - first)) * hi)
-    if (g < 1) g = 1
-    else if (g > hi - 1) g = hi - 1
-    if (log[g].version > version) {
-      hi = g
-      for (let step = 1; hi - step > lo; step *= 2) {
-        const i = hi - step
-        if (log[i].version <= version) {
-          lo = i
-          break
-        }
-        hi = i
-      }
-    } else {
-      lo = g
-      for (let step = 1; lo + step < hi; step *= 2) {
-        const i = lo + step
-        if (log[i].version > version) {
-          hi = i
-          break
-        }
-        lo = i
-      }
-    }
-  }
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1
-    if (log[mid].version > version) hi = mid
-    else lo = mid
-  }
-  return hi
-}
-
-// `above` over versions alone, the same search.
 function aboveVersion(log: readonly number[], version: number): number {
   const n = log.length
   if (n === 0 || !(log[n - 1] > version)) return n
@@ -337,7 +294,7 @@ export class History extends EventEmitter {
         if (moved) cut.set(last as SourceLog, lastFloor)
         last = this.sources.get(u.source_id) as SourceLog
         lastFloor = cut.get(last) ?? last.floor
-        lastEnd = above(last.updates, lastFloor)
+        lastEnd = find(last, lastFloor)
         moved = false
       }
       const log: SourceLog = last
@@ -347,7 +304,7 @@ export class History extends EventEmitter {
       const end =
         updates[lastEnd] === u && (lastEnd + 1 === updates.length || updates[lastEnd + 1].version > u.version)
           ? lastEnd + 1
-          : above(updates, u.version)
+          : find(log, u.version)
       // Found in a log without replaced entries, u is current: no state lookup.
       if (!(log.dead === 0 && end > 0 && updates[end - 1] === u) && state.get(u.key) !== u) continue
       // Forgetting u forgets every entry of its source up to u.version.
@@ -374,7 +331,7 @@ export class History extends EventEmitter {
     this.emit('compaction', memory, this)
     for (const [log, floor] of cut) {
       const updates = log.updates
-      const end = above(updates, floor)
+      const end = find(log, floor)
       let dead = 0
       if (log.dead > 0) for (let j = 0; j < end; j++) if (state.get(updates[j].key) !== updates[j]) dead++
       updates.splice(0, end)
