@@ -7,7 +7,8 @@
  *   directory), so it is always whole;
  * - `log-<segment>.ndjson`: one line per applied update (the update as
  *   JSON), and `{"reserve": N}` lines; only segments at or above the
- *   snapshot's `segment` count;
+ *   snapshot's `segment` count; a segment's name is fsynced into the
+ *   directory when it is created, before anything in it is acknowledged;
  * - `LOCK`: the pid of the process using the directory.
  *
  * Acknowledgement: every applied update (the history's `'update'` event) is
@@ -184,7 +185,7 @@ export class Store {
       this.reserved = reserved
       this.segment = segment
       this.lines = lines
-      this.fd = fs.openSync(path.join(dir, segmentName(segment)), 'a')
+      this.fd = this.openSegment(segment)
       if (state === undefined) {
         // Bind the directory to this id before anything else is written.
         this.writeSnapshot({ format: FORMAT, id, version: 0, reserve: 0, segment, updates: [] })
@@ -311,7 +312,7 @@ export class Store {
     const held = taken.held
     this.writeSnapshot({ format: FORMAT, id: this.id, version, reserve: this.reserved, segment: next, updates, held })
     fs.closeSync(this.fd)
-    this.fd = fs.openSync(path.join(this.dir, segmentName(next)), 'a')
+    this.fd = this.openSegment(next)
     const old = this.segment
     this.segment = next
     this.lines = 0
@@ -422,6 +423,19 @@ export class Store {
     for (const w of this.waiters) w.reject(err)
     this.waiters = []
     return err
+  }
+
+  // Open segment `n` for appending. A segment this creates gets its name
+  // fsynced into the directory before anything is written to it: an fsync
+  // of a new file does not make its directory entry durable, and without it
+  // a power cut could take the whole file, fsynced lines (acknowledged
+  // writes, reservations) and all.
+  private openSegment(n: number): number {
+    const file = path.join(this.dir, segmentName(n))
+    const created = !fs.existsSync(file)
+    const fd = fs.openSync(file, 'a')
+    if (created && this.sync) fsyncDir(this.dir)
+    return fd
   }
 
   private writeSnapshot(s: SnapshotFile): void {

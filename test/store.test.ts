@@ -1,7 +1,8 @@
 /**
  * Durable state: append log + snapshot. A restart restores state, history
  * and clock; a crash at any point (the log cut anywhere after its last
- * fsync, including mid-line) loses no acknowledged write and never reuses a
+ * fsync, including mid-line, or gone whole if no fsync of the directory has
+ * covered its name yet) loses no acknowledged write and never reuses a
  * version, even when the wall clock gives no help (it is stubbed to 0).
  */
 import * as assert from 'assert'
@@ -27,15 +28,84 @@ function segments(dir: string): string[] {
     .sort()
 }
 
-// What a kill leaves: the store is abandoned, never closed. Only its file
-// descriptor is released (the kernel does that for a dead process).
-function crash(store: Store): void {
-  fs.closeSync((store as unknown as { fd: number }).fd)
+// What a kill leaves: the store is abandoned, never closed, and nothing of
+// it runs again: not a write it had scheduled, not the end of an fsync in
+// flight (a dead process has no event loop). Its file descriptor is
+// released, as the kernel does for a dead process. Just closing the
+// descriptor is not enough: a callback still queued would write, fsync or
+// close through that descriptor number once the next store reuses it.
+function crash(store: Store, gossip?: Gossip): void {
+  const s = store as unknown as {
+    fd: number
+    closed: boolean
+    waiters: unknown[]
+    onUpdate: (u: Update) => void
+    onCompaction: () => void
+  }
+  s.closed = true // every queued callback of the store now returns at once
+  s.waiters = []
+  if (gossip !== undefined) {
+    gossip.history.off('update', s.onUpdate)
+    gossip.history.off('compaction', s.onCompaction)
+  }
+  fs.closeSync(s.fd)
 }
 
-function durable(store: Store): boolean {
-  const s = store as unknown as { synced: number; written: number; pending: unknown[] }
-  return s.synced === s.written && s.pending.length === 0
+// What the disk holds for sure, observed on the fsyncs themselves rather
+// than taken from the store's own bookkeeping: for each file of the data
+// directory (by name: the store never reuses one), its size when the last
+// fsync of it that completed was called (bytes appended while an fsync is in
+// flight are not covered by it), and the names the directory held when it
+// was last fsynced.
+class Disk {
+  private readonly sizes = new Map<string, number>()
+  private names = new Set<string>()
+  private readonly real = require('fs') as { fsync: typeof fs.fsync; fsyncSync: typeof fs.fsyncSync } // eslint-disable-line @typescript-eslint/no-require-imports
+  private readonly fsync = this.real.fsync
+  private readonly fsyncSync = this.real.fsyncSync
+
+  constructor(private readonly dir: string) {
+    this.real.fsyncSync = (fd: number): void => {
+      const seen = this.look(fd)
+      this.fsyncSync(fd)
+      seen()
+    }
+    this.real.fsync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void => {
+      const seen = this.look(fd)
+      this.fsync(fd, (err) => {
+        if (!err) seen()
+        cb(err)
+      })
+    }) as typeof fs.fsync
+  }
+
+  restore(): void {
+    this.real.fsync = this.fsync
+    this.real.fsyncSync = this.fsyncSync
+  }
+
+  /** Bytes of the file `name` that survive any crash. */
+  safe(name: string): number {
+    return this.sizes.get(name) ?? 0
+  }
+
+  /** Whether the directory entry `name` survives any crash. */
+  named(name: string): boolean {
+    return this.names.has(name)
+  }
+
+  // What an fsync of `fd` called now makes durable, to record once it is done.
+  private look(fd: number): () => void {
+    const st = fs.fstatSync(fd)
+    const names = fs.readdirSync(this.dir)
+    if (st.isDirectory()) {
+      if (st.ino !== fs.statSync(this.dir).ino) return () => undefined
+      return () => (this.names = new Set(names))
+    }
+    const name = names.find((n) => fs.statSync(path.join(this.dir, n)).ino === st.ino)
+    if (name === undefined) return () => undefined // a temporary file, or not ours
+    return () => this.sizes.set(name, Math.max(this.sizes.get(name) ?? 0, st.size))
+  }
 }
 
 // Exchange everything between two in-memory nodes, directly.
@@ -152,59 +222,134 @@ describe('store', () => {
         fc.integer({ min: 1, max: 8 }),
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.boolean(),
-        async (ops, reserve, cutAt, restartEarlier) => {
+        fc.boolean(),
+        async (ops, reserve, cutAt, restartEarlier, dropName) => {
           Clock.now = () => 0
           const dir = fresh()
-          const { gossip, store } = openGossip('a', lww(), dir, { reserve, snapshotLines: 3 })
-          const peer = new Gossip('b', lww())
-          const acked = new Map<string, number>()
-          let issued = -Infinity // highest version of ours that left 'set'
-          let safe = 0 // bytes of the last segment known to be fsynced
-          const noteSafe = () => {
-            if (durable(store)) safe = fs.statSync(path.join(dir, segments(dir).at(-1) as string)).size
+          const disk = new Disk(dir)
+          try {
+            await run(dir, disk, ops, reserve, cutAt, restartEarlier, dropName)
+          } finally {
+            disk.restore()
           }
-          noteSafe()
-          const since: { key: string; version: number }[] = []
-          for (const op of ops) {
-            if ('set' in op) {
-              gossip.set(`k${op.set}`, op.value)
-              issued = gossip.version
-              since.push({ key: `k${op.set}`, version: gossip.version })
-            } else if ('remote' in op) {
-              peer.set(`k${op.remote}`, op.value)
-              const u = peer.get(`k${op.remote}`) as Update
-              gossip.write({ key: u.key, value: u.value, source_id: u.source_id, version: u.version })
-              await settleStreams()
-            } else if ('ack' in op) {
-              await store.flush()
-              for (const w of since) acked.set(w.key, Math.max(acked.get(w.key) ?? -Infinity, w.version))
-              since.length = 0
-            } else {
-              store.snapshot()
-            }
-            noteSafe()
-          }
-          // kill -9, then the disk keeps any prefix of what was not fsynced.
-          const last = path.join(dir, segments(dir).at(-1) as string)
-          const size = fs.statSync(last).size
-          crash(store)
-          fs.truncateSync(last, safe + Math.floor(cutAt * (size - safe)))
-
-          // The wall clock may even have gone back: it is 0 again.
-          if (restartEarlier) Clock.now = () => 0
-          const again = openGossip('a', lww(), dir)
-          for (const [key, version] of acked) {
-            const held = again.gossip.get(key)
-            assert.ok(held.version >= version, `${key}@${version} was acknowledged but lost`)
-          }
-          assert.ok(again.gossip.version >= issued, `clock ${again.gossip.version} is below issued ${issued}`)
-          again.gossip.set('after', 1)
-          assert.ok((again.gossip.get('after').version as number) > issued, 'a version was reused')
-          await again.store.close()
         },
       ),
       { numRuns: 60 },
     )
+
+    async function run(
+      dir: string,
+      disk: Disk,
+      ops: ({ set: number; value: number } | { remote: number; value: number } | { ack: true } | { snapshot: true })[],
+      reserve: number,
+      cutAt: number,
+      restartEarlier: boolean,
+      dropName: boolean,
+    ): Promise<void> {
+      const { gossip, store } = openGossip('a', lww(), dir, { reserve, snapshotLines: 3 })
+      const peer = new Gossip('b', lww())
+      const acked = new Map<string, number>()
+      let issued = -Infinity // highest version of ours that left 'set'
+      const since: { key: string; version: number }[] = []
+      for (const op of ops) {
+        if ('set' in op) {
+          gossip.set(`k${op.set}`, op.value)
+          issued = gossip.version
+          since.push({ key: `k${op.set}`, version: gossip.version })
+        } else if ('remote' in op) {
+          peer.set(`k${op.remote}`, op.value)
+          const u = peer.get(`k${op.remote}`) as Update
+          gossip.write({ key: u.key, value: u.value, source_id: u.source_id, version: u.version })
+          await settleStreams()
+        } else if ('ack' in op) {
+          await store.flush()
+          for (const w of since) acked.set(w.key, Math.max(acked.get(w.key) ?? -Infinity, w.version))
+          since.length = 0
+        } else {
+          store.snapshot()
+        }
+      }
+      // kill -9 (or a power cut), then the disk keeps what was fsynced
+      // and any prefix of the rest; a file whose name no fsync of the
+      // directory has covered yet may be gone altogether.
+      const name = segments(dir).at(-1) as string
+      const last = path.join(dir, name)
+      const size = fs.statSync(last).size
+      const safe = disk.safe(name)
+      crash(store, gossip)
+      if (dropName && !disk.named(name)) fs.rmSync(last)
+      else fs.truncateSync(last, safe + Math.floor(cutAt * (size - safe)))
+
+      // The wall clock may even have gone back: it is 0 again.
+      if (restartEarlier) Clock.now = () => 0
+      const again = openGossip('a', lww(), dir)
+      for (const [key, version] of acked) {
+        const held = again.gossip.get(key)
+        assert.ok(held.version >= version, `${key}@${version} was acknowledged but lost`)
+      }
+      assert.ok(again.gossip.version >= issued, `clock ${again.gossip.version} is below issued ${issued}`)
+      again.gossip.set('after', 1)
+      assert.ok((again.gossip.get('after').version as number) > issued, 'a version was reused')
+      await again.store.close()
+    }
+  })
+
+  it('a crashed store does nothing more: its scheduled write cannot land in the next store through a reused descriptor', async () => {
+    // The interleaving behind a rare failure of the property above ("k4@2
+    // was acknowledged but lost"): run N crashed with a write still
+    // scheduled (appended, not yet written); run N+1 opened its log, which
+    // got the crashed store's descriptor number; the scheduled write then
+    // went into run N+1's log, or a snapshot it started closed that log.
+    Clock.now = () => 0
+    const first = fresh()
+    const a = openGossip('a', lww(), first, { reserve: 100, snapshotLines: 1 })
+    a.gossip.set('w', 0) // reserves: fsynced at once
+    a.gossip.set('x', 1) // appended only: its write is scheduled
+    a.gossip.set('y', 2)
+    const before = fs.readFileSync(path.join(first, segments(first)[0]), 'utf8')
+    crash(a.store, a.gossip)
+    const second = fresh()
+    const b = openGossip('a', lww(), second, { reserve: 100, snapshotLines: 1000 })
+    await settleStreams() // whatever the crashed store had queued runs now
+    b.gossip.set('z', 3)
+    await b.store.flush()
+    const log = fs.readFileSync(path.join(second, segments(second).at(-1) as string), 'utf8')
+    assert.ok(!log.includes('"key":"x"'), `the crashed store wrote into the next one's log:\n${log}`)
+    assert.strictEqual(fs.readFileSync(path.join(first, segments(first)[0]), 'utf8'), before)
+    crash(b.store, b.gossip)
+    const again = openGossip('a', lww(), second)
+    assert.strictEqual(again.gossip.get('z').value, 3, 'the acknowledged write survived')
+    await again.store.close()
+  })
+
+  it('fsyncs the name of a segment a snapshot opens before acknowledging anything in it', async () => {
+    Clock.now = () => 0
+    const dir = fresh()
+    const disk = new Disk(dir)
+    try {
+      const { gossip, store } = openGossip('a', lww(), dir, { reserve: 1 })
+      assert.ok(disk.named(segments(dir)[0]), 'the first segment')
+      gossip.set('x', 1)
+      await store.flush()
+      const old = segments(dir)[0]
+      store.snapshot()
+      const name = segments(dir).at(-1) as string
+      assert.notStrictEqual(name, old, 'the snapshot opened a new segment')
+      gossip.set('y', 2) // a reservation and a write, fsynced into the new segment
+      await store.flush()
+      assert.ok(disk.safe(name) > 0)
+      assert.ok(disk.named(name), `${name} could vanish in a power cut, and the reservation with it`)
+      // What a power cut may do to a name never fsynced: here, nothing is lost.
+      crash(store, gossip)
+      if (!disk.named(name)) fs.rmSync(path.join(dir, name))
+      const again = openGossip('a', lww(), dir)
+      assert.strictEqual(again.gossip.get('y').value, 2)
+      again.gossip.set('after', 3)
+      assert.ok((again.gossip.get('after').version as number) > (gossip.get('y').version as number), 'no version reused')
+      await again.store.close()
+    } finally {
+      disk.restore()
+    }
   })
 
   it('survives kill -9 of a real node process: acknowledged writes kept, versions never reused', async function () {
