@@ -9,7 +9,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { base } from '../lib'
 import type { Order, Update } from '../lib'
-import { Net, invariantViolations, lww, stateOf } from './net'
+import { Net, connectedEdges, invariantViolations, lww, stateOf } from './net'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
 
@@ -44,16 +44,7 @@ const scenario = (maxNodes: number) =>
       ),
     })
     .map(({ n, mtu, max_history, order, parents, starts, extra, raw }): Scenario => {
-      // A random spanning tree keeps the graph connected; extra edges add cycles.
-      const edges: [number, number][] = []
-      const seen = new Set<string>()
-      const add = (a: number, b: number) => {
-        if (a === b || seen.has(`${a},${b}`) || seen.has(`${b},${a}`)) return
-        seen.add(`${a},${b}`)
-        edges.push([a, b])
-      }
-      for (let i = 1; i < n; i++) add(parents[i] % i, i)
-      for (const [a, b] of extra) add(a % n, b % n)
+      const edges = connectedEdges(n, parents, extra)
       const steps = raw.map((s): Step => {
         if ('write' in s) return { write: s.write % n, key: s.key, value: s.value }
         if ('gossip' in s) return { gossip: s.gossip % edges.length, side: s.side }

@@ -31,7 +31,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { Gossip, PeerStream, base } from '../lib'
 import type { Message, Update } from '../lib'
-import { bornAt, invariantViolations, lww, stateOf } from './net'
+import { bornAt, connectedEdges, invariantViolations, lww, stateOf } from './net'
 
 interface Faults {
   drop: number
@@ -252,16 +252,7 @@ const scenario = fc
     ownKeys: fc.boolean(),
   })
   .map(({ n, parents, extra, mtu, maxHistory, faults, raw, seed, ownKeys }): Scenario => {
-    const edges: [number, number][] = []
-    const seen = new Set<string>()
-    const add = (a: number, b: number) => {
-      const k = a < b ? `${a},${b}` : `${b},${a}`
-      if (a === b || seen.has(k)) return
-      seen.add(k)
-      edges.push([a, b])
-    }
-    for (let i = 1; i < n; i++) add(parents[i] % i, i)
-    for (const [a, b] of extra) add(a % n, b % n)
+    const edges = connectedEdges(n, parents, extra)
     const steps = raw.map((s): Step => {
       if ('write' in s) return { write: s.write % n, key: s.key, value: s.value }
       if ('gossip' in s) return { gossip: s.gossip % edges.length, side: s.side }

@@ -92,6 +92,24 @@ export class Net {
   }
 }
 
+/**
+ * A connected graph on n nodes: a random spanning tree (node i joins
+ * `parents[i] % i`) plus `extra` edges for cycles, without loops or repeats.
+ */
+export function connectedEdges(n: number, parents: number[], extra: [number, number][]): [number, number][] {
+  const edges: [number, number][] = []
+  const seen = new Set<string>()
+  const add = (a: number, b: number) => {
+    const k = a < b ? `${a},${b}` : `${b},${a}`
+    if (a === b || seen.has(k)) return
+    seen.add(k)
+    edges.push([a, b])
+  }
+  for (let i = 1; i < n; i++) add(parents[i] % i, i)
+  for (const [a, b] of extra) add(a % n, b % n)
+  return edges
+}
+
 /** A Gossip whose clock starts at `start`, as if the wall clock read that. */
 export function bornAt(start: number, id: string, config: Config): Gossip {
   const now = Clock.now
