@@ -132,11 +132,12 @@ export class PeerStream extends Transform {
     const isAnswer = (done as DigestDone).reply === true
     if (isAnswer && this.asked > 0) {
       this.asked--
+      // Asked for our past: complete if the answer was not cut, or if the
+      // peer has now shown us everything of ours it holds.
       const named = heard.get(node.id)
       if (this.askFrom !== null && (this.received < node.mtu || (named !== undefined && named <= this.ownSeen))) {
         this.verified = true
-        const mine = heard.get(node.id)
-        if (mine !== undefined) node._answeredSelf(mine)
+        if (named !== undefined) node._answeredSelf(named)
       }
     }
     // Push-pull: a question is answered with our digest, the deltas the
