@@ -387,8 +387,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
         stream.ownSeen = version
         if (from <= this.clock.pastHeld) this.clock.held(version)
       }
-    } else if (version > this.clock.time) {
-      this.clock.time = version
+    } else {
+      this.clock.see(version)
     }
     const log = this.logOf(source_id)
     if (version > log.max) log.max = version

@@ -13,7 +13,8 @@ import type { Order, Update } from './types'
 interface Wanted {
   readonly log: SourceLog
   readonly from: number
-  readonly waiting: number
+  /** Filled in by depth(), the only ordering that reads it. */
+  waiting: number
 }
 
 function shuffle<T>(items: T[], random: () => number): void {
@@ -42,7 +43,7 @@ export function deltas(
     const named = digest.get(log.id)
     const from = named === undefined ? -Infinity : named
     if (log.live === 0 || log.max <= from) continue
-    wanted.push({ log, from, waiting: history.waiting(log.id, from) })
+    wanted.push({ log, from, waiting: 0 })
   }
   if (wanted.length === 0) return []
   shuffle(wanted, random)
@@ -52,6 +53,7 @@ export function deltas(
 // scuttle-depth: sources with the most waiting first (stable sort keeps the
 // shuffled order among ties); as many of each as fit.
 function depth(history: History, wanted: Wanted[], mtu: number): Update[] {
+  for (const w of wanted) w.waiting = history.waiting(w.log.id, w.from)
   wanted.sort((a, b) => b.waiting - a.waiting)
   let out: Update[] = []
   for (let i = 0; i < wanted.length && out.length < mtu; i++) {

@@ -54,8 +54,6 @@ describe('hostile input', function () {
           assert.strictEqual(typeof reason, 'string')
           invalid++
         })
-        let applied = 0
-        a.history.on('update', () => applied++)
         for (const o of objects) target.write(o)
         await new Promise((resolve) => setImmediate(resolve))
 
@@ -63,7 +61,6 @@ describe('hostile input', function () {
         assert.strictEqual(Object.getPrototypeOf({}), Object.prototype)
         assert.ok(!target.destroyed && !a.destroyed)
         assert.ok(invalid <= objects.length, 'each object reported at most once')
-        assert.ok(invalid + applied + objects.length >= objects.length)
         for (const u of a.state.values()) assert.ok(wellFormed(u), `malformed mapping ${String(u.key)}`)
 
         // and the node still replicates
