@@ -12,9 +12,9 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
-import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node'
-import { ed25519 } from '../lib/security'
-import type { Security } from '../lib/types'
+import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node/tcp'
+import { ed25519 } from '../lib/node/security'
+import type { Security } from '../lib/core/types'
 
 export const usage =
   'usage: simple-scuttle node --id ID --listen HOST:PORT [--connect HOST:PORT]... ' +

@@ -5,15 +5,16 @@
  *
  * @packageDocumentation
  */
-import * as base from './base'
+import * as base from './core/base'
 
-export { Gossip, PeerStream } from './gossip'
-export { History, SourceLog } from './history'
-export { Clock } from './clock'
-export { MAX_VERSION } from './shape'
-export * as resolution from './resolution'
-export { serialize, parse, jsonProblem, MAX_LINE_LENGTH } from './wire'
-export type { ParseOptions } from './wire'
+export { Gossip, PeerStream } from './core/gossip'
+export { History, SourceLog } from './core/history'
+export { Clock } from './core/clock'
+export { MAX_VERSION } from './core/shape'
+export * as resolution from './core/resolution'
+export { jsonProblem } from './core/value'
+export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
+export type { ParseOptions } from './wire/ndjson'
 export { base }
 /** The original exported the defaults under this name. */
 export const Base = base
@@ -32,4 +33,4 @@ export type {
   Security,
   Snapshot,
   Update,
-} from './types'
+} from './core/types'

@@ -9,9 +9,9 @@
  * @packageDocumentation
  */
 export * from './browser'
-export { Store, openGossip } from './store'
-export type { StoreOptions } from './store'
-export { ed25519, generateKeyPair, signedBytes } from './security'
-export type { Ed25519Options, KeyInput } from './security'
-export { startNode, ScuttleNode } from './node'
-export type { Address, NodeOptions, PeerInfo } from './node'
+export { Store, openGossip } from './node/store'
+export type { StoreOptions } from './node/store'
+export { ed25519, generateKeyPair, signedBytes } from './node/security'
+export type { Ed25519Options, KeyInput } from './node/security'
+export { startNode, ScuttleNode } from './node/tcp'
+export type { Address, NodeOptions, PeerInfo } from './node/tcp'

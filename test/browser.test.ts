@@ -60,7 +60,7 @@ describe('demo bundle (esbuild, platform browser)', function () {
 
   it('bundles the Gossip path of lib/ for the browser, with no Node built-in module', async function () {
     const { files, inputs } = await demo.build()
-    for (const f of ['lib/gossip.ts', 'lib/base.ts', 'lib/history.ts', 'lib/reconcile.ts', 'lib/clock.ts']) {
+    for (const f of ['lib/core/gossip.ts', 'lib/core/base.ts', 'lib/core/history.ts', 'lib/core/reconcile.ts', 'lib/core/clock.ts']) {
       assert.ok(inputs.includes(f), `${f} is bundled (inputs: ${inputs.filter((i) => i.startsWith('lib/')).join(', ')})`)
     }
     const builtins = inputs.filter((i) => i.startsWith('node:') || NODE_BUILTINS.has(i))
@@ -85,7 +85,7 @@ describe('demo bundle (esbuild, platform browser)', function () {
     const inputs = Object.keys(result.metafile.inputs)
     const builtins = inputs.filter((i) => i.startsWith('node:') || NODE_BUILTINS.has(i))
     assert.deepEqual(builtins, [], 'no Node built-in in the browser entry')
-    assert.ok(inputs.includes('lib/wire.ts'), 'the wire helpers are in the browser entry')
+    assert.ok(inputs.includes('lib/wire/ndjson.ts'), 'the wire helpers are in the browser entry')
   })
 
   it('type-checks the page source', function () {

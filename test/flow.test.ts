@@ -9,10 +9,10 @@
 import { strict as assert } from 'assert'
 import { Gossip, base } from '../lib'
 import type { PeerStream } from '../lib'
-import { FlowControl, flowDefaults, flowOptions, overflowed, rateOf } from '../lib/flow'
-import { History } from '../lib/history'
+import { FlowControl, flowDefaults, flowOptions, overflowed, rateOf } from '../lib/core/flow'
+import { History } from '../lib/core/history'
 import { Simulation } from '../lib/sim'
-import type { FlowControlOptions, Message } from '../lib/types'
+import type { FlowControlOptions, Message } from '../lib/core/types'
 
 const resolve = base.resolution.lww_vs_current_vers
 

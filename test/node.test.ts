@@ -11,7 +11,7 @@ import * as os from 'os'
 import * as path from 'path'
 import { startNode } from '../lib'
 import type { NodeOptions, ScuttleNode } from '../lib'
-import { parseAddress } from '../lib/node'
+import { parseAddress } from '../lib/node/tcp'
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms

@@ -15,11 +15,11 @@
  */
 import * as net from 'net'
 import { Transform } from 'readable-stream'
-import { resolution } from './base'
-import { Gossip, PeerStream } from './gossip'
+import { resolution } from '../core/base'
+import { Gossip, PeerStream } from '../core/gossip'
 import { Store, type StoreOptions } from './store'
-import type { Config, Resolve, Security } from './types'
-import { parse, serialize } from './wire'
+import type { Config, Resolve, Security } from '../core/types'
+import { parse, serialize } from '../wire/ndjson'
 
 /** `host:port` as an object. */
 export interface Address {

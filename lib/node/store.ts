@@ -39,9 +39,9 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import { Transform } from 'readable-stream'
-import { Gossip } from './gossip'
-import { classify, fields, Kind } from './shape'
-import type { Config, Snapshot, Update } from './types'
+import { Gossip } from '../core/gossip'
+import { classify, fields, Kind } from '../core/shape'
+import type { Config, Snapshot, Update } from '../core/types'
 
 /** Options of {@link Store.open}. */
 export interface StoreOptions {

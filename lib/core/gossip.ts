@@ -12,7 +12,7 @@ import { FlowControl, flowOptions, overflowed, rateOf } from './flow'
 import { History, SourceLog } from './history'
 import { deltas } from './reconcile'
 import { badName, classify, fields, Kind } from './shape'
-import { jsonProblem } from './wire'
+import { jsonProblem } from './value'
 import type {
   Comparator,
   Config,
