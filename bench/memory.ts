@@ -40,7 +40,7 @@ function child(mode: string, n: number): void {
     // array of versions, built by the first such search) is counted too.
     const mid = (g.history.news('a', -Infinity, n >> 1).pop() as { version: number }).version
     if (g.history.news('a', mid, 10).length !== 10) throw new Error('news from the middle failed')
-    held = { get size() { return g.state.size } }
+    held = { get size() { return g.history._resolvedCount } }
     ;(globalThis as { keep?: unknown }).keep = g
   }
   gc()

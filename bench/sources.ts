@@ -38,7 +38,7 @@ function holder(sources: number, layout: 'source' | 'time' = 'source'): Gossip {
     for (let j = 0; j < per; j++) for (let s = 0; s < sources; s++) updates.push(at(s, j))
   }
   const version = base + TOTAL
-  return new Gossip('a', config({ mtu: TOTAL, max_history: Infinity }), { version, updates })
+  return Gossip.restore('a', config({ mtu: TOTAL, max_history: Infinity }), { version, updates })
 }
 
 // A is built untimed, and its garbage collected, before the timed sync.

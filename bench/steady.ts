@@ -31,13 +31,13 @@ async function pair(sources: number, keys: number): Promise<Pair> {
       list.push({ key: `s${s}k${j}`, value: j, source_id: 's' + s, version: base + j * sources + s })
     }
   }
-  const a = new Gossip('a', config({ mtu: keys, max_history: Infinity }), { version: base + keys, updates: list })
+  const a = Gossip.restore('a', config({ mtu: keys, max_history: Infinity }), { version: base + keys, updates: list })
   const b = new Gossip('b', config({ mtu: keys, max_history: Infinity }))
   // The sync (as target 1), keeping the pipes for the measured exchanges.
   a.pipe(b).pipe(a)
   b.gossip()
   await new Promise<void>((resolve) => {
-    const check = (): void => (b.state.size === keys ? resolve() : void setImmediate(check))
+    const check = (): void => (b.history._resolvedCount === keys ? resolve() : void setImmediate(check))
     check()
   })
   let received = 0

@@ -20,14 +20,14 @@ export async function demo(out: (line: string) => void = console.log): Promise<n
     if (i % 2 === 0) g.set('leader', g.id) // a contested key: last writer wins
   })
   out(`${n} nodes in a ring, mtu ${config.mtu}; each wrote 3 keys, and every other node wrote "leader".`)
-  const keys = new Set(nodes.flatMap((g) => [...g.state.keys()]))
+  const keys = new Set(nodes.flatMap((g) => Object.keys(g.state)))
   const total = new Set(['leader', ...nodes.flatMap((g) => [0, 1, 2].map((k) => `${g.id}/item-${k}`))]).size
   for (let round = 1; round <= 50; round++) {
     links.forEach((s) => s.gossip())
     // Let the piped streams deliver this round's exchanges.
     await new Promise((resolve) => setImmediate(resolve))
     for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
-    const counts = nodes.map((g) => g.state.size)
+    const counts = nodes.map((g) => Object.keys(g.state).length)
     const leaders = new Set(nodes.map((g) => g.get('leader').value))
     out(`round ${String(round).padStart(2)}: keys held ${counts.join(' ')} (of ${total}); leader seen as ${[...leaders].join(', ')}`)
     if (counts.every((c) => c === total) && leaders.size === 1) {

@@ -125,7 +125,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     }
     case 'state': {
       const state: Record<string, { value: unknown; version: number; source_id: string }> = {}
-      for (const [k, u] of g.state) {
+      for (const [k, u] of Object.entries(g.state)) {
         Object.defineProperty(state, k, {
           value: { value: u.value, version: u.version, source_id: u.source_id },
           enumerable: true,

@@ -263,7 +263,7 @@ export class Network {
           }
         }
       }
-      return { id: g.id, stale, age: stale === 0 ? 0 : this.tick - oldest, keys: g.state.size }
+      return { id: g.id, stale, age: stale === 0 ? 0 : this.tick - oldest, keys: Object.keys(g.state).length }
     })
   }
 

@@ -124,8 +124,8 @@ export function bornAt(start: number, id: string, config: Config): Gossip {
 /** Each node's state as comparable plain data. */
 export function stateOf(g: Gossip): Record<string, [unknown, string, number]> {
   const out: Record<string, [unknown, string, number]> = Object.create(null)
-  for (const k of [...g.state.keys()].sort()) {
-    const u = g.state.get(k) as Update
+  for (const k of [...Object.keys(g.state)].sort()) {
+    const u = g.state[k] as Update
     out[k] = [u.value, u.source_id, u.version]
   }
   return out
@@ -137,21 +137,23 @@ export function maxOf(g: Gossip, source: string): number {
 }
 
 /**
- * The paper's invariant, for every ordered pair (p, q) and every key q
- * itself wrote and still holds: p holds that mapping (or one that beats
- * it), or its version is above p's max for q. Returns the violations.
+ * The paper's invariant, for every ordered pair (p, q) and every key k that
+ * q has written (mu_q(q)(k), shared keys included, whatever resolve made of
+ * them): p holds q's mapping of k, or a newer one, or its version is above
+ * p's max for q. Returns the violations. (A third node's copy of q's mapping
+ * may be stale, so the invariant is stated against q's own.)
  */
 export function invariantViolations(nodes: Gossip[]): string[] {
   const bad: string[] = []
   for (const p of nodes) {
     for (const q of nodes) {
       if (p === q) continue
-      for (const u of q.state.values()) {
-        if (u.source_id !== q.id) continue // q's own keys: the paper's mu_q(q)
-        const mine = p.state.get(u.key)
-        if (mine !== undefined && base.sort(mine, u) >= 0) continue
+      for (const u of q.history._mappings()) {
+        if (u.source_id !== q.id) continue
+        const mine = p.history.mapping(u.source_id, u.key)
+        if (mine !== undefined && mine.version >= u.version) continue
         if (u.version > maxOf(p, u.source_id)) continue
-        bad.push(`${p.id} lacks ${describe(u)} of ${q.id} but its max for ${u.source_id} is ${maxOf(p, u.source_id)}`)
+        bad.push(`${p.id} lacks ${describe(u)} held by ${q.id} but its max for ${u.source_id} is ${maxOf(p, u.source_id)}`)
       }
     }
   }

@@ -23,8 +23,8 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
 
 function plain(n: ScuttleNode): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const k of [...n.gossip.state.keys()].sort()) {
-    const u = n.gossip.state.get(k) as { value: unknown; source_id: string; version: number }
+  for (const k of [...Object.keys(n.gossip.state)].sort()) {
+    const u = n.gossip.state[k] as { value: unknown; source_id: string; version: number }
     out[k] = [u.value, u.source_id, u.version]
   }
   return out
@@ -73,7 +73,7 @@ describe('node (TCP, in process)', () => {
     await c.set('list', [1, { two: 2 }])
     await c.set('color', 'green')
     await until(
-      () => [a, b, c].every((n) => n.gossip.state.size === 3) && new Set([a, b, c].map((n) => JSON.stringify(plain(n)))).size === 1,
+      () => [a, b, c].every((n) => Object.keys(n.gossip.state).length === 3) && new Set([a, b, c].map((n) => JSON.stringify(plain(n)))).size === 1,
       10000,
       'convergence',
     )
@@ -98,13 +98,13 @@ describe('node (TCP, in process)', () => {
     await until(() => logged('a', /ECONNREFUSED/), 5000, 'a refused dial')
     let b = await start({ id: 'b', listen: { port }, data: dir })
     await b.set('y', 2)
-    await until(() => a.gossip.state.size === 2 && b.gossip.state.size === 2, 10000, 'a and b to converge')
+    await until(() => Object.keys(a.gossip.state).length === 2 && Object.keys(b.gossip.state).length === 2, 10000, 'a and b to converge')
     await b.close()
     nodes.splice(nodes.indexOf(b), 1)
     await a.set('z', 3)
     b = await start({ id: 'b', listen: { port }, data: dir })
     assert.strictEqual(b.gossip.get('y').value, 2, 'b restored its state from disk')
-    await until(() => b.gossip.state.size === 3, 10000, 'b to hear z after it came back')
+    await until(() => Object.keys(b.gossip.state).length === 3, 10000, 'b to hear z after it came back')
     assert.ok(logged('a', /peer b disconnected|closing connection to b/))
   })
 
@@ -159,7 +159,7 @@ describe('node (TCP, in process)', () => {
       clearInterval(asks)
     }
     await until(() => logged('a', /no hello within \d+ ms/), 5000, 'a to drop the silent peer')
-    await until(() => b.gossip.state.size >= 300, 10000, 'b to get a’s state meanwhile')
+    await until(() => Object.keys(b.gossip.state).length >= 300, 10000, 'b to get a’s state meanwhile')
   })
 
   it('parses addresses and refuses bad options', async () => {

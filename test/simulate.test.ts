@@ -25,7 +25,7 @@ function play(options: Partial<SimOptions>): Simulation {
 function staleByState(nodes: readonly Gossip[]): number {
   let stale = 0
   for (const q of nodes) {
-    for (const u of q.state.values()) {
+    for (const u of Object.values(q.state)) {
       if (u.source_id !== q.id) continue
       for (const p of nodes) if (p !== q && p.get(u.key).version < u.version) stale++
     }

@@ -165,7 +165,7 @@ describe('store', () => {
 
     const again = openGossip('a', lww(), dir)
     assert.deepStrictEqual(
-      [...again.gossip.state.values()].map((u) => [u.key, u.value, u.source_id]).sort(),
+      [...Object.values(again.gossip.state)].map((u) => [u.key, u.value, u.source_id]).sort(),
       [
         ['from-b', 'hello', 'b'],
         ['x', 2, 'a'],
@@ -195,12 +195,12 @@ describe('store', () => {
     const snap = JSON.parse(fs.readFileSync(path.join(dir, 'snapshot.json'), 'utf8'))
     assert.ok(snap.segment > 1, 'a snapshot was taken')
     assert.ok(segments(dir).length <= 2, `old segments removed: ${segments(dir).join(', ')}`)
-    const expected = [...gossip.state.values()].map((u) => [u.key, u.value, u.version])
+    const expected = [...Object.values(gossip.state)].map((u) => [u.key, u.value, u.version])
     const version = gossip.version
     await store.close()
     const again = openGossip('a', lww({ max_history: 8 }), dir)
     assert.deepStrictEqual(
-      [...again.gossip.state.values()].map((u) => [u.key, u.value, u.version]).sort(),
+      [...Object.values(again.gossip.state)].map((u) => [u.key, u.value, u.version]).sort(),
       expected.sort(),
     )
     assert.ok(again.gossip.version >= version)
@@ -482,14 +482,14 @@ describe('store', () => {
     store.snapshot()
     gossip.set('k0', 'after')
     await store.flush()
-    const expected = [...gossip.state.values()].map((u) => [u.key, u.value])
+    const expected = [...Object.values(gossip.state)].map((u) => [u.key, u.value])
     crash(store)
     // Before the rename: a half-written temporary snapshot is left behind.
     fs.writeFileSync(path.join(dir, 'snapshot.json.tmp'), '{"format":1,"id":"a","upd')
     // After the rename, before the old segments were removed: one lingers.
     fs.writeFileSync(path.join(dir, 'log-00000000.ndjson'), '{"key":"k0","value":"stale","source_id":"a","version":1}\n')
     const again = openGossip('a', lww(), dir)
-    assert.deepStrictEqual([...again.gossip.state.values()].map((u) => [u.key, u.value]).sort(), expected.sort())
+    assert.deepStrictEqual([...Object.values(again.gossip.state)].map((u) => [u.key, u.value]).sort(), expected.sort())
     assert.ok(!fs.existsSync(path.join(dir, 'snapshot.json.tmp')))
     assert.ok(!fs.existsSync(path.join(dir, 'log-00000000.ndjson')))
     await again.store.close()

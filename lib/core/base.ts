@@ -3,27 +3,33 @@
  */
 import * as resolution from './resolution'
 import { sort } from './resolution'
-import type { Comparator, Order, Resolve } from './types'
+import type { Comparator, Config, Order, Resolve } from './types'
 
 /** The configuration a {@link Gossip} falls back to, field by field. */
-export interface BaseConfig {
-  readonly mtu: number
-  readonly max_history: number
-  readonly sort: Comparator
-  readonly resolve: Resolve | null
-  readonly order: Order
+export interface BaseConfig extends Config {
+  mtu: number
+  max_history: number
+  sort: Comparator
+  resolve: Resolve | null
+  order: Order
 }
 
-/**
- * Default configuration. `resolve` is deliberately null: there is no safe
- * default, so `new Gossip` refuses to run without one.
- */
-export const config: BaseConfig = Object.freeze({
+/** @internal The defaults the library itself reads; `config` may be changed by users. */
+export const defaults: Readonly<BaseConfig> = Object.freeze({
   mtu: 100,
   max_history: 1000,
   sort,
   resolve: null,
   order: 'depth' as Order,
 })
+
+/**
+ * The default configuration, as a plain object the original's users change
+ * in place (`config.resolve = …; new Gossip(id, config)`): a `Gossip` copies
+ * what it needs when it is built, so later changes reach only the nodes
+ * built after them. `resolve` is null: there is no safe default, so
+ * `new Gossip` refuses to run until one is set.
+ */
+export const config: BaseConfig = { ...defaults }
 
 export { sort, resolution }

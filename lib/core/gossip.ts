@@ -6,12 +6,14 @@
  * peer that stops reading only fills its own buffer.
  */
 import { Transform } from 'readable-stream'
-import { config as defaults } from './base'
+import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed, rateOf } from './flow'
-import { History, SourceLog } from './history'
-import { deltas } from './reconcile'
-import { badName, classify, fields, Kind } from './shape'
+import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
+import { deltas, ordered } from './reconcile'
+import { badName, classify, fields, keyOf, Kind } from './shape'
+import { restore, snapshotOf } from './snapshot'
+import { memoryView } from './state'
 import { jsonProblem } from './value'
 import type {
   Comparator,
@@ -23,6 +25,7 @@ import type {
   ResolutionContext,
   Security,
   Snapshot,
+  StateStore,
   Update,
 } from './types'
 
@@ -145,7 +148,7 @@ export class PeerStream extends Transform {
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Clock on restarts).
     if (!isAnswer) node._digest(this, false)
-    const out = deltas(node.history, heard, node.mtu, node.order, node.random)
+    const out = ordered(deltas(node.history, heard, node.mtu, node.order, node.random), node.sort)
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
@@ -164,9 +167,10 @@ export class PeerStream extends Transform {
 }
 
 /**
- * A Scuttlebutt node: its state, history and clock, and the stream of its
- * first peer. Wire it as
- * `gossip.pipe(serializer).pipe(peer).pipe(deserializer).pipe(gossip)`.
+ * A Scuttlebutt node: the paper's mu (every source's newest mapping of each
+ * key, in `history`), its resolved view (`state`: per key, the mapping
+ * `resolve` accepted), its clock, and the stream of its first peer. Wire it
+ * as `gossip.pipe(serializer).pipe(peer).pipe(deserializer).pipe(gossip)`.
  *
  * @example
  * ```ts
@@ -174,19 +178,19 @@ export class PeerStream extends Transform {
  * const b = new Gossip('b', { resolve: base.resolution.lww_vs_current_vers })
  * a.pipe(b).pipe(a)
  * a.set('color', 'blue')
- * b.gossip() // b asks, a answers: b.get('color').value === 'blue' soon after
+ * b.gossip() // b asks, a answers: b.state.color.value === 'blue' soon after
  * ```
  */
 export class Gossip extends PeerStream implements ResolutionContext {
   /** This node's source id. */
   readonly id: string
-  /** The mappings this node holds, indexed per source. */
+  /** Every source's newest mapping of each key (the paper's mu), indexed per source. */
   readonly history: History
   /** Deltas per exchange. */
   readonly mtu: number
   /** The paper's ordering used when an answer exceeds the mtu. */
   readonly order: Order
-  /** The order over updates given to resolution policies. */
+  /** The order over updates: resolution policies use it, and it orders each answer sent. */
   readonly sort: Comparator
   /** Randomness for tie-breaking. */
   readonly random: () => number
@@ -196,21 +200,30 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // The highest version of our own id pushed to any peer: peers (and their
   // peers) can know no version of ours above it from this incarnation.
   private sentOwn = -Infinity
-  private readonly clock: Clock
+  private clock: Clock
   // config.security; undefined when updates are not signed.
   private readonly security: Security | undefined
+  // The store object given to the constructor, or null: the resolved view
+  // then lives in the history's slots, and `view` shows it as an object.
+  private readonly store: StateStore | null
+  private readonly view: StateStore
   // The log last written to: updates come in runs of one source.
   private lastLog: SourceLog | null = null
-  // Whether the last decide()'s resolve left the state alone.
-  private memoHeld = false
+  // A set() returned false: 'drain' is owed.
+  private drainOwed = false
 
   /**
    * @param id - this node's source id, unique in the cluster.
-   * @param config - `resolve` is required; the rest default to `base.config`.
-   * @param state - a saved `snapshot()` to start from.
-   * @throws TypeError when `config.resolve` is missing or a setting is invalid.
+   * @param config - `resolve` is required; the rest default to `base.config`
+   *   (a falsy `mtu` or `max_history` too).
+   * @param store - an object to keep the resolved view in, read and written
+   *   as `store[key]` (a Proxy whose traps call a database will do). Entries
+   *   it already holds are the node's state at start. Default: the node's
+   *   own, in memory. To restart from a `snapshot()`, use {@link Gossip.restore}.
+   * @throws TypeError when `config.resolve` is missing, a setting is
+   *   invalid, or the store holds something that is not an update of its key.
    */
-  constructor(id: string, config: Config, state?: Snapshot) {
+  constructor(id: string, config: Config, store?: StateStore) {
     const mtu = checkConfig(id, config)
     super(null, mtu)
     this.id = id
@@ -220,11 +233,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.order = config.order ?? defaults.order
     this.random = config.random ?? Math.random
     this.security = config.security
-    this.history = new History(config.max_history ?? defaults.max_history)
-    let restored: number | undefined
-    if (state !== undefined) restored = restore(this.history, state)
-    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(state)), heldOf(state))
-    // What a saved state holds, an earlier run may have sent.
+    if (store !== undefined && (store === null || typeof store !== 'object')) {
+      throw new TypeError('store must be an object, read and written as store[key]')
+    }
+    this.store = store ?? null
+    this.history = new History(config.max_history || defaults.max_history, { sort: this.sort, resolved: store === undefined })
+    this.view = store ?? memoryView(this.history)
+    const restored = store === undefined ? undefined : this.adopt(store)
+    this.clock = new Clock(restored, Clock.now())
     if (restored !== undefined) this.sentOwn = restored
     const flow = flowOptions(config.flow_control)
     this.flow =
@@ -237,41 +253,76 @@ export class Gossip extends PeerStream implements ResolutionContext {
           )
   }
 
+  /**
+   * A node restarted from `snapshot` (what `gossip.snapshot()` returned):
+   * every mapping it held, its resolved view, and a clock that never goes
+   * back.
+   * @throws TypeError for a snapshot that holds something other than updates.
+   */
+  static restore(id: string, config: Config, snapshot: Snapshot): Gossip {
+    const g = new Gossip(id, config)
+    const restored = restore(g.history, snapshot, (mappings) => g.choose(mappings))
+    g.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
+    // What a saved state holds, an earlier run may have sent.
+    g.sentOwn = restored
+    return g
+  }
+
   /** The highest version this node has seen or issued (its Lamport clock). */
   get version(): number {
     return this.clock.time
   }
 
-  /** Every key's current mapping. Read-only: change it with `set`. */
-  get state(): ReadonlyMap<string, Update> {
-    return this.history.state
+  /**
+   * The resolved view: `state[key]` is the key's `{key, value, source_id,
+   * version}` that `resolve` accepted. The store object given to the
+   * constructor, or else a read-only object (enumerable, JSON-serialisable,
+   * without inherited keys) over the node's memory. Change it with `set`.
+   */
+  get state(): Readonly<Record<string, Update>> {
+    return this.view as Readonly<Record<string, Update>>
   }
 
-  /** The current mapping of `key`, or `{version: -Infinity, value: null}`. */
-  get(key: string): Update | Missing {
+  /** The current mapping of `key` in `state`, or `{version: -Infinity, value: null}`. */
+  get(key: string | number): Update | Missing {
+    const k = keyOf(key) as string
     const history = this.history
     // Inside resolve, the key was just looked up (see History._memoKey).
-    if (key === history._memoKey) return history._memoEntry ?? MISSING
-    return history.state.get(key) ?? MISSING
+    if (k === history._memoKey) return history._memoEntry ?? MISSING
+    if (this.store === null) return history._resolved(k) ?? MISSING
+    return entryOf(this.store, k) ?? MISSING
+  }
+
+  /**
+   * Every source's current mapping of `key` (the paper's mu_p(r)(key) for
+   * every r), whatever `resolve` decided of them, in `config.sort` order.
+   */
+  sources(key: string | number): Update[] {
+    return this.history.get(key)
   }
 
   /**
    * Write `key` locally, at a version above everything this node has seen.
    * The write goes through `config.resolve` like any other.
-   * @returns true when the write was made; false only under flow control,
-   * while the write waits in the backlog for the allowed rate.
-   * @throws TypeError for a key that is not a non-empty, non-reserved string,
-   * an undefined value, or a value JSON cannot carry (see `jsonProblem`).
+   * @returns false when the stream is at its high-water mark, or (under flow
+   * control) the write waits in the backlog; a `'drain'` event follows.
+   * @throws TypeError for a key that is not a non-empty, non-reserved string
+   * or a finite number, an undefined value, or a value JSON cannot carry
+   * (see `jsonProblem`).
    */
-  set(key: string, value: unknown): boolean {
-    const bad = badName('key', key)
+  set(key: string | number, value: unknown): boolean {
+    const k = keyOf(key)
+    const bad = badName('key', k)
     if (bad !== null) throw new TypeError(bad)
     if (value === undefined) throw new TypeError('value must not be undefined')
     const problem = jsonProblem(value)
     if (problem !== null) throw new TypeError(`value ${problem}`)
-    if (this.flow !== null) return this.flow.write(key, value)
-    this.local(key, value)
-    return true
+    let made = true
+    if (this.flow !== null) made = this.flow.write(k as string, value)
+    else this.local(k as string, value)
+    if (made && this.readableLength < this.readableHighWaterMark) return true
+    this.drainOwed = true
+    return false
   }
 
   /** Another stream of this node, for one more peer. */
@@ -279,22 +330,104 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return new PeerStream(this, this.mtu)
   }
 
-  /** The node's state, to pass as `state` to a new Gossip after a restart. */
+  /** The node's state, to pass to {@link Gossip.restore} after a restart. */
   snapshot(): Snapshot {
     const clock = this.clock
-    const updates = Array.from(this.history.state.values())
-    // Still fetching our past: say so, or the restored node would not ask.
-    if (clock.recovering) return { version: clock.time, updates, held: clock.heldThrough }
-    return { version: clock.time, updates }
+    return snapshotOf(this.history, clock.time, clock.recovering ? clock.heldThrough : undefined)
+  }
+
+  /** @internal */
+  override _read(size: number): void {
+    super._read(size)
+    if (this.drainOwed) this.drained()
+  }
+
+  // Emit the 'drain' a false set() promised, once there is room again.
+  private drained(): void {
+    if (this.readableLength >= this.readableHighWaterMark) return
+    if (this.flow !== null && this.flow.backlog > 0) return
+    this.drainOwed = false
+    // A writer the writable side holds back gets that side's own 'drain'.
+    if (!this.writableNeedDrain) this.emit('drain')
+  }
+
+  // The entries a store object holds at start: validated; our own are our
+  // history (what we wrote); others' the view alone (peers send every
+  // source's mappings again, since our digest does not claim them).
+  // Returns the clock they imply, or undefined for an empty store.
+  private adopt(store: StateStore): number | undefined {
+    let clock: number | undefined
+    for (const key of Object.keys(store)) {
+      const u = store[key]
+      if (classify(u) !== Kind.Update || fields.key !== key) {
+        throw new TypeError(`store entry "${key}" is not an update of that key: ${fields.reason || 'its key differs'}`)
+      }
+      if (clock === undefined || fields.version > clock) clock = fields.version
+      if (fields.source_id === this.id) this.history.record(copyOf(u as Update))
+    }
+    return clock
   }
 
   private local(key: string, value: unknown): void {
     const version = this.clock.tick()
-    const update: Update =
-      this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version)
+    const update = this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version)
     const history = this.history
-    const current = history.state.get(key)
-    if (this.decide(update, current)) history._put(update, this.fresh(key, current), this.logOf(this.id))
+    const slot = history._slot(key)
+    const entry = this.entryFor(update, slot, mappingOf(slot, this.id))
+    this.put(update, entry)
+  }
+
+  /**
+   * The key's resolved entry once `update` replaces `previous` (its
+   * source's older mapping in `slot`, if any). `resolve` is asked whether
+   * `update` replaces the current entry; when it does not, and the current
+   * entry is its own source's older mapping (which no node is to hold any
+   * more), `resolve` is folded over the key's current mappings in `sort`
+   * order instead. The view is thereby what `resolve` makes of every
+   * source's current mapping, and converges with them. Throws what resolve
+   * throws.
+   */
+  private entryFor(update: Update, slot: Update | Slot | undefined, previous: Update | undefined): Update | undefined {
+    const current = this.store === null ? resolvedOf(slot) : entryOf(this.store, update.key)
+    // Our entry already is this update (a store's, at start).
+    if (current !== undefined && current.version === update.version && current.source_id === update.source_id) {
+      return current
+    }
+    if (this.decide(update, current)) return update
+    if (current === undefined || current.source_id !== update.source_id) return current
+    const others: Update[] = []
+    if (slot instanceof Slot) {
+      for (const m of slot.mappings.values()) if (m !== previous) others.push(m)
+    } else if (slot !== undefined && slot !== previous) {
+      others.push(slot)
+    }
+    others.push(update)
+    return this.choose(others)
+  }
+
+  // `resolve` folded over a key's mappings in `sort` order: the entry it
+  // keeps, starting from none.
+  private choose(mappings: Update[]): Update | undefined {
+    if (mappings.length > 1) mappings.sort(this.sort)
+    let entry: Update | undefined
+    for (const m of mappings) if (this.decide(m, entry)) entry = m
+    return entry
+  }
+
+  // Record `update` and the key's new resolved entry (in the store object, if any).
+  private put(update: Update, entry: Update | undefined): void {
+    const history = this.history
+    const key = update.key
+    // resolve may have written: look again.
+    const slot = history._slot(key)
+    const previous = mappingOf(slot, update.source_id)
+    if (previous !== undefined && previous.version >= update.version) return
+    const store = this.store
+    if (store !== null && entry !== entryOf(store, key)) {
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+    }
+    history._put(update, slot, previous, this.logOf(update.source_id), entry)
   }
 
   // `resolve`, with `current` (the key's entry) remembered for its `get`.
@@ -305,15 +438,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     try {
       return this.resolve(this, update)
     } finally {
-      // Still set unless resolve wrote something: see fresh().
-      this.memoHeld = history._memoKey !== null
       history._memoKey = null
     }
-  }
-
-  // The key's entry after decide(): `current`, unless resolve wrote.
-  private fresh(key: string, current: Update | undefined): Update | undefined {
-    return this.memoHeld ? current : this.history.state.get(key)
   }
 
   private logOf(source_id: string): SourceLog {
@@ -393,19 +519,20 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const log = this.logOf(source_id)
     if (version > log.max) log.max = version
 
-    const current = history.state.get(key)
-    if (current !== undefined && current.version === version && current.source_id === source_id) return
+    const slot = history._slot(key)
+    const previous = mappingOf(slot, source_id)
+    // The source's mapping of the key is here already, or a newer one.
+    if (previous !== undefined && previous.version >= version) return
     const update: Update =
       signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature }
-    let wins: boolean
+    let entry: Update | undefined
     try {
-      wins = this.decide(update, current)
+      entry = this.entryFor(update, slot, previous)
     } catch (err) {
       stream.emit('invalid', chunk, `resolve threw: ${(err as Error)?.message}`)
       return
     }
-    if (!wins) return
-    history._put(update, this.fresh(key, current), log)
+    this.put(update, entry)
     // Our past, at a version this incarnation may also have used: issue it
     // again, above the ambiguity, so that no peer mistakes it for ours.
     if (past && version >= this.clock.start) this.rewrite(update)
@@ -447,7 +574,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
    */
   _digest(stream: PeerStream, askAll: boolean): number | null {
     // Admit what the allowed rate lets through before naming our own max.
-    if (this.flow !== null) this.flow.pump()
+    if (this.flow !== null) {
+      this.flow.pump()
+      if (this.drainOwed) this.drained()
+    }
     const id = this.id
     let own = -Infinity
     for (const log of this.history.sources.values()) {
@@ -482,14 +612,28 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
   }
 
+  // A mapping of ours again, at a new version, through resolve like any
+  // write (so every node decides on it alike). A throwing resolve keeps the
+  // old one: it is still ours to send.
   private rewrite(u: Update): void {
-    const version = this.clock.tick()
-    this.history.record(
-      this.security === undefined
-        ? { key: u.key, value: u.value, source_id: this.id, version }
-        : this.signed(u.key, u.value, version),
-    )
+    try {
+      this.local(u.key, u.value)
+    } catch (err) {
+      this.emit('invalid', u, `resolve threw: ${(err as Error)?.message}`)
+    }
   }
+}
+
+// A store's entry for `key` if it is an update-like object (a plain store
+// answers inherited names such as "toString" with functions).
+function entryOf(store: StateStore, key: string): Update | undefined {
+  const u = store[key]
+  return typeof u === 'object' && u !== null ? u : undefined
+}
+
+function copyOf(u: Update): Update {
+  const { key, value, source_id, version, signature } = u
+  return typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
 }
 
 function sameValue(a: unknown, b: unknown): boolean {
@@ -513,9 +657,10 @@ function checkConfig(id: string, config: Config): number {
         'or write your own; see the README, "Choosing resolve".',
     )
   }
-  const mtu = config.mtu ?? defaults.mtu
+  // Falsy mtu and max_history take the defaults, as in the original.
+  const mtu = config.mtu || defaults.mtu
   if (!Number.isSafeInteger(mtu) || mtu < 1) throw new TypeError('config.mtu must be a positive integer')
-  const max = config.max_history ?? defaults.max_history
+  const max = config.max_history || defaults.max_history
   if (!(max === Infinity || (Number.isSafeInteger(max) && max >= 1))) {
     throw new TypeError('config.max_history must be a positive integer or Infinity')
   }
@@ -542,37 +687,13 @@ function checkConfig(id: string, config: Config): number {
 }
 
 // How far a snapshot held its own past (see Snapshot.held), if it says.
-function heldOf(state: Snapshot | undefined): number | undefined {
+function heldOf(state: Snapshot): number | undefined {
   const h = state?.held
   return typeof h === 'number' && Number.isSafeInteger(h) ? h : undefined
 }
 
 // Versions a snapshot says were reserved (see Snapshot.reserved), if any.
-function reservedOf(state: Snapshot | undefined): number {
+function reservedOf(state: Snapshot): number {
   const r = state?.reserved
   return typeof r === 'number' && Number.isSafeInteger(r) ? r : -Infinity
-}
-
-// Load a snapshot into an empty history; returns its clock.
-function restore(history: History, state: Snapshot): number {
-  if (state === null || typeof state !== 'object' || !Array.isArray(state.updates)) {
-    throw new TypeError('state must be a snapshot: {version, updates}')
-  }
-  let clock = typeof state.version === 'number' && Number.isSafeInteger(state.version) ? state.version : 0
-  for (const u of state.updates) {
-    if (classify(u) !== Kind.Update) throw new TypeError(`state holds an invalid update: ${fields.reason}`)
-    const { key, value, source_id, version } = fields
-    const current = history.state.get(key)
-    // Keep a signature, so that relaying the restored update stays verifiable.
-    const signature = (u as Update).signature
-    if (current === undefined || version > current.version) {
-      history.record(
-        typeof signature === 'string'
-          ? { key, value, source_id, version, signature }
-          : { key, value, source_id, version },
-      )
-    }
-    if (version > clock) clock = version
-  }
-  return clock
 }

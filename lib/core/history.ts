@@ -1,25 +1,34 @@
 /**
- * The mappings a node holds, indexed the way Scuttlebutt asks for them:
- * per source, in version order.
+ * The paper's mu: for every source r, r's newest mapping of each key,
+ * indexed the way Scuttlebutt asks for them: per source, in version order.
+ * Every valid update a node hears is written here, whatever `resolve` said
+ * of it; digests summarise it and deltas carry it.
  *
- * The state (key -> current update) is the truth. Each source's log is an
- * index over the state's entries from that source, sorted by version, so
- * that `news(id, version)` is a binary search plus a walk: O(log n + k).
- * An entry replaced in the state stays in its log until the log is swept
- * (lazy deletion keeps replacement O(1)); walks skip it.
+ * Per key the history keeps a slot: the update itself when one source maps
+ * the key (and, when the history also keeps the node's resolved view, that
+ * update is the key's resolved entry), or a {@link Slot} otherwise. A key
+ * written by one source so costs one Map entry, as a plain key-value map
+ * would.
  *
- * `max_history` bounds how many entries the logs index. Past it the oldest
+ * Each source's log is an index over that source's current mappings, sorted
+ * by version, so that `news(id, version)` is a search plus a walk:
+ * O(log n + k). A mapping replaced by a newer one of its source stays in the
+ * log until the log is swept (lazy deletion keeps replacement O(1)); walks
+ * skip it.
+ *
+ * `max_history` bounds how many mappings the logs index. Past it the oldest
  * are forgotten, after a `'compaction'` event, and the source's `floor`
- * rises: a question about versions below the floor is answered from the
- * state instead, which is slower but complete.
+ * rises: a question about versions below the floor is answered by a scan of
+ * the slots instead, which is slower but complete.
  */
 import { EventEmitter } from 'events'
 import * as sorted from 'sorted-array-functions'
-import type { Update } from './types'
+import { sort as defaultSort } from './resolution'
+import type { Comparator, Update } from './types'
 
 /** What one node knows of one source. */
 export class SourceLog {
-  /** Remembered entries of this source, ascending by version. */
+  /** Remembered mappings of this source, ascending by version. */
   readonly updates: Update[] = []
   /**
    * @internal A prefix of `updates`' versions (`versions[i] ===
@@ -27,16 +36,42 @@ export class SourceLog {
    * large log then misses the cache once, not at every object it probes.
    */
   readonly versions: number[] = []
-  /** Entries at or below this version have been forgotten by the log. */
+  /** Mappings at or below this version have been forgotten by the log. */
   floor = -Infinity
-  /** Highest version of this source the node has seen, applied or not. */
+  /** Highest version of this source the node has seen. */
   max = -Infinity
-  /** How many of the state's entries come from this source. */
+  /** How many current mappings (keys) this source has. */
   live = 0
-  /** Replaced entries still in `updates`. */
+  /** Replaced mappings still in `updates`. */
   dead = 0
 
   constructor(readonly id: string) {}
+}
+
+/**
+ * A key that more than one source maps, or whose only mapping is not its
+ * resolved entry (resolve refused it).
+ */
+export class Slot {
+  /** Each source's newest mapping of the key, by source id. */
+  readonly mappings = new Map<string, Update>()
+  /**
+   * The key's resolved entry, when the history keeps the resolved view: one
+   * of `mappings`, or none.
+   */
+  resolved: Update | undefined = undefined
+}
+
+/** @internal Source `id`'s current mapping in `slot`, if any. */
+export function mappingOf(slot: Update | Slot | undefined, id: string): Update | undefined {
+  if (slot === undefined) return undefined
+  if (slot instanceof Slot) return slot.mappings.get(id)
+  return slot.source_id === id ? slot : undefined
+}
+
+/** @internal The resolved entry a slot holds (histories that keep the resolved view). */
+export function resolvedOf(slot: Update | Slot | undefined): Update | undefined {
+  return slot instanceof Slot ? slot.resolved : slot
 }
 
 function byVersion(a: Update, b: Update): -1 | 0 | 1 {
@@ -104,38 +139,67 @@ function find(log: SourceLog, version: number): number {
   return aboveVersion(versions, version)
 }
 
+/** Options of a {@link History} beyond `max_history`. */
+export interface HistoryOptions {
+  /** Orders `memory`. Default `base.sort`. */
+  sort?: Comparator
+  /**
+   * Keep the node's resolved view in the slots too (what a `Gossip` without
+   * a store object of its own does). Default true.
+   */
+  resolved?: boolean
+}
+
 /**
- * Events: `'update'` `(update)` for every applied update, local or remote;
- * `'compaction'` `(memory, history)` just before `memory`, the oldest
- * entries, are forgotten by the logs.
+ * Events: `'update'` `(update, resolved)` for every update written to the
+ * history, local or remote, after `resolve` decided on it (`resolved`: it
+ * became its key's entry in the node's state); `'compaction'`
+ * `(memory, history)` just before `memory`, the oldest mappings, are
+ * forgotten by the logs.
  */
 export class History extends EventEmitter {
-  /** The current mapping of every key. */
-  readonly state = new Map<string, Update>()
   /** Per-source logs, by source id. */
   readonly sources = new Map<string, SourceLog>()
-  /** Entries the logs index that are still current. */
+  /** Mappings the logs index that are still current. */
   length = 0
   readonly max_history: number
+  /** The order of `memory`. */
+  readonly sort: Comparator
+  /** @internal Whether the slots also hold the resolved view. */
+  readonly tracksResolved: boolean
 
   /**
-   * @internal A key whose current entry the node looked up just before
-   * calling `resolve`, and that entry: `resolve`'s `get` then needs no
-   * second lookup. Any write clears it.
+   * @internal A key whose slot the node looked up just before calling
+   * `resolve`, and that slot's resolved entry: `resolve`'s `get` then needs
+   * no second lookup. Any write clears it.
    */
   _memoKey: string | null = null
   /** @internal */
   _memoEntry: Update | undefined = undefined
 
-  // Insertion order of indexed entries, for forgetting the oldest; only
+  // Per key: its only mapping, or a Slot.
+  private readonly slots = new Map<string, Update | Slot>()
+  // Keys with a resolved entry (when tracksResolved).
+  private resolvedCount = 0
+  // Insertion order of indexed mappings, for forgetting the oldest; only
   // kept when max_history is finite.
   private fifo: Update[] = []
   private fifoHead = 0
 
-  constructor(max_history = Infinity) {
+  /**
+   * @param max_history - mappings the logs index before forgetting the
+   *   oldest (Infinity: never).
+   * @param options - a number here is taken as the original's `mtu`
+   *   argument and ignored; see {@link HistoryOptions}.
+   * @param sort - the original's third argument: the order of `memory`.
+   */
+  constructor(max_history = Infinity, options: HistoryOptions | number = {}, sort?: Comparator) {
     super()
     if (!(max_history >= 1)) throw new RangeError('max_history must be at least 1')
     this.max_history = max_history
+    const o: HistoryOptions = typeof options === 'object' && options !== null ? options : {}
+    this.sort = o.sort ?? sort ?? defaultSort
+    this.tracksResolved = o.resolved ?? true
   }
 
   /** The log of `id`, created on first use. */
@@ -148,28 +212,101 @@ export class History extends EventEmitter {
     return log
   }
 
+  /** Every source's current mapping of `key`, in `sort` order. */
+  get(key: string | number): Update[] {
+    const slot = this.slots.get(String(key))
+    if (slot === undefined) return []
+    if (!(slot instanceof Slot)) return [slot]
+    return [...slot.mappings.values()].sort(this.sort)
+  }
+
+  /** Source `id`'s current mapping of `key`, if the node holds one. */
+  mapping(id: string, key: string): Update | undefined {
+    return mappingOf(this.slots.get(key), id)
+  }
+
+  /** @internal The key's slot, for a caller that will pass it back to `_put`. */
+  _slot(key: string): Update | Slot | undefined {
+    return this.slots.get(key)
+  }
+
+  /** @internal The key's resolved entry (when the history keeps the resolved view). */
+  _resolved(key: string): Update | undefined {
+    return resolvedOf(this.slots.get(key))
+  }
+
+  /** @internal How many keys have a resolved entry. */
+  get _resolvedCount(): number {
+    return this.resolvedCount
+  }
+
+  /** @internal Every key that has a resolved entry, with it. */
+  *_resolvedEntries(): IterableIterator<Update> {
+    for (const slot of this.slots.values()) {
+      const u = resolvedOf(slot)
+      if (u !== undefined) yield u
+    }
+  }
+
+  /** @internal Every current mapping of every source. */
+  *_mappings(): IterableIterator<Update> {
+    for (const slot of this.slots.values()) {
+      if (slot instanceof Slot) yield* slot.mappings.values()
+      else yield slot
+    }
+  }
+
   /**
-   * Record an update as the current mapping of its key, unconditionally
-   * (deciding whether it should win is the node's `resolve`), and emit
-   * `'update'`. Returns the stored update.
+   * Record an update as its source's current mapping of its key (when it is
+   * newer than the one held) and, in a history that keeps the resolved view,
+   * as the key's resolved entry, without asking `resolve`; emit `'update'`.
+   * Returns the stored update. Keys and source ids that are finite numbers
+   * mean their string form.
    */
-  write(key: string, value: unknown, source_id: string, version: number): Update {
-    return this.record({ key, value, source_id, version })
+  write(key: string | number, value: unknown, source_id: string | number, version: number): Update {
+    return this.record({ key: String(key), value, source_id: String(source_id), version })
   }
 
   /** {@link write} for an update object the caller built and will not mutate. */
   record(update: Update): Update {
-    return this._put(update, this.state.get(update.key), this.source(update.source_id))
+    const slot = this.slots.get(update.key)
+    const previous = mappingOf(slot, update.source_id)
+    if (previous !== undefined && previous.version >= update.version) return previous
+    this._put(update, slot, previous, this.source(update.source_id), update)
+    return update
   }
 
   /**
-   * @internal {@link record} for a caller that already looked up the key's
-   * current entry (`previous`) and the source's log: the node's hot path
-   * saves those lookups. Clears `_memoKey`.
+   * @internal Make `update` its source's current mapping of its key, in
+   * place of `previous` (its source's older mapping, found in `slot`, the
+   * key's slot as looked up by the caller), and `entry` the key's resolved
+   * entry (`update`, the entry it had, another current mapping of the key,
+   * or none). Emits `'update'`. Clears `_memoKey`.
    */
-  _put(update: Update, previous: Update | undefined, log: SourceLog): Update {
+  _put(update: Update, slot: Update | Slot | undefined, previous: Update | undefined, log: SourceLog, entry: Update | undefined): void {
     this._memoKey = null
-    this.state.set(update.key, update)
+    const key = update.key
+    const tracks = this.tracksResolved
+    const before = resolvedOf(slot)
+    if (slot === undefined) {
+      this.slots.set(key, entry === update || !tracks ? update : this.slotOf(undefined, update, entry))
+    } else if (!(slot instanceof Slot)) {
+      if (slot === previous && (entry === update || !tracks)) this.slots.set(key, update)
+      else this.slots.set(key, this.slotOf(slot === previous ? undefined : slot, update, entry))
+    } else {
+      slot.mappings.set(update.source_id, update)
+      if (tracks) {
+        slot.resolved = entry
+        // Back to one mapping that is also the resolved entry: a bare update.
+        if (slot.mappings.size === 1 && entry === update) this.slots.set(key, update)
+      } else if (slot.mappings.size === 1) {
+        this.slots.set(key, update)
+      }
+    }
+    if (tracks) {
+      if (before === undefined && entry !== undefined) this.resolvedCount++
+      else if (before !== undefined && entry === undefined) this.resolvedCount--
+    }
     if (previous !== undefined) this.retire(previous)
 
     log.live++
@@ -193,12 +330,37 @@ export class History extends EventEmitter {
         else if (this.fifo.length - this.fifoHead > 2 * this.length + 1024) this.trimFifo()
       }
     }
-    if (this.listenerCount('update') > 0) this.emit('update', update)
-    return update
+    if (this.listenerCount('update') > 0) this.emit('update', update, entry === update)
+  }
+
+  private slotOf(other: Update | undefined, update: Update, resolved: Update | undefined): Slot {
+    const s = new Slot()
+    if (other !== undefined) s.mappings.set(other.source_id, other)
+    s.mappings.set(update.source_id, update)
+    s.resolved = this.tracksResolved ? resolved : undefined
+    return s
+  }
+
+  /** True if `u` is still its source's current mapping of its key. */
+  isCurrent(u: Update): boolean {
+    const slot = this.slots.get(u.key)
+    return slot === u || (slot instanceof Slot && slot.mappings.get(u.source_id) === u)
   }
 
   /**
-   * Every current update of source `id` with a version above `version`, in
+   * The mappings the logs remember (those not yet forgotten past
+   * `max_history`), in `sort` order. A new array at each read.
+   */
+  get memory(): Update[] {
+    const out: Update[] = []
+    for (const log of this.sources.values()) {
+      for (const u of log.updates) if (this.isCurrent(u)) out.push(u)
+    }
+    return out.sort(this.sort)
+  }
+
+  /**
+   * Every current mapping of source `id` with a version above `version`, in
    * increasing version order; at most `limit` of them.
    */
   news(id: string, version: number, limit = Infinity): Update[] {
@@ -212,10 +374,9 @@ export class History extends EventEmitter {
     if (log.dead === 0) {
       return limit >= updates.length - from ? updates.slice(from) : updates.slice(from, from + Math.ceil(limit))
     }
-    const state = this.state
     for (let i = from; i < updates.length && out.length < limit; i++) {
       const u = updates[i]
-      if (state.get(u.key) === u) out.push(u)
+      if (this.isCurrent(u)) out.push(u)
     }
     return out
   }
@@ -240,15 +401,16 @@ export class History extends EventEmitter {
   // The slow, complete answer for versions the log has forgotten.
   private scan(id: string, version: number, limit: number): Update[] {
     const found: Update[] = []
-    for (const u of this.state.values()) {
-      if (u.source_id === id && u.version > version) found.push(u)
+    for (const slot of this.slots.values()) {
+      const u = mappingOf(slot, id)
+      if (u !== undefined && u.version > version) found.push(u)
     }
     found.sort(byVersion)
     if (found.length > limit) found.length = limit
     return found
   }
 
-  // `previous` was replaced in the state.
+  // `previous` was replaced by a newer mapping of its source.
   private retire(previous: Update): void {
     const log = this.sources.get(previous.source_id) as SourceLog
     log.live--
@@ -260,12 +422,11 @@ export class History extends EventEmitter {
   }
 
   private sweep(log: SourceLog): void {
-    const state = this.state
     const updates = log.updates
     let j = 0
     for (let i = 0; i < updates.length; i++) {
       const u = updates[i]
-      if (state.get(u.key) === u) updates[j++] = u
+      if (this.isCurrent(u)) updates[j++] = u
     }
     updates.length = j
     log.versions.length = 0
@@ -277,7 +438,6 @@ export class History extends EventEmitter {
   private compact(): void {
     const target = this.max_history - Math.floor(this.max_history / 4)
     const fifo = this.fifo
-    const state = this.state
     const memory: Update[] = []
     const cut = new Map<SourceLog, number>()
     let remaining = this.length
@@ -305,8 +465,8 @@ export class History extends EventEmitter {
         updates[lastEnd] === u && (lastEnd + 1 === updates.length || updates[lastEnd + 1].version > u.version)
           ? lastEnd + 1
           : find(log, u.version)
-      // Found in a log without replaced entries, u is current: no state lookup.
-      if (!(log.dead === 0 && end > 0 && updates[end - 1] === u) && state.get(u.key) !== u) continue
+      // Found in a log without replaced entries, u is current: no slot lookup.
+      if (!(log.dead === 0 && end > 0 && updates[end - 1] === u) && !this.isCurrent(u)) continue
       // Forgetting u forgets every entry of its source up to u.version.
       const from = lastEnd
       if (log.dead === 0) {
@@ -316,7 +476,7 @@ export class History extends EventEmitter {
       } else {
         for (let j = from; j < end; j++) {
           const v = updates[j]
-          if (state.get(v.key) === v) {
+          if (this.isCurrent(v)) {
             memory.push(v)
             remaining--
           }
@@ -333,7 +493,7 @@ export class History extends EventEmitter {
       const updates = log.updates
       const end = find(log, floor)
       let dead = 0
-      if (log.dead > 0) for (let j = 0; j < end; j++) if (state.get(updates[j].key) !== updates[j]) dead++
+      if (log.dead > 0) for (let j = 0; j < end; j++) if (!this.isCurrent(updates[j])) dead++
       updates.splice(0, end)
       const versions = log.versions
       if (versions.length > end) versions.splice(0, end)
@@ -351,7 +511,7 @@ export class History extends EventEmitter {
     while (head < fifo.length) {
       const u = fifo[head]
       const log = this.sources.get(u.source_id) as SourceLog
-      if (u.version > log.floor && this.state.get(u.key) === u) break
+      if (u.version > log.floor && this.isCurrent(u)) break
       head++
     }
     // Drop the consumed prefix, and replaced entries when they dominate.
@@ -360,8 +520,7 @@ export class History extends EventEmitter {
       head = 0
     }
     if (fifo.length - head > 2 * this.length + 1024) {
-      const state = this.state
-      this.fifo = fifo.slice(head).filter((u) => state.get(u.key) === u)
+      this.fifo = fifo.slice(head).filter((u) => this.isCurrent(u))
       head = 0
     }
     this.fifoHead = head

@@ -8,7 +8,7 @@
  * choice between scuttle-depth and scuttle-breadth.
  */
 import type { History, SourceLog } from './history'
-import type { Order, Update } from './types'
+import type { Comparator, Order, Update } from './types'
 
 interface Wanted {
   readonly log: SourceLog
@@ -83,4 +83,35 @@ function breadth(history: History, wanted: Wanted[], mtu: number): Update[] {
     if (!any) break
   }
   return out
+}
+
+/**
+ * An answer in `sort` order, as far as the protocol allows: each source's
+ * updates keep their increasing versions (the receiver's max for a source
+ * must only move past versions it holds), in the places `sort` gives that
+ * source. An answer from one source is returned as it is.
+ */
+export function ordered(out: Update[], sort: Comparator): Update[] {
+  const n = out.length
+  if (n < 2) return out
+  const first = out[0].source_id
+  let i = 1
+  while (i < n && out[i].source_id === first) i++
+  if (i === n) return out
+  const sorted = out.slice().sort(sort)
+  // Each source's updates, in version order, fill that source's places.
+  const queues = new Map<string, Update[]>()
+  for (const u of out) {
+    const q = queues.get(u.source_id)
+    if (q === undefined) queues.set(u.source_id, [u])
+    else q.push(u)
+  }
+  const taken = new Map<string, number>()
+  for (let j = 0; j < n; j++) {
+    const id = sorted[j].source_id
+    const t = taken.get(id) ?? 0
+    sorted[j] = (queues.get(id) as Update[])[t]
+    taken.set(id, t + 1)
+  }
+  return sorted
 }

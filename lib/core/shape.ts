@@ -54,9 +54,18 @@ export function isVersion(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_VERSION
 }
 
+/**
+ * A key as the node holds it: a string as it is, a finite number as its
+ * string form (as an object's keys are), anything else unchanged (and then
+ * refused by {@link badName}).
+ */
+export function keyOf(k: unknown): unknown {
+  return typeof k === 'number' && Number.isFinite(k) ? String(k) : k
+}
+
 /** A key or source id: a non-empty string that is safe as an object key. */
 export function badName(what: string, s: unknown): string | null {
-  if (typeof s !== 'string') return `${what} must be a string`
+  if (typeof s !== 'string') return what === 'key' ? 'key must be a string or a finite number' : `${what} must be a string`
   if (s.length === 0) return `${what} must not be empty`
   if (isReserved(s)) return `${what} "${s}" is reserved`
   return null
@@ -93,7 +102,8 @@ function classifyObject(o: Record<string, unknown>): Kind {
   }
   if (digest !== undefined && digest !== false) return refuse('digest must be true')
 
-  const key = o.key
+  let key = o.key
+  if (typeof key === 'number') key = keyOf(key)
   const badKey = badName('key', key)
   if (badKey !== null) return refuse(badKey)
   const value = o.value

@@ -80,7 +80,12 @@ export interface ResolutionContext {
   readonly id: string
   readonly version: number
   readonly sort: Comparator
+  /** The resolved view, `state[key]`, as `gossip.state`. */
+  readonly state: Readonly<Record<string, Update>>
+  /** The key's current entry in `state`, or `{version: -Infinity, value: null}`. */
   get(key: string): Update | Missing
+  /** Every source's current mapping of the key, whatever resolve decided of them. */
+  sources(key: string): Update[]
 }
 
 /**
@@ -95,17 +100,23 @@ export type Order = 'depth' | 'breadth'
 
 /** Configuration of a {@link Gossip} node. */
 export interface Config {
-  /** Deltas per exchange, and the streams' highWaterMark. Default 100. */
+  /** Deltas per exchange, and the streams' highWaterMark. Default (and when falsy) 100. */
   mtu?: number
   /**
    * How many updates the history indexes before it forgets the oldest.
    * Forgetting costs speed (a far-behind peer is answered by a scan of the
-   * state), never convergence. Default 1000; `Infinity` never forgets.
+   * state), never convergence. Default (and when falsy) 1000; `Infinity`
+   * never forgets.
    */
   max_history?: number
   /** Required: decides which update wins a key. See `base.resolution`. */
   resolve: Resolve | null
-  /** Total order over updates used by `lww_vs_clock`. Default `base.sort`. */
+  /**
+   * Total order over updates: `lww_vs_clock` and `strictly_order_values`
+   * use it, it orders `history.memory`, and each answer sent to a peer
+   * follows it as far as the protocol allows (one source's updates always
+   * leave in increasing version order). Default `base.sort`.
+   */
   sort?: Comparator
   /** `'depth'` (default) or `'breadth'`: the paper's two orderings. */
   order?: Order
@@ -161,12 +172,28 @@ export interface Security {
   verify(update: Update): boolean
 }
 
-/** A node's saved state, as `gossip.snapshot()` returns it. */
+/**
+ * An object used as a node's key-value store (the third argument of
+ * `new Gossip`): `store[key]` is the key's resolved entry. Any object will
+ * do, including a Proxy whose traps call a database.
+ */
+export type StateStore = Record<string, Update>
+
+/** A node's saved state, as `gossip.snapshot()` returns it; restore it with `Gossip.restore`. */
 export interface Snapshot {
   /** The node's clock when the snapshot was taken. */
   readonly version: number
-  /** Every mapping the node held. */
+  /** Every source's current mapping of every key the node held (the paper's mu). */
   readonly updates: readonly Update[]
+  /**
+   * The resolved entries `updates` does not imply: a key with one mapping
+   * in `updates` has it as its entry, unless it is listed here or in
+   * `unresolved`. (A snapshot of an older version has one update per key,
+   * and neither field.)
+   */
+  readonly state?: readonly Update[]
+  /** Keys with mappings in `updates` but no resolved entry (resolve refused them all). */
+  readonly unresolved?: readonly string[]
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).

@@ -68,7 +68,7 @@ interface SnapshotFile {
   version: number
   reserve: number
   segment: number
-  updates: Update[]
+  updates: readonly Update[]
   /** Snapshot.held of the node, when it was still fetching its own past. */
   held?: number
 }
@@ -127,11 +127,12 @@ function hasGoodLine(text: string, from: number): boolean {
 /**
  * The durable state of one node in a directory. Open it, build the node
  * from `store.state`, attach: `Store.open(dir, id)`, then
- * `store.attach(new Gossip(id, config, store.state))`; or in one step
+ * `store.attach(Gossip.restore(id, config, store.state))` (or `new Gossip`
+ * for a new directory); or in one step
  * {@link openGossip}.
  */
 export class Store {
-  /** What the directory held: pass it to `new Gossip` (undefined for a new directory). */
+  /** What the directory held: pass it to `Gossip.restore` (undefined for a new directory). */
   readonly state: Snapshot | undefined
   /** Highest version reserved on disk. */
   reserved: number
@@ -303,13 +304,11 @@ export class Store {
     fs.fsyncSync(this.fd)
     this.setSynced(this.written)
     const next = this.segment + 1
-    const taken = g.snapshot()
-    const updates = taken.updates as Update[]
+    const { updates, held } = g.snapshot()
     // What the node holds of its past: the newest of its mappings (a
     // mapping replaced by another is held through the one that replaced it).
     let version = this.held
     for (const u of updates) if (u.version > version) version = u.version
-    const held = taken.held
     this.writeSnapshot({ format: FORMAT, id: this.id, version, reserve: this.reserved, segment: next, updates, held })
     fs.closeSync(this.fd)
     this.fd = this.openSegment(next)
@@ -335,6 +334,8 @@ export class Store {
     if (i > 0) own.splice(0, i)
   }
 
+  // A line per update written to the history (every source's mappings; the
+  // resolved view is what resolve makes of them again on restart).
   private append(u: Update): void {
     if (this.closed) return
     this.pending.push(JSON.stringify(u))
@@ -362,7 +363,7 @@ export class Store {
       if (this.closed) return
       try {
         this.writePending()
-        if (this.lines > Math.max(this.snapshotLines, this.gossip?.state.size ?? 0)) this.snapshot()
+        if (this.lines > Math.max(this.snapshotLines, this.gossip?.history._resolvedCount ?? 0)) this.snapshot()
       } catch (err) {
         this.fail(err as Error)
       }
@@ -481,13 +482,19 @@ export class Store {
     }
     segments.sort((a, b) => a - b)
 
-    const state = new Map<string, Update>()
+    // Every source's newest mapping of each key, by source and key.
+    const mu = new Map<string, Update>()
+    const keep = (u: Update): void => {
+      const at = `${u.source_id.length}:${u.source_id}:${u.key}`
+      const before = mu.get(at)
+      if (before === undefined || before.version < u.version) mu.set(at, u)
+    }
     let reserved = 0
     let version = 0
     if (snap !== undefined) {
       for (const raw of snap.updates) {
         const u = checkUpdate(raw, file)
-        state.set(u.key, u)
+        keep(u)
         if (u.version > version) version = u.version
       }
       reserved = Number.isSafeInteger(snap.reserve) ? snap.reserve : 0
@@ -516,7 +523,7 @@ export class Store {
           if (r > reserved) reserved = r
         } else {
           const u = checkUpdate(entry, name)
-          state.set(u.key, u)
+          keep(u)
           if (u.version > version) version = u.version
         }
         start = nl + 1
@@ -529,7 +536,7 @@ export class Store {
     // A node that was still fetching its own past says how far it held it;
     // later log lines cannot raise that (the past may have gaps).
     const held = typeof snap?.held === 'number' ? Math.min(snap.held, version) : undefined
-    return { state: { version, reserved, updates: [...state.values()], held }, reserved, segment, lines }
+    return { state: { version, reserved, updates: [...mu.values()], held }, reserved, segment, lines }
   }
 
   private lock(): void {
@@ -569,7 +576,7 @@ export function openGossip(
 ): { gossip: Gossip; store: Store } {
   const store = Store.open(dir, id, options)
   try {
-    const gossip = new Gossip(id, config, store.state)
+    const gossip = store.state === undefined ? new Gossip(id, config) : Gossip.restore(id, config, store.state)
     store.attach(gossip)
     return { gossip, store }
   } catch (err) {

@@ -152,7 +152,7 @@ export class ScuttleNode {
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`))
     const store = options.data === undefined ? null : Store.open(options.data, options.id, options.store)
     try {
-      this.gossip = new Gossip(options.id, config, store?.state)
+      this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
       store?.attach(this.gossip)
     } catch (err) {
       void store?.close()

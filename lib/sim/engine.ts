@@ -409,10 +409,10 @@ export class Simulation {
   private newer(from: Gossip, to: Gossip, newest: boolean): Update[] {
     const out: Update[] = []
     const when: number[] = []
-    const state = to.state
     const view = this.admittedView
-    for (const [key, u] of from.state) {
-      const mine = state.get(key)
+    for (const u of from.history._resolvedEntries()) {
+      const key = u.key
+      const mine = to.history._resolved(key)
       if (mine !== undefined && mine.version >= u.version) continue
       out.push(u)
       when.push(view.timeOf(this.keyIndex.get(key) as number, u.version) ?? 0)
