@@ -12,6 +12,7 @@ export { History, SourceLog } from './core/history'
 export { Clock } from './core/clock'
 export { MAX_VERSION } from './core/shape'
 export * as resolution from './core/resolution'
+export * as counter from './core/counter'
 export { jsonProblem } from './core/value'
 export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
 export type { ParseOptions } from './wire/ndjson'
@@ -32,5 +33,6 @@ export type {
   ResolutionContext,
   Security,
   Snapshot,
+  StateStore,
   Update,
 } from './core/types'
