@@ -15,7 +15,7 @@ export * as resolution from './core/resolution'
 export * as counter from './core/counter'
 export { jsonProblem } from './core/value'
 export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
-export type { ParseOptions } from './wire/ndjson'
+export type { ParseOptions, Serializer } from './wire/ndjson'
 export { base }
 /** The original exported the defaults under this name. */
 export const Base = base

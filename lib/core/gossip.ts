@@ -336,10 +336,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return snapshotOf(this.history, clock.time, clock.recovering ? clock.heldThrough : undefined)
   }
 
-  /** @internal */
-  override _read(size: number): void {
-    super._read(size)
+  /** @internal Every read, piped or not, passes here: the place to see room come back. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override read(size?: number): any {
+    const chunk = super.read(size)
     if (this.drainOwed) this.drained()
+    return chunk
   }
 
   // Emit the 'drain' a false set() promised, once there is room again.
@@ -347,8 +349,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (this.readableLength >= this.readableHighWaterMark) return
     if (this.flow !== null && this.flow.backlog > 0) return
     this.drainOwed = false
-    // A writer the writable side holds back gets that side's own 'drain'.
-    if (!this.writableNeedDrain) this.emit('drain')
+    // A writer the writable side holds back gets that side's own 'drain';
+    // otherwise ours, outside the read that made the room.
+    queueMicrotask(() => {
+      if (!this.writableNeedDrain) this.emit('drain')
+    })
   }
 
   // The entries a store object holds at start: validated; our own are our
@@ -516,8 +521,6 @@ export class Gossip extends PeerStream implements ResolutionContext {
     } else {
       this.clock.see(version)
     }
-    const log = this.logOf(source_id)
-    if (version > log.max) log.max = version
 
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
@@ -525,14 +528,18 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (previous !== undefined && previous.version >= version) return
     const update: Update =
       signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature }
-    let entry: Update | undefined
+    // A throwing resolve or store leaves the update unrecorded (and our
+    // digest not claiming it), to be asked for again.
+    let stage = 'resolve'
     try {
-      entry = this.entryFor(update, slot, previous)
+      const entry = this.entryFor(update, slot, previous)
+      stage = 'the store'
+      this.put(update, entry)
     } catch (err) {
-      stream.emit('invalid', chunk, `resolve threw: ${(err as Error)?.message}`)
+      if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
+      stream.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)
       return
     }
-    this.put(update, entry)
     // Our past, at a version this incarnation may also have used: issue it
     // again, above the ambiguity, so that no peer mistakes it for ours.
     if (past && version >= this.clock.start) this.rewrite(update)

@@ -37,30 +37,46 @@ function excerpt(s: string): string {
   return s.length > EXCERPT ? `${s.slice(0, EXCERPT)}…` : s
 }
 
+/** What {@link serialize} returns. */
+export interface Serializer extends Transform {
+  /**
+   * The line the stream would write for `message`, without writing it (for
+   * a log of updates, as the original README's `persist` example does).
+   * @throws TypeError when JSON cannot encode it.
+   */
+  serialize(message: unknown): string
+}
+
+function line(message: unknown): string {
+  const text = JSON.stringify(message)
+  if (text === undefined) throw new TypeError('JSON has no text for it')
+  return `${text}\n`
+}
+
 /**
  * A Transform from objects to bytes: each object becomes one line of JSON.
  * Objects JSON cannot encode (cycles, bigint, a bare function or undefined)
  * are dropped and reported with `'invalid'` `(object, reason)`; the stream
  * carries on.
  */
-export function serialize(): Transform {
-  const out: Transform = new Transform({
+export function serialize(): Serializer {
+  const out = new Transform({
     writableObjectMode: true,
     readableObjectMode: false,
     transform(chunk: unknown, _encoding, callback) {
-      let line: string | undefined
+      let text: string
       try {
-        line = JSON.stringify(chunk)
+        text = line(chunk)
       } catch (err) {
         out.emit('invalid', chunk, `cannot be encoded as JSON: ${(err as Error)?.message}`)
         callback()
         return
       }
-      if (line === undefined) out.emit('invalid', chunk, 'cannot be encoded as JSON')
-      else out.push(`${line}\n`)
+      out.push(text)
       callback()
     },
-  })
+  }) as Serializer
+  out.serialize = line
   return out
 }
 

@@ -1,0 +1,254 @@
+/**
+ * The third constructor argument: any object used as the node's key-value
+ * store (`store[key]`), a Proxy over a database included; and the other
+ * parts of the original API that the paper's state model touches: `set`'s
+ * backpressure and `'drain'`, `config.sort` on answers, `sources(key)`.
+ */
+import * as assert from 'assert'
+import fc from 'fast-check'
+import { Gossip, base } from '../lib'
+import type { Message, PeerStream, StateStore, Update } from '../lib'
+
+const lww = base.resolution.lww_vs_current_vers
+const turn = () => new Promise((resolve) => setImmediate(resolve))
+
+/** A "database": a Map behind a Proxy, with a log of the traps it served. */
+function database(table = new Map<string, Update>()): { db: StateStore; table: Map<string, Update>; ops: string[] } {
+  const ops: string[] = []
+  const db = new Proxy({} as StateStore, {
+    get: (_t, key) => {
+      if (typeof key !== 'string') return undefined
+      ops.push(`get ${key}`)
+      return table.get(key)
+    },
+    set: (_t, key, value) => {
+      ops.push(`set ${String(key)}`)
+      table.set(String(key), JSON.parse(JSON.stringify(value)))
+      return true
+    },
+    has: (_t, key) => table.has(String(key)),
+    deleteProperty: (_t, key) => table.delete(String(key)),
+    ownKeys: () => [...table.keys()],
+    getOwnPropertyDescriptor: (_t, key) =>
+      table.has(String(key)) ? { value: table.get(String(key)), enumerable: true, configurable: true, writable: true } : undefined,
+  })
+  return { db, table, ops }
+}
+
+function pair(a: Gossip | PeerStream, b: Gossip | PeerStream): void {
+  a.pipe(b).pipe(a)
+}
+
+async function exchange(...streams: PeerStream[]): Promise<void> {
+  for (let r = 0; r < 4; r++) {
+    for (const s of streams) s.gossip()
+    for (let i = 0; i < 8; i++) await turn()
+  }
+}
+
+describe('a store object as the key-value store', () => {
+  it('is read and written as store[key]: state is the store itself', async () => {
+    const { db, table, ops } = database()
+    const a = new Gossip('a', { resolve: lww }, db)
+    assert.strictEqual(a.state, db)
+    a.set('x', 1)
+    assert.deepStrictEqual(table.get('x'), { key: 'x', value: 1, source_id: 'a', version: a.version })
+    assert.ok(ops.includes('set x'))
+    assert.strictEqual(a.get('x').value, 1)
+    const b = new Gossip('b', { resolve: lww })
+    pair(a, b)
+    b.set('y', 2)
+    await exchange(a, b)
+    assert.strictEqual(table.get('y')?.value, 2, "a peer's update reaches the store")
+    assert.strictEqual(b.state.x.value, 1)
+  })
+
+  it('holds entries at start: they are the state, the clock starts above them, and peers fill in the rest', async () => {
+    // A cluster of three; a keeps its state in a database.
+    const { db, table } = database()
+    const a = new Gossip('a', { resolve: lww }, db)
+    const b = new Gossip('b', { resolve: lww })
+    const ab = a.createStream()
+    const ba = b.createStream()
+    pair(ab, ba)
+    a.set('mine', 'a1')
+    b.set('theirs', 'b1')
+    b.set('contested', 'b')
+    await exchange(ab, ba)
+    // a has seen b's write: its own is later (Lamport) and wins
+    a.set('contested', 'a')
+    await exchange(ab, ba)
+    assert.strictEqual(table.size, 3)
+    // a restarts on the same database, with nothing else.
+    ab.unpipe(ba)
+    ba.unpipe(ab)
+    const a2 = new Gossip('a', { resolve: lww }, db)
+    assert.strictEqual(a2.get('mine').value, 'a1')
+    assert.strictEqual(a2.get('theirs').value, 'b1')
+    assert.ok(a2.version >= (table.get('contested') as Update).version, 'the clock starts above what the store holds')
+    // a's own entries are its history: a newcomer learns them from a alone.
+    const c = new Gossip('c', { resolve: lww })
+    const a2c = a2.createStream()
+    const ca2 = c.createStream()
+    pair(a2c, ca2)
+    await exchange(a2c, ca2)
+    assert.strictEqual(c.get('mine').value, 'a1')
+    // b's mappings (b's "contested" lost here) come back from b, so a holds
+    // every source's mappings again.
+    const a2b = a2.createStream()
+    const ba2 = b.createStream()
+    pair(a2b, ba2)
+    await exchange(a2b, ba2)
+    assert.deepStrictEqual(a2.sources('contested').map((u) => [u.source_id, u.value]), [['b', 'b'], ['a', 'a']])
+    assert.strictEqual(a2.get('contested').value, 'a')
+    const a3 = a2.set('after', 1)
+    assert.strictEqual(a3, true)
+    assert.ok(a2.get('after').version > (table.get('contested') as Update).version)
+  })
+
+  it('refuses a store that holds something other than updates of their keys', () => {
+    assert.throws(() => new Gossip('a', { resolve: lww }, { k: { value: 1 } } as never), /store entry "k"/)
+    assert.throws(
+      () => new Gossip('a', { resolve: lww }, { k: { key: 'other', value: 1, source_id: 'a', version: 1 } } as never),
+      /store entry "k"/,
+    )
+    assert.throws(() => new Gossip('a', { resolve: lww }, 'no' as never), /store must be an object/)
+    // A snapshot is not a store: restore has its own entry point.
+    const snap = new Gossip('a', { resolve: lww }).snapshot()
+    assert.throws(() => new Gossip('a', { resolve: lww }, snap as never), /Gossip.restore|store entry/)
+  })
+
+  it('a store that throws refuses a local write to the caller, and a remote one with a report, losing nothing', async () => {
+    let fail = true
+    const table = new Map<string, Update>()
+    const db = new Proxy({} as StateStore, {
+      get: (_t, k) => (typeof k === 'string' ? table.get(k) : undefined),
+      set: (_t, k, v) => {
+        if (fail) throw new Error('database down')
+        table.set(String(k), v)
+        return true
+      },
+      ownKeys: () => [...table.keys()],
+      getOwnPropertyDescriptor: (_t, k) => (table.has(String(k)) ? { value: table.get(String(k)), enumerable: true, configurable: true } : undefined),
+    })
+    const a = new Gossip('a', { resolve: lww }, db)
+    assert.throws(() => a.set('x', 1), /database down/)
+    const b = new Gossip('b', { resolve: lww })
+    b.set('y', 2)
+    const reasons: string[] = []
+    a.on('invalid', (_o, r: string) => reasons.push(r))
+    pair(a, b)
+    await exchange(a)
+    assert.ok(reasons.some((r) => /store threw: database down/.test(r)), reasons.join('; '))
+    assert.strictEqual(a.sources('y').length, 0, 'nothing recorded, nothing claimed')
+    fail = false
+    await exchange(a)
+    assert.strictEqual(a.get('y').value, 2, 'asked for again once the store works')
+  })
+})
+
+describe('set: backpressure and drain', () => {
+  it("returns false at the high-water mark, and 'drain' follows once the peer reads", async () => {
+    const g = new Gossip('a', { resolve: lww, mtu: 2 })
+    g.set('seed', 0)
+    // nobody reads: the digests fill the buffer past the mtu
+    g.gossip()
+    g.gossip()
+    assert.ok(g.readableLength >= g.readableHighWaterMark)
+    assert.strictEqual(g.set('k', 1), false)
+    assert.strictEqual(g.get('k').value, 1, 'the write was made; only the caller is asked to wait')
+    let drained = 0
+    g.on('drain', () => drained++)
+    g.resume()
+    for (let i = 0; i < 5 && drained === 0; i++) await turn()
+    assert.strictEqual(drained, 1)
+    assert.strictEqual(g.set('k', 2), true)
+  })
+
+  it('a writer that waits for drain never hangs, piped to a slow peer (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 60 }), fc.nat({ max: 3 }), async (mtu, writes, slowness) => {
+        const a = new Gossip('a', { resolve: lww, mtu })
+        const b = new Gossip('b', { resolve: lww, mtu })
+        // b reads a's output only every few turns
+        let reading = true
+        const pump = setInterval(() => {
+          reading = !reading
+          if (reading) a.resume()
+          else if (slowness > 0) a.pause()
+        }, 0)
+        a.pipe(b).pipe(a)
+        let written = 0
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`hung after ${written} of ${writes} writes`)), 5000)
+          const write = (): void => {
+            while (written < writes) {
+              a.gossip()
+              const ok = a.set(`k${written}`, written)
+              written++
+              if (!ok) {
+                a.once('drain', write)
+                return
+              }
+            }
+            clearTimeout(timer)
+            resolve()
+          }
+          write()
+        })
+        clearInterval(pump)
+        a.resume()
+        assert.strictEqual(written, writes)
+      }),
+      { numRuns: 40 },
+    )
+  })
+
+  it("under flow control returns false while the write waits, and 'drain' follows its admission", async () => {
+    let now = 0
+    const g = new Gossip('a', { resolve: lww, flow_control: { initial: 1, burst: 1, now: () => now } })
+    assert.strictEqual(g.set('a', 1), true)
+    assert.strictEqual(g.set('b', 2), false, 'over the allowed rate: waits in the backlog')
+    let drained = 0
+    g.on('drain', () => drained++)
+    g.resume()
+    now = 5
+    g.gossip() // an exchange admits what the rate allows
+    for (let i = 0; i < 3; i++) await turn()
+    assert.strictEqual(g.get('b').value, 2)
+    assert.strictEqual(drained, 1)
+  })
+})
+
+describe('config.sort and sources', () => {
+  it('orders each answer by config.sort, keeping each source in increasing versions', async () => {
+    // A sort that puts source "z" first, then by version descending: within
+    // a source only increasing versions are allowed, so "z" stays ordered.
+    const sort = (x: Update, y: Update) =>
+      x.source_id !== y.source_id ? (x.source_id === 'z' ? -1 : y.source_id === 'z' ? 1 : 0) : y.version - x.version
+    const a = new Gossip('a', { resolve: lww, sort })
+    for (let i = 0; i < 3; i++) a.set(`a${i}`, i)
+    for (let v = 1; v <= 3; v++) a.write({ key: `z${v}`, value: v, source_id: 'z', version: a.version + v })
+    a.write({ digest: true, done: true })
+    await turn()
+    const out: Message[] = []
+    for (let m = a.read() as Message | null; m !== null; m = a.read() as Message | null) out.push(m)
+    const ups = out.filter((m): m is Update => !('digest' in m))
+    assert.deepStrictEqual(ups.slice(0, 3).map((u) => u.source_id), ['z', 'z', 'z'])
+    for (const id of ['a', 'z']) {
+      const vs = ups.filter((u) => u.source_id === id).map((u) => u.version)
+      assert.deepStrictEqual(vs, [...vs].sort((p, q) => p - q), `${id} in increasing versions`)
+    }
+    assert.deepStrictEqual(a.history.memory.slice(0, 3).map((u) => u.source_id), ['z', 'z', 'z'])
+  })
+
+  it("sources(key) is every source's current mapping, whatever resolve kept", () => {
+    const g = new Gossip('n', { resolve: lww })
+    g.set('k', 'mine')
+    g.write({ key: 'k', value: 'old', source_id: 'p', version: 1 })
+    g.write({ key: 'k', value: 'newer', source_id: 'p', version: 2 })
+    assert.strictEqual(g.get('k').value, 'mine')
+    assert.deepStrictEqual(g.sources('k').map((u) => [u.source_id, u.value]), [['p', 'newer'], ['n', 'mine']])
+    assert.deepStrictEqual(g.sources('nothing'), [])
+  })
+})
