@@ -2,8 +2,10 @@
  * The package as users load it: by name, with require and with import.
  */
 import * as assert from 'assert'
+import { execFileSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
+import { consumer } from './consumer'
 
 // TypeScript compiles import() to require() under CommonJS; keep a real one.
 const importESM = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<Record<string, unknown>>
@@ -36,5 +38,27 @@ describe('package', () => {
     assert.ok(fs.existsSync(path.join(root, pkg.exports['.'].import)))
     assert.ok(fs.existsSync(path.join(root, pkg.bin['simple-scuttle'])))
     for (const f of ['dist/lib', 'dist/bin', 'index.mjs']) assert.ok(pkg.files.includes(f), `files includes ${f}`)
+  })
+
+  it("installs from its tarball in an empty project, and loads there with require and with import", function () {
+    this.timeout(120_000)
+    const dir = consumer()
+    const names = ['Gossip', 'PeerStream', 'History', 'base', 'Base', 'resolution', 'counter', 'serialize', 'parse', 'openGossip', 'startNode']
+    fs.writeFileSync(
+      path.join(dir, 'load.cjs'),
+      `const p = require('simple-scuttle'); console.log(JSON.stringify(${JSON.stringify(names)}.filter((n) => p[n] === undefined)))`,
+    )
+    fs.writeFileSync(
+      path.join(dir, 'load.mjs'),
+      `import * as p from 'simple-scuttle'; import d from 'simple-scuttle'; console.log(JSON.stringify(${JSON.stringify(names)}.filter((n) => p[n] === undefined || d[n] !== p[n])))`,
+    )
+    for (const f of ['load.cjs', 'load.mjs']) {
+      const out = execFileSync(process.execPath, [f], { cwd: dir, encoding: 'utf8' })
+      assert.strictEqual(out.trim(), '[]', `${f}: missing exports`)
+    }
+    // The types a consumer needs are installed with it.
+    for (const t of ['@types/readable-stream', '@types/node']) {
+      assert.ok(fs.existsSync(path.join(dir, 'node_modules', t, 'package.json')), `${t} is installed`)
+    }
   })
 })

@@ -1,34 +1,58 @@
 /**
- * The README's JavaScript examples run, as written, against the built
- * package, and print what they say they print.
+ * The README's examples, as a stranger would meet them: in an empty project
+ * that installed the packed tarball, the TypeScript ones compiled with
+ * `tsc --strict` (with and without skipLibCheck) and run, the JavaScript
+ * ones run with node; each prints what the README says it prints.
  */
 import * as assert from 'assert'
 import { execFileSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
+import { ROOT, consumer, tsc } from './consumer'
 
-const root = path.join(__dirname, '..', '..')
-const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
-const examples = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1])
+const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+const examples = [...readme.matchAll(/```(ts|js)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], code: m[2] }))
 
 // What each example must print, in README order; a new example needs a line here.
 const expected: RegExp[] = [
-  /b applied color = blue[\s\S]*large blue/,
+  /b applied color = blue[\s\S]*large blue[\s\S]*"key":"color","value":"blue","source_id":"a"/,
   /client got motd = "hello from the server" from server/,
+  /persist \{"key":"greeting","value":"hello","source_id":"peer","version":\d+\}\n[\s\S]*state\.greeting\.value = hello/,
+  /table holds \[ 'motd' \][\s\S]*restarted with stored true/,
+  /visits 3 3/,
   /longest converges/,
+  /true false[\s\S]*admitted: 2/,
+  /after a restart: v/,
+  /refused: signature of a missing or invalid[\s\S]*b holds by a with a signature: string/,
 ]
 
-describe('README examples', function () {
-  this.timeout(60_000)
+describe('README examples, from the packed tarball', function () {
+  this.timeout(120_000)
+  let dir = ''
+  const file = (i: number) => `example${i + 1}.${examples[i].lang}`
+
+  before(() => {
+    dir = consumer()
+    examples.forEach((e, i) => fs.writeFileSync(path.join(dir, file(i)), e.code))
+  })
 
   it('has an expectation for every example', () => {
     assert.strictEqual(examples.length, expected.length)
   })
 
-  examples.forEach((code, i) => {
-    const first = code.split('\n').find((l) => l.trim() !== '' && !l.startsWith('const')) ?? ''
-    it(`example ${i + 1} runs: ${first.slice(0, 50)}`, () => {
-      const out = execFileSync(process.execPath, ['-e', code], { cwd: root, timeout: 30_000, encoding: 'utf8' })
+  it('compiles every TypeScript example with tsc --strict, with and without skipLibCheck', () => {
+    const ts = examples.map((e, i) => (e.lang === 'ts' ? file(i) : null)).filter((f): f is string => f !== null)
+    assert.ok(ts.length >= 5)
+    tsc(dir, ts, false)
+    tsc(dir, ts, true)
+  })
+
+  examples.forEach((e, i) => {
+    const first = e.code.split('\n').find((l) => l.trim() !== '' && !/^(import|const|var|\/\/)/.test(l.trim())) ?? ''
+    it(`example ${i + 1} (${e.lang}) runs: ${first.trim().slice(0, 50)}`, () => {
+      const script = e.lang === 'ts' ? path.join('out', file(i).replace(/\.ts$/, '.js')) : file(i)
+      const cwd = fs.mkdtempSync(path.join(dir, 'run-'))
+      const out = execFileSync(process.execPath, [path.join(dir, script)], { cwd, timeout: 30_000, encoding: 'utf8' })
       assert.match(out, expected[i] ?? /^$/)
     })
   })
