@@ -13,7 +13,7 @@ export { Clock } from './core/clock'
 export { MAX_VERSION } from './core/shape'
 export * as resolution from './core/resolution'
 export * as counter from './core/counter'
-export { jsonProblem } from './core/value'
+export { jsonProblem, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH } from './core/value'
 export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
 export type { ParseOptions, Serializer } from './wire/ndjson'
 export { base }

@@ -12,9 +12,9 @@ import { FlowControl, flowOptions, overflowed, rateOf } from './flow'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { deltas, ordered } from './reconcile'
 import { badName, classify, fields, keyOf, Kind } from './shape'
-import { restore, snapshotOf } from './snapshot'
+import { checkedUpdate, restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
-import { jsonProblem } from './value'
+import { admitValue, admitted } from './value'
 import type {
   Comparator,
   Config,
@@ -315,11 +315,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const bad = badName('key', k)
     if (bad !== null) throw new TypeError(bad)
     if (value === undefined) throw new TypeError('value must not be undefined')
-    const problem = jsonProblem(value)
+    // A frozen copy: the caller's object stays the caller's.
+    const problem = admitValue(value, true)
     if (problem !== null) throw new TypeError(`value ${problem}`)
+    const held = admitted.value
     let made = true
-    if (this.flow !== null) made = this.flow.write(k as string, value)
-    else this.local(k as string, value)
+    if (this.flow !== null) made = this.flow.write(k as string, held)
+    else this.local(k as string, held)
     if (made && this.readableLength < this.readableHighWaterMark) return true
     this.drainOwed = true
     return false
@@ -363,19 +365,19 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private adopt(store: StateStore): number | undefined {
     let clock: number | undefined
     for (const key of Object.keys(store)) {
-      const u = store[key]
-      if (classify(u) !== Kind.Update || fields.key !== key) {
-        throw new TypeError(`store entry "${key}" is not an update of that key: ${fields.reason || 'its key differs'}`)
-      }
-      if (clock === undefined || fields.version > clock) clock = fields.version
-      if (fields.source_id === this.id) this.history.record(copyOf(u as Update))
+      const u = checkedUpdate(store[key], `store entry "${key}"`)
+      if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
+      if (clock === undefined || u.version > clock) clock = u.version
+      if (u.source_id === this.id) this.history.record(u)
     }
     return clock
   }
 
   private local(key: string, value: unknown): void {
     const version = this.clock.tick()
-    const update = this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version)
+    const update = Object.freeze(
+      this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version),
+    )
     const history = this.history
     const slot = history._slot(key)
     const entry = this.entryFor(update, slot, mappingOf(slot, this.id))
@@ -478,14 +480,15 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** @internal A local write that arrived through a stream. */
   _writeLocal(stream: PeerStream, chunk: unknown, key: string, value: unknown): void {
-    const problem = jsonProblem(value)
+    const problem = admitValue(value, true)
     if (problem !== null) {
       stream.emit('invalid', chunk, `value ${problem}`)
       return
     }
+    const held = admitted.value
     try {
-      if (this.flow !== null) this.flow.write(key, value)
-      else this.local(key, value)
+      if (this.flow !== null) this.flow.write(key, held)
+      else this.local(key, held)
     } catch (err) {
       stream.emit('invalid', chunk, `resolve threw: ${(err as Error)?.message}`)
     }
@@ -494,10 +497,16 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** @internal A delta from a peer; its fields are in `fields`. */
   _receive(stream: PeerStream, chunk: unknown): void {
     const key = fields.key
-    const value = fields.value
     const source_id = fields.source_id
     const version = fields.version
     const history = this.history
+    // The limits every path shares; the value is frozen where it is.
+    const problem = admitValue(fields.value, false)
+    if (problem !== null) {
+      stream.emit('invalid', chunk, `value ${problem}`)
+      return
+    }
+    const value = admitted.value
     // Signed updates: check before anything, so a forgery moves nothing.
     let signature: string | undefined
     if (this.security !== undefined) {
@@ -526,8 +535,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const previous = mappingOf(slot, source_id)
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) return
-    const update: Update =
-      signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature }
+    const update: Update = Object.freeze(
+      signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature },
+    )
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
@@ -636,11 +646,6 @@ export class Gossip extends PeerStream implements ResolutionContext {
 function entryOf(store: StateStore, key: string): Update | undefined {
   const u = store[key]
   return typeof u === 'object' && u !== null ? u : undefined
-}
-
-function copyOf(u: Update): Update {
-  const { key, value, source_id, version, signature } = u
-  return typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
 }
 
 function sameValue(a: unknown, b: unknown): boolean {

@@ -6,6 +6,8 @@
  * what it read into {@link fields}, so the hot path allocates nothing here.
  */
 
+import { MAX_ID_LENGTH, MAX_KEY_LENGTH } from './value'
+
 /** The kinds of object a gossip stream accepts. */
 export const enum Kind {
   Invalid,
@@ -63,10 +65,15 @@ export function keyOf(k: unknown): unknown {
   return typeof k === 'number' && Number.isFinite(k) ? String(k) : k
 }
 
-/** A key or source id: a non-empty string that is safe as an object key. */
+/**
+ * A key or source id: a non-empty string, safe as an object key, no longer
+ * than MAX_KEY_LENGTH (keys) or MAX_ID_LENGTH (ids).
+ */
 export function badName(what: string, s: unknown): string | null {
   if (typeof s !== 'string') return what === 'key' ? 'key must be a string or a finite number' : `${what} must be a string`
   if (s.length === 0) return `${what} must not be empty`
+  const max = what === 'key' ? MAX_KEY_LENGTH : MAX_ID_LENGTH
+  if (s.length > max) return `${what} is longer than ${max} characters`
   if (isReserved(s)) return `${what} "${s}" is reserved`
   return null
 }

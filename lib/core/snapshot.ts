@@ -6,6 +6,7 @@
 import { History } from './history'
 import { classify, fields, Kind } from './shape'
 import type { Snapshot, Update } from './types'
+import { admitValue, admitted } from './value'
 
 /** The snapshot of `history` with clock `version` (and `held`, see Snapshot.held). */
 export function snapshotOf(history: History, version: number, held?: number): Snapshot {
@@ -13,13 +14,27 @@ export function snapshotOf(history: History, version: number, held?: number): Sn
   return held === undefined ? { version, updates } : { version, updates, held }
 }
 
-/** A validated copy of an update read from a snapshot, a store or a file. */
+/**
+ * A validated, frozen copy of an update read from a snapshot, a store or a
+ * file: the same checks and limits as an update from a peer.
+ * @throws TypeError naming `where` and what is wrong.
+ */
 export function checkedUpdate(u: unknown, where: string): Update {
   if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
-  const { key, value, source_id, version } = fields
+  const { key, source_id, version } = fields
+  const problem = admitValue(fields.value, true)
+  if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
+  const value = admitted.value
   // Keep a signature, so that relaying the restored update stays verifiable.
-  const signature = (u as Update).signature
-  return typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
+  let signature: unknown
+  try {
+    signature = (u as Update).signature
+  } catch {
+    signature = undefined
+  }
+  return Object.freeze(
+    typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version },
+  )
 }
 
 /**

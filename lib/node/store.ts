@@ -40,7 +40,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { Transform } from 'readable-stream'
 import { Gossip } from '../core/gossip'
-import { classify, fields, Kind } from '../core/shape'
+import { checkedUpdate } from '../core/snapshot'
 import type { Config, Snapshot, Update } from '../core/types'
 
 /** Options of {@link Store.open}. */
@@ -99,12 +99,11 @@ function isAlive(pid: number): boolean {
 }
 
 function checkUpdate(u: unknown, where: string): Update {
-  if (classify(u) !== Kind.Update) throw new Error(`${where}: not an update (${fields.reason})`)
-  const signature = (u as { signature?: unknown }).signature
-  const { key, value, source_id, version } = fields
-  return typeof signature === 'string'
-    ? { key, value, source_id, version, signature }
-    : { key, value, source_id, version }
+  try {
+    return checkedUpdate(u, where)
+  } catch (err) {
+    throw new Error((err as Error).message)
+  }
 }
 
 // One log line as an object, or undefined if it is not one.

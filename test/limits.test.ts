@@ -1,0 +1,152 @@
+/**
+ * One set of limits on every path, and values nobody can change once held.
+ * Each attack here was a defect: a value nested 5,000 deep from a peer
+ * crashed a node; a 2 MB write was acknowledged and then refused by the
+ * wire forever; a caller's object, mutated after `set`, split replicas.
+ */
+import * as assert from 'assert'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { Gossip, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, base, openGossip, parse, serialize } from '../lib'
+import type { Message, PeerStream, Update } from '../lib'
+
+
+const resolve = base.resolution.lww_vs_current_vers
+const turn = () => new Promise((r) => setImmediate(r))
+
+function nested(depth: number): unknown {
+  let v: unknown = 0
+  for (let i = 0; i < depth; i++) v = { v }
+  return v
+}
+
+function reasons(s: PeerStream): string[] {
+  const out: string[] = []
+  s.on('invalid', (_o: unknown, r: string) => out.push(r))
+  return out
+}
+
+async function sync(a: Gossip, b: Gossip): Promise<void> {
+  a.pipe(b).pipe(a)
+  for (let i = 0; i < 3; i++) {
+    b.gossip()
+    for (let j = 0; j < 5; j++) await turn()
+  }
+}
+
+describe('limits: the same on every path', () => {
+  it('a peer value nested past MAX_DEPTH is refused with a report; the node keeps working', async () => {
+    const g = new Gossip('n', { resolve })
+    const said = reasons(g)
+    g.write({ key: 'deep', value: nested(5000), source_id: 'p', version: 1 })
+    g.write({ key: 'ok', value: nested(MAX_DEPTH - 1), source_id: 'p', version: 2 })
+    await turn()
+    assert.strictEqual(said.length, 1)
+    assert.match(said[0], new RegExp(`nested more than ${MAX_DEPTH} levels`))
+    assert.strictEqual(g.get('deep').version, -Infinity)
+    assert.strictEqual(g.get('ok').version, 2)
+    // and what it holds still serialises: relaying it cannot fail
+    assert.doesNotThrow(() => JSON.stringify(g.state))
+  })
+
+  it('set refuses what the wire would refuse: too long, too deep, too long a key', () => {
+    const g = new Gossip('n', { resolve })
+    assert.throws(() => g.set('big', 'x'.repeat(2 * 1024 * 1024)), /longer than \d+ characters as JSON/)
+    assert.throws(() => g.set('big', ['x'.repeat(MAX_VALUE_LENGTH)]), /longer than/)
+    // escaping counts: 200k control characters are 1.2M characters of JSON
+    assert.throws(() => g.set('esc', '\u0001'.repeat(200_000)), /longer than/)
+    assert.throws(() => g.set('deep', nested(MAX_DEPTH + 1)), /nested more than/)
+    assert.throws(() => g.set('k'.repeat(MAX_KEY_LENGTH + 1), 1), /key is longer than/)
+    assert.throws(() => new Gossip('i'.repeat(MAX_ID_LENGTH + 1), { resolve }), /id is longer than/)
+    assert.strictEqual(g.get('big').version, -Infinity)
+  })
+
+  it('the largest value set accepts crosses the wire in one line', async () => {
+    const a = new Gossip('a', { resolve })
+    const b = new Gossip('b', { resolve })
+    const value = 'y'.repeat(MAX_VALUE_LENGTH - 2)
+    a.set('k'.repeat(MAX_KEY_LENGTH), value)
+    const lines: string[] = []
+    const out = serialize()
+    out.on('data', (chunk: Buffer) => lines.push(String(chunk)))
+    const input = parse()
+    const refused: string[] = []
+    input.on('invalid', (_x: unknown, r: string) => refused.push(r))
+    a.pipe(out).pipe(input).pipe(b)
+    b.pipe(a)
+    b.gossip()
+    for (let i = 0; i < 20 && b.get('k'.repeat(MAX_KEY_LENGTH)).version === -Infinity; i++) await turn()
+    assert.deepStrictEqual(refused, [])
+    assert.strictEqual(b.get('k'.repeat(MAX_KEY_LENGTH)).value, value)
+    assert.ok(Math.max(...lines.map((l) => l.length)) <= MAX_LINE_LENGTH + 1)
+  })
+
+  it('a snapshot, a store object and a data directory holding a value past the limits are refused', () => {
+    const bad = { key: 'k', value: nested(MAX_DEPTH + 5), source_id: 'p', version: 1 }
+    assert.throws(() => Gossip.restore('n', { resolve }, { version: 1, updates: [bad] }), /nested more than/)
+    assert.throws(() => new Gossip('n', { resolve }, { k: bad } as never), /store entry "k".*nested more than/)
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'limits-'))
+    const { store } = openGossip('n', { resolve }, dir)
+    return store.close().then(() => {
+      const log = fs.readdirSync(dir).find((f) => f.startsWith('log-')) as string
+      fs.appendFileSync(path.join(dir, log), `${JSON.stringify(bad)}\n${JSON.stringify({ ...bad, key: 'k2', value: 1 })}\n`)
+      assert.throws(() => openGossip('n', { resolve }, dir), /nested more than/)
+    })
+  })
+})
+
+describe('values a node holds are immutable', () => {
+  it("mutating the caller's object after set changes nothing, here or at a peer", async () => {
+    const p = new Gossip('p', { resolve })
+    const q = new Gossip('q', { resolve })
+    const v = { w: 3, h: 4, inner: { list: [1, 2] } }
+    p.set('size', v)
+    await sync(p, q)
+    v.w = 7
+    v.inner.list.push(3)
+    assert.deepStrictEqual(p.get('size').value, { w: 3, h: 4, inner: { list: [1, 2] } })
+    assert.deepStrictEqual(q.get('size').value, p.get('size').value)
+  })
+
+  it('a value or update read back cannot be changed (strict code throws), so replicas cannot split', async () => {
+    const p = new Gossip('p', { resolve })
+    const q = new Gossip('q', { resolve })
+    p.set('size', { w: 3, inner: { x: 1 } })
+    await sync(p, q)
+    const held = p.get('size') as Update<{ w: number; inner: { x: number } }>
+    assert.throws(() => {
+      ;(held.value as { w: number }).w = 99
+    }, TypeError)
+    assert.throws(() => {
+      held.value.inner.x = 2
+    }, TypeError)
+    assert.throws(() => {
+      ;(held as { version: number }).version = 1
+    }, TypeError)
+    assert.deepStrictEqual(q.get('size').value, { w: 3, inner: { x: 1 } })
+    assert.strictEqual(q.get('size').version, held.version)
+  })
+
+  it("a value that arrives through a stream is frozen where it is, and the writer's later change is refused", async () => {
+    const g = new Gossip('n', { resolve })
+    const value = { a: [1, { b: 2 }] }
+    g.write({ key: 'k', value, source_id: 'p', version: 1 } as Message)
+    await turn()
+    assert.ok(Object.isFrozen(value) && Object.isFrozen(value.a) && Object.isFrozen(value.a[1]))
+    assert.throws(() => {
+      ;(value.a[1] as { b: number }).b = 3
+    }, TypeError)
+    assert.deepStrictEqual(g.get('k').value, { a: [1, { b: 2 }] })
+  })
+
+  it('keeps "__proto__" inside a value as plain data, never as a prototype', () => {
+    const g = new Gossip('n', { resolve })
+    const v = JSON.parse('{"__proto__": {"polluted": true}, "x": 1}')
+    g.set('k', v)
+    const held = g.get('k').value as Record<string, unknown>
+    assert.strictEqual(Object.getPrototypeOf(held), Object.prototype)
+    assert.deepStrictEqual(Object.keys(held), ['__proto__', 'x'])
+    assert.strictEqual(({} as Record<string, unknown>).polluted, undefined)
+  })
+})
