@@ -23,6 +23,16 @@ export class Clock {
     return Math.floor((performance.timeOrigin + performance.now()) * 1000)
   }
 
+  /** How far a version may run ahead of the wall clock, in µs: one hour. */
+  static readonly AHEAD = 3_600_000_000
+  /**
+   * How many times a past incarnation has shown itself above where we last
+   * issued our writes again, beyond which it is no past: another live node
+   * writes as us (a twin), or a peer lies about us. A restart shows itself
+   * once or twice (once per peer that knew more of the past).
+   */
+  static readonly TWIN_LIMIT = 8
+
   /** The highest version seen or issued. */
   time: number
   /** The lowest version this incarnation issues. */
@@ -35,6 +45,11 @@ export class Clock {
   pastHeld = -Infinity
   /** A peer showed us a past of ours we did not hold. */
   pastSeen = false
+  /** How many times our writes were issued again (see {@link Clock.TWIN_LIMIT}). */
+  raises = 0
+  // Cached wall-clock bounds (they only grow): accepts() and see().
+  private bound = -Infinity
+  private soft = -Infinity
   // The versions this incarnation issued, as runs [from, to, from, to, ...]:
   // a run grows while ticks follow each other and a new one starts when the
   // clock jumped in between, so the list stays short.
@@ -82,9 +97,28 @@ export class Clock {
     return false
   }
 
-  /** Lamport receive rule. */
+  /**
+   * True if a version from a peer is believable: no more than
+   * {@link Clock.AHEAD} above this node's wall clock. Versions start at the
+   * wall clock in µs and grow by one per write, so nothing honest runs an
+   * hour ahead; a version that does would move every clock that saw it
+   * towards MAX_VERSION (clock poisoning).
+   */
+  accepts(version: number): boolean {
+    if (version <= this.bound) return true
+    this.bound = Clock.now() + Clock.AHEAD
+    return version <= this.bound
+  }
+
+  /**
+   * Lamport receive rule, moving the clock at most half of
+   * {@link Clock.AHEAD} past the wall clock, so that our next writes stay
+   * believable to peers whose clocks lag ours by up to that much.
+   */
   see(version: number): void {
-    if (version > this.time) this.time = version
+    if (version <= this.time) return
+    if (version > this.soft) this.soft = Clock.now() + Clock.AHEAD / 2
+    this.time = version < this.soft ? version : Math.max(this.time, this.soft)
   }
 
   /** How far our snapshot may claim to hold our own past. */
@@ -117,12 +151,19 @@ export class Clock {
   foreign(version: number): number {
     if (version > this.pastHeld) this.pastSeen = true
     if (version > this.pastHeard) this.pastHeard = version
-    if (version < this.start || version <= this.ambiguous) return -Infinity
+    if (version < this.start || version <= this.ambiguous || this.twin) return -Infinity
     // Our past reaches into the versions this incarnation uses: every
     // version issued so far may be a past one's too.
-    if (version > this.time) this.time = version
+    this.see(version)
+    if (version > this.time) return -Infinity // not believable: see()
     this.ambiguous = this.time
-    return this.time
+    this.raises++
+    return this.twin ? -Infinity : this.time
+  }
+
+  /** Our "past" keeps moving above our writes: a live twin (see {@link Clock.TWIN_LIMIT}). */
+  get twin(): boolean {
+    return this.raises > Clock.TWIN_LIMIT
   }
 
   /** We received our own past update at `version`. */

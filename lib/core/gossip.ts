@@ -118,13 +118,17 @@ export class PeerStream extends Transform {
   }
 
   private hear(chunk: unknown, source_id: string, version: number): void {
+    if (!this.node._accepts(version)) {
+      this.emit('invalid', chunk, aheadReason(version))
+      return
+    }
     const heard = this.heard
     if (!heard.has(source_id) && heard.size >= Math.max(1024, 4 * this.node.history.sources.size)) {
       this.emit('invalid', chunk, 'digest names too many sources')
       return
     }
     heard.set(source_id, version)
-    if (source_id === this.node.id) this.node._heardSelf(version)
+    if (source_id === this.node.id) this.node._heardSelf(this, version)
   }
 
   private answer(done: unknown): void {
@@ -211,6 +215,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private lastLog: SourceLog | null = null
   // A set() returned false: 'drain' is owed.
   private drainOwed = false
+  // A twin was reported (once).
+  private twinReported = false
 
   /**
    * @param id - this node's source id, unique in the cluster.
@@ -500,6 +506,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const source_id = fields.source_id
     const version = fields.version
     const history = this.history
+    if (!this.clock.accepts(version)) {
+      stream.emit('invalid', chunk, aheadReason(version))
+      return
+    }
     // The limits every path shares; the value is frozen where it is.
     const problem = admitValue(fields.value, false)
     if (problem !== null) {
@@ -519,7 +529,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     let past = false
     if (source_id === this.id) {
       past = this.isPast(key, value, version)
-      if (past) this.reissue(this.clock.foreign(version))
+      if (past) this.reissue(stream, this.clock.foreign(version))
+      // A twin's writes are not ours to keep or relay.
+      if (this.clock.twin) return
       // An answer to a question for our past comes in version order from
       // where we asked, which joins what we held and what this peer showed.
       const from = stream.askFrom
@@ -556,8 +568,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /** @internal A peer's digest names our own id. */
-  _heardSelf(version: number): void {
-    if (version > this.sentOwn || this.clock.isPast(version)) this.reissue(this.clock.foreign(version))
+  _heardSelf(stream: PeerStream, version: number): void {
+    if (version > this.sentOwn || this.clock.isPast(version)) this.reissue(stream, this.clock.foreign(version))
+  }
+
+  /** @internal True if a version from a peer is believable (see Clock.accepts). */
+  _accepts(version: number): boolean {
+    return this.clock.accepts(version)
   }
 
   /** @internal True once the node has seen any sign of a past incarnation. */
@@ -620,7 +637,16 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   // Issue again, above the clock, every write of this incarnation at or
   // below `upTo`: peers that hold our past up to there would ignore them.
-  private reissue(upTo: number): void {
+  private reissue(stream: PeerStream, upTo: number): void {
+    if (this.clock.twin && !this.twinReported) {
+      this.twinReported = true
+      stream.destroy(
+        new Error(
+          `another live node writes as "${this.id}" (or a peer keeps claiming it does): ` +
+            `its versions passed ours ${Clock.TWIN_LIMIT} times; give each node its own id`,
+        ),
+      )
+    }
     if (upTo === -Infinity) return
     const start = this.clock.start
     for (const u of this.history.news(this.id, start - 1)) {
@@ -639,6 +665,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
       this.emit('invalid', u, `resolve threw: ${(err as Error)?.message}`)
     }
   }
+}
+
+function aheadReason(version: number): string {
+  const ahead = (version - Clock.now()) / 3.6e9
+  return `version ${version} is ${ahead.toFixed(1)} h ahead of this node's clock (the limit is ${Clock.AHEAD / 3.6e9} h): a clock is wrong, or a peer is hostile`
 }
 
 // A store's entry for `key` if it is an update-like object (a plain store
