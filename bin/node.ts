@@ -14,6 +14,7 @@ import * as path from 'path'
 import * as readline from 'readline'
 import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node/tcp'
 import { ed25519 } from '../lib/node/security'
+import { resolution } from '../lib/core/base'
 import type { Security } from '../lib/core/types'
 
 export const usage =
@@ -151,6 +152,8 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   }
   const node = await startNode({
     id: args.id,
+    // The command's documented policy: last writer wins.
+    resolve: resolution.lww_vs_current_vers,
     listen: args.listen,
     connect: args.connect,
     data: args.data,

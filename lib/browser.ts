@@ -34,5 +34,6 @@ export type {
   Security,
   Snapshot,
   StateStore,
+  StreamOptions,
   Update,
 } from './core/types'

@@ -9,7 +9,7 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
-import { startNode } from '../lib'
+import { base, startNode } from '../lib'
 import type { NodeOptions, ScuttleNode } from '../lib'
 import { parseAddress } from '../lib/node/tcp'
 
@@ -39,7 +39,7 @@ describe('node (TCP, in process)', () => {
   async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
     const lines: string[] = logs.get(options.id) ?? []
     logs.set(options.id, lines)
-    const n = await startNode({ interval: 20, log: (l) => lines.push(l), ...options })
+    const n = await startNode({ interval: 20, resolve: base.resolution.lww_vs_current_vers, log: (l) => lines.push(l), ...options })
     nodes.push(n)
     return n
   }
@@ -168,9 +168,12 @@ describe('node (TCP, in process)', () => {
     assert.deepStrictEqual(parseAddress('[::1]:80'), { host: '::1', port: 80 })
     assert.throws(() => parseAddress('nope'), TypeError)
     assert.throws(() => parseAddress('h:70000'), TypeError)
-    await assert.rejects(startNode({ id: 'x', interval: 0 }), TypeError)
-    await assert.rejects(startNode({ id: '', log: () => undefined }), TypeError)
+    const resolve = base.resolution.lww_vs_current_vers
+    await assert.rejects(startNode({ id: 'x', interval: 0, resolve }), TypeError)
+    await assert.rejects(startNode({ id: '', log: () => undefined, resolve }), TypeError)
+    // no default resolve, as the README says
+    await assert.rejects(startNode({ id: 'x', log: () => undefined }), /config\.resolve is required/)
     const a = await start({ id: 'a' })
-    await assert.rejects(startNode({ id: 'b', listen: addr(a), log: () => undefined }), /EADDRINUSE/)
+    await assert.rejects(startNode({ id: 'b', listen: addr(a), log: () => undefined, resolve }), /EADDRINUSE/)
   })
 })

@@ -135,4 +135,47 @@ describe('security', () => {
     assert.ok(s.verify({ ...u, signature: s.sign(u) }))
     assert.throws(() => s.sign({ ...u, source_id: 'b' }), /no private key/)
   })
+
+  describe('local writes through a stream', () => {
+    const write = { key: 'as-me', value: 'written by a peer' }
+
+    it('are refused on every stream of a signing node unless it says otherwise: a peer never writes as the node', async () => {
+      const g = new Gossip('a', lww({ security: securityOf('a') }))
+      const own = invalids(g)
+      const s = g.createStream()
+      const other = invalids(s)
+      g.write(write)
+      s.write(write)
+      await new Promise((r) => setImmediate(r))
+      assert.strictEqual(g.get('as-me').version, -Infinity)
+      assert.deepStrictEqual(own, ['local writes ({key, value}) are not accepted on this stream'])
+      assert.deepStrictEqual(other, own)
+      // an application that means it can say so, per stream
+      const trusted = g.createStream({ local_writes: true })
+      trusted.write(write)
+      await new Promise((r) => setImmediate(r))
+      assert.strictEqual(g.get('as-me').value, 'written by a peer')
+      assert.strictEqual(typeof (g.get('as-me') as Update).signature, 'string')
+    })
+
+    it('are taken without signing, as the original did, unless the node or the stream refuses them', async () => {
+      const g = new Gossip('a', lww())
+      g.write(write)
+      const closed = g.createStream({ local_writes: false })
+      const said = invalids(closed)
+      closed.write({ key: 'other', value: 1 })
+      await new Promise((r) => setImmediate(r))
+      assert.strictEqual(g.get('as-me').value, 'written by a peer')
+      assert.strictEqual(g.get('other').version, -Infinity)
+      assert.strictEqual(said.length, 1)
+      const strict = new Gossip('b', lww({ local_writes: false }))
+      const s2 = invalids(strict)
+      strict.write(write)
+      await new Promise((r) => setImmediate(r))
+      assert.strictEqual(strict.get('as-me').version, -Infinity)
+      assert.strictEqual(s2.length, 1)
+      assert.throws(() => g.createStream({ local_writes: 'yes' as never }), /local_writes must be a boolean/)
+      assert.throws(() => new Gossip('c', lww({ local_writes: 1 as never })), /local_writes/)
+    })
+  })
 })

@@ -26,6 +26,7 @@ import type {
   Security,
   Snapshot,
   StateStore,
+  StreamOptions,
   Update,
 } from './types'
 
@@ -41,6 +42,8 @@ const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true 
 export class PeerStream extends Transform {
   /** The node this stream belongs to. */
   readonly node: Gossip
+  // StreamOptions.local_writes, when given.
+  private readonly localWrites: boolean | undefined
   // The digest the peer is sending us, until its end.
   private readonly heard = new Map<string, number>()
   // Our questions this peer has not answered yet.
@@ -57,9 +60,18 @@ export class PeerStream extends Transform {
   ownSeen = -Infinity
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
-  constructor(node: Gossip | null, mtu: number) {
+  constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}) {
     super({ objectMode: true, highWaterMark: mtu })
     this.node = node ?? (this as unknown as Gossip)
+    this.localWrites = options.local_writes
+  }
+
+  /**
+   * Whether `{key, value}` written into this stream is taken as a local
+   * write of the node (see {@link StreamOptions.local_writes}).
+   */
+  get acceptsLocalWrites(): boolean {
+    return this.localWrites ?? this.node._localWrites
   }
 
   /**
@@ -103,7 +115,9 @@ export class PeerStream extends Transform {
         this.node._receive(this, chunk)
         break
       case Kind.Local:
-        this.node._writeLocal(this, chunk, fields.key, fields.value)
+        // A peer must never write as this node (it would sign the write).
+        if (this.acceptsLocalWrites) this.node._writeLocal(this, chunk, fields.key, fields.value)
+        else this.emit('invalid', chunk, 'local writes ({key, value}) are not accepted on this stream')
         break
       case Kind.Digest:
         this.hear(chunk, fields.source_id, fields.version)
@@ -217,6 +231,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private drainOwed = false
   // A twin was reported (once).
   private twinReported = false
+  // config.local_writes, or its default.
+  private readonly localDefault: boolean
 
   /**
    * @param id - this node's source id, unique in the cluster.
@@ -231,7 +247,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
    */
   constructor(id: string, config: Config, store?: StateStore) {
     const mtu = checkConfig(id, config)
-    super(null, mtu)
+    super(null, mtu, { local_writes: config.local_writes })
     this.id = id
     this.mtu = mtu
     this.resolve = config.resolve as Resolve
@@ -239,6 +255,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.order = config.order ?? defaults.order
     this.random = config.random ?? Math.random
     this.security = config.security
+    this.localDefault = config.local_writes ?? config.security === undefined
     if (store !== undefined && (store === null || typeof store !== 'object')) {
       throw new TypeError('store must be an object, read and written as store[key]')
     }
@@ -334,8 +351,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /** Another stream of this node, for one more peer. */
-  createStream(): PeerStream {
-    return new PeerStream(this, this.mtu)
+  createStream(options: StreamOptions = {}): PeerStream {
+    checkStreamOptions(options)
+    return new PeerStream(this, this.mtu, options)
   }
 
   /** The node's state, to pass to {@link Gossip.restore} after a restart. */
@@ -572,6 +590,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (version > this.sentOwn || this.clock.isPast(version)) this.reissue(stream, this.clock.foreign(version))
   }
 
+  /** @internal Whether streams take local writes unless told otherwise. */
+  get _localWrites(): boolean {
+    return this.localDefault
+  }
+
   /** @internal True if a version from a peer is believable (see Clock.accepts). */
   _accepts(version: number): boolean {
     return this.clock.accepts(version)
@@ -689,6 +712,13 @@ function sameValue(a: unknown, b: unknown): boolean {
   }
 }
 
+function checkStreamOptions(options: StreamOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('stream options must be an object')
+  if (options.local_writes !== undefined && typeof options.local_writes !== 'boolean') {
+    throw new TypeError('local_writes must be a boolean')
+  }
+}
+
 function checkConfig(id: string, config: Config): number {
   const bad = badName('id', id)
   if (bad !== null) throw new TypeError(bad)
@@ -715,6 +745,9 @@ function checkConfig(id: string, config: Config): number {
   }
   if (config.random !== undefined && typeof config.random !== 'function') {
     throw new TypeError('config.random must be a function')
+  }
+  if (config.local_writes !== undefined && typeof config.local_writes !== 'boolean') {
+    throw new TypeError('config.local_writes must be a boolean')
   }
   const security = config.security
   if (

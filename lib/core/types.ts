@@ -138,6 +138,13 @@ export interface Config {
    * allowed rate travels as `rate` on its end-of-digest marker.
    */
   flow_control?: boolean | FlowControlOptions
+  /**
+   * Whether the node's streams (its own, and those of `createStream()`
+   * unless told otherwise) take `{key, value}` as local writes. Default:
+   * true without `security`, false with it (a peer must never write as the
+   * node).
+   */
+  local_writes?: boolean
 }
 
 /**
@@ -159,6 +166,18 @@ export interface FlowControlOptions {
   burst?: number
   /** The current time in the rate's unit. Default `Date.now() / 1000` (seconds). */
   now?: () => number
+}
+
+/** Options of `gossip.createStream(options)`. */
+export interface StreamOptions {
+  /**
+   * Take `{key, value}` written into the stream as a local write of the
+   * node (the original's shape routing). Default: `config.local_writes`,
+   * which defaults to true without `config.security` and false with it. A
+   * stream that carries a remote peer should say false: otherwise the peer
+   * writes as this node (and, with signing on, gets its writes signed).
+   */
+  local_writes?: boolean
 }
 
 /** Sign and verify hooks of `config.security`. */

@@ -15,7 +15,6 @@
  */
 import * as net from 'net'
 import { Transform } from 'readable-stream'
-import { resolution } from '../core/base'
 import { Gossip, PeerStream } from '../core/gossip'
 import { Store, type StoreOptions } from './store'
 import type { Config, Resolve, Security } from '../core/types'
@@ -45,7 +44,7 @@ export interface NodeOptions {
   mtu?: number
   /** Further gossip configuration (`max_history`, `order`, ...). */
   config?: Partial<Config>
-  /** Resolution policy. Default `lww_vs_current_vers`. */
+  /** Resolution policy (or `config.resolve`). Required: there is no safe default (see `base.resolution`). */
   resolve?: Resolve
   /** Signed updates; see `ed25519`. */
   security?: Security
@@ -99,7 +98,8 @@ class Connection {
     readonly direction: 'in' | 'out',
   ) {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
-    this.stream = node.gossip.createStream()
+    // A remote peer never writes as this node.
+    this.stream = node.gossip.createStream({ local_writes: false })
   }
 }
 
@@ -144,7 +144,7 @@ export class ScuttleNode {
     if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
     const config: Config = {
       ...options.config,
-      resolve: options.resolve ?? options.config?.resolve ?? resolution.lww_vs_current_vers,
+      resolve: options.resolve ?? options.config?.resolve ?? null,
     }
     if (options.mtu !== undefined) config.mtu = options.mtu
     if (options.security !== undefined) config.security = options.security
