@@ -9,6 +9,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { base } from '../lib'
 import type { Order, Update } from '../lib'
+import { _digestPart } from '../lib/core/gossip'
 import { Net, connectedEdges, invariantViolations, lww, stateOf } from './net'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
@@ -180,6 +181,27 @@ describe('convergence', function () {
       }),
       { numRuns: RUNS },
     )
+  })
+
+  it('converges with digests sent in parts (parts of 3 sources)', async () => {
+    _digestPart(3)
+    try {
+      await fc.assert(
+        fc.asyncProperty(scenario(12), async (s) => {
+          const { net, written, violations } = await play(s, false, true)
+          assert.deepStrictEqual(violations, [])
+          await net.settle()
+          net.traffic = { longestRun: 0, disorder: [], updates: 0 }
+          await heal(net, 2 * (written.length + s.n) + 10)
+          assertLastWriterEverywhere(net, written)
+          await steadyRound(net)
+          assertSameMu(net)
+        }),
+        { numRuns: Math.ceil(RUNS / 2) },
+      )
+    } finally {
+      _digestPart(undefined)
+    }
   })
 
   it("keeps the paper's invariant for every source and key after every exchange (shared keys)", async () => {

@@ -19,6 +19,7 @@
  * simulator passes its round number) whenever the node writes or gossips.
  */
 import type { History } from './history'
+import { ALL, lacking, type IdRange } from './reconcile'
 import type { FlowControlOptions } from './types'
 
 /** The defaults of `config.flow_control`, field by field. */
@@ -71,35 +72,27 @@ export function flowOptions(option: unknown): Required<FlowControlOptions> | nul
  * `sent` we could fit in `mtu`. Exact; costs O(sources) + O(mtu), and only
  * when the answer was full.
  */
-export function overflowed(history: History, digest: ReadonlyMap<string, number>, mtu: number, sent: number): boolean {
+export function overflowed(
+  history: History,
+  digest: ReadonlyMap<string, number>,
+  mtu: number,
+  sent: number,
+  range: IdRange = ALL,
+): boolean {
   if (sent < mtu) return false
   // `waiting` is an upper bound (it counts replaced entries): a cheap no first.
   let bound = 0
-  for (const log of history.sources.values()) {
-    const from = digest.get(log.id) ?? -Infinity
-    if (log.live === 0 || log.max <= from) continue
+  for (const [log, from] of lacking(history, digest, range)) {
     bound += history.waiting(log.id, from)
     if (bound > mtu) break
   }
   if (bound <= mtu) return false
   let n = 0
-  for (const log of history.sources.values()) {
-    const from = digest.get(log.id) ?? -Infinity
-    if (log.live === 0 || log.max <= from) continue
+  for (const [log, from] of lacking(history, digest, range)) {
     n += history.news(log.id, from, mtu + 1 - n).length
     if (n > mtu) return true
   }
   return false
-}
-
-/** The `rate` a peer's end-of-digest marker carries, if it carries one. Never throws. */
-export function rateOf(done: unknown): number | undefined {
-  try {
-    const rate = (done as { rate?: unknown }).rate
-    return typeof rate === 'number' && rate === rate ? rate : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /**
@@ -186,11 +179,6 @@ export class FlowControl {
       this.values.splice(0, this.head)
       this.head = 0
     }
-  }
-
-  /** The end-of-digest marker carrying our allowed rate. */
-  done(reply: boolean): { digest: true; done: true; rate: number; reply?: true } {
-    return reply ? { digest: true, done: true, reply: true, rate: this.allowed } : { digest: true, done: true, rate: this.allowed }
   }
 
   /**

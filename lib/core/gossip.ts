@@ -8,9 +8,9 @@
 import { Transform } from 'readable-stream'
 import { defaults } from './base'
 import { Clock } from './clock'
-import { FlowControl, flowOptions, overflowed, rateOf } from './flow'
+import { FlowControl, flowOptions, overflowed } from './flow'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
-import { deltas, ordered } from './reconcile'
+import { ALL, deltas, ordered, type IdRange } from './reconcile'
 import { badName, classify, fields, keyOf, Kind } from './shape'
 import { checkedUpdate, restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
@@ -31,6 +31,21 @@ import type {
 } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
+/**
+ * Most sources one digest names: more are sent in parts, one part per
+ * exchange, so a digest fits a message and every source is named within
+ * ceil(sources / DIGEST_PART) exchanges.
+ */
+export const DIGEST_PART = 1024
+// Most digest entries taken from a peer before its end marker: four parts.
+const MAX_HEARD = 4 * DIGEST_PART
+// The part size in use: DIGEST_PART, smaller only in tests (see _digestPart).
+let part = DIGEST_PART
+
+/** @internal For tests: send digests in parts of `n` (the protocol's DIGEST_PART when undefined). */
+export function _digestPart(n: number | undefined): void {
+  part = n ?? DIGEST_PART
+}
 const DONE: DigestDone = Object.freeze({ digest: true, done: true })
 const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true })
 
@@ -58,6 +73,8 @@ export class PeerStream extends Transform {
   private verified = false
   /** @internal This peer has shown us every update of ours up to here. */
   ownSeen = -Infinity
+  /** @internal The part of the ids our last digest to this peer covered (see IdRange). */
+  part: IdRange = ALL
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
   constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}) {
@@ -87,7 +104,7 @@ export class PeerStream extends Transform {
     // Once the node has seen a sign of a past incarnation, each stream asks
     // its peer for the node's own updates until it has seen them all.
     this.askFrom = this.node._digest(this, !this.verified && this.node._hasPast())
-    this.push(this.node._done(false))
+    this.push(this.node._done(this, false))
     return true
   }
 
@@ -123,7 +140,7 @@ export class PeerStream extends Transform {
         this.hear(chunk, fields.source_id, fields.version)
         break
       case Kind.Done:
-        this.answer(chunk)
+        this.answer()
         break
       default:
         this.emit('invalid', chunk, fields.reason)
@@ -137,20 +154,25 @@ export class PeerStream extends Transform {
       return
     }
     const heard = this.heard
-    if (!heard.has(source_id) && heard.size >= Math.max(1024, 4 * this.node.history.sources.size)) {
-      this.emit('invalid', chunk, 'digest names too many sources')
+    // An honest digest names at most DIGEST_PART sources (a longer one is
+    // sent in parts): more is a flood.
+    if (!heard.has(source_id) && heard.size >= MAX_HEARD) {
+      this.emit('invalid', chunk, `digest names more than ${MAX_HEARD} sources`)
       return
     }
     heard.set(source_id, version)
     if (source_id === this.node.id) this.node._heardSelf(this, version)
   }
 
-  private answer(done: unknown): void {
+  private answer(): void {
     const node = this.node
     const heard = this.heard
+    // Read the end marker's fields (see classify) before anything else runs.
+    const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
+    const peerRate = fields.rate
     // Only a digest marked as a reply is not answered with ours: a counter of
     // our questions alone would go wrong once a digest is lost or repeated.
-    const isAnswer = (done as DigestDone).reply === true
+    const isAnswer = fields.reply
     if (isAnswer && this.asked > 0) {
       this.asked--
       // Asked for our past: complete if the answer was not cut, or if the
@@ -166,12 +188,12 @@ export class PeerStream extends Transform {
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Clock on restarts).
     if (!isAnswer) node._digest(this, false)
-    const out = ordered(deltas(node.history, heard, node.mtu, node.order, node.random), node.sort)
+    const out = ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range), node.sort)
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
-      const cut = (isAnswer && this.received >= node.mtu) || overflowed(node.history, heard, node.mtu, out.length)
-      flow.exchanged(cut, rateOf(done))
+      const cut = (isAnswer && this.received >= node.mtu) || overflowed(node.history, heard, node.mtu, out.length, range)
+      flow.exchanged(cut, peerRate)
     }
     const id = node.id
     for (let i = 0; i < out.length; i++) {
@@ -179,7 +201,7 @@ export class PeerStream extends Transform {
       if (u.source_id === id) node._sent(u.version)
       this.push(u)
     }
-    if (!isAnswer) this.push(node._done(true))
+    if (!isAnswer) this.push(node._done(this, true))
     heard.clear()
   }
 }
@@ -636,26 +658,52 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (this.drainOwed) this.drained()
     }
     const id = this.id
-    let own = -Infinity
-    for (const log of this.history.sources.values()) {
-      if (log.id === id) {
-        own = log.max
-        continue
+    const history = this.history
+    const sources = history.sources
+    if (sources.size < part) {
+      for (const log of sources.values()) {
+        if (log.id !== id && log.max !== -Infinity) stream.push({ digest: true, source_id: log.id, version: log.max })
       }
-      if (log.max !== -Infinity) stream.push({ digest: true, source_id: log.id, version: log.max })
+      stream.part = ALL
+    } else {
+      // In parts: the ids after where the last part to this peer ended.
+      const ids = history._sortedIds()
+      const after = stream.part.through
+      let i = after === undefined ? 0 : upperBound(ids, after)
+      if (i >= ids.length) i = 0
+      const first = i
+      let named = 0
+      for (; i < ids.length && named < part - 1; i++) {
+        if (ids[i] === id) continue
+        const max = (sources.get(ids[i]) as SourceLog).max
+        if (max !== -Infinity) stream.push({ digest: true, source_id: ids[i], version: max })
+        named++
+      }
+      stream.part = { after: first === 0 ? undefined : ids[first - 1], through: i >= ids.length ? undefined : ids[i - 1] }
     }
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
+    const own = sources.get(id)?.max ?? -Infinity
     const askPast = askAll || this.clock.recovering
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast ? mine : null
   }
 
-  /** @internal The end of our digest, a question's or a reply's (with our allowed rate under flow control). */
-  _done(reply: boolean): DigestDone {
-    if (this.flow !== null) return this.flow.done(reply)
-    return reply ? REPLY : DONE
+  /**
+   * @internal The end of our digest to `stream`, a question's or a reply's:
+   * with our allowed rate under flow control, and the part of the ids it
+   * covered when it was sent in parts.
+   */
+  _done(stream: PeerStream, reply: boolean): DigestDone {
+    const part = stream.part
+    if (this.flow === null && part === ALL) return reply ? REPLY : DONE
+    const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
+    if (reply) done.reply = true
+    if (this.flow !== null) done.rate = this.flow.allowed
+    if (part.after !== undefined) done.after = part.after
+    if (part.through !== undefined) done.through = part.through
+    return done
   }
 
   // Issue again, above the clock, every write of this incarnation at or
@@ -688,6 +736,18 @@ export class Gossip extends PeerStream implements ResolutionContext {
       this.emit('invalid', u, `resolve threw: ${(err as Error)?.message}`)
     }
   }
+}
+
+// The index of the first id above `id`.
+function upperBound(ids: readonly string[], id: string): number {
+  let lo = 0
+  let hi = ids.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (ids[mid] <= id) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 function aheadReason(version: number): string {

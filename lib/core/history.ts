@@ -181,6 +181,8 @@ export class History extends EventEmitter {
   private readonly slots = new Map<string, Update | Slot>()
   // Keys with a resolved entry (when tracksResolved).
   private resolvedCount = 0
+  // _sortedIds(), until a source is added.
+  private ids: string[] | null = null
   // Insertion order of indexed mappings, for forgetting the oldest; only
   // kept when max_history is finite.
   private fifo: Update[] = []
@@ -208,8 +210,15 @@ export class History extends EventEmitter {
     if (log === undefined) {
       log = new SourceLog(id)
       this.sources.set(id, log)
+      this.ids = null
     }
     return log
+  }
+
+  /** @internal Every source id, in string order (for digests sent in parts). */
+  _sortedIds(): readonly string[] {
+    if (this.ids === null) this.ids = [...this.sources.keys()].sort()
+    return this.ids
   }
 
   /** Every source's current mapping of `key`, in `sort` order. */

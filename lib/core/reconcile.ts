@@ -27,9 +27,43 @@ function shuffle<T>(items: T[], random: () => number): void {
 }
 
 /**
- * The deltas to send a peer whose digest is `digest` (source id -> the
- * highest version it holds). Sources the digest does not name are sent from
- * the start. Costs O(sources) when the peer lacks nothing.
+ * The part of the source ids a digest covers: the ids after `after` through
+ * `through` (by string order); either end open when undefined. A digest too
+ * long for one message is sent in parts that tile the ids, so that every
+ * source is named within ceil(sources / part size) exchanges.
+ */
+export interface IdRange {
+  readonly after: string | undefined
+  readonly through: string | undefined
+}
+
+/** The whole id space: a digest sent whole. */
+export const ALL: IdRange = Object.freeze({ after: undefined, through: undefined })
+
+/** True if `id` falls in `range`. */
+export function covers(range: IdRange, id: string): boolean {
+  return (range.after === undefined || id > range.after) && (range.through === undefined || id <= range.through)
+}
+
+/**
+ * What a peer whose digest is `digest` (source id -> the highest version it
+ * holds) lacks: from each named source, what is above the version named;
+ * from each source in `range` it did not name, everything.
+ */
+export function* lacking(history: History, digest: ReadonlyMap<string, number>, range: IdRange): Generator<[SourceLog, number]> {
+  const whole = range.after === undefined && range.through === undefined
+  for (const log of history.sources.values()) {
+    const named = digest.get(log.id)
+    if (named === undefined && !whole && !covers(range, log.id)) continue
+    const from = named === undefined ? -Infinity : named
+    if (log.live === 0 || log.max <= from) continue
+    yield [log, from]
+  }
+}
+
+/**
+ * The deltas to send a peer whose digest is `digest`, covering `range`. At
+ * most `mtu`. Costs O(sources) when the peer lacks nothing.
  */
 export function deltas(
   history: History,
@@ -37,14 +71,10 @@ export function deltas(
   mtu: number,
   order: Order,
   random: () => number,
+  range: IdRange = ALL,
 ): Update[] {
   const wanted: Wanted[] = []
-  for (const log of history.sources.values()) {
-    const named = digest.get(log.id)
-    const from = named === undefined ? -Infinity : named
-    if (log.live === 0 || log.max <= from) continue
-    wanted.push({ log, from, waiting: 0 })
-  }
+  for (const [log, from] of lacking(history, digest, range)) wanted.push({ log, from, waiting: 0 })
   if (wanted.length === 0) return []
   shuffle(wanted, random)
   return order === 'breadth' ? breadth(history, wanted, mtu) : depth(history, wanted, mtu)

@@ -37,6 +37,13 @@ export const fields = {
   source_id: '',
   version: 0,
   reason: '',
+  /** End of digest: it answers a question. */
+  reply: false,
+  /** End of digest: the sender's allowed rate (flow control), if any. */
+  rate: undefined as number | undefined,
+  /** End of digest: it names the sources after `after` through `through` (ids), when it is a part. */
+  after: undefined as string | undefined,
+  through: undefined as string | undefined,
 }
 
 function refuse(reason: string): Kind.Invalid {
@@ -93,10 +100,25 @@ export function classify(o: unknown): Kind {
   }
 }
 
+// The end of a digest; its optional fields, read once.
+function done(o: Record<string, unknown>): Kind {
+  fields.reply = o.reply === true
+  const rate = o.rate
+  fields.rate = typeof rate === 'number' && rate === rate ? rate : undefined
+  const after = o.after
+  const through = o.through
+  if ((after !== undefined && typeof after !== 'string') || (through !== undefined && typeof through !== 'string')) {
+    return refuse('after and through must be source ids')
+  }
+  fields.after = after
+  fields.through = through
+  return Kind.Done
+}
+
 function classifyObject(o: Record<string, unknown>): Kind {
   const digest = o.digest
   if (digest === true) {
-    if (o.done === true) return Kind.Done
+    if (o.done === true) return done(o)
     let source_id = o.source_id
     if (source_id === undefined) source_id = o.id
     const bad = badName('source_id', source_id)

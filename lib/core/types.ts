@@ -54,6 +54,15 @@ export interface DigestDone {
   readonly reply?: true
   /** The sender's allowed rate, under flow control. */
   readonly rate?: number
+  /**
+   * A digest too long for one message is sent in parts: this one names the
+   * sources with ids after `after` through `through` (string order; an end
+   * left out is open). The receiver answers for those ids alone: named
+   * sources above their version, unnamed ones in full. A digest without
+   * them covers every id.
+   */
+  readonly after?: string
+  readonly through?: string
 }
 
 /** Anything a gossip stream reads out. */
