@@ -162,6 +162,54 @@ describe('node (TCP, in process)', () => {
     await until(() => Object.keys(b.gossip.state).length >= 300, 10000, 'b to get a’s state meanwhile')
   })
 
+  it('bounds connections: past maxConnections a new one is refused, and the others go on', async () => {
+    const a = await start({ id: 'a', maxConnections: 5 })
+    const clients = await Promise.all(Array.from({ length: 8 }, () => raw(a)))
+    let closed = 0
+    for (const c of clients) void c.closed.then(() => closed++)
+    await until(() => closed === 3 && a.peers().length === 5, 5000, 'a to refuse 3 and keep 5')
+    assert.ok(logged('a', /maxConnections/))
+  })
+
+  it('answers at most its digest rate for one peer, dropping the rest unanswered', async () => {
+    const a = await start({ id: 'a', digestRate: 10 })
+    await a.set('k', 'v')
+    const { socket } = await raw(a)
+    let updates = 0
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      const lines = text.split('\n')
+      text = lines.pop() as string
+      for (const l of lines) if (l.includes('"key":"k"')) updates++
+    })
+    const t0 = Date.now()
+    // 500 empty questions, each drawing our one update if answered
+    socket.write('{"digest":true,"done":true}\n'.repeat(500))
+    await until(() => logged('a', /dropped unanswered/), 5000, 'a to drop past its rate')
+    // A measuring window (the rate is per second), not a wait for a condition.
+    await new Promise((r) => setTimeout(r, 200))
+    const seconds = (Date.now() - t0) / 1000
+    assert.ok(updates <= 8 + Math.ceil(10 * seconds) + 1, `${updates} answers in ${seconds} s`)
+  })
+
+  it('prefers peers that answer: 40 silent peers do not slow gossip between two honest nodes', async () => {
+    const a = await start({ id: 'a', interval: 20 })
+    await Promise.all(Array.from({ length: 40 }, () => raw(a)))
+    const b = await start({ id: 'b', interval: 20, connect: [addr(a)] })
+    // a asks each peer on its hello: the silent ones are known as such at once
+    await until(() => a.peers().length === 41, 5000, 'a to hear every hello')
+    const t0 = Date.now()
+    for (let i = 0; i < 5; i++) {
+      await b.set(`k${i}`, i)
+      await until(() => a.gossip.get(`k${i}`).version !== -Infinity, 5000, `a to hear k${i}`)
+    }
+    // b gossips with a alone; a picks b 9 times in 10 over the silent crowd:
+    // each write arrives within a few intervals, not ~41 of them.
+    const perWrite = (Date.now() - t0) / 5
+    assert.ok(perWrite < 20 * 10, `${perWrite} ms per write`)
+  })
+
   it('parses addresses and refuses bad options', async () => {
     assert.deepStrictEqual(parseAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 })
     assert.deepStrictEqual(parseAddress(':80'), { host: '127.0.0.1', port: 80 })

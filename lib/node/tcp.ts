@@ -61,6 +61,17 @@ export interface NodeOptions {
    * hello, is disconnected. Default max(10 s, 10 × interval).
    */
   stallTimeout?: number
+  /**
+   * Most connections at once, in and out; a new one past it is refused.
+   * Default 64.
+   */
+  maxConnections?: number
+  /**
+   * Digests (questions or replies) answered per second for one peer, on
+   * average; past it a peer's digests are dropped unanswered, so no peer can
+   * make this node send more than its share. Default max(4, 4 per interval).
+   */
+  digestRate?: number
   /** First and longest redial delay, ms. Default 100 and 5000. */
   backoff?: { min?: number; max?: number }
   /** Random numbers in [0, 1), for peer choice and jitter. Default Math.random. */
@@ -85,6 +96,15 @@ class Connection {
   invalid = 0
   // Updates since the peer's last digest end.
   run = 0
+  // Our questions this peer has not answered (a digest marked reply answers).
+  unanswered = 0
+  // Digest budget (a token bucket), whether the digest coming in is being
+  // dropped, and how many were.
+  tokens: number
+  refilled = Date.now()
+  dropping = false
+  inDigest = false
+  dropped = 0
   // When our output to this peer last made progress, or started waiting.
   stalledSince = -1
   closed = false
@@ -100,8 +120,12 @@ class Connection {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
     // A remote peer never writes as this node.
     this.stream = node.gossip.createStream({ local_writes: false })
+    this.tokens = BURST
   }
 }
+
+// Digests a peer may send at once before its rate applies.
+const BURST = 8
 
 function parseAddress(text: string): Address {
   const i = text.lastIndexOf(':')
@@ -132,7 +156,9 @@ export class ScuttleNode {
   private timer: NodeJS.Timeout | null = null
   private closing = false
   private readonly log: (line: string) => void
-  private readonly opts: Required<Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout'>> & {
+  private readonly opts: Required<
+    Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout' | 'maxConnections' | 'digestRate'>
+  > & {
     min: number
     max: number
     random: () => number
@@ -166,6 +192,8 @@ export class ScuttleNode {
       maxInvalid: options.maxInvalid ?? 0,
       floodLimit: options.floodLimit ?? Math.max(1000, 10 * mtu),
       stallTimeout: options.stallTimeout ?? Math.max(10_000, 10 * interval),
+      maxConnections: options.maxConnections ?? 64,
+      digestRate: options.digestRate ?? Math.max(4, 4000 / interval),
       min: options.backoff?.min ?? 100,
       max: options.backoff?.max ?? 5000,
       random,
@@ -217,12 +245,30 @@ export class ScuttleNode {
     return version
   }
 
-  /** Exchange with one random connected peer now. */
+  /**
+   * Exchange with one random connected peer now, preferring peers that
+   * answered our last question: a crowd of peers that say hello and then
+   * never answer must not slow gossip among those that do. A silent peer is
+   * still asked one time in ten, so that it can come back.
+   */
   gossipOnce(): boolean {
-    const ready = [...this.conns].filter((c) => c.peer !== null && !c.closed)
-    if (ready.length === 0) return false
-    const c = ready[Math.floor(this.opts.random() * ready.length)]
-    return c.stream.gossip()
+    const ready: Connection[] = []
+    const silent: Connection[] = []
+    for (const c of this.conns) {
+      if (c.peer === null || c.closed) continue
+      if (c.unanswered === 0) ready.push(c)
+      else silent.push(c)
+    }
+    const random = this.opts.random
+    const pool = ready.length > 0 && (silent.length === 0 || random() >= 0.1) ? ready : silent
+    if (pool.length === 0) return false
+    return this.ask(pool[Math.floor(random() * pool.length)])
+  }
+
+  private ask(c: Connection): boolean {
+    if (!c.stream.gossip()) return false
+    c.unanswered++
+    return true
   }
 
   /** Stop: close every connection and the server, flush and close the store. */
@@ -292,6 +338,11 @@ export class ScuttleNode {
       socket.destroy()
       return c
     }
+    if (this.conns.size >= this.opts.maxConnections) {
+      this.log(`refusing ${c.address}: already ${this.conns.size} connections (maxConnections)`)
+      socket.destroy()
+      return c
+    }
     this.conns.add(c)
     socket.setNoDelay(true)
     socket.on('error', (err) => this.drop(c, `socket error: ${err.message}`))
@@ -335,12 +386,28 @@ export class ScuttleNode {
           } else {
             c.peer = id
             node.log(`peer ${id} connected (${c.direction}, ${c.address})`)
+            // Ask at once: whether it answers decides how often it is asked.
+            node.ask(c)
           }
           callback()
           return
         }
         if (typeof chunk === 'object' && chunk !== null && chunk.digest === true) {
-          if (chunk.done === true) c.run = 0
+          // Rate: a digest's first object takes a token, or the whole digest
+          // (its entries and its end) is dropped unanswered.
+          if (!c.inDigest) {
+            c.inDigest = true
+            c.dropping = !node.take(c)
+          }
+          if (chunk.done === true) {
+            c.inDigest = false
+            c.run = 0
+            if (chunk.reply === true) c.unanswered = 0
+          }
+          if (c.dropping) {
+            callback()
+            return
+          }
         } else if (++c.run > node.opts.floodLimit) {
           node.drop(c, `flooding: more than ${node.opts.floodLimit} updates without a digest`)
           callback()
@@ -349,6 +416,22 @@ export class ScuttleNode {
         callback(null, chunk)
       },
     })
+  }
+
+  // One digest's worth of c's budget, if there is one.
+  private take(c: Connection): boolean {
+    const now = Date.now()
+    const rate = this.opts.digestRate
+    c.tokens = Math.min(BURST, c.tokens + ((now - c.refilled) / 1000) * rate)
+    c.refilled = now
+    if (c.tokens >= 1) {
+      c.tokens -= 1
+      return true
+    }
+    if (c.dropped++ % 100 === 0) {
+      this.log(`peer ${c.peer ?? c.address}: digests past ${rate}/s dropped unanswered (${c.dropped} so far)`)
+    }
+    return false
   }
 
   private invalid(c: Connection, what: unknown, reason: string): void {
