@@ -356,6 +356,8 @@ export class ScuttleNode {
     input.on('invalid', invalid)
     out.on('invalid', invalid)
     c.stream.on('invalid', invalid)
+    // A twin of this node (see Clock.TWIN_LIMIT) ends the connection, said why.
+    c.stream.on('error', (err: Error) => this.drop(c, err.message))
     if (this.store === null) {
       c.stream.pipe(out).pipe(socket)
     } else {
