@@ -426,8 +426,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     )
     const history = this.history
     const slot = history._slot(key)
-    const entry = this.entryFor(update, slot, mappingOf(slot, this.id))
-    this.put(update, entry)
+    const previous = mappingOf(slot, this.id)
+    const writes = history._writes
+    this.put(update, this.entryFor(update, slot, previous), slot, previous, writes)
   }
 
   /**
@@ -467,14 +468,20 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return entry
   }
 
-  // Record `update` and the key's new resolved entry (in the store object, if any).
-  private put(update: Update, entry: Update | undefined): void {
+  /**
+   * Record `update` in place of `previous` (found in `slot` before resolve
+   * ran at history write `writes`), and the key's new resolved entry (in the
+   * store object, if any).
+   */
+  private put(update: Update, entry: Update | undefined, slot: Update | Slot | undefined, previous: Update | undefined, writes: number): void {
     const history = this.history
     const key = update.key
-    // resolve may have written: look again.
-    const slot = history._slot(key)
-    const previous = mappingOf(slot, update.source_id)
-    if (previous !== undefined && previous.version >= update.version) return
+    // resolve wrote something: look again.
+    if (history._writes !== writes) {
+      slot = history._slot(key)
+      previous = mappingOf(slot, update.source_id)
+      if (previous !== undefined && previous.version >= update.version) return
+    }
     const store = this.store
     if (store !== null && entry !== entryOf(store, key)) {
       if (entry === undefined) delete store[key]
@@ -594,9 +601,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
     try {
+      const writes = history._writes
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
-      this.put(update, entry)
+      this.put(update, entry, slot, previous, writes)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
       stream.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)

@@ -176,6 +176,8 @@ export class History extends EventEmitter {
   _memoKey: string | null = null
   /** @internal */
   _memoEntry: Update | undefined = undefined
+  /** @internal Counts writes: a caller that looked up a slot knows whether it is still current. */
+  _writes = 0
 
   // Per key: its only mapping, or a Slot.
   private readonly slots = new Map<string, Update | Slot>()
@@ -294,6 +296,7 @@ export class History extends EventEmitter {
    */
   _put(update: Update, slot: Update | Slot | undefined, previous: Update | undefined, log: SourceLog, entry: Update | undefined): void {
     this._memoKey = null
+    this._writes++
     const key = update.key
     const tracks = this.tracksResolved
     const before = resolvedOf(slot)
