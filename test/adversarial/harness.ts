@@ -51,6 +51,9 @@ export async function until(check: () => Promise<boolean> | boolean, ms: number,
   }
 }
 
+/** Waits `ms`: only to pace what an attacker or a load generator sends, never to wait for a condition. */
+export const pace = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
 /** Resolves after one turn of the event loop (not a stand-in for a condition: used to yield in loops). */
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -419,12 +422,12 @@ export function adversarialHooks(cluster: Cluster, suite: string): void {
   afterEach(async function () {
     const t = this.currentTest
     const entry: Record<string, unknown> = {
-      outcome: t?.state ?? 'unknown',
+      ...current,
+      ...cluster.figures(),
+      result: t?.state ?? 'unknown',
       ms: t?.duration,
       full: FULL,
       at: new Date().toISOString(),
-      ...current,
-      ...cluster.figures(),
     }
     if (t?.state === 'failed') entry.error = String(t.err?.message ?? t.err).split('\n').slice(0, 3).join(' | ').slice(0, 500)
     await cluster.cleanup()

@@ -25,11 +25,11 @@ describe('adversarial: values the system cannot carry (defects 2, 3)', function 
     await converges(b, 'before', 1, 5000)
     const m = await cluster.attacker(a.port)
     figure('attacker_outcome', await m.exchange(`${text}\n${DONE}`).catch((e: Error) => e.message))
+    const got = await a.get('deep')
+    assert.strictEqual(got.value, null, `a stored the deep value (get answered ${JSON.stringify(got).slice(0, 80)}…); required: refused`)
     // The honest peer gets a's next write, and meanwhile a has tried to relay whatever it holds.
     await a.write('relay-probe', 1)
     await converges(b, 'relay-probe', 1, 5000, 'b to get a write made on a after the deep value arrived')
-    const got = await a.get('deep')
-    assert.strictEqual(got.value, null, `a stored the deep value (get answered ${JSON.stringify(got).slice(0, 80)}…); required: refused`)
     assert.strictEqual((await b.get('deep')).value, null, 'the deep value reached b')
     const drops = a.count(/closing connection to b/) + b.count(/closing connection to a|peer a disconnected/)
     figure('honest_link_drops', drops)

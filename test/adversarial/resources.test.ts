@@ -1,0 +1,153 @@
+/**
+ * Resource limits of the node (defect 9, and slow peers).
+ *
+ * 9. No limit on connections: 250 idle peers that said hello slowed
+ *    propagation between honest nodes ×138, since gossip partners are
+ *    picked among them; empty digests drew answers ×972 their size with no
+ *    rate limit. Required: bounded connections; propagation among honest
+ *    nodes not slowed by many idle hello-only peers (measured); what one
+ *    peer can make the node send is rate-limited (bytes out per byte in,
+ *    measured).
+ *
+ * Also: a peer that never reads costs bounded memory while honest peers
+ * are served.
+ */
+import * as assert from 'assert'
+import { Attacker, Cluster, DONE, FULL, NodeProc, REPLY, adversarialHooks, figure, line, pace, stillServes, until } from './harness'
+
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
+
+describe('adversarial: resource limits (defect 9)', function () {
+  this.timeout(60_000)
+  const cluster = new Cluster()
+  adversarialHooks(cluster, 'resources')
+
+  async function idle(n: NodeProc, count: number, prefix: string): Promise<Attacker[]> {
+    const out: Attacker[] = []
+    for (let i = 0; i < count; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, count - i) }, (_, j) =>
+          cluster.attacker(n.port, `${prefix}${i + j}`).then((m) => {
+            m.keep = false
+            return m
+          }),
+        ),
+      )
+      out.push(...batch)
+    }
+    return out
+  }
+
+  it('attack: 1,000 connections that say hello and then nothing; required: the node keeps at most 512 of them, and its honest peer stays served', async () => {
+    const a = await cluster.node('a')
+    const b = await cluster.node('b', [], { connect: [a] })
+    await until(async () => (await a.peers()).length === 1, 5000, 'b to connect')
+    const attackers = await idle(a, 1000, 'idle')
+    const open = () => attackers.filter((m) => !m.isClosed).length
+    let kept = open()
+    try {
+      await until(() => (kept = open()) <= 512, 5000, 'a to shed connections beyond a bound', 100)
+    } finally {
+      figure('idle_connections_kept', kept)
+      figure('peers_listed', (await a.peers()).length)
+    }
+    assert.ok((await a.peers()).some((p) => p.id === 'b'), 'a dropped its honest peer b to make room')
+    figure('converge_after_attack_ms', await stillServes(a, b, 'conns', 5000))
+  })
+
+  it('attack: 250 idle hello-only peers on each of two honest nodes; required: a write still propagates within max(10 × the unattacked median, 2 s)', async () => {
+    const a = await cluster.node('a', [], { interval: 100 })
+    const b = await cluster.node('b', [], { connect: [a], interval: 100 })
+    await until(async () => (await a.peers()).length === 1, 5000, 'b to connect')
+    const measure = async (tag: string, n: number, deadline: number, what: string): Promise<number[]> => {
+      const times: number[] = []
+      for (let i = 0; i < n; i++) {
+        const start = Date.now()
+        const value = `${tag}${i}`
+        await a.write(value, i)
+        try {
+          await until(async () => (await b.get(value)).value === i, deadline, what, 10)
+        } finally {
+          times.push(Date.now() - start)
+          figure(`${tag}_ms`, times)
+        }
+      }
+      return times
+    }
+    const base = median(await measure('unattacked', 5, 5000, 'a write on a to reach b (no attack)'))
+    const bound = Math.max(10 * base, 2000)
+    figure('bound_ms', bound)
+    await idle(a, 250, 'idleA')
+    await idle(b, 250, 'idleB')
+    const attacked = median(await measure('attacked', 3, bound, `a write on a to reach b with 250 idle peers on each (unattacked median ${base} ms; bound ${bound} ms)`))
+    figure('slowdown', Math.round((attacked / Math.max(base, 1)) * 10) / 10)
+    assert.ok(attacked <= bound)
+  })
+
+  async function amplification(kind: 'digest' | 'reply'): Promise<void> {
+    const a = await cluster.node('a', [], { interval: 200 })
+    const b = await cluster.node('b', [], { connect: [a] })
+    const feeder = await cluster.attacker(a.port, 'feeder')
+    let text = ''
+    for (let j = 0; j < 200; j++) text += line({ key: `s${j % 50}/k${j}`, value: 'v'.repeat(50), source_id: `s${j % 50}`, version: j + 1 })
+    await feeder.exchange(text + DONE)
+    feeder.destroy()
+    const m = await cluster.attacker(a.port, 'amplifier')
+    m.keep = false
+    // 2,000 small questions a second for 3 s (what a peer needs is one per gossip interval).
+    const chunk = (kind === 'digest' ? DONE : REPLY).repeat(20)
+    const start = Date.now()
+    let next = start
+    while (Date.now() - start < 3000 && !m.isClosed) {
+      await m.send(chunk)
+      next += 10
+      await pace(Math.max(0, next - Date.now()))
+    }
+    // What a sent back during the attack and one second after it.
+    await pace(1000)
+    const sent = m.bytesOut
+    const got = m.bytesIn
+    const ratio = got / sent
+    figure('bytes_in_to_node', sent)
+    figure('bytes_out_of_node', got)
+    figure('bytes_out_per_byte_in', Math.round(ratio * 10) / 10)
+    figure('answers', m.dones + m.replies)
+    figure('attacker_closed', m.isClosed)
+    m.destroy()
+    assert.ok(ratio <= 10, `${kind === 'digest' ? 'empty digests' : 'reply markers'} drew ${Math.round(ratio)} bytes out per byte in (${got} bytes for ${sent}) within the attack and 1 s after; required at most 10`)
+    figure('converge_after_attack_ms', await stillServes(a, b, kind, 5000))
+  }
+
+  it('attack: empty digests ({"digest":true,"done":true}) at 2,000/s for 3 s from one peer; required: bytes out per byte in at most 10', async () => {
+    await amplification('digest')
+  })
+
+  it('attack: bare reply markers ({"digest":true,"done":true,"reply":true}) at 2,000/s for 3 s; required: bytes out per byte in at most 10', async () => {
+    await amplification('reply')
+  })
+
+  it(`attack: a peer that asks for everything and never reads; required: peak RSS growth under 100 MB, honest peer served meanwhile${FULL ? ', and the peer dropped within the stall timeout' : ''}`, async () => {
+    const a = await cluster.node('a')
+    const b = await cluster.node('b', [], { connect: [a] })
+    for (let i = 0; i < 300; i++) await a.write(`k${i}`, 'v'.repeat(2000))
+    await until(async () => (await b.get('k299')).value !== null, 5000, 'b to sync a')
+    a.sample()
+    const before = a.peakKB
+    const deaf = await cluster.attacker(a.port, 'deaf')
+    deaf.pause()
+    const start = Date.now()
+    // 100 questions a second for 3 s; what a does not read stays in our socket's buffer.
+    while (Date.now() - start < 3000 && !deaf.isClosed) {
+      void deaf.send(DONE.repeat(10))
+      await pace(100)
+    }
+    figure('converge_during_attack_ms', await stillServes(a, b, 'deaf', 5000))
+    a.sample()
+    const growth = Math.round((a.peakKB - before) / 1024)
+    figure('rss_growth_mb', growth)
+    assert.ok(growth < 100, `a peer that never reads grew a's peak RSS by ${growth} MB`)
+    if (FULL) {
+      figure('dropped_after_ms', await until(() => a.count(/not reading for/) > 0, 20_000, 'a to drop the peer that never reads', 100))
+    }
+  })
+})
