@@ -65,6 +65,23 @@ describe('adversarial: clock poisoning (defect 1)', function () {
     }
   })
 
+  it("attack (unsigned mode): an update naming the honest peer b's id at MAX_VERSION, sent to a, which relays it to b; required: b can still write and replicate", async () => {
+    const a = await cluster.node('a')
+    const b = await cluster.node('b', [], { connect: [a] })
+    await b.write('before', 1)
+    await converges(a, 'before', 1, 5000)
+    const m = await cluster.attacker(a.port)
+    figure('attacker_outcome', await m.exchange(line({ key: 'framed', value: 1, source_id: 'b', version: MAX_VERSION }) + DONE))
+    // a relays b's "update" to b with its next answers: two of a's writes reaching b bracket that.
+    for (const marker of ['sync1', 'sync2']) {
+      await a.write(marker, 1)
+      await converges(b, marker, 1, 5000)
+    }
+    await writableVersion(b, 'probe-b')
+    await writableVersion(a, 'probe-a')
+    figure('converge_after_attack_ms', await stillServes(b, a, 'framed', 5000))
+  })
+
   it('attack: the same poison (own-id digest and an update at MAX_VERSION) against a --data node; required: it stops cleanly, restarts from its data directory and still replicates', async () => {
     const dir = cluster.tmp()
     const a = await cluster.node('a', ['--data', dir])

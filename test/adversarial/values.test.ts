@@ -97,4 +97,43 @@ describe('adversarial: values the system cannot carry (defects 2, 3)', function 
     figure('b_dropped_a', drops)
     assert.strictEqual(drops, 0, `b dropped a ${drops} times:\n${b.tail(400)}`)
   })
+
+  it('attack (unsigned mode, beyond the list): a peer update whose line is under 1 MiB but re-serializes 3x over it ([1e9, 1e9, ...] becomes [1000000000, ...]); required: refused, or relayed; the honest link stays up', async () => {
+    const a = await cluster.node('a')
+    const b = await cluster.node('b', [], { connect: [a] })
+    await a.write('before', 1)
+    await converges(b, 'before', 1, 5000)
+    const text = `{"key":"expands","value":[${Array(250_000).fill('1e9').join(',')}],"source_id":"mallory","version":1}`
+    assert.ok(text.length < 1 << 20)
+    figure('line_chars', text.length)
+    figure('reserialized_chars', JSON.stringify(JSON.parse(text)).length)
+    const m = await cluster.attacker(a.port)
+    figure('attacker_outcome', await m.exchange(`${text}\n${DONE}`))
+    const held = Array.isArray((await a.get('expands', 20_000)).value)
+    figure('held_by_a', held)
+    await a.write('later', 2)
+    await converges(b, 'later', 2, 5000, 'a write made after the expanding update to reach b')
+    if (held) await until(async () => Array.isArray((await b.get('expands', 20_000)).value), 5000, 'b to get the update a accepted', 200)
+    const drops = b.count(/closing connection to a/) + a.count(/closing connection to b/)
+    figure('honest_link_drops', drops)
+    assert.strictEqual(drops, 0, `the honest link was dropped ${drops} times:\n${b.tail(300)}`)
+  })
+
+  it('(--keys, beyond the list) `set` of a value that fits the 1 MiB wire unsigned but not with its signature; required: refused, or acknowledged and replicated', async () => {
+    const keys = cluster.keys(['a', 'b'])
+    const a = await cluster.node('a', ['--keys', keys])
+    const b = await cluster.node('b', ['--keys', keys], { connect: [a] })
+    await a.write('before', 1)
+    await converges(b, 'before', 1, 5000)
+    // {"key":"edge","value":"…","source_id":"a","version":<16 digits>} is about 70 characters; the signature adds 103.
+    const value = 'e'.repeat((1 << 20) - 130)
+    const answer = await a.set('edge', value)
+    figure('answer', answer.ok === true ? 'acknowledged' : String(answer.error).slice(0, 120))
+    if (answer.ok === true) {
+      await until(async () => (await b.get('edge', 20_000)).value === value, 8000, 'the acknowledged signed value to reach b', 200)
+    }
+    await a.write('later', 2)
+    await converges(b, 'later', 2, 5000, 'a later write to reach b')
+    assert.strictEqual(b.count(/closing connection to a/), 0, `b dropped a:\n${b.tail(300)}`)
+  })
 })
