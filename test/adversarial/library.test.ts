@@ -174,6 +174,33 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
       agree(p, q)
     })
 
+    it('(beyond the list) a value JSON does not carry faithfully: -0 (JSON writes it as 0), at the top and nested; required: refused by set, or replicas that agree (Object.is)', async () => {
+      const p = new Gossip('p', { resolve })
+      const q = new Gossip('q', { resolve })
+      const wire = new Wire()
+      wire.connect(p, q)
+      const outcomes: Record<string, string> = {}
+      for (const [key, value] of [
+        ['zero', -0],
+        ['nested', { x: -0, list: [-0] }],
+      ] as [string, unknown][]) {
+        try {
+          p.set(key, value)
+          outcomes[key] = 'accepted'
+        } catch (err) {
+          outcomes[key] = `refused: ${(err as Error).message}`
+        }
+      }
+      await wire.round()
+      figure('outcomes', outcomes)
+      for (const key of ['zero', 'nested']) {
+        if (outcomes[key] !== 'accepted') continue
+        // deepStrictEqual compares numbers with Object.is, as an application dividing by them would.
+        assert.deepStrictEqual(q.get(key).value, p.get(key).value, `p and q hold different values of ${key} at the same version`)
+      }
+      assert.ok(Object.keys(outcomes).length === 2)
+    })
+
     it("attack: a peer's update with a value nested 5,000 deep; required: refused with 'invalid' (not stored), and the node keeps replicating", async () => {
       const p = new Gossip('p', { resolve })
       const q = new Gossip('q', { resolve })
