@@ -323,12 +323,70 @@ export class Attacker {
   }
 }
 
+/**
+ * A TCP forwarder on 127.0.0.1 in front of a node, with a gate: while
+ * closed, connections are accepted and held (nothing is forwarded either
+ * way); `release()` forwards the held ones and every later one to `target`.
+ */
+export class Gate {
+  readonly server: net.Server
+  private open = false
+  private readonly held: net.Socket[] = []
+  private readonly sockets = new Set<net.Socket>()
+
+  constructor(public target: number) {
+    this.server = net.createServer((client) => {
+      client.on('error', () => undefined)
+      this.sockets.add(client)
+      client.once('close', () => this.sockets.delete(client))
+      if (this.open) this.forward(client)
+      else {
+        client.pause()
+        this.held.push(client)
+      }
+    })
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()))
+    return (this.server.address() as net.AddressInfo).port
+  }
+
+  close(): void {
+    this.open = false
+  }
+
+  release(): void {
+    this.open = true
+    for (const c of this.held.splice(0)) if (!c.destroyed) this.forward(c)
+  }
+
+  private forward(client: net.Socket): void {
+    const upstream = net.connect(this.target, '127.0.0.1')
+    upstream.on('error', () => undefined)
+    this.sockets.add(upstream)
+    upstream.once('close', () => {
+      this.sockets.delete(upstream)
+      client.destroy()
+    })
+    client.once('close', () => upstream.destroy())
+    client.pipe(upstream).pipe(client)
+    client.resume()
+  }
+
+  destroy(): void {
+    for (const s of this.sockets) s.destroy()
+    this.server.close()
+  }
+}
+
 /** Everything one test starts, for cleanup even when it fails. */
 export class Cluster {
   readonly procs: NodeProc[] = []
   readonly attackers: Attacker[] = []
   readonly dirs: string[] = []
   readonly servers: net.Server[] = []
+  readonly gates: Gate[] = []
 
   /** Spawn a node listening on an ephemeral loopback port; resolves once it listens. */
   async node(id: string, args: string[] = [], opts: { connect?: (NodeProc | string)[]; interval?: number } = {}): Promise<NodeProc> {
@@ -382,6 +440,7 @@ export class Cluster {
   async cleanup(): Promise<void> {
     for (const a of this.attackers.splice(0)) a.destroy()
     for (const s of this.servers.splice(0)) s.close()
+    for (const g of this.gates.splice(0)) g.destroy()
     const procs = this.procs.splice(0)
     for (const p of procs) p.kill()
     await Promise.all(procs.map((p) => p.exited))

@@ -11,7 +11,7 @@
  * signed update never rolls a key back.
  */
 import * as assert from 'assert'
-import { Cluster, DONE, adversarialHooks, converges, figure, line, stillServes } from './harness'
+import { Cluster, DONE, Gate, adversarialHooks, converges, figure, line, stillServes, until } from './harness'
 
 describe('adversarial: writing as someone else (defect 4, signatures)', function () {
   this.timeout(40_000)
@@ -96,5 +96,53 @@ describe('adversarial: writing as someone else (defect 4, signatures)', function
     figure('newcomer_converge_ms', await converges(c, 'x', 'new', 5000, 'the newcomer that heard the replay first to end with the newest value'))
     await converges(c2, 'x', 'new', 5000)
     assert.strictEqual((await b.get('x')).value, 'new')
+  })
+
+  it('attack (--keys, beyond the list): push the node\'s clock ahead with an unsigned own-id digest, record its signed x = old, and replay it first to the node restarted without saved state; required: x = new (its last write) everywhere', async () => {
+    const keys = cluster.keys(['a', 'b'])
+    let a = await cluster.node('a', ['--keys', keys])
+    const gate = new Gate(a.port)
+    cluster.gates.push(gate)
+    gate.release()
+    const b = await cluster.node('b', ['--keys', keys], { connect: [`127.0.0.1:${await gate.listen()}`] })
+    await until(async () => (await a.peers()).length === 1, 5000, 'b to connect to a through the gate')
+    // 1. An own-id digest 10^12 µs (11.6 days) ahead: a's clock, and its next writes, run ahead of the wall clock.
+    const m = await cluster.attacker(a.port)
+    const ahead = (await a.write('probe', 0)) + 1e12
+    await m.exchange(line({ digest: true, source_id: 'a', version: ahead }) + DONE)
+    // 2. a writes x twice; the attacker records the first, signed, as any peer may.
+    await a.write('x', 'old')
+    await m.exchange(line({ digest: true, source_id: 'a', version: 0 }) + DONE)
+    const old = m.messages.find((u) => u.key === 'x' && u.value === 'old')
+    assert.ok(old !== undefined && typeof old.signature === 'string', 'a did not send its signed x = old')
+    const newest = await a.write('x', 'new')
+    await converges(b, 'x', 'new', 5000)
+    // 3. a restarts without saved state; b's link is held at the gate while the attacker replays.
+    gate.close()
+    a.kill()
+    await a.exited
+    a = await cluster.node('a', ['--keys', keys])
+    gate.target = a.port
+    const r = await cluster.attacker(a.port, 'replayer')
+    await r.exchange(line(old) + DONE)
+    gate.release()
+    let seen: [unknown, unknown] = [null, null]
+    try {
+      await until(
+        async () => {
+          const [onA, onB] = [await a.get('x'), await b.get('x')]
+          seen = [`${JSON.stringify(onA.value)}@${onA.version}`, `${JSON.stringify(onB.value)}@${onB.version}`]
+          return onA.value === 'new' && onB.value === 'new' && onA.version === onB.version
+        },
+        5000,
+        'a and b to agree on x = new',
+        100,
+      )
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: a holds x=${seen[0]}, b holds x=${seen[1]}; x = new was written at ${newest} (a keyless replay rolled a signed key back)`)
+    } finally {
+      figure('x_on_a_and_b', seen)
+      figure('x_new_written_at', newest)
+    }
   })
 })

@@ -14,8 +14,8 @@
  *    is no default. Required: it throws a clear error; the CLI passes one.
  */
 import * as assert from 'assert'
-import { Gossip, base, parse, serialize, startNode } from '../../lib'
-import type { NodeOptions, PeerStream } from '../../lib'
+import { Gossip, base, ed25519, generateKeyPair, startNode } from '../../lib'
+import type { NodeOptions, PeerStream, Security, Update } from '../../lib'
 import * as tcp from '../../lib/node/tcp'
 import { nodeCommand } from '../../bin/node'
 import { bornAt, stateOf } from '../net'
@@ -278,6 +278,64 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
         assert.strictEqual(a2.get('old5').value, 5, 'the past did not come back')
       })
     }
+  })
+
+  describe('(beyond the list) a restart without saved state whose past ran ahead meets a stale copy of its past first', () => {
+    // a's past wrote x = old, then x = new; b holds both, the stale copy holds only old.
+    // a restarts without saved state, its clock below its past (the README's "past ran ahead").
+    async function scenario(stale: (a2: Gossip, old: Update) => Promise<void>, security?: (id: string) => Security): Promise<void> {
+      const config = (id: string) => ({ resolve, ...(security === undefined ? {} : { security: security(id) }) })
+      const a = bornAt(9_000_000, 'a', config('a'))
+      const b = bornAt(0, 'b', config('b'))
+      const wire = new Wire()
+      wire.connect(a, b)
+      a.set('x', 'old')
+      const old = JSON.parse(JSON.stringify(a.get('x'))) as Update
+      await wire.round()
+      a.set('x', 'new')
+      await wire.round()
+      assert.strictEqual(b.get('x').value, 'new')
+      const newest = b.get('x').version
+      const a2 = bornAt(1000, 'a', config('a'))
+      await stale(a2, old)
+      const next = new Wire()
+      next.connect(a2, b)
+      for (let r = 0; r < 20; r++) await next.round()
+      figure('a2_x', [a2.get('x').value, a2.get('x').version])
+      figure('b_x', [b.get('x').value, b.get('x').version])
+      figure('newest_acknowledged', ['new', newest])
+      assert.ok(
+        a2.get('x').value === 'new' && b.get('x').value === 'new',
+        `the newest acknowledged write was lost (same source and version, different values: replicas split for good): a2 holds x=${JSON.stringify(a2.get('x').value)}@${a2.get('x').version}, b holds x=${JSON.stringify(b.get('x').value)}@${b.get('x').version} (x=new was written at ${newest})`,
+      )
+      agree(a2, b)
+    }
+
+    it('a stale peer (holding only x = old) talks to the restarted node first; required: x = new everywhere, replicas agree', async () => {
+      await scenario(async (a2, old) => {
+        const c = bornAt(0, 'c', { resolve })
+        c.write({ ...old })
+        const w = new Wire()
+        w.connect(a2, c)
+        for (let r = 0; r < 3; r++) await w.round()
+      })
+    })
+
+    it('attack (signed): a keyless peer replays the old, validly signed x = old to the restarted node first; required: x = new everywhere, replicas agree', async () => {
+      const pairs = { a: generateKeyPair(), b: generateKeyPair() }
+      const publicKeys = { a: pairs.a.publicKey, b: pairs.b.publicKey }
+      const security = (id: string) => ed25519({ id, privateKey: pairs[id as 'a' | 'b'].privateKey, publicKeys })
+      await scenario(async (a2, old) => {
+        assert.strictEqual(typeof old.signature, 'string')
+        // The replayer holds no key: it only verifies, and relays what it recorded.
+        const replayer = bornAt(0, 'mallory', { resolve, security: ed25519({ publicKeys }) })
+        replayer.write({ ...old })
+        assert.strictEqual(replayer.get('x').value, 'old', 'the replayer could not even hold the genuine old update')
+        const w = new Wire()
+        w.connect(a2, replayer)
+        for (let r = 0; r < 3; r++) await w.round()
+      }, security)
+    })
   })
 
   describe('defect 10: startNode and resolve', () => {
