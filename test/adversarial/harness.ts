@@ -70,6 +70,13 @@ export function memoryOf(pid: number): { hwm: number; rss: number } | null {
   }
 }
 
+/** Bytes a process has written through write(2) and friends, sockets included (wchar of /proc/<pid>/io). */
+export function bytesWritten(pid: number): number {
+  const m = /wchar:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))
+  if (m === null) throw new Error(`no wchar in /proc/${pid}/io`)
+  return Number(m[1])
+}
+
 /** A `simple-scuttle node` process, driven through its stdin command protocol. */
 export class NodeProc {
   readonly child: ChildProcessWithoutNullStreams

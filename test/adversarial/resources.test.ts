@@ -14,7 +14,7 @@
  */
 import * as assert from 'assert'
 import * as net from 'net'
-import { Attacker, Cluster, DONE, FULL, HELLO, NodeProc, REPLY, adversarialHooks, figure, line, pace, stillServes, until } from './harness'
+import { Attacker, Cluster, DONE, FULL, HELLO, NodeProc, REPLY, adversarialHooks, bytesWritten, figure, line, pace, stillServes, until } from './harness'
 
 const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
 
@@ -202,5 +202,23 @@ describe('adversarial: resource limits (defect 9)', function () {
     const again = await cluster.node('a', ['--data', dir], { connect: [b] })
     assert.strictEqual(((await again.get('k299')).value as string).length, 2000)
     await stillServes(again, b, 'after-sigterm', 5000)
+  })
+
+  it("(beyond the list) attack: digest lines naming the node's own id at low versions (below its clock's start) make its honest peer resend the node's whole state each time; required: the honest peer writes at most 10 bytes per attacker byte", async () => {
+    const a = await cluster.node('a', ['--mtu', '500'])
+    const b = await cluster.node('b', ['--mtu', '500'], { connect: [a] })
+    for (let i = 0; i < 1000; i++) await a.write(`k${i}`, 'x'.repeat(100))
+    await until(async () => (await b.get('k999')).value !== null, 10_000, 'b to sync a')
+    const m = await cluster.attacker(a.port)
+    const before = bytesWritten(b.child.pid as number)
+    for (let i = 0; i < 20; i++) await m.exchange(line({ digest: true, source_id: 'a', version: i }) + DONE)
+    await pace(2000) // the measurement window: b's answers to a's digests within 2 s
+    const written = bytesWritten(b.child.pid as number) - before
+    const ratio = written / m.bytesOut
+    figure('attacker_bytes', m.bytesOut)
+    figure('honest_peer_bytes_written', written)
+    figure('amplification', Math.round(ratio))
+    assert.ok(ratio <= 10, `20 own-id digest lines (${m.bytesOut} bytes) sent to a made honest b write ${written} bytes (x${Math.round(ratio)}): a asks for its whole past again each time`)
+    figure('converge_after_attack_ms', await stillServes(a, b, 'low-own', 5000))
   })
 })
