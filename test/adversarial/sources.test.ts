@@ -37,7 +37,7 @@ describe('adversarial: many sources (defect 5)', function () {
     figure('feed_ms', await feed(a, n))
     const start = Date.now()
     const c = await cluster.node('newcomer', ['--mtu', '200'], { connect: [a] })
-    const deadline = FULL ? 120_000 : 10_000
+    const deadline = FULL ? 120_000 : 8_000
     const count = async (p: NodeProc) => Object.keys(await p.state(20_000)).length
     let held = { b: 0, newcomer: 0 }
     try {

@@ -130,7 +130,7 @@ describe('adversarial: values the system cannot carry (defects 2, 3)', function 
     const answer = await a.set('edge', value)
     figure('answer', answer.ok === true ? 'acknowledged' : String(answer.error).slice(0, 120))
     if (answer.ok === true) {
-      await until(async () => (await b.get('edge', 20_000)).value === value, 8000, 'the acknowledged signed value to reach b', 200)
+      await until(async () => (await b.get('edge', 20_000)).value === value, 5000, 'the acknowledged signed value to reach b', 200)
     }
     await a.write('later', 2)
     await converges(b, 'later', 2, 5000, 'a later write to reach b')
