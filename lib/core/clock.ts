@@ -31,7 +31,7 @@ export class Clock {
    * writes as us (a twin), or a peer lies about us. A restart shows itself
    * once or twice (once per peer that knew more of the past).
    */
-  static readonly TWIN_LIMIT = 8
+  static readonly TWIN_LIMIT = 4
 
   /** The highest version seen or issued. */
   time: number

@@ -73,6 +73,13 @@ export class PeerStream extends Transform {
   private verified = false
   /** @internal This peer has shown us every update of ours up to here. */
   ownSeen = -Infinity
+  /**
+   * @internal This peer named or sent a version of ours from a past
+   * incarnation: we ask it (and only the peers that show one) for our
+   * past, so a peer lying about us costs one answer of ours from itself,
+   * not one from every peer.
+   */
+  pastShown = false
   /** @internal The part of the ids our last digest to this peer covered (see IdRange). */
   part: IdRange = ALL
 
@@ -103,7 +110,7 @@ export class PeerStream extends Transform {
     this.received = 0
     // Once the node has seen a sign of a past incarnation, each stream asks
     // its peer for the node's own updates until it has seen them all.
-    this.askFrom = this.node._digest(this, !this.verified && this.node._hasPast())
+    this.askFrom = this.node._digest(this, !this.verified && (this.pastShown || this.node._hasPast()))
     this.push(this.node._done(this, false))
     return true
   }
@@ -253,6 +260,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private drainOwed = false
   // A twin was reported (once).
   private twinReported = false
+  // Restored from a snapshot taken while the node was still fetching its past.
+  private restoredRecovering = false
+  // Mappings of our id that a past incarnation wrote (received, not issued).
+  private readonly pastMappings = new WeakSet<Update>()
   // config.local_writes, or its default.
   private readonly localDefault: boolean
 
@@ -310,6 +321,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     g.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
     // What a saved state holds, an earlier run may have sent.
     g.sentOwn = restored
+    g.restoredRecovering = g.clock.recovering
     return g
   }
 
@@ -576,7 +588,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     let past = false
     if (source_id === this.id) {
       past = this.isPast(key, value, version)
-      if (past) this.reissue(stream, this.clock.foreign(version))
+      if (past) {
+        stream.pastShown = true
+        this.reissue(stream, this.clock.foreign(version))
+      }
       // A twin's writes are not ours to keep or relay.
       if (this.clock.twin) return
       // An answer to a question for our past comes in version order from
@@ -593,7 +608,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
     // The source's mapping of the key is here already, or a newer one.
-    if (previous !== undefined && previous.version >= version) return
+    if (previous !== undefined && previous.version >= version) {
+      // Keep the source's max moving: we hold it this far.
+      const log = this.logOf(source_id)
+      if (version > log.max) log.max = version
+      return
+    }
     const update: Update = Object.freeze(
       signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature },
     )
@@ -605,19 +625,20 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
       this.put(update, entry, slot, previous, writes)
+      if (past) this.pastMappings.add(update)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
       stream.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)
       return
     }
-    // Our past, at a version this incarnation may also have used: issue it
-    // again, above the ambiguity, so that no peer mistakes it for ours.
-    if (past && version >= this.clock.start) this.rewrite(update)
   }
 
   /** @internal A peer's digest names our own id. */
   _heardSelf(stream: PeerStream, version: number): void {
-    if (version > this.sentOwn || this.clock.isPast(version)) this.reissue(stream, this.clock.foreign(version))
+    if (version > this.sentOwn || this.clock.isPast(version)) {
+      stream.pastShown = true
+      this.reissue(stream, this.clock.foreign(version))
+    }
   }
 
   /** @internal Whether streams take local writes unless told otherwise. */
@@ -630,9 +651,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return this.clock.accepts(version)
   }
 
-  /** @internal True once the node has seen any sign of a past incarnation. */
+  /** @internal True if the node was restored still missing part of its own past (see Snapshot.held). */
   _hasPast(): boolean {
-    return this.clock.pastSeen
+    return this.restoredRecovering
   }
 
   /** @internal We pushed our own update at `version` to a peer. */
@@ -692,7 +713,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
     const own = sources.get(id)?.max ?? -Infinity
-    const askPast = askAll || this.clock.recovering
+    const askPast = askAll || (this.clock.recovering && (stream.pastShown || this.restoredRecovering))
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast ? mine : null
@@ -728,20 +749,23 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
     if (upTo === -Infinity) return
     const start = this.clock.start
+    const clock = this.clock
     for (const u of this.history.news(this.id, start - 1)) {
       if (u.version > upTo) break
-      this.rewrite(u)
+      // Only this incarnation's own writes: a past's mapping we hold keeps
+      // its version, so a newer write of the past still wins over it.
+      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.rewrite(u.key, u.value)
     }
   }
 
-  // A mapping of ours again, at a new version, through resolve like any
-  // write (so every node decides on it alike). A throwing resolve keeps the
-  // old one: it is still ours to send.
-  private rewrite(u: Update): void {
+  // A write of ours again, at a new version, through resolve like any write
+  // (so every node decides on it alike). A throwing resolve keeps the old
+  // one: it is still ours to send.
+  private rewrite(key: string, value: unknown): void {
     try {
-      this.local(u.key, u.value)
+      this.local(key, value)
     } catch (err) {
-      this.emit('invalid', u, `resolve threw: ${(err as Error)?.message}`)
+      this.emit('invalid', { key, value }, `resolve threw: ${(err as Error)?.message}`)
     }
   }
 }

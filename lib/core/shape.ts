@@ -126,7 +126,7 @@ function classifyObject(o: Record<string, unknown>): Kind {
     const version = o.version
     if (!isVersion(version)) return refuse('digest version must be an integer from 0 to MAX_VERSION')
     fields.source_id = source_id as string
-    fields.version = version
+    fields.version = version + 0 // -0 is 0
     return Kind.Digest
   }
   if (digest !== undefined && digest !== false) return refuse('digest must be true')
@@ -146,6 +146,6 @@ function classifyObject(o: Record<string, unknown>): Kind {
   if (badSource !== null) return refuse(badSource)
   if (!isVersion(version)) return refuse('version must be an integer from 0 to MAX_VERSION')
   fields.source_id = source_id as string
-  fields.version = version
+  fields.version = version + 0 // -0 is 0
   return Kind.Update
 }

@@ -62,6 +62,12 @@ export function admitValue(value: unknown, copy: boolean, keep = true): string |
       return null
     case 'number':
       if (!Number.isFinite(value)) return `${value} cannot be carried by JSON`
+      // JSON writes -0 as 0: a copy takes 0; a value kept as it is cannot.
+      if (value === 0 && 1 / value < 0) {
+        if (!copy && keep) return NEGATIVE_ZERO
+        admitted.value = 0
+        return null
+      }
       admitted.value = value
       return null
     case 'object': {
@@ -104,6 +110,7 @@ export function admitValue(value: unknown, copy: boolean, keep = true): string |
 }
 
 const TOO_LONG = `is longer than ${MAX_VALUE_LENGTH} characters as JSON`
+const NEGATIVE_ZERO = '-0, which JSON carries as 0'
 
 function tooLong(): string {
   trail.length = 0
@@ -136,6 +143,11 @@ function memberProblem(v: unknown, depth: number): string | null {
       if (!Number.isFinite(v)) return `holds ${v}, which JSON cannot carry,`
       walk.low += 1
       walk.high += 24
+      if (v === 0 && 1 / v < 0) {
+        if (walk.keep && !walk.copy) return `holds ${NEGATIVE_ZERO},`
+        walk.result = 0
+        return null
+      }
       walk.result = v
       return null
     case 'object':

@@ -16,6 +16,7 @@
 import * as net from 'net'
 import { Transform } from 'readable-stream'
 import { Gossip, PeerStream } from '../core/gossip'
+import { badName } from '../core/shape'
 import { Store, type StoreOptions } from './store'
 import type { Config, Resolve, Security } from '../core/types'
 import { parse, serialize } from '../wire/ndjson'
@@ -96,8 +97,10 @@ class Connection {
   invalid = 0
   // Updates since the peer's last digest end.
   run = 0
-  // Our questions this peer has not answered (a digest marked reply answers).
+  // Our questions this peer has not answered (a digest marked reply answers),
+  // and whether it ever answered one.
   unanswered = 0
+  answered = false
   // Digest budget (a token bucket), whether the digest coming in is being
   // dropped, and how many were.
   tokens: number
@@ -126,6 +129,16 @@ class Connection {
 
 // Digests a peer may send at once before its rate applies.
 const BURST = 8
+
+// C0 and C1 control characters, and DEL.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g
+
+// A log line with control characters shown as escapes: no peer can end a
+// line of ours or send a terminal an escape sequence.
+function printable(line: string): string {
+  return CONTROL.test(line) ? line.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : line
+}
 
 function parseAddress(text: string): Address {
   const i = text.lastIndexOf(':')
@@ -175,7 +188,9 @@ export class ScuttleNode {
     if (options.mtu !== undefined) config.mtu = options.mtu
     if (options.security !== undefined) config.security = options.security
     const random = options.random ?? Math.random
-    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`))
+    // One line per entry, whatever a peer put in an id or a reason.
+    const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+    this.log = (line) => sink(printable(line))
     const store = options.data === undefined ? null : Store.open(options.data, options.id, options.store)
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -322,9 +337,9 @@ export class ScuttleNode {
     socket.once('close', () => {
       d.socket = null
       if (this.closing) return
-      // Back off while the peer stays away; a connection that got as far as
-      // a hello starts the backoff again.
-      if (conn?.peer != null) d.delay = this.opts.min
+      // Back off while the peer stays away or misbehaves; only a connection
+      // that answered one of our questions starts the backoff again.
+      if (conn?.answered === true) d.delay = this.opts.min
       const jitter = 0.5 + this.opts.random()
       const wait = Math.min(this.opts.max, d.delay) * jitter
       d.delay = Math.min(this.opts.max, d.delay * 2)
@@ -381,8 +396,10 @@ export class ScuttleNode {
       transform(chunk: Record<string, unknown>, _encoding, callback) {
         if (c.peer === null) {
           const id = chunk?.id
-          if (chunk?.hello !== HELLO || typeof id !== 'string' || id.length === 0) {
+          if (chunk?.hello !== HELLO || typeof id !== 'string') {
             node.drop(c, 'did not start with a hello')
+          } else if (badName('id', id) !== null || CONTROL.test(id)) {
+            node.drop(c, `hello with a bad id: ${badName('id', id) ?? 'it holds control characters'}`)
           } else if (id === node.gossip.id) {
             node.drop(c, 'connected to itself')
           } else {
@@ -404,7 +421,10 @@ export class ScuttleNode {
           if (chunk.done === true) {
             c.inDigest = false
             c.run = 0
-            if (chunk.reply === true) c.unanswered = 0
+            if (chunk.reply === true) {
+              c.unanswered = 0
+              c.answered = true
+            }
           }
           if (c.dropping) {
             callback()
