@@ -66,9 +66,10 @@ export interface StoreOptions {
   /** Size of the write-ahead log, in bytes, past which it is copied into the database. Default 16 MiB. */
   checkpointBytes?: number
   /**
-   * SQLite's check at open: `'quick'` (default, `PRAGMA quick_check`),
-   * `'full'` (`PRAGMA integrity_check`, which also checks indexes against
-   * the table) or `'none'`. Row checksums are checked whenever rows are read.
+   * SQLite's check at open: `'full'` (default, `PRAGMA integrity_check`),
+   * `'quick'` (`PRAGMA quick_check`: skips checking the index against the
+   * table, about half the time) or `'none'`. Row checksums are checked
+   * whenever rows are read.
    */
   check?: 'quick' | 'full' | 'none'
   /**
@@ -154,6 +155,10 @@ function slowCrc32(text: string): number {
 /** The CRC-32 a mappings row carries (over every column but `resolved`). */
 export function rowCrc(key: string, source_id: string, version: number, value: string, signature: string | null): number {
   return crc32(`${key}\u0000${source_id}\u0000${version}\u0000${value}\u0000${signature ?? ''}`)
+}
+
+function identityCrc(id: string, reserved: number): number {
+  return crc32(`identity\u0000${id}\u0000${reserved}`)
 }
 
 function metaCrc(id: string, reserved: number, held: number | null, seq: number): number {
@@ -269,6 +274,8 @@ export class Store {
   // A repair rebuilt the database: its resolved flags are made again from
   // the node at attach.
   private repaired = false
+  // lock.db knew this directory as the node's.
+  private known = false
   private readonly statements: {
     upsert: Database.Statement<[string, string, number, string, string | null, number, number]>
     fix: Database.Statement<[string | null, string, string | null]>
@@ -285,7 +292,7 @@ export class Store {
     if (!(Number.isSafeInteger(this.reserveAhead) && this.reserveAhead >= 1)) throw new TypeError('store: reserve must be a positive integer')
     this.checkpointBytes = options.checkpointBytes ?? 16 << 20
     if (!(this.checkpointBytes > 0)) throw new TypeError('store: checkpointBytes must be positive')
-    const check = options.check ?? 'quick'
+    const check = options.check ?? 'full'
     if (check !== 'quick' && check !== 'full' && check !== 'none') throw new TypeError("store: check must be 'quick', 'full' or 'none'")
     this.sync = options.fsync ?? true
     this.repair = options.repair ?? false
@@ -305,8 +312,10 @@ export class Store {
       this.lock = lock
       this.reserved = locked.reserved
       this.checkWal()
-      const existed = fs.existsSync(this.file)
+      // An empty file is what SQLite would take for a new database.
+      const existed = fs.existsSync(this.file) && fs.statSync(this.file).size > 0
       if (!existed && (locked.known || fs.existsSync(`${this.file}-wal`))) this.lostDatabase(locked.known)
+      this.known = locked.known
       this.created = !fs.existsSync(this.file)
       db = this.openDb(check)
       this.db = db
@@ -325,6 +334,7 @@ export class Store {
       this.checkAcked()
       if (this.created) {
         this.writeLockReserved(this.reserved)
+        this.writeAckedSync(this.seq)
         fsyncDir(dir)
       }
     } catch (err) {
@@ -529,6 +539,33 @@ export class Store {
     }
   }
 
+  /**
+   * @internal For tests: what kill -9 leaves. Nothing of this store runs or
+   * writes again (not a queued transaction, not the end of an fsync in
+   * flight), and its files are released as the kernel releases a dead
+   * process's, without the checkpoint a close would make.
+   */
+  _abandon(): void {
+    if (this.closed) return
+    this.closed = true
+    this.gossip?.history.off('update', this.onUpdate)
+    this.waiters = []
+    if (this.walFd !== null) fs.closeSync(this.walFd)
+    if (this.ackFd !== null) fs.closeSync(this.ackFd)
+    this.walFd = this.ackFd = null
+    // A read-only connection open at the close keeps SQLite from
+    // checkpointing and removing the log, and cannot do either itself.
+    const reader = new Database(this.file, { readonly: true })
+    try {
+      reader.pragma('user_version')
+      this.db.close()
+    } finally {
+      reader.close()
+    }
+    this.lock.close()
+    OPEN.delete(this.real)
+  }
+
   // ---- recording -------------------------------------------------------
 
   private record(u: Update, resolved: boolean): void {
@@ -563,6 +600,7 @@ export class Store {
     if (this.sync) {
       this.openWal()
       fs.fdatasyncSync(this.walFd as number)
+      this.writeAckedSync(this.committed)
     }
     this.writeLockReserved(upTo)
     this.setSynced(this.committed)
@@ -696,27 +734,44 @@ export class Store {
     if (this.sync) fsyncDir(this.dir)
   }
 
-  private writeAcked(seq: number, done: (err: Error | null) => void): void {
+  // The witness: `seq` (durable in the database or its log) is acknowledged.
+  private ackedBytes(seq: number): Buffer {
     const buf = Buffer.alloc(16)
     buf.writeUInt32BE(Math.floor(seq / 2 ** 32), 0)
     buf.writeUInt32BE(seq % 2 ** 32, 4)
     buf.writeUInt32BE(crc32(`acked ${seq}`), 8)
+    return buf
+  }
+
+  private ackedFd(): number {
+    if (this.ackFd === null) {
+      const file = path.join(this.dir, ACKED)
+      const created = !fs.existsSync(file)
+      this.ackFd = fs.openSync(file, created ? 'w+' : 'r+')
+      if (created && this.sync) fsyncDir(this.dir)
+    }
+    return this.ackFd
+  }
+
+  private writeAcked(seq: number, done: (err: Error | null) => void): void {
+    let fd: number
     try {
-      if (this.ackFd === null) {
-        const file = path.join(this.dir, ACKED)
-        const created = !fs.existsSync(file)
-        this.ackFd = fs.openSync(file, created ? 'w+' : 'r+')
-        if (created) fsyncDir(this.dir)
-      }
+      fd = this.ackedFd()
     } catch (err) {
       done(err as Error)
       return
     }
-    const fd = this.ackFd
-    fs.write(fd, buf, 0, 16, 0, (err) => {
+    fs.write(fd, this.ackedBytes(seq), 0, 16, 0, (err) => {
       if (err !== null || this.closed) return done(err)
       fs.fdatasync(fd, (e) => done(e))
     })
+  }
+
+  private writeAckedSync(seq: number): void {
+    if (!this.sync) return
+    const fd = this.ackedFd()
+    fs.writeSync(fd, this.ackedBytes(seq), 0, 16, 0)
+    fs.fdatasyncSync(fd)
   }
 
   // ---- the view --------------------------------------------------------
@@ -773,22 +828,30 @@ export class Store {
   // close or the process dies), and read what it remembers.
   private takeLock(): { lock: Database.Database; known: boolean; reserved: number } {
     const file = path.join(this.dir, LOCK)
-    let lock: Database.Database
-    const open = (): Database.Database => {
+    const open = (): { lock: Database.Database; row: { id: string; reserved: number } | undefined } => {
       const db = new Database(file, { timeout: 0 })
       try {
         db.pragma('locking_mode = EXCLUSIVE')
         db.exec('BEGIN EXCLUSIVE')
-        db.exec('CREATE TABLE IF NOT EXISTS identity (one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL, format INTEGER NOT NULL, reserved INTEGER NOT NULL)')
+        db.exec(
+          'CREATE TABLE IF NOT EXISTS identity (one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL, format INTEGER NOT NULL, reserved INTEGER NOT NULL, crc INTEGER NOT NULL)',
+        )
+        const ok = db.pragma('quick_check', { simple: true }) === 'ok'
+        const row = db.prepare('SELECT id, reserved, crc FROM identity').get() as { id: string; reserved: number; crc: number } | undefined
+        if (!ok || (row !== undefined && (typeof row.id !== 'string' || typeof row.reserved !== 'number' || identityCrc(row.id, row.reserved) !== row.crc))) {
+          throw Object.assign(new Error('its identity row is damaged'), { code: 'SQLITE_CORRUPT' })
+        }
+        if (row === undefined) db.prepare('INSERT INTO identity (one, id, format, reserved, crc) VALUES (1, ?, ?, 0, ?)').run(this.id, FORMAT, identityCrc(this.id, 0))
         db.exec('COMMIT')
-        return db
+        return { lock: db, row }
       } catch (err) {
         db.close()
         throw err
       }
     }
+    let opened: ReturnType<typeof open>
     try {
-      lock = open()
+      opened = open()
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new Error(`store: ${this.dir} is in use by another store (another process, or this one)`)
@@ -797,24 +860,21 @@ export class Store {
       const aside = this.setAside([LOCK, `${LOCK}-journal`])
       this.log(`store: ${file} was damaged (${(err as Error).message}); moved to ${aside} and made anew`)
       for (const f of [LOCK, `${LOCK}-journal`]) fs.rmSync(path.join(this.dir, f), { force: true })
-      lock = open()
+      opened = open()
     }
-    try {
-      const row = lock.prepare('SELECT id, format, reserved FROM identity').get() as { id: string; format: number; reserved: number } | undefined
-      if (row === undefined) {
-        lock.prepare('INSERT INTO identity (one, id, format, reserved) VALUES (1, ?, ?, 0)').run(this.id, FORMAT)
-        return { lock, known: false, reserved: 0 }
-      }
-      if (row.id !== this.id) throw new Error(`store: ${this.dir} holds node "${row.id}", not "${this.id}"`)
-      return { lock, known: true, reserved: Number.isSafeInteger(row.reserved) ? row.reserved : 0 }
-    } catch (err) {
+    const { lock, row } = opened
+    if (row === undefined) return { lock, known: false, reserved: 0 }
+    if (row.id !== this.id) {
       lock.close()
-      throw err
+      throw new Error(`store: ${this.dir} holds node "${row.id}", not "${this.id}"`)
     }
+    return { lock, known: true, reserved: Number.isSafeInteger(row.reserved) ? row.reserved : 0 }
   }
 
   private writeLockReserved(reserved: number): void {
-    this.lock.prepare('UPDATE identity SET reserved = max(reserved, ?)').run(reserved)
+    const row = this.lock.prepare('SELECT reserved FROM identity').get() as { reserved: number }
+    const next = Math.max(row.reserved, reserved)
+    this.lock.prepare('UPDATE identity SET reserved = ?, crc = ?').run(next, identityCrc(this.id, next))
   }
 
   // The log, checked before SQLite reads it.
@@ -846,10 +906,10 @@ export class Store {
   private lostDatabase(known: boolean): void {
     const why = known ? `${LOCK} says this directory held node "${this.id}"` : 'its write-ahead log is still there'
     if (!this.repair) throw new StoreDamagedError(this.file, [`the database file is missing (${why})`])
-    const aside = this.setAside([`${DB}-wal`, `${DB}-shm`, ACKED, LOCK])
-    for (const f of [`${DB}-wal`, `${DB}-shm`, ACKED]) fs.rmSync(path.join(this.dir, f), { force: true })
+    const aside = this.setAside([DB, `${DB}-wal`, `${DB}-shm`, ACKED, LOCK])
+    for (const f of [DB, `${DB}-wal`, `${DB}-shm`, ACKED]) fs.rmSync(path.join(this.dir, f), { force: true })
     this.log(
-      `store: repair: ${this.file} is missing: starting empty; every mapping comes back from peers, this node's own writes too ` +
+      `store: repair: ${this.file} is missing: everything it held is lost here; starting empty, every mapping comes back from peers, this node's own writes too ` +
         `(it asks for all of them); versions stay above the reservation ${this.reserved} (copies in ${aside})`,
     )
     this.held = -1
@@ -857,13 +917,9 @@ export class Store {
 
   private openDb(check: 'quick' | 'full' | 'none'): Database.Database {
     const created = this.created
-    let db: Database.Database
+    let db: Database.Database | undefined
     try {
       db = new Database(this.file, { timeout: 0 })
-    } catch (err) {
-      throw this.damaged(err, [])
-    }
-    try {
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
       db.pragma('wal_autocheckpoint = 0')
@@ -882,9 +938,13 @@ export class Store {
       }
       const app = db.pragma('application_id', { simple: true }) as number
       const version = db.pragma('user_version', { simple: true }) as number
-      if (app !== APPLICATION_ID) throw new Error(`store: ${this.file} is not a simple-scuttle store (application_id ${app})`)
+      if (app !== APPLICATION_ID) {
+        // Ours by lock.db's word: a damaged header, not a stranger's file.
+        if (this.known) throw new StoreDamagedError(this.file, [`its header is not a simple-scuttle store's (application_id ${app})`])
+        throw new Error(`store: ${this.file} is not a simple-scuttle store (application_id ${app})`)
+      }
       if (version !== FORMAT) throw new Error(`store: ${this.file} has format ${version}; this version reads format ${FORMAT}`)
-      const problems: string[] = []
+      const problems: string[] = this.checkSize()
       if (check !== 'none') {
         for (const line of db.pragma(check === 'full' ? 'integrity_check' : 'quick_check', { simple: false }) as Record<string, string>[]) {
           const text = Object.values(line)[0]
@@ -892,30 +952,54 @@ export class Store {
         }
       }
       const meta = this.readMeta(db, problems)
-      if (problems.length > 0) {
-        if (!this.repair) throw new StoreDamagedError(this.file, problems)
-        db.close()
-        this.salvage(problems)
-        return this.openDb('none')
-      }
+      if (problems.length > 0) throw new StoreDamagedError(this.file, problems)
       this.seq = this.committed = this.synced = meta.seq
       this.held = meta.held
       if (meta.reserved > this.reserved) this.reserved = meta.reserved
       return db
     } catch (err) {
       try {
-        db.close()
+        db?.close()
       } catch {
         // already closed
       }
-      throw this.damaged(err, [])
+      const e = this.damaged(err, [])
+      if (!(e instanceof StoreDamagedError) || !this.repair || created) throw e
+      this.salvage(e.problems)
+      return this.openDb('none')
     }
+  }
+
+  // A database file cut short. (Only without a log to replay: a crash in
+  // the middle of a checkpoint can leave the file short of its header's
+  // page count, and the log, synced before, mends it.)
+  private checkSize(): string[] {
+    if ((fs.statSync(`${this.file}-wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) return []
+    const header = Buffer.alloc(100)
+    const fd = fs.openSync(this.file, 'r')
+    let size: number
+    try {
+      size = fs.fstatSync(fd).size
+      fs.readSync(fd, header, 0, 100, 0)
+    } finally {
+      fs.closeSync(fd)
+    }
+    const raw = header.readUInt16BE(16)
+    const pageSize = raw === 1 ? 65536 : raw
+    const pages = header.readUInt32BE(28)
+    // The page count is valid when its version matches the change counter.
+    if (header.readUInt32BE(92) !== header.readUInt32BE(24) || pageSize < 512) return []
+    if (size % pageSize !== 0 || size < pages * pageSize) {
+      return [`the file is ${size} bytes, its header says ${pages} pages of ${pageSize} bytes (cut short)`]
+    }
+    return []
   }
 
   // SQLite's corruption errors as damage of the database file.
   private damaged(err: unknown, problems: string[]): Error {
-    const code = (err as { code?: string }).code
-    if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || code === 'SQLITE_IOERR_SHORT_READ' || code === 'SQLITE_CANTOPEN') {
+    if (err instanceof StoreDamagedError) return err
+    const code = String((err as { code?: string }).code)
+    if (/^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN|FORMAT)/.test(code) || (code === 'SQLITE_ERROR' && /unsupported file format|malformed/.test((err as Error).message))) {
       return new StoreDamagedError(this.file, [...problems, (err as Error).message])
     }
     return err as Error
@@ -955,7 +1039,8 @@ export class Store {
     try {
       buf = fs.readFileSync(file)
     } catch {
-      if (this.seq > 0 && this.sync) this.log(`store: ${file} is missing: cannot tell whether acknowledged transactions were lost`)
+      if (!this.created) this.log(`store: ${file} is missing: cannot tell whether acknowledged transactions were lost; it is written anew`)
+      this.writeAckedSync(this.seq)
       return
     }
     const seq = buf.length >= 12 ? buf.readUInt32BE(0) * 2 ** 32 + buf.readUInt32BE(4) : -1
@@ -971,7 +1056,7 @@ export class Store {
     // node's digest no longer claims, and peers send it again; so are this
     // node's own writes that reached a peer.
     this.log(`store: repair: ${lost}; their updates come back from peers that hold them, the rest is lost (copies in ${aside})`)
-    this.seq = this.committed = this.synced = seq
+    this.writeAckedSync(this.seq)
   }
 
   // Copy `names` (those that exist) into a new damaged-<time>/ folder, synced.
@@ -1044,12 +1129,20 @@ export class Store {
     const aside = this.setAside([DB, `${DB}-wal`, `${DB}-shm`, ACKED, LOCK])
     const log = (line: string): void => this.log(`store: repair: ${line}`)
     log(`${this.file} is damaged: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}; copies in ${aside}`)
-    const db = new Database(this.file, { timeout: 0 })
     const kept = new Map<string, Update>() // by key \0 source
     const known = new Map<string, { key: string; source_id: string; version: number }>()
     const at = (key: string, source_id: string): string => `${key}\u0000${source_id}`
     let unknown = false
     let meta: { reserved: number; held: number | null; seq: number } | null = null
+    let db: Database.Database
+    try {
+      db = new Database(this.file, { timeout: 0 })
+    } catch {
+      // Not even a database any more: nothing to read.
+      db = new Database(':memory:')
+      db.exec(SCHEMA)
+      unknown = true
+    }
     try {
       db.pragma('cell_size_check = ON')
       db.pragma('trusted_schema = OFF')
@@ -1060,8 +1153,20 @@ export class Store {
     }
     // The table, in key order, resuming past what cannot be read.
     const columns = 'SELECT key, source_id, version, value, signature, crc FROM mappings'
-    const all = db.prepare(`${columns} ORDER BY key, source_id`).raw(true)
-    const after = db.prepare(`${columns} WHERE (key, source_id) > (?, ?) ORDER BY key, source_id`).raw(true)
+    let all: Database.Statement
+    let after: Database.Statement
+    try {
+      all = db.prepare(`${columns} ORDER BY key, source_id`).raw(true)
+      after = db.prepare(`${columns} WHERE (key, source_id) > (?, ?) ORDER BY key, source_id`).raw(true)
+    } catch {
+      // The schema itself cannot be read.
+      unknown = true
+      db.close()
+      db = new Database(':memory:')
+      db.exec(SCHEMA)
+      all = db.prepare(`${columns} ORDER BY key, source_id`).raw(true)
+      after = db.prepare(`${columns} WHERE (key, source_id) > (?, ?) ORDER BY key, source_id`).raw(true)
+    }
     let cursor: [string, string] | null = null
     for (let attempt = 0; attempt < 1000; attempt++) {
       let progressed = false
