@@ -2,5 +2,5 @@
 import cjs from './dist/lib/index.js'
 
 export const { Gossip, PeerStream, History, SourceLog, Clock, MAX_VERSION, resolution, counter, base, Base } = cjs
-export const { serialize, parse, jsonProblem, MAX_LINE_LENGTH, Store, openGossip, ed25519, generateKeyPair, signedBytes, startNode, ScuttleNode } = cjs
+export const { serialize, parse, jsonProblem, MAX_LINE_LENGTH, Store, StoreDamagedError, openGossip, ed25519, generateKeyPair, signedBytes, startNode, ScuttleNode } = cjs
 export default cjs

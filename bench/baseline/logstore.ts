@@ -587,3 +587,5 @@ export function openGossip(
     throw err
   }
 }
+
+export { openGossip as openLogGossip, Store as LogStore }
