@@ -793,6 +793,35 @@ describe('store (SQLite)', () => {
       assert.ok(fs.existsSync(path.join(dir, 'acked')))
     })
 
+    it('simple-scuttle node refuses a damaged --data directory naming the file; --repair mends it with a logged account', async function () {
+      this.timeout(30_000)
+      const dir = fresh()
+      await filled(dir, false)
+      const db = new Database(path.join(dir, 'state.db'))
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'peer3'").run()
+      db.close()
+      const refused = spawnSync(process.execPath, [BIN, 'node', '--id', 'a', '--data', dir], { encoding: 'utf8', input: '', timeout: 20_000 })
+      assert.notStrictEqual(refused.status, 0)
+      assert.match(refused.stderr, /state\.db is damaged: row \("peer3", "b"\): its checksum does not match.*--repair/)
+      const child = spawn(process.execPath, [BIN, 'node', '--id', 'a', '--data', dir, '--repair'], { stdio: ['pipe', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', (b: Buffer) => (err += String(b)))
+      const answer = await new Promise<string>((resolve) => {
+        let out = ''
+        child.stdout.on('data', (b: Buffer) => {
+          out += String(b)
+          if (out.includes('\n')) resolve(out)
+        })
+        child.stdin.write('get own3\n')
+      })
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+      assert.strictEqual(JSON.parse(answer).value.i, 3)
+      assert.match(err, /\[a\] store: repair: lost the mapping of "peer3" by "b"/)
+      assert.ok(fs.readdirSync(dir).some((n) => n.startsWith('damaged-')))
+    })
+
     it('check(): finds a flipped value, a doubled resolved entry, and a damaged page', async () => {
       const dir = fresh()
       const { gossip, store } = openGossip('a', lww(), dir)

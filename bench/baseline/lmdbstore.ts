@@ -48,6 +48,8 @@ export class LmdbStore {
       if (v.version > version) version = v.version
     }
     if (updates.length === 0 && this.reserved === 0) return undefined
+    updates.sort((x, y) => x.version - y.version) // see load() in lib/node/store.ts
+
     return { version, reserved: this.reserved, updates }
   }
 

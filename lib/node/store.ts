@@ -1107,6 +1107,10 @@ export class Store {
       this.rebindStatements()
       return this.load()
     }
+    // In version order: Gossip.restore inserts each mapping into its
+    // source's version-sorted log, at the end when they come in order (and
+    // with a search and a move of the tail when not: quadratic in the rows).
+    updates.sort((x, y) => x.version - y.version)
     const held = this.held === null ? undefined : Math.min(this.held, version)
     return { version, reserved: this.reserved, updates, held }
   }

@@ -150,7 +150,7 @@ export class ScuttleNode {
     if (options.security !== undefined) config.security = options.security
     const random = options.random ?? Math.random
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`))
-    const store = options.data === undefined ? null : Store.open(options.data, options.id, options.store)
+    const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
       store?.attach(this.gossip)
