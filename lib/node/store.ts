@@ -329,7 +329,9 @@ export class Store {
         fix: db.prepare('UPDATE mappings SET resolved = (source_id IS ?) WHERE key = ? AND resolved <> (source_id IS ?)'),
         meta: db.prepare('UPDATE meta SET reserved = ?, held = ?, seq = ?, crc = ? WHERE one = 1'),
         entry: db.prepare<[string], Row>('SELECT key, source_id, version, value, signature, crc FROM mappings WHERE key = ? AND resolved = 1').raw(true) as unknown as Database.Statement<[string], Row>,
-        keys: db.prepare<[], string>('SELECT key FROM mappings WHERE resolved = 1').pluck(true),
+        // In version order: a Gossip built on the view records its own entries
+        // in this order, into version-sorted logs (see load()).
+        keys: db.prepare<[], string>('SELECT key FROM mappings WHERE resolved = 1 ORDER BY version').pluck(true),
       }
       this.checkAcked()
       if (this.created) {
