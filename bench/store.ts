@@ -188,7 +188,13 @@ function main(): void {
         }
       }
       row['disk MB'] = du(source) / 2 ** 20
-      const r = child('restart', backend, source)
+      let r: Record<string, number>
+      try {
+        r = child('restart', backend, source)
+      } catch (err) {
+        row['restart s'] = `failed: ${String((err as Error).message).split('\n')[0].slice(0, 80)}`
+        continue
+      }
       row['restart s'] = r.ms / 1000
       row['restart peak RSS MB'] = r.peakRss / 2 ** 20
       row['RSS after restart MB'] = r.rssAfterGc / 2 ** 20
