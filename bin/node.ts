@@ -19,7 +19,7 @@ import type { Security } from '../lib/core/types'
 
 export const usage =
   'usage: simple-scuttle node --id ID --listen HOST:PORT [--connect HOST:PORT]... ' +
-  '[--data DIR] [--interval MS] [--mtu N] [--keys DIR]'
+  '[--data DIR [--repair]] [--interval MS] [--mtu N] [--keys DIR]'
 
 interface Args {
   id: string
@@ -29,6 +29,7 @@ interface Args {
   interval?: number
   mtu?: number
   keys?: string
+  repair?: boolean
 }
 
 /** Parse the command line of `node`; throws an Error with the usage on mistakes. */
@@ -40,8 +41,13 @@ export function parseArgs(args: string[]): Args {
   let interval: number | undefined
   let mtu: number | undefined
   let keys: string | undefined
+  let repair = false
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]
+    if (flag === '--repair') {
+      repair = true
+      continue
+    }
     const value = args[i + 1]
     if (value === undefined) throw new Error(`${flag} needs a value\n${usage}`)
     i++
@@ -74,7 +80,8 @@ export function parseArgs(args: string[]): Args {
     }
   }
   if (id === undefined) throw new Error(`--id is required\n${usage}`)
-  return { id, listen, connect, data, interval, mtu, keys }
+  if (repair && data === undefined) throw new Error(`--repair needs --data\n${usage}`)
+  return { id, listen, connect, data, interval, mtu, keys, repair }
 }
 
 /**
@@ -157,6 +164,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     listen: args.listen,
     connect: args.connect,
     data: args.data,
+    store: args.repair === true ? { repair: true } : undefined,
     interval: args.interval,
     mtu: args.mtu,
     security: args.keys === undefined ? undefined : loadKeys(args.keys, args.id),

@@ -1,6 +1,7 @@
 /**
  * The browser-safe part of simple-scuttle: everything but the Node-only
- * pieces (`Store`, the TCP node, Ed25519 signing). Bundlers that honour the
+ * pieces (`Store`, the TCP node, Ed25519 signing), with `IdbStore`, the
+ * durable store of a web page (IndexedDB). Bundlers that honour the
  * `browser` export condition pick this entry by themselves.
  *
  * @packageDocumentation
@@ -15,6 +16,8 @@ export * as resolution from './core/resolution'
 export * as counter from './core/counter'
 export { jsonProblem, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH } from './core/value'
 export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
+export { IdbStore, openIdbGossip } from './browser/idb-store'
+export type { IdbStoreOptions } from './browser/idb-store'
 export type { ParseOptions, Serializer } from './wire/ndjson'
 export { base }
 /** The original exported the defaults under this name. */

@@ -4,13 +4,13 @@
  * 2008) as object-mode streams.
  *
  * This entry adds the Node-only pieces to the browser-safe ones of
- * `./browser`: the durable `Store`, the TCP node and Ed25519 signing.
+ * `./browser`: the durable `Store` (SQLite), the TCP node and Ed25519 signing.
  *
  * @packageDocumentation
  */
 export * from './browser'
-export { Store, openGossip } from './node/store'
-export type { StoreOptions } from './node/store'
+export { Store, StoreDamagedError, openGossip } from './node/store'
+export type { OpenGossipOptions, StoreOptions } from './node/store'
 export { ed25519, generateKeyPair, signedBytes } from './node/security'
 export type { Ed25519Options, KeyInput } from './node/security'
 export { startNode, ScuttleNode } from './node/tcp'

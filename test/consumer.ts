@@ -17,16 +17,25 @@ interface LockEntry {
   dependencies?: Record<string, string>
 }
 
-// Every package `roots` need, by their lock paths.
+// Every package `roots` need, by their lock paths, resolved as Node does:
+// a dependency nested under its dependent first, then up its ancestors.
 function closure(lock: Record<string, LockEntry>, roots: string[]): string[] {
   const seen = new Set<string>()
-  const visit = (name: string): void => {
-    const at = `node_modules/${name}`
-    if (seen.has(at) || lock[at] === undefined) return
+  const visit = (from: string, name: string): void => {
+    let at: string | undefined
+    for (let base = from; ; base = base.slice(0, Math.max(0, base.lastIndexOf('/node_modules/')))) {
+      const candidate = base === '' ? `node_modules/${name}` : `${base}/node_modules/${name}`
+      if (lock[candidate] !== undefined) {
+        at = candidate
+        break
+      }
+      if (base === '') break
+    }
+    if (at === undefined || seen.has(at)) return
     seen.add(at)
-    for (const dep of Object.keys(lock[at].dependencies ?? {})) visit(dep)
+    for (const dep of Object.keys(lock[at].dependencies ?? {})) visit(at, dep)
   }
-  roots.forEach(visit)
+  for (const r of roots) visit('', r)
   return [...seen]
 }
 
@@ -59,7 +68,11 @@ export function consumer(extra: string[] = ['fast-check']): string {
   const manifest = { name: 'consumer', private: true, dependencies: (packages[''] as { dependencies: unknown }).dependencies }
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2))
   fs.writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }, null, 2))
-  execFileSync('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--silent'], { cwd: dir, stdio: 'pipe' })
+  // Install scripts are skipped: better-sqlite3's would compile SQLite from
+  // source (no prebuilt binary can be fetched offline), over a minute; the
+  // addon this repository's own install built is copied in instead.
+  execFileSync('npm', ['ci', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--silent'], { cwd: dir, stdio: 'pipe' })
+  fs.cpSync(path.join(ROOT, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'), path.join(dir, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))
   made = dir
   return dir
 }

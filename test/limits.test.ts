@@ -10,6 +10,8 @@ import * as os from 'os'
 import * as path from 'path'
 import { Gossip, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, base, openGossip, parse, serialize } from '../lib'
 import type { Message, PeerStream, Update } from '../lib'
+import Database from 'better-sqlite3'
+import { rowCrc } from '../lib/node/store'
 
 
 const resolve = base.resolution.lww_vs_current_vers
@@ -86,11 +88,15 @@ describe('limits: the same on every path', () => {
     const bad = { key: 'k', value: nested(MAX_DEPTH + 5), source_id: 'p', version: 1 }
     assert.throws(() => Gossip.restore('n', { resolve }, { version: 1, updates: [bad] }), /nested more than/)
     assert.throws(() => new Gossip('n', { resolve }, { k: bad } as never), /store entry "k".*nested more than/)
+    // A data directory: a row that passes its checksum but not the limits.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'limits-'))
-    const { store } = openGossip('n', { resolve }, dir)
+    const { gossip, store } = openGossip('n', { resolve }, dir)
+    gossip.set('k', 1)
     return store.close().then(() => {
-      const log = fs.readdirSync(dir).find((f) => f.startsWith('log-')) as string
-      fs.appendFileSync(path.join(dir, log), `${JSON.stringify(bad)}\n${JSON.stringify({ ...bad, key: 'k2', value: 1 })}\n`)
+      const db = new Database(path.join(dir, 'state.db'))
+      const value = JSON.stringify(bad.value)
+      db.prepare('UPDATE mappings SET value = ?, crc = ? WHERE key = ?').run(value, rowCrc('k', 'n', (gossip.get('k') as Update).version, value, null), 'k')
+      db.close()
       assert.throws(() => openGossip('n', { resolve }, dir), /nested more than/)
     })
   })

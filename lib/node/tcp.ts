@@ -189,9 +189,10 @@ export class ScuttleNode {
     if (options.security !== undefined) config.security = options.security
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
-    const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+    const sink = options.log ?? ((line: string) => process.stderr.write(`${line}
+`))
     this.log = (line) => sink(printable(line))
-    const store = options.data === undefined ? null : Store.open(options.data, options.id, options.store)
+    const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
       store?.attach(this.gossip)
