@@ -119,7 +119,8 @@ describe('Gossip', () => {
       // c is named at 5: nothing of c; a is not named: all of a.
       assert.deepStrictEqual(updates(out).map((u) => u.key), ['x'])
       const digest = out.filter((m) => 'digest' in m)
-      assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true, reply: true })
+      // the end says how far behind the peer was: one update (x)
+      assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true, reply: true, behind: 1 })
       assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'c' && m.version === 5))
       assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'a' && m.version === a.version))
     })

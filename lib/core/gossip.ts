@@ -10,7 +10,8 @@ import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
-import { ALL, deltas, ordered, type IdRange } from './reconcile'
+import { both, compileFilter, type Passes } from './filter'
+import { ALL, covers, deltas, lacking, newsOf, ordered, type IdRange } from './reconcile'
 import { badName, classify, fields, keyOf, Kind } from './shape'
 import { checkedUpdate, restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
@@ -19,6 +20,7 @@ import type {
   Comparator,
   Config,
   DigestDone,
+  Filter,
   Missing,
   Order,
   Resolve,
@@ -28,6 +30,7 @@ import type {
   StateStore,
   StreamOptions,
   Update,
+  WatchListener,
 } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
@@ -46,6 +49,10 @@ let part = DIGEST_PART
 export function _digestPart(n: number | undefined): void {
   part = n ?? DIGEST_PART
 }
+// What a local write of a delete carries through flow control's backlog.
+const TOMBSTONE = Object.freeze({ deleted: true })
+// _behind() counts up to here.
+const BEHIND_CAP = 1_000_000
 const DONE: DigestDone = Object.freeze({ digest: true, done: true })
 const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true })
 
@@ -82,12 +89,39 @@ export class PeerStream extends Transform {
   pastShown = false
   /** @internal The part of the ids our last digest to this peer covered (see IdRange). */
   part: IdRange = ALL
+  /** False: this stream sends no updates to its peer (`readable: false`). */
+  readonly sends: boolean
+  /** False: this stream takes no updates from its peer (`writable: false`). */
+  readonly takes: boolean
+  /** The filter this stream applies both ways, if any (see {@link Filter}). */
+  readonly streamFilter: Filter | undefined
+  /** @internal The filter's test (null: everything passes). */
+  readonly passes: Passes
+  /**
+   * How far apart this stream's peer and its node were at the last
+   * exchange: `them`, updates the node held that the peer lacked; `us`,
+   * updates the peer held that the node lacked (as the peer said). Both 0
+   * once they hold the same versions of every source.
+   */
+  readonly behind = { them: 0, us: 0 }
+  /** True while the last exchange found this peer and the node holding the same versions of every source. */
+  synced = false
+  /** @internal Our next end-of-digest tells the peer to reset below our collected deletes. */
+  resetOwed = false
+  /** @internal This stream has had an exchange (it counts for the node's 'synced'). */
+  exchanged = false
+  // Digests in parts: whether every part of the current cycle matched ours.
+  private cycleSame = true
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
-  constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}) {
+  constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}, nodeFilter?: Filter) {
     super({ objectMode: true, highWaterMark: mtu })
     this.node = node ?? (this as unknown as Gossip)
     this.localWrites = options.local_writes
+    this.sends = options.readable !== false
+    this.takes = options.writable !== false
+    this.streamFilter = options.filter ?? nodeFilter
+    this.passes = compileFilter(this.streamFilter)
   }
 
   /**
@@ -110,6 +144,7 @@ export class PeerStream extends Transform {
     this.received = 0
     // Once the node has seen a sign of a past incarnation, each stream asks
     // its peer for the node's own updates until it has seen them all.
+    this.node._collect()
     this.askFrom = this.node._digest(this, !this.verified && (this.pastShown || this.node._hasPast()))
     this.push(this.node._done(this, false))
     return true
@@ -136,7 +171,9 @@ export class PeerStream extends Transform {
     switch (kind) {
       case Kind.Update:
         this.received++
-        this.node._receive(this, chunk)
+        if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
+        // What our filter keeps out was announced to the peer: drop it.
+        else if (this.passes === null || this.passes(fields.source_id, fields.key)) this.node._receive(this, chunk)
         break
       case Kind.Local:
         // A peer must never write as this node (it would sign the write).
@@ -177,9 +214,16 @@ export class PeerStream extends Transform {
     // Read the end marker's fields (see classify) before anything else runs.
     const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
     const peerRate = fields.rate
+    const reset = fields.reset
+    const peerHas = fields.behind ?? 0
+    const peerTakes = !fields.refuses
+    const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
     // Only a digest marked as a reply is not answered with ours: a counter of
     // our questions alone would go wrong once a digest is lost or repeated.
     const isAnswer = fields.reply
+    // The peer collected deletes we have not seen: drop what they may have
+    // removed, and take it all again (see README, "Deletes").
+    if (reset !== undefined) node._reset(reset)
     if (isAnswer && this.asked > 0) {
       this.asked--
       // Asked for our past: complete if the answer was not cut, or if the
@@ -190,12 +234,19 @@ export class PeerStream extends Transform {
         if (named !== undefined) node._answeredSelf(named)
       }
     }
+    // A peer behind deletes we collected may hold what they removed.
+    if (node._staleAfterCollection(heard, range)) this.resetOwed = true
+    const them = node._behind(heard, range, passes)
+    this.settled(heard, range, them, peerHas)
     // Push-pull: a question is answered with our digest, the deltas the
     // peer lacks, and the digest's end, which also ends the answer. The
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Clock on restarts).
     if (!isAnswer) node._digest(this, false)
-    const out = ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range), node.sort)
+    const out =
+      this.sends && peerTakes
+        ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes), node.sort)
+        : []
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
@@ -210,6 +261,24 @@ export class PeerStream extends Transform {
     }
     if (!isAnswer) this.push(node._done(this, true))
     heard.clear()
+  }
+
+  // 'sync' once a digest (or a whole cycle of parts) shows the peer holding
+  // the same versions of every source as the node.
+  private settled(heard: ReadonlyMap<string, number>, range: IdRange, them: number, us: number): void {
+    this.behind.them = them
+    this.behind.us = us
+    this.exchanged = true
+    const node = this.node
+    if (range.after === undefined) this.cycleSame = true
+    this.cycleSame = this.cycleSame && them === 0 && us === 0 && node._sameDigest(this, heard, range)
+    if (range.through !== undefined) return
+    const was = this.synced
+    this.synced = this.cycleSame
+    if (this.synced && !was) {
+      this.emit('sync', { them, us })
+      node._streamSynced()
+    }
   }
 }
 
@@ -264,6 +333,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private restoredRecovering = false
   // Mappings of our id that a past incarnation wrote (received, not issued).
   private readonly pastMappings = new WeakSet<Update>()
+  // config.filter: every stream's unless given its own.
+  private readonly nodeFilter: Filter | undefined
+  // The streams createStream() made and that are still open.
+  private readonly streams = new Set<PeerStream>()
+  // Tombstones in the order they were written, for collection.
+  private readonly tombstones: Update[] = []
+  private tombHead = 0
+  // config.tombstone_grace, in µs (versions are µs).
+  private readonly grace: number
+  // The highest version of a delete this node collected or was reset below:
+  // older updates new to it are refused (they may be what a delete removed).
+  private horizon = -Infinity
+  // Sources with collected deletes (see SourceLog.collected).
+  private readonly collectedLogs: SourceLog[] = []
+
   // config.local_writes, or its default.
   private readonly localDefault: boolean
 
@@ -280,7 +364,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
    */
   constructor(id: string, config: Config, store?: StateStore) {
     const mtu = checkConfig(id, config)
-    super(null, mtu, { local_writes: config.local_writes })
+    super(null, mtu, { local_writes: config.local_writes }, config.filter)
     this.id = id
     this.mtu = mtu
     this.resolve = config.resolve as Resolve
@@ -289,6 +373,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.random = config.random ?? Math.random
     this.security = config.security
     this.localDefault = config.local_writes ?? config.security === undefined
+    this.nodeFilter = config.filter
+    this.grace = (config.tombstone_grace ?? 3_600_000) * 1000
     if (store !== undefined && (store === null || typeof store !== 'object')) {
       throw new TypeError('store must be an object, read and written as store[key]')
     }
@@ -318,11 +404,36 @@ export class Gossip extends PeerStream implements ResolutionContext {
   static restore(id: string, config: Config, snapshot: Snapshot): Gossip {
     const g = new Gossip(id, config)
     const restored = restore(g.history, snapshot, (mappings) => g.choose(mappings))
+    g.restoreDeletes(snapshot)
     g.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
     // What a saved state holds, an earlier run may have sent.
     g.sentOwn = restored
     g.restoredRecovering = g.clock.recovering
     return g
+  }
+
+  // After restore(): deletes cover what they cover, wait for collection in
+  // version order, and what was collected stays collected.
+  private restoreDeletes(snapshot: Snapshot): void {
+    const history = this.history
+    const tombs: Update[] = []
+    for (const u of history._mappings()) if (u.deleted === true) tombs.push(u)
+    tombs.sort((a, b) => a.version - b.version)
+    for (const t of tombs) {
+      if (history.isCurrent(t) && history._resolved(t.key) === t) this.cover(t)
+      this.tombstones.push(t)
+    }
+    const collected = snapshot.collected
+    if (collected !== null && typeof collected === 'object') {
+      for (const id of Object.keys(collected)) {
+        const v = collected[id]
+        if (typeof v !== 'number' || badName('source_id', id) !== null) continue
+        const log = history.source(id)
+        if (log.collected === -Infinity) this.collectedLogs.push(log)
+        log.collected = Math.max(log.collected, v)
+      }
+    }
+    if (typeof snapshot.horizon === 'number') this.horizon = snapshot.horizon
   }
 
   /** The highest version this node has seen or issued (its Lamport clock). */
@@ -346,8 +457,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const history = this.history
     // Inside resolve, the key was just looked up (see History._memoKey).
     if (k === history._memoKey) return history._memoEntry ?? MISSING
-    if (this.store === null) return history._resolved(k) ?? MISSING
-    return entryOf(this.store, k) ?? MISSING
+    const entry = this.store === null ? history._resolved(k) : entryOf(this.store, k)
+    return entry === undefined || entry.deleted === true ? MISSING : entry
   }
 
   /**
@@ -387,13 +498,65 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** Another stream of this node, for one more peer. */
   createStream(options: StreamOptions = {}): PeerStream {
     checkStreamOptions(options)
-    return new PeerStream(this, this.mtu, options)
+    const stream = new PeerStream(this, this.mtu, options, this.nodeFilter)
+    this.streams.add(stream)
+    stream.once('close', () => this.streams.delete(stream))
+    return stream
+  }
+
+  /**
+   * Delete `key`: a local write of a tombstone, at a version above
+   * everything this node has seen, through `config.resolve` like any write.
+   * While the tombstone is the key's entry the key is absent from `state`
+   * and `get` answers as for a missing key; a later `set` brings it back.
+   * Tombstones are collected after `config.tombstone_grace` (see README,
+   * "Deletes").
+   * @returns as `set` does.
+   * @throws TypeError for a bad key.
+   */
+  delete(key: string | number): boolean {
+    const k = keyOf(key)
+    const bad = badName('key', k)
+    if (bad !== null) throw new TypeError(bad)
+    this._collect()
+    let made = true
+    if (this.flow !== null) made = this.flow.write(k as string, TOMBSTONE)
+    else this.local(k as string, TOMBSTONE)
+    if (made && this.readableLength < this.readableHighWaterMark) return true
+    this.drainOwed = true
+    return false
+  }
+
+  /**
+   * Call `listener(key, entry, how)` whenever the entry of `key` (or of any
+   * key starting with `match.prefix`) in `state` changes: `entry` is the new
+   * mapping (undefined when the key is gone) and `how` says whether it came
+   * from this node (`'local'`), a peer (`'remote'`) or is a delete
+   * (`'delete'`). Returns a function that stops watching. Every change is
+   * also the node's `'change'` event with the same arguments.
+   */
+  watch(match: string | { prefix: string }, listener: WatchListener): () => void {
+    const exact = typeof match === 'string'
+    const text = exact ? match : match?.prefix
+    if (typeof text !== 'string') throw new TypeError('watch: a key, or {prefix}')
+    if (typeof listener !== 'function') throw new TypeError('watch: a listener function')
+    const fn: WatchListener = (key, entry, how) => {
+      if (exact ? key === text : key.startsWith(text)) listener(key, entry, how)
+    }
+    this.on('change', fn)
+    return () => {
+      this.off('change', fn)
+    }
   }
 
   /** The node's state, to pass to {@link Gossip.restore} after a restart. */
   snapshot(): Snapshot {
     const clock = this.clock
-    return snapshotOf(this.history, clock.time, clock.recovering ? clock.heldThrough : undefined)
+    const snap = snapshotOf(this.history, clock.time, clock.recovering ? clock.heldThrough : undefined)
+    if (this.horizon === -Infinity) return snap
+    const collected: Record<string, number> = Object.create(null)
+    for (const log of this.collectedLogs) collected[log.id] = log.collected
+    return { ...snap, collected, horizon: this.horizon }
   }
 
   /** @internal Every read, piped or not, passes here: the place to see room come back. */
@@ -433,8 +596,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   private local(key: string, value: unknown): void {
     const version = this.clock.tick()
-    const update = Object.freeze(
-      this.security === undefined ? { key, value, source_id: this.id, version } : this.signed(key, value, version),
+    const update: Update = Object.freeze(
+      value === TOMBSTONE
+        ? this.security === undefined
+          ? { key, value: null, source_id: this.id, version, deleted: true as const }
+          : this.signed(key, null, version, true)
+        : this.security === undefined
+          ? { key, value, source_id: this.id, version }
+          : this.signed(key, value, version),
     )
     const history = this.history
     const slot = history._slot(key)
@@ -485,7 +654,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * ran at history write `writes`), and the key's new resolved entry (in the
    * store object, if any).
    */
-  private put(update: Update, entry: Update | undefined, slot: Update | Slot | undefined, previous: Update | undefined, writes: number): void {
+  private put(
+    update: Update,
+    entry: Update | undefined,
+    slot: Update | Slot | undefined,
+    previous: Update | undefined,
+    writes: number,
+    advance = true,
+  ): void {
     const history = this.history
     const key = update.key
     // resolve wrote something: look again.
@@ -494,12 +670,145 @@ export class Gossip extends PeerStream implements ResolutionContext {
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return
     }
+    const log = this.logOf(update.source_id)
+    // A delete that is the key's entry covers what is older: an update it
+    // covers is not kept (its source's max still moves: we have seen it).
+    if (entry !== undefined && entry.deleted === true && entry !== update && update.version < entry.version) {
+      if (advance && update.version > log.max) log.max = update.version
+      if (previous !== undefined) history._drop(previous, entry)
+      return
+    }
     const store = this.store
-    if (store !== null && entry !== entryOf(store, key)) {
+    const before = store === null ? resolvedOf(slot) : entryOf(store, key)
+    if (store !== null && entry !== before) {
       if (entry === undefined) delete store[key]
       else store[key] = entry
     }
-    history._put(update, slot, previous, this.logOf(update.source_id), entry)
+    history._put(update, slot, previous, log, entry, advance)
+    if (update.deleted === true) this.tombstones.push(update)
+    if (entry !== undefined && entry.deleted === true && entry === update) this.cover(entry)
+    if (entry !== before && this.listenerCount('change') > 0) this.changed(key, entry)
+  }
+
+  // Drop every other mapping of `tombstone`'s key older than it.
+  private cover(tombstone: Update): void {
+    for (const m of this.history.get(tombstone.key)) {
+      if (m !== tombstone && m.version < tombstone.version) this.history._drop(m, tombstone)
+    }
+  }
+
+  private changed(key: string, entry: Update | undefined): void {
+    const how = entry === undefined || entry.deleted === true ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
+    this.emit('change', key, entry === undefined || entry.deleted === true ? undefined : entry, how)
+  }
+
+  /**
+   * @internal Collect the tombstones older than the grace period: the node
+   * forgets them, and the keys they deleted, entirely. Runs as exchanges
+   * start and as deletes are made.
+   */
+  _collect(): void {
+    const ts = this.tombstones
+    if (this.tombHead >= ts.length) return
+    const cut = Clock.now() - this.grace
+    const history = this.history
+    while (this.tombHead < ts.length && ts[this.tombHead].version < cut) {
+      const t = ts[this.tombHead++]
+      if (!history.isCurrent(t)) continue
+      const log = history.source(t.source_id)
+      if (t.version > log.collected) {
+        if (log.collected === -Infinity) this.collectedLogs.push(log)
+        log.collected = t.version
+      }
+      if (t.version > this.horizon) this.horizon = t.version
+      this.forget(t)
+    }
+    if (this.tombHead > 1024 && this.tombHead * 2 > ts.length) {
+      ts.splice(0, this.tombHead)
+      this.tombHead = 0
+    }
+  }
+
+  // Forget mapping `m` entirely; the key's entry is what resolve makes of
+  // the rest.
+  private forget(m: Update): void {
+    const history = this.history
+    const store = this.store
+    const key = m.key
+    const current = store === null ? history._resolved(key) : entryOf(store, key)
+    let entry = current
+    if (current === m || (current !== undefined && current.source_id === m.source_id && current.version === m.version)) {
+      entry = this.choose(history.get(key).filter((x) => x !== m))
+      if (store !== null) {
+        if (entry === undefined) delete store[key]
+        else store[key] = entry
+      }
+    }
+    history._drop(m, entry)
+    if (entry !== current && this.listenerCount('change') > 0) this.changed(key, entry)
+  }
+
+  /**
+   * @internal A peer that collected deletes up to `below` finds us behind
+   * them: forget every mapping at or below it (any of them may be one a
+   * delete removed) and take them again from peers; refuse from now on what
+   * is older than `below` and new to us.
+   */
+  _reset(below: number): void {
+    if (below <= this.horizon) return
+    this.horizon = below
+    const history = this.history
+    const drop: Update[] = []
+    for (const m of history._mappings()) if (m.version <= below) drop.push(m)
+    const touched = new Set<SourceLog>()
+    for (const m of drop) {
+      this.forget(m)
+      touched.add(history.source(m.source_id))
+    }
+    // Ask for those sources from the start again.
+    for (const log of touched) log.max = -Infinity
+    this.emit('reset', below, drop.length)
+  }
+
+  /** @internal True if a peer's digest is behind a delete this node collected. */
+  _staleAfterCollection(heard: ReadonlyMap<string, number>, range: IdRange): boolean {
+    for (const log of this.collectedLogs) {
+      if (range !== ALL && !covers(range, log.id)) continue
+      if ((heard.get(log.id) ?? -Infinity) < log.collected) return true
+    }
+    return false
+  }
+
+  /** @internal How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
+  _behind(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes): number {
+    let n = 0
+    for (const [log, from] of lacking(this.history, heard, range, passes)) {
+      n += passes === null ? this.history.waiting(log.id, from) : newsOf(this.history, log, from, BEHIND_CAP, passes).length
+      if (n >= BEHIND_CAP) return BEHIND_CAP
+    }
+    return n
+  }
+
+  /** @internal True if a peer's digest names exactly the versions this node holds, over `range`. */
+  _sameDigest(stream: PeerStream, heard: ReadonlyMap<string, number>, range: IdRange): boolean {
+    let n = 0
+    for (const log of this.history.sources.values()) {
+      if (range !== ALL && !covers(range, log.id)) continue
+      const max = this.maxFor(stream, log)
+      if (max === -Infinity) continue
+      n++
+      if (heard.get(log.id) !== max) return false
+    }
+    let named = 0
+    for (const id of heard.keys()) if (range === ALL || covers(range, id)) named++
+    return named === n
+  }
+
+  /** @internal A stream found its peer in sync: the node's 'synced' once all are. */
+  _streamSynced(): void {
+    if (this.exchanged && !this.synced) return
+    for (const s of this.streams) if (!s.synced && !s.destroyed) return
+    this.emit('synced')
   }
 
   // `resolve`, with `current` (the key's entry) remembered for its `get`.
@@ -524,20 +833,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   // A write of ours, signed (config.security); `sign` sees an empty signature.
-  private signed(key: string, value: unknown, version: number): Update {
-    const update = { key, value, source_id: this.id, version, signature: '' }
+  private signed(key: string, value: unknown, version: number, deleted = false): Update {
+    const update: { key: string; value: unknown; source_id: string; version: number; signature: string; deleted?: true } = deleted
+      ? { key, value, source_id: this.id, version, signature: '', deleted: true }
+      : { key, value, source_id: this.id, version, signature: '' }
     update.signature = (this.security as Security).sign(update)
     return update
   }
 
   // The signature of a peer's update if `verify` accepts it, else undefined.
-  private checkSignature(chunk: unknown, key: string, value: unknown, source_id: string, version: number): string | undefined {
+  private checkSignature(chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean): string | undefined {
     try {
       const signature: unknown = (chunk as { signature?: unknown }).signature
       if (typeof signature !== 'string') return undefined
-      return (this.security as Security).verify({ key, value, source_id, version, signature }) === true
-        ? signature
-        : undefined
+      const update: Update = deleted ? { key, value, source_id, version, signature, deleted: true } : { key, value, source_id, version, signature }
+      return (this.security as Security).verify(update) === true ? signature : undefined
     } catch {
       return undefined
     }
@@ -564,22 +874,24 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const key = fields.key
     const source_id = fields.source_id
     const version = fields.version
+    const deleted = fields.deleted
     const history = this.history
     if (!this.clock.accepts(version)) {
       stream.emit('invalid', chunk, aheadReason(version))
       return
     }
-    // The limits every path shares; the value is frozen where it is.
-    const problem = admitValue(fields.value, false)
+    // The limits every path shares; the value is frozen where it is. A
+    // delete's value is null, whatever came with it.
+    const problem = deleted ? null : admitValue(fields.value, false)
     if (problem !== null) {
       stream.emit('invalid', chunk, `value ${problem}`)
       return
     }
-    const value = admitted.value
+    const value = deleted ? null : admitted.value
     // Signed updates: check before anything, so a forgery moves nothing.
     let signature: string | undefined
     if (this.security !== undefined) {
-      signature = this.checkSignature(chunk, key, value, source_id, version)
+      signature = this.checkSignature(chunk, key, value, source_id, version, deleted)
       if (signature === undefined) {
         stream.emit('invalid', chunk, `signature of ${source_id} missing or invalid`)
         return
@@ -607,15 +919,28 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
+    // Older than a delete we collected, and new to us: it may be what the
+    // delete removed. Refused, and its sender told to reset.
+    if (version <= this.horizon && previous === undefined && version > (history.sources.get(source_id)?.max ?? -Infinity)) {
+      stream.resetOwed = true
+      return
+    }
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) {
-      // Keep the source's max moving: we hold it this far.
+      // Keep the source's max moving: we hold it this far (not through a
+      // filter: what it brings may have gaps below).
       const log = this.logOf(source_id)
-      if (version > log.max) log.max = version
+      if (stream.passes === null && version > log.max) log.max = version
       return
     }
     const update: Update = Object.freeze(
-      signature === undefined ? { key, value, source_id, version } : { key, value, source_id, version, signature },
+      deleted
+        ? signature === undefined
+          ? { key, value, source_id, version, deleted: true as const }
+          : { key, value, source_id, version, signature, deleted: true as const }
+        : signature === undefined
+          ? { key, value, source_id, version }
+          : { key, value, source_id, version, signature },
     )
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
@@ -624,7 +949,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const writes = history._writes
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
-      this.put(update, entry, slot, previous, writes)
+      // What a filtered stream brings may have gaps below: it moves no max.
+      this.put(update, entry, slot, previous, writes, stream.passes === null)
       if (past) this.pastMappings.add(update)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
@@ -691,7 +1017,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const sources = history.sources
     if (sources.size < part) {
       for (const log of sources.values()) {
-        if (log.id !== id && log.max !== -Infinity) stream.push({ digest: true, source_id: log.id, version: log.max })
+        if (log.id === id) continue
+        const max = this.maxFor(stream, log)
+        if (max !== -Infinity) stream.push({ digest: true, source_id: log.id, version: max })
       }
       stream.part = ALL
     } else {
@@ -704,7 +1032,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       let named = 0
       for (; i < ids.length && named < part - 1; i++) {
         if (ids[i] === id) continue
-        const max = (sources.get(ids[i]) as SourceLog).max
+        const max = this.maxFor(stream, sources.get(ids[i]) as SourceLog)
         if (max !== -Infinity) stream.push({ digest: true, source_id: ids[i], version: max })
         named++
       }
@@ -712,26 +1040,47 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
-    const own = sources.get(id)?.max ?? -Infinity
+    const ownLog = sources.get(id)
+    const own = ownLog === undefined ? -Infinity : this.maxFor(stream, ownLog)
     const askPast = askAll || (this.clock.recovering && (stream.pastShown || this.restoredRecovering))
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast ? mine : null
   }
 
+  // What our digest to `stream` names for `log`'s source: its max, or,
+  // through a filter, the newest mapping we hold that passes it.
+  private maxFor(stream: PeerStream, log: SourceLog): number {
+    const passes = stream.passes
+    if (passes === null) return log.max
+    let max = -Infinity
+    for (const u of this.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
+    return max
+  }
+
   /**
    * @internal The end of our digest to `stream`, a question's or a reply's:
-   * with our allowed rate under flow control, and the part of the ids it
-   * covered when it was sent in parts.
+   * with our allowed rate under flow control, the part of the ids it
+   * covered when sent in parts, how many updates the peer lacks, whether the
+   * stream takes updates and its filter, and a reset when the peer is
+   * behind deletes we collected.
    */
   _done(stream: PeerStream, reply: boolean): DigestDone {
     const part = stream.part
-    if (this.flow === null && part === ALL) return reply ? REPLY : DONE
+    const behind = reply ? stream.behind.them : 0
+    if (this.flow === null && part === ALL && behind === 0 && stream.takes && stream.streamFilter === undefined && !stream.resetOwed) {
+      return reply ? REPLY : DONE
+    }
     const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
     if (reply) done.reply = true
     if (this.flow !== null) done.rate = this.flow.allowed
     if (part.after !== undefined) done.after = part.after
     if (part.through !== undefined) done.through = part.through
+    if (behind > 0) done.behind = behind
+    if (!stream.takes) done.accepts = false
+    if (stream.streamFilter !== undefined) done.filter = stream.streamFilter
+    if (stream.resetOwed && this.horizon > -Infinity) done.reset = this.horizon
+    stream.resetOwed = false
     return done
   }
 

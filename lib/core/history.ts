@@ -42,6 +42,8 @@ export class SourceLog {
   max = -Infinity
   /** How many current mappings (keys) this source has. */
   live = 0
+  /** The highest version of a delete of this source that was collected. */
+  collected = -Infinity
   /** Replaced mappings still in `updates`. */
   dead = 0
 
@@ -153,9 +155,11 @@ export interface HistoryOptions {
 /**
  * Events: `'update'` `(update, resolved)` for every update written to the
  * history, local or remote, after `resolve` decided on it (`resolved`: it
- * became its key's entry in the node's state); `'compaction'`
+ * became its key's entry in the node's state); `'forget'` `(update)` when a
+ * mapping leaves with nothing of its source in its place (a delete covered
+ * it, or it was a delete and was collected); `'compaction'`
  * `(memory, history)` just before `memory`, the oldest mappings, are
- * forgotten by the logs.
+ * forgotten by the logs (they stay mappings; only the index lets go).
  */
 export class History extends EventEmitter {
   /** Per-source logs, by source id. */
@@ -294,7 +298,14 @@ export class History extends EventEmitter {
    * entry (`update`, the entry it had, another current mapping of the key,
    * or none). Emits `'update'`. Clears `_memoKey`.
    */
-  _put(update: Update, slot: Update | Slot | undefined, previous: Update | undefined, log: SourceLog, entry: Update | undefined): void {
+  _put(
+    update: Update,
+    slot: Update | Slot | undefined,
+    previous: Update | undefined,
+    log: SourceLog,
+    entry: Update | undefined,
+    advance = true,
+  ): void {
     this._memoKey = null
     this._writes++
     const key = update.key
@@ -322,7 +333,7 @@ export class History extends EventEmitter {
     if (previous !== undefined) this.retire(previous)
 
     log.live++
-    if (update.version > log.max) log.max = update.version
+    if (advance && update.version > log.max) log.max = update.version
     if (update.version > log.floor) {
       const updates = log.updates
       const n = updates.length
@@ -343,6 +354,42 @@ export class History extends EventEmitter {
       }
     }
     if (this.listenerCount('update') > 0) this.emit('update', update, entry === update)
+  }
+
+  /**
+   * @internal Forget `u`, a current mapping, with nothing of its source in
+   * its place (a delete covered it, or it is a collected delete); `entry`
+   * is the key's resolved entry afterwards. Emits `'forget'` `(u)`.
+   */
+  _drop(u: Update, entry: Update | undefined): void {
+    this._memoKey = null
+    this._writes++
+    const key = u.key
+    const slot = this.slots.get(key)
+    if (slot === undefined) return
+    const tracks = this.tracksResolved
+    const before = resolvedOf(slot)
+    if (!(slot instanceof Slot)) {
+      if (slot !== u) return
+      if (tracks && entry !== undefined) {
+        const s = new Slot()
+        s.resolved = entry
+        this.slots.set(key, s)
+      } else this.slots.delete(key)
+    } else {
+      if (slot.mappings.get(u.source_id) !== u) return
+      slot.mappings.delete(u.source_id)
+      if (tracks) slot.resolved = entry
+      const only = slot.mappings.size === 1 ? (slot.mappings.values().next().value as Update) : undefined
+      if (slot.mappings.size === 0 && slot.resolved === undefined) this.slots.delete(key)
+      else if (only !== undefined && (tracks ? slot.resolved === only : true)) this.slots.set(key, only)
+    }
+    if (tracks) {
+      if (before === undefined && entry !== undefined) this.resolvedCount++
+      else if (before !== undefined && entry === undefined) this.resolvedCount--
+    }
+    this.retire(u)
+    if (this.listenerCount('forget') > 0) this.emit('forget', u)
   }
 
   private slotOf(other: Update | undefined, update: Update, resolved: Update | undefined): Slot {

@@ -7,14 +7,17 @@
  * past a version it does not hold. Which sources go first is the paper's
  * choice between scuttle-depth and scuttle-breadth.
  */
+import type { Passes } from './filter'
 import type { History, SourceLog } from './history'
 import type { Comparator, Order, Update } from './types'
 
 interface Wanted {
   readonly log: SourceLog
   readonly from: number
-  /** Filled in by depth(), the only ordering that reads it. */
+  /** Filled in by depth(), the only ordering that reads it (or by a filter). */
   waiting: number
+  /** What passes a filter, when there is one. */
+  list: Update[] | null
 }
 
 function shuffle<T>(items: T[], random: () => number): void {
@@ -48,22 +51,49 @@ export function covers(range: IdRange, id: string): boolean {
 /**
  * What a peer whose digest is `digest` (source id -> the highest version it
  * holds) lacks: from each named source, what is above the version named;
- * from each source in `range` it did not name, everything.
+ * from each source in `range` it did not name, everything. With a filter
+ * (`passes`), every source is looked at: a filtered feed may have brought
+ * mappings above what the source's max claims.
  */
-export function* lacking(history: History, digest: ReadonlyMap<string, number>, range: IdRange): Generator<[SourceLog, number]> {
+export function* lacking(
+  history: History,
+  digest: ReadonlyMap<string, number>,
+  range: IdRange,
+  passes: Passes = null,
+): Generator<[SourceLog, number]> {
   const whole = range.after === undefined && range.through === undefined
   for (const log of history.sources.values()) {
     const named = digest.get(log.id)
     if (named === undefined && !whole && !covers(range, log.id)) continue
     const from = named === undefined ? -Infinity : named
-    if (log.live === 0 || log.max <= from) continue
+    if (log.live === 0 || (passes === null && log.max <= from)) continue
     yield [log, from]
   }
 }
 
 /**
- * The deltas to send a peer whose digest is `digest`, covering `range`. At
- * most `mtu`. Costs O(sources) when the peer lacks nothing.
+ * A source's updates above `from`, oldest first, at most `limit`: those the
+ * filter passes; without one, those up to the source's max (what a digest
+ * of ours claims; a filtered feed may have brought more, with gaps below).
+ */
+export function newsOf(history: History, log: SourceLog, from: number, limit: number, passes: Passes): Update[] {
+  if (passes === null) {
+    const out = history.news(log.id, from, limit)
+    while (out.length > 0 && out[out.length - 1].version > log.max) out.pop()
+    return out
+  }
+  const out: Update[] = []
+  for (const u of history.news(log.id, from)) {
+    if (passes(u.source_id, u.key)) out.push(u)
+    if (out.length >= limit) break
+  }
+  return out
+}
+
+/**
+ * The deltas to send a peer whose digest is `digest`, covering `range` and
+ * passing `passes`. At most `mtu`. Costs O(sources) when the peer lacks
+ * nothing (unfiltered).
  */
 export function deltas(
   history: History,
@@ -72,24 +102,34 @@ export function deltas(
   order: Order,
   random: () => number,
   range: IdRange = ALL,
+  passes: Passes = null,
 ): Update[] {
   const wanted: Wanted[] = []
-  for (const [log, from] of lacking(history, digest, range)) wanted.push({ log, from, waiting: 0 })
+  for (const [log, from] of lacking(history, digest, range, passes)) wanted.push({ log, from, waiting: 0, list: null })
   if (wanted.length === 0) return []
   shuffle(wanted, random)
+  if (passes !== null) {
+    // Filtered: what waits is what passes; look at it once.
+    for (const w of wanted) {
+      w.list = newsOf(history, w.log, w.from, mtu, passes)
+      w.waiting = w.list.length
+    }
+  }
   return order === 'breadth' ? breadth(history, wanted, mtu) : depth(history, wanted, mtu)
 }
 
 // scuttle-depth: sources with the most waiting first (stable sort keeps the
 // shuffled order among ties); as many of each as fit.
 function depth(history: History, wanted: Wanted[], mtu: number): Update[] {
-  for (const w of wanted) w.waiting = history.waiting(w.log.id, w.from)
+  if (wanted[0].list === null) for (const w of wanted) w.waiting = history.waiting(w.log.id, w.from)
   wanted.sort((a, b) => b.waiting - a.waiting)
   let out: Update[] = []
   for (let i = 0; i < wanted.length && out.length < mtu; i++) {
     const w = wanted[i]
-    const news = history.news(w.log.id, w.from, mtu - out.length)
-    // news() returns a fresh array: the first one is the answer's start.
+    const room = mtu - out.length
+    let news = w.list ?? newsOf(history, w.log, w.from, room, null)
+    if (news.length > room) news = news.slice(0, room)
+    // newsOf() returns a fresh array: the first one is the answer's start.
     if (out.length === 0) out = news
     else for (let j = 0; j < news.length; j++) out.push(news[j])
   }
@@ -99,7 +139,7 @@ function depth(history: History, wanted: Wanted[], mtu: number): Update[] {
 // scuttle-breadth: every source's oldest delta, then every source's second,
 // and so on, sources in random order within a rank.
 function breadth(history: History, wanted: Wanted[], mtu: number): Update[] {
-  const lists = wanted.map((w) => history.news(w.log.id, w.from, mtu))
+  const lists = wanted.map((w) => w.list ?? newsOf(history, w.log, w.from, mtu, null))
   const out: Update[] = []
   for (let rank = 0; out.length < mtu; rank++) {
     let any = false

@@ -6,6 +6,7 @@
  * what it read into {@link fields}, so the hot path allocates nothing here.
  */
 
+import type { Filter } from './types'
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH } from './value'
 
 /** The kinds of object a gossip stream accepts. */
@@ -44,6 +45,16 @@ export const fields = {
   /** End of digest: it names the sources after `after` through `through` (ids), when it is a part. */
   after: undefined as string | undefined,
   through: undefined as string | undefined,
+  /** Update: a tombstone. */
+  deleted: false,
+  /** End of digest: reset below this version (see DigestDone.reset). */
+  reset: undefined as number | undefined,
+  /** End of digest: updates the sender holds that we lack. */
+  behind: undefined as number | undefined,
+  /** End of digest: the sender's stream takes no updates. */
+  refuses: false,
+  /** End of digest: the sender's stream filter, checked. */
+  filter: undefined as Filter | undefined,
 }
 
 function refuse(reason: string): Kind.Invalid {
@@ -112,8 +123,38 @@ function done(o: Record<string, unknown>): Kind {
   }
   fields.after = after
   fields.through = through
+  const reset = o.reset
+  fields.reset = isVersion(reset) ? reset : undefined
+  const behind = o.behind
+  fields.behind = typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined
+  fields.refuses = o.accepts === false
+  const filter = o.filter
+  if (filter === undefined) fields.filter = undefined
+  else {
+    const bad = filterProblem(filter)
+    if (bad !== null) return refuse(bad)
+    fields.filter = filter as Filter
+  }
   return Kind.Done
 }
+
+/** Why `f` is not a {@link Filter} (lists of names, bounded), or null. */
+export function filterProblem(f: unknown): string | null {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return 'filter must be an object'
+  for (const field of ['prefixes', 'sources', 'exclude_sources'] as const) {
+    const list: unknown = (f as Record<string, unknown>)[field]
+    if (list === undefined) continue
+    if (!Array.isArray(list) || list.length > MAX_FILTER) return `filter.${field} must be a list of at most ${MAX_FILTER} strings`
+    for (const x of list) {
+      if (typeof x !== 'string' || x.length > (field === 'prefixes' ? MAX_KEY_LENGTH : MAX_ID_LENGTH)) {
+        return `filter.${field} must hold strings no longer than keys or ids`
+      }
+    }
+  }
+  return null
+}
+
+const MAX_FILTER = 256
 
 function classifyObject(o: Record<string, unknown>): Kind {
   const digest = o.digest
@@ -139,9 +180,15 @@ function classifyObject(o: Record<string, unknown>): Kind {
   if (value === undefined) return refuse('value is missing')
   const source_id = o.source_id
   const version = o.version
+  const deleted = o.deleted
   fields.key = key as string
   fields.value = value
-  if (source_id === undefined && version === undefined) return Kind.Local
+  fields.deleted = deleted === true
+  if (deleted !== undefined && deleted !== true && deleted !== false) return refuse('deleted must be true')
+  if (source_id === undefined && version === undefined) {
+    // A local delete comes through gossip.delete(key), not a stream.
+    return fields.deleted ? refuse('a local write cannot be a delete') : Kind.Local
+  }
   const badSource = badName('source_id', source_id)
   if (badSource !== null) return refuse(badSource)
   if (!isVersion(version)) return refuse('version must be an integer from 0 to MAX_VERSION')

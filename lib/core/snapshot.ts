@@ -21,10 +21,10 @@ export function snapshotOf(history: History, version: number, held?: number): Sn
  */
 export function checkedUpdate(u: unknown, where: string): Update {
   if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
-  const { key, source_id, version } = fields
-  const problem = admitValue(fields.value, true)
+  const { key, source_id, version, deleted } = fields
+  const problem = deleted ? null : admitValue(fields.value, true)
   if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
-  const value = admitted.value
+  const value = deleted ? null : admitted.value
   // Keep a signature, so that relaying the restored update stays verifiable.
   let signature: unknown
   try {
@@ -32,9 +32,8 @@ export function checkedUpdate(u: unknown, where: string): Update {
   } catch {
     signature = undefined
   }
-  return Object.freeze(
-    typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version },
-  )
+  const copy: Update = typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
+  return Object.freeze(deleted ? { ...copy, deleted: true as const } : copy)
 }
 
 /**

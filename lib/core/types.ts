@@ -21,6 +21,12 @@ export interface Update<V = unknown> {
    * source_id and version, passed on unchanged by relays. Absent otherwise.
    */
   readonly signature?: string
+  /**
+   * A delete (a tombstone): `gossip.delete(key)` writes one, with value
+   * null. It wins or loses through `resolve` like any write; while it is a
+   * key's entry the key is absent from `state` and `get`.
+   */
+  readonly deleted?: true
 }
 
 /** A local write, as written into the stream: `gossip.set(key, value)`. */
@@ -63,6 +69,31 @@ export interface DigestDone {
    */
   readonly after?: string
   readonly through?: string
+  /**
+   * The sender collected deletes up to this version and finds the receiver
+   * behind them: the receiver drops every mapping at or below it and takes
+   * them again from its peers (see README, "Deletes").
+   */
+  readonly reset?: number
+  /** How many updates the sender holds that the receiver's digest lacks (progress). */
+  readonly behind?: number
+  /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
+  readonly accepts?: false
+  /** The sender's stream filter: answer it with what passes. */
+  readonly filter?: Filter
+}
+
+/**
+ * Which mappings a stream carries, both ways: keys starting with one of
+ * `prefixes` (all keys when absent), of the sources in `sources` (all when
+ * absent) and not in `exclude_sources`. Plain data, so that it travels on
+ * the stream's end-of-digest markers and both ends apply it: the exchange
+ * settles, and no digest claims what a filter kept out.
+ */
+export interface Filter {
+  readonly prefixes?: readonly string[]
+  readonly sources?: readonly string[]
+  readonly exclude_sources?: readonly string[]
 }
 
 /** Anything a gossip stream reads out. */
@@ -154,6 +185,14 @@ export interface Config {
    * node).
    */
   local_writes?: boolean
+  /**
+   * How long a delete is remembered, in ms, before it is collected (the node
+   * then forgets the key entirely). Longer than any partition the cluster is
+   * to heal from; see README, "Deletes". Default one hour.
+   */
+  tombstone_grace?: number
+  /** A filter every stream of the node applies unless given its own (see {@link Filter}). */
+  filter?: Filter
 }
 
 /**
@@ -177,8 +216,20 @@ export interface FlowControlOptions {
   now?: () => number
 }
 
+/**
+ * A watcher of `state` (see `gossip.watch`): the key, its new entry
+ * (undefined when it is gone) and where the change came from.
+ */
+export type WatchListener = (key: string, entry: Update | undefined, how: 'local' | 'remote' | 'delete') => void
+
 /** Options of `gossip.createStream(options)`. */
 export interface StreamOptions {
+  /** False: this stream never sends updates to its peer (it only receives). Default true. */
+  readable?: boolean
+  /** False: this stream never takes updates from its peer (it only sends). Default true. */
+  writable?: boolean
+  /** Carry only what passes (see {@link Filter}). Default: `config.filter`, or everything. */
+  filter?: Filter
   /**
    * Take `{key, value}` written into the stream as a local write of the
    * node (the original's shape routing). Default: `config.local_writes`,
@@ -214,14 +265,12 @@ export interface Snapshot {
   /** Every source's current mapping of every key the node held (the paper's mu). */
   readonly updates: readonly Update[]
   /**
-   * The resolved entries `updates` does not imply: a key with one mapping
-   * in `updates` has it as its entry, unless it is listed here or in
-   * `unresolved`. (A snapshot of an older version has one update per key,
-   * and neither field.)
+   * Deletes collected, per source: the highest version of a collected
+   * tombstone of each (see README, "Deletes").
    */
-  readonly state?: readonly Update[]
-  /** Keys with mappings in `updates` but no resolved entry (resolve refused them all). */
-  readonly unresolved?: readonly string[]
+  readonly collected?: Readonly<Record<string, number>>
+  /** The highest version of a delete this node collected or was reset below. */
+  readonly horizon?: number
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).
