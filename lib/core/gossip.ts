@@ -347,6 +347,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private horizon = -Infinity
   // Sources with collected deletes (see SourceLog.collected).
   private readonly collectedLogs: SourceLog[] = []
+  // _deletesRecord(), until the next collection or reset.
+  private deletesText: string | null = null
 
   // config.local_writes, or its default.
   private readonly localDefault: boolean
@@ -721,6 +723,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
         log.collected = t.version
       }
       if (t.version > this.horizon) this.horizon = t.version
+      this.deletesText = null
       this.forget(t)
     }
     if (this.tombHead > 1024 && this.tombHead * 2 > ts.length) {
@@ -757,6 +760,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   _reset(below: number): void {
     if (below <= this.horizon) return
     this.horizon = below
+    this.deletesText = null
     const history = this.history
     const drop: Update[] = []
     for (const m of history._mappings()) if (m.version <= below) drop.push(m)
@@ -768,6 +772,17 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Ask for those sources from the start again.
     for (const log of touched) log.max = -Infinity
     this.emit('reset', below, drop.length)
+  }
+
+  /** @internal What the node collected of deletes, as JSON text for a store (null: nothing). */
+  _deletesRecord(): string | null {
+    if (this.horizon === -Infinity) return null
+    if (this.deletesText === null) {
+      const collected: Record<string, number> = {}
+      for (const log of this.collectedLogs) collected[log.id] = log.collected
+      this.deletesText = JSON.stringify({ collected, horizon: this.horizon })
+    }
+    return this.deletesText
   }
 
   /** @internal True if a peer's digest is behind a delete this node collected. */

@@ -99,6 +99,8 @@ export class StoreDamagedError extends Error {
 }
 
 const FORMAT = 1
+// The value column of a delete (no JSON text is empty).
+const DELETED = ''
 const APPLICATION_ID = 0x53637574 // "Scut"
 const DB = 'state.db'
 const LOCK = 'lock.db'
@@ -128,8 +130,13 @@ CREATE TABLE mappings (
   PRIMARY KEY (key, source_id)
 ) WITHOUT ROWID;
 CREATE INDEX mappings_by_source ON mappings (source_id, version);
+CREATE TABLE deletes (
+  one      INTEGER PRIMARY KEY CHECK (one = 1),
+  record   TEXT    NOT NULL,
+  crc      INTEGER NOT NULL
+);
 CREATE VIEW state AS
-  SELECT key, value, source_id, version, signature FROM mappings WHERE resolved = 1;
+  SELECT key, value, source_id, version, signature FROM mappings WHERE resolved = 1 AND value <> '';
 `
 
 const crc32: (text: string) => number =
@@ -190,13 +197,17 @@ function rowUpdate(row: Row): Update | string {
     return 'a column has the wrong type'
   }
   if (rowCrc(key, source_id, version, value, signature) !== crc) return 'its checksum does not match'
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(value)
-  } catch {
-    return 'its value is not JSON'
+  let parsed: unknown = null
+  // A delete (a tombstone) is stored with an empty value, which no JSON is.
+  if (value !== DELETED) {
+    try {
+      parsed = JSON.parse(value)
+    } catch {
+      return 'its value is not JSON'
+    }
   }
-  const u: Update = typeof signature === 'string' ? { key, value: parsed, source_id, version, signature } : { key, value: parsed, source_id, version }
+  const signed = typeof signature === 'string' ? { signature } : {}
+  const u: Update = value === DELETED ? { key, value: null, source_id, version, ...signed, deleted: true } : { key, value: parsed, source_id, version, ...signed }
   // The same checks and limits as an update from a peer.
   try {
     return checkedUpdate(u, 'the row')
@@ -227,6 +238,8 @@ interface Op {
   key: string
   entry: string | null | undefined
   fix: boolean
+  /** `u` left the history (a delete covered it, or it was a collected delete). */
+  drop?: boolean
 }
 
 /**
@@ -283,11 +296,16 @@ export class Store {
   private readonly statements: {
     upsert: Database.Statement<[string, string, number, string, string | null, number, number]>
     fix: Database.Statement<[string | null, string, string | null]>
+    drop: Database.Statement<[string, string, number]>
+    deletes: Database.Statement<[string, number]>
     meta: Database.Statement<[number, number | null, number, number]>
     entry: Database.Statement<[string], Row>
     keys: Database.Statement<[], string>
   }
   private readonly onUpdate = (u: Update, resolved: boolean): void => this.record(u, resolved)
+  private readonly onForget = (u: Update): void => this.forgot(u)
+  // The deletes record last written (see Gossip._deletesRecord).
+  private deletesWritten: string | null = null
 
   private constructor(dir: string, id: string, options: StoreOptions) {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('store: dir must be a path')
@@ -332,6 +350,8 @@ export class Store {
         ),
         fix: db.prepare('UPDATE mappings SET resolved = (source_id IS ?) WHERE key = ? AND resolved <> (source_id IS ?)'),
         meta: db.prepare('UPDATE meta SET reserved = ?, held = ?, seq = ?, crc = ? WHERE one = 1'),
+        drop: db.prepare('DELETE FROM mappings WHERE key = ? AND source_id = ? AND version = ?'),
+        deletes: db.prepare('INSERT INTO deletes (one, record, crc) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET record = excluded.record, crc = excluded.crc'),
         entry: db.prepare<[string], Row>('SELECT key, source_id, version, value, signature, crc FROM mappings WHERE key = ? AND resolved = 1').raw(true) as unknown as Database.Statement<[string], Row>,
         // In version order: a Gossip built on the view records its own entries
         // in this order, into version-sorted logs (see load()).
@@ -402,6 +422,7 @@ export class Store {
     this.cached = null
     if (this.repaired && !this.viewMode) this.writeResolved(gossip.state)
     gossip.history.on('update', this.onUpdate)
+    gossip.history.on('forget', this.onForget)
     return this
   }
 
@@ -529,6 +550,7 @@ export class Store {
     if (this.closed) return
     this.closed = true
     this.gossip?.history.off('update', this.onUpdate)
+    this.gossip?.history.off('forget', this.onForget)
     try {
       if (this.failure === null) this.commit()
     } finally {
@@ -555,6 +577,7 @@ export class Store {
     if (this.closed) return
     this.closed = true
     this.gossip?.history.off('update', this.onUpdate)
+    this.gossip?.history.off('forget', this.onForget)
     this.waiters = []
     if (this.walFd !== null) fs.closeSync(this.walFd)
     if (this.ackFd !== null) fs.closeSync(this.ackFd)
@@ -583,8 +606,8 @@ export class Store {
       entry = u.source_id
       fix = this.viewMode || g.sources(u.key).length > 1
     } else {
-      const e = g.get(u.key)
-      entry = 'source_id' in e ? e.source_id : null
+      const e = this.entryOf(g, u.key)
+      entry = e === undefined ? null : e.source_id
       fix = true
     }
     this.ops.push({ u, key: u.key, entry, fix })
@@ -595,6 +618,19 @@ export class Store {
         return
       }
     }
+    this.schedule()
+  }
+
+  // The key's entry as the node resolved it, deletes included.
+  private entryOf(g: Gossip, key: string): Update | undefined {
+    const e = this.viewMode ? (g.state as StateStore)[key] : g.history._resolved(key)
+    return typeof e === 'object' && e !== null ? e : undefined
+  }
+
+  private forgot(u: Update): void {
+    if (this.closed) return
+    const e = this.entryOf(this.gossip as Gossip, u.key)
+    this.ops.push({ u, key: u.key, entry: e === undefined ? null : e.source_id, fix: true, drop: true })
     this.schedule()
   }
 
@@ -633,24 +669,28 @@ export class Store {
     const ops = this.ops
     const gossip = this.gossip
     const held = gossip === null ? this.held : heldOf(gossip)
-    if (ops.length === 0 && held === this.held) return
+    const deletes = gossip === null ? this.deletesWritten : gossip._deletesRecord()
+    if (ops.length === 0 && held === this.held && deletes === this.deletesWritten) return
     this.ops = []
     const s = this.statements
     const seq = this.seq + 1
     this.db.transaction(() => {
       for (const op of ops) {
         const u = op.u
-        if (u !== null) {
-          const value = JSON.stringify(u.value)
+        if (op.drop === true && u !== null) s.drop.run(u.key, u.source_id, u.version)
+        else if (u !== null) {
+          const value = u.deleted === true ? DELETED : JSON.stringify(u.value)
           const signature = u.signature ?? null
           s.upsert.run(u.key, u.source_id, u.version, value, signature, op.entry === u.source_id ? 1 : 0, rowCrc(u.key, u.source_id, u.version, value, signature))
         }
         if (op.fix) s.fix.run(op.entry ?? null, op.key, op.entry ?? null)
       }
+      if (deletes !== this.deletesWritten && deletes !== null) s.deletes.run(deletes, crc32(deletes))
       s.meta.run(this.reserved, held, seq, metaCrc(this.id, this.reserved, held, seq))
     })()
     this.seq = seq
     this.held = held
+    this.deletesWritten = deletes
     this.committed = seq
     if (this.overlay.size > 0 && this.ops.length === 0) this.overlay.clear()
     if (!this.sync) {
@@ -1122,7 +1162,28 @@ export class Store {
     // with a search and a move of the tail when not: quadratic in the rows).
     updates.sort((x, y) => x.version - y.version)
     const held = this.held === null ? undefined : Math.min(this.held, version)
-    return { version, reserved: this.reserved, updates, held }
+    return { version, reserved: this.reserved, updates, held, ...this.loadDeletes() }
+  }
+
+  // What the node collected of deletes (see Snapshot.collected): a damaged
+  // record is logged and dropped (it only guards against stale peers).
+  private loadDeletes(): { collected?: Record<string, number>; horizon?: number } {
+    let row: { record: string; crc: number } | undefined
+    try {
+      row = this.db.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as typeof row
+    } catch {
+      return {}
+    }
+    if (row === undefined) return {}
+    try {
+      if (typeof row.record !== 'string' || crc32(row.record) !== row.crc) throw new Error('its checksum does not match')
+      const d = JSON.parse(row.record) as { collected?: Record<string, number>; horizon?: number }
+      this.deletesWritten = row.record
+      return { collected: d.collected, horizon: d.horizon }
+    } catch (err) {
+      this.log(`store: ${this.file}: the record of collected deletes is damaged (${(err as Error).message}): a peer behind those deletes could bring deleted keys back`)
+      return {}
+    }
   }
 
   private rebindStatements(): void {
