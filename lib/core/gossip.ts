@@ -9,7 +9,7 @@ import { Transform } from 'readable-stream'
 import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
-import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
+import { History, Slot, SourceLog, claimOf, mappingOf, resolvedOf, seen } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, covers, deltas, lacking, newsOf, ordered, type IdRange } from './reconcile'
 import { badName, classify, fields, keyOf, Kind } from './shape'
@@ -110,6 +110,10 @@ export class PeerStream extends Transform {
   resetOwed = false
   /** @internal This stream has had an exchange (it counts for the node's 'synced'). */
   exchanged = false
+  /** @internal This peer's last digest showed it has seen every delete we collected. */
+  fresh = false
+  // This peer told us to reset: it has seen more deletes than we have.
+  private ahead = false
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
 
@@ -215,6 +219,8 @@ export class PeerStream extends Transform {
     const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
     const peerRate = fields.rate
     const reset = fields.reset
+    const floors = fields.floors
+    const peerHorizon = fields.horizon ?? -Infinity
     const peerHas = fields.behind ?? 0
     const peerTakes = !fields.refuses
     const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
@@ -223,7 +229,7 @@ export class PeerStream extends Transform {
     const isAnswer = fields.reply
     // The peer collected deletes we have not seen: drop what they may have
     // removed, and take it all again (see README, "Deletes").
-    if (reset !== undefined) node._reset(reset)
+    if (reset !== undefined) node._reset(reset, floors)
     if (isAnswer && this.asked > 0) {
       this.asked--
       // Asked for our past: complete if the answer was not cut, or if the
@@ -234,8 +240,16 @@ export class PeerStream extends Transform {
         if (named !== undefined) node._answeredSelf(named)
       }
     }
-    // A peer behind deletes we collected may hold what they removed.
-    if (node._staleAfterCollection(heard, range)) this.resetOwed = true
+    // A peer behind deletes we collected may hold what they removed: reset
+    // it, and take nothing old from it until it caught up. One that told us
+    // to reset is ahead of us.
+    if (reset !== undefined) this.ahead = true
+    if (node._staleAfterCollection(heard, range, peerHorizon)) {
+      this.resetOwed = true
+      this.fresh = false
+    } else {
+      this.fresh = this.ahead || node._judges()
+    }
     const them = node._behind(heard, range, passes)
     this.settled(heard, range, them, peerHas)
     // Push-pull: a question is answered with our digest, the deltas the
@@ -245,7 +259,7 @@ export class PeerStream extends Transform {
     if (!isAnswer) node._digest(this, false)
     const out =
       this.sends && peerTakes
-        ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes), node.sort)
+        ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes, node.id), node.sort)
         : []
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
@@ -337,8 +351,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private readonly nodeFilter: Filter | undefined
   // The streams createStream() made and that are still open.
   private readonly streams = new Set<PeerStream>()
-  // Tombstones in the order they were written, for collection.
-  private readonly tombstones: Update[] = []
+  // Tombstones in the order this node took them in, and when, for collection.
+  private readonly tombstones: { t: Update; at: number }[] = []
   private tombHead = 0
   // config.tombstone_grace, in µs (versions are µs).
   private readonly grace: number
@@ -423,16 +437,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
     tombs.sort((a, b) => a.version - b.version)
     for (const t of tombs) {
       if (history.isCurrent(t) && history._resolved(t.key) === t) this.cover(t)
-      this.tombstones.push(t)
+      this.tombstones.push({ t, at: Clock.now() })
     }
     const collected = snapshot.collected
     if (collected !== null && typeof collected === 'object') {
       for (const id of Object.keys(collected)) {
         const v = collected[id]
         if (typeof v !== 'number' || badName('source_id', id) !== null) continue
-        const log = history.source(id)
-        if (log.collected === -Infinity) this.collectedLogs.push(log)
-        log.collected = Math.max(log.collected, v)
+        this.collectedUpTo(history.source(id), v)
       }
     }
     if (typeof snapshot.horizon === 'number') this.horizon = snapshot.horizon
@@ -673,10 +685,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (previous !== undefined && previous.version >= update.version) return
     }
     const log = this.logOf(update.source_id)
-    // A delete that is the key's entry covers what is older: an update it
-    // covers is not kept (its source's max still moves: we have seen it).
-    if (entry !== undefined && entry.deleted === true && entry !== update && update.version < entry.version) {
-      if (advance && update.version > log.max) log.max = update.version
+    // A delete that stands (is the key's entry) covers every mapping of the
+    // key it beat: one that arrives and loses to it is not kept (its
+    // source's max still moves: we have seen it).
+    if (entry !== undefined && entry.deleted === true && entry !== update) {
+      if (advance) seen(log, update.version)
       if (previous !== undefined) history._drop(previous, entry)
       return
     }
@@ -687,16 +700,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
       else store[key] = entry
     }
     history._put(update, slot, previous, log, entry, advance)
-    if (update.deleted === true) this.tombstones.push(update)
+    if (update.deleted === true) this.tombstones.push({ t: update, at: Clock.now() })
     if (entry !== undefined && entry.deleted === true && entry === update) this.cover(entry)
     if (entry !== before && this.listenerCount('change') > 0) this.changed(key, entry)
   }
 
-  // Drop every other mapping of `tombstone`'s key older than it.
+  // Drop every other mapping of `tombstone`'s key: it beat them all.
   private cover(tombstone: Update): void {
-    for (const m of this.history.get(tombstone.key)) {
-      if (m !== tombstone && m.version < tombstone.version) this.history._drop(m, tombstone)
-    }
+    for (const m of this.history.get(tombstone.key)) if (m !== tombstone) this.history._drop(m, tombstone)
   }
 
   private changed(key: string, entry: Update | undefined): void {
@@ -712,16 +723,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
   _collect(): void {
     const ts = this.tombstones
     if (this.tombHead >= ts.length) return
+    // Counted from when this node took the delete in: versions need not
+    // follow the wall clock (they move by one per write).
     const cut = Clock.now() - this.grace
     const history = this.history
-    while (this.tombHead < ts.length && ts[this.tombHead].version < cut) {
-      const t = ts[this.tombHead++]
+    while (this.tombHead < ts.length && ts[this.tombHead].at < cut) {
+      const t = ts[this.tombHead++].t
       if (!history.isCurrent(t)) continue
-      const log = history.source(t.source_id)
-      if (t.version > log.collected) {
-        if (log.collected === -Infinity) this.collectedLogs.push(log)
-        log.collected = t.version
-      }
+      this.collectedUpTo(history.source(t.source_id), t.version)
       if (t.version > this.horizon) this.horizon = t.version
       this.deletesText = null
       this.forget(t)
@@ -757,7 +766,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * delete removed) and take them again from peers; refuse from now on what
    * is older than `below` and new to us.
    */
-  _reset(below: number): void {
+  _reset(below: number, floors?: Readonly<Record<string, number>>): void {
+    // The floors let this node judge, and reset, peers further behind.
+    if (floors !== undefined) {
+      for (const id of Object.keys(floors)) this.collectedUpTo(this.history.source(id), floors[id])
+    }
     if (below <= this.horizon) return
     this.horizon = below
     this.deletesText = null
@@ -769,8 +782,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
       this.forget(m)
       touched.add(history.source(m.source_id))
     }
-    // Ask for those sources from the start again.
-    for (const log of touched) log.max = -Infinity
+    // Ask for those sources from the start again, and serve each only to
+    // peers that hold it past the gap until it is back. Our own writes at
+    // or below `below` are gone with the reset: peers that hold them are
+    // stale themselves.
+    for (const log of touched) {
+      log.resync = Math.max(log.max, below)
+      log.refetched = -Infinity
+    }
     this.emit('reset', below, drop.length)
   }
 
@@ -785,10 +804,24 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return this.deletesText
   }
 
+  // Deletes of `log`'s source up to `version` are collected here (or at a
+  // peer that reset us).
+  private collectedUpTo(log: SourceLog, version: number): void {
+    if (version <= log.collected) return
+    if (log.collected === -Infinity) this.collectedLogs.push(log)
+    log.collected = version
+    this.deletesText = null
+  }
+
+  /** @internal True if this node knows its collections per source (it can tell a stale peer). */
+  _judges(): boolean {
+    return this.collectedLogs.length > 0
+  }
+
   /** @internal True if a peer's digest is behind a delete this node collected. */
-  _staleAfterCollection(heard: ReadonlyMap<string, number>, range: IdRange): boolean {
+  _staleAfterCollection(heard: ReadonlyMap<string, number>, range: IdRange, peerHorizon: number): boolean {
     for (const log of this.collectedLogs) {
-      if (range !== ALL && !covers(range, log.id)) continue
+      if (peerHorizon >= log.collected || (range !== ALL && !covers(range, log.id))) continue
       if ((heard.get(log.id) ?? -Infinity) < log.collected) return true
     }
     return false
@@ -934,9 +967,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
-    // Older than a delete we collected, and new to us: it may be what the
-    // delete removed. Refused, and its sender told to reset.
-    if (version <= this.horizon && previous === undefined && version > (history.sources.get(source_id)?.max ?? -Infinity)) {
+    // Older than a delete we collected, new to us, from a peer not known to
+    // have seen our collections: it may be what the delete removed.
+    // Refused, and its sender told to reset.
+    if (!stream.fresh && version <= this.horizon && previous === undefined && version > (history.sources.get(source_id)?.max ?? -Infinity)) {
       stream.resetOwed = true
       return
     }
@@ -944,8 +978,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (previous !== undefined && previous.version >= version) {
       // Keep the source's max moving: we hold it this far (not through a
       // filter: what it brings may have gaps below).
-      const log = this.logOf(source_id)
-      if (stream.passes === null && version > log.max) log.max = version
+      if (stream.passes === null) seen(this.logOf(source_id), version)
       return
     }
     const update: Update = Object.freeze(
@@ -1067,7 +1100,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // through a filter, the newest mapping we hold that passes it.
   private maxFor(stream: PeerStream, log: SourceLog): number {
     const passes = stream.passes
-    if (passes === null) return log.max
+    if (passes === null) return claimOf(log)
     let max = -Infinity
     for (const u of this.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
     return max
@@ -1083,7 +1116,15 @@ export class Gossip extends PeerStream implements ResolutionContext {
   _done(stream: PeerStream, reply: boolean): DigestDone {
     const part = stream.part
     const behind = reply ? stream.behind.them : 0
-    if (this.flow === null && part === ALL && behind === 0 && stream.takes && stream.streamFilter === undefined && !stream.resetOwed) {
+    if (
+      this.flow === null &&
+      part === ALL &&
+      behind === 0 &&
+      stream.takes &&
+      stream.streamFilter === undefined &&
+      !stream.resetOwed &&
+      this.horizon === -Infinity
+    ) {
       return reply ? REPLY : DONE
     }
     const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
@@ -1094,7 +1135,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (behind > 0) done.behind = behind
     if (!stream.takes) done.accepts = false
     if (stream.streamFilter !== undefined) done.filter = stream.streamFilter
-    if (stream.resetOwed && this.horizon > -Infinity) done.reset = this.horizon
+    if (this.horizon > -Infinity) done.horizon = this.horizon
+    if (stream.resetOwed && this.horizon > -Infinity) {
+      done.reset = this.horizon
+      const floors: Record<string, number> = {}
+      for (const log of this.collectedLogs) floors[log.id] = log.collected
+      done.floors = floors
+    }
     stream.resetOwed = false
     return done
   }

@@ -53,20 +53,23 @@ export function covers(range: IdRange, id: string): boolean {
  * holds) lacks: from each named source, what is above the version named;
  * from each source in `range` it did not name, everything. With a filter
  * (`passes`), every source is looked at: a filtered feed may have brought
- * mappings above what the source's max claims.
+ * mappings above what the source's max claims. A source being fetched
+ * again after a reset is not served below its gap, but for the node's own
+ * (`self`): its writes the reset dropped are gone.
  */
 export function* lacking(
   history: History,
   digest: ReadonlyMap<string, number>,
   range: IdRange,
   passes: Passes = null,
+  self = '',
 ): Generator<[SourceLog, number]> {
   const whole = range.after === undefined && range.through === undefined
   for (const log of history.sources.values()) {
     const named = digest.get(log.id)
     if (named === undefined && !whole && !covers(range, log.id)) continue
     const from = named === undefined ? -Infinity : named
-    if (log.live === 0 || (passes === null && log.max <= from)) continue
+    if (log.live === 0 || (passes === null && log.max <= from) || (log.resync > from && log.id !== self)) continue
     yield [log, from]
   }
 }
@@ -103,9 +106,10 @@ export function deltas(
   random: () => number,
   range: IdRange = ALL,
   passes: Passes = null,
+  self = '',
 ): Update[] {
   const wanted: Wanted[] = []
-  for (const [log, from] of lacking(history, digest, range, passes)) wanted.push({ log, from, waiting: 0, list: null })
+  for (const [log, from] of lacking(history, digest, range, passes, self)) wanted.push({ log, from, waiting: 0, list: null })
   if (wanted.length === 0) return []
   shuffle(wanted, random)
   if (passes !== null) {

@@ -49,6 +49,10 @@ export const fields = {
   deleted: false,
   /** End of digest: reset below this version (see DigestDone.reset). */
   reset: undefined as number | undefined,
+  /** End of digest: the sender's horizon (see DigestDone.horizon). */
+  horizon: undefined as number | undefined,
+  /** End of digest, with a reset: the sender's collected deletes per source. */
+  floors: undefined as Record<string, number> | undefined,
   /** End of digest: updates the sender holds that we lack. */
   behind: undefined as number | undefined,
   /** End of digest: the sender's stream takes no updates. */
@@ -125,6 +129,9 @@ function done(o: Record<string, unknown>): Kind {
   fields.through = through
   const reset = o.reset
   fields.reset = isVersion(reset) ? reset : undefined
+  fields.floors = fields.reset === undefined ? undefined : floorsOf(o.floors)
+  const horizon = o.horizon
+  fields.horizon = isVersion(horizon) ? horizon : undefined
   const behind = o.behind
   fields.behind = typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined
   fields.refuses = o.accepts === false
@@ -155,6 +162,21 @@ export function filterProblem(f: unknown): string | null {
 }
 
 const MAX_FILTER = 256
+const MAX_FLOORS = 4096
+
+// A reset's per-source floors: names to versions, bounded; anything else is
+// left out (floors only sharpen the receiver's judgement of stale peers).
+function floorsOf(f: unknown): Record<string, number> | undefined {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
+  const out: Record<string, number> = Object.create(null)
+  let n = 0
+  for (const id of Object.keys(f)) {
+    if (++n > MAX_FLOORS) break
+    const v = (f as Record<string, unknown>)[id]
+    if (badName('source_id', id) === null && isVersion(v)) out[id] = v
+  }
+  return out
+}
 
 function classifyObject(o: Record<string, unknown>): Kind {
   const digest = o.digest

@@ -75,6 +75,14 @@ export interface DigestDone {
    * them again from its peers (see README, "Deletes").
    */
   readonly reset?: number
+  /**
+   * The sender holds nothing older than this that a delete removed: it
+   * collected deletes up to here, or was reset below it. A peer behind a
+   * collected delete but not behind this needs no reset.
+   */
+  readonly horizon?: number
+  /** With `reset`: the sender's collected deletes, per source (the receiver adopts them). */
+  readonly floors?: Readonly<Record<string, number>>
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */

@@ -1,0 +1,338 @@
+/**
+ * Deletes: a tombstone is a replicated mapping that wins or loses through
+ * resolve; while it stands the key is gone everywhere; after the grace
+ * period every node forgets it, and a peer that was away longer than that
+ * is reset rather than allowed to bring the key back. Stated as properties
+ * over random writes, deletes, partitions longer and shorter than the grace
+ * period and collection at random times: no resurrection, convergence after
+ * healing, and nothing lost that no delete removed (unless it was older
+ * than a collection and only the far side of a long partition held it:
+ * the documented price, see README "Deletes").
+ */
+import * as assert from 'assert'
+import fc from 'fast-check'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { Clock, Gossip, base, counter, ed25519, generateKeyPair, openGossip } from '../lib'
+import type { Config, Message, PeerStream, Update } from '../lib'
+
+const lww = base.resolution.lww_vs_current_vers
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
+const turn = () => new Promise((r) => setImmediate(r))
+
+/** Simulated wall clock in µs, for collection. */
+let now = 1_000_000_000
+const realNow = Clock.now
+function useSimulatedTime(): void {
+  before(() => {
+    Clock.now = () => now
+  })
+  after(() => {
+    Clock.now = realNow
+  })
+}
+
+interface Link {
+  a: number
+  b: number
+  sa: PeerStream | null
+  sb: PeerStream | null
+}
+
+/** Nodes, links that can be cut (their connections die) and healed (new ones). */
+class Cluster {
+  readonly nodes: Gossip[]
+  readonly links: Link[] = []
+  constructor(n: number, config: Partial<Config>) {
+    this.nodes = Array.from({ length: n }, (_, i) => new Gossip(`n${i}`, { resolve: lww, ...config }))
+  }
+
+  connect(a: number, b: number): void {
+    const link: Link = { a, b, sa: null, sb: null }
+    this.links.push(link)
+    this.heal(link)
+  }
+
+  heal(link: Link): void {
+    if (link.sa !== null) return
+    link.sa = this.nodes[link.a].createStream()
+    link.sb = this.nodes[link.b].createStream()
+  }
+
+  cut(link: Link): void {
+    link.sa?.destroy()
+    link.sb?.destroy()
+    link.sa = null
+    link.sb = null
+  }
+
+  /** Move traffic on live links until quiet. */
+  async settle(): Promise<void> {
+    for (;;) {
+      let moved = 0
+      for (const l of this.links) {
+        if (l.sa === null || l.sb === null) continue
+        moved += move(l.sa, l.sb) + move(l.sb, l.sa)
+      }
+      if (moved === 0) return
+      await turn()
+    }
+  }
+
+  async rounds(n: number): Promise<void> {
+    for (let r = 0; r < n; r++) {
+      for (const l of this.links) {
+        l.sa?.gossip()
+        await this.settle()
+        l.sb?.gossip()
+        await this.settle()
+      }
+    }
+  }
+}
+
+function move(from: PeerStream, to: PeerStream): number {
+  let n = 0
+  for (let m = from.read() as Message | null; m !== null; m = from.read() as Message | null) {
+    to.write(m)
+    n++
+  }
+  return n
+}
+
+function view(g: Gossip): string {
+  return JSON.stringify(
+    Object.keys(g.state)
+      .sort()
+      .map((k) => [k, g.state[k].value, g.state[k].version]),
+  )
+}
+
+describe('deletes', function () {
+  this.timeout(120_000)
+  useSimulatedTime()
+
+  it('a delete hides the key everywhere; a later set brings it back', async () => {
+    const c = new Cluster(3, {})
+    c.connect(0, 1)
+    c.connect(1, 2)
+    const [a, , z] = c.nodes
+    a.set('k', 'v')
+    await c.rounds(2)
+    assert.strictEqual(z.get('k').value, 'v')
+    z.delete('k')
+    assert.deepStrictEqual(z.get('k'), { version: -Infinity, value: null })
+    assert.ok(!('k' in z.state))
+    await c.rounds(2)
+    for (const g of c.nodes) {
+      assert.strictEqual(g.get('k').version, -Infinity, `${g.id} still has k`)
+      assert.deepStrictEqual(Object.keys(g.state), [])
+    }
+    a.set('k', 'again')
+    await c.rounds(2)
+    for (const g of c.nodes) assert.strictEqual(g.get('k').value, 'again')
+  })
+
+  it('a delete wins or loses through resolve, like any write', () => {
+    const g = new Gossip('n', { resolve: base.resolution.strictly_order_values })
+    g.write({ key: 'high', value: 5, source_id: 'p', version: 10 })
+    g.delete('high') // null is below every number: a grow-only register cannot be deleted
+    assert.strictEqual(g.get('high').value, 5)
+    const h = new Gossip('n', { resolve: lww })
+    h.write({ key: 'k', value: 5, source_id: 'p', version: h.version + 100 })
+    h.delete('k')
+    assert.strictEqual(h.get('k').version, -Infinity, 'the later delete wins')
+    h.write({ key: 'k', value: 6, source_id: 'q', version: h.version + 10 })
+    assert.strictEqual(h.get('k').value, 6, 'a later write wins over the delete')
+  })
+
+  it('a delete that stands covers the older mappings of its key, of every source', async () => {
+    const g = new Gossip('n', { resolve: lww })
+    g.write({ key: 'k', value: 1, source_id: 'p', version: g.version + 1 })
+    g.write({ key: 'k', value: 2, source_id: 'q', version: g.version + 2 })
+    g.delete('k')
+    assert.deepStrictEqual(
+      g.sources('k').map((u) => [u.source_id, u.deleted === true]),
+      [['n', true]],
+    )
+    // an older mapping that arrives later is covered on arrival
+    g.write({ key: 'k', value: 3, source_id: 'r', version: 5 })
+    await turn()
+    assert.strictEqual(g.sources('k').length, 1)
+    assert.strictEqual(counter.total(g, 'k'), 0)
+  })
+
+  it('collects a delete after the grace period: memory holds nothing of the key', async () => {
+    const c = new Cluster(2, { tombstone_grace: 10 })
+    c.connect(0, 1)
+    const [a, b] = c.nodes
+    for (let i = 0; i < 50; i++) a.set(`k${i}`, i)
+    await c.rounds(2)
+    for (let i = 0; i < 50; i++) a.delete(`k${i}`)
+    await c.rounds(2)
+    for (const g of c.nodes) assert.strictEqual(g.sources('k0').length, 1, 'the tombstone stands within the grace period')
+    now += 11_000
+    await c.rounds(2)
+    for (const g of c.nodes) {
+      for (let i = 0; i < 50; i++) assert.deepStrictEqual(g.sources(`k${i}`), [], `${g.id} still holds k${i}`)
+      assert.strictEqual(g.history.length, 0)
+      assert.deepStrictEqual([...g.history._mappings()], [])
+    }
+    assert.deepStrictEqual(view(a), view(b))
+  })
+
+  it('a peer away longer than the grace period is reset and cannot bring a deleted key back', async () => {
+    const c = new Cluster(3, { tombstone_grace: 10 })
+    c.connect(0, 1)
+    c.connect(1, 2)
+    const [a, b, z] = c.nodes
+    a.set('doomed', 'v')
+    z.set('kept', 'z wrote it')
+    await c.rounds(3)
+    assert.strictEqual(z.get('doomed').value, 'v')
+    // z goes away; the delete happens and is collected without it
+    c.cut(c.links[1])
+    a.delete('doomed')
+    await c.rounds(2)
+    now += 11_000
+    await c.rounds(2)
+    assert.deepStrictEqual(a.sources('doomed'), [])
+    // z comes back still holding the old value
+    assert.strictEqual(z.get('doomed').value, 'v')
+    c.heal(c.links[1])
+    await c.rounds(4)
+    for (const g of c.nodes) {
+      assert.strictEqual(g.get('doomed').version, -Infinity, `${g.id} brought doomed back`)
+      assert.strictEqual(g.get('kept').value, 'z wrote it', `${g.id} lost z's write`)
+    }
+    void b
+  })
+
+  it('property: random writes, deletes, partitions and collection: no resurrection, convergence after healing', async () => {
+    const GRACE = 20 // ms
+    type Op =
+      | { w: number; key: number; value: number }
+      | { d: number; key: number }
+      | { gossip: number; side: boolean }
+      | { cut: number }
+      | { heal: number }
+      | { wait: number }
+    const opArb = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ w: fc.nat(), key: fc.nat({ max: 3 }), value: fc.nat({ max: 9 }) }) },
+      { weight: 2, arbitrary: fc.record({ d: fc.nat(), key: fc.nat({ max: 3 }) }) },
+      { weight: 4, arbitrary: fc.record({ gossip: fc.nat(), side: fc.boolean() }) },
+      { weight: 1, arbitrary: fc.record({ cut: fc.nat() }) },
+      { weight: 1, arbitrary: fc.record({ heal: fc.nat() }) },
+      // short waits, and waits past the grace period (collection)
+      { weight: 1, arbitrary: fc.record({ wait: fc.constantFrom(1, 5, 25, 50) }) },
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 2, max: 5 }), fc.integer({ min: 1, max: 6 }), fc.array(opArb, { maxLength: 60 }), async (n, mtu, ops) => {
+        const c = new Cluster(n, { tombstone_grace: GRACE, mtu })
+        for (let i = 1; i < n; i++) c.connect(i - 1, i)
+        // every operation, with the version it got
+        const made: { key: string; version: number; value: number | null; node: string }[] = []
+        for (const op of ops) {
+          if ('w' in op) {
+            const g = c.nodes[op.w % n]
+            g.set(`k${op.key}`, op.value)
+            made.push({ key: `k${op.key}`, version: g.version, value: op.value, node: g.id })
+          } else if ('d' in op) {
+            const g = c.nodes[op.d % n]
+            g.delete(`k${op.key}`)
+            made.push({ key: `k${op.key}`, version: g.version, value: null, node: g.id })
+          } else if ('gossip' in op) {
+            const l = c.links[op.gossip % c.links.length]
+            ;(op.side ? l.sa : l.sb)?.gossip()
+            await c.settle()
+          } else if ('cut' in op) c.cut(c.links[op.cut % c.links.length])
+          else if ('heal' in op) c.heal(c.links[op.heal % c.links.length])
+          else {
+            now += op.wait * 1000
+            await c.settle()
+          }
+        }
+        // heal, and gossip until quiet past the grace period
+        for (const l of c.links) c.heal(l)
+        await c.rounds(2 * n + 4)
+        now += (GRACE + 1) * 1000
+        await c.rounds(2 * n + 4)
+        now += (GRACE + 1) * 1000
+        await c.rounds(2 * n + 4)
+        // convergence
+        const views = c.nodes.map(view)
+        for (const v of views) assert.strictEqual(v, views[0], 'the nodes disagree')
+        // no resurrection: a key whose newest operation was a delete is gone
+        const newest = new Map<string, (typeof made)[number]>()
+        for (const m of made) {
+          const cur = newest.get(m.key)
+          if (cur === undefined || m.version > cur.version || (m.version === cur.version && m.node > cur.node)) newest.set(m.key, m)
+        }
+        const g = c.nodes[0]
+        for (const [key, m] of newest) {
+          const held = g.get(key)
+          if (m.value === null) {
+            assert.strictEqual(held.version, -Infinity, `${key} was deleted last (at ${m.version}) but holds ${JSON.stringify(held)}`)
+          } else if (held.version !== -Infinity) {
+            // present: the newest write, or an older one that outlived a collection
+            assert.ok(held.version <= m.version, `${key} holds a version no operation made`)
+          }
+        }
+        // and every tombstone is collected once quiet past the grace period
+        for (const node of c.nodes) for (const u of node.history._mappings()) assert.ok(u.deleted !== true, `${node.id} kept a tombstone`)
+      }),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('keeps deletes, and what it collected, across a restart from its data directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-'))
+    const cfg = { resolve: lww, tombstone_grace: 10 }
+    let { gossip, store } = openGossip('a', cfg, dir)
+    gossip.set('x', 1)
+    gossip.set('y', 2)
+    gossip.delete('x')
+    await store.flush()
+    await store.close()
+    ;({ gossip, store } = openGossip('a', cfg, dir))
+    assert.strictEqual(gossip.get('x').version, -Infinity)
+    assert.strictEqual(gossip.sources('x')[0].deleted, true)
+    now += 11_000
+    gossip.delete('y')
+    await store.flush()
+    await store.close()
+    ;({ gossip, store } = openGossip('a', cfg, dir))
+    assert.deepStrictEqual(gossip.sources('x'), [], 'the collected delete stays collected')
+    // and the node still knows it collected it: a stale peer is reset
+    const stale = new Gossip('p', { resolve: lww })
+    stale.write({ key: 'x', value: 1, source_id: 'a', version: 1 })
+    const s = gossip.createStream()
+    const t = stale.createStream()
+    s.pipe(t).pipe(s)
+    t.gossip()
+    for (let i = 0; i < 10; i++) await turn()
+    s.gossip()
+    for (let i = 0; i < 10; i++) await turn()
+    assert.strictEqual(stale.get('x').version, -Infinity, 'the stale peer was reset')
+    await store.close()
+  })
+
+  it('signed deletes: a relay cannot turn a write of null into a delete, nor forge one', async () => {
+    const keys = { a: generateKeyPair(), b: generateKeyPair() }
+    const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }
+    const a = new Gossip('a', { resolve: lww, security: ed25519({ id: 'a', privateKey: keys.a.privateKey, publicKeys }) })
+    const b = new Gossip('b', { resolve: lww, security: ed25519({ id: 'b', privateKey: keys.b.privateKey, publicKeys }) })
+    a.set('n', null)
+    const signedNull = a.get('n') as Update
+    const refused: string[] = []
+    b.on('invalid', (_o, r: string) => refused.push(r))
+    b.write({ ...signedNull, deleted: true })
+    a.delete('gone')
+    b.write({ ...(a.sources('gone')[0] as Update) })
+    await turn()
+    assert.strictEqual(refused.length, 1)
+    assert.strictEqual(b.sources('n').length, 0)
+    assert.strictEqual(b.sources('gone')[0].deleted, true)
+  })
+})
