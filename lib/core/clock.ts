@@ -47,6 +47,8 @@ export class Clock {
   pastSeen = false
   /** How many times our writes were issued again (see {@link Clock.TWIN_LIMIT}). */
   raises = 0
+  /** This clock's wall clock in µs: `Clock.now` as it was when the clock was made. */
+  readonly wall: () => number = Clock.now
   // Cached wall-clock bounds (they only grow): accepts() and see().
   private bound = -Infinity
   private soft = -Infinity
@@ -73,9 +75,22 @@ export class Clock {
     this.start = this.time + 1
   }
 
+  /**
+   * How far, in µs, the clock may fall behind the wall clock before a local
+   * write takes the wall clock's reading instead of one more than the last:
+   * versions then say roughly when a write was made (deletes are collected
+   * by age, see README "Deletes"), while a run of writes within it keeps
+   * consecutive versions (and the record of what this incarnation issued
+   * short). One second.
+   */
+  static SLACK = 1_000_000
+
   /** The version for a new local write. */
   tick(): number {
-    const v = ++this.time
+    let v = this.time + 1
+    const now = this.wall()
+    if (v < now - Clock.SLACK) v = now
+    this.time = v
     const runs = this.runs
     const n = runs.length
     if (n > 0 && runs[n - 1] === v - 1) runs[n - 1] = v
@@ -106,7 +121,7 @@ export class Clock {
    */
   accepts(version: number): boolean {
     if (version <= this.bound) return true
-    this.bound = Clock.now() + Clock.AHEAD
+    this.bound = this.wall() + Clock.AHEAD
     return version <= this.bound
   }
 
@@ -117,7 +132,7 @@ export class Clock {
    */
   see(version: number): void {
     if (version <= this.time) return
-    if (version > this.soft) this.soft = Clock.now() + Clock.AHEAD / 2
+    if (version > this.soft) this.soft = this.wall() + Clock.AHEAD / 2
     this.time = version < this.soft ? version : Math.max(this.time, this.soft)
   }
 

@@ -9,7 +9,7 @@ import { Transform } from 'readable-stream'
 import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
-import { History, Slot, SourceLog, claimOf, mappingOf, resolvedOf, seen } from './history'
+import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, covers, deltas, lacking, newsOf, ordered, type IdRange } from './reconcile'
 import { badName, classify, fields, keyOf, Kind } from './shape'
@@ -110,10 +110,19 @@ export class PeerStream extends Transform {
   resetOwed = false
   /** @internal This stream has had an exchange (it counts for the node's 'synced'). */
   exchanged = false
-  /** @internal This peer's last digest showed it has seen every delete we collected. */
-  fresh = false
-  // This peer told us to reset: it has seen more deletes than we have.
-  private ahead = false
+  /**
+   * @internal The floors epoch at which this peer's last digest showed it
+   * has seen every delete we collected (-1: it did not). See `fresh`.
+   */
+  freshAt = -1
+  /** @internal True while this peer is known to have seen every delete we collected. */
+  get fresh(): boolean {
+    return this.freshAt === this.node._floorsEpoch
+  }
+  /** @internal The last reset we sent this peer: below what, at which floors epoch, and whether it has answered since. */
+  resetSent: { below: number; epoch: number; answered: boolean } | null = null
+  /** @internal Sources whose updates this answer are refused (see Gossip._receive), until its end. */
+  refusing: Set<string> | null = null
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
 
@@ -215,6 +224,7 @@ export class PeerStream extends Transform {
   private answer(): void {
     const node = this.node
     const heard = this.heard
+    this.refusing = null
     // Read the end marker's fields (see classify) before anything else runs.
     const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
     const peerRate = fields.rate
@@ -241,15 +251,23 @@ export class PeerStream extends Transform {
       }
     }
     // A peer behind deletes we collected may hold what they removed: reset
-    // it, and take nothing old from it until it caught up. One that told us
-    // to reset is ahead of us.
-    if (reset !== undefined) this.ahead = true
-    if (node._staleAfterCollection(heard, range, peerHorizon)) {
-      this.resetOwed = true
-      this.fresh = false
-    } else {
-      this.fresh = this.ahead || node._judges()
-    }
+    // it, and take nothing old from it until it caught up.
+    // Judged by our floors (ours, or those a reset gave us), source by
+    // source: a peer that reset us may still be behind deletes we collected.
+    // The judgement holds until our floors move.
+    // A peer we reset, since our floors last moved, that has answered since
+    // and says it was reset that far, has taken our floors: it stays behind
+    // a delete of ours only where nothing of that source is left to send.
+    const acked =
+      this.resetSent !== null &&
+      this.resetSent.epoch === node._floorsEpoch &&
+      this.resetSent.answered &&
+      peerHorizon >= this.resetSent.below
+    if (this.resetSent !== null) this.resetSent.answered = true
+    const behindFloors = acked ? null : node._behindFloors(heard, range)
+    const stale = behindFloors !== null
+    this.freshAt = stale ? -1 : node._floorsEpoch
+    if (stale) this.resetOwed = true
     const them = node._behind(heard, range, passes)
     this.settled(heard, range, them, peerHas)
     // Push-pull: a question is answered with our digest, the deltas the
@@ -257,9 +275,12 @@ export class PeerStream extends Transform {
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Clock on restarts).
     if (!isAnswer) node._digest(this, false)
+    // To a peer behind our collected deletes, until it has taken our reset:
+    // nothing of such a source past its collected deletes, which would carry
+    // its max past a delete it never saw.
     const out =
       this.sends && peerTakes
-        ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes, node.id), node.sort)
+        ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes, behindFloors), node.sort)
         : []
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
@@ -359,10 +380,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // The highest version of a delete this node collected or was reset below:
   // older updates new to it are refused (they may be what a delete removed).
   private horizon = -Infinity
+  /** @internal Counts changes of the floors (see PeerStream.fresh). */
+  _floorsEpoch = 0
+  // The highest version below which a peer reset us: we hold nothing older
+  // that a delete removed (our end markers say so, as `horizon`).
+  private resetBelow = -Infinity
   // Sources with collected deletes (see SourceLog.collected).
   private readonly collectedLogs: SourceLog[] = []
   // _deletesRecord(), until the next collection or reset.
   private deletesText: string | null = null
+  // A reset dropped our own past: our digests name us only as far as peers
+  // gave our writes back (in version order, as for any source), until that
+  // reaches the newest we hold. Peers holding what we dropped send it; what
+  // none holds is gone with the reset.
+  private ownRefetch = false
+  private ownRefetchedTo = -Infinity
 
   // config.local_writes, or its default.
   private readonly localDefault: boolean
@@ -437,7 +469,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     tombs.sort((a, b) => a.version - b.version)
     for (const t of tombs) {
       if (history.isCurrent(t) && history._resolved(t.key) === t) this.cover(t)
-      this.tombstones.push({ t, at: Clock.now() })
+      this.tombstones.push({ t, at: this.clock.wall() })
     }
     const collected = snapshot.collected
     if (collected !== null && typeof collected === 'object') {
@@ -689,7 +721,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // key it beat: one that arrives and loses to it is not kept (its
     // source's max still moves: we have seen it).
     if (entry !== undefined && entry.deleted === true && entry !== update) {
-      if (advance) seen(log, update.version)
+      if (advance && update.version > log.max) log.max = update.version
       if (previous !== undefined) history._drop(previous, entry)
       return
     }
@@ -700,7 +732,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       else store[key] = entry
     }
     history._put(update, slot, previous, log, entry, advance)
-    if (update.deleted === true) this.tombstones.push({ t: update, at: Clock.now() })
+    if (update.deleted === true) this.tombstones.push({ t: update, at: this.clock.wall() })
     if (entry !== undefined && entry.deleted === true && entry === update) this.cover(entry)
     if (entry !== before && this.listenerCount('change') > 0) this.changed(key, entry)
   }
@@ -725,14 +757,19 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (this.tombHead >= ts.length) return
     // Counted from when this node took the delete in: versions need not
     // follow the wall clock (they move by one per write).
-    const cut = Clock.now() - this.grace
+    const cut = this.clock.wall() - this.grace
     const history = this.history
     while (this.tombHead < ts.length && ts[this.tombHead].at < cut) {
       const t = ts[this.tombHead++].t
       if (!history.isCurrent(t)) continue
-      this.collectedUpTo(history.source(t.source_id), t.version)
-      if (t.version > this.horizon) this.horizon = t.version
-      this.deletesText = null
+      // A delete that stood covered what it beat: a peer that never saw it
+      // may still hold that. One that lost covered nothing.
+      const entry = this.store === null ? history._resolved(t.key) : entryOf(this.store, t.key)
+      if (entry !== undefined && entry.source_id === t.source_id && entry.version === t.version) {
+        this.collectedUpTo(history.source(t.source_id), t.version)
+        if (t.version > this.horizon) this.horizon = t.version
+        this.deletesText = null
+      }
       this.forget(t)
     }
     if (this.tombHead > 1024 && this.tombHead * 2 > ts.length) {
@@ -767,30 +804,46 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * is older than `below` and new to us.
    */
   _reset(below: number, floors?: Readonly<Record<string, number>>): void {
-    // The floors let this node judge, and reset, peers further behind.
+    // The floors let this node judge, and reset, peers further behind; a
+    // floor we did not have is a delete we have not honoured.
+    let news = false
     if (floors !== undefined) {
-      for (const id of Object.keys(floors)) this.collectedUpTo(this.history.source(id), floors[id])
+      for (const id of Object.keys(floors)) {
+        const log = this.history.source(id)
+        if (floors[id] > log.collected) {
+          news = true
+          this.collectedUpTo(log, floors[id])
+        }
+      }
     }
-    if (below <= this.horizon) return
-    this.horizon = below
+    // Only an earlier reset as deep, with nothing new, makes this a repeat.
+    if (below <= this.resetBelow && !news) return
+    this.resetBelow = below
+    if (below > this.horizon) this.horizon = below
     this.deletesText = null
+    // As chitchat does: every source we hold anything of at or below
+    // `below` is taken again whole from peers (a fresh copy is gap-free);
+    // what no peer ahead of us holds of it there is gone with the reset.
+    // Our own writes above `below` are ours to keep; our past we take
+    // again as for any source (see ownRefetch).
     const history = this.history
-    const drop: Update[] = []
-    for (const m of history._mappings()) if (m.version <= below) drop.push(m)
     const touched = new Set<SourceLog>()
-    for (const m of drop) {
+    for (const m of history._mappings()) if (m.version <= below) touched.add(history.source(m.source_id))
+    const own = history.sources.get(this.id)
+    let dropped = 0
+    for (const m of Array.from(history._mappings())) {
+      const log = history.source(m.source_id)
+      if (!touched.has(log) || (log === own && m.version > below)) continue
       this.forget(m)
-      touched.add(history.source(m.source_id))
+      dropped++
     }
-    // Ask for those sources from the start again, and serve each only to
-    // peers that hold it past the gap until it is back. Our own writes at
-    // or below `below` are gone with the reset: peers that hold them are
-    // stale themselves.
-    for (const log of touched) {
-      log.resync = Math.max(log.max, below)
-      log.refetched = -Infinity
+    // Our own max stays what it is: we serve our writes up to it.
+    for (const log of touched) if (log !== own) log.max = -Infinity
+    if (own !== undefined && touched.has(own)) {
+      this.ownRefetch = true
+      this.ownRefetchedTo = -Infinity
     }
-    this.emit('reset', below, drop.length)
+    this.emit('reset', below, dropped)
   }
 
   /** @internal What the node collected of deletes, as JSON text for a store (null: nothing). */
@@ -804,6 +857,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return this.deletesText
   }
 
+  // How far we hold `source_id`'s writes without gaps: its max, or for our
+  // own after a reset, as far as peers gave them back.
+  private heldTo(source_id: string): number {
+    if (source_id === this.id && this.ownRefetch) return this.ownRefetchedTo
+    return this.history.sources.get(source_id)?.max ?? -Infinity
+  }
+
   // Deletes of `log`'s source up to `version` are collected here (or at a
   // peer that reset us).
   private collectedUpTo(log: SourceLog, version: number): void {
@@ -811,6 +871,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (log.collected === -Infinity) this.collectedLogs.push(log)
     log.collected = version
     this.deletesText = null
+    // Every peer's freshness is to be judged again against the new floor.
+    this._floorsEpoch++
   }
 
   /** @internal True if this node knows its collections per source (it can tell a stale peer). */
@@ -819,12 +881,18 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /** @internal True if a peer's digest is behind a delete this node collected. */
-  _staleAfterCollection(heard: ReadonlyMap<string, number>, range: IdRange, peerHorizon: number): boolean {
+  _staleAfterCollection(heard: ReadonlyMap<string, number>, range: IdRange): boolean {
+    return this._behindFloors(heard, range) !== null
+  }
+
+  /** @internal The sources whose collected deletes a peer's digest is behind, with their floors; null if none. */
+  _behindFloors(heard: ReadonlyMap<string, number>, range: IdRange): Map<string, number> | null {
+    let behind: Map<string, number> | null = null
     for (const log of this.collectedLogs) {
-      if (peerHorizon >= log.collected || (range !== ALL && !covers(range, log.id))) continue
-      if ((heard.get(log.id) ?? -Infinity) < log.collected) return true
+      if (range !== ALL && !covers(range, log.id)) continue
+      if ((heard.get(log.id) ?? -Infinity) < log.collected) (behind ??= new Map()).set(log.id, log.collected)
     }
-    return false
+    return behind
   }
 
   /** @internal How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
@@ -969,16 +1037,24 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const previous = mappingOf(slot, source_id)
     // Older than a delete we collected, new to us, from a peer not known to
     // have seen our collections: it may be what the delete removed.
-    // Refused, and its sender told to reset.
-    if (!stream.fresh && version <= this.horizon && previous === undefined && version > (history.sources.get(source_id)?.max ?? -Infinity)) {
+    // Refused, and its sender told to reset; the rest of that source in this
+    // answer too, so that its max does not pass what was refused.
+    if (stream.refusing !== null && stream.refusing.has(source_id)) return
+    if (!stream.fresh && version <= this.horizon && previous === undefined && version > this.heldTo(source_id)) {
       stream.resetOwed = true
+      ;(stream.refusing ??= new Set()).add(source_id)
       return
+    }
+    if (source_id === this.id && this.ownRefetch && version > this.ownRefetchedTo) {
+      this.ownRefetchedTo = version
+      if (version >= (history.sources.get(source_id)?.max ?? -Infinity)) this.ownRefetch = false
     }
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) {
       // Keep the source's max moving: we hold it this far (not through a
       // filter: what it brings may have gaps below).
-      if (stream.passes === null) seen(this.logOf(source_id), version)
+      const log = this.logOf(source_id)
+      if (stream.passes === null && version > log.max) log.max = version
       return
     }
     const update: Update = Object.freeze(
@@ -1089,7 +1165,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
     const ownLog = sources.get(id)
-    const own = ownLog === undefined ? -Infinity : this.maxFor(stream, ownLog)
+    const own = ownLog === undefined ? -Infinity : this.ownRefetch ? this.ownRefetchedTo : this.maxFor(stream, ownLog)
     const askPast = askAll || (this.clock.recovering && (stream.pastShown || this.restoredRecovering))
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
@@ -1100,7 +1176,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // through a filter, the newest mapping we hold that passes it.
   private maxFor(stream: PeerStream, log: SourceLog): number {
     const passes = stream.passes
-    if (passes === null) return claimOf(log)
+    if (passes === null) return log.max
     let max = -Infinity
     for (const u of this.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
     return max
@@ -1123,7 +1199,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       stream.takes &&
       stream.streamFilter === undefined &&
       !stream.resetOwed &&
-      this.horizon === -Infinity
+      this.resetBelow === -Infinity
     ) {
       return reply ? REPLY : DONE
     }
@@ -1135,12 +1211,17 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (behind > 0) done.behind = behind
     if (!stream.takes) done.accepts = false
     if (stream.streamFilter !== undefined) done.filter = stream.streamFilter
-    if (this.horizon > -Infinity) done.horizon = this.horizon
+    if (this.resetBelow > -Infinity) done.horizon = this.resetBelow
     if (stream.resetOwed && this.horizon > -Infinity) {
       done.reset = this.horizon
       const floors: Record<string, number> = {}
       for (const log of this.collectedLogs) floors[log.id] = log.collected
       done.floors = floors
+      const sent = stream.resetSent
+      // The same reset again (the peer's answer crossed it) keeps its count.
+      if (sent === null || sent.below !== this.horizon || sent.epoch !== this._floorsEpoch) {
+        stream.resetSent = { below: this.horizon, epoch: this._floorsEpoch, answered: false }
+      }
     }
     stream.resetOwed = false
     return done

@@ -44,15 +44,6 @@ export class SourceLog {
   live = 0
   /** The highest version of a delete of this source that was collected. */
   collected = -Infinity
-  /**
-   * After a reset (see `Gossip`): the node dropped this source's mappings
-   * up to here and fetches them again. Until what it has fetched again
-   * (`refetched`, which its digests name meanwhile) passes it, it serves
-   * this source only to peers that hold it that far (others would get a gap).
-   */
-  resync = -Infinity
-  /** See `resync`. */
-  refetched = -Infinity
   /** Replaced mappings still in `updates`. */
   dead = 0
 
@@ -83,20 +74,6 @@ export function mappingOf(slot: Update | Slot | undefined, id: string): Update |
 /** @internal The resolved entry a slot holds (histories that keep the resolved view). */
 export function resolvedOf(slot: Update | Slot | undefined): Update | undefined {
   return slot instanceof Slot ? slot.resolved : slot
-}
-
-/** @internal Source `log`'s updates up to `version` are held: its max (and a refetch) move on. */
-export function seen(log: SourceLog, version: number): void {
-  if (version > log.max) log.max = version
-  if (log.resync !== -Infinity && version > log.refetched) {
-    log.refetched = version
-    if (version >= log.resync) log.resync = -Infinity
-  }
-}
-
-/** The version a digest names for `log`'s source: its max, or how far a refetch got. */
-export function claimOf(log: SourceLog): number {
-  return log.resync === -Infinity ? log.max : log.refetched
 }
 
 function byVersion(a: Update, b: Update): -1 | 0 | 1 {
@@ -356,7 +333,7 @@ export class History extends EventEmitter {
     if (previous !== undefined) this.retire(previous)
 
     log.live++
-    if (advance) seen(log, update.version)
+    if (advance && update.version > log.max) log.max = update.version
     if (update.version > log.floor) {
       const updates = log.updates
       const n = updates.length

@@ -53,23 +53,20 @@ export function covers(range: IdRange, id: string): boolean {
  * holds) lacks: from each named source, what is above the version named;
  * from each source in `range` it did not name, everything. With a filter
  * (`passes`), every source is looked at: a filtered feed may have brought
- * mappings above what the source's max claims. A source being fetched
- * again after a reset is not served below its gap, but for the node's own
- * (`self`): its writes the reset dropped are gone.
+ * mappings above what the source's max claims.
  */
 export function* lacking(
   history: History,
   digest: ReadonlyMap<string, number>,
   range: IdRange,
   passes: Passes = null,
-  self = '',
 ): Generator<[SourceLog, number]> {
   const whole = range.after === undefined && range.through === undefined
   for (const log of history.sources.values()) {
     const named = digest.get(log.id)
     if (named === undefined && !whole && !covers(range, log.id)) continue
     const from = named === undefined ? -Infinity : named
-    if (log.live === 0 || (passes === null && log.max <= from) || (log.resync > from && log.id !== self)) continue
+    if (log.live === 0 || (passes === null && log.max <= from)) continue
     yield [log, from]
   }
 }
@@ -79,14 +76,16 @@ export function* lacking(
  * filter passes; without one, those up to the source's max (what a digest
  * of ours claims; a filtered feed may have brought more, with gaps below).
  */
-export function newsOf(history: History, log: SourceLog, from: number, limit: number, passes: Passes): Update[] {
+export function newsOf(history: History, log: SourceLog, from: number, limit: number, passes: Passes, cap = Infinity): Update[] {
   if (passes === null) {
     const out = history.news(log.id, from, limit)
-    while (out.length > 0 && out[out.length - 1].version > log.max) out.pop()
+    const top = Math.min(log.max, cap)
+    while (out.length > 0 && out[out.length - 1].version > top) out.pop()
     return out
   }
   const out: Update[] = []
   for (const u of history.news(log.id, from)) {
+    if (u.version > cap) break
     if (passes(u.source_id, u.key)) out.push(u)
     if (out.length >= limit) break
   }
@@ -106,18 +105,24 @@ export function deltas(
   random: () => number,
   range: IdRange = ALL,
   passes: Passes = null,
-  self = '',
+  caps: ReadonlyMap<string, number> | null = null,
 ): Update[] {
   const wanted: Wanted[] = []
-  for (const [log, from] of lacking(history, digest, range, passes, self)) wanted.push({ log, from, waiting: 0, list: null })
+  for (const [log, from] of lacking(history, digest, range, passes)) {
+    const cap = caps?.get(log.id)
+    if (cap !== undefined && cap <= from) continue
+    wanted.push({ log, from, waiting: 0, list: cap === undefined ? null : newsOf(history, log, from, mtu, passes, cap) })
+  }
   if (wanted.length === 0) return []
   shuffle(wanted, random)
   if (passes !== null) {
     // Filtered: what waits is what passes; look at it once.
     for (const w of wanted) {
-      w.list = newsOf(history, w.log, w.from, mtu, passes)
+      w.list ??= newsOf(history, w.log, w.from, mtu, passes)
       w.waiting = w.list.length
     }
+  } else if (caps !== null) {
+    for (const w of wanted) if (w.list !== null) w.waiting = w.list.length
   }
   return order === 'breadth' ? breadth(history, wanted, mtu) : depth(history, wanted, mtu)
 }
@@ -125,7 +130,7 @@ export function deltas(
 // scuttle-depth: sources with the most waiting first (stable sort keeps the
 // shuffled order among ties); as many of each as fit.
 function depth(history: History, wanted: Wanted[], mtu: number): Update[] {
-  if (wanted[0].list === null) for (const w of wanted) w.waiting = history.waiting(w.log.id, w.from)
+  for (const w of wanted) if (w.list === null) w.waiting = history.waiting(w.log.id, w.from)
   wanted.sort((a, b) => b.waiting - a.waiting)
   let out: Update[] = []
   for (let i = 0; i < wanted.length && out.length < mtu; i++) {

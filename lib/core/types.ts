@@ -76,9 +76,9 @@ export interface DigestDone {
    */
   readonly reset?: number
   /**
-   * The sender holds nothing older than this that a delete removed: it
-   * collected deletes up to here, or was reset below it. A peer behind a
-   * collected delete but not behind this needs no reset.
+   * The sender holds nothing older than this that a delete removed: a peer
+   * reset it below here. A peer behind a collected delete but not behind
+   * this needs no reset.
    */
   readonly horizon?: number
   /** With `reset`: the sender's collected deletes, per source (the receiver adopts them). */
