@@ -1078,6 +1078,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (past) this.pastMappings.add(update)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
+      // Unrecorded: the rest of this source in this answer too, so that its
+      // max stops below the gap and the next exchange brings it again.
+      else (stream.refusing ??= new Set()).add(source_id)
       stream.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)
       return
     }
