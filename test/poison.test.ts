@@ -165,4 +165,53 @@ describe('twin ids', () => {
     assert.strictEqual(b.get('fresh').value, 1)
     assert.strictEqual((a2.get('k9') as Update).value, 9, 'the past came back')
   })
+
+  it('a peer that keeps naming the node above its clock is reported, never thrown: the node wired as one stream lives on', async () => {
+    // The README's wiring: the Gossip itself is the stream, with no 'error'
+    // listener; an unhandled 'error' would end the process.
+    const client = new Gossip('client', { resolve })
+    client.set('x', 1)
+    const said = invalids(client)
+    for (let i = 1; i <= 2 * Clock.TWIN_LIMIT; i++) {
+      client.write({ digest: true, source_id: 'client', version: client.version + i * 60e6 })
+      await turn()
+      collect(client)
+    }
+    assert.ok(
+      said.some((r) => /another live node writes as "client"/.test(r)),
+      said.join('; '),
+    )
+    assert.strictEqual(client.destroyed, false)
+    client.set('y', 2)
+    assert.strictEqual(client.get('y').value, 2)
+  })
+
+  it("a liar that tripped the twin limit does not keep the node's past from coming back through honest peers", async () => {
+    const b = new Gossip('b', { resolve })
+    let a = new Gossip('a', { resolve })
+    let ab = a.createStream()
+    let ba = b.createStream()
+    ab.pipe(ba).pipe(ab)
+    for (let i = 0; i < 5; i++) a.set(`past${i}`, i)
+    await exchange(ab, ba)
+    ab.unpipe(ba)
+    ba.unpipe(ab)
+    // a restarts without state; a liar speaks first
+    a = new Gossip('a', { resolve })
+    a.set('fresh', 1)
+    const liar = a.createStream()
+    const said = invalids(liar)
+    for (let i = 1; i <= 2 * Clock.TWIN_LIMIT && !liar.destroyed; i++) {
+      liar.write({ digest: true, source_id: 'a', version: a.version + i * 1000 })
+      await turn()
+      collect(liar)
+    }
+    assert.ok(said.some((r) => /another live node/.test(r)), 'the liar was reported')
+    assert.ok(liar.destroyed, 'and its stream closed')
+    ab = a.createStream()
+    ba = b.createStream()
+    ab.pipe(ba).pipe(ab)
+    await exchange(ab, ba, 6)
+    assert.deepStrictEqual(Object.keys(a.state).sort(), ['fresh', 'past0', 'past1', 'past2', 'past3', 'past4'])
+  })
 })

@@ -166,7 +166,13 @@ export class Clock {
   foreign(version: number): number {
     if (version > this.pastHeld) this.pastSeen = true
     if (version > this.pastHeard) this.pastHeard = version
-    if (version < this.start || version <= this.ambiguous || this.twin) return -Infinity
+    if (version < this.start || version <= this.ambiguous) return -Infinity
+    // Past the limit, a raise is only counted (the caller learns that the
+    // peer keeps it up): nothing is issued again.
+    if (this.twin) {
+      this.raises++
+      return -Infinity
+    }
     // Our past reaches into the versions this incarnation uses: every
     // version issued so far may be a past one's too.
     this.see(version)

@@ -87,6 +87,8 @@ export class PeerStream extends Transform {
    * not one from every peer.
    */
   pastShown = false
+  /** @internal This peer kept showing our id above our writes: a twin or a liar (see Gossip.twinOn). */
+  twin = false
   /** @internal The part of the ids our last digest to this peer covered (see IdRange). */
   part: IdRange = ALL
   /** False: this stream sends no updates to its peer (`readable: false`). */
@@ -362,8 +364,6 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private lastLog: SourceLog | null = null
   // A set() returned false: 'drain' is owed.
   private drainOwed = false
-  // A twin was reported (once).
-  private twinReported = false
   // Restored from a snapshot taken while the node was still fetching its past.
   private restoredRecovering = false
   // Mappings of our id that a past incarnation wrote (received, not issued).
@@ -1016,12 +1016,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     let past = false
     if (source_id === this.id) {
       past = this.isPast(key, value, version)
-      if (past) {
-        stream.pastShown = true
-        this.reissue(stream, this.clock.foreign(version))
-      }
+      if (past) this.pastOf(stream, version)
       // A twin's writes are not ours to keep or relay.
-      if (this.clock.twin) return
+      if (stream.twin) return
       // An answer to a question for our past comes in version order from
       // where we asked, which joins what we held and what this peer showed.
       const from = stream.askFrom
@@ -1088,10 +1085,36 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** @internal A peer's digest names our own id. */
   _heardSelf(stream: PeerStream, version: number): void {
-    if (version > this.sentOwn || this.clock.isPast(version)) {
-      stream.pastShown = true
-      this.reissue(stream, this.clock.foreign(version))
-    }
+    if (stream.twin) return
+    if (version > this.sentOwn || this.clock.isPast(version)) this.pastOf(stream, version)
+  }
+
+  // `stream` showed us our own id at `version`, which we did not issue: a
+  // past incarnation's, to be issued again above; past Clock.TWIN_LIMIT
+  // such raises, a twin or a liar on that stream (see twinOn).
+  private pastOf(stream: PeerStream, version: number): void {
+    stream.pastShown = true
+    const clock = this.clock
+    const raises = clock.raises
+    const upTo = clock.foreign(version)
+    if (clock.raises > raises && clock.twin) this.twinOn(stream, version)
+    this.reissue(upTo)
+  }
+
+  // A stream that keeps showing our "past" above our writes carries a twin
+  // (another live node with our id) or a liar: what it says of our id is
+  // ignored from now on. Reported, not thrown: a peer must not be able to
+  // crash the process; a stream of our own (not the node) is closed, with
+  // the error if someone listens for it.
+  private twinOn(stream: PeerStream, version: number): void {
+    stream.twin = true
+    const message =
+      `another live node writes as "${this.id}" (or a peer keeps claiming it does): ` +
+      `its versions passed ours ${Clock.TWIN_LIMIT} times; give each node its own id`
+    stream.emit('invalid', { source_id: this.id, version }, message)
+    if (stream === this) return
+    if (stream.listenerCount('error') > 0) stream.destroy(new Error(message))
+    else stream.destroy()
   }
 
   /** @internal Whether streams take local writes unless told otherwise. */
@@ -1232,16 +1255,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   // Issue again, above the clock, every write of this incarnation at or
   // below `upTo`: peers that hold our past up to there would ignore them.
-  private reissue(stream: PeerStream, upTo: number): void {
-    if (this.clock.twin && !this.twinReported) {
-      this.twinReported = true
-      stream.destroy(
-        new Error(
-          `another live node writes as "${this.id}" (or a peer keeps claiming it does): ` +
-            `its versions passed ours ${Clock.TWIN_LIMIT} times; give each node its own id`,
-        ),
-      )
-    }
+  private reissue(upTo: number): void {
     if (upTo === -Infinity) return
     const start = this.clock.start
     const clock = this.clock
