@@ -8,7 +8,7 @@ import * as assert from 'assert'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { Gossip, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, base, openGossip, parse, serialize } from '../lib'
+import { Clock, Gossip, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, MAX_VERSION, base, openGossip, parse, serialize } from '../lib'
 import type { Message, PeerStream, Update } from '../lib'
 import Database from 'better-sqlite3'
 import { rowCrc } from '../lib/node/store'
@@ -82,6 +82,24 @@ describe('limits: the same on every path', () => {
     assert.deepStrictEqual(refused, [])
     assert.strictEqual(b.get('k'.repeat(MAX_KEY_LENGTH)).value, value)
     assert.ok(Math.max(...lines.map((l) => l.length)) <= MAX_LINE_LENGTH + 1)
+  })
+
+  it('a snapshot or a store object holding a version far ahead of the clock is refused, so a lying disk cannot end the clock', () => {
+    const far = Clock.now() + 2 * Clock.AHEAD
+    const ahead = /ahead of this machine's clock/
+    for (const version of [far, MAX_VERSION]) {
+      const u = { key: 'k', value: 1, source_id: 'b', version }
+      assert.throws(() => Gossip.restore('n', { resolve }, { version: 0, updates: [u] }), ahead)
+      assert.throws(() => new Gossip('n', { resolve }, { k: u } as never), ahead)
+      assert.throws(() => Gossip.restore('n', { resolve }, { version, updates: [] }), ahead)
+      assert.throws(() => Gossip.restore('n', { resolve }, { version: 0, updates: [], reserved: version }), ahead)
+    }
+    // what a node saved a moment ago restores, and writes on from there
+    const g = new Gossip('n', { resolve })
+    g.set('k', 1)
+    const back = Gossip.restore('n', { resolve }, g.snapshot())
+    back.set('k', 2)
+    assert.ok(back.version > g.version && back.version < Clock.now() + Clock.AHEAD)
   })
 
   it('a snapshot, a store object and a data directory holding a value past the limits are refused', () => {

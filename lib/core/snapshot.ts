@@ -3,6 +3,7 @@
  * and the clock. The resolved view is not saved: it is what `resolve`
  * makes of the mappings, and is made again on restore.
  */
+import { Clock } from './clock'
 import { History } from './history'
 import { classify, fields, Kind } from './shape'
 import type { Snapshot, Update } from './types'
@@ -22,6 +23,7 @@ export function snapshotOf(history: History, version: number, held?: number): Sn
 export function checkedUpdate(u: unknown, where: string): Update {
   if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
   const { key, source_id, version, deleted } = fields
+  checkAhead(version, where)
   const problem = deleted ? null : admitValue(fields.value, true)
   if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
   const value = deleted ? null : admitted.value
@@ -37,6 +39,22 @@ export function checkedUpdate(u: unknown, where: string): Update {
 }
 
 /**
+ * A saved version no further ahead of this machine's clock than a peer's
+ * may be (see Clock.AHEAD): a disk that lies must not set the clock to the
+ * end of time. (A machine whose clock went back by more than that hour
+ * sees the same refusal: its clock is wrong.)
+ * @throws TypeError naming `where`.
+ */
+export function checkAhead(version: number, where: string): void {
+  if (version > Clock.now() + Clock.AHEAD) {
+    const hours = (version - Clock.now()) / 3.6e9
+    throw new TypeError(
+      `${where} holds version ${version}, ${hours.toFixed(1)} h ahead of this machine's clock (the limit is ${Clock.AHEAD / 3.6e9} h): the clock is wrong, or the state is damaged`,
+    )
+  }
+}
+
+/**
  * Load `snapshot` into an empty history, with each key's resolved entry
  * chosen by `choose` from the key's mappings (in the history's `sort`
  * order). Returns the snapshot's clock: the highest of its version and
@@ -48,6 +66,8 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
     throw new TypeError('state must be a snapshot: {version, updates}')
   }
   let clock = typeof snapshot.version === 'number' && Number.isSafeInteger(snapshot.version) ? snapshot.version : 0
+  checkAhead(clock, 'state.version')
+  if (typeof snapshot.reserved === 'number') checkAhead(snapshot.reserved, 'state.reserved')
   // Each key's mappings, the newest of each source.
   const byKey = new Map<string, Update[]>()
   for (const raw of snapshot.updates) {
