@@ -8,6 +8,7 @@ import { execFileSync } from 'child_process'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
+import * as util from 'util'
 import { Gossip, History, base } from '../lib'
 import type { Message, Update } from '../lib'
 
@@ -79,6 +80,16 @@ describe("the original README's usage", function () {
     assert.throws(() => {
       ;(g.state as Record<string, Update>).x = { key: 'x', value: 1, source_id: 'a', version: 1 }
     }, /read-only/)
+  })
+
+  it('state stays an object: Object.freeze on it is refused with a clear error and breaks nothing; util.inspect shows its keys', () => {
+    const g = new Gossip('a', { resolve: lww })
+    g.set('x', { n: 1 })
+    assert.throws(() => Object.freeze(g.state), /live and read-only/)
+    g.set('y', 2)
+    assert.deepStrictEqual(Object.keys(g.state), ['x', 'y'])
+    assert.deepStrictEqual(Object.keys({ ...g.state }).sort(), ['x', 'y'])
+    assert.match(util.inspect(g.state), /x: \{ key: 'x'/)
   })
 })
 

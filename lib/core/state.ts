@@ -19,7 +19,18 @@ export function memoryView(history: History): StateStore {
     const u = history._resolved(key)
     return u === undefined || u.deleted === true ? undefined : u
   }
-  return new Proxy(Object.create(null) as StateStore, {
+  // util.inspect shows a Proxy's target, not what its traps say: the target
+  // tells it to show the view instead (a symbol, so no key ever hides it).
+  const target = Object.create(null) as StateStore
+  Object.defineProperty(target, Symbol.for('nodejs.util.inspect.custom'), {
+    value: (_depth: number, options: object, inspect: (v: unknown, o: object) => string) => {
+      const copy: Record<string, Update> = {}
+      for (const u of history._resolvedEntries()) if (u.deleted !== true) copy[u.key] = u
+      return inspect(copy, options)
+    },
+    configurable: true,
+  })
+  return new Proxy(target, {
     get: (_target, key) => entry(key),
     has: (_target, key) => entry(key) !== undefined,
     ownKeys: () => {
@@ -36,5 +47,9 @@ export function memoryView(history: History): StateStore {
     defineProperty: readOnly,
     deleteProperty: readOnly,
     setPrototypeOf: readOnly,
+    // A live view cannot be frozen (it changes with every write): freeze a copy.
+    preventExtensions: () => {
+      throw new TypeError('gossip.state is live and read-only: freeze a copy ({ ...gossip.state }) instead')
+    },
   })
 }
