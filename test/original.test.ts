@@ -89,7 +89,7 @@ describe("the original README's usage", function () {
     g.set('y', 2)
     assert.deepStrictEqual(Object.keys(g.state), ['x', 'y'])
     assert.deepStrictEqual(Object.keys({ ...g.state }).sort(), ['x', 'y'])
-    assert.match(util.inspect(g.state), /x: \{ key: 'x'/)
+    assert.match(util.inspect(g.state), /y: \{ key: 'y', value: 2/)
   })
 })
 
