@@ -5,7 +5,7 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { Gossip } from '../lib'
+import { Clock, Gossip } from '../lib'
 import type { Update } from '../lib'
 import { Net, bornAt, lww, stateOf } from './net'
 
@@ -193,5 +193,23 @@ describe('snapshot while fetching the past', () => {
     await rounds(last, 10)
     for (let i = 0; i < 4; i++) assert.strictEqual(a3.get(`old${i}`).value, i, `old${i} came back`)
     assert.strictEqual(b.get('new').value, 'n')
+  })
+})
+
+describe('the record of what this incarnation issued', () => {
+  it('stays bounded when every write interleaves with a peer\'s (no run of consecutive versions), and still knows recent writes', () => {
+    const clock = new Clock(undefined, 1_000_000)
+    const mine: number[] = []
+    for (let i = 0; i < 20 * Clock.MAX_RUNS; i++) {
+      mine.push(clock.tick())
+      clock.see(clock.time + 1) // a peer wrote in between
+    }
+    const runs = (clock as unknown as { runs: number[] }).runs
+    assert.ok(runs.length <= 2 * Clock.MAX_RUNS, `${runs.length} entries`)
+    // the newest writes are told apart from the peer's versions between them
+    for (const v of mine.slice(-Clock.MAX_RUNS / 4)) {
+      assert.ok(clock.issued(v))
+      assert.ok(!clock.issued(v + 1))
+    }
   })
 })

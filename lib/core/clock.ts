@@ -85,6 +85,9 @@ export class Clock {
    */
   static SLACK = 1_000_000
 
+  /** How many separate runs of issued versions a clock remembers (see tick). */
+  static readonly MAX_RUNS = 4096
+
   /** The version for a new local write. */
   tick(): number {
     let v = this.time + 1
@@ -94,7 +97,14 @@ export class Clock {
     const runs = this.runs
     const n = runs.length
     if (n > 0 && runs[n - 1] === v - 1) runs[n - 1] = v
-    else runs.push(v, v)
+    else {
+      runs.push(v, v)
+      // Writes interleaved with peers' make a run each: past MAX_RUNS the
+      // older half becomes one run, so memory stays bounded. Versions in
+      // its gaps then count as ours: an old past write at exactly such a
+      // version is not issued again (only ever the oldest gaps).
+      if (runs.length > 2 * Clock.MAX_RUNS) runs.splice(1, Clock.MAX_RUNS - 2)
+    }
     return v
   }
 
