@@ -8,7 +8,7 @@ import * as assert from 'assert'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { Clock, Gossip, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, MAX_VERSION, base, openGossip, parse, serialize } from '../lib'
+import { Clock, Gossip, History, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, MAX_VERSION, base, openGossip, parse, serialize } from '../lib'
 import type { Message, PeerStream, Update } from '../lib'
 import Database from 'better-sqlite3'
 import { rowCrc } from '../lib/node/store'
@@ -82,6 +82,24 @@ describe('limits: the same on every path', () => {
     assert.deepStrictEqual(refused, [])
     assert.strictEqual(b.get('k'.repeat(MAX_KEY_LENGTH)).value, value)
     assert.ok(Math.max(...lines.map((l) => l.length)) <= MAX_LINE_LENGTH + 1)
+  })
+
+  it("a node's history.write admits only what a peer's update would be admitted for; a history of its own takes any value, as the original's", () => {
+    const g = new Gossip('a', { resolve })
+    const bad: [string, unknown, string, number][] = [
+      ['k', 1, 'x', Infinity],
+      ['k', 1, 'x', '5' as unknown as number],
+      ['k', undefined, 'x', 5],
+      ['k', () => 1, 'x', 5],
+      ['__proto__', { polluted: true }, 'x', 5],
+      ['k', 1, 'x', 2 ** 60],
+      ['k', 1, 'x', Clock.now() + 2 * Clock.AHEAD],
+    ]
+    for (const args of bad) assert.throws(() => g.history.write(...args), TypeError, JSON.stringify(args))
+    assert.deepStrictEqual(Object.keys(g.state), [])
+    assert.strictEqual(g.history.write('k', { ok: 1 }, 'x', 5).version, 5)
+    const own = new History(3)
+    assert.strictEqual(own.write('k', Infinity, 'x', 0).value, Infinity)
   })
 
   it('a snapshot or a store object holding a version far ahead of the clock is refused, so a lying disk cannot end the clock', () => {

@@ -12,8 +12,8 @@ import { FlowControl, flowOptions, overflowed } from './flow'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, covers, deltas, lacking, newsOf, ordered, type IdRange } from './reconcile'
-import { badName, classify, fields, keyOf, Kind } from './shape'
-import { checkedUpdate, restore, snapshotOf } from './snapshot'
+import { badName, checkedUpdate, classify, fields, keyOf, Kind } from './shape'
+import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
 import { admitValue, admitted } from './value'
 import type {
@@ -427,7 +427,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       throw new TypeError('store must be an object, read and written as store[key]')
     }
     this.store = store ?? null
-    this.history = new History(config.max_history || defaults.max_history, { sort: this.sort, resolved: store === undefined })
+    this.history = new History(config.max_history || defaults.max_history, { sort: this.sort, resolved: store === undefined, checked: true })
     this.view = store ?? memoryView(this.history)
     const restored = store === undefined ? undefined : this.adopt(store)
     this.clock = new Clock(restored, Clock.now())

@@ -24,6 +24,7 @@
 import { EventEmitter } from 'events'
 import * as sorted from 'sorted-array-functions'
 import { sort as defaultSort } from './resolution'
+import { checkedUpdate } from './shape'
 import type { Comparator, Update } from './types'
 
 /** What one node knows of one source. */
@@ -150,6 +151,13 @@ export interface HistoryOptions {
    * a store object of its own does). Default true.
    */
   resolved?: boolean
+  /**
+   * `write` admits only what a peer's update would be admitted for (the
+   * limits, versions in range), throwing a TypeError otherwise: a node's
+   * history is gossiped. Default false: a history of its own, as the
+   * original's, takes any value.
+   */
+  checked?: boolean
 }
 
 /**
@@ -171,6 +179,8 @@ export class History extends EventEmitter {
   readonly sort: Comparator
   /** @internal Whether the slots also hold the resolved view. */
   readonly tracksResolved: boolean
+  // See HistoryOptions.checked.
+  private readonly checked: boolean
 
   /**
    * @internal A key whose slot the node looked up just before calling
@@ -208,6 +218,7 @@ export class History extends EventEmitter {
     const o: HistoryOptions = typeof options === 'object' && options !== null ? options : {}
     this.sort = o.sort ?? sort ?? defaultSort
     this.tracksResolved = o.resolved ?? true
+    this.checked = o.checked ?? false
   }
 
   /** The log of `id`, created on first use. */
@@ -277,9 +288,12 @@ export class History extends EventEmitter {
    * as the key's resolved entry, without asking `resolve`; emit `'update'`.
    * Returns the stored update. Keys and source ids that are finite numbers
    * mean their string form.
+   * @throws TypeError, in a node's history (see HistoryOptions.checked),
+   * for what a peer's update would be refused for, naming it.
    */
   write(key: string | number, value: unknown, source_id: string | number, version: number): Update {
-    return this.record({ key: String(key), value, source_id: String(source_id), version })
+    const update = { key: String(key), value, source_id: String(source_id), version }
+    return this.record(this.checked ? checkedUpdate(update, 'history.write') : update)
   }
 
   /** {@link write} for an update object the caller built and will not mutate. */

@@ -3,55 +3,14 @@
  * and the clock. The resolved view is not saved: it is what `resolve`
  * makes of the mappings, and is made again on restore.
  */
-import { Clock } from './clock'
-import { History } from './history'
-import { classify, fields, Kind } from './shape'
+import type { History } from './history'
+import { checkAhead, checkedUpdate } from './shape'
 import type { Snapshot, Update } from './types'
-import { admitValue, admitted } from './value'
 
 /** The snapshot of `history` with clock `version` (and `held`, see Snapshot.held). */
 export function snapshotOf(history: History, version: number, held?: number): Snapshot {
   const updates = Array.from(history._mappings())
   return held === undefined ? { version, updates } : { version, updates, held }
-}
-
-/**
- * A validated, frozen copy of an update read from a snapshot, a store or a
- * file: the same checks and limits as an update from a peer.
- * @throws TypeError naming `where` and what is wrong.
- */
-export function checkedUpdate(u: unknown, where: string): Update {
-  if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
-  const { key, source_id, version, deleted } = fields
-  checkAhead(version, where)
-  const problem = deleted ? null : admitValue(fields.value, true)
-  if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
-  const value = deleted ? null : admitted.value
-  // Keep a signature, so that relaying the restored update stays verifiable.
-  let signature: unknown
-  try {
-    signature = (u as Update).signature
-  } catch {
-    signature = undefined
-  }
-  const copy: Update = typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
-  return Object.freeze(deleted ? { ...copy, deleted: true as const } : copy)
-}
-
-/**
- * A saved version no further ahead of this machine's clock than a peer's
- * may be (see Clock.AHEAD): a disk that lies must not set the clock to the
- * end of time. (A machine whose clock went back by more than that hour
- * sees the same refusal: its clock is wrong.)
- * @throws TypeError naming `where`.
- */
-export function checkAhead(version: number, where: string): void {
-  if (version > Clock.now() + Clock.AHEAD) {
-    const hours = (version - Clock.now()) / 3.6e9
-    throw new TypeError(
-      `${where} holds version ${version}, ${hours.toFixed(1)} h ahead of this machine's clock (the limit is ${Clock.AHEAD / 3.6e9} h): the clock is wrong, or the state is damaged`,
-    )
-  }
 }
 
 /**

@@ -49,7 +49,7 @@ import { Transform } from 'readable-stream'
 import * as zlib from 'zlib'
 import { Clock } from '../core/clock'
 import { Gossip } from '../core/gossip'
-import { checkedUpdate } from '../core/snapshot'
+import { checkedUpdate } from '../core/shape'
 import type { Config, Snapshot, StateStore, Update } from '../core/types'
 import { scanWal } from './wal'
 
