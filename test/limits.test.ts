@@ -170,6 +170,21 @@ describe('values a node holds are immutable', () => {
     assert.strictEqual(q.get('size').version, held.version)
   })
 
+  it('a value with a getter is refused through a stream (kept as it is, it would change on every read); set copies the data', () => {
+    const g = new Gossip('a', { resolve })
+    const reasons: string[] = []
+    g.on('invalid', (_o: unknown, r: string) => reasons.push(r))
+    let n = 0
+    const live = Object.defineProperty({}, 'count', { get: () => ++n, enumerable: true })
+    g.write({ key: 'live', value: { inner: live }, source_id: 'p', version: Clock.now() })
+    assert.strictEqual(g.get('live').version, -Infinity)
+    assert.match(reasons[0], /getter.*at \.inner/)
+    g.set('copied', live)
+    const held = g.get('copied').value
+    assert.strictEqual(JSON.stringify(held), JSON.stringify(held))
+    assert.strictEqual(Object.getOwnPropertyDescriptor(held, 'count')?.get, undefined)
+  })
+
   it("a value that arrives through a stream is frozen where it is, and the writer's later change is refused", async () => {
     const g = new Gossip('n', { resolve })
     const value = { a: [1, { b: 2 }] }

@@ -200,6 +200,9 @@ function objectProblem(o: object, depth: number): string | null {
     const k = keys[i]
     walk.low += k.length + 3
     walk.high += 6 * k.length + 3
+    // Kept as it is, an accessor would stay live (a value that changes on
+    // every read splits replicas); JSON never makes one.
+    if (out === null && Object.getOwnPropertyDescriptor(o, k)?.get !== undefined) return 'has a getter (only data survives JSON)'
     const bad = memberProblem((o as Record<string, unknown>)[k], depth + 1)
     if (bad !== null) {
       if (bad !== TOO_LONG) trail.push(`.${k}`)
