@@ -15,10 +15,12 @@ export { MAX_VERSION } from './core/shape'
 export * as resolution from './core/resolution'
 export * as counter from './core/counter'
 export { jsonProblem, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH } from './core/value'
-export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
+export { serialize, parse, FORMATS } from './wire/codec'
+export { MAX_LINE_LENGTH } from './wire/ndjson'
+export { MAX_FRAME_LENGTH } from './wire/binary'
 export { IdbStore, openIdbGossip } from './browser/idb-store'
 export type { IdbStoreOptions } from './browser/idb-store'
-export type { ParseOptions, Serializer } from './wire/ndjson'
+export type { Format, ParseOptions, SerializeOptions, Serializer } from './wire/codec'
 export { base }
 /** The original exported the defaults under this name. */
 export const Base = base

@@ -19,7 +19,7 @@ import { Gossip, PeerStream } from '../core/gossip'
 import { badName } from '../core/shape'
 import { Store, type StoreOptions } from './store'
 import type { Config, Resolve, Security } from '../core/types'
-import { parse, serialize } from '../wire/ndjson'
+import { parse, serialize } from '../wire/codec'
 
 /** `host:port` as an object. */
 export interface Address {
