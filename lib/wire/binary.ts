@@ -18,9 +18,12 @@
  * takes more bytes than its JSON text (strings and containers long enough
  * to need a length end with a 0xff byte instead, which UTF-8 never holds;
  * numbers that are not integers are written as packed decimal digits when
- * that is shorter than a float64). A frame therefore never takes more bytes
- * than the NDJSON lines of its messages, so a byte bound on NDJSON (see
- * `mtu_bytes`) bounds this format too.
+ * that is shorter than a float64). A frame of the protocol's messages
+ * (updates, local writes, digest entries and ends) therefore never takes
+ * more bytes than their NDJSON lines (each line's field names pay for the
+ * frame's 4-byte length many times over), so a byte bound on NDJSON (see
+ * `mtu_bytes`) bounds this format too. (Any other JSON value travels too,
+ * at one byte more than its JSON text.)
  *
  * The decoder never throws and buffers at most one frame (bounded by
  * `maxFrameLength`, whatever the length prefix claims): a malformed message
