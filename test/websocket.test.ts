@@ -7,7 +7,9 @@
  * node goes on. All on 127.0.0.1.
  */
 import * as assert from 'assert'
+import * as net from 'net'
 import WebSocket, { WebSocketServer } from 'ws'
+import { parseArgs } from '../bin/node'
 import { Gossip, base, gossipOver, joinNode, startNode } from '../lib'
 import type { Membership, NodeOptions, ScuttleNode, WebSocketLike } from '../lib'
 import { FrameEncoder } from '../lib/wire/binary'
@@ -152,6 +154,40 @@ describe('WebSocket', function () {
     members.push(joinNode(page, url(a), { interval: 20, WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike }))
     await a.set('still', 'here')
     await until(() => page.get('still').value === 'here', 5000, 'an honest member to sync')
+  })
+
+  it('the hello decides each direction\'s format: an old hello (no codecs) gets NDJSON, one that lists binary gets frames', async () => {
+    const a = await start({ id: 'a' })
+    await a.set('k', 'v')
+    const first = async (hello: string): Promise<Buffer> => {
+      const socket = net.connect(a.address().port, '127.0.0.1')
+      await new Promise((r) => socket.once('connect', r))
+      let got = Buffer.alloc(0)
+      socket.on('data', (d: Buffer) => (got = Buffer.concat([got, d])))
+      socket.write(hello)
+      // The node asks a new peer at once: its digest follows its hello.
+      await until(() => got.indexOf(10) >= 0 && got.length > got.indexOf(10) + 8, 5000, 'the node to ask')
+      socket.destroy()
+      return got.subarray(got.indexOf(10) + 1)
+    }
+    const old = await first('{"hello":"simple-scuttle","id":"old"}\n')
+    assert.match(String(old), /^\{"digest":true/)
+    const bin = await first('{"hello":"simple-scuttle","id":"new","codecs":["binary","ndjson"]}\n')
+    assert.strictEqual(bin[0], 0, 'a 4-byte frame length, not JSON')
+    const ndjsonFirst = await first('{"hello":"simple-scuttle","id":"reader","codecs":["ndjson","binary"]}\n')
+    // The node writes its own first choice the peer lists: binary.
+    assert.strictEqual(ndjsonFirst[0], 0)
+    assert.ok(logged('a', /peer new connected \(in, .*binary\)/))
+    assert.ok(logged('a', /peer old connected \(in, .*ndjson\)/))
+    await assert.rejects(startNode({ id: 'x', resolve, codecs: ['xml' as never] }), TypeError)
+  })
+
+  it('the command line takes --ws, --codec and --mtu-bytes, and refuses bad ones', () => {
+    const a = parseArgs(['--id', 'a', '--ws', '127.0.0.1:7101', '--codec', 'ndjson', '--mtu-bytes', '65536'])
+    assert.deepStrictEqual([a.ws, a.codec, a.mtuBytes], [{ host: '127.0.0.1', port: 7101 }, 'ndjson', 65536])
+    assert.throws(() => parseArgs(['--id', 'a', '--codec', 'xml']), /--codec/)
+    assert.throws(() => parseArgs(['--id', 'a', '--mtu-bytes', '1000']), /--mtu-bytes/)
+    assert.throws(() => parseArgs(['--id', 'a', '--ws', 'nope']), /HOST:PORT/)
   })
 
   it('attack: a client that never reads is closed after stallTimeout, with bounded buffers', async () => {

@@ -281,7 +281,7 @@ export class FrameEncoder {
       this.byte(op)
       if (rate !== undefined) {
         this.room(8)
-        this.view.setFloat64(this.pos, rate as number, true)
+        this.view.setFloat64(this.pos, (rate as number) + 0, true) // -0 is 0, as in JSON
         this.pos += 8
       }
       if (after !== undefined) this.string(after as string)
