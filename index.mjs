@@ -2,5 +2,5 @@
 import cjs from './dist/lib/index.js'
 
 export const { Gossip, PeerStream, History, SourceLog, Clock, MAX_VERSION, resolution, counter, base, Base, IdbStore, openIdbGossip } = cjs
-export const { serialize, parse, jsonProblem, MAX_LINE_LENGTH, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH, Store, StoreDamagedError, openGossip, ed25519, generateKeyPair, signedBytes, startNode, ScuttleNode } = cjs
+export const { serialize, parse, FORMATS, MAX_FRAME_LENGTH, websocketStream, gossipOver, joinNode, jsonProblem, MAX_LINE_LENGTH, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH, Store, StoreDamagedError, openGossip, ed25519, generateKeyPair, signedBytes, startNode, ScuttleNode } = cjs
 export default cjs

@@ -13,7 +13,7 @@ import { join } from 'path'
 import { ROUNDS } from './common'
 import type { Row } from './common'
 
-const TARGETS = ['sync', 'set', 'news', 'sources', 'steady', 'memory']
+const TARGETS = ['sync', 'set', 'news', 'sources', 'steady', 'memory', 'wire']
 
 function runTarget(name: string): Row[] {
   const file = join(__dirname, `${name}.js`)

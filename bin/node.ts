@@ -19,7 +19,7 @@ import type { Security } from '../lib/core/types'
 
 export const usage =
   'usage: simple-scuttle node --id ID --listen HOST:PORT [--connect HOST:PORT]... ' +
-  '[--data DIR [--repair]] [--interval MS] [--mtu N] [--keys DIR]'
+  '[--data DIR [--repair]] [--interval MS] [--mtu N] [--mtu-bytes N] [--keys DIR] [--ws HOST:PORT] [--codec binary|ndjson]'
 
 interface Args {
   id: string
@@ -28,7 +28,10 @@ interface Args {
   data?: string
   interval?: number
   mtu?: number
+  mtuBytes?: number
   keys?: string
+  ws?: Address
+  codec?: 'binary' | 'ndjson'
   repair?: boolean
 }
 
@@ -40,6 +43,9 @@ export function parseArgs(args: string[]): Args {
   let data: string | undefined
   let interval: number | undefined
   let mtu: number | undefined
+  let mtuBytes: number | undefined
+  let ws: Address | undefined
+  let codec: 'binary' | 'ndjson' | undefined
   let keys: string | undefined
   let repair = false
   for (let i = 0; i < args.length; i++) {
@@ -72,6 +78,17 @@ export function parseArgs(args: string[]): Args {
         mtu = Number(value)
         if (!(Number.isSafeInteger(mtu) && mtu > 0)) throw new Error(`--mtu must be a positive integer\n${usage}`)
         break
+      case '--mtu-bytes':
+        mtuBytes = Number(value)
+        if (!(Number.isSafeInteger(mtuBytes) && mtuBytes >= 16384)) throw new Error(`--mtu-bytes must be an integer of at least 16384\n${usage}`)
+        break
+      case '--ws':
+        ws = parseAddress(value)
+        break
+      case '--codec':
+        if (value !== 'binary' && value !== 'ndjson') throw new Error(`--codec must be binary or ndjson\n${usage}`)
+        codec = value
+        break
       case '--keys':
         keys = value
         break
@@ -81,7 +98,7 @@ export function parseArgs(args: string[]): Args {
   }
   if (id === undefined) throw new Error(`--id is required\n${usage}`)
   if (repair && data === undefined) throw new Error(`--repair needs --data\n${usage}`)
-  return { id, listen, connect, data, interval, mtu, keys, repair }
+  return { id, listen, connect, data, interval, mtu, mtuBytes, keys, repair, ws, codec }
 }
 
 /**
@@ -167,6 +184,10 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     store: args.repair === true ? { repair: true } : undefined,
     interval: args.interval,
     mtu: args.mtu,
+    config: args.mtuBytes === undefined ? undefined : { mtu_bytes: args.mtuBytes },
+    ws: args.ws,
+    // --codec ndjson: every connection in NDJSON, for people reading the wire.
+    codecs: args.codec === 'ndjson' ? ['ndjson'] : undefined,
     security: args.keys === undefined ? undefined : loadKeys(args.keys, args.id),
     log: (line) => process.stderr.write(`[${args.id}] ${line}\n`),
   })

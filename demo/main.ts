@@ -6,6 +6,7 @@
 import { LIMITS, Network } from './network'
 import type { NodeView, Settings, Topology } from './network'
 import type { Order } from '../lib/core/types'
+import { startCluster, type ClusterApi } from './cluster'
 
 const SVG = 'http://www.w3.org/2000/svg'
 const CHART_TICKS = 150
@@ -422,4 +423,9 @@ const api = {
     return net.views().every((v) => v.stale === 0)
   },
 }
-;(window as unknown as { demo: typeof api }).demo = api
+;(window as unknown as { demo: typeof api & { cluster: ClusterApi | null } }).demo = Object.assign(api, { cluster: null as ClusterApi | null })
+// With `npm run demo`, the page also joins the cluster of node processes.
+void startCluster().then((cluster) => {
+  ;(window as unknown as { demo: { cluster: ClusterApi | null; clusterChecked: boolean } }).demo.cluster = cluster
+  ;(window as unknown as { demo: { clusterChecked: boolean } }).demo.clusterChecked = true
+})

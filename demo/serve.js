@@ -6,10 +6,18 @@
  * page to dist/demo-page/, and serve it on 127.0.0.1, printing one line: the
  * URL.
  *
- *   node demo/serve.js [--port N] [--host 127.0.0.1] [--out DIR] [--build-only]
+ *   node demo/serve.js [--port N] [--host 127.0.0.1] [--out DIR] [--build-only] [--cluster N]
  *
- * Also a module: the browser test calls `start({port: 0})` and `close()`.
+ * With `--cluster N` (what `npm run demo` passes: 3) it also starts N
+ * `simple-scuttle node` processes (from dist/, so build first) on
+ * 127.0.0.1, each accepting WebSockets, and names them at /cluster.json:
+ * the page then joins them as a member.
+ *
+ * Also a module: the browser test calls `start({port: 0, cluster: 3})`,
+ * `nodes[i].command(line)` and `close()`.
  */
+const { spawn } = require('node:child_process')
+const readline = require('node:readline')
 const fs = require('node:fs')
 const http = require('node:http')
 const path = require('node:path')
@@ -64,7 +72,10 @@ function writeOut(files, dir) {
  */
 async function start(options = {}) {
   const host = options.host ?? '127.0.0.1'
+  const nodes = await startCluster(options.cluster ?? 0, options.interval ?? 200)
   const { files } = await build()
+  // The page asks for it in any case (no nodes: no cluster mode).
+  files.set('cluster.json', Buffer.from(JSON.stringify({ nodes: nodes.map((n) => ({ id: n.id, ws: n.ws })) })))
   if (options.out) writeOut(files, options.out)
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -80,7 +91,7 @@ async function start(options = {}) {
       'content-length': body.length,
       'cache-control': 'no-store',
       'x-content-type-options': 'nosniff',
-      'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'",
+      'content-security-policy': `default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'${nodes.map((n) => ` ${n.ws}`).join('')}`,
     })
     res.end(req.method === 'HEAD' ? undefined : body)
   })
@@ -94,14 +105,77 @@ async function start(options = {}) {
   const { port } = server.address()
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`
   const close = () =>
-    new Promise((resolve) => {
-      server.closeAllConnections?.()
-      server.close(() => resolve())
-    })
-  return { url, server, close }
+    Promise.all([
+      new Promise((resolve) => {
+        server.closeAllConnections?.()
+        server.close(() => resolve())
+      }),
+      ...nodes.map((n) => n.stop()),
+    ]).then(() => undefined)
+  return { url, server, close, nodes }
 }
 
-module.exports = { build, start, writeOut }
+/**
+ * Start `n` node processes, each dialing the ones before it, each
+ * accepting WebSockets. Resolves to [{id, ws, tcp, command(line), stop()}].
+ */
+async function startCluster(n, interval) {
+  const bin = path.join(ROOT, 'dist', 'bin', 'simple-scuttle.js')
+  if (n > 0 && !fs.existsSync(bin)) throw new Error(`${path.relative(process.cwd(), bin)} is missing: run npm run build first`)
+  const nodes = []
+  try {
+    for (let i = 0; i < n; i++) nodes.push(await startNode(bin, `node-${i + 1}`, nodes.map((x) => x.tcp), interval))
+  } catch (err) {
+    await Promise.all(nodes.map((x) => x.stop()))
+    throw err
+  }
+  return nodes
+}
+
+function startNode(bin, id, peers, interval) {
+  const args = [bin, 'node', '--id', id, '--listen', '127.0.0.1:0', '--ws', '127.0.0.1:0', '--interval', String(interval)]
+  for (const p of peers) args.push('--connect', p)
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const answers = []
+  readline.createInterface({ input: child.stdout }).on('line', (line) => answers.shift()?.(JSON.parse(line)))
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  return new Promise((resolve, reject) => {
+    let tcp = null
+    let ws = null
+    let started = false
+    const log = readline.createInterface({ input: child.stderr })
+    log.on('line', (line) => {
+      if (process.env.DEMO_LOG) process.stderr.write(`${line}
+`)
+      const t = / listening on (\S+)$/.exec(line)
+      if (t) tcp = t[1]
+      const w = / accepting WebSockets on (\S+)$/.exec(line)
+      if (w) ws = w[1]
+      if (!started && tcp !== null && ws !== null) {
+        started = true
+        resolve({
+          id,
+          tcp,
+          ws,
+          /** One command line (set KEY JSON, get KEY, state, peers); resolves to its JSON answer. */
+          command(text) {
+            return new Promise((done) => {
+              answers.push(done)
+              child.stdin.write(`${text}\n`)
+            })
+          },
+          stop() {
+            child.kill('SIGTERM')
+            return exited
+          },
+        })
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`node ${id} exited with ${code} before listening`)))
+  })
+}
+
+module.exports = { build, start, startCluster, writeOut }
 
 if (require.main === module) {
   const args = process.argv.slice(2)
@@ -112,12 +186,19 @@ if (require.main === module) {
   const out = opt('--out') ?? path.join(ROOT, 'dist', 'demo-page')
   const port = Number(opt('--port') ?? process.env.PORT ?? 0)
   const host = opt('--host') ?? '127.0.0.1'
+  const cluster = Number(opt('--cluster') ?? 0)
   const run = args.includes('--build-only')
     ? build().then(({ files }) => {
         writeOut(files, out)
         console.log(path.relative(process.cwd(), out) || '.')
       })
-    : start({ port, host, out }).then(({ url }) => console.log(url))
+    : start({ port, host, out, cluster }).then(({ url, nodes }) => {
+        console.log(url)
+        for (const n of nodes) console.log(`${n.id}: tcp ${n.tcp}, ${n.ws}`)
+        const stop = () => Promise.all(nodes.map((n) => n.stop())).then(() => process.exit(0))
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
   run.catch((err) => {
     console.error(`demo: ${err && err.errors ? err.errors.map((e) => e.text).join('\n') : err}`)
     process.exit(1)

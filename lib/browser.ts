@@ -15,10 +15,16 @@ export { MAX_VERSION } from './core/shape'
 export * as resolution from './core/resolution'
 export * as counter from './core/counter'
 export { jsonProblem, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH } from './core/value'
-export { serialize, parse, MAX_LINE_LENGTH } from './wire/ndjson'
+export { serialize, parse, FORMATS } from './wire/codec'
+export { MAX_LINE_LENGTH } from './wire/ndjson'
+export { MAX_FRAME_LENGTH } from './wire/binary'
+export { websocketStream, gossipOver } from './wire/websocket'
+export type { WebSocketLike, WebSocketStreamOptions, GossipOverOptions } from './wire/websocket'
+export { joinNode } from './wire/join'
+export type { JoinOptions, Membership } from './wire/join'
 export { IdbStore, openIdbGossip } from './browser/idb-store'
 export type { IdbStoreOptions } from './browser/idb-store'
-export type { ParseOptions, Serializer } from './wire/ndjson'
+export type { Format, ParseOptions, SerializeOptions, Serializer } from './wire/codec'
 export { base }
 /** The original exported the defaults under this name. */
 export const Base = base

@@ -29,9 +29,14 @@ function repoRoot(): string {
 const ROOT = repoRoot()
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts')
 
+interface ClusterNode {
+  id: string
+  ws: string
+  command(line: string): Promise<{ value?: unknown; ok?: boolean }>
+}
 interface DemoServer {
   build(): Promise<{ files: Map<string, Buffer>; inputs: string[] }>
-  start(options?: { port?: number; host?: string }): Promise<{ url: string; close(): Promise<void> }>
+  start(options?: { port?: number; host?: string; cluster?: number }): Promise<{ url: string; close(): Promise<void>; nodes: ClusterNode[] }>
 }
 // Plain CommonJS so that `npm run demo` needs no compile step.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -39,6 +44,8 @@ const demo = require(path.join(ROOT, 'demo', 'serve.js')) as DemoServer
 
 /** What the page exposes as `window.demo`. */
 interface PageApi {
+  clusterChecked?: boolean
+  cluster: { id: string; peer(): string | null; set(k: string, v: unknown): void; get(k: string): unknown } | null
   ready: boolean
   tick: number
   paused: boolean
@@ -271,5 +278,72 @@ describe('demo page in headless Chromium', function () {
     await page.click('#pause')
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-phone.png'), fullPage: true, animations: 'disabled' })
     console.log(`      full mesh of ${n} at 390px: converged in ${ticks} ticks`)
+  })
+})
+
+describe('the demo page as a member of a cluster of node processes', function () {
+  this.timeout(60_000)
+  let server: { url: string; close(): Promise<void>; nodes: ClusterNode[] } | undefined
+  let context: BrowserContext | undefined
+  let profile: string | undefined
+  const errors: string[] = []
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) {
+      console.log(`    skipping browser tests: ${CHROMIUM} not found (install it with: apt-get install -y chromium)`)
+      this.skip()
+    }
+    server = await demo.start({ port: 0, host: '127.0.0.1', cluster: 3 })
+    const { chromium } = await import('playwright-core')
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-chromium-'))
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 900 },
+      timeout: 30_000,
+    })
+  })
+
+  after(async function () {
+    await context?.close()
+    await server?.close()
+    if (profile !== undefined) fs.rmSync(profile, { recursive: true, force: true })
+  })
+
+  /** Asks every node `get key` until each answers `value`. */
+  async function everyNodeHolds(key: string, value: unknown): Promise<void> {
+    const end = Date.now() + 20_000
+    for (;;) {
+      const answers = await Promise.all(server!.nodes.map((n) => n.command(`get ${key}`)))
+      if (answers.every((a) => JSON.stringify(a.value) === JSON.stringify(value))) return
+      if (Date.now() > end) assert.fail(`nodes answered ${JSON.stringify(answers)} for ${key}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  it('a write in the page is read back with get from every node process; a set on a node appears on the page', async function () {
+    const page = context!.pages()[0] ?? (await context!.newPage())
+    page.setDefaultTimeout(20_000)
+    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`))
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(`console: ${msg.text()}`)
+    })
+    await page.goto(`${server!.url}?paused=1&n=4`)
+    await page.waitForFunction(() => window.demo?.cluster?.peer() != null)
+    assert.ok(await page.isVisible('#cluster-panel'), 'the cluster panel shows')
+    // The page -> the cluster: typed into the form, like a person would.
+    await page.fill('#cluster-key', 'from-page')
+    await page.fill('#cluster-value', '{"text":"héllo","n":1}')
+    await page.click('#cluster-write')
+    await everyNodeHolds('from-page', { text: 'héllo', n: 1 })
+    // The cluster -> the page: a set on the last node (the page may be joined to any).
+    const last = server!.nodes[server!.nodes.length - 1]
+    const r = await last.command('set from-node "written by a node process"')
+    assert.equal(r.ok, true)
+    await page.waitForFunction(() => window.demo.cluster?.get('from-node') === 'written by a node process')
+    await page.waitForFunction(() => document.getElementById('cluster-state')?.textContent?.includes('from-node'))
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-cluster.png'), fullPage: true, animations: 'disabled' })
+    assert.deepEqual(errors, [], 'the page logged no error')
   })
 })

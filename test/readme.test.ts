@@ -18,12 +18,14 @@ const expected: RegExp[] = [
   /b applied color = blue[\s\S]*large blue[\s\S]*"key":"color","value":"blue","source_id":"a"/,
   /client got motd = "hello from the server" from server/,
   /persist \{"key":"greeting","value":"hello","source_id":"peer","version":\d+\}\n[\s\S]*state\.greeting\.value = hello/,
+  /update of \d+ bytes on the wire is over half of mtu_bytes \(8192 of 16384\)/,
   /table holds \[ 'motd' \][\s\S]*restarted with stored true/,
   /visits 3 3/,
   /longest converges/,
   /true false[\s\S]*admitted: 2/,
   /after a restart: v/,
   /refused: signature of a missing or invalid[\s\S]*b holds by a with a signature: string/,
+  /node got hi \/ page got hello via server/,
 ]
 
 describe('README examples, from the packed tarball', function () {

@@ -37,12 +37,13 @@ describe('wire', () => {
         fc.array(fc.jsonValue().filter((v) => v !== null), { maxLength: 20 }),
         fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 10 }),
         (values, cuts) => {
-          const s = serialize()
+          const s = serialize({ format: 'ndjson' })
           const bytes: Buffer[] = []
           s.on('data', (b: Buffer) => bytes.push(Buffer.from(b)))
           for (const v of values) s.write(v)
+          s.end()
           const all = Buffer.concat(bytes)
-          const p = parse()
+          const p = parse({ format: 'ndjson' })
           const out = collect(p)
           const bad = invalids(p)
           // Feed the bytes in arbitrary pieces, splitting UTF-8 sequences too.
@@ -62,7 +63,7 @@ describe('wire', () => {
   })
 
   it('drops and reports garbage, over-long lines and a partial last line, and carries on', async () => {
-    const p = parse({ maxLineLength: 64 })
+    const p = parse({ format: 'ndjson', maxLineLength: 64 })
     const out = collect(p)
     const bad = invalids(p)
     p.write('{"a":1}\nnot json\n\n{"b":2}\r\n')
@@ -83,7 +84,7 @@ describe('wire', () => {
   })
 
   it('never buffers more than the line limit while a line without end streams in', () => {
-    const p = parse({ maxLineLength: 1000 })
+    const p = parse({ format: 'ndjson', maxLineLength: 1000 })
     const bad = invalids(p)
     const out = collect(p)
     const chunk = 'a'.repeat(64 * 1024)
@@ -94,11 +95,14 @@ describe('wire', () => {
   })
 
   it('rejects a bad line limit', () => {
-    assert.throws(() => parse({ maxLineLength: 0 }), TypeError)
+    assert.throws(() => parse({ format: 'ndjson', maxLineLength: 0 }), TypeError)
+    assert.throws(() => parse({ maxFrameLength: 0 }), TypeError)
+    assert.throws(() => parse({ format: 'json' as never }), TypeError)
+    assert.throws(() => serialize({ format: 'xml' as never }), TypeError)
   })
 
   it('serialize reports objects JSON cannot encode instead of throwing', () => {
-    const s = serialize()
+    const s = serialize({ format: 'ndjson' })
     const bad = invalids(s)
     const cyclic: Record<string, unknown> = {}
     cyclic.self = cyclic
@@ -108,6 +112,7 @@ describe('wire', () => {
     s.write({ n: BigInt(1) })
     s.write(() => 1)
     s.write({ ok: 1 })
+    s.end()
     assert.strictEqual(bad.length, 3)
     assert.deepStrictEqual(bytes, ['{"ok":1}\n'])
   })
@@ -147,7 +152,9 @@ describe('wire', () => {
         throw new Error('no')
       },
     }
-    assert.match(String(jsonProblem(hostile)), /could not be read/)
+    assert.match(String(jsonProblem(hostile)), /has a getter/)
+    const unreadable = new Proxy({}, { ownKeys: () => { throw new Error('no') } })
+    assert.match(String(jsonProblem(unreadable)), /could not be read/)
   })
 
   it('reports a local write through the stream whose value JSON cannot carry', () => {

@@ -17,6 +17,8 @@
  *   issued but with other contents also reveals the past), and while a peer
  *   has told us of more past than we hold, digests ask for the rest.
  */
+import { MAX_VERSION } from './shape'
+
 export class Clock {
   /** Wall clock in microseconds, with sub-millisecond precision. */
   static now(): number {
@@ -93,6 +95,11 @@ export class Clock {
     let v = this.time + 1
     const now = this.wall()
     if (v < now - Clock.SLACK) v = now
+    if (v > MAX_VERSION) {
+      throw new RangeError(
+        `this node's clock passed MAX_VERSION (${MAX_VERSION}), which peers refuse: it was restored from a state holding a version that high`,
+      )
+    }
     this.time = v
     const runs = this.runs
     const n = runs.length

@@ -11,7 +11,7 @@ import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
-import { ALL, covers, deltas, lacking, newsOf, ordered, type IdRange } from './reconcile'
+import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
 import { badName, checkedUpdate, classify, fields, keyOf, Kind } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
@@ -127,6 +127,8 @@ export class PeerStream extends Transform {
   refusing: Set<string> | null = null
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
+  /** @internal The bytes of our last digest to this peer, its end included (with mtu_bytes). */
+  digestBytes = 0
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
   constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}, nodeFilter?: Filter) {
@@ -247,7 +249,7 @@ export class PeerStream extends Transform {
       // Asked for our past: complete if the answer was not cut, or if the
       // peer has now shown us everything of ours it holds.
       const named = heard.get(node.id)
-      if (this.askFrom !== null && (this.received < node.mtu || (named !== undefined && named <= this.ownSeen))) {
+      if (this.askFrom !== null && ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))) {
         this.verified = true
         if (named !== undefined) node._answeredSelf(named)
       }
@@ -280,14 +282,16 @@ export class PeerStream extends Transform {
     // To a peer behind our collected deletes, until it has taken our reset:
     // nothing of such a source past its collected deletes, which would carry
     // its max past a delete it never saw.
-    const out =
+    const chosen =
       this.sends && peerTakes
         ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes, behindFloors), node.sort)
         : []
+    // mtu_bytes: the answer gets what the digest left of the message.
+    const out = node.mtuBytes === Infinity ? chosen : cutToBytes(chosen, node.mtuBytes - (isAnswer ? 0 : this.digestBytes))
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
-      const cut = (isAnswer && this.received >= node.mtu) || overflowed(node.history, heard, node.mtu, out.length, range)
+      const cut = (isAnswer && this.received >= node.mtu) || out !== chosen || overflowed(node.history, heard, node.mtu, out.length, range)
       flow.exchanged(cut, peerRate)
     }
     const id = node.id
@@ -341,6 +345,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
   readonly history: History
   /** Deltas per exchange. */
   readonly mtu: number
+  /** Most bytes of a message on the wire (`config.mtu_bytes`); Infinity when not set. */
+  readonly mtuBytes: number
   /** The paper's ordering used when an answer exceeds the mtu. */
   readonly order: Order
   /** The order over updates: resolution policies use it, and it orders each answer sent. */
@@ -415,6 +421,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     super(null, mtu, { local_writes: config.local_writes }, config.filter)
     this.id = id
     this.mtu = mtu
+    this.mtuBytes = checkMtuBytes(config.mtu_bytes)
     this.resolve = config.resolve as Resolve
     this.sort = config.sort ?? defaults.sort
     this.order = config.order ?? defaults.order
@@ -533,6 +540,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const problem = admitValue(value, true)
     if (problem !== null) throw new TypeError(`value ${problem}`)
     const held = admitted.value
+    const big = oversize(this.mtuBytes, this.id, k as string, held, this.security !== undefined)
+    if (big !== null) throw new TypeError(big)
     let made = true
     if (this.flow !== null) made = this.flow.write(k as string, held)
     else this.local(k as string, held)
@@ -1165,7 +1174,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const id = this.id
     const history = this.history
     const sources = history.sources
-    if (sources.size < part) {
+    const meter = this.mtuBytes === Infinity ? null : new DigestMeter(this.mtuBytes, id, this.flow !== null)
+    if (sources.size < part && (meter === null || meter.whole(sources.values(), id))) {
       for (const log of sources.values()) {
         if (log.id === id) continue
         const max = this.maxFor(stream, log)
@@ -1180,14 +1190,17 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (i >= ids.length) i = 0
       const first = i
       let named = 0
+      meter?.start(first === 0 ? undefined : ids[first - 1])
       for (; i < ids.length && named < part - 1; i++) {
         if (ids[i] === id) continue
         const max = this.maxFor(stream, sources.get(ids[i]) as SourceLog)
+        if (meter !== null && !meter.add(ids[i], max)) break
         if (max !== -Infinity) stream.push({ digest: true, source_id: ids[i], version: max })
         named++
       }
       stream.part = { after: first === 0 ? undefined : ids[first - 1], through: i >= ids.length ? undefined : ids[i - 1] }
     }
+    stream.digestBytes = meter?.bytes ?? 0
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
     const ownLog = sources.get(id)

@@ -194,3 +194,163 @@ export function ordered(out: Update[], sort: Comparator): Update[] {
   }
   return sorted
 }
+
+// ---- mtu_bytes: messages bounded in bytes ---------------------------------
+
+/**
+ * The least `mtu_bytes` accepted: room for a digest's end naming two
+ * source ids of MAX_ID_LENGTH characters that JSON must escape, the node's
+ * own entry and one more (so a digest part always names a source), in half
+ * a message.
+ */
+export const MIN_MTU_BYTES = 16 << 10
+
+/** `config.mtu_bytes` checked: Infinity when not set. */
+export function checkMtuBytes(v: unknown): number {
+  if (v === undefined || v === Infinity) return Infinity
+  if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= MIN_MTU_BYTES)) {
+    throw new TypeError(`config.mtu_bytes must be an integer of at least ${MIN_MTU_BYTES} (bytes), or Infinity`)
+  }
+  return v
+}
+
+/** UTF-8 bytes of a string without lone surrogates (as JSON.stringify writes). */
+function utf8Length(s: string): number {
+  let n = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) n += 1
+    else if (c >= 0xd800 && c <= 0xdbff) i++ // a pair: 2 units, 4 bytes
+    else n += 2
+  }
+  return n
+}
+
+/**
+ * The bytes of `message` on the wire: its NDJSON line (UTF-8, newline
+ * included). The binary format never takes more (see lib/wire/binary.ts),
+ * so this bounds both.
+ */
+export function messageBytes(message: unknown): number {
+  return utf8Length(JSON.stringify(message)) + 1
+}
+
+// A source id as JSON text, quotes included, in bytes.
+function idBytes(id: string): number {
+  return utf8Length(JSON.stringify(id))
+}
+
+/** The bytes of the digest entry `{digest: true, source_id: id, version}`. */
+export function entryBytes(id: string, version: number): number {
+  // {"digest":true,"source_id":ID,"version":N}\n
+  return 40 + idBytes(id) + String(version).length
+}
+
+// The bytes of a digest's end at most: with reply, the rate when flow
+// control is on (a number's text is at most 24 characters), after and through.
+function doneBytes(after: string | undefined, through: string | undefined, flow: boolean): number {
+  // {"digest":true,"done":true,"reply":true ... }\n
+  return 40 + (flow ? 32 : 0) + (after === undefined ? 0 : 9 + idBytes(after)) + (through === undefined ? 0 : 11 + idBytes(through))
+}
+
+/**
+ * Counts a digest's bytes against its budget: half of `mtu_bytes`, so that
+ * a digest with its end fits beside any single update a node accepts
+ * (`set` refuses one over the other half; see {@link oversize}).
+ */
+export class DigestMeter {
+  /** The bytes counted so far: entries, the node's own entry and the end. */
+  bytes = 0
+  private entries = 0
+  private after: string | undefined = undefined
+  private readonly budget: number
+  private readonly own: number
+
+  constructor(
+    mtuBytes: number,
+    ownId: string,
+    private readonly flow: boolean,
+  ) {
+    this.budget = Math.floor(mtuBytes / 2)
+    // The node's own entry, at the largest version it could name.
+    this.own = entryBytes(ownId, MAX_VERSION_TEXT)
+  }
+
+  /** True if a whole digest of `sources` (all but `ownId`) fits; counts it. */
+  whole(sources: Iterable<SourceLog>, ownId: string): boolean {
+    let n = 0
+    for (const log of sources) if (log.id !== ownId && log.max !== -Infinity) n += entryBytes(log.id, log.max)
+    this.entries = n
+    this.bytes = n + this.own + doneBytes(undefined, undefined, this.flow)
+    return this.bytes <= this.budget
+  }
+
+  /** A part starts after `after`. */
+  start(after: string | undefined): void {
+    this.after = after
+    this.entries = 0
+    this.bytes = this.own + doneBytes(after, undefined, this.flow)
+  }
+
+  /**
+   * Whether the part can also name `id` (at `version`; -Infinity: covered,
+   * not named) and end there; counts it if so.
+   */
+  add(id: string, version: number): boolean {
+    const entry = version === -Infinity ? 0 : entryBytes(id, version)
+    const total = this.entries + entry + this.own + doneBytes(this.after, id, this.flow)
+    if (total > this.budget) return false
+    this.entries += entry
+    this.bytes = total
+    return true
+  }
+}
+
+const MAX_VERSION_TEXT = Number.MAX_SAFE_INTEGER
+
+/**
+ * Why an update of `key` to `value` by `id` could not travel within
+ * `mtuBytes`, or null: an update may take at most half of a message, the
+ * rest being the digest's. Counts the largest version and, with signing,
+ * an Ed25519 signature (88 characters).
+ */
+export function oversize(mtuBytes: number, id: string, key: string, value: unknown, signed: boolean): string | null {
+  if (mtuBytes === Infinity) return null
+  const bytes = messageBytes({ key, value, source_id: id, version: MAX_VERSION_TEXT }) + (signed ? 103 : 0)
+  const max = Math.floor(mtuBytes / 2)
+  if (bytes <= max) return null
+  return `update of ${bytes} bytes on the wire is over half of mtu_bytes (${max} of ${mtuBytes}): it could never be sent`
+}
+
+/**
+ * An answer (already chosen and ordered) cut to at most `budget` bytes on
+ * the wire: updates are kept in order while they fit; once one of a source
+ * does not, that source's later ones are left out too, so each source is
+ * still cut only at its newest end (other sources may still fill the room).
+ * Returns `out` itself when everything fits.
+ */
+export function cutToBytes(out: Update[], budget: number): Update[] {
+  let used = 0
+  let i = 0
+  const n = out.length
+  for (; i < n; i++) {
+    const b = messageBytes(out[i])
+    if (used + b > budget) break
+    used += b
+  }
+  if (i === n) return out
+  const kept = out.slice(0, i)
+  const stopped = new Set<string>([out[i].source_id])
+  for (i++; i < n; i++) {
+    const u = out[i]
+    if (stopped.has(u.source_id)) continue
+    const b = messageBytes(u)
+    if (used + b > budget) stopped.add(u.source_id)
+    else {
+      used += b
+      kept.push(u)
+    }
+  }
+  return kept
+}

@@ -6,7 +6,6 @@
  * what it read into {@link fields}, so the hot path allocates nothing here.
  */
 
-import { Clock } from './clock'
 import type { Filter, Update } from './types'
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH, admitValue, admitted } from './value'
 
@@ -228,7 +227,6 @@ function classifyObject(o: Record<string, unknown>): Kind {
 export function checkedUpdate(u: unknown, where: string): Update {
   if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
   const { key, source_id, version, deleted } = fields
-  checkAhead(version, where)
   const problem = deleted ? null : admitValue(fields.value, true)
   if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
   const value = deleted ? null : admitted.value
@@ -244,17 +242,15 @@ export function checkedUpdate(u: unknown, where: string): Update {
 }
 
 /**
- * A saved version no further ahead of this machine's clock than a peer's
- * may be (see Clock.AHEAD): a disk that lies must not set the clock to the
- * end of time. (A machine whose clock went back by more than that hour
- * sees the same refusal: its clock is wrong.)
+ * A saved clock reading (a snapshot's version or reserved versions) within
+ * MAX_VERSION: beyond it the clock would soon pass the integers a double
+ * holds exactly, and two writes could share a version. (Versions ahead of
+ * this machine's clock are taken: after its clock went back, a node
+ * continues above what it saved.)
  * @throws TypeError naming `where`.
  */
-export function checkAhead(version: number, where: string): void {
-  if (version > Clock.now() + Clock.AHEAD) {
-    const hours = (version - Clock.now()) / 3.6e9
-    throw new TypeError(
-      `${where} holds version ${version}, ${hours.toFixed(1)} h ahead of this machine's clock (the limit is ${Clock.AHEAD / 3.6e9} h): the clock is wrong, or the state is damaged`,
-    )
+export function checkReading(version: unknown, where: string): void {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version > MAX_VERSION) {
+    throw new TypeError(`${where} must be an integer up to MAX_VERSION (${MAX_VERSION}), not ${String(version)}`)
   }
 }

@@ -4,7 +4,7 @@
  * makes of the mappings, and is made again on restore.
  */
 import type { History } from './history'
-import { checkAhead, checkedUpdate } from './shape'
+import { checkReading, checkedUpdate } from './shape'
 import type { Snapshot, Update } from './types'
 
 /** The snapshot of `history` with clock `version` (and `held`, see Snapshot.held). */
@@ -25,8 +25,8 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
     throw new TypeError('state must be a snapshot: {version, updates}')
   }
   let clock = typeof snapshot.version === 'number' && Number.isSafeInteger(snapshot.version) ? snapshot.version : 0
-  checkAhead(clock, 'state.version')
-  if (typeof snapshot.reserved === 'number') checkAhead(snapshot.reserved, 'state.reserved')
+  if (typeof snapshot.version === 'number') checkReading(snapshot.version, 'state.version')
+  if (typeof snapshot.reserved === 'number') checkReading(snapshot.reserved, 'state.reserved')
   // Each key's mappings, the newest of each source.
   const byKey = new Map<string, Update[]>()
   for (const raw of snapshot.updates) {

@@ -151,6 +151,15 @@ export interface Config {
   /** Deltas per exchange, and the streams' highWaterMark. Default (and when falsy) 100. */
   mtu?: number
   /**
+   * The most bytes a message may take on the wire (its NDJSON lines; the
+   * binary format never takes more). Off by default; at least 16 KiB. A
+   * digest and its end take at most half of it (a digest that does not
+   * fit is sent in parts), its answer the rest; a single update over half
+   * of it is refused at `set` with a TypeError. Works with `mtu`: both
+   * bounds hold. Set it alike on every node, as `mtu`.
+   */
+  mtu_bytes?: number
+  /**
    * How many updates the history indexes before it forgets the oldest.
    * Forgetting costs speed (a far-behind peer is answered by a scan of the
    * state), never convergence. Default (and when falsy) 1000; `Infinity`

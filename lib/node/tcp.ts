@@ -4,7 +4,12 @@
  * state. `simple-scuttle node` is this with a command line around it.
  *
  * Each connection starts with one hello line, `{"hello":"simple-scuttle",
- * "id":ID}`, then speaks the gossip protocol. A peer is disconnected, with
+ * "id":ID,"codecs":["binary","ndjson"]}`, then speaks the gossip protocol
+ * in the wire format the hellos agree on (see `lib/wire/handshake.ts`):
+ * binary frames between nodes of this version, NDJSON with older ones or
+ * when `codecs` says so. With `ws`, browsers (or any WebSocket client) join
+ * the same way over a WebSocket: the same hello, the same formats, the same
+ * limits. A peer is disconnected, with
  * a logged reason, when it sends anything the protocol refuses (garbage,
  * over-long lines, invalid or forged updates), floods (more updates in a
  * row than `floodLimit` without ending them with a digest), or stops reading
@@ -14,12 +19,16 @@
  * @packageDocumentation
  */
 import * as net from 'net'
-import { Transform } from 'readable-stream'
+import { Duplex, Transform } from 'readable-stream'
+import { WebSocketServer, type WebSocket } from 'ws'
 import { Gossip, PeerStream } from '../core/gossip'
 import { badName } from '../core/shape'
 import { Store, type StoreOptions } from './store'
 import type { Config, Resolve, Security } from '../core/types'
-import { parse, serialize } from '../wire/ndjson'
+import { MAX_FRAME_LENGTH } from '../wire/binary'
+import { FORMATS, parse, serialize, type Format } from '../wire/codec'
+import { checkCodecs, chooseFormat, codecsOf, helloLine, HelloReader, type Hello } from '../wire/handshake'
+import { websocketStream, type WebSocketLike } from '../wire/websocket'
 
 /** `host:port` as an object. */
 export interface Address {
@@ -51,8 +60,21 @@ export interface NodeOptions {
   security?: Security
   /** Where log lines go. Default: stderr. */
   log?: (line: string) => void
-  /** Longest line accepted from a peer. Default 1 MiB. */
+  /** Longest NDJSON line accepted from a peer. Default 1 MiB. */
   maxLineLength?: number
+  /** Longest binary frame accepted from a peer, in bytes. Default MAX_FRAME_LENGTH (4 MiB). */
+  maxFrameLength?: number
+  /**
+   * Wire formats this node speaks, preferred first: it writes the first of
+   * these that the peer's hello lists. Default `['binary', 'ndjson']`;
+   * `['ndjson']` keeps every connection readable by people.
+   */
+  codecs?: Format[]
+  /**
+   * Also accept peers over WebSocket here (browsers: see `joinNode`). Off
+   * by default; `{}` is 127.0.0.1 on any free port.
+   */
+  ws?: Partial<Address>
   /** Invalid objects tolerated from one peer before it is disconnected. Default 0. */
   maxInvalid?: number
   /** Updates accepted in a row from a peer before a digest must end them. Default max(1000, 10 × mtu). */
@@ -87,9 +109,9 @@ export interface PeerInfo {
   address: string
   /** 'in' if it dialed us, 'out' if we dialed it. */
   direction: 'in' | 'out'
+  /** How it is connected. */
+  transport: 'tcp' | 'ws'
 }
-
-const HELLO = 'simple-scuttle'
 
 /** One connection to a peer. */
 class Connection {
@@ -113,14 +135,17 @@ class Connection {
   closed = false
   readonly opened = Date.now()
   readonly stream: PeerStream
-  readonly address: string
 
   constructor(
     readonly node: ScuttleNode,
-    readonly socket: net.Socket,
+    // Bytes to and from the peer: the TCP socket, or a WebSocket's stream.
+    readonly transport: Duplex | net.Socket,
+    readonly address: string,
     readonly direction: 'in' | 'out',
+    readonly kind: 'tcp' | 'ws',
+    // Ends the connection at once.
+    readonly kill: () => void,
   ) {
-    this.address = `${socket.remoteAddress}:${socket.remotePort}`
     // A remote peer never writes as this node.
     this.stream = node.gossip.createStream({ local_writes: false })
     this.tokens = BURST
@@ -157,6 +182,8 @@ export class ScuttleNode {
   /** Its durable state, if it has a data directory. */
   readonly store: Store | null
   private readonly server: net.Server
+  private wsServer: WebSocketServer | null = null
+  private readonly codecs: Format[]
   private readonly conns = new Set<Connection>()
   private readonly dialers: {
     address: Address
@@ -170,7 +197,7 @@ export class ScuttleNode {
   private closing = false
   private readonly log: (line: string) => void
   private readonly opts: Required<
-    Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout' | 'maxConnections' | 'digestRate'>
+    Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout' | 'maxConnections' | 'digestRate'>
   > & {
     min: number
     max: number
@@ -181,6 +208,7 @@ export class ScuttleNode {
   constructor(options: NodeOptions) {
     const interval = options.interval ?? 1000
     if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
+    this.codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
     const config: Config = {
       ...options.config,
       resolve: options.resolve ?? options.config?.resolve ?? null,
@@ -205,6 +233,7 @@ export class ScuttleNode {
     this.opts = {
       interval,
       maxLineLength: options.maxLineLength ?? 1 << 20,
+      maxFrameLength: options.maxFrameLength ?? MAX_FRAME_LENGTH,
       maxInvalid: options.maxInvalid ?? 0,
       floodLimit: options.floodLimit ?? Math.max(1000, 10 * mtu),
       stallTimeout: options.stallTimeout ?? Math.max(10_000, 10 * interval),
@@ -214,14 +243,14 @@ export class ScuttleNode {
       max: options.backoff?.max ?? 5000,
       random,
     }
-    this.server = net.createServer((socket) => this.accept(socket, 'in'))
+    this.server = net.createServer((socket) => this.acceptSocket(socket, 'in'))
     for (const address of options.connect ?? []) {
       this.dialers.push({ address, timer: null, delay: this.opts.min, socket: null, failing: false })
     }
   }
 
   /** @internal */
-  async start(listen: Partial<Address>): Promise<void> {
+  async start(listen: Partial<Address>, ws?: Partial<Address>): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', () => {
@@ -232,6 +261,27 @@ export class ScuttleNode {
     this.server.on('error', (err) => this.log(`server error: ${err.message}`))
     const a = this.address()
     this.log(`${this.gossip.id} listening on ${a.host}:${a.port}`)
+    if (ws !== undefined) {
+      const server = new WebSocketServer({
+        host: ws.host ?? '127.0.0.1',
+        port: ws.port ?? 0,
+        // A message is refused before it is buffered past one frame.
+        maxPayload: this.opts.maxFrameLength + 4096,
+        perMessageDeflate: false,
+      })
+      this.wsServer = server
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.once('listening', () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+      server.on('error', (err) => this.log(`WebSocket server error: ${err.message}`))
+      server.on('connection', (socket, req) => this.acceptWebSocket(socket, `${req.socket.remoteAddress}:${req.socket.remotePort}`))
+      const w = this.wsAddress() as Address
+      this.log(`${this.gossip.id} accepting WebSockets on ws://${w.host}:${w.port}`)
+    }
     for (const d of this.dialers) this.dial(d)
     this.timer = setInterval(() => this.tick(), this.opts.interval)
   }
@@ -242,10 +292,18 @@ export class ScuttleNode {
     return { host: a.address, port: a.port }
   }
 
+  /** Where the node accepts WebSocket peers, or null without `ws`. */
+  wsAddress(): Address | null {
+    const a = this.wsServer?.address()
+    return a === undefined || a === null || typeof a === 'string' ? null : { host: a.address, port: a.port }
+  }
+
   /** The peers connected now (those that said hello). */
   peers(): PeerInfo[] {
     const out: PeerInfo[] = []
-    for (const c of this.conns) if (c.peer !== null) out.push({ id: c.peer, address: c.address, direction: c.direction })
+    for (const c of this.conns) {
+      if (c.peer !== null) out.push({ id: c.peer, address: c.address, direction: c.direction, transport: c.kind })
+    }
     return out
   }
 
@@ -297,6 +355,10 @@ export class ScuttleNode {
       d.socket?.destroy()
     }
     for (const c of this.conns) this.drop(c, null)
+    if (this.wsServer !== null) {
+      for (const client of this.wsServer.clients) client.terminate()
+      await new Promise<void>((resolve) => (this.wsServer as WebSocketServer).close(() => resolve()))
+    }
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     if (this.store !== null) await this.store.close()
   }
@@ -310,7 +372,7 @@ export class ScuttleNode {
       }
       // A peer that does not read what we send is dropped: its buffers are
       // bounded, but it would hold them, and our streams, for good.
-      if (c.socket.writableNeedDrain || c.stream.readableLength >= c.stream.readableHighWaterMark) {
+      if (c.transport.writableNeedDrain || c.stream.readableLength >= c.stream.readableHighWaterMark) {
         if (c.stalledSince < 0) c.stalledSince = now
         else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, `not reading for ${now - c.stalledSince} ms`)
       } else {
@@ -328,7 +390,7 @@ export class ScuttleNode {
     let conn: Connection | null = null
     socket.once('connect', () => {
       d.failing = false
-      conn = this.accept(socket, 'out')
+      conn = this.acceptSocket(socket, 'out')
     })
     socket.on('error', (err) => {
       if (conn !== null || d.failing) return
@@ -348,70 +410,96 @@ export class ScuttleNode {
     })
   }
 
-  private accept(socket: net.Socket, direction: 'in' | 'out'): Connection {
-    const c = new Connection(this, socket, direction)
+  private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
+    socket.setNoDelay(true)
+    const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy())
+    socket.on('error', (err) => this.drop(c, `socket error: ${err.message}`))
+    return c
+  }
+
+  private acceptWebSocket(ws: WebSocket, address: string): Connection {
+    const transport = websocketStream(ws as unknown as WebSocketLike)
+    const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate())
+    // ws closes a connection whose message passes maxPayload (1009).
+    ws.on('close', (code: number) => {
+      if (code === 1009) this.drop(c, `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
+    })
+    transport.on('error', (err: Error) => this.drop(c, `WebSocket error: ${err.message}`))
+    return c
+  }
+
+  private accept(transport: Duplex | net.Socket, address: string, direction: 'in' | 'out', kind: 'tcp' | 'ws', kill: () => void): Connection {
+    const c = new Connection(this, transport, address, direction, kind, kill)
     if (this.closing) {
-      socket.destroy()
+      kill()
       return c
     }
     if (this.conns.size >= this.opts.maxConnections) {
       this.log(`refusing ${c.address}: already ${this.conns.size} connections (maxConnections)`)
-      socket.destroy()
+      kill()
       return c
     }
     this.conns.add(c)
-    socket.setNoDelay(true)
-    socket.on('error', (err) => this.drop(c, `socket error: ${err.message}`))
-    socket.on('close', () => this.drop(c, null))
-    socket.write(`${JSON.stringify({ hello: HELLO, id: this.gossip.id })}\n`)
-
-    const out = serialize()
-    const input = parse({ maxLineLength: this.opts.maxLineLength })
-    const gate = this.gate(c)
+    transport.on('close', () => this.drop(c, null))
+    transport.write(helloLine(this.gossip.id, this.codecs))
     const invalid = (what: unknown, reason: string) => this.invalid(c, what, reason)
-    input.on('invalid', invalid)
-    out.on('invalid', invalid)
     c.stream.on('invalid', invalid)
     // A twin of this node (see Clock.TWIN_LIMIT) ends the connection, said why.
     c.stream.on('error', (err: Error) => this.drop(c, err.message))
+    const reader = new HelloReader()
+    reader.on('invalid', (_what: unknown, reason: string) => this.drop(c, reason))
+    reader.on('hello', (hello: Hello) => this.hello(c, reader, hello, invalid))
+    ;(transport as Duplex).pipe(reader)
+    return c
+  }
+
+  // The peer said hello: check it, agree on the formats, and start.
+  private hello(c: Connection, reader: HelloReader, hello: Hello, invalid: (what: unknown, reason: string) => void): void {
+    if (c.closed) return
+    const id = hello.id
+    if (badName('id', id) !== null || CONTROL.test(id)) {
+      this.drop(c, `hello with a bad id: ${badName('id', id) ?? 'it holds control characters'}`)
+      return
+    }
+    if (id === this.gossip.id) {
+      this.drop(c, 'connected to itself')
+      return
+    }
+    const theirs = codecsOf(hello)
+    const writing = chooseFormat(this.codecs, theirs)
+    const reading = chooseFormat(theirs, this.codecs)
+    if (writing === null || reading === null) {
+      this.drop(c, `no wire format in common (ours: ${this.codecs.join(', ')}; theirs: ${theirs.join(', ')})`)
+      return
+    }
+    const out = serialize({ format: writing })
+    const input = parse({ format: reading, maxLineLength: this.opts.maxLineLength, maxFrameLength: this.opts.maxFrameLength })
+    input.on('invalid', invalid)
+    out.on('invalid', invalid)
     if (this.store === null) {
-      c.stream.pipe(out).pipe(socket)
+      c.stream.pipe(out).pipe(c.transport as Duplex)
     } else {
       // Nothing leaves before it is durable: a crash never takes back what
       // a peer already has.
       const barrier = this.store.barrier()
       barrier.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
-      c.stream.pipe(barrier).pipe(out).pipe(socket)
+      c.stream.pipe(barrier).pipe(out).pipe(c.transport as Duplex)
     }
-    socket.pipe(input).pipe(gate).pipe(c.stream)
-    return c
+    reader.pipe(input).pipe(this.gate(c)).pipe(c.stream)
+    c.peer = id
+    this.log(`peer ${id} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${writing === reading ? writing : `${writing} out, ${reading} in`})`)
+    // Ask at once: whether it answers decides how often it is asked.
+    this.ask(c)
   }
 
-  // Between the parsed input and the peer's gossip stream: takes the hello,
-  // and counts updates to catch a flood.
+  // Between the parsed input and the peer's gossip stream: counts updates
+  // to catch a flood, and digests against the peer's rate.
   private gate(c: Connection): Transform {
     const node = this
     return new Transform({
       objectMode: true,
       highWaterMark: 16,
       transform(chunk: Record<string, unknown>, _encoding, callback) {
-        if (c.peer === null) {
-          const id = chunk?.id
-          if (chunk?.hello !== HELLO || typeof id !== 'string') {
-            node.drop(c, 'did not start with a hello')
-          } else if (badName('id', id) !== null || CONTROL.test(id)) {
-            node.drop(c, `hello with a bad id: ${badName('id', id) ?? 'it holds control characters'}`)
-          } else if (id === node.gossip.id) {
-            node.drop(c, 'connected to itself')
-          } else {
-            c.peer = id
-            node.log(`peer ${id} connected (${c.direction}, ${c.address})`)
-            // Ask at once: whether it answers decides how often it is asked.
-            node.ask(c)
-          }
-          callback()
-          return
-        }
         if (typeof chunk === 'object' && chunk !== null && chunk.digest === true) {
           // Rate: a digest's first object takes a token, or the whole digest
           // (its entries and its end) is dropped unanswered.
@@ -470,7 +558,7 @@ export class ScuttleNode {
     this.conns.delete(c)
     if (reason !== null) this.log(`closing connection to ${c.peer ?? c.address}: ${reason}`)
     else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
-    c.socket.destroy()
+    c.kill()
     c.stream.unpipe()
     c.stream.destroy()
   }
@@ -483,7 +571,7 @@ export class ScuttleNode {
 export async function startNode(options: NodeOptions): Promise<ScuttleNode> {
   const node = new ScuttleNode(options)
   try {
-    await node.start(options.listen ?? {})
+    await node.start(options.listen ?? {}, options.ws)
   } catch (err) {
     await node.close()
     throw err

@@ -1,10 +1,7 @@
 /**
- * The wire: newline-delimited JSON between object-mode gossip streams and
- * byte streams such as TCP sockets.
- *
- * ```ts
- * gossip.pipe(serialize()).pipe(socket).pipe(parse()).pipe(gossip)
- * ```
+ * The NDJSON format of the wire (see `./codec`, `serialize({format:
+ * 'ndjson'})` and `parse({format: 'ndjson'})`): newline-delimited JSON,
+ * for people reading the wire.
  *
  * One JSON document per line. `parse()` never throws and never buffers more
  * than its line limit: input that is not JSON, lines over the limit and a
@@ -18,17 +15,7 @@
  */
 import { Transform } from 'readable-stream'
 
-/** Options of {@link parse}. */
-export interface ParseOptions {
-  /**
-   * Longest line accepted, in UTF-16 code units (characters for ASCII),
-   * without its newline. A longer line is dropped without being buffered
-   * whole. Default 1 MiB (1048576).
-   */
-  maxLineLength?: number
-}
-
-/** The default {@link ParseOptions.maxLineLength}. */
+/** The default longest NDJSON line, in UTF-16 code units (1 MiB). */
 export const MAX_LINE_LENGTH = 1 << 20
 
 const EXCERPT = 120
@@ -37,47 +24,14 @@ function excerpt(s: string): string {
   return s.length > EXCERPT ? `${s.slice(0, EXCERPT)}…` : s
 }
 
-/** What {@link serialize} returns. */
-export interface Serializer extends Transform {
-  /**
-   * The line the stream would write for `message`, without writing it (for
-   * a log of updates, as the original README's `persist` example does).
-   * @throws TypeError when JSON cannot encode it.
-   */
-  serialize(message: unknown): string
-}
-
-function line(message: unknown): string {
+/**
+ * `message` as one line of JSON, newline included.
+ * @throws TypeError when JSON cannot encode it.
+ */
+export function jsonLine(message: unknown): string {
   const text = JSON.stringify(message)
   if (text === undefined) throw new TypeError('JSON has no text for it')
   return `${text}\n`
-}
-
-/**
- * A Transform from objects to bytes: each object becomes one line of JSON.
- * Objects JSON cannot encode (cycles, bigint, a bare function or undefined)
- * are dropped and reported with `'invalid'` `(object, reason)`; the stream
- * carries on.
- */
-export function serialize(): Serializer {
-  const out = new Transform({
-    writableObjectMode: true,
-    readableObjectMode: false,
-    transform(chunk: unknown, _encoding, callback) {
-      let text: string
-      try {
-        text = line(chunk)
-      } catch (err) {
-        out.emit('invalid', chunk, `cannot be encoded as JSON: ${(err as Error)?.message}`)
-        callback()
-        return
-      }
-      out.push(text)
-      callback()
-    },
-  }) as Serializer
-  out.serialize = line
-  return out
 }
 
 /**
@@ -89,8 +43,7 @@ export function serialize(): Serializer {
  *   arrives, so memory stays bounded by the limit);
  * - a partial line when the input ends.
  */
-export function parse(options: ParseOptions = {}): Transform {
-  const max = options.maxLineLength ?? MAX_LINE_LENGTH
+export function parseNdjson(max: number): Transform {
   if (!(Number.isSafeInteger(max) && max >= 1)) throw new TypeError('maxLineLength must be a positive integer')
   // TextDecoder (in Node and browsers alike) keeps a split UTF-8 sequence for
   // the next chunk.

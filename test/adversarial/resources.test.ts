@@ -211,7 +211,14 @@ describe('adversarial: resource limits (defect 9)', function () {
     await until(async () => (await b.get('k999')).value !== null, 10_000, 'b to sync a')
     const m = await cluster.attacker(a.port)
     const before = bytesWritten(b.child.pid as number)
-    for (let i = 0; i < 20; i++) await m.exchange(line({ digest: true, source_id: 'a', version: i }) + DONE)
+    // Paced under the node's digest rate (80/s at interval 50, after a burst
+    // of 8), so that every digest is answered: this measures amplification,
+    // not the rate limit (since answers leave in one write, 20 exchanges
+    // back to back can outrun it).
+    for (let i = 0; i < 20; i++) {
+      await m.exchange(line({ digest: true, source_id: 'a', version: i }) + DONE)
+      await pace(15)
+    }
     await pace(2000) // the measurement window: b's answers to a's digests within 2 s
     const written = bytesWritten(b.child.pid as number) - before
     const ratio = written / m.bytesOut
