@@ -89,9 +89,18 @@ export interface MembershipOptions {
    * the member list, reported with `'collected'`. Default 24 hours.
    */
   grace?: number
-  /** The interval assumed for a member's first heartbeat gap, ms. Default `interval`. */
+  /**
+   * The gap assumed before a member's first one is measured, ms: the
+   * detector's first sample. Default 5 × `interval` (gaps grow with loss:
+   * under 50% loss they average about 5 intervals).
+   */
   initialInterval?: number
-  /** Gaps between heartbeats longer than this (a pause) are not sampled, ms. Default 10 × `interval`. */
+  /**
+   * Gaps longer than this are not sampled (a pause, not a rate), ms; nor is
+   * the gap across a restart. Default 60 × `interval`. It must stay well
+   * above the longest gaps of a live member: leaving real gaps out lowers
+   * the mean and raises the rate of mistakes past what the threshold says.
+   */
   maxInterval?: number
   /** How many recent gaps the detector averages. Default 1000. */
   window?: number
@@ -138,10 +147,13 @@ export class PhiAccrual {
     this.samples = new Float64Array(window)
   }
 
-  /** A heartbeat arrived at time `now`. */
-  heartbeat(now: number): void {
+  /**
+   * A heartbeat arrived at time `now`. `sample` false: the gap since the
+   * last one is not the member's rate (it restarted in between).
+   */
+  heartbeat(now: number, sample = true): void {
     if (this.last === null) this.add(this.initialInterval)
-    else {
+    else if (sample) {
       const gap = now - this.last
       if (gap >= 0 && gap <= this.maxInterval) this.add(gap)
     }
@@ -195,6 +207,8 @@ interface Tracked {
   heartbeat: number | null
   // Version of the heartbeat mapping last taken (-Infinity: none yet).
   beatVersion: number
+  // Its record named a new incarnation since its last heartbeat.
+  restarted: boolean
   readonly detector: PhiAccrual
 }
 
@@ -307,8 +321,8 @@ export class Membership extends EventEmitter {
     const grace = options.grace ?? DAY
     if (typeof grace !== 'number' || !(grace >= 0)) throw new TypeError('membership: grace must be a number of ms, 0 or more')
     this.grace = grace
-    this.initialInterval = positive('initialInterval', options.initialInterval ?? this.interval)
-    this.maxInterval = positive('maxInterval', options.maxInterval ?? 10 * this.interval)
+    this.initialInterval = positive('initialInterval', options.initialInterval ?? 5 * this.interval)
+    this.maxInterval = positive('maxInterval', options.maxInterval ?? 60 * this.interval)
     const window = options.window ?? 1000
     if (!(Number.isSafeInteger(window) && window >= 1 && window <= 1e6)) throw new TypeError('membership: window must be an integer from 1 to 1000000')
     this.window = window
@@ -423,8 +437,9 @@ export class Membership extends EventEmitter {
           const view = this.view(m, now)
           m.status = 'dead'
           m.since = now
-          // Start afresh when it comes back (as chitchat does).
-          m.detector.reset()
+          // The samples stay (chitchat starts afresh instead): a live member
+          // declared dead by mistake would otherwise be judged again on the
+          // initial interval alone, and mistaken again and again.
           this.emit('dead', view)
         }
       } else if (now - m.since >= this.grace) {
@@ -538,7 +553,8 @@ export class Membership extends EventEmitter {
     m.heartbeat = n
     if (!evidence) return
     const now = this.now()
-    m.detector.heartbeat(now)
+    m.detector.heartbeat(now, !m.restarted)
+    m.restarted = false
     if (m.status === 'dead') {
       m.status = 'live'
       m.since = now
@@ -561,7 +577,10 @@ export class Membership extends EventEmitter {
     m.address = record.address
     m.started = record.started
     m.meta = record.meta === null ? null : Object.freeze(record.meta)
-    if (previous !== null && record.started !== previous) this.emit('restart', this.view(m, this.now()), previous)
+    if (previous !== null && record.started !== previous) {
+      m.restarted = true
+      this.emit('restart', this.view(m, this.now()), previous)
+    }
   }
 
   // A new member, dead until its heartbeat advances; undefined when there is
@@ -587,6 +606,7 @@ export class Membership extends EventEmitter {
       meta: null,
       heartbeat: null,
       beatVersion: -Infinity,
+      restarted: false,
       detector: new PhiAccrual(this.window, this.initialInterval, this.maxInterval),
     }
     this.tracked.set(id, m)
