@@ -15,7 +15,24 @@
  */
 import { Gossip, Membership, PeerStream, base } from '../lib'
 import type { Member, MembershipOptions, Message } from '../lib'
+import * as fs from 'fs'
+import * as path from 'path'
 import { prng } from '../lib/sim/random'
+
+const ARTIFACT = path.join(__dirname, '..', '..', 'test', 'artifacts', 'membership.json')
+
+/** Record a figure for the report (test/artifacts/membership.json, git-ignored). */
+export function figure(name: string, value: unknown): void {
+  let all: Record<string, unknown> = {}
+  try {
+    all = JSON.parse(fs.readFileSync(ARTIFACT, 'utf8')) as Record<string, unknown>
+  } catch {
+    // the first figure
+  }
+  all[name] = value
+  fs.mkdirSync(path.dirname(ARTIFACT), { recursive: true })
+  fs.writeFileSync(ARTIFACT, `${JSON.stringify(all, null, 2)}\n`)
+}
 
 /** A delay distribution: a random delay in ms from uniform numbers in [0, 1). */
 export type Delay = (random: () => number) => number

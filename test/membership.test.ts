@@ -8,30 +8,13 @@
  * to 50%.
  */
 import * as assert from 'assert'
-import * as fs from 'fs'
-import * as path from 'path'
 import fc from 'fast-check'
 import { Gossip, HEARTBEAT_PREFIX, MEMBER_PREFIX, Membership, PhiAccrual, base, isMembershipKey } from '../lib'
 import type { Member, MembershipOptions } from '../lib'
-import { MembershipSim, delays, type Seen } from './membership-sim'
+import { MembershipSim, delays, figure, type Seen } from './membership-sim'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
 const resolve = base.resolution.lww_vs_current_vers
-const ARTIFACT = path.join(__dirname, '..', '..', 'test', 'artifacts', 'membership.json')
-
-/** Record a figure for the report (test/artifacts/membership.json, git-ignored). */
-export function figure(name: string, value: unknown): void {
-  let all: Record<string, unknown> = {}
-  try {
-    all = JSON.parse(fs.readFileSync(ARTIFACT, 'utf8')) as Record<string, unknown>
-  } catch {
-    // first figure
-  }
-  all[name] = value
-  fs.mkdirSync(path.dirname(ARTIFACT), { recursive: true })
-  fs.writeFileSync(ARTIFACT, `${JSON.stringify(all, null, 2)}\n`)
-}
-
 /** Two nodes piped to each other, on a clock the test moves. */
 function pair(options: MembershipOptions = {}) {
   let now = 1000
