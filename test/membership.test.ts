@@ -457,10 +457,10 @@ describe('membership over simulated time (delays from a distribution, loss up to
   })
 
   it('the test is sharp: leaving long gaps out of the mean (maxInterval too low) breaks the promise it checks', async () => {
-    // The same check against a detector that samples no gap over 10
+    // The same check against a detector that samples no gap over 5
     // intervals: under 50% loss gaps average ~5 intervals, the mean is
     // underestimated, and live nodes are declared dead too often.
-    const sim = new MembershipSim({ nodes: 5, interval: 100, loss: 0.5, delay: delays.exponential(50), seed: 3, membership: { threshold: 1, maxInterval: 1000 } })
+    const sim = new MembershipSim({ nodes: 5, interval: 100, loss: 0.5, delay: delays.exponential(50), seed: 3, membership: { threshold: 1, maxInterval: 500 } })
     await sim.run(60_000)
     let gaps = 0
     let deaths = 0

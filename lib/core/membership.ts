@@ -149,12 +149,13 @@ export class PhiAccrual {
 
   /**
    * A heartbeat arrived at time `now`. `sample` false: the gap since the
-   * last one is not the member's rate (it restarted in between).
+   * last one is not the member's rate (it restarted in between); `cap`: the
+   * gap is sampled as at most this long (it was declared dead at `cap`).
    */
-  heartbeat(now: number, sample = true): void {
+  heartbeat(now: number, sample = true, cap = Infinity): void {
     if (this.last === null) this.add(this.initialInterval)
     else if (sample) {
-      const gap = now - this.last
+      const gap = Math.min(now - this.last, cap)
       if (gap >= 0 && gap <= this.maxInterval) this.add(gap)
     }
     this.last = now
@@ -209,6 +210,8 @@ interface Tracked {
   beatVersion: number
   // Its record named a new incarnation since its last heartbeat.
   restarted: boolean
+  // How long it had been silent when it was declared dead.
+  deadAfter: number
   readonly detector: PhiAccrual
 }
 
@@ -219,6 +222,8 @@ interface Record_ {
 }
 
 const DAY = 24 * 60 * 60 * 1000
+/** Heartbeats between two writes of a node's own record. */
+export const READVERTISE = 30
 const MAX_ADDRESS_LENGTH = 300
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -410,11 +415,17 @@ export class Membership extends EventEmitter {
     this.advertise()
   }
 
-  /** Bump this node's heartbeat now: one key rewritten. */
+  /**
+   * Bump this node's heartbeat now: one key rewritten. Every
+   * {@link READVERTISE} beats the record is written again too, so that a
+   * record of ours forged by a peer (without signatures, anyone can write
+   * as anyone) does not stand for long.
+   */
   beat(): void {
     this.beats++
     this.lastBeat = this.now()
     this.write(HEARTBEAT_PREFIX + this.id, this.beats)
+    if (this.beats % READVERTISE === 0) this.advertise()
   }
 
   private write(key: string, value: unknown): void {
@@ -435,6 +446,7 @@ export class Membership extends EventEmitter {
       if (m.status === 'live') {
         if (m.detector.phi(now) > this.threshold) {
           const view = this.view(m, now)
+          m.deadAfter = now - (m.detector.last as number)
           m.status = 'dead'
           m.since = now
           // The samples stay (chitchat starts afresh instead): a live member
@@ -553,7 +565,11 @@ export class Membership extends EventEmitter {
     m.heartbeat = n
     if (!evidence) return
     const now = this.now()
-    m.detector.heartbeat(now, !m.restarted)
+    // A gap that ended a death counts as long as it took to declare it: a
+    // member back after a long silence (a partition, or forgeries) must not
+    // make its next death slow to see; a live member declared dead by
+    // mistake still teaches the detector that such gaps happen.
+    m.detector.heartbeat(now, !m.restarted, m.status === 'dead' ? m.deadAfter : Infinity)
     m.restarted = false
     if (m.status === 'dead') {
       m.status = 'live'
@@ -607,6 +623,7 @@ export class Membership extends EventEmitter {
       heartbeat: null,
       beatVersion: -Infinity,
       restarted: false,
+      deadAfter: Infinity,
       detector: new PhiAccrual(this.window, this.initialInterval, this.maxInterval),
     }
     this.tracked.set(id, m)

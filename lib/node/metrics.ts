@@ -141,14 +141,15 @@ export interface MetricsServer {
 
 /**
  * Serve `node`'s metrics at `http://HOST:PORT/metrics` (default
- * 127.0.0.1, any free port). Bounded: at most 16 connections, 5 s to send a
+ * 127.0.0.1, any free port). Bounded: at most 64 connections, 5 s to send a
  * request's headers, 10 s for the whole request; anything but `GET
  * /metrics` is a 404.
  * @throws what listening throws (EADDRINUSE, ...).
  */
 export async function serveMetrics(node: MetricsSource, at: Partial<Address>, log: (line: string) => void): Promise<MetricsServer> {
   const register = registry(node)
-  const server = http.createServer((req, res) => {
+  // Slow clients are looked for every second (Node's default is 30 s).
+  const server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const path = (req.url ?? '').split('?')[0]
     if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n')
@@ -162,9 +163,7 @@ export async function serveMetrics(node: MetricsSource, at: Partial<Address>, lo
       },
     )
   })
-  server.maxConnections = 16
-  server.headersTimeout = 5000
-  server.requestTimeout = 10000
+  server.maxConnections = 64
   server.keepAliveTimeout = 5000
   server.on('clientError', (_err, socket) => socket.destroy())
   await new Promise<void>((resolve, reject) => {
