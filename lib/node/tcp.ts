@@ -282,6 +282,7 @@ export class ScuttleNode {
   private readonly refusals = new Map<string, number>()
   // Invalid membership reports logged so far (one in 100 is logged).
   private memberInvalid = 0
+  private membershipStarted = false
   /** @internal Called with each digest's number of entries, sent or received (the metrics' histogram). */
   onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null = null
   private readonly log: (line: string) => void
@@ -392,7 +393,29 @@ export class ScuttleNode {
     m.on('invalid', (id: string, reason: string) => {
       if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far)`)
     })
-    m.start()
+    // The node writes its record and heartbeats once a peer has answered it
+    // (see answeredBy), not before.
+  }
+
+  /**
+   * A peer answered one of our questions. The first time, membership starts
+   * writing: by then the node has heard what a peer holds of its own id.
+   * A node restarted without saved state whose past ran ahead (its clock
+   * was pushed ahead, then it lost its state) would otherwise write at
+   * once, below that past; the core issues such writes again just above
+   * the first version of the past it hears of, where they can collide with
+   * versions of the past it has not heard of yet, and a peer holding one of
+   * those then never sends it (see the report of issue #12). Until a peer
+   * answers there is no one to advertise to anyway.
+   */
+  private answeredBy(c: Connection): void {
+    if (c.answered) return
+    c.answered = true
+    const m = this.membership
+    if (m !== null && !this.membershipStarted) {
+      this.membershipStarted = true
+      m.start()
+    }
   }
 
   /** Counters since the node started. */
@@ -666,7 +689,7 @@ export class ScuttleNode {
             c.run = 0
             if (chunk.reply === true) {
               c.unanswered = 0
-              c.answered = true
+              node.answeredBy(c)
             } else if (!c.dropping) {
               node.counters.answered++
             }
