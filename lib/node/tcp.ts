@@ -53,7 +53,7 @@ export interface NodeOptions {
   resolve?: Resolve
   /** Signed updates; see `ed25519`. */
   security?: Security
-  /** Where log lines go. Default: stderr. */
+  /** Where log lines go, one line each. Default: stderr, each line prefixed with `[ID] `. */
   log?: (line: string) => void
   /** Longest line accepted from a peer. Default 1 MiB. */
   maxLineLength?: number
@@ -314,8 +314,7 @@ export class ScuttleNode {
     this.metricsAt = options.metrics
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
-    const sink = options.log ?? ((line: string) => process.stderr.write(`${line}
-`))
+    const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line) => sink(printable(line))
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
