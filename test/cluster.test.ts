@@ -114,7 +114,7 @@ describe('a five-node cluster (processes on 127.0.0.1)', function () {
     assert.deepStrictEqual((listed.find((m) => m.id === 'n1') as unknown as { meta: unknown }).meta, { zone: 'b' })
     // Heartbeats are carried, not stored apart: state shows only the user's keys.
     assert.strictEqual((await procs[0].cmd('set color "blue"')).ok, true)
-    await until(async () => (await procs[4].get('color')).value === 'blue', 10_000, 'a write to spread')
+    await until(async () => (await procs[3].get('color')).value === 'blue', 10_000, 'a write to spread')
     assert.deepStrictEqual(Object.keys((await procs[3].cmd('state')).state as object), ['color'])
 
     // Kill, detect, restart, see it back: three times, different victims.
