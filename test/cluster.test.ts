@@ -176,6 +176,7 @@ describe('a five-node cluster (processes on 127.0.0.1)', function () {
         10,
       )
       returns.push(...seenLive.values())
+      assert.match(observers[0].stderr, new RegExp(`member n${victim} restarted \\(a new incarnation at 127\\.0\\.0\\.1:${ports[victim]}\\)`))
       await until(() => allLive(procs, N), 20_000, 'all five live again', 50)
     }
     figure('processes', {
