@@ -102,7 +102,7 @@ export function unwritable(file: string): string | null {
     return null
   } catch (err) {
     const e = err as NodeJS.ErrnoException
-    if (e.code !== 'ENOENT') return `${file}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`
+    if (e.code !== 'ENOENT' && e.code !== 'ENOTDIR') return `${file}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`
   }
   const dir = dirname(full)
   try {
