@@ -11,7 +11,7 @@ import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/
 import { ed25519 } from '../lib/node/security'
 import { StoreDamagedError } from '../lib/node/store'
 import { resolution } from '../lib/core/base'
-import { isMembershipKey } from '../lib/core/membership'
+import { isMembershipKey, type Member } from '../lib/core/membership'
 import type { Security } from '../lib/core/types'
 import { readArgs, UsageError } from './args'
 
@@ -171,7 +171,7 @@ function jsonValue(key: string, text: string): { value: unknown } | { error: str
   }
 }
 
-function member(m: import('../lib/core/membership').Member): Record<string, unknown> {
+function member(m: Member): Record<string, unknown> {
   return {
     id: m.id,
     status: m.status,
