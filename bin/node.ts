@@ -1,30 +1,58 @@
 /**
  * `simple-scuttle node`: one gossip node over TCP, driven by commands on
- * stdin, one per line, each answered by one JSON line on stdout, in order:
- *
- *   set KEY JSON   {"ok":true,"key":KEY,"version":N} once durable, or {"ok":false,"error":...}
- *   get KEY        {"key":KEY,"value":V,"version":N} (null and null when absent)
- *   state          {"state":{KEY:{"value":V,"version":N,"source_id":S},...}}
- *   peers          {"peers":[{"id":ID,"address":"HOST:PORT","direction":"in"|"out"},...]}
- *
- * Logs go to stderr. SIGTERM (or SIGINT) flushes and exits 0.
+ * stdin, one per line, each answered by one JSON line on stdout, in order
+ * (see `help` below and the README). Logs go to stderr, one line each,
+ * prefixed with the node's id. SIGTERM (or SIGINT) flushes and exits 0.
  */
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
 import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node/tcp'
 import { ed25519 } from '../lib/node/security'
+import { StoreDamagedError } from '../lib/node/store'
 import { resolution } from '../lib/core/base'
+import { isMembershipKey, type Member } from '../lib/core/membership'
 import type { Security } from '../lib/core/types'
+import { readArgs, UsageError } from './args'
 
-export const usage =
-  'usage: simple-scuttle node --id ID --listen HOST:PORT [--connect HOST:PORT]... ' +
-  '[--data DIR [--repair]] [--interval MS] [--mtu N] [--mtu-bytes N] [--keys DIR] [--ws HOST:PORT] [--codec binary|ndjson]'
+export const usage = `usage: simple-scuttle node --id ID [options]
 
-interface Args {
+  --id ID               this node's id, unique in the cluster (required)
+  --listen HOST:PORT    where to accept peers (default 127.0.0.1, any free port)
+  --connect HOST:PORT   a peer to dial, and redial with backoff (repeatable)
+  --cluster NAME        the cluster's name: peers of another cluster are
+                        refused (default "default")
+  --data DIR            keep state in DIR (SQLite) and restart from it
+  --repair              with --data: repair a damaged DIR (copies set aside)
+  --interval MS         gossip with one random peer, and heartbeat, every MS
+                        (default 1000)
+  --mtu N               updates per exchange (default 100)
+  --mtu-bytes N         bytes per message on the wire, digests included
+                        (at least 16384; set alike on every node)
+  --ws HOST:PORT        also accept peers over WebSocket here
+  --codec binary|ndjson the wire format this node writes (default binary;
+                        ndjson to read the wire by eye)
+  --keys DIR            signed updates: DIR/ID.pub.pem of every trusted node,
+                        DIR/<this id>.key.pem of this one
+  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+  --phi N               failure detector threshold (default 8): a member is
+                        dead once phi passes N
+  --dead-grace MS       a member dead this long is dropped from the member
+                        list (default 86400000, a day)
+  --advertise HOST:PORT the address other members are told (default --listen)
+  --meta JSON           metadata this node advertises (a JSON object)
+  -h, --help            this text
+
+stdin commands (each answered with one JSON line): help, set KEY JSON,
+get KEY, state, peers, members, status.
+`
+
+/** The command line of `node`. */
+export interface Args {
   id: string
   listen: Address
   connect: Address[]
+  cluster?: string
   data?: string
   interval?: number
   mtu?: number
@@ -33,72 +61,88 @@ interface Args {
   ws?: Address
   codec?: 'binary' | 'ndjson'
   repair?: boolean
+  metrics?: Address
+  phi?: number
+  deadGrace?: number
+  advertise?: string
+  meta?: Record<string, unknown>
+  help?: boolean
 }
 
-/** Parse the command line of `node`; throws an Error with the usage on mistakes. */
-export function parseArgs(args: string[]): Args {
-  let id: string | undefined
-  let listen: Address = { host: '127.0.0.1', port: 0 }
-  const connect: Address[] = []
-  let data: string | undefined
-  let interval: number | undefined
-  let mtu: number | undefined
-  let mtuBytes: number | undefined
-  let ws: Address | undefined
-  let codec: 'binary' | 'ndjson' | undefined
-  let keys: string | undefined
-  let repair = false
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i]
-    if (flag === '--repair') {
-      repair = true
-      continue
-    }
-    const value = args[i + 1]
-    if (value === undefined) throw new Error(`${flag} needs a value\n${usage}`)
-    i++
-    switch (flag) {
-      case '--id':
-        id = value
-        break
-      case '--listen':
-        listen = parseAddress(value)
-        break
-      case '--connect':
-        connect.push(parseAddress(value))
-        break
-      case '--data':
-        data = value
-        break
-      case '--interval':
-        interval = Number(value)
-        if (!(interval > 0)) throw new Error(`--interval must be a positive number of milliseconds\n${usage}`)
-        break
-      case '--mtu':
-        mtu = Number(value)
-        if (!(Number.isSafeInteger(mtu) && mtu > 0)) throw new Error(`--mtu must be a positive integer\n${usage}`)
-        break
-      case '--mtu-bytes':
-        mtuBytes = Number(value)
-        if (!(Number.isSafeInteger(mtuBytes) && mtuBytes >= 16384)) throw new Error(`--mtu-bytes must be an integer of at least 16384\n${usage}`)
-        break
-      case '--ws':
-        ws = parseAddress(value)
-        break
-      case '--codec':
-        if (value !== 'binary' && value !== 'ndjson') throw new Error(`--codec must be binary or ndjson\n${usage}`)
-        codec = value
-        break
-      case '--keys':
-        keys = value
-        break
-      default:
-        throw new Error(`unknown option ${flag}\n${usage}`)
-    }
+const OPTIONS = {
+  id: { type: 'string' },
+  listen: { type: 'string' },
+  connect: { type: 'string', multiple: true },
+  cluster: { type: 'string' },
+  data: { type: 'string' },
+  repair: { type: 'boolean' },
+  interval: { type: 'string' },
+  mtu: { type: 'string' },
+  'mtu-bytes': { type: 'string' },
+  ws: { type: 'string' },
+  codec: { type: 'string' },
+  keys: { type: 'string' },
+  metrics: { type: 'string' },
+  phi: { type: 'string' },
+  'dead-grace': { type: 'string' },
+  advertise: { type: 'string' },
+  meta: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+function address(flag: string, text: string): Address {
+  try {
+    return parseAddress(text)
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`)
   }
-  if (id === undefined) throw new Error(`--id is required\n${usage}`)
-  if (repair && data === undefined) throw new Error(`--repair needs --data\n${usage}`)
-  return { id, listen, connect, data, interval, mtu, mtuBytes, keys, repair, ws, codec }
+}
+
+/** Parse the command line of `node`. @throws UsageError saying what is wrong. */
+export function parseArgs(args: readonly string[]): Args {
+  const v = readArgs(args, OPTIONS)
+  if (v.help === true) return { id: '', listen: { host: '127.0.0.1', port: 0 }, connect: [], help: true }
+  if (v.id === undefined) throw new UsageError('--id is required')
+  const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
+    if (text === undefined) return undefined
+    const n = Number(text)
+    if (text.trim() === '' || !ok(n)) throw new UsageError(`--${flag} must be ${what}, not "${text}"`)
+    return n
+  }
+  const out: Args = {
+    id: v.id,
+    listen: v.listen === undefined ? { host: '127.0.0.1', port: 0 } : address('listen', v.listen),
+    connect: (v.connect ?? []).map((c) => address('connect', c)),
+    cluster: v.cluster,
+    data: v.data,
+    keys: v.keys,
+    repair: v.repair === true,
+    interval: number('interval', v.interval, (n) => n > 0 && Number.isFinite(n), 'a positive number of milliseconds'),
+    mtu: number('mtu', v.mtu, (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer'),
+    mtuBytes: number('mtu-bytes', v['mtu-bytes'], (n) => Number.isSafeInteger(n) && n >= 16384, 'an integer of at least 16384'),
+    ws: v.ws === undefined ? undefined : address('ws', v.ws),
+    phi: number('phi', v.phi, (n) => n > 0 && Number.isFinite(n), 'a positive number'),
+    deadGrace: number('dead-grace', v['dead-grace'], (n) => n >= 0 && Number.isFinite(n), 'a number of milliseconds'),
+    metrics: v.metrics === undefined ? undefined : address('metrics', v.metrics),
+    advertise: v.advertise,
+  }
+  if (v.advertise !== undefined) address('advertise', v.advertise)
+  if (v.meta !== undefined) {
+    let meta: unknown
+    try {
+      meta = JSON.parse(v.meta)
+    } catch {
+      throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`)
+    }
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`)
+    out.meta = meta as Record<string, unknown>
+  }
+  if (v.codec !== undefined) {
+    if (v.codec !== 'binary' && v.codec !== 'ndjson') throw new UsageError(`--codec must be binary or ndjson, not "${v.codec}"`)
+    out.codec = v.codec
+  }
+  if (out.repair === true && out.data === undefined) throw new UsageError('--repair needs --data')
+  return out
 }
 
 /**
@@ -118,6 +162,47 @@ export function loadKeys(dir: string, id: string): Security {
   return ed25519({ publicKeys, id, privateKey })
 }
 
+/** The stdin commands, as `help` lists them. */
+export const COMMANDS: { command: string; answer: string }[] = [
+  { command: 'help', answer: 'this list' },
+  { command: 'set KEY JSON', answer: '{"ok":true,"key","version"} once durable; the value is JSON: set color "blue", set size {"w":3}' },
+  { command: 'get KEY', answer: '{"key","value","version"} (null and null when absent)' },
+  { command: 'state', answer: '{"state":{KEY:{"value","version","source_id"}}} (membership keys left out: see members)' },
+  { command: 'peers', answer: '{"peers":[{"id","address","direction"}]}' },
+  { command: 'members', answer: '{"members":[{"id","status":"live"|"dead","address","heartbeat","last_heartbeat_ms",...}]}' },
+  { command: 'status', answer: '{"id","cluster","version","uptime_s","peers","members":{"live","dead"},"keys",...}' },
+]
+
+// A value given on the command line: JSON, or an error that says so.
+function jsonValue(key: string, text: string): { value: unknown } | { error: string } {
+  if (text.trim() === '') return { error: `set ${key}: a value is needed: set KEY JSON, e.g. set ${key} "text"` }
+  try {
+    return { value: JSON.parse(text) }
+  } catch {
+    const bare = /^[^"{}[\]\s][^\s]*$/.test(text.trim())
+    return {
+      error: bare
+        ? `set ${key}: value is not JSON: ${text} (values are JSON: a string is quoted, set ${key} ${JSON.stringify(text.trim())})`
+        : `set ${key}: value is not JSON: ${text}`,
+    }
+  }
+}
+
+function member(m: Member): Record<string, unknown> {
+  return {
+    id: m.id,
+    status: m.status,
+    address: m.address,
+    heartbeat: m.heartbeat,
+    last_heartbeat_ms: m.lastHeard === null ? null : Math.round(m.lastHeard),
+    interval_ms: m.interval === null ? null : Math.round(m.interval),
+    phi: Math.round(m.phi * 100) / 100,
+    started: m.started,
+    self: m.self,
+    meta: m.meta,
+  }
+}
+
 /** Answer one command line; never throws. */
 export async function command(node: ScuttleNode, line: string): Promise<unknown> {
   const text = line.trim()
@@ -126,24 +211,23 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
   const rest = space < 0 ? '' : text.slice(space + 1).trim()
   const g = node.gossip
   switch (name) {
+    case 'help':
+      return { commands: COMMANDS }
     case 'set': {
+      if (rest === '') return { ok: false, error: 'set needs a KEY and a JSON value: set KEY JSON' }
       const at = rest.indexOf(' ')
       const key = at < 0 ? rest : rest.slice(0, at)
-      const json = at < 0 ? '' : rest.slice(at + 1)
-      let value: unknown
+      const parsed = jsonValue(key, at < 0 ? '' : rest.slice(at + 1))
+      if ('error' in parsed) return { ok: false, error: parsed.error }
       try {
-        value = JSON.parse(json)
-      } catch {
-        return { ok: false, error: `set ${key}: value is not JSON: ${json}` }
-      }
-      try {
-        const version = await node.set(key, value)
+        const version = await node.set(key, parsed.value)
         return { ok: true, key, version }
       } catch (err) {
         return { ok: false, error: (err as Error).message }
       }
     }
     case 'get': {
+      if (rest === '') return { ok: false, error: 'get needs a KEY: get KEY' }
       const u = g.get(rest)
       const held = u.version !== -Infinity
       return { key: rest, value: u.value, version: held ? u.version : null }
@@ -151,6 +235,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     case 'state': {
       const state: Record<string, { value: unknown; version: number; source_id: string }> = {}
       for (const [k, u] of Object.entries(g.state)) {
+        if (isMembershipKey(k)) continue
         Object.defineProperty(state, k, {
           value: { value: u.value, version: u.version, source_id: u.source_id },
           enumerable: true,
@@ -160,37 +245,115 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     }
     case 'peers':
       return { peers: node.peers() }
+    case 'members':
+      return { members: (node.membership?.members() ?? []).map(member) }
+    case 'status': {
+      const s = node.stats()
+      let keys = 0
+      for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
+      const m = node.membership
+      return {
+        id: g.id,
+        cluster: node.cluster,
+        version: g.version,
+        uptime_s: Math.round((Date.now() - node.startedAt) / 100) / 10,
+        listening: `${node.address().host}:${node.address().port}`,
+        metrics: node.metricsAddress() === null ? null : `${node.metricsAddress()?.host}:${node.metricsAddress()?.port}`,
+        data: node.store === null ? null : node.store.dir,
+        peers: node.peers().length,
+        connections: node.connections(),
+        members: m === null ? null : m.counts(),
+        keys,
+        sources: g.history.sources.size,
+        exchanges: { asked: s.asked, answered: s.answered },
+        updates: { sent: s.updatesSent, received: s.updatesReceived },
+        bytes: { sent: s.bytesSent, received: s.bytesReceived },
+        invalid: s.invalid,
+        slowest_peer_staleness_ms: node.staleness().reduce((w, p) => Math.max(w, p.ms), 0),
+      }
+    }
     default:
-      return { ok: false, error: `unknown command "${name}"; commands: set KEY JSON, get KEY, state, peers` }
+      return { ok: false, error: `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.command).join(', ')}` }
   }
 }
 
+/**
+ * What an error met while starting says to an operator, or null for a
+ * defect (whose stack trace then helps).
+ */
+export function operatorError(err: unknown, args: Args): string | null {
+  const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string }
+  if (!(e instanceof Error)) return null
+  const where = e.address !== undefined ? `${e.address}:${e.port}` : ''
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the address is in use (another process holds the port; choose another${args.metrics !== undefined ? ' --listen or --metrics' : ' --listen'})`
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: no such address on this machine`
+    case 'EACCES':
+    case 'EPERM':
+      return e.syscall === 'listen' || e.syscall === 'bind'
+        ? `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`
+        : `permission denied: ${e.path ?? e.message}`
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return `no such file or directory: ${e.path ?? e.message}`
+  }
+  if (e instanceof StoreDamagedError) return `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
+  if (/^store: /.test(e.message)) return e.message
+  if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return e.message
+  return null
+}
+
 /** `simple-scuttle node ...`: runs until SIGTERM or SIGINT; resolves with the exit code. */
-export async function nodeCommand(argv: string[]): Promise<number> {
+export async function nodeCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   let args: Args
   try {
     args = parseArgs(argv)
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`)
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`simple-scuttle node: ${err.message}\n\n${usage}`)
     return 2
   }
-  const node = await startNode({
-    id: args.id,
-    // The command's documented policy: last writer wins.
-    resolve: resolution.lww_vs_current_vers,
-    listen: args.listen,
-    connect: args.connect,
-    data: args.data,
-    store: args.repair === true ? { repair: true } : undefined,
-    interval: args.interval,
-    mtu: args.mtu,
-    config: args.mtuBytes === undefined ? undefined : { mtu_bytes: args.mtuBytes },
-    ws: args.ws,
-    // --codec ndjson: every connection in NDJSON, for people reading the wire.
-    codecs: args.codec === 'ndjson' ? ['ndjson'] : undefined,
-    security: args.keys === undefined ? undefined : loadKeys(args.keys, args.id),
-    log: (line) => process.stderr.write(`[${args.id}] ${line}\n`),
-  })
+  if (args.help === true) {
+    out(usage)
+    return 0
+  }
+  const prefix = `[${args.id}] `
+  const log = (line: string) => process.stderr.write(`${prefix}${line}\n`)
+  let node: ScuttleNode
+  try {
+    node = await startNode({
+      id: args.id,
+      // The command's documented policy: last writer wins.
+      resolve: resolution.lww_vs_current_vers,
+      listen: args.listen,
+      connect: args.connect,
+      cluster: args.cluster,
+      data: args.data,
+      store: args.repair === true ? { repair: true } : undefined,
+      interval: args.interval,
+      mtu: args.mtu,
+      config: args.mtuBytes === undefined ? undefined : { mtu_bytes: args.mtuBytes },
+      ws: args.ws,
+      // --codec ndjson: every connection in NDJSON, for people reading the wire.
+      codecs: args.codec === 'ndjson' ? ['ndjson'] : undefined,
+      security: args.keys === undefined ? undefined : loadKeys(args.keys, args.id),
+      metrics: args.metrics,
+      membership: {
+        threshold: args.phi,
+        grace: args.deadGrace,
+        address: args.advertise,
+        meta: args.meta,
+      },
+      log,
+    })
+  } catch (err) {
+    const said = operatorError(err, args)
+    if (said === null) throw err
+    log(`cannot start: ${said}`)
+    return 1
+  }
   // Answers go out in the order the commands came in.
   let queue: Promise<void> = Promise.resolve()
   const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })
@@ -198,7 +361,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     if (line.trim().length === 0) return
     queue = queue.then(async () => {
       const answer = await command(node, line)
-      process.stdout.write(`${JSON.stringify(answer)}\n`)
+      out(`${JSON.stringify(answer)}\n`)
     })
   })
   return new Promise<number>((resolve) => {
@@ -206,14 +369,14 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     const stop = (signal: string) => {
       if (stopping) return
       stopping = true
-      process.stderr.write(`[${args.id}] ${signal}: flushing and stopping\n`)
+      log(`${signal}: flushing and stopping`)
       input.close()
       queue
         .then(() => node.close())
         .then(
           () => resolve(0),
           (err: unknown) => {
-            process.stderr.write(`[${args.id}] ${(err as Error)?.message}\n`)
+            log(`stopping failed: ${(err as Error)?.message}`)
             resolve(1)
           },
         )

@@ -3,7 +3,9 @@
  * streams. Prints a table (or one JSON object with --json), can write an SVG
  * plot, and shows a progress bar on stderr for runs longer than a second.
  */
-import { writeFileSync } from 'fs'
+import { accessSync, constants, statSync, writeFileSync } from 'fs'
+import { dirname, resolve } from 'path'
+import { readArgs, UsageError } from './args'
 import { ORDERS, Simulation, plot, simDefaults, simOptions } from '../lib/sim'
 import type { Line, RoundStats, SimOptions, SimOrder, SimResult } from '../lib/sim'
 
@@ -37,65 +39,80 @@ export interface CliOptions {
   help: boolean
 }
 
-/** Parses the command line. @throws Error with a message for the user. */
+/** Parses the command line. @throws UsageError (an Error) with a message for the user. */
 export function parseArgs(args: readonly string[]): CliOptions {
-  const out: CliOptions = { sim: {}, orders: [simDefaults.order], json: false, help: false }
-  const int = (name: string, v: string | undefined): number => {
-    const n = Number(v)
-    if (v === undefined || v.trim() === '' || !Number.isSafeInteger(n)) throw new Error(`--${name} needs an integer, got ${v}`)
+  const v = readArgs(args, {
+    nodes: { type: 'string' },
+    keys: { type: 'string' },
+    mtu: { type: 'string' },
+    rounds: { type: 'string' },
+    seed: { type: 'string' },
+    rate: { type: 'string' },
+    order: { type: 'string' },
+    'flow-control': { type: 'boolean' },
+    json: { type: 'boolean' },
+    svg: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  })
+  const out: CliOptions = { sim: {}, orders: [simDefaults.order], json: v.json === true, help: v.help === true }
+  const int = (name: string, text: string): number => {
+    const n = Number(text)
+    if (text.trim() === '' || !Number.isSafeInteger(n)) throw new UsageError(`--${name} needs an integer, got ${text}`)
     return n
   }
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    const eq = arg.indexOf('=')
-    const name = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : arg
-    const value = (): string | undefined => (eq !== -1 ? arg.slice(eq + 1) : args[++i])
-    switch (name) {
-      case 'nodes':
-      case 'keys':
-      case 'mtu':
-      case 'rounds':
-      case 'seed':
-        out.sim[name] = int(name, value())
-        break
-      case 'rate': {
-        const v = value() ?? ''
-        const parts = v.split(':').map(Number)
-        if (parts.length > 2 || parts.some((p) => !Number.isFinite(p) || p < 0) || v.trim() === '') {
-          throw new Error(`--rate needs R or FROM:TO (non-negative numbers), got ${v}`)
-        }
-        out.sim.rate = parts.length === 1 ? parts[0] : [parts[0], parts[1]]
-        break
-      }
-      case 'order': {
-        const v = value()
-        if (v === 'all') out.orders = [...ORDERS]
-        else if (ORDERS.includes(v as SimOrder)) out.orders = [v as SimOrder]
-        else throw new Error(`--order must be one of ${ORDERS.join(', ')}, all; got ${v}`)
-        break
-      }
-      case 'flow-control':
-        out.sim.flowControl = true
-        break
-      case 'json':
-        out.json = true
-        break
-      case 'svg': {
-        const v = value()
-        if (v === undefined || v === '') throw new Error('--svg needs a file name')
-        out.svg = v
-        break
-      }
-      case 'help':
-      case '-h':
-        out.help = true
-        break
-      default:
-        throw new Error(`unknown option ${arg}`)
-    }
+  for (const name of ['nodes', 'keys', 'mtu', 'rounds', 'seed'] as const) {
+    const text = v[name]
+    if (text !== undefined) out.sim[name] = int(name, text)
   }
-  simOptions(out.sim) // validate early
+  if (v.rate !== undefined) {
+    const parts = v.rate.split(':').map(Number)
+    if (parts.length > 2 || parts.some((p) => !Number.isFinite(p) || p < 0) || v.rate.trim() === '') {
+      throw new UsageError(`--rate needs R or FROM:TO (non-negative numbers), got ${v.rate}`)
+    }
+    out.sim.rate = parts.length === 1 ? parts[0] : [parts[0], parts[1]]
+  }
+  if (v.order !== undefined) {
+    if (v.order === 'all') out.orders = [...ORDERS]
+    else if (ORDERS.includes(v.order as SimOrder)) out.orders = [v.order as SimOrder]
+    else throw new UsageError(`--order must be one of ${ORDERS.join(', ')}, all; got ${v.order}`)
+  }
+  if (v['flow-control'] === true) out.sim.flowControl = true
+  if (v.svg !== undefined) {
+    if (v.svg === '') throw new UsageError('--svg needs a file name')
+    out.svg = v.svg
+  }
+  try {
+    simOptions(out.sim) // validate early
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
   return out
+}
+
+/**
+ * Why `file` cannot be written, or null: checked before a run, so that a
+ * long simulation does not end in a failed write.
+ */
+export function unwritable(file: string): string | null {
+  const full = resolve(file)
+  try {
+    const st = statSync(full)
+    if (st.isDirectory()) return `${file} is a directory`
+    accessSync(full, constants.W_OK)
+    return null
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code !== 'ENOENT' && e.code !== 'ENOTDIR') return `${file}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`
+  }
+  const dir = dirname(full)
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`
+    accessSync(dir, constants.W_OK)
+    return null
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    return e.code === 'ENOENT' ? `no such directory: ${dir}` : `${dir}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`
+  }
 }
 
 const COLORS: Record<SimOrder, string> = {
@@ -194,12 +211,20 @@ export async function simulate(args: readonly string[], out: (s: string) => void
   try {
     cli = parseArgs(args)
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${usage}`)
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`simple-scuttle simulate: ${err.message}\n\n${usage}`)
     return 2
   }
   if (cli.help) {
     out(usage)
     return 0
+  }
+  if (cli.svg !== undefined) {
+    const problem = unwritable(cli.svg)
+    if (problem !== null) {
+      process.stderr.write(`simple-scuttle simulate: --svg: cannot write the plot: ${problem}\n\n${usage}`)
+      return 2
+    }
   }
   const results: SimResult[] = []
   const start = Date.now()
@@ -221,7 +246,14 @@ export async function simulate(args: readonly string[], out: (s: string) => void
     if (shown && tty) process.stderr.write(`${bar(total, total, label)}\n`)
     results.push(result)
   }
-  if (cli.svg !== undefined) writeFileSync(cli.svg, figure(results))
+  if (cli.svg !== undefined) {
+    try {
+      writeFileSync(cli.svg, figure(results))
+    } catch (err) {
+      process.stderr.write(`simple-scuttle simulate: --svg: cannot write the plot: ${(err as Error).message}\n`)
+      return 1
+    }
+  }
   if (cli.json) {
     const body = results.map((r) => ({
       options: r.options,

@@ -6,7 +6,7 @@
  */
 import { Gossip } from '../lib/core/gossip'
 import { lww_vs_current_vers } from '../lib/core/resolution'
-import { joinNode, type Membership } from '../lib/wire/join'
+import { joinNode, type Joined } from '../lib/wire/join'
 
 export interface ClusterApi {
   readonly id: string
@@ -40,7 +40,7 @@ export async function startCluster(): Promise<ClusterApi | null> {
   const id = `page-${Math.floor(Math.random() * 1e6)}`
   const gossip = new Gossip(id, { resolve: lww_vs_current_vers })
   const target = info.nodes[Math.floor(Math.random() * info.nodes.length)]
-  const member: Membership = joinNode(gossip, target.ws, { interval: 200, backoff: { min: 100, max: 2000 } })
+  const member: Joined = joinNode(gossip, target.ws, { interval: 200, backoff: { min: 100, max: 2000 } })
   const panel = $('cluster-panel')
   panel.hidden = false
   $('cluster-nodes').textContent = info.nodes.map((n) => `${n.id} (${n.ws})`).join(', ')

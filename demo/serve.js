@@ -147,7 +147,7 @@ function startNode(bin, id, peers, interval) {
     log.on('line', (line) => {
       if (process.env.DEMO_LOG) process.stderr.write(`${line}
 `)
-      const t = / listening on (\S+)$/.exec(line)
+      const t = / listening on (\S+)(?: \(cluster .*\))?$/.exec(line)
       if (t) tcp = t[1]
       const w = / accepting WebSockets on (\S+)$/.exec(line)
       if (w) ws = w[1]

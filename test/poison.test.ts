@@ -84,20 +84,19 @@ describe('clock poisoning', () => {
     const victim = new Gossip('v', { resolve })
     for (let i = 0; i < 20; i++) victim.set(`k${i}`, i)
     const attacker = victim.createStream()
-    let error: Error | null = null
-    attacker.on('error', (e: Error) => (error = e))
+    const said = invalids(attacker)
     const start = victim.version
     // An attacker that reads the victim's clock and names it + 1, line after
     // line, digest after digest.
-    for (let line = 0; line < 200 && !attacker.destroyed; line++) {
+    for (let line = 0; line < 200; line++) {
       attacker.write({ digest: true, source_id: 'v', version: victim.version + 1 })
       if (line % 5 === 4) attacker.write({ digest: true, done: true })
       await turn()
       collect(attacker)
     }
     const burned = victim.version - start
-    assert.ok(error !== null, 'the attack was reported')
-    assert.match(String(error), /another live node writes as "v"/)
+    assert.strictEqual(said.filter((r) => /another live node writes as "v"/.test(r)).length, 1, said.join('; '))
+    assert.strictEqual(attacker.destroyed, false, 'the stream stays open: its peer may be an honest relay')
     // at most TWIN_LIMIT rounds of re-issuing 20 writes (and the lines' own +1s)
     assert.ok(burned <= (Clock.TWIN_LIMIT + 1) * 21, `burned ${burned} versions`)
     // and the node still writes and replicates with an honest peer
@@ -118,8 +117,8 @@ describe('twin ids', () => {
     const errors: string[] = []
     const s1 = a1.createStream()
     const s2 = a2.createStream()
-    s1.on('error', (e: Error) => errors.push(`a1: ${e.message}`))
-    s2.on('error', (e: Error) => errors.push(`a2: ${e.message}`))
+    s1.on('invalid', (_o: unknown, r: string) => errors.push(`a1: ${r}`))
+    s2.on('invalid', (_o: unknown, r: string) => errors.push(`a2: ${r}`))
     s1.pipe(s2).pipe(s1)
     a1.set('x', 1)
     a2.set('y', 2)
@@ -201,13 +200,26 @@ describe('twin ids', () => {
     a.set('fresh', 1)
     const liar = a.createStream()
     const said = invalids(liar)
-    for (let i = 1; i <= 2 * Clock.TWIN_LIMIT && !liar.destroyed; i++) {
+    for (let i = 1; i <= 2 * Clock.TWIN_LIMIT; i++) {
       liar.write({ digest: true, source_id: 'a', version: a.version + i * 1000 })
       await turn()
       collect(liar)
     }
     assert.ok(said.some((r) => /another live node/.test(r)), 'the liar was reported')
-    assert.ok(liar.destroyed, 'and its stream closed')
+    // and is no longer believed about a's id: its claims move nothing
+    // (a digest burns nothing; an update is not kept, though the clock
+    // follows it so that a's next writes pass what honest relays took)
+    const held = a.version
+    liar.write({ digest: true, source_id: 'a', version: held + 5_000_000 })
+    liar.write({ digest: true, done: true })
+    await turn()
+    collect(liar)
+    assert.strictEqual(a.version, held)
+    liar.write({ key: 'fresh', value: 'forged', source_id: 'a', version: held + 5_000_001 })
+    await turn()
+    collect(liar)
+    assert.strictEqual(a.get('fresh').value, 1)
+    assert.strictEqual(liar.destroyed, false)
     ab = a.createStream()
     ba = b.createStream()
     ab.pipe(ba).pipe(ab)

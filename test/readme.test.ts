@@ -24,6 +24,7 @@ const expected: RegExp[] = [
   /longest converges/,
   /true false[\s\S]*admitted: 2/,
   /after a restart: v/,
+  /a sees b live at b\.example:7002 \{ zone: 'west' \}[\s\S]*a sees b dead after \d+ ms without a heartbeat\na: live, b: dead/,
   /refused: signature of a missing or invalid[\s\S]*b holds by a with a signature: string/,
   /node got hi \/ page got hello via server/,
 ]

@@ -11,7 +11,7 @@ import * as net from 'net'
 import WebSocket, { WebSocketServer } from 'ws'
 import { parseArgs } from '../bin/node'
 import { Gossip, base, gossipOver, joinNode, startNode } from '../lib'
-import type { Membership, NodeOptions, ScuttleNode, WebSocketLike } from '../lib'
+import type { Joined, NodeOptions, ScuttleNode, WebSocketLike } from '../lib'
 import { FrameEncoder } from '../lib/wire/binary'
 
 const resolve = base.resolution.lww_vs_current_vers
@@ -33,7 +33,7 @@ function frames(messages: unknown[]): Buffer {
 describe('WebSocket', function () {
   this.timeout(30_000)
   const nodes: ScuttleNode[] = []
-  const members: Membership[] = []
+  const members: Joined[] = []
   const sockets: WebSocket[] = []
   const logs = new Map<string, string[]>()
   const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))

@@ -185,9 +185,11 @@ export class Clock {
     if (version > this.pastHeard) this.pastHeard = version
     if (version < this.start || version <= this.ambiguous) return -Infinity
     // Past the limit, a raise is only counted (the caller learns that the
-    // peer keeps it up): nothing is issued again.
+    // peer keeps it up) and the clock follows, as far as it is believable,
+    // so that our next writes pass it: nothing is issued again.
     if (this.twin) {
       this.raises++
+      this.see(version)
       return -Infinity
     }
     // Our past reaches into the versions this incarnation uses: every

@@ -1106,24 +1106,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const clock = this.clock
     const raises = clock.raises
     const upTo = clock.foreign(version)
-    if (clock.raises > raises && clock.twin) this.twinOn(stream, version)
+    if (clock.raises > raises && clock.twin && !stream.twin) this.twinOn(stream, version)
     this.reissue(upTo)
   }
 
   // A stream that keeps showing our "past" above our writes carries a twin
-  // (another live node with our id) or a liar: what it says of our id is
-  // ignored from now on. Reported, not thrown: a peer must not be able to
-  // crash the process; a stream of our own (not the node) is closed, with
-  // the error if someone listens for it.
+  // (another live node with our id) or a liar, or relays one: what it says
+  // of our id is ignored from now on, once reported. The stream stays open:
+  // an honest peer relaying a liar's forgery must still get our writes,
+  // which the clock (following the forgery) now issues above it.
   private twinOn(stream: PeerStream, version: number): void {
     stream.twin = true
     const message =
       `another live node writes as "${this.id}" (or a peer keeps claiming it does): ` +
       `its versions passed ours ${Clock.TWIN_LIMIT} times; give each node its own id`
     stream.emit('invalid', { source_id: this.id, version }, message)
-    if (stream === this) return
-    if (stream.listenerCount('error') > 0) stream.destroy(new Error(message))
-    else stream.destroy()
   }
 
   /** @internal Whether streams take local writes unless told otherwise. */

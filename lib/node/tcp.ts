@@ -9,7 +9,10 @@
  * binary frames between nodes of this version, NDJSON with older ones or
  * when `codecs` says so. With `ws`, browsers (or any WebSocket client) join
  * the same way over a WebSocket: the same hello, the same formats, the same
- * limits. A peer is disconnected, with
+ * limits. The hello also names the node's cluster (`"cluster":NAME`): a
+ * peer of another cluster (a hello without `cluster` is of `"default"`) is
+ * refused with a logged reason, so two clusters that can reach each other
+ * never merge. A peer is disconnected, with
  * a logged reason, when it sends anything the protocol refuses (garbage,
  * over-long lines, invalid or forged updates), floods (more updates in a
  * row than `floodLimit` without ending them with a digest), or stops reading
@@ -22,6 +25,7 @@ import * as net from 'net'
 import { Duplex, Transform } from 'readable-stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Gossip, PeerStream } from '../core/gossip'
+import { Membership, type Member, type MembershipOptions } from '../core/membership'
 import { badName } from '../core/shape'
 import { Store, type StoreOptions } from './store'
 import type { Config, Resolve, Security } from '../core/types'
@@ -58,7 +62,7 @@ export interface NodeOptions {
   resolve?: Resolve
   /** Signed updates; see `ed25519`. */
   security?: Security
-  /** Where log lines go. Default: stderr. */
+  /** Where log lines go, one line each. Default: stderr, each line prefixed with `[ID] `. */
   log?: (line: string) => void
   /** Longest NDJSON line accepted from a peer. Default 1 MiB. */
   maxLineLength?: number
@@ -99,7 +103,44 @@ export interface NodeOptions {
   backoff?: { min?: number; max?: number }
   /** Random numbers in [0, 1), for peer choice and jitter. Default Math.random. */
   random?: () => number
+  /**
+   * The cluster's name, said in the hello: a peer of another cluster is
+   * refused. At most 128 characters, no control characters. Default
+   * `"default"`.
+   */
+  cluster?: string
+  /**
+   * Membership and failure detection (see {@link Membership}): `true`, or
+   * its options. The node advertises its listening address (or
+   * `membership.address`) and heartbeats every `interval` unless told
+   * otherwise. Default off: its keys (`member/…`, `heartbeat/…`) would
+   * appear in the state of a program that did not ask for them.
+   */
+  membership?: boolean | MembershipOptions
+  /** Serve Prometheus metrics over HTTP here (`GET /metrics`). Default: none. */
+  metrics?: Partial<Address>
 }
+
+/** Counters a node keeps from its start (`ScuttleNode.stats()`). */
+export interface NodeStats {
+  /** Exchanges this node started (questions asked). */
+  asked: number
+  /** Questions of peers this node answered. */
+  answered: number
+  /** Updates sent to and received from peers. */
+  updatesSent: number
+  updatesReceived: number
+  /** Bytes sent to and received from peers (hello lines included). */
+  bytesSent: number
+  bytesReceived: number
+  /** Peers' digests dropped unanswered past `digestRate`. */
+  digestsDropped: number
+  /** Invalid inputs from peers and refused hellos, by reason (a fixed set of names: see `invalidReason`). */
+  invalid: Record<string, number>
+  /** Connections closed with a reason (not those a peer closed cleanly). */
+  closed: number
+}
+
 
 /** A connected peer, as `peers()` lists it. */
 export interface PeerInfo {
@@ -113,10 +154,45 @@ export interface PeerInfo {
   transport: 'tcp' | 'ws'
 }
 
+/** The cluster of a node, or of a hello, that names none. */
+export const DEFAULT_CLUSTER = 'default'
+const MAX_CLUSTER_LENGTH = 128
+
+/** Why a cluster name is refused, or null. */
+export function badCluster(name: unknown): string | null {
+  if (typeof name !== 'string') return 'it is not a string'
+  if (name.length === 0) return 'it is empty'
+  if (name.length > MAX_CLUSTER_LENGTH) return `it is longer than ${MAX_CLUSTER_LENGTH} characters`
+  if (CONTROL.test(name)) return 'it holds control characters'
+  return null
+}
+
+/**
+ * The name under which an invalid input is counted (metrics label values
+ * must be a small fixed set): the kind of the reason logged.
+ */
+export function invalidReason(reason: string): string {
+  if (/not JSON|not valid UTF-8|UTF-8/.test(reason)) return 'not_json'
+  if (/line longer/.test(reason)) return 'line_too_long'
+  if (/signature/.test(reason)) return 'signature'
+  if (/local writes/.test(reason)) return 'local_write'
+  if (/flood/.test(reason)) return 'flood'
+  if (/digest/.test(reason)) return 'digest'
+  if (/hello|cluster/.test(reason)) return 'hello'
+  if (/threw|failed/.test(reason)) return 'node_error'
+  if (/version|clock|hour/.test(reason)) return 'version'
+  if (/value/.test(reason)) return 'value'
+  if (/key/.test(reason)) return 'key'
+  if (/source_id|\bid\b/.test(reason)) return 'source_id'
+  return 'other'
+}
+
 /** One connection to a peer. */
 class Connection {
   peer: string | null = null
   invalid = 0
+  /** The twin report of its stream was logged (see ScuttleNode.invalid). */
+  twinSaid = false
   // Updates since the peer's last digest end.
   run = 0
   // Our questions this peer has not answered (a digest marked reply answers),
@@ -133,6 +209,18 @@ class Connection {
   // When our output to this peer last made progress, or started waiting.
   stalledSince = -1
   closed = false
+  // Entries of the digest coming in, and of the one going out.
+  entriesIn = 0
+  entriesOut = 0
+  // The version of our own id this peer named in its digest (-Infinity:
+  // none yet), while its digest comes in and once it ended; and whether
+  // one ended at all.
+  ownNamed = -Infinity
+  ownHeld = -Infinity
+  digested = false
+  // Transport bytes already counted in the node's stats.
+  countedIn = 0
+  countedOut = 0
   readonly opened = Date.now()
   readonly stream: PeerStream
 
@@ -154,6 +242,8 @@ class Connection {
 
 // Digests a peer may send at once before its rate applies.
 const BURST = 8
+// Own writes remembered for peers' staleness.
+const OWN_TIMES = 4096
 
 // C0 and C1 control characters, and DEL.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -195,6 +285,37 @@ export class ScuttleNode {
   }[] = []
   private timer: NodeJS.Timeout | null = null
   private closing = false
+  /** The cluster this node belongs to (said in its hello). */
+  readonly cluster: string
+  /** Membership and failure detection, when `options.membership` asked for it (set once listening). */
+  membership: Membership | null = null
+  /** When the node started, ms since the epoch. */
+  readonly startedAt = Date.now()
+  private readonly membershipOptions: MembershipOptions | null
+  private readonly counters: NodeStats = {
+    asked: 0,
+    answered: 0,
+    updatesSent: 0,
+    updatesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    digestsDropped: 0,
+    invalid: Object.create(null) as Record<string, number>,
+    closed: 0,
+  }
+  // Our own writes, [version, ms] pairs in version order (the latest
+  // OWN_TIMES), for the staleness of peers.
+  private ownTimes: number[] = []
+  private metricsServer: { close(): Promise<void>; address(): Address } | null = null
+  private readonly metricsAt: Partial<Address> | undefined
+  // Peer addresses refused for the same reason last time (a dialer retries
+  // with backoff; the reason is logged once until it changes).
+  private readonly refusals = new Map<string, number>()
+  // Invalid membership reports logged so far (one in 100 is logged).
+  private memberInvalid = 0
+  private membershipStarted = false
+  /** @internal Called with each digest's number of entries, sent or received (the metrics' histogram). */
+  onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null = null
   private readonly log: (line: string) => void
   private readonly opts: Required<
     Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout' | 'maxConnections' | 'digestRate'>
@@ -215,10 +336,17 @@ export class ScuttleNode {
     }
     if (options.mtu !== undefined) config.mtu = options.mtu
     if (options.security !== undefined) config.security = options.security
+    const cluster = options.cluster ?? DEFAULT_CLUSTER
+    const bad = badCluster(cluster)
+    if (bad !== null) throw new TypeError(`cluster name refused: ${bad}`)
+    this.cluster = cluster
+    const m = options.membership ?? false
+    if (m !== false && m !== true && (typeof m !== 'object' || m === null)) throw new TypeError('membership must be a boolean or options')
+    this.membershipOptions = m === false ? null : m === true ? {} : m
+    this.metricsAt = options.metrics
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
-    const sink = options.log ?? ((line: string) => process.stderr.write(`${line}
-`))
+    const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line) => sink(printable(line))
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
@@ -243,6 +371,13 @@ export class ScuttleNode {
       max: options.backoff?.max ?? 5000,
       random,
     }
+    const own = this.gossip.id
+    this.gossip.history.on('update', (u) => {
+      if (u.source_id !== own) return
+      const times = this.ownTimes
+      if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
+      this.ownTimes.push(u.version, Date.now())
+    })
     this.server = net.createServer((socket) => this.acceptSocket(socket, 'in'))
     for (const address of options.connect ?? []) {
       this.dialers.push({ address, timer: null, delay: this.opts.min, socket: null, failing: false })
@@ -260,7 +395,7 @@ export class ScuttleNode {
     })
     this.server.on('error', (err) => this.log(`server error: ${err.message}`))
     const a = this.address()
-    this.log(`${this.gossip.id} listening on ${a.host}:${a.port}`)
+    this.log(`${this.gossip.id} listening on ${a.host}:${a.port} (cluster ${JSON.stringify(this.cluster)})`)
     if (ws !== undefined) {
       const server = new WebSocketServer({
         host: ws.host ?? '127.0.0.1',
@@ -282,8 +417,115 @@ export class ScuttleNode {
       const w = this.wsAddress() as Address
       this.log(`${this.gossip.id} accepting WebSockets on ws://${w.host}:${w.port}`)
     }
+    if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`)
+    if (this.metricsAt !== undefined) {
+      const { serveMetrics } = await import('./metrics')
+      this.metricsServer = await serveMetrics(this, this.metricsAt, this.log)
+      const m = this.metricsServer.address()
+      this.log(`serving metrics on http://${m.host}:${m.port}/metrics`)
+    }
     for (const d of this.dialers) this.dial(d)
     this.timer = setInterval(() => this.tick(), this.opts.interval)
+  }
+
+  private startMembership(options: MembershipOptions, address: string): void {
+    const m = new Membership(this.gossip, { interval: this.opts.interval, ...options, address: options.address ?? address })
+    this.membership = m
+    const where = (member: Member) => (member.address === null ? '' : ` at ${member.address}`)
+    m.on('live', (member: Member) => this.log(`member ${member.id} is live${where(member)}`))
+    m.on('dead', (member: Member) =>
+      this.log(
+        `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
+          `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
+      ),
+    )
+    m.on('restart', (member: Member) => this.log(`member ${member.id} restarted (a new incarnation${where(member)})`))
+    m.on('collected', (member: Member) =>
+      this.log(`member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list (its keys stay until deletes exist)`),
+    )
+    m.on('invalid', (id: string, reason: string) => {
+      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far)`)
+    })
+    // The node writes its record and heartbeats once a peer has answered it
+    // (see answeredBy), not before.
+  }
+
+  /**
+   * A peer answered one of our questions. The first time, membership starts
+   * writing: by then the node has heard what a peer holds of its own id.
+   * A node restarted without saved state whose past ran ahead (its clock
+   * was pushed ahead, then it lost its state) would otherwise write at
+   * once, below that past; the core issues such writes again just above
+   * the first version of the past it hears of, where they can collide with
+   * versions of the past it has not heard of yet, and a peer holding one of
+   * those then never sends it (see the report of issue #12). Until a peer
+   * answers there is no one to advertise to anyway.
+   */
+  private answeredBy(c: Connection): void {
+    if (c.answered) return
+    c.answered = true
+    const m = this.membership
+    if (m !== null && !this.membershipStarted) {
+      this.membershipStarted = true
+      m.start()
+    }
+  }
+
+  /** Counters since the node started. */
+  stats(): NodeStats {
+    for (const c of this.conns) this.countBytes(c)
+    const s = this.counters
+    return { ...s, invalid: { ...s.invalid } }
+  }
+
+  // Bytes of a TCP connection (a WebSocket's are not counted).
+  private countBytes(c: Connection): void {
+    if (!(c.transport instanceof net.Socket)) return
+    const s = this.counters
+    const read = c.transport.bytesRead
+    const written = c.transport.bytesWritten
+    s.bytesReceived += read - c.countedIn
+    s.bytesSent += written - c.countedOut
+    c.countedIn = read
+    c.countedOut = written
+  }
+
+  /** Connections open now, hello said or not. */
+  connections(): number {
+    return this.conns.size
+  }
+
+  /** Where metrics are served, or null. */
+  metricsAddress(): Address | null {
+    return this.metricsServer?.address() ?? null
+  }
+
+  /**
+   * For each connected peer that has sent a digest: how long ago, in ms,
+   * this node wrote the oldest of its own updates that the peer's last
+   * digest did not hold (0: it held them all).
+   */
+  staleness(): { id: string; ms: number }[] {
+    const now = Date.now()
+    const times = this.ownTimes
+    const out: { id: string; ms: number }[] = []
+    for (const c of this.conns) {
+      if (c.peer === null || !c.digested) continue
+      let ms = 0
+      if (times.length > 0 && times[times.length - 2] > c.ownHeld) {
+        // The first of our writes above what the peer holds.
+        let lo = 0
+        let hi = times.length / 2 - 1
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1
+          if (times[2 * mid] > c.ownHeld) hi = mid
+          else lo = mid + 1
+        }
+        ms = now - times[2 * lo + 1]
+      }
+      out.push({ id: c.peer, ms })
+    }
+    return out
   }
 
   /** Where the node accepts peers. */
@@ -342,6 +584,7 @@ export class ScuttleNode {
   private ask(c: Connection): boolean {
     if (!c.stream.gossip()) return false
     c.unanswered++
+    this.counters.asked++
     return true
   }
 
@@ -350,6 +593,8 @@ export class ScuttleNode {
     if (this.closing) return
     this.closing = true
     if (this.timer !== null) clearInterval(this.timer)
+    this.membership?.stop()
+    if (this.metricsServer !== null) await this.metricsServer.close()
     for (const d of this.dialers) {
       if (d.timer !== null) clearTimeout(d.timer)
       d.socket?.destroy()
@@ -441,13 +686,12 @@ export class ScuttleNode {
     }
     this.conns.add(c)
     transport.on('close', () => this.drop(c, null))
-    transport.write(helloLine(this.gossip.id, this.codecs))
+    transport.write(helloLine(this.gossip.id, this.codecs, this.cluster))
     const invalid = (what: unknown, reason: string) => this.invalid(c, what, reason)
     c.stream.on('invalid', invalid)
-    // A twin of this node (see Clock.TWIN_LIMIT) ends the connection, said why.
     c.stream.on('error', (err: Error) => this.drop(c, err.message))
     const reader = new HelloReader()
-    reader.on('invalid', (_what: unknown, reason: string) => this.drop(c, reason))
+    reader.on('invalid', (_what: unknown, reason: string) => this.refuse(c, reason))
     reader.on('hello', (hello: Hello) => this.hello(c, reader, hello, invalid))
     ;(transport as Duplex).pipe(reader)
     return c
@@ -457,8 +701,21 @@ export class ScuttleNode {
   private hello(c: Connection, reader: HelloReader, hello: Hello, invalid: (what: unknown, reason: string) => void): void {
     if (c.closed) return
     const id = hello.id
+    const cluster = hello.cluster ?? DEFAULT_CLUSTER
     if (badName('id', id) !== null || CONTROL.test(id)) {
-      this.drop(c, `hello with a bad id: ${badName('id', id) ?? 'it holds control characters'}`)
+      this.refuse(c, `hello with a bad id: ${badName('id', id) ?? 'it holds control characters'}`)
+      return
+    }
+    if (badCluster(cluster) !== null) {
+      this.refuse(c, `hello with a bad cluster name: ${badCluster(cluster)}`)
+      return
+    }
+    if (cluster !== this.cluster) {
+      this.refuse(
+        c,
+        `peer ${id} is of cluster ${JSON.stringify(cluster)}, this node of ${JSON.stringify(this.cluster)}: refused, ` +
+          'so that the two clusters do not merge (if they are one, give both the same --cluster)',
+      )
       return
     }
     if (id === this.gossip.id) {
@@ -476,6 +733,16 @@ export class ScuttleNode {
     const input = parse({ format: reading, maxLineLength: this.opts.maxLineLength, maxFrameLength: this.opts.maxFrameLength })
     input.on('invalid', invalid)
     out.on('invalid', invalid)
+    // What we send, counted (attached as the stream is piped, so that
+    // nothing flows before the pipe takes it).
+    c.stream.on('data', (m: { digest?: unknown; done?: unknown }) => {
+      if (m.digest !== true) this.counters.updatesSent++
+      else if (m.done !== true) c.entriesOut++
+      else {
+        this.onDigest?.('sent', c.entriesOut)
+        c.entriesOut = 0
+      }
+    })
     if (this.store === null) {
       c.stream.pipe(out).pipe(c.transport as Duplex)
     } else {
@@ -500,29 +767,57 @@ export class ScuttleNode {
       objectMode: true,
       highWaterMark: 16,
       transform(chunk: Record<string, unknown>, _encoding, callback) {
+        // What a closed connection still had in its buffers goes nowhere.
+        if (c.closed) {
+          callback()
+          return
+        }
         if (typeof chunk === 'object' && chunk !== null && chunk.digest === true) {
           // Rate: a digest's first object takes a token, or the whole digest
           // (its entries and its end) is dropped unanswered.
           if (!c.inDigest) {
             c.inDigest = true
             c.dropping = !node.take(c)
+            c.entriesIn = 0
+            c.ownNamed = -Infinity
           }
           if (chunk.done === true) {
             c.inDigest = false
             c.run = 0
             if (chunk.reply === true) {
               c.unanswered = 0
-              c.answered = true
+              node.answeredBy(c)
+            } else if (!c.dropping) {
+              node.counters.answered++
             }
+            if (!c.dropping) {
+              node.onDigest?.('received', c.entriesIn)
+              // What the peer holds of ours, if this digest (or part) covers our id.
+              const own = node.gossip.id
+              const after = chunk.after
+              const through = chunk.through
+              if ((typeof after !== 'string' || own > after) && (typeof through !== 'string' || own <= through)) {
+                c.ownHeld = c.ownNamed
+                c.digested = true
+              }
+            }
+          } else {
+            c.entriesIn++
+            const source = chunk.source_id ?? chunk.id
+            const version = chunk.version
+            if (source === node.gossip.id && typeof version === 'number') c.ownNamed = version
           }
           if (c.dropping) {
             callback()
             return
           }
         } else if (++c.run > node.opts.floodLimit) {
+          node.count('flooding')
           node.drop(c, `flooding: more than ${node.opts.floodLimit} updates without a digest`)
           callback()
           return
+        } else {
+          node.counters.updatesReceived++
         }
         callback(null, chunk)
       },
@@ -539,14 +834,52 @@ export class ScuttleNode {
       c.tokens -= 1
       return true
     }
+    this.counters.digestsDropped++
     if (c.dropped++ % 100 === 0) {
       this.log(`peer ${c.peer ?? c.address}: digests past ${rate}/s dropped unanswered (${c.dropped} so far)`)
     }
     return false
   }
 
+  // A refused hello, counted, and logged the first time and every 100th
+  // after for one reason (and one address we dial: a dialer retries with
+  // backoff, and would say the same every time).
+  private refuse(c: Connection, reason: string): void {
+    if (c.closed) return
+    this.count(reason)
+    const key = c.direction === 'out' ? `${c.address} ${reason}` : reason
+    const seen = this.refusals.get(key) ?? 0
+    if (this.refusals.size >= 1000) this.refusals.clear()
+    this.refusals.set(key, seen + 1)
+    if (seen % 100 === 0) {
+      this.drop(c, seen === 0 ? reason : `${reason} (${seen + 1} times)`)
+      return
+    }
+    c.closed = true
+    this.conns.delete(c)
+    this.countBytes(c)
+    this.counters.closed++
+    c.kill()
+    c.stream.unpipe()
+    c.stream.destroy()
+  }
+
+  private count(reason: string): void {
+    const name = invalidReason(reason)
+    const invalid = this.counters.invalid
+    invalid[name] = (invalid[name] ?? 0) + 1
+  }
+
   private invalid(c: Connection, what: unknown, reason: string): void {
     if (c.closed) return
+    this.count(reason)
+    // A twin (see Clock.TWIN_LIMIT) is reported once per stream, and the peer
+    // kept: it may only relay what a twin or a liar wrote as us.
+    if (c.stream.twin && !c.twinSaid) {
+      c.twinSaid = true
+      this.log(`peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
+      return
+    }
     c.invalid++
     if (c.invalid > this.opts.maxInvalid) this.drop(c, `sent invalid input: ${reason}`)
     else this.log(`peer ${c.peer ?? c.address}: invalid input dropped: ${reason}`)
@@ -556,6 +889,8 @@ export class ScuttleNode {
     if (c.closed) return
     c.closed = true
     this.conns.delete(c)
+    this.countBytes(c)
+    if (reason !== null) this.counters.closed++
     if (reason !== null) this.log(`closing connection to ${c.peer ?? c.address}: ${reason}`)
     else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
     c.kill()

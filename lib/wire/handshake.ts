@@ -30,11 +30,13 @@ export interface Hello {
   readonly id: string
   /** Formats the sender speaks, preferred first; absent: NDJSON only. */
   readonly codecs?: readonly string[]
+  /** The sender's cluster; absent: `"default"` (see `NodeOptions.cluster`). */
+  readonly cluster?: string
 }
 
-/** The hello line of node `id` speaking `codecs`. */
-export function helloLine(id: string, codecs: readonly Format[] = FORMATS): string {
-  return `${JSON.stringify({ hello: HELLO, id, codecs })}\n`
+/** The hello line of node `id` speaking `codecs`, of `cluster` (none named: the default cluster). */
+export function helloLine(id: string, codecs: readonly Format[] = FORMATS, cluster?: string): string {
+  return `${JSON.stringify(cluster === undefined ? { hello: HELLO, id, codecs } : { hello: HELLO, id, codecs, cluster })}\n`
 }
 
 /** Checks a list of formats given as an option. */

@@ -30,10 +30,12 @@ export interface JoinOptions {
   log?: (line: string) => void
   /** Random numbers in [0, 1), for jitter. Default Math.random. */
   random?: () => number
+  /** The cluster to join (the node's `--cluster`); a node of another refuses. Default `"default"`. */
+  cluster?: string
 }
 
 /** What {@link joinNode} returns. */
-export interface Membership {
+export interface Joined {
   /** The id of the node connected to now, or null while away. */
   readonly peer: string | null
   /** Connections made so far (reconnections included). */
@@ -51,7 +53,7 @@ export interface Membership {
  * said hello. The node takes no local writes from its peers, so writes go
  * through `gossip.set`, and reach the cluster by gossip.
  */
-export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {}): Membership {
+export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {}): Joined {
   const interval = options.interval ?? 1000
   if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
   const codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
@@ -83,7 +85,7 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
     let stream: PeerStream | null = null
     let ticker: ReturnType<typeof setInterval> | null = null
     bytes.on('error', () => {})
-    bytes.write(helloLine(gossip.id, codecs))
+    bytes.write(helloLine(gossip.id, codecs, options.cluster))
     const reader = new HelloReader()
     const fail = (_what: unknown, reason: string): void => {
       log(`closing ${url}: ${reason}`)
@@ -91,6 +93,11 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
     }
     reader.on('invalid', fail)
     reader.on('hello', (hello: Hello) => {
+      const cluster = hello.cluster ?? 'default'
+      if (cluster !== (options.cluster ?? 'default')) {
+        fail(null, `the node is of cluster ${JSON.stringify(cluster)}, not ${JSON.stringify(options.cluster ?? 'default')}`)
+        return
+      }
       const theirs = codecsOf(hello)
       const writing = chooseFormat(codecs, theirs)
       const reading = chooseFormat(theirs, codecs)

@@ -209,6 +209,11 @@ describe('adversarial: resource limits (defect 9)', function () {
     const b = await cluster.node('b', ['--mtu', '500'], { connect: [a] })
     for (let i = 0; i < 1000; i++) await a.write(`k${i}`, 'x'.repeat(100))
     await until(async () => (await b.get('k999')).value !== null, 10_000, 'b to sync a')
+    // What b writes in 2 s without an attack (gossip, heartbeats every 50 ms):
+    // the attack's cost is what it writes above that.
+    const idleFrom = bytesWritten(b.child.pid as number)
+    await pace(2000)
+    const idle = bytesWritten(b.child.pid as number) - idleFrom
     const m = await cluster.attacker(a.port)
     const before = bytesWritten(b.child.pid as number)
     // Paced under the node's digest rate (80/s at interval 50, after a burst
@@ -220,9 +225,10 @@ describe('adversarial: resource limits (defect 9)', function () {
       await pace(15)
     }
     await pace(2000) // the measurement window: b's answers to a's digests within 2 s
-    const written = bytesWritten(b.child.pid as number) - before
+    const written = bytesWritten(b.child.pid as number) - before - idle
     const ratio = written / m.bytesOut
     figure('attacker_bytes', m.bytesOut)
+    figure('honest_peer_idle_bytes', idle)
     figure('honest_peer_bytes_written', written)
     figure('amplification', Math.round(ratio))
     assert.ok(ratio <= 10, `20 own-id digest lines (${m.bytesOut} bytes) sent to a made honest b write ${written} bytes (x${Math.round(ratio)}): a asks for its whole past again each time`)

@@ -1,0 +1,34 @@
+/**
+ * Command lines read with `node:util`'s `parseArgs`, its errors said the
+ * short way ("unknown option --x", "--id needs a value").
+ */
+import { parseArgs, type ParseArgsConfig } from 'util'
+
+/** A mistake on the command line: exit 2, with the usage. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/**
+ * `parseArgs` in strict mode without positionals.
+ * @throws UsageError for an unknown option, a missing value or a positional.
+ */
+export function readArgs<O extends Options>(args: readonly string[], options: O): ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'] {
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    const e = err as Error & { code?: string }
+    const quoted = /'([^']+)'/.exec(e.message)?.[1] ?? ''
+    switch (e.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+        throw new UsageError(`unknown option ${quoted}`)
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+        if (/does not take an argument/.test(e.message)) throw new UsageError(`${quoted} takes no value`)
+        throw new UsageError(`${quoted.split(' ')[0]} needs a value`)
+      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+        throw new UsageError(`unexpected argument ${quoted}`)
+      default:
+        throw new UsageError(e.message)
+    }
+  }
+}

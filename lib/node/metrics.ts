@@ -1,0 +1,188 @@
+/**
+ * Prometheus metrics of a TCP node, in the text format, over HTTP (`GET
+ * /metrics`), with prom-client. Loaded only when a node is started with
+ * `metrics`; each node has a registry of its own, so several nodes in one
+ * process do not mix their figures.
+ *
+ * @packageDocumentation
+ */
+import * as http from 'http'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Member } from '../core/membership'
+import type { Address, NodeStats } from './tcp'
+
+/** What the metrics read from a node (`ScuttleNode` has it). */
+export interface MetricsSource {
+  stats(): NodeStats
+  peers(): unknown[]
+  connections(): number
+  staleness(): { id: string; ms: number }[]
+  readonly membership: { counts(): { live: number; dead: number }; members(): Member[] } | null
+  onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null
+}
+
+/** Every metric's name: the README lists them. */
+export const METRIC_NAMES = [
+  'scuttle_exchanges_total',
+  'scuttle_updates_sent_total',
+  'scuttle_updates_received_total',
+  'scuttle_bytes_sent_total',
+  'scuttle_bytes_received_total',
+  'scuttle_digest_entries',
+  'scuttle_digests_dropped_total',
+  'scuttle_invalid_total',
+  'scuttle_connections_closed_total',
+  'scuttle_peers',
+  'scuttle_connections',
+  'scuttle_members',
+  'scuttle_slowest_peer_staleness_seconds',
+] as const
+
+/** The registry of one node's metrics (without the HTTP server). */
+export function registry(node: MetricsSource): Registry {
+  const register = new Registry()
+  const registers = [register]
+  // A counter whose value is read from the node at each scrape.
+  const total = (name: string, help: string, read: (s: NodeStats) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset()
+        this.inc(read(node.stats()))
+      },
+    })
+  new Counter({
+    name: 'scuttle_exchanges_total',
+    help: 'Gossip exchanges: role="asked", started by this node; role="answered", a peer\'s question answered',
+    labelNames: ['role'],
+    registers,
+    collect() {
+      const s = node.stats()
+      this.reset()
+      this.inc({ role: 'asked' }, s.asked)
+      this.inc({ role: 'answered' }, s.answered)
+    },
+  })
+  total('scuttle_updates_sent_total', 'Updates sent to peers', (s) => s.updatesSent)
+  total('scuttle_updates_received_total', 'Updates received from peers (before they are checked)', (s) => s.updatesReceived)
+  total('scuttle_bytes_sent_total', 'Bytes sent to peers', (s) => s.bytesSent)
+  total('scuttle_bytes_received_total', 'Bytes received from peers', (s) => s.bytesReceived)
+  total('scuttle_digests_dropped_total', "Peers' digests dropped unanswered past the digest rate", (s) => s.digestsDropped)
+  total('scuttle_connections_closed_total', 'Connections this node closed with a logged reason', (s) => s.closed)
+  new Counter({
+    name: 'scuttle_invalid_total',
+    help: 'Invalid inputs from peers (and refused hellos), by kind of reason',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [reason, n] of Object.entries(node.stats().invalid)) this.inc({ reason }, n)
+    },
+  })
+  const digests = new Histogram({
+    name: 'scuttle_digest_entries',
+    help: 'Entries (sources named) per digest, direction="sent" or "received"',
+    labelNames: ['direction'],
+    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+    registers,
+  })
+  node.onDigest = (direction, entries) => digests.observe({ direction }, entries)
+  new Gauge({
+    name: 'scuttle_peers',
+    help: 'Peers connected (hello said)',
+    registers,
+    collect() {
+      this.set(node.peers().length)
+    },
+  })
+  new Gauge({
+    name: 'scuttle_connections',
+    help: 'Connections open',
+    registers,
+    collect() {
+      this.set(node.connections())
+    },
+  })
+  new Gauge({
+    name: 'scuttle_members',
+    help: 'Members by status (this node counts as live); absent without membership',
+    labelNames: ['status'],
+    registers,
+    collect() {
+      this.reset()
+      const m = node.membership
+      if (m === null) return
+      const c = m.counts()
+      this.set({ status: 'live' }, c.live)
+      this.set({ status: 'dead' }, c.dead)
+    },
+  })
+  new Gauge({
+    name: 'scuttle_slowest_peer_staleness_seconds',
+    help: "How long ago this node wrote the oldest of its own updates that the slowest connected peer's last digest did not hold (0: every peer held all)",
+    registers,
+    collect() {
+      let worst = 0
+      for (const p of node.staleness()) if (p.ms > worst) worst = p.ms
+      this.set(worst / 1000)
+    },
+  })
+  collectDefaultMetrics({ register })
+  return register
+}
+
+/** A metrics server: its address, and how to stop it. */
+export interface MetricsServer {
+  address(): Address
+  close(): Promise<void>
+}
+
+/**
+ * Serve `node`'s metrics at `http://HOST:PORT/metrics` (default
+ * 127.0.0.1, any free port). Bounded: at most 64 connections, 5 s to send a
+ * request's headers, 10 s for the whole request; anything but `GET
+ * /metrics` is a 404.
+ * @throws what listening throws (EADDRINUSE, ...).
+ */
+export async function serveMetrics(node: MetricsSource, at: Partial<Address>, log: (line: string) => void): Promise<MetricsServer> {
+  const register = registry(node)
+  // Slow clients are looked for every second (Node's default is 30 s).
+  const server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
+    const path = (req.url ?? '').split('?')[0]
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n')
+      return
+    }
+    register.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
+      (err: unknown) => {
+        log(`metrics: collecting failed: ${(err as Error)?.message}`)
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n')
+      },
+    )
+  })
+  server.maxConnections = 64
+  server.keepAliveTimeout = 5000
+  server.on('clientError', (_err, socket) => socket.destroy())
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(at.port ?? 0, at.host ?? '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  server.on('error', (err) => log(`metrics server error: ${err.message}`))
+  return {
+    address() {
+      const a = server.address() as import('net').AddressInfo
+      return { host: a.address, port: a.port }
+    },
+    close() {
+      node.onDigest = null
+      server.closeAllConnections()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
