@@ -44,7 +44,7 @@ export const usage = `usage: simple-scuttle node --id ID [options]
   -h, --help            this text
 
 stdin commands (each answered with one JSON line): help, set KEY JSON,
-get KEY, state, peers, members, status.
+get KEY, del KEY, state, peers, members, status.
 `
 
 /** The command line of `node`. */
@@ -166,11 +166,12 @@ export function loadKeys(dir: string, id: string): Security {
 export const COMMANDS: { command: string; answer: string }[] = [
   { command: 'help', answer: 'this list' },
   { command: 'set KEY JSON', answer: '{"ok":true,"key","version"} once durable; the value is JSON: set color "blue", set size {"w":3}' },
-  { command: 'get KEY', answer: '{"key","value","version"} (null and null when absent)' },
+  { command: 'get KEY', answer: '{"key","value","version"} (null and null when absent or deleted)' },
+  { command: 'del KEY', answer: '{"ok":true,"key","version"} once durable: KEY is deleted on every node (a later set brings it back)' },
   { command: 'state', answer: '{"state":{KEY:{"value","version","source_id"}}} (membership keys left out: see members)' },
-  { command: 'peers', answer: '{"peers":[{"id","address","direction"}]}' },
+  { command: 'peers', answer: '{"peers":[{"id","address","direction","transport","synced","behind":{"them","us"}}]}' },
   { command: 'members', answer: '{"members":[{"id","status":"live"|"dead","address","heartbeat","last_heartbeat_ms",...}]}' },
-  { command: 'status', answer: '{"id","cluster","version","uptime_s","peers","members":{"live","dead"},"keys",...}' },
+  { command: 'status', answer: '{"id","cluster","version","uptime_s","peers","synced","members":{"live","dead"},"keys",...}' },
 ]
 
 // A value given on the command line: JSON, or an error that says so.
@@ -226,6 +227,15 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         return { ok: false, error: (err as Error).message }
       }
     }
+    case 'del': {
+      if (rest === '') return { ok: false, error: 'del needs a KEY: del KEY' }
+      try {
+        const version = await node.delete(rest)
+        return { ok: true, key: rest, version }
+      } catch (err) {
+        return { ok: false, error: (err as Error).message }
+      }
+    }
     case 'get': {
       if (rest === '') return { ok: false, error: 'get needs a KEY: get KEY' }
       const u = g.get(rest)
@@ -261,6 +271,8 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         metrics: node.metricsAddress() === null ? null : `${node.metricsAddress()?.host}:${node.metricsAddress()?.port}`,
         data: node.store === null ? null : node.store.dir,
         peers: node.peers().length,
+        // every connected peer's last exchange left it holding what we hold
+        synced: node.synced(),
         connections: node.connections(),
         members: m === null ? null : m.counts(),
         keys,

@@ -308,7 +308,7 @@ describe('the command line, for an operator', function () {
   it('answers help, members, status, and refuses get without a key and bare-word values, saying why', async () => {
     const a = await cluster.node('a', ['--meta', '{"role":"test"}'])
     const help = (await a.cmd('help')).commands as { command: string }[]
-    assert.deepStrictEqual(help.map((c) => c.command.split(' ')[0]), ['help', 'set', 'get', 'state', 'peers', 'members', 'status'])
+    assert.deepStrictEqual(help.map((c) => c.command.split(' ')[0]), ['help', 'set', 'get', 'del', 'state', 'peers', 'members', 'status'])
     assert.deepStrictEqual(await a.cmd('get'), { ok: false, error: 'get needs a KEY: get KEY' })
     const bare = await a.cmd('set color blue')
     assert.strictEqual(bare.ok, false)
@@ -330,5 +330,32 @@ describe('the command line, for an operator', function () {
     assert.deepStrictEqual(s.members, { live: 1, dead: 0 })
     assert.strictEqual(s.metrics, null)
     assert.strictEqual(s.data, null)
+    assert.strictEqual(s.synced, true, 'no peers: nothing to wait for')
+  })
+
+  it('del KEY deletes on every node (a later set brings it back); status and peers say when peers are in sync, and the node logs it', async () => {
+    const a = await cluster.node('a', ['--interval', '50'])
+    const b = await cluster.node('b', ['--interval', '50'], { connect: [a] })
+    assert.deepStrictEqual(await a.cmd('del'), { ok: false, error: 'del needs a KEY: del KEY' })
+    assert.strictEqual((await a.cmd('set color "blue"')).ok, true)
+    await until(async () => (await b.cmd('get color')).value === 'blue', 10_000, 'b to take color')
+    await until(async () => (await b.cmd('status')).synced === true, 10_000, 'b to be in sync')
+    const peers = (await b.cmd('peers')).peers as { id: string; synced: boolean; behind: { them: number; us: number } }[]
+    assert.deepStrictEqual(
+      peers.map((p) => [p.id, p.synced, p.behind]),
+      [['a', true, { them: 0, us: 0 }]],
+    )
+    assert.match(b.stderr, /in sync with every connected peer \(a\)/)
+    const del = await b.cmd('del color')
+    assert.strictEqual(del.ok, true)
+    assert.strictEqual(typeof del.version, 'number')
+    assert.deepStrictEqual(await b.cmd('get color'), { key: 'color', value: null, version: null })
+    await until(async () => (await a.cmd('get color')).version === null, 10_000, 'the delete to reach a')
+    assert.ok(!('color' in ((await a.cmd('state')).state as object)))
+    assert.strictEqual((await a.cmd('set color "green"')).ok, true)
+    await until(async () => (await b.cmd('get color')).value === 'green', 10_000, 'a later set to bring color back on b')
+    // A settled pair logs "in sync" once per set of peers, not once per write.
+    await until(async () => (await a.cmd('status')).synced === true && (await b.cmd('status')).synced === true, 10_000, 'both in sync')
+    assert.strictEqual(b.count(/in sync with every connected peer/), 1)
   })
 })

@@ -170,15 +170,18 @@ describe('faults across processes (loopback)', function () {
     procs.push(...live)
 
     // Acknowledged writes: key -> the version of its last acknowledged write.
-    const acked = new Map<string, { version: number; value: unknown }>()
+    // (Versions of two sources may tie: the higher source id wins, as in resolve.)
+    const acked = new Map<string, { version: number; value: unknown; source: string }>()
     const versions: number[][] = Array.from({ length: N }, () => [])
     const write = async (i: number, key: string, value: unknown) => {
       const answer = await live[i].cmd(`set ${key} ${JSON.stringify(value)}`)
       assert.strictEqual(answer.ok, true, JSON.stringify(answer))
       versions[i].push(answer.version as number)
       const prev = acked.get(key)
-      if (prev === undefined || (answer.version as number) > prev.version) {
-        acked.set(key, { version: answer.version as number, value })
+      const version = answer.version as number
+      const source = `n${i}`
+      if (prev === undefined || version > prev.version || (version === prev.version && source > prev.source)) {
+        acked.set(key, { version, value, source })
       }
     }
     const round = async (tag: string, nodes: number[]) => {

@@ -179,9 +179,16 @@ describe('membership over piped nodes', () => {
     assert.deepStrictEqual(collected, ['b'])
     assert.strictEqual(ma.member('b'), undefined)
     assert.deepStrictEqual(ma.counts(), { live: 1, dead: 0 })
-    // Its keys stay (there are no deletes yet); a newer heartbeat brings it back, heard of first.
-    assert.ok(a.get(`${HEARTBEAT_PREFIX}b`).version !== -Infinity)
+    // Its keys are deleted (b's mappings covered, a's tombstones in their
+    // place); a newer heartbeat brings it back, heard of first.
+    assert.strictEqual(a.get(`${HEARTBEAT_PREFIX}b`).version, -Infinity)
+    assert.strictEqual(a.get(`${MEMBER_PREFIX}b`).version, -Infinity)
+    assert.deepStrictEqual(a.sources(`${HEARTBEAT_PREFIX}b`).map((u) => [u.source_id, u.deleted]), [['a', true]])
+    sa.gossip()
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+    assert.strictEqual(b2.get(`${MEMBER_PREFIX}b`).version, -Infinity, 'the delete reached b itself')
     mb2.beat()
+    assert.strictEqual((b2.get(`${MEMBER_PREFIX}b`).value as { address: string }).address, 'b:2', 'b wrote its record again with its next heartbeat')
     sa.gossip()
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
     assert.strictEqual(ma.member('b')?.status, 'dead')

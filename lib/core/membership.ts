@@ -86,7 +86,8 @@ export interface MembershipOptions {
   threshold?: number
   /**
    * Milliseconds a member stays dead before it is collected: dropped from
-   * the member list, reported with `'collected'`. Default 24 hours.
+   * the member list, reported with `'collected'`, its record and heartbeat
+   * deleted (see the README, "Deletes"). Default 24 hours.
    */
   grace?: number
   /**
@@ -270,10 +271,11 @@ function positive(name: string, v: unknown): number {
  * - `'dead'` `(member)`: its phi passed the threshold;
  * - `'restart'` `(member, previousStarted)`: its record names a new incarnation
  *   (the same id started again): the same member, coming back;
- * - `'collected'` `(member)`: dead for `grace` ms (or evicted when more than
- *   `maxMembers` are tracked): dropped from the list. Its keys stay in the
- *   gossip state (there are no deletes yet); a newer heartbeat makes it a
- *   member again;
+ * - `'collected'` `(member, deleted)`: dead for `grace` ms, dropped from
+ *   the list, and its record and heartbeat deleted from the gossip state
+ *   (`deleted` true); or evicted early, keys kept (`deleted` false), when
+ *   more than `maxMembers` are tracked. A newer heartbeat makes it a member
+ *   again;
  * - `'invalid'` `(id, reason)`: a record or heartbeat of `id` that was refused,
  *   or a member past `maxMembers`.
  *
@@ -307,6 +309,7 @@ export class Membership extends EventEmitter {
   private meta: Readonly<Record<string, unknown>>
   private started: number
   private beats = 0
+  private recordLost = false
   private lastBeat: number | null = null
   private timers: ReturnType<typeof setInterval>[] = []
   private readonly listener: (u: Update) => void
@@ -425,7 +428,10 @@ export class Membership extends EventEmitter {
     this.beats++
     this.lastBeat = this.now()
     this.write(HEARTBEAT_PREFIX + this.id, this.beats)
-    if (this.beats % READVERTISE === 0) this.advertise()
+    if (this.beats % READVERTISE === 0 || this.recordLost) {
+      this.recordLost = false
+      this.advertise()
+    }
   }
 
   private write(key: string, value: unknown): void {
@@ -455,14 +461,32 @@ export class Membership extends EventEmitter {
           this.emit('dead', view)
         }
       } else if (now - m.since >= this.grace) {
-        this.collect(m, now)
+        this.collect(m, now, true)
       }
     }
   }
 
-  private collect(m: Tracked, now: number): void {
+  private collect(m: Tracked, now: number, pastGrace: boolean): void {
     this.tracked.delete(m.id)
-    this.emit('collected', this.view(m, now))
+    if (pastGrace) this.forget(m.id)
+    this.emit('collected', this.view(m, now), pastGrace)
+  }
+
+  // A member dead past grace: its record and heartbeat are deleted (their
+  // tombstones cover its mappings, and are collected in turn after
+  // config.tombstone_grace), unless another node's delete came first. A
+  // member evicted early to make room keeps its keys: a flood of fake
+  // members must not make this node delete members that may come back.
+  private forget(id: string): void {
+    const history = this.gossip.history
+    for (const key of [MEMBER_PREFIX + id, HEARTBEAT_PREFIX + id]) {
+      if (history.mapping(id, key) === undefined) continue
+      try {
+        this.gossip.delete(key)
+      } catch (err) {
+        this.emit('invalid', id, `deleting ${key} failed: ${(err as Error)?.message}`)
+      }
+    }
   }
 
   /** Every member, this node included, by id. */
@@ -540,8 +564,11 @@ export class Membership extends EventEmitter {
     } else {
       return
     }
+    // Our own record deleted by a node that took us for dead past grace:
+    // written again with the next heartbeat.
+    if (id === this.id && !beat && u.deleted === true) this.recordLost = true
     // Only a member's own mapping of its keys counts; our own we know.
-    if (u.source_id !== id || id === this.id) return
+    if (u.source_id !== id || id === this.id || u.deleted === true) return
     if (beat) this.heardBeat(id, u)
     else this.heardRecord(id, u)
   }
@@ -611,7 +638,7 @@ export class Membership extends EventEmitter {
         this.emit('invalid', id, `not tracked: already ${this.tracked.size} members, all live (maxMembers)`)
         return undefined
       }
-      this.collect(oldest, now)
+      this.collect(oldest, now, false)
     }
     const m: Tracked = {
       id,

@@ -152,6 +152,10 @@ export interface PeerInfo {
   direction: 'in' | 'out'
   /** How it is connected. */
   transport: 'tcp' | 'ws'
+  /** Its last exchange left it and this node holding the same versions of every source. */
+  synced: boolean
+  /** Updates still wanted after its last exchange: by the peer (`them`) and by this node (`us`). */
+  behind: { them: number; us: number }
 }
 
 /** The cluster of a node, or of a hello, that names none. */
@@ -306,6 +310,8 @@ export class ScuttleNode {
   // Our own writes, [version, ms] pairs in version order (the latest
   // OWN_TIMES), for the staleness of peers.
   private ownTimes: number[] = []
+  // The peers the last "in sync" log line named.
+  private syncedWith = ''
   private metricsServer: { close(): Promise<void>; address(): Address } | null = null
   private readonly metricsAt: Partial<Address> | undefined
   // Peer addresses refused for the same reason last time (a dialer retries
@@ -378,6 +384,16 @@ export class ScuttleNode {
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
       this.ownTimes.push(u.version, Date.now())
     })
+    // 'synced' follows every write that reaches every peer: logged only
+    // when the peers it covers changed, so a settled cluster logs it once.
+    this.gossip.on('synced', () => {
+      const peers = this.peers()
+      if (peers.length === 0 || !this.synced()) return
+      const ids = peers.map((p) => p.id).sort().join(', ')
+      if (ids === this.syncedWith) return
+      this.syncedWith = ids
+      this.log(`in sync with every connected peer (${ids})`)
+    })
     this.server = net.createServer((socket) => this.acceptSocket(socket, 'in'))
     for (const address of options.connect ?? []) {
       this.dialers.push({ address, timer: null, delay: this.opts.min, socket: null, failing: false })
@@ -440,8 +456,12 @@ export class ScuttleNode {
       ),
     )
     m.on('restart', (member: Member) => this.log(`member ${member.id} restarted (a new incarnation${where(member)})`))
-    m.on('collected', (member: Member) =>
-      this.log(`member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list (its keys stay until deletes exist)`),
+    m.on('collected', (member: Member, deleted: boolean) =>
+      this.log(
+        deleted
+          ? `member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list, its record and heartbeat deleted`
+          : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,
+      ),
     )
     m.on('invalid', (id: string, reason: string) => {
       if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far)`)
@@ -544,9 +564,17 @@ export class ScuttleNode {
   peers(): PeerInfo[] {
     const out: PeerInfo[] = []
     for (const c of this.conns) {
-      if (c.peer !== null) out.push({ id: c.peer, address: c.address, direction: c.direction, transport: c.kind })
+      if (c.peer === null) continue
+      const { them, us } = c.stream.behind
+      out.push({ id: c.peer, address: c.address, direction: c.direction, transport: c.kind, synced: c.stream.synced, behind: { them, us } })
     }
     return out
+  }
+
+  /** Whether every connected peer is in sync with this node (true with none). */
+  synced(): boolean {
+    for (const c of this.conns) if (c.peer !== null && !c.closed && !c.stream.synced) return false
+    return true
   }
 
   /**
@@ -556,6 +584,20 @@ export class ScuttleNode {
    */
   async set(key: string, value: unknown): Promise<number> {
     this.gossip.set(key, value)
+    return this.durable()
+  }
+
+  /**
+   * Delete `key` locally (a tombstone, see the README, "Deletes"); resolves
+   * with the delete's version once it is durable.
+   * @throws TypeError (synchronously) for a bad key.
+   */
+  async delete(key: string): Promise<number> {
+    this.gossip.delete(key)
+    return this.durable()
+  }
+
+  private async durable(): Promise<number> {
     const version = this.gossip.version
     if (this.store !== null) await this.store.flush()
     return version

@@ -220,7 +220,7 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
   })
 
   describe('defect 8: twin ids', () => {
-    it("attack: two live nodes with the same id piped together; required: an 'error' event on a stream within 20 exchanges, and the re-issuing stops", async () => {
+    it("attack: two live nodes with the same id piped together; required: an 'invalid' report on a stream within 20 exchanges, and the re-issuing stops (the streams stay open)", async () => {
       const t1 = new Gossip('twin', { resolve, mtu: 10 })
       const t2 = new Gossip('twin', { resolve, mtu: 10 })
       for (let i = 0; i < 7; i++) {
@@ -228,14 +228,15 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
         t2.set(`two${i}`, i)
       }
       const wire = new Wire()
-      wire.connect(t1, t2)
-      for (const g of [t1, t2]) g.on('error', (e: Error) => wire.errors.push({ stream: `${g.id} (Gossip)`, message: e.message }))
+      const link = wire.connect(t1, t2)
+      const reports: string[] = []
+      for (const s of link) s.on('invalid', (_o: unknown, reason: string) => reports.push(reason))
       const clocks = [t1.version, t2.version]
       let detectedAt = -1
       let atDetection = [0, 0]
       for (let round = 1; round <= 100; round++) {
         await wire.round()
-        if (wire.errors.length > 0 && detectedAt < 0) {
+        if (reports.some((r) => /another live node writes as "twin"/.test(r)) && detectedAt < 0) {
           detectedAt = round
           atDetection = [t1.version, t2.version]
         }
@@ -243,10 +244,13 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
       figure('detected_in_round', detectedAt)
       figure('updates_moved_in_100_rounds', wire.updates)
       figure('versions_issued', [t1.version - clocks[0], t2.version - clocks[1]])
-      figure('errors', wire.errors.slice(0, 2))
+      figure('reports', reports.slice(0, 2))
+      assert.deepStrictEqual(wire.errors, [])
+      assert.ok(!link[0].destroyed && !link[1].destroyed, 'the streams stay open')
+      assert.ok(reports.length <= 2, `reported once per stream: ${reports.join('; ')}`)
       assert.ok(
         detectedAt > 0 && detectedAt <= 20,
-        `twins were never reported (no 'error' event in 100 rounds, ${wire.updates} updates moved, versions issued: ${t1.version - clocks[0]} and ${t2.version - clocks[1]})`,
+        `twins were never reported (no 'invalid' report in 100 rounds, ${wire.updates} updates moved, versions issued: ${t1.version - clocks[0]} and ${t2.version - clocks[1]})`,
       )
       const after = [t1.version - atDetection[0], t2.version - atDetection[1]]
       figure('versions_issued_after_detection', after)
