@@ -49,8 +49,9 @@ interface Link {
 class Cluster {
   readonly nodes: Gossip[]
   readonly links: Link[] = []
-  constructor(n: number, config: Partial<Config>) {
-    this.nodes = Array.from({ length: n }, (_, i) => new Gossip(`n${i}`, { resolve: lww, ...config }))
+  constructor(n: number, config: Partial<Config> | ((id: string) => Partial<Config>)) {
+    const of = typeof config === 'function' ? config : () => config
+    this.nodes = Array.from({ length: n }, (_, i) => new Gossip(`n${i}`, { resolve: lww, ...of(`n${i}`) }))
   }
 
   connect(a: number, b: number): void {
@@ -344,6 +345,103 @@ describe('deletes', function () {
     for (let i = 0; i < 10; i++) await turn()
     assert.strictEqual(stale.get('x').version, -Infinity, 'the stale peer was reset')
     await store.close()
+  })
+
+  for (const restart of [false, true]) {
+    it(`a reset does not cascade: the node reset takes back, from a peer that collected, what it dropped (attack found it)${restart ? ', also after the collectors restart from snapshots' : ''}`, async () => {
+      const config = { tombstone_grace: 10 }
+      let a = new Gossip('A', { resolve: lww, ...config })
+      let b = new Gossip('B', { resolve: lww, ...config })
+      const c = new Gossip('C', { resolve: lww, ...config })
+      const pipe = (x: Gossip, y: Gossip): [PeerStream, PeerStream] => {
+        const sx = x.createStream()
+        const sy = y.createStream()
+        return [sx, sy]
+      }
+      const run = async (links: [PeerStream, PeerStream][], n: number) => {
+        for (let r = 0; r < n; r++) {
+          for (const [x, y] of links) {
+            x.gossip()
+            for (let i = 0; i < 20 && move(x, y) + move(y, x) > 0; i++) await turn()
+          }
+        }
+      }
+      b.set('k', 'v')
+      b.set('j', 1)
+      let ab = pipe(a, b)
+      const cb = pipe(c, b)
+      await run([ab, cb], 3)
+      cb.forEach((s) => s.destroy()) // C away
+      a.delete('k')
+      await run([ab], 3)
+      now += 11_000
+      await run([ab, pipe(b, a)], 2) // A and B collect
+      if (restart) {
+        const copy = (g: Gossip) => JSON.parse(JSON.stringify(g.snapshot()))
+        a = Gossip.restore('A', { resolve: lww, ...config }, copy(a))
+        b = Gossip.restore('B', { resolve: lww, ...config }, copy(b))
+        ab = pipe(a, b)
+      }
+      const dropped: string[] = []
+      for (const g of [a, b, c]) g.on('reset', (_below: number, n: number) => dropped.push(`${g.id}:${n}`))
+      await run([pipe(c, b), ab, pipe(c, a)], 10)
+      assert.deepStrictEqual(dropped, ['C:2'], 'only C, which was away, is reset')
+      for (const g of [a, b, c]) assert.strictEqual(view(g), view(a), `${g.id} differs from A`)
+      for (const g of [a, b, c]) {
+        assert.strictEqual(g.get('j').value, 1, `${g.id} lost j, which nobody deleted`)
+        assert.strictEqual(g.get('k').version, -Infinity, `${g.id} brought k back`)
+      }
+    })
+  }
+
+  it('signed resets: a member away past the grace period is reset by a signed reset; a reset from a keyless peer drops nothing', async () => {
+    const pairs = [0, 1, 2].map(() => generateKeyPair())
+    const publicKeys = Object.fromEntries(pairs.map((k, i) => [`n${i}`, k.publicKey]))
+    const signed = (id: string) => ({
+      tombstone_grace: 10,
+      security: ed25519({ id, privateKey: pairs[Number(id.slice(1))].privateKey, publicKeys }),
+    })
+    const c = new Cluster(3, signed)
+    c.connect(0, 1)
+    c.connect(1, 2)
+    const [a, , z] = c.nodes
+    a.set('doomed', 'v')
+    z.set('kept', 'z wrote it')
+    await c.rounds(3)
+    // The attack first: one end-of-digest marker claiming a reset below
+    // everything, from a peer without a key (or naming a member it cannot
+    // sign for).
+    for (const forged of [
+      { digest: true, done: true, reset: z.version, floors: { n0: z.version, n2: z.version } },
+      { digest: true, done: true, reset: z.version, floors: { n0: z.version }, reset_by: 'n0', reset_signature: 'A'.repeat(88) },
+    ]) {
+      const mallory = z.createStream()
+      const said: string[] = []
+      mallory.on('invalid', (_o: unknown, r: string) => said.push(r))
+      mallory.resume()
+      mallory.write(forged)
+      await turn()
+      assert.deepStrictEqual(said, ['a reset not signed by a member with a key: ignored'])
+      mallory.destroy()
+    }
+    await c.rounds(3)
+    for (const g of c.nodes) assert.deepStrictEqual(view(g), view(a), `${g.id} lost state to a forged reset`)
+    assert.strictEqual(z.get('kept').value, 'z wrote it')
+    // The honest reset still works: z away past the grace period.
+    c.cut(c.links[1])
+    a.delete('doomed')
+    await c.rounds(2)
+    now += 11_000
+    await c.rounds(2)
+    let resets = 0
+    z.on('reset', () => resets++)
+    c.heal(c.links[1])
+    await c.rounds(4)
+    assert.ok(resets > 0, 'z took a signed reset')
+    for (const g of c.nodes) {
+      assert.strictEqual(g.get('doomed').version, -Infinity, `${g.id} brought doomed back`)
+      assert.strictEqual(g.get('kept').value, 'z wrote it', `${g.id} lost z's write`)
+    }
   })
 
   it('signed deletes: a relay cannot turn a write of null into a delete, nor forge one', async () => {

@@ -12,7 +12,7 @@ import { FlowControl, flowOptions, overflowed } from './flow'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
-import { badName, checkedUpdate, classify, fields, keyOf, Kind } from './shape'
+import { badName, checkedUpdate, classify, fields, keyOf, Kind, resetUpdate } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
 import { admitValue, admitted } from './value'
@@ -120,6 +120,18 @@ export class PeerStream extends Transform {
   /** @internal True while this peer is known to have seen every delete we collected. */
   get fresh(): boolean {
     return this.freshAt === this.node._floorsEpoch
+  }
+  // This message's digest, judged once at its first update (see freshNow).
+  private heardFresh: boolean | null = null
+  /**
+   * @internal `fresh`, or shown so by this message's digest, which comes
+   * before its updates: a peer that reset us and holds what we dropped is
+   * fresh before its answer ends.
+   */
+  freshNow(): boolean {
+    if (this.fresh) return true
+    if (this.heardFresh === null) this.heardFresh = this.heard.size > 0 && this.node._behindFloors(this.heard, ALL) === null
+    return this.heardFresh
   }
   /** @internal The last reset we sent this peer: below what, at which floors epoch, and whether it has answered since. */
   resetSent: { below: number; epoch: number; answered: boolean } | null = null
@@ -234,6 +246,8 @@ export class PeerStream extends Transform {
     const peerRate = fields.rate
     const reset = fields.reset
     const floors = fields.floors
+    const resetBy = fields.resetBy
+    const resetSignature = fields.resetSignature
     const peerHorizon = fields.horizon ?? -Infinity
     const peerHas = fields.behind ?? 0
     const peerTakes = !fields.refuses
@@ -243,7 +257,12 @@ export class PeerStream extends Transform {
     const isAnswer = fields.reply
     // The peer collected deletes we have not seen: drop what they may have
     // removed, and take it all again (see README, "Deletes").
-    if (reset !== undefined) node._reset(reset, floors)
+    if (reset !== undefined) {
+      // Under signatures a reset must be signed by a keyed member: a reset
+      // drops what a node holds, and a keyless peer must not be able to.
+      if (node._resetSigned(reset, floors, resetBy, resetSignature)) node._reset(reset, floors)
+      else this.emit('invalid', { digest: true, done: true, reset, reset_by: resetBy }, 'a reset not signed by a member with a key: ignored')
+    }
     if (isAnswer && this.asked > 0) {
       this.asked--
       // Asked for our past: complete if the answer was not cut, or if the
@@ -302,6 +321,7 @@ export class PeerStream extends Transform {
     }
     if (!isAnswer) this.push(node._done(this, true))
     heard.clear()
+    this.heardFresh = null
   }
 
   // 'sync' once a digest (or a whole cycle of parts) shows the peer holding
@@ -483,7 +503,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
       for (const id of Object.keys(collected)) {
         const v = collected[id]
         if (typeof v !== 'number' || badName('source_id', id) !== null) continue
-        this.collectedUpTo(history.source(id), v)
+        const log = history.source(id)
+        this.collectedUpTo(log, v)
+        // We held the source through its collected delete: a digest naming
+        // it lower would have peers take us for behind our own floors.
+        if (v > log.max) log.max = v
       }
     }
     if (typeof snapshot.horizon === 'number') this.horizon = snapshot.horizon
@@ -855,6 +879,18 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.emit('reset', below, dropped)
   }
 
+  /** @internal Whether a reset may be taken: always without signatures; signed by a member with them. */
+  _resetSigned(below: number, floors: Readonly<Record<string, number>> | undefined, by: string | undefined, signature: string | undefined): boolean {
+    const security = this.security
+    if (security === undefined) return true
+    if (by === undefined || signature === undefined || floors === undefined) return false
+    try {
+      return security.verify({ ...resetUpdate(by, below, floors), signature }) === true
+    } catch {
+      return false
+    }
+  }
+
   /** @internal What the node collected of deletes, as JSON text for a store (null: nothing). */
   _deletesRecord(): string | null {
     if (this.horizon === -Infinity) return null
@@ -1046,7 +1082,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Refused, and its sender told to reset; the rest of that source in this
     // answer too, so that its max does not pass what was refused.
     if (stream.refusing !== null && stream.refusing.has(source_id)) return
-    if (!stream.fresh && version <= this.horizon && previous === undefined && version > this.heldTo(source_id)) {
+    if (version <= this.horizon && previous === undefined && version > this.heldTo(source_id) && !stream.freshNow()) {
       stream.resetOwed = true
       ;(stream.refusing ??= new Set()).add(source_id)
       return
@@ -1253,6 +1289,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const floors: Record<string, number> = {}
       for (const log of this.collectedLogs) floors[log.id] = log.collected
       done.floors = floors
+      if (this.security !== undefined) {
+        try {
+          done.reset_signature = this.security.sign(resetUpdate(this.id, this.horizon, floors))
+          done.reset_by = this.id
+        } catch {
+          // A node that only verifies cannot sign: its peers refuse its reset.
+        }
+      }
       const sent = stream.resetSent
       // The same reset again (the peer's answer crossed it) keeps its count.
       if (sent === null || sent.below !== this.horizon || sent.epoch !== this._floorsEpoch) {

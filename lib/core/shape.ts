@@ -53,6 +53,9 @@ export const fields = {
   horizon: undefined as number | undefined,
   /** End of digest, with a reset: the sender's collected deletes per source. */
   floors: undefined as Record<string, number> | undefined,
+  /** End of digest, with a reset: who signed it, and the signature. */
+  resetBy: undefined as string | undefined,
+  resetSignature: undefined as string | undefined,
   /** End of digest: updates the sender holds that we lack. */
   behind: undefined as number | undefined,
   /** End of digest: the sender's stream takes no updates. */
@@ -130,6 +133,8 @@ function done(o: Record<string, unknown>): Kind {
   const reset = o.reset
   fields.reset = isVersion(reset) ? reset : undefined
   fields.floors = fields.reset === undefined ? undefined : floorsOf(o.floors)
+  fields.resetBy = typeof o.reset_by === 'string' ? o.reset_by : undefined
+  fields.resetSignature = typeof o.reset_signature === 'string' ? o.reset_signature : undefined
   const horizon = o.horizon
   fields.horizon = isVersion(horizon) ? horizon : undefined
   const behind = o.behind
@@ -159,6 +164,19 @@ export function filterProblem(f: unknown): string | null {
     }
   }
   return null
+}
+
+/**
+ * What the signature of a reset covers, as the update a `Security` signs: an
+ * empty key (no update can carry one, so a reset's signature is never an
+ * update's), the floors as sorted `[source, version]` pairs, the signer as
+ * source and the reset's version.
+ */
+export function resetUpdate(by: string, below: number, floors: Readonly<Record<string, number>>): Update {
+  const pairs = Object.keys(floors)
+    .sort()
+    .map((id) => [id, floors[id]])
+  return { key: '', value: pairs, source_id: by, version: below }
 }
 
 const MAX_FILTER = 256

@@ -83,6 +83,10 @@ export interface DigestDone {
   readonly horizon?: number
   /** With `reset`: the sender's collected deletes, per source (the receiver adopts them). */
   readonly floors?: Readonly<Record<string, number>>
+  /** With `reset`, under `config.security`: the sender's id, whose key signs the reset. */
+  readonly reset_by?: string
+  /** With `reset`, under `config.security`: the signature of `reset` and `floors` by `reset_by` (see {@link resetUpdate}). */
+  readonly reset_signature?: string
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
