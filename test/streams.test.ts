@@ -118,6 +118,11 @@ describe('one-way streams', () => {
     await turn()
     assert.strictEqual(primary.get('forced').version, -Infinity)
     assert.match(refused[0], /takes no updates/)
+    // nor a local write, which would come back as the primary's own (attack found it)
+    links[0][0].write({ key: 'leak', value: 1 } as unknown as Message)
+    await turn()
+    assert.strictEqual(primary.get('leak').version, -Infinity)
+    assert.match(refused[1], /takes no updates/)
   })
 
   it('a stream that sends nothing receives, and sends its digests', async () => {
@@ -138,6 +143,37 @@ describe('one-way streams', () => {
 
 describe('filters', () => {
   const prefix = { prefixes: ['public/'] }
+
+  it('a filter at one end only: the other end never claims what was kept out, so a third node still gets it (attack found it)', async () => {
+    const a = new Gossip('a', { resolve: lww })
+    const c = new Gossip('c', { resolve: lww })
+    const d = new Gossip('d', { resolve: lww })
+    const e = new Gossip('e', { resolve: lww })
+    a.set('private/x', 'x')
+    a.set('public/y', 'y')
+    await exchange(a.createStream(), c.createStream()).then(async () => undefined)
+    const ac = [a.createStream(), c.createStream()] as const
+    await exchange(ac[1], ac[0])
+    await exchange(ac[0], ac[1])
+    // c serves d public keys only; d's end has no filter, and asks first.
+    const cd = c.createStream({ filter: prefix })
+    const dc = d.createStream()
+    for (let r = 0; r < 3; r++) {
+      await exchange(dc, cd)
+      await exchange(cd, dc)
+    }
+    assert.deepStrictEqual(Object.keys(d.state), ['public/y'])
+    assert.ok((d.history.sources.get('a')?.max ?? -Infinity) < (a.get('private/x') as Update).version + 1)
+    // d tells e what it holds of a; e then meets a directly.
+    const de = [d.createStream(), e.createStream()] as const
+    for (let r = 0; r < 2; r++) await exchange(de[1], de[0])
+    const ea = [e.createStream(), a.createStream()] as const
+    for (let r = 0; r < 3; r++) {
+      await exchange(ea[0], ea[1])
+      await exchange(ea[1], ea[0])
+    }
+    assert.strictEqual(e.get('private/x').value, 'x', 'e never got what d claimed to hold')
+  })
 
   it('a stream filtered to a key prefix carries only those keys, both ways, and the exchange settles', async () => {
     const a = new Gossip('a', { resolve: lww, mtu: 4 })
@@ -247,6 +283,57 @@ describe('watches', () => {
       ['users/ann', 3, 'local'],
     ])
     void (b.get('users/bob') as Update)
+  })
+
+  it('reports one delete once: not again when its tombstone is collected, nor when a second delete replaces it', async () => {
+    const a = new Gossip('a', { resolve: lww, tombstone_grace: 0 })
+    const b = new Gossip('b', { resolve: lww })
+    const seen: string[] = []
+    a.watch('k', (_key, _entry, how) => seen.push(how))
+    a.set('k', 1)
+    a.delete('k')
+    b.delete('k')
+    const sa = a.createStream()
+    const sb = b.createStream()
+    await exchange(sa, sb)
+    await new Promise((r) => setTimeout(r, 2))
+    await exchange(sa, sb) // collects
+    assert.deepStrictEqual(a.sources('k'), [])
+    assert.deepStrictEqual(seen, ['local', 'delete'])
+  })
+
+  it("a listener that throws is reported as 'invalid' on the node: exchanges, resets and collections go on (attack found it)", async () => {
+    const a = new Gossip('a', { resolve: lww, tombstone_grace: 5 })
+    const b = new Gossip('b', { resolve: lww })
+    const said: string[] = []
+    b.on('invalid', (_o: unknown, reason: string) => said.push(reason))
+    b.watch({ prefix: '' }, () => {
+      throw new Error('boom')
+    })
+    for (const k of ['x', 'y', 'z']) a.set(k, k)
+    let sa = a.createStream()
+    let sb = b.createStream()
+    await exchange(sa, sb)
+    // b away while a deletes y and collects the delete: b is reset when it
+    // comes back, its listener throwing at every key the reset drops.
+    sa.destroy()
+    sb.destroy()
+    a.delete('y')
+    await new Promise((r) => setTimeout(r, 10)) // the grace period passes
+    a.createStream().gossip() // collects
+    assert.deepStrictEqual(a.sources('y'), [])
+    let resets = 0
+    b.on('reset', () => resets++)
+    sa = a.createStream()
+    sb = b.createStream()
+    for (let i = 0; i < 3; i++) {
+      await exchange(sa, sb)
+      await exchange(sb, sa)
+    }
+    assert.strictEqual(resets, 1)
+    assert.deepStrictEqual(Object.keys(b.state).sort(), ['x', 'z'])
+    assert.ok(said.length >= 4 && said.every((r) => r === "a 'change' listener threw: boom"), said.join('; '))
+    assert.strictEqual(sb.destroyed, false)
   })
 
   it("leaves 'update' as the original had it: every update written, whether or not it changed state", async () => {

@@ -123,6 +123,24 @@ export class PeerStream extends Transform {
   }
   // This message's digest, judged once at its first update (see freshNow).
   private heardFresh: boolean | null = null
+  // The peer's end markers announce a filter: what it sends may have gaps.
+  private peerFiltered = false
+  /** @internal What our digests to this peer name: through our filter and the one it announced. */
+  digestPasses: Passes = null
+  // Until its first end marker says whether it filters: the maxes its
+  // updates moved, with what they were, to be put back if it does.
+  private movedMax: Map<SourceLog, number> | null = null
+  private doneSeen = false
+  /** @internal Whether updates from this peer may move a source's max (no filter at either end). */
+  gapFree(): boolean {
+    return this.passes === null && !this.peerFiltered
+  }
+  /** @internal An update from this peer is about to move `log.max`. */
+  movingMax(log: SourceLog): void {
+    if (this.doneSeen) return
+    const moved = (this.movedMax ??= new Map())
+    if (!moved.has(log)) moved.set(log, log.max)
+  }
   /**
    * @internal `fresh`, or shown so by this message's digest, which comes
    * before its updates: a peer that reset us and holds what we dropped is
@@ -151,6 +169,7 @@ export class PeerStream extends Transform {
     this.takes = options.writable !== false
     this.streamFilter = options.filter ?? nodeFilter
     this.passes = compileFilter(this.streamFilter)
+    this.digestPasses = this.passes
   }
 
   /**
@@ -205,8 +224,10 @@ export class PeerStream extends Transform {
         else if (this.passes === null || this.passes(fields.source_id, fields.key)) this.node._receive(this, chunk)
         break
       case Kind.Local:
-        // A peer must never write as this node (it would sign the write).
-        if (this.acceptsLocalWrites) this.node._writeLocal(this, chunk, fields.key, fields.value)
+        // A peer must never write as this node (it would sign the write),
+        // nor through a stream that takes nothing from it.
+        if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
+        else if (this.acceptsLocalWrites) this.node._writeLocal(this, chunk, fields.key, fields.value)
         else this.emit('invalid', chunk, 'local writes ({key, value}) are not accepted on this stream')
         break
       case Kind.Digest:
@@ -252,6 +273,17 @@ export class PeerStream extends Transform {
     const peerHas = fields.behind ?? 0
     const peerTakes = !fields.refuses
     const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
+    // A filter at the peer's end only: its updates before this marker moved
+    // maxes past what it kept out; they go back (a lower max only asks more).
+    if (fields.filter !== undefined && !this.peerFiltered) {
+      this.peerFiltered = true
+      this.digestPasses = passes
+    }
+    if (!this.doneSeen) {
+      this.doneSeen = true
+      if (this.peerFiltered && this.movedMax !== null) for (const [log, max] of this.movedMax) if (log.max > max) log.max = max
+      this.movedMax = null
+    }
     // Only a digest marked as a reply is not answered with ours: a counter of
     // our questions alone would go wrong once a digest is lost or repeated.
     const isAnswer = fields.reply
@@ -767,7 +799,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     history._put(update, slot, previous, log, entry, advance)
     if (update.deleted === true) this.tombstones.push({ t: update, at: this.clock.wall() })
     if (entry !== undefined && entry.deleted === true && entry === update) this.cover(entry)
-    if (entry !== before && this.listenerCount('change') > 0) this.changed(key, entry)
+    if (entry !== before && this.listenerCount('change') > 0) this.changed(key, before, entry)
   }
 
   // Drop every other mapping of `tombstone`'s key: it beat them all.
@@ -775,9 +807,18 @@ export class Gossip extends PeerStream implements ResolutionContext {
     for (const m of this.history.get(tombstone.key)) if (m !== tombstone) this.history._drop(m, tombstone)
   }
 
-  private changed(key: string, entry: Update | undefined): void {
-    const how = entry === undefined || entry.deleted === true ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
-    this.emit('change', key, entry === undefined || entry.deleted === true ? undefined : entry, how)
+  // A key absent before and after (a delete replaced, or collected) did not
+  // change. A listener that throws is reported, not thrown: it must not
+  // stop an exchange, a reset or a collection half-way.
+  private changed(key: string, before: Update | undefined, entry: Update | undefined): void {
+    const gone = entry === undefined || entry.deleted === true
+    if (gone && (before === undefined || before.deleted === true)) return
+    const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
+    try {
+      this.emit('change', key, gone ? undefined : entry, how)
+    } catch (err) {
+      this.emit('invalid', { key }, `a 'change' listener threw: ${(err as Error)?.message}`)
+    }
   }
 
   /**
@@ -827,7 +868,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       }
     }
     history._drop(m, entry)
-    if (entry !== current && this.listenerCount('change') > 0) this.changed(key, entry)
+    if (entry !== current && this.listenerCount('change') > 0) this.changed(key, current, entry)
   }
 
   /**
@@ -1096,7 +1137,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
       // Keep the source's max moving: we hold it this far (not through a
       // filter: what it brings may have gaps below).
       const log = this.logOf(source_id)
-      if (stream.passes === null && version > log.max) log.max = version
+      if (stream.gapFree() && version > log.max) {
+        stream.movingMax(log)
+        log.max = version
+      }
       return
     }
     const update: Update = Object.freeze(
@@ -1116,7 +1160,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
       // What a filtered stream brings may have gaps below: it moves no max.
-      this.put(update, entry, slot, previous, writes, stream.passes === null)
+      const gapFree = stream.gapFree()
+      if (gapFree) stream.movingMax(this.logOf(source_id))
+      this.put(update, entry, slot, previous, writes, gapFree)
       if (past) this.pastMappings.add(update)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
@@ -1247,7 +1293,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // What our digest to `stream` names for `log`'s source: its max, or,
   // through a filter, the newest mapping we hold that passes it.
   private maxFor(stream: PeerStream, log: SourceLog): number {
-    const passes = stream.passes
+    const passes = stream.digestPasses
     if (passes === null) return log.max
     let max = -Infinity
     for (const u of this.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
