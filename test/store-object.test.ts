@@ -106,6 +106,23 @@ describe('a store object as the key-value store', () => {
     assert.ok(a2.get('after').version > (table.get('contested') as Update).version)
   })
 
+  it("a delete is the key's tombstone in the store (get answers missing), collected after the grace period, also after a restart on the store (attack found it)", async () => {
+    const store: StateStore = {}
+    const resolve = base.resolution.lww_vs_current_vers
+    const a = new Gossip('a', { resolve, tombstone_grace: 5 }, store)
+    a.set('k', 'v')
+    a.delete('k')
+    assert.strictEqual(store.k.deleted, true)
+    assert.strictEqual(a.get('k').version, -Infinity)
+    // restart on the same store before the grace period passed
+    const again = new Gossip('a', { resolve, tombstone_grace: 5 }, store)
+    assert.strictEqual(again.get('k').version, -Infinity)
+    await new Promise((r) => setTimeout(r, 10)) // the grace period passes
+    again.gossip() // collects
+    assert.deepStrictEqual(Object.keys(store), [])
+    assert.deepStrictEqual(again.sources('k'), [])
+  })
+
   it('refuses a store that holds something other than updates of their keys', () => {
     assert.throws(() => new Gossip('a', { resolve: lww }, { k: { value: 1 } } as never), /store entry "k"/)
     assert.throws(

@@ -125,6 +125,38 @@ describe('one-way streams', () => {
     assert.match(refused[1], /takes no updates/)
   })
 
+  for (const both of [true, false]) {
+    it(`a one-way link is in sync once the receiving end holds what the sender does (${both ? 'both ends say so' : 'only the receiving end says readable: false'}; attack found it)`, async () => {
+      const a = new Gossip('a', { resolve: lww })
+      const b = new Gossip('b', { resolve: lww })
+      a.set('a-only', 1)
+      b.set('b-data', 2)
+      const sa = a.createStream({ readable: false })
+      const sb = b.createStream(both ? { writable: false } : {})
+      const events: string[] = []
+      sa.on('sync', () => events.push('sa sync'))
+      sb.on('sync', () => events.push('sb sync'))
+      a.on('synced', () => events.push('a synced'))
+      b.on('synced', () => events.push('b synced'))
+      for (let r = 0; r < 3; r++) {
+        await exchange(sa, sb)
+        await exchange(sb, sa)
+      }
+      assert.strictEqual(a.get('b-data').value, 2)
+      assert.strictEqual(b.get('a-only').version, -Infinity)
+      assert.deepStrictEqual([...events].sort(), ['a synced', 'b synced', 'sa sync', 'sb sync'])
+      assert.deepStrictEqual([sa.behind, sb.behind], [{ them: 0, us: 0 }, { them: 0, us: 0 }])
+      // A new write on the sending end: out of sync until it crossed.
+      b.set('more', 3)
+      await exchange(sb, sa)
+      assert.ok(!sb.synced, 'b knows a lacks its new write')
+      await exchange(sa, sb)
+      assert.strictEqual(a.get('more').value, 3)
+      await exchange(sb, sa)
+      assert.ok(sa.synced && sb.synced)
+    })
+  }
+
   it('a stream that sends nothing receives, and sends its digests', async () => {
     const a = new Gossip('a', { resolve: lww })
     const b = new Gossip('b', { resolve: lww })
@@ -283,6 +315,11 @@ describe('watches', () => {
       ['users/ann', 3, 'local'],
     ])
     void (b.get('users/bob') as Update)
+    // numeric keys, as set takes them
+    const n: unknown[] = []
+    a.watch(5, (key, entry) => n.push([key, entry?.value]))
+    a.set(5, 'five')
+    assert.deepStrictEqual(n, [['5', 'five']])
   })
 
   it('reports one delete once: not again when its tombstone is collected, nor when a second delete replaces it', async () => {

@@ -272,6 +272,7 @@ export class PeerStream extends Transform {
     const peerHorizon = fields.horizon ?? -Infinity
     const peerHas = fields.behind ?? 0
     const peerTakes = !fields.refuses
+    const peerSends = !fields.silent
     const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
     // A filter at the peer's end only: its updates before this marker moved
     // maxes past what it kept out; they go back (a lower max only asks more).
@@ -324,7 +325,7 @@ export class PeerStream extends Transform {
     this.freshAt = stale ? -1 : node._floorsEpoch
     if (stale) this.resetOwed = true
     const them = node._behind(heard, range, passes)
-    this.settled(heard, range, them, peerHas)
+    this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && peerSends)
     // Push-pull: a question is answered with our digest, the deltas the
     // peer lacks, and the digest's end, which also ends the answer. The
     // digest goes first so that the peer learns how far we hold its own id
@@ -358,13 +359,17 @@ export class PeerStream extends Transform {
 
   // 'sync' once a digest (or a whole cycle of parts) shows the peer holding
   // the same versions of every source as the node.
-  private settled(heard: ReadonlyMap<string, number>, range: IdRange, them: number, us: number): void {
+  // On a one-way stream only the way updates flow counts: the receiving end
+  // is in sync once it holds what the sender does, and the other way round.
+  private settled(heard: ReadonlyMap<string, number>, range: IdRange, all: number, peerHas: number, out: boolean, inn: boolean): void {
+    const them = out ? all : 0
+    const us = inn ? peerHas : 0
     this.behind.them = them
     this.behind.us = us
     this.exchanged = true
     const node = this.node
     if (range.after === undefined) this.cycleSame = true
-    this.cycleSame = this.cycleSame && them === 0 && us === 0 && node._sameDigest(this, heard, range)
+    this.cycleSame = this.cycleSame && them === 0 && us === 0 && node._sameDigest(this, heard, range, out, inn)
     if (range.through !== undefined) return
     const was = this.synced
     this.synced = this.cycleSame
@@ -491,6 +496,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const restored = store === undefined ? undefined : this.adopt(store)
     this.clock = new Clock(restored, Clock.now())
     if (restored !== undefined) this.sentOwn = restored
+    for (const t of this.tombstones) t.at = this.clock.wall()
     const flow = flowOptions(config.flow_control)
     this.flow =
       flow === null
@@ -646,7 +652,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * (`'delete'`). Returns a function that stops watching. Every change is
    * also the node's `'change'` event with the same arguments.
    */
-  watch(match: string | { prefix: string }, listener: WatchListener): () => void {
+  watch(match: string | number | { prefix: string }, listener: WatchListener): () => void {
+    // Numeric keys, as set and delete take them.
+    if (typeof match === 'number') match = keyOf(match) as string
     const exact = typeof match === 'string'
     const text = exact ? match : match?.prefix
     if (typeof text !== 'string') throw new TypeError('watch: a key, or {prefix}')
@@ -700,7 +708,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const u = checkedUpdate(store[key], `store entry "${key}"`)
       if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
       if (clock === undefined || u.version > clock) clock = u.version
-      if (u.source_id === this.id) this.history.record(u)
+      if (u.source_id === this.id) {
+        this.history.record(u)
+        // Our delete, to be collected again after the grace period (from now:
+        // when it was taken in is not in the store).
+        if (u.deleted === true) this.tombstones.push({ t: u, at: -Infinity })
+      }
     }
     return clock
   }
@@ -992,18 +1005,17 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /** @internal True if a peer's digest names exactly the versions this node holds, over `range`. */
-  _sameDigest(stream: PeerStream, heard: ReadonlyMap<string, number>, range: IdRange): boolean {
-    let n = 0
-    for (const log of this.history.sources.values()) {
+  _sameDigest(stream: PeerStream, heard: ReadonlyMap<string, number>, range: IdRange, out = true, inn = true): boolean {
+    const sources = this.history.sources
+    for (const log of sources.values()) {
       if (range !== ALL && !covers(range, log.id)) continue
       const max = this.maxFor(stream, log)
-      if (max === -Infinity) continue
-      n++
-      if (heard.get(log.id) !== max) return false
+      const theirs = heard.get(log.id) ?? -Infinity
+      // out: the peer holds all we do; inn: we hold all it does.
+      if ((out && theirs < max) || (inn && max < theirs)) return false
     }
-    let named = 0
-    for (const id of heard.keys()) if (range === ALL || covers(range, id)) named++
-    return named === n
+    if (inn) for (const id of heard.keys()) if (!sources.has(id) && (range === ALL || covers(range, id))) return false
+    return true
   }
 
   /** @internal A stream found its peer in sync: the node's 'synced' once all are. */
@@ -1315,6 +1327,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       part === ALL &&
       behind === 0 &&
       stream.takes &&
+      stream.sends &&
       stream.streamFilter === undefined &&
       !stream.resetOwed &&
       this.resetBelow === -Infinity
@@ -1328,6 +1341,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (part.through !== undefined) done.through = part.through
     if (behind > 0) done.behind = behind
     if (!stream.takes) done.accepts = false
+    if (!stream.sends) done.sends = false
     if (stream.streamFilter !== undefined) done.filter = stream.streamFilter
     if (this.resetBelow > -Infinity) done.horizon = this.resetBelow
     if (stream.resetOwed && this.horizon > -Infinity) {

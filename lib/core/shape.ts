@@ -60,6 +60,8 @@ export const fields = {
   behind: undefined as number | undefined,
   /** End of digest: the sender's stream takes no updates. */
   refuses: false,
+  /** End of digest: the sender's stream sends no updates. */
+  silent: false,
   /** End of digest: the sender's stream filter, checked. */
   filter: undefined as Filter | undefined,
 }
@@ -140,6 +142,7 @@ function done(o: Record<string, unknown>): Kind {
   const behind = o.behind
   fields.behind = typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined
   fields.refuses = o.accepts === false
+  fields.silent = o.sends === false
   const filter = o.filter
   if (filter === undefined) fields.filter = undefined
   else {

@@ -91,6 +91,8 @@ export interface DigestDone {
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
   readonly accepts?: false
+  /** False: the sender's stream sends no updates (`readable: false`): it is in sync once it holds what the receiver does. */
+  readonly sends?: false
   /** The sender's stream filter: answer it with what passes. */
   readonly filter?: Filter
 }
