@@ -654,9 +654,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
    */
   watch(match: string | number | { prefix: string }, listener: WatchListener): () => void {
     // Numeric keys, as set and delete take them.
-    if (typeof match === 'number') match = keyOf(match) as string
-    const exact = typeof match === 'string'
-    const text = exact ? match : match?.prefix
+    const m = typeof match === 'number' ? (keyOf(match) as string) : match
+    const exact = typeof m === 'string'
+    const text = exact ? m : m?.prefix
     if (typeof text !== 'string') throw new TypeError('watch: a key, or {prefix}')
     if (typeof listener !== 'function') throw new TypeError('watch: a listener function')
     const fn: WatchListener = (key, entry, how) => {
