@@ -7,13 +7,15 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
-import { parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node/tcp'
+import { CONTROL, parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node/tcp'
 import { ed25519 } from '../lib/node/security'
 import { StoreDamagedError } from '../lib/node/store'
 import { resolution } from '../lib/core/base'
 import { isMembershipKey, type Member } from '../lib/core/membership'
 import type { Security } from '../lib/core/types'
 import { readArgs, UsageError } from './args'
+
+const MAX_TIMER = 2 ** 31 - 1
 
 export const usage = `usage: simple-scuttle node --id ID [options]
 
@@ -103,6 +105,9 @@ export function parseArgs(args: readonly string[]): Args {
   const v = readArgs(args, OPTIONS)
   if (v.help === true) return { id: '', listen: { host: '127.0.0.1', port: 0 }, connect: [], help: true }
   if (v.id === undefined) throw new UsageError('--id is required')
+  // Peers refuse such an id in a hello: say so now rather than never connect.
+  if (CONTROL.test(v.id)) throw new UsageError(`--id must not hold control or invisible characters: ${JSON.stringify(v.id)}`)
+  if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`)
   const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (text === undefined) return undefined
     const n = Number(text)
@@ -117,7 +122,8 @@ export function parseArgs(args: readonly string[]): Args {
     data: v.data,
     keys: v.keys,
     repair: v.repair === true,
-    interval: number('interval', v.interval, (n) => n > 0 && Number.isFinite(n), 'a positive number of milliseconds'),
+    // Timers take at most 2^31 - 1 ms; Node would turn more into 1 ms.
+    interval: number('interval', v.interval, (n) => n > 0 && n <= MAX_TIMER, `a positive number of milliseconds, at most ${MAX_TIMER}`),
     mtu: number('mtu', v.mtu, (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer'),
     mtuBytes: number('mtu-bytes', v['mtu-bytes'], (n) => Number.isSafeInteger(n) && n >= 16384, 'an integer of at least 16384'),
     ws: v.ws === undefined ? undefined : address('ws', v.ws),
@@ -204,6 +210,8 @@ function member(m: Member): Record<string, unknown> {
   }
 }
 
+const reserved = (key: string) => `${key}: keys under member/ and heartbeat/ are kept by membership, not written by hand (see members)`
+
 /** Answer one command line; never throws. */
 export async function command(node: ScuttleNode, line: string): Promise<unknown> {
   const text = line.trim()
@@ -218,6 +226,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
       if (rest === '') return { ok: false, error: 'set needs a KEY and a JSON value: set KEY JSON' }
       const at = rest.indexOf(' ')
       const key = at < 0 ? rest : rest.slice(0, at)
+      if (isMembershipKey(key)) return { ok: false, error: reserved(key) }
       const parsed = jsonValue(key, at < 0 ? '' : rest.slice(at + 1))
       if ('error' in parsed) return { ok: false, error: parsed.error }
       try {
@@ -229,6 +238,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     }
     case 'del': {
       if (rest === '') return { ok: false, error: 'del needs a KEY: del KEY' }
+      if (isMembershipKey(rest)) return { ok: false, error: reserved(rest) }
       try {
         const version = await node.delete(rest)
         return { ok: true, key: rest, version }
@@ -294,12 +304,21 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
  * defect (whose stack trace then helps).
  */
 export function operatorError(err: unknown, args: Args): string | null {
-  const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string }
+  const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string; hostname?: string }
   if (!(e instanceof Error)) return null
   const where = e.address !== undefined ? `${e.address}:${e.port}` : ''
+  // Which flag named that port (--listen unless another did).
+  const flag = args.ws?.port === e.port && e.port !== 0 ? '--ws' : args.metrics?.port === e.port && e.port !== 0 ? '--metrics' : '--listen'
   switch (e.code) {
     case 'EADDRINUSE':
-      return `cannot listen on ${where}: the address is in use (another process holds the port; choose another${args.metrics !== undefined ? ' --listen or --metrics' : ' --listen'})`
+      return `cannot listen on ${where}: the address is in use (another process holds the port; choose another ${flag})`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return `cannot resolve host ${JSON.stringify(e.hostname ?? '')}: no such host (check --listen, --ws and --metrics)`
+    case 'EEXIST':
+    case 'EISDIR':
+      return `not a directory: ${e.path ?? e.message} (--data names a directory)`
     case 'EADDRNOTAVAIL':
       return `cannot listen on ${where}: no such address on this machine`
     case 'EACCES':
@@ -311,7 +330,7 @@ export function operatorError(err: unknown, args: Args): string | null {
     case 'ENOTDIR':
       return `no such file or directory: ${e.path ?? e.message}`
   }
-  if (e instanceof StoreDamagedError) return `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
+  if (e instanceof StoreDamagedError) return /--repair/.test(e.message) ? e.message : `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
   if (/^store: /.test(e.message)) return e.message
   if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return e.message
   return null

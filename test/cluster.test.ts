@@ -285,6 +285,12 @@ describe('the command line, for an operator', function () {
       [['node', '--id', 'b', '--keys', path.join(dir, 'nowhere')], /cannot start: no such file or directory/, 1],
       [['simulate', '--rounds', '2', '--svg', path.join(dir, 'no', 'such', 'dir', 'x.svg')], /--svg: cannot write the plot: no such directory/, 2],
       [['simulate', '--rounds', '2', '--svg', dir], /--svg: cannot write the plot: .* is a directory/, 2],
+      // found by an outside attack
+      [['node', '--id', 'b', '--ws', `127.0.0.1:${busy}`], /cannot start: cannot listen on 127\.0\.0\.1:\d+: the address is in use .*choose another --ws\)/, 1],
+      [['node', '--id', 'b', '--data', '/dev/null'], /cannot start: not a directory: \/dev\/null \(--data names a directory\)/, 1],
+      [['node', '--id', 'b', '--interval', '3000000000'], /--interval must be a positive number of milliseconds, at most 2147483647/, 2],
+      [['node', '--id', 'b\u001b[2J'], /--id must not hold control or invisible characters/, 2],
+      [['node', '--id', 'b\u202e'], /--id must not hold control or invisible characters/, 2],
     ]
     for (const [args, said, code] of cases) {
       const r = run(args)
@@ -303,6 +309,10 @@ describe('the command line, for an operator', function () {
     const s = run(['simulate', '--rounds', '2', '--svg', path.join(file, 'x.svg')])
     assert.strictEqual(s.status, 2)
     assert.match(s.stderr, /--svg: cannot write the plot: .*file is not a directory/)
+    const d = run(['node', '--id', 'b', '--data', file])
+    assert.strictEqual(d.status, 1)
+    assert.match(d.stderr, /cannot start: not a directory: .*file \(--data names a directory\)/)
+    assert.doesNotMatch(d.stderr, /\n\s+at /)
   })
 
   it('answers help, members, status, and refuses get without a key and bare-word values, saying why', async () => {
@@ -315,6 +325,10 @@ describe('the command line, for an operator', function () {
     assert.match(bare.error as string, /value is not JSON: blue \(values are JSON: a string is quoted, set color "blue"\)/)
     assert.match((await a.cmd('set color')).error as string, /a value is needed/)
     assert.match((await a.cmd('set')).error as string, /set needs a KEY and a JSON value/)
+    // membership's own keys are not written by hand (an outside attack forged a's record this way)
+    for (const line of ['set member/a {"address":"6.6.6.6:1","started":1}', 'set heartbeat/a 1000000000000', 'del heartbeat/a']) {
+      assert.match((await a.cmd(line)).error as string, /keys under member\/ and heartbeat\/ are kept by membership/, line)
+    }
     assert.match((await a.cmd('set k {"a":')).error as string, /value is not JSON/)
     assert.strictEqual((await a.cmd('set color "blue"')).ok, true)
     assert.strictEqual((await a.cmd('set n 3')).ok, true)

@@ -162,13 +162,36 @@ describe('node (TCP, in process)', () => {
     await until(() => Object.keys(b.gossip.state).length >= 300, 10000, 'b to get a’s state meanwhile')
   })
 
-  it('bounds connections: past maxConnections a new one is refused, and the others go on', async () => {
+  it('bounds connections: past maxConnections a new one takes the slot of the oldest that never answered, and the others go on', async () => {
     const a = await start({ id: 'a', maxConnections: 5 })
-    const clients = await Promise.all(Array.from({ length: 8 }, () => raw(a)))
-    let closed = 0
-    for (const c of clients) void c.closed.then(() => closed++)
-    await until(() => closed === 3 && a.peers().length === 5, 5000, 'a to refuse 3 and keep 5')
+    const clients: { socket: net.Socket; closed: Promise<void> }[] = []
+    for (let i = 0; i < 8; i++) clients.push(await raw(a))
+    const closed: number[] = []
+    clients.forEach((c, i) => void c.closed.then(() => closed.push(i)))
+    await until(() => closed.length === 3 && a.peers().length === 5, 5000, 'a to close 3 and keep 5')
+    assert.deepStrictEqual(closed.sort(), [0, 1, 2], 'the oldest went')
     assert.ok(logged('a', /maxConnections/))
+  })
+
+  it('peers that say hello and never answer cannot keep a node out of its cluster: squatting every slot, a real peer still gets in (attack found it)', async () => {
+    const a = await start({ id: 'a', maxConnections: 5 })
+    await a.set('k', 'v')
+    const squatters = await Promise.all(Array.from({ length: 5 }, () => raw(a)))
+    await until(() => a.peers().length === 5, 5000, 'the squatters to hold every slot')
+    // they reconnect as soon as they are dropped
+    let alive = true
+    const again = async () => {
+      while (alive) {
+        const s = await raw(a)
+        await s.closed
+      }
+    }
+    for (const s of squatters) void s.closed.then(again)
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    await until(() => b.gossip.get('k').value === 'v', 10000, 'b to get in and sync')
+    // b answered, so it keeps its slot while squatters come and go
+    await until(() => a.peers().some((p) => p.id === 'b'), 5000, 'b to stay')
+    alive = false
   })
 
   it('answers at most its digest rate for one peer, dropping the rest unanswered', async () => {

@@ -250,8 +250,11 @@ const BURST = 8
 const OWN_TIMES = 4096
 
 // C0 and C1 control characters, and DEL.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g
+// Control characters, and the invisible ones that reorder or hide text
+// (bidi overrides, zero-width marks): none belongs in an id or a log line.
+/** @internal */
+export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/
+const CONTROLS = new RegExp(CONTROL.source, 'g')
 
 // A log line with control characters shown as escapes: no peer can end a
 // line of ours or send a terminal an escape sequence.
@@ -697,6 +700,19 @@ export class ScuttleNode {
     })
   }
 
+  private inbound(): number {
+    let n = 0
+    for (const c of this.conns) if (c.direction === 'in') n++
+    return n
+  }
+
+  // The oldest incoming connection that never answered a question of ours.
+  private idlest(): Connection | null {
+    let idle: Connection | null = null
+    for (const c of this.conns) if (c.direction === 'in' && !c.answered && (idle === null || c.opened < idle.opened)) idle = c
+    return idle
+  }
+
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
     socket.setNoDelay(true)
     const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy())
@@ -721,10 +737,17 @@ export class ScuttleNode {
       kill()
       return c
     }
-    if (this.conns.size >= this.opts.maxConnections) {
-      this.log(`refusing ${c.address}: already ${this.conns.size} connections (maxConnections)`)
-      kill()
-      return c
+    // Past maxConnections an incoming connection takes the slot of one that
+    // never answered a question of ours (the oldest), so that a crowd of
+    // peers that say hello, or nothing, and never answer cannot keep the
+    // cluster out; our own dials always get in (--connect bounds them).
+    if (direction === 'in' && this.inbound() >= this.opts.maxConnections) {
+      const idle = this.idlest()
+      if (idle === null) {
+        this.refuse(c, `refusing connections: already ${this.opts.maxConnections} that answer (maxConnections)`)
+        return c
+      }
+      this.refuse(idle, `closing a connection that never answered: its slot taken by a new one (maxConnections ${this.opts.maxConnections} reached)`)
     }
     this.conns.add(c)
     transport.on('close', () => this.drop(c, null))
