@@ -194,6 +194,21 @@ describe('node (TCP, in process)', () => {
     alive = false
   })
 
+  it('a version too far ahead is refused, and the peer relaying it kept (a skewed clock elsewhere must not cut honest links)', async () => {
+    const a = await start({ id: 'a' })
+    const { socket, closed } = await raw(a)
+    let gone = false
+    void closed.then(() => (gone = true))
+    const now = Date.now() * 1000
+    const ahead = { key: 'skewed', value: 1, source_id: 'far', version: now + 3 * 3_600_000_000 }
+    socket.write(JSON.stringify(ahead) + '\n' + JSON.stringify({ ...ahead, key: 'skewed2' }) + '\n')
+    socket.write(JSON.stringify({ key: 'fine', value: 2, source_id: 'near', version: now }) + '\n{"digest":true,"done":true}\n')
+    await until(() => a.gossip.get('fine').value === 2, 5000, 'a to take the next update')
+    assert.strictEqual(a.gossip.get('skewed').version, -Infinity)
+    assert.strictEqual(gone, false, 'the peer was dropped')
+    assert.strictEqual((logs.get('a') ?? []).filter((l) => /h ahead of this node's clock/.test(l)).length, 1, 'logged once')
+  })
+
   it('answers at most its digest rate for one peer, dropping the rest unanswered', async () => {
     const a = await start({ id: 'a', digestRate: 10 })
     await a.set('k', 'v')

@@ -1405,6 +1405,15 @@ function upperBound(ids: readonly string[], id: string): number {
   return lo
 }
 
+/**
+ * @internal Whether an `'invalid'` reason is a version refused for running
+ * too far ahead of this node's clock: the update is refused, but the peer
+ * may only relay what a node with a wrong clock wrote.
+ */
+export function isAheadRefusal(reason: string): boolean {
+  return reason.startsWith('version ') && reason.includes(" h ahead of this node's clock")
+}
+
 function aheadReason(version: number): string {
   const ahead = (version - Clock.now()) / 3.6e9
   return `version ${version} is ${ahead.toFixed(1)} h ahead of this node's clock (the limit is ${Clock.AHEAD / 3.6e9} h): a clock is wrong, or a peer is hostile`

@@ -24,7 +24,7 @@
 import * as net from 'net'
 import { Duplex, Transform } from 'readable-stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { Gossip, PeerStream } from '../core/gossip'
+import { Gossip, PeerStream, isAheadRefusal } from '../core/gossip'
 import { Membership, type Member, type MembershipOptions } from '../core/membership'
 import { badName } from '../core/shape'
 import { Store, type StoreOptions } from './store'
@@ -197,6 +197,8 @@ class Connection {
   invalid = 0
   /** The twin report of its stream was logged (see ScuttleNode.invalid). */
   twinSaid = false
+  /** A version too far ahead from it was logged (see ScuttleNode.invalid). */
+  aheadSaid = false
   // Updates since the peer's last digest end.
   run = 0
   // Our questions this peer has not answered (a digest marked reply answers),
@@ -943,6 +945,16 @@ export class ScuttleNode {
     if (c.stream.twin && !c.twinSaid) {
       c.twinSaid = true
       this.log(`peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
+      return
+    }
+    // A version too far ahead is refused and the peer kept: an honest peer
+    // relays what a node with a wrong clock wrote (logged once per
+    // connection; what a flood of them costs, floodLimit bounds).
+    if (isAheadRefusal(reason)) {
+      if (!c.aheadSaid) {
+        c.aheadSaid = true
+        this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
+      }
       return
     }
     c.invalid++
