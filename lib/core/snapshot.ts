@@ -29,6 +29,7 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
   if (typeof snapshot.reserved === 'number') checkReading(snapshot.reserved, 'state.reserved')
   // Each key's mappings, the newest of each source.
   const byKey = new Map<string, Update[]>()
+  const many = new Map<Update[], Map<string, number>>()
   for (const raw of snapshot.updates) {
     const u = checkedUpdate(raw, 'state')
     if (u.version > clock) clock = u.version
@@ -37,9 +38,18 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
       byKey.set(u.key, [u])
       continue
     }
-    const i = list.findIndex((m) => m.source_id === u.source_id)
-    if (i < 0) list.push(u)
-    else if (list[i].version < u.version) list[i] = u
+    // A key of many sources gets an index, so that restoring it stays
+    // linear; most keys have one source and no index.
+    let at = many.get(list)
+    if (at === undefined && list.length >= 16) {
+      at = new Map(list.map((m, j) => [m.source_id, j]))
+      many.set(list, at)
+    }
+    const i = at === undefined ? list.findIndex((m) => m.source_id === u.source_id) : (at.get(u.source_id) ?? -1)
+    if (i < 0) {
+      at?.set(u.source_id, list.length)
+      list.push(u)
+    } else if (list[i].version < u.version) list[i] = u
   }
   for (const list of byKey.values()) {
     if (list.length > 1) list.sort(history.sort)
