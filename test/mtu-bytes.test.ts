@@ -46,6 +46,19 @@ describe('mtu_bytes', function () {
     assert.throws(() => g.set('k2', 'é€'.repeat(room / 4)), /over half of mtu_bytes/)
   })
 
+  it('refuses from a stream, with an invalid report, the update it would refuse at set (a peer without mtu_bytes found it)', async () => {
+    const g = new Gossip('b', { resolve, mtu_bytes: MIN_MTU_BYTES })
+    const said: string[] = []
+    g.on('invalid', (_o: unknown, reason: string) => said.push(reason))
+    g.write({ key: 'big', value: 'x'.repeat(20_000), source_id: 'a', version: BASE })
+    g.write({ key: 'small', value: 1, source_id: 'a', version: BASE + 1 })
+    await turn()
+    assert.strictEqual(g.get('big').version, -Infinity)
+    assert.strictEqual(g.get('small').value, 1)
+    assert.deepStrictEqual(said.length, 1)
+    assert.match(said[0], /over half of mtu_bytes \(8192 of 16384\): it could never be sent/)
+  })
+
   for (const format of ['ndjson', 'binary'] as Format[]) {
     it(`no message on the wire exceeds it (${format}), and the nodes converge`, async () => {
       const M = MIN_MTU_BYTES

@@ -231,6 +231,25 @@ describe('node (TCP, in process)', () => {
     assert.ok(updates <= 8 + Math.ceil(10 * seconds) + 1, `${updates} answers in ${seconds} s`)
   })
 
+  it('closes a peer that floods digests far past its rate, and one that slips updates between dropped digest ends (attacks found these)', async () => {
+    const a = await start({ id: 'a', digestRate: 10, floodLimit: 100 })
+    const ends = await raw(a)
+    ends.socket.write('{"digest":true,"done":true}\n'.repeat(5000))
+    await ends.closed
+    assert.ok(logged('a', /flooding: more than 1000 digests past 10\/s in a row/))
+    assert.ok((logs.get('a') ?? []).filter((l) => /dropped unanswered/.test(l)).length <= 2, 'the drops were logged a few times, not per digest')
+    const slipped = await raw(a)
+    const now = Date.now() * 1000
+    let text = ''
+    for (let i = 0; i < 40; i++) {
+      for (let j = 0; j < 10; j++) text += JSON.stringify({ key: `k${i}-${j}`, value: 1, source_id: 'm', version: now + i * 10 + j }) + '\n'
+      text += '{"digest":true,"done":true}\n'
+    }
+    slipped.socket.write(text)
+    await slipped.closed
+    assert.ok(logged('a', /flooding: more than 100 updates without a digest/))
+  })
+
   it('prefers peers that answer: 40 silent peers do not slow gossip between two honest nodes', async () => {
     const a = await start({ id: 'a', interval: 20 })
     await Promise.all(Array.from({ length: 40 }, () => raw(a)))

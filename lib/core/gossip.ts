@@ -1102,6 +1102,15 @@ export class Gossip extends PeerStream implements ResolutionContext {
       return
     }
     const value = deleted ? null : admitted.value
+    // What this node could never send on (mtu_bytes) it does not take
+    // either: the same limit as at set.
+    if (this.mtuBytes !== Infinity && !deleted) {
+      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
+      if (big !== null) {
+        stream.emit('invalid', chunk, big)
+        return
+      }
+    }
     // Signed updates: check before anything, so a forgery moves nothing.
     let signature: string | undefined
     if (this.security !== undefined) {

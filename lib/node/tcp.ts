@@ -212,6 +212,8 @@ class Connection {
   dropping = false
   inDigest = false
   dropped = 0
+  // Digests dropped since one was answered.
+  droppedRun = 0
   // When our output to this peer last made progress, or started waiting.
   stalledSince = -1
   closed = false
@@ -248,6 +250,8 @@ class Connection {
 
 // Digests a peer may send at once before its rate applies.
 const BURST = 8
+/** Digests dropped in a row past the rate, beyond which a peer is closed as flooding. */
+const DIGEST_FLOOD = 1000
 // Own writes remembered for peers' staleness.
 const OWN_TIMES = 4096
 
@@ -389,6 +393,13 @@ export class ScuttleNode {
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
       this.ownTimes.push(u.version, Date.now())
     })
+    // A reset drops what this node holds: an operator must hear of it.
+    this.gossip.on('reset', (below: number, dropped: number) =>
+      this.log(
+        `reset by a peer that collected deletes this node had not seen (below version ${below}): ` +
+          `dropped ${dropped} mappings, taking them again from peers (a partition longer than the grace period, or without --keys a hostile peer)`,
+      ),
+    )
     // 'synced' follows every write that reaches every peer: logged only
     // when the peers it covers changed, so a settled cluster logs it once.
     this.gossip.on('synced', () => {
@@ -850,7 +861,9 @@ export class ScuttleNode {
           }
           if (chunk.done === true) {
             c.inDigest = false
-            c.run = 0
+            // Only a digest taken ends a run of updates: dropped ones would
+            // let a flood through.
+            if (!c.dropping) c.run = 0
             if (chunk.reply === true) {
               c.unanswered = 0
               node.answeredBy(c)
@@ -899,10 +912,19 @@ export class ScuttleNode {
     c.refilled = now
     if (c.tokens >= 1) {
       c.tokens -= 1
+      c.droppedRun = 0
       return true
     }
     this.counters.digestsDropped++
-    if (c.dropped++ % 100 === 0) {
+    c.dropped++
+    // A peer a thousand digests past its rate without one answered floods:
+    // an honest one sends one question per interval.
+    if (++c.droppedRun > DIGEST_FLOOD) {
+      this.count('flooding')
+      this.drop(c, `flooding: more than ${DIGEST_FLOOD} digests past ${rate}/s in a row`)
+      return false
+    }
+    if (c.dropped === 1 || c.dropped % 1000 === 0) {
       this.log(`peer ${c.peer ?? c.address}: digests past ${rate}/s dropped unanswered (${c.dropped} so far)`)
     }
     return false
