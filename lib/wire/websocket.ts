@@ -26,7 +26,7 @@ export interface WebSocketLike {
   readonly bufferedAmount: number
   send(data: Uint8Array | string): void
   close(code?: number, reason?: string): void
-  addEventListener(type: 'open' | 'close' | 'error' | 'message', listener: (event: { data?: unknown }) => void): void
+  addEventListener(type: 'open' | 'close' | 'error' | 'message', listener: (event: { data?: unknown; message?: unknown }) => void): void
   /** `ws` only: stop reading from the socket (backpressure). */
   pause?(): void
   /** `ws` only. */
@@ -137,8 +137,10 @@ export function websocketStream(socket: WebSocketLike, options: WebSocketStreamO
       stream.destroy()
     }
   })
-  socket.addEventListener('error', () => {
-    if (!stream.destroyed) stream.destroy(new Error('WebSocket error'))
+  socket.addEventListener('error', (event) => {
+    // ws says why (a browser's error event does not).
+    const why = typeof event?.message === 'string' && event.message !== '' ? event.message : 'WebSocket error'
+    if (!stream.destroyed) stream.destroy(new Error(why))
   })
   return stream
 }
