@@ -19,11 +19,23 @@
  */
 import { MAX_VERSION } from './shape'
 
+// Reading the wall clock costs as much as the rest of a local write, and
+// tick() needs it only to within Clock.SLACK: it reads it again once this
+// counter moved (every 250 ms, on a timer that keeps no process alive).
+let wallEpoch = 0
+let ticker: ReturnType<typeof setInterval> | null = null
+function startTicker(): void {
+  if (ticker !== null) return
+  ticker = setInterval(() => wallEpoch++, 250)
+  ;(ticker as { unref?: () => void }).unref?.()
+}
+function systemNow(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000)
+}
+
 export class Clock {
   /** Wall clock in microseconds, with sub-millisecond precision. */
-  static now(): number {
-    return Math.floor((performance.timeOrigin + performance.now()) * 1000)
-  }
+  static now: () => number = systemNow
 
   /** How far a version may run ahead of the wall clock, in µs: one hour. */
   static readonly AHEAD = 3_600_000_000
@@ -51,6 +63,8 @@ export class Clock {
   raises = 0
   /** This clock's wall clock in µs: `Clock.now` as it was when the clock was made. */
   readonly wall: () => number = Clock.now
+  // The wallEpoch at which tick() last read the wall clock.
+  private epoch = -1
   // Cached wall-clock bounds (they only grow): accepts() and see().
   private bound = -Infinity
   private soft = -Infinity
@@ -65,6 +79,7 @@ export class Clock {
    * @param held - how far the saved state held its own past (default: all).
    */
   constructor(restored: number | undefined, now: number, held: number = restored ?? -Infinity) {
+    startTicker()
     if (restored === undefined) {
       this.time = now
     } else {
@@ -93,8 +108,12 @@ export class Clock {
   /** The version for a new local write. */
   tick(): number {
     let v = this.time + 1
-    const now = this.wall()
-    if (v < now - Clock.SLACK) v = now
+    // A clock of its own (a test's) is read every time.
+    if (this.epoch !== wallEpoch || this.wall !== systemNow) {
+      this.epoch = wallEpoch
+      const now = this.wall()
+      if (v < now - Clock.SLACK) v = now
+    }
     if (v > MAX_VERSION) {
       throw new RangeError(
         `this node's clock passed MAX_VERSION (${MAX_VERSION}), which peers refuse: it was restored from a state holding a version that high`,

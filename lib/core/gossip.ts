@@ -437,6 +437,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private readonly streams = new Set<PeerStream>()
   // Tombstones in the order this node took them in, and when, for collection.
   private readonly tombstones: { t: Update; at: number }[] = []
+  // How many 'change' listeners there are (watch adds one each).
+  private watchers = 0
   private tombHead = 0
   // config.tombstone_grace, in µs (versions are µs).
   private readonly grace: number
@@ -491,6 +493,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
       throw new TypeError('store must be an object, read and written as store[key]')
     }
     this.store = store ?? null
+    // 'change' listeners, counted as they come and go: put() asks per write.
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'change') this.watchers++
+    })
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'change') this.watchers--
+    })
     this.history = new History(config.max_history || defaults.max_history, { sort: this.sort, resolved: store === undefined, checked: true })
     this.view = store ?? memoryView(this.history)
     const restored = store === undefined ? undefined : this.adopt(store)
@@ -812,7 +821,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     history._put(update, slot, previous, log, entry, advance)
     if (update.deleted === true) this.tombstones.push({ t: update, at: this.clock.wall() })
     if (entry !== undefined && entry.deleted === true && entry === update) this.cover(entry)
-    if (entry !== before && this.listenerCount('change') > 0) this.changed(key, before, entry)
+    if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
   }
 
   // Drop every other mapping of `tombstone`'s key: it beat them all.
@@ -881,7 +890,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       }
     }
     history._drop(m, entry)
-    if (entry !== current && this.listenerCount('change') > 0) this.changed(key, current, entry)
+    if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
   }
 
   /**
