@@ -98,6 +98,15 @@ class Cluster {
   }
 }
 
+/** Node 2 (behind link 1) away while node 0 deletes `key` and collects the delete (grace 10 ms). */
+async function deleteWhileAway(c: Cluster, key: string): Promise<void> {
+  c.cut(c.links[1])
+  c.nodes[0].delete(key)
+  await c.rounds(2)
+  now += 11_000
+  await c.rounds(2)
+}
+
 function move(from: PeerStream, to: PeerStream): number {
   let n = 0
   for (let m = from.read() as Message | null; m !== null; m = from.read() as Message | null) {
@@ -207,11 +216,7 @@ describe('deletes', function () {
     await c.rounds(3)
     assert.strictEqual(z.get('doomed').value, 'v')
     // z goes away; the delete happens and is collected without it
-    c.cut(c.links[1])
-    a.delete('doomed')
-    await c.rounds(2)
-    now += 11_000
-    await c.rounds(2)
+    await deleteWhileAway(c, 'doomed')
     assert.deepStrictEqual(a.sources('doomed'), [])
     // z comes back still holding the old value
     assert.strictEqual(z.get('doomed').value, 'v')
@@ -428,11 +433,7 @@ describe('deletes', function () {
     for (const g of c.nodes) assert.deepStrictEqual(view(g), view(a), `${g.id} lost state to a forged reset`)
     assert.strictEqual(z.get('kept').value, 'z wrote it')
     // The honest reset still works: z away past the grace period.
-    c.cut(c.links[1])
-    a.delete('doomed')
-    await c.rounds(2)
-    now += 11_000
-    await c.rounds(2)
+    await deleteWhileAway(c, 'doomed')
     let resets = 0
     z.on('reset', () => resets++)
     c.heal(c.links[1])
