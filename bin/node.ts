@@ -106,7 +106,7 @@ export function parseArgs(args: readonly string[]): Args {
   if (v.help === true) return { id: '', listen: { host: '127.0.0.1', port: 0 }, connect: [], help: true }
   if (v.id === undefined) throw new UsageError('--id is required')
   // Peers refuse such an id in a hello: say so now rather than never connect.
-  if (CONTROL.test(v.id)) throw new UsageError(`--id must not hold control or invisible characters: ${JSON.stringify(v.id)}`)
+  if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`)
   if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`)
   const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (text === undefined) return undefined

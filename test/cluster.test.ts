@@ -291,6 +291,9 @@ describe('the command line, for an operator', function () {
       [['node', '--id', 'b', '--interval', '3000000000'], /--interval must be a positive number of milliseconds, at most 2147483647/, 2],
       [['node', '--id', 'b\u001b[2J'], /--id must not hold control or invisible characters/, 2],
       [['node', '--id', 'b\u202e'], /--id must not hold control or invisible characters/, 2],
+      [['node', '--id', 'b\u2028x'], /--id must not hold control or invisible characters/, 2],
+      [['node', '--id', 'b\u3164'], /--id must not hold control or invisible characters/, 2],
+      [['node', '--id', ' '], /--id must not hold control or invisible characters, nor start or end with a space/, 2],
     ]
     for (const [args, said, code] of cases) {
       const r = run(args)

@@ -173,10 +173,17 @@ describe('node (TCP, in process)', () => {
     assert.ok(logged('a', /maxConnections/))
   })
 
-  it('peers that say hello and never answer cannot keep a node out of its cluster: squatting every slot, a real peer still gets in (attack found it)', async () => {
+  for (const once of [false, true]) {
+  it(`peers that say hello and ${once ? 'answer once, then ' : ''}never answer cannot keep a node out of its cluster: squatting every slot, a real peer still gets in (attacks found it)`, async () => {
     const a = await start({ id: 'a', maxConnections: 5 })
     await a.set('k', 'v')
-    const squatters = await Promise.all(Array.from({ length: 5 }, () => raw(a)))
+    const squatters = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const s = await raw(a)
+        if (once) s.socket.write('{"digest":true,"done":true,"reply":true}\n')
+        return s
+      }),
+    )
     await until(() => a.peers().length === 5, 5000, 'the squatters to hold every slot')
     // they reconnect as soon as they are dropped
     let alive = true
@@ -193,6 +200,7 @@ describe('node (TCP, in process)', () => {
     await until(() => a.peers().some((p) => p.id === 'b'), 5000, 'b to stay')
     alive = false
   })
+  }
 
   it('a version too far ahead is refused, and the peer relaying it kept (a skewed clock elsewhere must not cut honest links)', async () => {
     const a = await start({ id: 'a' })

@@ -347,6 +347,9 @@ describe('watches', () => {
     b.watch({ prefix: '' }, () => {
       throw new Error('boom')
     })
+    // the listeners after it still hear every change (an attack found them starved)
+    const heard: string[] = []
+    b.watch({ prefix: '' }, (key, _entry, how) => heard.push(`${how} ${key}`))
     for (const k of ['x', 'y', 'z']) a.set(k, k)
     let sa = a.createStream()
     let sb = b.createStream()
@@ -369,6 +372,7 @@ describe('watches', () => {
     }
     assert.strictEqual(resets, 1)
     assert.deepStrictEqual(Object.keys(b.state).sort(), ['x', 'z'])
+    assert.ok(heard.includes('remote x') && heard.includes('remote y') && heard.includes('delete y'), heard.join(', '))
     assert.ok(said.length >= 4 && said.every((r) => r === "a 'change' listener threw: boom"), said.join('; '))
     assert.strictEqual(sb.destroyed, false)
   })

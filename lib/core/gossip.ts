@@ -836,10 +836,14 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const gone = entry === undefined || entry.deleted === true
     if (gone && (before === undefined || before.deleted === true)) return
     const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
-    try {
-      this.emit('change', key, gone ? undefined : entry, how)
-    } catch (err) {
-      this.emit('invalid', { key }, `a 'change' listener threw: ${(err as Error)?.message}`)
+    const now = gone ? undefined : entry
+    // Each listener on its own: one that throws must not starve the others.
+    for (const fn of this.rawListeners('change') as WatchListener[]) {
+      try {
+        fn.call(this, key, now, how)
+      } catch (err) {
+        this.emit('invalid', { key }, `a 'change' listener threw: ${(err as Error)?.message}`)
+      }
     }
   }
 

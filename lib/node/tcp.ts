@@ -259,13 +259,13 @@ const OWN_TIMES = 4096
 // Control characters, and the invisible ones that reorder or hide text
 // (bidi overrides, zero-width marks): none belongs in an id or a log line.
 /** @internal */
-export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/
-const CONTROLS = new RegExp(CONTROL.source, 'g')
+export const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u
+const CONTROLS = new RegExp(CONTROL.source, 'gu')
 
 // A log line with control characters shown as escapes: no peer can end a
 // line of ours or send a terminal an escape sequence.
 function printable(line: string): string {
-  return CONTROL.test(line) ? line.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : line
+  return CONTROL.test(line) ? line.replace(CONTROLS, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`) : line
 }
 
 function parseAddress(text: string): Address {
@@ -719,10 +719,14 @@ export class ScuttleNode {
     return n
   }
 
-  // The oldest incoming connection that never answered a question of ours.
+  // The incoming connection that leaves the most of our questions
+  // unanswered (the oldest of those): one that answers them all is kept.
   private idlest(): Connection | null {
     let idle: Connection | null = null
-    for (const c of this.conns) if (c.direction === 'in' && !c.answered && (idle === null || c.opened < idle.opened)) idle = c
+    for (const c of this.conns) {
+      if (c.direction !== 'in' || c.unanswered === 0) continue
+      if (idle === null || c.unanswered > idle.unanswered || (c.unanswered === idle.unanswered && c.opened < idle.opened)) idle = c
+    }
     return idle
   }
 
@@ -750,17 +754,18 @@ export class ScuttleNode {
       kill()
       return c
     }
-    // Past maxConnections an incoming connection takes the slot of one that
-    // never answered a question of ours (the oldest), so that a crowd of
-    // peers that say hello, or nothing, and never answer cannot keep the
-    // cluster out; our own dials always get in (--connect bounds them).
+    // Past maxConnections an incoming connection takes the slot of the one
+    // that leaves the most of our questions unanswered, so that a crowd of
+    // peers that say hello (and perhaps answer once) and then nothing cannot
+    // keep the cluster out; our own dials always get in (--connect bounds
+    // them).
     if (direction === 'in' && this.inbound() >= this.opts.maxConnections) {
       const idle = this.idlest()
       if (idle === null) {
         this.refuse(c, `refusing connections: already ${this.opts.maxConnections} that answer (maxConnections)`)
         return c
       }
-      this.refuse(idle, `closing a connection that never answered: its slot taken by a new one (maxConnections ${this.opts.maxConnections} reached)`)
+      this.refuse(idle, `closing a connection that leaves our questions unanswered: its slot taken by a new one (maxConnections ${this.opts.maxConnections} reached)`)
     }
     this.conns.add(c)
     transport.on('close', () => this.drop(c, null))
