@@ -107,9 +107,13 @@ async function deleteWhileAway(c: Cluster, key: string): Promise<void> {
   await c.rounds(2)
 }
 
+// What a test wants to see of the traffic (null: nothing).
+let tap: ((m: Message) => void) | null = null
+
 function move(from: PeerStream, to: PeerStream): number {
   let n = 0
   for (let m = from.read() as Message | null; m !== null; m = from.read() as Message | null) {
+    tap?.(m)
     to.write(m)
     n++
   }
@@ -436,9 +440,29 @@ describe('deletes', function () {
     await deleteWhileAway(c, 'doomed')
     let resets = 0
     z.on('reset', () => resets++)
+    let captured: Message | null = null
+    tap = (m) => {
+      if ((m as { reset?: number }).reset !== undefined) captured ??= JSON.parse(JSON.stringify(m)) as Message
+    }
     c.heal(c.links[1])
     await c.rounds(4)
+    tap = null
     assert.ok(resets > 0, 'z took a signed reset')
+    assert.ok(captured !== null)
+    // Replayed by a keyless peer, to z again or to another member: refused,
+    // it was signed for z's nonce of then (an attack replayed one).
+    for (const g of [z, c.nodes[1]]) {
+      const replay = g.createStream()
+      const said: string[] = []
+      replay.on('invalid', (_o: unknown, r: string) => said.push(r))
+      replay.resume()
+      let dropped = 0
+      g.on('reset', () => dropped++)
+      replay.write(captured)
+      await turn()
+      assert.deepStrictEqual(said, ['a reset not signed by a member with a key: ignored'], g.id)
+      assert.strictEqual(dropped, 0, `${g.id} took a replayed reset`)
+    }
     for (const g of c.nodes) {
       assert.strictEqual(g.get('doomed').version, -Infinity, `${g.id} brought doomed back`)
       assert.strictEqual(g.get('kept').value, 'z wrote it', `${g.id} lost z's write`)

@@ -121,6 +121,9 @@ export class PeerStream extends Transform {
   get fresh(): boolean {
     return this.freshAt === this.node._floorsEpoch
   }
+  /** @internal Under signatures: our last two digest ends' nonces, and the peer's last. */
+  readonly nonces: [string | undefined, string | undefined] = [undefined, undefined]
+  peerNonce: string | undefined = undefined
   // This message's digest, judged once at its first update (see freshNow).
   private heardFresh: boolean | null = null
   // The peer's end markers announce a filter: what it sends may have gaps.
@@ -269,6 +272,8 @@ export class PeerStream extends Transform {
     const floors = fields.floors
     const resetBy = fields.resetBy
     const resetSignature = fields.resetSignature
+    const resetNonce = fields.resetNonce
+    if (fields.nonce !== undefined) this.peerNonce = fields.nonce
     const peerHorizon = fields.horizon ?? -Infinity
     const peerHas = fields.behind ?? 0
     const peerTakes = !fields.refuses
@@ -293,7 +298,7 @@ export class PeerStream extends Transform {
     if (reset !== undefined) {
       // Under signatures a reset must be signed by a keyed member: a reset
       // drops what a node holds, and a keyless peer must not be able to.
-      if (node._resetSigned(reset, floors, resetBy, resetSignature)) node._reset(reset, floors)
+      if (node._resetSigned(this, reset, floors, resetBy, resetSignature, resetNonce)) node._reset(reset, floors)
       else this.emit('invalid', { digest: true, done: true, reset, reset_by: resetBy }, 'a reset not signed by a member with a key: ignored')
     }
     if (isAnswer && this.asked > 0) {
@@ -947,12 +952,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /** @internal Whether a reset may be taken: always without signatures; signed by a member with them. */
-  _resetSigned(below: number, floors: Readonly<Record<string, number>> | undefined, by: string | undefined, signature: string | undefined): boolean {
+  _resetSigned(
+    stream: PeerStream,
+    below: number,
+    floors: Readonly<Record<string, number>> | undefined,
+    by: string | undefined,
+    signature: string | undefined,
+    nonce: string | undefined,
+  ): boolean {
     const security = this.security
     if (security === undefined) return true
-    if (by === undefined || signature === undefined || floors === undefined) return false
+    // Signed for this stream's peer, lately: one of our last two nonces.
+    if (by === undefined || signature === undefined || floors === undefined || nonce === undefined) return false
+    if (nonce !== stream.nonces[0] && nonce !== stream.nonces[1]) return false
     try {
-      return security.verify({ ...resetUpdate(by, below, floors), signature }) === true
+      return security.verify({ ...resetUpdate(by, below, floors, nonce), signature }) === true
     } catch {
       return false
     }
@@ -1350,6 +1364,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       behind === 0 &&
       stream.takes &&
       stream.sends &&
+      this.security === undefined &&
       stream.streamFilter === undefined &&
       !stream.resetOwed &&
       this.resetBelow === -Infinity
@@ -1363,6 +1378,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (part.through !== undefined) done.through = part.through
     if (behind > 0) done.behind = behind
     if (!stream.takes) done.accepts = false
+    if (this.security !== undefined) {
+      const nonce = freshNonce()
+      stream.nonces[1] = stream.nonces[0]
+      stream.nonces[0] = nonce
+      done.nonce = nonce
+    }
     if (!stream.sends) done.sends = false
     if (stream.streamFilter !== undefined) done.filter = stream.streamFilter
     if (this.resetBelow > -Infinity) done.horizon = this.resetBelow
@@ -1371,10 +1392,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const floors: Record<string, number> = {}
       for (const log of this.collectedLogs) floors[log.id] = log.collected
       done.floors = floors
-      if (this.security !== undefined) {
+      if (this.security !== undefined && stream.peerNonce !== undefined) {
         try {
-          done.reset_signature = this.security.sign(resetUpdate(this.id, this.horizon, floors))
+          done.reset_signature = this.security.sign(resetUpdate(this.id, this.horizon, floors, stream.peerNonce))
           done.reset_by = this.id
+          done.reset_nonce = stream.peerNonce
         } catch {
           // A node that only verifies cannot sign: its peers refuse its reset.
         }
@@ -1425,6 +1447,12 @@ function upperBound(ids: readonly string[], id: string): number {
     else hi = mid
   }
   return lo
+}
+
+// 64 random bits, in hex: a reset to a peer signs its latest.
+function freshNonce(): string {
+  const words = globalThis.crypto.getRandomValues(new Uint32Array(2))
+  return words[0].toString(16).padStart(8, '0') + words[1].toString(16).padStart(8, '0')
 }
 
 /**

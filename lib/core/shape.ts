@@ -56,6 +56,9 @@ export const fields = {
   /** End of digest, with a reset: who signed it, and the signature. */
   resetBy: undefined as string | undefined,
   resetSignature: undefined as string | undefined,
+  resetNonce: undefined as string | undefined,
+  /** End of digest, under signatures: the sender's nonce, which a reset to it must sign. */
+  nonce: undefined as string | undefined,
   /** End of digest: updates the sender holds that we lack. */
   behind: undefined as number | undefined,
   /** End of digest: the sender's stream takes no updates. */
@@ -137,6 +140,8 @@ function done(o: Record<string, unknown>): Kind {
   fields.floors = fields.reset === undefined ? undefined : floorsOf(o.floors)
   fields.resetBy = typeof o.reset_by === 'string' ? o.reset_by : undefined
   fields.resetSignature = typeof o.reset_signature === 'string' ? o.reset_signature : undefined
+  fields.resetNonce = nonceOf(o.reset_nonce)
+  fields.nonce = nonceOf(o.nonce)
   const horizon = o.horizon
   fields.horizon = isVersion(horizon) ? horizon : undefined
   const behind = o.behind
@@ -172,18 +177,22 @@ export function filterProblem(f: unknown): string | null {
 /**
  * What the signature of a reset covers, as the update a `Security` signs: an
  * empty key (no update can carry one, so a reset's signature is never an
- * update's), the floors as sorted `[source, version]` pairs, the signer as
- * source and the reset's version.
+ * update's), the receiver's nonce (from its last digest ends: a reset is
+ * good for one receiver, once) and the floors as sorted `[source, version]`
+ * pairs, the signer as source and the reset's version.
  */
-export function resetUpdate(by: string, below: number, floors: Readonly<Record<string, number>>): Update {
+export function resetUpdate(by: string, below: number, floors: Readonly<Record<string, number>>, nonce: string): Update {
   const pairs = Object.keys(floors)
     .sort()
     .map((id) => [id, floors[id]])
-  return { key: '', value: pairs, source_id: by, version: below }
+  return { key: '', value: [nonce, pairs], source_id: by, version: below }
 }
 
+const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)
+
 const MAX_FILTER = 256
-const MAX_FLOORS = 4096
+// A line bounds them first (about 35,000 fit in 1 MiB).
+const MAX_FLOORS = 65_536
 
 // A reset's per-source floors: names to versions, bounded; anything else is
 // left out (floors only sharpen the receiver's judgement of stale peers).

@@ -85,8 +85,12 @@ export interface DigestDone {
   readonly floors?: Readonly<Record<string, number>>
   /** With `reset`, under `config.security`: the sender's id, whose key signs the reset. */
   readonly reset_by?: string
-  /** With `reset`, under `config.security`: the signature of `reset` and `floors` by `reset_by` (see {@link resetUpdate}). */
+  /** With `reset`, under `config.security`: the signature of `reset`, `floors` and `reset_nonce` by `reset_by`. */
   readonly reset_signature?: string
+  /** With `reset`, under `config.security`: the receiver's latest `nonce`, so that the reset is good for it only, once. */
+  readonly reset_nonce?: string
+  /** Under `config.security`: a fresh random value a reset to the sender must sign. */
+  readonly nonce?: string
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
