@@ -16,6 +16,7 @@ import * as os from 'os'
 import * as path from 'path'
 import { Clock, Gossip, base, counter, ed25519, generateKeyPair, openGossip } from '../lib'
 import type { Config, Message, PeerStream, Update } from '../lib'
+import { KeyFilter } from '../lib/core/keyfilter'
 
 const lww = base.resolution.lww_vs_current_vers
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
@@ -402,6 +403,59 @@ describe('deletes', function () {
       }
     })
   }
+
+  it('the filter of collected keys: never says absent for a key added; round-trips as text; refuses anything else', () => {
+    const f = new KeyFilter()
+    const keys = Array.from({ length: 500 }, (_, i) => `deleted/${i}`)
+    for (const k of keys) f.add(k)
+    assert.ok(keys.every((k) => f.has(k)))
+    const others = Array.from({ length: 10_000 }, (_, i) => `live/${i}`).filter((k) => f.has(k)).length
+    assert.ok(others < 50, `${others} false positives in 10,000`)
+    const back = KeyFilter.fromText(f.toText()) as KeyFilter
+    assert.ok(keys.every((k) => back.has(k)))
+    const merged = new KeyFilter()
+    merged.merge(back)
+    assert.ok(merged.has('deleted/7'))
+    for (const bad of [undefined, 5, 'abc', '!'.repeat(f.toText().length), 'A'.repeat(f.toText().length - 4) + '====']) {
+      assert.strictEqual(KeyFilter.fromText(bad), undefined, String(bad).slice(0, 10))
+    }
+  })
+
+  it("a reset keeps the node's own writes of keys nobody deleted, made while away or before it first joined (a re-attack lost them); its writes of deleted keys stay dropped", async () => {
+    const config = { resolve: lww, tombstone_grace: 10 }
+    const a = new Gossip('A', config)
+    const b = new Gossip('B', config)
+    const z = new Gossip('Z', config)
+    z.set('z-early', 'written before Z ever joined') // older than A's delete, held by Z alone
+    z.set('doomed', 'Z wrote it before A deleted it')
+    a.set('doomed', 'v')
+    a.set('kept', 1)
+    a.delete('doomed')
+    const sa = a.createStream()
+    const sb = b.createStream()
+    for (let i = 0; i < 3; i++) {
+      sa.gossip()
+      while (move(sa, sb) + move(sb, sa) > 0) await turn()
+    }
+    now += 11_000
+    sa.gossip() // A collects the delete
+    while (move(sa, sb) + move(sb, sa) > 0) await turn()
+    assert.deepStrictEqual(a.sources('doomed'), [])
+    let dropped = -1
+    z.on('reset', (_below: number, n: number) => (dropped = n))
+    const az = a.createStream()
+    const za = z.createStream()
+    for (let i = 0; i < 6; i++) {
+      ;(i % 2 === 0 ? za : az).gossip()
+      while (move(az, za) + move(za, az) > 0) await turn()
+    }
+    assert.ok(dropped > 0, 'Z was reset')
+    for (const g of [a, z]) {
+      assert.strictEqual(g.get('z-early').value, 'written before Z ever joined', `${g.id} lost Z's early write`)
+      assert.strictEqual(g.get('doomed').version, -Infinity, `${g.id} brought doomed back`)
+      assert.strictEqual(g.get('kept').value, 1)
+    }
+  })
 
   it('signed resets: a member away past the grace period is reset by a signed reset; a reset from a keyless peer drops nothing', async () => {
     const pairs = [0, 1, 2].map(() => generateKeyPair())

@@ -13,6 +13,7 @@ import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
 import { badName, checkedUpdate, classify, fields, keyOf, Kind, resetUpdate } from './shape'
+import { KeyFilter } from './keyfilter'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
 import { admitValue, admitted } from './value'
@@ -273,6 +274,7 @@ export class PeerStream extends Transform {
     const resetBy = fields.resetBy
     const resetSignature = fields.resetSignature
     const resetNonce = fields.resetNonce
+    const resetKeys = fields.resetKeys
     if (fields.nonce !== undefined) this.peerNonce = fields.nonce
     const peerHorizon = fields.horizon ?? -Infinity
     const peerHas = fields.behind ?? 0
@@ -298,7 +300,7 @@ export class PeerStream extends Transform {
     if (reset !== undefined) {
       // Under signatures a reset must be signed by a keyed member: a reset
       // drops what a node holds, and a keyless peer must not be able to.
-      if (node._resetSigned(this, reset, floors, resetBy, resetSignature, resetNonce)) node._reset(reset, floors)
+      if (node._resetSigned(this, reset, floors, resetBy, resetSignature, resetNonce, resetKeys)) node._reset(reset, floors, KeyFilter.fromText(resetKeys))
       else this.emit('invalid', { digest: true, done: true, reset, reset_by: resetBy }, 'a reset not signed by a member with a key: ignored')
     }
     if (isAnswer && this.asked > 0) {
@@ -457,6 +459,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private resetBelow = -Infinity
   // Sources with collected deletes (see SourceLog.collected).
   private readonly collectedLogs: SourceLog[] = []
+  // The keys whose deletes this node collected (see KeyFilter), and whether
+  // it holds all it knows of (a reset without one, or a restart, loses that).
+  private collectedKeys: KeyFilter | null = null
+  private keysKnown = true
   // _deletesRecord(), until the next collection or reset.
   private deletesText: string | null = null
   // A reset dropped our own past: our digests name us only as far as peers
@@ -557,6 +563,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
         if (typeof v !== 'number' || badName('source_id', id) !== null) continue
         const log = history.source(id)
         this.collectedUpTo(log, v)
+        this.keysKnown = false
         // We held the source through its collected delete: a digest naming
         // it lower would have peers take us for behind our own floors.
         if (v > log.max) log.max = v
@@ -872,6 +879,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const entry = this.store === null ? history._resolved(t.key) : entryOf(this.store, t.key)
       if (entry !== undefined && entry.source_id === t.source_id && entry.version === t.version) {
         this.collectedUpTo(history.source(t.source_id), t.version)
+        ;(this.collectedKeys ??= new KeyFilter()).add(t.key)
         if (t.version > this.horizon) this.horizon = t.version
         this.deletesText = null
       }
@@ -908,7 +916,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * delete removed) and take them again from peers; refuse from now on what
    * is older than `below` and new to us.
    */
-  _reset(below: number, floors?: Readonly<Record<string, number>>): void {
+  _reset(below: number, floors?: Readonly<Record<string, number>>, keys?: KeyFilter): void {
     // The floors let this node judge, and reset, peers further behind; a
     // floor we did not have is a delete we have not honoured.
     let news = false
@@ -922,6 +930,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
       }
     }
     // Only an earlier reset as deep, with nothing new, makes this a repeat.
+    if (keys === undefined) this.keysKnown = false
+    else (this.collectedKeys ??= new KeyFilter()).merge(keys)
     if (below <= this.resetBelow && !news) return
     this.resetBelow = below
     if (below > this.horizon) this.horizon = below
@@ -929,22 +939,29 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // As chitchat does: every source we hold anything of at or below
     // `below` is taken again whole from peers (a fresh copy is gap-free);
     // what no peer ahead of us holds of it there is gone with the reset.
-    // Our own writes above `below` are ours to keep; our past we take
-    // again as for any source (see ownRefetch).
+    // Our own writes above `below` are ours to keep, and below it those of
+    // keys the sender's filter says were never deleted (no peer may hold
+    // them: this node wrote them away); the rest of our past we take again
+    // as for any source (see ownRefetch).
     const history = this.history
     const touched = new Set<SourceLog>()
     for (const m of history._mappings()) if (m.version <= below) touched.add(history.source(m.source_id))
     const own = history.sources.get(this.id)
     let dropped = 0
+    let droppedOwn = false
     for (const m of Array.from(history._mappings())) {
       const log = history.source(m.source_id)
-      if (!touched.has(log) || (log === own && m.version > below)) continue
+      if (!touched.has(log)) continue
+      if (log === own) {
+        if (m.version > below || (keys !== undefined && !keys.has(m.key))) continue
+        droppedOwn = true
+      }
       this.forget(m)
       dropped++
     }
     // Our own max stays what it is: we serve our writes up to it.
     for (const log of touched) if (log !== own) log.max = -Infinity
-    if (own !== undefined && touched.has(own)) {
+    if (droppedOwn) {
       this.ownRefetch = true
       this.ownRefetchedTo = -Infinity
     }
@@ -959,6 +976,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     by: string | undefined,
     signature: string | undefined,
     nonce: string | undefined,
+    keys: string | undefined,
   ): boolean {
     const security = this.security
     if (security === undefined) return true
@@ -966,7 +984,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (by === undefined || signature === undefined || floors === undefined || nonce === undefined) return false
     if (nonce !== stream.nonces[0] && nonce !== stream.nonces[1]) return false
     try {
-      return security.verify({ ...resetUpdate(by, below, floors, nonce), signature }) === true
+      return security.verify({ ...resetUpdate(by, below, floors, nonce, keys), signature }) === true
     } catch {
       return false
     }
@@ -1392,9 +1410,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const floors: Record<string, number> = {}
       for (const log of this.collectedLogs) floors[log.id] = log.collected
       done.floors = floors
+      const keys = this.keysKnown && this.collectedKeys !== null ? this.collectedKeys.toText() : undefined
+      if (keys !== undefined) done.reset_keys = keys
       if (this.security !== undefined && stream.peerNonce !== undefined) {
         try {
-          done.reset_signature = this.security.sign(resetUpdate(this.id, this.horizon, floors, stream.peerNonce))
+          done.reset_signature = this.security.sign(resetUpdate(this.id, this.horizon, floors, stream.peerNonce, keys))
           done.reset_by = this.id
           done.reset_nonce = stream.peerNonce
         } catch {

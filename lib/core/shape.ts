@@ -57,6 +57,8 @@ export const fields = {
   resetBy: undefined as string | undefined,
   resetSignature: undefined as string | undefined,
   resetNonce: undefined as string | undefined,
+  /** End of digest, with a reset: the keys whose deletes the sender collected (KeyFilter text). */
+  resetKeys: undefined as string | undefined,
   /** End of digest, under signatures: the sender's nonce, which a reset to it must sign. */
   nonce: undefined as string | undefined,
   /** End of digest: updates the sender holds that we lack. */
@@ -141,6 +143,7 @@ function done(o: Record<string, unknown>): Kind {
   fields.resetBy = typeof o.reset_by === 'string' ? o.reset_by : undefined
   fields.resetSignature = typeof o.reset_signature === 'string' ? o.reset_signature : undefined
   fields.resetNonce = nonceOf(o.reset_nonce)
+  fields.resetKeys = typeof o.reset_keys === 'string' && o.reset_keys.length <= 8192 ? o.reset_keys : undefined
   fields.nonce = nonceOf(o.nonce)
   const horizon = o.horizon
   fields.horizon = isVersion(horizon) ? horizon : undefined
@@ -181,11 +184,11 @@ export function filterProblem(f: unknown): string | null {
  * good for one receiver, once) and the floors as sorted `[source, version]`
  * pairs, the signer as source and the reset's version.
  */
-export function resetUpdate(by: string, below: number, floors: Readonly<Record<string, number>>, nonce: string): Update {
+export function resetUpdate(by: string, below: number, floors: Readonly<Record<string, number>>, nonce: string, keys?: string): Update {
   const pairs = Object.keys(floors)
     .sort()
     .map((id) => [id, floors[id]])
-  return { key: '', value: [nonce, pairs], source_id: by, version: below }
+  return { key: '', value: [nonce, pairs, keys ?? null], source_id: by, version: below }
 }
 
 const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)

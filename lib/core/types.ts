@@ -89,6 +89,11 @@ export interface DigestDone {
   readonly reset_signature?: string
   /** With `reset`, under `config.security`: the receiver's latest `nonce`, so that the reset is good for it only, once. */
   readonly reset_nonce?: string
+  /**
+   * With `reset`: the keys whose deletes the sender collected, as a Bloom
+   * filter (base64): the receiver keeps its own writes of other keys.
+   */
+  readonly reset_keys?: string
   /** Under `config.security`: a fresh random value a reset to the sender must sign. */
   readonly nonce?: string
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
