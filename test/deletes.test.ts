@@ -421,9 +421,10 @@ describe('deletes', function () {
     }
   })
 
-  it("a reset keeps the node's own writes of keys nobody deleted, made while away or before it first joined (a re-attack lost them); its writes of deleted keys stay dropped", async () => {
+  for (const restart of [false, true]) {
+  it(`a reset keeps the node's own writes of keys nobody deleted, made while away or before it first joined (a re-attack lost them); its writes of deleted keys stay dropped${restart ? '; also from a collector restarted from its snapshot' : ''}`, async () => {
     const config = { resolve: lww, tombstone_grace: 10 }
-    const a = new Gossip('A', config)
+    let a = new Gossip('A', config)
     const b = new Gossip('B', config)
     const z = new Gossip('Z', config)
     z.set('z-early', 'written before Z ever joined') // older than A's delete, held by Z alone
@@ -441,6 +442,7 @@ describe('deletes', function () {
     sa.gossip() // A collects the delete
     while (move(sa, sb) + move(sb, sa) > 0) await turn()
     assert.deepStrictEqual(a.sources('doomed'), [])
+    if (restart) a = Gossip.restore('A', config, JSON.parse(JSON.stringify(a.snapshot())))
     let dropped = -1
     z.on('reset', (_below: number, n: number) => (dropped = n))
     const az = a.createStream()
@@ -456,6 +458,7 @@ describe('deletes', function () {
       assert.strictEqual(g.get('kept').value, 1)
     }
   })
+  }
 
   it('signed resets: a member away past the grace period is reset by a signed reset; a reset from a keyless peer drops nothing', async () => {
     const pairs = [0, 1, 2].map(() => generateKeyPair())

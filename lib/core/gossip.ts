@@ -563,13 +563,17 @@ export class Gossip extends PeerStream implements ResolutionContext {
         if (typeof v !== 'number' || badName('source_id', id) !== null) continue
         const log = history.source(id)
         this.collectedUpTo(log, v)
-        this.keysKnown = false
         // We held the source through its collected delete: a digest naming
         // it lower would have peers take us for behind our own floors.
         if (v > log.max) log.max = v
       }
     }
     if (typeof snapshot.horizon === 'number') this.horizon = snapshot.horizon
+    // The filter of collected keys came along, or this node cannot vouch
+    // for one (its resets then let the receiver keep nothing of its own).
+    const keys = KeyFilter.fromText(snapshot.collected_keys)
+    if (keys !== undefined) this.collectedKeys = keys
+    else if (this.collectedLogs.length > 0) this.keysKnown = false
   }
 
   /** The highest version this node has seen or issued (its Lamport clock). */
@@ -696,7 +700,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (this.horizon === -Infinity) return snap
     const collected: Record<string, number> = Object.create(null)
     for (const log of this.collectedLogs) collected[log.id] = log.collected
-    return { ...snap, collected, horizon: this.horizon }
+    const keys = this.keysText()
+    return keys === undefined ? { ...snap, collected, horizon: this.horizon } : { ...snap, collected, horizon: this.horizon, collected_keys: keys }
+  }
+
+  // The collected keys' filter as text, when this node can vouch for it.
+  private keysText(): string | undefined {
+    return this.keysKnown && this.collectedKeys !== null ? this.collectedKeys.toText() : undefined
   }
 
   /** @internal Every read, piped or not, passes here: the place to see room come back. */
@@ -932,6 +942,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Only an earlier reset as deep, with nothing new, makes this a repeat.
     if (keys === undefined) this.keysKnown = false
     else (this.collectedKeys ??= new KeyFilter()).merge(keys)
+    this.deletesText = null
     if (below <= this.resetBelow && !news) return
     this.resetBelow = below
     if (below > this.horizon) this.horizon = below
@@ -996,7 +1007,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (this.deletesText === null) {
       const collected: Record<string, number> = {}
       for (const log of this.collectedLogs) collected[log.id] = log.collected
-      this.deletesText = JSON.stringify({ collected, horizon: this.horizon })
+      this.deletesText = JSON.stringify({ collected, horizon: this.horizon, keys: this.keysText() })
     }
     return this.deletesText
   }
@@ -1410,7 +1421,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const floors: Record<string, number> = {}
       for (const log of this.collectedLogs) floors[log.id] = log.collected
       done.floors = floors
-      const keys = this.keysKnown && this.collectedKeys !== null ? this.collectedKeys.toText() : undefined
+      const keys = this.keysText()
       if (keys !== undefined) done.reset_keys = keys
       if (this.security !== undefined && stream.peerNonce !== undefined) {
         try {

@@ -303,6 +303,8 @@ export interface Snapshot {
   readonly collected?: Readonly<Record<string, number>>
   /** The highest version of a delete this node collected or was reset below. */
   readonly horizon?: number
+  /** The keys whose deletes it collected, as a Bloom filter (base64; see README, "Deletes"). */
+  readonly collected_keys?: string
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).

@@ -719,15 +719,20 @@ export class ScuttleNode {
     return n
   }
 
-  // The incoming connection that leaves the most of our questions
-  // unanswered (the oldest of those): one that answers them all is kept.
+  // The incoming connection to let go for a new one: the oldest that never
+  // answered a question of ours (or never said hello), else the one that
+  // let the most go unanswered since its last answer, two at least (one
+  // may just be in flight): a peer that answers is kept.
   private idlest(): Connection | null {
-    let idle: Connection | null = null
+    let never: Connection | null = null
+    let lapsed: Connection | null = null
     for (const c of this.conns) {
-      if (c.direction !== 'in' || c.unanswered === 0) continue
-      if (idle === null || c.unanswered > idle.unanswered || (c.unanswered === idle.unanswered && c.opened < idle.opened)) idle = c
+      if (c.direction !== 'in') continue
+      if (!c.answered) {
+        if (never === null || c.opened < never.opened) never = c
+      } else if (c.unanswered >= 2 && (lapsed === null || c.unanswered > lapsed.unanswered)) lapsed = c
     }
-    return idle
+    return never ?? lapsed
   }
 
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
@@ -754,11 +759,10 @@ export class ScuttleNode {
       kill()
       return c
     }
-    // Past maxConnections an incoming connection takes the slot of the one
-    // that leaves the most of our questions unanswered, so that a crowd of
-    // peers that say hello (and perhaps answer once) and then nothing cannot
-    // keep the cluster out; our own dials always get in (--connect bounds
-    // them).
+    // Past maxConnections an incoming connection takes the slot of one that
+    // does not answer our questions (see idlest), so that a crowd of peers
+    // that say hello (and perhaps answer once) and then nothing cannot keep
+    // the cluster out; our own dials always get in (--connect bounds them).
     if (direction === 'in' && this.inbound() >= this.opts.maxConnections) {
       const idle = this.idlest()
       if (idle === null) {
