@@ -357,7 +357,17 @@ describe('the command line, for an operator', function () {
     assert.strictEqual((await a.cmd('set color "blue"')).ok, true)
     await until(async () => (await b.cmd('get color')).value === 'blue', 10_000, 'b to take color')
     await until(async () => (await b.cmd('status')).synced === true, 10_000, 'b to be in sync')
-    const peers = (await b.cmd('peers')).peers as { id: string; synced: boolean; behind: { them: number; us: number } }[]
+    // Heartbeats keep coming: peers is read until it shows an exchange that left both in sync.
+    type PeerLine = { id: string; synced: boolean; behind: { them: number; us: number } }
+    let peers: PeerLine[] = []
+    await until(
+      async () => {
+        peers = (await b.cmd('peers')).peers as PeerLine[]
+        return peers.length === 1 && peers[0].synced
+      },
+      10_000,
+      'peers to show a in sync',
+    )
     assert.deepStrictEqual(
       peers.map((p) => [p.id, p.synced, p.behind]),
       [['a', true, { them: 0, us: 0 }]],
