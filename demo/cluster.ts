@@ -5,6 +5,7 @@
  * on any node process; a `set` on a node appears here.
  */
 import { Gossip } from '../lib/core/gossip'
+import { isMembershipKey } from '../lib/core/membership'
 import { lww_vs_current_vers } from '../lib/core/resolution'
 import { joinNode, type Joined } from '../lib/wire/join'
 
@@ -14,6 +15,9 @@ export interface ClusterApi {
   peer(): string | null
   set(key: string, value: unknown): void
   get(key: string): unknown
+  delete(key: string): void
+  /** What the page's watch saw, newest first: "local|remote|delete KEY[ = VALUE]". */
+  changes(): string[]
 }
 
 interface ClusterInfo {
@@ -58,6 +62,35 @@ export async function startCluster(): Promise<ClusterApi | null> {
   }
   gossip.history.on('update', render)
   setInterval(render, 250)
+  // A watch on a key prefix (gossip.watch): every change, with how it came.
+  const changes: string[] = []
+  const shown = $('cluster-changes')
+  let stop = (): void => undefined
+  const watch = (prefix: string): void => {
+    stop()
+    stop = gossip.watch({ prefix }, (key, entry, how) => {
+      if (isMembershipKey(key)) return
+      changes.unshift(`${how} ${key}${entry === undefined ? '' : ` = ${JSON.stringify(entry.value)}`}`)
+      if (changes.length > 20) changes.length = 20
+      shown.textContent = changes.join('\n')
+      render()
+    })
+  }
+  watch('')
+  $('cluster-watch-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    watch(($('cluster-watch') as HTMLInputElement).value)
+  })
+  $('cluster-delete').addEventListener('click', () => {
+    const key = ($('cluster-key') as HTMLInputElement).value.trim()
+    if (key.length === 0) return
+    try {
+      gossip.delete(key)
+    } catch (err) {
+      status.textContent = (err as Error).message
+    }
+    render()
+  })
   const form = $('cluster-form') as HTMLFormElement
   form.addEventListener('submit', (event) => {
     event.preventDefault()
@@ -86,5 +119,10 @@ export async function startCluster(): Promise<ClusterApi | null> {
       render()
     },
     get: (key) => gossip.get(key).value,
+    delete: (key) => {
+      gossip.delete(key)
+      render()
+    },
+    changes: () => [...changes],
   }
 }
