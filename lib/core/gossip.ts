@@ -884,15 +884,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
     while (this.tombHead < ts.length && ts[this.tombHead].at < cut) {
       const t = ts[this.tombHead++].t
       if (!history.isCurrent(t)) continue
-      // A delete that stood covered what it beat: a peer that never saw it
-      // may still hold that. One that lost covered nothing.
-      const entry = this.store === null ? history._resolved(t.key) : entryOf(this.store, t.key)
-      if (entry !== undefined && entry.source_id === t.source_id && entry.version === t.version) {
-        this.collectedUpTo(history.source(t.source_id), t.version)
-        ;(this.collectedKeys ??= new KeyFilter()).add(t.key)
-        if (t.version > this.horizon) this.horizon = t.version
-        this.deletesText = null
-      }
+      // A delete covered what sorted before it (see cover): a peer that
+      // never saw it may still hold that, whether or not it is still the
+      // key's entry (a newer write may have come after it).
+      this.collectedUpTo(history.source(t.source_id), t.version)
+      ;(this.collectedKeys ??= new KeyFilter()).add(t.key)
+      if (t.version > this.horizon) this.horizon = t.version
+      this.deletesText = null
       this.forget(t)
     }
     if (this.tombHead > 1024 && this.tombHead * 2 > ts.length) {
@@ -943,6 +941,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (keys === undefined) this.keysKnown = false
     else (this.collectedKeys ??= new KeyFilter()).merge(keys)
     this.deletesText = null
+    // Our next writes go above the deletes collected: one below them would
+    // lose to a tombstone still held elsewhere, and win where it was collected.
+    this.clock.see(below)
     if (below <= this.resetBelow && !news) return
     this.resetBelow = below
     if (below > this.horizon) this.horizon = below
@@ -1254,7 +1255,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** @internal A peer's digest names our own id. */
   _heardSelf(stream: PeerStream, version: number): void {
     if (stream.twin) return
-    if (version > this.sentOwn || this.clock.isPast(version)) this.pastOf(stream, version)
+    // Above what we sent, but issued by us (a delete we collected before
+    // sending it, named by the floors a reset spread): no past of ours.
+    if ((version > this.sentOwn && !this.clock.issued(version)) || this.clock.isPast(version)) this.pastOf(stream, version)
   }
 
   // `stream` showed us our own id at `version`, which we did not issue: a
