@@ -176,6 +176,23 @@ describe('deletes', function () {
     assert.strictEqual(h.get('k').value, 6, 'a later write wins over the delete')
   })
 
+  it('a delete covers the mappings it beats whatever came first, it or a newer write (an attack found the order mattered)', async () => {
+    const v = Clock.now()
+    const old = { key: 'hits', value: 5, source_id: 'r', version: v }
+    const del = { key: 'hits', value: null, source_id: 'd', version: v + 1, deleted: true }
+    const newer = { key: 'hits', value: 1, source_id: 'w', version: v + 2 }
+    const x = new Gossip('x', { resolve: lww })
+    const s = new Gossip('s', { resolve: lww })
+    for (const m of [old, del, newer]) x.write(m)
+    for (const m of [old, newer, del]) s.write(m)
+    await turn()
+    const held = (g: Gossip) => g.sources('hits').map((u) => `${u.source_id}@${u.version}`)
+    assert.deepStrictEqual(held(s), held(x))
+    assert.deepStrictEqual(held(x), [`d@${v + 1}`, `w@${v + 2}`])
+    assert.strictEqual(x.get('hits').value, 1)
+    assert.strictEqual(s.get('hits').value, 1)
+  })
+
   it('a delete that stands covers the older mappings of its key, of every source', async () => {
     const g = new Gossip('n', { resolve: lww })
     g.write({ key: 'k', value: 1, source_id: 'p', version: g.version + 1 })

@@ -444,6 +444,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private readonly streams = new Set<PeerStream>()
   // Tombstones in the order this node took them in, and when, for collection.
   private readonly tombstones: { t: Update; at: number }[] = []
+  // Keys that may hold a delete (all that do, and some that did until their
+  // deletes are collected): see covered.
+  private readonly deletedKeys = new Set<string>()
   // How many 'change' listeners there are (watch adds one each).
   private watchers = 0
   private tombHead = 0
@@ -553,8 +556,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     for (const u of history._mappings()) if (u.deleted === true) tombs.push(u)
     tombs.sort((a, b) => a.version - b.version)
     for (const t of tombs) {
-      if (history.isCurrent(t) && history._resolved(t.key) === t) this.cover(t)
+      if (history.isCurrent(t)) this.cover(t)
       this.tombstones.push({ t, at: this.clock.wall() })
+      this.deletedKeys.add(t.key)
     }
     const collected = snapshot.collected
     if (collected !== null && typeof collected === 'object') {
@@ -743,7 +747,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
         this.history.record(u)
         // Our delete, to be collected again after the grace period (from now:
         // when it was taken in is not in the store).
-        if (u.deleted === true) this.tombstones.push({ t: u, at: -Infinity })
+        if (u.deleted === true) {
+          this.tombstones.push({ t: u, at: -Infinity })
+          this.deletedKeys.add(key)
+        }
       }
     }
     return clock
@@ -826,12 +833,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (previous !== undefined && previous.version >= update.version) return
     }
     const log = this.logOf(update.source_id)
-    // A delete that stands (is the key's entry) covers every mapping of the
-    // key it beat: one that arrives and loses to it is not kept (its
-    // source's max still moves: we have seen it).
-    if (entry !== undefined && entry.deleted === true && entry !== update) {
+    // A delete covers every mapping of its key that sorts before it (see
+    // cover): one that arrives after it is not kept (its source's max still
+    // moves: we have seen it), whatever the key's entry is now.
+    if (update.deleted !== true && this.covered(slot, update)) {
       if (advance && update.version > log.max) log.max = update.version
-      if (previous !== undefined) history._drop(previous, entry)
+      if (previous !== undefined) this.forget(previous)
       return
     }
     const store = this.store
@@ -841,14 +848,31 @@ export class Gossip extends PeerStream implements ResolutionContext {
       else store[key] = entry
     }
     history._put(update, slot, previous, log, entry, advance)
-    if (update.deleted === true) this.tombstones.push({ t: update, at: this.clock.wall() })
-    if (entry !== undefined && entry.deleted === true && entry === update) this.cover(entry)
+    if (update.deleted === true) {
+      this.tombstones.push({ t: update, at: this.clock.wall() })
+      this.deletedKeys.add(key)
+    }
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
+    if (update.deleted === true) this.cover(update)
   }
 
-  // Drop every other mapping of `tombstone`'s key: it beat them all.
+  // Drop every mapping of `tombstone`'s key that the delete beats (resolve,
+  // asked of the two alone), whether or not the delete is the key's entry:
+  // what a node holds must not depend on whether the delete or a newer
+  // write reached it first.
   private cover(tombstone: Update): void {
-    for (const m of this.history.get(tombstone.key)) if (m !== tombstone) this.history._drop(m, tombstone)
+    for (const m of this.history.get(tombstone.key)) if (m !== tombstone && m.deleted !== true && this.decide(tombstone, m)) this.forget(m)
+  }
+
+  // Whether a delete of `update`'s key held in `slot` beats it (see cover).
+  // Only keys that may hold a delete are looked through: a key of many
+  // sources must not cost a scan per write.
+  private covered(slot: Update | Slot | undefined, update: Update): boolean {
+    if (slot === undefined) return false
+    if (!(slot instanceof Slot)) return slot.deleted === true && slot.source_id !== update.source_id && this.decide(slot, update)
+    if (!this.deletedKeys.has(update.key)) return false
+    for (const m of slot.mappings.values()) if (m.deleted === true && m.source_id !== update.source_id && this.decide(m, update)) return true
+    return false
   }
 
   // A key absent before and after (a delete replaced, or collected) did not
@@ -892,6 +916,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (t.version > this.horizon) this.horizon = t.version
       this.deletesText = null
       this.forget(t)
+      if (!history.get(t.key).some((m) => m.deleted === true)) this.deletedKeys.delete(t.key)
     }
     if (this.tombHead > 1024 && this.tombHead * 2 > ts.length) {
       ts.splice(0, this.tombHead)
