@@ -477,6 +477,39 @@ describe('deletes', function () {
   })
   }
 
+  it('a node restored with the floors of a reset does not make their source issue its writes again above a later delete (attack found it)', async () => {
+    const config = { resolve: lww, tombstone_grace: 10 }
+    const ex = async (x: Gossip, y: Gossip, n: number) => {
+      const sx = x.createStream()
+      const sy = y.createStream()
+      for (let i = 0; i < n; i++) {
+        ;(i % 2 === 0 ? sx : sy).gossip()
+        while (move(sx, sy) + move(sy, sx) > 0) await turn()
+      }
+      sx.destroy()
+      sy.destroy()
+    }
+    const n1 = new Gossip('n1', config)
+    let n2 = new Gossip('n2', config)
+    now += 20_000
+    const n0 = new Gossip('n0', config) // its clock ahead of n1's
+    n0.set('k', 'from n0')
+    await ex(n0, n1, 2)
+    n0.set('z', 1)
+    n0.delete('z') // a delete n0 collects before sending it
+    now += 11_000
+    await ex(n0, n2, 4) // n2 is reset with floors {n0: the delete of z}
+    n1.delete('k') // n1 saw n0's write of k
+    n2 = Gossip.restore('n2', config, JSON.parse(JSON.stringify(n2.snapshot())))
+    const issued = n0.version
+    await ex(n2, n0, 2)
+    assert.ok(n0.version <= issued + 1, 'n0 issued its writes again')
+    await ex(n0, n1, 3)
+    await ex(n1, n2, 3)
+    await ex(n0, n2, 2)
+    for (const g of [n0, n1, n2]) assert.strictEqual(g.get('k').version, -Infinity, `${g.id} brought k back`)
+  })
+
   it('signed resets: a member away past the grace period is reset by a signed reset; a reset from a keyless peer drops nothing', async () => {
     const pairs = [0, 1, 2].map(() => generateKeyPair())
     const publicKeys = Object.fromEntries(pairs.map((k, i) => [`n${i}`, k.publicKey]))

@@ -1280,9 +1280,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** @internal A peer's digest names our own id. */
   _heardSelf(stream: PeerStream, version: number): void {
     if (stream.twin) return
-    // Above what we sent, but issued by us (a delete we collected before
-    // sending it, named by the floors a reset spread): no past of ours.
-    if ((version > this.sentOwn && !this.clock.issued(version)) || this.clock.isPast(version)) this.pastOf(stream, version)
+    // Above what we sent, but a delete of ours we collected before sending
+    // it (named by the floors a reset spread): no past of ours.
+    const collected = this.history.sources.get(this.id)?.collected ?? -Infinity
+    if ((version > this.sentOwn && version > collected) || this.clock.isPast(version)) this.pastOf(stream, version)
   }
 
   // `stream` showed us our own id at `version`, which we did not issue: a
