@@ -191,6 +191,17 @@ describe('deletes', function () {
     assert.deepStrictEqual(held(x), [`d@${v + 1}`, `w@${v + 2}`])
     assert.strictEqual(x.get('hits').value, 1)
     assert.strictEqual(s.get('hits').value, 1)
+    // and when the delete's own source wrote over it before an older
+    // mapping arrived (a second attack found that one kept)
+    const y = new Gossip('y', { resolve: lww })
+    const again = { key: 'hits', value: 4, source_id: 'd', version: v + 3 }
+    for (const m of [del, again, old]) y.write(m)
+    await turn()
+    assert.deepStrictEqual(held(y), [`d@${v + 3}`])
+    const z = new Gossip('z', { resolve: lww })
+    for (const m of [old, del, again]) z.write(m)
+    await turn()
+    assert.deepStrictEqual(held(z), held(y))
   })
 
   it('a delete that stands covers the older mappings of its key, of every source', async () => {

@@ -447,6 +447,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // Keys that may hold a delete (all that do, and some that did until their
   // deletes are collected): see covered.
   private readonly deletedKeys = new Set<string>()
+  // Deletes their own source wrote over, until collected: they still cover
+  // what they beat when it arrives late.
+  private readonly shadows = new Map<string, Update>()
   // How many 'change' listeners there are (watch adds one each).
   private watchers = 0
   private tombHead = 0
@@ -848,6 +851,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
       else store[key] = entry
     }
     history._put(update, slot, previous, log, entry, advance)
+    if (previous !== undefined && previous.deleted === true && update.deleted !== true) {
+      const shadow = this.shadows.get(key)
+      if (shadow === undefined || this.sort(shadow, previous) < 0) this.shadows.set(key, previous)
+    }
     if (update.deleted === true) {
       this.tombstones.push({ t: update, at: this.clock.wall() })
       this.deletedKeys.add(key)
@@ -868,6 +875,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // Only keys that may hold a delete are looked through: a key of many
   // sources must not cost a scan per write.
   private covered(slot: Update | Slot | undefined, update: Update): boolean {
+    if (this.shadows.size > 0) {
+      const shadow = this.shadows.get(update.key)
+      if (shadow !== undefined && shadow.source_id !== update.source_id && this.decide(shadow, update)) return true
+    }
     if (slot === undefined) return false
     if (!(slot instanceof Slot)) return slot.deleted === true && slot.source_id !== update.source_id && this.decide(slot, update)
     if (!this.deletedKeys.has(update.key)) return false
@@ -907,6 +918,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const history = this.history
     while (this.tombHead < ts.length && ts[this.tombHead].at < cut) {
       const t = ts[this.tombHead++].t
+      if (this.shadows.get(t.key) === t) this.shadows.delete(t.key)
       if (!history.isCurrent(t)) continue
       // A delete covered what sorted before it (see cover): a peer that
       // never saw it may still hold that, whether or not it is still the
