@@ -28,7 +28,8 @@
  *
  * @packageDocumentation
  */
-import { Transform } from 'readable-stream'
+import type { Transform } from 'readable-stream'
+import { barrier } from '../core/barrier'
 import { Clock } from '../core/clock'
 import { Gossip } from '../core/gossip'
 import { classify, Kind } from '../core/shape'
@@ -216,15 +217,12 @@ export class IdbStore {
    * passes at once. `stream.pipe(store.barrier()).pipe(toPeer)`.
    */
   barrier(): Transform {
-    const store = this
-    return new Transform({
-      objectMode: true,
-      transform(chunk: { source_id?: unknown; version?: unknown; digest?: unknown }, _encoding, callback) {
-        const own = chunk.source_id === store.id && chunk.digest !== true
-        if (!own || (chunk.version as number) <= store.ownSynced) callback(null, chunk)
-        else store.flush().then(() => callback(null, chunk), (err: Error) => callback(err))
-      },
-    })
+    return barrier(this)
+  }
+
+  /** @internal The highest own version already durable (see barrier). */
+  get durableTo(): number {
+    return this.ownSynced
   }
 
   /** Flush, detach and close the database. Safe to call twice. */

@@ -636,9 +636,15 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const held = admitted.value
     const big = oversize(this.mtuBytes, this.id, k as string, held, this.security !== undefined)
     if (big !== null) throw new TypeError(big)
+    return this.localWrite(k as string, held)
+  }
+
+  // A local write (or delete), through flow control if any: false once
+  // the caller should wait for 'drain'.
+  private localWrite(key: string, value: unknown): boolean {
     let made = true
-    if (this.flow !== null) made = this.flow.write(k as string, held)
-    else this.local(k as string, held)
+    if (this.flow !== null) made = this.flow.write(key, value)
+    else this.local(key, value)
     if (made && this.readableLength < this.readableHighWaterMark) return true
     this.drainOwed = true
     return false
@@ -668,12 +674,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const bad = badName('key', k)
     if (bad !== null) throw new TypeError(bad)
     this._collect()
-    let made = true
-    if (this.flow !== null) made = this.flow.write(k as string, TOMBSTONE)
-    else this.local(k as string, TOMBSTONE)
-    if (made && this.readableLength < this.readableHighWaterMark) return true
-    this.drainOwed = true
-    return false
+    return this.localWrite(k as string, TOMBSTONE)
   }
 
   /**

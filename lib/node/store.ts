@@ -45,8 +45,9 @@
 import Database from 'better-sqlite3'
 import * as fs from 'fs'
 import * as path from 'path'
-import { Transform } from 'readable-stream'
+import type { Transform } from 'readable-stream'
 import * as zlib from 'zlib'
+import { barrier } from '../core/barrier'
 import { Clock } from '../core/clock'
 import { Gossip } from '../core/gossip'
 import { checkedUpdate } from '../core/shape'
@@ -471,18 +472,12 @@ export class Store {
    * and no write of ours leaves the process that a crash could take back.
    */
   barrier(): Transform {
-    const store = this
-    return new Transform({
-      objectMode: true,
-      transform(chunk: { source_id?: unknown; version?: unknown; digest?: unknown }, _encoding, callback) {
-        // Only our own writes wait: what other sources wrote, a crash cannot
-        // take from them, and digests promise nothing a crash could break
-        // (versions are reserved).
-        const own = chunk.source_id === store.id && chunk.digest !== true
-        if (!own || (chunk.version as number) <= store.ownSynced) callback(null, chunk)
-        else store.flush().then(() => callback(null, chunk), (err: Error) => callback(err))
-      },
-    })
+    return barrier(this)
+  }
+
+  /** @internal The highest own version already durable (see barrier). */
+  get durableTo(): number {
+    return this.ownSynced
   }
 
   /** Resolves once every update applied so far is on disk (fsynced); rejects once the disk failed. */
