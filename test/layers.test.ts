@@ -7,7 +7,8 @@
  * - sim/: the paper's simulator, runs anywhere; imports core/ and sim/;
  * - node/: what needs Node (sockets, files, node:crypto); may import anything
  *   but browser/;
- * - browser/: what needs a browser; imports core/, wire/ and browser/.
+ * - browser/: what needs a browser; imports core/, wire/ and browser/;
+ * - testing/: in-process clusters and a reference model for tests; imports core/ and testing/.
  * And no import cycles between files.
  */
 import * as assert from 'assert'
@@ -22,6 +23,7 @@ const ALLOWED: Record<string, string[]> = {
   sim: ['core', 'sim'],
   node: ['core', 'wire', 'node', 'sim'],
   browser: ['core', 'wire', 'browser'],
+  testing: ['core', 'testing'],
 }
 
 function files(dir: string): string[] {

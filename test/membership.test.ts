@@ -179,11 +179,16 @@ describe('membership over piped nodes', () => {
     assert.deepStrictEqual(collected, ['b'])
     assert.strictEqual(ma.member('b'), undefined)
     assert.deepStrictEqual(ma.counts(), { live: 1, dead: 0 })
-    // Its keys are deleted (b's mappings covered, a's tombstones in their
-    // place); a newer heartbeat brings it back, heard of first.
+    // Its keys are deleted: a's tombstones beat b's mappings, which no
+    // longer count among the key's sources (docs/deletes.md, rule 3); a
+    // newer heartbeat brings it back, heard of first.
     assert.strictEqual(a.get(`${HEARTBEAT_PREFIX}b`).version, -Infinity)
     assert.strictEqual(a.get(`${MEMBER_PREFIX}b`).version, -Infinity)
-    assert.deepStrictEqual(a.sources(`${HEARTBEAT_PREFIX}b`).map((u) => [u.source_id, u.deleted]), [['a', true]])
+    assert.deepStrictEqual(a.sources(`${HEARTBEAT_PREFIX}b`), [])
+    assert.deepStrictEqual(
+      a.history.get(`${HEARTBEAT_PREFIX}b`).map((u) => [u.source_id, u.deleted === true]),
+      [['b', false], ['a', true]],
+    )
     sa.gossip()
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
     assert.strictEqual(b2.get(`${MEMBER_PREFIX}b`).version, -Infinity, 'the delete reached b itself')

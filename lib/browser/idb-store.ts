@@ -5,9 +5,12 @@
  *
  * Database `name` (version 1) holds two object stores:
  * - `mappings`: every source's newest mapping of each key (the paper's mu),
- *   `{key, source_id, version, value, signature?}` keyed by
- *   `[key, source_id]`, with an index `by_source` on `[source_id, version]`;
- * - `meta`: one record `{id, reserved, held, seq}`.
+ *   `{key, source_id, version, value, signature?, deleted?, withdrawn?}`
+ *   keyed by `[key, source_id]`, with an index `by_source` on
+ *   `[source_id, version]`; a mapping the node forgets (a collected marker,
+ *   or one a refetch found dead) is deleted from it;
+ * - `meta`: one record `{id, reserved, held, seq, deletes}`, `deletes` being
+ *   what the node keeps of deletes besides its mappings (docs/deletes.md).
  *
  * Every update written to the node's history is queued and written, with
  * whatever else is queued, in one `readwrite` transaction (durability
@@ -32,7 +35,7 @@ import type { Transform } from 'readable-stream'
 import { barrier } from '../core/barrier'
 import { Clock } from '../core/clock'
 import { Gossip } from '../core/gossip'
-import { classify, Kind } from '../core/shape'
+import { checkedUpdate } from '../core/shape'
 import type { Config, Snapshot, Update } from '../core/types'
 
 /** Options of {@link IdbStore.open}. */
@@ -50,6 +53,8 @@ interface Meta {
   reserved: number
   held: number | null
   seq: number
+  /** The node's delete record (see Gossip._deletesRecord), JSON text; absent in databases written before it. */
+  deletes?: string | null
 }
 
 const MAPPINGS = 'mappings'
@@ -96,7 +101,9 @@ export class IdbStore {
   reserved: number
 
   private gossip: Gossip | null = null
-  private queue: Update[] = []
+  // What to write: mappings to put, and (forget) mappings to delete.
+  private queue: { u: Update; forget: boolean }[] = []
+  private deletes: string | null
   private scheduled = false
   private seq: number
   private committed: number
@@ -107,7 +114,8 @@ export class IdbStore {
   private waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = []
   private ownUnsynced: number[] = []
   private ownSynced = -Infinity
-  private readonly onUpdate = (u: Update): void => this.record(u)
+  private readonly onUpdate = (u: Update): void => this.record(u, false)
+  private readonly onForget = (u: Update): void => this.record(u, true)
 
   private constructor(
     private readonly db: IDBDatabase,
@@ -124,6 +132,7 @@ export class IdbStore {
     this.reserved = meta.reserved
     this.seq = this.committed = this.synced = meta.seq
     this.held = meta.held
+    this.deletes = meta.deletes ?? null
   }
 
   /**
@@ -165,7 +174,7 @@ export class IdbStore {
           updates.push(u)
           if (u.version > version) version = u.version
         }
-        state = { version, reserved: meta.reserved, updates, held: meta.held === null ? undefined : Math.min(meta.held, version) }
+        state = { version, reserved: meta.reserved, updates, held: meta.held === null ? undefined : Math.min(meta.held, version), ...deletesOf(meta.deletes) }
       }
       // Versions the node may use before its next transaction: reserved now.
       const next: Meta = {
@@ -173,6 +182,7 @@ export class IdbStore {
         reserved: Math.max(meta?.reserved ?? 0, Clock.now(), state?.version ?? 0) + reserve,
         held: meta?.held ?? null,
         seq: meta?.seq ?? 0,
+        deletes: meta?.deletes ?? null,
       }
       const tx = writeTx(db)
       tx.objectStore(META).put(next, META)
@@ -192,6 +202,7 @@ export class IdbStore {
     if (gossip.id !== this.id) throw new Error(`idb store: database of "${this.id}" cannot hold "${gossip.id}"`)
     this.gossip = gossip
     gossip.history.on('update', this.onUpdate)
+    gossip.history.on('forget', this.onForget)
     return this
   }
 
@@ -231,14 +242,15 @@ export class IdbStore {
     await this.flush().catch(() => undefined)
     this.closed = true
     this.gossip?.history.off('update', this.onUpdate)
+    this.gossip?.history.off('forget', this.onForget)
     this.db.close()
     this.release()
   }
 
-  private record(u: Update): void {
+  private record(u: Update, forget: boolean): void {
     if (this.closed) return
-    this.queue.push(u)
-    if (u.source_id === this.id) this.ownUnsynced.push(this.seq + 1, u.version)
+    this.queue.push({ u, forget })
+    if (!forget && u.source_id === this.id) this.ownUnsynced.push(this.seq + 1, u.version)
     if (this.scheduled) return
     this.scheduled = true
     queueMicrotask(() => {
@@ -251,22 +263,29 @@ export class IdbStore {
   private commit(): void {
     const queue = this.queue
     const held = this.gossip === null ? this.held : heldOf(this.gossip)
-    if ((queue.length === 0 && held === this.held) || this.closed || this.failure !== null) return
+    const deletes = this.gossip === null ? this.deletes : this.gossip._deletesRecord()
+    if ((queue.length === 0 && held === this.held && deletes === this.deletes) || this.closed || this.failure !== null) return
     this.queue = []
     const seq = ++this.seq
     this.committed = seq
     this.held = held
+    this.deletes = deletes
     let own = -Infinity
-    for (const u of queue) if (u.source_id === this.id && u.version > own) own = u.version
+    for (const { u, forget } of queue) if (!forget && u.source_id === this.id && u.version > own) own = u.version
     if (own > this.reserved) this.reserved = own + this.reserveAhead
     let tx: IDBTransaction
     try {
       tx = writeTx(this.db)
       const mappings = tx.objectStore(MAPPINGS)
-      for (const u of queue) {
-        mappings.put(u.signature === undefined ? { key: u.key, source_id: u.source_id, version: u.version, value: u.value } : { ...u })
+      // The last word on each key and source: a forgotten mapping was its
+      // source's current one, so nothing newer of them is in the database.
+      const last = new Map<string, { u: Update; forget: boolean }>()
+      for (const op of queue) last.set(`${op.u.key}\u0000${op.u.source_id}`, op)
+      for (const { u, forget } of last.values()) {
+        if (forget) mappings.delete([u.key, u.source_id])
+        else mappings.put({ ...u })
       }
-      tx.objectStore(META).put({ id: this.id, reserved: this.reserved, held, seq } satisfies Meta, META)
+      tx.objectStore(META).put({ id: this.id, reserved: this.reserved, held, seq, deletes } satisfies Meta, META)
     } catch (err) {
       this.fail(err as Error)
       return
@@ -299,14 +318,25 @@ export class IdbStore {
   }
 }
 
-// A record read back, as an update, or an error naming the database.
+// A record read back, as an update (markers included), or an error naming the database.
 function checked(r: unknown, name: string): Update {
-  if (classify(r) !== Kind.Update) {
+  try {
+    return checkedUpdate(r, 'the record')
+  } catch (err) {
     const at = typeof r === 'object' && r !== null ? JSON.stringify([(r as Update).key, (r as Update).source_id]) : String(r)
-    throw new Error(`idb store: database "${name}" holds a record that is not an update: ${at}`)
+    throw new Error(`idb store: database "${name}" holds a record that is not an update: ${at} (${(err as Error).message})`)
   }
-  const { key, value, source_id, version, signature } = r as Update
-  return typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
+}
+
+// The snapshot fields of a delete record (see Snapshot.collected), if it reads.
+function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon'> {
+  if (typeof text !== 'string') return {}
+  try {
+    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon'>
+    return { collected: d.collected, horizon: d.horizon }
+  } catch {
+    return {}
+  }
 }
 
 // Hold the Web Lock named after the database while the store is open.

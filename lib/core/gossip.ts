@@ -9,11 +9,11 @@ import { Transform } from 'readable-stream'
 import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
+import { Deletes, isMarker, type DeletesHost, type DoneFields } from './deletes'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
-import { badName, checkedUpdate, classify, fields, keyOf, Kind, resetUpdate } from './shape'
-import { KeyFilter } from './keyfilter'
+import { badName, checkedUpdate, classify, fields, keyOf, Kind } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
 import { admitValue, admitted } from './value'
@@ -50,8 +50,9 @@ let part = DIGEST_PART
 export function _digestPart(n: number | undefined): void {
   part = n ?? DIGEST_PART
 }
-// What a local write of a delete carries through flow control's backlog.
+// What a local write of a delete (or a withdrawal) carries through local().
 const TOMBSTONE = Object.freeze({ deleted: true })
+const WITHDRAWAL = Object.freeze({ withdrawn: true })
 // _behind() counts up to here.
 const BEHIND_CAP = 1_000_000
 const DONE: DigestDone = Object.freeze({ digest: true, done: true })
@@ -78,7 +79,12 @@ export class PeerStream extends Transform {
   // or null; and whether this peer has shown us all of ours yet.
   /** @internal */
   askFrom: number | null = null
-  private verified = false
+  /** @internal This peer answered a question for our past completely. */
+  verified = false
+  /** @internal How far, in the node's list of gap fills, this peer has been looked at for them. */
+  fillAt = 0
+  /** @internal Gap fills this peer was behind on when looked at: offered once it passes them. */
+  fillWait: Update[] | null = null
   /** @internal This peer has shown us every update of ours up to here. */
   ownSeen = -Infinity
   /**
@@ -109,24 +115,10 @@ export class PeerStream extends Transform {
   readonly behind = { them: 0, us: 0 }
   /** True while the last exchange found this peer and the node holding the same versions of every source. */
   synced = false
-  /** @internal Our next end-of-digest tells the peer to reset below our collected deletes. */
-  resetOwed = false
   /** @internal This stream has had an exchange (it counts for the node's 'synced'). */
   exchanged = false
-  /**
-   * @internal The floors epoch at which this peer's last digest showed it
-   * has seen every delete we collected (-1: it did not). See `fresh`.
-   */
-  freshAt = -1
-  /** @internal True while this peer is known to have seen every delete we collected. */
-  get fresh(): boolean {
-    return this.freshAt === this.node._floorsEpoch
-  }
-  /** @internal Under signatures: our last two digest ends' nonces, and the peer's last. */
-  readonly nonces: [string | undefined, string | undefined] = [undefined, undefined]
-  peerNonce: string | undefined = undefined
-  // This message's digest, judged once at its first update (see freshNow).
-  private heardFresh: boolean | null = null
+  /** The peer's authenticated id, when the transport knows it (see {@link StreamOptions.peer}). */
+  readonly peer: string | undefined
   // The peer's end markers announce a filter: what it sends may have gaps.
   private peerFiltered = false
   /** @internal What our digests to this peer name: through our filter and the one it announced. */
@@ -145,20 +137,6 @@ export class PeerStream extends Transform {
     const moved = (this.movedMax ??= new Map())
     if (!moved.has(log)) moved.set(log, log.max)
   }
-  /**
-   * @internal `fresh`, or shown so by this message's digest, which comes
-   * before its updates: a peer that reset us and holds what we dropped is
-   * fresh before its answer ends.
-   */
-  freshNow(): boolean {
-    if (this.fresh) return true
-    if (this.heardFresh === null) this.heardFresh = this.heard.size > 0 && this.node._behindFloors(this.heard, ALL) === null
-    return this.heardFresh
-  }
-  /** @internal The last reset we sent this peer: below what, at which floors epoch, and whether it has answered since. */
-  resetSent: { below: number; epoch: number; answered: boolean } | null = null
-  /** @internal Sources whose updates this answer are refused (see Gossip._receive), until its end. */
-  refusing: Set<string> | null = null
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
   /** @internal The bytes of our last digest to this peer, its end included (with mtu_bytes). */
@@ -172,6 +150,7 @@ export class PeerStream extends Transform {
     this.sends = options.readable !== false
     this.takes = options.writable !== false
     this.streamFilter = options.filter ?? nodeFilter
+    this.peer = options.peer
     this.passes = compileFilter(this.streamFilter)
     this.digestPasses = this.passes
   }
@@ -265,25 +244,25 @@ export class PeerStream extends Transform {
   private answer(): void {
     const node = this.node
     const heard = this.heard
-    this.refusing = null
     // Read the end marker's fields (see classify) before anything else runs.
     const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
     const peerRate = fields.rate
-    const reset = fields.reset
-    const floors = fields.floors
-    const resetBy = fields.resetBy
-    const resetSignature = fields.resetSignature
-    const resetNonce = fields.resetNonce
-    const resetKeys = fields.resetKeys
-    if (fields.nonce !== undefined) this.peerNonce = fields.nonce
-    const peerHorizon = fields.horizon ?? -Infinity
     const peerHas = fields.behind ?? 0
     const peerTakes = !fields.refuses
     const peerSends = !fields.silent
     const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
+    const deletesFields: DoneFields = {
+      nonce: fields.nonce,
+      late: fields.late,
+      stale: fields.stale,
+      staleBy: fields.staleBy,
+      staleSignature: fields.staleSignature,
+      staleNonce: fields.staleNonce,
+    }
+    const filtered = fields.filter !== undefined
     // A filter at the peer's end only: its updates before this marker moved
     // maxes past what it kept out; they go back (a lower max only asks more).
-    if (fields.filter !== undefined && !this.peerFiltered) {
+    if (filtered && !this.peerFiltered) {
       this.peerFiltered = true
       this.digestPasses = passes
     }
@@ -295,14 +274,9 @@ export class PeerStream extends Transform {
     // Only a digest marked as a reply is not answered with ours: a counter of
     // our questions alone would go wrong once a digest is lost or repeated.
     const isAnswer = fields.reply
-    // The peer collected deletes we have not seen: drop what they may have
-    // removed, and take it all again (see README, "Deletes").
-    if (reset !== undefined) {
-      // Under signatures a reset must be signed by a keyed member: a reset
-      // drops what a node holds, and a keyless peer must not be able to.
-      if (node._resetSigned(this, reset, floors, resetBy, resetSignature, resetNonce, resetKeys)) node._reset(reset, floors, KeyFilter.fromText(resetKeys))
-      else this.emit('invalid', { digest: true, done: true, reset, reset_by: resetBy }, 'a reset not signed by a member with a key: ignored')
-    }
+    // Deletes: nonces, late reports, stale notices, and whether this peer's
+    // copy of a source is behind markers we collected (docs/deletes.md).
+    node.deletes.onDone(this, deletesFields, heard, range, this.gapFree())
     if (isAnswer && this.asked > 0) {
       this.asked--
       // Asked for our past: complete if the answer was not cut, or if the
@@ -311,26 +285,9 @@ export class PeerStream extends Transform {
       if (this.askFrom !== null && ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))) {
         this.verified = true
         if (named !== undefined) node._answeredSelf(named)
+        node._pastAnswered()
       }
     }
-    // A peer behind deletes we collected may hold what they removed: reset
-    // it, and take nothing old from it until it caught up.
-    // Judged by our floors (ours, or those a reset gave us), source by
-    // source: a peer that reset us may still be behind deletes we collected.
-    // The judgement holds until our floors move.
-    // A peer we reset, since our floors last moved, that has answered since
-    // and says it was reset that far, has taken our floors: it stays behind
-    // a delete of ours only where nothing of that source is left to send.
-    const acked =
-      this.resetSent !== null &&
-      this.resetSent.epoch === node._floorsEpoch &&
-      this.resetSent.answered &&
-      peerHorizon >= this.resetSent.below
-    if (this.resetSent !== null) this.resetSent.answered = true
-    const behindFloors = acked ? null : node._behindFloors(heard, range)
-    const stale = behindFloors !== null
-    this.freshAt = stale ? -1 : node._floorsEpoch
-    if (stale) this.resetOwed = true
     const them = node._behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && peerSends)
     // Push-pull: a question is answered with our digest, the deltas the
@@ -338,13 +295,13 @@ export class PeerStream extends Transform {
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Clock on restarts).
     if (!isAnswer) node._digest(this, false)
-    // To a peer behind our collected deletes, until it has taken our reset:
-    // nothing of such a source past its collected deletes, which would carry
-    // its max past a delete it never saw.
-    const chosen =
-      this.sends && peerTakes
-        ? ordered(deltas(node.history, heard, node.mtu, node.order, node.random, range, passes, behindFloors), node.sort)
-        : []
+    // Mappings that filled a gap here go first to a peer that passed them
+    // (see Gossip._fills); the deltas it lacks fill the rest of the mtu.
+    const fills = this.sends && peerTakes ? node._fillsFor(this, heard, passes) : null
+    const room = fills === null ? node.mtu : node.mtu - fills.length
+    let chosen =
+      this.sends && peerTakes ? node.deletes.sendable(ordered(deltas(node.history, heard, room, node.order, node.random, range, passes, node._ownCap()), node.sort)) : []
+    if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
     // mtu_bytes: the answer gets what the digest left of the message.
     const out = node.mtuBytes === Infinity ? chosen : cutToBytes(chosen, node.mtuBytes - (isAnswer ? 0 : this.digestBytes))
     // Flow control: this exchange overflowed if our answer or theirs was cut.
@@ -361,7 +318,7 @@ export class PeerStream extends Transform {
     }
     if (!isAnswer) this.push(node._done(this, true))
     heard.clear()
-    this.heardFresh = null
+    node._collect()
   }
 
   // 'sync' once a digest (or a whole cycle of parts) shows the peer holding
@@ -436,47 +393,27 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private drainOwed = false
   // Restored from a snapshot taken while the node was still fetching its past.
   private restoredRecovering = false
+  // Every peer we exchange with answered our question for our past: we send
+  // our own updates again though what we hold of our past may have a gap
+  // no peer can fill (see _answeredEmpty).
+  private pastSettled = false
   // Mappings of our id that a past incarnation wrote (received, not issued).
   private readonly pastMappings = new WeakSet<Update>()
   // config.filter: every stream's unless given its own.
   private readonly nodeFilter: Filter | undefined
   // The streams createStream() made and that are still open.
   private readonly streams = new Set<PeerStream>()
-  // Tombstones in the order this node took them in, and when, for collection.
-  private readonly tombstones: { t: Update; at: number }[] = []
-  // Keys that may hold a delete (all that do, and some that did until their
-  // deletes are collected): see covered.
-  private readonly deletedKeys = new Set<string>()
-  // Deletes their own source wrote over, until collected: they still cover
-  // what they beat when it arrives late.
-  private readonly shadows = new Map<string, Update>()
   // How many 'change' listeners there are (watch adds one each).
   private watchers = 0
-  private tombHead = 0
-  // config.tombstone_grace, in µs (versions are µs).
-  private readonly grace: number
-  // The highest version of a delete this node collected or was reset below:
-  // older updates new to it are refused (they may be what a delete removed).
-  private horizon = -Infinity
-  /** @internal Counts changes of the floors (see PeerStream.fresh). */
-  _floorsEpoch = 0
-  // The highest version below which a peer reset us: we hold nothing older
-  // that a delete removed (our end markers say so, as `horizon`).
-  private resetBelow = -Infinity
-  // Sources with collected deletes (see SourceLog.collected).
-  private readonly collectedLogs: SourceLog[] = []
-  // The keys whose deletes this node collected (see KeyFilter), and whether
-  // it holds all it knows of (a reset without one, or a restart, loses that).
-  private collectedKeys: KeyFilter | null = null
-  private keysKnown = true
-  // _deletesRecord(), until the next collection or reset.
-  private deletesText: string | null = null
-  // A reset dropped our own past: our digests name us only as far as peers
-  // gave our writes back (in version order, as for any source), until that
-  // reaches the newest we hold. Peers holding what we dropped send it; what
-  // none holds is gone with the reset.
-  private ownRefetch = false
-  private ownRefetchedTo = -Infinity
+  /** @internal The delete logic (docs/deletes.md): collection, the horizon, refetches, late writes. */
+  readonly deletes: Deletes
+  // Mappings taken below their source's max here: they filled a gap (our own
+  // past come back after a restart, a copy refetched), so peers that
+  // passed them may lack them too. Each is offered once to every peer whose
+  // digest names its source at or above it; fillBase counts those dropped
+  // from the front.
+  private fills: Update[] = []
+  private fillBase = 0
 
   // config.local_writes, or its default.
   private readonly localDefault: boolean
@@ -505,7 +442,6 @@ export class Gossip extends PeerStream implements ResolutionContext {
     this.security = config.security
     this.localDefault = config.local_writes ?? config.security === undefined
     this.nodeFilter = config.filter
-    this.grace = (config.tombstone_grace ?? 3_600_000) * 1000
     if (store !== undefined && (store === null || typeof store !== 'object')) {
       throw new TypeError('store must be an object, read and written as store[key]')
     }
@@ -519,10 +455,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
     })
     this.history = new History(config.max_history || defaults.max_history, { sort: this.sort, resolved: store === undefined, checked: true })
     this.view = store ?? memoryView(this.history)
+    const now = Clock.now()
+    this.deletes = new Deletes(this.host(), checkGrace(config.tombstone_grace), now)
     const restored = store === undefined ? undefined : this.adopt(store)
-    this.clock = new Clock(restored, Clock.now())
-    if (restored !== undefined) this.sentOwn = restored
-    for (const t of this.tombstones) t.at = this.clock.wall()
+    // A store object holds only the entry of each key: our own mappings
+    // that were not entries are gone, so we hold our past with gaps (none of
+    // it for sure) and take it again from peers, as after a restart from a
+    // snapshot still fetching its past. Our past reaches our own newest
+    // entry at least.
+    this.clock = new Clock(restored, now, restored === undefined ? undefined : -1)
+    if (restored !== undefined) {
+      this.clock.pastHeard = this.history.sources.get(id)?.max ?? -Infinity
+      this.sentOwn = restored
+      this.restoredRecovering = this.clock.recovering
+      this.deletes.restored(undefined)
+    }
     const flow = flowOptions(config.flow_control)
     this.flow =
       flow === null
@@ -543,44 +490,29 @@ export class Gossip extends PeerStream implements ResolutionContext {
   static restore(id: string, config: Config, snapshot: Snapshot): Gossip {
     const g = new Gossip(id, config)
     const restored = restore(g.history, snapshot, (mappings) => g.choose(mappings))
-    g.restoreDeletes(snapshot)
     g.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
     // What a saved state holds, an earlier run may have sent.
     g.sentOwn = restored
     g.restoredRecovering = g.clock.recovering
+    g.deletes.restored(snapshot)
     return g
   }
 
-  // After restore(): deletes cover what they cover, wait for collection in
-  // version order, and what was collected stays collected.
-  private restoreDeletes(snapshot: Snapshot): void {
-    const history = this.history
-    const tombs: Update[] = []
-    for (const u of history._mappings()) if (u.deleted === true) tombs.push(u)
-    tombs.sort((a, b) => a.version - b.version)
-    for (const t of tombs) {
-      if (history.isCurrent(t)) this.cover(t)
-      this.tombstones.push({ t, at: this.clock.wall() })
-      this.deletedKeys.add(t.key)
+  // What the delete logic may ask of this node (see DeletesHost).
+  private host(): DeletesHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const node = this
+    return {
+      id: this.id,
+      history: this.history,
+      security: this.security,
+      beats: (a, b) => this.decide(a, b),
+      withdraw: (key) => this.local(key, WITHDRAWAL),
+      rewrite: (key, value) => this.rewrite(key, value),
+      forget: (m) => this.forget(m),
+      wall: () => node.clock.wall(),
+      emit: (event, ...args) => this.emit(event, ...args),
     }
-    const collected = snapshot.collected
-    if (collected !== null && typeof collected === 'object') {
-      for (const id of Object.keys(collected)) {
-        const v = collected[id]
-        if (typeof v !== 'number' || badName('source_id', id) !== null) continue
-        const log = history.source(id)
-        this.collectedUpTo(log, v)
-        // We held the source through its collected delete: a digest naming
-        // it lower would have peers take us for behind our own floors.
-        if (v > log.max) log.max = v
-      }
-    }
-    if (typeof snapshot.horizon === 'number') this.horizon = snapshot.horizon
-    // The filter of collected keys came along, or this node cannot vouch
-    // for one (its resets then let the receiver keep nothing of its own).
-    const keys = KeyFilter.fromText(snapshot.collected_keys)
-    if (keys !== undefined) this.collectedKeys = keys
-    else if (this.collectedLogs.length > 0) this.keysKnown = false
   }
 
   /** The highest version this node has seen or issued (its Lamport clock). */
@@ -613,7 +545,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * every r), whatever `resolve` decided of them, in `config.sort` order.
    */
   sources(key: string | number): Update[] {
-    return this.history.get(key)
+    const k = String(keyOf(key))
+    return this.deletes.visible(k, this.history.get(k))
   }
 
   /**
@@ -705,16 +638,28 @@ export class Gossip extends PeerStream implements ResolutionContext {
   snapshot(): Snapshot {
     const clock = this.clock
     const snap = snapshotOf(this.history, clock.time, clock.recovering ? clock.heldThrough : undefined)
-    if (this.horizon === -Infinity) return snap
-    const collected: Record<string, number> = Object.create(null)
-    for (const log of this.collectedLogs) collected[log.id] = log.collected
-    const keys = this.keysText()
-    return keys === undefined ? { ...snap, collected, horizon: this.horizon } : { ...snap, collected, horizon: this.horizon, collected_keys: keys }
+    return this.deletes.record() === null ? snap : { ...snap, ...this.deletes.snapshotFields() }
   }
 
-  // The collected keys' filter as text, when this node can vouch for it.
-  private keysText(): string | undefined {
-    return this.keysKnown && this.collectedKeys !== null ? this.collectedKeys.toText() : undefined
+  /**
+   * This node's own writes that peers refused as late: made before deletes
+   * those peers collected, by a node that heard from nobody for longer than
+   * `tombstone_grace` (see docs/deletes.md, rule 7). Each is announced once
+   * with the `'late'` event; {@link settleLate} decides what becomes of them.
+   */
+  get late(): Update[] {
+    return this.deletes.late
+  }
+
+  /**
+   * Settle this node's late writes (see {@link late}): `'keep'` writes each
+   * again at a new version (it then wins over the deletes it may have lost
+   * to, as a newer write would), `'drop'` withdraws each. Returns how many.
+   * @throws TypeError for another choice.
+   */
+  settleLate(choice: 'keep' | 'drop'): number {
+    if (choice !== 'keep' && choice !== 'drop') throw new TypeError("settleLate: 'keep' or 'drop'")
+    return this.deletes.settle(choice)
   }
 
   /** @internal Every read, piped or not, passes here: the place to see room come back. */
@@ -738,44 +683,42 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   // The entries a store object holds at start: validated; our own are our
-  // history (what we wrote); others' the view alone (peers send every
-  // source's mappings again, since our digest does not claim them).
-  // Returns the clock they imply, or undefined for an empty store.
+  // history (what we wrote). Others' go: the store holds only the entry of
+  // each key, not their sources' logs, so nothing here can vouch for them;
+  // peers send every source's mappings again (our digest does not claim
+  // them). Returns the clock they imply, or undefined for an empty store.
   private adopt(store: StateStore): number | undefined {
     let clock: number | undefined
+    const others: string[] = []
     for (const key of Object.keys(store)) {
       const u = checkedUpdate(store[key], `store entry "${key}"`)
       if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
       if (clock === undefined || u.version > clock) clock = u.version
-      if (u.source_id === this.id) {
-        this.history.record(u)
-        // Our delete, to be collected again after the grace period (from now:
-        // when it was taken in is not in the store).
-        if (u.deleted === true) {
-          this.tombstones.push({ t: u, at: -Infinity })
-          this.deletedKeys.add(key)
-        }
-      }
+      if (u.source_id === this.id) this.history.record(u)
+      else others.push(key)
     }
+    for (const key of others) delete store[key]
     return clock
   }
 
+  // A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker.
   private local(key: string, value: unknown): void {
     const version = this.clock.tick()
+    const marker = value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
     const update: Update = Object.freeze(
-      value === TOMBSTONE
-        ? this.security === undefined
+      this.security !== undefined
+        ? this.signed(key, marker === null ? value : null, version, marker)
+        : marker === 'deleted'
           ? { key, value: null, source_id: this.id, version, deleted: true as const }
-          : this.signed(key, null, version, true)
-        : this.security === undefined
-          ? { key, value, source_id: this.id, version }
-          : this.signed(key, value, version),
+          : marker === 'withdrawn'
+            ? { key, value: null, source_id: this.id, version, withdrawn: true as const }
+            : { key, value, source_id: this.id, version },
     )
     const history = this.history
     const slot = history._slot(key)
     const previous = mappingOf(slot, this.id)
     const writes = history._writes
-    this.put(update, this.entryFor(update, slot, previous), slot, previous, writes)
+    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes)) this.deletes.took(update, true)
   }
 
   /**
@@ -794,7 +737,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (current !== undefined && current.version === update.version && current.source_id === update.source_id) {
       return current
     }
-    if (this.decide(update, current)) return update
+    // A withdrawal takes no part in resolve: the entry stays, unless it was
+    // what the withdrawal replaces.
+    if (update.withdrawn !== true && this.decide(update, current)) return update
     if (current === undefined || current.source_id !== update.source_id) return current
     const others: Update[] = []
     if (slot instanceof Slot) {
@@ -802,7 +747,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     } else if (slot !== undefined && slot !== previous) {
       others.push(slot)
     }
-    others.push(update)
+    if (update.withdrawn !== true) others.push(update)
     return this.choose(others)
   }
 
@@ -811,14 +756,15 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private choose(mappings: Update[]): Update | undefined {
     if (mappings.length > 1) mappings.sort(this.sort)
     let entry: Update | undefined
-    for (const m of mappings) if (this.decide(m, entry)) entry = m
+    for (const m of mappings) if (m.withdrawn !== true && this.decide(m, entry)) entry = m
     return entry
   }
 
   /**
    * Record `update` in place of `previous` (found in `slot` before resolve
    * ran at history write `writes`), and the key's new resolved entry (in the
-   * store object, if any).
+   * store object, if any). False when a newer mapping of its source came
+   * first (resolve wrote one).
    */
   private put(
     update: Update,
@@ -827,24 +773,16 @@ export class Gossip extends PeerStream implements ResolutionContext {
     previous: Update | undefined,
     writes: number,
     advance = true,
-  ): void {
+  ): boolean {
     const history = this.history
     const key = update.key
     // resolve wrote something: look again.
     if (history._writes !== writes) {
       slot = history._slot(key)
       previous = mappingOf(slot, update.source_id)
-      if (previous !== undefined && previous.version >= update.version) return
+      if (previous !== undefined && previous.version >= update.version) return false
     }
     const log = this.logOf(update.source_id)
-    // A delete covers every mapping of its key that sorts before it (see
-    // cover): one that arrives after it is not kept (its source's max still
-    // moves: we have seen it), whatever the key's entry is now.
-    if (update.deleted !== true && this.covered(slot, update)) {
-      if (advance && update.version > log.max) log.max = update.version
-      if (previous !== undefined) this.forget(previous)
-      return
-    }
     const store = this.store
     const before = store === null ? resolvedOf(slot) : entryOf(store, key)
     if (store !== null && entry !== before) {
@@ -852,39 +790,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
       else store[key] = entry
     }
     history._put(update, slot, previous, log, entry, advance)
-    if (previous !== undefined && previous.deleted === true && update.deleted !== true) {
-      const shadow = this.shadows.get(key)
-      if (shadow === undefined || this.sort(shadow, previous) < 0) this.shadows.set(key, previous)
-    }
-    if (update.deleted === true) {
-      this.tombstones.push({ t: update, at: this.clock.wall() })
-      this.deletedKeys.add(key)
-    }
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
-    if (update.deleted === true) this.cover(update)
-  }
-
-  // Drop every mapping of `tombstone`'s key that the delete beats (resolve,
-  // asked of the two alone), whether or not the delete is the key's entry:
-  // what a node holds must not depend on whether the delete or a newer
-  // write reached it first.
-  private cover(tombstone: Update): void {
-    for (const m of this.history.get(tombstone.key)) if (m !== tombstone && m.deleted !== true && this.decide(tombstone, m)) this.forget(m)
-  }
-
-  // Whether a delete of `update`'s key held in `slot` beats it (see cover).
-  // Only keys that may hold a delete are looked through: a key of many
-  // sources must not cost a scan per write.
-  private covered(slot: Update | Slot | undefined, update: Update): boolean {
-    if (this.shadows.size > 0) {
-      const shadow = this.shadows.get(update.key)
-      if (shadow !== undefined && shadow.source_id !== update.source_id && this.decide(shadow, update)) return true
-    }
-    if (slot === undefined) return false
-    if (!(slot instanceof Slot)) return slot.deleted === true && slot.source_id !== update.source_id && this.decide(slot, update)
-    if (!this.deletedKeys.has(update.key)) return false
-    for (const m of slot.mappings.values()) if (m.deleted === true && m.source_id !== update.source_id && this.decide(m, update)) return true
-    return false
+    return true
   }
 
   // A key absent before and after (a delete replaced, or collected) did not
@@ -905,36 +812,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
   }
 
-  /**
-   * @internal Collect the tombstones older than the grace period: the node
-   * forgets them, and the keys they deleted, entirely. Runs as exchanges
-   * start and as deletes are made.
-   */
+  /** @internal Collect the markers past the grace period that may go (see docs/deletes.md, rule 4). */
   _collect(): void {
-    const ts = this.tombstones
-    if (this.tombHead >= ts.length) return
-    // Counted from when this node took the delete in: versions need not
-    // follow the wall clock (they move by one per write).
-    const cut = this.clock.wall() - this.grace
-    const history = this.history
-    while (this.tombHead < ts.length && ts[this.tombHead].at < cut) {
-      const t = ts[this.tombHead++].t
-      if (this.shadows.get(t.key) === t) this.shadows.delete(t.key)
-      if (!history.isCurrent(t)) continue
-      // A delete covered what sorted before it (see cover): a peer that
-      // never saw it may still hold that, whether or not it is still the
-      // key's entry (a newer write may have come after it).
-      this.collectedUpTo(history.source(t.source_id), t.version)
-      ;(this.collectedKeys ??= new KeyFilter()).add(t.key)
-      if (t.version > this.horizon) this.horizon = t.version
-      this.deletesText = null
-      this.forget(t)
-      if (!history.get(t.key).some((m) => m.deleted === true)) this.deletedKeys.delete(t.key)
-    }
-    if (this.tombHead > 1024 && this.tombHead * 2 > ts.length) {
-      ts.splice(0, this.tombHead)
-      this.tombHead = 0
-    }
+    this.deletes.collect()
   }
 
   // Forget mapping `m` entirely; the key's entry is what resolve makes of
@@ -956,137 +836,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
   }
 
-  /**
-   * @internal A peer that collected deletes up to `below` finds us behind
-   * them: forget every mapping at or below it (any of them may be one a
-   * delete removed) and take them again from peers; refuse from now on what
-   * is older than `below` and new to us.
-   */
-  _reset(below: number, floors?: Readonly<Record<string, number>>, keys?: KeyFilter): void {
-    // The floors let this node judge, and reset, peers further behind; a
-    // floor we did not have is a delete we have not honoured.
-    let news = false
-    if (floors !== undefined) {
-      for (const id of Object.keys(floors)) {
-        const log = this.history.source(id)
-        if (floors[id] > log.collected) {
-          news = true
-          this.collectedUpTo(log, floors[id])
-        }
-      }
-    }
-    // Only an earlier reset as deep, with nothing new, makes this a repeat.
-    if (keys === undefined) this.keysKnown = false
-    else (this.collectedKeys ??= new KeyFilter()).merge(keys)
-    this.deletesText = null
-    // Our next writes go above the deletes collected: one below them would
-    // lose to a tombstone still held elsewhere, and win where it was collected.
-    this.clock.see(below)
-    if (below <= this.resetBelow && !news) return
-    this.resetBelow = below
-    if (below > this.horizon) this.horizon = below
-    this.deletesText = null
-    // As chitchat does: every source we hold anything of at or below
-    // `below` is taken again whole from peers (a fresh copy is gap-free);
-    // what no peer ahead of us holds of it there is gone with the reset.
-    // Our own writes above `below` are ours to keep, and below it those of
-    // keys the sender's filter says were never deleted (no peer may hold
-    // them: this node wrote them away); the rest of our past we take again
-    // as for any source (see ownRefetch).
-    const history = this.history
-    const touched = new Set<SourceLog>()
-    for (const m of history._mappings()) if (m.version <= below) touched.add(history.source(m.source_id))
-    const own = history.sources.get(this.id)
-    let dropped = 0
-    let droppedOwn = false
-    for (const m of Array.from(history._mappings())) {
-      const log = history.source(m.source_id)
-      if (!touched.has(log)) continue
-      if (log === own) {
-        if (m.version > below || (keys !== undefined && !keys.has(m.key))) continue
-        droppedOwn = true
-      }
-      this.forget(m)
-      dropped++
-    }
-    // Our own max stays what it is: we serve our writes up to it.
-    for (const log of touched) if (log !== own) log.max = -Infinity
-    if (droppedOwn) {
-      this.ownRefetch = true
-      this.ownRefetchedTo = -Infinity
-    }
-    this.emit('reset', below, dropped)
-  }
-
-  /** @internal Whether a reset may be taken: always without signatures; signed by a member with them. */
-  _resetSigned(
-    stream: PeerStream,
-    below: number,
-    floors: Readonly<Record<string, number>> | undefined,
-    by: string | undefined,
-    signature: string | undefined,
-    nonce: string | undefined,
-    keys: string | undefined,
-  ): boolean {
-    const security = this.security
-    if (security === undefined) return true
-    // Signed for this stream's peer, lately: one of our last two nonces.
-    if (by === undefined || signature === undefined || floors === undefined || nonce === undefined) return false
-    if (nonce !== stream.nonces[0] && nonce !== stream.nonces[1]) return false
-    try {
-      return security.verify({ ...resetUpdate(by, below, floors, nonce, keys), signature }) === true
-    } catch {
-      return false
-    }
-  }
-
-  /** @internal What the node collected of deletes, as JSON text for a store (null: nothing). */
+  /** @internal What the node keeps of deletes besides its mappings, as JSON text for a store (null: nothing). */
   _deletesRecord(): string | null {
-    if (this.horizon === -Infinity) return null
-    if (this.deletesText === null) {
-      const collected: Record<string, number> = {}
-      for (const log of this.collectedLogs) collected[log.id] = log.collected
-      this.deletesText = JSON.stringify({ collected, horizon: this.horizon, keys: this.keysText() })
-    }
-    return this.deletesText
-  }
-
-  // How far we hold `source_id`'s writes without gaps: its max, or for our
-  // own after a reset, as far as peers gave them back.
-  private heldTo(source_id: string): number {
-    if (source_id === this.id && this.ownRefetch) return this.ownRefetchedTo
-    return this.history.sources.get(source_id)?.max ?? -Infinity
-  }
-
-  // Deletes of `log`'s source up to `version` are collected here (or at a
-  // peer that reset us).
-  private collectedUpTo(log: SourceLog, version: number): void {
-    if (version <= log.collected) return
-    if (log.collected === -Infinity) this.collectedLogs.push(log)
-    log.collected = version
-    this.deletesText = null
-    // Every peer's freshness is to be judged again against the new floor.
-    this._floorsEpoch++
-  }
-
-  /** @internal True if this node knows its collections per source (it can tell a stale peer). */
-  _judges(): boolean {
-    return this.collectedLogs.length > 0
-  }
-
-  /** @internal True if a peer's digest is behind a delete this node collected. */
-  _staleAfterCollection(heard: ReadonlyMap<string, number>, range: IdRange): boolean {
-    return this._behindFloors(heard, range) !== null
-  }
-
-  /** @internal The sources whose collected deletes a peer's digest is behind, with their floors; null if none. */
-  _behindFloors(heard: ReadonlyMap<string, number>, range: IdRange): Map<string, number> | null {
-    let behind: Map<string, number> | null = null
-    for (const log of this.collectedLogs) {
-      if (range !== ALL && !covers(range, log.id)) continue
-      if ((heard.get(log.id) ?? -Infinity) < log.collected) (behind ??= new Map()).set(log.id, log.collected)
-    }
-    return behind
+    return this.deletes.record()
   }
 
   /** @internal How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
@@ -1142,20 +894,35 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   // A write of ours, signed (config.security); `sign` sees an empty signature.
-  private signed(key: string, value: unknown, version: number, deleted = false): Update {
-    const update: { key: string; value: unknown; source_id: string; version: number; signature: string; deleted?: true } = deleted
-      ? { key, value, source_id: this.id, version, signature: '', deleted: true }
-      : { key, value, source_id: this.id, version, signature: '' }
+  private signed(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
+    const update: { key: string; value: unknown; source_id: string; version: number; signature: string; deleted?: true; withdrawn?: true } =
+      marker === 'deleted'
+        ? { key, value, source_id: this.id, version, signature: '', deleted: true }
+        : marker === 'withdrawn'
+          ? { key, value, source_id: this.id, version, signature: '', withdrawn: true }
+          : { key, value, source_id: this.id, version, signature: '' }
     update.signature = (this.security as Security).sign(update)
     return update
   }
 
   // The signature of a peer's update if `verify` accepts it, else undefined.
-  private checkSignature(chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean): string | undefined {
+  private checkSignature(
+    chunk: unknown,
+    key: string,
+    value: unknown,
+    source_id: string,
+    version: number,
+    marker: 'deleted' | 'withdrawn' | null,
+  ): string | undefined {
     try {
       const signature: unknown = (chunk as { signature?: unknown }).signature
       if (typeof signature !== 'string') return undefined
-      const update: Update = deleted ? { key, value, source_id, version, signature, deleted: true } : { key, value, source_id, version, signature }
+      const update: Update =
+        marker === 'deleted'
+          ? { key, value, source_id, version, signature, deleted: true }
+          : marker === 'withdrawn'
+            ? { key, value, source_id, version, signature, withdrawn: true }
+            : { key, value, source_id, version, signature }
       return (this.security as Security).verify(update) === true ? signature : undefined
     } catch {
       return undefined
@@ -1184,22 +951,24 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const source_id = fields.source_id
     const version = fields.version
     const deleted = fields.deleted
+    const withdrawn = fields.withdrawn
+    const marker = deleted || withdrawn
     const history = this.history
     if (!this.clock.accepts(version)) {
       stream.emit('invalid', chunk, aheadReason(version))
       return
     }
     // The limits every path shares; the value is frozen where it is. A
-    // delete's value is null, whatever came with it.
-    const problem = deleted ? null : admitValue(fields.value, false)
+    // marker's value is null, whatever came with it.
+    const problem = marker ? null : admitValue(fields.value, false)
     if (problem !== null) {
       stream.emit('invalid', chunk, `value ${problem}`)
       return
     }
-    const value = deleted ? null : admitted.value
+    const value = marker ? null : admitted.value
     // What this node could never send on (mtu_bytes) it does not take
     // either: the same limit as at set.
-    if (this.mtuBytes !== Infinity && !deleted) {
+    if (this.mtuBytes !== Infinity && !marker) {
       const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
       if (big !== null) {
         stream.emit('invalid', chunk, big)
@@ -1209,7 +978,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Signed updates: check before anything, so a forgery moves nothing.
     let signature: string | undefined
     if (this.security !== undefined) {
-      signature = this.checkSignature(chunk, key, value, source_id, version, deleted)
+      signature = this.checkSignature(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
       if (signature === undefined) {
         stream.emit('invalid', chunk, `signature of ${source_id} missing or invalid`)
         return
@@ -1223,51 +992,52 @@ export class Gossip extends PeerStream implements ResolutionContext {
       if (stream.twin) return
       // An answer to a question for our past comes in version order from
       // where we asked, which joins what we held and what this peer showed.
+      // (Once we sent our own updates again, a peer's copy of us may have
+      // our own gap: it proves nothing of what we hold.)
       const from = stream.askFrom
       if (from !== null && version > stream.ownSeen) {
         stream.ownSeen = version
-        if (from <= this.clock.pastHeld) this.clock.held(version)
+        if (from <= this.clock.pastHeld && !this.pastSettled) this.clock.held(version)
       }
     } else {
       this.clock.see(version)
     }
 
+    const deletes = this.deletes
+    // A source we refetch is taken only from peers whose copy is fresh.
+    if (deletes.ignores(stream, source_id)) return
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
-    // Older than a delete we collected, new to us, from a peer not known to
-    // have seen our collections: it may be what the delete removed.
-    // Refused, and its sender told to reset; the rest of that source in this
-    // answer too, so that its max does not pass what was refused.
-    if (stream.refusing !== null && stream.refusing.has(source_id)) return
-    if (version <= this.horizon && previous === undefined && version > this.heldTo(source_id) && !stream.freshNow()) {
-      stream.resetOwed = true
-      ;(stream.refusing ??= new Set()).add(source_id)
-      return
-    }
-    if (source_id === this.id && this.ownRefetch && version > this.ownRefetchedTo) {
-      this.ownRefetchedTo = version
-      if (version >= (history.sources.get(source_id)?.max ?? -Infinity)) this.ownRefetch = false
-    }
+    // What may move the source's max: not through a filter (what it brings
+    // may have gaps below), nor past a value refused in this answer.
+    const advance = stream.gapFree() && deletes.mayAdvance(stream, source_id, version)
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) {
-      // Keep the source's max moving: we hold it this far (not through a
-      // filter: what it brings may have gaps below).
+      // Keep the source's max moving: we hold it this far.
       const log = this.logOf(source_id)
-      if (stream.gapFree() && version > log.max) {
+      if (advance && version > log.max) {
         stream.movingMax(log)
         log.max = version
       }
+      deletes.confirmed(source_id, previous.version === version ? previous : undefined)
       return
     }
     const update: Update = Object.freeze(
-      deleted
-        ? signature === undefined
+      signature === undefined
+        ? deleted
           ? { key, value, source_id, version, deleted: true as const }
-          : { key, value, source_id, version, signature, deleted: true as const }
-        : signature === undefined
-          ? { key, value, source_id, version }
-          : { key, value, source_id, version, signature },
+          : withdrawn
+            ? { key, value, source_id, version, withdrawn: true as const }
+            : { key, value, source_id, version }
+        : deleted
+          ? { key, value, source_id, version, signature, deleted: true as const }
+          : withdrawn
+            ? { key, value, source_id, version, signature, withdrawn: true as const }
+            : { key, value, source_id, version, signature },
     )
+    // Older than a delete we collected: it may be what that delete beat.
+    // Refused, and its writer told (rule 5).
+    if (deletes.refuses(stream, update)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
@@ -1275,28 +1045,40 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const writes = history._writes
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
-      // What a filtered stream brings may have gaps below: it moves no max.
-      const gapFree = stream.gapFree()
-      if (gapFree) stream.movingMax(this.logOf(source_id))
-      this.put(update, entry, slot, previous, writes, gapFree)
-      if (past) this.pastMappings.add(update)
+      const log = this.logOf(source_id)
+      const below = version < log.max
+      if (advance) stream.movingMax(log)
+      if (this.put(update, entry, slot, previous, writes, advance)) {
+        if (past) this.pastMappings.add(update)
+        if (below) this.filled(update)
+        deletes.took(update, false)
+      }
+      deletes.confirmed(source_id, previous)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
-      // Unrecorded: the rest of this source in this answer too, so that its
-      // max stops below the gap and the next exchange brings it again.
-      else (stream.refusing ??= new Set()).add(source_id)
+      // Unrecorded: the rest of this source in this answer stays below its
+      // max, so that the next exchange brings it again.
+      else deletes.holdBack(stream, source_id, version)
       stream.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)
       return
+    }
+  }
+
+  // `u` filled a gap here: offer it on (see fills), keeping the list bounded.
+  private filled(u: Update): void {
+    const fills = this.fills
+    fills.push(u)
+    if (fills.length > 4096) {
+      const drop = fills.length - 2048
+      fills.splice(0, drop)
+      this.fillBase += drop
     }
   }
 
   /** @internal A peer's digest names our own id. */
   _heardSelf(stream: PeerStream, version: number): void {
     if (stream.twin) return
-    // Above what we sent, but a delete of ours we collected before sending
-    // it (named by the floors a reset spread): no past of ours.
-    const collected = this.history.sources.get(this.id)?.collected ?? -Infinity
-    if ((version > this.sentOwn && version > collected) || this.clock.isPast(version)) this.pastOf(stream, version)
+    if (version > this.sentOwn || this.clock.isPast(version)) this.pastOf(stream, version)
   }
 
   // `stream` showed us our own id at `version`, which we did not issue: a
@@ -1305,6 +1087,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private pastOf(stream: PeerStream, version: number): void {
     stream.pastShown = true
     const clock = this.clock
+    if (version > clock.pastHeard) this.pastSettled = false
     const raises = clock.raises
     const upTo = clock.foreign(version)
     if (clock.raises > raises && clock.twin && !stream.twin) this.twinOn(stream, version)
@@ -1334,6 +1117,59 @@ export class Gossip extends PeerStream implements ResolutionContext {
     return this.clock.accepts(version)
   }
 
+  /**
+   * @internal While we fetch our own past, we send our own updates only as
+   * far as we hold them without a gap: a peer's max of us must not pass
+   * what we lack (it would then never get it, and would answer our question
+   * for our past with the same gap).
+   */
+  _ownCap(): ReadonlyMap<string, number> | null {
+    const clock = this.clock
+    return clock.recovering && !this.pastSettled ? new Map([[this.id, clock.pastHeld]]) : null
+  }
+
+  /**
+   * @internal A peer answered our question for our past completely. Once
+   * every peer we exchange with has, we hold all of our past there is to
+   * fetch from them, and send our own updates again. (One that shows more
+   * later makes us fetch again; what we sent meanwhile with a gap is mended
+   * by gap fills, see `fills`.)
+   */
+  _pastAnswered(): void {
+    if (!this.clock.recovering || this.pastSettled) return
+    const live = [...this.streams, this as PeerStream].filter((s) => s.exchanged && !s.destroyed)
+    // We send our own updates again; we still ask each further peer for
+    // our past from where we hold it without a gap.
+    if (live.length > 0 && live.every((s) => s.verified)) this.pastSettled = true
+  }
+
+  /**
+   * @internal The mappings that filled a gap here (see `fills`) that
+   * `stream`'s peer has passed (its digest names their source at or above
+   * them) without being offered them: at most an mtu, each offered once per
+   * stream. A peer behind one is offered it once it passes it (it may pass
+   * it through a copy with the gap). Null when there are none.
+   */
+  _fillsFor(stream: PeerStream, heard: ReadonlyMap<string, number>, passes: Passes): Update[] | null {
+    const fills = this.fills
+    const end = this.fillBase + fills.length
+    if (stream.fillAt >= end && stream.fillWait === null) return null
+    const waiting = stream.fillWait ?? []
+    for (let i = Math.max(stream.fillAt - this.fillBase, 0); i < fills.length; i++) waiting.push(fills[i])
+    stream.fillAt = end
+    const out: Update[] = []
+    const still: Update[] = []
+    for (const u of waiting) {
+      if (!this.history.isCurrent(u) || (passes !== null && !passes(u.source_id, u.key))) continue
+      if ((heard.get(u.source_id) ?? -Infinity) < u.version || out.length >= this.mtu) still.push(u)
+      else out.push(u)
+    }
+    // Bounded: the oldest go first (a peer that never passes them needs none).
+    if (still.length > 4096) still.splice(0, still.length - 4096)
+    stream.fillWait = still.length === 0 ? null : still
+    return out.length === 0 ? null : out
+  }
+
   /** @internal True if the node was restored still missing part of its own past (see Snapshot.held). */
   _hasPast(): boolean {
     return this.restoredRecovering
@@ -1355,7 +1191,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** @internal A peer completely answered our digest and holds us up to `version`. */
   _answeredSelf(version: number): void {
-    this.clock.answered(version)
+    if (!this.pastSettled) this.clock.answered(version)
   }
 
   /**
@@ -1402,8 +1238,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
     const ownLog = sources.get(id)
-    const own = ownLog === undefined ? -Infinity : this.ownRefetch ? this.ownRefetchedTo : this.maxFor(stream, ownLog)
-    const askPast = askAll || (this.clock.recovering && (stream.pastShown || this.restoredRecovering))
+    const own = ownLog === undefined ? -Infinity : this.maxFor(stream, ownLog)
+    // A peer that answered a question for our past completely holds no
+    // more of it than we do: to it we name ourselves as far as we hold.
+    const askPast = askAll || (this.clock.recovering && !stream.verified && (stream.pastShown || this.restoredRecovering))
     const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast ? mine : null
@@ -1437,8 +1275,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       stream.sends &&
       this.security === undefined &&
       stream.streamFilter === undefined &&
-      !stream.resetOwed &&
-      this.resetBelow === -Infinity
+      this.deletes.quiet(stream)
     ) {
       return reply ? REPLY : DONE
     }
@@ -1449,38 +1286,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (part.through !== undefined) done.through = part.through
     if (behind > 0) done.behind = behind
     if (!stream.takes) done.accepts = false
-    if (this.security !== undefined) {
-      const nonce = freshNonce()
-      stream.nonces[1] = stream.nonces[0]
-      stream.nonces[0] = nonce
-      done.nonce = nonce
-    }
     if (!stream.sends) done.sends = false
     if (stream.streamFilter !== undefined) done.filter = stream.streamFilter
-    if (this.resetBelow > -Infinity) done.horizon = this.resetBelow
-    if (stream.resetOwed && this.horizon > -Infinity) {
-      done.reset = this.horizon
-      const floors: Record<string, number> = {}
-      for (const log of this.collectedLogs) floors[log.id] = log.collected
-      done.floors = floors
-      const keys = this.keysText()
-      if (keys !== undefined) done.reset_keys = keys
-      if (this.security !== undefined && stream.peerNonce !== undefined) {
-        try {
-          done.reset_signature = this.security.sign(resetUpdate(this.id, this.horizon, floors, stream.peerNonce, keys))
-          done.reset_by = this.id
-          done.reset_nonce = stream.peerNonce
-        } catch {
-          // A node that only verifies cannot sign: its peers refuse its reset.
-        }
-      }
-      const sent = stream.resetSent
-      // The same reset again (the peer's answer crossed it) keeps its count.
-      if (sent === null || sent.below !== this.horizon || sent.epoch !== this._floorsEpoch) {
-        stream.resetSent = { below: this.horizon, epoch: this._floorsEpoch, answered: false }
-      }
-    }
-    stream.resetOwed = false
+    this.deletes.extras(stream, done)
     return done
   }
 
@@ -1520,12 +1328,6 @@ function upperBound(ids: readonly string[], id: string): number {
     else hi = mid
   }
   return lo
-}
-
-// 64 random bits, in hex: a reset to a peer signs its latest.
-function freshNonce(): string {
-  const words = globalThis.crypto.getRandomValues(new Uint32Array(2))
-  return words[0].toString(16).padStart(8, '0') + words[1].toString(16).padStart(8, '0')
 }
 
 /**
@@ -1619,4 +1421,11 @@ function heldOf(state: Snapshot): number | undefined {
 function reservedOf(state: Snapshot): number {
   const r = state?.reserved
   return typeof r === 'number' && Number.isSafeInteger(r) ? r : -Infinity
+}
+
+// config.tombstone_grace, checked: ms, default one hour.
+function checkGrace(grace: unknown): number {
+  if (grace === undefined) return 3_600_000
+  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) throw new TypeError('config.tombstone_grace must be a number of milliseconds, 0 or more')
+  return grace
 }

@@ -43,8 +43,6 @@ export class SourceLog {
   max = -Infinity
   /** How many current mappings (keys) this source has. */
   live = 0
-  /** The highest version of a delete of this source that was collected. */
-  collected = -Infinity
   /** Replaced mappings still in `updates`. */
   dead = 0
 

@@ -6,7 +6,7 @@
  * what it read into {@link fields}, so the hot path allocates nothing here.
  */
 
-import type { Filter, Update } from './types'
+import type { Filter, StaleNotice, Update } from './types'
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH, admitValue, admitted } from './value'
 
 /** The kinds of object a gossip stream accepts. */
@@ -47,19 +47,19 @@ export const fields = {
   through: undefined as string | undefined,
   /** Update: a tombstone. */
   deleted: false,
-  /** End of digest: reset below this version (see DigestDone.reset). */
-  reset: undefined as number | undefined,
+  /** Update: a withdrawal. */
+  withdrawn: false,
   /** End of digest: the sender's horizon (see DigestDone.horizon). */
   horizon: undefined as number | undefined,
-  /** End of digest, with a reset: the sender's collected deletes per source. */
-  floors: undefined as Record<string, number> | undefined,
-  /** End of digest, with a reset: who signed it, and the signature. */
-  resetBy: undefined as string | undefined,
-  resetSignature: undefined as string | undefined,
-  resetNonce: undefined as string | undefined,
-  /** End of digest, with a reset: the keys whose deletes the sender collected (KeyFilter text). */
-  resetKeys: undefined as string | undefined,
-  /** End of digest, under signatures: the sender's nonce, which a reset to it must sign. */
+  /** End of digest: stale notices, checked (see DigestDone.stale). */
+  stale: undefined as Map<string, StaleNotice> | undefined,
+  /** End of digest: values refused as late (see DigestDone.late). */
+  late: undefined as (readonly [string, number])[] | undefined,
+  /** End of digest, with `stale` under signatures: who signed it, the signature and the nonce. */
+  staleBy: undefined as string | undefined,
+  staleSignature: undefined as string | undefined,
+  staleNonce: undefined as string | undefined,
+  /** End of digest, under signatures: the sender's nonce, which a stale notice to it must sign. */
   nonce: undefined as string | undefined,
   /** End of digest: updates the sender holds that we lack. */
   behind: undefined as number | undefined,
@@ -137,16 +137,14 @@ function done(o: Record<string, unknown>): Kind {
   }
   fields.after = after
   fields.through = through
-  const reset = o.reset
-  fields.reset = isVersion(reset) ? reset : undefined
-  fields.floors = fields.reset === undefined ? undefined : floorsOf(o.floors)
-  fields.resetBy = typeof o.reset_by === 'string' ? o.reset_by : undefined
-  fields.resetSignature = typeof o.reset_signature === 'string' ? o.reset_signature : undefined
-  fields.resetNonce = nonceOf(o.reset_nonce)
-  fields.resetKeys = typeof o.reset_keys === 'string' && o.reset_keys.length <= 8192 ? o.reset_keys : undefined
-  fields.nonce = nonceOf(o.nonce)
   const horizon = o.horizon
   fields.horizon = isVersion(horizon) ? horizon : undefined
+  fields.stale = staleOf(o.stale)
+  fields.late = lateOf(o.late)
+  fields.staleBy = typeof o.stale_by === 'string' ? o.stale_by : undefined
+  fields.staleSignature = typeof o.stale_signature === 'string' && o.stale_signature.length <= 1024 ? o.stale_signature : undefined
+  fields.staleNonce = nonceOf(o.stale_nonce)
+  fields.nonce = nonceOf(o.nonce)
   const behind = o.behind
   fields.behind = typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined
   fields.refuses = o.accepts === false
@@ -178,37 +176,51 @@ export function filterProblem(f: unknown): string | null {
 }
 
 /**
- * What the signature of a reset covers, as the update a `Security` signs: an
- * empty key (no update can carry one, so a reset's signature is never an
- * update's), the receiver's nonce (from its last digest ends: a reset is
- * good for one receiver, once) and the floors as sorted `[source, version]`
- * pairs, the signer as source and the reset's version.
+ * What the signature of a stale notice covers, as the update a `Security`
+ * signs: an empty key (no update can carry one, so the signature is never an
+ * update's), the receiver's nonce and the notices as sorted `[source, gc,
+ * max, named]` lists; the signer as source.
  */
-export function resetUpdate(by: string, below: number, floors: Readonly<Record<string, number>>, nonce: string, keys?: string): Update {
-  const pairs = Object.keys(floors)
-    .sort()
-    .map((id) => [id, floors[id]])
-  return { key: '', value: [nonce, pairs, keys ?? null], source_id: by, version: below }
+export function staleUpdate(by: string, stale: ReadonlyMap<string, StaleNotice>, nonce: string): Update {
+  const triples = [...stale.keys()].sort().map((id) => {
+    const [gc, max, named] = stale.get(id) as StaleNotice
+    return [id, gc, max, named]
+  })
+  return { key: '', value: [nonce, triples], source_id: by, version: 0 }
 }
 
 const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)
 
 const MAX_FILTER = 256
-// A line bounds them first (about 35,000 fit in 1 MiB).
-const MAX_FLOORS = 65_536
+/** Most entries a digest end's `stale` or `late` carries; more are left out. */
+export const MAX_NOTICES = 256
 
-// A reset's per-source floors: names to versions, bounded; anything else is
-// left out (floors only sharpen the receiver's judgement of stale peers).
-function floorsOf(f: unknown): Record<string, number> | undefined {
+// Stale notices: source ids to [gc, max, named] with named < gc <= max;
+// anything else is left out (a notice only makes the receiver refetch a source).
+function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
-  const out: Record<string, number> = Object.create(null)
-  let n = 0
+  const out = new Map<string, StaleNotice>()
   for (const id of Object.keys(f)) {
-    if (++n > MAX_FLOORS) break
+    if (out.size >= MAX_NOTICES) break
     const v = (f as Record<string, unknown>)[id]
-    if (badName('source_id', id) === null && isVersion(v)) out[id] = v
+    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 3) continue
+    const [gc, max, named] = v as unknown[]
+    if (isVersion(gc) && isVersion(max) && isVersion(named) && named < gc && gc <= max) out.set(id, [gc, max, named])
   }
-  return out
+  return out.size === 0 ? undefined : out
+}
+
+// Late reports: [source, version] pairs, bounded; anything else left out.
+function lateOf(l: unknown): (readonly [string, number])[] | undefined {
+  if (!Array.isArray(l)) return undefined
+  const out: (readonly [string, number])[] = []
+  for (let i = 0; i < l.length && out.length < MAX_NOTICES; i++) {
+    const p: unknown = l[i]
+    if (!Array.isArray(p) || p.length !== 2) continue
+    const [id, v] = p as unknown[]
+    if (badName('source_id', id) === null && isVersion(v)) out.push([id as string, v])
+  }
+  return out.length === 0 ? undefined : out
 }
 
 function classifyObject(o: Record<string, unknown>): Kind {
@@ -236,13 +248,17 @@ function classifyObject(o: Record<string, unknown>): Kind {
   const source_id = o.source_id
   const version = o.version
   const deleted = o.deleted
+  const withdrawn = o.withdrawn
   fields.key = key as string
   fields.value = value
   fields.deleted = deleted === true
+  fields.withdrawn = withdrawn === true
   if (deleted !== undefined && deleted !== true && deleted !== false) return refuse('deleted must be true')
+  if (withdrawn !== undefined && withdrawn !== true && withdrawn !== false) return refuse('withdrawn must be true')
+  if (fields.deleted && fields.withdrawn) return refuse('an update is a delete or a withdrawal, not both')
   if (source_id === undefined && version === undefined) {
     // A local delete comes through gossip.delete(key), not a stream.
-    return fields.deleted ? refuse('a local write cannot be a delete') : Kind.Local
+    return fields.deleted || fields.withdrawn ? refuse('a local write cannot be a delete or a withdrawal') : Kind.Local
   }
   const badSource = badName('source_id', source_id)
   if (badSource !== null) return refuse(badSource)
@@ -259,10 +275,11 @@ function classifyObject(o: Record<string, unknown>): Kind {
  */
 export function checkedUpdate(u: unknown, where: string): Update {
   if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
-  const { key, source_id, version, deleted } = fields
-  const problem = deleted ? null : admitValue(fields.value, true)
+  const { key, source_id, version, deleted, withdrawn } = fields
+  const marker = deleted || withdrawn
+  const problem = marker ? null : admitValue(fields.value, true)
   if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
-  const value = deleted ? null : admitted.value
+  const value = marker ? null : admitted.value
   // Keep a signature, so that relaying the restored update stays verifiable.
   let signature: unknown
   try {
@@ -271,7 +288,7 @@ export function checkedUpdate(u: unknown, where: string): Update {
     signature = undefined
   }
   const copy: Update = typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
-  return Object.freeze(deleted ? { ...copy, deleted: true as const } : copy)
+  return Object.freeze(deleted ? { ...copy, deleted: true as const } : withdrawn ? { ...copy, withdrawn: true as const } : copy)
 }
 
 /**

@@ -27,6 +27,12 @@ export interface Update<V = unknown> {
    * key's entry the key is absent from `state` and `get`.
    */
   readonly deleted?: true
+  /**
+   * A withdrawal: the source holds no value for the key any more (a delete
+   * of another source beat its value). Value null. It never competes in
+   * `resolve`; see docs/deletes.md.
+   */
+  readonly withdrawn?: true
 }
 
 /** A local write, as written into the stream: `gossip.set(key, value)`. */
@@ -70,31 +76,26 @@ export interface DigestDone {
   readonly after?: string
   readonly through?: string
   /**
-   * The sender collected deletes up to this version and finds the receiver
-   * behind them: the receiver drops every mapping at or below it and takes
-   * them again from its peers (see README, "Deletes").
-   */
-  readonly reset?: number
-  /**
-   * The sender holds nothing older than this that a delete removed: a peer
-   * reset it below here. A peer behind a collected delete but not behind
-   * this needs no reset.
+   * The sender's horizon: the highest version of a delete it collected. It
+   * refuses a value new to it below this unless something it holds of that
+   * key beats it (see docs/deletes.md, rule 5).
    */
   readonly horizon?: number
-  /** With `reset`: the sender's collected deletes, per source (the receiver adopts them). */
-  readonly floors?: Readonly<Record<string, number>>
-  /** With `reset`, under `config.security`: the sender's id, whose key signs the reset. */
-  readonly reset_by?: string
-  /** With `reset`, under `config.security`: the signature of `reset`, `floors` and `reset_nonce` by `reset_by`. */
-  readonly reset_signature?: string
-  /** With `reset`, under `config.security`: the receiver's latest `nonce`, so that the reset is good for it only, once. */
-  readonly reset_nonce?: string
   /**
-   * With `reset`: the keys whose deletes the sender collected, as a Bloom
-   * filter (base64): the receiver keeps its own writes of other keys.
+   * Sources whose copy at the receiver is behind markers the sender
+   * collected: `{source: [gc, max, named]}` (see {@link StaleNotice}). The
+   * receiver refetches each (see docs/deletes.md, rule 6).
    */
-  readonly reset_keys?: string
-  /** Under `config.security`: a fresh random value a reset to the sender must sign. */
+  readonly stale?: Readonly<Record<string, StaleNotice>>
+  /** Values the sender refused as late, `[source, version]` pairs (see docs/deletes.md, rule 5). */
+  readonly late?: readonly (readonly [string, number])[]
+  /** Under `config.security`, with `stale`: the member whose key signs it. */
+  readonly stale_by?: string
+  /** Under `config.security`, with `stale`: the signature of `stale` and `stale_nonce` by `stale_by`. */
+  readonly stale_signature?: string
+  /** Under `config.security`, with `stale`: the receiver's latest `nonce`, so that the notice is good for it only. */
+  readonly stale_nonce?: string
+  /** Under `config.security`: a fresh random value a `stale` notice to the sender must sign. */
   readonly nonce?: string
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
@@ -105,6 +106,14 @@ export interface DigestDone {
   /** The sender's stream filter: answer it with what passes. */
   readonly filter?: Filter
 }
+
+/**
+ * A stale notice about one source: the sender collected that source's
+ * markers up to `gc`, holds it up to `max`, and saw the receiver name it at
+ * `named` (below `gc`): the receiver's copy may hold what those markers
+ * replaced.
+ */
+export type StaleNotice = readonly [gc: number, max: number, named: number]
 
 /**
  * Which mappings a stream carries, both ways: keys starting with one of
@@ -218,9 +227,10 @@ export interface Config {
    */
   local_writes?: boolean
   /**
-   * How long a delete is remembered, in ms, before it is collected (the node
-   * then forgets the key entirely). Longer than any partition the cluster is
-   * to heal from; see README, "Deletes". Default one hour.
+   * How long, in ms of time during which the node hears from peers, a
+   * delete is remembered before it is collected (the node then forgets it).
+   * Longer than any partition the cluster is to ride out; see
+   * docs/deletes.md. Default one hour.
    */
   tombstone_grace?: number
   /** A filter every stream of the node applies unless given its own (see {@link Filter}). */
@@ -270,6 +280,12 @@ export interface StreamOptions {
    * writes as this node (and, with signing on, gets its writes signed).
    */
   local_writes?: boolean
+  /**
+   * The peer's id, when the transport has authenticated it (the node
+   * command does under `--keys`). Under `config.security`, a `stale`
+   * notice on this stream is then taken only when that peer signed it.
+   */
+  peer?: string
 }
 
 /** Sign and verify hooks of `config.security`. */
@@ -296,15 +312,10 @@ export interface Snapshot {
   readonly version: number
   /** Every source's current mapping of every key the node held (the paper's mu). */
   readonly updates: readonly Update[]
-  /**
-   * Deletes collected, per source: the highest version of a collected
-   * tombstone of each (see README, "Deletes").
-   */
+  /** Markers collected, per source: the highest version of each (see docs/deletes.md). */
   readonly collected?: Readonly<Record<string, number>>
-  /** The highest version of a delete this node collected or was reset below. */
+  /** The highest version of a delete this node collected (see docs/deletes.md, rule 5). */
   readonly horizon?: number
-  /** The keys whose deletes it collected, as a Bloom filter (base64; see README, "Deletes"). */
-  readonly collected_keys?: string
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).

@@ -23,10 +23,13 @@ export type { Security }
  * from meaning anything elsewhere.
  */
 export function signedBytes(update: Update): Buffer {
-  // A delete signs other bytes than a write of null: a relay cannot turn one
-  // into the other.
+  // A delete and a withdrawal sign other bytes than a write of null: a relay
+  // cannot turn one into another.
   if (update.deleted === true) {
     return Buffer.from(`simple-scuttle/delete/1\n${JSON.stringify([update.key, update.source_id, update.version])}`)
+  }
+  if (update.withdrawn === true) {
+    return Buffer.from(`simple-scuttle/withdraw/1\n${JSON.stringify([update.key, update.source_id, update.version])}`)
   }
   return Buffer.from(
     `simple-scuttle/update/1\n${JSON.stringify([update.key, update.value, update.source_id, update.version])}`,

@@ -100,8 +100,9 @@ export class StoreDamagedError extends Error {
 }
 
 const FORMAT = 1
-// The value column of a delete (no JSON text is empty).
+// The value column of a delete and of a withdrawal (no JSON text is empty or "-").
 const DELETED = ''
+const WITHDRAWN = '-'
 const APPLICATION_ID = 0x53637574 // "Scut"
 const DB = 'state.db'
 const LOCK = 'lock.db'
@@ -200,7 +201,7 @@ function rowUpdate(row: Row): Update | string {
   if (rowCrc(key, source_id, version, value, signature) !== crc) return 'its checksum does not match'
   let parsed: unknown = null
   // A delete (a tombstone) is stored with an empty value, which no JSON is.
-  if (value !== DELETED) {
+  if (value !== DELETED && value !== WITHDRAWN) {
     try {
       parsed = JSON.parse(value)
     } catch {
@@ -208,7 +209,12 @@ function rowUpdate(row: Row): Update | string {
     }
   }
   const signed = typeof signature === 'string' ? { signature } : {}
-  const u: Update = value === DELETED ? { key, value: null, source_id, version, ...signed, deleted: true } : { key, value: parsed, source_id, version, ...signed }
+  const u: Update =
+    value === DELETED
+      ? { key, value: null, source_id, version, ...signed, deleted: true }
+      : value === WITHDRAWN
+        ? { key, value: null, source_id, version, ...signed, withdrawn: true }
+        : { key, value: parsed, source_id, version, ...signed }
   // The same checks and limits as an update from a peer.
   try {
     return checkedUpdate(u, 'the row')
@@ -674,7 +680,7 @@ export class Store {
         const u = op.u
         if (op.drop === true && u !== null) s.drop.run(u.key, u.source_id, u.version)
         else if (u !== null) {
-          const value = u.deleted === true ? DELETED : JSON.stringify(u.value)
+          const value = u.deleted === true ? DELETED : u.withdrawn === true ? WITHDRAWN : JSON.stringify(u.value)
           const signature = u.signature ?? null
           s.upsert.run(u.key, u.source_id, u.version, value, signature, op.entry === u.source_id ? 1 : 0, rowCrc(u.key, u.source_id, u.version, value, signature))
         }
@@ -1162,7 +1168,7 @@ export class Store {
 
   // What the node collected of deletes (see Snapshot.collected): a damaged
   // record is logged and dropped (it only guards against stale peers).
-  private loadDeletes(): { collected?: Record<string, number>; horizon?: number; collected_keys?: string } {
+  private loadDeletes(): { collected?: Record<string, number>; horizon?: number } {
     let row: { record: string; crc: number } | undefined
     try {
       row = this.db.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as typeof row
@@ -1172,9 +1178,9 @@ export class Store {
     if (row === undefined) return {}
     try {
       if (typeof row.record !== 'string' || crc32(row.record) !== row.crc) throw new Error('its checksum does not match')
-      const d = JSON.parse(row.record) as { collected?: Record<string, number>; horizon?: number; keys?: string }
+      const d = JSON.parse(row.record) as { collected?: Record<string, number>; horizon?: number }
       this.deletesWritten = row.record
-      return { collected: d.collected, horizon: d.horizon, collected_keys: d.keys }
+      return { collected: d.collected, horizon: d.horizon }
     } catch (err) {
       this.log(`store: ${this.file}: the record of collected deletes is damaged (${(err as Error).message}): a peer behind those deletes could bring deleted keys back`)
       return {}
