@@ -248,6 +248,7 @@ async function run(s: Schedule): Promise<void> {
           break
         case 'restart': {
           const n = id(st.n)
+          if (st.kind === 'nothing' && process.env.MODEL_EXPLORE === '1' && staleCopy(cluster, n)) break
           const p = cluster.persistenceOf(n)
           model.restarting(n, st.kind === 'nothing' ? 'none' : p.keeps === 'view' ? 'view' : 'everything')
           await cluster.restart(n, st.kind)
@@ -305,6 +306,17 @@ function dump(cluster: Cluster, when: string): void {
     const maps = [...g.history._mappings()].map((u) => `${u.key}@${u.source_id}:${u.version % 100000}${u.deleted ? 'D' : u.withdrawn ? 'W' : ''}`).sort().join(' ')
     console.log(id, '| max', maxes, '|', maps)
   }
+}
+
+// Whether some node holds a copy of `id` older than what another collected of it.
+function staleCopy(cluster: Cluster, id: string): boolean {
+  let gc = -Infinity
+  for (const g of cluster.nodes.values()) gc = Math.max(gc, g.deletes.gcOf(id))
+  for (const g of cluster.nodes.values()) {
+    const log = g.history.sources.get(id)
+    if (log !== undefined && log.live > 0 && log.max < gc) return true
+  }
+  return false
 }
 
 /** A seeded generator in [0, 1) (Park and Miller's). */

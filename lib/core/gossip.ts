@@ -395,8 +395,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private restoredRecovering = false
   // Every peer we exchange with answered our question for our past: we send
   // our own updates again though what we hold of our past may have a gap
-  // no peer can fill (see _answeredEmpty).
+  // no peer can fill (see _pastAnswered).
   private pastSettled = false
+  // Whether we know how far we hold our own past. A node started without
+  // state does not: its id may have written before (a restart from
+  // nothing), so it asks each peer once, and its snapshots claim nothing
+  // of its past until every peer it exchanges with has answered.
+  private pastKnown = true
   // Mappings of our id that a past incarnation wrote (received, not issued).
   private readonly pastMappings = new WeakSet<Update>()
   // config.filter: every stream's unless given its own.
@@ -464,7 +469,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // snapshot still fetching its past. Our past reaches our own newest
     // entry at least.
     this.clock = new Clock(restored, now, restored === undefined ? undefined : -1)
-    if (restored !== undefined) {
+    if (restored === undefined) {
+      this.pastKnown = false
+      this.restoredRecovering = true
+    } else {
       this.clock.pastHeard = this.history.sources.get(id)?.max ?? -Infinity
       this.sentOwn = restored
       this.restoredRecovering = this.clock.recovering
@@ -494,6 +502,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // What a saved state holds, an earlier run may have sent.
     g.sentOwn = restored
     g.restoredRecovering = g.clock.recovering
+    g.pastKnown = true
     g.deletes.restored(snapshot)
     return g
   }
@@ -637,7 +646,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** The node's state, to pass to {@link Gossip.restore} after a restart. */
   snapshot(): Snapshot {
     const clock = this.clock
-    const snap = snapshotOf(this.history, clock.time, clock.recovering ? clock.heldThrough : undefined)
+    const snap = snapshotOf(this.history, clock.time, !this.pastKnown ? -1 : clock.recovering ? clock.heldThrough : undefined)
     return this.deletes.record() === null ? snap : { ...snap, ...this.deletes.snapshotFields() }
   }
 
@@ -1136,11 +1145,13 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * by gap fills, see `fills`.)
    */
   _pastAnswered(): void {
-    if (!this.clock.recovering || this.pastSettled) return
+    if (this.pastKnown && (!this.clock.recovering || this.pastSettled)) return
     const live = [...this.streams, this as PeerStream].filter((s) => s.exchanged && !s.destroyed)
     // We send our own updates again; we still ask each further peer for
     // our past from where we hold it without a gap.
-    if (live.length > 0 && live.every((s) => s.verified)) this.pastSettled = true
+    if (live.length === 0 || !live.every((s) => s.verified)) return
+    if (this.clock.recovering) this.pastSettled = true
+    this.pastKnown = true
   }
 
   /**
