@@ -263,6 +263,7 @@ async function run(s: Schedule): Promise<void> {
       await quiet(cluster, settle)
       if (process.env.MODEL_DEBUG === '1') {
         dump(cluster, when)
+        for (const o of model.ops.values()) console.log('op', o.node, o.kind, o.key, o.version % 100000, o.lost ? 'LOST' : '')
         console.log(cluster.invalid.splice(0).slice(0, 20))
       }
       fail(`${when}: a deleted value is back`, model.resurrections())

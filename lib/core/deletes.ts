@@ -61,7 +61,10 @@ class Link {
 interface Refetch {
   /** Take this source only from peers whose digest names it at or above this. */
   gc: number
-  /** Done once our max of it reaches this (the notifier's max). */
+  /**
+   * Done once our max of it reaches this: the notifier's max, or the least
+   * max a fresh peer named (a fresh copy that far is then ours).
+   */
   target: number
   /** Mappings held when the refetch began that no fresh peer has sent again. */
   unconfirmed: Set<Update>
@@ -349,16 +352,20 @@ export class Deletes {
     if (r === undefined) return
     if (previous !== undefined) r.unconfirmed.delete(previous)
     const log = this.host.history.sources.get(source)
-    if (log !== undefined && log.max >= r.target) this.refetched(source, r)
+    if (log !== undefined && log.max >= r.target) this.refetched(source, r, log.max)
   }
 
-  private refetched(source: string, r: Refetch): void {
+  // Done: we hold a fresh copy of the source up to `upTo`. What is still
+  // unconfirmed at or below it was replaced where the copy came from (by a
+  // collected marker, or a newer mapping we now hold); above it, it is
+  // newer than that copy and stays.
+  private refetched(source: string, r: Refetch, upTo: number): void {
     this.refetches.delete(source)
     if ((this.refetchedFor.get(source) ?? -Infinity) < r.gc) this.refetchedFor.set(source, r.gc)
     const history = this.host.history
     let dropped = 0
     for (const u of r.unconfirmed) {
-      if (!history.isCurrent(u)) continue
+      if (u.version > upTo || !history.isCurrent(u)) continue
       this.host.forget(u)
       dropped++
     }
@@ -402,10 +409,13 @@ export class Deletes {
     }
     if (this.refetches.size > 0) {
       const named = (l.named ??= new Map())
-      for (const id of this.refetches.keys()) {
+      for (const [id, r] of this.refetches) {
         const v = heard.get(id)
-        if (v !== undefined) named.set(id, v)
-        else if (covers(range, id)) named.delete(id)
+        if (v !== undefined) {
+          named.set(id, v)
+          // A fresh peer: once we hold the source as far as it does, we are done.
+          if (v >= r.gc && v < r.target) r.target = v
+        } else if (covers(range, id)) named.delete(id)
       }
     }
     if (judge && this.gc.size > 0) this.judge(l, heard, range)
@@ -420,9 +430,9 @@ export class Deletes {
       const named = heard.get(id)
       if (named === undefined || named >= gc) continue
       if (range.after !== undefined || range.through !== undefined) if (!covers(range, id)) continue
-      const max = sources.get(id)?.max ?? -Infinity
-      // A source we are refetching ourselves: our max is not yet a target.
-      if (max < gc || this.refetches.has(id)) continue
+      // (Refetching it ourselves, our max may be below the gc: the peer's
+      // refetch then ends at what a fresh peer names.)
+      const max = Math.max(sources.get(id)?.max ?? -Infinity, gc)
       ;(l.stale ??= new Map()).set(id, [gc, max, named])
     }
   }

@@ -1017,6 +1017,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     if (deletes.ignores(stream, source_id)) return
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
+    // A write of ours from this incarnation that we do not hold as it is:
+    // we replaced it since (and may have collected what replaced it). A
+    // stale copy at a peer does not bring it back.
+    if (source_id === this.id && !past && (previous === undefined || previous.version < version)) return
     // What may move the source's max: not through a filter (what it brings
     // may have gaps below), nor past a value refused in this answer.
     const advance = stream.gapFree() && deletes.mayAdvance(stream, source_id, version)
@@ -1253,7 +1257,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // A peer that answered a question for our past completely holds no
     // more of it than we do: to it we name ourselves as far as we hold.
     const askPast = askAll || (this.clock.recovering && !stream.verified && (stream.pastShown || this.restoredRecovering))
-    const mine = askPast ? Math.max(this.clock.pastHeld, stream.ownSeen) : own
+    // A peer that showed us a past of ours is asked for all it holds of it:
+    // what we hold "without a gap" was judged from other peers' copies.
+    const mine = askPast ? (stream.pastShown ? stream.ownSeen : Math.max(this.clock.pastHeld, stream.ownSeen)) : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast ? mine : null
   }

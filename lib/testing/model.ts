@@ -93,14 +93,33 @@ export class Model {
       const entry = node.state[key] as Update | undefined
       if (source === id && entry !== undefined && entry.source_id === id) r.set(id, entry.version)
     }
+    // A node's newest operation on a key also reached every node whose
+    // digest covers it (it took it, or it was collected before it came).
+    const newest = new Map<string, number>()
+    for (const op of this.ops.values()) {
+      const at = `${op.node}\u0000${op.key}`
+      if ((newest.get(at) ?? -Infinity) < op.version) newest.set(at, op.version)
+    }
     for (const op of this.ops.values()) {
       if (op.lost) continue
-      const r = this.reach.get(`${op.node}\u0000${op.key}`)
+      const at = `${op.node}\u0000${op.key}`
+      const r = this.reach.get(at)
       let best = -Infinity
       if (r !== undefined) for (const v of r.values()) if (v > best) best = v
-      if (best < op.version) op.lost = true
+      if (best >= op.version) continue
+      if (newest.get(at) === op.version && this.covered(id, op)) continue
+      op.lost = true
     }
     this.taken.delete(id)
+  }
+
+  // Whether a node other than `restarting` has a digest covering `op`.
+  private covered(restarting: string, op: Op): boolean {
+    for (const [id, g] of this.cluster.nodes) {
+      if (id === restarting || id === op.node) continue
+      if ((g.history.sources.get(op.node)?.max ?? -Infinity) >= op.version) return true
+    }
+    return false
   }
 
   /**
