@@ -1006,7 +1006,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const from = stream.askFrom
       if (from !== null && version > stream.ownSeen) {
         stream.ownSeen = version
-        if (from <= this.clock.pastHeld && !this.pastSettled) this.clock.held(version)
+        // (Our own writes of this incarnation coming back are no past.)
+        if (from <= this.clock.pastHeld && !this.pastSettled && version < this.clock.start) this.clock.held(version)
       }
     } else {
       this.clock.see(version)

@@ -149,6 +149,12 @@ export class Model {
     return [...new Set([...this.ops.values()].map((o) => o.key))].sort()
   }
 
+  // Whether `u`'s node issued a later operation on its key (not lost).
+  private replaced(u: Update): boolean {
+    for (const o of this.ops.values()) if (o.node === u.source_id && o.key === u.key && o.version > u.version && !o.lost) return true
+    return false
+  }
+
   /** Nodes showing a value that a delete they took beats (a deleted value back). */
   resurrections(): string[] {
     const bad: string[] = []
@@ -160,7 +166,7 @@ export class Model {
         if (e === undefined) continue
         // A delete its own source replaced since (with a newer write, or by
         // withdrawing that write) no longer speaks for it.
-        const t = tombs.find((x) => lwwBeats(x, e) && !((g.history.mapping(x.source_id, key)?.version ?? -Infinity) > x.version))
+        const t = tombs.find((x) => lwwBeats(x, e) && !this.replaced(x))
         if (t !== undefined) bad.push(`${id} shows ${key}=${JSON.stringify(e.value)}@${e.source_id}:${e.version}, deleted by ${t.source_id}:${t.version}`)
       }
     }
