@@ -329,11 +329,11 @@ function checked(r: unknown, name: string): Update {
 }
 
 // The snapshot fields of a delete record (see Snapshot.collected), if it reads.
-function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon'> {
+function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon' | 'maxes'> {
   if (typeof text !== 'string') return {}
   try {
-    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon'>
-    return { collected: d.collected, horizon: d.horizon }
+    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes'>
+    return { collected: d.collected, horizon: d.horizon, maxes: d.maxes }
   } catch {
     return {}
   }

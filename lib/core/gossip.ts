@@ -300,7 +300,7 @@ export class PeerStream extends Transform {
     const fills = this.sends && peerTakes ? node._fillsFor(this, heard, passes) : null
     const room = fills === null ? node.mtu : node.mtu - fills.length
     let chosen =
-      this.sends && peerTakes ? node.deletes.sendable(ordered(deltas(node.history, heard, room, node.order, node.random, range, passes, node._ownCap()), node.sort)) : []
+      this.sends && peerTakes ? node.deletes.sendable(ordered(deltas(node.history, heard, room, node.order, node.random, range, passes, null), node.sort)) : []
     if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
     // mtu_bytes: the answer gets what the digest left of the message.
     const out = node.mtuBytes === Infinity ? chosen : cutToBytes(chosen, node.mtuBytes - (isAnswer ? 0 : this.digestBytes))
@@ -419,6 +419,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // from the front.
   private fills: Update[] = []
   private fillBase = 0
+  // Sources whose max was held back below mappings of theirs we hold (a
+  // value refused in the same answer, a filtered stream): a restart must
+  // not take their highest mapping for their max (see Snapshot.maxes).
+  private readonly heldBack = new Set<SourceLog>()
 
   // config.local_writes, or its default.
   private readonly localDefault: boolean
@@ -503,8 +507,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
     g.sentOwn = restored
     g.restoredRecovering = g.clock.recovering
     g.pastKnown = true
+    g.holdBack(snapshot.maxes)
     g.deletes.restored(snapshot)
     return g
+  }
+
+  // Snapshot.maxes: put back the maxes held back when the snapshot was taken.
+  private holdBack(maxes: unknown): void {
+    if (maxes === null || typeof maxes !== 'object') return
+    for (const id of Object.keys(maxes)) {
+      const v = (maxes as Record<string, unknown>)[id]
+      const log = this.history.sources.get(id)
+      if (log === undefined || typeof v !== 'number' || !(v < log.max)) continue
+      log.max = v
+      this.heldBack.add(log)
+    }
   }
 
   // What the delete logic may ask of this node (see DeletesHost).
@@ -647,7 +664,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
   snapshot(): Snapshot {
     const clock = this.clock
     const snap = snapshotOf(this.history, clock.time, !this.pastKnown ? -1 : clock.recovering ? clock.heldThrough : undefined)
-    return this.deletes.record() === null ? snap : { ...snap, ...this.deletes.snapshotFields() }
+    const maxes = this.maxes()
+    const withMaxes = maxes === null ? snap : { ...snap, maxes }
+    return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
+  }
+
+  // Snapshot.maxes: the sources still held back, with their max.
+  private maxes(): Record<string, number> | null {
+    let out: Record<string, number> | null = null
+    for (const log of this.heldBack) {
+      let top = -Infinity
+      for (const u of this.history.news(log.id, log.max)) if (u.version > top) top = u.version
+      if (top <= log.max) this.heldBack.delete(log)
+      else (out ??= {})[log.id] = log.max
+    }
+    return out
   }
 
   /**
@@ -799,6 +830,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       else store[key] = entry
     }
     history._put(update, slot, previous, log, entry, advance)
+    if (!advance && update.version > log.max) this.heldBack.add(log)
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
     return true
   }
@@ -847,7 +879,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   /** @internal What the node keeps of deletes besides its mappings, as JSON text for a store (null: nothing). */
   _deletesRecord(): string | null {
-    return this.deletes.record()
+    const deletes = this.deletes.record()
+    const maxes = this.heldBack.size === 0 ? null : this.maxes()
+    if (maxes === null) return deletes
+    return JSON.stringify({ ...(deletes === null ? {} : (JSON.parse(deletes) as object)), maxes })
   }
 
   /** @internal How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
@@ -1132,17 +1167,6 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /**
-   * @internal While we fetch our own past, we send our own updates only as
-   * far as we hold them without a gap: a peer's max of us must not pass
-   * what we lack (it would then never get it, and would answer our question
-   * for our past with the same gap).
-   */
-  _ownCap(): ReadonlyMap<string, number> | null {
-    const clock = this.clock
-    return clock.recovering && !this.pastSettled ? new Map([[this.id, clock.pastHeld]]) : null
-  }
-
-  /**
    * @internal A peer answered our question for our past completely. Once
    * every peer we exchange with has, we hold all of our past there is to
    * fetch from them, and send our own updates again. (One that shows more
@@ -1258,9 +1282,11 @@ export class Gossip extends PeerStream implements ResolutionContext {
     // A peer that answered a question for our past completely holds no
     // more of it than we do: to it we name ourselves as far as we hold.
     const askPast = askAll || (this.clock.recovering && !stream.verified && (stream.pastShown || this.restoredRecovering))
-    // A peer that showed us a past of ours is asked for all it holds of it:
-    // what we hold "without a gap" was judged from other peers' copies.
-    const mine = askPast ? (stream.pastShown ? stream.ownSeen : Math.max(this.clock.pastHeld, stream.ownSeen)) : own
+    // Each peer is asked for all it holds of our past, from where it has
+    // shown us so far: what we hold "without a gap" was judged from other
+    // peers' copies, and one of ours we sent meanwhile may hold a gap (gap
+    // fills mend those once we have what was missing, see `fills`).
+    const mine = askPast ? stream.ownSeen : own
     if (mine >= 0) stream.push({ digest: true, source_id: id, version: mine })
     return askPast ? mine : null
   }

@@ -317,6 +317,12 @@ export interface Snapshot {
   /** The highest version of a delete this node collected (see docs/deletes.md, rule 5). */
   readonly horizon?: number
   /**
+   * Sources held without a gap only up to here, below mappings of theirs the
+   * snapshot holds (a value refused as late, or a filtered stream, held their
+   * max back). Default: the highest version of each source held.
+   */
+  readonly maxes?: Readonly<Record<string, number>>
+  /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).
    * The restored clock starts above it, but the node still asks peers for
