@@ -122,7 +122,7 @@ describe('mtu_bytes', function () {
     const longest = `node-${n - 1}`
     const entry = entryBytes(longest, BASE + n)
     const own = entryBytes('a', Number.MAX_SAFE_INTEGER)
-    const done = 40 + 9 + idBytes(longest) + 11 + idBytes(longest)
+    const done = 58 + 9 + idBytes(longest) + 11 + idBytes(longest)
     const k = Math.min(DIGEST_PART - 1, Math.floor((Math.floor(M / 2) - own - done) / entry))
     const bound = Math.ceil(n / k)
     const named = new Set<string>()

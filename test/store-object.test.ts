@@ -8,6 +8,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { Gossip, base } from '../lib'
 import type { Message, Resolve, PeerStream, StateStore, Update } from '../lib'
+import { Cluster, memory, storeObject } from '../lib/testing/cluster'
 
 const lww = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((resolve) => setImmediate(resolve))
@@ -107,20 +108,38 @@ describe('a store object as the key-value store', () => {
   })
 
   it("a delete is the key's tombstone in the store (get answers missing), collected after the grace period, also after a restart on the store (attack found it)", async () => {
-    const store: StateStore = {}
-    const resolve = base.resolution.lww_vs_current_vers
-    const a = new Gossip('a', { resolve, tombstone_grace: 5 }, store)
-    a.set('k', 'v')
-    a.delete('k')
-    assert.strictEqual(store.k.deleted, true)
-    assert.strictEqual(a.get('k').version, -Infinity)
-    // restart on the same store before the grace period passed
-    const again = new Gossip('a', { resolve, tombstone_grace: 5 }, store)
-    assert.strictEqual(again.get('k').version, -Infinity)
-    await new Promise((r) => setTimeout(r, 10)) // the grace period passes
-    again.gossip() // collects
-    assert.deepStrictEqual(Object.keys(store), [])
-    assert.deepStrictEqual(again.sources('k'), [])
+    const grace = 60_000
+    const kept = storeObject()
+    const cluster = await Cluster.start({
+      ids: ['a', 'b'],
+      config: () => ({ resolve: base.resolution.lww_vs_current_vers, tombstone_grace: grace }),
+      persistence: (id) => (id === 'a' ? kept : memory),
+    })
+    try {
+      const a = cluster.node('a')
+      a.set('k', 'v')
+      a.delete('k')
+      // A later write: a source's newest mapping is never collected.
+      a.set('other', 1)
+      await cluster.exchange('a', 'b')
+      const store = a.state as StateStore
+      assert.strictEqual(store.k.deleted, true)
+      assert.strictEqual(a.get('k').version, -Infinity)
+      // restart on the same store before the grace period passed
+      const again = await cluster.restart('a', 'clean')
+      assert.strictEqual(again.state, store)
+      assert.strictEqual(again.get('k').version, -Infinity)
+      // The grace passes while the node hears from its peer: collected, at both.
+      for (let i = 0; i < 4; i++) {
+        cluster.advance(grace / 2)
+        await cluster.exchange('a', 'b')
+      }
+      assert.deepStrictEqual(Object.keys(store).sort(), ['other'])
+      assert.deepStrictEqual(again.history.get('k'), [])
+      assert.deepStrictEqual(cluster.node('b').history.get('k'), [])
+    } finally {
+      cluster.restoreClock()
+    }
   })
 
   it('refuses a store that holds something other than updates of their keys', () => {

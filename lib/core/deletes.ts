@@ -75,6 +75,13 @@ interface Queued {
   readonly at: number
 }
 
+/**
+ * Most bytes this module adds to a digest's end (its horizon, nonce, late
+ * reports and stale notices): a digest bounded by `mtu_bytes` leaves this
+ * much room; notices past it wait for the next end.
+ */
+export const EXTRA_BYTES = 2048
+
 /** Most late reports of other sources passed on towards their writers. */
 const MAX_FORWARD = 1024
 /** Blocked markers are looked at again at most this often (a fraction of the grace), unless few. */
@@ -524,9 +531,15 @@ export class Deletes {
     return l === undefined || (l.stale === null && l.late === null)
   }
 
-  /** Add this module's fields to our digest end to `stream` (see DigestDone). */
+  /**
+   * Add this module's fields to our digest end to `stream` (see
+   * DigestDone), within EXTRA_BYTES: notices that do not fit wait.
+   */
   extras(stream: StreamLike, done: { -readonly [K in keyof DigestDone]: DigestDone[K] }): void {
     const l = this.link(stream)
+    // Fixed fields: nonce (16 hex) and horizon, about 60 bytes; a stale
+    // signature (under 100) with its signer and nonce, 260 at most.
+    let room = EXTRA_BYTES - 400
     if (this.host.security !== undefined) {
       const nonce = freshNonce()
       l.nonces[1] = l.nonces[0]
@@ -535,23 +548,40 @@ export class Deletes {
     }
     if (this.horizon !== -Infinity) done.horizon = this.horizon
     const late: [string, number][] = []
-    if (l.late !== null) for (const p of l.late) if (late.length < MAX_NOTICES) late.push(p)
-    l.late = null
+    const fits = (pair: readonly [string, number]): boolean => {
+      const bytes = JSON.stringify(pair).length + 1
+      if (late.length >= MAX_NOTICES || bytes > room) return false
+      room -= bytes
+      return true
+    }
+    if (l.late !== null) {
+      const rest: [string, number][] = []
+      for (const p of l.late) if (fits(p)) late.push(p)
+      else rest.push(p)
+      l.late = rest.length === 0 ? null : rest
+    }
     if (this.forward.size > 0) {
       const history = this.host.history
-      for (const [tag, [id, version]] of this.forward) {
-        const u = history.at(id, version)
+      for (const [tag, pair] of this.forward) {
+        const u = history.at(pair[0], pair[1])
         // Settled (replaced) by its writer: nothing left to tell.
         if (u === undefined || !history.isCurrent(u)) this.forward.delete(tag)
-        else if (late.length < MAX_NOTICES) late.push([id, version])
+        else if (fits(pair)) late.push([pair[0], pair[1]])
       }
     }
     if (late.length > 0) done.late = late
     const stale = l.stale
-    l.stale = null
     if (stale === null) return
     const notices = new Map<string, StaleNotice>()
-    for (const [id, v] of stale) if (notices.size < MAX_NOTICES) notices.set(id, v)
+    for (const [id, v] of stale) {
+      const bytes = JSON.stringify([id, v]).length + 1
+      if (notices.size >= MAX_NOTICES || bytes > room) break
+      room -= bytes
+      notices.set(id, v)
+      stale.delete(id)
+    }
+    if (stale.size === 0) l.stale = null
+    if (notices.size === 0) return
     done.stale = Object.fromEntries(notices)
     const security = this.host.security
     if (security === undefined) return

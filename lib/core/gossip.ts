@@ -9,7 +9,7 @@ import { Transform } from 'readable-stream'
 import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
-import { Deletes, isMarker, type DeletesHost, type DoneFields } from './deletes'
+import { Deletes, EXTRA_BYTES, isMarker, type DeletesHost, type DoneFields } from './deletes'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
@@ -81,6 +81,8 @@ export class PeerStream extends Transform {
   askFrom: number | null = null
   /** @internal This peer answered a question for our past completely. */
   verified = false
+  /** @internal This peer has answered a question of ours whole (nothing it held that we lacked was left out). */
+  answeredWhole = false
   /** @internal How far, in the node's list of gap fills, this peer has been looked at for them. */
   fillAt = 0
   /** @internal Gap fills this peer was behind on when looked at: offered once it passes them. */
@@ -279,6 +281,7 @@ export class PeerStream extends Transform {
     node.deletes.onDone(this, deletesFields, heard, range, this.gapFree())
     if (isAnswer && this.asked > 0) {
       this.asked--
+      if (this.received >= peerHas) this.answeredWhole = true
       // Asked for our past: complete if the answer was not cut, or if the
       // peer has now shown us everything of ours it holds.
       const named = heard.get(node.id)
@@ -319,6 +322,7 @@ export class PeerStream extends Transform {
     if (!isAnswer) this.push(node._done(this, true))
     heard.clear()
     node._collect()
+    node._viewCheck()
   }
 
   // 'sync' once a digest (or a whole cycle of parts) shows the peer holding
@@ -419,6 +423,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // from the front.
   private fills: Update[] = []
   private fillBase = 0
+  // A store object's entries of other sources at start that no peer has sent
+  // again yet (see adopt).
+  private viewPending: Map<string, Update> | null = null
   // Sources whose max was held back below mappings of theirs we hold (a
   // value refused in the same answer, a filtered stream): a restart must
   // not take their highest mapping for their max (see Snapshot.maxes).
@@ -723,22 +730,45 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   // The entries a store object holds at start: validated; our own are our
-  // history (what we wrote). Others' go: the store holds only the entry of
-  // each key, not their sources' logs, so nothing here can vouch for them;
-  // peers send every source's mappings again (our digest does not claim
-  // them). Returns the clock they imply, or undefined for an empty store.
+  // history (what we wrote); others' stay in the view, and peers send every
+  // source's mappings again (our digest does not claim them). The store
+  // holds only each key's entry, not its source's log: an entry of another
+  // source that no peer sends again by the time every peer we exchange
+  // with has answered us whole was replaced (or is held by no one) and
+  // goes (see _viewCheck). Returns the clock they imply, or undefined for
+  // an empty store.
   private adopt(store: StateStore): number | undefined {
     let clock: number | undefined
-    const others: string[] = []
     for (const key of Object.keys(store)) {
       const u = checkedUpdate(store[key], `store entry "${key}"`)
       if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
       if (clock === undefined || u.version > clock) clock = u.version
       if (u.source_id === this.id) this.history.record(u)
-      else others.push(key)
+      else (this.viewPending ??= new Map()).set(key, u)
     }
-    for (const key of others) delete store[key]
     return clock
+  }
+
+  /**
+   * @internal After a peer's answer: once every peer we exchange with has
+   * answered us whole, the store's entries of other sources that none sent
+   * again go, the key's entry being what resolve makes of what we hold.
+   */
+  _viewCheck(): void {
+    const pending = this.viewPending
+    if (pending === null) return
+    const live = [...this.streams, this as PeerStream].filter((s) => s.exchanged && !s.destroyed)
+    if (live.length === 0 || !live.every((s) => s.answeredWhole)) return
+    this.viewPending = null
+    const store = this.store as StateStore
+    for (const [key, u] of pending) {
+      const e = entryOf(store, key)
+      if (e === undefined || e.source_id !== u.source_id || e.version !== u.version) continue
+      const entry = this.choose(this.history.get(key))
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+      if (this.watchers > 0) this.changed(key, e, entry)
+    }
   }
 
   // A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker.
@@ -831,6 +861,10 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
     history._put(update, slot, previous, log, entry, advance)
     if (!advance && update.version > log.max) this.heldBack.add(log)
+    if (this.viewPending !== null) {
+      const p = this.viewPending.get(key)
+      if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) this.viewPending.delete(key)
+    }
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
     return true
   }
@@ -1248,7 +1282,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const id = this.id
     const history = this.history
     const sources = history.sources
-    const meter = this.mtuBytes === Infinity ? null : new DigestMeter(this.mtuBytes, id, this.flow !== null)
+    const meter = this.mtuBytes === Infinity ? null : new DigestMeter(this.mtuBytes, id, this.flow !== null, this.deletes.quiet(stream) ? 0 : EXTRA_BYTES)
     if (sources.size < part && (meter === null || meter.whole(sources.values(), id))) {
       for (const log of sources.values()) {
         if (log.id === id) continue

@@ -247,11 +247,12 @@ export function entryBytes(id: string, version: number): number {
   return 40 + idBytes(id) + String(version).length
 }
 
-// The bytes of a digest's end at most: with reply, the rate when flow
-// control is on (a number's text is at most 24 characters), after and through.
+// The bytes of a digest's end at most: with reply and behind (counted to
+// 1,000,000: `,"behind":1000000`), the rate when flow control is on (a
+// number's text is at most 24 characters), after and through.
 function doneBytes(after: string | undefined, through: string | undefined, flow: boolean): number {
   // {"digest":true,"done":true,"reply":true ... }\n
-  return 40 + (flow ? 32 : 0) + (after === undefined ? 0 : 9 + idBytes(after)) + (through === undefined ? 0 : 11 + idBytes(through))
+  return 58 + (flow ? 32 : 0) + (after === undefined ? 0 : 9 + idBytes(after)) + (through === undefined ? 0 : 11 + idBytes(through))
 }
 
 /**
@@ -267,12 +268,17 @@ export class DigestMeter {
   private readonly budget: number
   private readonly own: number
 
+  /**
+   * @param extra - bytes the digest's end may carry beyond its fixed fields
+   *   (the delete logic's notices, see Deletes.EXTRA_BYTES).
+   */
   constructor(
     mtuBytes: number,
     ownId: string,
     private readonly flow: boolean,
+    extra = 0,
   ) {
-    this.budget = Math.floor(mtuBytes / 2)
+    this.budget = Math.floor(mtuBytes / 2) - extra
     // The node's own entry, at the largest version it could name.
     this.own = entryBytes(ownId, MAX_VERSION_TEXT)
   }
