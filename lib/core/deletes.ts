@@ -200,6 +200,15 @@ export class Deletes {
     }
     const h = snapshot?.horizon
     if (typeof h === 'number' && Number.isSafeInteger(h) && h > this.horizon) this.horizon = h
+    // A refetch under way starts again: what we hold of the source waits to
+    // be confirmed (a restart must not make a stale copy fresh).
+    const refetching = snapshot?.refetching
+    if (refetching !== null && typeof refetching === 'object') {
+      for (const id of Object.keys(refetching)) {
+        const v = refetching[id]
+        if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number') this.startRefetch(id, v[0], v[1])
+      }
+    }
     // A crash between taking a tombstone and writing the withdrawal it
     // called for leaves our value beaten: withdraw it now.
     for (const key of this.tombKeys) {
@@ -368,6 +377,7 @@ export class Deletes {
   // newer than that copy and stays.
   private refetched(source: string, r: Refetch, upTo: number): void {
     this.refetches.delete(source)
+    this.recordText = null
     if ((this.refetchedFor.get(source) ?? -Infinity) < r.gc) this.refetchedFor.set(source, r.gc)
     const history = this.host.history
     let dropped = 0
@@ -490,14 +500,20 @@ export class Deletes {
         if (target > r.target) r.target = target
         continue
       }
-      // Everything held of the source waits to be sent again by a fresh peer.
-      const log = history.source(id)
-      const unconfirmed = new Set<Update>()
-      for (const u of history.news(id, -Infinity)) unconfirmed.add(u)
-      this.refetches.set(id, { gc, target, unconfirmed })
-      log.max = -Infinity
-      this.host.emit('refetch', id, gc, unconfirmed.size)
+      this.startRefetch(id, gc, target)
     }
+  }
+
+  // Everything held of the source waits to be sent again by a fresh peer.
+  private startRefetch(id: string, gc: number, target: number): void {
+    const history = this.host.history
+    const log = history.source(id)
+    const unconfirmed = new Set<Update>()
+    for (const u of history.news(id, -Infinity)) unconfirmed.add(u)
+    this.refetches.set(id, { gc, target, unconfirmed })
+    log.max = -Infinity
+    this.recordText = null
+    this.host.emit('refetch', id, gc, unconfirmed.size)
   }
 
   // Late reports: our own values go to 'late'; others' are passed on
@@ -626,16 +642,23 @@ export class Deletes {
 
   /** What a store keeps besides the mappings: gc per source and the horizon, as JSON text (null: nothing yet). */
   record(): string | null {
-    if (this.gc.size === 0 && this.horizon === -Infinity) return null
+    if (this.gc.size === 0 && this.horizon === -Infinity && this.refetches.size === 0) return null
     if (this.recordText === null) this.recordText = JSON.stringify(this.snapshotFields())
     return this.recordText
   }
 
   /** The snapshot's `collected` and `horizon`. */
-  snapshotFields(): { collected: Record<string, number>; horizon?: number } {
+  snapshotFields(): { collected: Record<string, number>; horizon?: number; refetching?: Record<string, [number, number]> } {
     const collected: Record<string, number> = {}
     for (const [id, v] of this.gc) collected[id] = v
-    return this.horizon === -Infinity ? { collected } : { collected, horizon: this.horizon }
+    const out: { collected: Record<string, number>; horizon?: number; refetching?: Record<string, [number, number]> } = { collected }
+    if (this.horizon !== -Infinity) out.horizon = this.horizon
+    if (this.refetches.size > 0) {
+      const refetching: Record<string, [number, number]> = {}
+      for (const [id, r] of this.refetches) refetching[id] = [r.gc, r.target]
+      out.refetching = refetching
+    }
+    return out
   }
 
   /** How many markers wait for collection (held, not yet collected), for stats and tests. */

@@ -322,6 +322,8 @@ export interface Snapshot {
    * max back). Default: the highest version of each source held.
    */
   readonly maxes?: Readonly<Record<string, number>>
+  /** Sources being refetched (see docs/deletes.md, rule 6): `{source: [gc, target]}`; the refetch starts again. */
+  readonly refetching?: Readonly<Record<string, readonly [number, number]>>
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).

@@ -1,0 +1,436 @@
+/**
+ * Deletes, rule by rule (docs/deletes.md), and the defects the previous
+ * design was attacked with, each as a regression. The reference-model
+ * property over random schedules is test/model.test.ts.
+ */
+import * as assert from 'assert'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { IDBFactory } from 'fake-indexeddb'
+import { Gossip, base, counter, ed25519, generateKeyPair, openGossip, openIdbGossip } from '../lib'
+import type { Config, Message, Update } from '../lib'
+import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
+
+const lww = base.resolution.lww_vs_current_vers
+const GRACE = 60_000
+const turn = () => new Promise((r) => setImmediate(r))
+const config = (extra: Partial<Config> = {}) => (): Config => ({ resolve: lww, tombstone_grace: GRACE, ...extra })
+
+/** Every pair exchanges both ways, `n` times. */
+async function rounds(c: Cluster, n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) await c.round()
+}
+
+/** The grace passes while the nodes keep hearing from each other. */
+async function graceWithExchanges(c: Cluster): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    c.advance(GRACE / 2)
+    await c.round()
+  }
+}
+
+async function withCluster(ids: string[], extra: Partial<Config>, body: (c: Cluster) => Promise<void>, persistence?: (id: string) => Persistence): Promise<void> {
+  const c = await Cluster.start({ ids, config: config(extra), persistence })
+  try {
+    await body(c)
+  } finally {
+    for (const g of c.nodes.values()) g.destroy()
+    c.restoreClock()
+  }
+}
+
+function agree(c: Cluster): void {
+  const views = [...c.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+  assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+}
+
+describe('deletes (docs/deletes.md)', function () {
+  this.timeout(20_000)
+
+  it('a delete hides the key everywhere; a later set brings it back', () =>
+    withCluster(['a', 'b'], {}, async (c) => {
+      c.node('a').set('k', 1)
+      await rounds(c)
+      c.node('b').delete('k')
+      await rounds(c)
+      for (const g of c.nodes.values()) {
+        assert.strictEqual(g.get('k').version, -Infinity)
+        assert.ok(!('k' in g.state))
+      }
+      c.node('a').set('k', 2)
+      await rounds(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k').value, 2)
+    }))
+
+  it('a delete wins or loses through resolve, like any write', () =>
+    withCluster(['a', 'b'], { resolve: base.resolution.strictly_order_values }, async (c) => {
+      // strictly_order_values: null (a delete's value) is below every value.
+      c.node('b').set('k', 5)
+      await rounds(c)
+      c.node('a').delete('k')
+      await rounds(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k').value, 5)
+    }))
+
+  it('rule 2: a source withdraws its own value that a delete beats; sources(key) leaves out what a held delete beats', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('b').set('k', 'b wrote')
+      c.node('c').set('k', 'c wrote')
+      await rounds(c)
+      c.node('a').delete('k')
+      // Before b and c hear of it, a counts nothing of k.
+      assert.deepStrictEqual(c.node('a').sources('k'), [])
+      await rounds(c)
+      for (const g of c.nodes.values()) {
+        const marks = g.history.get('k').map((u) => [u.source_id, u.deleted === true ? 'delete' : u.withdrawn === true ? 'withdrawn' : u.value])
+        assert.deepStrictEqual(marks.sort(), [
+          ['a', 'delete'],
+          ['b', 'withdrawn'],
+          ['c', 'withdrawn'],
+        ])
+        assert.deepStrictEqual(g.sources('k'), [])
+      }
+    }))
+
+  it('rule 2: a withdrawal takes no part in resolve: it never beats a write the delete did not beat', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('b').set('k', 'old')
+      await rounds(c)
+      c.node('a').delete('k') // beats b's value
+      await c.exchange('a', 'c')
+      c.node('c').set('k', 'newer') // after the delete: it wins
+      await rounds(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k').value, 'newer', g.id)
+      // b withdrew its old value, and that changed nothing else.
+      assert.strictEqual(c.node('a').history.mapping('b', 'k')?.withdrawn, true)
+    }))
+
+  it('rule 4: collected after the grace of time spent hearing from peers: a node alone keeps its deletes, and memory goes back to one entry per source', () =>
+    withCluster(['a', 'b'], {}, async (c) => {
+      const a = c.node('a')
+      for (let i = 0; i < 100; i++) a.set(`k${i}`, 'x'.repeat(50))
+      await rounds(c)
+      for (let i = 0; i < 100; i++) a.delete(`k${i}`)
+      a.set('last', 1) // a source's newest mapping stays
+      await rounds(c)
+      // Alone, time passes without collection.
+      c.partition(new Set(['a']))
+      c.advance(10 * GRACE)
+      a._collect()
+      assert.strictEqual(a.deletes.pending, 100)
+      c.heal()
+      await graceWithExchanges(c)
+      for (const g of c.nodes.values()) {
+        assert.deepStrictEqual([...g.history._mappings()].map((u) => u.key), ['last'])
+        assert.strictEqual(g.deletes.pending, 0)
+      }
+    }))
+
+  it('rule 4: a delete that still beats a live value is kept until that value is withdrawn', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('b').set('k', 'b wrote')
+      await rounds(c)
+      // b is away: it cannot withdraw its value.
+      c.partition(new Set(['b']))
+      c.node('a').delete('k')
+      c.node('a').set('other', 1)
+      await graceWithExchanges(c)
+      assert.strictEqual(c.node('a').history.mapping('a', 'k')?.deleted, true, 'kept: it beats b\'s value')
+      c.heal()
+      await rounds(c)
+      await graceWithExchanges(c)
+      // The delete and b's value are gone; b's withdrawal, its newest, stays.
+      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k').map((u) => [u.source_id, u.withdrawn]), [['b', true]], g.id)
+    }))
+
+  it('regression: a pause past the grace after everything agreed changes nothing (the old design lost a-wrote on three of four nodes)', () =>
+    withCluster(['a', 'b', 'c', 'd'], {}, async (c) => {
+      c.node('b').set('k2', 'b-wrote')
+      await rounds(c)
+      c.node('c').delete('k2')
+      await rounds(c)
+      c.node('a').set('k2', 'a-wrote')
+      c.node('d').set('k1', 'd')
+      await rounds(c)
+      agree(c)
+      // The whole cluster pauses longer than the grace, then goes on.
+      c.advance(3 * GRACE)
+      await graceWithExchanges(c)
+      await rounds(c)
+      agree(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k2').value, 'a-wrote', g.id)
+    }))
+
+  it('rule 5 and 7: a node away past the grace has its writes older than a collected delete refused as late; keep writes them again, drop withdraws them', async () => {
+    for (const choice of ['keep', 'drop'] as const) {
+      await withCluster(['a', 'b', 'c'], {}, async (c) => {
+        c.node('c').set('shared', 'before')
+        await rounds(c)
+        c.partition(new Set(['c']))
+        // c writes while away; a deletes doomed, which it never saw c write,
+        // and, hearing from b, collects the delete.
+        c.node('c').set('doomed', 'c wrote')
+        c.node('c').set('offline', 'c wrote while away')
+        // Later by the wall clock (past Clock.SLACK, so a's version says so).
+        c.advance(2000)
+        c.node('a').delete('doomed')
+        c.node('a').set('after', 1)
+        await graceWithExchanges(c)
+        const late: Update[][] = []
+        c.node('c').on('late', (u: Update[]) => late.push(u))
+        c.heal()
+        await rounds(c)
+        // c learned that its offline write (and its write of doomed, which
+        // the collected delete beat) are refused as late; nothing is lost
+        // or brought back until it chooses.
+        assert.deepStrictEqual(
+          late.flat().map((u) => u.key).sort(),
+          ['doomed', 'offline'],
+        )
+        assert.strictEqual(c.node('a').get('offline').version, -Infinity)
+        assert.strictEqual(c.node('a').get('doomed').version, -Infinity)
+        assert.strictEqual(c.node('c').settleLate(choice), 2)
+        await rounds(c)
+        agree(c)
+        for (const g of c.nodes.values()) {
+          if (choice === 'keep') {
+            assert.strictEqual(g.get('offline').value, 'c wrote while away')
+            assert.strictEqual(g.get('doomed').value, 'c wrote', 'kept: it now wins over the old delete')
+          } else {
+            assert.strictEqual(g.get('offline').version, -Infinity)
+            assert.strictEqual(g.get('doomed').version, -Infinity)
+          }
+        }
+        assert.deepStrictEqual(c.node('c').late, [])
+      })
+    }
+  })
+
+  it('rule 6: a copy behind collected markers is refetched: what the fresh copy lacks goes, nothing else', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      const a = c.node('a')
+      a.set('gone', 1)
+      a.set('stays', 2)
+      await rounds(c)
+      c.partition(new Set(['c']))
+      a.delete('gone')
+      a.set('newer', 3)
+      await graceWithExchanges(c)
+      assert.deepStrictEqual(a.history.get('gone'), [])
+      const events: unknown[][] = []
+      c.node('c').on('refetch', (...e: unknown[]) => events.push(['refetch', e[0]]))
+      c.node('c').on('refetched', (...e: unknown[]) => events.push(['refetched', ...e]))
+      c.heal()
+      await rounds(c)
+      assert.deepStrictEqual(events, [
+        ['refetch', 'a'],
+        ['refetched', 'a', 1],
+      ])
+      agree(c)
+      assert.strictEqual(c.node('c').get('gone').version, -Infinity)
+      assert.strictEqual(c.node('c').get('stays').value, 2)
+      assert.strictEqual(c.node('c').get('newer').value, 3)
+    }))
+
+  it('regression: a refetch, then a restart from a snapshot, SQLite or IndexedDB before it ends, loses nothing the cluster holds', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-'))
+    const indexedDB = new IDBFactory()
+    const sqlite = (): Persistence => {
+      const stores = new Map<string, ReturnType<typeof openGossip>['store']>()
+      const p: Persistence = {
+        name: 'sqlite',
+        keeps: 'everything',
+        open: async (id, cfg) => {
+          const { gossip, store } = openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })
+          stores.set(id, store)
+          return gossip
+        },
+        reopen: async (node, cfg) => {
+          await stores.get(node.id)?.close()
+          return p.open(node.id, cfg)
+        },
+        wipe: async () => undefined,
+      }
+      return p
+    }
+    const idb = (): Persistence => {
+      const stores = new Map<string, Awaited<ReturnType<typeof openIdbGossip>>['store']>()
+      const p: Persistence = {
+        name: 'idb',
+        keeps: 'everything',
+        open: async (id, cfg) => {
+          const { gossip, store } = await openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })
+          stores.set(id, store)
+          return gossip
+        },
+        reopen: async (node, cfg) => {
+          await stores.get(node.id)?.close()
+          return p.open(node.id, cfg)
+        },
+        wipe: async () => undefined,
+      }
+      return p
+    }
+    try {
+      for (const kind of [() => memory, sqlite, idb]) {
+        const persistence = kind()
+        await withCluster(
+          ['a', 'b', 'c'],
+          { mtu: 1 },
+          async (c) => {
+            const a = c.node('a')
+            for (let i = 0; i < 5; i++) a.set(`k${i}`, i)
+            await rounds(c, 8)
+            c.partition(new Set(['c']))
+            a.delete('k0')
+            a.set('k9', 9)
+            await graceWithExchanges(c)
+            c.heal()
+            // c starts refetching a (mtu 1: one mapping an exchange), then restarts.
+            await c.exchange('a', 'c')
+            await c.exchange('c', 'a')
+            await c.restart('c', 'clean')
+            await rounds(c, 12)
+            agree(c)
+            for (let i = 1; i < 5; i++) assert.strictEqual(c.node('c').get(`k${i}`).value, i, `${persistence.name}: k${i}`)
+            assert.strictEqual(c.node('c').get('k0').version, -Infinity, persistence.name)
+          },
+          () => persistence,
+        )
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('regression: IndexedDB keeps deletes: after a reload a deleted key stays deleted and is not sent to fresh peers', async () => {
+    const indexedDB = new IDBFactory()
+    const cfg = { resolve: lww }
+    const first = await openIdbGossip('a', cfg, 'keeps-deletes', { indexedDB, locks: null })
+    first.gossip.set('k', 'v')
+    first.gossip.delete('k')
+    await first.store.close()
+    const again = await openIdbGossip('a', cfg, 'keeps-deletes', { indexedDB, locks: null })
+    assert.strictEqual(again.gossip.get('k').version, -Infinity)
+    assert.strictEqual(again.gossip.history.mapping('a', 'k')?.deleted, true)
+    const fresh = new Gossip('fresh', cfg)
+    const s = again.gossip.createStream()
+    const t = fresh.createStream()
+    s.pipe(t).pipe(s)
+    t.gossip()
+    for (let i = 0; i < 10; i++) await turn()
+    assert.strictEqual(fresh.get('k').version, -Infinity)
+    assert.strictEqual(fresh.history.mapping('a', 'k')?.deleted, true)
+    await again.store.close()
+  })
+
+  it('regression: a restart from nothing does not issue a collected delete again', () =>
+    withCluster(['a', 'b'], {}, async (c) => {
+      const a = c.node('a')
+      a.set('k', 1)
+      a.delete('k')
+      a.set('other', 2)
+      await rounds(c)
+      await graceWithExchanges(c)
+      assert.deepStrictEqual(c.node('b').history.get('k'), [])
+      await c.restart('a', 'nothing')
+      await rounds(c, 4)
+      for (const g of c.nodes.values()) {
+        assert.deepStrictEqual(g.history.get('k'), [], g.id)
+        assert.strictEqual(g.get('other').value, 2)
+      }
+    }))
+
+  it('counters: a delete of a counter key makes every source withdraw its count; totals agree, then count up from zero', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      counter.add(c.node('a'), 'n', 3)
+      counter.add(c.node('b'), 'n', 4)
+      await rounds(c)
+      for (const g of c.nodes.values()) assert.strictEqual(counter.total(g, 'n'), 7)
+      c.node('c').delete('n')
+      await rounds(c)
+      for (const g of c.nodes.values()) assert.strictEqual(counter.total(g, 'n'), 0)
+      counter.add(c.node('a'), 'n')
+      await rounds(c)
+      for (const g of c.nodes.values()) assert.strictEqual(counter.total(g, 'n'), 1)
+    }))
+
+  it("every stream reports 'sync' after deletes, withdrawals and collection (the old design left digests naming versions nobody could send)", () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('a').set('x', 1)
+      c.node('b').set('x', 2)
+      await rounds(c)
+      c.node('c').delete('x')
+      await rounds(c)
+      await graceWithExchanges(c)
+      await rounds(c)
+      assert.deepStrictEqual(c.unsynced(), [])
+    }))
+
+  it('attack: the old reset line from a peer changes nothing; a forged stale notice drops nothing', () =>
+    withCluster(['a', 'b'], {}, async (c) => {
+      c.node('a').set('k', 1)
+      await rounds(c)
+      const b = c.node('b')
+      const s = b.createStream()
+      s.write({ digest: true, done: true, reset: 9e15, floors: { a: 9e15 }, reset_keys: 'AAAA' })
+      // A stale notice with a gc no peer can reach: b refetches a, and keeps
+      // what it holds until a fresh copy proves it gone.
+      s.write({ digest: true, source_id: 'a', version: 1 })
+      s.write({ digest: true, done: true, stale: { a: [8e15, 8e15, 1] } })
+      await turn()
+      assert.strictEqual(b.get('k').value, 1)
+      await rounds(c)
+      assert.strictEqual(b.get('k').value, 1)
+    }))
+
+  it('signatures: a stale notice is taken only signed by a member for our latest nonce, and from the peer the stream was opened with', async () => {
+    const keys = { a: generateKeyPair(), b: generateKeyPair(), m: generateKeyPair() }
+    const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey, m: keys.m.publicKey }
+    const sec = (id: 'a' | 'b' | 'm') => ed25519({ id, privateKey: keys[id].privateKey, publicKeys })
+    const b = new Gossip('b', { resolve: lww, security: sec('b') })
+    const said: string[] = []
+    // The stream knows its peer is a: a notice m signed is refused.
+    const s = b.createStream({ peer: 'a' })
+    s.on('invalid', (_o: unknown, r: string) => said.push(r))
+    s.gossip()
+    let nonce = ''
+    for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if ('done' in m && m.nonce !== undefined) nonce = m.nonce
+    assert.ok(nonce.length > 0)
+    const stale = new Map([['x', [5, 6, 1] as const]])
+    const { staleUpdate } = await import('../lib/core/shape')
+    const signedBy = (id: 'a' | 'm', n: string) => sec(id).sign(staleUpdate(id, stale, n))
+    let refetches = 0
+    b.on('refetch', () => refetches++)
+    // (As answers: a question would be answered with a fresh nonce.)
+    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] }, stale_by: 'm', stale_nonce: nonce, stale_signature: signedBy('m', nonce) })
+    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] } })
+    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] }, stale_by: 'a', stale_nonce: 'not-ours', stale_signature: signedBy('a', 'not-ours') })
+    await turn()
+    assert.strictEqual(refetches, 0)
+    assert.strictEqual(said.filter((r) => /stale notice not signed/.test(r)).length, 3)
+    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] }, stale_by: 'a', stale_nonce: nonce, stale_signature: signedBy('a', nonce) })
+    await turn()
+    assert.strictEqual(refetches, 1)
+  })
+
+  it('signatures: a relay cannot turn a write of null into a delete or a withdrawal, nor forge one', async () => {
+    const keys = { a: generateKeyPair(), b: generateKeyPair() }
+    const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }
+    const a = new Gossip('a', { resolve: lww, security: ed25519({ id: 'a', privateKey: keys.a.privateKey, publicKeys }) })
+    const b = new Gossip('b', { resolve: lww, security: ed25519({ id: 'b', privateKey: keys.b.privateKey, publicKeys }) })
+    a.set('n', null)
+    const signedNull = a.get('n') as Update
+    const refused: string[] = []
+    b.on('invalid', (_o: unknown, r: string) => refused.push(r))
+    b.write({ ...signedNull, deleted: true })
+    b.write({ ...signedNull, withdrawn: true })
+    a.delete('gone')
+    b.write({ ...(a.history.mapping('a', 'gone') as Update) })
+    await turn()
+    assert.strictEqual(refused.length, 2)
+    assert.deepStrictEqual(b.history.get('n'), [])
+    assert.strictEqual(b.history.mapping('a', 'gone')?.deleted, true)
+  })
+})
