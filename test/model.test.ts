@@ -24,7 +24,7 @@ import type { Config, IdbStore } from '../lib'
 import { Cluster, memory, storeObject, type Persistence } from '../lib/testing/cluster'
 import { Model } from '../lib/testing/model'
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 60)
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 300)
 /** What the schedules exercised, in all (printed with MODEL_STATS=1): a property that never reaches a path proves nothing of it. */
 const seen = { late: 0, refetch: 0, dropped: 0, collectedDeletes: 0, forgot: 0, withdrawals: 0 }
 const GRACE = 60_000 // ms of simulated time
@@ -345,6 +345,15 @@ async function quiet(cluster: Cluster, settle: () => void): Promise<void> {
 
 describe('deletes against a reference model', function () {
   this.timeout(0)
+
+  // Every counterexample found while building the design (docs/deletes.md),
+  // replayed as it was found.
+  const kept = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'test', 'fixtures', 'model-counterexamples.json'), 'utf8'), (_k, v) =>
+    v === 'Infinity' ? Infinity : v,
+  ) as (Schedule & { why: string })[]
+  for (const [i, s] of kept.entries()) {
+    it(`counterexample ${i + 1}: ${s.why}`, () => run({ ...s, seed: s.seed ?? 1 }))
+  }
 
   if (process.env.MODEL_REPLAY !== undefined) {
     it('replays MODEL_REPLAY', async () => {

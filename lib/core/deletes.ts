@@ -33,6 +33,8 @@ export interface DeletesHost {
   wall(): number
   /** Report an event of the node (`'late'`, `'refetch'`, `'refetched'`). */
   emit(event: string, ...args: unknown[]): boolean
+  /** The node's open streams. */
+  streams(): Iterable<StreamLike>
 }
 
 /** What this module needs of a stream: its authenticated peer, if any, and its events. */
@@ -478,6 +480,8 @@ export class Deletes {
   private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>): void {
     const history = this.host.history
     for (const [id, [gc, target]] of stale) {
+      // Knowing this gc already, we collected up to it or refetched for it.
+      const knew = this.gc.get(id) ?? -Infinity
       this.raiseGc(id, gc)
       if (id === this.host.id) {
         // Our own copy behind our own collected markers. After a restart from
@@ -494,13 +498,21 @@ export class Deletes {
         }
         continue
       }
-      if ((this.refetchedFor.get(id) ?? -Infinity) >= gc) continue
+      if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || knew >= gc) continue
       const r = this.refetches.get(id)
       if (r !== undefined && r.gc >= gc) {
         if (target > r.target) r.target = target
         continue
       }
       this.startRefetch(id, gc, target)
+      // Our copy was stale, and we may have sent it on, carrying a peer's
+      // max past the gc too: every peer hears of it (one that knew the gc
+      // has nothing to do; one that did not refetches, and tells its own).
+      for (const s of this.host.streams()) {
+        if (s === stream) continue
+        const l = this.link(s)
+        ;(l.stale ??= new Map()).set(id, [gc, Math.max(target, gc), 0])
+      }
     }
   }
 

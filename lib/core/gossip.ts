@@ -526,7 +526,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       const v = (maxes as Record<string, unknown>)[id]
       const log = this.history.sources.get(id)
       if (log === undefined || typeof v !== 'number' || !(v < log.max)) continue
-      log.max = v
+      log.max = v < 0 ? -Infinity : v
       this.heldBack.add(log)
     }
   }
@@ -545,6 +545,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       forget: (m) => this.forget(m),
       wall: () => node.clock.wall(),
       emit: (event, ...args) => this.emit(event, ...args),
+      streams: () => [this as PeerStream, ...this.streams].filter((s) => !s.destroyed),
     }
   }
 
@@ -683,7 +684,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
       let top = -Infinity
       for (const u of this.history.news(log.id, log.max)) if (u.version > top) top = u.version
       if (top <= log.max) this.heldBack.delete(log)
-      else (out ??= {})[log.id] = log.max
+      // (-1 for none: a snapshot is JSON.)
+      else (out ??= {})[log.id] = log.max === -Infinity ? -1 : log.max
     }
     return out
   }
