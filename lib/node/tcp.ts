@@ -14,6 +14,7 @@
  *
  * @packageDocumentation
  */
+import * as fs from 'fs'
 import * as http from 'http'
 import * as net from 'net'
 import { EventEmitter } from 'events'
@@ -347,6 +348,9 @@ export class ScuttleNode extends EventEmitter {
   private membershipStarted = false
   // The store failed: local writes are refused (reads and gossip go on).
   private storeFailure: Error | null = null
+  private dataIno: number | undefined = undefined
+  // A twin being told that this node is its younger (see tellTwin).
+  private telling: Promise<void> | null = null
   private readonly auth: HelloAuth | undefined
   private readonly wsOrigins: string[]
   private readonly memberRate: number
@@ -719,6 +723,17 @@ export class ScuttleNode extends EventEmitter {
     return this.storeFailure
   }
 
+  // A data directory removed or replaced while the node runs takes writes
+  // nowhere (SQLite writes on into the unlinked files): said, and writes
+  // refused, as for one that cannot be written.
+  private checkDataDir(): void {
+    const store = this.store
+    if (store === null || this.storeFailure !== null) return
+    const st = fs.statSync(store.dir, { throwIfNoEntry: false })
+    this.dataIno ??= st?.ino
+    if (st === undefined || st.ino !== this.dataIno) this.storeFailed(new Error(st === undefined ? 'it vanished' : 'it was replaced'))
+  }
+
   private storeFailed(err: Error): void {
     if (this.storeFailure !== null) return
     this.storeFailure = err
@@ -804,6 +819,7 @@ export class ScuttleNode extends EventEmitter {
     if (this.closing) return
     this.closing = true
     if (this.timer !== null) clearInterval(this.timer)
+    if (this.telling !== null) await this.telling
     this.membership?.stop()
     if (this.metricsServer !== null) await this.metricsServer.close()
     for (const d of this.dialers) d.stop()
@@ -830,6 +846,7 @@ export class ScuttleNode extends EventEmitter {
 
   private tick(): void {
     const now = Date.now()
+    this.checkDataDir()
     for (const c of this.conns) {
       if (c.peer === null && now - c.opened >= this.opts.stallTimeout) {
         this.drop(c, `no hello within ${now - c.opened} ms`, 'timeout')
@@ -1023,14 +1040,47 @@ export class ScuttleNode extends EventEmitter {
     this.countRefusal(ours ? err.code : 'refused_by_peer')
     if (!ours && err.peerCode === 'twin') {
       this.counters.twins++
+      if (err.twinAddress !== undefined) this.tellTwin(err.twinAddress)
       this.emit('twin', { newer: true, address: err.twinAddress ?? null, started: null } satisfies TwinReport)
     }
-    const key = c.direction === 'out' ? `${c.address} ${code}` : code
+    // Said once per reason (and address we dial), then every 100th.
+    const key = c.direction === 'out' ? `${c.address} ${code} ${err.message}` : err.message
     const seen = this.refusals.get(key) ?? 0
     if (this.refusals.size >= 1000) this.refusals.clear()
     this.refusals.set(key, seen + 1)
     const said = seen % 100 === 0
     this.drop(c, said ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, null, !said, true)
+  }
+
+  // A peer refused this node as the younger twin of the node at `address`:
+  // say hello there once, so that the elder hears of it too (its log and
+  // metrics), then hang up. close() waits for it, at most two seconds.
+  private tellTwin(address: string): void {
+    if (this.telling !== null) return
+    let to: Address
+    try {
+      to = parseAddress(address)
+    } catch {
+      return
+    }
+    this.telling = new Promise<void>((resolve) => {
+      const socket = net.connect({ host: to.host, port: to.port })
+      let session: Session | null = null
+      const done = () => {
+        clearTimeout(timer)
+        session?.destroy()
+        socket.destroy()
+        resolve()
+      }
+      const timer = setTimeout(done, 2000)
+      socket.on('error', done)
+      socket.once('close', done)
+      socket.once('connect', () => {
+        session = new Session(this.gossip, socket as unknown as Duplex, { cluster: this.cluster, codecs: this.codecs, started: this.startedAt, address: this.advertised, auth: this.auth, nonce: randomNonce })
+        session.on('refused', done)
+        session.on('open', done)
+      })
+    })
   }
 
   private countRefusal(code: RefusalCode): void {

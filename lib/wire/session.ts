@@ -432,7 +432,8 @@ export class Session extends EventEmitter {
     const tell = this.peerHello?.nonce !== undefined && (this.state === 'hello' || this.state === 'verdict')
     if (tell) {
       try {
-        this.transport.write(`${JSON.stringify({ refused: err.code, reason: err.message, ...extra })}\n`)
+        const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress }
+        this.transport.write(`${JSON.stringify({ refused: err.code, reason: err.message, ...twin, ...extra })}\n`)
       } catch {
         // The transport is gone: nothing to tell.
       }
