@@ -264,7 +264,9 @@ describe('the command line, for an operator', function () {
       const r = run(args)
       assert.strictEqual(r.status, 2, `${args.join(' ')} exited ${r.status}: ${r.stderr}`)
       assert.match(r.stderr, said)
-      assert.match(r.stderr, /usage: simple-scuttle/)
+      // One line for the error, one pointing to the usage (not 30 lines that scroll it away).
+      assert.match(r.stderr, /\nsee: simple-scuttle( node)? --help\n$/)
+      assert.strictEqual(r.stderr.trim().split('\n').length, 2, r.stderr)
       assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: a stack trace`)
     }
   })
@@ -287,7 +289,7 @@ describe('the command line, for an operator', function () {
       [['simulate', '--rounds', '2', '--svg', dir], /--svg: cannot write the plot: .* is a directory/, 2],
       // found by an outside attack
       [['node', '--id', 'b', '--ws', `127.0.0.1:${busy}`], /cannot start: cannot listen on 127\.0\.0\.1:\d+: the address is in use .*choose another --ws\)/, 1],
-      [['node', '--id', 'b', '--data', '/dev/null'], /cannot start: not a directory: \/dev\/null \(--data names a directory\)/, 1],
+      [['node', '--id', 'b', '--data', '/dev/null'], /cannot start: --data \/dev\/null: \/dev\/null is not a directory/, 1],
       [['node', '--id', 'b', '--interval', '3000000000'], /--interval must be a positive number of milliseconds, at most 2147483647/, 2],
       [['node', '--id', 'b\u001b[2J'], /--id must not hold control or invisible characters/, 2],
       [['node', '--id', 'b\u202e'], /--id must not hold control or invisible characters/, 2],
