@@ -199,6 +199,8 @@ class Connection {
   memberTokens: number
   memberRefilled = Date.now()
   held = new Set<string>()
+  // Its last whole digest named no source, though this node holds some.
+  claimsNothing = false
   // Updates other than heartbeats moved either way since the peer's last
   // reply, and at the reply before (see quiet).
   moved = 0
@@ -871,23 +873,29 @@ export class ScuttleNode extends EventEmitter {
     return n
   }
 
-  // The incoming connection to let go for a new one: the oldest that never
-  // answered a question of ours (or never said hello) though it had a
-  // second to, else the one that let the most go unanswered since its last
-  // answer, two at least (one may just be in flight): a peer that answers
-  // is kept, and a new one has the time to answer before a crowd of
-  // reconnecting squatters can push it out.
+  // The incoming connection to let go for a new one, among those that had
+  // a second to answer (a new one must have the time to, before a crowd of
+  // reconnecting squatters can push it out): the oldest that never
+  // answered a question of ours (or never said hello); else the oldest
+  // whose answers name no source though this node holds some (it takes
+  // nothing it is sent: an empty reply to every question squats a slot
+  // while seeming to answer); else the one that let the most, two at least
+  // (one may be in flight), go unanswered since its last answer. A peer
+  // that answers and holds what it is sent is kept.
   private idlest(): Connection | null {
     let never: Connection | null = null
+    let empty: Connection | null = null
     let lapsed: Connection | null = null
     const now = Date.now()
     for (const c of this.conns) {
-      if (c.direction !== 'in') continue
+      if (c.direction !== 'in' || now - c.opened < GRACE) continue
       if (!c.answered) {
-        if (now - c.opened >= GRACE && (never === null || c.opened < never.opened)) never = c
+        if (never === null || c.opened < never.opened) never = c
+      } else if (c.claimsNothing) {
+        if (empty === null || c.opened < empty.opened) empty = c
       } else if (c.unanswered >= 2 && (lapsed === null || c.unanswered > lapsed.unanswered)) lapsed = c
     }
-    return never ?? lapsed
+    return never ?? empty ?? lapsed
   }
 
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
@@ -1136,6 +1144,9 @@ export class ScuttleNode extends EventEmitter {
             }
             if (!c.dropping) {
               node.onDigest?.('received', c.entriesIn)
+              // A whole digest naming no source while this node holds some:
+              // the peer takes nothing it is sent (or has just come).
+              if (chunk.after === undefined && chunk.through === undefined) c.claimsNothing = c.entriesIn === 0 && node.gossip.history.sources.size > 0
               // What the peer holds of ours, if this digest (or part) covers our id.
               const own = node.gossip.id
               const after = chunk.after
@@ -1176,21 +1187,30 @@ export class ScuttleNode extends EventEmitter {
     })
   }
 
-  // A new member's record from a peer other than that member takes one of
-  // the peer's member tokens; without one, it and the rest of its source's
-  // updates in this message wait for a later exchange (a source's updates
-  // come in version order, and a gap would never be asked for again).
+  // A new member (its record or heartbeat, of an id not tracked yet) heard
+  // from a peer other than itself: it takes one of the peer's member tokens
+  // (memberRate per interval), and it may not fill the last eighth of
+  // maxMembers, kept for members heard from themselves, so that forged
+  // members relayed by one peer cannot keep a real node out. Without room,
+  // it and the rest of its source's updates in this message wait for a
+  // later exchange (a source's updates come in version order, and a gap
+  // would never be asked for again).
   private memberAdmitted(c: Connection, u: Record<string, unknown>): boolean {
     const source = u.source_id
     if (typeof source !== 'string') return true
     if (c.held.has(source)) return false
     const key = u.key
-    if (typeof key !== 'string' || !key.startsWith(MEMBER_PREFIX) || source === c.peer) return true
-    if (this.membership === null || this.gossip.get(key).version !== -Infinity) return true
+    const m = this.membership
+    if (m === null || typeof key !== 'string' || source === c.peer) return true
+    const prefix = key.startsWith(MEMBER_PREFIX) ? MEMBER_PREFIX : key.startsWith(HEARTBEAT_PREFIX) ? HEARTBEAT_PREFIX : null
+    // Only a member's own record and heartbeat count for membership.
+    if (prefix === null || key.slice(prefix.length) !== source || m.member(source) !== undefined) return true
     const now = Date.now()
     c.memberTokens = Math.min(this.memberRate, c.memberTokens + ((now - c.memberRefilled) / this.opts.interval) * this.memberRate)
     c.memberRefilled = now
-    if (c.memberTokens >= 1) {
+    const counts = m.counts()
+    const room = counts.live + counts.dead - 1 < m.maxMembers - Math.max(1, Math.floor(m.maxMembers / 8))
+    if (room && c.memberTokens >= 1) {
       c.memberTokens -= 1
       return true
     }
@@ -1198,7 +1218,9 @@ export class ScuttleNode extends EventEmitter {
     this.count('member')
     this.logRefusal(
       `members ${c.peer}`,
-      `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges`,
+      room
+        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges`
+        : `peer ${c.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait`,
     )
     return false
   }

@@ -87,11 +87,19 @@ describe('adversarial: squatters (issue 21)', function () {
       }
       await m.send(text + line({ digest: true, done: true }))
     }
-    for (let round = 0; round < 10 && !m.isClosed; round++) await forge(round)
     const forged = () => (a.membership?.members() ?? []).filter((x) => x.id.startsWith('f')).length
+    // Forge until as many are tracked as the node lets one peer fill (all 63 once, leaving no room).
+    let round = 0
+    await until(
+      async () => {
+        await forge(round++)
+        return forged() >= 55 || m.isClosed
+      },
+      10_000,
+      'the forged members to fill a',
+    )
     figure('forged_tracked_before_join', forged())
     const c = await start({ id: 'c', membership: true, connect: [a.address()] })
-    let round = 10
     await until(
       async () => {
         if (!m.isClosed) await forge(round++)
