@@ -231,16 +231,17 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
  * (made for example with `openssl genpkey -algorithm ed25519 -out a.key.pem`
  * and `openssl pkey -in a.key.pem -pubout -out a.pub.pem`).
  */
-export function loadKeys(dir: string, id: string): { security: Security; auth: HelloAuth | undefined } {
+export function loadKeys(dir: string, id: string): { security: Security; auth: HelloAuth } {
   const publicKeys: Record<string, string> = {}
   for (const name of fs.readdirSync(dir)) {
     const m = /^(.+)\.pub\.pem$/.exec(name)
     if (m !== null) publicKeys[m[1]] = fs.readFileSync(path.join(dir, name), 'utf8')
   }
   const own = path.join(dir, `${id}.key.pem`)
-  const privateKey = fs.existsSync(own) ? fs.readFileSync(own, 'utf8') : undefined
-  // Without its own key the node verifies but can neither write nor prove its hello.
-  return { security: ed25519({ publicKeys, id, privateKey }), auth: privateKey === undefined ? undefined : helloAuth({ publicKeys, id, privateKey }) }
+  // Its own key signs its writes and proves its hello: peers refuse a hello without proof.
+  if (!fs.existsSync(own)) throw new TypeError(`--keys ${dir}: no ${id}.key.pem, this node's own key (it signs its writes and proves its hello; peers refuse a node without one)`)
+  const privateKey = fs.readFileSync(own, 'utf8')
+  return { security: ed25519({ publicKeys, id, privateKey }), auth: helloAuth({ publicKeys, id, privateKey }) }
 }
 
 /** The stdin commands, as `help` lists them. */
@@ -525,6 +526,12 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   }
   const logger = new Logger(args.id, args.logLevel ?? 'info', args.logFormat ?? 'text')
   const log = logger.line
+  // A stop asked for while starting is kept, and done once started (the
+  // default action would kill the node before it flushed).
+  let stopAsked: string | null = null
+  let onStop: (signal: string) => void = (signal) => (stopAsked = signal)
+  process.once('SIGTERM', () => onStop('SIGTERM'))
+  process.once('SIGINT', () => onStop('SIGINT'))
   if (args.data !== undefined) {
     const bad = unwritableData(args.data)
     if (bad !== null) {
@@ -619,8 +626,8 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           },
         )
     }
-    process.once('SIGTERM', () => stop('SIGTERM', 0))
-    process.once('SIGINT', () => stop('SIGINT', 0))
+    onStop = (signal) => stop(signal, 0)
+    if (stopAsked !== null) stop(stopAsked, 0)
     // A twin: the newer of two live nodes with one id stops, so that the
     // elder's writes (and its own, already durable here) are not hidden.
     node.on('twin', (t: TwinReport) => {

@@ -316,7 +316,7 @@ describe('the command line, for an operator', function () {
     assert.match(s.stderr, /--svg: cannot write the plot: .*file is not a directory/)
     const d = run(['node', '--id', 'b', '--data', file])
     assert.strictEqual(d.status, 1)
-    assert.match(d.stderr, /cannot start: not a directory: .*file \(--data names a directory\)/)
+    assert.match(d.stderr, /cannot start: --data .*file: .*file is not a directory/)
     assert.doesNotMatch(d.stderr, /\n\s+at /)
   })
 

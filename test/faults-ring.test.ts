@@ -281,7 +281,7 @@ describe('faults across processes (loopback)', function () {
       procs.push(b2)
       await until(async () => (await b2.cmd('get x')).value === 'signed', 10000, 'b to restart with x')
       const m2 = await Attacker.open(ports[1], null)
-      assert.strictEqual((await m2.authenticate('mallory', insider.privateKey)).accept, true)
+      assert.strictEqual((await m2.authenticate('mallory', insider.privateKey)).open, true)
       const held = (await b2.cmd('get x')).version as number
       const forged = { key: 'x', value: 'forged', source_id: 'a', version: held + 1000, signature: 'A'.repeat(86) + '==' }
       await m2.send(`${JSON.stringify(forged)}\n`)

@@ -22,7 +22,7 @@ import { Transform, type Duplex } from 'readable-stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Gossip } from '../core/gossip'
 import { Clock } from '../core/clock'
-import { Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../core/membership'
+import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../core/membership'
 import { Store, type StoreOptions } from './store'
 import type { Config, Resolve, Security } from '../core/types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
@@ -351,6 +351,8 @@ export class ScuttleNode extends EventEmitter {
   // The store failed: local writes are refused (reads and gossip go on).
   private storeFailure: Error | null = null
   private dataIno: number | undefined = undefined
+  // A peer answered one of this node's questions (it has joined).
+  private answeredOnce = false
   // A twin being told that this node is its younger (see tellTwin).
   private telling: Promise<void> | null = null
   private readonly auth: HelloAuth | undefined
@@ -582,6 +584,7 @@ export class ScuttleNode extends EventEmitter {
    */
   private answeredBy(c: Connection): void {
     c.answeredAt = Date.now()
+    this.answeredOnce = true
     if (c.answered) return
     c.answered = true
     if (!this.joined) {
@@ -685,8 +688,9 @@ export class ScuttleNode extends EventEmitter {
   }
 
   // In sync with c: its last exchange found the same versions of every
-  // source, or moved nothing but heartbeats either way (with what was
-  // missing small enough to have gone whole in that exchange).
+  // source, or moved nothing but membership's own writes (heartbeats, and
+  // records it rewrites) either way, with what was missing small enough
+  // to have gone whole in that exchange.
   private peerSynced(c: Connection): boolean {
     const stream = c.session.stream
     if (stream.synced) return true
@@ -696,9 +700,10 @@ export class ScuttleNode extends EventEmitter {
   /**
    * Whether every connected peer is in sync with this node (true with
    * none): its last exchange found nothing missing on either side but
-   * heartbeats. With membership on, heartbeats are written every interval,
-   * so two live nodes never hold the very same versions for long: a peer
-   * counts as in sync when an exchange moved only heartbeats.
+   * membership's writes. With membership on, heartbeats are written every
+   * interval (and records now and then), so two live nodes never hold the
+   * very same versions for long: a peer counts as in sync when an exchange
+   * moved only those.
    */
   synced(): boolean {
     for (const c of this.conns) if (c.peer !== null && !c.closed && !this.peerSynced(c)) return false
@@ -974,26 +979,31 @@ export class ScuttleNode extends EventEmitter {
     return barrier
   }
 
-  // The node's own policy on a hello the session accepted: twins.
+  // The node's own policy on a hello the session accepted (and, under
+  // keys, authenticated): twins. Every hello says when its node started;
+  // of two live nodes with one id, the one started later is the twin.
+  // Claims move the node only as far as they can be believed: under keys
+  // (authenticated), fully; without, a node that has joined (a peer
+  // answered it) is never stopped by one, since any peer can claim any id.
   private admit(c: Connection, hello: PeerHello): SessionError | null {
     const id = hello.id
     const started = hello.started ?? null
-    const older = (a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean =>
-      (a ?? Infinity) < (b ?? Infinity) || ((a ?? Infinity) === (b ?? Infinity) && String(an) < String(bn))
     // A hello without a nonce (a node before sessions) cannot be told from
     // this node's own, nor from another's: no twin rule for it.
     if (hello.nonce === undefined) return id === this.gossip.id ? new SessionError('self', 'connected to itself') : null
+    const trusted = c.session.authenticated
     if (id === this.gossip.id) {
       // Another node with this node's id (its own dials are 'self').
       this.counters.twins++
-      const newer = older(started, hello.nonce, this.startedAt, c.session.nonce)
-      this.log(
-        newer
-          ? `twin: another live node runs as ${id} (at ${hello.address ?? c.address}, started ${iso(started)}), before this one: this node should stop, so that no acknowledged write of either is lost`
-          : `twin: another node started as ${id} (at ${hello.address ?? c.address}, started ${iso(started)}) while this one runs: refused; it stops, or must be given another --id`,
-      )
-      this.emit('twin', { newer, address: hello.address ?? c.address, started } satisfies TwinReport)
-      return new SessionError('twin', newer ? `this node (${id}) started after you: it stops` : `another live node runs as ${id} since ${iso(this.startedAt)}: give this one another --id`)
+      const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
+      if (olderThan(started, hello.nonce, this.startedAt, c.session.nonce)) {
+        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
+        return new SessionError('twin', `this node (${id}) started after you: it stops`)
+      }
+      this.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`)
+      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(this.startedAt)}: give this one another --id`)
+      err.twinStarted = this.startedAt
+      return err
     }
     for (const e of this.conns) {
       if (e === c || e.closed || e.peer !== id) continue
@@ -1006,18 +1016,33 @@ export class ScuttleNode extends EventEmitter {
         continue
       }
       this.counters.twins++
-      if (older(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
-        // The newcomer is the elder: the younger one goes.
+      if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
+        // Both proved the id: the newcomer is the elder, the younger goes.
         this.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`)
         this.drop(e, `twin of ${id}, started later than the one at ${c.address}`, 'twin')
         return null
       }
-      this.log(`twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the later one refused`)
+      this.log(`twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`)
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
       err.twinAddress = theirs.address
+      err.twinStarted = theirs.started
       return err
     }
     return null
+  }
+
+  // This node learned of a twin of its own. When it is the newer, and the
+  // claim can be believed (see admit), it reports that it should stop.
+  private twin(t: TwinReport, trusted: boolean, what: string): void {
+    const stop = t.newer && (trusted || !this.answeredOnce)
+    this.log(
+      stop
+        ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
+        : t.newer
+          ? `twin: ${what}; this node has joined and the claim is not authenticated (no --keys): it keeps running`
+          : `twin: ${what}`,
+    )
+    this.emit('twin', { ...t, newer: stop } satisfies TwinReport)
   }
 
   // The session is open: gossip flows.
@@ -1028,7 +1053,7 @@ export class ScuttleNode extends EventEmitter {
     s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => {
       if (m.digest !== true) {
         this.counters.updatesSent++
-        if (typeof m.key !== 'string' || !m.key.startsWith(HEARTBEAT_PREFIX)) c.moved++
+        if (typeof m.key !== 'string' || !isMembershipKey(m.key)) c.moved++
       } else if (m.done !== true) c.entriesOut++
       else {
         this.onDigest?.('sent', c.entriesOut)
@@ -1048,8 +1073,15 @@ export class ScuttleNode extends EventEmitter {
     this.countRefusal(ours ? err.code : 'refused_by_peer')
     if (!ours && err.peerCode === 'twin') {
       this.counters.twins++
-      if (err.twinAddress !== undefined) this.tellTwin(err.twinAddress)
-      this.emit('twin', { newer: true, address: err.twinAddress ?? null, started: null } satisfies TwinReport)
+      const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
+      if (olderThan(this.startedAt, c.session.nonce, t.started, undefined)) {
+        // The elder, refused where a younger twin got in first: tell it.
+        this.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`)
+        if (t.address !== null) this.tellTwin(t.address)
+      } else {
+        this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${this.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
+        if (t.address !== null) this.tellTwin(t.address)
+      }
     }
     // Said once per reason (and address we dial), then every 100th.
     const key = c.direction === 'out' ? `${c.address} ${code} ${err.message}` : err.message
@@ -1175,7 +1207,7 @@ export class ScuttleNode extends EventEmitter {
           node.counters.updatesReceived++
           if (typeof chunk === 'object' && chunk !== null) {
             const key = chunk.key
-            if (typeof key !== 'string' || !key.startsWith(HEARTBEAT_PREFIX)) c.moved++
+            if (typeof key !== 'string' || !isMembershipKey(key)) c.moved++
             if (!node.memberAdmitted(c, chunk)) {
               callback()
               return
@@ -1313,6 +1345,14 @@ export class StoreFailedError extends Error {
     super(`write refused: data directory ${dir} cannot be written (${cause.message}); reads and gossip go on. Fix the directory and restart the node`)
     this.name = 'StoreFailedError'
   }
+}
+
+// Whether a node started at `a` (nonce an) is older than one started at b:
+// unknown times are youngest, equal ones are ordered by nonce.
+function olderThan(a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean {
+  const x = a ?? Infinity
+  const y = b ?? Infinity
+  return x < y || (x === y && String(an) < String(bn))
 }
 
 function iso(ms: number | null): string {

@@ -50,8 +50,9 @@ export interface PeerInfo {
   /** It proved its id with its key (`--keys`). */
   authenticated: boolean
   /**
-   * Its last exchange found nothing missing on either side, heartbeats
-   * aside (they are always newer in a live cluster; see `ScuttleNode.synced`).
+   * Its last exchange found nothing missing on either side, membership's
+   * writes aside (heartbeats are always newer in a live cluster; see
+   * `ScuttleNode.synced`).
    */
   synced: boolean
   /** Updates still wanted after its last exchange: by the peer (`them`) and by this node (`us`). */

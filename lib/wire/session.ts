@@ -11,12 +11,15 @@
  * {"hello":"simple-scuttle","id":"a","codecs":["binary","ndjson"],"cluster":"c","nonce":"…","started":1700000000000}
  * ```
  *
- * An end whose hello carries a `nonce` then writes a second line once the
- * other's hello is in: `{"accept":true}`, with `"proof"` (see below) when
- * it has a key, or `{"refused":CODE,"reason":TEXT}`, after which it closes.
- * Gossip, in the format the hellos agree on (see `handshake.ts`), follows
- * the second lines. A hello without `nonce` (a node before sessions) gets
- * no second line, and is refused where hellos must be authenticated.
+ * An end whose hello carries a `nonce` then writes two more lines: once the
+ * other's hello is in, `{"accept":true}` (with `"proof"`, see below, when it
+ * has a key); once the other's accept is in (and its proof checked),
+ * `{"open":true}`. Either may be `{"refused":CODE,"reason":TEXT}` instead,
+ * after which it closes. The end's own policy (twins, see `admit`) is asked
+ * only after the proof, so that no unauthenticated claim moves it. Gossip,
+ * in the format the hellos agree on (see `handshake.ts`), follows the open
+ * lines. A hello without `nonce` (a node before sessions) gets no further
+ * line, and is refused where hellos must be authenticated.
  *
  * Authentication (`auth`, the node's `--keys`): each end signs `[its id,
  * its nonce, the other's nonce, cluster]` with its Ed25519 key; the other
@@ -103,8 +106,9 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
 export class SessionError extends Error {
   /** The other end's code, when it refused (`code` is then `'refused_by_peer'`). */
   peerCode?: string
-  /** With `twin`: the older twin's advertised address, when the peer knows it. */
+  /** With `twin`: the other twin's advertised address and start time, when the peer knows them. */
   twinAddress?: string
+  twinStarted?: number
   constructor(
     readonly code: RefusalCode,
     message: string,
@@ -168,8 +172,11 @@ const HELLO_LINE_MAX = 4096
 
 function webNonce(): string {
   const c = (globalThis as { crypto?: { getRandomValues(a: Uint8Array): Uint8Array } }).crypto
-  if (c === undefined) throw new Error('no Web Crypto here: pass SessionOptions.nonce')
-  const b = c.getRandomValues(new Uint8Array(16))
+  const b = new Uint8Array(16)
+  if (c !== undefined) c.getRandomValues(b)
+  // Without Web Crypto (Node 18) a nonce only tells sessions apart: proofs
+  // need one nobody can guess, and the node passes node:crypto's.
+  else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256)
   let s = ''
   for (const x of b) s += String.fromCharCode(x)
   return btoa(s)
@@ -219,7 +226,9 @@ export class Session extends EventEmitter {
   readonly stream: PeerStream
   /** This end's nonce. */
   readonly nonce: string
-  private state: 'hello' | 'verdict' | 'open' | 'closed' = 'hello'
+  // Which line of the peer's is awaited: its hello, its accept, its open;
+  // then gossip flows.
+  private state: 'hello' | 'verdict' | 'opening' | 'open' | 'closed' = 'hello'
   private head: Uint8Array[] = []
   private headLength = 0
   private readonly input: Transform
@@ -230,6 +239,9 @@ export class Session extends EventEmitter {
     readonly options: SessionOptions,
   ) {
     super()
+    if (options.auth !== undefined && options.nonce === undefined && (globalThis as { crypto?: unknown }).crypto === undefined) {
+      throw new TypeError('hello proofs need unguessable nonces: pass SessionOptions.nonce (no Web Crypto here)')
+    }
     this.nonce = (options.nonce ?? webNonce)()
     this.stream = gossip.createStream({ local_writes: options.local_writes ?? false })
     const hello: Record<string, unknown> = { hello: 'simple-scuttle', id: gossip.id, codecs: options.codecs, cluster: options.cluster, nonce: this.nonce }
@@ -251,11 +263,11 @@ export class Session extends EventEmitter {
   static helloLine = helloLine
 
   private take(bytes: Uint8Array): void {
-    while (bytes.length > 0 && (this.state === 'hello' || this.state === 'verdict')) {
+    while (bytes.length > 0 && (this.state === 'hello' || this.state === 'verdict' || this.state === 'opening')) {
       const nl = bytes.indexOf(10)
       const end = nl < 0 ? bytes.length : nl
       if (this.headLength + end > HELLO_LINE_MAX) {
-        this.refuse(new SessionError('no_hello', `no ${this.state === 'hello' ? 'hello' : 'accept'} line within ${HELLO_LINE_MAX} bytes`))
+        this.refuse(new SessionError('no_hello', `no ${this.state === 'hello' ? 'hello' : this.state === 'verdict' ? 'accept' : 'open'} line within ${HELLO_LINE_MAX} bytes`))
         return
       }
       if (nl < 0) {
@@ -270,11 +282,12 @@ export class Session extends EventEmitter {
       try {
         o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
       } catch {
-        this.refuse(new SessionError('no_hello', this.state === 'hello' ? 'did not start with a hello' : 'no accept line after the hello'))
+        this.refuse(new SessionError('no_hello', this.state === 'hello' ? 'did not start with a hello' : `no ${this.state === 'verdict' ? 'accept' : 'open'} line after the hello`))
         return
       }
       if (this.state === 'hello') this.onHello(o)
-      else this.onVerdict(o)
+      else if (this.state === 'verdict') this.onVerdict(o)
+      else this.onOpen(o)
     }
     if (this.state === 'open' && bytes.length > 0) this.input.push(bytes)
   }
@@ -352,14 +365,9 @@ export class Session extends EventEmitter {
       this.refuse(new SessionError('no_codec', `no wire format in common (ours: ${this.options.codecs.join(', ')}; theirs: ${theirs.join(', ')})`))
       return
     }
-    const policy = this.options.admit?.(h) ?? null
-    if (policy !== null) {
-      this.refuse(policy)
-      return
-    }
     if (h.nonce === undefined) {
-      // A node before sessions: no second lines either way.
-      this.open()
+      // A node before sessions: no further lines either way.
+      if (this.admitted(h)) this.open()
       return
     }
     const verdict: Record<string, unknown> = { accept: true }
@@ -376,10 +384,7 @@ export class Session extends EventEmitter {
       return
     }
     if (typeof v.refused === 'string') {
-      const err = new SessionError('refused_by_peer', `peer ${h.id} refused this node: ${String(v.reason ?? v.refused).slice(0, 300)}`)
-      err.peerCode = v.refused.slice(0, 40)
-      if (typeof v.twin === 'string' && v.twin.length <= 300) err.twinAddress = v.twin
-      this.close(err, false)
+      this.refusedByPeer(v)
       return
     }
     if (v.accept !== true) {
@@ -404,7 +409,40 @@ export class Session extends EventEmitter {
       }
       this.authenticated = true
     }
+    if (!this.admitted(h)) return
+    this.transport.write(`${JSON.stringify({ open: true })}\n`)
+    this.state = 'opening'
+  }
+
+  private onOpen(o: unknown): void {
+    const v = o as { open?: unknown; refused?: unknown }
+    if (typeof o === 'object' && o !== null && typeof v.refused === 'string') {
+      this.refusedByPeer(v as Record<string, unknown>)
+      return
+    }
+    if (typeof o !== 'object' || o === null || v.open !== true) {
+      this.refuse(new SessionError('no_hello', 'no open line after the accept'))
+      return
+    }
     this.open()
+  }
+
+  // The end's own policy on the (authenticated, where it can be) peer.
+  private admitted(h: PeerHello): boolean {
+    const policy = this.options.admit?.(h) ?? null
+    if (policy === null) return true
+    this.refuse(policy)
+    return false
+  }
+
+  private refusedByPeer(v: Record<string, unknown>): void {
+    const h = this.peerHello as PeerHello
+    const code = String(v.refused).slice(0, 40)
+    const err = new SessionError('refused_by_peer', `peer ${h.id} refused this node: ${String(v.reason ?? code).slice(0, 300)}`)
+    err.peerCode = code
+    if (typeof v.twin === 'string' && v.twin.length <= 300) err.twinAddress = v.twin
+    if (typeof v.started === 'number' && Number.isSafeInteger(v.started)) err.twinStarted = v.started
+    this.close(err, false)
   }
 
   private open(): void {
@@ -429,10 +467,11 @@ export class Session extends EventEmitter {
    */
   refuse(err: SessionError, extra?: Record<string, unknown>): void {
     if (this.state === 'closed') return
+    // Said in place of our accept or open line, never after it.
     const tell = this.peerHello?.nonce !== undefined && (this.state === 'hello' || this.state === 'verdict')
     if (tell) {
       try {
-        const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress }
+        const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress, started: err.twinStarted }
         this.transport.write(`${JSON.stringify({ refused: err.code, reason: err.message, ...twin, ...extra })}\n`)
       } catch {
         // The transport is gone: nothing to tell.

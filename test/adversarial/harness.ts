@@ -252,6 +252,7 @@ export class Attacker {
   updates = 0
   /** The node's hello, once read, and its second line (accept or refused), for a session. */
   nodeHello: Received | null = null
+  accepted: Received | null = null
   verdict: Received | null = null
   /** Received messages (kept only while `keep` is true, and at most 100,000). */
   readonly messages: Received[] = []
@@ -298,7 +299,11 @@ export class Attacker {
         m = { raw: t.slice(0, 200) }
       }
       if (this.nodeHello === null && m.hello !== undefined) this.nodeHello = m
-      if (m.accept !== undefined || m.refused !== undefined) {
+      if (m.accept !== undefined) {
+        this.accepted = m
+        continue
+      }
+      if (m.open !== undefined || m.refused !== undefined) {
         this.verdict = m
         continue
       }
@@ -335,7 +340,7 @@ export class Attacker {
     return this.replies > before ? 'answered' : 'closed'
   }
 
-  /** Open a session as `id`, proving it with `privateKey` (a member with a key). Resolves once the node accepted or refused it. */
+  /** Open a session as `id`, proving it with `privateKey` (a member with a key). Resolves with the node's open or refused line. */
   async authenticate(id: string, privateKey: string): Promise<Received> {
     const nonce = crypto.randomBytes(16).toString('base64')
     await this.send(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'], nonce }))
@@ -343,7 +348,10 @@ export class Attacker {
     const h = this.nodeHello as Received
     const proof = crypto.sign(null, proofBytes(id, nonce, String(h.nonce), String(h.cluster ?? 'default')), privateKey).toString('base64')
     await this.send(line({ accept: true, proof }))
-    await until(() => this.verdict !== null || this.isClosed, 5000, 'the node to accept or refuse the session', 5)
+    await until(() => this.accepted !== null || this.verdict !== null || this.isClosed, 5000, 'the node to accept or refuse the hello', 5)
+    // Our open line follows the node's accept, whether or not its open came already.
+    if (this.verdict?.refused === undefined && !this.isClosed) await this.send(line({ open: true }))
+    await until(() => this.verdict !== null || this.isClosed, 5000, 'the node to open or refuse the session', 5)
     return this.verdict ?? { refused: 'closed' }
   }
 

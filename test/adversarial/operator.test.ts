@@ -260,6 +260,31 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.ok(b1.alive && metrics.peers === 1)
   })
 
+  it('(beyond the list) attack: a peer claims a running node\'s id with an earlier start time, to it and to a third party; required: without --keys the joined node keeps running and says so; with --keys a keyless claim moves nothing', async () => {
+    for (const signed of [false, true]) {
+      const keys = signed ? ['--keys', cluster.keys(['a', 'b'])] : []
+      const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...keys])
+      const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address, ...keys])
+      await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).ready === true, 10_000, 'a and b to sync')
+      const claim = `${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: 0 })}\n${JSON.stringify({ accept: true })}\n${JSON.stringify({ open: true })}\n`
+      for (const port of [b.port, a.port]) {
+        const m = await cluster.attacker(port, null)
+        await m.send(claim)
+        await until(() => m.isClosed || m.verdict !== null, 5000, 'the claim to be answered')
+        m.destroy()
+      }
+      await until(async () => {
+        const peers = JSON.parse((await request(a.admin, 'GET', '/v1/peers')).body).peers as { id: string }[]
+        return peers.some((p) => p.id === 'b')
+      }, 5000, 'b to stay connected to a')
+      assert.ok(b.alive, `b stopped on a claim:\n${b.stderr}`)
+      if (signed) assert.ok(!/twin/.test(a.stderr + b.stderr), `a keyless claim moved a twin rule:\n${a.stderr}\n${b.stderr}`)
+      else assert.match(b.stderr, /the claim is not authenticated \(no --keys\): it keeps running/)
+      a.kill()
+      b.kill()
+    }
+  })
+
   it('attack: with --keys, sockets that say a hello without a key (or a forged proof) squat the slots; required: refused at the hello (unauthenticated, bad_proof), honest keyed peers authenticated', async () => {
     const keys = cluster.keys(['a', 'b'])
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--keys', keys])
