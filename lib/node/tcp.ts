@@ -24,11 +24,12 @@ import { Gossip } from '../core/gossip'
 import { Clock } from '../core/clock'
 import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../core/membership'
 import { Store, type StoreOptions } from './store'
+import { barrier } from '../core/barrier'
 import type { Config, Resolve, Security } from '../core/types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
 import { checkCodecs } from '../wire/handshake'
-import { badCluster, Session, SessionError, type HelloAuth, type InputCode, type PeerHello, type RefusalCode } from '../wire/session'
+import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type InputCode, type PeerHello, type RefusalCode } from '../wire/session'
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { randomNonce } from './security'
 import { Dialer } from './dialer'
@@ -199,6 +200,8 @@ class Connection {
   memberTokens: number
   memberRefilled = Date.now()
   held = new Set<string>()
+  // A new member it introduced waited (said once per connection).
+  memberSaid = false
   // Its last whole digest named no source, though this node holds some.
   claimsNothing = false
   // Updates other than heartbeats moved either way since the peer's last
@@ -254,10 +257,7 @@ const GRACE = 1000
 const OWN_TIMES = 4096
 const HEARTBEAT_PREFIX = 'heartbeat/'
 
-// Control characters, and the invisible ones that reorder or hide text
-// (bidi overrides, zero-width marks): none belongs in an id or a log line.
-/** @internal */
-export const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u
+export { CONTROL }
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
 
 // A log line with control characters shown as escapes: no peer can end a
@@ -973,10 +973,25 @@ export class ScuttleNode extends EventEmitter {
     return c
   }
 
+  // Nothing of ours leaves before it is durable. Once the data directory
+  // failed, nothing more will be, and no write of ours is acknowledged any
+  // more: what is held then flows, so that gossip (heartbeats included)
+  // goes on for the node's reads and its peers.
   private barrier(c: Connection): Transform {
-    const barrier = (this.store as Store).barrier()
-    barrier.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
-    return barrier
+    const store = this.store as Store
+    const node = this
+    const b = barrier({
+      id: store.id,
+      get durableTo() {
+        return node.storeFailure === null ? store.durableTo : Infinity
+      },
+      flush: () =>
+        store.flush().catch((err: unknown) => {
+          if (node.storeFailure === null) throw err
+        }),
+    })
+    b.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
+    return b
   }
 
   // The node's own policy on a hello the session accepted (and, under
@@ -1248,10 +1263,11 @@ export class ScuttleNode extends EventEmitter {
     }
     c.held.add(source)
     this.count('member')
-    this.logRefusal(
-      `members ${c.peer}`,
+    if (c.memberSaid) return false
+    c.memberSaid = true
+    this.log(
       room
-        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges`
+        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges (said once per connection; counted as scuttle_invalid_total{reason="member"})`
         : `peer ${c.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait`,
     )
     return false

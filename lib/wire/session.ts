@@ -182,9 +182,12 @@ function webNonce(): string {
   return btoa(s)
 }
 
-// C0 and C1 control characters, and the invisible ones that reorder or
-// hide text (bidi overrides, zero-width marks): none belongs in an id.
-const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u
+/**
+ * @internal Control characters, and the invisible ones that reorder or
+ * hide text (bidi overrides, zero-width marks): none belongs in an id, a
+ * cluster name or a log line.
+ */
+export const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u
 const MAX_CLUSTER_LENGTH = 128
 
 /** Why a cluster name is refused, or null. */

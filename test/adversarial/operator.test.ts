@@ -219,6 +219,32 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/kv/from-b')).body).value === 2, 10_000, 'a to keep gossiping')
   })
 
+  it('attack: the data directory fills up while the node runs (a 2 MiB tmpfs; skipped where mounting is not allowed); required: writes refused with a code, the node up for reads, and no crash', async function () {
+    const dir = cluster.tmp()
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status !== 0) this.skip()
+    try {
+      const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+      assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/before', '"ok"')).status, 200)
+      spawnSync('dd', ['if=/dev/zero', `of=${path.join(dir, 'fill')}`, 'bs=64k', 'count=64'])
+      let refused: { status: number; body: string } | null = null
+      for (let i = 0; i < 50 && refused === null; i++) {
+        const r = await request(a.admin, 'PUT', `/v1/kv/k${i}`, JSON.stringify('x'.repeat(50_000)))
+        if (r.status !== 200) refused = r
+      }
+      assert.ok(refused !== null, 'every write was acknowledged on a full file system')
+      assert.strictEqual(refused.status, 503)
+      assert.strictEqual(JSON.parse(refused.body).code, 'store_failed')
+      assert.ok(a.alive, a.stderr)
+      assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/kv/before')).body).value, 'ok')
+      assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).writable, false)
+      assert.match(a.stderr, /data directory .* cannot be written \(.*full/)
+      a.kill()
+      await a.exited
+    } finally {
+      spawnSync('umount', ['-l', dir])
+    }
+  })
+
   it('attack: a key holding an unpaired surrogate, set locally or sent by a peer, made a --data node refuse to restart; required: refused at every entry, and the node restarts', async () => {
     const dir = cluster.tmp()
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
@@ -265,7 +291,8 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       const keys = signed ? ['--keys', cluster.keys(['a', 'b'])] : []
       const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...keys])
       const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address, ...keys])
-      await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).ready === true, 10_000, 'a and b to sync')
+      // b has joined: a answered it (b's log says so).
+      await until(() => /joined the cluster: peer a answered/.test(b.stderr), 10_000, 'b to join a')
       const claim = `${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: 0 })}\n${JSON.stringify({ accept: true })}\n${JSON.stringify({ open: true })}\n`
       for (const port of [b.port, a.port]) {
         const m = await cluster.attacker(port, null)
