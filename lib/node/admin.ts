@@ -14,7 +14,9 @@
  * | `GET /v1/members`, `/v1/status`, `/v1/peers`, `/v1/state` | as the stdin commands answer |
  *
  * A refusal is a JSON `{"ok":false,"code","error"}` with a 4xx or 5xx
- * status. With a token, every request but `/health` and `/ready` must
+ * status. Bounded: 64 connections (the oldest idle one, or one still
+ * sending its headers, makes room), 5 s for the headers, 10 s for a
+ * request, a body of 1 MiB of UTF-8. With a token, every request but `/health` and `/ready` must
  * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
  * must have one.
  *
@@ -56,6 +58,9 @@ export interface AdminOptions {
 /** Longest request body: the longest value, as JSON, and room for its key. */
 const MAX_BODY = 1 << 20
 
+/** Most connections at once (the oldest idle one makes room for a new one). */
+const MAX_CONNECTIONS = 64
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
 /** Codes of the admin endpoint's refusals. */
@@ -64,6 +69,8 @@ export type AdminCode = 'unauthorized' | 'not_found' | 'bad_request' | 'too_larg
 /** The admin endpoint: one HTTP server, bounded like the metrics one. */
 export class AdminServer {
   private readonly server: http.Server
+  // Open connections, in the order they came, and whether a request is under way on each.
+  private readonly sockets = new Map<net.Socket, boolean>()
 
   private constructor(
     private readonly target: AdminTarget,
@@ -71,11 +78,35 @@ export class AdminServer {
   ) {
     // Slow clients are looked for every second (Node's default is 30 s).
     this.server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
+      this.sockets.set(req.socket, true)
+      res.once('finish', () => {
+        if (this.sockets.has(req.socket)) this.sockets.set(req.socket, false)
+      })
       this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
     })
-    this.server.maxConnections = 16
     this.server.keepAliveTimeout = 5000
-    this.server.on('clientError', (_err, socket: net.Socket) => socket.destroy())
+    // Past MAX_CONNECTIONS a new connection takes the slot of the oldest
+    // with no request under way (idle, or still sending its headers), so
+    // that half-sent requests cannot keep the operator out.
+    this.server.on('connection', (socket: net.Socket) => {
+      this.sockets.set(socket, false)
+      socket.once('close', () => this.sockets.delete(socket))
+      if (this.sockets.size <= MAX_CONNECTIONS) return
+      for (const [s, busy] of this.sockets) {
+        if (!busy && s !== socket) {
+          s.destroy()
+          return
+        }
+      }
+      socket.destroy()
+    })
+    // A malformed request (headers too large, smuggling) is answered, then closed.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      } else socket.destroy()
+    })
   }
 
   /**
@@ -114,8 +145,9 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin')
     const path = url.pathname
-    if (req.method === 'GET' && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
-    if (req.method === 'GET' && path === '/ready') {
+    const probe = req.method === 'GET' || req.method === 'HEAD'
+    if (probe && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
+    if (probe && path === '/ready') {
       const r = this.target.readiness()
       return send(res, r.ready ? 200 : 503, r)
     }
@@ -136,8 +168,17 @@ export class AdminServer {
       else if (req.method === 'DELETE') request = { command: 'del', key }
       else if (req.method === 'PUT' || req.method === 'POST') {
         const body = await readBody(req)
-        if (body === null) return send(res, 413, { ok: false, code: 'too_large', error: `a value of at most ${MAX_BODY} bytes` })
-        request = { command: 'set', key, value: body }
+        if (body === null) {
+          res.setHeader('connection', 'close')
+          return send(res, 413, { ok: false, code: 'too_large', error: `a value of at most ${MAX_BODY} bytes` })
+        }
+        let text: string
+        try {
+          text = new TextDecoder('utf-8', { fatal: true }).decode(body)
+        } catch {
+          return send(res, 400, { ok: false, code: 'bad_request', error: 'the body is not valid UTF-8' })
+        }
+        request = { command: 'set', key, value: text }
       }
     } else if (req.method === 'GET') {
       const name = /^\/v1\/(members|status|peers|state)$/.exec(path)?.[1] as AdminRequest['command'] | undefined
@@ -156,7 +197,7 @@ export class AdminServer {
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`)
+  res.writeHead(status, { 'content-type': 'application/json' }).end(res.req.method === 'HEAD' ? undefined : `${JSON.stringify(body)}\n`)
 }
 
 // Compared in constant time: the token is a password.
@@ -168,21 +209,25 @@ function sameToken(header: string | undefined, token: string): boolean {
   return crypto.timingSafeEqual(a, b)
 }
 
-// The body, or null past MAX_BODY (the rest is not read).
-function readBody(req: http.IncomingMessage): Promise<string | null> {
+// The body, or null past MAX_BODY (the rest is read and dropped, so that
+// the 413 reaches the client).
+function readBody(req: http.IncomingMessage): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = []
     let n = 0
-    req.on('data', (b: Buffer) => {
+    const take = (b: Buffer) => {
       n += b.length
-      if (n > MAX_BODY) {
-        resolve(null)
-        req.destroy()
+      if (n <= MAX_BODY) {
+        parts.push(b)
         return
       }
-      parts.push(b)
-    })
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')))
+      req.off('data', take)
+      req.resume()
+      parts.length = 0
+      resolve(null)
+    }
+    req.on('data', take)
+    req.on('end', () => resolve(n > MAX_BODY ? null : Buffer.concat(parts)))
     req.on('error', reject)
   })
 }

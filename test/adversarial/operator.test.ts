@@ -122,6 +122,41 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     figure('admin_ok', true)
   })
 
+  it('(found by the outside attack) the admin endpoint: 200 half-sent requests locked the client out; a body over the limit, headers over 16 KiB and a smuggling attempt got a reset, not an answer; a body of invalid UTF-8 was stored as U+FFFD; HEAD /health was 404', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const raw = (text: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(a.admin, '127.0.0.1')
+        let t = ''
+        s.on('data', (b: Buffer) => (t += String(b)))
+        s.on('close', () => resolve(t.split('\r\n')[0]))
+        s.on('error', () => resolve(t.split('\r\n')[0]))
+        s.write(text)
+      })
+    assert.match(await raw(`GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431/)
+    assert.match(await raw('PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\r\n'), /^HTTP\/1\.1 400/)
+    assert.match(await raw(`PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: ${(1 << 20) + 10}\r\nConnection: close\r\n\r\n${'x'.repeat((1 << 20) + 10)}`), /^HTTP\/1\.1 413/)
+    const bad = await request(a.admin, 'PUT', '/v1/kv/x', Buffer.from([0x22, 0xff, 0xfe, 0x22]) as unknown as string)
+    assert.strictEqual(bad.status, 400)
+    assert.strictEqual(JSON.parse(bad.body).code, 'bad_request')
+    assert.strictEqual((await request(a.admin, 'HEAD', '/health')).status, 200)
+    // 200 connections that send half a request: the client still gets in.
+    const holders: net.Socket[] = []
+    for (let i = 0; i < 200; i++) {
+      const h = net.connect(a.admin, '127.0.0.1')
+      h.on('error', () => undefined)
+      h.write('GET /v1/status HTTP/1.1\r\nHost: x\r\n')
+      holders.push(h)
+    }
+    await until(() => holders.every((h) => !h.connecting), 5000, 'the half-sent requests to connect')
+    try {
+      const r = cli(['status', '--node', `127.0.0.1:${a.admin}`])
+      assert.strictEqual(r.status, 0, r.stderr)
+    } finally {
+      for (const h of holders) h.destroy()
+    }
+  })
+
   it('attack: the admin endpoint bound beyond loopback, and asked without its token; required: no token, no start; a wrong or missing token is 401 and the client exits 1', async () => {
     const noToken = cli(['node', '--id', 'a', '--listen', '127.0.0.1:0', '--admin', '0.0.0.0:0'])
     assert.strictEqual(noToken.status, 1)
