@@ -4,8 +4,11 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'util'
 
-/** A mistake on the command line: exit 2, with the usage. */
-export class UsageError extends Error {}
+/** A mistake on the command line: exit 2, said in one line with a pointer to --help. */
+export class UsageError extends Error {
+  /** `usage`, for whoever reads codes rather than text. */
+  readonly code = 'usage'
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -14,8 +17,18 @@ type Options = NonNullable<ParseArgsConfig['options']>
  * @throws UsageError for an unknown option, a missing value or a positional.
  */
 export function readArgs<O extends Options>(args: readonly string[], options: O): ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'] {
+  // A negative number after a flag that takes a value is that value (its
+  // check then says what is wrong with it), not an unknown option.
+  const joined: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const name = /^--([^=]+)$/.exec(args[i])?.[1]
+    if (name !== undefined && options[name]?.type === 'string' && i + 1 < args.length && /^-\d/.test(args[i + 1])) {
+      joined.push(`${args[i]}=${args[i + 1]}`)
+      i++
+    } else joined.push(args[i])
+  }
   try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values
+    return parseArgs({ args: joined, options, strict: true, allowPositionals: false }).values
   } catch (err) {
     const e = err as Error & { code?: string }
     const quoted = /'([^']+)'/.exec(e.message)?.[1] ?? ''

@@ -7,20 +7,29 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
-import { CONTROL, parseAddress, startNode, type Address, type ScuttleNode } from '../lib/node/tcp'
-import { ed25519 } from '../lib/node/security'
+import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
+import { ed25519, helloAuth } from '../lib/node/security'
+import { AdminServer, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
 import { resolution } from '../lib/core/base'
 import { isMembershipKey, type Member } from '../lib/core/membership'
 import type { Security } from '../lib/core/types'
+import type { HelloAuth } from '../lib/wire/session'
 import { readArgs, UsageError } from './args'
+import { ConfigLoader } from './config'
+import { Logger, type LogFormat, type LogLevel } from './log'
 
 const MAX_TIMER = 2 ** 31 - 1
 
 export const usage = `usage: simple-scuttle node --id ID [options]
 
+Every option may also come from a file (--config FILE, JSON: {"id": "a",
+"connect": ["10.0.0.2:${DEFAULT_PORT}"]}) or the environment (SCUTTLE_ID,
+SCUTTLE_CONNECT=h1:${DEFAULT_PORT},h2:${DEFAULT_PORT}, ...); the command line wins,
+then the environment, then the file.
+
   --id ID               this node's id, unique in the cluster (required)
-  --listen HOST:PORT    where to accept peers (default 127.0.0.1, any free port)
+  --listen HOST:PORT    where to accept peers (default 127.0.0.1:${DEFAULT_PORT})
   --connect HOST:PORT   a peer to dial, and redial with backoff (repeatable)
   --cluster NAME        the cluster's name: peers of another cluster are
                         refused (default "default")
@@ -32,17 +41,31 @@ export const usage = `usage: simple-scuttle node --id ID [options]
   --mtu-bytes N         bytes per message on the wire, digests included
                         (at least 16384; set alike on every node)
   --ws HOST:PORT        also accept peers over WebSocket here
+  --ws-origin ORIGIN    a browser origin allowed on --ws besides the node's
+                        own host, such as https://app.example (repeatable)
   --codec binary|ndjson the wire format this node writes (default binary;
                         ndjson to read the wire by eye)
-  --keys DIR            signed updates: DIR/ID.pub.pem of every trusted node,
-                        DIR/<this id>.key.pem of this one
+  --keys DIR            signed updates and authenticated hellos: DIR/ID.pub.pem
+                        of every trusted node, DIR/<this id>.key.pem of this one
+  --admin HOST:PORT     serve the admin endpoint here (default port ${DEFAULT_ADMIN_PORT}):
+                        simple-scuttle get|set|del|members|status --node HOST:PORT
+  --admin-token-file F  the admin token (or SCUTTLE_ADMIN_TOKEN); needed when
+                        --admin is not on loopback
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
+                        (and /health, /ready)
   --phi N               failure detector threshold (default 8): a member is
                         dead once phi passes N
   --dead-grace MS       a member dead this long is dropped from the member
                         list (default 86400000, a day)
   --advertise HOST:PORT the address other members are told (default --listen)
   --meta JSON           metadata this node advertises (a JSON object)
+  --log-level LEVEL     error, warn, info (default) or debug
+  --log-format FORMAT   text (default: time, level, [id], message) or json
+  --late keep|drop      this node's writes peers refuse as late (made before
+                        deletes they collected while it heard from none of
+                        them): write them again, or withdraw them (default:
+                        say so and stop; see docs/deletes.md)
+  --config FILE         read options from FILE (JSON)
   -h, --help            this text
 
 stdin commands (each answered with one JSON line): help, set KEY JSON,
@@ -68,6 +91,12 @@ export interface Args {
   deadGrace?: number
   advertise?: string
   meta?: Record<string, unknown>
+  admin?: Address
+  adminToken?: string
+  wsOrigins?: string[]
+  logLevel?: LogLevel
+  logFormat?: LogFormat
+  late?: 'keep' | 'drop'
   help?: boolean
 }
 
@@ -89,6 +118,13 @@ const OPTIONS = {
   'dead-grace': { type: 'string' },
   advertise: { type: 'string' },
   meta: { type: 'string' },
+  admin: { type: 'string' },
+  'admin-token-file': { type: 'string' },
+  'ws-origin': { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  late: { type: 'string' },
+  config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -100,10 +136,28 @@ function address(flag: string, text: string): Address {
   }
 }
 
-/** Parse the command line of `node`. @throws UsageError saying what is wrong. */
-export function parseArgs(args: readonly string[]): Args {
+/**
+ * Parse the command line of `node`, with the settings of its `--config`
+ * file and its environment (see `ConfigLoader`).
+ * @throws UsageError saying what is wrong, and where it was set.
+ */
+export function parseArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Args {
+  const loader = new ConfigLoader(OPTIONS, env)
+  const { argv, sources } = loader.load(args)
+  try {
+    return parseMerged(argv, env)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    // Say where a bad value was set when it was not on the command line.
+    const flag = /^--([a-z-]+)/.exec(err.message)?.[1]
+    const where = flag === undefined ? undefined : sources.get(flag)
+    throw where === undefined ? err : new UsageError(`${err.message} (set ${where})`)
+  }
+}
+
+function parseMerged(args: readonly string[], env: Readonly<Record<string, string | undefined>>): Args {
   const v = readArgs(args, OPTIONS)
-  if (v.help === true) return { id: '', listen: { host: '127.0.0.1', port: 0 }, connect: [], help: true }
+  if (v.help === true) return { id: '', listen: { host: '127.0.0.1', port: DEFAULT_PORT }, connect: [], help: true }
   if (v.id === undefined) throw new UsageError('--id is required')
   // Peers refuse such an id in a hello: say so now rather than never connect.
   if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`)
@@ -116,7 +170,7 @@ export function parseArgs(args: readonly string[]): Args {
   }
   const out: Args = {
     id: v.id,
-    listen: v.listen === undefined ? { host: '127.0.0.1', port: 0 } : address('listen', v.listen),
+    listen: v.listen === undefined ? { host: '127.0.0.1', port: DEFAULT_PORT } : address('listen', v.listen),
     connect: (v.connect ?? []).map((c) => address('connect', c)),
     cluster: v.cluster,
     data: v.data,
@@ -148,6 +202,36 @@ export function parseArgs(args: readonly string[]): Args {
     out.codec = v.codec
   }
   if (out.repair === true && out.data === undefined) throw new UsageError('--repair needs --data')
+  if (v.admin !== undefined) out.admin = v.admin.includes(':') ? address('admin', v.admin) : { host: v.admin, port: DEFAULT_ADMIN_PORT }
+  const tokenFile = v['admin-token-file']
+  if (tokenFile !== undefined) {
+    try {
+      out.adminToken = fs.readFileSync(tokenFile, 'utf8').trim()
+    } catch (err) {
+      throw new UsageError(`--admin-token-file ${tokenFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+  } else if (env.SCUTTLE_ADMIN_TOKEN !== undefined && env.SCUTTLE_ADMIN_TOKEN !== '') out.adminToken = env.SCUTTLE_ADMIN_TOKEN
+  if (out.adminToken !== undefined && out.adminToken.length < 16) throw new UsageError('--admin-token-file: the token must be 16 characters or more')
+  if (v['ws-origin'] !== undefined) {
+    for (const o of v['ws-origin']) {
+      if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--ws-origin must be an origin such as https://app.example:8443 (scheme, host, port; no path), not "${o}"`)
+    }
+    out.wsOrigins = v['ws-origin']
+  }
+  const level = v['log-level']
+  if (level !== undefined) {
+    if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError(`--log-level must be error, warn, info or debug, not "${level}"`)
+    out.logLevel = level as LogLevel
+  }
+  if (v.late !== undefined) {
+    if (v.late !== 'keep' && v.late !== 'drop') throw new UsageError(`--late must be keep or drop, not "${v.late}"`)
+    out.late = v.late
+  }
+  const format = v['log-format']
+  if (format !== undefined) {
+    if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, not "${format}"`)
+    out.logFormat = format
+  }
   return out
 }
 
@@ -157,15 +241,17 @@ export function parseArgs(args: readonly string[]): Args {
  * (made for example with `openssl genpkey -algorithm ed25519 -out a.key.pem`
  * and `openssl pkey -in a.key.pem -pubout -out a.pub.pem`).
  */
-export function loadKeys(dir: string, id: string): Security {
+export function loadKeys(dir: string, id: string): { security: Security; auth: HelloAuth } {
   const publicKeys: Record<string, string> = {}
   for (const name of fs.readdirSync(dir)) {
     const m = /^(.+)\.pub\.pem$/.exec(name)
     if (m !== null) publicKeys[m[1]] = fs.readFileSync(path.join(dir, name), 'utf8')
   }
   const own = path.join(dir, `${id}.key.pem`)
-  const privateKey = fs.existsSync(own) ? fs.readFileSync(own, 'utf8') : undefined
-  return ed25519({ publicKeys, id, privateKey })
+  // Its own key signs its writes and proves its hello: peers refuse a hello without proof.
+  if (!fs.existsSync(own)) throw new TypeError(`--keys ${dir}: no ${id}.key.pem, this node's own key (it signs its writes and proves its hello; peers refuse a node without one)`)
+  const privateKey = fs.readFileSync(own, 'utf8')
+  return { security: ed25519({ publicKeys, id, privateKey }), auth: helloAuth({ publicKeys, id, privateKey }) }
 }
 
 /** The stdin commands, as `help` lists them. */
@@ -210,6 +296,12 @@ function member(m: Member): Record<string, unknown> {
   }
 }
 
+// A refused write, with the code clients read.
+function refusal(err: unknown): { ok: false; code: string; error: string } {
+  if (err instanceof StoreFailedError) return { ok: false, code: err.code, error: err.message }
+  return { ok: false, code: err instanceof TypeError ? 'invalid' : 'refused', error: (err as Error).message }
+}
+
 const reserved = (key: string) => `${key}: keys under member/ and heartbeat/ are kept by membership, not written by hand (see members)`
 
 /** Answer one command line; never throws. */
@@ -233,7 +325,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         const version = await node.set(key, parsed.value)
         return { ok: true, key, version }
       } catch (err) {
-        return { ok: false, error: (err as Error).message }
+        return refusal(err)
       }
     }
     case 'del': {
@@ -243,7 +335,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         const version = await node.delete(rest)
         return { ok: true, key: rest, version }
       } catch (err) {
-        return { ok: false, error: (err as Error).message }
+        return refusal(err)
       }
     }
     case 'get': {
@@ -283,6 +375,9 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         peers: node.peers().length,
         // every connected peer's last exchange left it holding what we hold
         synced: node.synced(),
+        // joined (a peer answered, or it dials no one) and in sync: what /ready says
+        ready: node.ready(),
+        writable: node.writeRefusal === null,
         connections: node.connections(),
         members: m === null ? null : m.counts(),
         keys,
@@ -299,23 +394,72 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
   }
 }
 
+/** Answer one admin request (see `lib/node/admin.ts`); never throws. */
+export async function adminRun(node: ScuttleNode, r: AdminRequest): Promise<Record<string, unknown>> {
+  const key = r.key ?? ''
+  switch (r.command) {
+    case 'get': {
+      const u = node.gossip.get(key)
+      return { key, value: u.value, version: u.version !== -Infinity ? u.version : null }
+    }
+    case 'set': {
+      if (isMembershipKey(key)) return { ok: false, code: 'invalid', error: reserved(key) }
+      let value: unknown
+      try {
+        value = JSON.parse(r.value ?? '')
+      } catch {
+        return { ok: false, code: 'invalid', error: `set ${key}: the value is not JSON (a string is quoted: "text")` }
+      }
+      try {
+        return { ok: true, key, version: await node.set(key, value) }
+      } catch (err) {
+        return refusal(err)
+      }
+    }
+    case 'del':
+      if (isMembershipKey(key)) return { ok: false, code: 'invalid', error: reserved(key) }
+      try {
+        return { ok: true, key, version: await node.delete(key) }
+      } catch (err) {
+        return refusal(err)
+      }
+    default:
+      return (await command(node, r.command)) as Record<string, unknown>
+  }
+}
+
 /**
- * What an error met while starting says to an operator, or null for a
- * defect (whose stack trace then helps).
+ * What an error met while starting says to an operator, in one line with
+ * what to do, or null for a defect (whose stack trace then helps).
  */
 export function operatorError(err: unknown, args: Args): string | null {
   const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string; hostname?: string }
   if (!(e instanceof Error)) return null
   const where = e.address !== undefined ? `${e.address}:${e.port}` : ''
   // Which flag named that port (--listen unless another did).
-  const flag = args.ws?.port === e.port && e.port !== 0 ? '--ws' : args.metrics?.port === e.port && e.port !== 0 ? '--metrics' : '--listen'
+  const flag =
+    args.ws?.port === e.port && e.port !== 0
+      ? '--ws'
+      : args.metrics?.port === e.port && e.port !== 0
+        ? '--metrics'
+        : args.admin?.port === e.port && e.port !== 0
+          ? '--admin'
+          : '--listen'
+  const data = args.data ?? ''
+  const user = process.getuid === undefined ? 'this user' : `user ${process.getuid()}`
+  // SQLite's and the file system's errors about the data directory.
+  if (typeof e.code === 'string' && /^SQLITE_(READONLY|CANTOPEN|IOERR|FULL|PERM|AUTH)/.test(e.code)) {
+    return e.code.startsWith('SQLITE_FULL')
+      ? `data directory ${data} is full: free space there, or move it (--data)`
+      : `data directory ${data} cannot be written (${e.message}): give ${user} write access to it and its files, or choose another --data`
+  }
   switch (e.code) {
     case 'EADDRINUSE':
       return `cannot listen on ${where}: the address is in use (another process holds the port; choose another ${flag})`
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EAI_NONAME':
-      return `cannot resolve host ${JSON.stringify(e.hostname ?? '')}: no such host (check --listen, --ws and --metrics)`
+      return `cannot resolve host ${JSON.stringify(e.hostname ?? '')}: no such host (check --listen, --ws, --admin and --metrics)`
     case 'EEXIST':
     case 'EISDIR':
       return `not a directory: ${e.path ?? e.message} (--data names a directory)`
@@ -323,12 +467,15 @@ export function operatorError(err: unknown, args: Args): string | null {
       return `cannot listen on ${where}: no such address on this machine`
     case 'EACCES':
     case 'EPERM':
+    case 'EROFS':
       return e.syscall === 'listen' || e.syscall === 'bind'
         ? `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`
-        : `permission denied: ${e.path ?? e.message}`
+        : `permission denied: ${e.path ?? e.message}: give ${user} write access to it, or choose another ${args.data !== undefined && (e.path ?? '').startsWith(args.data) ? '--data' : 'path'}`
     case 'ENOENT':
     case 'ENOTDIR':
-      return `no such file or directory: ${e.path ?? e.message}`
+      return `no such file or directory: ${e.path ?? e.message}${args.data !== undefined ? ' (--data is made if missing, but not under a file or a missing mount)' : ''}`
+    case 'ENOSPC':
+      return `no space left for ${e.path ?? 'the data directory'}: free space there, or move --data`
   }
   if (e instanceof StoreDamagedError) return /--repair/.test(e.message) ? e.message : `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
   if (/^store: /.test(e.message)) return e.message
@@ -336,24 +483,76 @@ export function operatorError(err: unknown, args: Args): string | null {
   return null
 }
 
+/**
+ * A data directory that this process cannot write, said before SQLite
+ * (which would call a read-only database damaged): null when it can.
+ */
+export function unwritableData(dir: string): string | null {
+  let probe = path.resolve(dir)
+  // The first part of the path that exists must be a writable directory.
+  for (;;) {
+    const st = fs.statSync(probe, { throwIfNoEntry: false })
+    if (st !== undefined) {
+      if (!st.isDirectory()) return `--data ${dir}: ${probe} is not a directory`
+      break
+    }
+    const up = path.dirname(probe)
+    if (up === probe) return `--data ${dir}: no part of the path exists`
+    probe = up
+  }
+  const user = process.getuid === undefined ? 'this user' : `user ${process.getuid()}`
+  const files = probe === path.resolve(dir) ? fs.readdirSync(probe).filter((f) => /^(state\.db|lock\.db|acked)/.test(f)) : []
+  for (const f of [probe, ...files.map((f) => path.join(probe, f))]) {
+    try {
+      fs.accessSync(f, fs.constants.W_OK | fs.constants.R_OK)
+    } catch {
+      return `data directory ${dir} cannot be written: ${f} is not writable by ${user} (give it write access, or choose another --data)`
+    }
+  }
+  // Some file systems refuse writes whatever the mode bits say (/proc, read-only mounts).
+  const test = path.join(probe, `.scuttle-write-test-${process.pid}`)
+  try {
+    fs.writeFileSync(test, '')
+    fs.rmSync(test, { force: true })
+  } catch (err) {
+    return `data directory ${dir} cannot be written: ${probe}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (a read-only or special file system? choose another --data)`
+  }
+  return null
+}
+
 /** `simple-scuttle node ...`: runs until SIGTERM or SIGINT; resolves with the exit code. */
-export async function nodeCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function nodeCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s), env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let args: Args
   try {
-    args = parseArgs(argv)
+    args = parseArgs(argv, env)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
-    process.stderr.write(`simple-scuttle node: ${err.message}\n\n${usage}`)
+    process.stderr.write(`simple-scuttle node: ${err.message}\nsee: simple-scuttle node --help\n`)
     return 2
   }
   if (args.help === true) {
     out(usage)
     return 0
   }
-  const prefix = `[${args.id}] `
-  const log = (line: string) => process.stderr.write(`${prefix}${line}\n`)
+  const logger = new Logger(args.id, args.logLevel ?? 'info', args.logFormat ?? 'text')
+  const log = logger.line
+  // A stop asked for while starting is kept, and done once started (the
+  // default action would kill the node before it flushed).
+  let stopAsked: string | null = null
+  let onStop: (signal: string) => void = (signal) => (stopAsked = signal)
+  process.once('SIGTERM', () => onStop('SIGTERM'))
+  process.once('SIGINT', () => onStop('SIGINT'))
+  if (args.data !== undefined) {
+    const bad = unwritableData(args.data)
+    if (bad !== null) {
+      log(`cannot start: ${bad}`, 'error')
+      return 1
+    }
+  }
   let node: ScuttleNode
+  let keys: ReturnType<typeof loadKeys> | undefined
   try {
+    keys = args.keys === undefined ? undefined : loadKeys(args.keys, args.id)
     node = await startNode({
       id: args.id,
       // The command's documented policy: last writer wins.
@@ -367,10 +566,14 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       mtu: args.mtu,
       config: args.mtuBytes === undefined ? undefined : { mtu_bytes: args.mtuBytes },
       ws: args.ws,
+      wsOrigins: args.wsOrigins,
       // --codec ndjson: every connection in NDJSON, for people reading the wire.
       codecs: args.codec === 'ndjson' ? ['ndjson'] : undefined,
-      security: args.keys === undefined ? undefined : loadKeys(args.keys, args.id),
+      security: keys?.security,
+      auth: keys?.auth,
+      late: args.late,
       metrics: args.metrics,
+      advertise: args.advertise,
       membership: {
         threshold: args.phi,
         grace: args.deadGrace,
@@ -382,8 +585,29 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   } catch (err) {
     const said = operatorError(err, args)
     if (said === null) throw err
-    log(`cannot start: ${said}`)
+    log(`cannot start: ${said}`, 'error')
     return 1
+  }
+  let admin: AdminServer | null = null
+  if (args.admin !== undefined) {
+    try {
+      admin = await AdminServer.start(
+        {
+          id: node.gossip.id,
+          readiness: () => ({ ready: node.ready(), joined: node.joined, synced: node.synced() }),
+          run: (r) => adminRun(node, r),
+        },
+        { at: args.admin, token: args.adminToken, log },
+      )
+    } catch (err) {
+      await node.close()
+      const said = operatorError(err, args)
+      if (said === null) throw err
+      log(`cannot start: ${said}`, 'error')
+      return 1
+    }
+    const a = admin.address()
+    log(`admin endpoint on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (${args.adminToken === undefined ? 'no token' : 'token required'})`)
   }
   // Answers go out in the order the commands came in.
   let queue: Promise<void> = Promise.resolve()
@@ -397,22 +621,54 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   })
   return new Promise<number>((resolve) => {
     let stopping = false
-    const stop = (signal: string) => {
+    const stop = (why: string, code: number) => {
       if (stopping) return
       stopping = true
-      log(`${signal}: flushing and stopping`)
+      log(`${why}: flushing and stopping`)
       input.close()
       queue
+        .then(() => admin?.close())
         .then(() => node.close())
         .then(
-          () => resolve(0),
+          () => resolve(code),
           (err: unknown) => {
-            log(`stopping failed: ${(err as Error)?.message}`)
+            log(`stopping failed: ${(err as Error)?.message}`, 'error')
             resolve(1)
           },
         )
     }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
+    onStop = (signal) => stop(signal, 0)
+    if (stopAsked !== null) stop(stopAsked, 0)
+    // A twin: the newer of two live nodes with one id stops, so that the
+    // elder's writes (and its own, already durable here) are not hidden.
+    node.on('twin', (t: TwinReport) => {
+      if (!t.newer) return
+      log(
+        `cannot run: another live node has id ${node.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started before this one. ` +
+          'Stop one of them, or give this one another --id; this one stops now',
+        'error',
+      )
+      stop('twin', 1)
+    })
+    // Writes of this node that peers refuse as late (made before deletes they
+    // collected while this node heard from none of them, docs/deletes.md):
+    // without --late, the operator chooses; the node says so and stops.
+    if (args.late === undefined) {
+      node.gossip.on('late', (updates: { key: string }[]) => {
+        const keys = updates.slice(0, 5).map((u) => JSON.stringify(u.key)).join(', ')
+        log(
+          `cannot go on: ${updates.length} writes of this node (${keys}${updates.length > 5 ? ', ...' : ''}) were made before deletes its peers collected ` +
+            'while it heard from none of them, and they refuse them. Restart with --late keep (write them again: they win over those deletes) ' +
+            'or --late drop (withdraw them); see docs/deletes.md',
+          'error',
+        )
+        stop('late writes', 3)
+      })
+    }
+    // Restored from a state older than what peers collected of this node's deletes.
+    node.on('restoredStale', (reason: string) => {
+      log(`cannot go on: ${reason}`, 'error')
+      stop('restored from an old state', 3)
+    })
   })
 }

@@ -2,22 +2,26 @@
 /**
  * The command-line entry point: `simple-scuttle <command> [options]`.
  *
- * Exit codes: 0 done, 1 failed (said why on stderr, without a stack trace
- * when it is the operator's to fix), 2 a bad command line (said what is
- * wrong, and the usage).
+ * Exit codes: 0 done, 1 failed (said why on stderr in one line, without a
+ * stack trace when it is the operator's to fix), 2 a bad command line (said
+ * what is wrong, and where to read the usage).
  */
 import * as fs from 'fs'
 import * as path from 'path'
 import { readArgs } from './args'
 import { demo } from './demo'
 import { nodeCommand } from './node'
+import { CLIENT_COMMANDS, clientCommand } from './client'
 import { simulate } from './simulate'
 
 export const usage = `usage: simple-scuttle [--help] [--version] <command> [options]
 
 commands:
-  node       run one gossip node over TCP, driven by commands on stdin
-             (simple-scuttle node --help)
+  node       run one gossip node over TCP, driven by its admin endpoint
+             (--admin) or commands on stdin (simple-scuttle node --help)
+  get KEY, set KEY JSON, del KEY, members, status, peers, state
+             ask a running node through its admin endpoint
+             (--node HOST:PORT; simple-scuttle get --help)
   simulate   the paper's experiment on real Gossip streams
              (simple-scuttle simulate --help)
   demo       six nodes in a ring, in this process, until they agree
@@ -57,7 +61,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
   try {
     flags = readArgs(own, { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } })
   } catch (err) {
-    process.stderr.write(`simple-scuttle: ${(err as Error).message}\n\n${usage}`)
+    process.stderr.write(`simple-scuttle: ${(err as Error).message}\nsee: simple-scuttle --help\n`)
     return 2
   }
   if (flags.help === true || name === 'help') {
@@ -68,9 +72,10 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     out(`${version()}\n`)
     return 0
   }
+  if (name in CLIENT_COMMANDS) return clientCommand(name, args, out, (s) => process.stderr.write(s))
   const command = commands[name]
   if (command === undefined) {
-    process.stderr.write(`simple-scuttle: unknown command "${name}"\n\n${usage}`)
+    process.stderr.write(`simple-scuttle: unknown command "${name}"\nsee: simple-scuttle --help\n`)
     return 2
   }
   return command(args)

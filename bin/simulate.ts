@@ -212,7 +212,7 @@ export async function simulate(args: readonly string[], out: (s: string) => void
     cli = parseArgs(args)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
-    process.stderr.write(`simple-scuttle simulate: ${err.message}\n\n${usage}`)
+    process.stderr.write(`simple-scuttle simulate: ${err.message}\nsee: simple-scuttle simulate --help\n`)
     return 2
   }
   if (cli.help) {

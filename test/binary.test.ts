@@ -210,10 +210,14 @@ describe('binary wire format', function () {
       assert.deepStrictEqual(r.out, [], `decoded ${body}`)
       assert.strictEqual(r.bad.length, 1, `not reported: ${body}`)
     }
-    // A real huge array: a million items in a frame of a million bytes.
-    const big = encode([new Array(1_000_000).fill(0)])
+    // A real huge array: half a million items (a million characters of JSON, under the value limit) cross.
+    const big = encode([new Array(500_000).fill(0)])
     const r = feed([big])
-    assert.strictEqual((r.out[0] as unknown[]).length, 1_000_000)
+    assert.strictEqual((r.out[0] as unknown[]).length, 500_000)
+    // Past the value limit as JSON, it is stopped as it is decoded.
+    const over = feed([encode([new Array(600_000).fill(0)])])
+    assert.deepStrictEqual(over.out, [])
+    assert.match(over.bad[0], /longer than \d+ characters as JSON/)
   })
 
   it('text where frames were expected is refused; a hello-less NDJSON line is garbage here', () => {

@@ -208,7 +208,7 @@ describe('a five-node cluster (processes on 127.0.0.1)', function () {
     assert.strictEqual(metric(body, 'scuttle_members{status="live"}'), 5)
     assert.strictEqual(metric(body, 'scuttle_members{status="dead"}'), 0)
     assert.strictEqual(metric(body, 'scuttle_peers'), 4)
-    assert.ok((metric(body, 'scuttle_invalid_total{reason="hello"}') ?? 0) >= 1, 'the refused hello is counted')
+    assert.ok((metric(body, 'scuttle_refused_total{code="other_cluster"}') ?? 0) >= 1, 'the refused hello is counted')
     for (const name of ['scuttle_exchanges_total{role="asked"}', 'scuttle_updates_sent_total', 'scuttle_updates_received_total', 'scuttle_bytes_sent_total', 'scuttle_bytes_received_total']) {
       assert.ok((metric(body, name) ?? 0) > 0, `${name} counts`)
     }
@@ -264,7 +264,9 @@ describe('the command line, for an operator', function () {
       const r = run(args)
       assert.strictEqual(r.status, 2, `${args.join(' ')} exited ${r.status}: ${r.stderr}`)
       assert.match(r.stderr, said)
-      assert.match(r.stderr, /usage: simple-scuttle/)
+      // One line for the error, one pointing to the usage (not 30 lines that scroll it away).
+      assert.match(r.stderr, /\nsee: simple-scuttle( \w+)? --help\n$/)
+      assert.strictEqual(r.stderr.trim().split('\n').length, 2, r.stderr)
       assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: a stack trace`)
     }
   })
@@ -287,7 +289,7 @@ describe('the command line, for an operator', function () {
       [['simulate', '--rounds', '2', '--svg', dir], /--svg: cannot write the plot: .* is a directory/, 2],
       // found by an outside attack
       [['node', '--id', 'b', '--ws', `127.0.0.1:${busy}`], /cannot start: cannot listen on 127\.0\.0\.1:\d+: the address is in use .*choose another --ws\)/, 1],
-      [['node', '--id', 'b', '--data', '/dev/null'], /cannot start: not a directory: \/dev\/null \(--data names a directory\)/, 1],
+      [['node', '--id', 'b', '--data', '/dev/null'], /cannot start: --data \/dev\/null: \/dev\/null is not a directory/, 1],
       [['node', '--id', 'b', '--interval', '3000000000'], /--interval must be a positive number of milliseconds, at most 2147483647/, 2],
       [['node', '--id', 'b\u001b[2J'], /--id must not hold control or invisible characters/, 2],
       [['node', '--id', 'b\u202e'], /--id must not hold control or invisible characters/, 2],
@@ -314,7 +316,7 @@ describe('the command line, for an operator', function () {
     assert.match(s.stderr, /--svg: cannot write the plot: .*file is not a directory/)
     const d = run(['node', '--id', 'b', '--data', file])
     assert.strictEqual(d.status, 1)
-    assert.match(d.stderr, /cannot start: not a directory: .*file \(--data names a directory\)/)
+    assert.match(d.stderr, /cannot start: --data .*file: .*file is not a directory/)
     assert.doesNotMatch(d.stderr, /\n\s+at /)
   })
 
@@ -368,10 +370,9 @@ describe('the command line, for an operator', function () {
       10_000,
       'peers to show a in sync',
     )
-    assert.deepStrictEqual(
-      peers.map((p) => [p.id, p.synced, p.behind]),
-      [['a', true, { them: 0, us: 0 }]],
-    )
+    // In sync with heartbeats running: what was missing either way went whole in the last exchange, and was only heartbeats.
+    assert.deepStrictEqual(peers.map((p) => [p.id, p.synced]), [['a', true]])
+    assert.ok(peers[0].behind.them + peers[0].behind.us < 100, JSON.stringify(peers[0].behind))
     assert.match(b.stderr, /in sync with every connected peer \(a\)/)
     const del = await b.cmd('del color')
     assert.strictEqual(del.ok, true)

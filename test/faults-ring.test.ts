@@ -14,6 +14,7 @@ import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
 import { generateKeyPair } from '../lib'
+import { Attacker } from './adversarial/harness'
 
 const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')
 
@@ -266,19 +267,30 @@ describe('faults across processes (loopback)', function () {
       procs.push(a, b)
       assert.strictEqual((await a.cmd('set x "signed"')).ok, true)
       await until(async () => (await b.cmd('get x')).value === 'signed', 10000, 'b to accept a’s signed write')
-      const mallory = net.connect(ports[1], '127.0.0.1')
-      mallory.on('error', () => undefined)
-      mallory.resume()
-      const closed = new Promise((resolve) => mallory.once('close', resolve))
-      const held = (await b.cmd('get x')).version as number
-      const forged = { key: 'x', value: 'forged', source_id: 'a', version: held + 1000, signature: 'A'.repeat(86) + '==' }
-      mallory.write(`{"hello":"simple-scuttle","id":"mallory"}\n${JSON.stringify(forged)}\n`)
-      await closed
-      assert.match(b.stderr, /closing connection to mallory: sent invalid input: signature of a missing or invalid/)
-      assert.strictEqual((await b.cmd('get x')).value, 'signed')
-      a.child.kill('SIGTERM')
+      // An insider: a member with a key of its own (a keyless peer is refused at its hello).
+      const insider = generateKeyPair()
+      const mallory = await Attacker.open(ports[1], null)
+      // Its key is not among b's: refused at the hello, by code.
+      assert.strictEqual((await mallory.authenticate('mallory', insider.privateKey)).refused, 'bad_proof')
+      await mallory.closed
+      // With its key in the directory b trusts (read at b's start: b restarts).
+      fs.writeFileSync(path.join(keys, 'mallory.pub.pem'), insider.publicKey)
       b.child.kill('SIGTERM')
-      assert.deepStrictEqual(await Promise.all([a.exited, b.exited]), [0, 0])
+      assert.strictEqual(await b.exited, 0)
+      const b2 = new NodeProc(['--id', 'b', '--listen', `127.0.0.1:${ports[1]}`, '--connect', `127.0.0.1:${ports[0]}`, ...common])
+      procs.push(b2)
+      await until(async () => (await b2.cmd('get x')).value === 'signed', 10000, 'b to restart with x')
+      const m2 = await Attacker.open(ports[1], null)
+      assert.strictEqual((await m2.authenticate('mallory', insider.privateKey)).open, true)
+      const held = (await b2.cmd('get x')).version as number
+      const forged = { key: 'x', value: 'forged', source_id: 'a', version: held + 1000, signature: 'A'.repeat(86) + '==' }
+      await m2.send(`${JSON.stringify(forged)}\n`)
+      await m2.closed
+      assert.match(b2.stderr, /closing connection to mallory: sent invalid input: signature of a missing or invalid/)
+      assert.strictEqual((await b2.cmd('get x')).value, 'signed')
+      a.child.kill('SIGTERM')
+      b2.child.kill('SIGTERM')
+      assert.deepStrictEqual(await Promise.all([a.exited, b2.exited]), [0, 0])
     } finally {
       fs.rmSync(keys, { recursive: true, force: true })
     }
@@ -289,7 +301,7 @@ describe('faults across processes (loopback)', function () {
       const p = new NodeProc(args)
       procs.push(p)
       assert.notStrictEqual(await p.exited, 0)
-      assert.match(p.stderr, /usage|HOST:PORT/)
+      assert.match(p.stderr, /--help|HOST:PORT/)
     }
   })
 })

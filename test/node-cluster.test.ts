@@ -66,7 +66,7 @@ describe('node: cluster, membership and metrics (in process)', function () {
       ['signature of a missing or invalid', 'signature'],
       ['local writes ({key, value}) are not accepted on this stream', 'local_write'],
       ['digest names more than 4096 sources', 'digest'],
-      ['did not start with a hello', 'hello'],
+      ['frame of 9 bytes, over the limit of 8', 'frame'],
       ['flooding: more than 5 updates without a digest', 'flood'],
       ['resolve threw: x', 'node_error'],
       ['version must be an integer from 0 to MAX_VERSION', 'version'],
@@ -120,7 +120,7 @@ describe('node: cluster, membership and metrics (in process)', function () {
     const lines = (logs.get('a') ?? []).filter((l) => /peer x is of cluster "red"/.test(l))
     assert.ok(lines.length <= 3, `${lines.length} lines for one refused peer`)
     assert.ok(logged('x', /peer a is of cluster "blue", this node of "red": refused/))
-    assert.ok((a.stats().invalid.hello ?? 0) >= 101)
+    assert.ok((a.stats().refused.other_cluster ?? 0) >= 101)
     assert.strictEqual(x.peers().length, 0)
     assert.strictEqual(a.membership?.member('x'), undefined)
     // A member that stops: dead at a and b, logged with what to act on.

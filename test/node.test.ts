@@ -162,15 +162,24 @@ describe('node (TCP, in process)', () => {
     await until(() => Object.keys(b.gossip.state).length >= 300, 10000, 'b to get a’s state meanwhile')
   })
 
-  it('bounds connections: past maxConnections a new one takes the slot of the oldest that never answered, and the others go on', async () => {
+  it('bounds connections: past maxConnections a newcomer is refused while every connection is new, then takes the slot of the oldest that never answered', async () => {
     const a = await start({ id: 'a', maxConnections: 5 })
     const clients: { socket: net.Socket; closed: Promise<void> }[] = []
-    for (let i = 0; i < 8; i++) clients.push(await raw(a))
-    const closed: number[] = []
-    clients.forEach((c, i) => void c.closed.then(() => closed.push(i)))
-    await until(() => closed.length === 3 && a.peers().length === 5, 5000, 'a to close 3 and keep 5')
-    assert.deepStrictEqual(closed.sort(), [0, 1, 2], 'the oldest went')
+    for (let i = 0; i < 5; i++) clients.push(await raw(a))
+    await until(() => a.peers().length === 5, 5000, 'a to keep 5')
+    // All five have had no time to answer: the newcomer goes.
+    const early = await raw(a)
+    await early.closed
     assert.ok(logged('a', /maxConnections/))
+    assert.strictEqual(a.peers().length, 5)
+    // Once they had their second, a newcomer takes the oldest's slot.
+    const deadline = Date.now() + 5000
+    for (;;) {
+      const late = await raw(a)
+      if (await Promise.race([clients[0].closed.then(() => true), late.closed.then(() => false)])) break
+      assert.ok(Date.now() < deadline, 'a newcomer to take the slot of the oldest within 5 s')
+    }
+    await until(() => a.peers().length === 5, 5000, 'a to keep 5')
   })
 
   for (const once of [false, true]) {

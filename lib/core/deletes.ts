@@ -338,7 +338,8 @@ export class Deletes {
       stream.emit(
         'invalid',
         u,
-        `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.horizon}) and nothing it holds of "${u.key}" beats it; its writer is told (see docs/deletes.md)`,
+        `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.horizon}); its writer is told (see docs/deletes.md)`,
+        'late',
       )
     }
     return true
@@ -424,7 +425,7 @@ export class Deletes {
     if (done.late !== undefined) this.lateReports(done.late)
     if (done.stale !== undefined) {
       if (this.staleSigned(l, done)) this.notices(stream, done.stale)
-      else stream.emit('invalid', { digest: true, done: true, stale: Object.fromEntries(done.stale) }, 'a stale notice not signed by a member with a key: ignored')
+      else stream.emit('invalid', { digest: true, done: true, stale: Object.fromEntries(done.stale) }, 'a stale notice not signed by a member with a key: ignored', 'stale_unsigned')
     }
     if (this.refetches.size > 0) {
       const named = (l.named ??= new Map())
@@ -494,6 +495,7 @@ export class Deletes {
             'invalid',
             { source_id: id, version: gc },
             `restored-stale: peers collected deletes of this node up to version ${gc}, beyond the state it was restored from; restart it from its newest state, or from nothing (peers hold its writes)`,
+            'restored_stale',
           )
         }
         continue

@@ -107,8 +107,14 @@ export function badName(what: string, s: unknown): string | null {
   const max = what === 'key' ? MAX_KEY_LENGTH : MAX_ID_LENGTH
   if (s.length > max) return `${what} is longer than ${max} characters`
   if (isReserved(s)) return `${what} "${s}" is reserved`
+  // SQLite and the wire keep text as UTF-8, which has no lone surrogate: a
+  // key holding one would come back changed (and fail its checksum).
+  if (LONE_SURROGATE.test(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`
   return null
 }
+
+// With the u flag, a surrogate matches only when unpaired.
+const LONE_SURROGATE = /[\ud800-\udfff]/u
 
 /**
  * Sorts an object into one of the four shapes, or refuses it with a reason

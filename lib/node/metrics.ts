@@ -9,11 +9,13 @@
 import * as http from 'http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Member } from '../core/membership'
-import type { Address, NodeStats } from './tcp'
+import type { Address, NodeStats } from './types'
 
 /** What the metrics read from a node (`ScuttleNode` has it). */
 export interface MetricsSource {
   stats(): NodeStats
+  /** Joined and in sync (`/ready`). */
+  ready(): boolean
   peers(): unknown[]
   connections(): number
   staleness(): { id: string; ms: number }[]
@@ -31,6 +33,10 @@ export const METRIC_NAMES = [
   'scuttle_digest_entries',
   'scuttle_digests_dropped_total',
   'scuttle_invalid_total',
+  'scuttle_refused_total',
+  'scuttle_twins_total',
+  'scuttle_writes_refused_total',
+  'scuttle_ready',
   'scuttle_connections_closed_total',
   'scuttle_peers',
   'scuttle_connections',
@@ -70,10 +76,30 @@ export function registry(node: MetricsSource): Registry {
   total('scuttle_bytes_sent_total', 'Bytes sent to peers', (s) => s.bytesSent)
   total('scuttle_bytes_received_total', 'Bytes received from peers', (s) => s.bytesReceived)
   total('scuttle_digests_dropped_total', "Peers' digests dropped unanswered past the digest rate", (s) => s.digestsDropped)
+  total('scuttle_twins_total', 'Twins seen: another live node with this id, or two live peers with one id', (s) => s.twins)
+  total('scuttle_writes_refused_total', 'Local writes refused because the data directory cannot be written', (s) => s.writesRefused)
+  new Counter({
+    name: 'scuttle_refused_total',
+    help: 'Sessions refused, by this node or its peer, by code (other_cluster, twin, unauthenticated, bad_proof, full, ...)',
+    labelNames: ['code'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [code, n] of Object.entries(node.stats().refused)) this.inc({ code }, n)
+    },
+  })
+  new Gauge({
+    name: 'scuttle_ready',
+    help: 'The node has joined and is in sync with every connected peer (1), or not (0): what GET /ready says',
+    registers,
+    collect() {
+      this.set(node.ready() ? 1 : 0)
+    },
+  })
   total('scuttle_connections_closed_total', 'Connections this node closed with a logged reason', (s) => s.closed)
   new Counter({
     name: 'scuttle_invalid_total',
-    help: 'Invalid inputs from peers (and refused hellos), by kind of reason',
+    help: 'Invalid inputs from peers, by code (not_json, frame, signature, ahead, member, ...)',
     labelNames: ['reason'],
     registers,
     collect() {
@@ -142,7 +168,7 @@ export interface MetricsServer {
 /**
  * Serve `node`'s metrics at `http://HOST:PORT/metrics` (default
  * 127.0.0.1, any free port). Bounded: at most 64 connections, 5 s to send a
- * request's headers, 10 s for the whole request; anything but `GET
+ * request's headers, 10 s for the whole request; `GET /health` (200) and `GET /ready` (200 or 503) besides; anything but `GET
  * /metrics` is a 404.
  * @throws what listening throws (EADDRINUSE, ...).
  */
@@ -151,8 +177,18 @@ export async function serveMetrics(node: MetricsSource, at: Partial<Address>, lo
   // Slow clients are looked for every second (Node's default is 30 s).
   const server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const path = (req.url ?? '').split('?')[0]
+    // Probes for orchestrators, on the port they already scrape.
+    if (req.method === 'GET' && path === '/health') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
+      return
+    }
+    if (req.method === 'GET' && path === '/ready') {
+      const ready = node.ready()
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: not joined, or not in sync\n')
+      return
+    }
     if (req.method !== 'GET' || path !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n')
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics, /health or /ready\n')
       return
     }
     register.metrics().then(

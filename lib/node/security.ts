@@ -13,6 +13,7 @@
  */
 import * as crypto from 'crypto'
 import type { Security, Update } from '../core/types'
+import type { HelloAuth } from '../wire/session'
 
 export type { Security }
 
@@ -108,4 +109,36 @@ export function generateKeyPair(): { publicKey: string; privateKey: string } {
     publicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string,
     privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
   }
+}
+
+/**
+ * Hello proofs (see `lib/wire/session.ts`) with the same keys as
+ * {@link ed25519}: this node signs with `privateKey`, and checks a peer's
+ * proof with the public key held for the id its hello claims.
+ * @throws TypeError for keys that are not Ed25519 keys, or without a private key.
+ */
+export function helloAuth(options: Ed25519Options): HelloAuth {
+  if (options.privateKey === undefined || typeof options.id !== 'string') {
+    throw new TypeError('hello proofs need this node\'s id and private key (ID.key.pem in the keys directory)')
+  }
+  const signer = typeof options.privateKey === 'string' ? crypto.createPrivateKey(options.privateKey) : options.privateKey
+  if (signer.type !== 'private' || signer.asymmetricKeyType !== 'ed25519') throw new TypeError('ed25519: privateKey must be an Ed25519 private key')
+  const keys = new Map<string, crypto.KeyObject>()
+  const given = options.publicKeys
+  const entries = given instanceof Map ? [...given.entries()] : Object.entries(given)
+  for (const [id, k] of entries) keys.set(id, publicKey(k, id))
+  if (!keys.has(options.id)) keys.set(options.id, crypto.createPublicKey(signer))
+  return {
+    sign: (bytes) => crypto.sign(null, bytes, signer).toString('base64'),
+    verify(id, bytes, signature) {
+      const key = keys.get(id)
+      if (key === undefined || signature.length !== 88) return false
+      return crypto.verify(null, bytes, key, Buffer.from(signature, 'base64'))
+    },
+  }
+}
+
+/** A session nonce: 16 random bytes, base64. */
+export function randomNonce(): string {
+  return crypto.randomBytes(16).toString('base64')
 }

@@ -293,6 +293,8 @@ export class Store {
   private viewMode = false
   private closed = false
   private failure: Error | null = null
+  /** Called once, the first time a write to the directory fails (the node then refuses local writes). */
+  onFail: ((err: Error) => void) | null = null
   private cached: Snapshot | undefined | null = null
   private proxy: StateStore | null = null
   // A repair rebuilt the database: its resolved flags are made again from
@@ -756,7 +758,9 @@ export class Store {
   }
 
   private fail(err: Error): Error {
+    const first = this.failure === null
     this.failure = err
+    if (first) this.onFail?.(err)
     for (const w of this.waiters) w.reject(err)
     this.waiters = []
     return err

@@ -1,50 +1,54 @@
 /**
- * A gossip node over TCP: one {@link Gossip} per process, a stream per
- * connected peer, newline-delimited JSON on the sockets, optional durable
- * state. `simple-scuttle node` is this with a command line around it.
+ * A gossip node over TCP: one {@link Gossip} per process, a session per
+ * connected peer (see `lib/wire/session.ts`: hello, proof under keys, wire
+ * format, limits), optional durable state. `simple-scuttle node` is this
+ * with a command line around it.
  *
- * Each connection starts with one hello line, `{"hello":"simple-scuttle",
- * "id":ID,"codecs":["binary","ndjson"]}`, then speaks the gossip protocol
- * in the wire format the hellos agree on (see `lib/wire/handshake.ts`):
- * binary frames between nodes of this version, NDJSON with older ones or
- * when `codecs` says so. With `ws`, browsers (or any WebSocket client) join
- * the same way over a WebSocket: the same hello, the same formats, the same
- * limits. The hello also names the node's cluster (`"cluster":NAME`): a
- * peer of another cluster (a hello without `cluster` is of `"default"`) is
- * refused with a logged reason, so two clusters that can reach each other
- * never merge. A peer is disconnected, with
- * a logged reason, when it sends anything the protocol refuses (garbage,
- * over-long lines, invalid or forged updates), floods (more updates in a
- * row than `floodLimit` without ending them with a digest), or stops reading
- * for `stallTimeout` ms. Everything buffered per connection is bounded, so
- * one bad peer costs the others nothing but a share of the CPU.
+ * A peer of another cluster is refused, so two clusters that can reach
+ * each other never merge. A peer is disconnected, with a logged reason and
+ * a code, when it sends anything the protocol refuses (garbage, over-long
+ * lines, invalid or forged updates), floods (more updates in a row than
+ * `floodLimit` without ending them with a digest), or stops reading for
+ * `stallTimeout` ms. Everything buffered per connection is bounded, so one
+ * bad peer costs the others nothing but a share of the CPU.
  *
  * @packageDocumentation
  */
+import * as fs from 'fs'
+import * as http from 'http'
 import * as net from 'net'
-import { Duplex, Transform } from 'readable-stream'
+import { EventEmitter } from 'events'
+import { Transform, type Duplex } from 'readable-stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { Gossip, PeerStream, isAheadRefusal } from '../core/gossip'
-import { Membership, type Member, type MembershipOptions } from '../core/membership'
-import { badName } from '../core/shape'
+import { Gossip } from '../core/gossip'
+import { Clock } from '../core/clock'
+import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../core/membership'
 import { Store, type StoreOptions } from './store'
-import type { Config, Resolve, Security } from '../core/types'
+import { barrier } from '../core/barrier'
+import type { Config, Resolve, Security, Update } from '../core/types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
-import { FORMATS, parse, serialize, type Format } from '../wire/codec'
-import { checkCodecs, chooseFormat, codecsOf, helloLine, HelloReader, type Hello } from '../wire/handshake'
+import { FORMATS, type Format } from '../wire/codec'
+import { checkCodecs } from '../wire/handshake'
+import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type InputCode, type PeerHello, type RefusalCode } from '../wire/session'
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
+import { randomNonce } from './security'
+import { Dialer } from './dialer'
+import { serveMetrics, type MetricsServer } from './metrics'
+import type { Address, NodeStats, PeerInfo } from './types'
 
-/** `host:port` as an object. */
-export interface Address {
-  host: string
-  port: number
-}
+export type { Address, NodeStats, PeerInfo }
+export { badCluster }
+
+/** The port `simple-scuttle node` listens on unless told otherwise (its admin endpoint: {@link DEFAULT_ADMIN_PORT}). */
+export const DEFAULT_PORT = 7946
+/** The port of the admin endpoint (`--admin`) unless told otherwise. */
+export const DEFAULT_ADMIN_PORT = 7947
 
 /** Options of {@link startNode}. */
 export interface NodeOptions {
   /** This node's source id. */
   id: string
-  /** Where to accept peers. Default 127.0.0.1, port 0 (any free port). */
+  /** Where to accept peers. Default 127.0.0.1, port 0 (any free port; the command's default is {@link DEFAULT_PORT}). */
   listen?: Partial<Address>
   /** Peers to dial, and redial with backoff while they are away. */
   connect?: Address[]
@@ -62,6 +66,13 @@ export interface NodeOptions {
   resolve?: Resolve
   /** Signed updates; see `ed25519`. */
   security?: Security
+  /**
+   * What to do with this node's writes that peers refuse as late (made
+   * before deletes they collected, while this node heard from none of them;
+   * see docs/deletes.md, rule 7): `'keep'` writes them again, `'drop'`
+   * withdraws them. Unset: the node's `'late'` event is left to the caller.
+   */
+  late?: 'keep' | 'drop'
   /** Where log lines go, one line each. Default: stderr, each line prefixed with `[ID] `. */
   log?: (line: string) => void
   /** Longest NDJSON line accepted from a peer. Default 1 MiB. */
@@ -119,70 +130,49 @@ export interface NodeOptions {
   membership?: boolean | MembershipOptions
   /** Serve Prometheus metrics over HTTP here (`GET /metrics`). Default: none. */
   metrics?: Partial<Address>
+  /**
+   * Hello proofs (`helloAuth`): every peer must prove its id with its key,
+   * and a peer without one is refused. `simple-scuttle node --keys` sets it.
+   */
+  auth?: HelloAuth
+  /**
+   * Origins a browser's WebSocket may come from (its `Origin` header, as
+   * `https://host:port`), besides the node's own host. Clients that send no
+   * Origin (not browsers) are not asked. Default: none besides the own host.
+   */
+  wsOrigins?: string[]
+  /**
+   * New members (records `member/<id>` of an id not yet held) one peer may
+   * introduce per interval, besides itself; the rest wait for a later
+   * exchange. Bounds how fast one peer can fill `maxMembers`. Default 8.
+   */
+  memberRate?: number
+  /** The address said in this node's hello (where a twin is told its elder is). Default: the listening address. */
+  advertise?: string
 }
 
-/** Counters a node keeps from its start (`ScuttleNode.stats()`). */
-export interface NodeStats {
-  /** Exchanges this node started (questions asked). */
-  asked: number
-  /** Questions of peers this node answered. */
-  answered: number
-  /** Updates sent to and received from peers. */
-  updatesSent: number
-  updatesReceived: number
-  /** Bytes sent to and received from peers (hello lines included). */
-  bytesSent: number
-  bytesReceived: number
-  /** Peers' digests dropped unanswered past `digestRate`. */
-  digestsDropped: number
-  /** Invalid inputs from peers and refused hellos, by reason (a fixed set of names: see `invalidReason`). */
-  invalid: Record<string, number>
-  /** Connections closed with a reason (not those a peer closed cleanly). */
-  closed: number
-}
-
-
-/** A connected peer, as `peers()` lists it. */
-export interface PeerInfo {
-  /** The peer's id (null until its hello arrives). */
-  id: string | null
-  /** Its address as seen from here. */
-  address: string
-  /** 'in' if it dialed us, 'out' if we dialed it. */
-  direction: 'in' | 'out'
-  /** How it is connected. */
-  transport: 'tcp' | 'ws'
-  /** Its last exchange left it and this node holding the same versions of every source. */
-  synced: boolean
-  /** Updates still wanted after its last exchange: by the peer (`them`) and by this node (`us`). */
-  behind: { them: number; us: number }
-}
 
 /** The cluster of a node, or of a hello, that names none. */
 export const DEFAULT_CLUSTER = 'default'
-const MAX_CLUSTER_LENGTH = 128
-
-/** Why a cluster name is refused, or null. */
-export function badCluster(name: unknown): string | null {
-  if (typeof name !== 'string') return 'it is not a string'
-  if (name.length === 0) return 'it is empty'
-  if (name.length > MAX_CLUSTER_LENGTH) return `it is longer than ${MAX_CLUSTER_LENGTH} characters`
-  if (CONTROL.test(name)) return 'it holds control characters'
-  return null
-}
 
 /**
- * The name under which an invalid input is counted (metrics label values
- * must be a small fixed set): the kind of the reason logged.
+ * The code under which an input the gossip stream or the codec refused is
+ * counted and logged. The stream says why in text (the core's reasons);
+ * this reads the update itself where it can (a version too far ahead) and
+ * the reason's kind otherwise.
  */
-export function invalidReason(reason: string): string {
+export function invalidReason(reason: string, what?: unknown, code?: string): InputCode {
+  // The core's own codes, where it gives one (see Gossip's 'invalid').
+  if (code === 'late' || code === 'stale_unsigned' || code === 'restored_stale') return code
+  const v = (what as { version?: unknown } | null)?.version
+  if (typeof v === 'number' && typeof (what as { source_id?: unknown }).source_id === 'string' && v > Clock.now() + Clock.AHEAD) return 'ahead'
   if (/not JSON|not valid UTF-8|UTF-8/.test(reason)) return 'not_json'
   if (/line longer/.test(reason)) return 'line_too_long'
+  if (/frame|opcode|malformed|cut at the end/.test(reason)) return 'frame'
   if (/signature/.test(reason)) return 'signature'
   if (/local writes/.test(reason)) return 'local_write'
   if (/flood/.test(reason)) return 'flood'
   if (/digest/.test(reason)) return 'digest'
-  if (/hello|cluster/.test(reason)) return 'hello'
   if (/threw|failed/.test(reason)) return 'node_error'
   if (/version|clock|hour/.test(reason)) return 'version'
   if (/value/.test(reason)) return 'value'
@@ -193,18 +183,20 @@ export function invalidReason(reason: string): string {
 
 /** One connection to a peer. */
 class Connection {
-  peer: string | null = null
   invalid = 0
   /** The twin report of its stream was logged (see ScuttleNode.invalid). */
   twinSaid = false
   /** A version too far ahead from it was logged (see ScuttleNode.invalid). */
   aheadSaid = false
+  /** A value refused as late from it was logged (see ScuttleNode.invalid). */
+  lateSaid = false
   // Updates since the peer's last digest end.
   run = 0
   // Our questions this peer has not answered (a digest marked reply answers),
-  // and whether it ever answered one.
+  // whether it ever answered one, and when it last did.
   unanswered = 0
   answered = false
+  answeredAt = 0
   // Digest budget (a token bucket), whether the digest coming in is being
   // dropped, and how many were.
   tokens: number
@@ -214,6 +206,19 @@ class Connection {
   dropped = 0
   // Digests dropped since one was answered.
   droppedRun = 0
+  // New members this peer may still introduce (a token bucket), and the
+  // sources whose updates wait for a later exchange in this message.
+  memberTokens: number
+  memberRefilled = Date.now()
+  held = new Set<string>()
+  // A new member it introduced waited (said once per connection).
+  memberSaid = false
+  // Its last whole digest named no source, though this node holds some.
+  claimsNothing = false
+  // Updates other than heartbeats moved either way since the peer's last
+  // reply, and at the reply before (see quiet).
+  moved = 0
+  quiet = false
   // When our output to this peer last made progress, or started waiting.
   stalledSince = -1
   closed = false
@@ -230,21 +235,26 @@ class Connection {
   countedIn = 0
   countedOut = 0
   readonly opened = Date.now()
-  readonly stream: PeerStream
+  session!: Session
 
   constructor(
-    readonly node: ScuttleNode,
     // Bytes to and from the peer: the TCP socket, or a WebSocket's stream.
     readonly transport: Duplex | net.Socket,
     readonly address: string,
     readonly direction: 'in' | 'out',
     readonly kind: 'tcp' | 'ws',
-    // Ends the connection at once.
+    // Ends the connection at once, or once what was written is sent.
     readonly kill: () => void,
+    readonly end: () => void,
+    memberRate: number,
   ) {
-    // A remote peer never writes as this node.
-    this.stream = node.gossip.createStream({ local_writes: false })
     this.tokens = BURST
+    this.memberTokens = memberRate
+  }
+
+  /** The peer's id once its hello was accepted, else null. */
+  get peer(): string | null {
+    return this.session?.isOpen === true ? this.session.peerId : null
   }
 }
 
@@ -252,14 +262,13 @@ class Connection {
 const BURST = 8
 /** Digests dropped in a row past the rate, beyond which a peer is closed as flooding. */
 const DIGEST_FLOOD = 1000
+// Ms a new connection has to answer before a newcomer may take its slot.
+const GRACE = 1000
 // Own writes remembered for peers' staleness.
 const OWN_TIMES = 4096
+const HEARTBEAT_PREFIX = 'heartbeat/'
 
-// C0 and C1 control characters, and DEL.
-// Control characters, and the invisible ones that reorder or hide text
-// (bidi overrides, zero-width marks): none belongs in an id or a log line.
-/** @internal */
-export const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u
+export { CONTROL }
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
 
 // A log line with control characters shown as escapes: no peer can end a
@@ -268,34 +277,50 @@ function printable(line: string): string {
   return CONTROL.test(line) ? line.replace(CONTROLS, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`) : line
 }
 
-function parseAddress(text: string): Address {
+/** `HOST:PORT` (`[v6]:PORT`; `:PORT` is 127.0.0.1) as an {@link Address}. @throws TypeError saying what is wrong. */
+export function parseAddress(text: string): Address {
   const i = text.lastIndexOf(':')
-  const port = Number(text.slice(i + 1))
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`not HOST:PORT: "${text}"`)
+  if (i < 0) throw new TypeError(`not HOST:PORT: "${text}"`)
+  const portText = text.slice(i + 1)
+  const port = Number(portText)
+  if (portText === '' || !Number.isInteger(port)) throw new TypeError(`the port of "${text}" is not a number`)
+  if (port < 0 || port > 65535) throw new TypeError(`port ${port} of "${text}" is out of range (0 to 65535)`)
   const host = text.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
   return { host, port }
 }
 
-export { parseAddress }
+const hostPort = (a: Address): string => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
 
-/** A running node; see {@link startNode}. */
-export class ScuttleNode {
+/** What a node reports of a twin: another live node with its id. */
+export interface TwinReport {
+  /** This node is the newer of the two: it should stop. */
+  newer: boolean
+  /** Where the other one is, as far as known. */
+  address: string | null
+  /** When the other one started, ms since the epoch, if it said. */
+  started: number | null
+}
+
+/**
+ * A running node; see {@link startNode}. Emits `'twin'` ({@link TwinReport})
+ * when another live node has its id (`newer: true`: this one should stop;
+ * `simple-scuttle node` then exits), `'synced'` once every connected peer is
+ * in sync (see {@link ScuttleNode.synced}), and `'store-failed'` (err) once
+ * its data directory cannot be written.
+ */
+export class ScuttleNode extends EventEmitter {
   /** The node's state and protocol. */
   readonly gossip: Gossip
   /** Its durable state, if it has a data directory. */
   readonly store: Store | null
   private readonly server: net.Server
   private wsServer: WebSocketServer | null = null
+  private wsHttp: http.Server | null = null
+  // WebSocket upgrades under way (their sockets): counted against maxConnections.
+  private readonly upgrading = new Set<net.Socket>()
   private readonly codecs: Format[]
   private readonly conns = new Set<Connection>()
-  private readonly dialers: {
-    address: Address
-    timer: NodeJS.Timeout | null
-    delay: number
-    socket: net.Socket | null
-    // The last attempt failed (its error was logged; the next ones are not).
-    failing: boolean
-  }[] = []
+  private readonly dialers: Dialer[] = []
   private timer: NodeJS.Timeout | null = null
   private closing = false
   /** The cluster this node belongs to (said in its hello). */
@@ -304,6 +329,8 @@ export class ScuttleNode {
   membership: Membership | null = null
   /** When the node started, ms since the epoch. */
   readonly startedAt = Date.now()
+  /** A peer answered one of this node's questions (it has joined the cluster), or it dials no one. */
+  joined: boolean
   private readonly membershipOptions: MembershipOptions | null
   private readonly counters: NodeStats = {
     asked: 0,
@@ -314,21 +341,35 @@ export class ScuttleNode {
     bytesReceived: 0,
     digestsDropped: 0,
     invalid: Object.create(null) as Record<string, number>,
+    refused: Object.create(null) as Record<string, number>,
     closed: 0,
+    twins: 0,
+    writesRefused: 0,
   }
   // Our own writes, [version, ms] pairs in version order (the latest
   // OWN_TIMES), for the staleness of peers.
   private ownTimes: number[] = []
   // The peers the last "in sync" log line named.
   private syncedWith = ''
-  private metricsServer: { close(): Promise<void>; address(): Address } | null = null
+  private metricsServer: MetricsServer | null = null
   private readonly metricsAt: Partial<Address> | undefined
-  // Peer addresses refused for the same reason last time (a dialer retries
-  // with backoff; the reason is logged once until it changes).
+  // Refusals seen per code (and address we dial: a dialer retries with
+  // backoff; the reason is logged once until it changes).
   private readonly refusals = new Map<string, number>()
   // Invalid membership reports logged so far (one in 100 is logged).
   private memberInvalid = 0
   private membershipStarted = false
+  // The store failed: local writes are refused (reads and gossip go on).
+  private storeFailure: Error | null = null
+  private dataIno: number | undefined = undefined
+  // A peer answered one of this node's questions (it has joined).
+  private answeredOnce = false
+  // A twin being told that this node is its younger (see tellTwin).
+  private telling: Promise<void> | null = null
+  private readonly auth: HelloAuth | undefined
+  private readonly wsOrigins: string[]
+  private readonly memberRate: number
+  private advertised: string | undefined
   /** @internal Called with each digest's number of entries, sent or received (the metrics' histogram). */
   onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null = null
   private readonly log: (line: string) => void
@@ -342,6 +383,7 @@ export class ScuttleNode {
 
   /** @internal Use {@link startNode}. */
   constructor(options: NodeOptions) {
+    super()
     const interval = options.interval ?? 1000
     if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
     this.codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
@@ -359,6 +401,11 @@ export class ScuttleNode {
     if (m !== false && m !== true && (typeof m !== 'object' || m === null)) throw new TypeError('membership must be a boolean or options')
     this.membershipOptions = m === false ? null : m === true ? {} : m
     this.metricsAt = options.metrics
+    this.auth = options.auth
+    this.wsOrigins = options.wsOrigins ?? []
+    this.memberRate = options.memberRate ?? 8
+    this.advertised = options.advertise
+    this.joined = (options.connect ?? []).length === 0
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
@@ -393,26 +440,35 @@ export class ScuttleNode {
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
       this.ownTimes.push(u.version, Date.now())
     })
-    // A reset drops what this node holds: an operator must hear of it.
-    this.gossip.on('reset', (below: number, dropped: number) =>
+    // A refetch and what it drops, and late writes: an operator must hear of them.
+    this.gossip.on('refetch', (source: string, gc: number, held: number) =>
       this.log(
-        `reset by a peer that collected deletes this node had not seen (below version ${below}): ` +
-          `dropped ${dropped} mappings, taking them again from peers (a partition longer than the grace period, or without --keys a hostile peer)`,
+        `refetching ${source}: a peer collected its deletes up to version ${gc}, which this node had not seen (away longer than the grace period); ` +
+          `${held} mappings of it wait to be sent again`,
       ),
     )
-    // 'synced' follows every write that reaches every peer: logged only
-    // when the peers it covers changed, so a settled cluster logs it once.
-    this.gossip.on('synced', () => {
-      const peers = this.peers()
-      if (peers.length === 0 || !this.synced()) return
-      const ids = peers.map((p) => p.id).sort().join(', ')
-      if (ids === this.syncedWith) return
-      this.syncedWith = ids
-      this.log(`in sync with every connected peer (${ids})`)
-    })
+    this.gossip.on('refetched', (source: string, dropped: number) => this.log(`refetched ${source}: dropped ${dropped} mappings no peer holds any more`))
+    const late = options.late
+    if (late !== undefined) {
+      this.gossip.on('late', (updates: Update[]) => {
+        this.log(`${updates.length} writes of this node refused by peers as late (made before deletes they collected); settling them: ${late}`)
+        this.gossip.settleLate(late)
+      })
+    }
+    // 'synced' follows every write that reaches every peer: said only when
+    // the peers it covers changed, so a settled cluster says it once.
+    this.gossip.on('synced', () => this.checkSynced())
     this.server = net.createServer((socket) => this.acceptSocket(socket, 'in'))
     for (const address of options.connect ?? []) {
-      this.dialers.push({ address, timer: null, delay: this.opts.min, socket: null, failing: false })
+      this.dialers.push(
+        new Dialer(address, {
+          min: this.opts.min,
+          max: this.opts.max,
+          random,
+          log: this.log,
+          connected: (socket) => this.acceptSocket(socket, 'out'),
+        }),
+      )
     }
   }
 
@@ -427,37 +483,85 @@ export class ScuttleNode {
     })
     this.server.on('error', (err) => this.log(`server error: ${err.message}`))
     const a = this.address()
+    this.advertised ??= hostPort(a)
     this.log(`${this.gossip.id} listening on ${a.host}:${a.port} (cluster ${JSON.stringify(this.cluster)})`)
-    if (ws !== undefined) {
-      const server = new WebSocketServer({
-        host: ws.host ?? '127.0.0.1',
-        port: ws.port ?? 0,
-        // A message is refused before it is buffered past one frame.
-        maxPayload: this.opts.maxFrameLength + 4096,
-        perMessageDeflate: false,
-      })
-      this.wsServer = server
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.once('listening', () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
-      server.on('error', (err) => this.log(`WebSocket server error: ${err.message}`))
-      server.on('connection', (socket, req) => this.acceptWebSocket(socket, `${req.socket.remoteAddress}:${req.socket.remotePort}`))
-      const w = this.wsAddress() as Address
-      this.log(`${this.gossip.id} accepting WebSockets on ws://${w.host}:${w.port}`)
-    }
-    if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`)
+    if (ws !== undefined) await this.startWebSockets(ws)
+    if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, hostPort(a))
     if (this.metricsAt !== undefined) {
-      const { serveMetrics } = await import('./metrics')
       this.metricsServer = await serveMetrics(this, this.metricsAt, this.log)
       const m = this.metricsServer.address()
       this.log(`serving metrics on http://${m.host}:${m.port}/metrics`)
     }
-    for (const d of this.dialers) this.dial(d)
+    if (this.store !== null) this.store.onFail = (err) => this.storeFailed(err)
+    for (const d of this.dialers) d.dial()
     this.timer = setInterval(() => this.tick(), this.opts.interval)
+  }
+
+  private async startWebSockets(ws: Partial<Address>): Promise<void> {
+    // Our own HTTP server, so that upgrades under way count against
+    // maxConnections and a half-sent one is cut within 5 s.
+    const web = http.createServer({ headersTimeout: 5000, requestTimeout: 5000, connectionsCheckingInterval: 1000 }, (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('a WebSocket endpoint: upgrade required\n')
+    })
+    this.wsHttp = web
+    const server = new WebSocketServer({
+      noServer: true,
+      // A message is refused before it is buffered past one frame.
+      maxPayload: this.opts.maxFrameLength + 4096,
+      perMessageDeflate: false,
+    })
+    this.wsServer = server
+    web.on('connection', (socket: net.Socket) => {
+      if (this.upgrading.size + this.inbound() >= this.opts.maxConnections) {
+        // The oldest upgrade still under way makes room, else the newcomer goes.
+        const oldest = this.upgrading.values().next().value as net.Socket | undefined
+        if (oldest === undefined || this.closing) {
+          this.countRefusal('full')
+          socket.destroy()
+          return
+        }
+        this.countRefusal('timeout')
+        this.upgrading.delete(oldest)
+        oldest.destroy()
+      }
+      this.upgrading.add(socket)
+      socket.once('close', () => this.upgrading.delete(socket))
+    })
+    web.on('clientError', (_err, socket) => socket.destroy())
+    web.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      this.upgrading.delete(socket)
+      const origin = req.headers.origin
+      if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
+        this.countRefusal('bad_hello')
+        this.logRefusal('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`)
+        socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+        return
+      }
+      server.handleUpgrade(req, socket, head, (client) => this.acceptWebSocket(client, `${socket.remoteAddress}:${socket.remotePort}`))
+    })
+    await new Promise<void>((resolve, reject) => {
+      web.once('error', reject)
+      web.listen(ws.port ?? 0, ws.host ?? '127.0.0.1', () => {
+        web.off('error', reject)
+        resolve()
+      })
+    })
+    web.on('error', (err) => this.log(`WebSocket server error: ${err.message}`))
+    const w = this.wsAddress() as Address
+    this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
+  }
+
+  // A browser's Origin: the host the page asked for (same host), or one
+  // the operator allowed.
+  private originAllowed(origin: string, host: string | undefined): boolean {
+    if (this.wsOrigins.includes(origin) || this.wsOrigins.includes('*')) return true
+    let u: URL
+    try {
+      u = new URL(origin)
+    } catch {
+      return false
+    }
+    return host !== undefined && u.host === host
   }
 
   private startMembership(options: MembershipOptions, address: string): void {
@@ -498,8 +602,14 @@ export class ScuttleNode {
    * answers there is no one to advertise to anyway.
    */
   private answeredBy(c: Connection): void {
+    c.answeredAt = Date.now()
+    this.answeredOnce = true
     if (c.answered) return
     c.answered = true
+    if (!this.joined) {
+      this.joined = true
+      this.log(`joined the cluster: peer ${c.peer} answered`)
+    }
     const m = this.membership
     if (m !== null && !this.membershipStarted) {
       this.membershipStarted = true
@@ -511,7 +621,7 @@ export class ScuttleNode {
   stats(): NodeStats {
     for (const c of this.conns) this.countBytes(c)
     const s = this.counters
-    return { ...s, invalid: { ...s.invalid } }
+    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused } }
   }
 
   // Bytes of a TCP connection (a WebSocket's are not counted).
@@ -526,9 +636,9 @@ export class ScuttleNode {
     c.countedOut = written
   }
 
-  /** Connections open now, hello said or not. */
+  /** Connections open now, hello said or not (WebSocket upgrades under way included). */
   connections(): number {
-    return this.conns.size
+    return this.conns.size + this.upgrading.size
   }
 
   /** Where metrics are served, or null. */
@@ -572,33 +682,102 @@ export class ScuttleNode {
 
   /** Where the node accepts WebSocket peers, or null without `ws`. */
   wsAddress(): Address | null {
-    const a = this.wsServer?.address()
+    const a = this.wsHttp?.address()
     return a === undefined || a === null || typeof a === 'string' ? null : { host: a.address, port: a.port }
   }
 
-  /** The peers connected now (those that said hello). */
+  /** The peers connected now (those whose hello was accepted). */
   peers(): PeerInfo[] {
     const out: PeerInfo[] = []
     for (const c of this.conns) {
-      if (c.peer === null) continue
-      const { them, us } = c.stream.behind
-      out.push({ id: c.peer, address: c.address, direction: c.direction, transport: c.kind, synced: c.stream.synced, behind: { them, us } })
+      const id = c.peer
+      if (id === null) continue
+      const { them, us } = c.session.stream.behind
+      out.push({
+        id,
+        address: c.address,
+        direction: c.direction,
+        transport: c.kind,
+        authenticated: c.session.authenticated,
+        synced: this.peerSynced(c),
+        behind: { them, us },
+      })
     }
     return out
   }
 
-  /** Whether every connected peer is in sync with this node (true with none). */
+  // In sync with c: its last exchange found the same versions of every
+  // source, or moved nothing but membership's own writes (heartbeats, and
+  // records it rewrites) either way, with what was missing small enough
+  // to have gone whole in that exchange.
+  private peerSynced(c: Connection): boolean {
+    const stream = c.session.stream
+    if (stream.synced) return true
+    return c.quiet && stream.behind.them + stream.behind.us < this.gossip.mtu
+  }
+
+  /**
+   * Whether every connected peer is in sync with this node (true with
+   * none): its last exchange found nothing missing on either side but
+   * membership's writes. With membership on, heartbeats are written every
+   * interval (and records now and then), so two live nodes never hold the
+   * very same versions for long: a peer counts as in sync when an exchange
+   * moved only those.
+   */
   synced(): boolean {
-    for (const c of this.conns) if (c.peer !== null && !c.closed && !c.stream.synced) return false
+    for (const c of this.conns) if (c.peer !== null && !c.closed && !this.peerSynced(c)) return false
     return true
+  }
+
+  /** Joined (a peer answered, or it dials no one) and in sync with every connected peer: what `/ready` says. */
+  ready(): boolean {
+    return this.joined && this.synced() && !this.closing
+  }
+
+  private checkSynced(): void {
+    const peers = this.peers()
+    if (peers.length === 0 || !this.synced()) return
+    const ids = peers.map((p) => p.id).sort().join(', ')
+    if (ids === this.syncedWith) return
+    this.syncedWith = ids
+    this.log(`in sync with every connected peer (${ids})`)
+    this.emit('synced')
+  }
+
+  /** Why local writes are refused now (the data directory cannot be written), or null. */
+  get writeRefusal(): Error | null {
+    return this.storeFailure
+  }
+
+  // A data directory removed or replaced while the node runs takes writes
+  // nowhere (SQLite writes on into the unlinked files): said, and writes
+  // refused, as for one that cannot be written.
+  private checkDataDir(): void {
+    const store = this.store
+    if (store === null || this.storeFailure !== null) return
+    const st = fs.statSync(store.dir, { throwIfNoEntry: false })
+    this.dataIno ??= st?.ino
+    if (st === undefined || st.ino !== this.dataIno) this.storeFailed(new Error(st === undefined ? 'it vanished' : 'it was replaced'))
+  }
+
+  private storeFailed(err: Error): void {
+    if (this.storeFailure !== null) return
+    this.storeFailure = err
+    this.log(
+      `data directory ${this.store?.dir} cannot be written (${err.message}): local writes are refused from now on; ` +
+        'the node keeps serving reads and gossip. Fix the directory (permissions, space, mount) and restart the node',
+    )
+    this.emit('store-failed', err)
   }
 
   /**
    * Write `key` locally; resolves with the write's version once it is
    * durable (at once without a data directory).
    * @throws TypeError (synchronously) for a bad key or a value JSON cannot carry.
+   * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written.
    */
   async set(key: string, value: unknown): Promise<number> {
+    this.writable()
     this.gossip.set(key, value)
     return this.durable()
   }
@@ -607,15 +786,30 @@ export class ScuttleNode {
    * Delete `key` locally (a tombstone, see the README, "Deletes"); resolves
    * with the delete's version once it is durable.
    * @throws TypeError (synchronously) for a bad key.
+   * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written.
    */
   async delete(key: string): Promise<number> {
+    this.writable()
     this.gossip.delete(key)
     return this.durable()
   }
 
+  private writable(): void {
+    if (this.storeFailure === null) return
+    this.counters.writesRefused++
+    throw new StoreFailedError(this.store?.dir ?? '', this.storeFailure)
+  }
+
   private async durable(): Promise<number> {
     const version = this.gossip.version
-    if (this.store !== null) await this.store.flush()
+    if (this.store !== null) {
+      try {
+        await this.store.flush()
+      } catch (err) {
+        this.storeFailed(err as Error)
+        throw new StoreFailedError(this.store.dir, err as Error)
+      }
+    }
     return version
   }
 
@@ -640,7 +834,7 @@ export class ScuttleNode {
   }
 
   private ask(c: Connection): boolean {
-    if (!c.stream.gossip()) return false
+    if (!c.session.stream.gossip()) return false
     c.unanswered++
     this.counters.asked++
     return true
@@ -651,31 +845,43 @@ export class ScuttleNode {
     if (this.closing) return
     this.closing = true
     if (this.timer !== null) clearInterval(this.timer)
+    if (this.telling !== null) await this.telling
     this.membership?.stop()
     if (this.metricsServer !== null) await this.metricsServer.close()
-    for (const d of this.dialers) {
-      if (d.timer !== null) clearTimeout(d.timer)
-      d.socket?.destroy()
-    }
+    for (const d of this.dialers) d.stop()
     for (const c of this.conns) this.drop(c, null)
+    for (const s of this.upgrading) s.destroy()
     if (this.wsServer !== null) {
       for (const client of this.wsServer.clients) client.terminate()
       await new Promise<void>((resolve) => (this.wsServer as WebSocketServer).close(() => resolve()))
     }
+    if (this.wsHttp !== null) {
+      this.wsHttp.closeAllConnections()
+      await new Promise<void>((resolve) => (this.wsHttp as http.Server).close(() => resolve()))
+    }
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
-    if (this.store !== null) await this.store.close()
+    if (this.store !== null) {
+      try {
+        await this.store.close()
+      } catch (err) {
+        // A directory that cannot be written cannot be flushed: said, not thrown.
+        if (this.storeFailure === null) throw err
+      }
+    }
   }
 
   private tick(): void {
     const now = Date.now()
+    this.checkDataDir()
     for (const c of this.conns) {
       if (c.peer === null && now - c.opened >= this.opts.stallTimeout) {
-        this.drop(c, `no hello within ${now - c.opened} ms`)
+        this.drop(c, `no hello within ${now - c.opened} ms`, 'timeout')
         continue
       }
       // A peer that does not read what we send is dropped: its buffers are
       // bounded, but it would hold them, and our streams, for good.
-      if (c.transport.writableNeedDrain || c.stream.readableLength >= c.stream.readableHighWaterMark) {
+      const stream = c.session.stream
+      if (c.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
         if (c.stalledSince < 0) c.stalledSince = now
         else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, `not reading for ${now - c.stalledSince} ms`)
       } else {
@@ -685,76 +891,62 @@ export class ScuttleNode {
     this.gossipOnce()
   }
 
-  private dial(d: (typeof this.dialers)[number]): void {
-    if (this.closing) return
-    d.timer = null
-    const socket = net.connect({ host: d.address.host, port: d.address.port })
-    d.socket = socket
-    let conn: Connection | null = null
-    socket.once('connect', () => {
-      d.failing = false
-      conn = this.acceptSocket(socket, 'out')
-    })
-    socket.on('error', (err) => {
-      if (conn !== null || d.failing) return
-      d.failing = true
-      this.log(`dial ${d.address.host}:${d.address.port}: ${err.message} (retrying with backoff)`)
-    })
-    socket.once('close', () => {
-      d.socket = null
-      if (this.closing) return
-      // Back off while the peer stays away or misbehaves; only a connection
-      // that answered one of our questions starts the backoff again.
-      if (conn?.answered === true) d.delay = this.opts.min
-      const jitter = 0.5 + this.opts.random()
-      const wait = Math.min(this.opts.max, d.delay) * jitter
-      d.delay = Math.min(this.opts.max, d.delay * 2)
-      d.timer = setTimeout(() => this.dial(d), wait)
-    })
-  }
-
   private inbound(): number {
     let n = 0
     for (const c of this.conns) if (c.direction === 'in') n++
     return n
   }
 
-  // The incoming connection to let go for a new one: the oldest that never
-  // answered a question of ours (or never said hello), else the one that
-  // let the most go unanswered since its last answer, two at least (one
-  // may just be in flight): a peer that answers is kept.
+  // The incoming connection to let go for a new one, among those that had
+  // a second to answer (a new one must have the time to, before a crowd of
+  // reconnecting squatters can push it out): the oldest that never
+  // answered a question of ours (or never said hello); else the oldest
+  // whose answers name no source though this node holds some (it takes
+  // nothing it is sent: an empty reply to every question squats a slot
+  // while seeming to answer); else the one that let the most, two at least
+  // (one may be in flight), go unanswered since its last answer. A peer
+  // that answers and holds what it is sent is kept.
   private idlest(): Connection | null {
     let never: Connection | null = null
+    let empty: Connection | null = null
     let lapsed: Connection | null = null
+    const now = Date.now()
     for (const c of this.conns) {
-      if (c.direction !== 'in') continue
+      if (c.direction !== 'in' || now - c.opened < GRACE) continue
       if (!c.answered) {
         if (never === null || c.opened < never.opened) never = c
+      } else if (c.claimsNothing) {
+        if (empty === null || c.opened < empty.opened) empty = c
       } else if (c.unanswered >= 2 && (lapsed === null || c.unanswered > lapsed.unanswered)) lapsed = c
     }
-    return never ?? lapsed
+    return never ?? empty ?? lapsed
   }
 
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
     socket.setNoDelay(true)
-    const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy())
+    const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy(), () => endSoon(socket))
     socket.on('error', (err) => this.drop(c, `socket error: ${err.message}`))
     return c
   }
 
   private acceptWebSocket(ws: WebSocket, address: string): Connection {
     const transport = websocketStream(ws as unknown as WebSocketLike)
-    const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate())
+    const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
+      transport.end()
+      setTimeout(() => ws.terminate(), 1000).unref()
+    })
     // ws closes a connection whose message passes maxPayload (1009).
     ws.on('close', (code: number) => {
-      if (code === 1009) this.drop(c, `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
+      if (code !== 1009) return
+      this.count('frame')
+      this.drop(c, `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
     })
     transport.on('error', (err: Error) => this.drop(c, `WebSocket error: ${err.message}`))
     return c
   }
 
-  private accept(transport: Duplex | net.Socket, address: string, direction: 'in' | 'out', kind: 'tcp' | 'ws', kill: () => void): Connection {
-    const c = new Connection(this, transport, address, direction, kind, kill)
+  private accept(transport: Duplex | net.Socket, address: string, direction: 'in' | 'out', kind: 'tcp' | 'ws', kill: () => void, end: () => void): Connection {
+    const c = new Connection(transport, address, direction, kind, kill, end, this.memberRate)
     if (this.closing) {
       kill()
       return c
@@ -763,91 +955,223 @@ export class ScuttleNode {
     // does not answer our questions (see idlest), so that a crowd of peers
     // that say hello (and perhaps answer once) and then nothing cannot keep
     // the cluster out; our own dials always get in (--connect bounds them).
-    if (direction === 'in' && this.inbound() >= this.opts.maxConnections) {
+    // Under --keys only authenticated peers hold a slot past their hello.
+    if (direction === 'in' && this.inbound() + this.upgrading.size >= this.opts.maxConnections) {
       const idle = this.idlest()
       if (idle === null) {
-        this.refuse(c, `refusing connections: already ${this.opts.maxConnections} that answer (maxConnections)`)
+        this.countRefusal('full')
+        this.logRefusal('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections)`)
+        kill()
+        c.closed = true
         return c
       }
-      this.refuse(idle, `closing a connection that leaves our questions unanswered: its slot taken by a new one (maxConnections ${this.opts.maxConnections} reached)`)
+      this.drop(idle, `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`, null, true)
     }
     this.conns.add(c)
     transport.on('close', () => this.drop(c, null))
-    transport.write(helloLine(this.gossip.id, this.codecs, this.cluster))
-    const invalid = (what: unknown, reason: string) => this.invalid(c, what, reason)
-    c.stream.on('invalid', invalid)
-    c.stream.on('error', (err: Error) => this.drop(c, err.message))
-    const reader = new HelloReader()
-    reader.on('invalid', (_what: unknown, reason: string) => this.refuse(c, reason))
-    reader.on('hello', (hello: Hello) => this.hello(c, reader, hello, invalid))
-    ;(transport as Duplex).pipe(reader)
+    const session = new Session(this.gossip, transport as Duplex, {
+      cluster: this.cluster,
+      codecs: this.codecs,
+      started: this.startedAt,
+      address: this.advertised,
+      auth: this.auth,
+      nonce: randomNonce,
+      maxLineLength: this.opts.maxLineLength,
+      maxFrameLength: this.opts.maxFrameLength,
+      admit: (hello) => this.admit(c, hello),
+      gate: this.gate(c),
+      // Nothing leaves before it is durable: a crash never takes back what
+      // a peer already has.
+      barrier: this.store === null ? undefined : this.barrier(c),
+    })
+    c.session = session
+    session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
+    session.on('invalid', (what: unknown, reason: string, code?: string) => this.invalid(c, what, reason, code))
+    session.stream.on('error', (err: Error) => this.drop(c, err.message))
+    session.on('open', () => this.opened(c))
     return c
   }
 
-  // The peer said hello: check it, agree on the formats, and start.
-  private hello(c: Connection, reader: HelloReader, hello: Hello, invalid: (what: unknown, reason: string) => void): void {
-    if (c.closed) return
+  // Nothing of ours leaves before it is durable. Once the data directory
+  // failed, nothing more will be, and no write of ours is acknowledged any
+  // more: what is held then flows, so that gossip (heartbeats included)
+  // goes on for the node's reads and its peers.
+  private barrier(c: Connection): Transform {
+    const store = this.store as Store
+    const node = this
+    const b = barrier({
+      id: store.id,
+      get durableTo() {
+        return node.storeFailure === null ? store.durableTo : Infinity
+      },
+      flush: () =>
+        store.flush().catch((err: unknown) => {
+          if (node.storeFailure === null) throw err
+        }),
+    })
+    b.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
+    return b
+  }
+
+  // The node's own policy on a hello the session accepted (and, under
+  // keys, authenticated): twins. Every hello says when its node started;
+  // of two live nodes with one id, the one started later is the twin.
+  // Claims move the node only as far as they can be believed: under keys
+  // (authenticated), fully; without, a node that has joined (a peer
+  // answered it) is never stopped by one, since any peer can claim any id.
+  private admit(c: Connection, hello: PeerHello): SessionError | null {
     const id = hello.id
-    const cluster = hello.cluster ?? DEFAULT_CLUSTER
-    if (badName('id', id) !== null || CONTROL.test(id)) {
-      this.refuse(c, `hello with a bad id: ${badName('id', id) ?? 'it holds control characters'}`)
-      return
-    }
-    if (badCluster(cluster) !== null) {
-      this.refuse(c, `hello with a bad cluster name: ${badCluster(cluster)}`)
-      return
-    }
-    if (cluster !== this.cluster) {
-      this.refuse(
-        c,
-        `peer ${id} is of cluster ${JSON.stringify(cluster)}, this node of ${JSON.stringify(this.cluster)}: refused, ` +
-          'so that the two clusters do not merge (if they are one, give both the same --cluster)',
-      )
-      return
-    }
+    const started = hello.started ?? null
+    // A hello without a nonce (a node before sessions) cannot be told from
+    // this node's own, nor from another's: no twin rule for it.
+    if (hello.nonce === undefined) return id === this.gossip.id ? new SessionError('self', 'connected to itself') : null
+    const trusted = c.session.authenticated
     if (id === this.gossip.id) {
-      this.drop(c, 'connected to itself')
-      return
+      // Another node with this node's id (its own dials are 'self').
+      this.counters.twins++
+      const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
+      if (olderThan(started, hello.nonce, this.startedAt, c.session.nonce)) {
+        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
+        return new SessionError('twin', `this node (${id}) started after you: it stops`)
+      }
+      this.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`)
+      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(this.startedAt)}: give this one another --id`)
+      err.twinStarted = this.startedAt
+      return err
     }
-    const theirs = codecsOf(hello)
-    const writing = chooseFormat(this.codecs, theirs)
-    const reading = chooseFormat(theirs, this.codecs)
-    if (writing === null || reading === null) {
-      this.drop(c, `no wire format in common (ours: ${this.codecs.join(', ')}; theirs: ${theirs.join(', ')})`)
-      return
+    for (const e of this.conns) {
+      if (e === c || e.closed || e.peer !== id) continue
+      const theirs = e.session.peerHello as PeerHello
+      if (theirs.nonce === undefined) continue
+      // The one connected answers our questions: two live nodes say they are id.
+      const live = Date.now() - e.answeredAt < 3 * this.opts.interval + 1000
+      if (!live) {
+        this.drop(e, `peer ${id} connected again (a new incarnation): this connection went quiet`)
+        continue
+      }
+      this.counters.twins++
+      if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
+        // Both proved the id: the newcomer is the elder, the younger goes.
+        this.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`)
+        this.drop(e, `twin of ${id}, started later than the one at ${c.address}`, 'twin')
+        return null
+      }
+      this.log(`twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`)
+      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
+      err.twinAddress = theirs.address
+      err.twinStarted = theirs.started
+      return err
     }
-    const out = serialize({ format: writing })
-    const input = parse({ format: reading, maxLineLength: this.opts.maxLineLength, maxFrameLength: this.opts.maxFrameLength })
-    input.on('invalid', invalid)
-    out.on('invalid', invalid)
-    // What we send, counted (attached as the stream is piped, so that
-    // nothing flows before the pipe takes it).
-    c.stream.on('data', (m: { digest?: unknown; done?: unknown }) => {
-      if (m.digest !== true) this.counters.updatesSent++
-      else if (m.done !== true) c.entriesOut++
+    return null
+  }
+
+  // This node learned of a twin of its own. When it is the newer, and the
+  // claim can be believed (see admit), it reports that it should stop.
+  private twin(t: TwinReport, trusted: boolean, what: string): void {
+    const stop = t.newer && (trusted || !this.answeredOnce)
+    this.log(
+      stop
+        ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
+        : t.newer
+          ? `twin: ${what}; this node has joined and the claim is not authenticated (no --keys): it keeps running`
+          : `twin: ${what}`,
+    )
+    this.emit('twin', { ...t, newer: stop } satisfies TwinReport)
+  }
+
+  // The session is open: gossip flows.
+  private opened(c: Connection): void {
+    if (c.closed) return
+    const s = c.session
+    // What we send, counted.
+    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => {
+      if (m.digest !== true) {
+        this.counters.updatesSent++
+        if (typeof m.key !== 'string' || !isMembershipKey(m.key)) c.moved++
+      } else if (m.done !== true) c.entriesOut++
       else {
         this.onDigest?.('sent', c.entriesOut)
         c.entriesOut = 0
       }
     })
-    if (this.store === null) {
-      c.stream.pipe(out).pipe(c.transport as Duplex)
-    } else {
-      // Nothing leaves before it is durable: a crash never takes back what
-      // a peer already has.
-      const barrier = this.store.barrier()
-      barrier.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
-      c.stream.pipe(barrier).pipe(out).pipe(c.transport as Duplex)
-    }
-    reader.pipe(input).pipe(this.gate(c)).pipe(c.stream)
-    c.peer = id
-    this.log(`peer ${id} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${writing === reading ? writing : `${writing} out, ${reading} in`})`)
+    const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
+    this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
   }
 
+  // A session refused, by us or by the peer.
+  private refused(c: Connection, err: SessionError, ours: boolean): void {
+    if (c.closed) return
+    const code = ours ? err.code : (`${err.peerCode ?? 'refused'}` as RefusalCode)
+    this.countRefusal(ours ? err.code : 'refused_by_peer')
+    if (!ours && err.peerCode === 'twin') {
+      this.counters.twins++
+      const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
+      if (olderThan(this.startedAt, c.session.nonce, t.started, undefined)) {
+        // The elder, refused where a younger twin got in first: tell it.
+        this.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`)
+        if (t.address !== null) this.tellTwin(t.address)
+      } else {
+        this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${this.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
+        if (t.address !== null) this.tellTwin(t.address)
+      }
+    }
+    // Said once per reason (and address we dial), then every 100th.
+    const key = c.direction === 'out' ? `${c.address} ${code} ${err.message}` : err.message
+    const seen = this.refusals.get(key) ?? 0
+    if (this.refusals.size >= 1000) this.refusals.clear()
+    this.refusals.set(key, seen + 1)
+    const said = seen % 100 === 0
+    this.drop(c, said ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, null, !said, true)
+  }
+
+  // A peer refused this node as the younger twin of the node at `address`:
+  // say hello there once, so that the elder hears of it too (its log and
+  // metrics), then hang up. close() waits for it, at most two seconds.
+  private tellTwin(address: string): void {
+    if (this.telling !== null) return
+    let to: Address
+    try {
+      to = parseAddress(address)
+    } catch {
+      return
+    }
+    this.telling = new Promise<void>((resolve) => {
+      const socket = net.connect({ host: to.host, port: to.port })
+      let session: Session | null = null
+      const done = () => {
+        clearTimeout(timer)
+        session?.destroy()
+        socket.destroy()
+        resolve()
+      }
+      const timer = setTimeout(done, 2000)
+      socket.on('error', done)
+      socket.once('close', done)
+      socket.once('connect', () => {
+        session = new Session(this.gossip, socket as unknown as Duplex, { cluster: this.cluster, codecs: this.codecs, started: this.startedAt, address: this.advertised, auth: this.auth, nonce: randomNonce })
+        session.on('refused', done)
+        session.on('open', done)
+      })
+    })
+  }
+
+  private countRefusal(code: RefusalCode): void {
+    const r = this.counters.refused
+    r[code] = (r[code] ?? 0) + 1
+  }
+
+  // Refusals outside sessions (full, origin): said once per 100.
+  private logRefusal(key: string, line: string): void {
+    const seen = this.refusals.get(key) ?? 0
+    this.refusals.set(key, seen + 1)
+    if (seen % 100 === 0) this.log(seen === 0 ? line : `${line} (${seen + 1} times)`)
+  }
+
   // Between the parsed input and the peer's gossip stream: counts updates
-  // to catch a flood, and digests against the peer's rate.
+  // to catch a flood, digests against the peer's rate, and new members
+  // against its member rate.
   private gate(c: Connection): Transform {
     const node = this
     return new Transform({
@@ -870,17 +1194,25 @@ export class ScuttleNode {
           }
           if (chunk.done === true) {
             c.inDigest = false
+            c.held.clear()
             // Only a digest taken ends a run of updates: dropped ones would
             // let a flood through.
             if (!c.dropping) c.run = 0
             if (chunk.reply === true) {
               c.unanswered = 0
+              // Quiet: nothing but heartbeats moved since the reply before.
+              c.quiet = c.moved === 0
+              c.moved = 0
               node.answeredBy(c)
+              node.checkSynced()
             } else if (!c.dropping) {
               node.counters.answered++
             }
             if (!c.dropping) {
               node.onDigest?.('received', c.entriesIn)
+              // A whole digest naming no source while this node holds some:
+              // the peer takes nothing it is sent (or has just come).
+              if (chunk.after === undefined && chunk.through === undefined) c.claimsNothing = c.entriesIn === 0 && node.gossip.history.sources.size > 0
               // What the peer holds of ours, if this digest (or part) covers our id.
               const own = node.gossip.id
               const after = chunk.after
@@ -901,16 +1233,63 @@ export class ScuttleNode {
             return
           }
         } else if (++c.run > node.opts.floodLimit) {
-          node.count('flooding')
+          node.count('flood')
           node.drop(c, `flooding: more than ${node.opts.floodLimit} updates without a digest`)
           callback()
           return
         } else {
           node.counters.updatesReceived++
+          if (typeof chunk === 'object' && chunk !== null) {
+            const key = chunk.key
+            if (typeof key !== 'string' || !isMembershipKey(key)) c.moved++
+            if (!node.memberAdmitted(c, chunk)) {
+              callback()
+              return
+            }
+          }
         }
         callback(null, chunk)
       },
     })
+  }
+
+  // A new member (its record or heartbeat, of an id not tracked yet) heard
+  // from a peer other than itself: it takes one of the peer's member tokens
+  // (memberRate per interval), and it may not fill the last eighth of
+  // maxMembers, kept for members heard from themselves, so that forged
+  // members relayed by one peer cannot keep a real node out. Without room,
+  // it and the rest of its source's updates in this message wait for a
+  // later exchange (a source's updates come in version order, and a gap
+  // would never be asked for again).
+  private memberAdmitted(c: Connection, u: Record<string, unknown>): boolean {
+    const source = u.source_id
+    if (typeof source !== 'string') return true
+    if (c.held.has(source)) return false
+    const key = u.key
+    const m = this.membership
+    if (m === null || typeof key !== 'string' || source === c.peer) return true
+    const prefix = key.startsWith(MEMBER_PREFIX) ? MEMBER_PREFIX : key.startsWith(HEARTBEAT_PREFIX) ? HEARTBEAT_PREFIX : null
+    // Only a member's own record and heartbeat count for membership.
+    if (prefix === null || key.slice(prefix.length) !== source || m.member(source) !== undefined) return true
+    const now = Date.now()
+    c.memberTokens = Math.min(this.memberRate, c.memberTokens + ((now - c.memberRefilled) / this.opts.interval) * this.memberRate)
+    c.memberRefilled = now
+    const counts = m.counts()
+    const room = counts.live + counts.dead - 1 < m.maxMembers - Math.max(1, Math.floor(m.maxMembers / 8))
+    if (room && c.memberTokens >= 1) {
+      c.memberTokens -= 1
+      return true
+    }
+    c.held.add(source)
+    this.count('member')
+    if (c.memberSaid) return false
+    c.memberSaid = true
+    this.log(
+      room
+        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges (said once per connection; counted as scuttle_invalid_total{reason="member"})`
+        : `peer ${c.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait`,
+    )
+    return false
   }
 
   // One digest's worth of c's budget, if there is one.
@@ -929,7 +1308,7 @@ export class ScuttleNode {
     // A peer a thousand digests past its rate without one answered floods:
     // an honest one sends one question per interval.
     if (++c.droppedRun > DIGEST_FLOOD) {
-      this.count('flooding')
+      this.count('flood')
       this.drop(c, `flooding: more than ${DIGEST_FLOOD} digests past ${rate}/s in a row`)
       return false
     }
@@ -939,49 +1318,44 @@ export class ScuttleNode {
     return false
   }
 
-  // A refused hello, counted, and logged the first time and every 100th
-  // after for one reason (and one address we dial: a dialer retries with
-  // backoff, and would say the same every time).
-  private refuse(c: Connection, reason: string): void {
-    if (c.closed) return
-    this.count(reason)
-    const key = c.direction === 'out' ? `${c.address} ${reason}` : reason
-    const seen = this.refusals.get(key) ?? 0
-    if (this.refusals.size >= 1000) this.refusals.clear()
-    this.refusals.set(key, seen + 1)
-    if (seen % 100 === 0) {
-      this.drop(c, seen === 0 ? reason : `${reason} (${seen + 1} times)`)
-      return
-    }
-    c.closed = true
-    this.conns.delete(c)
-    this.countBytes(c)
-    this.counters.closed++
-    c.kill()
-    c.stream.unpipe()
-    c.stream.destroy()
-  }
-
-  private count(reason: string): void {
-    const name = invalidReason(reason)
+  private count(code: InputCode): void {
     const invalid = this.counters.invalid
-    invalid[name] = (invalid[name] ?? 0) + 1
+    invalid[code] = (invalid[code] ?? 0) + 1
   }
 
-  private invalid(c: Connection, what: unknown, reason: string): void {
+  private invalid(c: Connection, what: unknown, reason: string, given?: string): void {
     if (c.closed) return
-    this.count(reason)
+    const stream = c.session.stream
     // A twin (see Clock.TWIN_LIMIT) is reported once per stream, and the peer
     // kept: it may only relay what a twin or a liar wrote as us.
-    if (c.stream.twin && !c.twinSaid) {
+    if (stream.twin && !c.twinSaid) {
       c.twinSaid = true
+      this.count('twin_writes')
+      this.counters.twins++
       this.log(`peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
+      return
+    }
+    const code = invalidReason(reason, what, given)
+    this.count(code)
+    // A value refused as late (docs/deletes.md, rule 5) is no fault of the
+    // peer, which may relay it: counted, said once per connection, kept.
+    if (code === 'late') {
+      if (!c.lateSaid) {
+        c.lateSaid = true
+        this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
+      }
+      return
+    }
+    // Restored from an older state than peers collected of our own deletes:
+    // the operator must choose (see docs/deletes.md, Limits).
+    if (code === 'restored_stale') {
+      this.emit('restoredStale', reason)
       return
     }
     // A version too far ahead is refused and the peer kept: an honest peer
     // relays what a node with a wrong clock wrote (logged once per
     // connection; what a flood of them costs, floodLimit bounds).
-    if (isAheadRefusal(reason)) {
+    if (code === 'ahead') {
       if (!c.aheadSaid) {
         c.aheadSaid = true
         this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
@@ -993,18 +1367,52 @@ export class ScuttleNode {
     else this.log(`peer ${c.peer ?? c.address}: invalid input dropped: ${reason}`)
   }
 
-  private drop(c: Connection, reason: string | null): void {
+  // Close c: logged with `reason` (null: quietly), counted under `code` when
+  // it is a refusal, and ended gracefully when a refusal was written to it.
+  private drop(c: Connection, reason: string | null, code: RefusalCode | null = null, countClosed = false, graceful = false): void {
     if (c.closed) return
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
-    if (reason !== null) this.counters.closed++
-    if (reason !== null) this.log(`closing connection to ${c.peer ?? c.address}: ${reason}`)
+    if (code !== null) this.countRefusal(code)
+    if (reason !== null || countClosed) this.counters.closed++
+    if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason}`)
     else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
-    c.kill()
-    c.stream.unpipe()
-    c.stream.destroy()
+    if (graceful) c.end()
+    else c.kill()
+    c.session?.destroy()
   }
+}
+
+/** A local write refused because the data directory cannot be written. */
+export class StoreFailedError extends Error {
+  /** `store_failed`, for logs and answers. */
+  readonly code = 'store_failed'
+  constructor(
+    readonly dir: string,
+    override readonly cause: Error,
+  ) {
+    super(`write refused: data directory ${dir} cannot be written (${cause.message}); reads and gossip go on. Fix the directory and restart the node`)
+    this.name = 'StoreFailedError'
+  }
+}
+
+// Whether a node started at `a` (nonce an) is older than one started at b:
+// unknown times are youngest, equal ones are ordered by nonce.
+function olderThan(a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean {
+  const x = a ?? Infinity
+  const y = b ?? Infinity
+  return x < y || (x === y && String(an) < String(bn))
+}
+
+function iso(ms: number | null): string {
+  return ms === null ? 'at an unknown time' : new Date(ms).toISOString()
+}
+
+// End a socket once what was written is sent, or in a second.
+function endSoon(socket: net.Socket): void {
+  socket.end()
+  setTimeout(() => socket.destroy(), 1000).unref()
 }
 
 /**

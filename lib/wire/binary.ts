@@ -34,7 +34,7 @@
  *
  * @packageDocumentation
  */
-import { MAX_DEPTH } from '../core/value'
+import { MAX_DEPTH, MAX_VALUE_LENGTH } from '../core/value'
 
 /**
  * The default longest frame body accepted, in bytes: 4 MiB, room for any
@@ -42,6 +42,15 @@ import { MAX_DEPTH } from '../core/value'
  * takes at most three bytes per character in UTF-8).
  */
 export const MAX_FRAME_LENGTH = 4 << 20
+
+/**
+ * Most values (items of containers included) decoded from one frame: twice
+ * what the longest value can hold (each takes a character of JSON and a
+ * separator). A frame of tiny items costs far more memory decoded than its
+ * bytes (an empty array: 1 byte, some 60 decoded), so the count stops it
+ * as it is decoded, not after.
+ */
+export const MAX_FRAME_ITEMS = MAX_VALUE_LENGTH + 1
 
 /** Frames are closed once their body passes this many bytes. */
 export const FRAME_TARGET = 256 << 10
@@ -548,6 +557,10 @@ function shortAscii(b: Uint8Array, p: number, n: number): string | null {
 
 class Decoder {
   pos = 0
+  // Values decoded in this frame, and the least JSON the value being
+  // decoded takes (see MAX_FRAME_ITEMS and MAX_VALUE_LENGTH).
+  private items = 0
+  private json = 0
   private sources: string[] = []
   private lastVersion: number[] = []
   private lastSource = -1
@@ -590,6 +603,7 @@ class Decoder {
         const source_id = this.source
         const version = this.version
         const key = this.string()
+        this.json = 0
         const value = this.value(0)
         if ((op & 7) === UPDATE) return { key, value, source_id, version }
         const signature = this.string()
@@ -612,11 +626,15 @@ class Decoder {
         if ((op & THROUGH) !== 0) done.through = this.string()
         return done
       }
-      case LOCAL:
+      case LOCAL: {
         if (op !== LOCAL) this.fail(`unknown opcode 0x${op.toString(16)}`)
-        return { key: this.string(), value: this.value(0) }
+        const key = this.string()
+        this.json = 0
+        return { key, value: this.value(0) }
+      }
       case OTHER:
         if (op !== OTHER) this.fail(`unknown opcode 0x${op.toString(16)}`)
+        this.json = 0
         return this.value(0)
       default:
         return this.fail(`unknown opcode 0x${op.toString(16)}`)
@@ -698,6 +716,9 @@ class Decoder {
   }
 
   private value(depth: number): Json {
+    // Every value is at least one character of JSON, and one separator.
+    if (++this.items > MAX_FRAME_ITEMS) this.fail(`more than ${MAX_FRAME_ITEMS} values in one frame`)
+    if ((this.json += 2) > MAX_VALUE_LENGTH + 1) this.fail(`value longer than ${MAX_VALUE_LENGTH} characters as JSON`)
     const tag = this.byte()
     if (tag < 0x80) return tag
     if (tag >= 0xa0 && tag <= 0xbf) return this.utf8(tag & 0x1f)

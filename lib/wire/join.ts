@@ -1,8 +1,9 @@
 /**
  * A `Gossip` as a member of a cluster of `simple-scuttle node` processes,
- * over a WebSocket: the node's hello (so the two agree on the wire format),
- * gossip on a timer, and reconnection with backoff. Runs in a browser with
- * its own WebSocket, and in Node with the `ws` package's.
+ * over a WebSocket: a session with the node (hello, proof, wire format and
+ * limits, see `session.ts`), gossip on a timer, and reconnection with
+ * backoff. Runs in a browser with its own WebSocket, and in Node with the
+ * `ws` package's.
  *
  * ```ts
  * const member = joinNode(gossip, 'ws://127.0.0.1:7101')
@@ -11,9 +12,10 @@
  *
  * @packageDocumentation
  */
-import type { Gossip, PeerStream } from '../core/gossip'
-import { FORMATS, parse, serialize, type Format } from './codec'
-import { checkCodecs, chooseFormat, codecsOf, helloLine, HelloReader, type Hello } from './handshake'
+import type { Gossip } from '../core/gossip'
+import { FORMATS, type Format } from './codec'
+import { checkCodecs } from './handshake'
+import { Session, SessionError, type HelloAuth } from './session'
 import { websocketStream, type WebSocketLike } from './websocket'
 
 /** Options of {@link joinNode}. */
@@ -32,6 +34,10 @@ export interface JoinOptions {
   random?: () => number
   /** The cluster to join (the node's `--cluster`); a node of another refuses. Default `"default"`. */
   cluster?: string
+  /** Hello proofs, for a node started with `--keys` (the member needs a key of its own there). */
+  auth?: HelloAuth
+  /** Called with every refused session (its `code` says why). */
+  onRefused?: (err: SessionError) => void
 }
 
 /** What {@link joinNode} returns. */
@@ -40,17 +46,19 @@ export interface Joined {
   readonly peer: string | null
   /** Connections made so far (reconnections included). */
   readonly connections: number
+  /** The last refusal, by either end, or null. */
+  readonly refusal: SessionError | null
   /** Stop: close the connection and reconnect no more. */
   close(): void
 }
 
 /**
  * Join `gossip` to the node listening for WebSockets at `url` (`simple-
- * scuttle node --ws HOST:PORT`), as a peer: the same hello, wire formats
+ * scuttle node --ws HOST:PORT`), as a peer: the same session, wire formats
  * and limits as between nodes. Exchanges run every `interval`; a lost
  * connection is made again after a delay that doubles up to
  * `backoff.max`, and starts again from `backoff.min` once a connection has
- * said hello. The node takes no local writes from its peers, so writes go
+ * opened. The node takes no local writes from its peers, so writes go
  * through `gossip.set`, and reach the cluster by gossip.
  */
 export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {}): Joined {
@@ -67,7 +75,7 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
   let closed = false
   let timer: ReturnType<typeof setTimeout> | null = null
   let socket: WebSocketLike | null = null
-  const state = { peer: null as string | null, connections: 0 }
+  const state = { peer: null as string | null, connections: 0, refusal: null as SessionError | null }
 
   const connect = (): void => {
     timer = null
@@ -82,50 +90,29 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
     }
     socket = ws
     const bytes = websocketStream(ws)
-    let stream: PeerStream | null = null
     let ticker: ReturnType<typeof setInterval> | null = null
     bytes.on('error', () => {})
-    bytes.write(helloLine(gossip.id, codecs, options.cluster))
-    const reader = new HelloReader()
-    const fail = (_what: unknown, reason: string): void => {
-      log(`closing ${url}: ${reason}`)
-      bytes.destroy()
-    }
-    reader.on('invalid', fail)
-    reader.on('hello', (hello: Hello) => {
-      const cluster = hello.cluster ?? 'default'
-      if (cluster !== (options.cluster ?? 'default')) {
-        fail(null, `the node is of cluster ${JSON.stringify(cluster)}, not ${JSON.stringify(options.cluster ?? 'default')}`)
-        return
-      }
-      const theirs = codecsOf(hello)
-      const writing = chooseFormat(codecs, theirs)
-      const reading = chooseFormat(theirs, codecs)
-      if (writing === null || reading === null) {
-        fail(null, `no wire format in common (theirs: ${theirs.join(', ')})`)
-        return
-      }
-      // The node is a remote peer: it never writes as this page.
-      stream = gossip.createStream({ local_writes: false })
-      const input = parse({ format: reading })
-      input.on('invalid', fail)
-      stream.on('invalid', (_o: unknown, reason: string) => log(`refused from ${hello.id}: ${reason}`))
-      stream.pipe(serialize({ format: writing })).pipe(bytes)
-      reader.pipe(input).pipe(stream)
-      state.peer = hello.id
+    const session = new Session(gossip, bytes, { cluster: options.cluster ?? 'default', codecs, auth: options.auth })
+    session.on('refused', (err: SessionError) => {
+      state.refusal = err
+      log(`closing ${url}: ${err.message}`)
+      options.onRefused?.(err)
+      bytes.end()
+    })
+    session.on('invalid', (_o: unknown, reason: string) => {
+      log(`refused from ${session.peerId}: ${reason}`)
+    })
+    session.on('open', () => {
+      state.peer = session.peerId
       state.connections++
       delay = min
-      log(`joined ${hello.id} at ${url} (${writing})`)
-      stream.gossip()
-      ticker = setInterval(() => stream?.gossip(), interval)
+      log(`joined ${session.peerId} at ${url} (${session.writing})`)
+      session.stream.gossip()
+      ticker = setInterval(() => session.stream.gossip(), interval)
     })
-    bytes.pipe(reader)
     bytes.on('close', () => {
       if (ticker !== null) clearInterval(ticker)
-      if (stream !== null) {
-        stream.unpipe()
-        stream.destroy()
-      }
+      session.destroy()
       if (state.peer !== null) log(`left ${state.peer}`)
       state.peer = null
       socket = null
@@ -147,6 +134,9 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
     },
     get connections() {
       return state.connections
+    },
+    get refusal() {
+      return state.refusal
     },
     close() {
       closed = true

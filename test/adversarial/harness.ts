@@ -15,7 +15,17 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
+import * as crypto from 'crypto'
 import { generateKeyPair } from '../../lib'
+import { proofBytes } from '../../lib/wire/session'
+
+/**
+ * Ids an attacker uses that `Cluster.keys` also gives a key pair: under
+ * `--keys` a keyless peer is refused at its hello (see operator.test.ts),
+ * so the attackers of signed clusters are insiders, members with keys of
+ * their own, which is the stronger threat.
+ */
+export const INSIDERS = ['mallory', 'mallory2', 'spy', 'forger', 'replayer']
 
 /** The repository root, found from dist/test/adversarial (compiled) or test/adversarial. */
 export const ROOT = (() => {
@@ -240,8 +250,10 @@ export class Attacker {
   dones = 0
   replies = 0
   updates = 0
-  /** The node's hello, once read. */
+  /** The node's hello, once read, and its second line (accept or refused), for a session. */
   nodeHello: Received | null = null
+  accepted: Received | null = null
+  verdict: Received | null = null
   /** Received messages (kept only while `keep` is true, and at most 100,000). */
   readonly messages: Received[] = []
   keep = true
@@ -287,6 +299,14 @@ export class Attacker {
         m = { raw: t.slice(0, 200) }
       }
       if (this.nodeHello === null && m.hello !== undefined) this.nodeHello = m
+      if (m.accept !== undefined) {
+        this.accepted = m
+        continue
+      }
+      if (m.open !== undefined || m.refused !== undefined) {
+        this.verdict = m
+        continue
+      }
       if (m.digest === true && m.done === true) {
         if (m.reply === true) this.replies++
         else this.dones++
@@ -318,6 +338,21 @@ export class Attacker {
     await this.send(text)
     await until(() => this.replies > before || this.isClosed, ms, 'the node to answer the attacker or close its connection', 5)
     return this.replies > before ? 'answered' : 'closed'
+  }
+
+  /** Open a session as `id`, proving it with `privateKey` (a member with a key). Resolves with the node's open or refused line. */
+  async authenticate(id: string, privateKey: string): Promise<Received> {
+    const nonce = crypto.randomBytes(16).toString('base64')
+    await this.send(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'], nonce }))
+    await until(() => this.nodeHello !== null || this.isClosed, 5000, 'the node to say hello', 5)
+    const h = this.nodeHello as Received
+    const proof = crypto.sign(null, proofBytes(id, nonce, String(h.nonce), String(h.cluster ?? 'default')), privateKey).toString('base64')
+    await this.send(line({ accept: true, proof }))
+    await until(() => this.accepted !== null || this.verdict !== null || this.isClosed, 5000, 'the node to accept or refuse the hello', 5)
+    // Our open line follows the node's accept, whether or not its open came already.
+    if (this.verdict?.refused === undefined && !this.isClosed) await this.send(line({ open: true }))
+    await until(() => this.verdict !== null || this.isClosed, 5000, 'the node to open or refuse the session', 5)
+    return this.verdict ?? { refused: 'closed' }
   }
 
   /** Stop reading what the node sends (a peer that never reads). */
@@ -406,13 +441,19 @@ export class Cluster {
     return p
   }
 
+  /** A raw peer; under `--keys` (a key made by `keys()` for its id) it opens an authenticated session. */
   async attacker(port: number, hello: string | null = 'mallory'): Promise<Attacker> {
     const a = new Attacker(port)
     this.attackers.push(a)
     await a['connected']
-    if (hello !== null) await a.send(HELLO(hello))
+    const key = hello === null ? undefined : this.privateKeys.get(hello)
+    if (key !== undefined) await a.authenticate(hello as string, key)
+    else if (hello !== null) await a.send(HELLO(hello))
     return a
   }
+
+  // Private keys of the ids keys() made (the last made wins).
+  private readonly privateKeys = new Map<string, string>()
 
   tmp(prefix = 'scuttle-adv-'): string {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
@@ -420,13 +461,14 @@ export class Cluster {
     return d
   }
 
-  /** A --keys directory with a key pair for each id (and only public keys for `publicOnly`). */
+  /** A --keys directory with a key pair for each id and for the {@link INSIDERS} (and only public keys for `publicOnly`). */
   keys(ids: string[], publicOnly: string[] = []): string {
     const dir = this.tmp('scuttle-adv-keys-')
-    for (const id of [...ids, ...publicOnly]) {
+    for (const id of [...ids, ...publicOnly, ...INSIDERS.filter((i) => !ids.includes(i) && !publicOnly.includes(i))]) {
       const pair = generateKeyPair()
       fs.writeFileSync(path.join(dir, `${id}.pub.pem`), pair.publicKey)
       if (!publicOnly.includes(id)) fs.writeFileSync(path.join(dir, `${id}.key.pem`), pair.privateKey)
+      if (INSIDERS.includes(id)) this.privateKeys.set(id, pair.privateKey)
     }
     return dir
   }
@@ -452,6 +494,7 @@ export class Cluster {
     for (const p of procs) p.kill()
     await Promise.all(procs.map((p) => p.exited))
     for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+    this.privateKeys.clear()
   }
 }
 

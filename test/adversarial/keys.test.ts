@@ -73,7 +73,7 @@ describe('adversarial: writing as someone else (defect 4, signatures)', function
   })
 
   it('attack (--keys): replay of an old, validly signed update to nodes that hold a newer one; required: no key rolls back, anywhere', async () => {
-    const keys = cluster.keys(['a', 'b', 'c'])
+    const keys = cluster.keys(['a', 'b', 'c', 'c2'])
     const a = await cluster.node('a', ['--keys', keys])
     const b = await cluster.node('b', ['--keys', keys], { connect: [a] })
     await a.write('x', 'old')

@@ -1,0 +1,142 @@
+/**
+ * The admin endpoint's client: `simple-scuttle get KEY`, `set KEY JSON`,
+ * `del KEY`, `members`, `status`, `peers`, `state`, each with `--node
+ * HOST:PORT` (or SCUTTLE_NODE; default 127.0.0.1:7947). Prints the node's
+ * JSON answer on stdout and exits 0; exits 1 with one line on stderr when
+ * the node cannot be reached or refuses, 2 for a bad command line.
+ */
+import * as fs from 'fs'
+import * as http from 'http'
+import { parseArgs } from 'util'
+import { parseAddress, DEFAULT_ADMIN_PORT } from '../lib/node/tcp'
+import { UsageError } from './args'
+
+/** The client commands and what they take. */
+export const CLIENT_COMMANDS: Record<string, { args: string[]; what: string }> = {
+  get: { args: ['KEY'], what: "a key's value and version" },
+  set: { args: ['KEY', 'JSON'], what: 'write a key (the value is JSON: \'"blue"\', \'{"w":3}\')' },
+  del: { args: ['KEY'], what: 'delete a key on every node' },
+  members: { args: [], what: 'the members and their status' },
+  status: { args: [], what: "the node's status" },
+  peers: { args: [], what: 'the connected peers' },
+  state: { args: [], what: 'every key the node holds' },
+}
+
+export const clientUsage = `usage: simple-scuttle <get KEY | set KEY JSON | del KEY | members | status | peers | state>
+                      [--node HOST:PORT] [--token-file FILE] [--timeout MS]
+
+Asks a running node through its admin endpoint (simple-scuttle node --admin).
+  --node HOST:PORT   the node's --admin address (default SCUTTLE_NODE, else 127.0.0.1:${DEFAULT_ADMIN_PORT})
+  --token-file FILE  the admin token (default SCUTTLE_ADMIN_TOKEN), needed when the node has one
+  --timeout MS       give up after MS (default 10000)
+Prints the answer as JSON; exits 1 with one line when the node cannot be reached or refuses.
+`
+
+interface Request {
+  method: string
+  path: string
+  body?: string
+}
+
+function request(name: string, positionals: string[]): Request {
+  const spec = CLIENT_COMMANDS[name]
+  if (positionals.length !== spec.args.length) {
+    throw new UsageError(`${name} takes ${spec.args.length === 0 ? 'no arguments' : spec.args.join(' ')}${positionals.length > spec.args.length ? `, not "${positionals.slice(spec.args.length).join(' ')}"` : ''}`)
+  }
+  const key = positionals[0] === undefined ? '' : encodeURIComponent(positionals[0])
+  switch (name) {
+    case 'get':
+      return { method: 'GET', path: `/v1/kv/${key}` }
+    case 'set':
+      try {
+        JSON.parse(positionals[1])
+      } catch {
+        throw new UsageError(`set ${positionals[0]}: the value is not JSON: ${positionals[1]} (a string is quoted: '${JSON.stringify(positionals[1])}')`)
+      }
+      return { method: 'PUT', path: `/v1/kv/${key}`, body: positionals[1] }
+    case 'del':
+      return { method: 'DELETE', path: `/v1/kv/${key}` }
+    default:
+      return { method: 'GET', path: `/v1/${name}` }
+  }
+}
+
+/** Runs one client command; resolves with the exit code. */
+export async function clientCommand(name: string, argv: string[], out: (s: string) => void, err: (s: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let req: Request
+  let node: { host: string; port: number }
+  let token: string | undefined
+  let timeout: number
+  try {
+    let parsed
+    try {
+      parsed = parseArgs({ args: argv, options: { node: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    } catch (e) {
+      throw new UsageError((e as Error).message.split('\n')[0])
+    }
+    if (parsed.values.help === true) {
+      out(clientUsage)
+      return 0
+    }
+    req = request(name, parsed.positionals)
+    const at = parsed.values.node ?? env.SCUTTLE_NODE ?? `127.0.0.1:${DEFAULT_ADMIN_PORT}`
+    try {
+      node = parseAddress(at)
+    } catch (e) {
+      throw new UsageError(`--node: ${(e as Error).message}`)
+    }
+    const file = parsed.values['token-file']
+    if (file !== undefined) {
+      try {
+        token = fs.readFileSync(file, 'utf8').trim()
+      } catch (e) {
+        throw new UsageError(`--token-file ${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`)
+      }
+    } else token = env.SCUTTLE_ADMIN_TOKEN
+    const t = parsed.values.timeout
+    timeout = t === undefined ? 10_000 : Number(t)
+    if (!(Number.isFinite(timeout) && timeout > 0)) throw new UsageError(`--timeout must be a positive number of milliseconds, not "${t}"`)
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e
+    err(`simple-scuttle ${name}: ${e.message}\nsee: simple-scuttle ${name} --help\n`)
+    return 2
+  }
+  const where = `${node.host}:${node.port}`
+  return new Promise<number>((resolve) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (token !== undefined) headers.authorization = `Bearer ${token}`
+    const r = http.request({ host: node.host, port: node.port, method: req.method, path: req.path, headers, timeout }, (res) => {
+      const parts: Buffer[] = []
+      res.on('data', (b: Buffer) => parts.push(b))
+      res.on('end', () => {
+        const text = Buffer.concat(parts).toString('utf8')
+        let body: Record<string, unknown> | null = null
+        try {
+          body = JSON.parse(text) as Record<string, unknown>
+        } catch {
+          body = null
+        }
+        if (res.statusCode === 200 && body !== null) {
+          out(`${JSON.stringify(body)}\n`)
+          resolve(0)
+          return
+        }
+        const why = body !== null && typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode} ${text.slice(0, 200).trim()}`
+        err(`simple-scuttle ${name}: node ${where} refused: ${why}\n`)
+        resolve(1)
+      })
+    })
+    r.on('timeout', () => r.destroy(Object.assign(new Error(`no answer within ${timeout} ms`), { code: 'ETIMEDOUT' })))
+    r.on('error', (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === 'ECONNREFUSED'
+          ? 'connection refused (is the node running with --admin on that address?)'
+          : e.code === 'ENOTFOUND'
+            ? 'no such host'
+            : e.message
+      err(`simple-scuttle ${name}: cannot reach node ${where}: ${why}\n`)
+      resolve(1)
+    })
+    r.end(req.body)
+  })
+}

@@ -1,0 +1,107 @@
+/**
+ * Settings of a command from three places, the command line winning over
+ * the environment, and the environment over a file: `--config FILE` (JSON,
+ * an object whose keys are the long flags, `{"id": "a", "connect":
+ * ["127.0.0.1:7946"], "interval": 200}`), then `SCUTTLE_<FLAG>` variables
+ * (`SCUTTLE_ID=a`, `SCUTTLE_MTU_BYTES=20000`, lists comma-separated:
+ * `SCUTTLE_CONNECT=h1:7946,h2:7946`), then the flags. All three end as one
+ * command line, checked by the command's own parser, so every value meets
+ * the same checks whatever its source.
+ */
+import * as fs from 'fs'
+import type { ParseArgsConfig } from 'util'
+import { readArgs, UsageError } from './args'
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/** Where a setting came from, for the error that names it. */
+type Source = 'flag' | 'env' | 'file'
+
+/** Reads a command's settings from a file, the environment and its flags. */
+export class ConfigLoader {
+  constructor(
+    private readonly options: Options,
+    private readonly env: Readonly<Record<string, string | undefined>> = process.env,
+  ) {}
+
+  /** The environment variable of a flag. */
+  static envName(flag: string): string {
+    return `SCUTTLE_${flag.toUpperCase().replace(/-/g, '_')}`
+  }
+
+  /**
+   * One command line holding every setting (file, then environment, then
+   * flags: the last wins), and where each came from.
+   * @throws UsageError for an unknown flag or setting, or a file that cannot be read.
+   */
+  load(argv: readonly string[]): { argv: string[]; sources: Map<string, string> } {
+    const flags = readArgs(argv, this.options) as Record<string, unknown>
+    const merged = new Map<string, { value: unknown; source: Source; where: string }>()
+    const file = (flags.config as string | undefined) ?? this.env.SCUTTLE_CONFIG
+    if (file !== undefined) {
+      for (const [k, v] of Object.entries(this.readFile(file))) merged.set(k, { value: v, source: 'file', where: `in ${file}` })
+    }
+    for (const [flag, spec] of Object.entries(this.options)) {
+      if (flag === 'config' || flag === 'help') continue
+      const name = ConfigLoader.envName(flag)
+      const text = this.env[name]
+      if (text === undefined || text === '') continue
+      let value: unknown = text
+      if (spec.type === 'boolean') {
+        if (!/^(1|0|true|false|yes|no)$/i.test(text)) throw new UsageError(`${name} must be true or false, not "${text}"`)
+        value = /^(1|true|yes)$/i.test(text)
+      } else if (spec.multiple === true) value = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
+      merged.set(flag, { value, source: 'env', where: `by ${name}` })
+    }
+    for (const [flag, value] of Object.entries(flags)) {
+      if (flag === 'config') continue
+      merged.set(flag, { value, source: 'flag', where: '' })
+    }
+    const out: string[] = []
+    const sources = new Map<string, string>()
+    for (const [flag, { value, where }] of merged) {
+      const spec = this.options[flag]
+      if (where !== '') sources.set(flag, where)
+      if (spec.type === 'boolean') {
+        if (value === true) out.push(`--${flag}`)
+        else if (value !== false) throw new UsageError(`${flag} ${where}: must be true or false`)
+        continue
+      }
+      const values = Array.isArray(value) ? value : [value]
+      if (values.length > 1 && spec.multiple !== true) throw new UsageError(`${flag} ${where}: takes one value, not a list`)
+      for (const v of values) {
+        if (typeof v === 'object' && v !== null) {
+          out.push(`--${flag}=${JSON.stringify(v)}`)
+        } else if (typeof v === 'string' || typeof v === 'number') {
+          out.push(`--${flag}=${v}`)
+        } else {
+          throw new UsageError(`${flag} ${where}: must be a string or a number, not ${JSON.stringify(v)}`)
+        }
+      }
+    }
+    return { argv: out, sources }
+  }
+
+  private readFile(file: string): Record<string, unknown> {
+    let text: string
+    try {
+      text = fs.readFileSync(file, 'utf8')
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw new UsageError(`--config ${file}: cannot be read (${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message})`)
+    }
+    let o: unknown
+    try {
+      o = JSON.parse(text)
+    } catch (err) {
+      throw new UsageError(`--config ${file}: not JSON (${(err as Error).message})`)
+    }
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new UsageError(`--config ${file}: must hold a JSON object of settings, such as {"id": "a"}`)
+    for (const k of Object.keys(o)) {
+      if (!(k in this.options) || k === 'config' || k === 'help') {
+        throw new UsageError(`--config ${file}: unknown setting "${k}" (settings are the long flags: ${Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help').join(', ')})`)
+      }
+    }
+    return o as Record<string, unknown>
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The admin endpoint of a running node (`simple-scuttle node --admin
+ * HOST:PORT`), so that it can be operated without its stdin (under systemd
+ * or in a container), as serf's and consul's agents are: the same binary
+ * is its client (`simple-scuttle get KEY --node HOST:PORT`).
+ *
+ * | request | answer |
+ * | --- | --- |
+ * | `GET /health` | 200 `{"ok":true,"id"}` while the node serves |
+ * | `GET /ready` | 200 `{"ready":true,...}` once joined and in sync, else 503 |
+ * | `GET /v1/kv/KEY` | `{"key","value","version"}` |
+ * | `PUT /v1/kv/KEY` (body: JSON) | `{"ok":true,"key","version"}` once durable |
+ * | `DELETE /v1/kv/KEY` | `{"ok":true,"key","version"}` once durable |
+ * | `GET /v1/members`, `/v1/status`, `/v1/peers`, `/v1/state` | as the stdin commands answer |
+ *
+ * A refusal is a JSON `{"ok":false,"code","error"}` with a 4xx or 5xx
+ * status. Bounded: 64 connections (the oldest idle one, or one still
+ * sending its headers, makes room), 5 s for the headers, 10 s for a
+ * request, a body of 1 MiB of UTF-8. With a token, every request but `/health` and `/ready` must
+ * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
+ * must have one.
+ *
+ * @packageDocumentation
+ */
+import * as crypto from 'crypto'
+import * as http from 'http'
+import type * as net from 'net'
+import type { Address } from './types'
+
+/** What one admin request asks the node. */
+export interface AdminRequest {
+  command: 'get' | 'set' | 'del' | 'members' | 'status' | 'peers' | 'state'
+  key?: string
+  /** The body of a `set`, as JSON text. */
+  value?: string
+}
+
+/** The node's side of the endpoint. */
+export interface AdminTarget {
+  /** The node's id (said by `/health`). */
+  readonly id: string
+  /** Joined and in sync (`/ready`), and why not. */
+  readiness(): { ready: boolean; joined: boolean; synced: boolean }
+  /** Answer a request: an object to send, or `{ok: false, code, error}`. */
+  run(request: AdminRequest): Promise<Record<string, unknown>>
+}
+
+/** Options of {@link AdminServer}. */
+export interface AdminOptions {
+  /** Where to listen. Default 127.0.0.1:7947. */
+  at: Partial<Address>
+  /** Required of every request but the probes; needed when bound anywhere but loopback. */
+  token?: string
+  /** Where errors of the server go. */
+  log: (line: string) => void
+}
+
+/** Longest request body: the longest value, as JSON, and room for its key. */
+const MAX_BODY = 1 << 20
+
+/** Most connections at once (the oldest idle one makes room for a new one). */
+const MAX_CONNECTIONS = 64
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+
+/** Codes of the admin endpoint's refusals. */
+export type AdminCode = 'unauthorized' | 'not_found' | 'bad_request' | 'too_large' | 'refused'
+
+/** The admin endpoint: one HTTP server, bounded like the metrics one. */
+export class AdminServer {
+  private readonly server: http.Server
+  // Open connections, in the order they came, and whether a request is under way on each.
+  private readonly sockets = new Map<net.Socket, boolean>()
+
+  private constructor(
+    private readonly target: AdminTarget,
+    private readonly options: AdminOptions,
+  ) {
+    // Slow clients are looked for every second (Node's default is 30 s).
+    this.server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
+      this.sockets.set(req.socket, true)
+      res.once('finish', () => {
+        if (this.sockets.has(req.socket)) this.sockets.set(req.socket, false)
+      })
+      this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
+    })
+    this.server.keepAliveTimeout = 5000
+    // Past MAX_CONNECTIONS a new connection takes the slot of the oldest
+    // with no request under way (idle, or still sending its headers), so
+    // that half-sent requests cannot keep the operator out.
+    this.server.on('connection', (socket: net.Socket) => {
+      this.sockets.set(socket, false)
+      socket.once('close', () => this.sockets.delete(socket))
+      if (this.sockets.size <= MAX_CONNECTIONS) return
+      for (const [s, busy] of this.sockets) {
+        if (!busy && s !== socket) {
+          s.destroy()
+          return
+        }
+      }
+      socket.destroy()
+    })
+    // A malformed request (headers too large, smuggling) is answered, then closed.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      } else socket.destroy()
+    })
+  }
+
+  /**
+   * Listen, and serve `target`.
+   * @throws TypeError when bound anywhere but loopback without a token; what listening throws.
+   */
+  static async start(target: AdminTarget, options: AdminOptions): Promise<AdminServer> {
+    const host = options.at.host ?? '127.0.0.1'
+    if (!LOOPBACK.test(host) && (options.token === undefined || options.token.length < 16)) {
+      throw new TypeError(`--admin on ${host} needs a token of 16 characters or more (--admin-token-file, or SCUTTLE_ADMIN_TOKEN): it is reachable from other machines`)
+    }
+    const admin = new AdminServer(target, options)
+    await new Promise<void>((resolve, reject) => {
+      admin.server.once('error', reject)
+      admin.server.listen(options.at.port ?? 7947, host, () => {
+        admin.server.off('error', reject)
+        resolve()
+      })
+    })
+    admin.server.on('error', (err) => options.log(`admin server error: ${err.message}`))
+    return admin
+  }
+
+  /** Where it listens. */
+  address(): Address {
+    const a = this.server.address() as net.AddressInfo
+    return { host: a.address, port: a.port }
+  }
+
+  /** Stop serving. */
+  close(): Promise<void> {
+    this.server.closeAllConnections()
+    return new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin')
+    const path = url.pathname
+    const probe = req.method === 'GET' || req.method === 'HEAD'
+    if (probe && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
+    if (probe && path === '/ready') {
+      const r = this.target.readiness()
+      return send(res, r.ready ? 200 : 503, r)
+    }
+    const token = this.options.token
+    if (token !== undefined && !sameToken(req.headers.authorization, token)) {
+      return send(res, 401, { ok: false, code: 'unauthorized', error: 'a token is needed: Authorization: Bearer TOKEN (the client reads --token-file or SCUTTLE_ADMIN_TOKEN)' })
+    }
+    const kv = /^\/v1\/kv\/(.+)$/.exec(path)
+    let request: AdminRequest | null = null
+    if (kv !== null) {
+      let key: string
+      try {
+        key = decodeURIComponent(kv[1])
+      } catch {
+        return send(res, 400, { ok: false, code: 'bad_request', error: 'the key is not valid percent-encoding' })
+      }
+      if (req.method === 'GET') request = { command: 'get', key }
+      else if (req.method === 'DELETE') request = { command: 'del', key }
+      else if (req.method === 'PUT' || req.method === 'POST') {
+        const body = await readBody(req)
+        if (body === null) {
+          res.setHeader('connection', 'close')
+          return send(res, 413, { ok: false, code: 'too_large', error: `a value of at most ${MAX_BODY} bytes` })
+        }
+        let text: string
+        try {
+          text = new TextDecoder('utf-8', { fatal: true }).decode(body)
+        } catch {
+          return send(res, 400, { ok: false, code: 'bad_request', error: 'the body is not valid UTF-8' })
+        }
+        request = { command: 'set', key, value: text }
+      }
+    } else if (req.method === 'GET') {
+      const name = /^\/v1\/(members|status|peers|state)$/.exec(path)?.[1] as AdminRequest['command'] | undefined
+      if (name !== undefined) request = { command: name }
+    }
+    if (request === null) {
+      return send(res, 404, { ok: false, code: 'not_found', error: `no such endpoint: ${req.method} ${path.slice(0, 100)} (see GET /v1/status, /v1/members, /v1/peers, /v1/state, GET|PUT|DELETE /v1/kv/KEY, /health, /ready)` })
+    }
+    const answer = await this.target.run(request)
+    if (answer.ok === false) {
+      const code = typeof answer.code === 'string' ? answer.code : 'refused'
+      return send(res, code === 'store_failed' ? 503 : 400, { ...answer, code })
+    }
+    return send(res, 200, answer)
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(res.req.method === 'HEAD' ? undefined : `${JSON.stringify(body)}\n`)
+}
+
+// Compared in constant time: the token is a password.
+function sameToken(header: string | undefined, token: string): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? '')
+  if (m === null) return false
+  const a = crypto.createHash('sha256').update(m[1]).digest()
+  const b = crypto.createHash('sha256').update(token).digest()
+  return crypto.timingSafeEqual(a, b)
+}
+
+// The body, or null past MAX_BODY (the rest is read and dropped, so that
+// the 413 reaches the client).
+function readBody(req: http.IncomingMessage): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let n = 0
+    const take = (b: Buffer) => {
+      n += b.length
+      if (n <= MAX_BODY) {
+        parts.push(b)
+        return
+      }
+      req.off('data', take)
+      req.resume()
+      parts.length = 0
+      resolve(null)
+    }
+    req.on('data', take)
+    req.on('end', () => resolve(n > MAX_BODY ? null : Buffer.concat(parts)))
+    req.on('error', reject)
+  })
+}

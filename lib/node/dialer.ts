@@ -1,0 +1,73 @@
+/**
+ * Dials one peer address and redials it with backoff while it stays away
+ * or misbehaves (the node's `--connect`).
+ *
+ * @packageDocumentation
+ */
+import * as net from 'net'
+import type { Address } from './types'
+
+/** Options of a {@link Dialer}. */
+export interface DialerOptions {
+  /** First and longest delay between attempts, ms. */
+  min: number
+  max: number
+  /** Random numbers in [0, 1), for jitter. */
+  random: () => number
+  /** Called with each socket once connected; returns whether it was answered (restarts the backoff once it is). */
+  connected: (socket: net.Socket) => { answered: boolean }
+  /** Where the first failure of a run of failed attempts is said. */
+  log: (line: string) => void
+}
+
+/** One `--connect` address, dialed and redialed. */
+export class Dialer {
+  private timer: NodeJS.Timeout | null = null
+  private delay: number
+  private socket: net.Socket | null = null
+  // The last attempt failed (its error was logged; the next ones are not).
+  private failing = false
+  private stopped = false
+
+  constructor(
+    readonly address: Address,
+    private readonly options: DialerOptions,
+  ) {
+    this.delay = options.min
+  }
+
+  /** Dial now. */
+  dial(): void {
+    if (this.stopped) return
+    this.timer = null
+    const { host, port } = this.address
+    const socket = net.connect({ host, port })
+    this.socket = socket
+    let conn: { answered: boolean } | null = null
+    socket.once('connect', () => {
+      this.failing = false
+      conn = this.options.connected(socket)
+    })
+    socket.on('error', (err) => {
+      if (conn !== null || this.failing) return
+      this.failing = true
+      this.options.log(`dial ${host}:${port}: ${err.message} (retrying with backoff)`)
+    })
+    socket.once('close', () => {
+      this.socket = null
+      if (this.stopped) return
+      // Only a connection that answered one of our questions starts the backoff again.
+      if (conn?.answered === true) this.delay = this.options.min
+      const wait = Math.min(this.options.max, this.delay) * (0.5 + this.options.random())
+      this.delay = Math.min(this.options.max, this.delay * 2)
+      this.timer = setTimeout(() => this.dial(), wait)
+    })
+  }
+
+  /** Stop dialing, and drop the connection being made. */
+  stop(): void {
+    this.stopped = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.socket?.destroy()
+  }
+}

@@ -1,0 +1,506 @@
+/**
+ * One session between two peers, whatever carries its bytes (a TCP socket,
+ * a WebSocket, in a browser or in Node): the hello, its authentication, the
+ * choice of wire format, the limits on what the peer may send, and the
+ * gate that counts a peer's floods and digests. The TCP node, its
+ * WebSocket server and `joinNode` all open their connections through it.
+ *
+ * Each end first writes one line of JSON, its hello:
+ *
+ * ```text
+ * {"hello":"simple-scuttle","id":"a","codecs":["binary","ndjson"],"cluster":"c","nonce":"…","started":1700000000000}
+ * ```
+ *
+ * An end whose hello carries a `nonce` then writes two more lines: once the
+ * other's hello is in, `{"accept":true}` (with `"proof"`, see below, when it
+ * has a key); once the other's accept is in (and its proof checked),
+ * `{"open":true}`. Either may be `{"refused":CODE,"reason":TEXT}` instead,
+ * after which it closes. The end's own policy (twins, see `admit`) is asked
+ * only after the proof, so that no unauthenticated claim moves it. Gossip,
+ * in the format the hellos agree on (see `handshake.ts`), follows the open
+ * lines. A hello without `nonce` (a node before sessions) gets no further
+ * line, and is refused where hellos must be authenticated.
+ *
+ * Authentication (`auth`, the node's `--keys`): each end signs `[its id,
+ * its nonce, the other's nonce, cluster]` with its Ed25519 key; the other
+ * checks the signature with the key it holds for that id. A peer without a
+ * key, or whose proof fails, is refused: after the hello the session knows
+ * its peer's id (`peerId`, `authenticated`). Fresh nonces on both sides
+ * keep a proof from being replayed into another session. (It does not bind
+ * the bytes that follow to the two ends, as TLS would: a relay that passes
+ * bytes unchanged between two members can only drop them, and every update
+ * it could inject is signed by its source.)
+ *
+ * Every refusal has a {@link RefusalCode}, which logs, metrics and tests
+ * read; its text is for people.
+ *
+ * @packageDocumentation
+ */
+import { EventEmitter } from 'events'
+import { Transform, type Duplex } from 'readable-stream'
+import type { Gossip, PeerStream } from '../core/gossip'
+import { badName } from '../core/shape'
+import { parse, serialize, type Format } from './codec'
+import { chooseFormat, codecsOf, helloLine, type Hello } from './handshake'
+
+/** Why a session was refused, by either end. */
+export type RefusalCode =
+  /** The connection did not start with a hello line. */
+  | 'no_hello'
+  /** A hello with a bad id, codecs or cluster name. */
+  | 'bad_hello'
+  /** The peer is of another cluster. */
+  | 'other_cluster'
+  /** The peer is this node (a dial to its own address). */
+  | 'self'
+  /** Another live node says it has this id. */
+  | 'twin'
+  /** No wire format in common. */
+  | 'no_codec'
+  /** Hellos must be authenticated, and the peer's was not (no key, or an older node). */
+  | 'unauthenticated'
+  /** The peer's proof does not verify with the key held for its id. */
+  | 'bad_proof'
+  /** No hello, or no second line, within the time allowed. */
+  | 'timeout'
+  /** Past the connection limit, no slot could be freed. */
+  | 'full'
+  /** The other end refused this one (its code is in `peerCode`). */
+  | 'refused_by_peer'
+
+/** Why a peer's input was refused after the hello, or why it was closed. */
+export type InputCode =
+  | 'not_json'
+  | 'line_too_long'
+  | 'frame'
+  | 'signature'
+  | 'local_write'
+  | 'flood'
+  | 'digest'
+  | 'version'
+  | 'ahead'
+  | 'twin_writes'
+  | 'value'
+  | 'key'
+  | 'source_id'
+  | 'member'
+  | 'node_error'
+  | 'late'
+  | 'stale_unsigned'
+  | 'restored_stale'
+  | 'other'
+
+/** Every code a refusal or an invalid input may carry (the metrics' labels). */
+export const REFUSAL_CODES: readonly RefusalCode[] = [
+  'no_hello',
+  'bad_hello',
+  'other_cluster',
+  'self',
+  'twin',
+  'no_codec',
+  'unauthenticated',
+  'bad_proof',
+  'timeout',
+  'full',
+  'refused_by_peer',
+]
+
+/** A session refused, by this end or the other: `code` says why. */
+export class SessionError extends Error {
+  /** The other end's code, when it refused (`code` is then `'refused_by_peer'`). */
+  peerCode?: string
+  /** With `twin`: the other twin's advertised address and start time, when the peer knows them. */
+  twinAddress?: string
+  twinStarted?: number
+  constructor(
+    readonly code: RefusalCode,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'SessionError'
+  }
+}
+
+/** Signs and checks hello proofs (the node's `--keys`; see `helloAuth` in `lib/node/security.ts`). */
+export interface HelloAuth {
+  /** A signature (base64) of `bytes` by this end's key. */
+  sign(bytes: Uint8Array): string
+  /** Whether `signature` is `id`'s over `bytes` (false for an id without a key). */
+  verify(id: string, bytes: Uint8Array, signature: string): boolean
+}
+
+/** The bytes a hello proof signs. */
+export function proofBytes(id: string, ownNonce: string, peerNonce: string, cluster: string): Uint8Array {
+  return new TextEncoder().encode(`simple-scuttle/hello/1\n${JSON.stringify([id, ownNonce, peerNonce, cluster])}`)
+}
+
+/** A peer's hello as the session read it. */
+export interface PeerHello extends Hello {
+  readonly nonce?: string
+  readonly started?: number
+  readonly address?: string
+}
+
+/** Options of a {@link Session}. */
+export interface SessionOptions {
+  /** The cluster this end is of. */
+  cluster: string
+  /** Wire formats this end speaks, preferred first. */
+  codecs: readonly Format[]
+  /** When this end started, ms since the epoch (said in the hello: twins compare it). */
+  started?: number
+  /** The address this end advertises (said in the hello: a twin is told where its elder is). */
+  address?: string
+  /** Sign and check proofs: hellos must then be authenticated. */
+  auth?: HelloAuth
+  /** 16 random bytes, base64 (the session's nonce). Default: Web Crypto. */
+  nonce?: () => string
+  /** Longest NDJSON line, and binary frame, accepted. Defaults: the codec's. */
+  maxLineLength?: number
+  maxFrameLength?: number
+  /**
+   * Checks the end's own policy on a peer's hello (twins, limits): a
+   * refusal, or null to accept. Called after the session's own checks.
+   */
+  admit?: (hello: PeerHello) => SessionError | null
+  /** Between the parsed input and the gossip stream (the node's gate). */
+  gate?: Transform
+  /** Between the gossip stream and the serializer (a durable store's barrier). */
+  barrier?: Transform
+  /** Create the gossip stream with these (default: no local writes from the peer). */
+  local_writes?: boolean
+}
+
+const HELLO_LINE_MAX = 4096
+
+function webNonce(): string {
+  const c = (globalThis as { crypto?: { getRandomValues(a: Uint8Array): Uint8Array } }).crypto
+  const b = new Uint8Array(16)
+  if (c !== undefined) c.getRandomValues(b)
+  // Without Web Crypto (Node 18) a nonce only tells sessions apart: proofs
+  // need one nobody can guess, and the node passes node:crypto's.
+  else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256)
+  let s = ''
+  for (const x of b) s += String.fromCharCode(x)
+  return btoa(s)
+}
+
+/**
+ * @internal Control characters, and the invisible ones that reorder or
+ * hide text (bidi overrides, zero-width marks): none belongs in an id, a
+ * cluster name or a log line.
+ */
+export const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u
+const MAX_CLUSTER_LENGTH = 128
+
+/** Why a cluster name is refused, or null. */
+export function badCluster(name: unknown): string | null {
+  if (typeof name !== 'string') return 'it is not a string'
+  if (name.length === 0) return 'it is empty'
+  if (name.length > MAX_CLUSTER_LENGTH) return `it is longer than ${MAX_CLUSTER_LENGTH} characters`
+  if (CONTROL.test(name)) return 'it holds control characters'
+  if (!/^(?:[^\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/.test(name)) return 'it holds an unpaired surrogate'
+  return null
+}
+
+/** Why a peer's id is refused, or null. */
+export function badPeerId(id: unknown): string | null {
+  const bad = badName('id', id)
+  if (bad !== null) return bad
+  if (CONTROL.test(id as string)) return 'it holds control characters'
+  return null
+}
+
+/**
+ * One peer's session. Emits `'open'` () once both hellos (and proofs) are
+ * in and gossip flows, `'refused'` (err: SessionError) when either end
+ * refused the session, and `'invalid'` (what, reason) for input the codec
+ * or the gossip stream refused after it opened. The owner ends the
+ * transport when it is refused.
+ */
+export class Session extends EventEmitter {
+  /** The peer's id, once its hello is in (authenticated when `authenticated`). */
+  peerId: string | null = null
+  /** The peer proved its id with its key. */
+  authenticated = false
+  /** The peer's hello, once in. */
+  peerHello: PeerHello | null = null
+  /** The formats each way, once open. */
+  writing: Format | null = null
+  reading: Format | null = null
+  /** The gossip stream of this peer (made at once; it flows once open). */
+  readonly stream: PeerStream
+  /** This end's nonce. */
+  readonly nonce: string
+  // Which line of the peer's is awaited: its hello, its accept, its open;
+  // then gossip flows.
+  private state: 'hello' | 'verdict' | 'opening' | 'open' | 'closed' = 'hello'
+  private head: Uint8Array[] = []
+  private headLength = 0
+  private readonly input: Transform
+
+  constructor(
+    readonly gossip: Gossip,
+    readonly transport: Duplex,
+    readonly options: SessionOptions,
+  ) {
+    super()
+    if (options.auth !== undefined && options.nonce === undefined && (globalThis as { crypto?: unknown }).crypto === undefined) {
+      throw new TypeError('hello proofs need unguessable nonces: pass SessionOptions.nonce (no Web Crypto here)')
+    }
+    this.nonce = (options.nonce ?? webNonce)()
+    this.stream = gossip.createStream({ local_writes: options.local_writes ?? false })
+    const hello: Record<string, unknown> = { hello: 'simple-scuttle', id: gossip.id, codecs: options.codecs, cluster: options.cluster, nonce: this.nonce }
+    if (options.started !== undefined) hello.started = options.started
+    if (options.address !== undefined) hello.address = options.address
+    transport.write(`${JSON.stringify(hello)}\n`)
+    const session = this
+    // Takes the hello lines off the front of the connection, then passes bytes.
+    this.input = new Transform({
+      transform(chunk: Uint8Array | string, _encoding, callback) {
+        session.take(typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk)
+        callback()
+      },
+    })
+    ;(transport as Duplex).pipe(this.input)
+  }
+
+  /** The hello line of this end (for tests and older code that writes one by hand). */
+  static helloLine = helloLine
+
+  private take(bytes: Uint8Array): void {
+    while (bytes.length > 0 && (this.state === 'hello' || this.state === 'verdict' || this.state === 'opening')) {
+      const nl = bytes.indexOf(10)
+      const end = nl < 0 ? bytes.length : nl
+      if (this.headLength + end > HELLO_LINE_MAX) {
+        this.refuse(new SessionError('no_hello', `no ${this.state === 'hello' ? 'hello' : this.state === 'verdict' ? 'accept' : 'open'} line within ${HELLO_LINE_MAX} bytes`))
+        return
+      }
+      if (nl < 0) {
+        this.head.push(bytes.slice())
+        this.headLength += bytes.length
+        return
+      }
+      this.head.push(bytes.subarray(0, nl))
+      const line = this.joinHead()
+      bytes = bytes.subarray(nl + 1)
+      let o: unknown
+      try {
+        o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
+      } catch {
+        this.refuse(new SessionError('no_hello', this.state === 'hello' ? 'did not start with a hello' : `no ${this.state === 'verdict' ? 'accept' : 'open'} line after the hello`))
+        return
+      }
+      if (this.state === 'hello') this.onHello(o)
+      else if (this.state === 'verdict') this.onVerdict(o)
+      else this.onOpen(o)
+    }
+    if (this.state === 'open' && bytes.length > 0) this.input.push(bytes)
+  }
+
+  private joinHead(): Uint8Array {
+    const line = new Uint8Array(this.head.reduce((n, h) => n + h.length, 0))
+    let at = 0
+    for (const h of this.head) {
+      line.set(h, at)
+      at += h.length
+    }
+    this.head = []
+    this.headLength = 0
+    return line
+  }
+
+  private onHello(o: unknown): void {
+    const h = o as PeerHello
+    if (typeof o !== 'object' || o === null || h.hello !== 'simple-scuttle' || typeof h.id !== 'string') {
+      this.refuse(new SessionError('no_hello', 'did not start with a hello'))
+      return
+    }
+    const codecs = h.codecs
+    if (codecs !== undefined && !(Array.isArray(codecs) && codecs.length <= 16 && codecs.every((c) => typeof c === 'string'))) {
+      this.refuse(new SessionError('bad_hello', 'hello with bad codecs'))
+      return
+    }
+    if (h.nonce !== undefined && (typeof h.nonce !== 'string' || h.nonce.length < 16 || h.nonce.length > 64)) {
+      this.refuse(new SessionError('bad_hello', 'hello with a bad nonce'))
+      return
+    }
+    if (h.started !== undefined && !(typeof h.started === 'number' && Number.isSafeInteger(h.started) && h.started >= 0)) {
+      this.refuse(new SessionError('bad_hello', 'hello with a bad start time'))
+      return
+    }
+    if (h.address !== undefined && !(typeof h.address === 'string' && h.address.length <= 300 && !CONTROL.test(h.address))) {
+      this.refuse(new SessionError('bad_hello', 'hello with a bad address'))
+      return
+    }
+    const badId = badPeerId(h.id)
+    if (badId !== null) {
+      this.refuse(new SessionError('bad_hello', `hello with a bad id: ${badId}`))
+      return
+    }
+    this.peerHello = h
+    this.peerId = h.id
+    const cluster = h.cluster ?? 'default'
+    const badC = badCluster(cluster)
+    if (badC !== null) {
+      this.refuse(new SessionError('bad_hello', `hello with a bad cluster name: ${badC}`))
+      return
+    }
+    if (cluster !== this.options.cluster) {
+      this.refuse(
+        new SessionError(
+          'other_cluster',
+          `peer ${h.id} is of cluster ${JSON.stringify(cluster)}, this node of ${JSON.stringify(this.options.cluster)}: refused, ` +
+            'so that the two clusters do not merge (if they are one, give both the same --cluster)',
+        ),
+      )
+      return
+    }
+    if (h.id === this.gossip.id && h.nonce === this.nonce) {
+      this.refuse(new SessionError('self', 'connected to itself'))
+      return
+    }
+    if (this.options.auth !== undefined && h.nonce === undefined) {
+      this.refuse(new SessionError('unauthenticated', `peer ${h.id} did not authenticate its hello (no key, or a node before sessions): refused, since this node checks keys`))
+      return
+    }
+    const theirs = codecsOf(h)
+    this.writing = chooseFormat(this.options.codecs, theirs)
+    this.reading = chooseFormat(theirs, this.options.codecs)
+    if (this.writing === null || this.reading === null) {
+      this.refuse(new SessionError('no_codec', `no wire format in common (ours: ${this.options.codecs.join(', ')}; theirs: ${theirs.join(', ')})`))
+      return
+    }
+    if (h.nonce === undefined) {
+      // A node before sessions: no further lines either way.
+      if (this.admitted(h)) this.open()
+      return
+    }
+    const verdict: Record<string, unknown> = { accept: true }
+    if (this.options.auth !== undefined) verdict.proof = this.options.auth.sign(proofBytes(this.gossip.id, this.nonce, h.nonce, this.options.cluster))
+    this.transport.write(`${JSON.stringify(verdict)}\n`)
+    this.state = 'verdict'
+  }
+
+  private onVerdict(o: unknown): void {
+    const v = o as { accept?: unknown; proof?: unknown; refused?: unknown; reason?: unknown; twin?: unknown }
+    const h = this.peerHello as PeerHello
+    if (typeof o !== 'object' || o === null) {
+      this.refuse(new SessionError('no_hello', 'no accept line after the hello'))
+      return
+    }
+    if (typeof v.refused === 'string') {
+      this.refusedByPeer(v)
+      return
+    }
+    if (v.accept !== true) {
+      this.refuse(new SessionError('no_hello', 'no accept line after the hello'))
+      return
+    }
+    const auth = this.options.auth
+    if (auth !== undefined) {
+      if (typeof v.proof !== 'string' || v.proof.length > 200) {
+        this.refuse(new SessionError('unauthenticated', `peer ${h.id} sent no proof of its id: refused, since this node checks keys`))
+        return
+      }
+      let ok = false
+      try {
+        ok = auth.verify(h.id, proofBytes(h.id, h.nonce as string, this.nonce, this.options.cluster), v.proof)
+      } catch {
+        ok = false
+      }
+      if (!ok) {
+        this.refuse(new SessionError('bad_proof', `peer ${h.id}'s proof does not verify with the key held for ${h.id} (no key for it in the keys directory, or another key)`))
+        return
+      }
+      this.authenticated = true
+    }
+    if (!this.admitted(h)) return
+    this.transport.write(`${JSON.stringify({ open: true })}\n`)
+    this.state = 'opening'
+  }
+
+  private onOpen(o: unknown): void {
+    const v = o as { open?: unknown; refused?: unknown }
+    if (typeof o === 'object' && o !== null && typeof v.refused === 'string') {
+      this.refusedByPeer(v as Record<string, unknown>)
+      return
+    }
+    if (typeof o !== 'object' || o === null || v.open !== true) {
+      this.refuse(new SessionError('no_hello', 'no open line after the accept'))
+      return
+    }
+    this.open()
+  }
+
+  // The end's own policy on the (authenticated, where it can be) peer.
+  private admitted(h: PeerHello): boolean {
+    const policy = this.options.admit?.(h) ?? null
+    if (policy === null) return true
+    this.refuse(policy)
+    return false
+  }
+
+  private refusedByPeer(v: Record<string, unknown>): void {
+    const h = this.peerHello as PeerHello
+    const code = String(v.refused).slice(0, 40)
+    const err = new SessionError('refused_by_peer', `peer ${h.id} refused this node: ${String(v.reason ?? code).slice(0, 300)}`)
+    err.peerCode = code
+    if (typeof v.twin === 'string' && v.twin.length <= 300) err.twinAddress = v.twin
+    if (typeof v.started === 'number' && Number.isSafeInteger(v.started)) err.twinStarted = v.started
+    this.close(err, false)
+  }
+
+  private open(): void {
+    this.state = 'open'
+    const o = this.options
+    const out = serialize({ format: this.writing as Format })
+    const input = parse({ format: this.reading as Format, maxLineLength: o.maxLineLength, maxFrameLength: o.maxFrameLength })
+    const invalid = (what: unknown, reason: string, code?: string) => this.emit('invalid', what, reason, code)
+    input.on('invalid', invalid)
+    out.on('invalid', invalid)
+    this.stream.on('invalid', invalid)
+    if (o.barrier === undefined) this.stream.pipe(out).pipe(this.transport)
+    else this.stream.pipe(o.barrier).pipe(out).pipe(this.transport)
+    if (o.gate === undefined) this.input.pipe(input).pipe(this.stream)
+    else this.input.pipe(input).pipe(o.gate).pipe(this.stream)
+    this.emit('open')
+  }
+
+  /**
+   * Refuse the session with `err`: the peer is told why (when it speaks
+   * sessions), and `'refused'` is emitted. The owner ends the transport.
+   */
+  refuse(err: SessionError, extra?: Record<string, unknown>): void {
+    if (this.state === 'closed') return
+    // Said in place of our accept or open line, never after it.
+    const tell = this.peerHello?.nonce !== undefined && (this.state === 'hello' || this.state === 'verdict')
+    if (tell) {
+      try {
+        const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress, started: err.twinStarted }
+        this.transport.write(`${JSON.stringify({ refused: err.code, reason: err.message, ...twin, ...extra })}\n`)
+      } catch {
+        // The transport is gone: nothing to tell.
+      }
+    }
+    this.close(err, true)
+  }
+
+  private close(err: SessionError, ours: boolean): void {
+    this.state = 'closed'
+    this.head = []
+    this.emit('refused', err, ours)
+  }
+
+  /** Whether gossip flows (both hellos, and proofs, are in). */
+  get isOpen(): boolean {
+    return this.state === 'open'
+  }
+
+  /** Stop: unpipe and destroy the gossip stream (the owner closes the transport). */
+  destroy(): void {
+    this.state = 'closed'
+    this.stream.unpipe()
+    this.stream.destroy()
+  }
+}

@@ -1,0 +1,432 @@
+/**
+ * Issue 21: five `simple-scuttle node` processes run as an operator would
+ * (stdin closed, as under systemd or Docker), and attacked from outside.
+ * Each test names what was found and what is required.
+ */
+import * as assert from 'assert'
+import { spawn, spawnSync, type ChildProcess } from 'child_process'
+import * as fs from 'fs'
+import * as http from 'http'
+import * as net from 'net'
+import * as path from 'path'
+import { BIN, Cluster, adversarialHooks, figure, until } from './harness'
+
+/** A node with stdin closed, driven through its admin endpoint. */
+class Daemon {
+  readonly child: ChildProcess
+  stderr = ''
+  exitCode: number | null = null
+  readonly exited: Promise<number | null>
+  port = 0
+  admin = 0
+
+  constructor(
+    readonly id: string,
+    args: string[],
+    env: Record<string, string> = {},
+    uid?: number,
+  ) {
+    const ids = uid === undefined ? {} : { uid, gid: uid }
+    this.child = spawn(process.execPath, [BIN, 'node', '--id', id, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...ids })
+    this.child.stderr?.on('data', (b: Buffer) => (this.stderr += String(b)))
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve((this.exitCode = code))))
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  async ready(): Promise<void> {
+    await until(
+      () => {
+        if (!this.alive) throw new Error(`${this.id} exited (${this.exitCode}):\n${this.stderr}`)
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(this.stderr)
+        const a = /admin endpoint on http:\/\/127\.0\.0\.1:(\d+)/.exec(this.stderr)
+        if (m !== null) this.port = Number(m[1])
+        if (a !== null) this.admin = Number(a[1])
+        return m !== null && (a !== null || !/--admin/.test(this.child.spawnargs.join(' ')))
+      },
+      10_000,
+      `${this.id} to listen`,
+      10,
+    )
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`
+  }
+
+  kill(): void {
+    if (this.alive) this.child.kill('SIGKILL')
+  }
+}
+
+/** `simple-scuttle ARGS`, its exit code and output. */
+function cli(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+function request(port: number, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
+      let text = ''
+      res.on('data', (b: Buffer) => (text += String(b)))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    r.on('error', reject)
+    r.end(body)
+  })
+}
+
+describe('adversarial: a node run as an operator would, and attacked (issue 21)', function () {
+  this.timeout(60_000)
+  const cluster = new Cluster()
+  const daemons: Daemon[] = []
+  adversarialHooks(cluster, 'operator')
+  afterEach(async () => {
+    for (const d of daemons.splice(0)) d.kill()
+  })
+  const daemon = async (id: string, args: string[], env?: Record<string, string>, uid?: number): Promise<Daemon> => {
+    const d = new Daemon(id, ['--interval', '50', ...args], env, uid)
+    daemons.push(d)
+    await d.ready()
+    return d
+  }
+
+  it('attack: a running node under systemd or Docker (stdin is /dev/null) could not be asked anything; required: the admin endpoint and its client answer get, set, del, members and status; /health and /ready', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const b = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', '127.0.0.1:1'])
+    const node = ['--node', `127.0.0.1:${a.admin}`]
+    // b dials a port where no one listens: not joined, so not ready.
+    assert.strictEqual((await request(b.admin, 'GET', '/health')).status, 200)
+    assert.strictEqual((await request(b.admin, 'GET', '/ready')).status, 503)
+    await until(async () => (await request(a.admin, 'GET', '/ready')).status === 200, 10_000, 'a, which dials no one, to be ready')
+    const set = cli(['set', 'color', '"blue"', ...node])
+    assert.strictEqual(set.status, 0, set.stderr)
+    assert.strictEqual(JSON.parse(set.stdout).ok, true)
+    assert.deepStrictEqual(JSON.parse(cli(['get', 'color', ...node]).stdout).value, 'blue')
+    assert.strictEqual(JSON.parse(cli(['del', 'color', ...node]).stdout).ok, true)
+    assert.strictEqual(JSON.parse(cli(['get', 'color', ...node]).stdout).value, null)
+    const status = JSON.parse(cli(['status', ...node]).stdout)
+    assert.strictEqual(status.id, 'a')
+    assert.ok(Array.isArray(JSON.parse(cli(['members', ...node]).stdout).members))
+    // Refusals and an unreachable node: one line, exit 1.
+    const bad = cli(['set', 'member/x', '1', ...node])
+    assert.strictEqual(bad.status, 1)
+    assert.strictEqual(bad.stderr.trim().split('\n').length, 1, bad.stderr)
+    const gone = cli(['status', '--node', '127.0.0.1:1'])
+    assert.strictEqual(gone.status, 1)
+    assert.match(gone.stderr, /^simple-scuttle status: cannot reach node 127\.0\.0\.1:1: connection refused/)
+    assert.strictEqual(gone.stderr.trim().split('\n').length, 1)
+    figure('admin_ok', true)
+  })
+
+  it('(found by the outside attack) the admin endpoint: 200 half-sent requests locked the client out; a body over the limit, headers over 16 KiB and a smuggling attempt got a reset, not an answer; a body of invalid UTF-8 was stored as U+FFFD; HEAD /health was 404', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const raw = (text: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(a.admin, '127.0.0.1')
+        let t = ''
+        s.on('data', (b: Buffer) => (t += String(b)))
+        s.on('close', () => resolve(t.split('\r\n')[0]))
+        s.on('error', () => resolve(t.split('\r\n')[0]))
+        s.write(text)
+      })
+    assert.match(await raw(`GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431/)
+    assert.match(await raw('PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\r\n'), /^HTTP\/1\.1 400/)
+    assert.match(await raw(`PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: ${(1 << 20) + 10}\r\nConnection: close\r\n\r\n${'x'.repeat((1 << 20) + 10)}`), /^HTTP\/1\.1 413/)
+    const bad = await request(a.admin, 'PUT', '/v1/kv/x', Buffer.from([0x22, 0xff, 0xfe, 0x22]) as unknown as string)
+    assert.strictEqual(bad.status, 400)
+    assert.strictEqual(JSON.parse(bad.body).code, 'bad_request')
+    assert.strictEqual((await request(a.admin, 'HEAD', '/health')).status, 200)
+    // 200 connections that send half a request: the client still gets in.
+    const holders: net.Socket[] = []
+    for (let i = 0; i < 200; i++) {
+      const h = net.connect(a.admin, '127.0.0.1')
+      h.on('error', () => undefined)
+      h.write('GET /v1/status HTTP/1.1\r\nHost: x\r\n')
+      holders.push(h)
+    }
+    await until(() => holders.every((h) => !h.connecting), 5000, 'the half-sent requests to connect')
+    try {
+      const r = cli(['status', '--node', `127.0.0.1:${a.admin}`])
+      assert.strictEqual(r.status, 0, r.stderr)
+    } finally {
+      for (const h of holders) h.destroy()
+    }
+  })
+
+  it('attack: the admin endpoint bound beyond loopback, and asked without its token; required: no token, no start; a wrong or missing token is 401 and the client exits 1', async () => {
+    const noToken = cli(['node', '--id', 'a', '--listen', '127.0.0.1:0', '--admin', '0.0.0.0:0'])
+    assert.strictEqual(noToken.status, 1)
+    assert.match(noToken.stderr, /needs a token/)
+    const dir = cluster.tmp()
+    fs.writeFileSync(path.join(dir, 'token'), 'a-long-enough-secret-token\n')
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--admin-token-file', path.join(dir, 'token')])
+    assert.strictEqual((await request(a.admin, 'GET', '/v1/status')).status, 401)
+    assert.strictEqual((await request(a.admin, 'GET', '/v1/status', undefined, { authorization: 'Bearer wrong-wrong-wrong-wrong' })).status, 401)
+    assert.strictEqual((await request(a.admin, 'GET', '/health')).status, 200)
+    const denied = cli(['status', '--node', `127.0.0.1:${a.admin}`])
+    assert.strictEqual(denied.status, 1)
+    assert.match(denied.stderr, /refused: a token is needed/)
+    const ok = cli(['status', '--node', `127.0.0.1:${a.admin}`, '--token-file', path.join(dir, 'token')])
+    assert.strictEqual(ok.status, 0, ok.stderr)
+    assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/k', 'x'.repeat(2 << 20), { authorization: 'Bearer a-long-enough-secret-token' }).catch(() => ({ status: 413 }))).status, 413)
+  })
+
+  it('attack: no configuration file, no environment, no levels or timestamps; required: a file, SCUTTLE_* variables and flags, the flag winning; timestamped lines with levels, and JSON lines', async () => {
+    const dir = cluster.tmp()
+    const file = path.join(dir, 'node.json')
+    fs.writeFileSync(file, JSON.stringify({ id: 'from-file', listen: '127.0.0.1:0', cluster: 'file', interval: 50 }))
+    const d = new Daemon('flag', ['--config', file], { SCUTTLE_CLUSTER: 'env', SCUTTLE_LOG_FORMAT: 'json' })
+    daemons.push(d)
+    await d.ready()
+    const first = JSON.parse(d.stderr.split('\n')[0]) as Record<string, string>
+    assert.strictEqual(first.node, 'flag', 'the flag wins over the file')
+    assert.match(first.msg, /cluster "env"/, 'the environment wins over the file')
+    assert.ok(!Number.isNaN(Date.parse(first.time)) && first.level === 'info', JSON.stringify(first))
+    const text = await daemon('t', ['--listen', '127.0.0.1:0'])
+    assert.match(text.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info \[t\] t listening on/m)
+    const badEnv = cli(['node', '--id', 'a'], { SCUTTLE_INTERVAL: 'soon' })
+    assert.strictEqual(badEnv.status, 2)
+    assert.match(badEnv.stderr, /--interval must be a positive number.*\(set by SCUTTLE_INTERVAL\)/)
+    assert.match(cli(['node', '--help']).stdout, /default 127\.0\.0\.1:7946/)
+  })
+
+  it('attack: status.synced stayed false in a quiet, healthy cluster (heartbeats are always newer); required: true once quiet, and a log line', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address])
+    await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).synced === true, 10_000, 'a to be in sync with b while heartbeats run')
+    await until(() => /in sync with every connected peer \(b\)/.test(a.stderr), 10_000, 'a to log it')
+    assert.strictEqual((await request(a.admin, 'GET', '/ready')).status, 200)
+    assert.ok(b.alive)
+  })
+
+  it('attack: operator mistakes (a negative interval, port 99999, a data dir in /proc, unknown flags); required: one line each with the cause, a pointer to --help, no stack trace, no spinning', async () => {
+    const cases: [string[], RegExp, number][] = [
+      [['--interval', '-5'], /--interval must be a positive number of milliseconds.*not "-5"/, 2],
+      [['--listen', '127.0.0.1:99999'], /port 99999 .* is out of range/, 2],
+      [['--nope'], /unknown option --nope/, 2],
+      [['--listen', '127.0.0.1:0', '--data', '/proc/nope'], /cannot start: data directory \/proc\/nope cannot be written/, 1],
+    ]
+    for (const [args, re, code] of cases) {
+      const start = Date.now()
+      const r = cli(['node', '--id', 'a', ...args])
+      figure(`ms ${args.join(' ')}`, Date.now() - start)
+      assert.strictEqual(r.status, code, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, re)
+      assert.ok(!/\n\s+at /.test(r.stderr), `a stack trace: ${r.stderr}`)
+      assert.ok(r.stderr.trim().split('\n').length <= 2, `more than two lines: ${r.stderr}`)
+      if (code === 2) assert.match(r.stderr, /see: simple-scuttle node --help/)
+    }
+  })
+
+  it('attack: an unwritable data directory (another owner), at start and after a clean stop; required: "cannot be written" in one line, not "damaged", exit 1', async function () {
+    if (process.getuid?.() !== 0) this.skip()
+    const dir = cluster.tmp()
+    fs.chmodSync(dir, 0o755)
+    const data = path.join(dir, 'a')
+    const first = await daemon('a', ['--listen', '127.0.0.1:0', '--data', data])
+    first.child.kill('SIGTERM')
+    assert.strictEqual(await first.exited, 0)
+    for (const f of fs.readdirSync(data)) fs.chmodSync(path.join(data, f), 0o644)
+    fs.chmodSync(data, 0o755)
+    // The files belong to root: user nobody cannot write them.
+    const r = spawnSync(process.execPath, [BIN, 'node', '--id', 'a', '--listen', '127.0.0.1:0', '--data', data], { encoding: 'utf8', uid: 65534, gid: 65534, timeout: 20_000 })
+    assert.strictEqual(r.status, 1, r.stderr)
+    assert.match(r.stderr, /cannot start: data directory .* cannot be written: .* is not writable by user 65534/)
+    assert.ok(!/damaged|--repair/.test(r.stderr), r.stderr)
+  })
+
+  it('attack: the data directory vanishes while the node runs; required: the node says so, refuses writes with a code, and stays up for reads and gossip', async () => {
+    const dir = cluster.tmp()
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    const b = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/before', '1')).status, 200)
+    fs.rmSync(path.join(dir, 'a'), { recursive: true, force: true })
+    await until(() => /data directory .* cannot be written \(/.test(a.stderr), 5000, 'a to say its data directory vanished')
+    const refused = await request(a.admin, 'PUT', '/v1/kv/after', '1')
+    assert.strictEqual(refused.status, 503)
+    assert.strictEqual(JSON.parse(refused.body).code, 'store_failed')
+    assert.ok(a.alive)
+    assert.strictEqual((await request(b.admin, 'PUT', '/v1/kv/from-b', '2')).status, 200)
+    await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/kv/from-b')).body).value === 2, 10_000, 'a to keep gossiping')
+  })
+
+  it('attack: the data directory fills up while the node runs (a 2 MiB tmpfs; skipped where mounting is not allowed); required: writes refused with a code, the node up for reads, and no crash', async function () {
+    const dir = cluster.tmp()
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status !== 0) this.skip()
+    try {
+      const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+      assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/before', '"ok"')).status, 200)
+      spawnSync('dd', ['if=/dev/zero', `of=${path.join(dir, 'fill')}`, 'bs=64k', 'count=64'])
+      let refused: { status: number; body: string } | null = null
+      for (let i = 0; i < 50 && refused === null; i++) {
+        const r = await request(a.admin, 'PUT', `/v1/kv/k${i}`, JSON.stringify('x'.repeat(50_000)))
+        if (r.status !== 200) refused = r
+      }
+      assert.ok(refused !== null, 'every write was acknowledged on a full file system')
+      assert.strictEqual(refused.status, 503)
+      assert.strictEqual(JSON.parse(refused.body).code, 'store_failed')
+      assert.ok(a.alive, a.stderr)
+      assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/kv/before')).body).value, 'ok')
+      assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).writable, false)
+      assert.match(a.stderr, /data directory .* cannot be written \(.*full/)
+      a.kill()
+      await a.exited
+    } finally {
+      spawnSync('umount', ['-l', dir])
+    }
+  })
+
+  it('attack: a key holding an unpaired surrogate, set locally or sent by a peer, made a --data node refuse to restart; required: refused at every entry, and the node restarts', async () => {
+    const dir = cluster.tmp()
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    const local = await request(a.admin, 'PUT', `/v1/kv/${encodeURIComponent('x')}%ED%A0%80`, '1')
+    // %ED%A0%80 is not UTF-8: the key does not decode.
+    assert.notStrictEqual(local.status, 200)
+    const m = await cluster.attacker(a.port)
+    await m.exchange(`{"key":"lone\\ud800","value":1,"source_id":"mallory","version":1}\n{"digest":true,"done":true}\n`).catch(() => 'closed')
+    await until(() => /unpaired UTF-16 surrogate/.test(a.stderr), 5000, 'a to refuse the key')
+    a.child.kill('SIGTERM')
+    assert.strictEqual(await a.exited, 0)
+    const again = await daemon('a', ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    assert.ok(again.alive)
+    assert.ok(!/damaged/.test(again.stderr), again.stderr)
+  })
+
+  it('attack: two nodes started with one --id lost acknowledged writes and the elder logged nothing; required: both say so, the newcomer stops, every acknowledged write of the elder reaches its peers', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const b1 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).peers === 1, 10_000, 'b to connect to a')
+    const acked: string[] = []
+    const writes = (async () => {
+      for (let i = 0; i < 20; i++) {
+        const r = await request(b1.admin, 'PUT', `/v1/kv/w${i}`, String(i))
+        if (r.status === 200) acked.push(`w${i}`)
+      }
+    })()
+    const b2 = new Daemon('b', ['--listen', '127.0.0.1:0', '--interval', '50', '--connect', a.address])
+    daemons.push(b2)
+    const code = await b2.exited
+    await writes
+    assert.strictEqual(code, 1, b2.stderr)
+    assert.match(b2.stderr, /another live node has id b/)
+    await until(() => /twin/.test(b1.stderr), 5000, 'the elder to say so too')
+    assert.match(a.stderr, /twin: two live nodes say they are b/)
+    for (const k of acked) await until(async () => JSON.parse((await request(a.admin, 'GET', `/v1/kv/${k}`)).body).value !== null, 10_000, `${k} to reach a`)
+    figure('acked', acked.length)
+    const metrics = JSON.parse((await request(a.admin, 'GET', '/v1/status')).body)
+    assert.ok(b1.alive && metrics.peers === 1)
+  })
+
+  it('(beyond the list) attack: a peer claims a running node\'s id with an earlier start time, to it and to a third party; required: without --keys the joined node keeps running and says so; with --keys a keyless claim moves nothing', async () => {
+    for (const signed of [false, true]) {
+      const keys = signed ? ['--keys', cluster.keys(['a', 'b'])] : []
+      const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...keys])
+      const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address, ...keys])
+      // b has joined: a answered it (b's log says so).
+      await until(() => /joined the cluster: peer a answered/.test(b.stderr), 10_000, 'b to join a')
+      const claim = `${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: 0 })}\n${JSON.stringify({ accept: true })}\n${JSON.stringify({ open: true })}\n`
+      for (const port of [b.port, a.port]) {
+        const m = await cluster.attacker(port, null)
+        await m.send(claim)
+        await until(() => m.isClosed || m.verdict !== null, 5000, 'the claim to be answered')
+        m.destroy()
+      }
+      await until(async () => {
+        const peers = JSON.parse((await request(a.admin, 'GET', '/v1/peers')).body).peers as { id: string }[]
+        return peers.some((p) => p.id === 'b')
+      }, 5000, 'b to stay connected to a')
+      assert.ok(b.alive, `b stopped on a claim:\n${b.stderr}`)
+      if (signed) assert.ok(!/twin/.test(a.stderr + b.stderr), `a keyless claim moved a twin rule:\n${a.stderr}\n${b.stderr}`)
+      else assert.match(b.stderr, /the claim is not authenticated \(no --keys\): it keeps running/)
+      a.kill()
+      b.kill()
+    }
+  })
+
+  it('attack: with --keys, sockets that say a hello without a key (or a forged proof) squat the slots; required: refused at the hello (unauthenticated, bad_proof), honest keyed peers authenticated', async () => {
+    const keys = cluster.keys(['a', 'b'])
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--keys', keys])
+    const legacy = await cluster.attacker(a.port, 'keyless')
+    await legacy.closed
+    const forged = await cluster.attacker(a.port, null)
+    await forged.send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })}\n`)
+    await forged.send(`${JSON.stringify({ accept: true, proof: 'x'.repeat(88) })}\n`)
+    await forged.closed
+    await daemon('b', ['--listen', '127.0.0.1:0', '--keys', keys, '--connect', a.address])
+    await until(async () => {
+      const peers = JSON.parse((await request(a.admin, 'GET', '/v1/peers')).body).peers as { id: string; authenticated: boolean }[]
+      return peers.length === 1 && peers[0].id === 'b' && peers[0].authenticated
+    }, 10_000, 'b to connect, authenticated')
+    const s = JSON.parse((await request(a.admin, 'GET', '/v1/status')).body)
+    assert.ok(s.refused?.unauthenticated >= 1 || /did not authenticate/.test(a.stderr), a.stderr)
+    assert.match(a.stderr, /proof does not verify/)
+  })
+
+  it('attack: a WebSocket from Origin: https://evil.example, and 500 half-sent upgrades; required: the origin refused (403), the upgrades counted against the limit and cut, an honest WebSocket still joins', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--ws', '127.0.0.1:0'])
+    const ws = Number(/accepting WebSockets on ws:\/\/127\.0\.0\.1:(\d+)/.exec(a.stderr)?.[1])
+    const upgrade = (origin?: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(ws, '127.0.0.1')
+        let text = ''
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          s.destroy()
+        })
+        s.on('close', () => resolve(text.split('\r\n')[0]))
+        s.on('error', () => undefined)
+        s.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${ws}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${origin === undefined ? '' : `Origin: ${origin}\r\n`}\r\n`)
+      })
+    assert.match(await upgrade('https://evil.example'), /403/)
+    assert.match(await upgrade(`http://127.0.0.1:${ws}`), /101/)
+    assert.match(await upgrade(), /101/)
+    const half: net.Socket[] = []
+    for (let i = 0; i < 500; i++) {
+      const s = net.connect(ws, '127.0.0.1')
+      s.on('error', () => undefined)
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n')
+      half.push(s)
+    }
+    await until(async () => {
+      const s = JSON.parse((await request(a.admin, 'GET', '/v1/status')).body)
+      return s.connections <= 64
+    }, 10_000, 'the half-sent upgrades to count against 64')
+    const s = JSON.parse((await request(a.admin, 'GET', '/v1/status')).body)
+    figure('connections', s.connections)
+    assert.ok(s.connections <= 64)
+    await until(() => half.every((h) => h.destroyed || h.readableEnded), 15_000, 'the half-sent upgrades to be cut')
+    assert.match(await upgrade(), /101/)
+  })
+
+  it('attack: a 4 MiB binary frame of empty arrays (290 MB decoded); required: stopped as it is decoded, the node stays small and serves', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const m = await cluster.attacker(a.port, null)
+    await m.send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'mallory', codecs: ['binary'] })}\n`)
+    // One update whose value is an array of 4 Mi - 64 empty arrays (0x90), as one frame.
+    const n = (4 << 20) - 64
+    const body = Buffer.alloc(n + 16, 0x90)
+    let p = 0
+    body[p++] = 0x06 // any other JSON value
+    body[p++] = 0xc9 // an array up to 0xff
+    body.fill(0x90, p, p + n)
+    p += n
+    body[p++] = 0xff
+    const frame = Buffer.alloc(4 + p)
+    frame.writeUInt32BE(p, 0)
+    body.copy(frame, 4, 0, p)
+    const before = fs.readFileSync(`/proc/${a.child.pid}/status`, 'utf8')
+    for (let i = 0; i < 4 && !m.isClosed; i++) await m.send(frame)
+    await m.closed
+    const hwm = (s: string) => Number(/VmHWM:\s+(\d+)/.exec(s)?.[1]) / 1024
+    const peak = hwm(fs.readFileSync(`/proc/${a.child.pid}/status`, 'utf8'))
+    figure('peak_mb', peak)
+    figure('peak_before_mb', hwm(before))
+    assert.ok(peak < hwm(before) + 150, `peak ${peak} MB`)
+    assert.match(a.stderr, /values in one frame|longer than \d+ characters as JSON/)
+    assert.strictEqual((await request(a.admin, 'GET', '/health')).status, 200)
+  })
+})
