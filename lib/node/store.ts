@@ -107,6 +107,9 @@ const DB = 'state.db'
 const LOCK = 'lock.db'
 const ACKED = 'acked'
 
+// How long the witness (acked) may wait for its fsync after it is written.
+const WITNESS_MS = 100
+
 // Directories open in this process (SQLite's lock also refuses a second
 // store here; this names the reason).
 const OPEN = new Set<string>()
@@ -277,6 +280,15 @@ export class Store {
   private overlay = new Map<string, Update | null>()
   private scheduled = false
   private syncing = false
+  // A flush is waiting for the next commit: it is made even with nothing
+  // queued (so that the commit number it waits for comes).
+  private forced = false
+  // The witness (acked): the commit it last made durable, and whether a
+  // write of it is in flight.
+  private witnessed = 0
+  private witnessWritten = 0
+  private witnessing = false
+  private witnessTimer: NodeJS.Timeout | null = null
   private walFd: number | null = null
   private walIno = -1
   private ackFd: number | null = null
@@ -480,20 +492,23 @@ export class Store {
     return this.ownSynced
   }
 
-  /** Resolves once every update applied so far is on disk (fsynced); rejects once the disk failed. */
+  /**
+   * Resolves once every update applied so far is on disk (fsynced); rejects
+   * once the disk failed. Group commit: flushes made while an fsync is in
+   * flight share the next transaction and the next fsync, so a stream of
+   * writes each awaiting its own flush costs one fsync per group, and a
+   * lone write one transaction and one fsync.
+   */
   flush(): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure)
     if (this.closed) return Promise.resolve()
-    try {
-      this.commit()
-    } catch (err) {
-      return Promise.reject(this.fail(err as Error))
-    }
-    const target = this.committed
+    // What is queued goes into the next commit.
+    const target = this.dirty() ? this.seq + 1 : this.committed
     if (this.synced >= target) return Promise.resolve()
+    if (target > this.committed) this.forced = true
     return new Promise((resolve, reject) => {
       this.waiters.push({ target, resolve, reject })
-      this.startSync()
+      this.kick()
     })
   }
 
@@ -511,6 +526,7 @@ export class Store {
     // A completed checkpoint syncs the log and the database file.
     if (this.sync) this.setSynced(this.committed)
     this.settle()
+    this.witness()
     return true
   }
 
@@ -540,14 +556,19 @@ export class Store {
     if (this.closed) return
     if (this.gossip !== null) {
       await this.flush().catch(() => undefined)
-      while (this.syncing) await new Promise((resolve) => setImmediate(resolve))
     }
+    while (this.syncing || this.witnessing) await new Promise((resolve) => setImmediate(resolve))
     if (this.closed) return
     this.closed = true
+    if (this.witnessTimer !== null) clearTimeout(this.witnessTimer)
+    this.witnessTimer = null
     this.gossip?.history.off('update', this.onUpdate)
     this.gossip?.history.off('forget', this.onForget)
     try {
-      if (this.failure === null) this.commit()
+      if (this.failure === null) {
+        this.commit()
+        if (this.synced > this.witnessed || this.witnessWritten > this.witnessed) this.writeAckedSync(this.synced)
+      }
     } finally {
       for (const w of this.waiters) w.reject(new Error('store: closed'))
       this.waiters = []
@@ -571,6 +592,8 @@ export class Store {
   _abandon(): void {
     if (this.closed) return
     this.closed = true
+    if (this.witnessTimer !== null) clearTimeout(this.witnessTimer)
+    this.witnessTimer = null
     this.gossip?.history.off('update', this.onUpdate)
     this.gossip?.history.off('forget', this.onForget)
     this.waiters = []
@@ -665,8 +688,9 @@ export class Store {
     const gossip = this.gossip
     const held = gossip === null ? this.held : heldOf(gossip)
     const deletes = gossip === null ? this.deletesWritten : gossip._deletesRecord()
-    if (ops.length === 0 && held === this.held && deletes === this.deletesWritten) return
+    if (ops.length === 0 && !this.forced && held === this.held && deletes === this.deletesWritten) return
     this.ops = []
+    this.forced = false
     const s = this.statements
     const seq = this.seq + 1
     this.db.transaction(() => {
@@ -694,8 +718,36 @@ export class Store {
     }
   }
 
+  // Whether a commit now would write anything.
+  private dirty(): boolean {
+    if (this.ops.length > 0 || this.forced) return true
+    const g = this.gossip
+    if (g === null) return false
+    return heldOf(g) !== this.held || g._deletesRecord() !== this.deletesWritten
+  }
+
+  // The leader of a group: unless an fsync is in flight (its end calls this
+  // again), commit what is queued and fsync it for whoever waits. Without
+  // fsync, the commit at the next turn settles them.
+  private kick(): void {
+    if (this.syncing || this.closed || this.failure !== null) return
+    if (!this.sync) {
+      this.schedule()
+      return
+    }
+    try {
+      this.commit()
+    } catch (err) {
+      this.fail(err as Error)
+      return
+    }
+    this.startSync()
+  }
+
   private startSync(): void {
-    if (this.syncing || this.waiters.length === 0 || this.closed) return
+    if (this.syncing || this.closed) return
+    this.settle()
+    if (this.waiters.length === 0) return
     const target = this.committed
     this.syncing = true
     const done = (err: Error | null): void => {
@@ -707,13 +759,16 @@ export class Store {
       }
       this.setSynced(target)
       this.settle()
+      // The witness follows, off the acknowledgement's path.
+      this.witness()
       try {
         this.maybeCheckpoint()
       } catch (e) {
         this.fail(e as Error)
         return
       }
-      this.startSync()
+      // The next group: what came while this fsync ran.
+      this.kick()
     }
     try {
       this.openWal()
@@ -721,10 +776,46 @@ export class Store {
       done(err as Error)
       return
     }
-    fs.fdatasync(this.walFd as number, (err) => {
-      if (err !== null || this.closed) return done(err)
-      // What is durable now is witnessed before it is acknowledged.
-      this.writeAcked(target, done)
+    fs.fdatasync(this.walFd as number, (err) => done(err))
+  }
+
+  // The witness of what is durable (the log's fsync is done): written at
+  // once (a process crash keeps it: kill -9 leaves nothing acknowledged
+  // that it does not name), fsynced off the acknowledgement's path, at
+  // most once every WITNESS_MS. It only ever names commits already
+  // durable; a power cut can leave it naming an earlier one (by at most
+  // WITNESS_MS and one fsync of acknowledgements), never a later one.
+  private witness(): void {
+    if (!this.sync || this.closed || this.failure !== null || this.synced <= this.witnessWritten) return
+    try {
+      fs.writeSync(this.ackedFd(), this.ackedBytes(this.synced), 0, 16, 0)
+    } catch (err) {
+      this.fail(err as Error)
+      return
+    }
+    this.witnessWritten = this.synced
+    if (this.witnessing || this.witnessTimer !== null) return
+    this.witnessTimer = setTimeout(() => this.syncWitness(), WITNESS_MS)
+    this.witnessTimer.unref()
+  }
+
+  private syncWitness(): void {
+    this.witnessTimer = null
+    if (this.closed || this.failure !== null || this.ackFd === null) return
+    const seq = this.witnessWritten
+    this.witnessing = true
+    fs.fdatasync(this.ackFd, (err) => {
+      this.witnessing = false
+      if (this.closed) return
+      if (err !== null) {
+        this.fail(err)
+        return
+      }
+      if (seq > this.witnessed) this.witnessed = seq
+      if (this.witnessWritten > this.witnessed && this.witnessTimer === null) {
+        this.witnessTimer = setTimeout(() => this.syncWitness(), WITNESS_MS)
+        this.witnessTimer.unref()
+      }
     })
   }
 
@@ -794,25 +885,13 @@ export class Store {
     return this.ackFd
   }
 
-  private writeAcked(seq: number, done: (err: Error | null) => void): void {
-    let fd: number
-    try {
-      fd = this.ackedFd()
-    } catch (err) {
-      done(err as Error)
-      return
-    }
-    fs.write(fd, this.ackedBytes(seq), 0, 16, 0, (err) => {
-      if (err !== null || this.closed) return done(err)
-      fs.fdatasync(fd, (e) => done(e))
-    })
-  }
-
   private writeAckedSync(seq: number): void {
     if (!this.sync) return
     const fd = this.ackedFd()
     fs.writeSync(fd, this.ackedBytes(seq), 0, 16, 0)
     fs.fdatasyncSync(fd)
+    if (seq > this.witnessed) this.witnessed = seq
+    if (seq > this.witnessWritten) this.witnessWritten = seq
   }
 
   // ---- the view --------------------------------------------------------
@@ -1093,7 +1172,10 @@ export class Store {
       this.log(`store: ${file} is damaged; it is written anew at the next acknowledgement`)
       return
     }
-    if (seq <= this.seq) return
+    if (seq <= this.seq) {
+      this.witnessed = this.witnessWritten = seq
+      return
+    }
     const lost = `transactions ${this.seq + 1} to ${seq} were acknowledged but are not in the database or its log (cut back or deleted)`
     if (!this.repair) throw new StoreDamagedError(`${this.file}-wal`, [lost])
     const aside = this.setAside([DB, `${DB}-wal`, ACKED])
