@@ -15,16 +15,20 @@
  *   in this process) out of the directory; it also remembers the node id
  *   and the reservation, so that a lost `state.db` is noticed.
  * - `acked`: the commit count last made durable and acknowledged, written
- *   after each fsync, so that a write-ahead log cut back or deleted is
- *   noticed rather than silently losing acknowledged writes.
+ *   after each fsync of the log (before the acknowledgement leaves) and
+ *   fsynced itself at most every 100 ms, so that a write-ahead log cut back
+ *   or deleted is noticed rather than silently losing acknowledged writes
+ *   (after a power cut it may name an earlier commit, never a later one).
  * - `damaged-<time>/`: copies of damaged files a repair set aside.
  *
  * Acknowledgement: every update written to the node's history (its
  * `'update'` event) is queued and written, with whatever else is queued, in
  * one transaction at the next turn of the event loop (or at `flush()`);
  * `flush()` resolves once an fsync of the log covers every transaction so
- * far. Many writes share one transaction and one fsync, and fsyncs run off
- * the event loop.
+ * far. Group commit: flushes made while an fsync is in flight share the
+ * next transaction and the next fsync; fsyncs run off the event loop. The
+ * log is written over in place (given its size at open, restarted at each
+ * checkpoint), so that a commit's fsync does not grow the file.
  *
  * Versions are never reused: before the `'update'` event of a local write
  * returns, a version above the write is reserved in the database and
