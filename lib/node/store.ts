@@ -15,16 +15,20 @@
  *   in this process) out of the directory; it also remembers the node id
  *   and the reservation, so that a lost `state.db` is noticed.
  * - `acked`: the commit count last made durable and acknowledged, written
- *   after each fsync, so that a write-ahead log cut back or deleted is
- *   noticed rather than silently losing acknowledged writes.
+ *   after each fsync of the log (before the acknowledgement leaves) and
+ *   fsynced itself at most every 100 ms, so that a write-ahead log cut back
+ *   or deleted is noticed rather than silently losing acknowledged writes
+ *   (after a power cut it may name an earlier commit, never a later one).
  * - `damaged-<time>/`: copies of damaged files a repair set aside.
  *
  * Acknowledgement: every update written to the node's history (its
  * `'update'` event) is queued and written, with whatever else is queued, in
  * one transaction at the next turn of the event loop (or at `flush()`);
  * `flush()` resolves once an fsync of the log covers every transaction so
- * far. Many writes share one transaction and one fsync, and fsyncs run off
- * the event loop.
+ * far. Group commit: flushes made while an fsync is in flight share the
+ * next transaction and the next fsync; fsyncs run off the event loop. The
+ * log is written over in place (given its size at open, restarted at each
+ * checkpoint), so that a commit's fsync does not grow the file.
  *
  * Versions are never reused: before the `'update'` event of a local write
  * returns, a version above the write is reserved in the database and
@@ -107,6 +111,12 @@ const APPLICATION_ID = 0x53637574 // "Scut"
 const DB = 'state.db'
 const LOCK = 'lock.db'
 const ACKED = 'acked'
+
+// The most of the log given its working size at open (see preallocateWal).
+const PREALLOCATE = 16 << 20
+
+// How long the witness (acked) may wait for its fsync after it is written.
+const WITNESS_MS = 100
 
 // Directories open in this process (SQLite's lock also refuses a second
 // store here; this names the reason).
@@ -283,8 +293,19 @@ export class Store {
   private overlay = new Map<string, Update | null>()
   private scheduled = false
   private syncing = false
+  // A flush is waiting for the next commit: it is made even with nothing
+  // queued (so that the commit number it waits for comes).
+  private forced = false
+  // The witness (acked): the commit it last made durable, and whether a
+  // write of it is in flight.
+  private witnessed = 0
+  private witnessWritten = 0
+  private witnessing = false
+  private witnessTimer: NodeJS.Timeout | null = null
   private walFd: number | null = null
   private walIno = -1
+  private shmFd: number | null = null
+  private readonly shmBuf = Buffer.alloc(20)
   private ackFd: number | null = null
   private waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = []
   private ownUnsynced: number[] = []
@@ -350,6 +371,7 @@ export class Store {
       this.created = !fs.existsSync(this.file)
       db = this.openDb(check)
       this.db = db
+      if (fs.existsSync(`${this.file}-wal`)) this.preallocateWal()
       this.statements = {
         upsert: db.prepare(
           `INSERT INTO mappings (key, source_id, version, value, signature, resolved, crc) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -488,20 +510,23 @@ export class Store {
     return this.ownSynced
   }
 
-  /** Resolves once every update applied so far is on disk (fsynced); rejects once the disk failed. */
+  /**
+   * Resolves once every update applied so far is on disk (fsynced); rejects
+   * once the disk failed. Group commit: flushes made while an fsync is in
+   * flight share the next transaction and the next fsync, so a stream of
+   * writes each awaiting its own flush costs one fsync per group, and a
+   * lone write one transaction and one fsync.
+   */
   flush(): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure)
     if (this.closed) return Promise.resolve()
-    try {
-      this.commit()
-    } catch (err) {
-      return Promise.reject(this.fail(err as Error))
-    }
-    const target = this.committed
+    // What is queued goes into the next commit.
+    const target = this.dirty() ? this.seq + 1 : this.committed
     if (this.synced >= target) return Promise.resolve()
+    if (target > this.committed) this.forced = true
     return new Promise((resolve, reject) => {
       this.waiters.push({ target, resolve, reject })
-      this.startSync()
+      this.kick()
     })
   }
 
@@ -514,11 +539,15 @@ export class Store {
   checkpoint(): boolean {
     if (this.closed || this.syncing) return false
     this.commit()
-    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[]
+    // RESTART, not TRUNCATE: the next commit writes over the log from its
+    // start, in place, and an fsync of a file whose size does not change
+    // costs a fraction of one that grows it (see bench/FINDINGS.md).
+    const [r] = this.db.pragma('wal_checkpoint(RESTART)') as { busy: number }[]
     if (r.busy !== 0) return false
     // A completed checkpoint syncs the log and the database file.
     if (this.sync) this.setSynced(this.committed)
     this.settle()
+    this.witness()
     return true
   }
 
@@ -548,20 +577,26 @@ export class Store {
     if (this.closed) return
     if (this.gossip !== null) {
       await this.flush().catch(() => undefined)
-      while (this.syncing) await new Promise((resolve) => setImmediate(resolve))
     }
+    while (this.syncing || this.witnessing) await new Promise((resolve) => setImmediate(resolve))
     if (this.closed) return
     this.closed = true
+    if (this.witnessTimer !== null) clearTimeout(this.witnessTimer)
+    this.witnessTimer = null
     this.gossip?.history.off('update', this.onUpdate)
     this.gossip?.history.off('forget', this.onForget)
     try {
-      if (this.failure === null) this.commit()
+      if (this.failure === null) {
+        this.commit()
+        if (this.synced > this.witnessed || this.witnessWritten > this.witnessed) this.writeAckedSync(this.synced)
+      }
     } finally {
       for (const w of this.waiters) w.reject(new Error('store: closed'))
       this.waiters = []
       if (this.walFd !== null) fs.closeSync(this.walFd)
       if (this.ackFd !== null) fs.closeSync(this.ackFd)
-      this.walFd = this.ackFd = null
+      if (this.shmFd !== null) fs.closeSync(this.shmFd)
+      this.walFd = this.ackFd = this.shmFd = null
       // Closing the last connection checkpoints the log into the database
       // (synced) and removes it.
       this.db.close()
@@ -579,12 +614,15 @@ export class Store {
   _abandon(): void {
     if (this.closed) return
     this.closed = true
+    if (this.witnessTimer !== null) clearTimeout(this.witnessTimer)
+    this.witnessTimer = null
     this.gossip?.history.off('update', this.onUpdate)
     this.gossip?.history.off('forget', this.onForget)
     this.waiters = []
     if (this.walFd !== null) fs.closeSync(this.walFd)
     if (this.ackFd !== null) fs.closeSync(this.ackFd)
-    this.walFd = this.ackFd = null
+    if (this.shmFd !== null) fs.closeSync(this.shmFd)
+    this.walFd = this.ackFd = this.shmFd = null
     // A read-only connection open at the close keeps SQLite from
     // checkpointing and removing the log, and cannot do either itself.
     const reader = new Database(this.file, { readonly: true })
@@ -673,8 +711,9 @@ export class Store {
     const gossip = this.gossip
     const held = gossip === null ? this.held : heldOf(gossip)
     const deletes = gossip === null ? this.deletesWritten : gossip._deletesRecord()
-    if (ops.length === 0 && held === this.held && deletes === this.deletesWritten) return
+    if (ops.length === 0 && !this.forced && held === this.held && deletes === this.deletesWritten) return
     this.ops = []
+    this.forced = false
     const s = this.statements
     const seq = this.seq + 1
     this.db.transaction(() => {
@@ -702,8 +741,36 @@ export class Store {
     }
   }
 
+  // Whether a commit now would write anything.
+  private dirty(): boolean {
+    if (this.ops.length > 0 || this.forced) return true
+    const g = this.gossip
+    if (g === null) return false
+    return heldOf(g) !== this.held || g._deletesRecord() !== this.deletesWritten
+  }
+
+  // The leader of a group: unless an fsync is in flight (its end calls this
+  // again), commit what is queued and fsync it for whoever waits. Without
+  // fsync, the commit at the next turn settles them.
+  private kick(): void {
+    if (this.syncing || this.closed || this.failure !== null) return
+    if (!this.sync) {
+      this.schedule()
+      return
+    }
+    try {
+      this.commit()
+    } catch (err) {
+      this.fail(err as Error)
+      return
+    }
+    this.startSync()
+  }
+
   private startSync(): void {
-    if (this.syncing || this.waiters.length === 0 || this.closed) return
+    if (this.syncing || this.closed) return
+    this.settle()
+    if (this.waiters.length === 0) return
     const target = this.committed
     this.syncing = true
     const done = (err: Error | null): void => {
@@ -715,13 +782,16 @@ export class Store {
       }
       this.setSynced(target)
       this.settle()
+      // The witness follows, off the acknowledgement's path.
+      this.witness()
       try {
         this.maybeCheckpoint()
       } catch (e) {
         this.fail(e as Error)
         return
       }
-      this.startSync()
+      // The next group: what came while this fsync ran.
+      this.kick()
     }
     try {
       this.openWal()
@@ -729,10 +799,46 @@ export class Store {
       done(err as Error)
       return
     }
-    fs.fdatasync(this.walFd as number, (err) => {
-      if (err !== null || this.closed) return done(err)
-      // What is durable now is witnessed before it is acknowledged.
-      this.writeAcked(target, done)
+    fs.fdatasync(this.walFd as number, (err) => done(err))
+  }
+
+  // The witness of what is durable (the log's fsync is done): written at
+  // once (a process crash keeps it: kill -9 leaves nothing acknowledged
+  // that it does not name), fsynced off the acknowledgement's path, at
+  // most once every WITNESS_MS. It only ever names commits already
+  // durable; a power cut can leave it naming an earlier one (by at most
+  // WITNESS_MS and one fsync of acknowledgements), never a later one.
+  private witness(): void {
+    if (!this.sync || this.closed || this.failure !== null || this.synced <= this.witnessWritten) return
+    try {
+      fs.writeSync(this.ackedFd(), this.ackedBytes(this.synced), 0, 16, 0)
+    } catch (err) {
+      this.fail(err as Error)
+      return
+    }
+    this.witnessWritten = this.synced
+    if (this.witnessing || this.witnessTimer !== null) return
+    this.witnessTimer = setTimeout(() => this.syncWitness(), WITNESS_MS)
+    this.witnessTimer.unref()
+  }
+
+  private syncWitness(): void {
+    this.witnessTimer = null
+    if (this.closed || this.failure !== null || this.ackFd === null) return
+    const seq = this.witnessWritten
+    this.witnessing = true
+    fs.fdatasync(this.ackFd, (err) => {
+      this.witnessing = false
+      if (this.closed) return
+      if (err !== null) {
+        this.fail(err)
+        return
+      }
+      if (seq > this.witnessed) this.witnessed = seq
+      if (this.witnessWritten > this.witnessed && this.witnessTimer === null) {
+        this.witnessTimer = setTimeout(() => this.syncWitness(), WITNESS_MS)
+        this.witnessTimer.unref()
+      }
     })
   }
 
@@ -768,8 +874,52 @@ export class Store {
 
   private maybeCheckpoint(): void {
     if (this.syncing) return
-    const size = this.walFd !== null ? fs.fstatSync(this.walFd).size : (fs.statSync(`${this.file}-wal`, { throwIfNoEntry: false })?.size ?? 0)
-    if (size > this.checkpointBytes) this.checkpoint()
+    if (this.walUsed() > this.checkpointBytes) this.checkpoint()
+  }
+
+  // Bytes of the log in use: the frames of its current generation, from
+  // the wal-index header (mxFrame, https://sqlite.org/walformat.html), as
+  // the file keeps its size across checkpoints; the file's size when the
+  // index cannot be read.
+  private walUsed(): number {
+    try {
+      if (this.shmFd === null) this.shmFd = fs.openSync(`${this.file}-shm`, 'r')
+      const n = fs.readSync(this.shmFd, this.shmBuf, 0, 20, 0)
+      if (n === 20) {
+        const mxFrame = this.shmBuf.readUInt32LE(16)
+        const pageSize = this.shmBuf.readUInt16LE(14)
+        const size = pageSize === 1 ? 65536 : pageSize
+        if (size >= 512) return 32 + mxFrame * (24 + size)
+      }
+    } catch {
+      // no index to read: the file's size
+    }
+    return this.walFd !== null ? fs.fstatSync(this.walFd).size : (fs.statSync(`${this.file}-wal`, { throwIfNoEntry: false })?.size ?? 0)
+  }
+
+  // Give the log its working size now (zeros, fsynced), so that commits
+  // write over it in place rather than grow it (see checkpoint()). SQLite
+  // ignores what follows its last valid frame; so does scanWal.
+  private preallocateWal(): void {
+    if (!this.sync) return
+    const file = `${this.file}-wal`
+    const base = Math.min(this.checkpointBytes, PREALLOCATE)
+    const target = base + Math.min(base >> 2, 1 << 18)
+    const fd = fs.openSync(file, 'r+')
+    try {
+      let size = fs.fstatSync(fd).size
+      if (size >= target) return
+      const zeros = Buffer.alloc(1 << 20)
+      while (size < target) {
+        const n = Math.min(zeros.length, target - size)
+        fs.writeSync(fd, zeros, 0, n, size)
+        size += n
+      }
+      fs.fdatasyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fsyncDir(this.dir)
   }
 
   // The log's descriptor, for fsyncs of our own (SQLite, at synchronous =
@@ -804,25 +954,13 @@ export class Store {
     return this.ackFd
   }
 
-  private writeAcked(seq: number, done: (err: Error | null) => void): void {
-    let fd: number
-    try {
-      fd = this.ackedFd()
-    } catch (err) {
-      done(err as Error)
-      return
-    }
-    fs.write(fd, this.ackedBytes(seq), 0, 16, 0, (err) => {
-      if (err !== null || this.closed) return done(err)
-      fs.fdatasync(fd, (e) => done(e))
-    })
-  }
-
   private writeAckedSync(seq: number): void {
     if (!this.sync) return
     const fd = this.ackedFd()
     fs.writeSync(fd, this.ackedBytes(seq), 0, 16, 0)
     fs.fdatasyncSync(fd)
+    if (seq > this.witnessed) this.witnessed = seq
+    if (seq > this.witnessWritten) this.witnessWritten = seq
   }
 
   // ---- the view --------------------------------------------------------
@@ -949,9 +1087,9 @@ export class Store {
       )
       return
     }
-    if (scan.ignored > 0 && scan.pageSize > 0) {
+    if (scan.torn > 0 && scan.pageSize > 0) {
       this.log(
-        `store: ${file}: ignoring its last ${scan.ignored} bytes (${scan.droppedCommits} commit frame(s)): a write cut short by a crash` +
+        `store: ${file}: ignoring its last ${scan.torn} bytes (${scan.droppedCommits} commit frame(s)): a write cut short by a crash` +
           (scan.droppedCommits > 0 ? ', or damage at the end of the log' : ''),
       )
     }
@@ -1103,7 +1241,10 @@ export class Store {
       this.log(`store: ${file} is damaged; it is written anew at the next acknowledgement`)
       return
     }
-    if (seq <= this.seq) return
+    if (seq <= this.seq) {
+      this.witnessed = this.witnessWritten = seq
+      return
+    }
     const lost = `transactions ${this.seq + 1} to ${seq} were acknowledged but are not in the database or its log (cut back or deleted)`
     if (!this.repair) throw new StoreDamagedError(`${this.file}-wal`, [lost])
     const aside = this.setAside([DB, `${DB}-wal`, ACKED])
