@@ -112,9 +112,6 @@ const DB = 'state.db'
 const LOCK = 'lock.db'
 const ACKED = 'acked'
 
-// The most of the log given its working size at open (see preallocateWal).
-const PREALLOCATE = 16 << 20
-
 // How long the witness (acked) may wait for its fsync after it is written.
 const WITNESS_MS = 100
 
@@ -304,8 +301,6 @@ export class Store {
   private witnessTimer: NodeJS.Timeout | null = null
   private walFd: number | null = null
   private walIno = -1
-  private shmFd: number | null = null
-  private readonly shmBuf = Buffer.alloc(20)
   private ackFd: number | null = null
   private waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = []
   private ownUnsynced: number[] = []
@@ -371,7 +366,6 @@ export class Store {
       this.created = !fs.existsSync(this.file)
       db = this.openDb(check)
       this.db = db
-      if (fs.existsSync(`${this.file}-wal`)) this.preallocateWal()
       this.statements = {
         upsert: db.prepare(
           `INSERT INTO mappings (key, source_id, version, value, signature, resolved, crc) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -539,10 +533,7 @@ export class Store {
   checkpoint(): boolean {
     if (this.closed || this.syncing) return false
     this.commit()
-    // RESTART, not TRUNCATE: the next commit writes over the log from its
-    // start, in place, and an fsync of a file whose size does not change
-    // costs a fraction of one that grows it (see bench/FINDINGS.md).
-    const [r] = this.db.pragma('wal_checkpoint(RESTART)') as { busy: number }[]
+    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[]
     if (r.busy !== 0) return false
     // A completed checkpoint syncs the log and the database file.
     if (this.sync) this.setSynced(this.committed)
@@ -595,8 +586,7 @@ export class Store {
       this.waiters = []
       if (this.walFd !== null) fs.closeSync(this.walFd)
       if (this.ackFd !== null) fs.closeSync(this.ackFd)
-      if (this.shmFd !== null) fs.closeSync(this.shmFd)
-      this.walFd = this.ackFd = this.shmFd = null
+      this.walFd = this.ackFd = null
       // Closing the last connection checkpoints the log into the database
       // (synced) and removes it.
       this.db.close()
@@ -621,8 +611,7 @@ export class Store {
     this.waiters = []
     if (this.walFd !== null) fs.closeSync(this.walFd)
     if (this.ackFd !== null) fs.closeSync(this.ackFd)
-    if (this.shmFd !== null) fs.closeSync(this.shmFd)
-    this.walFd = this.ackFd = this.shmFd = null
+    this.walFd = this.ackFd = null
     // A read-only connection open at the close keeps SQLite from
     // checkpointing and removing the log, and cannot do either itself.
     const reader = new Database(this.file, { readonly: true })
@@ -874,52 +863,8 @@ export class Store {
 
   private maybeCheckpoint(): void {
     if (this.syncing) return
-    if (this.walUsed() > this.checkpointBytes) this.checkpoint()
-  }
-
-  // Bytes of the log in use: the frames of its current generation, from
-  // the wal-index header (mxFrame, https://sqlite.org/walformat.html), as
-  // the file keeps its size across checkpoints; the file's size when the
-  // index cannot be read.
-  private walUsed(): number {
-    try {
-      if (this.shmFd === null) this.shmFd = fs.openSync(`${this.file}-shm`, 'r')
-      const n = fs.readSync(this.shmFd, this.shmBuf, 0, 20, 0)
-      if (n === 20) {
-        const mxFrame = this.shmBuf.readUInt32LE(16)
-        const pageSize = this.shmBuf.readUInt16LE(14)
-        const size = pageSize === 1 ? 65536 : pageSize
-        if (size >= 512) return 32 + mxFrame * (24 + size)
-      }
-    } catch {
-      // no index to read: the file's size
-    }
-    return this.walFd !== null ? fs.fstatSync(this.walFd).size : (fs.statSync(`${this.file}-wal`, { throwIfNoEntry: false })?.size ?? 0)
-  }
-
-  // Give the log its working size now (zeros, fsynced), so that commits
-  // write over it in place rather than grow it (see checkpoint()). SQLite
-  // ignores what follows its last valid frame; so does scanWal.
-  private preallocateWal(): void {
-    if (!this.sync) return
-    const file = `${this.file}-wal`
-    const base = Math.min(this.checkpointBytes, PREALLOCATE)
-    const target = base + Math.min(base >> 2, 1 << 18)
-    const fd = fs.openSync(file, 'r+')
-    try {
-      let size = fs.fstatSync(fd).size
-      if (size >= target) return
-      const zeros = Buffer.alloc(1 << 20)
-      while (size < target) {
-        const n = Math.min(zeros.length, target - size)
-        fs.writeSync(fd, zeros, 0, n, size)
-        size += n
-      }
-      fs.fdatasyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
-    }
-    fsyncDir(this.dir)
+    const size = this.walFd !== null ? fs.fstatSync(this.walFd).size : (fs.statSync(`${this.file}-wal`, { throwIfNoEntry: false })?.size ?? 0)
+    if (size > this.checkpointBytes) this.checkpoint()
   }
 
   // The log's descriptor, for fsyncs of our own (SQLite, at synchronous =
@@ -1087,9 +1032,9 @@ export class Store {
       )
       return
     }
-    if (scan.torn > 0 && scan.pageSize > 0) {
+    if (scan.ignored > 0 && scan.pageSize > 0) {
       this.log(
-        `store: ${file}: ignoring its last ${scan.torn} bytes (${scan.droppedCommits} commit frame(s)): a write cut short by a crash` +
+        `store: ${file}: ignoring its last ${scan.ignored} bytes (${scan.droppedCommits} commit frame(s)): a write cut short by a crash` +
           (scan.droppedCommits > 0 ? ', or damage at the end of the log' : ''),
       )
     }

@@ -32,14 +32,6 @@ export interface WalScan {
    * older generation of the log. 0 when the log ends cleanly.
    */
   ignored: number
-  /**
-   * Of the ignored bytes, those of the log's current generation (frames
-   * with its salts, or a partial frame at the end of the file): what a
-   * crash cut short. The rest are older generations' frames or the zeros
-   * the store gives the log ahead of use, which a log written over in
-   * place leaves after its last frame.
-   */
-  torn: number
   /** Frames with a commit mark among the ignored bytes whose salts are current (commits SQLite will drop). */
   droppedCommits: number
   /** Why the log is damaged (a bad frame followed by good ones, or a bad header over frames), or null. */
@@ -47,11 +39,6 @@ export interface WalScan {
 }
 
 const MAGIC = 0x377f0682
-
-function isZero(buf: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (buf[i] !== 0) return false
-  return true
-}
 const HEADER = 32
 const FRAME_HEADER = 24
 
@@ -81,13 +68,8 @@ export function scanWal(file: string): WalScan | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
-  const scan: WalScan = { bytes: data.length, pageSize: 0, applied: 0, commits: 0, ignored: 0, torn: 0, droppedCommits: 0, damage: null }
+  const scan: WalScan = { bytes: data.length, pageSize: 0, applied: 0, commits: 0, ignored: 0, droppedCommits: 0, damage: null }
   if (data.length < HEADER) {
-    scan.ignored = scan.torn = data.length
-    return scan
-  }
-  // A log given its size ahead of use and never written: all zeros.
-  if (data.readUInt32BE(0) === 0 && isZero(data, 0, data.length)) {
     scan.ignored = data.length
     return scan
   }
@@ -102,7 +84,7 @@ export function scanWal(file: string): WalScan | undefined {
     (pageSize & (pageSize - 1)) === 0
   const headerSum = sound ? checksum(data, 0, 24, [0, 0], bigEndian) : [0, 0]
   if (!sound || headerSum[0] !== data.readUInt32BE(24) || headerSum[1] !== data.readUInt32BE(28)) {
-    scan.ignored = scan.torn = data.length
+    scan.ignored = data.length
     // A header is one sector, written before any frame: a bad one over a
     // log long enough to hold frames is damage, not a crash.
     if (data.length >= HEADER + FRAME_HEADER + 512) scan.damage = 'its header is damaged (SQLite would ignore the whole log)'
@@ -148,15 +130,6 @@ export function scanWal(file: string): WalScan | undefined {
       break
     }
   }
-  let end = at(valid)
-  for (let i = valid; i < frames; i++) {
-    if (!salted(i)) continue
-    end = at(i + 1)
-    if (data.readUInt32BE(at(i) + 4) !== 0) scan.droppedCommits++
-  }
-  // A partial frame at the end of the file: cut short, unless it is zeros.
-  const tail = at(frames)
-  if (tail < data.length && (end === tail || tail === at(valid)) && !isZero(data, tail, data.length)) end = data.length
-  scan.torn = end - at(valid)
+  for (let i = valid; i < frames; i++) if (salted(i) && data.readUInt32BE(at(i) + 4) !== 0) scan.droppedCommits++
   return scan
 }
