@@ -399,7 +399,7 @@ describe('deletes (docs/deletes.md)', function () {
     for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if ('done' in m && m.nonce !== undefined) nonce = m.nonce
     assert.ok(nonce.length > 0)
     const stale = new Map([['x', [5, 6, 1] as const]])
-    const { staleUpdate } = await import('../lib/core/shape')
+    const { staleUpdate } = await import('../lib/shape')
     const signedBy = (id: 'a' | 'm', n: string) => sec(id).sign(staleUpdate(id, stale, n))
     let refetches = 0
     b.on('refetch', () => refetches++)

@@ -9,11 +9,11 @@
 import { strict as assert } from 'assert'
 import { Gossip, base } from '../lib'
 import type { PeerStream } from '../lib'
-import { FlowControl, flowDefaults, flowOptions, overflowed } from '../lib/core/flow'
-import { classify, fields } from '../lib/core/shape'
-import { History } from '../lib/core/history'
+import { FlowControl, flowDefaults, flowOptions, overflowed } from '../lib/flow'
+import { classify, fields } from '../lib/shape'
+import { History } from '../lib/history'
 import { Simulation } from '../lib/sim'
-import type { FlowControlOptions, Message } from '../lib/core/types'
+import type { FlowControlOptions, Message } from '../lib/types'
 
 const resolve = base.resolution.lww_vs_current_vers
 

@@ -42,9 +42,9 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import { Transform } from 'readable-stream'
-import { Gossip } from '../../lib/core/gossip'
-import { classify, fields, Kind } from '../../lib/core/shape'
-import type { Config, Snapshot, Update } from '../../lib/core/types'
+import { Gossip } from '../../lib/gossip'
+import { classify, fields, Kind } from '../../lib/shape'
+import type { Config, Snapshot, Update } from '../../lib/types'
 
 /** Options of {@link Store.open}. */
 export interface StoreOptions {

@@ -32,11 +32,11 @@
  * @packageDocumentation
  */
 import type { Transform } from 'readable-stream'
-import { barrier } from '../core/barrier'
-import { Clock } from '../core/clock'
-import { Gossip } from '../core/gossip'
-import { checkedUpdate } from '../core/shape'
-import type { Config, Snapshot, Update } from '../core/types'
+import { barrier } from '../barrier'
+import { Clock } from '../clock'
+import { Gossip } from '../gossip'
+import { checkedUpdate } from '../shape'
+import type { Config, Snapshot, Update } from '../types'
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {

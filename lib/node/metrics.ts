@@ -8,7 +8,7 @@
  */
 import * as http from 'http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Member } from '../core/membership'
+import type { Member } from '../membership'
 import type { Address, NodeStats } from './types'
 
 /** What the metrics read from a node (`ScuttleNode` has it). */

@@ -18,9 +18,9 @@
  *
  * The engine has no Node-only dependency, so a browser page can drive it.
  */
-import { Gossip, PeerStream } from '../core/gossip'
-import { lww_vs_current_vers } from '../core/resolution'
-import type { FlowControlOptions, ResolutionContext, Update } from '../core/types'
+import { Gossip, PeerStream } from '../gossip'
+import { lww_vs_current_vers } from '../resolution'
+import type { FlowControlOptions, ResolutionContext, Update } from '../types'
 import { derive, prng, shuffle } from './random'
 import { Staleness } from './staleness'
 

@@ -4,9 +4,9 @@
  * restarts of every kind a node can go through. A test decides exactly when
  * exchanges happen and looks at every node between them.
  */
-import { Clock } from '../core/clock'
-import { Gossip, type PeerStream } from '../core/gossip'
-import type { Config, Message, StateStore, Update } from '../core/types'
+import { Clock } from '../clock'
+import { Gossip, type PeerStream } from '../gossip'
+import type { Config, Message, StateStore, Update } from '../types'
 
 /**
  * How a node keeps its state across a restart. The cluster asks `open` for

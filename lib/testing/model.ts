@@ -7,8 +7,8 @@
  * node's latest operation on it (last writer wins by version, then source
  * id; absent exactly when a delete wins; a withdrawal is no say).
  */
-import type { Gossip } from '../core/gossip'
-import type { Update } from '../core/types'
+import type { Gossip } from '../gossip'
+import type { Update } from '../types'
 import { entryOf, viewOf, type Cluster } from './cluster'
 
 /** One operation a node issued, as its own log recorded it. */

@@ -38,8 +38,8 @@
  */
 import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
-import type { Gossip, PeerStream } from '../core/gossip'
-import { badName } from '../core/shape'
+import type { Gossip, PeerStream } from '../gossip'
+import { badName } from '../shape'
 import { parse, serialize, type Format } from './codec'
 import { chooseFormat, codecsOf, helloLine, type Hello } from './handshake'
 
