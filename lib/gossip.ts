@@ -13,7 +13,7 @@ import { Deletes, EXTRA_BYTES, isMarker, type DeletesHost, type DoneFields } fro
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
-import { badName, checkedUpdate, classify, fields, keyOf, Kind } from './shape'
+import { badName, checkedUpdate, classify, keyOf, Kind, type DoneReading, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
 import { admitValue, admitted } from './value'
@@ -200,29 +200,29 @@ export class PeerStream extends Transform {
 
   /** @internal */
   override _transform(chunk: unknown, _encoding: unknown, callback: () => void): void {
-    const kind = classify(chunk)
-    switch (kind) {
+    const r = classify(chunk)
+    switch (r.kind) {
       case Kind.Update:
         this.received++
         if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
         // What our filter keeps out was announced to the peer: drop it.
-        else if (this.passes === null || this.passes(fields.source_id, fields.key)) this.node._receive(this, chunk)
+        else if (this.passes === null || this.passes(r.source_id, r.key)) this.node._receive(this, chunk, r)
         break
       case Kind.Local:
         // A peer must never write as this node (it would sign the write),
         // nor through a stream that takes nothing from it.
         if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
-        else if (this.acceptsLocalWrites) this.node._writeLocal(this, chunk, fields.key, fields.value)
+        else if (this.acceptsLocalWrites) this.node._writeLocal(this, chunk, r.key, r.value)
         else this.emit('invalid', chunk, 'local writes ({key, value}) are not accepted on this stream')
         break
       case Kind.Digest:
-        this.hear(chunk, fields.source_id, fields.version)
+        this.hear(chunk, r.source_id, r.version)
         break
       case Kind.Done:
-        this.answer()
+        this.answer(r)
         break
       default:
-        this.emit('invalid', chunk, fields.reason)
+        this.emit('invalid', chunk, r.reason)
     }
     callback()
   }
@@ -243,10 +243,9 @@ export class PeerStream extends Transform {
     if (source_id === this.node.id) this.node._heardSelf(this, version)
   }
 
-  private answer(): void {
+  private answer(fields: DoneReading): void {
     const node = this.node
     const heard = this.heard
-    // Read the end marker's fields (see classify) before anything else runs.
     const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
     const peerRate = fields.rate
     const peerHas = fields.behind ?? 0
@@ -1026,7 +1025,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   }
 
   /** @internal A delta from a peer; its fields are in `fields`. */
-  _receive(stream: PeerStream, chunk: unknown): void {
+  _receive(stream: PeerStream, chunk: unknown, fields: UpdateReading): void {
     const key = fields.key
     const source_id = fields.source_id
     const version = fields.version

@@ -2,8 +2,9 @@
  * Routing by shape, and the refusal of everything else.
  *
  * `classify` reads each field of an incoming object exactly once (a getter
- * cannot show one value to the check and another to the store) and copies
- * what it read into {@link fields}, so the hot path allocates nothing here.
+ * cannot show one value to the check and another to the store) into a
+ * reading of its own, which the caller keeps as long as it needs: nothing
+ * is shared between calls.
  */
 
 import type { Filter, StaleNotice, Update } from './types'
@@ -31,49 +32,61 @@ function isReserved(s: string): boolean {
   return s.length >= 9 && s.length <= 11 && (s === '__proto__' || s === 'prototype' || s === 'constructor')
 }
 
-/** The fields of the last classified object, and why it was refused. */
-export const fields = {
-  key: '',
-  value: undefined as unknown,
-  source_id: '',
-  version: 0,
-  reason: '',
-  /** End of digest: it answers a question. */
-  reply: false,
-  /** End of digest: the sender's allowed rate (flow control), if any. */
-  rate: undefined as number | undefined,
-  /** End of digest: it names the sources after `after` through `through` (ids), when it is a part. */
-  after: undefined as string | undefined,
-  through: undefined as string | undefined,
-  /** Update: a tombstone. */
-  deleted: false,
-  /** Update: a withdrawal. */
-  withdrawn: false,
-  /** End of digest: the sender's horizon (see DigestDone.horizon). */
-  horizon: undefined as number | undefined,
-  /** End of digest: stale notices, checked (see DigestDone.stale). */
-  stale: undefined as Map<string, StaleNotice> | undefined,
-  /** End of digest: values refused as late (see DigestDone.late). */
-  late: undefined as (readonly [string, number])[] | undefined,
-  /** End of digest, with `stale` under signatures: who signed it, the signature and the nonce. */
-  staleBy: undefined as string | undefined,
-  staleSignature: undefined as string | undefined,
-  staleNonce: undefined as string | undefined,
-  /** End of digest, under signatures: the sender's nonce, which a stale notice to it must sign. */
-  nonce: undefined as string | undefined,
-  /** End of digest: updates the sender holds that we lack. */
-  behind: undefined as number | undefined,
-  /** End of digest: the sender's stream takes no updates. */
-  refuses: false,
-  /** End of digest: the sender's stream sends no updates. */
-  silent: false,
-  /** End of digest: the sender's stream filter, checked. */
-  filter: undefined as Filter | undefined,
+/** An update as read from a peer, its value not yet admitted (see value.ts). */
+export interface UpdateReading {
+  readonly kind: Kind.Update
+  readonly key: string
+  readonly value: unknown
+  readonly source_id: string
+  readonly version: number
+  /** A tombstone. */
+  readonly deleted: boolean
+  /** A withdrawal. */
+  readonly withdrawn: boolean
 }
 
-function refuse(reason: string): Kind.Invalid {
-  fields.reason = reason
-  return Kind.Invalid
+/** A digest's end as read, each optional field checked (see DigestDone). */
+export interface DoneReading {
+  readonly kind: Kind.Done
+  /** It answers a question. */
+  readonly reply: boolean
+  /** The sender's allowed rate (flow control), if any. */
+  readonly rate: number | undefined
+  /** It names the sources after `after` through `through` (ids), when it is a part. */
+  readonly after: string | undefined
+  readonly through: string | undefined
+  /** The sender's horizon (see DigestDone.horizon). */
+  readonly horizon: number | undefined
+  /** Stale notices, checked (see DigestDone.stale). */
+  readonly stale: Map<string, StaleNotice> | undefined
+  /** Values refused as late (see DigestDone.late). */
+  readonly late: (readonly [string, number])[] | undefined
+  /** With `stale` under signatures: who signed it, the signature and the nonce. */
+  readonly staleBy: string | undefined
+  readonly staleSignature: string | undefined
+  readonly staleNonce: string | undefined
+  /** Under signatures: the sender's nonce, which a stale notice to it must sign. */
+  readonly nonce: string | undefined
+  /** Updates the sender holds that we lack. */
+  readonly behind: number | undefined
+  /** The sender's stream takes no updates. */
+  readonly refuses: boolean
+  /** The sender's stream sends no updates. */
+  readonly silent: boolean
+  /** The sender's stream filter, checked. */
+  readonly filter: Filter | undefined
+}
+
+/** What `classify` made of an object: one of the four shapes, or why it is none. */
+export type Reading =
+  | UpdateReading
+  | { readonly kind: Kind.Local; readonly key: string; readonly value: unknown }
+  | { readonly kind: Kind.Digest; readonly source_id: string; readonly version: number }
+  | DoneReading
+  | { readonly kind: Kind.Invalid; readonly reason: string }
+
+function refuse(reason: string): Reading {
+  return { kind: Kind.Invalid, reason }
 }
 
 /**
@@ -117,10 +130,10 @@ export function badName(what: string, s: unknown): string | null {
 const LONE_SURROGATE = /[\ud800-\udfff]/u
 
 /**
- * Sorts an object into one of the four shapes, or refuses it with a reason
- * in `fields.reason`. Never throws.
+ * Sorts an object into one of the four shapes, or refuses it with a
+ * reason. Never throws.
  */
-export function classify(o: unknown): Kind {
+export function classify(o: unknown): Reading {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) {
     return refuse('not an update or a digest object')
   }
@@ -132,37 +145,38 @@ export function classify(o: unknown): Kind {
 }
 
 // The end of a digest; its optional fields, read once.
-function done(o: Record<string, unknown>): Kind {
-  fields.reply = o.reply === true
+function done(o: Record<string, unknown>): Reading {
   const rate = o.rate
-  fields.rate = typeof rate === 'number' && rate === rate ? rate : undefined
   const after = o.after
   const through = o.through
   if ((after !== undefined && typeof after !== 'string') || (through !== undefined && typeof through !== 'string')) {
     return refuse('after and through must be source ids')
   }
-  fields.after = after
-  fields.through = through
   const horizon = o.horizon
-  fields.horizon = isVersion(horizon) ? horizon : undefined
-  fields.stale = staleOf(o.stale)
-  fields.late = lateOf(o.late)
-  fields.staleBy = typeof o.stale_by === 'string' ? o.stale_by : undefined
-  fields.staleSignature = typeof o.stale_signature === 'string' && o.stale_signature.length <= 1024 ? o.stale_signature : undefined
-  fields.staleNonce = nonceOf(o.stale_nonce)
-  fields.nonce = nonceOf(o.nonce)
   const behind = o.behind
-  fields.behind = typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined
-  fields.refuses = o.accepts === false
-  fields.silent = o.sends === false
   const filter = o.filter
-  if (filter === undefined) fields.filter = undefined
-  else {
+  if (filter !== undefined) {
     const bad = filterProblem(filter)
     if (bad !== null) return refuse(bad)
-    fields.filter = filter as Filter
   }
-  return Kind.Done
+  return {
+    kind: Kind.Done,
+    reply: o.reply === true,
+    rate: typeof rate === 'number' && rate === rate ? rate : undefined,
+    after,
+    through,
+    horizon: isVersion(horizon) ? horizon : undefined,
+    stale: staleOf(o.stale),
+    late: lateOf(o.late),
+    staleBy: typeof o.stale_by === 'string' ? o.stale_by : undefined,
+    staleSignature: typeof o.stale_signature === 'string' && o.stale_signature.length <= 1024 ? o.stale_signature : undefined,
+    staleNonce: nonceOf(o.stale_nonce),
+    nonce: nonceOf(o.nonce),
+    behind: typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined,
+    refuses: o.accepts === false,
+    silent: o.sends === false,
+    filter: filter as Filter | undefined,
+  }
 }
 
 /** Why `f` is not a {@link Filter} (lists of names, bounded), or null. */
@@ -229,7 +243,7 @@ function lateOf(l: unknown): (readonly [string, number])[] | undefined {
   return out.length === 0 ? undefined : out
 }
 
-function classifyObject(o: Record<string, unknown>): Kind {
+function classifyObject(o: Record<string, unknown>): Reading {
   const digest = o.digest
   if (digest === true) {
     if (o.done === true) return done(o)
@@ -239,9 +253,7 @@ function classifyObject(o: Record<string, unknown>): Kind {
     if (bad !== null) return refuse(bad)
     const version = o.version
     if (!isVersion(version)) return refuse('digest version must be an integer from 0 to MAX_VERSION')
-    fields.source_id = source_id as string
-    fields.version = version + 0 // -0 is 0
-    return Kind.Digest
+    return { kind: Kind.Digest, source_id: source_id as string, version: version + 0 } // -0 is 0
   }
   if (digest !== undefined && digest !== false) return refuse('digest must be true')
 
@@ -255,23 +267,27 @@ function classifyObject(o: Record<string, unknown>): Kind {
   const version = o.version
   const deleted = o.deleted
   const withdrawn = o.withdrawn
-  fields.key = key as string
-  fields.value = value
-  fields.deleted = deleted === true
-  fields.withdrawn = withdrawn === true
   if (deleted !== undefined && deleted !== true && deleted !== false) return refuse('deleted must be true')
   if (withdrawn !== undefined && withdrawn !== true && withdrawn !== false) return refuse('withdrawn must be true')
-  if (fields.deleted && fields.withdrawn) return refuse('an update is a delete or a withdrawal, not both')
+  if (deleted === true && withdrawn === true) return refuse('an update is a delete or a withdrawal, not both')
   if (source_id === undefined && version === undefined) {
     // A local delete comes through gossip.delete(key), not a stream.
-    return fields.deleted || fields.withdrawn ? refuse('a local write cannot be a delete or a withdrawal') : Kind.Local
+    return deleted === true || withdrawn === true
+      ? refuse('a local write cannot be a delete or a withdrawal')
+      : { kind: Kind.Local, key: key as string, value }
   }
   const badSource = badName('source_id', source_id)
   if (badSource !== null) return refuse(badSource)
   if (!isVersion(version)) return refuse('version must be an integer from 0 to MAX_VERSION')
-  fields.source_id = source_id as string
-  fields.version = version + 0 // -0 is 0
-  return Kind.Update
+  return {
+    kind: Kind.Update,
+    key: key as string,
+    value,
+    source_id: source_id as string,
+    version: version + 0, // -0 is 0
+    deleted: deleted === true,
+    withdrawn: withdrawn === true,
+  }
 }
 
 /**
@@ -280,10 +296,11 @@ function classifyObject(o: Record<string, unknown>): Kind {
  * @throws TypeError naming `where` and what is wrong.
  */
 export function checkedUpdate(u: unknown, where: string): Update {
-  if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
-  const { key, source_id, version, deleted, withdrawn } = fields
+  const r = classify(u)
+  if (r.kind !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${r.kind === Kind.Invalid ? r.reason : 'not an update'}`)
+  const { key, source_id, version, deleted, withdrawn } = r
   const marker = deleted || withdrawn
-  const problem = marker ? null : admitValue(fields.value, true)
+  const problem = marker ? null : admitValue(r.value, true)
   if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
   const value = marker ? null : admitted.value
   // Keep a signature, so that relaying the restored update stays verifiable.

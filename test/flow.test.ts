@@ -10,7 +10,7 @@ import { strict as assert } from 'assert'
 import { Gossip, base } from '../lib'
 import type { PeerStream } from '../lib'
 import { FlowControl, flowDefaults, flowOptions, overflowed } from '../lib/flow'
-import { classify, fields } from '../lib/shape'
+import { classify, Kind } from '../lib/shape'
 import { History } from '../lib/history'
 import { Simulation } from '../lib/sim'
 import type { FlowControlOptions, Message } from '../lib/types'
@@ -179,10 +179,13 @@ describe('flow control: backlog and AIMD', () => {
     for (let i = 0; i < 5; i++) h.write('k0', 'again', 's', 10 + i)
     assert.equal(overflowed(h, new Map([['s', 4]]), 2, 2), false)
     // The rate is read once from the end marker, and only a number counts.
-    const rateOf = (o: object) => (classify({ digest: true, done: true, ...o }), fields.rate)
+    const rateOf = (o: object) => {
+      const r = classify({ digest: true, done: true, ...o })
+      return r.kind === Kind.Done ? r.rate : undefined
+    }
     assert.equal(rateOf({ rate: 2 }), 2)
     assert.equal(rateOf({ rate: NaN }), undefined)
-    assert.equal(classify({ digest: true, done: true, get rate(): number { throw new Error('x') } }), 0)
+    assert.equal(classify({ digest: true, done: true, get rate(): number { throw new Error('x') } }).kind, Kind.Invalid)
   })
 })
 
