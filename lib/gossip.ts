@@ -9,11 +9,11 @@ import { Transform } from 'readable-stream'
 import { defaults } from './base'
 import { Clock } from './clock'
 import { FlowControl, flowOptions, overflowed } from './flow'
-import { Deletes, EXTRA_BYTES, isMarker, type DeletesHost, type DoneFields } from './deletes'
+import { Deletes, EXTRA_BYTES, isMarker, type DeletesHost } from './deletes'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { both, compileFilter, type Passes } from './filter'
 import { ALL, checkMtuBytes, covers, cutToBytes, deltas, DigestMeter, lacking, newsOf, ordered, oversize, type IdRange } from './reconcile'
-import { badName, checkedUpdate, classify, keyOf, Kind, type DoneReading, type UpdateReading } from './shape'
+import { badName, checkedUpdate, classify, keyOf, Kind, RECORD_KEY, type DoneReading, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView } from './state'
 import { admitValue, admitted } from './value'
@@ -119,8 +119,8 @@ export class PeerStream extends Transform {
   synced = false
   /** @internal This stream has had an exchange (it counts for the node's 'synced'). */
   exchanged = false
-  /** The peer's authenticated id, when the transport knows it (see {@link StreamOptions.peer}). */
-  readonly peer: string | undefined
+  // The peer's authenticated id (see peer).
+  private authenticatedPeer: string | undefined
   // The peer's end markers announce a filter: what it sends may have gaps.
   private peerFiltered = false
   /** @internal What our digests to this peer name: through our filter and the one it announced. */
@@ -152,9 +152,27 @@ export class PeerStream extends Transform {
     this.sends = options.readable !== false
     this.takes = options.writable !== false
     this.streamFilter = options.filter ?? nodeFilter
-    this.peer = options.peer
+    this.authenticatedPeer = options.peer
     this.passes = compileFilter(this.streamFilter)
     this.digestPasses = this.passes
+  }
+
+  /** The peer's authenticated id, when the transport knows it (see {@link StreamOptions.peer}, {@link authenticate}). */
+  get peer(): string | undefined {
+    return this.authenticatedPeer
+  }
+
+  /**
+   * The transport has authenticated this stream's peer as `id` (as
+   * {@link StreamOptions.peer} says at creation): for a session that learns
+   * it after the stream was made.
+   * @throws Error when the stream was bound to another peer.
+   */
+  authenticate(id: string): void {
+    if (this.authenticatedPeer !== undefined && this.authenticatedPeer !== id) {
+      throw new Error(`this stream's peer is ${this.authenticatedPeer}, not ${id}`)
+    }
+    this.authenticatedPeer = id
   }
 
   /**
@@ -252,14 +270,6 @@ export class PeerStream extends Transform {
     const peerTakes = !fields.refuses
     const peerSends = !fields.silent
     const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
-    const deletesFields: DoneFields = {
-      nonce: fields.nonce,
-      late: fields.late,
-      stale: fields.stale,
-      staleBy: fields.staleBy,
-      staleSignature: fields.staleSignature,
-      staleNonce: fields.staleNonce,
-    }
     const filtered = fields.filter !== undefined
     // A filter at the peer's end only: its updates before this marker moved
     // maxes past what it kept out; they go back (a lower max only asks more).
@@ -277,14 +287,19 @@ export class PeerStream extends Transform {
     const isAnswer = fields.reply
     // Deletes: nonces, late reports, stale notices, and whether this peer's
     // copy of a source is behind markers we collected (docs/deletes.md).
-    node.deletes.onDone(this, deletesFields, heard, range, this.gapFree())
+    node.deletes.onDone(this, fields, heard, range, this.gapFree())
+    // A peer that withholds suspects (docs/deletes.md, rule 6) does not answer whole.
     if (isAnswer && this.asked > 0) {
       this.asked--
-      if (this.received >= peerHas) this.answeredWhole = true
+      if (this.received >= peerHas && !fields.withheld) this.answeredWhole = true
       // Asked for our past: complete if the answer was not cut, or if the
       // peer has now shown us everything of ours it holds.
       const named = heard.get(node.id)
-      if (this.askFrom !== null && ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))) {
+      if (
+        this.askFrom !== null &&
+        !fields.withheld &&
+        ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))
+      ) {
         this.verified = true
         if (named !== undefined) node._answeredSelf(named)
         node._pastAnswered()
@@ -432,6 +447,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
 
   // config.local_writes, or its default.
   private readonly localDefault: boolean
+  // The record last written to the store object (see saveRecord).
+  private recordSaved: string | null = null
 
   /**
    * @param id - this node's source id, unique in the cluster.
@@ -473,6 +490,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const now = Clock.now()
     this.deletes = new Deletes(this.host(), checkGrace(config.tombstone_grace), now)
     const restored = store === undefined ? undefined : this.adopt(store)
+    const record = store === undefined ? undefined : recordOf(store)
     // A store object holds only the entry of each key: our own mappings
     // that were not entries are gone, so we hold our past with gaps (none of
     // it for sure) and take it again from peers, as after a restart from a
@@ -486,8 +504,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
       this.clock.pastHeard = this.history.sources.get(id)?.max ?? -Infinity
       this.sentOwn = restored
       this.restoredRecovering = this.clock.recovering
-      this.deletes.restored(undefined)
     }
+    if (record !== undefined) this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
+    if (restored !== undefined || record !== undefined) this.deletes.restored(record)
     const flow = flowOptions(config.flow_control)
     this.flow =
       flow === null
@@ -543,6 +562,12 @@ export class Gossip extends PeerStream implements ResolutionContext {
       rewrite: (key, value) => this.rewrite(key, value),
       forget: (m) => this.forget(m),
       wall: () => node.clock.wall(),
+      accepts: (version) => node.clock.accepts(version),
+      // A node that has seen signs of a past incarnation and not fetched it
+      // all (a node that names itself nowhere claims nothing of its id).
+      selfUnsure: () =>
+        ((!node.pastKnown && node.clock.pastSeen) || (node.clock.recovering && !node.pastSettled)) &&
+        (node.history.sources.get(node.id)?.max ?? -Infinity) !== -Infinity,
       emit: (event, ...args) => this.emit(event, ...args),
       streams: () => [this as PeerStream, ...this.streams].filter((s) => !s.destroyed),
     }
@@ -741,6 +766,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   private adopt(store: StateStore): number | undefined {
     let clock: number | undefined
     for (const key of Object.keys(store)) {
+      if (key === RECORD_KEY) continue
       const u = checkedUpdate(store[key], `store entry "${key}"`)
       if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
       if (clock === undefined || u.version > clock) clock = u.version
@@ -891,6 +917,21 @@ export class Gossip extends PeerStream implements ResolutionContext {
   /** @internal Collect the markers past the grace period that may go (see docs/deletes.md, rule 4). */
   _collect(): void {
     this.deletes.collect()
+    if (this.store !== null) this.saveRecord(this.store)
+  }
+
+  // A store object keeps the node's record of deletes under RECORD_KEY
+  // (a restart from it must not forget what was collected).
+  private saveRecord(store: StateStore): void {
+    const text = this._deletesRecord()
+    if (text === this.recordSaved) return
+    try {
+      if (text === null) delete store[RECORD_KEY]
+      else (store as Record<string, unknown>)[RECORD_KEY] = text
+      this.recordSaved = text
+    } catch {
+      // A store that fails is told again at the next exchange; its writes say why.
+    }
   }
 
   // Forget mapping `m` entirely; the key's entry is what resolve makes of
@@ -1084,8 +1125,6 @@ export class Gossip extends PeerStream implements ResolutionContext {
     }
 
     const deletes = this.deletes
-    // A source we refetch is taken only from peers whose copy is fresh.
-    if (deletes.ignores(stream, source_id)) return
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
     // A write of ours from this incarnation that we do not hold as it is:
@@ -1103,7 +1142,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
         stream.movingMax(log)
         log.max = version
       }
-      deletes.confirmed(source_id, previous.version === version ? previous : undefined)
+      deletes.received(stream, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
     const update: Update = Object.freeze(
@@ -1121,7 +1160,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
     )
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
-    if (deletes.refuses(stream, update)) return
+    if (deletes.refuses(stream, update, past)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
@@ -1136,8 +1175,8 @@ export class Gossip extends PeerStream implements ResolutionContext {
         if (past) this.pastMappings.add(update)
         if (below) this.filled(update)
         deletes.took(update, false)
+        deletes.received(stream, source_id, version, update, true)
       }
-      deletes.confirmed(source_id, previous)
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
       // Unrecorded: the rest of this source in this answer stays below its
@@ -1283,7 +1322,9 @@ export class Gossip extends PeerStream implements ResolutionContext {
     const id = this.id
     const history = this.history
     const sources = history.sources
-    const meter = this.mtuBytes === Infinity ? null : new DigestMeter(this.mtuBytes, id, this.flow !== null, this.deletes.quiet(stream) ? 0 : EXTRA_BYTES)
+    // The end's room for the delete logic's fields counts against the message too.
+    const extra = this.mtuBytes === Infinity || this.deletes.quiet(stream) ? 0 : EXTRA_BYTES
+    const meter = this.mtuBytes === Infinity ? null : new DigestMeter(this.mtuBytes, id, this.flow !== null, extra)
     if (sources.size < part && (meter === null || meter.whole(sources.values(), id))) {
       for (const log of sources.values()) {
         if (log.id === id) continue
@@ -1309,7 +1350,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
       }
       stream.part = { after: first === 0 ? undefined : ids[first - 1], through: i >= ids.length ? undefined : ids[i - 1] }
     }
-    stream.digestBytes = meter?.bytes ?? 0
+    stream.digestBytes = meter === null ? 0 : meter.bytes + extra
     // Asking for our past names us where our knowledge of it, and of what
     // this peer already showed us, stops.
     const ownLog = sources.get(id)
@@ -1330,7 +1371,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
   // through a filter, the newest mapping we hold that passes it.
   private maxFor(stream: PeerStream, log: SourceLog): number {
     const passes = stream.digestPasses
-    if (passes === null) return log.max
+    if (passes === null) return this.deletes.naming(stream, log.id, log.max) ?? log.max
     let max = -Infinity
     for (const u of this.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
     return max
@@ -1488,6 +1529,19 @@ function checkConfig(id: string, config: Config): number {
     throw new TypeError('config.security must be an object with sign(update) and verify(update) functions')
   }
   return mtu
+}
+
+// The record of deletes a store object keeps (see saveRecord), if any: a
+// damaged one is left out (it only guards against stale peers).
+function recordOf(store: StateStore): Snapshot | undefined {
+  const text: unknown = (store as Record<string, unknown>)[RECORD_KEY]
+  if (typeof text !== 'string') return undefined
+  try {
+    const r: unknown = JSON.parse(text)
+    return r !== null && typeof r === 'object' ? (r as Snapshot) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 // How far a snapshot held its own past (see Snapshot.held), if it says.

@@ -61,10 +61,14 @@ export interface DoneReading {
   readonly stale: Map<string, StaleNotice> | undefined
   /** Values refused as late (see DigestDone.late). */
   readonly late: (readonly [string, number])[] | undefined
-  /** With `stale` under signatures: who signed it, the signature and the nonce. */
-  readonly staleBy: string | undefined
-  readonly staleSignature: string | undefined
-  readonly staleNonce: string | undefined
+  /** With `stale` or `late` under signatures: who signed them, the signature and the nonce. */
+  readonly noticeBy: string | undefined
+  readonly noticeSignature: string | undefined
+  readonly noticeNonce: string | undefined
+  /** The sender cannot vouch for its copy of its own id (see DigestDone.recovering). */
+  readonly recovering: boolean
+  /** The sender leaves suspects out of its answers (see DigestDone.withheld). */
+  readonly withheld: boolean
   /** Under signatures: the sender's nonce, which a stale notice to it must sign. */
   readonly nonce: string | undefined
   /** Updates the sender holds that we lack. */
@@ -88,6 +92,13 @@ export type Reading =
 function refuse(reason: string): Reading {
   return { kind: Kind.Invalid, reason }
 }
+
+/**
+ * Where a store object given to `new Gossip(id, config, store)` keeps the
+ * node's record of deletes (JSON text; see docs/deletes.md, "Restarts"):
+ * keys starting with "\u0000" are reserved, so no write uses it.
+ */
+export const RECORD_KEY = '\u0000simple-scuttle'
 
 /**
  * The highest version accepted from a peer. Versions are Lamport clocks, so
@@ -120,6 +131,8 @@ export function badName(what: string, s: unknown): string | null {
   const max = what === 'key' ? MAX_KEY_LENGTH : MAX_ID_LENGTH
   if (s.length > max) return `${what} is longer than ${max} characters`
   if (isReserved(s)) return `${what} "${s}" is reserved`
+  // A store object keeps the node's record under RECORD_KEY.
+  if (what === 'key' && s.charCodeAt(0) === 0) return 'keys starting with "\\u0000" are reserved'
   // SQLite and the wire keep text as UTF-8, which has no lone surrogate: a
   // key holding one would come back changed (and fail its checksum).
   if (LONE_SURROGATE.test(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`
@@ -168,9 +181,11 @@ function done(o: Record<string, unknown>): Reading {
     horizon: isVersion(horizon) ? horizon : undefined,
     stale: staleOf(o.stale),
     late: lateOf(o.late),
-    staleBy: typeof o.stale_by === 'string' ? o.stale_by : undefined,
-    staleSignature: typeof o.stale_signature === 'string' && o.stale_signature.length <= 1024 ? o.stale_signature : undefined,
-    staleNonce: nonceOf(o.stale_nonce),
+    noticeBy: typeof o.notice_by === 'string' ? o.notice_by : undefined,
+    noticeSignature: typeof o.notice_signature === 'string' && o.notice_signature.length <= 1024 ? o.notice_signature : undefined,
+    noticeNonce: nonceOf(o.notice_nonce),
+    recovering: o.recovering === true,
+    withheld: o.withheld === true,
     nonce: nonceOf(o.nonce),
     behind: typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined,
     refuses: o.accepts === false,
@@ -196,17 +211,26 @@ export function filterProblem(f: unknown): string | null {
 }
 
 /**
- * What the signature of a stale notice covers, as the update a `Security`
- * signs: an empty key (no update can carry one, so the signature is never an
- * update's), the receiver's nonce and the notices as sorted `[source, gc,
- * max, named]` lists; the signer as source.
+ * What the signature of a digest end's stale notices and late reports
+ * covers, as the update a `Security` signs: an empty key (no update can
+ * carry one, so the signature is never an update's), the receiver's nonce,
+ * the notices as sorted `[source, gc, named]` lists and the late reports as
+ * sent; the signer as source.
  */
-export function staleUpdate(by: string, stale: ReadonlyMap<string, StaleNotice>, nonce: string): Update {
-  const triples = [...stale.keys()].sort().map((id) => {
-    const [gc, max, named] = stale.get(id) as StaleNotice
-    return [id, gc, max, named]
-  })
-  return { key: '', value: [nonce, triples], source_id: by, version: 0 }
+export function noticeUpdate(
+  by: string,
+  nonce: string,
+  stale: ReadonlyMap<string, StaleNotice> | undefined,
+  late: readonly (readonly [string, number])[] | undefined,
+): Update {
+  const notices =
+    stale === undefined
+      ? []
+      : [...stale.keys()].sort().map((id) => {
+          const [gc, named] = stale.get(id) as StaleNotice
+          return [id, gc, named]
+        })
+  return { key: '', value: [nonce, notices, late ?? []], source_id: by, version: 0 }
 }
 
 const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)
@@ -215,17 +239,17 @@ const MAX_FILTER = 256
 /** Most entries a digest end's `stale` or `late` carries; more are left out. */
 export const MAX_NOTICES = 256
 
-// Stale notices: source ids to [gc, max, named] with named < gc <= max;
-// anything else is left out (a notice only makes the receiver refetch a source).
+// Stale notices: source ids to [gc, named] with named < gc; anything else
+// is left out (a notice only makes the receiver refetch a source).
 function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
   const out = new Map<string, StaleNotice>()
   for (const id of Object.keys(f)) {
     if (out.size >= MAX_NOTICES) break
     const v = (f as Record<string, unknown>)[id]
-    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 3) continue
-    const [gc, max, named] = v as unknown[]
-    if (isVersion(gc) && isVersion(max) && isVersion(named) && named < gc && gc <= max) out.set(id, [gc, max, named])
+    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 2) continue
+    const [gc, named] = v as unknown[]
+    if (isVersion(gc) && isVersion(named) && named < gc) out.set(id, [gc, named])
   }
   return out.size === 0 ? undefined : out
 }

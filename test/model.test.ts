@@ -37,6 +37,8 @@ type Step =
   | { t: 'add'; n: number; c: number }
   | { t: 'x'; a: number; b: number; cut: number }
   | { t: 'part'; mask: number }
+  | { t: 'down'; a: number; b: number }
+  | { t: 'up'; a: number; b: number }
   | { t: 'heal' }
   | { t: 'wait'; ms: number }
   | { t: 'run'; ms: number }
@@ -53,6 +55,9 @@ interface Schedule {
   keep: boolean[]
 }
 
+// Times at the grace's edges, where collection starts.
+const AT_GRACE = fc.constantFrom(GRACE / 4, GRACE / 2, GRACE - 1, GRACE, GRACE + 1, 1.5 * GRACE)
+
 const step = (nodes: number): fc.Arbitrary<Step> =>
   fc.oneof(
     { weight: 6, arbitrary: fc.record({ t: fc.constant('set' as const), n: fc.nat(nodes - 1), k: fc.nat(KEYS.length - 1), v: fc.nat(99) }) },
@@ -68,10 +73,13 @@ const step = (nodes: number): fc.Arbitrary<Step> =>
       }),
     },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('part' as const), mask: fc.nat((1 << nodes) - 1) }) },
+    // One link down or up: chains and triangles with a side missing.
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('down' as const), a: fc.nat(nodes - 1), b: fc.nat(nodes - 1) }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('up' as const), a: fc.nat(nodes - 1), b: fc.nat(nodes - 1) }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('heal' as const) }) },
     {
       weight: 2,
-      arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.oneof(fc.integer({ min: 1, max: 5_000 }), fc.integer({ min: GRACE, max: 3 * GRACE })) }),
+      arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.oneof(fc.integer({ min: 1, max: 5_000 }), fc.integer({ min: GRACE, max: 3 * GRACE }), AT_GRACE) }),
     },
     {
       // A partition while both sides write and delete and keep gossiping
@@ -81,12 +89,12 @@ const step = (nodes: number): fc.Arbitrary<Step> =>
         t: fc.constant('split' as const),
         mask: fc.integer({ min: 1, max: (1 << nodes) - 2 }),
         ops: fc.array(fc.tuple(fc.nat(nodes - 1), fc.constantFrom('set' as const, 'del' as const), fc.nat(KEYS.length - 1), fc.nat(99)), { maxLength: 8 }),
-        ms: fc.oneof(fc.integer({ min: 1_000, max: GRACE / 2 }), fc.integer({ min: GRACE, max: 3 * GRACE })),
+        ms: fc.oneof(fc.integer({ min: 1_000, max: GRACE / 2 }), fc.integer({ min: GRACE, max: 3 * GRACE }), AT_GRACE),
       }),
     },
     {
       weight: 2,
-      arbitrary: fc.record({ t: fc.constant('run' as const), ms: fc.oneof(fc.integer({ min: 1_000, max: GRACE / 2 }), fc.integer({ min: GRACE, max: 3 * GRACE })) }),
+      arbitrary: fc.record({ t: fc.constant('run' as const), ms: fc.oneof(fc.integer({ min: 1_000, max: GRACE / 2 }), fc.integer({ min: GRACE, max: 3 * GRACE }), AT_GRACE) }),
     },
     {
       weight: 1,
@@ -101,7 +109,7 @@ const schedule: fc.Arbitrary<Schedule> = fc.integer({ min: 3, max: 6 }).chain((n
     mtu: fc.integer({ min: 1, max: 5 }),
     persist: fc.array(fc.nat(3), { minLength: nodes, maxLength: nodes }),
     skew: fc.array(fc.oneof(fc.constant(0), fc.integer({ min: -600_000, max: 600_000 })), { minLength: nodes, maxLength: nodes }),
-    steps: fc.array(step(nodes), { minLength: 1, maxLength: 40 }),
+    steps: fc.array(step(nodes), { minLength: 1, maxLength: 80 }),
     keep: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
   }),
 )
@@ -205,6 +213,7 @@ async function run(s: Schedule): Promise<void> {
     for (let t = 0; t < ms; t += GRACE / 4) {
       cluster.advance(Math.min(GRACE / 4, ms - t))
       await cluster.round()
+      if (process.env.MODEL_DEBUG === '2') dump(cluster, `${t} ms of ${ms}`)
       settle()
       fail(`after ${t} ms of ${ms}: a deleted value is back`, model.resurrections())
     }
@@ -231,6 +240,12 @@ async function run(s: Schedule): Promise<void> {
         case 'heal':
           cluster.heal()
           break
+        case 'down':
+          if (st.a !== st.b) cluster.down(cluster.link(id(st.a), id(st.b)))
+          break
+        case 'up':
+          if (st.a !== st.b) cluster.up(cluster.link(id(st.a), id(st.b)))
+          break
         case 'wait':
           cluster.advance(st.ms)
           break
@@ -256,6 +271,7 @@ async function run(s: Schedule): Promise<void> {
         }
       }
       settle()
+      if (process.env.MODEL_DEBUG === '2') dump(cluster, `after ${JSON.stringify(st)}`)
       fail(`after ${JSON.stringify(st)}: a deleted value is back`, model.resurrections())
     }
     const check = async (when: string): Promise<void> => {
@@ -334,12 +350,15 @@ function lehmer(seed: number): () => number {
 async function quiet(cluster: Cluster, settle: () => void): Promise<void> {
   let calm = 0
   for (let i = 0; i < 400 && calm < 2; i++) {
-    cluster.advance(10)
+    // A refetch no peer can serve ends after a grace (docs/deletes.md,
+    // rule 6): time passes faster while one waits, as it would.
+    const waiting = [...cluster.nodes.values()].some((g) => g.deletes.refetching)
+    cluster.advance(waiting ? GRACE / 4 : 10)
     const before = cluster.updatesMoved
     await cluster.round()
     if (process.env.MODEL_DEBUG === '2') dump(cluster, `round ${i}`)
     settle()
-    calm = cluster.updatesMoved === before ? calm + 1 : 0
+    calm = cluster.updatesMoved === before && !waiting ? calm + 1 : 0
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { Gossip, base } from '../lib'
+import { Gossip, RECORD_KEY, base } from '../lib'
 import type { Message, Resolve, PeerStream, StateStore, Update } from '../lib'
 import { Cluster, memory, storeObject } from '../lib/testing/cluster'
 
@@ -134,9 +134,20 @@ describe('a store object as the key-value store', () => {
         cluster.advance(grace / 2)
         await cluster.exchange('a', 'b')
       }
-      assert.deepStrictEqual(Object.keys(store).sort(), ['other'])
+      // The store keeps the node's record of what it collected, under a
+      // reserved key no write can use.
+      assert.deepStrictEqual(Object.keys(store).sort(), [RECORD_KEY, 'other'])
+      const gc = again.deletes.gcOf('a')
+      assert.ok(Number.isSafeInteger(gc))
+      assert.deepStrictEqual(JSON.parse(store[RECORD_KEY] as unknown as string).collected, { a: gc })
+      assert.throws(() => again.set(RECORD_KEY, 1), /reserved/)
       assert.deepStrictEqual(again.history.get('k'), [])
       assert.deepStrictEqual(cluster.node('b').history.get('k'), [])
+      // A restart on the store remembers it: a copy of a from before the
+      // delete, offered later, is refused (rule 5), not shown.
+      const third = await cluster.restart('a', 'clean')
+      assert.strictEqual(third.deletes.gcOf('a'), again.deletes.gcOf('a'))
+      assert.strictEqual(third.deletes.horizon, again.deletes.horizon)
     } finally {
       cluster.restoreClock()
     }

@@ -54,7 +54,7 @@ import * as zlib from 'zlib'
 import { barrier } from '../barrier'
 import { Clock } from '../clock'
 import { Gossip } from '../gossip'
-import { checkedUpdate } from '../shape'
+import { checkedUpdate, RECORD_KEY } from '../shape'
 import type { Config, Snapshot, StateStore, Update } from '../types'
 import { scanWal } from './wal'
 
@@ -910,6 +910,18 @@ export class Store {
 
   // ---- the view --------------------------------------------------------
 
+  // The record of deletes as last written (see Gossip._deletesRecord), for
+  // a node built on the view: read from the database once.
+  private recordRead = false
+  private recordText(): string | undefined {
+    if (this.closed) return undefined
+    if (!this.recordRead) {
+      this.recordRead = true
+      if (this.deletesWritten === null) this.loadDeletes()
+    }
+    return this.deletesWritten ?? undefined
+  }
+
   private makeView(): StateStore {
     const store = this
     const read = (key: string | symbol): Update | undefined => {
@@ -925,10 +937,13 @@ export class Store {
       store.schedule()
     }
     return new Proxy(Object.create(null) as StateStore, {
-      get: (_t, key) => read(key),
+      // The node's record of deletes: the store keeps it itself (see
+      // Gossip._deletesRecord) and gives it back at start.
+      get: (_t, key) => (key === RECORD_KEY ? store.recordText() : read(key)),
       has: (_t, key) => read(key) !== undefined,
       set: (_t, key, value: unknown) => {
         if (typeof key !== 'string') return false
+        if (key === RECORD_KEY) return true
         let u: Update
         try {
           u = checkedUpdate(value, 'the entry')
@@ -940,7 +955,7 @@ export class Store {
         return true
       },
       deleteProperty: (_t, key) => {
-        if (typeof key === 'string') write(key, null)
+        if (typeof key === 'string' && key !== RECORD_KEY) write(key, null)
         return true
       },
       ownKeys: () => {

@@ -163,7 +163,7 @@ export const DEFAULT_CLUSTER = 'default'
  */
 export function invalidReason(reason: string, what?: unknown, code?: string): InputCode {
   // The core's own codes, where it gives one (see Gossip's 'invalid').
-  if (code === 'late' || code === 'stale_unsigned' || code === 'restored_stale') return code
+  if (code === 'late' || code === 'notice_unsigned' || code === 'restored_stale') return code
   const v = (what as { version?: unknown } | null)?.version
   if (typeof v === 'number' && typeof (what as { source_id?: unknown }).source_id === 'string' && v > Clock.now() + Clock.AHEAD) return 'ahead'
   if (/not JSON|not valid UTF-8|UTF-8/.test(reason)) return 'not_json'
@@ -448,6 +448,12 @@ export class ScuttleNode extends EventEmitter {
       ),
     )
     this.gossip.on('refetched', (source: string, dropped: number) => this.log(`refetched ${source}: dropped ${dropped} mappings no peer holds any more`))
+    this.gossip.on('refetchAbandoned', (source: string, gc: number, kept: number) =>
+      this.log(
+        `refetch of ${source} abandoned: for a grace period no peer held a fresh copy of it (up to version ${gc}) to refetch from; ` +
+          `its ${kept} mappings in doubt are kept (a peer that collected its deletes and meets this node tells it again)`,
+      ),
+    )
     const late = options.late
     if (late !== undefined) {
       this.gossip.on('late', (updates: Update[]) => {
