@@ -655,7 +655,7 @@ export class Gossip extends PeerStream implements ResolutionContext {
    * everything this node has seen, through `config.resolve` like any write.
    * While the tombstone is the key's entry the key is absent from `state`
    * and `get` answers as for a missing key; a later `set` brings it back.
-   * Tombstones are collected after `config.tombstone_grace` (see README,
+   * Tombstones are collected after `config.tombstone_grace` (see docs/guide.md,
    * "Deletes").
    * @returns as `set` does.
    * @throws TypeError for a bad key.
@@ -1496,7 +1496,7 @@ function checkConfig(id: string, config: Config): number {
     throw new TypeError(
       'config.resolve is required: there is no safe default. Choose one of ' +
         'base.resolution (lww_vs_current_vers, lww_vs_clock, strictly_order_values) ' +
-        'or write your own; see the README, "Choosing resolve".',
+        'or write your own; see docs/guide.md, "Choosing resolve".',
     )
   }
   // Falsy mtu and max_history take the defaults, as in the original.

@@ -228,7 +228,7 @@ describe('flow control: the paper\'s claims, over seeds', function () {
   this.timeout(60000)
   // 32 nodes x 16 keys, mtu 10: at most 2 x mtu / (nodes - 1) = 0.65 updates
   // per node per round can reach every replica; flow control settles near
-  // 0.42 (docs/README.md explains why AIMD stays below capacity).
+  // 0.42 (docs/simulator.md explains why AIMD stays below capacity).
   const base = { nodes: 32, keys: 16, mtu: 10 }
   const seeds = [1, 2, 3, 4]
 

@@ -23,7 +23,7 @@
  * transaction of any write that goes past the reservation. `barrier()`
  * holds the node's own writes back from peers until they (and so their
  * reservation) are durable; a digest naming a version a crash took back is
- * caught by the protocol (see the README, "Versions, clocks and restarts").
+ * caught by the protocol (see docs/ALGORITHM.md, "Versions, clocks and restarts").
  *
  * In use by another tab: where the Web Locks API exists, the store holds an
  * exclusive lock named after the database for as long as it is open, and a

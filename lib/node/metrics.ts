@@ -23,7 +23,7 @@ export interface MetricsSource {
   onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null
 }
 
-/** Every metric's name: the README lists them. */
+/** Every metric's name: docs/operations.md lists them. */
 export const METRIC_NAMES = [
   'scuttle_exchanges_total',
   'scuttle_updates_sent_total',

@@ -9,7 +9,7 @@
  *   row and a `resolved` flag marking the key's entry in the resolved view
  *   (the view `state` lists them); table `meta` holds the node id, the
  *   versions reserved on disk, how far the node holds its own past and the
- *   commit count. Any SQLite tool reads it (see the README).
+ *   commit count. Any SQLite tool reads it (see docs/operations.md).
  * - `lock.db`: a small SQLite database whose exclusive lock, held for as
  *   long as the store is open, keeps any other process (and any other store
  *   in this process) out of the directory; it also remembers the node id
@@ -430,7 +430,7 @@ export class Store {
    * (checksum checked), and writes go into the next transaction. A node
    * built on it keeps its resolved view out of memory and answers `get`
    * from the database; at restart its own entries are its history again,
-   * and other sources' mappings come back from peers (see the README).
+   * and other sources' mappings come back from peers (see docs/guide.md, "Keeping state").
    */
   get view(): StateStore {
     if (this.proxy === null) this.proxy = this.makeView()
@@ -1305,7 +1305,7 @@ export class Store {
 
   // Rebuild state.db from what can be read of it: the damaged files are
   // copied aside first, every loss is logged, and the new database claims
-  // nothing it lost (see the README, "Damage").
+  // nothing it lost (see docs/operations.md, "Damage and --repair").
   private salvage(problems: string[]): void {
     const aside = this.setAside([DB, `${DB}-wal`, `${DB}-shm`, ACKED, LOCK])
     const log = (line: string): void => this.log(`store: repair: ${line}`)

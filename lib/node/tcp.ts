@@ -789,7 +789,7 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * Delete `key` locally (a tombstone, see the README, "Deletes"); resolves
+   * Delete `key` locally (a tombstone, see docs/guide.md, "Deletes"); resolves
    * with the delete's version once it is durable.
    * @throws TypeError (synchronously) for a bad key.
    * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written.

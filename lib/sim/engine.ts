@@ -53,7 +53,7 @@ export interface SimOptions {
   seed: number
 }
 
-/** Defaults: see the README of docs/ for why they overload the network. */
+/** Defaults: see docs/simulator.md for why they overload the network. */
 export const simDefaults: Readonly<SimOptions> = Object.freeze({
   nodes: 128,
   keys: 64,
