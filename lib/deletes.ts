@@ -132,6 +132,9 @@ export class Deletes {
   private readonly lateOwn = new Map<number, Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
   private readonly forward = new Map<string, readonly [string, number]>()
+  // Links whose answer being read holds refusals (a link dropped mid-answer
+  // keeps its count: mayAdvance then only looks it up).
+  private refusals = 0
   // Refusals already reported as 'invalid' (bounded), so a value offered
   // again at every exchange is reported once.
   private readonly reported = new Set<string>()
@@ -330,7 +333,7 @@ export class Deletes {
     // At the horizon's own version too: a tombstone beats a value of its version from a lower source id.
     if (u.version > this.horizon) return false
     const l = this.link(stream)
-    const refusing = (l.refusing ??= new Map())
+    const refusing = this.refusing(l)
     const was = refusing.get(u.source_id)
     if (was === undefined || u.version < was) refusing.set(u.source_id, u.version)
     // Owed once per value, however often the peer offers it; bounded.
@@ -370,8 +373,19 @@ export class Deletes {
     return true
   }
 
+  // The answer being read from `l` holds refused values: their sources' maxes stay below them.
+  private refusing(l: Link): Map<string, number> {
+    if (l.refusing === null) {
+      l.refusing = new Map()
+      this.refusals++
+    }
+    return l.refusing
+  }
+
   /** Whether an update of `source` at `version` from `stream` may move the source's max (no refused one below it in this answer). */
   mayAdvance(stream: object, source: string, version: number): boolean {
+    // (Per update: most of the time no answer is being refused at all.)
+    if (this.refusals === 0) return true
     const refusing = this.links.get(stream)?.refusing
     if (refusing === undefined || refusing === null) return true
     const v = refusing.get(source)
@@ -380,7 +394,7 @@ export class Deletes {
 
   /** Leave the rest of `source` in this answer below its max (a throwing resolve or store left a gap). */
   holdBack(stream: StreamLike, source: string, version: number): void {
-    const refusing = (this.link(stream).refusing ??= new Map())
+    const refusing = this.refusing(this.link(stream))
     const was = refusing.get(source)
     if (was === undefined || version < was) refusing.set(source, version)
   }
@@ -426,10 +440,24 @@ export class Deletes {
     return this.refetches.size > 0
   }
 
-  /** `out` without the suspects of refetched sources (they may be dead). */
+  /**
+   * `out` (each source in version order) without the suspects of refetched
+   * sources (they may be dead), nor anything of such a source after one:
+   * a peer's max of it must not pass what we left out (I1).
+   */
   sendable(out: Update[]): Update[] {
     if (this.refetches.size === 0) return out
-    return out.filter((u) => this.refetches.get(u.source_id)?.suspects.has(u) !== true)
+    const cut = new Set<string>()
+    const kept: Update[] = []
+    for (const u of out) {
+      const r = this.refetches.get(u.source_id)
+      if (r !== undefined && (cut.has(u.source_id) || r.suspects.has(u))) {
+        cut.add(u.source_id)
+        continue
+      }
+      kept.push(u)
+    }
+    return kept
   }
 
   // ---- digest ends -----------------------------------------------------------
@@ -445,7 +473,10 @@ export class Deletes {
   onDone(stream: StreamLike, done: DoneFields, heard: ReadonlyMap<string, number>, range: IdRange, judge: boolean): void {
     this.heard()
     const l = this.link(stream)
-    l.refusing = null
+    if (l.refusing !== null) {
+      l.refusing = null
+      this.refusals--
+    }
     if (done.nonce !== undefined) l.peerNonce = done.nonce
     if (done.stale !== undefined || done.late !== undefined) {
       if (!this.signed(stream, l, done)) {

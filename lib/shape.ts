@@ -135,12 +135,18 @@ export function badName(what: string, s: unknown): string | null {
   if (what === 'key' && s.charCodeAt(0) === 0) return 'keys starting with "\\u0000" are reserved'
   // SQLite and the wire keep text as UTF-8, which has no lone surrogate: a
   // key holding one would come back changed (and fail its checksum).
-  if (LONE_SURROGATE.test(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`
+  if (!wellFormed(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`
   return null
 }
 
 // With the u flag, a surrogate matches only when unpaired.
 const LONE_SURROGATE = /[\ud800-\udfff]/u
+// String.prototype.isWellFormed (Node 20, recent browsers) is native and
+// fast; the regular expression stands in elsewhere.
+const wellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s)
 
 /**
  * Sorts an object into one of the four shapes, or refuses it with a

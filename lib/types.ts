@@ -270,7 +270,27 @@ export interface FlowControlOptions {
  * A watcher of `state` (see `gossip.watch`): the key, its new entry
  * (undefined when it is gone) and where the change came from.
  */
-export type WatchListener = (key: string, entry: Update | undefined, how: 'local' | 'remote' | 'delete') => void
+export type WatchListener<V = unknown> = (key: string, entry: Update<V> | undefined, how: 'local' | 'remote' | 'delete') => void
+
+/**
+ * The persistence contract: what a durable store keeps of a node besides
+ * its mappings, so that `Gossip.restore` continues it exactly (see
+ * docs/deletes.md, "Restarts"). A store records every mapping the node
+ * holds (`gossip.history` emits `'update'` `(update, resolved)` for each
+ * one recorded and `'forget'` `(update)` for each one dropped), and what
+ * `gossip.persisted()` returns whenever it changes; it hands both back as
+ * a {@link Snapshot} (`held`, and the record's fields). The SQLite `Store`
+ * and `IdbStore` keep it so.
+ */
+export interface Persisted {
+  /** How far the node holds its own past (Snapshot.held): null when all of it. */
+  readonly held: number | null
+  /**
+   * The node's record of deletes (Snapshot.collected, horizon, refetching,
+   * maxes) as JSON text; null while there is none.
+   */
+  readonly record: string | null
+}
 
 /** Options of `gossip.createStream(options)`. */
 export interface StreamOptions {

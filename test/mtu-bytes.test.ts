@@ -7,7 +7,7 @@
 import * as assert from 'assert'
 import { Gossip, base, parse, serialize } from '../lib'
 import type { Format, Message, PeerStream } from '../lib'
-import { DIGEST_PART } from '../lib/gossip'
+import { DIGEST_PART } from '../lib/digest'
 import { entryBytes, messageBytes, MIN_MTU_BYTES } from '../lib/reconcile'
 
 const resolve = base.resolution.lww_vs_current_vers

@@ -26,7 +26,7 @@ const expected: Record<string, RegExp[]> = {
     /client got motd = "hello from the server" from server/,
   ],
   'docs/guide.md': [
-    /table holds \[ 'motd' \][\s\S]*restarted with stored true/,
+    /state holds \[ 'motd' \] and the table 2 rows[\s\S]*restarted with stored true/,
     /after a restart: v/,
     /visits 3 3/,
     /after delete: false -Infinity\ncollected: 0 0\nset again: again/,

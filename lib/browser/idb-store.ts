@@ -83,12 +83,6 @@ function writeTx(db: IDBDatabase): IDBTransaction {
   }
 }
 
-// How far the node holds its own past while still fetching it (see Snapshot.held).
-function heldOf(gossip: Gossip): number | null {
-  const clock = (gossip as unknown as { clock: { recovering: boolean; heldThrough: number } }).clock
-  return clock.recovering ? clock.heldThrough : null
-}
-
 /**
  * The durable state of one node in IndexedDB. `IdbStore.open(name, id)`,
  * then `store.attach(Gossip.restore(id, config, store.state))` (or `new
@@ -262,8 +256,9 @@ export class IdbStore {
   // Write everything queued in one transaction.
   private commit(): void {
     const queue = this.queue
-    const held = this.gossip === null ? this.held : heldOf(this.gossip)
-    const deletes = this.gossip === null ? this.deletes : this.gossip._deletesRecord()
+    const kept = this.gossip === null ? null : this.gossip.persisted()
+    const held = kept === null ? this.held : kept.held
+    const deletes = kept === null ? this.deletes : kept.record
     if ((queue.length === 0 && held === this.held && deletes === this.deletes) || this.closed || this.failure !== null) return
     this.queue = []
     const seq = ++this.seq

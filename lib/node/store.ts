@@ -230,20 +230,6 @@ function rowUpdate(row: Row): Update | string {
   }
 }
 
-// The clock fields a store records (the node's own past, see Snapshot.held).
-interface ClockView {
-  recovering: boolean
-  heldThrough: number
-}
-
-// What the store needs of the node's clock: how far it holds its own past
-// while it is still fetching it from peers. (Gossip keeps its clock
-// private; a public getter for `held` in the core would replace this.)
-function heldOf(gossip: Gossip): number | null {
-  const clock = (gossip as unknown as { clock: ClockView }).clock
-  return clock.recovering ? clock.heldThrough : null
-}
-
 // One queued write: an update of the history and the key's entry after it
 // (its source id; null: no entry; undefined: unchanged by this update),
 // or (update null) a new entry written through the view.
@@ -698,8 +684,9 @@ export class Store {
   private commit(): void {
     const ops = this.ops
     const gossip = this.gossip
-    const held = gossip === null ? this.held : heldOf(gossip)
-    const deletes = gossip === null ? this.deletesWritten : gossip._deletesRecord()
+    const kept = gossip === null ? null : gossip.persisted()
+    const held = kept === null ? this.held : kept.held
+    const deletes = kept === null ? this.deletesWritten : kept.record
     if (ops.length === 0 && !this.forced && held === this.held && deletes === this.deletesWritten) return
     this.ops = []
     this.forced = false
@@ -735,7 +722,8 @@ export class Store {
     if (this.ops.length > 0 || this.forced) return true
     const g = this.gossip
     if (g === null) return false
-    return heldOf(g) !== this.held || g._deletesRecord() !== this.deletesWritten
+    const kept = g.persisted()
+    return kept.held !== this.held || kept.record !== this.deletesWritten
   }
 
   // The leader of a group: unless an fsync is in flight (its end calls this
@@ -938,12 +926,14 @@ export class Store {
     }
     return new Proxy(Object.create(null) as StateStore, {
       // The node's record of deletes: the store keeps it itself (see
-      // Gossip._deletesRecord) and gives it back at start.
+      // Gossip.persisted) and gives it back at start. The node's other
+      // reserved keys (its mappings that are not entries) the database
+      // holds already: every mapping is a row.
       get: (_t, key) => (key === RECORD_KEY ? store.recordText() : read(key)),
       has: (_t, key) => read(key) !== undefined,
       set: (_t, key, value: unknown) => {
         if (typeof key !== 'string') return false
-        if (key === RECORD_KEY) return true
+        if (key.charCodeAt(0) === 0) return true
         let u: Update
         try {
           u = checkedUpdate(value, 'the entry')
@@ -955,7 +945,7 @@ export class Store {
         return true
       },
       deleteProperty: (_t, key) => {
-        if (typeof key === 'string' && key !== RECORD_KEY) write(key, null)
+        if (typeof key === 'string' && key.charCodeAt(0) !== 0) write(key, null)
         return true
       },
       ownKeys: () => {

@@ -34,12 +34,16 @@ export const memory: Persistence = {
   wipe: async () => undefined,
 }
 
-/** The original API's store object: a plain object holding the resolved view. */
-export function storeObject(): Persistence {
+/**
+ * The original API's store object: a plain object holding the resolved view
+ * (and, under reserved keys, every other mapping and the node's record).
+ */
+export function storeObject(): Persistence & { store(id: string): StateStore | undefined } {
   const stores = new Map<string, StateStore>()
   return {
     name: 'store object',
-    keeps: 'view',
+    keeps: 'everything',
+    store: (id) => stores.get(id),
     open: async (id, config) => {
       const store: StateStore = {}
       stores.set(id, store)
