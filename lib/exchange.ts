@@ -276,7 +276,10 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Incarnation).
     if (!isAnswer) this.digest(false)
-    const out = this.sends && peerTakes ? this.deltas(heard, range, passes, isAnswer) : []
+    // Sources the peer is being told are stale here wait for its refetch.
+    const telling = deletes.telling(this, heard)
+    const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
+    const out = this.sends && peerTakes ? this.deltas(heard, range, sendable, isAnswer) : []
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
