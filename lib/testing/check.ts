@@ -1,0 +1,110 @@
+/**
+ * `checkConvergence`: random schedules over in-process nodes running your
+ * configuration, each checked by {@link runSchedule}; a failure shrunk by
+ * fast-check and reported as a readable schedule that replays as printed.
+ */
+import * as fc from 'fast-check'
+import type { Config } from '../core/types'
+import { ScheduleFailure, runSchedule, type RunOptions } from './run'
+import { describe, operationCount, scheduleArbitrary, scheduleToJSON, type Schedule, type ScheduleOptions } from './schedule'
+
+/** Options of {@link checkConvergence}: the schedules, the checks, and fast-check's run. */
+export interface ConvergenceOptions<V = number> extends RunOptions, ScheduleOptions<V> {
+  /** How many random schedules. Default 100. */
+  runs?: number
+  /** fast-check's seed, to run again what a failure reported. Default: random. */
+  seed?: number
+  /** fast-check's path (with `seed`), to go straight to a reported counterexample. */
+  path?: string
+  /** Schedules run before the random ones (kept counterexamples). */
+  examples?: readonly Schedule<V>[]
+  /** Whether to shrink a failing schedule. Default true. */
+  shrink?: boolean
+}
+
+/** What a passing {@link checkConvergence} ran. */
+export interface ConvergenceReport {
+  /** Schedules run. */
+  readonly runs: number
+  /** fast-check's seed. */
+  readonly seed: number
+}
+
+/**
+ * A schedule on which the nodes did not converge (or broke another
+ * guarantee): the shrunk schedule, readable and as JSON, and how to find it
+ * again.
+ */
+export class ConvergenceError extends Error {
+  constructor(
+    /** The shrunk schedule. */
+    readonly schedule: Schedule<unknown>,
+    /** Which guarantee broke, and when. */
+    readonly failure: ScheduleFailure,
+    /** fast-check's seed. */
+    readonly seed: number,
+    /** fast-check's path to the counterexample. */
+    readonly path: string,
+    /** Schedules run until the first failure. */
+    readonly runs: number,
+    /** Shrinks that led from the first failure to this schedule. */
+    readonly shrinks: number,
+    /** The schedule readable (see `describe`). */
+    readonly readable: string,
+    /** The schedule as JSON, for `replay`. */
+    readonly json: string,
+  ) {
+    super(
+      [
+        `checkConvergence failed ${failure.when}:`,
+        ...failure.problems.slice(0, 8).map((p) => `  ${p}`),
+        `on this schedule (${operationCount(schedule)} operations; found after ${runs} run${runs === 1 ? '' : 's'}, shrunk ${shrinks} times; seed ${seed}, path "${path}"):`,
+        `  ${readable}`,
+        'replay it with:',
+        `  replay(config, '${json.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}')`,
+      ].join('\n'),
+    )
+    this.name = 'ConvergenceError'
+  }
+}
+
+/**
+ * Run random schedules (writes from `options.values`, deletes, exchanges
+ * cut mid-flight, repeated and crossing, partitions, pauses past the grace,
+ * clock skew, restarts of every kind, random links, mtu and max_history)
+ * over in-process nodes built from `config`, and check each as
+ * {@link runSchedule} does. Resolves when every schedule passes.
+ *
+ * @throws {@link ConvergenceError} with the shrunk schedule, readable and as
+ *   JSON that `replay` runs as is, and the seed.
+ */
+export async function checkConvergence<V = number>(config: Config | ((id: string) => Config), options: ConvergenceOptions<V> = {}): Promise<ConvergenceReport> {
+  const persistences = 2 + (options.stores?.length ?? 0)
+  const grace = options.grace ?? (typeof config === 'function' ? config('n0') : config).tombstone_grace ?? 60_000
+  const schedules = scheduleArbitrary<V>({ ...options, persistences, grace })
+  const property = fc.asyncProperty(schedules, async (s) => {
+    await runSchedule(config, s, { ...options, grace })
+  })
+  const details = await fc.check(property, {
+    numRuns: options.runs ?? 100,
+    seed: options.seed,
+    path: options.path,
+    endOnFailure: options.shrink === false,
+    examples: (options.examples ?? []).map((e) => [e] as [Schedule<V>]),
+  })
+  if (!details.failed) return { runs: details.numRuns, seed: details.seed }
+  const schedule = (details.counterexample?.[0] ?? { nodes: 0, steps: [] }) as Schedule<unknown>
+  const err = details.errorInstance
+  const failure = err instanceof ScheduleFailure ? err : new ScheduleFailure(schedule, 'a run', [`threw ${String(err)}`])
+  const names = failure.names ?? { keys: options.keys ?? ['x', 'y', 'z'], counters: options.counters }
+  throw new ConvergenceError(
+    schedule,
+    failure,
+    details.seed,
+    details.counterexamplePath ?? '',
+    details.numRuns,
+    details.numShrinks,
+    describe(schedule, names),
+    scheduleToJSON(schedule),
+  )
+}
