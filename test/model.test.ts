@@ -95,6 +95,7 @@ const options: ConvergenceOptions = {
   // history no longer indexes a value a peer refused as late never hears
   // of it (see 'known failures' below).
   maxHistory: false,
+  topology: 'complete',
   onNode: (g) => {
     g.on('late', () => seen.late++)
     g.on('refetch', (...a: unknown[]) => {

@@ -79,7 +79,8 @@ export class ConvergenceError extends Error {
  *   JSON that `replay` runs as is, and the seed.
  */
 export async function checkConvergence<V = number>(config: Config | ((id: string) => Config), options: ConvergenceOptions<V> = {}): Promise<ConvergenceReport> {
-  const persistences = 2 + (options.stores?.length ?? 0)
+  const available = 2 + (options.stores?.length ?? 0)
+  const persistences = Math.max(1, Math.min(options.persistences ?? available, available))
   const grace = options.grace ?? (typeof config === 'function' ? config('n0') : config).tombstone_grace ?? 60_000
   const schedules = scheduleArbitrary<V>({ ...options, persistences, grace })
   const property = fc.asyncProperty(schedules, async (s) => {
@@ -93,9 +94,16 @@ export async function checkConvergence<V = number>(config: Config | ((id: string
     examples: (options.examples ?? []).map((e) => [e] as [Schedule<V>]),
   })
   if (!details.failed) return { runs: details.numRuns, seed: details.seed }
-  const schedule = (details.counterexample?.[0] ?? { nodes: 0, steps: [] }) as Schedule<unknown>
+  let schedule = (details.counterexample?.[0] ?? { nodes: 0, steps: [] }) as Schedule<unknown>
   const err = details.errorInstance
-  const failure = err instanceof ScheduleFailure ? err : new ScheduleFailure(schedule, 'a run', [`threw ${String(err)}`])
+  let failure = err instanceof ScheduleFailure ? err : new ScheduleFailure(schedule, 'a run', [`threw ${String(err)}`])
+  let shrinks = details.numShrinks
+  if (options.shrink !== false && err instanceof ScheduleFailure) {
+    const done = await simplify(schedule, failure, (s) => runSchedule(config, s as Schedule<V>, { ...options, grace }))
+    schedule = done.schedule
+    failure = done.failure
+    shrinks += done.steps
+  }
   const names = failure.names ?? { keys: options.keys ?? ['x', 'y', 'z'], counters: options.counters }
   throw new ConvergenceError(
     schedule,
@@ -103,8 +111,73 @@ export async function checkConvergence<V = number>(config: Config | ((id: string
     details.seed,
     details.counterexamplePath ?? '',
     details.numRuns,
-    details.numShrinks,
+    shrinks,
     describe(schedule, names),
     scheduleToJSON(schedule),
   )
+}
+
+// The guarantee a failure broke, whenever it broke it: 'nodes disagree', ...
+function guarantee(f: ScheduleFailure): string {
+  const parts = f.when.split(': ')
+  return parts[parts.length - 1]
+}
+
+/**
+ * What fast-check's shrinking leaves behind, simplified further: steps and
+ * split operations removed one at a time, then skews, persistences, mtu,
+ * max_history and links reset, each kept when the same guarantee still
+ * breaks. Returns the simplest schedule, its failure, and how many
+ * simplifications were kept.
+ */
+export async function simplify(
+  schedule: Schedule<unknown>,
+  failure: ScheduleFailure,
+  run: (s: Schedule<unknown>) => Promise<unknown>,
+): Promise<{ schedule: Schedule<unknown>; failure: ScheduleFailure; steps: number }> {
+  const kind = guarantee(failure)
+  let best = schedule
+  let bestFailure = failure
+  let kept = 0
+  const tryOne = async (candidate: Schedule<unknown>): Promise<boolean> => {
+    try {
+      await run(candidate)
+      return false
+    } catch (err) {
+      if (!(err instanceof ScheduleFailure) || guarantee(err) !== kind) return false
+      best = candidate
+      bestFailure = err
+      kept++
+      return true
+    }
+  }
+  for (let changed = true; changed; ) {
+    changed = false
+    for (let i = best.steps.length - 1; i >= 0; i--) {
+      if (best.steps.length > 1 && (await tryOne({ ...best, steps: best.steps.filter((_, j) => j !== i) }))) changed = true
+      const st = best.steps[i]
+      if (st?.t === 'split') {
+        for (let k = st.ops.length - 1; k >= 0; k--) {
+          const cur = best.steps[i]
+          if (cur?.t !== 'split') break
+          const ops = cur.ops.filter((_, m) => m !== k)
+          if (await tryOne({ ...best, steps: best.steps.map((x, j) => (j === i ? { ...cur, ops } : x)) })) changed = true
+        }
+      }
+    }
+    for (const field of ['skew', 'persist'] as const) {
+      const values = best[field] ?? []
+      for (let i = 0; i < values.length; i++) {
+        const now = best[field] ?? []
+        if (now[i] === 0) continue
+        if (await tryOne({ ...best, [field]: now.map((v, j) => (j === i ? 0 : v)) })) changed = true
+      }
+    }
+    for (const field of ['mtu', 'max_history', 'links'] as const) {
+      if (best[field] === undefined) continue
+      const { [field]: _gone, ...rest } = best
+      if (await tryOne(rest as Schedule<unknown>)) changed = true
+    }
+  }
+  return { schedule: best, failure: bestFailure, steps: kept }
 }

@@ -25,6 +25,7 @@ export type { PolicyOptions, PolicyReport, PolicyCase, Delivery } from './policy
 export { runSchedule, replay, orderOf, ScheduleFailure, lehmer, dump } from './run'
 export type { RunOptions, RunReport } from './run'
 export {
+  FULL,
   scheduleArbitrary,
   stepArbitrary,
   topologyArbitrary,

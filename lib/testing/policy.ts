@@ -112,6 +112,7 @@ function viewOf(g: Gossip, keys: readonly string[]): string {
       return `${k}=${JSON.stringify(u.value)} by ${tag(u)}`
     })
   const sources = keys.map((k) => `sources(${k}): ${g.sources(k).map(tag).join(', ') || 'none'}`)
+  if (keys.length === 0) return state.length === 0 ? 'nothing' : state.join(', ')
   return `${state.length === 0 ? 'nothing' : state.join(', ')}; ${sources.join('; ')}`
 }
 
@@ -122,7 +123,8 @@ function rankedBy<V>(updates: readonly Delivery<V>[], rank: (d: Delivery<V>) => 
     .map(([d]) => d)
 }
 
-function judge<V>(resolve: Resolve, c: PolicyCase<V>, options: PolicyOptions, keys: readonly string[]): Finding | null {
+function judge<V>(resolve: Resolve, c: PolicyCase<V>, options: PolicyOptions): Finding | null {
+  const keys = [...new Set(c.updates.map((d) => d.key))].sort()
   const first = rankedBy(c.updates, (d) => d.first)
   const second = rankedBy(c.updates, (d) => d.second)
   let effect: string | null = null
@@ -216,11 +218,31 @@ export function policyCaseArbitrary<V>(values: fc.Arbitrary<V>, options: PolicyO
  */
 export function checkPolicy<V>(resolve: Resolve, values: fc.Arbitrary<V>, options: PolicyOptions = {}): PolicyReport {
   if (typeof resolve !== 'function') throw new TypeError('checkPolicy: resolve must be a function (gossip, update) => boolean')
-  const keys = options.keys ?? ['x', 'y']
-  const property = fc.property(policyCaseArbitrary(values, options), (c) => judge(resolve, c, options, keys) === null)
+  const property = fc.property(policyCaseArbitrary(values, options), (c) => judge(resolve, c, options) === null)
   const details = fc.check(property, { numRuns: options.runs ?? 100, seed: options.seed, path: options.path })
   if (!details.failed) return { runs: details.numRuns, seed: details.seed }
-  const c = (details.counterexample as [PolicyCase<V>] | null)?.[0] ?? { updates: [] }
-  const finding = judge(resolve, c, options, keys) ?? { property: 'order independence' as const, lines: ['(the case passed when run again: is resolve deterministic?)'] }
-  throw new PolicyError(finding.property, c, details.seed, details.counterexamplePath ?? '', details.numRuns, details.numShrinks, finding.lines)
+  let c = (details.counterexample as [PolicyCase<V>] | null)?.[0] ?? { updates: [] }
+  let finding = judge(resolve, c, options) ?? { property: 'no side effects' as const, lines: ['the case passed when run again: resolve answers differently from call to call'] }
+  // Simplify what fast-check's shrinking left: updates removed one at a
+  // time, then ranks and repeats reset, each kept if the same property fails.
+  let shrinks = details.numShrinks
+  const attempt = (candidate: PolicyCase<V>): boolean => {
+    const f = judge(resolve, candidate, options)
+    if (f === null || f.property !== finding.property) return false
+    c = candidate
+    finding = f
+    shrinks++
+    return true
+  }
+  for (let changed = true; changed; ) {
+    changed = false
+    for (let i = c.updates.length - 1; i >= 0; i--) if (c.updates.length > 1 && attempt({ updates: c.updates.filter((_, j) => j !== i) })) changed = true
+    for (const field of ['dup', 'second', 'first'] as const) {
+      for (let i = 0; i < c.updates.length; i++) {
+        if (c.updates[i][field] === 0) continue
+        if (attempt({ updates: c.updates.map((d, j) => (j === i ? { ...d, [field]: 0 } : d)) })) changed = true
+      }
+    }
+  }
+  throw new PolicyError(finding.property, c, details.seed, details.counterexamplePath ?? '', details.numRuns, shrinks, finding.lines)
 }

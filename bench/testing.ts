@@ -1,0 +1,87 @@
+/**
+ * The testing entry's two goals (issue 22), measured on one core:
+ * 1. 1,000 schedules of 5 nodes × 50 steps under `checkConvergence`, in
+ *    under 30 s (the shipped last-writer-wins policy, deletes, restarts,
+ *    partitions and all: every check runs);
+ * 2. a policy that does not converge ("keep the latest arrival") caught
+ *    within 100 runs and shrunk to at most 6 operations in a few seconds,
+ *    by `checkConvergence` and by `checkPolicy`, over SEEDS seeds.
+ *
+ *   npm run build && node dist/bench/testing.js
+ *
+ * BENCH_SCHEDULES sets the schedules of goal 1, BENCH_SEEDS the seeds of
+ * goal 2. Prints a table and writes bench/testing-results.json.
+ */
+import fc from 'fast-check'
+import * as fs from 'fs'
+import * as path from 'path'
+import { base } from '../lib'
+import type { Resolve } from '../lib'
+import { checkConvergence, checkPolicy, ConvergenceError, PolicyError, operationCount, scheduleArbitrary } from '../lib/testing'
+
+const SCHEDULES = Number(process.env.BENCH_SCHEDULES ?? 1000)
+const SEEDS = Number(process.env.BENCH_SEEDS ?? 20)
+
+async function main(): Promise<void> {
+  // Goal 1.
+  const shape = { nodes: 5, steps: 50 }
+  const sample = fc.sample(scheduleArbitrary(shape), { numRuns: 200, seed: 1 })
+  const opsPerSchedule = sample.reduce((n, s) => n + operationCount(s), 0) / sample.length
+  const t0 = process.hrtime.bigint()
+  const report = await checkConvergence({ resolve: base.resolution.lww_vs_current_vers }, { ...shape, runs: SCHEDULES, seed: 42 })
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  console.log(`goal 1: ${report.runs} schedules of 5 nodes × 50 steps (${opsPerSchedule.toFixed(1)} writes, deletes and adds each on average) in ${seconds.toFixed(1)} s (goal < 30 s): ${seconds < 30 ? 'met' : 'NOT met'}`)
+
+  // Goal 2.
+  const latest: Resolve = () => true
+  const caught: { seed: number; tool: string; runs: number; operations: number; seconds: number; readable: string }[] = []
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    let t = process.hrtime.bigint()
+    try {
+      await checkConvergence({ resolve: latest }, { runs: 100, seed })
+      caught.push({ seed, tool: 'checkConvergence', runs: Infinity, operations: Infinity, seconds: NaN, readable: 'not caught' })
+    } catch (err) {
+      if (!(err instanceof ConvergenceError)) throw err
+      caught.push({ seed, tool: 'checkConvergence', runs: err.runs, operations: operationCount(err.schedule), seconds: Number(process.hrtime.bigint() - t) / 1e9, readable: err.readable })
+    }
+    t = process.hrtime.bigint()
+    try {
+      checkPolicy(latest, fc.integer(), { runs: 100, seed })
+      caught.push({ seed, tool: 'checkPolicy', runs: Infinity, operations: Infinity, seconds: NaN, readable: 'not caught' })
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err
+      caught.push({ seed, tool: 'checkPolicy', runs: err.runs, operations: err.counterexample.updates.length, seconds: Number(process.hrtime.bigint() - t) / 1e9, readable: err.message.split('\n')[1] })
+    }
+  }
+  const summary = ['checkConvergence', 'checkPolicy'].map((tool) => {
+    const rows = caught.filter((c) => c.tool === tool)
+    const worst = {
+      tool,
+      seeds: rows.length,
+      caught: rows.filter((r) => r.runs <= 100).length,
+      maxRuns: Math.max(...rows.map((r) => r.runs)),
+      maxOperations: Math.max(...rows.map((r) => r.operations)),
+      maxSeconds: Math.max(...rows.map((r) => r.seconds)),
+      medianSeconds: rows.map((r) => r.seconds).sort((a, b) => a - b)[Math.floor(rows.length / 2)],
+    }
+    const met = worst.caught === worst.seeds && worst.maxOperations <= 6 && worst.maxSeconds < 5
+    console.log(
+      `goal 2 (${tool}): caught on ${worst.caught} of ${worst.seeds} seeds within ${worst.maxRuns} runs, shrunk to at most ${worst.maxOperations} operations, in at most ${worst.maxSeconds.toFixed(2)} s (median ${worst.medianSeconds.toFixed(2)} s): ${met ? 'met' : 'NOT met'}`,
+    )
+    return { ...worst, met }
+  })
+  console.log(`for instance: ${caught[0].readable}`)
+  const out = {
+    when: new Date().toISOString(),
+    node: process.version,
+    goal1: { schedules: report.runs, nodes: 5, steps: 50, opsPerSchedule, seconds, met: seconds < 30 },
+    goal2: summary,
+    cases: caught,
+  }
+  fs.writeFileSync(path.join(__dirname, '..', '..', 'bench', 'testing-results.json'), `${JSON.stringify(out, null, 2)}\n`)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
