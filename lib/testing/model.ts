@@ -229,7 +229,7 @@ export class Model {
         // A delete its own source replaced since (with a newer write, or by
         // withdrawing that write) no longer speaks for it.
         const t = tombs.find((x) => this.beats(x, e) && !this.replaced(x))
-        if (t !== undefined) bad.push(`${id} shows ${key}=${JSON.stringify(e.value)}@${e.source_id}:${e.version}, deleted by ${t.source_id}:${t.version}`)
+        if (t !== undefined) bad.push(`${id} shows ${key}=${JSON.stringify(e.value)} by ${e.source_id}@${e.version}, which its delete by ${t.source_id}@${t.version} beats`)
       }
     }
     return bad
@@ -260,7 +260,7 @@ export class Model {
           if (mine !== undefined && mine.version >= u.version) continue
           if ((u.deleted === true || u.withdrawn === true) && u.version <= (this.collected.get(q.id) ?? -Infinity)) continue
           if (!healed && u.version <= (this.past.get(q.id) ?? -Infinity)) continue
-          bad.push(`${p.id} lacks ${show(u)}, held by ${q.id}, but its max for ${q.id} is ${max}`)
+          bad.push(`${p.id} lacks ${show(u)}, though its digest names ${q.id} up to ${max}`)
         }
       }
     }
@@ -272,26 +272,26 @@ export class Model {
     const bad: string[] = []
     const nodes = [...this.cluster.nodes.values()]
     const first = nodes[0]
-    const view = JSON.stringify(viewOf(first))
+    const view = viewText(first)
     const keys = new Set(this.keys())
     for (const g of nodes) for (const k of Object.keys(viewOf(g))) keys.add(k)
     for (const g of nodes.slice(1)) {
-      const v = JSON.stringify(viewOf(g))
-      if (v !== view) bad.push(`${g.id} holds ${v}, ${first.id} ${view}`)
+      const v = viewText(g)
+      if (v !== view) bad.push(`${g.id} holds ${v}; ${first.id} holds ${view}`)
     }
     for (const k of keys) {
       const s0 = sourcesOf(first, k)
       for (const g of nodes.slice(1)) {
         const s = sourcesOf(g, k)
-        if (s !== s0) bad.push(`sources(${k}): ${g.id} ${s}, ${first.id} ${s0}`)
+        if (s !== s0) bad.push(`sources(${k}): ${g.id} has ${s}; ${first.id} has ${s0}`)
       }
       if (this.order === null) continue
       const w = this.winner(k)
       for (const g of nodes) {
         const e = entryOf(g, k)
-        if (w === undefined && e !== undefined) bad.push(`${g.id} holds ${k}=${JSON.stringify(e.value)}@${e.source_id}:${e.version}, the model has it absent`)
+        if (w === undefined && e !== undefined) bad.push(`${g.id} holds ${k}=${JSON.stringify(e.value)} by ${e.source_id}@${e.version}; the greatest write is a delete`)
         else if (w !== undefined && (e === undefined || e.source_id !== w.node || e.version !== w.version)) {
-          bad.push(`${g.id} holds ${k}=${e === undefined ? 'nothing' : `${JSON.stringify(e.value)}@${e.source_id}:${e.version}`}, the model ${JSON.stringify(w.value)}@${w.node}:${w.version}`)
+          bad.push(`${g.id} holds ${k}=${e === undefined ? 'nothing' : `${JSON.stringify(e.value)} by ${e.source_id}@${e.version}`}; the greatest write is ${k}=${JSON.stringify(w.value)} by ${w.node}@${w.version}`)
         }
       }
     }
@@ -300,9 +300,16 @@ export class Model {
 }
 
 function show(u: Update): string {
-  return `${u.key}=${u.deleted === true ? 'deleted' : u.withdrawn === true ? 'withdrawn' : JSON.stringify(u.value)}@${u.source_id}:${u.version}`
+  return `${u.deleted === true ? `the delete of ${u.key}` : u.withdrawn === true ? `the withdrawal of ${u.key}` : `${u.key}=${JSON.stringify(u.value)}`} by ${u.source_id}@${u.version}`
+}
+
+// A node's view, readable and comparable: `x=1 by n0@1700000000000001, ...`.
+function viewText(g: Gossip): string {
+  const parts = Object.entries(viewOf(g)).map(([k, [v, source, version]]) => `${k}=${JSON.stringify(v)} by ${source}@${version}`)
+  return parts.length === 0 ? 'nothing' : parts.join(', ')
 }
 
 function sourcesOf(g: Gossip, key: string): string {
-  return JSON.stringify(g.sources(key).map((u) => [u.source_id, u.version, u.value]))
+  const parts = g.sources(key).map((u) => `${JSON.stringify(u.value)} by ${u.source_id}@${u.version}`)
+  return parts.length === 0 ? 'none' : parts.join(', ')
 }

@@ -214,7 +214,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
     await quiet(cluster, settle)
     trace?.(`${when}:\n${dump(cluster)}`)
     fail(`${when}: a deleted value is back`, model.resurrections())
-    fail(`${when}: nodes disagree${order !== null ? ' or differ from the model' : ''}`, model.disagreements())
+    fail(`${when}: nodes disagree${order !== null ? ' or miss the greatest write' : ''}`, model.disagreements())
     for (const c of counters) {
       const totals = [...cluster.nodes.values()].map((g) => counter.total(g, c))
       if (!totals.every((t) => t === totals[0])) fail(`${when}: counters disagree`, [`${c} totals ${totals.join(', ')}`])
