@@ -91,11 +91,6 @@ const options: ConvergenceOptions = {
   counters: ['c0', 'c1'],
   stores: [sqlite, idb],
   grace: GRACE,
-  // max_history is left to its default: with a small one, a writer whose
-  // history no longer indexes a value a peer refused as late never hears
-  // of it (see 'known failures' below).
-  maxHistory: false,
-  topology: 'complete',
   onNode: (g) => {
     g.on('late', () => seen.late++)
     g.on('refetch', (...a: unknown[]) => {
