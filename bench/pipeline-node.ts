@@ -10,7 +10,7 @@
  */
 import * as readline from 'readline'
 import { command, parseArgs } from '../bin/node'
-import { resolution } from '../lib/core/base'
+import { resolution } from '../lib/base'
 import { startNode } from '../lib/node/tcp'
 
 async function main(): Promise<void> {

@@ -11,9 +11,9 @@ import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, Sto
 import { ed25519, helloAuth } from '../lib/node/security'
 import { AdminServer, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
-import { resolution } from '../lib/core/base'
-import { isMembershipKey, type Member } from '../lib/core/membership'
-import type { Security } from '../lib/core/types'
+import { resolution } from '../lib/base'
+import { isMembershipKey, type Member } from '../lib/membership'
+import type { Security } from '../lib/types'
 import type { HelloAuth } from '../lib/wire/session'
 import { readArgs, UsageError } from './args'
 import { ConfigLoader } from './config'
@@ -63,8 +63,9 @@ then the environment, then the file.
   --log-format FORMAT   text (default: time, level, [id], message) or json
   --late keep|drop      this node's writes peers refuse as late (made before
                         deletes they collected while it heard from none of
-                        them): write them again, or withdraw them (default:
-                        say so and stop; see docs/deletes.md)
+                        them): write them again, or withdraw them (drop needs
+                        --keys; default: log them, change nothing; see
+                        docs/deletes.md)
   --config FILE         read options from FILE (JSON)
   -h, --help            this text
 
@@ -225,6 +226,8 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
   }
   if (v.late !== undefined) {
     if (v.late !== 'keep' && v.late !== 'drop') throw new UsageError(`--late must be keep or drop, not "${v.late}"`)
+    // Without keys any peer can report a write late: none may make the node withdraw its own.
+    if (v.late === 'drop' && v.keys === undefined) throw new UsageError('--late drop needs --keys: without keys any peer could report this node\'s writes late and have them withdrawn')
     out.late = v.late
   }
   const format = v['log-format']
@@ -652,17 +655,18 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
     })
     // Writes of this node that peers refuse as late (made before deletes they
     // collected while this node heard from none of them, docs/deletes.md):
-    // without --late, the operator chooses; the node says so and stops.
+    // without --late, the operator chooses. The node says so and goes on
+    // (a peer's report alone must not stop it): the writes stay where they
+    // are until it is restarted with --late.
     if (args.late === undefined) {
       node.gossip.on('late', (updates: { key: string }[]) => {
         const keys = updates.slice(0, 5).map((u) => JSON.stringify(u.key)).join(', ')
         log(
-          `cannot go on: ${updates.length} writes of this node (${keys}${updates.length > 5 ? ', ...' : ''}) were made before deletes its peers collected ` +
-            'while it heard from none of them, and they refuse them. Restart with --late keep (write them again: they win over those deletes) ' +
-            'or --late drop (withdraw them); see docs/deletes.md',
+          `${updates.length} writes of this node (${keys}${updates.length > 5 ? ', ...' : ''}) were made before deletes its peers collected ` +
+            'while it heard from none of them, and they refuse them: until settled, the nodes that refuse them do not show them. ' +
+            'Restart with --late keep (write them again: they win over those deletes) or --late drop (withdraw them); see docs/deletes.md',
           'error',
         )
-        stop('late writes', 3)
       })
     }
     // Restored from a state older than what peers collected of this node's deletes.

@@ -28,7 +28,7 @@ export const usage = `usage: simple-scuttle simulate [options]
 
 Staleness is in rounds. The defaults ramp the offered load from 0 to 4
 updates per node per round; 128 nodes with mtu 100 deliver at most about 1.6,
-and staleness stays bounded up to about 1.5 (see docs/README.md).
+and staleness stays bounded up to about 1.5 (see docs/simulator.md).
 `
 
 export interface CliOptions {

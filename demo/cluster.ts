@@ -4,9 +4,9 @@
  * WebSocket to one node with joinNode. A write here is read back with `get`
  * on any node process; a `set` on a node appears here.
  */
-import { Gossip } from '../lib/core/gossip'
-import { isMembershipKey } from '../lib/core/membership'
-import { lww_vs_current_vers } from '../lib/core/resolution'
+import { Gossip } from '../lib/gossip'
+import { isMembershipKey } from '../lib/membership'
+import { lww_vs_current_vers } from '../lib/resolution'
 import { joinNode, type Joined } from '../lib/wire/join'
 
 export interface ClusterApi {

@@ -5,7 +5,7 @@
  */
 import { LIMITS, Network } from './network'
 import type { NodeView, Settings, Topology } from './network'
-import type { Order } from '../lib/core/types'
+import type { Order } from '../lib/types'
 import { startCluster, type ClusterApi } from './cluster'
 
 const SVG = 'http://www.w3.org/2000/svg'

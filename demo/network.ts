@@ -14,10 +14,10 @@
 // re-exports the Node-only TCP node, file store and signing, which a browser
 // has no use for (and cannot bundle without polyfills).
 import { prng } from '../lib/sim/random'
-import * as base from '../lib/core/base'
-import { Gossip } from '../lib/core/gossip'
-import type { PeerStream } from '../lib/core/gossip'
-import type { Message, Order } from '../lib/core/types'
+import * as base from '../lib/base'
+import { Gossip } from '../lib/gossip'
+import type { PeerStream } from '../lib/gossip'
+import type { Message, Order } from '../lib/types'
 
 const MAX_PASSES = 64
 

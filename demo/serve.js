@@ -72,11 +72,9 @@ function writeOut(files, dir) {
  */
 async function start(options = {}) {
   const host = options.host ?? '127.0.0.1'
-  const nodes = await startCluster(options.cluster ?? 0, options.interval ?? 200)
   const { files } = await build()
-  // The page asks for it in any case (no nodes: no cluster mode).
-  files.set('cluster.json', Buffer.from(JSON.stringify({ nodes: nodes.map((n) => ({ id: n.id, ws: n.ws })) })))
-  if (options.out) writeOut(files, options.out)
+  // Nodes start once the page has an address: they let its origin in.
+  let nodes = []
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const name = url.pathname === '/' ? 'index.html' : url.pathname.slice(1)
@@ -104,6 +102,15 @@ async function start(options = {}) {
   })
   const { port } = server.address()
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`
+  try {
+    nodes = await startCluster(options.cluster ?? 0, options.interval ?? 200, new URL(url).origin)
+  } catch (err) {
+    server.close()
+    throw err
+  }
+  // The page asks for it in any case (no nodes: no cluster mode).
+  files.set('cluster.json', Buffer.from(JSON.stringify({ nodes: nodes.map((n) => ({ id: n.id, ws: n.ws })) })))
+  if (options.out) writeOut(files, options.out)
   const close = () =>
     Promise.all([
       new Promise((resolve) => {
@@ -119,12 +126,12 @@ async function start(options = {}) {
  * Start `n` node processes, each dialing the ones before it, each
  * accepting WebSockets. Resolves to [{id, ws, tcp, command(line), stop()}].
  */
-async function startCluster(n, interval) {
+async function startCluster(n, interval, origin) {
   const bin = path.join(ROOT, 'dist', 'bin', 'simple-scuttle.js')
   if (n > 0 && !fs.existsSync(bin)) throw new Error(`${path.relative(process.cwd(), bin)} is missing: run npm run build first`)
   const nodes = []
   try {
-    for (let i = 0; i < n; i++) nodes.push(await startNode(bin, `node-${i + 1}`, nodes.map((x) => x.tcp), interval))
+    for (let i = 0; i < n; i++) nodes.push(await startNode(bin, `node-${i + 1}`, nodes.map((x) => x.tcp), interval, origin))
   } catch (err) {
     await Promise.all(nodes.map((x) => x.stop()))
     throw err
@@ -132,8 +139,10 @@ async function startCluster(n, interval) {
   return nodes
 }
 
-function startNode(bin, id, peers, interval) {
+function startNode(bin, id, peers, interval, origin) {
   const args = [bin, 'node', '--id', id, '--listen', '127.0.0.1:0', '--ws', '127.0.0.1:0', '--interval', String(interval)]
+  // The page is served from another port: a browser's WebSocket from it is let in by name.
+  if (origin !== undefined) args.push('--ws-origin', origin)
   for (const p of peers) args.push('--connect', p)
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] })
   const answers = []

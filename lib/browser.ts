@@ -6,17 +6,17 @@
  *
  * @packageDocumentation
  */
-import * as base from './core/base'
+import * as base from './base'
 
-export { Gossip, PeerStream } from './core/gossip'
-export { History, SourceLog } from './core/history'
-export { Clock } from './core/clock'
-export { MAX_VERSION } from './core/shape'
-export * as resolution from './core/resolution'
-export * as counter from './core/counter'
-export { Membership, PhiAccrual, MEMBER_PREFIX, HEARTBEAT_PREFIX, isMembershipKey } from './core/membership'
-export type { Member, MemberStatus, MembershipOptions } from './core/membership'
-export { jsonProblem, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH } from './core/value'
+export { Gossip, PeerStream } from './gossip'
+export { History, SourceLog } from './history'
+export { Clock } from './clock'
+export { MAX_VERSION, RECORD_KEY } from './shape'
+export * as resolution from './resolution'
+export * as counter from './counter'
+export { Membership, PhiAccrual, MEMBER_PREFIX, HEARTBEAT_PREFIX, isMembershipKey } from './membership'
+export type { Member, MemberStatus, MembershipOptions } from './membership'
+export { jsonProblem, MAX_DEPTH, MAX_VALUE_LENGTH, MAX_KEY_LENGTH, MAX_ID_LENGTH } from './value'
 export { serialize, parse, FORMATS } from './wire/codec'
 export { MAX_LINE_LENGTH } from './wire/ndjson'
 export { MAX_FRAME_LENGTH } from './wire/binary'
@@ -50,4 +50,4 @@ export type {
   StateStore,
   StreamOptions,
   Update,
-} from './core/types'
+} from './types'

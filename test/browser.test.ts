@@ -67,7 +67,7 @@ describe('demo bundle (esbuild, platform browser)', function () {
 
   it('bundles the Gossip path of lib/ for the browser, with no Node built-in module', async function () {
     const { files, inputs } = await demo.build()
-    for (const f of ['lib/core/gossip.ts', 'lib/core/base.ts', 'lib/core/history.ts', 'lib/core/reconcile.ts', 'lib/core/clock.ts']) {
+    for (const f of ['lib/gossip.ts', 'lib/base.ts', 'lib/history.ts', 'lib/reconcile.ts', 'lib/clock.ts']) {
       assert.ok(inputs.includes(f), `${f} is bundled (inputs: ${inputs.filter((i) => i.startsWith('lib/')).join(', ')})`)
     }
     const builtins = inputs.filter((i) => i.startsWith('node:') || NODE_BUILTINS.has(i))

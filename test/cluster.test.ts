@@ -257,6 +257,9 @@ describe('the command line, for an operator', function () {
       [['node', '--id', 'a', '--phi', 'x'], /--phi must be a positive number/],
       [['node', '--id', 'a', '--meta', 'zone'], /--meta must be a JSON object/],
       [['node', '--id', 'a', '--meta', '[1]'], /--meta must be a JSON object/],
+      // Without keys a peer's late report is unsigned: it must not get a node to withdraw its writes.
+      [['node', '--id', 'a', '--late', 'drop'], /--late drop needs --keys/],
+      [['node', '--id', 'a', '--late', 'maybe'], /--late must be keep or drop/],
       [['simulate', '--nodes', 'x'], /--nodes needs an integer/],
       [['simulate', '--svg'], /--svg needs a value/],
     ]

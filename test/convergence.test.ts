@@ -9,7 +9,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { base } from '../lib'
 import type { Order, Update } from '../lib'
-import { _digestPart } from '../lib/core/gossip'
+import { _digestPart } from '../lib/digest'
 import { Net, connectedEdges, invariantViolations, lww, stateOf } from './net'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)

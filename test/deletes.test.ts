@@ -11,6 +11,8 @@ import { IDBFactory } from 'fake-indexeddb'
 import { Gossip, base, counter, ed25519, generateKeyPair, openGossip, openIdbGossip } from '../lib'
 import type { Config, Message, Update } from '../lib'
 import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
+import { Clock } from '../lib/clock'
+import { noticeUpdate } from '../lib/shape'
 
 const lww = base.resolution.lww_vs_current_vers
 const GRACE = 60_000
@@ -368,51 +370,114 @@ describe('deletes (docs/deletes.md)', function () {
       assert.deepStrictEqual(c.unsynced(), [])
     }))
 
-  it('attack: the old reset line from a peer changes nothing; a forged stale notice drops nothing', () =>
+  it('attack: the old reset line from a peer changes nothing; a forged stale notice neither drops nor stalls anything', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('a').set('k', 1)
+      await rounds(c)
+      const b = c.node('b')
+      const refetches: unknown[] = []
+      for (const g of c.nodes.values()) g.on('refetch', (...e: unknown[]) => refetches.push([g.id, ...e]))
+      const s = b.createStream()
+      s.write({ digest: true, done: true, reset: 9e15, floors: { a: 9e15 }, reset_keys: 'AAAA' })
+      // A gc no clock believes, named by the forger as held: refused.
+      s.write({ digest: true, source_id: 'a', version: 1 })
+      s.write({ digest: true, done: true, stale: { a: [8e15, 1] } })
+      // A believable gc the forger does not claim to hold: refused too.
+      s.write({ digest: true, done: true, stale: { a: [Clock.now() + 1000, 1] } })
+      await turn()
+      s.destroy()
+      assert.deepStrictEqual(refetches, [])
+      c.advance(1000)
+      c.node('a').set('k', 2)
+      c.node('a').set('j', 'new')
+      await rounds(c)
+      agree(c)
+      assert.strictEqual(b.get('k').value, 2)
+      assert.strictEqual(b.get('j').value, 'new')
+      assert.deepStrictEqual(c.unsynced(), [])
+    }))
+
+  it('attack: a forged notice a peer claims to back, then abandons, stalls nothing and drops nothing', () =>
     withCluster(['a', 'b'], {}, async (c) => {
       c.node('a').set('k', 1)
       await rounds(c)
       const b = c.node('b')
+      const abandoned: unknown[][] = []
+      b.on('refetchAbandoned', (...e: unknown[]) => abandoned.push(e))
       const s = b.createStream()
-      s.write({ digest: true, done: true, reset: 9e15, floors: { a: 9e15 }, reset_keys: 'AAAA' })
-      // A stale notice with a gc no peer can reach: b refetches a, and keeps
-      // what it holds until a fresh copy proves it gone.
-      s.write({ digest: true, source_id: 'a', version: 1 })
-      s.write({ digest: true, done: true, stale: { a: [8e15, 8e15, 1] } })
+      const gc = Clock.now() + 60_000_000
+      s.write({ digest: true, source_id: 'a', version: gc })
+      s.write({ digest: true, done: true, stale: { a: [gc, 1] } })
       await turn()
-      assert.strictEqual(b.get('k').value, 1)
+      s.destroy()
+      assert.strictEqual(b.deletes.refetching, true)
+      // a goes on writing: b takes it all the while, and keeps what it held.
+      c.node('a').set('k2', 2)
       await rounds(c)
+      assert.strictEqual(b.get('k2').value, 2)
       assert.strictEqual(b.get('k').value, 1)
+      // No peer serves the refetch for a grace: it is abandoned, loudly.
+      await graceWithExchanges(c)
+      assert.strictEqual(b.deletes.refetching, false)
+      // (k2, taken below the gc meanwhile, is in doubt too.)
+      assert.deepStrictEqual(abandoned, [['a', gc, 2]])
+      await rounds(c)
+      agree(c)
+      assert.strictEqual(b.get('k').value, 1)
+      assert.deepStrictEqual(c.unsynced(), [])
     }))
 
-  it('signatures: a stale notice is taken only signed by a member for our latest nonce, and from the peer the stream was opened with', async () => {
+  it('signatures: stale notices and late reports are taken only signed by a member for our latest nonce, and from the peer the stream was opened with', async () => {
     const keys = { a: generateKeyPair(), b: generateKeyPair(), m: generateKeyPair() }
     const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey, m: keys.m.publicKey }
     const sec = (id: 'a' | 'b' | 'm') => ed25519({ id, privateKey: keys[id].privateKey, publicKeys })
     const b = new Gossip('b', { resolve: lww, security: sec('b') })
+    const a = new Gossip('a', { resolve: lww, security: sec('a') })
+    a.set('k', 1)
+    const held = a.history.mapping('a', 'k') as Update
+    b.write(held)
+    b.set('mine', 1)
+    const mine = b.history.mapping('b', 'mine') as Update
+    await turn()
+    assert.strictEqual(b.get('k').value, 1)
     const said: string[] = []
-    // The stream knows its peer is a: a notice m signed is refused.
+    // The stream knows its peer is a: what m signed is refused.
     const s = b.createStream({ peer: 'a' })
-    s.on('invalid', (_o: unknown, r: string) => said.push(r))
+    s.on('invalid', (_o: unknown, _r: string, code: string) => said.push(code))
     s.gossip()
     let nonce = ''
     for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if ('done' in m && m.nonce !== undefined) nonce = m.nonce
     assert.ok(nonce.length > 0)
-    const stale = new Map([['x', [5, 6, 1] as const]])
-    const { staleUpdate } = await import('../lib/core/shape')
-    const signedBy = (id: 'a' | 'm', n: string) => sec(id).sign(staleUpdate(id, stale, n))
+    const gc = held.version + 10
+    const stale = new Map([['a', [gc, held.version] as const]])
+    const late: [string, number][] = [['b', mine.version]]
+    const signedBy = (id: 'a' | 'm', n: string, withLate = false) => sec(id).sign(noticeUpdate(id, n, stale, withLate ? late : undefined))
     let refetches = 0
+    let lates = 0
     b.on('refetch', () => refetches++)
+    b.on('late', () => lates++)
+    const named = { digest: true, source_id: 'a', version: gc }
     // (As answers: a question would be answered with a fresh nonce.)
-    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] }, stale_by: 'm', stale_nonce: nonce, stale_signature: signedBy('m', nonce) })
-    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] } })
-    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] }, stale_by: 'a', stale_nonce: 'not-ours', stale_signature: signedBy('a', 'not-ours') })
+    const notice = { digest: true, done: true, reply: true, stale: { a: [gc, held.version] } }
+    s.write(named)
+    s.write({ ...notice, notice_by: 'm', notice_nonce: nonce, notice_signature: signedBy('m', nonce) })
+    s.write(named)
+    s.write(notice)
+    s.write(named)
+    s.write({ ...notice, notice_by: 'a', notice_nonce: 'not-ours', notice_signature: signedBy('a', 'not-ours') })
+    // A late report no member signed: our write is not reported late.
+    s.write({ digest: true, done: true, reply: true, late })
+    // Signed, but not over the late report that came with it.
+    s.write({ digest: true, done: true, reply: true, late, notice_by: 'a', notice_nonce: nonce, notice_signature: signedBy('a', nonce) })
     await turn()
     assert.strictEqual(refetches, 0)
-    assert.strictEqual(said.filter((r) => /stale notice not signed/.test(r)).length, 3)
-    s.write({ digest: true, done: true, reply: true, stale: { x: [5, 6, 1] }, stale_by: 'a', stale_nonce: nonce, stale_signature: signedBy('a', nonce) })
+    assert.strictEqual(lates, 0)
+    assert.deepStrictEqual(said, ['notice_unsigned', 'notice_unsigned', 'notice_unsigned', 'notice_unsigned', 'notice_unsigned'])
+    s.write(named)
+    s.write({ ...notice, late, notice_by: 'a', notice_nonce: nonce, notice_signature: signedBy('a', nonce, true) })
     await turn()
     assert.strictEqual(refetches, 1)
+    assert.strictEqual(lates, 1)
   })
 
   it('signatures: a relay cannot turn a write of null into a delete or a withdrawal, nor forge one', async () => {

@@ -7,8 +7,8 @@
 import * as assert from 'assert'
 import { Gossip, base, parse, serialize } from '../lib'
 import type { Format, Message, PeerStream } from '../lib'
-import { DIGEST_PART } from '../lib/core/gossip'
-import { entryBytes, messageBytes, MIN_MTU_BYTES } from '../lib/core/reconcile'
+import { DIGEST_PART } from '../lib/digest'
+import { entryBytes, messageBytes, MIN_MTU_BYTES } from '../lib/reconcile'
 
 const resolve = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))

@@ -9,7 +9,7 @@ import * as http from 'http'
 import * as net from 'net'
 import { base, startNode } from '../lib'
 import type { NodeOptions, ScuttleNode } from '../lib'
-import { _digestPart } from '../lib/core/gossip'
+import { _digestPart } from '../lib/digest'
 import { badCluster, invalidReason } from '../lib/node/tcp'
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {

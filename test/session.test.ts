@@ -84,13 +84,18 @@ describe('session', () => {
     for (let i = 0; i < 50 && gb.get('k').value !== 1; i++) await new Promise((r) => setImmediate(r))
     assert.strictEqual(gb.get('k').value, 1)
     assert.strictEqual(sa.authenticated, false)
+    // Unauthenticated: the gossip stream is bound to no peer.
+    assert.strictEqual(sa.stream.peer, undefined)
   })
 
-  it('under keys, both ends prove their ids; the peer id is authenticated', async () => {
+  it('under keys, both ends prove their ids; the peer id is authenticated, and the gossip stream bound to it', async () => {
     const keys = keysFor(['a', 'b'])
     const { sa, sb, oa, ob } = connect({ auth: authOf('a', keys) }, { auth: authOf('b', keys) })
     assert.deepStrictEqual([(await oa).open, (await ob).open], [true, true])
     assert.deepStrictEqual([sa.peerId, sa.authenticated, sb.peerId, sb.authenticated], ['b', true, 'a', true])
+    // Notices on the stream are then taken only from that peer (docs/deletes.md).
+    assert.deepStrictEqual([sa.stream.peer, sb.stream.peer], ['b', 'a'])
+    assert.throws(() => sa.stream.authenticate('x'), /peer is b, not x/)
   })
 
   it('refuses by code: a key not held (bad_proof), no key (unauthenticated), another cluster, no format in common, itself, a policy', async () => {

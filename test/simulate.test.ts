@@ -149,7 +149,7 @@ describe('simulator: the paper\'s claims, over seeds', function () {
     // node per round (less in practice); the ramp goes to 10. Where a node's
     // keys outnumber the mtu several times over (32 x 16 keys, mtu 10), the
     // maximum is a draw over seeds while the average still favours depth:
-    // docs/README.md reports both and why.
+    // docs/simulator.md reports both and why.
     const overload: Partial<SimOptions> = { nodes: 32, keys: 64, mtu: 100, rounds: 50, rate: [0, 10] }
     let depthSum = 0
     let breadthSum = 0

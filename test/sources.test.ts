@@ -9,7 +9,7 @@
 import * as assert from 'assert'
 import { Gossip, base } from '../lib'
 import type { Message, PeerStream } from '../lib'
-import { DIGEST_PART } from '../lib/core/gossip'
+import { DIGEST_PART } from '../lib/digest'
 
 const resolve = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))

@@ -42,9 +42,9 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import { Transform } from 'readable-stream'
-import { Gossip } from '../../lib/core/gossip'
-import { classify, fields, Kind } from '../../lib/core/shape'
-import type { Config, Snapshot, Update } from '../../lib/core/types'
+import { Gossip } from '../../lib/gossip'
+import { classify, Kind } from '../../lib/shape'
+import type { Config, Snapshot, Update } from '../../lib/types'
 
 /** Options of {@link Store.open}. */
 export interface StoreOptions {
@@ -102,9 +102,10 @@ function isAlive(pid: number): boolean {
 }
 
 function checkUpdate(u: unknown, where: string): Update {
-  if (classify(u) !== Kind.Update) throw new Error(`${where}: not an update (${fields.reason})`)
+  const r = classify(u)
+  if (r.kind !== Kind.Update) throw new Error(`${where}: not an update (${r.kind === Kind.Invalid ? r.reason : 'another shape'})`)
   const signature = (u as { signature?: unknown }).signature
-  const { key, value, source_id, version } = fields
+  const { key, value, source_id, version } = r
   return typeof signature === 'string'
     ? { key, value, source_id, version, signature }
     : { key, value, source_id, version }

@@ -23,7 +23,7 @@
  * transaction of any write that goes past the reservation. `barrier()`
  * holds the node's own writes back from peers until they (and so their
  * reservation) are durable; a digest naming a version a crash took back is
- * caught by the protocol (see the README, "Versions, clocks and restarts").
+ * caught by the protocol (see docs/ALGORITHM.md, "Versions, clocks and restarts").
  *
  * In use by another tab: where the Web Locks API exists, the store holds an
  * exclusive lock named after the database for as long as it is open, and a
@@ -32,11 +32,11 @@
  * @packageDocumentation
  */
 import type { Transform } from 'readable-stream'
-import { barrier } from '../core/barrier'
-import { Clock } from '../core/clock'
-import { Gossip } from '../core/gossip'
-import { checkedUpdate } from '../core/shape'
-import type { Config, Snapshot, Update } from '../core/types'
+import { barrier } from '../barrier'
+import { Clock } from '../clock'
+import { Gossip } from '../gossip'
+import { checkedUpdate } from '../shape'
+import type { Config, Snapshot, Update } from '../types'
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {
@@ -81,12 +81,6 @@ function writeTx(db: IDBDatabase): IDBTransaction {
   } catch {
     return db.transaction([MAPPINGS, META], 'readwrite')
   }
-}
-
-// How far the node holds its own past while still fetching it (see Snapshot.held).
-function heldOf(gossip: Gossip): number | null {
-  const clock = (gossip as unknown as { clock: { recovering: boolean; heldThrough: number } }).clock
-  return clock.recovering ? clock.heldThrough : null
 }
 
 /**
@@ -262,8 +256,9 @@ export class IdbStore {
   // Write everything queued in one transaction.
   private commit(): void {
     const queue = this.queue
-    const held = this.gossip === null ? this.held : heldOf(this.gossip)
-    const deletes = this.gossip === null ? this.deletes : this.gossip._deletesRecord()
+    const kept = this.gossip === null ? null : this.gossip.persisted()
+    const held = kept === null ? this.held : kept.held
+    const deletes = kept === null ? this.deletes : kept.record
     if ((queue.length === 0 && held === this.held && deletes === this.deletes) || this.closed || this.failure !== null) return
     this.queue = []
     const seq = ++this.seq

@@ -8,7 +8,7 @@
  */
 import * as http from 'http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Member } from '../core/membership'
+import type { Member } from '../membership'
 import type { Address, NodeStats } from './types'
 
 /** What the metrics read from a node (`ScuttleNode` has it). */
@@ -23,7 +23,7 @@ export interface MetricsSource {
   onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null
 }
 
-/** Every metric's name: the README lists them. */
+/** Every metric's name: docs/operations.md lists them. */
 export const METRIC_NAMES = [
   'scuttle_exchanges_total',
   'scuttle_updates_sent_total',

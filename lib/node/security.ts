@@ -12,7 +12,7 @@
  * @packageDocumentation
  */
 import * as crypto from 'crypto'
-import type { Security, Update } from '../core/types'
+import type { Security, Update } from '../types'
 import type { HelloAuth } from '../wire/session'
 
 export type { Security }

@@ -9,7 +9,7 @@
  *   row and a `resolved` flag marking the key's entry in the resolved view
  *   (the view `state` lists them); table `meta` holds the node id, the
  *   versions reserved on disk, how far the node holds its own past and the
- *   commit count. Any SQLite tool reads it (see the README).
+ *   commit count. Any SQLite tool reads it (see docs/operations.md).
  * - `lock.db`: a small SQLite database whose exclusive lock, held for as
  *   long as the store is open, keeps any other process (and any other store
  *   in this process) out of the directory; it also remembers the node id
@@ -51,11 +51,11 @@ import * as fs from 'fs'
 import * as path from 'path'
 import type { Transform } from 'readable-stream'
 import * as zlib from 'zlib'
-import { barrier } from '../core/barrier'
-import { Clock } from '../core/clock'
-import { Gossip } from '../core/gossip'
-import { checkedUpdate } from '../core/shape'
-import type { Config, Snapshot, StateStore, Update } from '../core/types'
+import { barrier } from '../barrier'
+import { Clock } from '../clock'
+import { Gossip } from '../gossip'
+import { checkedUpdate, RECORD_KEY } from '../shape'
+import type { Config, Snapshot, StateStore, Update } from '../types'
 import { scanWal } from './wal'
 
 /** Options of {@link Store.open}. */
@@ -228,20 +228,6 @@ function rowUpdate(row: Row): Update | string {
   } catch (err) {
     return (err as Error).message
   }
-}
-
-// The clock fields a store records (the node's own past, see Snapshot.held).
-interface ClockView {
-  recovering: boolean
-  heldThrough: number
-}
-
-// What the store needs of the node's clock: how far it holds its own past
-// while it is still fetching it from peers. (Gossip keeps its clock
-// private; a public getter for `held` in the core would replace this.)
-function heldOf(gossip: Gossip): number | null {
-  const clock = (gossip as unknown as { clock: ClockView }).clock
-  return clock.recovering ? clock.heldThrough : null
 }
 
 // One queued write: an update of the history and the key's entry after it
@@ -430,7 +416,7 @@ export class Store {
    * (checksum checked), and writes go into the next transaction. A node
    * built on it keeps its resolved view out of memory and answers `get`
    * from the database; at restart its own entries are its history again,
-   * and other sources' mappings come back from peers (see the README).
+   * and other sources' mappings come back from peers (see docs/guide.md, "Keeping state").
    */
   get view(): StateStore {
     if (this.proxy === null) this.proxy = this.makeView()
@@ -698,8 +684,9 @@ export class Store {
   private commit(): void {
     const ops = this.ops
     const gossip = this.gossip
-    const held = gossip === null ? this.held : heldOf(gossip)
-    const deletes = gossip === null ? this.deletesWritten : gossip._deletesRecord()
+    const kept = gossip === null ? null : gossip.persisted()
+    const held = kept === null ? this.held : kept.held
+    const deletes = kept === null ? this.deletesWritten : kept.record
     if (ops.length === 0 && !this.forced && held === this.held && deletes === this.deletesWritten) return
     this.ops = []
     this.forced = false
@@ -735,7 +722,8 @@ export class Store {
     if (this.ops.length > 0 || this.forced) return true
     const g = this.gossip
     if (g === null) return false
-    return heldOf(g) !== this.held || g._deletesRecord() !== this.deletesWritten
+    const kept = g.persisted()
+    return kept.held !== this.held || kept.record !== this.deletesWritten
   }
 
   // The leader of a group: unless an fsync is in flight (its end calls this
@@ -910,6 +898,18 @@ export class Store {
 
   // ---- the view --------------------------------------------------------
 
+  // The record of deletes as last written (see Gossip._deletesRecord), for
+  // a node built on the view: read from the database once.
+  private recordRead = false
+  private recordText(): string | undefined {
+    if (this.closed) return undefined
+    if (!this.recordRead) {
+      this.recordRead = true
+      if (this.deletesWritten === null) this.loadDeletes()
+    }
+    return this.deletesWritten ?? undefined
+  }
+
   private makeView(): StateStore {
     const store = this
     const read = (key: string | symbol): Update | undefined => {
@@ -925,10 +925,15 @@ export class Store {
       store.schedule()
     }
     return new Proxy(Object.create(null) as StateStore, {
-      get: (_t, key) => read(key),
+      // The node's record of deletes: the store keeps it itself (see
+      // Gossip.persisted) and gives it back at start. The node's other
+      // reserved keys (its mappings that are not entries) the database
+      // holds already: every mapping is a row.
+      get: (_t, key) => (key === RECORD_KEY ? store.recordText() : read(key)),
       has: (_t, key) => read(key) !== undefined,
       set: (_t, key, value: unknown) => {
         if (typeof key !== 'string') return false
+        if (key.charCodeAt(0) === 0) return true
         let u: Update
         try {
           u = checkedUpdate(value, 'the entry')
@@ -940,7 +945,7 @@ export class Store {
         return true
       },
       deleteProperty: (_t, key) => {
-        if (typeof key === 'string') write(key, null)
+        if (typeof key === 'string' && key.charCodeAt(0) !== 0) write(key, null)
         return true
       },
       ownKeys: () => {
@@ -1290,7 +1295,7 @@ export class Store {
 
   // Rebuild state.db from what can be read of it: the damaged files are
   // copied aside first, every loss is logged, and the new database claims
-  // nothing it lost (see the README, "Damage").
+  // nothing it lost (see docs/operations.md, "Damage and --repair").
   private salvage(problems: string[]): void {
     const aside = this.setAside([DB, `${DB}-wal`, `${DB}-shm`, ACKED, LOCK])
     const log = (line: string): void => this.log(`store: repair: ${line}`)

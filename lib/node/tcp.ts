@@ -20,12 +20,12 @@ import * as net from 'net'
 import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { Gossip } from '../core/gossip'
-import { Clock } from '../core/clock'
-import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../core/membership'
+import { Gossip } from '../gossip'
+import { Clock } from '../clock'
+import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
 import { Store, type StoreOptions } from './store'
-import { barrier } from '../core/barrier'
-import type { Config, Resolve, Security, Update } from '../core/types'
+import { barrier } from '../barrier'
+import type { Config, Resolve, Security, Update } from '../types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
 import { checkCodecs } from '../wire/handshake'
@@ -163,7 +163,7 @@ export const DEFAULT_CLUSTER = 'default'
  */
 export function invalidReason(reason: string, what?: unknown, code?: string): InputCode {
   // The core's own codes, where it gives one (see Gossip's 'invalid').
-  if (code === 'late' || code === 'stale_unsigned' || code === 'restored_stale') return code
+  if (code === 'late' || code === 'notice_unsigned' || code === 'restored_stale') return code
   const v = (what as { version?: unknown } | null)?.version
   if (typeof v === 'number' && typeof (what as { source_id?: unknown }).source_id === 'string' && v > Clock.now() + Clock.AHEAD) return 'ahead'
   if (/not JSON|not valid UTF-8|UTF-8/.test(reason)) return 'not_json'
@@ -448,6 +448,12 @@ export class ScuttleNode extends EventEmitter {
       ),
     )
     this.gossip.on('refetched', (source: string, dropped: number) => this.log(`refetched ${source}: dropped ${dropped} mappings no peer holds any more`))
+    this.gossip.on('refetchAbandoned', (source: string, gc: number, kept: number) =>
+      this.log(
+        `refetch of ${source} abandoned: for a grace period no peer held a fresh copy of it (up to version ${gc}) to refetch from; ` +
+          `its ${kept} mappings in doubt are kept (a peer that collected its deletes and meets this node tells it again)`,
+      ),
+    )
     const late = options.late
     if (late !== undefined) {
       this.gossip.on('late', (updates: Update[]) => {
@@ -783,7 +789,7 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * Delete `key` locally (a tombstone, see the README, "Deletes"); resolves
+   * Delete `key` locally (a tombstone, see docs/guide.md, "Deletes"); resolves
    * with the delete's version once it is durable.
    * @throws TypeError (synchronously) for a bad key.
    * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written.

@@ -18,9 +18,9 @@
  *
  * The engine has no Node-only dependency, so a browser page can drive it.
  */
-import { Gossip, PeerStream } from '../core/gossip'
-import { lww_vs_current_vers } from '../core/resolution'
-import type { FlowControlOptions, ResolutionContext, Update } from '../core/types'
+import { Gossip, PeerStream } from '../gossip'
+import { lww_vs_current_vers } from '../resolution'
+import type { FlowControlOptions, ResolutionContext, Update } from '../types'
 import { derive, prng, shuffle } from './random'
 import { Staleness } from './staleness'
 
@@ -53,7 +53,7 @@ export interface SimOptions {
   seed: number
 }
 
-/** Defaults: see the README of docs/ for why they overload the network. */
+/** Defaults: see docs/simulator.md for why they overload the network. */
 export const simDefaults: Readonly<SimOptions> = Object.freeze({
   nodes: 128,
   keys: 64,

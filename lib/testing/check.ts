@@ -4,7 +4,7 @@
  * fast-check and reported as a readable schedule that replays as printed.
  */
 import * as fc from 'fast-check'
-import type { Config } from '../core/types'
+import type { Config } from '../types'
 import { ScheduleFailure, runSchedule, type RunOptions } from './run'
 import { describe, operationCount, scheduleArbitrary, scheduleToJSON, type Schedule, type ScheduleOptions } from './schedule'
 

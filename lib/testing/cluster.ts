@@ -4,9 +4,9 @@
  * restarts of every kind a node can go through. A test decides exactly when
  * exchanges happen and looks at every node between them.
  */
-import { Clock } from '../core/clock'
-import { Gossip, type PeerStream } from '../core/gossip'
-import type { Config, Message, StateStore, Update } from '../core/types'
+import { Clock } from '../clock'
+import { Gossip, type PeerStream } from '../gossip'
+import type { Config, Message, StateStore, Update } from '../types'
 
 /**
  * How a node keeps its state across a restart. The cluster asks `open` for
@@ -38,12 +38,16 @@ export const memory: Persistence = {
 
 /**
  * The original API's store object: an object holding the resolved view
- * (`new Gossip(id, config, store)`), kept across restarts. `make` gives a
- * node's store (a plain object by default; a Proxy over your own database
- * will do): it is called when a node first starts and after a restart from
- * nothing, and the same object is handed to every other restart.
+ * (and, under reserved keys, every other mapping and the node's record),
+ * kept across restarts. `make` gives a node's store (a plain object by
+ * default; a Proxy over your own database will do): it is called when a
+ * node first starts and after a restart from nothing, and the same object is
+ * handed to every other restart.
  */
-export function storeObject(make: (id: string) => StateStore = () => ({}), name = 'store object'): Persistence {
+export function storeObject(
+  make: (id: string) => StateStore = () => ({}),
+  name = 'store object',
+): Persistence & { store(id: string): StateStore | undefined } {
   const stores = new Map<string, StateStore>()
   const storeOf = (id: string): StateStore => {
     let store = stores.get(id)
@@ -52,7 +56,8 @@ export function storeObject(make: (id: string) => StateStore = () => ({}), name 
   }
   return {
     name,
-    keeps: 'view',
+    keeps: 'everything',
+    store: (id) => stores.get(id),
     open: async (id, config) => new Gossip(id, config, storeOf(id)),
     reopen: async (node, config) => new Gossip(node.id, config, storeOf(node.id)),
     wipe: async (id) => {

@@ -12,8 +12,8 @@
  *   is no say), and no node shows a value a delete it took beats (unless
  *   that delete's source replaced it since).
  */
-import type { Gossip } from '../core/gossip'
-import type { Comparator, Update } from '../core/types'
+import type { Gossip } from '../gossip'
+import type { Comparator, Update } from '../types'
 import { entryOf, viewOf, type Cluster } from './cluster'
 
 /** One operation a node issued, as its own log recorded it. */

@@ -4,8 +4,8 @@
  * independence, idempotence under duplicates, no side effects.
  */
 import * as fc from 'fast-check'
-import { Gossip } from '../core/gossip'
-import type { Comparator, Resolve, Update } from '../core/types'
+import { Gossip } from '../gossip'
+import type { Comparator, Resolve, Update } from '../types'
 
 /** Options of {@link checkPolicy}. */
 export interface PolicyOptions {

@@ -3,10 +3,10 @@
  * against the reference {@link Model} after every step, after healing,
  * after the grace has passed again, and after restarting every node.
  */
-import * as counter from '../core/counter'
-import type { Gossip } from '../core/gossip'
-import { compareValues, lww_vs_clock, lww_vs_current_vers, sort as defaultSort, strictly_order_values } from '../core/resolution'
-import type { Comparator, Config, Update } from '../core/types'
+import * as counter from '../counter'
+import type { Gossip } from '../gossip'
+import { compareValues, lww_vs_clock, lww_vs_current_vers, sort as defaultSort, strictly_order_values } from '../resolution'
+import type { Comparator, Config, Update } from '../types'
 import { Cluster, memory, storeObject, type Persistence } from './cluster'
 import { Model } from './model'
 import { checkSchedule, describeStep, parseSchedule, type Names, type Schedule, type Step } from './schedule'

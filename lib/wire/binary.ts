@@ -34,7 +34,7 @@
  *
  * @packageDocumentation
  */
-import { MAX_DEPTH, MAX_VALUE_LENGTH } from '../core/value'
+import { MAX_DEPTH, MAX_VALUE_LENGTH } from '../value'
 
 /**
  * The default longest frame body accepted, in bytes: 4 MiB, room for any

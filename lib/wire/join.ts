@@ -12,7 +12,7 @@
  *
  * @packageDocumentation
  */
-import type { Gossip } from '../core/gossip'
+import type { Gossip } from '../gossip'
 import { FORMATS, type Format } from './codec'
 import { checkCodecs } from './handshake'
 import { Session, SessionError, type HelloAuth } from './session'

@@ -38,8 +38,8 @@
  */
 import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
-import type { Gossip, PeerStream } from '../core/gossip'
-import { badName } from '../core/shape'
+import type { Gossip, PeerStream } from '../gossip'
+import { badName } from '../shape'
 import { parse, serialize, type Format } from './codec'
 import { chooseFormat, codecsOf, helloLine, type Hello } from './handshake'
 
@@ -86,7 +86,7 @@ export type InputCode =
   | 'member'
   | 'node_error'
   | 'late'
-  | 'stale_unsigned'
+  | 'notice_unsigned'
   | 'restored_stale'
   | 'other'
 
@@ -414,6 +414,9 @@ export class Session extends EventEmitter {
         return
       }
       this.authenticated = true
+      // What a peer signs on this stream is now taken only from that peer,
+      // and only such a stream may serve a refetch (docs/deletes.md, rule 6).
+      this.stream.authenticate(h.id as string)
     }
     if (!this.admitted(h)) return
     this.transport.write(`${JSON.stringify({ open: true })}\n`)

@@ -41,7 +41,7 @@ export const ARTIFACT = path.join(ROOT, 'test', 'artifacts', 'adversarial.json')
 /** ADVERSARIAL_FULL=1 runs the heavy variants (10,000 sources, 60 s of load, ...). */
 export const FULL = process.env.ADVERSARIAL_FULL === '1'
 
-/** The protocol's highest version (lib/core/shape.ts), restated so the suite states it independently. */
+/** The protocol's highest version (lib/shape.ts), restated so the suite states it independently. */
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER - 2 ** 32
 
 export const HELLO = (id: string): string => `${JSON.stringify({ hello: 'simple-scuttle', id })}\n`

@@ -96,7 +96,7 @@ export class Clock {
    * How far, in µs, the clock may fall behind the wall clock before a local
    * write takes the wall clock's reading instead of one more than the last:
    * versions then say roughly when a write was made (deletes are collected
-   * by age, see README "Deletes"), while a run of writes within it keeps
+   * by age, see docs/deletes.md), while a run of writes within it keeps
    * consecutive versions (and the record of what this incarnation issued
    * short). One second.
    */

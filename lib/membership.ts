@@ -16,7 +16,7 @@
  * A mapping of `member/<id>` or `heartbeat/<id>` counts only when its source
  * is `<id>`: another node writing those keys under its own id is ignored.
  * (Without `config.security`, a peer can still forge updates *as* `<id>`;
- * see the README, "Membership", for what that can and cannot do.)
+ * see docs/operations.md, "Membership and failure detection", for what that can and cannot do.)
  *
  * @packageDocumentation
  */
@@ -87,7 +87,7 @@ export interface MembershipOptions {
   /**
    * Milliseconds a member stays dead before it is collected: dropped from
    * the member list, reported with `'collected'`, its record and heartbeat
-   * deleted (see the README, "Deletes"). Default 24 hours.
+   * deleted (see docs/guide.md, "Deletes"). Default 24 hours.
    */
   grace?: number
   /**

@@ -83,20 +83,28 @@ export interface DigestDone {
   readonly horizon?: number
   /**
    * Sources whose copy at the receiver is behind markers the sender
-   * collected: `{source: [gc, max, named]}` (see {@link StaleNotice}). The
+   * collected: `{source: [gc, named]}` (see {@link StaleNotice}). The
    * receiver refetches each (see docs/deletes.md, rule 6).
    */
   readonly stale?: Readonly<Record<string, StaleNotice>>
   /** Values the sender refused as late, `[source, version]` pairs (see docs/deletes.md, rule 5). */
   readonly late?: readonly (readonly [string, number])[]
-  /** Under `config.security`, with `stale`: the member whose key signs it. */
-  readonly stale_by?: string
-  /** Under `config.security`, with `stale`: the signature of `stale` and `stale_nonce` by `stale_by`. */
-  readonly stale_signature?: string
-  /** Under `config.security`, with `stale`: the receiver's latest `nonce`, so that the notice is good for it only. */
-  readonly stale_nonce?: string
-  /** Under `config.security`: a fresh random value a `stale` notice to the sender must sign. */
+  /** Under `config.security`, with `stale` or `late`: the member whose key signs them. */
+  readonly notice_by?: string
+  /** Under `config.security`, with `stale` or `late`: their signature, with `notice_nonce`, by `notice_by`. */
+  readonly notice_signature?: string
+  /** Under `config.security`, with `stale` or `late`: the receiver's latest `nonce`, so that they are good for it only. */
+  readonly notice_nonce?: string
+  /** Under `config.security`: a fresh random value the notices to the sender must sign. */
   readonly nonce?: string
+  /**
+   * The sender cannot vouch for its copy of its own id (it started without
+   * state, or from an older one, and is still fetching its past): its
+   * digest is no proof of a fresh copy (see docs/deletes.md, rule 6).
+   */
+  readonly recovering?: true
+  /** The sender refetches a source and leaves its suspects out of its answers: an answer is not whole. */
+  readonly withheld?: true
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
@@ -109,11 +117,11 @@ export interface DigestDone {
 
 /**
  * A stale notice about one source: the sender collected that source's
- * markers up to `gc`, holds it up to `max`, and saw the receiver name it at
- * `named` (below `gc`): the receiver's copy may hold what those markers
- * replaced.
+ * markers up to `gc` (its digest names the source at or above it), and saw
+ * the receiver name it at `named`, below `gc` (0 when passed on by a peer
+ * that refetches): the receiver's copy may hold what those markers replaced.
  */
-export type StaleNotice = readonly [gc: number, max: number, named: number]
+export type StaleNotice = readonly [gc: number, named: number]
 
 /**
  * Which mappings a stream carries, both ways: keys starting with one of
@@ -262,7 +270,27 @@ export interface FlowControlOptions {
  * A watcher of `state` (see `gossip.watch`): the key, its new entry
  * (undefined when it is gone) and where the change came from.
  */
-export type WatchListener = (key: string, entry: Update | undefined, how: 'local' | 'remote' | 'delete') => void
+export type WatchListener<V = unknown> = (key: string, entry: Update<V> | undefined, how: 'local' | 'remote' | 'delete') => void
+
+/**
+ * The persistence contract: what a durable store keeps of a node besides
+ * its mappings, so that `Gossip.restore` continues it exactly (see
+ * docs/deletes.md, "Restarts"). A store records every mapping the node
+ * holds (`gossip.history` emits `'update'` `(update, resolved)` for each
+ * one recorded and `'forget'` `(update)` for each one dropped), and what
+ * `gossip.persisted()` returns whenever it changes; it hands both back as
+ * a {@link Snapshot} (`held`, and the record's fields). The SQLite `Store`
+ * and `IdbStore` keep it so.
+ */
+export interface Persisted {
+  /** How far the node holds its own past (Snapshot.held): null when all of it. */
+  readonly held: number | null
+  /**
+   * The node's record of deletes (Snapshot.collected, horizon, refetching,
+   * maxes) as JSON text; null while there is none.
+   */
+  readonly record: string | null
+}
 
 /** Options of `gossip.createStream(options)`. */
 export interface StreamOptions {
@@ -282,8 +310,11 @@ export interface StreamOptions {
   local_writes?: boolean
   /**
    * The peer's id, when the transport has authenticated it (the node
-   * command does under `--keys`). Under `config.security`, a `stale`
-   * notice on this stream is then taken only when that peer signed it.
+   * command does under `--keys`). Under `config.security`, stale notices
+   * and late reports on this stream are then taken only when that peer
+   * signed them, and only a stream with an authenticated peer serves a
+   * refetch (what it leaves out of a source is dropped here: see
+   * docs/deletes.md, rule 6).
    */
   peer?: string
 }
@@ -322,8 +353,8 @@ export interface Snapshot {
    * max back). Default: the highest version of each source held.
    */
   readonly maxes?: Readonly<Record<string, number>>
-  /** Sources being refetched (see docs/deletes.md, rule 6): `{source: [gc, target]}`; the refetch starts again. */
-  readonly refetching?: Readonly<Record<string, readonly [number, number]>>
+  /** Sources being refetched (see docs/deletes.md, rule 6): `{source: gc}`; the refetch starts again. */
+  readonly refetching?: Readonly<Record<string, number>>
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).

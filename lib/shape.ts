@@ -2,8 +2,9 @@
  * Routing by shape, and the refusal of everything else.
  *
  * `classify` reads each field of an incoming object exactly once (a getter
- * cannot show one value to the check and another to the store) and copies
- * what it read into {@link fields}, so the hot path allocates nothing here.
+ * cannot show one value to the check and another to the store) into a
+ * reading of its own, which the caller keeps as long as it needs: nothing
+ * is shared between calls.
  */
 
 import type { Filter, StaleNotice, Update } from './types'
@@ -31,50 +32,73 @@ function isReserved(s: string): boolean {
   return s.length >= 9 && s.length <= 11 && (s === '__proto__' || s === 'prototype' || s === 'constructor')
 }
 
-/** The fields of the last classified object, and why it was refused. */
-export const fields = {
-  key: '',
-  value: undefined as unknown,
-  source_id: '',
-  version: 0,
-  reason: '',
-  /** End of digest: it answers a question. */
-  reply: false,
-  /** End of digest: the sender's allowed rate (flow control), if any. */
-  rate: undefined as number | undefined,
-  /** End of digest: it names the sources after `after` through `through` (ids), when it is a part. */
-  after: undefined as string | undefined,
-  through: undefined as string | undefined,
-  /** Update: a tombstone. */
-  deleted: false,
-  /** Update: a withdrawal. */
-  withdrawn: false,
-  /** End of digest: the sender's horizon (see DigestDone.horizon). */
-  horizon: undefined as number | undefined,
-  /** End of digest: stale notices, checked (see DigestDone.stale). */
-  stale: undefined as Map<string, StaleNotice> | undefined,
-  /** End of digest: values refused as late (see DigestDone.late). */
-  late: undefined as (readonly [string, number])[] | undefined,
-  /** End of digest, with `stale` under signatures: who signed it, the signature and the nonce. */
-  staleBy: undefined as string | undefined,
-  staleSignature: undefined as string | undefined,
-  staleNonce: undefined as string | undefined,
-  /** End of digest, under signatures: the sender's nonce, which a stale notice to it must sign. */
-  nonce: undefined as string | undefined,
-  /** End of digest: updates the sender holds that we lack. */
-  behind: undefined as number | undefined,
-  /** End of digest: the sender's stream takes no updates. */
-  refuses: false,
-  /** End of digest: the sender's stream sends no updates. */
-  silent: false,
-  /** End of digest: the sender's stream filter, checked. */
-  filter: undefined as Filter | undefined,
+/** An update as read from a peer, its value not yet admitted (see value.ts). */
+export interface UpdateReading {
+  readonly kind: Kind.Update
+  readonly key: string
+  readonly value: unknown
+  readonly source_id: string
+  readonly version: number
+  /** A tombstone. */
+  readonly deleted: boolean
+  /** A withdrawal. */
+  readonly withdrawn: boolean
 }
 
-function refuse(reason: string): Kind.Invalid {
-  fields.reason = reason
-  return Kind.Invalid
+/** A digest's end as read, each optional field checked (see DigestDone). */
+export interface DoneReading {
+  readonly kind: Kind.Done
+  /** It answers a question. */
+  readonly reply: boolean
+  /** The sender's allowed rate (flow control), if any. */
+  readonly rate: number | undefined
+  /** It names the sources after `after` through `through` (ids), when it is a part. */
+  readonly after: string | undefined
+  readonly through: string | undefined
+  /** The sender's horizon (see DigestDone.horizon). */
+  readonly horizon: number | undefined
+  /** Stale notices, checked (see DigestDone.stale). */
+  readonly stale: Map<string, StaleNotice> | undefined
+  /** Values refused as late (see DigestDone.late). */
+  readonly late: (readonly [string, number])[] | undefined
+  /** With `stale` or `late` under signatures: who signed them, the signature and the nonce. */
+  readonly noticeBy: string | undefined
+  readonly noticeSignature: string | undefined
+  readonly noticeNonce: string | undefined
+  /** The sender cannot vouch for its copy of its own id (see DigestDone.recovering). */
+  readonly recovering: boolean
+  /** The sender leaves suspects out of its answers (see DigestDone.withheld). */
+  readonly withheld: boolean
+  /** Under signatures: the sender's nonce, which a stale notice to it must sign. */
+  readonly nonce: string | undefined
+  /** Updates the sender holds that we lack. */
+  readonly behind: number | undefined
+  /** The sender's stream takes no updates. */
+  readonly refuses: boolean
+  /** The sender's stream sends no updates. */
+  readonly silent: boolean
+  /** The sender's stream filter, checked. */
+  readonly filter: Filter | undefined
 }
+
+/** What `classify` made of an object: one of the four shapes, or why it is none. */
+export type Reading =
+  | UpdateReading
+  | { readonly kind: Kind.Local; readonly key: string; readonly value: unknown }
+  | { readonly kind: Kind.Digest; readonly source_id: string; readonly version: number }
+  | DoneReading
+  | { readonly kind: Kind.Invalid; readonly reason: string }
+
+function refuse(reason: string): Reading {
+  return { kind: Kind.Invalid, reason }
+}
+
+/**
+ * Where a store object given to `new Gossip(id, config, store)` keeps the
+ * node's record of deletes (JSON text; see docs/deletes.md, "Restarts"):
+ * keys starting with "\u0000" are reserved, so no write uses it.
+ */
+export const RECORD_KEY = '\u0000simple-scuttle'
 
 /**
  * The highest version accepted from a peer. Versions are Lamport clocks, so
@@ -107,20 +131,28 @@ export function badName(what: string, s: unknown): string | null {
   const max = what === 'key' ? MAX_KEY_LENGTH : MAX_ID_LENGTH
   if (s.length > max) return `${what} is longer than ${max} characters`
   if (isReserved(s)) return `${what} "${s}" is reserved`
+  // A store object keeps the node's record under RECORD_KEY.
+  if (what === 'key' && s.charCodeAt(0) === 0) return 'keys starting with "\\u0000" are reserved'
   // SQLite and the wire keep text as UTF-8, which has no lone surrogate: a
   // key holding one would come back changed (and fail its checksum).
-  if (LONE_SURROGATE.test(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`
+  if (!wellFormed(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`
   return null
 }
 
 // With the u flag, a surrogate matches only when unpaired.
 const LONE_SURROGATE = /[\ud800-\udfff]/u
+// String.prototype.isWellFormed (Node 20, recent browsers) is native and
+// fast; the regular expression stands in elsewhere.
+const wellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s)
 
 /**
- * Sorts an object into one of the four shapes, or refuses it with a reason
- * in `fields.reason`. Never throws.
+ * Sorts an object into one of the four shapes, or refuses it with a
+ * reason. Never throws.
  */
-export function classify(o: unknown): Kind {
+export function classify(o: unknown): Reading {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) {
     return refuse('not an update or a digest object')
   }
@@ -132,37 +164,40 @@ export function classify(o: unknown): Kind {
 }
 
 // The end of a digest; its optional fields, read once.
-function done(o: Record<string, unknown>): Kind {
-  fields.reply = o.reply === true
+function done(o: Record<string, unknown>): Reading {
   const rate = o.rate
-  fields.rate = typeof rate === 'number' && rate === rate ? rate : undefined
   const after = o.after
   const through = o.through
   if ((after !== undefined && typeof after !== 'string') || (through !== undefined && typeof through !== 'string')) {
     return refuse('after and through must be source ids')
   }
-  fields.after = after
-  fields.through = through
   const horizon = o.horizon
-  fields.horizon = isVersion(horizon) ? horizon : undefined
-  fields.stale = staleOf(o.stale)
-  fields.late = lateOf(o.late)
-  fields.staleBy = typeof o.stale_by === 'string' ? o.stale_by : undefined
-  fields.staleSignature = typeof o.stale_signature === 'string' && o.stale_signature.length <= 1024 ? o.stale_signature : undefined
-  fields.staleNonce = nonceOf(o.stale_nonce)
-  fields.nonce = nonceOf(o.nonce)
   const behind = o.behind
-  fields.behind = typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined
-  fields.refuses = o.accepts === false
-  fields.silent = o.sends === false
   const filter = o.filter
-  if (filter === undefined) fields.filter = undefined
-  else {
+  if (filter !== undefined) {
     const bad = filterProblem(filter)
     if (bad !== null) return refuse(bad)
-    fields.filter = filter as Filter
   }
-  return Kind.Done
+  return {
+    kind: Kind.Done,
+    reply: o.reply === true,
+    rate: typeof rate === 'number' && rate === rate ? rate : undefined,
+    after,
+    through,
+    horizon: isVersion(horizon) ? horizon : undefined,
+    stale: staleOf(o.stale),
+    late: lateOf(o.late),
+    noticeBy: typeof o.notice_by === 'string' ? o.notice_by : undefined,
+    noticeSignature: typeof o.notice_signature === 'string' && o.notice_signature.length <= 1024 ? o.notice_signature : undefined,
+    noticeNonce: nonceOf(o.notice_nonce),
+    recovering: o.recovering === true,
+    withheld: o.withheld === true,
+    nonce: nonceOf(o.nonce),
+    behind: typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined,
+    refuses: o.accepts === false,
+    silent: o.sends === false,
+    filter: filter as Filter | undefined,
+  }
 }
 
 /** Why `f` is not a {@link Filter} (lists of names, bounded), or null. */
@@ -182,17 +217,26 @@ export function filterProblem(f: unknown): string | null {
 }
 
 /**
- * What the signature of a stale notice covers, as the update a `Security`
- * signs: an empty key (no update can carry one, so the signature is never an
- * update's), the receiver's nonce and the notices as sorted `[source, gc,
- * max, named]` lists; the signer as source.
+ * What the signature of a digest end's stale notices and late reports
+ * covers, as the update a `Security` signs: an empty key (no update can
+ * carry one, so the signature is never an update's), the receiver's nonce,
+ * the notices as sorted `[source, gc, named]` lists and the late reports as
+ * sent; the signer as source.
  */
-export function staleUpdate(by: string, stale: ReadonlyMap<string, StaleNotice>, nonce: string): Update {
-  const triples = [...stale.keys()].sort().map((id) => {
-    const [gc, max, named] = stale.get(id) as StaleNotice
-    return [id, gc, max, named]
-  })
-  return { key: '', value: [nonce, triples], source_id: by, version: 0 }
+export function noticeUpdate(
+  by: string,
+  nonce: string,
+  stale: ReadonlyMap<string, StaleNotice> | undefined,
+  late: readonly (readonly [string, number])[] | undefined,
+): Update {
+  const notices =
+    stale === undefined
+      ? []
+      : [...stale.keys()].sort().map((id) => {
+          const [gc, named] = stale.get(id) as StaleNotice
+          return [id, gc, named]
+        })
+  return { key: '', value: [nonce, notices, late ?? []], source_id: by, version: 0 }
 }
 
 const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)
@@ -201,17 +245,17 @@ const MAX_FILTER = 256
 /** Most entries a digest end's `stale` or `late` carries; more are left out. */
 export const MAX_NOTICES = 256
 
-// Stale notices: source ids to [gc, max, named] with named < gc <= max;
-// anything else is left out (a notice only makes the receiver refetch a source).
+// Stale notices: source ids to [gc, named] with named < gc; anything else
+// is left out (a notice only makes the receiver refetch a source).
 function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
   const out = new Map<string, StaleNotice>()
   for (const id of Object.keys(f)) {
     if (out.size >= MAX_NOTICES) break
     const v = (f as Record<string, unknown>)[id]
-    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 3) continue
-    const [gc, max, named] = v as unknown[]
-    if (isVersion(gc) && isVersion(max) && isVersion(named) && named < gc && gc <= max) out.set(id, [gc, max, named])
+    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 2) continue
+    const [gc, named] = v as unknown[]
+    if (isVersion(gc) && isVersion(named) && named < gc) out.set(id, [gc, named])
   }
   return out.size === 0 ? undefined : out
 }
@@ -229,7 +273,7 @@ function lateOf(l: unknown): (readonly [string, number])[] | undefined {
   return out.length === 0 ? undefined : out
 }
 
-function classifyObject(o: Record<string, unknown>): Kind {
+function classifyObject(o: Record<string, unknown>): Reading {
   const digest = o.digest
   if (digest === true) {
     if (o.done === true) return done(o)
@@ -239,9 +283,7 @@ function classifyObject(o: Record<string, unknown>): Kind {
     if (bad !== null) return refuse(bad)
     const version = o.version
     if (!isVersion(version)) return refuse('digest version must be an integer from 0 to MAX_VERSION')
-    fields.source_id = source_id as string
-    fields.version = version + 0 // -0 is 0
-    return Kind.Digest
+    return { kind: Kind.Digest, source_id: source_id as string, version: version + 0 } // -0 is 0
   }
   if (digest !== undefined && digest !== false) return refuse('digest must be true')
 
@@ -255,23 +297,27 @@ function classifyObject(o: Record<string, unknown>): Kind {
   const version = o.version
   const deleted = o.deleted
   const withdrawn = o.withdrawn
-  fields.key = key as string
-  fields.value = value
-  fields.deleted = deleted === true
-  fields.withdrawn = withdrawn === true
   if (deleted !== undefined && deleted !== true && deleted !== false) return refuse('deleted must be true')
   if (withdrawn !== undefined && withdrawn !== true && withdrawn !== false) return refuse('withdrawn must be true')
-  if (fields.deleted && fields.withdrawn) return refuse('an update is a delete or a withdrawal, not both')
+  if (deleted === true && withdrawn === true) return refuse('an update is a delete or a withdrawal, not both')
   if (source_id === undefined && version === undefined) {
     // A local delete comes through gossip.delete(key), not a stream.
-    return fields.deleted || fields.withdrawn ? refuse('a local write cannot be a delete or a withdrawal') : Kind.Local
+    return deleted === true || withdrawn === true
+      ? refuse('a local write cannot be a delete or a withdrawal')
+      : { kind: Kind.Local, key: key as string, value }
   }
   const badSource = badName('source_id', source_id)
   if (badSource !== null) return refuse(badSource)
   if (!isVersion(version)) return refuse('version must be an integer from 0 to MAX_VERSION')
-  fields.source_id = source_id as string
-  fields.version = version + 0 // -0 is 0
-  return Kind.Update
+  return {
+    kind: Kind.Update,
+    key: key as string,
+    value,
+    source_id: source_id as string,
+    version: version + 0, // -0 is 0
+    deleted: deleted === true,
+    withdrawn: withdrawn === true,
+  }
 }
 
 /**
@@ -280,10 +326,11 @@ function classifyObject(o: Record<string, unknown>): Kind {
  * @throws TypeError naming `where` and what is wrong.
  */
 export function checkedUpdate(u: unknown, where: string): Update {
-  if (classify(u) !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${fields.reason}`)
-  const { key, source_id, version, deleted, withdrawn } = fields
+  const r = classify(u)
+  if (r.kind !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${r.kind === Kind.Invalid ? r.reason : 'not an update'}`)
+  const { key, source_id, version, deleted, withdrawn } = r
   const marker = deleted || withdrawn
-  const problem = marker ? null : admitValue(fields.value, true)
+  const problem = marker ? null : admitValue(r.value, true)
   if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
   const value = marker ? null : admitted.value
   // Keep a signature, so that relaying the restored update stays verifiable.

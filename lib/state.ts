@@ -53,3 +53,22 @@ export function memoryView(history: History): StateStore {
     },
   })
 }
+
+/**
+ * `state` over a store object: the store's keys but the node's own (those
+ * starting with "\u0000": its record and the mappings that are not
+ * entries), read-only like the view over memory.
+ */
+export function storeView(store: StateStore): StateStore {
+  const mine = (key: string | symbol): boolean => typeof key === 'string' && key.charCodeAt(0) === 0
+  return new Proxy(store, {
+    get: (target, key) => (mine(key) ? undefined : Reflect.get(target, key)),
+    has: (target, key) => !mine(key) && Reflect.has(target, key),
+    ownKeys: (target) => Reflect.ownKeys(target).filter((k) => !mine(k)),
+    getOwnPropertyDescriptor: (target, key) => (mine(key) ? undefined : Reflect.getOwnPropertyDescriptor(target, key)),
+    set: readOnly,
+    defineProperty: readOnly,
+    deleteProperty: readOnly,
+    setPrototypeOf: readOnly,
+  })
+}

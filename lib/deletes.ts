@@ -13,7 +13,7 @@
  */
 import type { History, SourceLog } from './history'
 import { covers, type IdRange } from './reconcile'
-import { MAX_NOTICES, staleUpdate } from './shape'
+import { MAX_NOTICES, noticeUpdate } from './shape'
 import type { DigestDone, Security, Snapshot, StaleNotice, Update } from './types'
 
 /** What the delete logic needs of its node. */
@@ -31,7 +31,14 @@ export interface DeletesHost {
   forget(m: Update): void
   /** The node's wall clock in µs. */
   wall(): number
-  /** Report an event of the node (`'late'`, `'refetch'`, `'refetched'`). */
+  /** Whether a version from a peer is believable (see Clock.accepts). */
+  accepts(version: number): boolean
+  /**
+   * Whether the node cannot vouch for its copy of its own id: started
+   * without state, or restored, and still fetching its past from peers.
+   */
+  selfUnsure(): boolean
+  /** Report an event of the node (`'late'`, `'refetch'`, `'refetched'`, `'refetchAbandoned'`). */
   emit(event: string, ...args: unknown[]): boolean
   /** The node's open streams. */
   streams(): Iterable<StreamLike>
@@ -45,31 +52,33 @@ export interface StreamLike {
 
 /** What one stream knows for deletes; kept per stream, out of the stream. */
 class Link {
-  /** Stale notices owed to the peer: source -> [gc, max]. */
+  /** Stale notices owed to the peer: source -> [gc, named]. */
   stale: Map<string, StaleNotice> | null = null
-  /** Values of the peer's answer we refused as late, to tell it: [source, version]. */
-  late: [string, number][] | null = null
+  /** Notices told to the peer: source -> [gc, active time]. */
+  told: Map<string, [number, number]> | null = null
+  /** Values of the peer's answer we refused as late, to tell it: "source\u0000version" -> the pair. */
+  late: Map<string, [string, number]> | null = null
   /** In the answer being read: the lowest version refused per source (max stays below it). */
   refusing: Map<string, number> | null = null
-  /** What the peer's last digest named, for the sources we refetch. */
-  named: Map<string, number> | null = null
+  /**
+   * Refetches this peer serves as a fresh copy: per source, the refetch
+   * and the highest version of it the peer has sent us since (our digest
+   * to it names the source there, so it sends the source whole).
+   */
+  pass: Map<string, { r: Refetch; at: number }> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined
-  constructor(readonly peer: string | undefined) {}
 }
 
-/** A source being refetched: its copy here was behind markers a peer collected. */
+/** A source being refetched: its copy here may hold what markers a peer collected replaced. */
 interface Refetch {
-  /** Take this source only from peers whose digest names it at or above this. */
+  /** The peer's gc of the source: what we hold of it below this is suspect. */
   gc: number
-  /**
-   * Done once our max of it reaches this: the notifier's max, or the least
-   * max a fresh peer named (a fresh copy that far is then ours).
-   */
-  target: number
-  /** Mappings held when the refetch began that no fresh peer has sent again. */
-  unconfirmed: Set<Update>
+  /** Suspects: mappings held below `gc` that no fresh copy has sent again (kept out of answers). */
+  suspects: Set<Update>
+  /** Active time the refetch began or last moved: a grace without either abandons it. */
+  since: number
 }
 
 interface Queued {
@@ -84,7 +93,7 @@ interface Queued {
  */
 export const EXTRA_BYTES = 2048
 
-/** Most late reports of other sources passed on towards their writers. */
+/** Most late reports of other sources passed on towards their writers, and most owed to one peer. */
 const MAX_FORWARD = 1024
 /** Blocked markers are looked at again at most this often (a fraction of the grace), unless few. */
 const RECHECK = 8
@@ -123,6 +132,9 @@ export class Deletes {
   private readonly lateOwn = new Map<number, Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
   private readonly forward = new Map<string, readonly [string, number]>()
+  // Links whose answer being read holds refusals (a link dropped mid-answer
+  // keeps its count: mayAdvance then only looks it up).
+  private refusals = 0
   // Refusals already reported as 'invalid' (bounded), so a value offered
   // again at every exchange is reported once.
   private readonly reported = new Set<string>()
@@ -145,7 +157,7 @@ export class Deletes {
   private link(stream: StreamLike): Link {
     let l = this.links.get(stream)
     if (l === undefined) {
-      l = new Link(stream.peer)
+      l = new Link()
       this.links.set(stream, l)
     }
     return l
@@ -170,8 +182,10 @@ export class Deletes {
       }
     } else if (u.withdrawn === true) {
       this.queue.push({ u, at: this.active })
-    } else if (own && this.tombKeys.has(u.key)) {
-      // Only a policy other than last-writer-wins lets a held tombstone beat a new write.
+    } else if ((own || u.source_id === this.host.id) && this.tombKeys.has(u.key)) {
+      // A value of ours a held tombstone beats: a new write (only a policy
+      // other than last-writer-wins allows it), or one of our past come back
+      // after a restart from nothing.
       for (const m of this.host.history.get(u.key)) {
         if (m.deleted === true && this.host.beats(m, u)) {
           this.host.withdraw(u.key)
@@ -204,11 +218,13 @@ export class Deletes {
     if (typeof h === 'number' && Number.isSafeInteger(h) && h > this.horizon) this.horizon = h
     // A refetch under way starts again: what we hold of the source waits to
     // be confirmed (a restart must not make a stale copy fresh).
-    const refetching = snapshot?.refetching
+    const refetching: unknown = snapshot?.refetching
     if (refetching !== null && typeof refetching === 'object') {
       for (const id of Object.keys(refetching)) {
-        const v = refetching[id]
-        if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number') this.startRefetch(id, v[0], v[1])
+        const v: unknown = (refetching as Record<string, unknown>)[id]
+        // ([gc, target] from before the target went.)
+        const gc = Array.isArray(v) ? v[0] : v
+        if (typeof gc === 'number' && Number.isSafeInteger(gc)) this.startRefetch(id, gc)
       }
     }
     // A crash between taking a tombstone and writing the withdrawal it
@@ -247,6 +263,7 @@ export class Deletes {
       this.queue = q.slice(this.head)
       this.head = 0
     }
+    if (this.refetches.size > 0) this.abandon()
     const blocked = this.blocked
     if (blocked.length === 0 || !this.blockedDirty) return
     // Looked at again when something changed, and at most every grace /
@@ -301,20 +318,7 @@ export class Deletes {
     return mappings.filter((m) => !isMarker(m) && !tombs.some((t) => this.host.beats(t, m)))
   }
 
-  // ---- taking updates from a peer (rules 5 and 6) ---------------------------
-
-  /**
-   * Whether an update of `source` at `version` from `stream` must be left
-   * alone (neither taken nor moving the source's max): the source is being
-   * refetched and this peer's copy of it is not known to be fresh.
-   */
-  ignores(stream: object, source: string): boolean {
-    if (this.refetches.size === 0) return false
-    const r = this.refetches.get(source)
-    if (r === undefined) return false
-    const named = this.links.get(stream)?.named?.get(source)
-    return named === undefined || named < r.gc
-  }
+  // ---- taking updates from a peer (rules 5 and 6)
 
   /**
    * Rule 5: whether `u`, a value from a peer new to this node (its source's
@@ -323,15 +327,19 @@ export class Deletes {
    * else it loses to (a newer write may yet be withdrawn). Refused values
    * are reported once as 'invalid' and told to the sender.
    */
-  refuses(stream: StreamLike, u: Update): boolean {
+  refuses(stream: StreamLike, u: Update, past: boolean): boolean {
+    if (isMarker(u)) return false
+    if (u.source_id === this.host.id) return past && this.refusesOwn(stream, u)
     // At the horizon's own version too: a tombstone beats a value of its version from a lower source id.
-    if (u.version > this.horizon || isMarker(u) || u.source_id === this.host.id) return false
+    if (u.version > this.horizon) return false
     const l = this.link(stream)
-    const refusing = (l.refusing ??= new Map())
+    const refusing = this.refusing(l)
     const was = refusing.get(u.source_id)
     if (was === undefined || u.version < was) refusing.set(u.source_id, u.version)
-    ;(l.late ??= []).push([u.source_id, u.version])
+    // Owed once per value, however often the peer offers it; bounded.
     const tag = `${u.source_id}\u0000${u.version}`
+    const late = (l.late ??= new Map())
+    if (!late.has(tag) && late.size < MAX_FORWARD) late.set(tag, [u.source_id, u.version])
     if (!this.reported.has(tag)) {
       if (this.reported.size >= 4096) this.reported.clear()
       this.reported.add(tag)
@@ -345,8 +353,39 @@ export class Deletes {
     return true
   }
 
+  // Our own past come back from a peer after a restart that lost our log
+  // (a bare store object keeps only entries): at or below a marker of ours
+  // we collected, or the horizon, it may be what one of them replaced, and
+  // nothing here can tell. It is refused like a late value, and ours to
+  // settle (rule 7).
+  private refusesOwn(stream: StreamLike, u: Update): boolean {
+    if (u.version > this.horizon && u.version > this.gcOf(this.host.id)) return false
+    if (!this.lateOwn.has(u.version)) {
+      this.lateOwn.set(u.version, u)
+      stream.emit(
+        'invalid',
+        u,
+        `late: version ${u.version} of this node's own past is older than deletes it collected; it is not taken back until settled (see docs/deletes.md, rule 7)`,
+        'late',
+      )
+      this.host.emit('late', [u])
+    }
+    return true
+  }
+
+  // The answer being read from `l` holds refused values: their sources' maxes stay below them.
+  private refusing(l: Link): Map<string, number> {
+    if (l.refusing === null) {
+      l.refusing = new Map()
+      this.refusals++
+    }
+    return l.refusing
+  }
+
   /** Whether an update of `source` at `version` from `stream` may move the source's max (no refused one below it in this answer). */
   mayAdvance(stream: object, source: string, version: number): boolean {
+    // (Per update: most of the time no answer is being refused at all.)
+    if (this.refusals === 0) return true
     const refusing = this.links.get(stream)?.refusing
     if (refusing === undefined || refusing === null) return true
     const v = refusing.get(source)
@@ -355,52 +394,70 @@ export class Deletes {
 
   /** Leave the rest of `source` in this answer below its max (a throwing resolve or store left a gap). */
   holdBack(stream: StreamLike, source: string, version: number): void {
-    const refusing = (this.link(stream).refusing ??= new Map())
+    const refusing = this.refusing(this.link(stream))
     const was = refusing.get(source)
     if (was === undefined || version < was) refusing.set(source, version)
   }
 
   /**
-   * A mapping of a refetched source was sent again (`previous` is what we
-   * held of its key, at the same or a newer version, or was replaced by the
-   * update just taken): it is confirmed. Then, once our max of the source
-   * reached the notice's, what is still unconfirmed is dropped.
+   * An update of `source` at `version` came from `stream`; `held` is our
+   * mapping at that version now (the update, if `taken`, or the same one
+   * held before), if any. While `source` is refetched: from a fresh peer
+   * serving it, it confirms what we hold; from any other, a mapping taken
+   * below the gc is suspect too.
    */
-  confirmed(source: string, previous: Update | undefined): void {
+  received(stream: object, source: string, version: number, held: Update | undefined, taken: boolean): void {
+    if (this.refetches.size === 0) return
     const r = this.refetches.get(source)
     if (r === undefined) return
-    if (previous !== undefined) r.unconfirmed.delete(previous)
-    const log = this.host.history.sources.get(source)
-    if (log !== undefined && log.max >= r.target) this.refetched(source, r, log.max)
-  }
-
-  // Done: we hold a fresh copy of the source up to `upTo`. What is still
-  // unconfirmed at or below it was replaced where the copy came from (by a
-  // collected marker, or a newer mapping we now hold); above it, it is
-  // newer than that copy and stays.
-  private refetched(source: string, r: Refetch, upTo: number): void {
-    this.refetches.delete(source)
-    this.recordText = null
-    if ((this.refetchedFor.get(source) ?? -Infinity) < r.gc) this.refetchedFor.set(source, r.gc)
-    const history = this.host.history
-    let dropped = 0
-    for (const u of r.unconfirmed) {
-      if (u.version > upTo || !history.isCurrent(u)) continue
-      this.host.forget(u)
-      dropped++
+    const p = this.links.get(stream)?.pass?.get(source)
+    if (p !== undefined && p.r === r) {
+      if (version > p.at) p.at = version
+      if (held !== undefined) r.suspects.delete(held)
+      r.since = this.active
+    } else if (held !== undefined && taken && version < r.gc) {
+      r.suspects.add(held)
     }
-    this.host.emit('refetched', source, dropped)
   }
 
-  /** Whether a refetch is under way (answers then leave out what is unconfirmed). */
+  /**
+   * What our digest to `stream` names for `source` while we refetch it:
+   * from where the fresh peer serving it has sent it so far (so that it
+   * sends the source whole), and to every other peer below the gc (our copy
+   * proves nothing fresh). Undefined when `source` is not refetched.
+   */
+  naming(stream: object, source: string, max: number): number | undefined {
+    if (this.refetches.size === 0) return undefined
+    const r = this.refetches.get(source)
+    if (r === undefined) return undefined
+    const p = this.links.get(stream)?.pass?.get(source)
+    if (p !== undefined && p.r === r) return p.at
+    return Math.min(max, r.gc - 1)
+  }
+
+  /** Whether a refetch is under way (our answers then leave suspects out). */
   get refetching(): boolean {
     return this.refetches.size > 0
   }
 
-  /** `out` without mappings of refetched sources that no fresh peer has sent again (they may be dead). */
+  /**
+   * `out` (each source in version order) without the suspects of refetched
+   * sources (they may be dead), nor anything of such a source after one:
+   * a peer's max of it must not pass what we left out (I1).
+   */
   sendable(out: Update[]): Update[] {
     if (this.refetches.size === 0) return out
-    return out.filter((u) => this.refetches.get(u.source_id)?.unconfirmed.has(u) !== true)
+    const cut = new Set<string>()
+    const kept: Update[] = []
+    for (const u of out) {
+      const r = this.refetches.get(u.source_id)
+      if (r !== undefined && (cut.has(u.source_id) || r.suspects.has(u))) {
+        cut.add(u.source_id)
+        continue
+      }
+      kept.push(u)
+    }
+    return kept
   }
 
   // ---- digest ends -----------------------------------------------------------
@@ -408,89 +465,153 @@ export class Deletes {
   /**
    * A peer's digest end (read into `done`), with the digest `heard` before
    * it over `range`: active time moves; its nonce, late reports and stale
-   * notices are taken; the peer's copy of each source we collected markers
-   * of is judged (rule 6), and notices owed for our next digest end to it.
+   * notices are taken; refetches find their fresh copies here and end; the
+   * peer's copy of each source we collected markers of is judged (rule 6),
+   * and notices owed for our next digest end to it. `judge`: the stream
+   * has no filter, so its digest names whole copies.
    */
-  onDone(
-    stream: StreamLike,
-    done: DoneFields,
-    heard: ReadonlyMap<string, number>,
-    range: IdRange,
-    judge: boolean,
-  ): void {
+  onDone(stream: StreamLike, done: DoneFields, heard: ReadonlyMap<string, number>, range: IdRange, judge: boolean): void {
     this.heard()
     const l = this.link(stream)
-    l.refusing = null
-    if (done.nonce !== undefined) l.peerNonce = done.nonce
-    if (done.late !== undefined) this.lateReports(done.late)
-    if (done.stale !== undefined) {
-      if (this.staleSigned(l, done)) this.notices(stream, done.stale)
-      else stream.emit('invalid', { digest: true, done: true, stale: Object.fromEntries(done.stale) }, 'a stale notice not signed by a member with a key: ignored', 'stale_unsigned')
+    if (l.refusing !== null) {
+      l.refusing = null
+      this.refusals--
     }
-    if (this.refetches.size > 0) {
-      const named = (l.named ??= new Map())
-      for (const [id, r] of this.refetches) {
-        const v = heard.get(id)
-        if (v !== undefined) {
-          named.set(id, v)
-          // A fresh peer: once we hold the source as far as it does, we are done.
-          if (v >= r.gc && v < r.target) r.target = v
-        } else if (covers(range, id)) named.delete(id)
+    if (done.nonce !== undefined) l.peerNonce = done.nonce
+    if (done.stale !== undefined || done.late !== undefined) {
+      if (!this.signed(stream, l, done)) {
+        const notice: Record<string, unknown> = { digest: true, done: true }
+        if (done.stale !== undefined) notice.stale = Object.fromEntries(done.stale)
+        if (done.late !== undefined) notice.late = done.late
+        stream.emit('invalid', notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
+      } else {
+        if (done.late !== undefined) this.lateReports(done.late)
+        if (done.stale !== undefined) this.notices(stream, done.stale, heard)
       }
     }
+    if (this.refetches.size > 0) this.serve(stream, l, done, heard, judge)
     if (judge && this.gc.size > 0) this.judge(l, heard, range)
+  }
+
+  // Refetches: a peer whose digest names the source at or above the gc,
+  // that vouches for its copies (neither fetching its own past nor
+  // withholding suspects of its own) and, under signatures, whose stream
+  // the transport authenticated, serves it: our digest to it names the
+  // source from scratch, and once it has sent the source as far as it
+  // names it, what it did not send again of our suspects goes.
+  private serve(stream: StreamLike, l: Link, done: DoneFields, heard: ReadonlyMap<string, number>, judge: boolean): void {
+    const vouches = judge && !done.recovering && !done.withheld && (this.host.security === undefined || stream.peer !== undefined)
+    for (const [id, r] of this.refetches) {
+      const p = l.pass?.get(id)
+      const serving = p !== undefined && p.r === r
+      if (!vouches) {
+        if (serving) l.pass?.delete(id)
+        continue
+      }
+      const v = heard.get(id)
+      if (v === undefined || v < r.gc) continue
+      if (!serving) {
+        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity })
+        r.since = this.active
+      } else if (p.at >= v) {
+        l.pass?.delete(id)
+        this.refetched(id, r)
+      }
+    }
+  }
+
+  // Done: a fresh copy was sent whole. Our suspects it did not send again
+  // were replaced where it comes from, by markers since collected: they go
+  // as a collection would take them (a tombstone beating a live value here
+  // waits for rule 4; a tombstone gone raises the horizon).
+  private refetched(id: string, r: Refetch): void {
+    this.refetches.delete(id)
+    this.recordText = null
+    if ((this.refetchedFor.get(id) ?? -Infinity) < r.gc) this.refetchedFor.set(id, r.gc)
+    const history = this.host.history
+    let dropped = 0
+    for (const u of r.suspects) {
+      if (!history.isCurrent(u)) continue
+      if (u.deleted === true && this.beatsLive(u)) continue
+      this.host.forget(u)
+      dropped++
+      if (u.deleted === true) {
+        if (u.version > this.horizon) this.horizon = u.version
+        if (!history.get(u.key).some((m) => m.deleted === true)) this.tombKeys.delete(u.key)
+      }
+    }
+    this.raiseGc(id, r.gc)
+    this.host.emit('refetched', id, dropped)
+  }
+
+  // A refetch no fresh copy served for a grace of active time: none may be
+  // left (the collector restarted from nothing, or is gone). Its suspects
+  // are kept and sent again, and the node says so; a collector that meets
+  // it later tells it again.
+  private abandon(): void {
+    for (const [id, r] of this.refetches) {
+      if (this.active - r.since <= this.grace) continue
+      this.refetches.delete(id)
+      this.recordText = null
+      this.host.emit('refetchAbandoned', id, r.gc, r.suspects.size)
+    }
   }
 
   // Rule 6: a peer naming a source below our gc of it holds a stale copy.
   // (The notice names what the peer named: our answer may carry its max
   // past the gc before the notice reaches it.)
+  // A peer naming none of the source is told too: what we send it of the
+  // source lacks the collected markers, and it must know the gc to judge
+  // the copies it passes that on to. Each peer is told once per gc (again
+  // after a grace, if it still names the source below it).
   private judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange): void {
-    const sources = this.host.history.sources
+    const parted = range.after !== undefined || range.through !== undefined
     for (const [id, gc] of this.gc) {
       const named = heard.get(id)
-      if (named === undefined || named >= gc) continue
-      if (range.after !== undefined || range.through !== undefined) if (!covers(range, id)) continue
-      // (Refetching it ourselves, our max may be below the gc: the peer's
-      // refetch then ends at what a fresh peer names.)
-      const max = Math.max(sources.get(id)?.max ?? -Infinity, gc)
-      ;(l.stale ??= new Map()).set(id, [gc, max, named])
+      if (named !== undefined && named >= gc) continue
+      if (parted && !covers(range, id)) continue
+      const told = l.told?.get(id)
+      if (told !== undefined && told[0] >= gc && this.active - told[1] <= this.grace) continue
+      ;(l.told ??= new Map()).set(id, [gc, this.active])
+      ;(l.stale ??= new Map()).set(id, [gc, named ?? 0])
     }
   }
 
-  // Under signatures, a stale notice is taken only when a member signed it
-  // for our latest nonce on this stream (and by this stream's peer, when
-  // the transport authenticated it).
-  private staleSigned(l: Link, done: DoneFields): boolean {
+  // Under signatures, stale notices and late reports are taken only when a
+  // member signed them for our latest nonce on this stream (and was this
+  // stream's peer, when the transport authenticated it).
+  private signed(stream: StreamLike, l: Link, done: DoneFields): boolean {
     const security = this.host.security
     if (security === undefined) return true
-    const { staleBy: by, staleSignature: signature, staleNonce: nonce, stale } = done
-    if (by === undefined || signature === undefined || nonce === undefined || stale === undefined) return false
-    if (l.peer !== undefined && by !== l.peer) return false
+    const { noticeBy: by, noticeSignature: signature, noticeNonce: nonce } = done
+    if (by === undefined || signature === undefined || nonce === undefined) return false
+    if (stream.peer !== undefined && by !== stream.peer) return false
     if (nonce !== l.nonces[0] && nonce !== l.nonces[1]) return false
     try {
-      return security.verify({ ...staleUpdate(by, stale, nonce), signature }) === true
+      return security.verify({ ...noticeUpdate(by, nonce, done.stale, done.late), signature }) === true
     } catch {
       return false
     }
   }
 
-  // Rule 6 at the receiving end: refetch each source our copy of was
-  // behind when we named it (our max may have passed the gc since, by an
-  // answer that could not bring what was collected), unless a refetch for
-  // that gc or a later one already ran.
-  private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>): void {
+  // Rule 6 at the receiving end. A notice is believed when its gc is a
+  // believable version and the notifier's digest named the source at or
+  // above it (a collector holds what it collected below its max); one
+  // passed on by a peer that refetches is believed only when our copy went
+  // past the gc (else a collector tells us itself).
+  private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>): void {
     const history = this.host.history
-    for (const [id, [gc, target]] of stale) {
-      // Knowing this gc already, we collected up to it or refetched for it.
-      const knew = this.gc.get(id) ?? -Infinity
-      this.raiseGc(id, gc)
+    for (const [id, [gc]] of stale) {
+      if (!this.host.accepts(gc)) continue
+      const direct = (heard.get(id) ?? -Infinity) >= gc
+      const max = history.sources.get(id)?.max ?? -Infinity
       if (id === this.host.id) {
         // Our own copy behind our own collected markers. After a restart from
         // nothing we hold only what peers give back, which is fresh; restored
         // from an older state, we cannot tell which of our writes we deleted
         // since, and nothing a peer says removes a write of ours: the
         // operator must choose.
-        if (this.restoredOwn) {
+        if (this.restoredOwn && direct && max < gc) {
           stream.emit(
             'invalid',
             { source_id: id, version: gc },
@@ -500,34 +621,39 @@ export class Deletes {
         }
         continue
       }
-      if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || knew >= gc) continue
+      if (!direct && max < gc) continue
+      // Knowing this gc already, we collected up to it or refetched for it.
+      if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.gc.get(id) ?? -Infinity) >= gc) continue
       const r = this.refetches.get(id)
-      if (r !== undefined && r.gc >= gc) {
-        if (target > r.target) r.target = target
-        continue
-      }
-      this.startRefetch(id, gc, target)
+      if (r !== undefined && r.gc >= gc) continue
+      this.startRefetch(id, gc)
+      if (!this.refetches.has(id)) continue
       // Our copy was stale, and we may have sent it on, carrying a peer's
       // max past the gc too: every peer hears of it (one that knew the gc
-      // has nothing to do; one that did not refetches, and tells its own).
+      // has nothing to do; one whose copy is below it hears from a collector).
       for (const s of this.host.streams()) {
         if (s === stream) continue
-        const l = this.link(s)
-        ;(l.stale ??= new Map()).set(id, [gc, Math.max(target, gc), 0])
+        ;(this.link(s).stale ??= new Map()).set(id, [gc, 0])
       }
     }
   }
 
-  // Everything held of the source waits to be sent again by a fresh peer.
-  private startRefetch(id: string, gc: number, target: number): void {
-    const history = this.host.history
-    const log = history.source(id)
-    const unconfirmed = new Set<Update>()
-    for (const u of history.news(id, -Infinity)) unconfirmed.add(u)
-    this.refetches.set(id, { gc, target, unconfirmed })
-    log.max = -Infinity
+  // What we hold of the source below the gc is suspect until a fresh copy
+  // sends it again (a refetch under way for a lower gc widens).
+  private startRefetch(id: string, gc: number): void {
+    const suspects = new Set<Update>()
+    for (const u of this.host.history.news(id, -Infinity)) if (u.version < gc) suspects.add(u)
+    const r = this.refetches.get(id)
+    if (suspects.size === 0) {
+      // Nothing held there: nothing can be stale.
+      if (r !== undefined) this.refetches.delete(id)
+      if ((this.refetchedFor.get(id) ?? -Infinity) < gc) this.refetchedFor.set(id, gc)
+      this.raiseGc(id, gc)
+      return
+    }
+    this.refetches.set(id, { gc, suspects, since: this.active })
     this.recordText = null
-    this.host.emit('refetch', id, gc, unconfirmed.size)
+    this.host.emit('refetch', id, gc, suspects.size)
   }
 
   // Late reports: our own values go to 'late'; others' are passed on
@@ -556,7 +682,7 @@ export class Deletes {
 
   /** Whether our digest end to `stream` needs none of this module's fields. */
   quiet(stream: object): boolean {
-    if (this.horizon !== -Infinity || this.forward.size > 0) return false
+    if (this.horizon !== -Infinity || this.forward.size > 0 || this.refetches.size > 0 || this.unsure()) return false
     const l = this.links.get(stream)
     return l === undefined || (l.stale === null && l.late === null)
   }
@@ -567,16 +693,21 @@ export class Deletes {
    */
   extras(stream: StreamLike, done: { -readonly [K in keyof DigestDone]: DigestDone[K] }): void {
     const l = this.link(stream)
-    // Fixed fields: nonce (16 hex) and horizon, about 60 bytes; a stale
+    // Fixed fields: nonce (16 hex), horizon and flags, about 90 bytes; a
     // signature (under 100) with its signer and nonce, 260 at most.
     let room = EXTRA_BYTES - 400
-    if (this.host.security !== undefined) {
+    const security = this.host.security
+    if (security !== undefined) {
       const nonce = freshNonce()
       l.nonces[1] = l.nonces[0]
       l.nonces[0] = nonce
       done.nonce = nonce
     }
     if (this.horizon !== -Infinity) done.horizon = this.horizon
+    if (this.unsure()) done.recovering = true
+    if (this.refetches.size > 0) done.withheld = true
+    // Under signatures, notices wait for the peer's nonce (its first digest end).
+    if (security !== undefined && l.peerNonce === undefined) return
     const late: [string, number][] = []
     const fits = (pair: readonly [string, number]): boolean => {
       const bytes = JSON.stringify(pair).length + 1
@@ -585,10 +716,12 @@ export class Deletes {
       return true
     }
     if (l.late !== null) {
-      const rest: [string, number][] = []
-      for (const p of l.late) if (fits(p)) late.push(p)
-      else rest.push(p)
-      l.late = rest.length === 0 ? null : rest
+      for (const [tag, p] of l.late) {
+        if (!fits(p)) break
+        late.push(p)
+        l.late.delete(tag)
+      }
+      if (l.late.size === 0) l.late = null
     }
     if (this.forward.size > 0) {
       const history = this.host.history
@@ -599,43 +732,58 @@ export class Deletes {
         else if (fits(pair)) late.push([pair[0], pair[1]])
       }
     }
-    if (late.length > 0) done.late = late
+    let notices: Map<string, StaleNotice> | undefined
     const stale = l.stale
-    if (stale === null) return
-    const notices = new Map<string, StaleNotice>()
-    for (const [id, v] of stale) {
-      const bytes = JSON.stringify([id, v]).length + 1
-      if (notices.size >= MAX_NOTICES || bytes > room) break
-      room -= bytes
-      notices.set(id, v)
-      stale.delete(id)
+    if (stale !== null) {
+      notices = new Map()
+      for (const [id, v] of stale) {
+        const bytes = JSON.stringify([id, v]).length + 1
+        if (notices.size >= MAX_NOTICES || bytes > room) break
+        room -= bytes
+        notices.set(id, v)
+        stale.delete(id)
+      }
+      if (stale.size === 0) l.stale = null
+      if (notices.size === 0) notices = undefined
     }
-    if (stale.size === 0) l.stale = null
-    if (notices.size === 0) return
-    done.stale = Object.fromEntries(notices)
-    const security = this.host.security
-    if (security === undefined) return
-    if (l.peerNonce === undefined) {
-      delete done.stale
-      return
+    const lateOut = late.length > 0 ? late : undefined
+    if (notices === undefined && lateOut === undefined) return
+    if (security !== undefined) {
+      try {
+        done.notice_signature = security.sign(noticeUpdate(this.host.id, l.peerNonce as string, notices, lateOut))
+        done.notice_by = this.host.id
+        done.notice_nonce = l.peerNonce
+      } catch {
+        // A node that only verifies cannot sign: its notices would be refused.
+        return
+      }
     }
-    try {
-      done.stale_signature = security.sign(staleUpdate(this.host.id, notices, l.peerNonce))
-      done.stale_by = this.host.id
-      done.stale_nonce = l.peerNonce
-    } catch {
-      // A node that only verifies cannot sign: its notices would be refused.
-      delete done.stale
-    }
+    if (notices !== undefined) done.stale = Object.fromEntries(notices)
+    if (lateOut !== undefined) done.late = lateOut
   }
 
   // ---- late writes of our own (rule 7) -----------------------------------------
 
+  // Whether we cannot vouch for our copy of our own id: still fetching our
+  // past, or holding out values of our past we refused until they are
+  // settled (a peer refetching us must not drop them meanwhile).
+  private unsure(): boolean {
+    if (this.host.selfUnsure()) return true
+    if (this.lateOwn.size === 0) return false
+    const history = this.host.history
+    for (const u of this.late) if (!history.isCurrent(u)) return true
+    return false
+  }
+
   /** Our own values peers refused as late, not yet settled. */
   get late(): Update[] {
     const out: Update[] = []
+    const history = this.host.history
     for (const [v, u] of this.lateOwn) {
-      if (this.host.history.isCurrent(u)) out.push(u)
+      // Still standing: held as our current mapping, or (refused from our
+      // own past) nothing newer of ours replaced it.
+      const mine = history.mapping(this.host.id, u.key)
+      if (mine === u || mine === undefined || mine.version < u.version) out.push(u)
       else this.lateOwn.delete(v)
     }
     return out
@@ -662,14 +810,14 @@ export class Deletes {
   }
 
   /** The snapshot's `collected` and `horizon`. */
-  snapshotFields(): { collected: Record<string, number>; horizon?: number; refetching?: Record<string, [number, number]> } {
+  snapshotFields(): { collected: Record<string, number>; horizon?: number; refetching?: Record<string, number> } {
     const collected: Record<string, number> = {}
     for (const [id, v] of this.gc) collected[id] = v
-    const out: { collected: Record<string, number>; horizon?: number; refetching?: Record<string, [number, number]> } = { collected }
+    const out: { collected: Record<string, number>; horizon?: number; refetching?: Record<string, number> } = { collected }
     if (this.horizon !== -Infinity) out.horizon = this.horizon
     if (this.refetches.size > 0) {
-      const refetching: Record<string, [number, number]> = {}
-      for (const [id, r] of this.refetches) refetching[id] = [r.gc, r.target]
+      const refetching: Record<string, number> = {}
+      for (const [id, r] of this.refetches) refetching[id] = r.gc
       out.refetching = refetching
     }
     return out
@@ -688,14 +836,16 @@ export class Deletes {
   }
 }
 
-/** The fields of a peer's digest end this module reads (see shape.ts). */
+/** The fields of a peer's digest end this module reads (see shape.ts, DoneReading). */
 export interface DoneFields {
   readonly nonce: string | undefined
   readonly late: readonly (readonly [string, number])[] | undefined
   readonly stale: ReadonlyMap<string, StaleNotice> | undefined
-  readonly staleBy: string | undefined
-  readonly staleSignature: string | undefined
-  readonly staleNonce: string | undefined
+  readonly noticeBy: string | undefined
+  readonly noticeSignature: string | undefined
+  readonly noticeNonce: string | undefined
+  readonly recovering: boolean
+  readonly withheld: boolean
 }
 
 // 64 random bits, in hex: a stale notice to a peer signs its latest.

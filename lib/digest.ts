@@ -1,0 +1,160 @@
+/**
+ * Our digest to one peer (the paper's section 3.1: for every source, the
+ * highest version we hold of it) and its end marker. A digest too long for
+ * one message goes in parts, one part per exchange; under `mtu_bytes` the
+ * digest with its end takes at most half a message.
+ */
+import type { FlowControl } from './flow'
+import type { Passes } from './filter'
+import type { SourceLog } from './history'
+import { ALL, DigestMeter, type IdRange } from './reconcile'
+import type { Replica } from './replica'
+import { EXTRA_BYTES, type StreamLike } from './deletes'
+import type { DigestDone, Filter, Message } from './types'
+
+/**
+ * Most sources one digest names: more are sent in parts, one part per
+ * exchange, so a digest fits a message and every source is named within
+ * ceil(sources / DIGEST_PART) exchanges.
+ */
+export const DIGEST_PART = 1024
+/** Most digest entries taken from a peer before its end marker: four parts. */
+export const MAX_HEARD = 4 * DIGEST_PART
+// The part size in use: DIGEST_PART, smaller only in tests (see _digestPart).
+let part = DIGEST_PART
+
+/** @internal For tests: send digests in parts of `n` (the protocol's DIGEST_PART when undefined). */
+export function _digestPart(n: number | undefined): void {
+  part = n ?? DIGEST_PART
+}
+
+const DONE: DigestDone = Object.freeze({ digest: true, done: true })
+const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true })
+
+/** What a digest needs of the exchange with the peer it goes to. */
+export interface DigestPeer extends StreamLike {
+  /** The part of the ids our last digest to this peer covered. */
+  part: IdRange
+  /** The bytes of our last digest to this peer, its end included (with mtu_bytes). */
+  digestBytes: number
+  /** What our digests to this peer name: through our filter and the one it announced. */
+  readonly digestPasses: Passes
+  /** This peer answered a question for our past completely. */
+  readonly verified: boolean
+  /** This peer showed us a version of ours from a past incarnation. */
+  readonly pastShown: boolean
+  /** This peer has shown us every update of ours up to here. */
+  readonly ownSeen: number
+  readonly streamFilter: Filter | undefined
+  readonly takes: boolean
+  readonly sends: boolean
+  /** Updates the node held that the peer lacked at the last exchange. */
+  readonly behind: { readonly them: number }
+  push(m: Message): boolean
+}
+
+/**
+ * Push our digest's entries (not its end) to `peer`; `askAll` asks for
+ * everything of ours the peer holds beyond the past we hold. Returns where
+ * it asks for our past from, or null if it does not.
+ */
+export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean, mtuBytes: number, flowOn: boolean): number | null {
+  const id = replica.id
+  const history = replica.history
+  const sources = history.sources
+  // The end's room for the delete logic's fields counts against the message too.
+  const extra = mtuBytes === Infinity || replica.deletes.quiet(peer) ? 0 : EXTRA_BYTES
+  const meter = mtuBytes === Infinity ? null : new DigestMeter(mtuBytes, id, flowOn, extra)
+  if (sources.size < part && (meter === null || meter.whole(sources.values(), id))) {
+    for (const log of sources.values()) {
+      if (log.id === id) continue
+      const max = named(replica, peer, log)
+      if (max !== -Infinity) peer.push({ digest: true, source_id: log.id, version: max })
+    }
+    peer.part = ALL
+  } else {
+    // In parts: the ids after where the last part to this peer ended.
+    const ids = history._sortedIds()
+    const after = peer.part.through
+    let i = after === undefined ? 0 : upperBound(ids, after)
+    if (i >= ids.length) i = 0
+    const first = i
+    let count = 0
+    meter?.start(first === 0 ? undefined : ids[first - 1])
+    for (; i < ids.length && count < part - 1; i++) {
+      if (ids[i] === id) continue
+      const max = named(replica, peer, sources.get(ids[i]) as SourceLog)
+      if (meter !== null && !meter.add(ids[i], max)) break
+      if (max !== -Infinity) peer.push({ digest: true, source_id: ids[i], version: max })
+      count++
+    }
+    peer.part = { after: first === 0 ? undefined : ids[first - 1], through: i >= ids.length ? undefined : ids[i - 1] }
+  }
+  peer.digestBytes = meter === null ? 0 : meter.bytes + extra
+  // Asking for our past names us where our knowledge of it, and of what
+  // this peer already showed us, stops.
+  const ownLog = sources.get(id)
+  const own = ownLog === undefined ? -Infinity : named(replica, peer, ownLog)
+  // A peer that answered a question for our past completely holds no
+  // more of it than we do: to it we name ourselves as far as we hold.
+  const incarnation = replica.incarnation
+  const askPast = askAll || (incarnation.clock.recovering && incarnation.asks(peer))
+  // Each peer is asked for all it holds of our past, from where it has
+  // shown us so far: what we hold "without a gap" was judged from other
+  // peers' copies, and one of ours we sent meanwhile may hold a gap (gap
+  // fills mend those once we have what was missing).
+  const mine = askPast ? peer.ownSeen : own
+  if (mine >= 0) peer.push({ digest: true, source_id: id, version: mine })
+  return askPast ? mine : null
+}
+
+/**
+ * What our digest to `peer` names for `log`'s source: its max (below the gc
+ * while we refetch it, see Deletes.naming), or, through a filter, the
+ * newest mapping we hold that passes it.
+ */
+export function named(replica: Replica, peer: DigestPeer, log: SourceLog): number {
+  const passes = peer.digestPasses
+  if (passes === null) return replica.deletes.naming(peer, log.id, log.max) ?? log.max
+  let max = -Infinity
+  for (const u of replica.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
+  return max
+}
+
+/**
+ * The end of our digest to `peer`, a question's or a reply's: with our
+ * allowed rate under flow control, the part of the ids it covered when sent
+ * in parts, how many updates the peer lacks, whether the stream takes
+ * updates and its filter, and the delete logic's fields.
+ */
+export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, flow: FlowControl | null, signed: boolean): DigestDone {
+  const range = peer.part
+  const behind = reply ? peer.behind.them : 0
+  const deletes = replica.deletes
+  if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && deletes.quiet(peer)) {
+    return reply ? REPLY : DONE
+  }
+  const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
+  if (reply) done.reply = true
+  if (flow !== null) done.rate = flow.allowed
+  if (range.after !== undefined) done.after = range.after
+  if (range.through !== undefined) done.through = range.through
+  if (behind > 0) done.behind = behind
+  if (!peer.takes) done.accepts = false
+  if (!peer.sends) done.sends = false
+  if (peer.streamFilter !== undefined) done.filter = peer.streamFilter
+  deletes.extras(peer, done)
+  return done
+}
+
+// The index of the first id above `id`.
+function upperBound(ids: readonly string[], id: string): number {
+  let lo = 0
+  let hi = ids.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (ids[mid] <= id) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

@@ -1,0 +1,372 @@
+/**
+ * The exchange with one peer (the paper's push-pull, section 3.1): what
+ * the peer's digest named, our questions outstanding, whether the peer is
+ * in sync, and the messages each message of the peer calls for. A stream
+ * drives it: it hands each object the peer wrote to `take`, and the
+ * exchange pushes what goes back to the peer onto the stream.
+ *
+ * A question is our digest and its end; the peer answers with the deltas
+ * we lack, its own digest and its end, which we answer with the deltas it
+ * lacks. Only a digest marked as a reply is not answered with ours, so
+ * stray or repeated digests cannot ping-pong.
+ */
+import type { Deletes, StreamLike } from './deletes'
+import { digestEnd, MAX_HEARD, named, writeDigest, type DigestPeer } from './digest'
+import { both, compileFilter, type Passes } from './filter'
+import { overflowed, type FlowControl } from './flow'
+import type { SourceLog } from './history'
+import type { PastPeer } from './incarnation'
+import { ALL, cutToBytes, deltas, ordered, type IdRange } from './reconcile'
+import { aheadReason, type FillCursor, type Replica, type Sender } from './replica'
+import { classify, Kind, type DoneReading } from './shape'
+import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
+
+/** What an exchange needs of its node. */
+export interface ExchangeNode {
+  readonly replica: Replica
+  readonly flow: FlowControl | null
+  /** Deltas per exchange. */
+  readonly mtu: number
+  /** Most bytes of a message; Infinity when unbounded. */
+  readonly mtuBytes: number
+  readonly order: Order
+  readonly random: () => number
+  readonly sort: Comparator
+  /** Whether the node signs its writes (`config.security`). */
+  readonly signed: boolean
+  /** Whether streams take `{key, value}` as local writes unless told otherwise. */
+  readonly localWrites: boolean
+  /** Before our digest names our own max: admit what flow control lets through. */
+  pump(): void
+  /** Every open exchange of the node. */
+  exchanges(): Iterable<Exchange>
+  /** An exchange found its peer in sync: the node is once every exchange is. */
+  peerSynced(): void
+  /** A local write (`{key, value}`) that came through `ex`. */
+  writeLocal(ex: Exchange, chunk: unknown, key: string, value: unknown): void
+}
+
+/** The stream an exchange talks through. */
+export interface ExchangeStream {
+  push(m: Message): boolean
+  emit(event: string | symbol, ...args: unknown[]): boolean
+  readonly destroyed: boolean
+  readonly readableLength: number
+  readonly readableHighWaterMark: number
+}
+
+/** One peer's exchange with the node (see the module's comment). */
+export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, StreamLike {
+  /** False: we send no updates to this peer (`readable: false`). */
+  readonly sends: boolean
+  /** False: we take no updates from this peer (`writable: false`). */
+  readonly takes: boolean
+  /** The filter applied both ways, if any. */
+  readonly streamFilter: Filter | undefined
+  /** The filter's test (null: everything passes). */
+  readonly passes: Passes
+  /** What our digests to this peer name: through our filter and the one it announced. */
+  digestPasses: Passes
+  /**
+   * How far apart the peer and the node were at the last exchange: `them`,
+   * updates the node held that the peer lacked; `us`, updates the peer held
+   * that the node lacked (as the peer said).
+   */
+  readonly behind = { them: 0, us: 0 }
+  /** The last exchange found the peer and the node holding the same versions of every source. */
+  synced = false
+  /** There has been an exchange (it counts for the node's 'synced'). */
+  exchanged = false
+  /** The part of the ids our last digest covered. */
+  part: IdRange = ALL
+  /** The bytes of our last digest, its end included (with mtu_bytes). */
+  digestBytes = 0
+  /** Where our outstanding question asked for our own past from, or null. */
+  askFrom: number | null = null
+  /** The peer answered a question for our past completely. */
+  verified = false
+  /** The peer has answered a question of ours whole (nothing it held that we lacked was left out). */
+  answeredWhole = false
+  /** The peer has shown us every update of ours up to here. */
+  ownSeen = -Infinity
+  /**
+   * The peer named or sent a version of ours from a past incarnation: we
+   * ask it (and only the peers that show one) for our past, so a peer lying
+   * about us costs one answer of ours from itself, not one from every peer.
+   */
+  pastShown = false
+  /** The peer kept showing our id above our writes: a twin or a liar. */
+  twin = false
+  /** How far, in the node's list of gap fills, this peer has been looked at. */
+  fillAt = 0
+  /** Gap fills this peer was behind on when looked at. */
+  fillWait: Update[] | null = null
+  // StreamOptions.local_writes, when given.
+  private readonly localWrites: boolean | undefined
+  // The peer's authenticated id (see StreamOptions.peer).
+  private authenticated: string | undefined
+  // The digest the peer is sending us, until its end.
+  private readonly heard = new Map<string, number>()
+  // Our questions this peer has not answered yet.
+  private asked = 0
+  // Deltas received since our last digest: fewer than the mtu means the
+  // peer's answer was complete.
+  private received = 0
+  // The peer's end markers announce a filter: what it sends may have gaps.
+  private peerFiltered = false
+  // Until its first end marker says whether it filters: the maxes its
+  // updates moved, with what they were, to be put back if it does.
+  private movedMax: Map<SourceLog, number> | null = null
+  private doneSeen = false
+  // Digests in parts: whether every part of the current cycle matched ours.
+  private cycleSame = true
+
+  constructor(
+    private readonly node: ExchangeNode,
+    private readonly stream: ExchangeStream,
+    options: StreamOptions,
+    nodeFilter: Filter | undefined,
+  ) {
+    this.localWrites = options.local_writes
+    this.sends = options.readable !== false
+    this.takes = options.writable !== false
+    this.streamFilter = options.filter ?? nodeFilter
+    this.authenticated = options.peer
+    this.passes = compileFilter(this.streamFilter)
+    this.digestPasses = this.passes
+  }
+
+  /** The peer's authenticated id, when the transport knows it. */
+  get peer(): string | undefined {
+    return this.authenticated
+  }
+
+  /** The transport authenticated the peer as `id`. @throws Error when bound to another peer. */
+  authenticate(id: string): void {
+    if (this.authenticated !== undefined && this.authenticated !== id) throw new Error(`this stream's peer is ${this.authenticated}, not ${id}`)
+    this.authenticated = id
+  }
+
+  /** Whether `{key, value}` from this peer is a local write of the node. */
+  get acceptsLocalWrites(): boolean {
+    return this.localWrites ?? this.node.localWrites
+  }
+
+  /** The stream is closed. */
+  get destroyed(): boolean {
+    return this.stream.destroyed
+  }
+
+  push(m: Message): boolean {
+    return this.stream.push(m)
+  }
+
+  emit(event: string, ...args: unknown[]): boolean {
+    return this.stream.emit(event, ...args)
+  }
+
+  /** Whether updates from this peer may move a source's max (no filter at either end). */
+  gapFree(): boolean {
+    return this.passes === null && !this.peerFiltered
+  }
+
+  /** An update from this peer is about to move `log.max`. */
+  movingMax(log: SourceLog): void {
+    if (this.doneSeen) return
+    const moved = (this.movedMax ??= new Map())
+    if (!moved.has(log)) moved.set(log, log.max)
+  }
+
+  /**
+   * Start an exchange: our digest and its end. False, and nothing queued,
+   * while the peer has not read what was queued before (a stalled peer is
+   * not sent more).
+   */
+  ask(): boolean {
+    const stream = this.stream
+    if (stream.readableLength >= stream.readableHighWaterMark) return false
+    const replica = this.node.replica
+    this.asked++
+    this.received = 0
+    replica.collect()
+    // Once the node has seen a sign of a past incarnation, each stream asks
+    // its peer for the node's own updates until it has seen them all.
+    this.askFrom = this.digest(replica.incarnation.asks(this))
+    stream.push(this.end(false))
+    return true
+  }
+
+  /** An object the peer wrote: an update, a local write, a digest entry or a digest's end. */
+  take(chunk: unknown): void {
+    const r = classify(chunk)
+    switch (r.kind) {
+      case Kind.Update:
+        this.received++
+        if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
+        // What our filter keeps out was announced to the peer: drop it.
+        else if (this.passes === null || this.passes(r.source_id, r.key)) this.node.replica.take(this, chunk, r)
+        break
+      case Kind.Local:
+        // A peer must never write as this node (it would sign the write),
+        // nor through a stream that takes nothing from it.
+        if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
+        else if (this.acceptsLocalWrites) this.node.writeLocal(this, chunk, r.key, r.value)
+        else this.emit('invalid', chunk, 'local writes ({key, value}) are not accepted on this stream')
+        break
+      case Kind.Digest:
+        this.hear(chunk, r.source_id, r.version)
+        break
+      case Kind.Done:
+        this.answer(r)
+        break
+      default:
+        this.emit('invalid', chunk, r.reason)
+    }
+  }
+
+  private hear(chunk: unknown, source_id: string, version: number): void {
+    const replica = this.node.replica
+    if (!replica.clock.accepts(version)) {
+      this.emit('invalid', chunk, aheadReason(version))
+      return
+    }
+    const heard = this.heard
+    // An honest digest names at most DIGEST_PART sources (a longer one is
+    // sent in parts): more is a flood.
+    if (!heard.has(source_id) && heard.size >= MAX_HEARD) {
+      this.emit('invalid', chunk, `digest names more than ${MAX_HEARD} sources`)
+      return
+    }
+    heard.set(source_id, version)
+    if (source_id === replica.id) replica.incarnation.heardSelf(this, version)
+  }
+
+  // The peer's digest ended: answer it.
+  private answer(fields: DoneReading): void {
+    const node = this.node
+    const replica = node.replica
+    const deletes: Deletes = replica.deletes
+    const heard = this.heard
+    const range: IdRange = fields.after === undefined && fields.through === undefined ? ALL : { after: fields.after, through: fields.through }
+    const peerHas = fields.behind ?? 0
+    const peerTakes = !fields.refuses
+    const passes = fields.filter === undefined ? this.passes : both(this.passes, compileFilter(fields.filter))
+    // A filter at the peer's end only: its updates before this marker moved
+    // maxes past what it kept out; they go back (a lower max only asks more).
+    if (fields.filter !== undefined && !this.peerFiltered) {
+      this.peerFiltered = true
+      this.digestPasses = passes
+    }
+    if (!this.doneSeen) {
+      this.doneSeen = true
+      if (this.peerFiltered && this.movedMax !== null) for (const [log, max] of this.movedMax) if (log.max > max) log.max = max
+      this.movedMax = null
+    }
+    // Only a digest marked as a reply is not answered with ours: a counter of
+    // our questions alone would go wrong once a digest is lost or repeated.
+    const isAnswer = fields.reply
+    // Deletes: nonces, late reports, stale notices, and whether this peer's
+    // copy of a source is behind markers we collected (docs/deletes.md).
+    deletes.onDone(this, fields, heard, range, this.gapFree())
+    if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id), peerHas)
+    const them = replica.behind(heard, range, passes)
+    this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
+    // Push-pull: a question is answered with our digest, the deltas the
+    // peer lacks, and the digest's end, which also ends the answer. The
+    // digest goes first so that the peer learns how far we hold its own id
+    // before it reads the deltas (see Incarnation).
+    if (!isAnswer) this.digest(false)
+    const out = this.sends && peerTakes ? this.deltas(heard, range, passes, isAnswer) : []
+    // Flow control: this exchange overflowed if our answer or theirs was cut.
+    const flow = node.flow
+    if (flow !== null) {
+      const cut = (isAnswer && this.received >= node.mtu) || out.length < this.chosen || overflowed(replica.history, heard, node.mtu, out.length, range)
+      flow.exchanged(cut, fields.rate)
+    }
+    const id = replica.id
+    const incarnation = replica.incarnation
+    for (let i = 0; i < out.length; i++) {
+      const u = out[i]
+      if (u.source_id === id) incarnation.sent(u.version)
+      this.stream.push(u)
+    }
+    if (!isAnswer) this.stream.push(this.end(true))
+    heard.clear()
+    replica.collect()
+    replica.viewCheck(node.exchanges())
+  }
+
+  // The peer answered our question (its digest named our id at `named`).
+  // A peer that withholds suspects (docs/deletes.md, rule 6) does not answer whole.
+  private answered(fields: DoneReading, named: number | undefined, peerHas: number): void {
+    this.asked--
+    if (this.received >= peerHas && !fields.withheld) this.answeredWhole = true
+    // Asked for our past: complete if the answer was not cut, or if the
+    // peer has now shown us everything of ours it holds.
+    const node = this.node
+    if (
+      this.askFrom !== null &&
+      !fields.withheld &&
+      ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))
+    ) {
+      this.verified = true
+      const incarnation = node.replica.incarnation
+      if (named !== undefined) incarnation.answeredSelf(named)
+      incarnation.pastAnswered(node.exchanges())
+    }
+  }
+
+  // How many deltas were chosen before mtu_bytes cut them (see deltas).
+  private chosen = 0
+
+  // The deltas the peer lacks, up to the mtu (and mtu_bytes: the answer
+  // gets what the digest left of the message). Mappings that filled a gap
+  // here go first to a peer that passed them; the rest fill the mtu.
+  private deltas(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, isAnswer: boolean): Update[] {
+    const node = this.node
+    const replica = node.replica
+    const fills = replica.fillsFor(this, heard, passes, node.mtu)
+    const room = fills === null ? node.mtu : node.mtu - fills.length
+    let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null), node.sort)
+    if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
+    chosen = replica.deletes.sendable(chosen)
+    this.chosen = chosen.length
+    return node.mtuBytes === Infinity ? chosen : cutToBytes(chosen, node.mtuBytes - (isAnswer ? 0 : this.digestBytes))
+  }
+
+  // 'sync' once a digest (or a whole cycle of parts) shows the peer holding
+  // the same versions of every source as the node.
+  // On a one-way stream only the way updates flow counts: the receiving end
+  // is in sync once it holds what the sender does, and the other way round.
+  private settled(heard: ReadonlyMap<string, number>, range: IdRange, all: number, peerHas: number, out: boolean, inn: boolean): void {
+    const them = out ? all : 0
+    const us = inn ? peerHas : 0
+    this.behind.them = them
+    this.behind.us = us
+    this.exchanged = true
+    if (range.after === undefined) this.cycleSame = true
+    const replica = this.node.replica
+    this.cycleSame = this.cycleSame && them === 0 && us === 0 && replica.sameDigest(heard, range, (log) => named(replica, this, log), out, inn)
+    if (range.through !== undefined) return
+    const was = this.synced
+    this.synced = this.cycleSame
+    if (this.synced && !was) {
+      this.emit('sync', { them, us })
+      this.node.peerSynced()
+    }
+  }
+
+  // Our digest's entries to the peer (see writeDigest), after admitting
+  // what flow control lets through.
+  private digest(askAll: boolean): number | null {
+    const node = this.node
+    node.pump()
+    return writeDigest(node.replica, this, askAll, node.mtuBytes, node.flow !== null)
+  }
+
+  // Our digest's end (see digestEnd).
+  private end(reply: boolean): Message {
+    const node = this.node
+    return digestEnd(node.replica, this, reply, node.flow, node.signed)
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * A node's own id across its lives (incarnations): the clock that issues
+ * its versions, and what it does when a peer shows it versions of its own
+ * id it did not issue in this life: a past incarnation's writes (a restart
+ * without its saved state, or from an older one), fetched back and issued
+ * again above where needed; or, past Clock.TWIN_LIMIT such raises, another
+ * live node writing as it (a twin), whose claims are then ignored.
+ */
+import { Clock } from './clock'
+import type { History } from './history'
+import type { Snapshot, Update } from './types'
+
+/** What this module needs of one peer's exchange. */
+export interface PastPeer {
+  /** This peer named or sent a version of ours from a past incarnation. */
+  pastShown: boolean
+  /** This peer kept showing our id above our writes: a twin or a liar. */
+  twin: boolean
+  /** This peer answered a question for our past completely. */
+  readonly verified: boolean
+  /** This peer has had an exchange with us. */
+  readonly exchanged: boolean
+  /** The peer's stream is closed. */
+  readonly destroyed: boolean
+  /** Where our outstanding question asked for our own past from, or null. */
+  readonly askFrom: number | null
+  /** This peer has shown us every update of ours up to here. */
+  ownSeen: number
+  /** Report an event on this peer's stream (`'invalid'`: what it sent was refused). */
+  emit(event: string, ...args: unknown[]): boolean
+}
+
+/** What this module needs of its node. */
+export interface IncarnationHost {
+  readonly id: string
+  readonly history: History
+  /** Write `value` to `key` again, at a new version: a local write. */
+  rewrite(key: string, value: unknown): void
+}
+
+/** The node's own id in this life: its clock, its past, its twins. */
+export class Incarnation {
+  /** The highest version of our own id pushed to any peer: peers can know no version of ours above it from this life. */
+  sentOwn = -Infinity
+  /**
+   * Whether we know how far we hold our own past. A node started without
+   * state does not: its id may have written before (a restart from
+   * nothing), so it asks each peer once, and its snapshots claim nothing
+   * of its past until every peer it exchanges with has answered.
+   */
+  pastKnown = true
+  /** Restored from a snapshot taken while still fetching its past. */
+  restoredRecovering = false
+  /**
+   * Every peer we exchange with answered our question for our past: we
+   * send our own updates again though what we hold of our past may have a
+   * gap no peer can fill.
+   */
+  pastSettled = false
+  /** Mappings of our id that a past incarnation wrote (received, not issued). */
+  readonly pastMappings = new WeakSet<Update>()
+
+  constructor(
+    private readonly host: IncarnationHost,
+    /** The clock that issues our versions (a restore replaces it). */
+    public clock: Clock,
+  ) {}
+
+  /** A node started without state: its id may have a past. */
+  unknownPast(): void {
+    this.pastKnown = false
+    this.restoredRecovering = true
+  }
+
+  /** Restarted from a store object's entries, `restored` the highest version among them. */
+  fromEntries(restored: number): void {
+    this.clock.pastHeard = this.host.history.sources.get(this.host.id)?.max ?? -Infinity
+    this.sentOwn = restored
+    this.restoredRecovering = this.clock.recovering
+  }
+
+  /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
+  fromSnapshot(snapshot: Snapshot, restored: number): void {
+    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
+    // What a saved state holds, an earlier run may have sent.
+    this.sentOwn = restored
+    this.restoredRecovering = this.clock.recovering
+    this.pastKnown = true
+  }
+
+  /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
+  get snapshotHeld(): number | undefined {
+    return !this.pastKnown ? -1 : this.clock.recovering ? this.clock.heldThrough : undefined
+  }
+
+  /**
+   * Whether the node cannot vouch for its copy of its own id: it has seen
+   * signs of a past incarnation and not fetched it all (a node that names
+   * itself nowhere claims nothing of its id).
+   */
+  get unsure(): boolean {
+    return (
+      ((!this.pastKnown && this.clock.pastSeen) || (this.clock.recovering && !this.pastSettled)) &&
+      (this.host.history.sources.get(this.host.id)?.max ?? -Infinity) !== -Infinity
+    )
+  }
+
+  /** Whether `peer` is to be asked for our past (all it holds of it). */
+  asks(peer: { readonly verified: boolean; readonly pastShown: boolean }): boolean {
+    return !peer.verified && (peer.pastShown || this.restoredRecovering)
+  }
+
+  /** We pushed our own update at `version` to a peer. */
+  sent(version: number): void {
+    if (version > this.sentOwn) this.sentOwn = version
+  }
+
+  /**
+   * An update of our own id from `peer` (`held`: we hold its key's mapping
+   * at that version or newer): true if it is our past, false if it is this
+   * life's own, undefined to leave it alone (the peer is a twin's, or it is
+   * a stale copy of our past).
+   */
+  received(peer: PastPeer, key: string, value: unknown, version: number, held: boolean): boolean | undefined {
+    const past = this.isPast(key, value, version)
+    if (past) this.pastOf(peer, version)
+    // A twin's writes are not ours to keep or relay.
+    if (peer.twin) return undefined
+    // Our past as far as we hold it whole is ours to know: a version there
+    // we do not hold, we replaced (only we change our log); a peer's copy
+    // of it is stale, whatever collected what replaced it.
+    const stale = past && !held && version <= this.clock.pastHeld
+    // An answer to a question for our past comes in version order from
+    // where we asked, which joins what we held and what this peer showed.
+    // (Once we sent our own updates again, a peer's copy of us may have
+    // our own gap: it proves nothing of what we hold.)
+    const from = peer.askFrom
+    if (from !== null && version > peer.ownSeen) {
+      peer.ownSeen = version
+      // (Our own writes of this life coming back are no past.)
+      const clock = this.clock
+      if (!stale && from <= clock.pastHeld && !this.pastSettled && version < clock.start) clock.held(version)
+    }
+    return stale ? undefined : past
+  }
+
+  // An update of our own id is from our past unless we sent that version
+  // and it is what we wrote then.
+  private isPast(key: string, value: unknown, version: number): boolean {
+    // Peers know only the versions of ours we sent: anything above is past.
+    if (version > this.sentOwn || this.clock.isPast(version)) return true
+    const mine = this.host.history.at(this.host.id, version)
+    return mine !== undefined && (mine.key !== key || !sameValue(mine.value, value))
+  }
+
+  /** A peer's digest names our own id at `version`. */
+  heardSelf(peer: PastPeer, version: number): void {
+    if (peer.twin) return
+    if (version > this.sentOwn || this.clock.isPast(version)) this.pastOf(peer, version)
+  }
+
+  // `peer` showed us our own id at `version`, which we did not issue: a
+  // past incarnation's, to be issued again above; past Clock.TWIN_LIMIT
+  // such raises, a twin or a liar on that stream (see twinOn).
+  private pastOf(peer: PastPeer, version: number): void {
+    peer.pastShown = true
+    const clock = this.clock
+    if (version > clock.pastHeard) this.pastSettled = false
+    const raises = clock.raises
+    const upTo = clock.foreign(version)
+    if (clock.raises > raises && clock.twin && !peer.twin) this.twinOn(peer, version)
+    this.reissue(upTo)
+  }
+
+  // A stream that keeps showing our "past" above our writes carries a twin
+  // (another live node with our id) or a liar, or relays one: what it says
+  // of our id is ignored from now on, once reported. The stream stays open:
+  // an honest peer relaying a liar's forgery must still get our writes,
+  // which the clock (following the forgery) now issues above it.
+  private twinOn(peer: PastPeer, version: number): void {
+    peer.twin = true
+    const message =
+      `another live node writes as "${this.host.id}" (or a peer keeps claiming it does): ` +
+      `its versions passed ours ${Clock.TWIN_LIMIT} times; give each node its own id`
+    peer.emit('invalid', { source_id: this.host.id, version }, message)
+  }
+
+  // Issue again, above the clock, every write of this life at or below
+  // `upTo`: peers that hold our past up to there would ignore them.
+  private reissue(upTo: number): void {
+    if (upTo === -Infinity) return
+    const clock = this.clock
+    for (const u of this.host.history.news(this.host.id, clock.start - 1)) {
+      if (u.version > upTo) break
+      // Only this life's own writes: a past's mapping we hold keeps its
+      // version, so a newer write of the past still wins over it.
+      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u.key, u.value)
+    }
+  }
+
+  /** A peer completely answered our digest and holds us up to `version`. */
+  answeredSelf(version: number): void {
+    if (!this.pastSettled) this.clock.answered(version)
+  }
+
+  /**
+   * A peer answered our question for our past completely. Once every peer
+   * we exchange with (`peers`) has, we hold all of our past there is to
+   * fetch from them, and send our own updates again. (One that shows more
+   * later makes us fetch again; what we sent meanwhile with a gap is mended
+   * by gap fills.)
+   */
+  pastAnswered(peers: Iterable<PastPeer>): void {
+    if (this.pastKnown && (!this.clock.recovering || this.pastSettled)) return
+    let any = false
+    for (const p of peers) {
+      if (!p.exchanged || p.destroyed) continue
+      if (!p.verified) return
+      any = true
+    }
+    if (!any) return
+    if (this.clock.recovering) this.pastSettled = true
+    this.pastKnown = true
+  }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  try {
+    return JSON.stringify(a) === JSON.stringify(b)
+  } catch {
+    return false
+  }
+}
+
+// How far a snapshot held its own past (see Snapshot.held), if it says.
+function heldOf(state: Snapshot): number | undefined {
+  const h = state?.held
+  return typeof h === 'number' && Number.isSafeInteger(h) ? h : undefined
+}
+
+// Versions a snapshot says were reserved (see Snapshot.reserved), if any.
+function reservedOf(state: Snapshot): number {
+  const r = state?.reserved
+  return typeof r === 'number' && Number.isSafeInteger(r) ? r : -Infinity
+}

@@ -1,0 +1,834 @@
+/**
+ * The replicated state of one node: the paper's mu (every source's newest
+ * mapping of each key, in `history`) and the view `resolve` makes of it
+ * (per key, the mapping it accepted, kept in the history's slots or in a
+ * store object). Local writes, a peer's update taken in, a collected
+ * marker forgotten, and the `'change'` events all pass here. It knows no
+ * stream: what it needs of the peer an update came from is `Sender`.
+ */
+import { Clock } from './clock'
+import { Deletes, type DeletesHost, type StreamLike } from './deletes'
+import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
+import { Incarnation, type PastPeer } from './incarnation'
+import { covers, lacking, newsOf, oversize, type IdRange } from './reconcile'
+import type { Settings } from './config'
+import type { Passes } from './filter'
+import { checkedUpdate, RECORD_KEY, type UpdateReading } from './shape'
+import { restore, snapshotOf } from './snapshot'
+import { memoryView, storeView } from './state'
+import { admitValue, admitted } from './value'
+import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
+
+const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
+// What a local write of a delete (or a withdrawal) carries through local().
+export const TOMBSTONE = Object.freeze({ deleted: true })
+export const WITHDRAWAL = Object.freeze({ withdrawn: true })
+// behind() counts up to here.
+const BEHIND_CAP = 1_000_000
+
+/** The peer an update came from, as the replica sees it. */
+export interface Sender extends StreamLike, PastPeer {
+  /** Whether updates from this peer may move a source's max (no filter at either end). */
+  gapFree(): boolean
+  /** An update from this peer is about to move `log.max`. */
+  movingMax(log: SourceLog): void
+}
+
+/** A peer's view of the gap fills (see Replica.fillsFor). */
+export interface FillCursor {
+  /** How far, in the node's list of gap fills, this peer has been looked at. */
+  fillAt: number
+  /** Gap fills this peer was behind on when looked at: offered once it passes them. */
+  fillWait: Update[] | null
+}
+
+/** What the replica needs of its node. */
+export interface ReplicaHost {
+  /** What `resolve` is given (the node: the original API passes the Gossip). */
+  readonly context: ResolutionContext
+  /** Report an event of the node (`'invalid'`, `'change'` listeners' errors, the delete logic's). */
+  emit(event: string | symbol, ...args: unknown[]): boolean
+  /** The node's `'change'` listeners. */
+  rawListeners(event: 'change'): Function[]
+  /** The node's open exchanges (the delete logic tells them of refetches). */
+  peers(): Iterable<StreamLike>
+}
+
+/** One node's replicated state (see the module's comment). */
+export class Replica {
+  readonly history: History
+  /** The resolved view as `state` shows it: the store object, or a read-only view over memory. */
+  readonly view: StateStore
+  /** `state`: the view, without the node's own keys of a store object. */
+  readonly state: StateStore
+  /** The delete logic (docs/deletes.md). */
+  readonly deletes: Deletes
+  /** The node's own id in this life: its clock, its past, its twins. */
+  readonly incarnation: Incarnation
+  /** How many 'change' listeners there are (put() asks per write). */
+  watchers = 0
+  private readonly resolve: Resolve
+  private readonly sort: Comparator
+  private readonly security: Security | undefined
+  private readonly mtuBytes: number
+  // The log last written to: updates come in runs of one source.
+  private lastLog: SourceLog | null = null
+  // Mappings taken below their source's max here: they filled a gap (our own
+  // past come back after a restart, a copy refetched), so peers that
+  // passed them may lack them too. Each is offered once to every peer whose
+  // digest names its source at or above it; fillBase counts those dropped
+  // from the front.
+  private fills: Update[] = []
+  private fillBase = 0
+  // A store object's entries of other sources at start that no peer has sent
+  // again yet (see adopt).
+  private viewPending: Map<string, Update> | null = null
+  // Sources whose max was held back below mappings of theirs we hold (a
+  // value refused in the same answer, a filtered stream): a restart must
+  // not take their highest mapping for their max (see Snapshot.maxes).
+  private readonly heldBack = new Set<SourceLog>()
+  // The record last written to the store object (see saveRecord).
+  private recordSaved: string | null = null
+  // The store object holds every mapping (see mappingKey), not only entries.
+  private whole = false
+  // The record of a whole store object to restart from (see open).
+  private opening: StoreRecord | undefined
+
+  /**
+   * @param store - the store object, or null (the view then lives in the
+   *   history's slots).
+   * @throws TypeError when the store holds something that is not an update of its key.
+   */
+  constructor(
+    readonly id: string,
+    settings: Settings,
+    private readonly store: StateStore | null,
+    private readonly host: ReplicaHost,
+  ) {
+    this.resolve = settings.resolve
+    this.security = settings.security
+    this.mtuBytes = settings.mtuBytes
+    this.sort = settings.sort
+    this.history = new History(settings.maxHistory, { sort: settings.sort, resolved: store === null, checked: true })
+    this.view = store ?? memoryView(this.history)
+    this.state = store === null ? this.view : storeView(store)
+    const now = Clock.now()
+    this.deletes = new Deletes(this.deletesHost(), settings.grace, now)
+    const record = store === null ? undefined : recordOf(store)
+    if (store !== null && (record?.store === STORE_FORMAT || isEmpty(store))) {
+      // A store object this package wrote whole (or a new one): every
+      // mapping and the record, a restart as exact as from a snapshot.
+      this.whole = true
+      this.incarnation = new Incarnation(this, new Clock(undefined, now))
+      if (record === undefined) this.incarnation.unknownPast()
+      else this.opening = record
+      return
+    }
+    const restored = store === null ? undefined : this.adopt(store)
+    // A store object of each key's entry only (as an older release wrote
+    // it): our own mappings that were not entries are gone, so we hold our
+    // past with gaps (none of it for sure) and take it again from peers, as
+    // after a restart from a snapshot still fetching its past. Our past
+    // reaches our own newest entry at least.
+    this.incarnation = new Incarnation(this, new Clock(restored, now, restored === undefined ? undefined : -1))
+    if (restored === undefined) this.incarnation.unknownPast()
+    else this.incarnation.fromEntries(restored)
+    // Its markers, and what it collected; not its horizon: the mappings
+    // below it that were not entries are gone, and peers hold them again.
+    if (restored !== undefined || record !== undefined) this.deletes.restored(record === undefined ? undefined : { ...record, horizon: undefined } as Snapshot)
+  }
+
+  /**
+   * Start on the store object, once the host can answer `resolve` (which
+   * may read the node): restart from it if this package wrote it whole,
+   * mark it so if it is new.
+   * @throws TypeError when the store holds something that is not an update of its key.
+   */
+  open(): void {
+    const record = this.opening
+    if (this.store === null || !this.whole) return
+    this.opening = undefined
+    // A new store object is marked whole at once: a restart before any
+    // exchange must not take it for an older release's.
+    if (record === undefined) this.saveRecord(this.store)
+    else this.fromStore(this.store, record)
+  }
+
+  // A restart from a store object written whole: its mappings as a
+  // snapshot's (the entries at their keys, the rest under mappingKey), its
+  // clock, how far it held its past, and its record of deletes. An entry
+  // that resolve now chooses otherwise is put right in the store.
+  private fromStore(store: StateStore, record: StoreRecord): void {
+    const updates: Update[] = []
+    for (const k of Object.keys(store)) {
+      if (k === RECORD_KEY) continue
+      const u = checkedUpdate(store[k], `store entry "${k}"`)
+      if (k.charCodeAt(0) !== 0 ? u.key !== k : k !== mappingKey(u.source_id, u.key)) throw new TypeError(`store entry "${k}" is an update of another key, "${u.key}"`)
+      updates.push(u)
+    }
+    const snapshot: Snapshot = { ...record, version: typeof record.version === 'number' ? record.version : 0, updates }
+    const restored = restore(this.history, snapshot, (mappings) => {
+      const entry = this.choose(mappings)
+      const key = mappings[0].key
+      const had = entryOf(store, key)
+      if (!same(had, entry)) this.relocate(store, key, had, entry)
+      return entry
+    })
+    this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
+    this.incarnation.fromSnapshot(snapshot, restored)
+    this.holdBack(snapshot.maxes)
+    this.deletes.restored(snapshot)
+  }
+
+  // The key's entry in the store goes from `had` to `entry`: each of the two
+  // moves between its key and its mapping key.
+  private relocate(store: StateStore, key: string, had: Update | undefined, entry: Update | undefined): void {
+    if (entry !== undefined) {
+      Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
+      store[key] = entry
+    } else Reflect.deleteProperty(store, key)
+    const kept = had === undefined ? undefined : this.history.mapping(had.source_id, key)
+    if (kept !== undefined && same(kept, had)) store[mappingKey(kept.source_id, key)] = kept
+  }
+
+  /** Restart from `snapshot` (what snapshot() returned); the replica must be new. */
+  restore(snapshot: Snapshot): void {
+    const restored = restore(this.history, snapshot, (mappings) => this.choose(mappings))
+    this.incarnation.fromSnapshot(snapshot, restored)
+    this.holdBack(snapshot.maxes)
+    this.deletes.restored(snapshot)
+  }
+
+  // What the delete logic may ask of this replica (see DeletesHost).
+  private deletesHost(): DeletesHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const replica = this
+    return {
+      id: this.id,
+      history: this.history,
+      security: this.security,
+      beats: (a, b) => this.decide(a, b),
+      withdraw: (key) => this.local(key, WITHDRAWAL),
+      rewrite: (key, value) => this.rewrite(key, value),
+      forget: (m) => this.forget(m),
+      wall: () => replica.incarnation.clock.wall(),
+      accepts: (version) => replica.incarnation.clock.accepts(version),
+      selfUnsure: () => replica.incarnation.unsure,
+      emit: (event, ...args) => this.host.emit(event, ...args),
+      streams: () => this.host.peers(),
+    }
+  }
+
+  /** The node's clock. */
+  get clock(): Clock {
+    return this.incarnation.clock
+  }
+
+  // ---- the view ------------------------------------------------------------
+
+  /** The current mapping of `key` (a key as the node holds it), or `{version: -Infinity, value: null}`. */
+  get(key: string): Update | Missing {
+    const history = this.history
+    // Inside resolve, the key was just looked up (see History._memoKey).
+    if (key === history._memoKey) return history._memoEntry ?? MISSING
+    const entry = this.store === null ? history._resolved(key) : entryOf(this.store, key)
+    return entry === undefined || entry.deleted === true ? MISSING : entry
+  }
+
+  /** Every source's current mapping of `key` that no held tombstone beats, in `config.sort` order. */
+  sources(key: string): Update[] {
+    return this.deletes.visible(key, this.history.get(key))
+  }
+
+  // ---- writes ----------------------------------------------------------------
+
+  /** A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker. Throws what resolve or the store throws. */
+  local(key: string, value: unknown): void {
+    const version = this.clock.tick()
+    const marker = value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
+    const update: Update = Object.freeze(
+      this.security !== undefined
+        ? this.signed(key, marker === null ? value : null, version, marker)
+        : marker === 'deleted'
+          ? { key, value: null, source_id: this.id, version, deleted: true as const }
+          : marker === 'withdrawn'
+            ? { key, value: null, source_id: this.id, version, withdrawn: true as const }
+            : { key, value, source_id: this.id, version },
+    )
+    const history = this.history
+    const slot = history._slot(key)
+    const previous = mappingOf(slot, this.id)
+    const writes = history._writes
+    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes)) this.deletes.took(update, true)
+  }
+
+  /**
+   * A write of ours again, at a new version, through resolve like any write
+   * (so every node decides on it alike). A throwing resolve keeps the old
+   * one: it is still ours to send.
+   */
+  rewrite(key: string, value: unknown): void {
+    try {
+      this.local(key, value)
+    } catch (err) {
+      this.host.emit('invalid', { key, value }, `resolve threw: ${(err as Error)?.message}`)
+    }
+  }
+
+  /**
+   * A peer's update (its fields read into `fields`) from `from`: checked
+   * (clock, value limits, size, signature), then taken unless the source's
+   * mapping of the key here is as new, a delete we collected may have beaten
+   * it (rule 5), or it is a twin's. What is refused is reported on `from`.
+   */
+  take(from: Sender, chunk: unknown, fields: UpdateReading): void {
+    const key = fields.key
+    const source_id = fields.source_id
+    const version = fields.version
+    const deleted = fields.deleted
+    const withdrawn = fields.withdrawn
+    const marker = deleted || withdrawn
+    const history = this.history
+    const clock = this.clock
+    if (!clock.accepts(version)) {
+      from.emit('invalid', chunk, aheadReason(version))
+      return
+    }
+    // The limits every path shares; the value is frozen where it is. A
+    // marker's value is null, whatever came with it.
+    const problem = marker ? null : admitValue(fields.value, false)
+    if (problem !== null) {
+      from.emit('invalid', chunk, `value ${problem}`)
+      return
+    }
+    const value = marker ? null : admitted.value
+    // What this node could never send on (mtu_bytes) it does not take
+    // either: the same limit as at set.
+    if (this.mtuBytes !== Infinity && !marker) {
+      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
+      if (big !== null) {
+        from.emit('invalid', chunk, big)
+        return
+      }
+    }
+    // Signed updates: check before anything, so a forgery moves nothing.
+    let signature: string | undefined
+    if (this.security !== undefined) {
+      signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
+      if (signature === undefined) {
+        from.emit('invalid', chunk, `signature of ${source_id} missing or invalid`)
+        return
+      }
+    }
+    const slot = history._slot(key)
+    const previous = mappingOf(slot, source_id)
+    let past = false
+    if (source_id === this.id) {
+      const p = this.incarnation.received(from, key, value, version, previous !== undefined && previous.version >= version)
+      if (p === undefined) return
+      past = p
+    } else {
+      clock.see(version)
+    }
+    const deletes = this.deletes
+    // A write of ours from this life that we do not hold as it is: we
+    // replaced it since (and may have collected what replaced it). A stale
+    // copy at a peer does not bring it back.
+    if (source_id === this.id && !past && (previous === undefined || previous.version < version)) return
+    // What may move the source's max: not through a filter (what it brings
+    // may have gaps below), nor past a value refused in this answer.
+    const advance = from.gapFree() && deletes.mayAdvance(from, source_id, version)
+    // The source's mapping of the key is here already, or a newer one.
+    if (previous !== undefined && previous.version >= version) {
+      // Keep the source's max moving: we hold it this far.
+      const log = this.logOf(source_id)
+      if (advance && version > log.max) {
+        from.movingMax(log)
+        log.max = version
+      }
+      if (deletes.refetching) deletes.received(from, source_id, version, previous.version === version ? previous : undefined, false)
+      return
+    }
+    const update: Update = Object.freeze(
+      signature === undefined
+        ? deleted
+          ? { key, value, source_id, version, deleted: true as const }
+          : withdrawn
+            ? { key, value, source_id, version, withdrawn: true as const }
+            : { key, value, source_id, version }
+        : deleted
+          ? { key, value, source_id, version, signature, deleted: true as const }
+          : withdrawn
+            ? { key, value, source_id, version, signature, withdrawn: true as const }
+            : { key, value, source_id, version, signature },
+    )
+    // Older than a delete we collected: it may be what that delete beat.
+    // Refused, and its writer told (rule 5).
+    if ((past || version <= deletes.horizon) && deletes.refuses(from, update, past)) return
+    // A throwing resolve or store leaves the update unrecorded (and our
+    // digest not claiming it), to be asked for again.
+    let stage = 'resolve'
+    try {
+      const writes = history._writes
+      const entry = this.entryFor(update, slot, previous)
+      stage = 'the store'
+      const log = this.logOf(source_id)
+      const below = version < log.max
+      if (advance) from.movingMax(log)
+      if (this.put(update, entry, slot, previous, writes, advance)) {
+        if (past) this.incarnation.pastMappings.add(update)
+        if (below) this.filled(update)
+        deletes.took(update, false)
+        if (deletes.refetching) deletes.received(from, source_id, version, update, true)
+      }
+    } catch (err) {
+      if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
+      // Unrecorded: the rest of this source in this answer stays below its
+      // max, so that the next exchange brings it again.
+      else deletes.holdBack(from, source_id, version)
+      from.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)
+    }
+  }
+
+  /**
+   * The key's resolved entry once `update` replaces `previous` (its
+   * source's older mapping in `slot`, if any). `resolve` is asked whether
+   * `update` replaces the current entry; when it does not, and the current
+   * entry is its own source's older mapping (which no node is to hold any
+   * more), `resolve` is folded over the key's current mappings in `sort`
+   * order instead. The view is thereby what `resolve` makes of every
+   * source's current mapping, and converges with them. Throws what resolve
+   * throws.
+   */
+  private entryFor(update: Update, slot: Update | Slot | undefined, previous: Update | undefined): Update | undefined {
+    const current = this.store === null ? resolvedOf(slot) : entryOf(this.store, update.key)
+    // Our entry already is this update (a store's, at start).
+    if (current !== undefined && current.version === update.version && current.source_id === update.source_id) {
+      return current
+    }
+    // A withdrawal takes no part in resolve: the entry stays, unless it was
+    // what the withdrawal replaces.
+    if (update.withdrawn !== true && this.decide(update, current)) return update
+    if (current === undefined || current.source_id !== update.source_id) return current
+    const others: Update[] = []
+    if (slot instanceof Slot) {
+      for (const m of slot.mappings.values()) if (m !== previous) others.push(m)
+    } else if (slot !== undefined && slot !== previous) {
+      others.push(slot)
+    }
+    if (update.withdrawn !== true) others.push(update)
+    return this.choose(others)
+  }
+
+  // `resolve` folded over a key's mappings in `sort` order: the entry it
+  // keeps, starting from none.
+  private choose(mappings: Update[]): Update | undefined {
+    if (mappings.length > 1) mappings.sort(this.sort)
+    let entry: Update | undefined
+    for (const m of mappings) if (m.withdrawn !== true && this.decide(m, entry)) entry = m
+    return entry
+  }
+
+  /**
+   * Record `update` in place of `previous` (found in `slot` before resolve
+   * ran at history write `writes`), and the key's new resolved entry (in the
+   * store object, if any). False when a newer mapping of its source came
+   * first (resolve wrote one).
+   */
+  private put(
+    update: Update,
+    entry: Update | undefined,
+    slot: Update | Slot | undefined,
+    previous: Update | undefined,
+    writes: number,
+    advance = true,
+  ): boolean {
+    const history = this.history
+    const key = update.key
+    // resolve wrote something: look again.
+    if (history._writes !== writes) {
+      slot = history._slot(key)
+      previous = mappingOf(slot, update.source_id)
+      if (previous !== undefined && previous.version >= update.version) return false
+    }
+    const log = this.logOf(update.source_id)
+    const store = this.store
+    const before = store === null ? resolvedOf(slot) : entryOf(store, key)
+    if (store !== null) {
+      if (this.whole) this.keep(store, update, previous, before, entry)
+      else if (entry !== before) {
+        if (entry === undefined) delete store[key]
+        else store[key] = entry
+      }
+    }
+    history._put(update, slot, previous, log, entry, advance)
+    if (!advance && update.version > log.max) this.heldBack.add(log)
+    if (this.viewPending !== null) {
+      const p = this.viewPending.get(key)
+      if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) this.viewPending.delete(key)
+    }
+    if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
+    return true
+  }
+
+  // A whole store object after `update` replaced `previous` (its source's
+  // older mapping of the key), the entry going from `before` to `entry`:
+  // the entry at the key, every other current mapping at its mapping key.
+  private keep(store: StateStore, update: Update, previous: Update | undefined, before: Update | undefined, entry: Update | undefined): void {
+    const key = update.key
+    // (The store's copy of a mapping is not the history's: compare by name.)
+    const wasEntry = same(before, entry)
+    // What was the entry and stays current becomes one of the others.
+    if (before !== undefined && !wasEntry && !same(before, previous)) store[mappingKey(before.source_id, key)] = before
+    if (!wasEntry) {
+      if (entry === undefined) Reflect.deleteProperty(store, key)
+      else store[key] = entry
+    }
+    if (!same(update, entry)) store[mappingKey(update.source_id, key)] = update
+    // The previous mapping of the source was one of the others: its place is the entry's now.
+    else if (previous !== undefined && !same(previous, before)) Reflect.deleteProperty(store, mappingKey(update.source_id, key))
+    // One of the others promoted to the entry.
+    if (entry !== undefined && !same(entry, update) && !same(entry, before)) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
+  }
+
+  // A key absent before and after (a delete replaced, or collected) did not
+  // change. A listener that throws is reported, not thrown: it must not
+  // stop an exchange, a reset or a collection half-way.
+  private changed(key: string, before: Update | undefined, entry: Update | undefined): void {
+    const gone = entry === undefined || entry.deleted === true
+    if (gone && (before === undefined || before.deleted === true)) return
+    const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
+    const now = gone ? undefined : entry
+    // Each listener on its own: one that throws must not starve the others.
+    for (const fn of this.host.rawListeners('change') as WatchListener[]) {
+      try {
+        fn.call(this.host.context, key, now, how)
+      } catch (err) {
+        this.host.emit('invalid', { key }, `a 'change' listener threw: ${(err as Error)?.message}`)
+      }
+    }
+  }
+
+  // Forget mapping `m` entirely; the key's entry is what resolve makes of
+  // the rest.
+  private forget(m: Update): void {
+    const history = this.history
+    const store = this.store
+    const key = m.key
+    const current = store === null ? history._resolved(key) : entryOf(store, key)
+    let entry = current
+    if (current === m || (current !== undefined && current.source_id === m.source_id && current.version === m.version)) {
+      entry = this.choose(history.get(key).filter((x) => x !== m))
+      if (store !== null) {
+        if (entry === undefined) delete store[key]
+        else store[key] = entry
+        if (this.whole && entry !== undefined) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
+      }
+    } else if (store !== null && this.whole) {
+      Reflect.deleteProperty(store, mappingKey(m.source_id, key))
+    }
+    history._drop(m, entry)
+    if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
+  }
+
+  /** `resolve`, with `current` (the key's entry) remembered for its `get`. */
+  decide(update: Update, current: Update | undefined): boolean {
+    const history = this.history
+    history._memoKey = update.key
+    history._memoEntry = current
+    try {
+      return this.resolve(this.host.context, update)
+    } finally {
+      history._memoKey = null
+    }
+  }
+
+  private logOf(source_id: string): SourceLog {
+    let log = this.lastLog
+    if (log === null || log.id !== source_id) {
+      log = this.history.source(source_id)
+      this.lastLog = log
+    }
+    return log
+  }
+
+  // A write of ours, signed (config.security); `sign` sees an empty signature.
+  private signed(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
+    const update: { key: string; value: unknown; source_id: string; version: number; signature: string; deleted?: true; withdrawn?: true } =
+      marker === 'deleted'
+        ? { key, value, source_id: this.id, version, signature: '', deleted: true }
+        : marker === 'withdrawn'
+          ? { key, value, source_id: this.id, version, signature: '', withdrawn: true }
+          : { key, value, source_id: this.id, version, signature: '' }
+    update.signature = (this.security as Security).sign(update)
+    return update
+  }
+
+  // The signature of a peer's update if `verify` accepts it, else undefined.
+  private verified(chunk: unknown, key: string, value: unknown, source_id: string, version: number, marker: 'deleted' | 'withdrawn' | null): string | undefined {
+    try {
+      const signature: unknown = (chunk as { signature?: unknown }).signature
+      if (typeof signature !== 'string') return undefined
+      const update: Update =
+        marker === 'deleted'
+          ? { key, value, source_id, version, signature, deleted: true }
+          : marker === 'withdrawn'
+            ? { key, value, source_id, version, signature, withdrawn: true }
+            : { key, value, source_id, version, signature }
+      return (this.security as Security).verify(update) === true ? signature : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  // ---- gap fills -------------------------------------------------------------
+
+  // `u` filled a gap here: offer it on (see fills), keeping the list bounded.
+  private filled(u: Update): void {
+    const fills = this.fills
+    fills.push(u)
+    if (fills.length > 4096) {
+      const drop = fills.length - 2048
+      fills.splice(0, drop)
+      this.fillBase += drop
+    }
+  }
+
+  /**
+   * The mappings that filled a gap here (see `fills`) that a peer (`at`
+   * its cursor) has passed (its digest `heard` names their source at or
+   * above them) without being offered them: at most `mtu`, each offered
+   * once per peer. A peer behind one is offered it once it passes it (it
+   * may pass it through a copy with the gap). Null when there are none.
+   */
+  fillsFor(at: FillCursor, heard: ReadonlyMap<string, number>, passes: Passes, mtu: number): Update[] | null {
+    const fills = this.fills
+    const end = this.fillBase + fills.length
+    if (at.fillAt >= end && at.fillWait === null) return null
+    const waiting = at.fillWait ?? []
+    for (let i = Math.max(at.fillAt - this.fillBase, 0); i < fills.length; i++) waiting.push(fills[i])
+    at.fillAt = end
+    const out: Update[] = []
+    const still: Update[] = []
+    for (const u of waiting) {
+      if (!this.history.isCurrent(u) || (passes !== null && !passes(u.source_id, u.key))) continue
+      if ((heard.get(u.source_id) ?? -Infinity) < u.version || out.length >= mtu) still.push(u)
+      else out.push(u)
+    }
+    // Bounded: the oldest go first (a peer that never passes them needs none).
+    if (still.length > 4096) still.splice(0, still.length - 4096)
+    at.fillWait = still.length === 0 ? null : still
+    return out.length === 0 ? null : out
+  }
+
+  // ---- comparing with a peer's digest ------------------------------------------
+
+  /** How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
+  behind(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes): number {
+    let n = 0
+    for (const [log, from] of lacking(this.history, heard, range, passes)) {
+      n += passes === null ? this.history.waiting(log.id, from) : newsOf(this.history, log, from, BEHIND_CAP, passes).length
+      if (n >= BEHIND_CAP) return BEHIND_CAP
+    }
+    return n
+  }
+
+  /**
+   * True if a peer's digest names exactly the versions this node holds over
+   * `range`, as `named(log)` says our digest to it names them. `out`: the
+   * peer holds all we do; `inn`: we hold all it does.
+   */
+  sameDigest(heard: ReadonlyMap<string, number>, range: IdRange, named: (log: SourceLog) => number, out: boolean, inn: boolean): boolean {
+    const sources = this.history.sources
+    for (const log of sources.values()) {
+      if (range.after !== undefined || range.through !== undefined) if (!covers(range, log.id)) continue
+      const max = named(log)
+      const theirs = heard.get(log.id) ?? -Infinity
+      if ((out && theirs < max) || (inn && max < theirs)) return false
+    }
+    if (inn) for (const id of heard.keys()) if (!sources.has(id) && covers(range, id)) return false
+    return true
+  }
+
+  // ---- restarts --------------------------------------------------------------------
+
+  // The entries a store object holds at start: validated; our own are our
+  // history (what we wrote); others' stay in the view, and peers send every
+  // source's mappings again (our digest does not claim them). The store
+  // holds only each key's entry, not its source's log: an entry of another
+  // source that no peer sends again by the time every peer we exchange
+  // with has answered us whole was replaced (or is held by no one) and
+  // goes (see viewCheck). Returns the clock they imply, or undefined for
+  // an empty store.
+  private adopt(store: StateStore): number | undefined {
+    let clock: number | undefined
+    for (const key of Object.keys(store)) {
+      if (key === RECORD_KEY) continue
+      const u = checkedUpdate(store[key], `store entry "${key}"`)
+      if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
+      if (clock === undefined || u.version > clock) clock = u.version
+      if (u.source_id === this.id) this.history.record(u)
+      else (this.viewPending ??= new Map()).set(key, u)
+    }
+    return clock
+  }
+
+  /**
+   * After a peer's answer: once every peer we exchange with (`peers`) has
+   * answered us whole, the store's entries of other sources that none sent
+   * again go, the key's entry being what resolve makes of what we hold.
+   */
+  viewCheck(peers: Iterable<{ readonly exchanged: boolean; readonly destroyed: boolean; readonly answeredWhole: boolean }>): void {
+    const pending = this.viewPending
+    if (pending === null) return
+    let any = false
+    for (const p of peers) {
+      if (!p.exchanged || p.destroyed) continue
+      if (!p.answeredWhole) return
+      any = true
+    }
+    if (!any) return
+    this.viewPending = null
+    const store = this.store as StateStore
+    for (const [key, u] of pending) {
+      const e = entryOf(store, key)
+      if (e === undefined || e.source_id !== u.source_id || e.version !== u.version) continue
+      const entry = this.choose(this.history.get(key))
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+      if (this.watchers > 0) this.changed(key, e, entry)
+    }
+  }
+
+  // Snapshot.maxes: put back the maxes held back when the snapshot was taken.
+  private holdBack(maxes: unknown): void {
+    if (maxes === null || typeof maxes !== 'object') return
+    for (const id of Object.keys(maxes)) {
+      const v = (maxes as Record<string, unknown>)[id]
+      const log = this.history.sources.get(id)
+      if (log === undefined || typeof v !== 'number' || !(v < log.max)) continue
+      log.max = v < 0 ? -Infinity : v
+      this.heldBack.add(log)
+    }
+  }
+
+  /** The node's state, for Gossip.restore. */
+  snapshot(): Snapshot {
+    const incarnation = this.incarnation
+    const snap = snapshotOf(this.history, incarnation.clock.time, incarnation.snapshotHeld)
+    const maxes = this.maxes()
+    const withMaxes = maxes === null ? snap : { ...snap, maxes }
+    return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
+  }
+
+  // Snapshot.maxes: the sources still held back, with their max.
+  private maxes(): Record<string, number> | null {
+    let out: Record<string, number> | null = null
+    for (const log of this.heldBack) {
+      let top = -Infinity
+      for (const u of this.history.news(log.id, log.max)) if (u.version > top) top = u.version
+      if (top <= log.max) this.heldBack.delete(log)
+      // (-1 for none: a snapshot is JSON.)
+      else (out ??= {})[log.id] = log.max === -Infinity ? -1 : log.max
+    }
+    return out
+  }
+
+  /** What the node keeps of deletes besides its mappings, as JSON text for a store (null: nothing). */
+  record(): string | null {
+    const deletes = this.deletes.record()
+    const maxes = this.heldBack.size === 0 ? null : this.maxes()
+    if (maxes === null) return deletes
+    return JSON.stringify({ ...(deletes === null ? {} : (JSON.parse(deletes) as object)), maxes })
+  }
+
+  // The record of a whole store object: the record of deletes, with the
+  // clock and how far the node holds its past (a snapshot's other fields).
+  private storeRecord(): string {
+    const deletes = this.record()
+    const held = this.incarnation.snapshotHeld
+    const r: StoreRecord = { ...(deletes === null ? {} : (JSON.parse(deletes) as object)), store: STORE_FORMAT, version: this.clock.time }
+    if (held !== undefined) r.held = held
+    return JSON.stringify(r)
+  }
+
+  /** Collect the markers past the grace that may go (docs/deletes.md, rule 4); a store object keeps the record. */
+  collect(): void {
+    this.deletes.collect()
+    if (this.store !== null) this.saveRecord(this.store)
+  }
+
+  // A store object keeps the node's record of deletes under RECORD_KEY
+  // (a restart from it must not forget what was collected).
+  private saveRecord(store: StateStore): void {
+    const text = this.whole ? this.storeRecord() : this.record()
+    if (text === this.recordSaved) return
+    try {
+      if (text === null) delete store[RECORD_KEY]
+      else (store as Record<string, unknown>)[RECORD_KEY] = text
+      this.recordSaved = text
+    } catch {
+      // A store that fails is told again at the next exchange; its writes say why.
+    }
+  }
+}
+
+/**
+ * Whether an `'invalid'` reason is a version refused for running too far
+ * ahead of this node's clock: the update is refused, but the peer may only
+ * relay what a node with a wrong clock wrote.
+ */
+export function aheadReason(version: number): string {
+  const ahead = (version - Clock.now()) / 3.6e9
+  return `version ${version} is ${ahead.toFixed(1)} h ahead of this node's clock (the limit is ${Clock.AHEAD / 3.6e9} h): a clock is wrong, or a peer is hostile`
+}
+
+// A store's entry for `key` if it is an update-like object (a plain store
+// answers inherited names such as "toString" with functions).
+function entryOf(store: StateStore, key: string): Update | undefined {
+  const u = store[key]
+  return typeof u === 'object' && u !== null ? u : undefined
+}
+
+/**
+ * The key under which a store object keeps a current mapping of `key` by
+ * `source_id` that is not the key's entry (the entry is at `key` itself):
+ * keys starting with "\u0000" are reserved, so no write uses one.
+ */
+export function mappingKey(source_id: string, key: string): string {
+  return `\u0000m${JSON.stringify([source_id, key])}`
+}
+
+// The layout of a store object written whole (see mappingKey, StoreRecord).
+const STORE_FORMAT = 1
+
+// What a store object keeps under RECORD_KEY: the record of deletes, and,
+// once it holds every mapping, the format, the clock and Snapshot.held.
+interface StoreRecord extends Partial<Omit<Snapshot, 'updates'>> {
+  store?: number
+  version?: number
+  held?: number
+}
+
+// The record a store object keeps (see saveRecord), if any: a damaged one
+// is left out.
+function recordOf(store: StateStore): StoreRecord | undefined {
+  const text: unknown = (store as Record<string, unknown>)[RECORD_KEY]
+  if (typeof text !== 'string') return undefined
+  try {
+    const r: unknown = JSON.parse(text)
+    return r !== null && typeof r === 'object' && !Array.isArray(r) ? (r as StoreRecord) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// Whether two mappings of a key are the same (or both none).
+function same(a: Update | undefined, b: Update | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.source_id === b.source_id && a.version === b.version)
+}
+
+// Whether a store object holds nothing yet.
+function isEmpty(store: StateStore): boolean {
+  return Object.keys(store).length === 0
+}
