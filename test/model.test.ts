@@ -13,7 +13,6 @@
  * PROPERTY_RUNS sets the runs (CI's default below); `npm run test:long`
  * runs many more. Counterexamples are kept at the end as regressions.
  */
-import fc from 'fast-check'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
@@ -21,7 +20,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { Store, base, openGossip, openIdbGossip } from '../lib'
 import type { Config, IdbStore } from '../lib'
 import type { Cluster, Persistence } from '../lib/testing/cluster'
-import { checkConvergence, dump, parseSchedule, replay, type ConvergenceOptions, type Schedule } from '../lib/testing'
+import { checkConvergence, parseSchedule, replay, type ConvergenceOptions, type Schedule } from '../lib/testing'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 300)
 /** What the schedules exercised, in all (printed with MODEL_STATS=1): a property that never reaches a path proves nothing of it. */
@@ -87,6 +86,7 @@ const idb = (): Persistence => {
 
 const options: ConvergenceOptions = {
   nodes: { min: 3, max: 6 },
+  steps: { min: 1, max: 80 },
   keys: ['k0', 'k1', 'k2', 'k3'],
   counters: ['c0', 'c1'],
   stores: [sqlite, idb],
@@ -103,7 +103,8 @@ const options: ConvergenceOptions = {
       if (u.withdrawn === true && u.source_id === g.id) seen.withdrawals++
     })
   },
-  trace: process.env.MODEL_DEBUG === '1' ? (line) => console.log(line) : undefined,
+  // MODEL_DEBUG=1: every step and check, with every node's mappings.
+  trace: process.env.MODEL_DEBUG !== undefined ? (line) => console.log(line) : undefined,
   // Exploration: leave out restarts from nothing that the design does not
   // promise to ride out (a node restored older than what peers collected).
   skipRestart: process.env.MODEL_EXPLORE === '1' ? (cluster, id, kind) => kind === 'nothing' && staleCopy(cluster, id) : undefined,
@@ -144,5 +145,3 @@ describe('deletes against a reference model', function () {
   })
 })
 
-void fc
-void dump

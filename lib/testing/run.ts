@@ -44,7 +44,7 @@ export interface RunOptions {
   invariant?: 'always' | 'healed' | 'never'
   /** Called with every node the run starts, restarts included (to listen to its events). */
   onNode?: (node: Gossip) => void
-  /** Called with a line for every step and every check (debugging). */
+  /** Called after every step and every check with what happened and every node's mappings (debugging). */
   trace?: (line: string) => void
   /** @internal Whether to skip a restart (exploration). */
   skipRestart?: (cluster: Cluster, id: string, kind: 'clean' | 'crash' | 'nothing') => boolean
@@ -211,7 +211,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   const check = async (when: string): Promise<void> => {
     phase = when === 'after healing' ? 'while healing' : `while healing ${when}`
     cluster.heal()
-    await quiet(cluster, settle)
+    await quiet(cluster, settle, grace)
     trace?.(`${when}:\n${dump(cluster)}`)
     fail(`${when}: a deleted value is back`, model.resurrections())
     fail(`${when}: nodes disagree${order !== null ? ' or miss the greatest write' : ''}`, model.disagreements())
@@ -228,7 +228,6 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
       const step = `step ${i + 1} (${describeStep(st, s.nodes, names)})`
       const when = `after ${step}`
       phase = `during ${step}`
-      trace?.(step)
       switch (st.t) {
         case 'set':
           write(st.n, 'set', st.k, st.v)
@@ -251,6 +250,12 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
         case 'part':
           cluster.partition(mask(st.mask))
           break
+        case 'down':
+        case 'up': {
+          const l = st.a !== st.b ? cluster.linkOrNull(id(st.a), id(st.b)) : null
+          if (l !== null) cluster[st.t](l)
+          break
+        }
         case 'heal':
           cluster.heal()
           break
@@ -274,6 +279,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
         }
       }
       settle()
+      if (trace !== undefined) trace(`${when}:\n${dump(cluster)}`)
       everyStep(when)
     }
     await check('after healing')
@@ -325,14 +331,17 @@ export function dump(cluster: Cluster): string {
 
 // Rounds until two in a row move nothing but digests; late writes settled
 // between rounds.
-async function quiet(cluster: Cluster, settle: () => void): Promise<void> {
+async function quiet(cluster: Cluster, settle: () => void, grace: number): Promise<void> {
   let calm = 0
   for (let i = 0; i < 400 && calm < 2; i++) {
-    cluster.advance(10)
+    // A refetch no peer can serve ends after a grace (docs/deletes.md,
+    // rule 6): time passes faster while one waits, as it would.
+    const waiting = [...cluster.nodes.values()].some((g) => g.deletes.refetching)
+    cluster.advance(waiting ? grace / 4 : 10)
     const before = cluster.updatesMoved
     await cluster.round()
     settle()
-    calm = cluster.updatesMoved === before ? calm + 1 : 0
+    calm = cluster.updatesMoved === before && !waiting ? calm + 1 : 0
   }
 }
 

@@ -30,6 +30,10 @@ export type Step<V = unknown> =
   | { readonly t: 'cross'; readonly a: number; readonly b: number }
   /** Cut every link between the nodes in bitmask `mask` and the rest. */
   | { readonly t: 'part'; readonly mask: number }
+  /** Cut the one link between `a` and `b` (chains, and triangles with a side missing). */
+  | { readonly t: 'down'; readonly a: number; readonly b: number }
+  /** Bring the link between `a` and `b` up again (with a new connection). */
+  | { readonly t: 'up'; readonly a: number; readonly b: number }
   /** Bring every link up again. */
   | { readonly t: 'heal' }
   /** `ms` of simulated time pass with no exchange (a pause: nobody hears from anybody). */
@@ -88,8 +92,8 @@ export interface ScheduleOptions<V = unknown> {
   counters?: readonly string[]
   /**
    * Each step kind's weight (0 leaves it out). Defaults: set 6, del 3, add
-   * 2 (with counters), x 8, part 1, heal 1, wait 2, run 2, split 2,
-   * restart 1; dup and cross 0 (see {@link FULL}).
+   * 2 (with counters), x 8, part 1, down 2, up 1, heal 1, wait 2, run 2,
+   * split 2, restart 1; dup and cross 0 (see {@link FULL}).
    */
   weights?: Partial<Record<StepKind, number>>
   /** `'complete'` (every pair linked), or `'random'` (a random connected graph, complete at times). Default `'complete'` (see {@link FULL}). */
@@ -106,7 +110,7 @@ export interface ScheduleOptions<V = unknown> {
   grace?: number
 }
 
-const WEIGHTS: Record<StepKind, number> = { set: 6, del: 3, add: 2, x: 8, dup: 0, cross: 0, part: 1, heal: 1, wait: 2, run: 2, split: 2, restart: 1 }
+const WEIGHTS: Record<StepKind, number> = { set: 6, del: 3, add: 2, x: 8, dup: 0, cross: 0, part: 1, down: 2, up: 1, heal: 1, wait: 2, run: 2, split: 2, restart: 1 }
 
 /**
  * Schedule options that turn on what the defaults leave out: repeated and
@@ -178,7 +182,7 @@ export function stepArbitrary<V = number>(nodes: number, options: ScheduleOption
   const grace = options.grace ?? 60_000
   const weights: Record<StepKind, number> = { ...WEIGHTS, ...options.weights }
   if (counters.length === 0) weights.add = 0
-  if (nodes < 2) weights.x = weights.dup = weights.cross = weights.part = weights.split = 0
+  if (nodes < 2) weights.x = weights.dup = weights.cross = weights.part = weights.down = weights.up = weights.split = 0
   const node = fc.nat(nodes - 1)
   const key = fc.constantFrom(...keys)
   const pairs: (readonly [number, number])[] = links !== undefined ? [...links] : []
@@ -190,6 +194,8 @@ export function stepArbitrary<V = number>(nodes: number, options: ScheduleOption
   })
   const short = fc.integer({ min: 1_000, max: Math.max(1_000, grace / 2) })
   const long = fc.integer({ min: grace, max: 3 * grace })
+  // Times at the grace's edges, where collection starts.
+  const edge = fc.constantFrom(grace / 4, grace / 2, grace - 1, grace, grace + 1, 1.5 * grace)
   const full = (1 << nodes) - 1
   const all: Record<StepKind, () => fc.Arbitrary<Step<V>>> = {
     set: () => fc.record({ t: fc.constant('set' as const), n: node, k: key, v: values }),
@@ -200,15 +206,17 @@ export function stepArbitrary<V = number>(nodes: number, options: ScheduleOption
     dup: () => pair.map((p) => ({ t: 'dup' as const, ...p })),
     cross: () => pair.map((p) => ({ t: 'cross' as const, ...p })),
     part: () => fc.record({ t: fc.constant('part' as const), mask: fc.integer({ min: 1, max: full - 1 }) }),
+    down: () => pair.map((p) => ({ t: 'down' as const, ...p })),
+    up: () => pair.map((p) => ({ t: 'up' as const, ...p })),
     heal: () => fc.constant({ t: 'heal' as const }),
-    wait: () => fc.record({ t: fc.constant('wait' as const), ms: fc.oneof(fc.integer({ min: 1, max: 5_000 }), long) }),
-    run: () => fc.record({ t: fc.constant('run' as const), ms: fc.oneof(short, long) }),
+    wait: () => fc.record({ t: fc.constant('wait' as const), ms: fc.oneof(fc.integer({ min: 1, max: 5_000 }), long, edge) }),
+    run: () => fc.record({ t: fc.constant('run' as const), ms: fc.oneof(short, long, edge) }),
     split: () =>
       fc.record({
         t: fc.constant('split' as const),
         mask: fc.integer({ min: 1, max: full - 1 }),
         ops: fc.array(fc.tuple(node, fc.constantFrom('set' as const, 'del' as const), key, values), { maxLength: 8 }),
-        ms: fc.oneof(short, long),
+        ms: fc.oneof(short, long, edge),
       }),
     restart: () => fc.record({ t: fc.constant('restart' as const), n: node, kind: fc.constantFrom('clean' as const, 'crash' as const, 'nothing' as const) }),
   }
@@ -274,7 +282,9 @@ function fit<V>(st: Step<V>, n: number, links: readonly (readonly [number, numbe
       return { ...st, n: st.n % n }
     case 'x':
     case 'dup':
-    case 'cross': {
+    case 'cross':
+    case 'down':
+    case 'up': {
       let a = st.a % n
       let b = st.b % n
       if (a === b) b = (a + 1) % n
@@ -347,6 +357,10 @@ export function describeStep(step: Step<unknown>, nodes: number, names: Names = 
       return `exchange n${step.a}⇄n${step.b} crossed`
     case 'part':
       return `partition ${group(step.mask, nodes)}`
+    case 'down':
+      return `link n${step.a}-n${step.b} down`
+    case 'up':
+      return `link n${step.a}-n${step.b} up`
     case 'heal':
       return 'heal'
     case 'wait':
@@ -420,6 +434,8 @@ export function checkSchedule(s: Schedule<unknown>): void {
       case 'x':
       case 'dup':
       case 'cross':
+      case 'down':
+      case 'up':
         node(st.a, i)
         node(st.b, i)
         break
