@@ -86,6 +86,12 @@ export interface ScheduleOptions<V = unknown> {
   nodes?: number | { min: number; max: number }
   /** How many steps. Default 1 to 40. */
   steps?: number | { min: number; max: number }
+  /**
+   * fast-check's size for the steps: its default (`'small'`) draws at most
+   * about ten steps whatever `steps.max`; `'max'` draws across the whole
+   * range (longer runs, slower to shrink).
+   */
+  size?: fc.SizeForArbitrary
   /** The keys written and deleted. Default `['x', 'y', 'z']`. */
   keys?: readonly string[]
   /** Counters (`counter.add`) written, none by default: their values are numbers, which your policy must take. */
@@ -250,7 +256,7 @@ export function scheduleArbitrary<V = number>(options: ScheduleOptions<V> = {}):
       topology: options.topology === 'random' ? rawTopology(most) : fc.constant(null),
       persist: fc.array(fc.nat(persistences - 1), { minLength: most, maxLength: most }),
       skew: fc.array(skew > 0 ? fc.oneof(fc.constant(0), fc.integer({ min: -skew, max: skew })) : fc.constant(0), { minLength: most, maxLength: most }),
-      steps: fc.array(stepArbitrary(most, options), { minLength: steps.min, maxLength: steps.max }),
+      steps: fc.array(stepArbitrary(most, options), { minLength: steps.min, maxLength: steps.max, size: options.size }),
       keep: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
     })
     .map((raw) => {
