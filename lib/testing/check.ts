@@ -6,7 +6,7 @@
 import * as fc from 'fast-check'
 import type { Config } from '../types'
 import { ScheduleFailure, runSchedule, type RunOptions } from './run'
-import { describe, operationCount, scheduleArbitrary, scheduleToJSON, type Schedule, type ScheduleOptions } from './schedule'
+import { DEFAULT_KEYS, describe, operationCount, scheduleArbitrary, scheduleToJSON, type Schedule, type ScheduleOptions, type Step } from './schedule'
 
 /** Options of {@link checkConvergence}: the schedules, the checks, and fast-check's run. */
 export interface ConvergenceOptions<V = number> extends RunOptions, ScheduleOptions<V> {
@@ -104,7 +104,7 @@ export async function checkConvergence<V = number>(config: Config | ((id: string
     failure = done.failure
     shrinks += done.steps
   }
-  const names = failure.names ?? { keys: options.keys ?? ['x', 'y', 'z'], counters: options.counters }
+  const names = failure.names ?? { keys: options.keys ?? DEFAULT_KEYS, counters: options.counters }
   throw new ConvergenceError(
     schedule,
     failure,
@@ -125,7 +125,8 @@ function guarantee(f: ScheduleFailure): string {
 
 /**
  * What fast-check's shrinking leaves behind, simplified further: steps and
- * split operations removed one at a time, then skews, persistences, mtu,
+ * split operations removed one at a time, splits replaced by their writes
+ * without the partition, then skews, persistences, mtu,
  * max_history and links reset, each kept when the same guarantee still
  * breaks. Returns the simplest schedule, its failure, and how many
  * simplifications were kept.
@@ -157,6 +158,12 @@ export async function simplify(
       if (best.steps.length > 1 && (await tryOne({ ...best, steps: best.steps.filter((_, j) => j !== i) }))) changed = true
       const st = best.steps[i]
       if (st?.t === 'split') {
+        // The split's writes without the partition, as plain steps.
+        const plain: Step<unknown>[] = st.ops.map(([n, kind, k, v]) => (kind === 'set' ? { t: 'set', n, k, v } : { t: 'del', n, k }))
+        if (await tryOne({ ...best, steps: [...best.steps.slice(0, i), ...plain, ...best.steps.slice(i + 1)] })) {
+          changed = true
+          continue
+        }
         for (let k = st.ops.length - 1; k >= 0; k--) {
           const cur = best.steps[i]
           if (cur?.t !== 'split') break

@@ -141,12 +141,18 @@ function judge<V>(resolve: Resolve, c: PolicyCase<V>, options: PolicyOptions): F
   }
   const feed = (order: readonly Delivery<V>[], policy: Resolve, withDuplicates: boolean): string => {
     const g = new Gossip('node', options.sort !== undefined ? { resolve: policy, sort: options.sort } : { resolve: policy })
+    // The node catches what resolve throws and reports the update invalid.
+    let threw: string | null = null
+    g.on('invalid', (_chunk: unknown, reason: unknown) => {
+      if (threw === null) threw = String(reason)
+    })
     try {
       for (const d of order) {
         g.write(updateOf(d))
         if (withDuplicates && d.dup > 0) g.write(updateOf(d))
       }
       if (withDuplicates) for (const d of second) if (d.dup > 1) g.write(updateOf(d))
+      if (threw !== null) throw new Error(threw)
       return viewOf(g, keys)
     } finally {
       g.destroy()
@@ -172,7 +178,7 @@ function judge<V>(resolve: Resolve, c: PolicyCase<V>, options: PolicyOptions): F
       return { property: 'order independence', lines: [listed, `delivered ${orderText(first)}: ${plain}`, `delivered ${orderText(second)}: ${other}`] }
     }
   } catch (err) {
-    return { property: 'resolve threw', lines: [listed, err instanceof Error ? `${err.name}: ${err.message}` : String(err)] }
+    return { property: 'resolve threw', lines: [listed, err instanceof Error ? err.message : String(err)] }
   }
   return null
 }

@@ -9,7 +9,7 @@ import { compareValues, lww_vs_clock, lww_vs_current_vers, sort as defaultSort, 
 import type { Comparator, Config, Update } from '../types'
 import { Cluster, memory, storeObject, type Persistence } from './cluster'
 import { Model } from './model'
-import { checkSchedule, describeStep, parseSchedule, type Names, type Schedule, type Step } from './schedule'
+import { DEFAULT_KEYS, checkSchedule, describeStep, parseSchedule, type Names, type Schedule, type Step } from './schedule'
 
 /** Options of {@link runSchedule} (and of `checkConvergence`). */
 export interface RunOptions {
@@ -140,7 +140,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   const first = base(ids[0])
   const grace = options.grace ?? first.tombstone_grace ?? 60_000
   const order = options.order !== undefined ? options.order : orderOf(first)
-  const keys = options.keys ?? ['x', 'y', 'z']
+  const keys = options.keys ?? DEFAULT_KEYS
   const counters = options.counters ?? []
   const trace = options.trace
   const invariant = options.invariant ?? 'always'
@@ -173,7 +173,14 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   let choices = 0
   let collected = 0
   const late = new Set<string>()
+  // What resolve, a store or a listener threw: the node catches it and
+  // reports the update invalid (on itself, or on the stream it came by).
+  const threw: string[] = []
+  const caught = (id: string, reason: unknown): void => {
+    if (/threw/.test(String(reason))) threw.push(`${id}: ${String(reason)}`)
+  }
   cluster.onNode((g) => {
+    g.on('invalid', (_u: unknown, reason: unknown) => caught(g.id, reason))
     g.on('late', () => late.add(g.id))
     g.history.on('forget', () => collected++)
     options.onNode?.(g)
@@ -186,7 +193,12 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   const fail = (when: string, bad: string[]): void => {
     if (bad.length > 0) throw new ScheduleFailure(s, when, bad, names)
   }
+  const refused = (when: string): void => {
+    for (const [id, reason] of cluster.invalid.splice(0)) caught(id, reason)
+    fail(`${when}: a node refused an update`, threw)
+  }
   const everyStep = (when: string): void => {
+    refused(when)
     fail(`${when}: a deleted value is back`, model.resurrections())
     if (invariant === 'always') fail(`${when}: the paper's invariant is broken`, model.invariant())
   }
@@ -215,6 +227,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
     cluster.heal()
     await quiet(cluster, settle, grace)
     trace?.(`${when}:\n${dump(cluster)}`)
+    refused(when)
     fail(`${when}: a deleted value is back`, model.resurrections())
     fail(`${when}: nodes disagree${order !== null ? ' or miss the greatest write' : ''}`, model.disagreements())
     for (const c of counters) {

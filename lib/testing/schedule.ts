@@ -120,16 +120,20 @@ export interface ScheduleOptions<V = unknown> {
   grace?: number
 }
 
+/** The keys schedules write when none are given. */
+export const DEFAULT_KEYS: readonly string[] = Object.freeze(['x', 'y', 'z'])
+
 const WEIGHTS: Record<StepKind, number> = { set: 6, del: 3, add: 2, x: 8, dup: 0, cross: 0, part: 1, down: 2, up: 1, heal: 1, wait: 2, run: 2, split: 2, restart: 1 }
 
 /**
- * Schedule options that turn on what the defaults leave out: repeated and
- * crossing exchanges, random links and small `max_history`. Today's core
- * has known bugs there (docs/testing.md, "Known failures"): with these on,
- * even the shipped policies fail now and then. Spread them into the
- * options: `checkConvergence(config, { ...FULL, runs: 1000 })`.
+ * Schedule options that turn on what the defaults leave out: two nodes,
+ * repeated and crossing exchanges, random links and small `max_history`.
+ * Today's core has known failures there (docs/testing.md, "Known
+ * failures"): with these on, even the shipped policies fail now and then.
+ * Spread them into the options: `checkConvergence(config, { ...FULL, runs: 1000 })`.
  */
-export const FULL: Readonly<Pick<ScheduleOptions, 'topology' | 'maxHistory' | 'weights'>> = Object.freeze({
+export const FULL: Readonly<Pick<ScheduleOptions, 'nodes' | 'topology' | 'maxHistory' | 'weights'>> = Object.freeze({
+  nodes: Object.freeze({ min: 2, max: 5 }),
   topology: 'random',
   maxHistory: true,
   weights: Object.freeze({ dup: 1, cross: 1 }),
@@ -187,7 +191,7 @@ function linksOf(raw: RawTopology, nodes: number): [number, number][] | undefine
  */
 export function stepArbitrary<V = number>(nodes: number, options: ScheduleOptions<V> = {}, links?: readonly (readonly [number, number])[]): fc.Arbitrary<Step<V>> {
   const values = options.values ?? (smallIntegers as unknown as fc.Arbitrary<V>)
-  const keys = options.keys ?? ['x', 'y', 'z']
+  const keys = options.keys ?? DEFAULT_KEYS
   const counters = options.counters ?? []
   const grace = options.grace ?? 60_000
   const weights: Record<StepKind, number> = { ...WEIGHTS, ...options.weights }
@@ -351,7 +355,7 @@ function value(v: unknown): string {
 
 /** One step, readable: `n1 set x=1`, `exchange n0→n2 cut after 3`, `restart n2 (nothing)`. */
 export function describeStep(step: Step<unknown>, nodes: number, names: Names = {}): string {
-  const key = (k: number | string): string => nameOf(k, names.keys, 'k')
+  const key = (k: number | string): string => nameOf(k, names.keys ?? DEFAULT_KEYS, 'k')
   switch (step.t) {
     case 'set':
       return `n${step.n} set ${key(step.k)}=${value(step.v)}`
