@@ -126,9 +126,9 @@ function guarantee(f: ScheduleFailure): string {
 /**
  * What fast-check's shrinking leaves behind, simplified further: steps and
  * split operations removed one at a time, splits replaced by their writes
- * without the partition, then skews, persistences, mtu,
- * max_history and links reset, each kept when the same guarantee still
- * breaks. Returns the simplest schedule, its failure, and how many
+ * without the partition, then skews, persistences, mtu, max_history,
+ * links, how late writes are settled and the seed reset, each kept when
+ * the same guarantee still breaks. Returns the simplest schedule, its failure, and how many
  * simplifications were kept.
  */
 export async function simplify(
@@ -180,7 +180,7 @@ export async function simplify(
         if (await tryOne({ ...best, [field]: now.map((v, j) => (j === i ? 0 : v)) })) changed = true
       }
     }
-    for (const field of ['mtu', 'max_history', 'links'] as const) {
+    for (const field of ['mtu', 'max_history', 'links', 'keep', 'seed'] as const) {
       if (best[field] === undefined) continue
       const { [field]: _gone, ...rest } = best
       if (await tryOne(rest as Schedule<unknown>)) changed = true
