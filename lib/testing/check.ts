@@ -179,6 +179,11 @@ export async function simplify(
         if (now[i] === 0) continue
         if (await tryOne({ ...best, [field]: now.map((v, j) => (j === i ? 0 : v)) })) changed = true
       }
+      // All zeros is the default: leave the field out of what is printed.
+      if (best[field]?.every((v) => v === 0) === true) {
+        const { [field]: _zeros, ...rest } = best
+        best = rest
+      }
     }
     for (const field of ['mtu', 'max_history', 'links', 'keep', 'seed'] as const) {
       if (best[field] === undefined) continue
