@@ -1,17 +1,22 @@
 /**
- * Deletes against a reference model (docs/deletes.md): random schedules of
- * writes, deletes, counter adds, exchanges (some cut mid-flight),
- * partitions, pauses shorter and longer than the grace, restarts of every
- * kind, over 3 to 6 nodes with skewed clocks and mtu 1 to 5. After every
- * step no node shows a value a delete it took beats; after healing, after
- * the grace has passed again, and after restarting every node, every node
- * agrees on `state` and `sources(key)`, each key holds the winner of every
- * operation issued, counters total the same everywhere and every stream
- * reports 'sync'. Writes a node was told are late are settled as the
- * schedule says (keep or drop), and the model follows.
+ * Deletes against a reference model (docs/deletes.md), written with
+ * simple-scuttle/testing (checkConvergence and replay; the model is
+ * lib/testing/model.ts): random schedules of writes, deletes, counter
+ * adds, exchanges (some cut mid-flight), partitions and single links down
+ * and up, pauses shorter and longer than the grace and at its edges,
+ * restarts of every kind, over 3 to 6 nodes with skewed clocks, mtu 1 to 5,
+ * on snapshots, bare store objects, SQLite and IndexedDB. After every step
+ * no node refused an update because something threw, no node shows a
+ * value a delete it took beats, and the paper's invariant holds; after
+ * healing, after the grace has passed again, and after restarting every
+ * node, every node agrees on `state` and `sources(key)`, each key holds the
+ * winner of every operation issued, counters total the same everywhere and
+ * every stream reports 'sync'. Writes a node was told are late are settled
+ * as the schedule says (keep or drop), and the model follows.
  *
  * PROPERTY_RUNS sets the runs (CI's default below); `npm run test:long`
- * runs many more. Counterexamples are kept at the end as regressions.
+ * runs many more. Counterexamples are kept at the end as regressions;
+ * MODEL_REPLAY replays one, MODEL_DEBUG=1 traces every step.
  */
 import * as fs from 'fs'
 import * as os from 'os'
