@@ -209,7 +209,7 @@ export class Replica {
       security: this.security,
       beats: (a, b) => this.decide(a, b),
       withdraw: (key) => this.local(key, WITHDRAWAL),
-      rewrite: (key, value) => this.rewrite(key, value),
+      rewrite: (u) => this.rewrite(u),
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
       accepts: (version) => replica.incarnation.clock.accepts(version),
@@ -267,11 +267,14 @@ export class Replica {
    * (so every node decides on it alike). A throwing resolve keeps the old
    * one: it is still ours to send.
    */
-  rewrite(key: string, value: unknown): void {
+  rewrite(u: Update): void {
+    const key = u.key
+    // A marker goes again as a marker: its null is no value (attack found it).
+    const value = u.deleted === true ? TOMBSTONE : u.withdrawn === true ? WITHDRAWAL : u.value
     try {
       this.local(key, value)
     } catch (err) {
-      this.host.emit('invalid', { key, value }, `resolve threw: ${(err as Error)?.message}`)
+      this.host.emit('invalid', { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`)
     }
   }
 

@@ -19,7 +19,7 @@ import * as http from 'http'
 import * as net from 'net'
 import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
-import { WebSocketServer, type WebSocket } from 'ws'
+import type * as WS from 'ws'
 import { Gossip } from '../gossip'
 import { Clock } from '../clock'
 import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
@@ -33,6 +33,7 @@ import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type InputC
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { randomNonce } from './security'
 import { Dialer } from './dialer'
+import { loadPeer } from './peer'
 import { serveMetrics, type MetricsServer } from './metrics'
 import type { Address, NodeStats, PeerInfo } from './types'
 
@@ -154,6 +155,9 @@ export interface NodeOptions {
 
 /** The cluster of a node, or of a hello, that names none. */
 export const DEFAULT_CLUSTER = 'default'
+
+const WS_FEATURE = 'A node with WebSockets (the ws option, --ws)'
+const METRICS_FEATURE = 'A node with metrics (the metrics option, --metrics)'
 
 /**
  * The code under which an input the gossip stream or the codec refused is
@@ -314,7 +318,7 @@ export class ScuttleNode extends EventEmitter {
   /** Its durable state, if it has a data directory. */
   readonly store: Store | null
   private readonly server: net.Server
-  private wsServer: WebSocketServer | null = null
+  private wsServer: WS.WebSocketServer | null = null
   private wsHttp: http.Server | null = null
   // WebSocket upgrades under way (their sockets): counted against maxConnections.
   private readonly upgrading = new Set<net.Socket>()
@@ -401,6 +405,9 @@ export class ScuttleNode extends EventEmitter {
     if (m !== false && m !== true && (typeof m !== 'object' || m === null)) throw new TypeError('membership must be a boolean or options')
     this.membershipOptions = m === false ? null : m === true ? {} : m
     this.metricsAt = options.metrics
+    // The optional packages these options need, asked for before anything opens.
+    if (options.ws !== undefined) loadPeer('ws', WS_FEATURE)
+    if (options.metrics !== undefined) loadPeer('prom-client', METRICS_FEATURE)
     this.auth = options.auth
     this.wsOrigins = options.wsOrigins ?? []
     this.memberRate = options.memberRate ?? 8
@@ -510,6 +517,7 @@ export class ScuttleNode extends EventEmitter {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('a WebSocket endpoint: upgrade required\n')
     })
     this.wsHttp = web
+    const { WebSocketServer } = loadPeer<typeof WS>('ws', WS_FEATURE)
     const server = new WebSocketServer({
       noServer: true,
       // A message is refused before it is buffered past one frame.
@@ -859,7 +867,7 @@ export class ScuttleNode extends EventEmitter {
     for (const s of this.upgrading) s.destroy()
     if (this.wsServer !== null) {
       for (const client of this.wsServer.clients) client.terminate()
-      await new Promise<void>((resolve) => (this.wsServer as WebSocketServer).close(() => resolve()))
+      await new Promise<void>((resolve) => (this.wsServer as WS.WebSocketServer).close(() => resolve()))
     }
     if (this.wsHttp !== null) {
       this.wsHttp.closeAllConnections()
@@ -935,7 +943,7 @@ export class ScuttleNode extends EventEmitter {
     return c
   }
 
-  private acceptWebSocket(ws: WebSocket, address: string): Connection {
+  private acceptWebSocket(ws: WS.WebSocket, address: string): Connection {
     const transport = websocketStream(ws as unknown as WebSocketLike)
     const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
       transport.end()
