@@ -47,6 +47,8 @@ export interface DeletesHost {
 /** What this module needs of a stream: its authenticated peer, if any, and its events. */
 export interface StreamLike {
   readonly peer: string | undefined
+  /** Our questions on this stream not answered yet (their answers come in order). */
+  readonly questions: number
   emit(event: string, ...args: unknown[]): boolean
 }
 
@@ -65,7 +67,7 @@ class Link {
    * and the highest version of it the peer has sent us since (our digest
    * to it names the source there, so it sends the source whole).
    */
-  pass: Map<string, { r: Refetch; at: number; target: number }> | null = null
+  pass: Map<string, { r: Refetch; at: number; target: number; skip: number }> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined
@@ -412,7 +414,7 @@ export class Deletes {
     if (r === undefined) return
     const l = this.links.get(stream)
     const p = l?.pass?.get(source)
-    if (p !== undefined && p.r === r) {
+    if (p !== undefined && p.r === r && p.skip === 0) {
       if (version > p.at) p.at = version
       if (held !== undefined) r.suspects.delete(held)
       r.since = this.active
@@ -518,8 +520,13 @@ export class Deletes {
       const v = heard.get(id)
       if (v === undefined || v < r.gc) continue
       if (!serving) {
-        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v })
+        // Answers to questions we asked before (naming the source below
+        // the gc, not from scratch) are still to come: they serve nothing.
+        const skip = stream.questions - (done.reply ? 1 : 0)
+        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v, skip })
         r.since = this.active
+      } else if (p.skip > 0) {
+        if (done.reply) p.skip--
       } else if (p.at < v) {
         p.target = v
       } else {
@@ -871,6 +878,8 @@ export interface DoneFields {
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
   readonly withheld: boolean
+  /** The end of an answer to our question (not a question). */
+  readonly reply: boolean
 }
 
 // 64 random bits, in hex: a stale notice to a peer signs its latest.

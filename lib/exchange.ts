@@ -109,6 +109,11 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private readonly heard = new Map<string, number>()
   // Our questions this peer has not answered yet.
   private asked = 0
+
+  /** Our questions not answered yet (see Deletes' refetch). */
+  get questions(): number {
+    return this.asked
+  }
   // Deltas received since our last digest: fewer than the mtu means the
   // peer's answer was complete.
   private received = 0
