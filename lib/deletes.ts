@@ -14,7 +14,7 @@
 import type { History, SourceLog } from './history'
 import { covers, type IdRange } from './reconcile'
 import { MAX_NOTICES, noticeUpdate } from './shape'
-import type { DigestDone, Security, Snapshot, StaleNotice, Update } from './types'
+import type { DigestDone, LateReport, Security, Snapshot, StaleNotice, Update } from './types'
 
 /** What the delete logic needs of its node. */
 export interface DeletesHost {
@@ -59,7 +59,7 @@ class Link {
   /** Notices told to the peer: source -> [gc, active time]. */
   told: Map<string, [number, number]> | null = null
   /** Values of the peer's answer we refused as late, to tell it: "source\u0000version" -> the pair. */
-  late: Map<string, [string, number]> | null = null
+  late: Map<string, LateReport> | null = null
   /** In the answer being read: the lowest version refused per source (max stays below it). */
   refusing: Map<string, number> | null = null
   /**
@@ -133,7 +133,7 @@ export class Deletes {
   // Our own values peers refused as late, by version, until settled.
   private readonly lateOwn = new Map<number, Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
-  private readonly forward = new Map<string, readonly [string, number]>()
+  private readonly forward = new Map<string, LateReport>()
   // Links whose answer being read holds refusals (a link dropped mid-answer
   // keeps its count: mayAdvance then only looks it up).
   private refusals = 0
@@ -341,7 +341,7 @@ export class Deletes {
     // Owed once per value, however often the peer offers it; bounded.
     const tag = `${u.source_id}\u0000${u.version}`
     const late = (l.late ??= new Map())
-    if (!late.has(tag) && late.size < MAX_FORWARD) late.set(tag, [u.source_id, u.version])
+    if (!late.has(tag) && late.size < MAX_FORWARD) late.set(tag, [u.source_id, u.version, u.key])
     if (!this.reported.has(tag)) {
       if (this.reported.size >= 4096) this.reported.clear()
       this.reported.add(tag)
@@ -690,12 +690,12 @@ export class Deletes {
 
   // Late reports: our own values go to 'late'; others' are passed on
   // towards their writers while we hold them.
-  private lateReports(late: readonly (readonly [string, number])[]): void {
+  private lateReports(late: readonly LateReport[]): void {
     const history = this.host.history
     const fresh: Update[] = []
     for (const pair of late) {
       const [id, version] = pair
-      const u = history.at(id, version)
+      const u = lateValue(history, pair)
       if (u === undefined || isMarker(u) || !history.isCurrent(u)) continue
       if (id === this.host.id) {
         if (!this.lateOwn.has(version)) {
@@ -740,8 +740,8 @@ export class Deletes {
     if (this.refetches.size > 0) done.withheld = true
     // Under signatures, notices wait for the peer's nonce (its first digest end).
     if (security !== undefined && l.peerNonce === undefined) return
-    const late: [string, number][] = []
-    const fits = (pair: readonly [string, number]): boolean => {
+    const late: LateReport[] = []
+    const fits = (pair: LateReport): boolean => {
       const bytes = JSON.stringify(pair).length + 1
       if (late.length >= MAX_NOTICES || bytes > room) return false
       room -= bytes
@@ -758,10 +758,10 @@ export class Deletes {
     if (this.forward.size > 0) {
       const history = this.host.history
       for (const [tag, pair] of this.forward) {
-        const u = history.at(pair[0], pair[1])
+        const u = lateValue(history, pair)
         // Settled (replaced) by its writer: nothing left to tell.
         if (u === undefined || !history.isCurrent(u)) this.forward.delete(tag)
-        else if (fits(pair)) late.push([pair[0], pair[1]])
+        else if (fits(pair)) late.push(pair)
       }
     }
     let notices: Map<string, StaleNotice> | undefined
@@ -871,7 +871,7 @@ export class Deletes {
 /** The fields of a peer's digest end this module reads (see shape.ts, DoneReading). */
 export interface DoneFields {
   readonly nonce: string | undefined
-  readonly late: readonly (readonly [string, number])[] | undefined
+  readonly late: readonly LateReport[] | undefined
   readonly stale: ReadonlyMap<string, StaleNotice> | undefined
   readonly noticeBy: string | undefined
   readonly noticeSignature: string | undefined
@@ -880,6 +880,17 @@ export interface DoneFields {
   readonly withheld: boolean
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
+}
+
+// The value a late report names: by its key when it says one (a history
+// keeps every current mapping, but indexes by version only what it has
+// not forgotten past max_history).
+function lateValue(history: History, pair: LateReport): Update | undefined {
+  if (pair.length === 3) {
+    const u = history.mapping(pair[0], pair[2])
+    return u !== undefined && u.version === pair[1] ? u : undefined
+  }
+  return history.at(pair[0], pair[1])
 }
 
 // 64 random bits, in hex: a stale notice to a peer signs its latest.

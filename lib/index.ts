@@ -57,6 +57,7 @@ export type {
   Security,
   Snapshot,
   StaleNotice,
+  LateReport,
   StateStore,
   StreamOptions,
   Update,

@@ -7,7 +7,7 @@
  * is shared between calls.
  */
 
-import type { Filter, StaleNotice, Update } from './types'
+import type { Filter, LateReport, StaleNotice, Update } from './types'
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH, admitValue, admitted } from './value'
 
 /** The kinds of object a gossip stream accepts. */
@@ -60,7 +60,7 @@ export interface DoneReading {
   /** Stale notices, checked (see DigestDone.stale). */
   readonly stale: Map<string, StaleNotice> | undefined
   /** Values refused as late (see DigestDone.late). */
-  readonly late: (readonly [string, number])[] | undefined
+  readonly late: LateReport[] | undefined
   /** With `stale` or `late` under signatures: who signed them, the signature and the nonce. */
   readonly noticeBy: string | undefined
   readonly noticeSignature: string | undefined
@@ -227,7 +227,7 @@ export function noticeUpdate(
   by: string,
   nonce: string,
   stale: ReadonlyMap<string, StaleNotice> | undefined,
-  late: readonly (readonly [string, number])[] | undefined,
+  late: readonly LateReport[] | undefined,
 ): Update {
   const notices =
     stale === undefined
@@ -260,15 +260,17 @@ function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   return out.size === 0 ? undefined : out
 }
 
-// Late reports: [source, version] pairs, bounded; anything else left out.
-function lateOf(l: unknown): (readonly [string, number])[] | undefined {
+// Late reports: [source, version, key] (or, from earlier releases, [source, version]), bounded; anything else left out.
+function lateOf(l: unknown): LateReport[] | undefined {
   if (!Array.isArray(l)) return undefined
-  const out: (readonly [string, number])[] = []
+  const out: LateReport[] = []
   for (let i = 0; i < l.length && out.length < MAX_NOTICES; i++) {
     const p: unknown = l[i]
-    if (!Array.isArray(p) || p.length !== 2) continue
-    const [id, v] = p as unknown[]
-    if (badName('source_id', id) === null && isVersion(v)) out.push([id as string, v])
+    if (!Array.isArray(p) || (p.length !== 2 && p.length !== 3)) continue
+    const [id, v, key] = p as unknown[]
+    if (badName('source_id', id) !== null || !isVersion(v)) continue
+    if (p.length === 2) out.push([id as string, v])
+    else if (badName('key', key) === null) out.push([id as string, v, key as string])
   }
   return out.length === 0 ? undefined : out
 }
