@@ -33,7 +33,7 @@ import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type InputC
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { randomNonce } from './security'
 import { Dialer } from './dialer'
-import { serveMetrics, type MetricsServer } from './metrics'
+import type { MetricsServer } from './metrics'
 import type { Address, NodeStats, PeerInfo } from './types'
 
 export type { Address, NodeStats, PeerInfo }
@@ -494,6 +494,9 @@ export class ScuttleNode extends EventEmitter {
     if (ws !== undefined) await this.startWebSockets(ws)
     if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, hostPort(a))
     if (this.metricsAt !== undefined) {
+      // prom-client is loaded only for a node that serves metrics; metrics.ts
+      // reads the node through MetricsSource, and imports nothing of this file.
+      const { serveMetrics } = await import('./metrics')
       this.metricsServer = await serveMetrics(this, this.metricsAt, this.log)
       const m = this.metricsServer.address()
       this.log(`serving metrics on http://${m.host}:${m.port}/metrics`)
