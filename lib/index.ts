@@ -15,5 +15,7 @@ export { ed25519, generateKeyPair, signedBytes, helloAuth } from './node/securit
 export type { Ed25519Options, KeyInput } from './node/security'
 export { startNode, ScuttleNode, DEFAULT_CLUSTER, DEFAULT_PORT, DEFAULT_ADMIN_PORT, StoreFailedError } from './node/tcp'
 export type { Address, NodeOptions, NodeStats, PeerInfo, TwinReport } from './node/tcp'
+export { CLOSE_CODES } from './node/types'
+export type { CloseCode, LogLevel } from './node/types'
 export { AdminServer } from './node/admin'
 export type { AdminOptions, AdminRequest, AdminTarget } from './node/admin'

@@ -21,7 +21,6 @@ import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Gossip } from '../gossip'
-import { Clock } from '../clock'
 import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
 import { Store, type StoreOptions } from './store'
 import { barrier } from '../barrier'
@@ -29,14 +28,15 @@ import type { Config, Resolve, Security, Update } from '../types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
 import { checkCodecs } from '../wire/handshake'
-import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type InputCode, type PeerHello, type RefusalCode } from '../wire/session'
+import type { InvalidCode } from '../codes'
+import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type PeerHello, type RefusalCode } from '../wire/session'
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { randomNonce } from './security'
 import { Dialer } from './dialer'
 import type { MetricsServer } from './metrics'
-import type { Address, NodeStats, PeerInfo } from './types'
+import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 
-export type { Address, NodeStats, PeerInfo }
+export type { Address, CloseCode, LogLevel, NodeStats, PeerInfo }
 export { badCluster }
 
 /** The port `simple-scuttle node` listens on unless told otherwise (its admin endpoint: {@link DEFAULT_ADMIN_PORT}). */
@@ -73,8 +73,11 @@ export interface NodeOptions {
    * withdraws them. Unset: the node's `'late'` event is left to the caller.
    */
   late?: 'keep' | 'drop'
-  /** Where log lines go, one line each. Default: stderr, each line prefixed with `[ID] `. */
-  log?: (line: string) => void
+  /**
+   * Where log lines go, one line each, with their level (`'warn'`: an
+   * operator may have to act). Default: stderr, each line prefixed with `[ID] `.
+   */
+  log?: (line: string, level: LogLevel) => void
   /** Longest NDJSON line accepted from a peer. Default 1 MiB. */
   maxLineLength?: number
   /** Longest binary frame accepted from a peer, in bytes. Default MAX_FRAME_LENGTH (4 MiB). */
@@ -155,37 +158,9 @@ export interface NodeOptions {
 /** The cluster of a node, or of a hello, that names none. */
 export const DEFAULT_CLUSTER = 'default'
 
-/**
- * The code under which an input the gossip stream or the codec refused is
- * counted and logged. The stream says why in text (the core's reasons);
- * this reads the update itself where it can (a version too far ahead) and
- * the reason's kind otherwise.
- */
-export function invalidReason(reason: string, what?: unknown, code?: string): InputCode {
-  // The core's own codes, where it gives one (see Gossip's 'invalid').
-  if (code === 'late' || code === 'notice_unsigned' || code === 'restored_stale') return code
-  const v = (what as { version?: unknown } | null)?.version
-  if (typeof v === 'number' && typeof (what as { source_id?: unknown }).source_id === 'string' && v > Clock.now() + Clock.AHEAD) return 'ahead'
-  if (/not JSON|not valid UTF-8|UTF-8/.test(reason)) return 'not_json'
-  if (/line longer/.test(reason)) return 'line_too_long'
-  if (/frame|opcode|malformed|cut at the end/.test(reason)) return 'frame'
-  if (/signature/.test(reason)) return 'signature'
-  if (/local writes/.test(reason)) return 'local_write'
-  if (/flood/.test(reason)) return 'flood'
-  if (/digest/.test(reason)) return 'digest'
-  if (/threw|failed/.test(reason)) return 'node_error'
-  if (/version|clock|hour/.test(reason)) return 'version'
-  if (/value/.test(reason)) return 'value'
-  if (/key/.test(reason)) return 'key'
-  if (/source_id|\bid\b/.test(reason)) return 'source_id'
-  return 'other'
-}
-
 /** One connection to a peer. */
 class Connection {
   invalid = 0
-  /** The twin report of its stream was logged (see ScuttleNode.invalid). */
-  twinSaid = false
   /** A version too far ahead from it was logged (see ScuttleNode.invalid). */
   aheadSaid = false
   /** A value refused as late from it was logged (see ScuttleNode.invalid). */
@@ -343,6 +318,7 @@ export class ScuttleNode extends EventEmitter {
     invalid: Object.create(null) as Record<string, number>,
     refused: Object.create(null) as Record<string, number>,
     closed: 0,
+    closedBy: Object.create(null) as Record<string, number>,
     twins: 0,
     writesRefused: 0,
   }
@@ -372,7 +348,7 @@ export class ScuttleNode extends EventEmitter {
   private advertised: string | undefined
   /** @internal Called with each digest's number of entries, sent or received (the metrics' histogram). */
   onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null = null
-  private readonly log: (line: string) => void
+  private readonly log: (line: string, level?: LogLevel) => void
   private readonly opts: Required<
     Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout' | 'maxConnections' | 'digestRate'>
   > & {
@@ -409,7 +385,7 @@ export class ScuttleNode extends EventEmitter {
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
-    this.log = (line) => sink(printable(line))
+    this.log = (line, level = 'info') => sink(printable(line), level)
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -452,6 +428,7 @@ export class ScuttleNode extends EventEmitter {
       this.log(
         `refetch of ${source} abandoned: for a grace period no peer held a fresh copy of it (up to version ${gc}) to refetch from; ` +
           `its ${kept} mappings in doubt are kept (a peer that collected its deletes and meets this node tells it again)`,
+        'warn',
       ),
     )
     const late = options.late
@@ -471,7 +448,7 @@ export class ScuttleNode extends EventEmitter {
           min: this.opts.min,
           max: this.opts.max,
           random,
-          log: this.log,
+          log: (line) => this.log(line, 'warn'),
           connected: (socket) => this.acceptSocket(socket, 'out'),
         }),
       )
@@ -487,7 +464,7 @@ export class ScuttleNode extends EventEmitter {
         resolve()
       })
     })
-    this.server.on('error', (err) => this.log(`server error: ${err.message}`))
+    this.server.on('error', (err) => this.log(`server error: ${err.message}`, 'warn'))
     const a = this.address()
     this.advertised ??= hostPort(a)
     this.log(`${this.gossip.id} listening on ${a.host}:${a.port} (cluster ${JSON.stringify(this.cluster)})`)
@@ -541,8 +518,8 @@ export class ScuttleNode extends EventEmitter {
       this.upgrading.delete(socket)
       const origin = req.headers.origin
       if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
-        this.countRefusal('bad_hello')
-        this.logRefusal('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`)
+        this.countRefusal('origin')
+        this.logRefusal('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin [origin]`)
         socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
         return
       }
@@ -555,7 +532,7 @@ export class ScuttleNode extends EventEmitter {
         resolve()
       })
     })
-    web.on('error', (err) => this.log(`WebSocket server error: ${err.message}`))
+    web.on('error', (err) => this.log(`WebSocket server error: ${err.message}`, 'warn'))
     const w = this.wsAddress() as Address
     this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
   }
@@ -582,6 +559,7 @@ export class ScuttleNode extends EventEmitter {
       this.log(
         `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
           `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
+        'warn',
       ),
     )
     m.on('restart', (member: Member) => this.log(`member ${member.id} restarted (a new incarnation${where(member)})`))
@@ -592,8 +570,8 @@ export class ScuttleNode extends EventEmitter {
           : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,
       ),
     )
-    m.on('invalid', (id: string, reason: string) => {
-      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far)`)
+    m.on('invalid', (id: string, reason: string, code: InvalidCode) => {
+      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far) [${code}]`)
     })
     // The node writes its record and heartbeats once a peer has answered it
     // (see answeredBy), not before.
@@ -630,7 +608,7 @@ export class ScuttleNode extends EventEmitter {
   stats(): NodeStats {
     for (const c of this.conns) this.countBytes(c)
     const s = this.counters
-    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused } }
+    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused }, closedBy: { ...s.closedBy } }
   }
 
   // Bytes of a TCP connection (a WebSocket's are not counted).
@@ -775,6 +753,7 @@ export class ScuttleNode extends EventEmitter {
     this.log(
       `data directory ${this.store?.dir} cannot be written (${err.message}): local writes are refused from now on; ` +
         'the node keeps serving reads and gossip. Fix the directory (permissions, space, mount) and restart the node',
+      'warn',
     )
     this.emit('store-failed', err)
   }
@@ -858,7 +837,7 @@ export class ScuttleNode extends EventEmitter {
     this.membership?.stop()
     if (this.metricsServer !== null) await this.metricsServer.close()
     for (const d of this.dialers) d.stop()
-    for (const c of this.conns) this.drop(c, null)
+    for (const c of this.conns) this.drop(c, null, null)
     for (const s of this.upgrading) s.destroy()
     if (this.wsServer !== null) {
       for (const client of this.wsServer.clients) client.terminate()
@@ -884,7 +863,8 @@ export class ScuttleNode extends EventEmitter {
     this.checkDataDir()
     for (const c of this.conns) {
       if (c.peer === null && now - c.opened >= this.opts.stallTimeout) {
-        this.drop(c, `no hello within ${now - c.opened} ms`, 'timeout')
+        this.countRefusal('timeout')
+        this.drop(c, 'timeout', `no hello within ${now - c.opened} ms`)
         continue
       }
       // A peer that does not read what we send is dropped: its buffers are
@@ -892,7 +872,7 @@ export class ScuttleNode extends EventEmitter {
       const stream = c.session.stream
       if (c.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
         if (c.stalledSince < 0) c.stalledSince = now
-        else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, `not reading for ${now - c.stalledSince} ms`)
+        else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, 'stalled', `not reading for ${now - c.stalledSince} ms`)
       } else {
         c.stalledSince = -1
       }
@@ -934,7 +914,7 @@ export class ScuttleNode extends EventEmitter {
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
     socket.setNoDelay(true)
     const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy(), () => endSoon(socket))
-    socket.on('error', (err) => this.drop(c, `socket error: ${err.message}`))
+    socket.on('error', (err) => this.drop(c, 'transport', `socket error: ${err.message}`))
     return c
   }
 
@@ -948,9 +928,9 @@ export class ScuttleNode extends EventEmitter {
     ws.on('close', (code: number) => {
       if (code !== 1009) return
       this.count('frame')
-      this.drop(c, `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
+      this.drop(c, 'frame', `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
     })
-    transport.on('error', (err: Error) => this.drop(c, `WebSocket error: ${err.message}`))
+    transport.on('error', (err: Error) => this.drop(c, 'transport', `WebSocket error: ${err.message}`))
     return c
   }
 
@@ -969,15 +949,15 @@ export class ScuttleNode extends EventEmitter {
       const idle = this.idlest()
       if (idle === null) {
         this.countRefusal('full')
-        this.logRefusal('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections)`)
+        this.logRefusal('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections) [full]`)
         kill()
         c.closed = true
         return c
       }
-      this.drop(idle, `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`, null, true)
+      this.drop(idle, 'evicted', `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`)
     }
     this.conns.add(c)
-    transport.on('close', () => this.drop(c, null))
+    transport.on('close', () => this.drop(c, null, null))
     const session = new Session(this.gossip, transport as Duplex, {
       cluster: this.cluster,
       codecs: this.codecs,
@@ -995,8 +975,8 @@ export class ScuttleNode extends EventEmitter {
     })
     c.session = session
     session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
-    session.on('invalid', (what: unknown, reason: string, code?: string) => this.invalid(c, what, reason, code))
-    session.stream.on('error', (err: Error) => this.drop(c, err.message))
+    session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.invalid(c, what, reason, code))
+    session.stream.on('error', (err: Error) => this.drop(c, 'node_error', err.message))
     session.on('open', () => this.opened(c))
     return c
   }
@@ -1018,7 +998,7 @@ export class ScuttleNode extends EventEmitter {
           if (node.storeFailure === null) throw err
         }),
     })
-    b.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
+    b.on('error', (err: Error) => this.drop(c, 'store_failed', `store failed: ${err.message}`))
     return b
   }
 
@@ -1043,7 +1023,7 @@ export class ScuttleNode extends EventEmitter {
         this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
         return new SessionError('twin', `this node (${id}) started after you: it stops`)
       }
-      this.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`)
+      this.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(this.startedAt)}: give this one another --id`)
       err.twinStarted = this.startedAt
       return err
@@ -1055,17 +1035,18 @@ export class ScuttleNode extends EventEmitter {
       // The one connected answers our questions: two live nodes say they are id.
       const live = Date.now() - e.answeredAt < 3 * this.opts.interval + 1000
       if (!live) {
-        this.drop(e, `peer ${id} connected again (a new incarnation): this connection went quiet`)
+        this.drop(e, 'new_incarnation', `peer ${id} connected again (a new incarnation): this connection went quiet`)
         continue
       }
       this.counters.twins++
       if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
         // Both proved the id: the newcomer is the elder, the younger goes.
-        this.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`)
-        this.drop(e, `twin of ${id}, started later than the one at ${c.address}`, 'twin')
+        this.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
+        this.countRefusal('twin')
+        this.drop(e, 'twin', `twin of ${id}, started later than the one at ${c.address}`)
         return null
       }
-      this.log(`twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`)
+      this.log(`twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`, 'warn')
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
@@ -1119,7 +1100,7 @@ export class ScuttleNode extends EventEmitter {
       const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
       if (olderThan(this.startedAt, c.session.nonce, t.started, undefined)) {
         // The elder, refused where a younger twin got in first: tell it.
-        this.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`)
+        this.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
         if (t.address !== null) this.tellTwin(t.address)
       } else {
         this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${this.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
@@ -1132,7 +1113,7 @@ export class ScuttleNode extends EventEmitter {
     if (this.refusals.size >= 1000) this.refusals.clear()
     this.refusals.set(key, seen + 1)
     const said = seen % 100 === 0
-    this.drop(c, said ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, null, !said, true)
+    this.drop(c, code, said ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
   }
 
   // A peer refused this node as the younger twin of the node at `address`:
@@ -1175,7 +1156,7 @@ export class ScuttleNode extends EventEmitter {
   private logRefusal(key: string, line: string): void {
     const seen = this.refusals.get(key) ?? 0
     this.refusals.set(key, seen + 1)
-    if (seen % 100 === 0) this.log(seen === 0 ? line : `${line} (${seen + 1} times)`)
+    if (seen % 100 === 0) this.log(seen === 0 ? line : `${line} (${seen + 1} times)`, 'warn')
   }
 
   // Between the parsed input and the peer's gossip stream: counts updates
@@ -1243,7 +1224,7 @@ export class ScuttleNode extends EventEmitter {
           }
         } else if (++c.run > node.opts.floodLimit) {
           node.count('flood')
-          node.drop(c, `flooding: more than ${node.opts.floodLimit} updates without a digest`)
+          node.drop(c, 'flood', `flooding: more than ${node.opts.floodLimit} updates without a digest`)
           callback()
           return
         } else {
@@ -1295,8 +1276,9 @@ export class ScuttleNode extends EventEmitter {
     c.memberSaid = true
     this.log(
       room
-        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges (said once per connection; counted as scuttle_invalid_total{reason="member"})`
-        : `peer ${c.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait`,
+        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges (said once per connection) [member]`
+        : `peer ${c.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait [member]`,
+      'warn',
     )
     return false
   }
@@ -1318,75 +1300,73 @@ export class ScuttleNode extends EventEmitter {
     // an honest one sends one question per interval.
     if (++c.droppedRun > DIGEST_FLOOD) {
       this.count('flood')
-      this.drop(c, `flooding: more than ${DIGEST_FLOOD} digests past ${rate}/s in a row`)
+      this.drop(c, 'flood', `flooding: more than ${DIGEST_FLOOD} digests past ${rate}/s in a row`)
       return false
     }
     if (c.dropped === 1 || c.dropped % 1000 === 0) {
-      this.log(`peer ${c.peer ?? c.address}: digests past ${rate}/s dropped unanswered (${c.dropped} so far)`)
+      this.log(`peer ${c.peer ?? c.address}: digests past ${rate}/s dropped unanswered (${c.dropped} so far)`, 'warn')
     }
     return false
   }
 
-  private count(code: InputCode): void {
+  private count(code: InvalidCode): void {
     const invalid = this.counters.invalid
     invalid[code] = (invalid[code] ?? 0) + 1
   }
 
-  private invalid(c: Connection, what: unknown, reason: string, given?: string): void {
+  private invalid(c: Connection, what: unknown, reason: string, code: InvalidCode): void {
     if (c.closed) return
-    const stream = c.session.stream
-    // A twin (see Clock.TWIN_LIMIT) is reported once per stream, and the peer
-    // kept: it may only relay what a twin or a liar wrote as us.
-    if (stream.twin && !c.twinSaid) {
-      c.twinSaid = true
-      this.count('twin_writes')
-      this.counters.twins++
-      this.log(`peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
-      return
-    }
-    const code = invalidReason(reason, what, given)
     this.count(code)
-    // A value refused as late (docs/deletes.md, rule 5) is no fault of the
-    // peer, which may relay it: counted, said once per connection, kept.
-    if (code === 'late') {
-      if (!c.lateSaid) {
-        c.lateSaid = true
-        this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
-      }
-      return
-    }
-    // Restored from an older state than peers collected of our own deletes:
-    // the operator must choose (see docs/deletes.md, Limits).
-    if (code === 'restored_stale') {
-      this.emit('restoredStale', reason)
-      return
-    }
-    // A version too far ahead is refused and the peer kept: an honest peer
-    // relays what a node with a wrong clock wrote (logged once per
-    // connection; what a flood of them costs, floodLimit bounds).
-    if (code === 'ahead') {
-      if (!c.aheadSaid) {
-        c.aheadSaid = true
-        this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
-      }
-      return
+    const who = c.peer ?? c.address
+    switch (code) {
+      // A twin (see Clock.TWIN_LIMIT), reported once per stream: the peer is
+      // kept; it may only relay what a twin or a liar wrote as us.
+      case 'twin_writes':
+        this.counters.twins++
+        this.log(`peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        return
+      // A value refused as late (docs/deletes.md, rule 5) is no fault of the
+      // peer, which may relay it: said once per connection, the peer kept.
+      case 'late':
+        if (!c.lateSaid) {
+          c.lateSaid = true
+          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
+        }
+        return
+      // Restored from an older state than peers collected of our own
+      // deletes: the operator must choose (see docs/deletes.md, Limits).
+      case 'restored_stale':
+        this.emit('restoredStale', reason)
+        return
+      // A version too far ahead is refused and the peer kept: an honest peer
+      // relays what a node with a wrong clock wrote (said once per
+      // connection; what a flood of them costs, floodLimit bounds).
+      case 'ahead':
+        if (!c.aheadSaid) {
+          c.aheadSaid = true
+          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
+        }
+        return
     }
     c.invalid++
-    if (c.invalid > this.opts.maxInvalid) this.drop(c, `sent invalid input: ${reason}`)
-    else this.log(`peer ${c.peer ?? c.address}: invalid input dropped: ${reason}`)
+    if (c.invalid > this.opts.maxInvalid) this.drop(c, code, `sent invalid input: ${reason}`)
+    else this.log(`peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
   }
 
-  // Close c: logged with `reason` (null: quietly), counted under `code` when
-  // it is a refusal, and ended gracefully when a refusal was written to it.
-  private drop(c: Connection, reason: string | null, code: RefusalCode | null = null, countClosed = false, graceful = false): void {
+  // Close c. With a code: counted under it, and logged with `reason`
+  // unless that is null (a refusal said often). Without: the peer went,
+  // or this node stops. Ended gracefully when a refusal was written to it.
+  private drop(c: Connection, code: CloseCode | null, reason: string | null, graceful = false): void {
     if (c.closed) return
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
-    if (code !== null) this.countRefusal(code)
-    if (reason !== null || countClosed) this.counters.closed++
-    if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason}`)
-    else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
+    if (code !== null) {
+      this.counters.closed++
+      const by = this.counters.closedBy
+      by[code] = (by[code] ?? 0) + 1
+      if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason} [${code}]`, 'warn')
+    } else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
     if (graceful) c.end()
     else c.kill()
     c.session?.destroy()

@@ -38,6 +38,7 @@
  */
 import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
+import { reportInvalid, type InvalidCode } from '../codes'
 import type { Gossip, PeerStream } from '../gossip'
 import { badName } from '../shape'
 import { parse, serialize, type Format } from './codec'
@@ -65,32 +66,15 @@ export type RefusalCode =
   | 'timeout'
   /** Past the connection limit, no slot could be freed. */
   | 'full'
+  /** A browser's WebSocket from an origin neither this host nor allowed (`wsOrigins`). */
+  | 'origin'
   /** The other end refused this one (its code is in `peerCode`). */
   | 'refused_by_peer'
 
-/** Why a peer's input was refused after the hello, or why it was closed. */
-export type InputCode =
-  | 'not_json'
-  | 'line_too_long'
-  | 'frame'
-  | 'signature'
-  | 'local_write'
-  | 'flood'
-  | 'digest'
-  | 'version'
-  | 'ahead'
-  | 'twin_writes'
-  | 'value'
-  | 'key'
-  | 'source_id'
-  | 'member'
-  | 'node_error'
-  | 'late'
-  | 'notice_unsigned'
-  | 'restored_stale'
-  | 'other'
+/** Why a peer's input was refused after the hello (see `lib/codes.ts`). */
+export type InputCode = InvalidCode
 
-/** Every code a refusal or an invalid input may carry (the metrics' labels). */
+/** Every code a refusal may carry (the metrics' labels). */
 export const REFUSAL_CODES: readonly RefusalCode[] = [
   'no_hello',
   'bad_hello',
@@ -102,6 +86,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'bad_proof',
   'timeout',
   'full',
+  'origin',
   'refused_by_peer',
 ]
 
@@ -214,7 +199,7 @@ export function badPeerId(id: unknown): string | null {
 /**
  * One peer's session. Emits `'open'` () once both hellos (and proofs) are
  * in and gossip flows, `'refused'` (err: SessionError) when either end
- * refused the session, and `'invalid'` (what, reason) for input the codec
+ * refused the session, and `'invalid'` (what, reason, code) for input the codec
  * or the gossip stream refused after it opened. The owner ends the
  * transport when it is refused.
  */
@@ -459,7 +444,7 @@ export class Session extends EventEmitter {
     const o = this.options
     const out = serialize({ format: this.writing as Format })
     const input = parse({ format: this.reading as Format, maxLineLength: o.maxLineLength, maxFrameLength: o.maxFrameLength })
-    const invalid = (what: unknown, reason: string, code?: string) => this.emit('invalid', what, reason, code)
+    const invalid = (what: unknown, reason: string, code: InvalidCode) => reportInvalid(this, what, reason, code)
     input.on('invalid', invalid)
     out.on('invalid', invalid)
     this.stream.on('invalid', invalid)
