@@ -19,7 +19,7 @@ import type { PastPeer } from './incarnation'
 import { ALL, cutToBytes, deltas, ordered, type IdRange } from './reconcile'
 import { aheadReason, type FillCursor, type Replica, type Sender } from './replica'
 import { reportInvalid } from './codes'
-import { classify, Kind, type DoneReading } from './shape'
+import { classify, Kind, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
 
 /** What an exchange needs of its node. */
@@ -197,9 +197,16 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     return true
   }
 
+  /**
+   * A transport's limits (see `wire/gate.ts`): sees each message of the
+   * peer as classified, before the exchange acts on it; false drops it.
+   */
+  admit: ((r: Reading) => boolean) | null = null
+
   /** An object the peer wrote: an update, a local write, a digest entry or a digest's end. */
   take(chunk: unknown): void {
     const r = classify(chunk)
+    if (this.admit !== null && !this.admit(r)) return
     switch (r.kind) {
       case Kind.Update:
         this.received++
