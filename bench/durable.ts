@@ -24,7 +24,8 @@ import { spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { base, openGossip } from '../lib'
+import { base } from '../lib'
+import { openGossip } from '../lib/node/sqlite'
 import { NodeProc, median, ms, OUR_BIN, percentile, variants } from './proc'
 
 const DIR = process.env.DURABLE_DIR ?? os.tmpdir()

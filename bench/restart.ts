@@ -22,7 +22,8 @@ import { execFileSync, spawn } from 'child_process'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { base, Gossip, openGossip, Store } from '../lib'
+import { base, Gossip } from '../lib'
+import { openGossip, Store } from '../lib/node/sqlite'
 import { NodeProc, median, ms, variants } from './proc'
 
 const N = Number(process.env.RESTART_N ?? 100_000)

@@ -11,6 +11,7 @@ import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, Sto
 import { ed25519, helloAuth } from '../lib/node/security'
 import { AdminServer, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
+import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
 import { isMembershipKey, type Member } from '../lib/membership'
 import type { Security } from '../lib/types'
@@ -480,6 +481,7 @@ export function operatorError(err: unknown, args: Args): string | null {
     case 'ENOSPC':
       return `no space left for ${e.path ?? 'the data directory'}: free space there, or move --data`
   }
+  if (e instanceof MissingPeerError) return `${e.message} (beside simple-scuttle: where it is installed, or with -g for a global install)`
   if (e instanceof StoreDamagedError) return /--repair/.test(e.message) ? e.message : `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
   if (/^store: /.test(e.message)) return e.message
   if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return e.message

@@ -26,8 +26,8 @@ export interface DeletesHost {
   beats(a: Update, b: Update): boolean
   /** Withdraw our own value of `key`: a local write of a withdrawal. */
   withdraw(key: string): void
-  /** Write `value` to `key` again, at a new version: a local write. */
-  rewrite(key: string, value: unknown): void
+  /** Write `u` (a value or a marker) again, at a new version: a local write. */
+  rewrite(u: Update): void
   /** Forget mapping `m` entirely; the key's entry is what `resolve` makes of the rest. */
   forget(m: Update): void
   /** The node's wall clock in µs. */
@@ -795,7 +795,7 @@ export class Deletes {
     const late = this.late
     this.lateOwn.clear()
     for (const u of late) {
-      if (choice === 'keep') this.host.rewrite(u.key, u.value)
+      if (choice === 'keep') this.host.rewrite(u)
       else this.host.withdraw(u.key)
     }
     return late.length

@@ -35,8 +35,8 @@ export interface PastPeer {
 export interface IncarnationHost {
   readonly id: string
   readonly history: History
-  /** Write `value` to `key` again, at a new version: a local write. */
-  rewrite(key: string, value: unknown): void
+  /** Write `u` (a value or a marker) again, at a new version: a local write. */
+  rewrite(u: Update): void
 }
 
 /** The node's own id in this life: its clock, its past, its twins. */
@@ -195,7 +195,7 @@ export class Incarnation {
       if (u.version > upTo) break
       // Only this life's own writes: a past's mapping we hold keeps its
       // version, so a newer write of the past still wins over it.
-      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u.key, u.value)
+      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
     }
   }
 

@@ -422,7 +422,7 @@ export class Membership extends EventEmitter {
 
   /**
    * Bump this node's heartbeat now: one key rewritten. Every
-   * {@link READVERTISE} beats the record is written again too, so that a
+   * `READVERTISE` (30) beats the record is written again too, so that a
    * record of ours forged by a peer (without signatures, anyone can write
    * as anyone) does not stand for long.
    */

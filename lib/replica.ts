@@ -210,7 +210,7 @@ export class Replica {
       security: this.security,
       beats: (a, b) => this.decide(a, b),
       withdraw: (key) => this.local(key, WITHDRAWAL),
-      rewrite: (key, value) => this.rewrite(key, value),
+      rewrite: (u) => this.rewrite(u),
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
       accepts: (version) => replica.incarnation.clock.accepts(version),
@@ -268,11 +268,14 @@ export class Replica {
    * (so every node decides on it alike). A throwing resolve keeps the old
    * one: it is still ours to send.
    */
-  rewrite(key: string, value: unknown): void {
+  rewrite(u: Update): void {
+    const key = u.key
+    // A marker goes again as a marker: its null is no value (attack found it).
+    const value = u.deleted === true ? TOMBSTONE : u.withdrawn === true ? WITHDRAWAL : u.value
     try {
       this.local(key, value)
     } catch (err) {
-      reportInvalid(this.host, { key, value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
+      reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
     }
   }
 

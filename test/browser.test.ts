@@ -14,6 +14,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
+import { NO_CHROMIUM, skip } from './skip'
 
 const CHROMIUM = '/usr/bin/chromium'
 
@@ -77,11 +78,11 @@ describe('demo bundle (esbuild, platform browser)', function () {
     assert.ok(inputs.some((i) => i.endsWith('node_modules/events/events.js')), 'events resolves to the npm package')
   })
 
-  it('bundles the browser entry lib/browser.ts with no Node built-in module', async function () {
+  it('bundles the main entry and simple-scuttle/idb (lib/index.ts, lib/browser/index.ts) with no Node built-in module', async function () {
     const esbuild = await import('esbuild')
     const result = await esbuild.build({
       absWorkingDir: ROOT,
-      entryPoints: [path.join(ROOT, 'lib', 'browser.ts')],
+      stdin: { contents: "export * from './lib'\nexport * from './lib/browser'\n", resolveDir: ROOT, loader: 'ts' },
       bundle: true,
       platform: 'browser',
       format: 'esm',
@@ -91,8 +92,9 @@ describe('demo bundle (esbuild, platform browser)', function () {
     })
     const inputs = Object.keys(result.metafile.inputs)
     const builtins = inputs.filter((i) => i.startsWith('node:') || NODE_BUILTINS.has(i))
-    assert.deepEqual(builtins, [], 'no Node built-in in the browser entry')
-    assert.ok(inputs.includes('lib/wire/ndjson.ts'), 'the wire helpers are in the browser entry')
+    assert.deepEqual(builtins, [], 'no Node built-in in the browser entries')
+    assert.ok(inputs.includes('lib/wire/ndjson.ts'), 'the wire helpers are in the main entry')
+    assert.ok(inputs.includes('lib/browser/idb-store.ts'), 'IdbStore is in simple-scuttle/idb')
   })
 
   it('type-checks the page source', function () {
@@ -115,10 +117,7 @@ describe('demo page in headless Chromium', function () {
   const errors: string[] = []
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) {
-      console.log(`    skipping browser tests: ${CHROMIUM} not found (install it with: apt-get install -y chromium)`)
-      this.skip()
-    }
+    if (!fs.existsSync(CHROMIUM)) skip(this, NO_CHROMIUM(CHROMIUM))
     const { chromium } = await import('playwright-core')
     server = await demo.start({ port: 0, host: '127.0.0.1' })
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-chromium-'))
@@ -289,10 +288,7 @@ describe('the demo page as a member of a cluster of node processes', function ()
   const errors: string[] = []
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) {
-      console.log(`    skipping browser tests: ${CHROMIUM} not found (install it with: apt-get install -y chromium)`)
-      this.skip()
-    }
+    if (!fs.existsSync(CHROMIUM)) skip(this, NO_CHROMIUM(CHROMIUM))
     server = await demo.start({ port: 0, host: '127.0.0.1', cluster: 3 })
     const { chromium } = await import('playwright-core')
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-chromium-'))

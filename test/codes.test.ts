@@ -9,8 +9,10 @@ import * as http from 'http'
 import * as net from 'net'
 import * as path from 'path'
 import * as ts from 'typescript'
-import { Clock, Gossip, INVALID_CODES, REFUSAL_CODES, base, parse, serialize, startNode, CLOSE_CODES } from '../lib'
-import type { InvalidCode, ScuttleNode } from '../lib'
+import { Clock, Gossip, INVALID_CODES, REFUSAL_CODES, base, parse, serialize } from '../lib'
+import type { InvalidCode } from '../lib'
+import { CLOSE_CODES, startNode } from '../lib/node'
+import type { ScuttleNode } from '../lib/node'
 
 const ROOT = path.join(__dirname, '..', '..')
 const LIB = path.join(ROOT, 'lib')

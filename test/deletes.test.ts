@@ -8,7 +8,10 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import { IDBFactory } from 'fake-indexeddb'
-import { Gossip, base, counter, ed25519, generateKeyPair, openGossip, openIdbGossip } from '../lib'
+import { Gossip, base, counter } from '../lib'
+import { openGossip } from '../lib/node/sqlite'
+import { ed25519, generateKeyPair } from '../lib/node'
+import { openIdbGossip } from '../lib/browser'
 import type { Config, Message, Update } from '../lib'
 import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
 import { Clock } from '../lib/clock'
@@ -343,6 +346,47 @@ describe('deletes (docs/deletes.md)', function () {
         assert.strictEqual(g.get('other').value, 2)
       }
     }))
+
+  it('attack: a node that issues its writes again (a digest naming it above its clock) issues its markers as markers: a deleted key stays deleted', async () => {
+    for (const secure of [false, true]) {
+      const keys = { v: generateKeyPair(), w: generateKeyPair() }
+      const publicKeys = { v: keys.v.publicKey, w: keys.w.publicKey }
+      const cfg = (id: 'v' | 'w'): Config =>
+        secure ? { resolve: lww, security: ed25519({ id, privateKey: keys[id].privateKey, publicKeys }) } : { resolve: lww }
+      const v = new Gossip('v', cfg('v'))
+      const w = new Gossip('w', cfg('w'))
+      const sv = v.createStream()
+      const sw = w.createStream()
+      sv.pipe(sw).pipe(sv)
+      const settle = async () => {
+        sv.gossip()
+        for (let i = 0; i < 20; i++) await turn()
+      }
+      v.set('doc', 'draft')
+      v.set('other', 1)
+      await settle()
+      v.delete('doc')
+      v.set('gone', 1)
+      v.delete('gone')
+      await settle()
+      // A peer (no key, no write) says it holds v above v's clock: v issues its writes again.
+      const evil = v.createStream()
+      evil.resume()
+      const before = v.version
+      for (let i = 0; i < 3; i++) {
+        evil.write({ digest: true, source_id: 'v', version: v.version + 1 })
+        evil.write({ digest: true, done: true })
+        for (let t = 0; t < 10; t++) await turn()
+      }
+      await settle()
+      assert.ok(v.version > before, 'the writes went again')
+      for (const g of [v, w]) {
+        assert.ok(!('doc' in g.state) && !('gone' in g.state), `${g.id}${secure ? ' (signed)' : ''}: ${JSON.stringify(g.state)}`)
+        assert.strictEqual(g.get('other').value, 1)
+        for (const k of ['doc', 'gone']) for (const u of g.history.get(k)) assert.ok(u.deleted === true || u.withdrawn === true, `${k} is a marker`)
+      }
+    }
+  })
 
   it('counters: a delete of a counter key makes every source withdraw its count; totals agree, then count up from zero', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {

@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs'
 import * as path from 'path'
-import { Store } from '../lib'
+import { Store } from '../lib/node/sqlite'
 
 type FsyncFn = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void
 type FsyncSyncFn = (fd: number) => void

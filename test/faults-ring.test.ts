@@ -13,7 +13,7 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
-import { generateKeyPair } from '../lib'
+import { generateKeyPair } from '../lib/node'
 import { Attacker } from './adversarial/harness'
 
 const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')

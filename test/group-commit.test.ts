@@ -11,7 +11,8 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import fc from 'fast-check'
-import { Clock, Gossip, openGossip } from '../lib'
+import { Clock, Gossip } from '../lib'
+import { openGossip } from '../lib/node/sqlite'
 import type { Update } from '../lib'
 import { Disk } from './disk'
 import { lww } from './net'
@@ -144,7 +145,8 @@ describe('store: group commit', () => {
     // Waves of 50 writes, each acknowledged (printed, synchronously) once its flush resolves.
     const script = `
       const fs = require('fs')
-      const { openGossip, base } = require(${JSON.stringify(lib)})
+      const { base } = require(${JSON.stringify(lib)})
+      const { openGossip } = require(${JSON.stringify(path.join(lib, 'node', 'sqlite'))})
       const { gossip, store } = openGossip('a', { resolve: base.resolution.lww_vs_current_vers }, ${JSON.stringify(dir)})
       let i = 0
       const wave = () => {

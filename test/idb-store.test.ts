@@ -9,9 +9,11 @@ import * as http from 'http'
 import * as os from 'os'
 import * as path from 'path'
 import { IDBFactory } from 'fake-indexeddb'
-import { Clock, Gossip, IdbStore, openIdbGossip } from '../lib'
+import { Clock, Gossip } from '../lib'
+import { IdbStore, openIdbGossip } from '../lib/browser'
 import type { Update } from '../lib'
 import { lww } from './net'
+import { NO_CHROMIUM, skip } from './skip'
 
 const ROOT = path.join(__dirname, '..', '..')
 const CHROMIUM = '/usr/bin/chromium'
@@ -148,16 +150,14 @@ describe('IndexedDB store in headless Chromium', function () {
   this.timeout(60_000)
 
   it('a page keeps its state across reloads, and a second tab on the same database is refused', async function () {
-    if (!fs.existsSync(CHROMIUM)) {
-      console.log(`    skipping: ${CHROMIUM} not found (install it with: apt-get install -y chromium)`)
-      this.skip()
-    }
+    if (!fs.existsSync(CHROMIUM)) skip(this, NO_CHROMIUM(CHROMIUM))
     const esbuild = await import('esbuild')
     const bundle = await esbuild.build({
       absWorkingDir: ROOT,
       stdin: {
         contents: `
-          import { openIdbGossip, base } from './lib/browser'
+          import { base } from './lib'
+          import { openIdbGossip } from './lib/browser'
           const config = { resolve: base.resolution.lww_vs_current_vers }
           window.scuttle = {
             async write(n) {

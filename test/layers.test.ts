@@ -12,8 +12,10 @@
  * - browser/: what needs a browser; imports the core, wire/ and browser/;
  * - testing/: in-process clusters and a reference model for tests; imports
  *   the core and testing/ (and fast-check).
- * The entries (index.ts, browser.ts) join the layers. And no import cycles
- * between files: static, type-only or dynamic.
+ * The main entry (index.ts) joins the layers that run anywhere; each
+ * subpath entry lives in its layer (browser/index.ts for simple-scuttle/idb,
+ * node/index.ts and node/sqlite.ts). And no import cycles between files:
+ * static, type-only or dynamic.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
@@ -21,7 +23,7 @@ import * as path from 'path'
 import * as ts from 'typescript'
 
 const LIB = path.join(__dirname, '..', '..', 'lib')
-const ENTRIES = new Set(['index.ts', 'browser.ts'])
+const ENTRIES = new Set(['index.ts'])
 const PORTABLE_PACKAGES = new Set(['events', 'readable-stream', 'sorted-array-functions'])
 const ALLOWED: Record<string, string[]> = {
   core: ['core'],
@@ -120,16 +122,33 @@ describe('layers of lib/', () => {
     }
   })
 
-  it('the browser entry reaches no Node-only layer', () => {
+  it('the main entry and simple-scuttle/idb reach no Node-only layer and no package that does not run everywhere', () => {
     const seen = new Set<string>()
+    const packages = new Set<string>()
     const visit = (f: string): void => {
       if (seen.has(f)) return
       seen.add(f)
-      for (const spec of imports(f)) if (spec.startsWith('.')) visit(resolve(f, spec))
+      for (const spec of imports(f)) {
+        if (spec.startsWith('.')) visit(resolve(f, spec))
+        else packages.add(spec)
+      }
     }
-    visit(path.join(LIB, 'browser.ts'))
+    visit(path.join(LIB, 'index.ts'))
+    visit(path.join(LIB, 'browser', 'index.ts'))
     const nodeOnly = [...seen].filter((f) => path.relative(LIB, f).startsWith(`node${path.sep}`))
     assert.deepStrictEqual(nodeOnly, [])
+    assert.deepStrictEqual([...packages].filter((p) => !PORTABLE_PACKAGES.has(p)), [])
+  })
+
+  it('the optional peers are loaded only through node/peer.ts, when used', () => {
+    const bad: string[] = []
+    for (const f of all) {
+      const text = fs.readFileSync(f, 'utf8')
+      for (const m of text.matchAll(/^import\s+(type\s+)?[^'"]*?from\s+'(better-sqlite3|ws|prom-client)'/gm)) {
+        if (m[1] === undefined) bad.push(`${path.relative(LIB, f)} imports ${m[2]} at load`)
+      }
+    }
+    assert.deepStrictEqual(bad, [])
   })
 
   it('has no import cycles', () => {

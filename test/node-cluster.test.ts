@@ -7,8 +7,9 @@
 import * as assert from 'assert'
 import * as http from 'http'
 import * as net from 'net'
-import { base, startNode } from '../lib'
-import type { NodeOptions, ScuttleNode } from '../lib'
+import { base } from '../lib'
+import { startNode } from '../lib/node'
+import type { NodeOptions, ScuttleNode } from '../lib/node'
 import { _digestPart } from '../lib/digest'
 import { badCluster } from '../lib/node/tcp'
 

@@ -9,8 +9,9 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
-import { base, startNode } from '../lib'
-import type { NodeOptions, ScuttleNode } from '../lib'
+import { base } from '../lib'
+import { startNode } from '../lib/node'
+import type { NodeOptions, ScuttleNode } from '../lib/node'
 import { parseAddress } from '../lib/node/tcp'
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {

@@ -5,7 +5,8 @@
  */
 import * as assert from 'assert'
 import * as crypto from 'crypto'
-import { Clock, Gossip, ed25519, generateKeyPair, signedBytes } from '../lib'
+import { Clock, Gossip } from '../lib'
+import { ed25519, generateKeyPair, signedBytes } from '../lib/node'
 import type { Security, Update } from '../lib'
 import { Net, lww, stateOf } from './net'
 

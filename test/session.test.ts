@@ -6,7 +6,8 @@
 import * as assert from 'assert'
 import * as crypto from 'crypto'
 import { Duplex } from 'readable-stream'
-import { Gossip, base, generateKeyPair } from '../lib'
+import { Gossip, base } from '../lib'
+import { generateKeyPair } from '../lib/node'
 import { helloAuth, randomNonce } from '../lib/node/security'
 import { proofBytes, Session, SessionError, type HelloAuth, type SessionOptions } from '../lib/wire/session'
 

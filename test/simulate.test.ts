@@ -7,10 +7,10 @@ import { strict as assert } from 'assert'
 import { mkdtempSync, readFileSync, rmSync } from 'fs'
 import { tmpdir } from 'os'
 import { join } from 'path'
-import { figure, parseArgs, simulate, table } from '../bin/simulate'
+import { capacity, figure, growth, parseArgs, simulate, table, verdict } from '../bin/simulate'
 import { ORDERS, Simulation, Staleness, plot, prng, rateAt, simOptions, summarize } from '../lib/sim'
 import type { Gossip } from '../lib'
-import type { SimOptions } from '../lib/sim'
+import type { RoundStats, SimOptions, SimResult } from '../lib/sim'
 
 const small: Partial<SimOptions> = { nodes: 32, keys: 16, mtu: 10 }
 
@@ -240,5 +240,60 @@ describe('simulate command', function () {
     const empty = plot({ title: 'a<b', xlabel: 'x', panels: [{ ylabel: 'y', lines: [{ name: 'n', values: [NaN, 0, 1500, NaN, 2], color: 'red' }] }] })
     assert.match(empty, /a&lt;b/)
     assert.match(empty, /1\.5k|2k/)
+  })
+})
+
+describe('simulate: what the figures show, in a sentence', function () {
+  this.timeout(60000)
+
+  // A run of `rounds` whose worst copy lags maxAt(t) rounds, at offered rate rateAt(t).
+  function run(order: 'depth' | 'breadth', options: Partial<SimOptions>, maxAt: (t: number) => number, rateAt: (t: number) => number, avg: number): SimResult {
+    const o = simOptions({ ...small, rounds: 40, ...options, order })
+    const series = Array.from({ length: o.rounds }, (_, t) => ({ round: t, rate: rateAt(t), maxStaleness: maxAt(t), avgStaleness: avg, stale: 10 }) as RoundStats)
+    return { options: o, series, summary: { ...summarize(series), avgStaleness: avg }, msPerRound: 1 }
+  }
+
+  it('measures capacity and growth', () => {
+    assert.equal(capacity(simOptions({ nodes: 128, mtu: 100 })).toFixed(2), '1.57')
+    assert.equal(growth(run('depth', {}, (t) => 3 * t, () => 1, 1).series), 3)
+    assert.equal(growth(run('depth', {}, () => 7, () => 1, 1).series), 0)
+  })
+
+  it('says a carried load keeps up, or that it did not as the paper predicts', () => {
+    assert.match(verdict([run('depth', { rate: 0.5 }, () => 4, () => 0.5, 0.1)]), /0\.5 updates per node per round\) stayed under the 0\.65 .*As the paper finds, anti-entropy keeps up/)
+    assert.match(verdict([run('depth', { rate: 0.5 }, (t) => t, () => 0.5, 0.1)]), /not what the paper finds below capacity/)
+  })
+
+  it('says whether staleness grew without bound past capacity, and whether flow control bounded it', () => {
+    const ramp = { rate: [0, 2] as const }
+    assert.match(verdict([run('depth', ramp, (t) => t, (t) => t / 20, 2)]), /grows without bound, reproduced/)
+    assert.match(verdict([run('depth', ramp, () => 5, (t) => t / 20, 2)]), /not reproduced at these settings/)
+    assert.match(verdict([run('depth', { ...ramp, flowControl: true }, () => 5, (t) => t / 20, 2)]), /flow-control finding, reproduced/)
+    assert.match(verdict([run('depth', { ...ramp, flowControl: true }, (t) => t, (t) => t / 20, 2)]), /flow-control finding, not reproduced/)
+  })
+
+  it("compares depth with breadth under overload: the paper's main finding reproduced, in part, or not", () => {
+    const ramp = { rate: [0, 2] as const }
+    const pair = (dMax: number, dAvg: number, bMax: number, bAvg: number): string =>
+      verdict([run('depth', ramp, (t) => (t * dMax) / 39, (t) => t / 20, dAvg), run('breadth', ramp, (t) => (t * bMax) / 39, (t) => t / 20, bAvg)])
+    assert.match(pair(80, 2, 100, 3), /scuttle-depth kept copies fresher than scuttle-breadth \(average 2 against 3 rounds, worst 80 against 100\): the paper's main finding, reproduced\./)
+    assert.match(pair(110, 2, 100, 3), /reproduced in part/)
+    assert.match(pair(110, 4, 100, 3), /not reproduced in this run/)
+    assert.match(verdict([run('depth', { rate: 0.5 }, () => 4, () => 0.5, 0.1), run('breadth', { rate: 0.5 }, () => 4, () => 0.5, 0.1)]), /differ little here/)
+  })
+
+  it('ends the default run (a carried load) and --overload (depth and breadth on the ramp) with that sentence', async () => {
+    assert.deepEqual(parseArgs([]).sim.rate, 1)
+    const o = parseArgs(['--overload'])
+    assert.deepEqual([o.sim.rate, o.orders], [simOptions({}).rate, ['depth', 'breadth']])
+    assert.deepEqual(parseArgs(['--overload', '--order', 'all', '--rate', '3']).orders.length, ORDERS.length)
+    let text = ''
+    assert.equal(await simulate(['--nodes', '16', '--keys', '8', '--mtu', '10', '--rounds', '30', '--rate', '0.5'], (s) => (text += s)), 0)
+    assert.match(text, /\n\nThe offered load \(0\.5 updates per node per round\) stayed under the 1\.33 gossip can carry here/)
+    text = ''
+    assert.equal(await simulate(['--nodes', '16', '--keys', '8', '--mtu', '10', '--rounds', '60', '--overload'], (s) => (text += s)), 0)
+    assert.match(text, /^depth /m)
+    assert.match(text, /^breadth /m)
+    assert.match(text, /grows without bound, reproduced\.\n(scuttle-depth kept|scuttle-depth against)/)
   })
 })

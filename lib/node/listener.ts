@@ -10,7 +10,8 @@
  */
 import * as http from 'http'
 import * as net from 'net'
-import { WebSocketServer, type WebSocket } from 'ws'
+import type * as WS from 'ws'
+import { loadPeer } from './peer'
 import type { Address } from './types'
 
 /** What a listener needs of its node. */
@@ -27,7 +28,7 @@ export interface ListenerHost {
   /** A TCP connection came in. */
   socket(socket: net.Socket): void
   /** A WebSocket connection came in, from `address`. */
-  webSocket(ws: WebSocket, address: string): void
+  webSocket(ws: WS.WebSocket, address: string): void
   /** A connection refused before any session: counted as full, or as an upgrade timed out. */
   count(code: 'full' | 'timeout'): void
   /** A browser from another origin refused (counted and said). */
@@ -53,7 +54,7 @@ function addressOf(server: net.Server | http.Server | null): Address | null {
 export class Listener {
   private readonly server: net.Server
   private web: http.Server | null = null
-  private wsServer: WebSocketServer | null = null
+  private wsServer: WS.WebSocketServer | null = null
   /** WebSocket upgrades under way (their sockets): counted against maxConnections. */
   readonly upgrading = new Set<net.Socket>()
 
@@ -80,6 +81,8 @@ export class Listener {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('a WebSocket endpoint: upgrade required\n')
     })
     this.web = web
+    // ws is an optional peer dependency: loaded when WebSockets are served.
+    const { WebSocketServer } = loadPeer<typeof WS>('ws', 'A node with WebSockets (the ws option, --ws)')
     // A message is refused before it is buffered past one frame.
     const server = new WebSocketServer({ noServer: true, maxPayload: host.maxMessage, perMessageDeflate: false })
     this.wsServer = server

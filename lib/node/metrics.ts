@@ -7,9 +7,10 @@
  * @packageDocumentation
  */
 import * as http from 'http'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type * as Prom from 'prom-client'
 import type { Member } from '../membership'
 import type { Address, NodeStats } from './types'
+import { loadPeer } from './peer'
 
 /** What the metrics read from a node (`ScuttleNode` has it). */
 export interface MetricsSource {
@@ -45,7 +46,9 @@ export const METRIC_NAMES = [
 ] as const
 
 /** The registry of one node's metrics (without the HTTP server). */
-export function registry(node: MetricsSource): Registry {
+export function registry(node: MetricsSource): Prom.Registry {
+  // prom-client is an optional peer dependency: loaded when metrics are served.
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = loadPeer<typeof Prom>('prom-client', 'Metrics (the metrics option, --metrics)')
   const register = new Registry()
   const registers = [register]
   // A counter whose value is read from the node at each scrape.

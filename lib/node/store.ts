@@ -46,7 +46,7 @@
  *
  * @packageDocumentation
  */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import * as fs from 'fs'
 import * as path from 'path'
 import type { Transform } from 'readable-stream'
@@ -57,6 +57,7 @@ import { Gossip } from '../gossip'
 import { checkedUpdate, RECORD_KEY } from '../shape'
 import type { Config, Snapshot, StateStore, Update } from '../types'
 import { scanWal } from './wal'
+import { loadPeer } from './peer'
 
 /** Options of {@link Store.open}. */
 export interface StoreOptions {
@@ -102,6 +103,9 @@ export class StoreDamagedError extends Error {
     this.problems = problems
   }
 }
+
+// better-sqlite3 is an optional peer dependency: loaded when a store opens.
+const sqlite = (): typeof Database => loadPeer<typeof Database>('better-sqlite3', 'The SQLite store (simple-scuttle/sqlite, a node with data)')
 
 const FORMAT = 1
 // The value column of a delete and of a withdrawal (no JSON text is empty or "-").
@@ -333,6 +337,7 @@ export class Store {
     this.dir = dir
     this.id = id
     this.file = path.join(dir, DB)
+    sqlite() // a missing better-sqlite3 says so here, before any catch below reads it as damage
     fs.mkdirSync(dir, { recursive: true })
     this.real = fs.realpathSync(dir)
     if (OPEN.has(this.real)) throw new Error(`store: ${dir} is already open in this process (two stores on one directory would be two writers)`)
@@ -600,7 +605,7 @@ export class Store {
     this.walFd = this.ackFd = null
     // A read-only connection open at the close keeps SQLite from
     // checkpointing and removing the log, and cannot do either itself.
-    const reader = new Database(this.file, { readonly: true })
+    const reader = new (sqlite())(this.file, { readonly: true })
     try {
       reader.pragma('user_version')
       this.db.close()
@@ -972,7 +977,7 @@ export class Store {
   private takeLock(): { lock: Database.Database; known: boolean; reserved: number } {
     const file = path.join(this.dir, LOCK)
     const open = (): { lock: Database.Database; row: { id: string; reserved: number } | undefined } => {
-      const db = new Database(file, { timeout: 0 })
+      const db = new (sqlite())(file, { timeout: 0 })
       try {
         db.pragma('locking_mode = EXCLUSIVE')
         db.exec('BEGIN EXCLUSIVE')
@@ -1062,7 +1067,7 @@ export class Store {
     const created = this.created
     let db: Database.Database | undefined
     try {
-      db = new Database(this.file, { timeout: 0 })
+      db = new (sqlite())(this.file, { timeout: 0 })
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
       db.pragma('wal_autocheckpoint = 0')
@@ -1307,10 +1312,10 @@ export class Store {
     let meta: { reserved: number; held: number | null; seq: number } | null = null
     let db: Database.Database
     try {
-      db = new Database(this.file, { timeout: 0 })
+      db = new (sqlite())(this.file, { timeout: 0 })
     } catch {
       // Not even a database any more: nothing to read.
-      db = new Database(':memory:')
+      db = new (sqlite())(':memory:')
       db.exec(SCHEMA)
       unknown = true
     }
@@ -1333,7 +1338,7 @@ export class Store {
       // The schema itself cannot be read.
       unknown = true
       db.close()
-      db = new Database(':memory:')
+      db = new (sqlite())(':memory:')
       db.exec(SCHEMA)
       all = db.prepare(`${columns} ORDER BY key, source_id`).raw(true)
       after = db.prepare(`${columns} WHERE (key, source_id) > (?, ?) ORDER BY key, source_id`).raw(true)
@@ -1435,7 +1440,7 @@ export class Store {
   private rebuild(updates: Update[], reserved: number, held: number | null, seq: number): void {
     const tmp = `${this.file}.repair`
     for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) fs.rmSync(f, { force: true })
-    const db = new Database(tmp)
+    const db = new (sqlite())(tmp)
     db.exec(SCHEMA)
     db.pragma(`application_id = ${APPLICATION_ID}`)
     db.pragma(`user_version = ${FORMAT}`)

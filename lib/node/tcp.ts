@@ -22,7 +22,7 @@
 import type * as net from 'net'
 import { EventEmitter } from 'events'
 import type { Duplex } from 'readable-stream'
-import type { WebSocket } from 'ws'
+import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
 import { Membership, type Member, type MembershipOptions } from '../membership'
@@ -38,8 +38,9 @@ import { Connection, type ConnectionHost } from './connection'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
 import { Listener } from './listener'
-import type { MetricsServer } from './metrics'
+import { serveMetrics, type MetricsServer } from './metrics'
 import { DEFAULT_CLUSTER, hostPort, type NodeOptions } from './options'
+import { loadPeer } from './peer'
 import { randomNonce } from './security'
 import { Store } from './store'
 import { Twins, type TwinReport } from './twins'
@@ -49,6 +50,8 @@ export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, Tw
 export { badCluster, CONTROL, StoreFailedError }
 export { DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, DEFAULT_PORT, parseAddress } from './options'
 
+const WS_FEATURE = 'A node with WebSockets (the ws option, --ws)'
+const METRICS_FEATURE = 'A node with metrics (the metrics option, --metrics)'
 // Own writes remembered for peers' staleness.
 const OWN_TIMES = 4096
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
@@ -148,6 +151,9 @@ export class ScuttleNode extends EventEmitter {
     if (m !== false && m !== true && (typeof m !== 'object' || m === null)) throw new TypeError('membership must be a boolean or options')
     this.membershipOptions = m === false ? null : m === true ? {} : m
     this.metricsAt = options.metrics
+    // The optional packages these options need, asked for before anything opens.
+    if (options.ws !== undefined) loadPeer('ws', WS_FEATURE)
+    if (options.metrics !== undefined) loadPeer('prom-client', METRICS_FEATURE)
     this.auth = options.auth
     this.advertised = options.advertise
     this.joined = (options.connect ?? []).length === 0
@@ -278,9 +284,6 @@ export class ScuttleNode extends EventEmitter {
     }
     if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, hostPort(a))
     if (this.metricsAt !== undefined) {
-      // prom-client is loaded only for a node that serves metrics; metrics.ts
-      // reads the node through MetricsSource, and imports nothing of this file.
-      const { serveMetrics } = await import('./metrics')
       this.metricsServer = await serveMetrics(this, this.metricsAt, this.log)
       const m = this.metricsServer.address()
       this.log(`serving metrics on http://${m.host}:${m.port}/metrics`)
@@ -596,7 +599,7 @@ export class ScuttleNode extends EventEmitter {
     return c
   }
 
-  private acceptWebSocket(ws: WebSocket, address: string): Connection {
+  private acceptWebSocket(ws: WS.WebSocket, address: string): Connection {
     const transport = websocketStream(ws as unknown as WebSocketLike)
     const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
       transport.end()

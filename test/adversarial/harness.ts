@@ -16,7 +16,7 @@ import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
 import * as crypto from 'crypto'
-import { generateKeyPair } from '../../lib'
+import { generateKeyPair } from '../../lib/node'
 import { proofBytes } from '../../lib/wire/session'
 
 /**

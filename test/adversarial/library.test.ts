@@ -14,8 +14,10 @@
  *    is no default. Required: it throws a clear error; the CLI passes one.
  */
 import * as assert from 'assert'
-import { Gossip, base, ed25519, generateKeyPair, startNode } from '../../lib'
-import type { NodeOptions, PeerStream, Security, Update } from '../../lib'
+import { Gossip, base } from '../../lib'
+import { ed25519, generateKeyPair, startNode } from '../../lib/node'
+import type { PeerStream, Security, Update } from '../../lib'
+import type { NodeOptions } from '../../lib/node'
 import * as tcp from '../../lib/node/tcp'
 import { nodeCommand } from '../../bin/node'
 import { bornAt, stateOf } from '../net'

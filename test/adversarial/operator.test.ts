@@ -10,6 +10,7 @@ import * as http from 'http'
 import * as net from 'net'
 import * as path from 'path'
 import { BIN, Cluster, adversarialHooks, figure, until } from './harness'
+import { skip } from '../skip'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -223,7 +224,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
   })
 
   it('attack: an unwritable data directory (another owner), at start and after a clean stop; required: "cannot be written" in one line, not "damaged", exit 1', async function () {
-    if (process.getuid?.() !== 0) this.skip()
+    if (process.getuid?.() !== 0) skip(this, 'needs root, to make a data directory another user cannot write (run the suite as root, as .ci/run in a container does)')
     const dir = cluster.tmp()
     fs.chmodSync(dir, 0o755)
     const data = path.join(dir, 'a')
@@ -256,7 +257,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
 
   it('attack: the data directory fills up while the node runs (a 2 MiB tmpfs; skipped where mounting is not allowed); required: writes refused with a code, the node up for reads, and no crash', async function () {
     const dir = cluster.tmp()
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status !== 0) this.skip()
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status !== 0) skip(this, 'mounting a 2 MiB tmpfs was refused (it needs root and a kernel that allows mounts here)')
     try {
       const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
       assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/before', '"ok"')).status, 200)

@@ -10,7 +10,8 @@
  */
 import * as assert from 'assert'
 import * as net from 'net'
-import { base, startNode, type ScuttleNode } from '../../lib'
+import { base } from '../../lib'
+import { startNode, type ScuttleNode } from '../../lib/node'
 import { Cluster, adversarialHooks, figure, line, until } from './harness'
 
 describe('adversarial: squatters (issue 21)', function () {
