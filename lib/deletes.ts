@@ -66,7 +66,7 @@ class Link {
    * and the highest version of it the peer has sent us since (our digest
    * to it names the source there, so it sends the source whole).
    */
-  pass: Map<string, { r: Refetch; at: number }> | null = null
+  pass: Map<string, { r: Refetch; at: number; target: number }> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined
@@ -411,11 +411,18 @@ export class Deletes {
     if (this.refetches.size === 0) return
     const r = this.refetches.get(source)
     if (r === undefined) return
-    const p = this.links.get(stream)?.pass?.get(source)
+    const l = this.links.get(stream)
+    const p = l?.pass?.get(source)
     if (p !== undefined && p.r === r) {
       if (version > p.at) p.at = version
       if (held !== undefined) r.suspects.delete(held)
       r.since = this.active
+      // Sent as far as its digest named it: done, without waiting for its
+      // next digest on this stream (which may never come; attack found it).
+      if (p.at >= p.target) {
+        l?.pass?.delete(source)
+        this.refetched(source, r)
+      }
     } else if (held !== undefined && taken && version < r.gc) {
       r.suspects.add(held)
     }
@@ -512,9 +519,11 @@ export class Deletes {
       const v = heard.get(id)
       if (v === undefined || v < r.gc) continue
       if (!serving) {
-        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity })
+        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v })
         r.since = this.active
-      } else if (p.at >= v) {
+      } else if (p.at < v) {
+        p.target = v
+      } else {
         l.pass?.delete(id)
         this.refetched(id, r)
       }
@@ -576,6 +585,22 @@ export class Deletes {
       ;(l.told ??= new Map()).set(id, [gc, this.active])
       ;(l.stale ??= new Map()).set(id, [gc, named ?? 0])
     }
+  }
+
+  /**
+   * The sources this stream's peer is about to be told it holds stale
+   * copies of (it named them below our gc): none of them goes to it in the
+   * answer that tells it, nor in one that cannot (an answer to an answer
+   * has no digest end). Its max of them must not pass the gc before it
+   * knows, or a notice lost with the connection leaves the stale copy
+   * behind a max nobody questions (attack found it).
+   */
+  telling(stream: StreamLike, heard: ReadonlyMap<string, number>): ReadonlySet<string> | null {
+    const stale = this.links.get(stream)?.stale
+    if (stale === null || stale === undefined) return null
+    let out: Set<string> | null = null
+    for (const id of stale.keys()) if (heard.has(id)) (out ??= new Set()).add(id)
+    return out
   }
 
   // Under signatures, stale notices and late reports are taken only when a
