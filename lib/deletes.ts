@@ -11,6 +11,7 @@
  * marker it collected, which every node does alike; a refetch drops only
  * what a fresh copy of the source does not hold.
  */
+import { reportInvalid } from './codes'
 import type { History, SourceLog } from './history'
 import { covers, type IdRange } from './reconcile'
 import { MAX_NOTICES, noticeUpdate } from './shape'
@@ -345,8 +346,8 @@ export class Deletes {
     if (!this.reported.has(tag)) {
       if (this.reported.size >= 4096) this.reported.clear()
       this.reported.add(tag)
-      stream.emit(
-        'invalid',
+      reportInvalid(
+        stream,
         u,
         `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.horizon}); its writer is told (see docs/deletes.md)`,
         'late',
@@ -364,8 +365,8 @@ export class Deletes {
     if (u.version > this.horizon && u.version > this.gcOf(this.host.id)) return false
     if (!this.lateOwn.has(u.version)) {
       this.lateOwn.set(u.version, u)
-      stream.emit(
-        'invalid',
+      reportInvalid(
+        stream,
         u,
         `late: version ${u.version} of this node's own past is older than deletes it collected; it is not taken back until settled (see docs/deletes.md, rule 7)`,
         'late',
@@ -492,7 +493,7 @@ export class Deletes {
         const notice: Record<string, unknown> = { digest: true, done: true }
         if (done.stale !== undefined) notice.stale = Object.fromEntries(done.stale)
         if (done.late !== undefined) notice.late = done.late
-        stream.emit('invalid', notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
+        reportInvalid(stream, notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
       } else {
         if (done.late !== undefined) this.lateReports(done.late)
         if (done.stale !== undefined) this.notices(stream, done.stale, heard)
@@ -644,8 +645,8 @@ export class Deletes {
         // since, and nothing a peer says removes a write of ours: the
         // operator must choose.
         if (this.restoredOwn && direct && max < gc) {
-          stream.emit(
-            'invalid',
+          reportInvalid(
+            stream,
             { source_id: id, version: gc },
             `restored-stale: peers collected deletes of this node up to version ${gc}, beyond the state it was restored from; restart it from its newest state, or from nothing (peers hold its writes)`,
             'restored_stale',
