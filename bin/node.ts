@@ -13,6 +13,7 @@ import { AdminServer, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
 import { resolution } from '../lib/base'
 import { isMembershipKey, type Member } from '../lib/membership'
+import { MAX_ID_LENGTH } from '../lib/value'
 import type { Security } from '../lib/types'
 import type { HelloAuth } from '../lib/wire/session'
 import { readArgs, UsageError } from './args'
@@ -162,6 +163,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
   if (v.id === undefined) throw new UsageError('--id is required')
   // Peers refuse such an id in a hello: say so now rather than never connect.
   if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`)
+  if (v.id.length > MAX_ID_LENGTH) throw new UsageError(`--id must be at most ${MAX_ID_LENGTH} characters, not ${v.id.length}`)
   if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`)
   const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (text === undefined) return undefined
@@ -172,7 +174,12 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
   const out: Args = {
     id: v.id,
     listen: v.listen === undefined ? { host: '127.0.0.1', port: DEFAULT_PORT } : address('listen', v.listen),
-    connect: (v.connect ?? []).map((c) => address('connect', c)),
+    connect: (v.connect ?? []).map((c) => {
+      const a = address('connect', c)
+      // Port 0 means "any free port" to listen on; dialed, it is refused forever.
+      if (a.port === 0) throw new UsageError(`--connect: port 0 cannot be dialed (${c}): give the peer's --listen port`)
+      return a
+    }),
     cluster: v.cluster,
     data: v.data,
     keys: v.keys,
@@ -433,11 +440,12 @@ export async function adminRun(node: ScuttleNode, r: AdminRequest): Promise<Reco
 
 /**
  * What an error met while starting says to an operator, in one line with
- * what to do, or null for a defect (whose stack trace then helps).
+ * what to do; an error not foreseen is said as "unexpected error", its
+ * stack left to the debug level.
  */
-export function operatorError(err: unknown, args: Args): string | null {
+export function operatorError(err: unknown, args: Args): string {
   const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string; hostname?: string }
-  if (!(e instanceof Error)) return null
+  if (!(e instanceof Error)) return `unexpected error: ${oneLine(String(err))}`
   const where = e.address !== undefined ? `${e.address}:${e.port}` : ''
   // Which flag named that port (--listen unless another did).
   const flag =
@@ -475,16 +483,24 @@ export function operatorError(err: unknown, args: Args): string | null {
         ? `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`
         : `permission denied: ${e.path ?? e.message}: give ${user} write access to it, or choose another ${args.data !== undefined && (e.path ?? '').startsWith(args.data) ? '--data' : 'path'}`
     case 'ENOENT':
-    case 'ENOTDIR':
       return `no such file or directory: ${e.path ?? e.message}${args.data !== undefined ? ' (--data is made if missing, but not under a file or a missing mount)' : ''}`
+    case 'ENOTDIR':
+      return `not a directory: a part of ${e.path ?? e.message} is a file`
+    case 'ELOOP':
+      return `too many symbolic links (a loop?): ${e.path ?? e.message}`
+    case 'ENAMETOOLONG':
+      return `name too long (a name in a path is at most 255 bytes): ${oneLine(e.path ?? e.message).slice(0, 100)}...`
     case 'ENOSPC':
       return `no space left for ${e.path ?? 'the data directory'}: free space there, or move --data`
   }
   if (e instanceof StoreDamagedError) return /--repair/.test(e.message) ? e.message : `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
   if (/^store: /.test(e.message)) return e.message
-  if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return e.message
-  return null
+  if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return oneLine(e.message)
+  return `unexpected error: ${e.code === undefined ? '' : `${e.code}: `}${oneLine(e.message)}`
 }
+
+// A message as one log line (a path or a value may hold line breaks).
+const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ')
 
 /**
  * A data directory that this process cannot write, said before SQLite
@@ -545,16 +561,23 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   let onStop: (signal: string) => void = (signal) => (stopAsked = signal)
   process.once('SIGTERM', () => onStop('SIGTERM'))
   process.once('SIGINT', () => onStop('SIGINT'))
-  if (args.data !== undefined) {
-    const bad = unwritableData(args.data)
-    if (bad !== null) {
-      log(`cannot start: ${bad}`, 'error')
-      return 1
-    }
+  // Whatever stops the start is one line; a stack, for an error not
+  // foreseen, only at the debug level.
+  const cannotStart = (err: unknown): number => {
+    if (err instanceof Error && err.stack !== undefined) log(`start failed: ${err.stack.replace(/\n\s*/g, ' | ')}`, 'debug')
+    log(`cannot start: ${operatorError(err, args)}`, 'error')
+    return 1
   }
   let node: ScuttleNode
   let keys: ReturnType<typeof loadKeys> | undefined
   try {
+    if (args.data !== undefined) {
+      const bad = unwritableData(args.data)
+      if (bad !== null) {
+        log(`cannot start: ${bad}`, 'error')
+        return 1
+      }
+    }
     keys = args.keys === undefined ? undefined : loadKeys(args.keys, args.id)
     node = await startNode({
       id: args.id,
@@ -586,10 +609,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       log,
     })
   } catch (err) {
-    const said = operatorError(err, args)
-    if (said === null) throw err
-    log(`cannot start: ${said}`, 'error')
-    return 1
+    return cannotStart(err)
   }
   let admin: AdminServer | null = null
   if (args.admin !== undefined) {
@@ -603,11 +623,8 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
         { at: args.admin, token: args.adminToken, log },
       )
     } catch (err) {
-      await node.close()
-      const said = operatorError(err, args)
-      if (said === null) throw err
-      log(`cannot start: ${said}`, 'error')
-      return 1
+      await node.close().catch(() => undefined)
+      return cannotStart(err)
     }
     const a = admin.address()
     log(`admin endpoint on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (${args.adminToken === undefined ? 'no token' : 'token required'})`)
