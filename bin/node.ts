@@ -52,6 +52,11 @@ then the environment, then the file.
                         simple-scuttle get|set|del|members|status --node HOST:PORT
   --admin-token-file F  the admin token (or SCUTTLE_ADMIN_TOKEN); needed when
                         --admin is not on loopback
+  --admin-host NAME     a DNS name clients may reach --admin by (repeatable);
+                        others are refused, as a rebinding web page would use
+                        one (IP addresses and localhost need not be named)
+  --admin-origin ORIGIN a web page's origin allowed to ask --admin, such as
+                        https://ops.example (repeatable; default none)
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
                         (and /health, /ready)
   --phi N               failure detector threshold (default 8): a member is
@@ -95,6 +100,8 @@ export interface Args {
   meta?: Record<string, unknown>
   admin?: Address
   adminToken?: string
+  adminHosts?: string[]
+  adminOrigins?: string[]
   wsOrigins?: string[]
   logLevel?: LogLevel
   logFormat?: LogFormat
@@ -122,6 +129,8 @@ const OPTIONS = {
   meta: { type: 'string' },
   admin: { type: 'string' },
   'admin-token-file': { type: 'string' },
+  'admin-host': { type: 'string', multiple: true },
+  'admin-origin': { type: 'string', multiple: true },
   'ws-origin': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -225,6 +234,18 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
       if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--ws-origin must be an origin such as https://app.example:8443 (scheme, host, port; no path), not "${o}"`)
     }
     out.wsOrigins = v['ws-origin']
+  }
+  if (v['admin-origin'] !== undefined) {
+    for (const o of v['admin-origin']) {
+      if (!/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--admin-origin must be an origin such as https://ops.example:8443 (scheme, host, port; no path), not "${o}"`)
+    }
+    out.adminOrigins = v['admin-origin']
+  }
+  if (v['admin-host'] !== undefined) {
+    for (const h of v['admin-host']) {
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(h)) throw new UsageError(`--admin-host must be a DNS name without a port, such as admin.example, not "${h}"`)
+    }
+    out.adminHosts = v['admin-host']
   }
   const level = v['log-level']
   if (level !== undefined) {
@@ -620,7 +641,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           readiness: () => ({ ready: node.ready(), joined: node.joined, synced: node.synced() }),
           run: (r) => adminRun(node, r),
         },
-        { at: args.admin, token: args.adminToken, log },
+        { at: args.admin, token: args.adminToken, hosts: args.adminHosts, origins: args.adminOrigins, log },
       )
     } catch (err) {
       await node.close().catch(() => undefined)

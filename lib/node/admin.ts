@@ -24,7 +24,7 @@
  */
 import * as crypto from 'crypto'
 import * as http from 'http'
-import type * as net from 'net'
+import * as net from 'net'
 import type { Address } from './types'
 
 /** What one admin request asks the node. */
@@ -51,6 +51,10 @@ export interface AdminOptions {
   at: Partial<Address>
   /** Required of every request but the probes; needed when bound anywhere but loopback. */
   token?: string
+  /** DNS names a request's `Host` may name besides IP literals and localhost (and `at.host`). */
+  hosts?: string[]
+  /** Browser origins (`Origin` header) served; a request from any other origin is refused. */
+  origins?: string[]
   /** Where errors of the server go. */
   log: (line: string) => void
 }
@@ -64,11 +68,38 @@ const MAX_CONNECTIONS = 64
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
 /** Codes of the admin endpoint's refusals. */
-export type AdminCode = 'unauthorized' | 'not_found' | 'bad_request' | 'too_large' | 'refused'
+export type AdminCode = 'unauthorized' | 'forbidden' | 'not_found' | 'method_not_allowed' | 'unsupported_media_type' | 'bad_request' | 'too_large' | 'refused'
+
+/** The methods of each path. */
+function methods(path: string): string | null {
+  if (path === '/health' || path === '/ready') return 'GET, HEAD'
+  if (/^\/v1\/kv\/./.test(path)) return 'GET, PUT, DELETE'
+  if (/^\/v1\/(members|status|peers|state)$/.test(path)) return 'GET'
+  return null
+}
+
+/**
+ * Whether a `Host` header names this endpoint so that no DNS answer
+ * chose it: an IP literal, localhost (browsers resolve neither through
+ * DNS), or a name the operator gave. A page of evil.example whose name was
+ * rebound to 127.0.0.1 sends `Host: evil.example`.
+ */
+function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+  let name: string
+  try {
+    name = new URL(`http://${host}`).hostname
+  } catch {
+    return false
+  }
+  // URL keeps IPv6 literals in brackets, and lower-cases names.
+  if (net.isIP(name.replace(/^\[|\]$/g, '')) !== 0) return true
+  return name === 'localhost' || name.endsWith('.localhost') || names.has(name)
+}
 
 /** The admin endpoint: one HTTP server, bounded like the metrics one. */
 export class AdminServer {
   private readonly server: http.Server
+  private readonly hosts: ReadonlySet<string>
   // Open connections, in the order they came, and whether a request is under way on each.
   private readonly sockets = new Map<net.Socket, boolean>()
 
@@ -76,6 +107,8 @@ export class AdminServer {
     private readonly target: AdminTarget,
     private readonly options: AdminOptions,
   ) {
+    const names = [...(options.hosts ?? []), options.at.host ?? '127.0.0.1']
+    this.hosts = new Set(names.map((h) => h.toLowerCase()))
     // Slow clients are looked for every second (Node's default is 30 s).
     this.server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
       this.sockets.set(req.socket, true)
@@ -145,6 +178,26 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin')
     const path = url.pathname
+    // Browsers first: a page must not drive the node, neither from its
+    // own origin (Origin header) nor after rebinding its name to this
+    // address (Host header). Browsers send both; HTTP/1.0 tools may omit Host.
+    const host = req.headers.host
+    if (host !== undefined && !hostAllowed(host, this.hosts)) {
+      return send(res, 403, {
+        ok: false,
+        code: 'forbidden',
+        error: `Host ${JSON.stringify(host.slice(0, 100))} is not this endpoint's address: ask it by IP address or localhost, or allow the name with --admin-host (a DNS name could be a rebinding web page)`,
+      })
+    }
+    const origin = req.headers.origin
+    if (origin !== undefined && !(this.options.origins ?? []).includes(origin)) {
+      return send(res, 403, { ok: false, code: 'forbidden', error: `requests from web pages (Origin ${JSON.stringify(origin.slice(0, 100))}) are refused unless allowed with --admin-origin` })
+    }
+    const allowed = methods(path)
+    if (allowed !== null && !allowed.split(', ').includes(req.method ?? '')) {
+      res.setHeader('allow', allowed)
+      return send(res, 405, { ok: false, code: 'method_not_allowed', error: `${req.method} ${path.slice(0, 100)}: use ${allowed}` })
+    }
     const probe = req.method === 'GET' || req.method === 'HEAD'
     if (probe && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
     if (probe && path === '/ready') {
@@ -166,7 +219,12 @@ export class AdminServer {
       }
       if (req.method === 'GET') request = { command: 'get', key }
       else if (req.method === 'DELETE') request = { command: 'del', key }
-      else if (req.method === 'PUT' || req.method === 'POST') {
+      else if (req.method === 'PUT') {
+        // A form or a "simple" cross-site request cannot say JSON without a preflight.
+        if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+          res.setHeader('connection', 'close')
+          return send(res, 415, { ok: false, code: 'unsupported_media_type', error: 'a value is sent as Content-Type: application/json' })
+        }
         const body = await readBody(req)
         if (body === null) {
           res.setHeader('connection', 'close')

@@ -137,8 +137,10 @@ export interface NodeOptions {
   auth?: HelloAuth
   /**
    * Origins a browser's WebSocket may come from (its `Origin` header, as
-   * `https://host:port`), besides the node's own host. Clients that send no
-   * Origin (not browsers) are not asked. Default: none besides the own host.
+   * `https://host:port`), besides the node's own host when the page named
+   * it by IP address or localhost (a DNS name could be rebound: list it
+   * here). Clients that send no Origin (not browsers) are not asked.
+   * Default: none besides the own host.
    */
   wsOrigins?: string[]
   /**
@@ -557,8 +559,10 @@ export class ScuttleNode extends EventEmitter {
     this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
   }
 
-  // A browser's Origin: the host the page asked for (same host), or one
-  // the operator allowed.
+  // A browser's Origin: one the operator allowed, or the very host the
+  // page asked for when that is an IP address or localhost. A DNS name
+  // equal to Host proves nothing: a page whose name was rebound to this
+  // address says its own name in both.
   private originAllowed(origin: string, host: string | undefined): boolean {
     if (this.wsOrigins.includes(origin) || this.wsOrigins.includes('*')) return true
     let u: URL
@@ -567,7 +571,8 @@ export class ScuttleNode extends EventEmitter {
     } catch {
       return false
     }
-    return host !== undefined && u.host === host
+    const name = u.hostname.replace(/^\[|\]$/g, '')
+    return host !== undefined && u.host === host && (net.isIP(name) !== 0 || name === 'localhost')
   }
 
   private startMembership(options: MembershipOptions, address: string): void {
