@@ -67,9 +67,11 @@ function cli(args: string[], env: Record<string, string> = {}): { status: number
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
+// A request as the client sends it (a body goes as JSON unless headers say otherwise).
 function request(port: number, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const r = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
+    const h = body === undefined ? headers : { 'content-type': 'application/json', ...headers }
+    const r = http.request({ host: '127.0.0.1', port, method, path: p, headers: h }, (res) => {
       let text = ''
       res.on('data', (b: Buffer) => (text += String(b)))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
@@ -135,7 +137,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       })
     assert.match(await raw(`GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431/)
     assert.match(await raw('PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\r\n'), /^HTTP\/1\.1 400/)
-    assert.match(await raw(`PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: ${(1 << 20) + 10}\r\nConnection: close\r\n\r\n${'x'.repeat((1 << 20) + 10)}`), /^HTTP\/1\.1 413/)
+    assert.match(await raw(`PUT /v1/kv/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${(1 << 20) + 10}\r\nConnection: close\r\n\r\n${'x'.repeat((1 << 20) + 10)}`), /^HTTP\/1\.1 413/)
     const bad = await request(a.admin, 'PUT', '/v1/kv/x', Buffer.from([0x22, 0xff, 0xfe, 0x22]) as unknown as string)
     assert.strictEqual(bad.status, 400)
     assert.strictEqual(JSON.parse(bad.body).code, 'bad_request')
@@ -155,6 +157,19 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     } finally {
       for (const h of holders) h.destroy()
     }
+  })
+
+  it('attack (second outside attack): a web page drove the tokenless loopback endpoint, by a cross-site POST of text/plain and by rebinding its DNS name to 127.0.0.1; required: both refused (403), the key not written; named hosts and origins served, and the client by localhost', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--admin-host', 'admin.internal', '--admin-origin', 'https://ops.example'])
+    const csrf = await request(a.admin, 'POST', '/v1/kv/csrf', '"pwned"', { origin: 'https://evil.example', 'content-type': 'text/plain;charset=UTF-8' })
+    const rebound = await request(a.admin, 'PUT', '/v1/kv/csrf', '"rebound"', { host: `evil.example:${a.admin}`, origin: `http://evil.example:${a.admin}` })
+    const read = await request(a.admin, 'GET', '/v1/state', undefined, { host: `evil.example:${a.admin}` })
+    assert.deepStrictEqual([csrf.status, rebound.status, read.status], [403, 403, 403], `${csrf.body} ${rebound.body} ${read.body}`)
+    assert.strictEqual(JSON.parse(cli(['get', 'csrf', '--node', `localhost:${a.admin}`]).stdout).value, null)
+    assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/k', '1', { host: `admin.internal:${a.admin}`, origin: 'https://ops.example' })).status, 200)
+    const bad = cli(['node', '--id', 'b', '--admin', '127.0.0.1:0', '--admin-host', 'h:80'])
+    assert.strictEqual(bad.status, 2)
+    assert.match(bad.stderr, /--admin-host must be a DNS name without a port/)
   })
 
   it('attack: the admin endpoint bound beyond loopback, and asked without its token; required: no token, no start; a wrong or missing token is 401 and the client exits 1', async () => {
