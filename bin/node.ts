@@ -59,6 +59,8 @@ then the environment, then the file.
                         https://ops.example (repeatable; default none)
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
                         (and /health, /ready)
+  --http-timeout MS     on --admin and --metrics, a request's headers and body
+                        must arrive within MS (default 3000)
   --phi N               failure detector threshold (default 8): a member is
                         dead once phi passes N
   --dead-grace MS       a member dead this long is dropped from the member
@@ -102,6 +104,7 @@ export interface Args {
   adminToken?: string
   adminHosts?: string[]
   adminOrigins?: string[]
+  httpTimeout?: number
   wsOrigins?: string[]
   logLevel?: LogLevel
   logFormat?: LogFormat
@@ -131,6 +134,7 @@ const OPTIONS = {
   'admin-token-file': { type: 'string' },
   'admin-host': { type: 'string', multiple: true },
   'admin-origin': { type: 'string', multiple: true },
+  'http-timeout': { type: 'string' },
   'ws-origin': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -201,6 +205,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     phi: number('phi', v.phi, (n) => n > 0 && Number.isFinite(n), 'a positive number'),
     deadGrace: number('dead-grace', v['dead-grace'], (n) => n >= 0 && Number.isFinite(n), 'a number of milliseconds'),
     metrics: v.metrics === undefined ? undefined : address('metrics', v.metrics),
+    httpTimeout: number('http-timeout', v['http-timeout'], (n) => n > 0 && n <= MAX_TIMER, `a positive number of milliseconds, at most ${MAX_TIMER}`),
     advertise: v.advertise,
   }
   if (v.advertise !== undefined) address('advertise', v.advertise)
@@ -619,7 +624,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       security: keys?.security,
       auth: keys?.auth,
       late: args.late,
-      metrics: args.metrics,
+      metrics: args.metrics === undefined ? undefined : { ...args.metrics, requestTimeout: args.httpTimeout },
       advertise: args.advertise,
       membership: {
         threshold: args.phi,
@@ -641,7 +646,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           readiness: () => ({ ready: node.ready(), joined: node.joined, synced: node.synced() }),
           run: (r) => adminRun(node, r),
         },
-        { at: args.admin, token: args.adminToken, hosts: args.adminHosts, origins: args.adminOrigins, log },
+        { at: args.admin, token: args.adminToken, hosts: args.adminHosts, origins: args.adminOrigins, requestTimeout: args.httpTimeout, log },
       )
     } catch (err) {
       await node.close().catch(() => undefined)

@@ -14,17 +14,20 @@
  * | `GET /v1/members`, `/v1/status`, `/v1/peers`, `/v1/state` | as the stdin commands answer |
  *
  * A refusal is a JSON `{"ok":false,"code","error"}` with a 4xx or 5xx
- * status. Bounded: 64 connections (the oldest idle one, or one still
- * sending its headers, makes room), 5 s for the headers, 10 s for a
- * request, a body of 1 MiB of UTF-8. With a token, every request but `/health` and `/ready` must
+ * status. Bounded (see bounded-http.ts): 64 connections (the oldest not
+ * being answered makes room), 3 s for a whole request, a body of 1 MiB of
+ * UTF-8. With a token, every request but `/health` and `/ready` must
  * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
- * must have one.
+ * must have one. Web pages are refused: a request with an `Origin` (unless
+ * allowed), or whose `Host` is a DNS name not allowed (a page whose name
+ * was rebound to this address), a `PUT` not in JSON, methods not listed.
  *
  * @packageDocumentation
  */
 import * as crypto from 'crypto'
 import * as http from 'http'
 import * as net from 'net'
+import { boundedServer, closeIfUnread } from './bounded-http'
 import type { Address } from './types'
 
 /** What one admin request asks the node. */
@@ -55,6 +58,8 @@ export interface AdminOptions {
   hosts?: string[]
   /** Browser origins (`Origin` header) served; a request from any other origin is refused. */
   origins?: string[]
+  /** Milliseconds for a whole request, headers and body (default 3000). */
+  requestTimeout?: number
   /** Where errors of the server go. */
   log: (line: string) => void
 }
@@ -62,7 +67,7 @@ export interface AdminOptions {
 /** Longest request body: the longest value, as JSON, and room for its key. */
 const MAX_BODY = 1 << 20
 
-/** Most connections at once (the oldest idle one makes room for a new one). */
+/** Most connections at once (the oldest not being answered makes room for a new one). */
 const MAX_CONNECTIONS = 64
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
@@ -100,8 +105,6 @@ function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
 export class AdminServer {
   private readonly server: http.Server
   private readonly hosts: ReadonlySet<string>
-  // Open connections, in the order they came, and whether a request is under way on each.
-  private readonly sockets = new Map<net.Socket, boolean>()
 
   private constructor(
     private readonly target: AdminTarget,
@@ -109,37 +112,12 @@ export class AdminServer {
   ) {
     const names = [...(options.hosts ?? []), options.at.host ?? '127.0.0.1']
     this.hosts = new Set(names.map((h) => h.toLowerCase()))
-    // Slow clients are looked for every second (Node's default is 30 s).
-    this.server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
-      this.sockets.set(req.socket, true)
-      res.once('finish', () => {
-        if (this.sockets.has(req.socket)) this.sockets.set(req.socket, false)
-      })
-      this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
-    })
-    this.server.keepAliveTimeout = 5000
-    // Past MAX_CONNECTIONS a new connection takes the slot of the oldest
-    // with no request under way (idle, or still sending its headers), so
-    // that half-sent requests cannot keep the operator out.
-    this.server.on('connection', (socket: net.Socket) => {
-      this.sockets.set(socket, false)
-      socket.once('close', () => this.sockets.delete(socket))
-      if (this.sockets.size <= MAX_CONNECTIONS) return
-      for (const [s, busy] of this.sockets) {
-        if (!busy && s !== socket) {
-          s.destroy()
-          return
-        }
-      }
-      socket.destroy()
-    })
-    // A malformed request (headers too large, smuggling) is answered, then closed.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (socket.writable && err.code !== 'ECONNRESET') {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
-        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-      } else socket.destroy()
-    })
+    this.server = boundedServer(
+      (req, res) => {
+        this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
+      },
+      { maxConnections: MAX_CONNECTIONS, requestTimeout: options.requestTimeout },
+    )
   }
 
   /**
@@ -222,12 +200,10 @@ export class AdminServer {
       else if (req.method === 'PUT') {
         // A form or a "simple" cross-site request cannot say JSON without a preflight.
         if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
-          res.setHeader('connection', 'close')
           return send(res, 415, { ok: false, code: 'unsupported_media_type', error: 'a value is sent as Content-Type: application/json' })
         }
         const body = await readBody(req)
         if (body === null) {
-          res.setHeader('connection', 'close')
           return send(res, 413, { ok: false, code: 'too_large', error: `a value of at most ${MAX_BODY} bytes` })
         }
         let text: string
@@ -255,6 +231,7 @@ export class AdminServer {
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
+  closeIfUnread(res.req, res)
   res.writeHead(status, { 'content-type': 'application/json' }).end(res.req.method === 'HEAD' ? undefined : `${JSON.stringify(body)}\n`)
 }
 

@@ -6,9 +6,10 @@
  *
  * @packageDocumentation
  */
-import * as http from 'http'
+import type * as http from 'http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Member } from '../membership'
+import { boundedServer, closeIfUnread } from './bounded-http'
 import type { Address, NodeStats } from './types'
 
 /** What the metrics read from a node (`ScuttleNode` has it). */
@@ -167,15 +168,17 @@ export interface MetricsServer {
 
 /**
  * Serve `node`'s metrics at `http://HOST:PORT/metrics` (default
- * 127.0.0.1, any free port). Bounded: at most 64 connections, 5 s to send a
- * request's headers, 10 s for the whole request; `GET /health` (200) and `GET /ready` (200 or 503) besides; anything but `GET
- * /metrics` is a 404.
+ * 127.0.0.1, any free port). Bounded (see bounded-http.ts): 64
+ * connections, the oldest not being answered making room for a new one,
+ * and `at.requestTimeout` (default 3 s) for a whole request; `GET /health`
+ * (200) and `GET /ready` (200 or 503) besides; anything but `GET /metrics`
+ * is a 404.
  * @throws what listening throws (EADDRINUSE, ...).
  */
-export async function serveMetrics(node: MetricsSource, at: Partial<Address>, log: (line: string) => void): Promise<MetricsServer> {
+export async function serveMetrics(node: MetricsSource, at: Partial<Address> & { requestTimeout?: number }, log: (line: string) => void): Promise<MetricsServer> {
   const register = registry(node)
-  // Slow clients are looked for every second (Node's default is 30 s).
-  const server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
+  const server = boundedServer((req, res) => {
+    closeIfUnread(req, res)
     const path = (req.url ?? '').split('?')[0]
     // Probes for orchestrators, on the port they already scrape.
     if (req.method === 'GET' && path === '/health') {
@@ -198,10 +201,7 @@ export async function serveMetrics(node: MetricsSource, at: Partial<Address>, lo
         res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n')
       },
     )
-  })
-  server.maxConnections = 64
-  server.keepAliveTimeout = 5000
-  server.on('clientError', (_err, socket) => socket.destroy())
+  }, at)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(at.port ?? 0, at.host ?? '127.0.0.1', () => {

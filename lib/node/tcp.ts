@@ -128,8 +128,8 @@ export interface NodeOptions {
    * appear in the state of a program that did not ask for them.
    */
   membership?: boolean | MembershipOptions
-  /** Serve Prometheus metrics over HTTP here (`GET /metrics`). Default: none. */
-  metrics?: Partial<Address>
+  /** Serve Prometheus metrics over HTTP here (`GET /metrics`), each request within `requestTimeout` ms (default 3000). Default: none. */
+  metrics?: Partial<Address> & { requestTimeout?: number }
   /**
    * Hello proofs (`helloAuth`): every peer must prove its id with its key,
    * and a peer without one is refused. `simple-scuttle node --keys` sets it.
@@ -354,7 +354,7 @@ export class ScuttleNode extends EventEmitter {
   // The peers the last "in sync" log line named.
   private syncedWith = ''
   private metricsServer: MetricsServer | null = null
-  private readonly metricsAt: Partial<Address> | undefined
+  private readonly metricsAt: NodeOptions['metrics']
   // Refusals seen per code (and address we dial: a dialer retries with
   // backoff; the reason is logged once until it changes).
   private readonly refusals = new Map<string, number>()

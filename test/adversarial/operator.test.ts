@@ -234,6 +234,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       // Under systemd, exit 1 restarts the unit forever: a bad flag is 2.
       [['--listen', '127.0.0.1:0', '--id', 'x'.repeat(300)], /--id must be at most 256 characters/, 2],
       [['--listen', '127.0.0.1:0', '--connect', '127.0.0.1:0'], /--connect: port 0/, 2],
+      [['--listen', '127.0.0.1:0', '--http-timeout', '0'], /--http-timeout must be a positive number of milliseconds/, 2],
     ]
     const missed: string[] = []
     for (const [args, re, code] of cases) {
