@@ -411,7 +411,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         peers: node.peers().length,
         // every connected peer's last exchange left it holding what we hold
         synced: node.synced(),
-        // joined (a peer answered, or it dials no one) and in sync: what /ready says
+        // what /ready says (docs/operations.md, Readiness)
         ready: node.ready(),
         writable: node.writeRefusal === null,
         connections: node.connections(),
@@ -643,7 +643,10 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       admin = await AdminServer.start(
         {
           id: node.gossip.id,
-          readiness: () => ({ ready: node.ready(), joined: node.joined, synced: node.synced() }),
+          readiness: () => {
+            const reason = node.notReady()
+            return { ready: reason === null, joined: node.joined, synced: node.synced(), reason }
+          },
           run: (r) => adminRun(node, r),
         },
         { at: args.admin, token: args.adminToken, hosts: args.adminHosts, origins: args.adminOrigins, requestTimeout: args.httpTimeout, log },

@@ -7,7 +7,7 @@
  * | request | answer |
  * | --- | --- |
  * | `GET /health` | 200 `{"ok":true,"id"}` while the node serves |
- * | `GET /ready` | 200 `{"ready":true,...}` once joined and in sync, else 503 |
+ * | `GET /ready` | 200 `{"ready":true,...}` when ScuttleNode.ready(), else 503 with the reason |
  * | `GET /v1/kv/KEY` | `{"key","value","version"}` |
  * | `PUT /v1/kv/KEY` (body: JSON) | `{"ok":true,"key","version"}` once durable |
  * | `DELETE /v1/kv/KEY` | `{"ok":true,"key","version"}` once durable |
@@ -42,8 +42,8 @@ export interface AdminRequest {
 export interface AdminTarget {
   /** The node's id (said by `/health`). */
   readonly id: string
-  /** Joined and in sync (`/ready`), and why not. */
-  readiness(): { ready: boolean; joined: boolean; synced: boolean }
+  /** What `/ready` says (ScuttleNode.ready), and why not. */
+  readiness(): { ready: boolean; joined: boolean; synced: boolean; reason?: string | null }
   /** Answer a request: an object to send, or `{ok: false, code, error}`. */
   run(request: AdminRequest): Promise<Record<string, unknown>>
 }

@@ -17,6 +17,8 @@ export interface MetricsSource {
   stats(): NodeStats
   /** Joined and in sync (`/ready`). */
   ready(): boolean
+  /** Why not ready, or null. */
+  notReady(): string | null
   peers(): unknown[]
   connections(): number
   staleness(): { id: string; ms: number }[]
@@ -91,7 +93,7 @@ export function registry(node: MetricsSource): Registry {
   })
   new Gauge({
     name: 'scuttle_ready',
-    help: 'The node has joined and is in sync with every connected peer (1), or not (0): what GET /ready says',
+    help: 'The node is ready (1) or not (0): joined, a peer connected, in sync with every connected peer, not every other member dead; what GET /ready says',
     registers,
     collect() {
       this.set(node.ready() ? 1 : 0)
@@ -186,8 +188,8 @@ export async function serveMetrics(node: MetricsSource, at: Partial<Address> & {
       return
     }
     if (req.method === 'GET' && path === '/ready') {
-      const ready = node.ready()
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: not joined, or not in sync\n')
+      const reason = node.notReady()
+      res.writeHead(reason === null ? 200 : 503, { 'content-type': 'text/plain' }).end(reason === null ? 'ready\n' : `not ready: ${reason}\n`)
       return
     }
     if (req.method !== 'GET' || path !== '/metrics') {

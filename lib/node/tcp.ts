@@ -325,6 +325,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly dialers: Dialer[] = []
   private timer: NodeJS.Timeout | null = null
   private closing = false
+  // It was given peers to dial.
+  private readonly dials: boolean
   /** The cluster this node belongs to (said in its hello). */
   readonly cluster: string
   /** Membership and failure detection, when `options.membership` asked for it (set once listening). */
@@ -408,6 +410,7 @@ export class ScuttleNode extends EventEmitter {
     this.memberRate = options.memberRate ?? 8
     this.advertised = options.advertise
     this.joined = (options.connect ?? []).length === 0
+    this.dials = !this.joined
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
@@ -740,9 +743,28 @@ export class ScuttleNode extends EventEmitter {
     return true
   }
 
-  /** Joined (a peer answered, or it dials no one) and in sync with every connected peer: what `/ready` says. */
+  /**
+   * What `/ready` says: joined (a peer answered, or it dials no one); a
+   * peer connected, when it dials peers or knows other members; in sync
+   * with every connected peer; and not every other member dead. A node
+   * cut off from the cluster (links closed, or dropping everything) is
+   * thus not ready, though its last exchanges left it in sync.
+   */
   ready(): boolean {
-    return this.joined && this.synced() && !this.closing
+    return this.notReady() === null
+  }
+
+  /** Why the node is not ready, or null when it is. */
+  notReady(): string | null {
+    if (this.closing) return 'stopping'
+    if (!this.joined) return 'not joined: no peer has answered yet'
+    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
+    let peers = 0
+    for (const c of this.conns) if (c.peer !== null && !c.closed) peers++
+    if (peers === 0 && (this.dials || counts.live + counts.dead > 1)) return 'no peer connected'
+    if (!this.synced()) return 'not in sync with every connected peer'
+    if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
+    return null
   }
 
   private checkSynced(): void {
