@@ -42,8 +42,9 @@ then the environment, then the file.
   --mtu-bytes N         bytes per message on the wire, digests included
                         (at least 16384; set alike on every node)
   --ws HOST:PORT        also accept peers over WebSocket here
-  --ws-origin ORIGIN    a browser origin allowed on --ws besides the node's
-                        own host, such as https://app.example (repeatable)
+  --ws-origin ORIGIN    a browser origin allowed on --ws, such as
+                        https://app.example (repeatable); besides, a page
+                        naming this node by IP address or localhost
   --codec binary|ndjson the wire format this node writes (default binary;
                         ndjson to read the wire by eye)
   --keys DIR            signed updates and authenticated hellos: DIR/ID.pub.pem

@@ -544,7 +544,7 @@ export class ScuttleNode extends EventEmitter {
       const origin = req.headers.origin
       if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
         this.countRefusal('bad_hello')
-        this.logRefusal('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`)
+        this.logRefusal('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`)
         socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
         return
       }
