@@ -95,6 +95,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly host: ConnectionHost
   private timer: NodeJS.Timeout | null = null
   private closing = false
+  // It was given peers to dial.
+  private readonly dials: boolean
   private readonly membershipOptions: MembershipOptions | null
   private readonly counters: NodeStats = {
     asked: 0,
@@ -117,7 +119,7 @@ export class ScuttleNode extends EventEmitter {
   // The peers the last "in sync" log line named.
   private syncedWith = ''
   private metricsServer: MetricsServer | null = null
-  private readonly metricsAt: Partial<Address> | undefined
+  private readonly metricsAt: NodeOptions['metrics']
   // Invalid membership reports logged so far (one in 100 is logged).
   private memberInvalid = 0
   private membershipStarted = false
@@ -157,6 +159,7 @@ export class ScuttleNode extends EventEmitter {
     this.auth = options.auth
     this.advertised = options.advertise
     this.joined = (options.connect ?? []).length === 0
+    this.dials = !this.joined
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
@@ -224,7 +227,7 @@ export class ScuttleNode extends EventEmitter {
         socket: (socket) => this.acceptSocket(socket, 'in'),
         webSocket: (ws, address) => this.acceptWebSocket(ws, address),
         count: (code) => this.admission.count(code),
-        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`),
+        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`),
       },
       this.log,
     )
@@ -449,9 +452,28 @@ export class ScuttleNode extends EventEmitter {
     return true
   }
 
-  /** Joined (a peer answered, or it dials no one) and in sync with every connected peer: what `/ready` says. */
+  /**
+   * What `/ready` says: joined (a peer answered, or it dials no one); a
+   * peer connected, when it dials peers or knows other members; in sync
+   * with every connected peer; and not every other member dead. A node
+   * cut off from the cluster (links closed, or dropping everything) is
+   * thus not ready, though its last exchanges left it in sync.
+   */
   ready(): boolean {
-    return this.joined && this.synced() && !this.closing
+    return this.notReady() === null
+  }
+
+  /** Why the node is not ready, or null when it is. */
+  notReady(): string | null {
+    if (this.closing) return 'stopping'
+    if (!this.joined) return 'not joined: no peer has answered yet'
+    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
+    let peers = 0
+    for (const c of this.conns) if (c.peer !== null && !c.closed) peers++
+    if (peers === 0 && (this.dials || counts.live + counts.dead > 1)) return 'no peer connected'
+    if (!this.synced()) return 'not in sync with every connected peer'
+    if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
+    return null
   }
 
   private checkSynced(): void {
