@@ -67,6 +67,12 @@ export class Replica {
   readonly incarnation: Incarnation
   /** How many 'change' listeners there are (put() asks per write). */
   watchers = 0
+  /** Changes delivered in one turn at most; more (listeners that write in a chain) go on in the next. */
+  static readonly CHAIN = 10_000
+  // Changes waiting for the listeners, as [key, entry, how, ...], and
+  // whether a delivery is under way (see changed).
+  private changes: unknown[] = []
+  private delivering = false
   private readonly resolve: Resolve
   private readonly sort: Comparator
   private readonly security: Security | undefined
@@ -492,14 +498,38 @@ export class Replica {
   }
 
   // A key absent before and after (a delete replaced, or collected) did not
-  // change. A listener that throws is reported, not thrown: it must not
-  // stop an exchange, a reset or a collection half-way.
+  // change. A change raised while listeners run (one that writes) waits
+  // until they return, then is delivered in order: listeners never nest.
   private changed(key: string, before: Update | undefined, entry: Update | undefined): void {
     const gone = entry === undefined || entry.deleted === true
     if (gone && (before === undefined || before.deleted === true)) return
     const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
-    const now = gone ? undefined : entry
-    // Each listener on its own: one that throws must not starve the others.
+    this.changes.push(key, gone ? undefined : entry, how)
+    if (!this.delivering) this.deliver()
+  }
+
+  // Deliver the changes waiting, at most Replica.CHAIN in one turn: the
+  // rest (a listener that writes forever) in later turns, so that the
+  // event loop still serves; changes raised meanwhile queue behind them.
+  private deliver(): void {
+    this.delivering = true
+    const q = this.changes
+    let i = 0
+    try {
+      while (i < q.length && i < 3 * Replica.CHAIN) {
+        i += 3
+        this.tell(q[i - 3] as string, q[i - 2] as Update | undefined, q[i - 1] as 'local' | 'remote' | 'delete')
+      }
+    } finally {
+      q.splice(0, i)
+      if (q.length === 0) this.delivering = false
+      else setTimeout(() => this.deliver(), 0)
+    }
+  }
+
+  // A listener that throws is reported, not thrown: it must not stop an
+  // exchange, a reset or a collection half-way, nor starve the others.
+  private tell(key: string, now: Update | undefined, how: 'local' | 'remote' | 'delete'): void {
     for (const fn of this.host.rawListeners('change') as WatchListener[]) {
       try {
         fn.call(this.host.context, key, now, how)
