@@ -262,13 +262,17 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/before', '"ok"')).status, 200)
       spawnSync('dd', ['if=/dev/zero', `of=${path.join(dir, 'fill')}`, 'bs=64k', 'count=64'])
       let refused: { status: number; body: string } | null = null
+      let key = ''
       for (let i = 0; i < 50 && refused === null; i++) {
         const r = await request(a.admin, 'PUT', `/v1/kv/k${i}`, JSON.stringify('x'.repeat(50_000)))
-        if (r.status !== 200) refused = r
+        if (r.status !== 200) [refused, key] = [r, `k${i}`]
       }
       assert.ok(refused !== null, 'every write was acknowledged on a full file system')
       assert.strictEqual(refused.status, 503)
       assert.strictEqual(JSON.parse(refused.body).code, 'store_failed')
+      // (found by the outside attack) the refused write took effect anyway.
+      const held = JSON.parse((await request(a.admin, 'GET', `/v1/kv/${key}`)).body).value
+      assert.ok(held === null, `${key} refused, yet readable (${String(held).length} characters)`)
       assert.ok(a.alive, a.stderr)
       assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/kv/before')).body).value, 'ok')
       assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).writable, false)
@@ -278,6 +282,45 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     } finally {
       spawnSync('umount', ['-l', dir])
     }
+  })
+
+  // What a node and its peer hold of `key` (null: nothing), once the peer has
+  // heard `a` write twice more (its heartbeats): anything of a's made before
+  // then that was to replicate has.
+  const heldAfter = async (a: Daemon, b: Daemon, key: string): Promise<[unknown, unknown]> => {
+    const beat = async (): Promise<number> => (JSON.parse((await request(b.admin, 'GET', '/v1/members')).body).members as { id: string; heartbeat: number }[]).find((m) => m.id === 'a')?.heartbeat ?? -1
+    const from = await beat()
+    await until(async () => (await beat()) >= from + 2, 10_000, "b to hear a's heartbeats after the refused write")
+    const get = async (d: Daemon) => JSON.parse((await request(d.admin, 'GET', `/v1/kv/${key}`)).body).value
+    return [await get(a), await get(b)]
+  }
+
+  it('(found by the outside attack) a write refused because the data directory vanished still took effect (the first answered 400 refused), readable on the node and its peer; required: 503 store_failed every time, and nothing of it anywhere: the key keeps what it held', async () => {
+    const dir = cluster.tmp()
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    const b = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    await until(async () => (await heldAfter(a, b, 'none'))[1] === null, 10_000, 'b to hear a')
+    // The first write of a fresh directory (it reserves versions on disk first).
+    fs.rmSync(path.join(dir, 'a'), { recursive: true, force: true })
+    const first = await request(a.admin, 'PUT', '/v1/kv/first', '"v1"')
+    assert.deepStrictEqual([first.status, JSON.parse(first.body).code], [503, 'store_failed'], first.body)
+    assert.deepStrictEqual(await heldAfter(a, b, 'first'), [null, null])
+    const again = await request(a.admin, 'PUT', '/v1/kv/second', '"v2"')
+    assert.deepStrictEqual([again.status, JSON.parse(again.body).code], [503, 'store_failed'], again.body)
+    assert.ok(a.alive)
+  })
+
+  it('(found by the outside attack) a write over a value, and a delete, refused as the data directory vanished; required: 503 store_failed, and the node and its peer keep the value it had', async () => {
+    const dir = cluster.tmp()
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    const b = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    for (const k of ['k', 'd']) assert.strictEqual((await request(a.admin, 'PUT', `/v1/kv/${k}`, '"old"')).status, 200)
+    await until(async () => (await heldAfter(a, b, 'd'))[1] === 'old', 10_000, 'b to hold the old values')
+    fs.rmSync(path.join(dir, 'a'), { recursive: true, force: true })
+    const [set, del] = await Promise.all([request(a.admin, 'PUT', '/v1/kv/k', '"new"'), request(a.admin, 'DELETE', '/v1/kv/d')])
+    for (const r of [set, del]) assert.deepStrictEqual([r.status, JSON.parse(r.body).code], [503, 'store_failed'], r.body)
+    assert.deepStrictEqual(await heldAfter(a, b, 'k'), ['old', 'old'])
+    assert.deepStrictEqual(await heldAfter(a, b, 'd'), ['old', 'old'])
   })
 
   it('attack: a key holding an unpaired surrogate, set locally or sent by a peer, made a --data node refuse to restart; required: refused at every entry, and the node restarts', async () => {
