@@ -282,6 +282,31 @@ export class Replica {
   }
 
   /**
+   * Take back `u`, a local write a durable store refused before it left
+   * this node (a store's barrier holds our writes until they are durable),
+   * as if it had never been made: `previous`, our mapping of the key
+   * before it (if any), is current again, and the key's entry is what
+   * resolve makes of the mappings then. Nothing when `u` is no longer
+   * current (a later write of ours, taken back first, or a collection).
+   */
+  revert(u: Update, previous: Update | undefined): void {
+    const history = this.history
+    if (u.source_id !== this.id || !history.isCurrent(u)) return
+    this.forget(u)
+    if (previous === undefined || history.mapping(this.id, u.key) !== undefined) return
+    // A copy: the original is retired in our log, where a second reference
+    // to one object would be sent twice.
+    const p: Update = Object.freeze({ ...previous })
+    if (this.incarnation.pastMappings.has(previous)) this.incarnation.pastMappings.add(p)
+    const slot = history._slot(u.key)
+    // (Below our max: it does not move it.)
+    if (this.put(p, this.entryFor(p, slot, undefined), slot, undefined, history._writes, false) && (p.deleted === true || p.withdrawn === true)) {
+      // A marker is collected once its grace passes again.
+      this.deletes.took(p, true)
+    }
+  }
+
+  /**
    * A peer's update (its fields read into `fields`) from `from`: checked
    * (clock, value limits, size, signature), then taken unless the source's
    * mapping of the key here is as new, a delete we collected may have beaten

@@ -361,6 +361,13 @@ export class ScuttleNode extends EventEmitter {
   private membershipStarted = false
   // The store failed: local writes are refused (reads and gossip go on).
   private storeFailure: Error | null = null
+  // The highest version of ours durable when the store failed.
+  private durableAtFailure = Infinity
+  // Local writes (set, delete) not yet durable, each followed by the
+  // mapping of ours it replaced: [write, previous, ...] (see takeBack).
+  private pending: (Update | undefined)[] = []
+  // A set or delete is under way (a failure inside it is handled as it returns).
+  private writing = false
   private dataIno: number | undefined = undefined
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
@@ -437,6 +444,8 @@ export class ScuttleNode extends EventEmitter {
     this.gossip.history.on('update', (u) => {
       if (u.source_id !== own) return
       const times = this.ownTimes
+      // (A write taken back restores an older version: not a new write.)
+      if (times.length > 0 && u.version <= times[times.length - 2]) return
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
       this.ownTimes.push(u.version, Date.now())
     })
@@ -769,6 +778,9 @@ export class ScuttleNode extends EventEmitter {
   private storeFailed(err: Error): void {
     if (this.storeFailure !== null) return
     this.storeFailure = err
+    this.durableAtFailure = this.store?.durableTo ?? -Infinity
+    // (Inside a write, the write takes them back as it returns.)
+    if (!this.writing) this.takeBack()
     this.log(
       `data directory ${this.store?.dir} cannot be written (${err.message}): local writes are refused from now on; ` +
         'the node keeps serving reads and gossip. Fix the directory (permissions, space, mount) and restart the node',
@@ -784,8 +796,7 @@ export class ScuttleNode extends EventEmitter {
    */
   async set(key: string, value: unknown): Promise<number> {
     this.writable()
-    this.gossip.set(key, value)
-    return this.durable()
+    return this.durable(this.write(key, () => this.gossip.set(key, value)))
   }
 
   /**
@@ -796,8 +807,7 @@ export class ScuttleNode extends EventEmitter {
    */
   async delete(key: string): Promise<number> {
     this.writable()
-    this.gossip.delete(key)
-    return this.durable()
+    return this.durable(this.write(key, () => this.gossip.delete(key)))
   }
 
   private writable(): void {
@@ -806,16 +816,57 @@ export class ScuttleNode extends EventEmitter {
     throw new StoreFailedError(this.store?.dir ?? '', this.storeFailure)
   }
 
-  private async durable(): Promise<number> {
-    const version = this.gossip.version
-    if (this.store !== null) {
-      try {
-        await this.store.flush()
-      } catch (err) {
-        this.storeFailed(err as Error)
-        throw new StoreFailedError(this.store.dir, err as Error)
-      }
+  // Make a local write of `key`; with a store, remember what it replaced
+  // until it is durable (see takeBack). Returns the write, if one was made.
+  private write(key: string, make: () => void): Update | undefined {
+    const g = this.gossip
+    const previous = g.history.mapping(g.id, key)
+    this.writing = true
+    try {
+      make()
+    } finally {
+      this.writing = false
     }
+    const u = g.history.mapping(g.id, key)
+    if (u === previous || u === undefined || this.store === null) return undefined
+    this.pending.push(u, previous)
+    if (this.storeFailure !== null) this.takeBack()
+    return u
+  }
+
+  // The store failed: every local write it did not make durable is taken
+  // back (never acknowledged, never sent: see barrier), newest first, so
+  // that each key holds what it held before.
+  private takeBack(): void {
+    const pending = this.pending
+    this.pending = []
+    for (let i = pending.length - 2; i >= 0; i -= 2) {
+      const u = pending[i] as Update
+      if (u.version > this.durableAtFailure) this.gossip.replica.revert(u, pending[i + 1])
+    }
+  }
+
+  // Resolves with the version of write `u` once it is durable; rejects with
+  // a StoreFailedError once the store failed without making it so (the
+  // write is then taken back).
+  private async durable(u: Update | undefined): Promise<number> {
+    const version = u?.version ?? this.gossip.version
+    const store = this.store
+    if (store === null) return version
+    try {
+      await store.flush()
+    } catch (err) {
+      this.storeFailed(err as Error)
+    }
+    if (this.storeFailure !== null) {
+      if (u === undefined || u.version > this.durableAtFailure) throw new StoreFailedError(store.dir, this.storeFailure)
+      return version
+    }
+    // What is durable now need not be taken back.
+    const pending = this.pending
+    let n = 0
+    while (n < pending.length && (pending[n] as Update).version <= store.durableTo) n += 2
+    if (n > 0) pending.splice(0, n)
     return version
   }
 
@@ -1005,6 +1056,7 @@ export class ScuttleNode extends EventEmitter {
   private barrier(c: Connection): Transform {
     const store = this.store as Store
     const node = this
+    const history = this.gossip.history
     const b = barrier({
       id: store.id,
       get durableTo() {
@@ -1014,6 +1066,8 @@ export class ScuttleNode extends EventEmitter {
         store.flush().catch((err: unknown) => {
           if (node.storeFailure === null) throw err
         }),
+      // A write taken back (see takeBack) is not ours to send.
+      sends: (chunk) => node.storeFailure === null || history.mapping(store.id, chunk.key as string)?.version === chunk.version,
     })
     b.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
     return b
