@@ -13,7 +13,7 @@ const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
 
 // The node says most lines without a level: those about what to act on
 // are warnings (a refused or closed peer, a dead member, a twin, a reset).
-const WARN = /^(closing connection|cannot |twin|refusing|dial |member \S+ is dead|reset by|data directory|peer \S+: (refused|invalid|introduces|digests))/
+const WARN = /^(closing connection|cannot |twin|refusing|dial |member \S+ is dead|reset by|data directory|clock:|peer \S+: (refused|invalid|introduces|digests|sent an update))/
 
 /** Writes log lines of one node. */
 export class Logger {

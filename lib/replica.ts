@@ -73,6 +73,9 @@ export class Replica {
   // whether a delivery is under way (see changed).
   private changes: unknown[] = []
   private delivering = false
+  // The wall clock and Clock.NOTICE when last read: versions above it are
+  // looked at (see aheadOf).
+  private noticeAt = -Infinity
   private readonly resolve: Resolve
   private readonly sort: Comparator
   private readonly security: Security | undefined
@@ -325,6 +328,7 @@ export class Replica {
       from.emit('invalid', chunk, aheadReason(version))
       return
     }
+    if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
     const problem = marker ? null : admitValue(fields.value, false)
@@ -634,6 +638,17 @@ export class Replica {
     } catch {
       return undefined
     }
+  }
+
+  // An update of `source_id` far ahead of the wall clock: said on the
+  // stream it came on (`'ahead'`) when it jumps the source's max, since a
+  // forgery ahead (without signatures any peer can write as any id) hides
+  // the source's writes below it until the source passes it.
+  private aheadOf(from: Sender, source_id: string, version: number): void {
+    this.noticeAt = this.clock.wall() + Clock.NOTICE
+    if (version <= this.noticeAt) return
+    const max = this.history.sources.get(source_id)?.max ?? -Infinity
+    if (version > max + Clock.NOTICE) from.emit('ahead', source_id, version)
   }
 
   // ---- gap fills -------------------------------------------------------------

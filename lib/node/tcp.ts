@@ -190,6 +190,8 @@ class Connection {
   aheadSaid = false
   /** A value refused as late from it was logged (see ScuttleNode.invalid). */
   lateSaid = false
+  /** Sources whose versions far ahead it brought were logged (see ScuttleNode.ahead). */
+  aheadOf: Set<string> | null = null
   // Updates since the peer's last digest end.
   run = 0
   // Our questions this peer has not answered (a digest marked reply answers),
@@ -1045,6 +1047,7 @@ export class ScuttleNode extends EventEmitter {
     session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
     session.on('invalid', (what: unknown, reason: string, code?: string) => this.invalid(c, what, reason, code))
     session.stream.on('error', (err: Error) => this.drop(c, err.message))
+    session.stream.on('ahead', (source: string, version: number) => this.ahead(c, source, version))
     session.on('open', () => this.opened(c))
     return c
   }
@@ -1158,6 +1161,23 @@ export class ScuttleNode extends EventEmitter {
     this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
+  }
+
+  // A version far ahead of the wall clock came from c (see Clock.NOTICE):
+  // our own id (the clock jumped past it), or another source's max jumped
+  // there. Said once per connection and source.
+  private ahead(c: Connection, source: string, version: number): void {
+    const seen = (c.aheadOf ??= new Set())
+    if (seen.has(source) || seen.size >= 16) return
+    seen.add(source)
+    const minutes = ((version - Date.now() * 1000) / 60e6).toFixed(1)
+    const peer = c.peer ?? c.address
+    const why = `a forged update (without --keys any peer can write as any id), or ${source === this.gossip.id ? 'a twin' : source} with a clock that is wrong`
+    this.log(
+      source === this.gossip.id
+        ? `clock: peer ${peer} holds this node's own id ${source} at a version ${minutes} minutes ahead of the wall clock: ${why}; the clock jumps past it, so that this node's writes stay above it and are seen`
+        : `peer ${peer}: sent an update of ${source} ${minutes} minutes ahead of this node's clock, above all of ${source} before (taken: up to ${Clock.AHEAD / 3.6e9} h is believed): ${why}`,
+    )
   }
 
   // A session refused, by us or by the peer.

@@ -158,7 +158,7 @@ describe('adversarial: membership, cluster identity and metrics (issue #12)', fu
         assert.deepStrictEqual(dead, [], `b was declared dead by a heartbeat forged ${minutes} min ahead`)
         await stillServes(b, a, `far-ahead-${minutes}`, 5000)
         await stillServes(b, c, `far-ahead-c-${minutes}`, 5000)
-        assert.ok(b.count(/warn .*its own id .* minutes ahead/) > 0, `b did not warn:\n${b.tail()}`)
+        assert.ok(b.count(/warn .*this node's own id b .* minutes ahead/) > 0, `b did not warn:\n${b.tail()}`)
         assert.ok(a.count(/warn .*peer \S+: .*\bb\b.* minutes ahead/) > 0, `a did not warn:\n${a.tail()}`)
         figure(`unsigned_far_ahead_${minutes}_warned_by_c`, c.count(/warn .*\bb\b.* minutes ahead/) > 0)
       } else {
