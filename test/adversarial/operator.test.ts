@@ -9,7 +9,7 @@ import * as fs from 'fs'
 import * as http from 'http'
 import * as net from 'net'
 import * as path from 'path'
-import { BIN, Cluster, adversarialHooks, figure, until } from './harness'
+import { BIN, Cluster, adversarialHooks, figure, pace, until } from './harness'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -362,6 +362,56 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     figure('acked', acked.length)
     const metrics = JSON.parse((await request(a.admin, 'GET', '/v1/status')).body)
     assert.ok(b1.alive && metrics.peers === 1)
+  })
+
+  it('(found by the outside attack) the newer twin acknowledged writes before its first hello was refused, then stopped: they were lost; required: it acknowledges none before a peer admitted it (they answer 503 twin), and every twin and the peer warn', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const b1 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).peers === 1, 10_000, 'b to connect to a')
+    // b2 reaches a through a gate held shut while it is written to.
+    let open = false
+    const held: [net.Socket, Buffer[]][] = []
+    const gate = net.createServer((socket) => {
+      const chunks: Buffer[] = []
+      held.push([socket, chunks])
+      socket.on('data', (b: Buffer) => (open ? undefined : chunks.push(b)))
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve))
+    const release = (): void => {
+      open = true
+      for (const [socket, chunks] of held) {
+        const up = net.connect(a.port, '127.0.0.1', () => {
+          for (const c of chunks) up.write(c)
+          socket.pipe(up).pipe(socket)
+        })
+        up.on('error', () => socket.destroy())
+        socket.on('close', () => up.destroy())
+      }
+    }
+    try {
+      const b2 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', `127.0.0.1:${(gate.address() as net.AddressInfo).port}`])
+      await until(() => held.length > 0, 10_000, 'b2 to dial a')
+      const answers = Array.from({ length: 5 }, (_, i) =>
+        request(b2.admin, 'PUT', `/v1/kv/b2-${i}`, String(i)).then(
+          (r) => ({ status: r.status, code: JSON.parse(r.body).code as string | undefined }),
+          (err: Error) => ({ status: 0, code: err.message }),
+        ),
+      )
+      await pace(500) // a window in which b2 could acknowledge
+      release()
+      const got = await Promise.all(answers)
+      assert.strictEqual(await b2.exited, 1, b2.stderr)
+      const acked = got.map((r, i) => (r.status === 200 ? `b2-${i}` : null)).filter((k): k is string => k !== null)
+      for (const k of acked) await until(async () => JSON.parse((await request(a.admin, 'GET', `/v1/kv/${k}`)).body).value !== null, 5000, `${k}, acknowledged by the newer twin, to reach a`)
+      assert.deepStrictEqual(got, got.map(() => ({ status: 503, code: 'twin' })))
+      assert.match(b2.stderr, /error \[b\] cannot run: another live node has id b/)
+      await until(() => /warn \[b\] twin:/.test(b1.stderr), 5000, 'the elder to warn')
+      assert.match(a.stderr, /warn \[a\] twin: two live nodes say they are b/)
+    } finally {
+      gate.close()
+      for (const [socket] of held) socket.destroy()
+    }
   })
 
   it('(beyond the list) attack: a peer claims a running node\'s id with an earlier start time, to it and to a third party; required: without --keys the joined node keeps running and says so; with --keys a keyless claim moves nothing', async () => {
