@@ -370,6 +370,13 @@ export class ScuttleNode extends EventEmitter {
   private pending: (Update | undefined)[] = []
   // A set or delete is under way (a failure inside it is handled as it returns).
   private writing = false
+  // Whether local writes may be acknowledged (see admitted): null until
+  // decided, then true, or the error twins are refused with.
+  private admission: true | TwinError | null = null
+  private admissionWaiters: { resolve: () => void; reject: (err: Error) => void }[] = []
+  private admissionTimer: NodeJS.Timeout | null = null
+  // --connect addresses whose first dial has not ended yet.
+  private undialed = 0
   private dataIno: number | undefined = undefined
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
@@ -484,9 +491,15 @@ export class ScuttleNode extends EventEmitter {
           random,
           log: this.log,
           connected: (socket) => this.acceptSocket(socket, 'out'),
+          firstEnded: () => {
+            if (--this.undialed === 0) this.settleAdmission(null)
+          },
         }),
       )
     }
+    this.undialed = this.dialers.length
+    // No one to ask: writes are acknowledged once durable.
+    if (this.undialed === 0) this.admission = true
   }
 
   /** @internal */
@@ -627,6 +640,7 @@ export class ScuttleNode extends EventEmitter {
       this.joined = true
       this.log(`joined the cluster: peer ${c.peer} answered`)
     }
+    this.settleAdmission(null)
     const m = this.membership
     if (m !== null && !this.membershipStarted) {
       this.membershipStarted = true
@@ -836,15 +850,47 @@ export class ScuttleNode extends EventEmitter {
     return u
   }
 
-  // The store failed: every local write it did not make durable is taken
-  // back (never acknowledged, never sent: see barrier), newest first, so
-  // that each key holds what it held before.
-  private takeBack(): void {
+  // The store failed (or the node is a newer twin): every local write
+  // not durable by then (above `from`) is taken back (never acknowledged,
+  // never sent: see barrier), newest first, so that each key holds what
+  // it held before.
+  private takeBack(from = this.durableAtFailure): void {
     const pending = this.pending
     this.pending = []
     for (let i = pending.length - 2; i >= 0; i -= 2) {
       const u = pending[i] as Update
-      if (u.version > this.durableAtFailure) this.gossip.replica.revert(u, pending[i + 1])
+      if (u.version > from) this.gossip.replica.revert(u, pending[i + 1])
+    }
+  }
+
+  /**
+   * Resolves once this node may acknowledge local writes: a node that dials
+   * peers (--connect) cannot know that no other live node has its id until
+   * a peer admitted it (a peer that holds a live node with its id refuses
+   * it as a twin). Writes wait for that, for every dial to have ended
+   * without it (no peer to ask: twins that meet later are told apart as
+   * they write), or for stallTimeout. Rejects with a TwinError when the
+   * node was refused as the newer twin (its writes are taken back).
+   */
+  private admitted(): Promise<void> {
+    const a = this.admission
+    if (a === true) return Promise.resolve()
+    if (a !== null) return Promise.reject(a)
+    this.admissionTimer ??= setTimeout(() => this.settleAdmission(null), this.opts.stallTimeout)
+    this.admissionTimer.unref()
+    return new Promise((resolve, reject) => this.admissionWaiters.push({ resolve, reject }))
+  }
+
+  // Decide admission (see admitted): null to allow acknowledgements, or
+  // the error of a newer twin.
+  private settleAdmission(refusal: TwinError | null): void {
+    if (this.admission !== null) return
+    this.admission = refusal ?? true
+    if (this.admissionTimer !== null) clearTimeout(this.admissionTimer)
+    if (refusal !== null) this.takeBack(-Infinity)
+    for (const w of this.admissionWaiters.splice(0)) {
+      if (refusal === null) w.resolve()
+      else w.reject(refusal)
     }
   }
 
@@ -854,12 +900,15 @@ export class ScuttleNode extends EventEmitter {
   private async durable(u: Update | undefined): Promise<number> {
     const version = u?.version ?? this.gossip.version
     const store = this.store
-    if (store === null) return version
-    try {
-      await store.flush()
-    } catch (err) {
-      this.storeFailed(err as Error)
+    if (store !== null) {
+      try {
+        await store.flush()
+      } catch (err) {
+        this.storeFailed(err as Error)
+      }
     }
+    if (this.admission !== true) await this.admitted()
+    if (store === null) return version
     if (this.storeFailure !== null) {
       if (u === undefined || u.version > this.durableAtFailure) throw new StoreFailedError(store.dir, this.storeFailure)
       return version
@@ -1132,6 +1181,8 @@ export class ScuttleNode extends EventEmitter {
   // claim can be believed (see admit), it reports that it should stop.
   private twin(t: TwinReport, trusted: boolean, what: string): void {
     const stop = t.newer && (trusted || !this.answeredOnce)
+    // Writes waiting to be acknowledged never are: taken back, answered 'twin'.
+    if (stop) this.settleAdmission(new TwinError(this.gossip.id, what))
     this.log(
       stop
         ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
@@ -1474,6 +1525,16 @@ export class StoreFailedError extends Error {
   ) {
     super(`write refused: data directory ${dir} cannot be written (${cause.message}); reads and gossip go on. Fix the directory and restart the node`)
     this.name = 'StoreFailedError'
+  }
+}
+
+/** A local write refused because this node is the newer of two live nodes with its id: it stops. */
+export class TwinError extends Error {
+  /** `twin`, for logs and answers. */
+  readonly code = 'twin'
+  constructor(id: string, what: string) {
+    super(`write refused: ${what}; this node (${id}) is the newer and stops, and acknowledged none of its writes. Give it another --id`)
+    this.name = 'TwinError'
   }
 }
 
