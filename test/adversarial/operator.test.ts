@@ -414,6 +414,19 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     }
   })
 
+  it('(found by the outside attack) twins behind different peers, then bridged, said so only at info level, and their peers nothing; required: both twins and their peers warn (twin:)', async () => {
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const c = await daemon('c', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
+    const b1 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    const b2 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', c.address])
+    for (const [b, n] of [[b1, 'b1'], [b2, 'b2']] as const) {
+      for (let i = 0; i < 5; i++) assert.strictEqual((await request(b.admin, 'PUT', `/v1/kv/${n}-${i}`, String(i))).status, 200)
+    }
+    await daemon('e', ['--listen', '127.0.0.1:0', '--connect', a.address, '--connect', c.address])
+    await until(() => [b1, b2].every((b) => /warn \[b\] twin:/.test(b.stderr)), 20_000, 'both twins to warn')
+    await until(() => [a, c].some((p) => new RegExp(`warn \\[${p.id}\\] twin: member b`).test(p.stderr)), 20_000, 'a peer to warn of twins')
+  })
+
   it('(beyond the list) attack: a peer claims a running node\'s id with an earlier start time, to it and to a third party; required: without --keys the joined node keeps running and says so; with --keys a keyless claim moves nothing', async () => {
     for (const signed of [false, true]) {
       const keys = signed ? ['--keys', cluster.keys(['a', 'b'])] : []
