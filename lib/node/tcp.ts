@@ -605,7 +605,17 @@ export class ScuttleNode extends EventEmitter {
           `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
       ),
     )
-    m.on('restart', (member: Member) => this.log(`member ${member.id} restarted (a new incarnation${where(member)})`))
+    m.on('restart', (member: Member, previous: number) => {
+      // A record that goes back to an earlier start is no restart: two live
+      // nodes write it in turn (or a clock went back).
+      if (member.started !== null && member.started < previous) {
+        this.counters.twins++
+        this.log(
+          `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
+            `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
+        )
+      } else this.log(`member ${member.id} restarted (a new incarnation${where(member)})`)
+    })
     m.on('collected', (member: Member, deleted: boolean) =>
       this.log(
         deleted
@@ -1463,7 +1473,7 @@ export class ScuttleNode extends EventEmitter {
       c.twinSaid = true
       this.count('twin_writes')
       this.counters.twins++
-      this.log(`peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
+      this.log(`twin: peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
       return
     }
     const code = invalidReason(reason, what, given)
