@@ -458,6 +458,24 @@ export class ScuttleNode extends EventEmitter {
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
       this.ownTimes.push(u.version, Date.now())
     })
+    // A record of this node's own id that says it started after this node
+    // did: no past incarnation wrote it; another live node with this id did
+    // (or a peer forged it). Said once.
+    const ownRecord = MEMBER_PREFIX + own
+    let twinRecordSaid = false
+    this.gossip.history.on('update', (u) => {
+      if (twinRecordSaid || u.source_id !== own || u.key !== ownRecord || this.membership === null) return
+      const record = u.value as { address?: unknown; started?: unknown } | null
+      const started = record?.started
+      const ours = this.membership.member(own)?.started ?? null
+      if (typeof started !== 'number' || ours === null || started <= ours) return
+      twinRecordSaid = true
+      this.counters.twins++
+      this.log(
+        `twin: a record of this node's own id ${own}, at ${JSON.stringify(record?.address ?? null)}, started ${iso(started)}, after this node: ` +
+          'another live node has this id (or a peer forged it); their writes can hide each other\'s: give each node its own id',
+      )
+    })
     // A refetch and what it drops, and late writes: an operator must hear of them.
     this.gossip.on('refetch', (source: string, gc: number, held: number) =>
       this.log(
