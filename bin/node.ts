@@ -7,7 +7,7 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
-import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
+import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, TwinError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
 import { ed25519, helloAuth } from '../lib/node/security'
 import { AdminServer, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
@@ -336,7 +336,7 @@ function member(m: Member): Record<string, unknown> {
 
 // A refused write, with the code clients read.
 function refusal(err: unknown): { ok: false; code: string; error: string } {
-  if (err instanceof StoreFailedError) return { ok: false, code: err.code, error: err.message }
+  if (err instanceof StoreFailedError || err instanceof TwinError) return { ok: false, code: err.code, error: err.message }
   return { ok: false, code: err instanceof TypeError ? 'invalid' : 'refused', error: (err as Error).message }
 }
 
@@ -700,7 +700,8 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           'Stop one of them, or give this one another --id; this one stops now',
         'error',
       )
-      stop('twin', 1)
+      // (After the writes it refused are answered: see TwinError.)
+      setImmediate(() => stop('twin', 1))
     })
     // Writes of this node that peers refuse as late (made before deletes they
     // collected while this node heard from none of them, docs/deletes.md):

@@ -224,7 +224,7 @@ export class AdminServer {
     const answer = await this.target.run(request)
     if (answer.ok === false) {
       const code = typeof answer.code === 'string' ? answer.code : 'refused'
-      return send(res, code === 'store_failed' ? 503 : 400, { ...answer, code })
+      return send(res, code === 'store_failed' || code === 'twin' ? 503 : 400, { ...answer, code })
     }
     return send(res, 200, answer)
   }

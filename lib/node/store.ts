@@ -619,7 +619,8 @@ export class Store {
   // ---- recording -------------------------------------------------------
 
   private record(u: Update, resolved: boolean): void {
-    if (this.closed) return
+    // (After a failure nothing is written again: nothing is queued.)
+    if (this.closed || this.failure !== null) return
     const g = this.gossip as Gossip
     let entry: string | null | undefined
     let fix: boolean
@@ -635,7 +636,13 @@ export class Store {
     if (u.source_id === this.id) {
       this.ownUnsynced.push(this.seq + 1, u.version)
       if (u.version > this.reserved) {
-        this.reserve(u.version + this.reserveAhead)
+        // A store that cannot reserve has failed: said by flush(), never
+        // thrown into the write that is under way.
+        try {
+          this.reserve(u.version + this.reserveAhead)
+        } catch (err) {
+          this.fail(err as Error)
+        }
         return
       }
     }
@@ -649,7 +656,7 @@ export class Store {
   }
 
   private forgot(u: Update): void {
-    if (this.closed) return
+    if (this.closed || this.failure !== null) return
     const e = this.entryOf(this.gossip as Gossip, u.key)
     this.ops.push({ u, key: u.key, entry: e === undefined ? null : e.source_id, fix: true, drop: true })
     this.schedule()
