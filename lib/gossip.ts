@@ -391,7 +391,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     if (typeof text !== 'string') throw new TypeError('watch: a key, or {prefix}')
     if (typeof listener !== 'function') throw new TypeError('watch: a listener function')
     // Indexed behind one 'change' listener: see watches.ts.
-    const watches = (this.watches ??= new Watches((key, err) => this.emit('invalid', { key }, `a 'change' listener threw: ${(err as Error)?.message}`)))
+    const watches = (this.watches ??= new Watches((key, err) => reportInvalid(this, { key }, `a 'change' listener threw: ${(err as Error)?.message}`, 'node_error')))
     if (watches.size === 0) this.on('change', watches.listener)
     const stop = watches.add(text, exact, listener as WatchListener)
     return () => {
