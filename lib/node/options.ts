@@ -96,7 +96,7 @@ export interface NodeOptions {
    */
   cluster?: string
   /**
-   * Membership and failure detection (see {@link Membership}): `true`, or
+   * Membership and failure detection (see {@link simple-scuttle!Membership | Membership}): `true`, or
    * its options. The node advertises its listening address (or
    * `membership.address`) and heartbeats every `interval` unless told
    * otherwise. Default off: its keys (`member/…`, `heartbeat/…`) would
