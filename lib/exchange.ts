@@ -101,6 +101,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   fillAt = 0
   /** Gap fills this peer was behind on when looked at. */
   fillWait: Update[] | null = null
+  /** How far our own rebuilt log has been offered to this peer (see Replica.fillsFor). */
+  pastAt = -Infinity
   // StreamOptions.local_writes, when given.
   private readonly localWrites: boolean | undefined
   // The peer's authenticated id (see StreamOptions.peer).
@@ -269,6 +271,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id), peerHas)
+    // Every update of this answer is in: what waited for our past to settle runs.
+    replica.incarnation.checkSettled()
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
     // Push-pull: a question is answered with our digest, the deltas the
@@ -304,10 +308,15 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Asked for our past: complete if the answer was not cut, or if the
     // peer has now shown us everything of ours it holds.
     const node = this.node
+    // A peer that withholds suspects of another source still shows us our
+    // own id whole: it counts once it has shown all of ours it names (one
+    // that refetches our id names it below what it withholds). Settling our
+    // past must not wait for refetches, which may wait for us (attack round
+    // 3, finding E).
     if (
       this.askFrom !== null &&
-      !fields.withheld &&
-      ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))
+      ((this.received < node.mtu && node.mtuBytes === Infinity && (!fields.withheld || named === undefined)) ||
+        (named !== undefined && named <= this.ownSeen))
     ) {
       this.verified = true
       const incarnation = node.replica.incarnation

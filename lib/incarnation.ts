@@ -36,6 +36,8 @@ export interface IncarnationHost {
   readonly history: History
   /** Write `u` (a value or a marker) again, at a new version: a local write. */
   rewrite(u: Update): void
+  /** Our past just settled: what waited for it (withdrawals of our past values) is decided now. */
+  settledPast(): void
 }
 
 /** The node's own id in this life: its clock, its past, its twins. */
@@ -59,6 +61,16 @@ export class Incarnation {
   pastSettled = false
   /** Mappings of our id that a past incarnation wrote (received, not issued). */
   readonly pastMappings = new WeakSet<Update>()
+  /**
+   * Our own log rebuilt from peers' copies (docs/deletes.md, "A node
+   * started without its log"): versions of ours in (rebuiltFrom,
+   * rebuiltTo] came back from copies of different moments, so a peer may
+   * name us past one of them it lacks. Once settled, each peer is offered
+   * them (see Replica.fillsFor). Empty (-Infinity) until then.
+   */
+  rebuiltTo = -Infinity
+  /** How far this life started holding its own log whole (see rebuiltTo). */
+  rebuiltFrom = -Infinity
 
   constructor(
     private readonly host: IncarnationHost,
@@ -70,13 +82,61 @@ export class Incarnation {
   unknownPast(): void {
     this.pastKnown = false
     this.restoredRecovering = true
+    this.settledSeen = false
   }
+
+  /**
+   * Whether our own log is settled: we know how far we hold our past and
+   * every peer we exchange with has shown us what it holds of it. Until
+   * then what we hold of our past may be partial: no decision rests on it
+   * (withdrawals wait, see mayWithdraw) and we vouch for nothing of it.
+   */
+  get settled(): boolean {
+    return this.pastKnown && (!this.clock.recovering || this.pastSettled)
+  }
+
+  /**
+   * Whether our own value `m` may be withdrawn now (rule 2): a value of our
+   * past is withdrawn only once the past is settled, since a peer not yet
+   * heard from may hold a newer write of ours to the key that the delete
+   * does not beat (attack round 3, finding D).
+   */
+  mayWithdraw(m: Update): boolean {
+    return this.settled || !(this.pastMappings.has(m) || this.clock.isPast(m.version))
+  }
+
+  /**
+   * Call where no update is half taken (the end of a peer's answer): once
+   * our past has just settled, what waited for it runs (withdrawals of our
+   * past values; offering peers our rebuilt log, see rebuiltTo).
+   */
+  checkSettled(): void {
+    const now = this.settled
+    const was = this.settledSeen
+    this.settledSeen = now
+    if (was || !now) return
+    const heard = this.clock.pastHeard
+    if (heard > this.wholeFrom && heard > this.rebuiltTo) {
+      this.rebuiltFrom = this.wholeFrom
+      this.rebuiltTo = heard
+    }
+    this.host.settledPast()
+  }
+
+  // Whether the past was settled when last looked at (checkSettled).
+  private settledSeen = true
+
+  // How far this life started holding its own log whole: nothing after a
+  // restart from nothing, the snapshot's `held` after one taken while fetching.
+  private wholeFrom = -Infinity
 
   /** Restarted from a store object's entries, `restored` the highest version among them. */
   fromEntries(restored: number): void {
     this.clock.pastHeard = this.host.history.sources.get(this.host.id)?.max ?? -Infinity
     this.sentOwn = restored
     this.restoredRecovering = this.clock.recovering
+    this.wholeFrom = this.clock.pastHeld
+    this.settledSeen = this.settled
   }
 
   /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
@@ -85,7 +145,9 @@ export class Incarnation {
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
     this.restoredRecovering = this.clock.recovering
+    this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
+    this.settledSeen = this.settled
   }
 
   /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
@@ -169,6 +231,8 @@ export class Incarnation {
     const raises = clock.raises
     const upTo = clock.foreign(version)
     if (clock.raises > raises && clock.twin && !peer.twin) this.twinOn(peer, version)
+    // (Settled again later, with more of our past to offer: see checkSettled.)
+    if (!this.settled) this.settledSeen = false
     this.reissue(upTo)
   }
 
