@@ -141,7 +141,10 @@ export class Incarnation {
 
   /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
   fromSnapshot(snapshot: Snapshot, restored: number): void {
-    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
+    const held = heldOf(snapshot)
+    // A state saved before its past settled names the writes its life issued.
+    const issued = held === undefined ? undefined : Clock.runsOf(snapshot?.issued, restored)
+    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), held, issued)
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
     this.restoredRecovering = this.clock.recovering
@@ -153,6 +156,16 @@ export class Incarnation {
   /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
   get snapshotHeld(): number | undefined {
     return !this.pastKnown ? -1 : this.clock.recovering ? this.clock.heldThrough : undefined
+  }
+
+  /**
+   * What a snapshot says of the writes this life issued (see
+   * Snapshot.issued): while it claims only part of our past, so that a
+   * restart from it still tells our writes from the past peers hold, and
+   * issues them again above it (attack round 3, F). Undefined otherwise.
+   */
+  get snapshotIssued(): number[] | undefined {
+    return this.snapshotHeld === undefined ? undefined : this.clock.issuedRuns()
   }
 
   /**
@@ -254,7 +267,7 @@ export class Incarnation {
   private reissue(upTo: number): void {
     if (upTo === -Infinity) return
     const clock = this.clock
-    for (const u of this.host.history.news(this.host.id, clock.start - 1)) {
+    for (const u of this.host.history.news(this.host.id, clock.first - 1)) {
       if (u.version > upTo) break
       // Only this life's own writes: a past's mapping we hold keeps its
       // version, so a newer write of the past still wins over it.

@@ -760,7 +760,8 @@ export class Replica {
     const incarnation = this.incarnation
     const snap = snapshotOf(this.history, incarnation.clock.time, incarnation.snapshotHeld)
     const maxes = this.maxes()
-    const withMaxes = maxes === null ? snap : { ...snap, maxes }
+    const issued = incarnation.snapshotIssued
+    const withMaxes = maxes === null && issued === undefined ? snap : { ...snap, ...(maxes === null ? {} : { maxes }), ...(issued === undefined ? {} : { issued }) }
     return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
   }
 
@@ -777,12 +778,20 @@ export class Replica {
     return out
   }
 
-  /** What the node keeps of deletes besides its mappings, as JSON text for a store (null: nothing). */
+  /**
+   * What the node keeps besides its mappings, as JSON text for a store
+   * (null: nothing): its record of deletes, held-back maxes, and, until
+   * its past settles, the writes this life issued (Snapshot.issued).
+   */
   record(): string | null {
     const deletes = this.deletes.record()
     const maxes = this.heldBack.size === 0 ? null : this.maxes()
-    if (maxes === null) return deletes
-    return JSON.stringify({ ...(deletes === null ? {} : (JSON.parse(deletes) as object)), maxes })
+    const issued = this.incarnation.snapshotIssued
+    if (maxes === null && issued === undefined) return deletes
+    const r: Record<string, unknown> = deletes === null ? {} : (JSON.parse(deletes) as Record<string, unknown>)
+    if (maxes !== null) r.maxes = maxes
+    if (issued !== undefined) r.issued = issued
+    return JSON.stringify(r)
   }
 
   // The record of a whole store object: the record of deletes, with the

@@ -369,4 +369,11 @@ export interface Snapshot {
    * for its own updates above it. Default: `version`.
    */
   readonly held?: number
+  /**
+   * Optional, with `held`: the versions the node issued since it started
+   * without its log whole, as runs `[from, to, from, to, ...]`. The
+   * restored node still tells those writes from its past, and issues them
+   * again above a past that shows itself higher.
+   */
+  readonly issued?: readonly number[]
 }
