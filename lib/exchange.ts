@@ -271,10 +271,14 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id), peerHas)
-    // Every update of this answer is in: what waited for our past to settle runs.
-    replica.incarnation.checkSettled()
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
+    // Every update of this answer is in, and this peer counts as exchanged:
+    // our past may be settled now (the peer that answered our question
+    // first was not yet counted), and what waited for it runs.
+    const incarnation = replica.incarnation
+    if (!incarnation.settled) incarnation.pastAnswered(node.exchanges())
+    incarnation.checkSettled()
     // Push-pull: a question is answered with our digest, the deltas the
     // peer lacks, and the digest's end, which also ends the answer. The
     // digest goes first so that the peer learns how far we hold its own id
@@ -288,7 +292,6 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       flow.exchanged(cut, fields.rate)
     }
     const id = replica.id
-    const incarnation = replica.incarnation
     for (let i = 0; i < out.length; i++) {
       const u = out[i]
       if (u.source_id === id) incarnation.sent(u.version)
@@ -321,7 +324,6 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       this.verified = true
       const incarnation = node.replica.incarnation
       if (named !== undefined) incarnation.answeredSelf(named)
-      incarnation.pastAnswered(node.exchanges())
     }
   }
 

@@ -205,7 +205,15 @@ async function run(s: Schedule): Promise<void> {
   })
   // The operator's choice, as the schedule says, for every node told of late writes.
   const settle = (): void => {
-    for (const id of late) cluster.node(id).settleLate(s.keep[choices++ % s.keep.length] ? 'keep' : 'drop')
+    for (const id of late) {
+      const choice = s.keep[choices++ % s.keep.length] ? 'keep' : 'drop'
+      model.dropping = choice === 'drop'
+      try {
+        cluster.node(id).settleLate(choice)
+      } finally {
+        model.dropping = false
+      }
+    }
     late.clear()
   }
   const fail = (what: string, bad: string[]): void => {
@@ -219,6 +227,7 @@ async function run(s: Schedule): Promise<void> {
       if (process.env.MODEL_DEBUG === '2') dump(cluster, `${t} ms of ${ms}`)
       settle()
       fail(`after ${t} ms of ${ms}: a deleted value is back`, model.resurrections())
+      fail(`after ${t} ms of ${ms}: a write withdrawn that no delete beat`, model.withdrawals())
     }
   }
   try {
@@ -276,6 +285,7 @@ async function run(s: Schedule): Promise<void> {
       settle()
       if (process.env.MODEL_DEBUG === '2') dump(cluster, `after ${JSON.stringify(st)}`)
       fail(`after ${JSON.stringify(st)}: a deleted value is back`, model.resurrections())
+      fail(`after ${JSON.stringify(st)}: a write withdrawn that no delete beat`, model.withdrawals())
     }
     const check = async (when: string): Promise<void> => {
       cluster.heal()
@@ -286,6 +296,7 @@ async function run(s: Schedule): Promise<void> {
         console.log(cluster.invalid.splice(0).slice(0, 20))
       }
       fail(`${when}: a deleted value is back`, model.resurrections())
+      fail(`${when}: a write withdrawn that no delete beat`, model.withdrawals())
       fail(`${when}: nodes disagree or differ from the model`, model.disagreements())
       for (const c of COUNTERS) {
         const totals = [...cluster.nodes.values()].map((g) => counter.total(g, c))

@@ -34,6 +34,13 @@ export class Model {
   // Per node: the tombstones it took in, by key.
   private readonly taken = new Map<string, Map<string, Update[]>>()
   private readonly watched = new WeakSet<Gossip>()
+  /**
+   * Set while the test settles late writes with `'drop'`: the withdrawals
+   * made then need no tombstone (docs/deletes.md, rule 7).
+   */
+  dropping = false
+  // Withdrawals no delete the node took called for (see withdrawals()).
+  private readonly unjustified: string[] = []
 
   constructor(private readonly cluster: Cluster) {
     cluster.onNode((g) => this.watch(g))
@@ -54,6 +61,7 @@ export class Model {
     g.history.on('update', (u: Update) => {
       if (u.source_id === g.id) {
         const kind = u.deleted === true ? 'delete' : u.withdrawn === true ? 'withdraw' : 'set'
+        if (kind === 'withdraw' && !this.dropping) this.justify(g.id, u)
         // A node restarted from nothing may use a version again: the
         // operation is what tells them apart; one seen again is not lost.
         const tag = `${g.id}@${u.version}@${kind}@${u.key}@${JSON.stringify(u.value)}`
@@ -73,6 +81,26 @@ export class Model {
         else list.push(u)
       }
     })
+  }
+
+  // Rule 2: a node withdraws its value of a key only when a tombstone it
+  // took beats the last operation it issued on the key (in the order
+  // issued, which a restart keeps: its past comes back as the operations
+  // it issued then). One that withdraws a newer write, one the delete did
+  // not beat, loses it (attack round 3, finding D).
+  private justify(node: string, w: Update): void {
+    let last: Op | undefined
+    for (const o of this.ops.values()) if (o.node === node && o.key === w.key && !o.lost && o.version !== w.version) last = o
+    if (last === undefined || last.kind !== 'set') return
+    const op = last
+    const tombs = this.taken.get(node)?.get(w.key) ?? []
+    if (tombs.some((t) => lwwBeats(t, { version: op.version, source_id: node }))) return
+    this.unjustified.push(`${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`)
+  }
+
+  /** Withdrawals no delete the node took called for (each reported once). */
+  withdrawals(): string[] {
+    return this.unjustified.splice(0)
   }
 
   /**
