@@ -52,6 +52,8 @@ export interface DeletesHost {
 /** What this module needs of a stream: its authenticated peer, if any, and its events. */
 export interface StreamLike {
   readonly peer: string | undefined
+  /** Our questions on this stream not answered yet (their answers come in order). */
+  readonly questions: number
   emit(event: string, ...args: unknown[]): boolean
 }
 
@@ -70,7 +72,7 @@ class Link {
    * and the highest version of it the peer has sent us since (our digest
    * to it names the source there, so it sends the source whole).
    */
-  pass: Map<string, { r: Refetch; at: number }> | null = null
+  pass: Map<string, { r: Refetch; at: number; target: number; skip: number }> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined
@@ -432,11 +434,18 @@ export class Deletes {
     if (this.refetches.size === 0) return
     const r = this.refetches.get(source)
     if (r === undefined) return
-    const p = this.links.get(stream)?.pass?.get(source)
-    if (p !== undefined && p.r === r) {
+    const l = this.links.get(stream)
+    const p = l?.pass?.get(source)
+    if (p !== undefined && p.r === r && p.skip === 0) {
       if (version > p.at) p.at = version
       if (held !== undefined) r.suspects.delete(held)
       r.since = this.active
+      // Sent as far as its digest named it: done, without waiting for its
+      // next digest on this stream (which may never come; attack found it).
+      if (p.at >= p.target) {
+        l?.pass?.delete(source)
+        this.refetched(source, r)
+      }
     } else if (held !== undefined && taken && version < r.gc) {
       r.suspects.add(held)
     }
@@ -534,9 +543,16 @@ export class Deletes {
       const v = heard.get(id)
       if (v === undefined || v < r.gc) continue
       if (!serving) {
-        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity })
+        // Answers to questions we asked before (naming the source below
+        // the gc, not from scratch) are still to come: they serve nothing.
+        const skip = stream.questions - (done.reply ? 1 : 0)
+        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v, skip })
         r.since = this.active
-      } else if (p.at >= v) {
+      } else if (p.skip > 0) {
+        if (done.reply) p.skip--
+      } else if (p.at < v) {
+        p.target = v
+      } else {
         l.pass?.delete(id)
         this.refetched(id, r)
       }
@@ -598,6 +614,22 @@ export class Deletes {
       ;(l.told ??= new Map()).set(id, [gc, this.active])
       ;(l.stale ??= new Map()).set(id, [gc, named ?? 0])
     }
+  }
+
+  /**
+   * The sources this stream's peer is about to be told it holds stale
+   * copies of (it named them below our gc): none of them goes to it in the
+   * answer that tells it, nor in one that cannot (an answer to an answer
+   * has no digest end). Its max of them must not pass the gc before it
+   * knows, or a notice lost with the connection leaves the stale copy
+   * behind a max nobody questions (attack found it).
+   */
+  telling(stream: StreamLike, heard: ReadonlyMap<string, number>): ReadonlySet<string> | null {
+    const stale = this.links.get(stream)?.stale
+    if (stale === null || stale === undefined) return null
+    let out: Set<string> | null = null
+    for (const id of stale.keys()) if (heard.has(id)) (out ??= new Set()).add(id)
+    return out
   }
 
   // Under signatures, stale notices and late reports are taken only when a
@@ -874,6 +906,8 @@ export interface DoneFields {
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
   readonly withheld: boolean
+  /** The end of an answer to our question (not a question). */
+  readonly reply: boolean
 }
 
 // 64 random bits, in hex: a stale notice to a peer signs its latest.

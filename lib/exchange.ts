@@ -111,6 +111,11 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private readonly heard = new Map<string, number>()
   // Our questions this peer has not answered yet.
   private asked = 0
+
+  /** Our questions not answered yet (see Deletes' refetch). */
+  get questions(): number {
+    return this.asked
+  }
   // Deltas received since our last digest: fewer than the mtu means the
   // peer's answer was complete.
   private received = 0
@@ -270,7 +275,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Deletes: nonces, late reports, stale notices, and whether this peer's
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
-    if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id), peerHas)
+    if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
     // Every update of this answer is in, and this peer counts as exchanged:
@@ -284,7 +289,10 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Incarnation).
     if (!isAnswer) this.digest(false)
-    const out = this.sends && peerTakes ? this.deltas(heard, range, passes, isAnswer) : []
+    // Sources the peer is being told are stale here wait for its refetch.
+    const telling = deletes.telling(this, heard)
+    const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
+    const out = this.sends && peerTakes ? this.deltas(heard, range, sendable, isAnswer) : []
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
@@ -305,9 +313,9 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
 
   // The peer answered our question (its digest named our id at `named`).
   // A peer that withholds suspects (docs/deletes.md, rule 6) does not answer whole.
-  private answered(fields: DoneReading, named: number | undefined, peerHas: number): void {
+  private answered(fields: DoneReading, named: number | undefined): void {
     this.asked--
-    if (this.received >= peerHas && !fields.withheld) this.answeredWhole = true
+    if (!fields.withheld && this.holdsAll()) this.answeredWhole = true
     // Asked for our past: complete if the answer was not cut, or if the
     // peer has now shown us everything of ours it holds.
     const node = this.node
@@ -325,6 +333,20 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       const incarnation = node.replica.incarnation
       if (named !== undefined) incarnation.answeredSelf(named)
     }
+  }
+
+  // Whether we now hold every other source as far as the peer's digest
+  // named it. (Its count of what we lack is no measure: it counts versions
+  // its log still lists that were replaced since, and never sends them;
+  // attack found a view check that waited for them forever.)
+  private holdsAll(): boolean {
+    const replica = this.node.replica
+    const sources = replica.history.sources
+    for (const [id, v] of this.heard) {
+      if (id === replica.id) continue
+      if ((sources.get(id)?.max ?? -Infinity) < v) return false
+    }
+    return true
   }
 
   // How many deltas were chosen before mtu_bytes cut them (see deltas).

@@ -1,15 +1,22 @@
 /**
- * Convergence, stated as the paper states it: over random connected
- * topologies, random writes and random schedules of exchanges, with any mtu
- * and max_history, every node ends with the last writer's mapping of every
- * key; and after every exchange, no node's digest claims a mapping it does
- * not hold.
+ * Convergence, stated as the paper states it, with simple-scuttle/testing
+ * (the entry users test their own policies with): over random connected
+ * topologies of 2 to 12 nodes, random writes and random exchanges (some
+ * cut mid-flight, repeated, or crossing), with any mtu and max_history and
+ * either order, every node ends with the last writer's mapping of every
+ * key, and after every step no node's digest claims a mapping it does not
+ * hold (the paper's invariant); the same with digests sent in parts.
+ *
+ * On the wire (test/net.ts, where a test moves every message): an answer
+ * carries at most mtu updates, each source's in order, and nodes that agree
+ * exchange digests and nothing else.
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
 import { base } from '../lib'
-import type { Order, Update } from '../lib'
+import type { Config, Order, Update } from '../lib'
 import { _digestPart } from '../lib/digest'
+import { checkConvergence, type ConvergenceOptions } from '../lib/testing'
 import { Net, connectedEdges, invariantViolations, lww, stateOf } from './net'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
@@ -183,10 +190,45 @@ function assertLastWriterEverywhere(net: Net, written: Update[]): void {
   }
 }
 
-describe('convergence', function () {
-  this.timeout(120_000)
+// Writes and exchanges only (cut, repeated, crossing), over random links:
+// what the paper's convergence is about. Deletes, partitions, pauses and
+// restarts are test/model.test.ts's.
+const PAPER: ConvergenceOptions = {
+  nodes: { min: 2, max: 12 },
+  steps: { min: 1, max: 80 },
+  size: 'max',
+  keys: Array.from({ length: 16 }, (_, i) => `k${i}`),
+  values: fc.integer(),
+  topology: 'random',
+  maxHistory: true,
+  mtu: { min: 1, max: 20 },
+  weights: { set: 6, x: 8, dup: 1, cross: 1, del: 0, part: 0, down: 0, up: 0, heal: 0, wait: 0, run: 0, split: 0, restart: 0 },
+  persistences: 1,
+}
+const lwwIn = (order: Order): Config => ({ resolve: base.resolution.lww_vs_current_vers, order })
 
-  it('every node ends with the last writer of every key (shared keys)', async () => {
+describe('convergence', function () {
+  this.timeout(0)
+
+  for (const order of ['depth', 'breadth'] as const) {
+    it(`every node ends with the last writer of every key, and the paper's invariant holds after every step (${order})`, async () => {
+      await checkConvergence(lwwIn(order), { ...PAPER, runs: Math.ceil(RUNS / 2) })
+    })
+  }
+
+  it('the same with digests sent in parts (parts of 3 sources)', async () => {
+    _digestPart(3)
+    try {
+      // Not restarted at the end: a node restarted from nothing may never get
+      // its own past back with digests in parts (a known failure,
+      // test/fixtures/testing-known-failures.json).
+      await checkConvergence(lwwIn('depth'), { ...PAPER, restartAll: false, runs: Math.ceil(RUNS / 2) })
+    } finally {
+      _digestPart(undefined)
+    }
+  })
+
+  it('an answer carries at most mtu updates, each source in order, and nodes that agree exchange only digests', async () => {
     await fc.assert(
       fc.asyncProperty(scenario(12), async (s) => {
         const { net, written } = await play(s, false, false)
@@ -202,53 +244,7 @@ describe('convergence', function () {
         assert.ok(net.traffic.longestRun <= s.mtu, `an answer carried ${net.traffic.longestRun} > mtu ${s.mtu}`)
         assert.deepStrictEqual(net.traffic.disorder, [])
       }),
-      { numRuns: RUNS },
-    )
-  })
-
-  it('converges with digests sent in parts (parts of 3 sources)', async () => {
-    await fc.assert(fc.asyncProperty(scenario(12), convergesInParts), { numRuns: Math.ceil(RUNS / 2) })
-  })
-
-  it("keeps the paper's invariant for every source and key after every exchange (shared keys)", async () => {
-    await fc.assert(
-      fc.asyncProperty(scenario(8), async (s) => {
-        const { net, written, violations } = await play(s, false, true)
-        assert.deepStrictEqual(violations, [])
-        const total = written.length + s.n
-        for (let round = 0; round < 2 * total + 10; round++) {
-          for (const l of net.links) {
-            l.sa.gossip()
-            await net.settle()
-            assert.deepStrictEqual(invariantViolations(net.nodes), [])
-            l.sb.gossip()
-            await net.settle()
-            assert.deepStrictEqual(invariantViolations(net.nodes), [])
-          }
-          const states = net.nodes.map((g) => JSON.stringify(stateOf(g)))
-          if (states.every((x) => x === states[0])) break
-        }
-        assertLastWriterEverywhere(net, written)
-      }),
       { numRuns: Math.ceil(RUNS / 2) },
-    )
-  })
-
-  it("keeps the paper's invariant after every exchange of a two-node run (shared keys)", async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        scenario(2).map((s) => ({ ...s, steps: s.steps.map((x) => ('settle' in x ? x : x)) })),
-        async (s) => {
-          // settle after every step, so that every exchange is checked
-          const steps: Step[] = s.steps.flatMap((x) => [x, { settle: true as const }])
-          const { net, written, violations } = await play({ ...s, steps }, false, true)
-          assert.deepStrictEqual(violations, [])
-          await heal(net, 2 * written.length + 10)
-          assertLastWriterEverywhere(net, written)
-          await steadyRound(net)
-        },
-      ),
-      { numRuns: RUNS },
     )
   })
 

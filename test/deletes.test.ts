@@ -388,6 +388,56 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it('attack: a stale copy told once, on a connection that then drops, is still refetched; short connections complete the refetch', async () => {
+    for (const first of ['a', 'b'] as const) {
+      const real = Clock.now
+      let now = 1.7e15
+      Clock.now = () => now
+      try {
+        const cfg: Config = { resolve: lww, tombstone_grace: 1000 }
+        const [a, b, c] = ['a', 'b', 'c'].map((id) => new Gossip(id, cfg))
+        // One connection: some exchanges each way, then it drops.
+        const connect = async (x: Gossip, y: Gossip, who: ('x' | 'y')[]) => {
+          const sx = x.createStream()
+          const sy = y.createStream()
+          sx.pipe(sy).pipe(sx)
+          for (const w of who) {
+            ;(w === 'x' ? sx : sy).gossip()
+            for (let i = 0; i < 30; i++) await turn()
+          }
+          sx.unpipe()
+          sy.unpipe()
+          sx.destroy()
+          sy.destroy()
+        }
+        a.set('k', 'old')
+        await connect(a, b, ['x']) // b holds a's k=old
+        now += 1e3
+        a.delete('k')
+        a.set('x', 1)
+        for (let i = 0; i < 10; i++) {
+          now += 300e3
+          await connect(a, c, ['x', 'y']) // a collects its tombstone past the grace
+        }
+        a.set('y', 2)
+        assert.deepStrictEqual(a.history.get('k'), [], 'collected')
+        // One exchange tells b its copy of a is stale; the connection drops.
+        await connect(a, b, [first === 'a' ? 'x' : 'y'])
+        for (let r = 0; r < 5; r++) {
+          now += 20e3
+          await connect(a, b, ['x', 'y', 'x'])
+          await connect(b, c, ['x', 'y'])
+        }
+        for (const g of [a, b, c]) {
+          assert.ok(!('k' in g.state) && g.sources('k').length === 0, `${first} first: ${g.id} holds ${JSON.stringify(g.sources('k'))}`)
+          assert.strictEqual(g.get('y').value, 2)
+        }
+      } finally {
+        Clock.now = real
+      }
+    }
+  })
+
   it('counters: a delete of a counter key makes every source withdraw its count; totals agree, then count up from zero', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       counter.add(c.node('a'), 'n', 3)

@@ -8,7 +8,8 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { Gossip, RECORD_KEY, base } from '../lib'
 import { mappingKey } from '../lib/replica'
-import type { Message, Resolve, PeerStream, StateStore, Update } from '../lib'
+import type { Config, Message, Resolve, PeerStream, StateStore, Update } from '../lib'
+import { Clock } from '../lib/clock'
 import { Cluster, memory, storeObject } from '../lib/testing/cluster'
 
 const lww = base.resolution.lww_vs_current_vers
@@ -156,6 +157,72 @@ describe('a store object as the key-value store', () => {
       assert.strictEqual(third.deletes.horizon, again.deletes.horizon)
     } finally {
       cluster.restoreClock()
+    }
+  })
+
+  it("attack: a store an older release wrote (entries only) drops another source's entry deleted while it was down, also with a late write of its own kept", async () => {
+    for (const lateWrite of [true, false]) {
+      const real = Clock.now
+      let now = 1.7e15
+      Clock.now = () => now
+      try {
+        const cfg = (): Config => ({ resolve: lww, tombstone_grace: 1000 })
+        const talk = async (x: Gossip, y: Gossip, n = 1) => {
+          const sx = x.createStream()
+          const sy = y.createStream()
+          sx.pipe(sy).pipe(sx)
+          for (let i = 0; i < n; i++) {
+            now += 20e3
+            for (const s of [sx, sy]) {
+              s.gossip()
+              for (let t = 0; t < 30; t++) await turn()
+            }
+          }
+          sx.unpipe()
+          sy.unpipe()
+          sx.destroy()
+          sy.destroy()
+        }
+        const store: StateStore = {}
+        let a = new Gossip('a', cfg(), store)
+        const b = new Gossip('b', cfg())
+        const c = new Gossip('c', cfg())
+        a.set('k1', 'a1')
+        b.set('k3', 'b-old')
+        await talk(a, b, 2)
+        await talk(a, c, 2)
+        await talk(b, c, 2)
+        // b's delete of k1 beats a's value: a withdraws it.
+        b.delete('k1')
+        await talk(a, b, 2)
+        await talk(a, c, 2)
+        await talk(b, c, 2)
+        if (lateWrite) a.set('k4', 'a4') // sent to nobody
+        a.destroy()
+        b.delete('k3')
+        b.set('bx', 1)
+        for (let i = 0; i < 8; i++) {
+          now += 300e3
+          await talk(b, c)
+        }
+        // As an older release left it: entries only.
+        for (const k of Object.keys(store)) if (k.startsWith('\u0000')) delete store[k]
+        a = new Gossip('a', cfg(), store)
+        a.on('late', () => a.settleLate('keep'))
+        for (let i = 0; i < 6; i++) {
+          now += 100e3
+          await talk(a, b)
+          await talk(a, c)
+          await talk(b, c)
+        }
+        for (const g of [a, b, c]) {
+          assert.strictEqual(g.state.k3, undefined, `${g.id}: k3 is deleted`)
+          assert.strictEqual(g.get('bx').value, 1)
+          if (lateWrite) assert.strictEqual(g.get('k4').value, 'a4', `${g.id}: the late write kept`)
+        }
+      } finally {
+        Clock.now = real
+      }
     }
   })
 

@@ -23,6 +23,8 @@ export interface Persistence {
   reopen(node: Gossip, config: Config, clean: boolean): Promise<Gossip>
   /** Forget what is kept of `id` (a restart from nothing). */
   wipe(id: string): Promise<void>
+  /** Optional: release what the persistence holds (files, handles) once a run is over. */
+  dispose?(): Promise<void>
 }
 
 /** State in memory; a restart restores the snapshot the node took as it stopped. */
@@ -35,23 +37,31 @@ export const memory: Persistence = {
 }
 
 /**
- * The original API's store object: a plain object holding the resolved view
- * (and, under reserved keys, every other mapping and the node's record).
+ * The original API's store object: an object holding the resolved view
+ * (and, under reserved keys, every other mapping and the node's record),
+ * kept across restarts. `make` gives a node's store (a plain object by
+ * default; a Proxy over your own database will do): it is called when a
+ * node first starts and after a restart from nothing, and the same object is
+ * handed to every other restart.
  */
-export function storeObject(): Persistence & { store(id: string): StateStore | undefined } {
+export function storeObject(
+  make: (id: string) => StateStore = () => ({}),
+  name = 'store object',
+): Persistence & { store(id: string): StateStore | undefined } {
   const stores = new Map<string, StateStore>()
+  const storeOf = (id: string): StateStore => {
+    let store = stores.get(id)
+    if (store === undefined) stores.set(id, (store = make(id)))
+    return store
+  }
   return {
-    name: 'store object',
+    name,
     keeps: 'everything',
     store: (id) => stores.get(id),
-    open: async (id, config) => {
-      const store: StateStore = {}
-      stores.set(id, store)
-      return new Gossip(id, config, store)
-    },
-    reopen: async (node, config) => new Gossip(node.id, config, stores.get(node.id) as StateStore),
+    open: async (id, config) => new Gossip(id, config, storeOf(id)),
+    reopen: async (node, config) => new Gossip(node.id, config, storeOf(node.id)),
     wipe: async (id) => {
-      stores.set(id, {})
+      stores.delete(id)
     },
   }
 }
@@ -74,6 +84,8 @@ export interface ClusterOptions {
   skew?: (id: string) => number
   /** Each node's persistence. Default {@link memory}. */
   persistence?: (id: string) => Persistence
+  /** The pairs of nodes joined by a link. Default: every pair. */
+  links?: readonly (readonly [string, string])[]
   /** Where the simulated clock starts, in µs. Default 1.7e15 (2023). */
   start?: number
 }
@@ -115,7 +127,11 @@ export class Cluster {
       c.nodes.set(id, await c.onClock(id, () => p.open(id, options.config(id))))
     }
     const ids = options.ids
-    for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) c.links.push({ a: ids[i], b: ids[j], sa: null, sb: null })
+    if (options.links !== undefined) {
+      for (const [a, b] of options.links) if (a !== b && !c.links.some((l) => (l.a === a && l.b === b) || (l.a === b && l.b === a))) c.links.push({ a, b, sa: null, sb: null })
+    } else {
+      for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) c.links.push({ a: ids[i], b: ids[j], sa: null, sb: null })
+    }
     for (const l of c.links) c.up(l)
     return c
   }
@@ -177,29 +193,40 @@ export class Cluster {
     for (const l of this.links) if (group.has(l.a) !== group.has(l.b)) this.down(l)
   }
 
-  /** Every link up. */
+  /** Every link up (with a new connection where it was down). */
   heal(): void {
     for (const l of this.links) this.up(l)
   }
 
   /** The link between `a` and `b`. */
   link(a: string, b: string): Link {
-    const l = this.links.find((x) => (x.a === a && x.b === b) || (x.a === b && x.b === a))
-    if (l === undefined) throw new Error(`no link ${a}-${b}`)
+    const l = this.linkOrNull(a, b)
+    if (l === null) throw new Error(`no link ${a}-${b}`)
     return l
+  }
+
+  /** The link between `a` and `b`, or null when the topology has none. */
+  linkOrNull(a: string, b: string): Link | null {
+    return this.links.find((x) => (x.a === a && x.b === b) || (x.a === b && x.b === a)) ?? null
   }
 
   /**
    * One exchange on the link between `from` and `to`, started by `from`:
    * its digest, the answer and the answer's answer. With `cut`, the link
    * dies after that many messages have crossed it (what was in flight is
-   * lost). Returns the messages moved; 0 when the link is down.
+   * lost). `how` is `'twice'` for `from` starting again once its first
+   * digest has crossed (two questions in flight, the second crossing the
+   * first's answer: a digest repeated), `'crossed'` for both ends starting
+   * at once (their questions cross). Returns the messages moved; 0 when the
+   * link is down or there is none.
    */
-  async exchange(from: string, to: string, cut = Infinity): Promise<number> {
-    const l = this.link(from, to)
-    if (l.sa === null || l.sb === null) return 0
+  async exchange(from: string, to: string, cut = Infinity, how: 'once' | 'twice' | 'crossed' = 'once'): Promise<number> {
+    const l = this.linkOrNull(from, to)
+    if (l === null || l.sa === null || l.sb === null) return 0
     const [sf, st] = l.a === from ? [l.sa, l.sb] : [l.sb, l.sa]
     sf.gossip()
+    if (how === 'crossed') st.gossip()
+    let again = how === 'twice'
     let moved = 0
     for (;;) {
       let n = 0
@@ -216,6 +243,11 @@ export class Cluster {
           moved++
           n++
           if (!('digest' in m)) this.updatesMoved++
+        }
+        if (again && src === sf) {
+          // The first question has crossed; its answer has not: ask again.
+          again = false
+          sf.gossip()
         }
       }
       const busy = sf.writableLength > 0 || st.writableLength > 0

@@ -1,14 +1,19 @@
 /**
  * A reference model of what a cluster was asked to do: every write, delete
  * and withdrawal each node issued, with its version, and every delete each
- * node took in. Checks a {@link Cluster} against it: no node shows a value a
- * delete it took beats (unless that delete's source replaced it since);
- * after healing every node agrees, and each key holds the winner of every
- * node's latest operation on it (last writer wins by version, then source
- * id; absent exactly when a delete wins; a withdrawal is no say).
+ * node took in. Checks a {@link Cluster} against it:
+ * - always: the paper's invariant (no node's max of a source passes a
+ *   mapping of that source it lacks), and, after healing, that every node
+ *   holds the same `state` and `sources(key)`;
+ * - when the policy declares the order it keeps the greatest of (last
+ *   writer wins by version, then source id, for the shipped
+ *   last-writer-wins policies): each key holds the greatest of every node's
+ *   latest operation on it (absent exactly when a delete wins; a withdrawal
+ *   is no say), and no node shows a value a delete it took beats (unless
+ *   that delete's source replaced it since).
  */
 import type { Gossip } from '../gossip'
-import type { Update } from '../types'
+import type { Comparator, Update } from '../types'
 import { entryOf, viewOf, type Cluster } from './cluster'
 
 /** One operation a node issued, as its own log recorded it. */
@@ -28,6 +33,26 @@ export function lwwBeats(a: { version: number; source_id?: string; node?: string
   return (a.source_id ?? a.node ?? '') > (b.source_id ?? b.node ?? '')
 }
 
+/** The update an operation wrote. */
+export function updateOf(o: Op): Update {
+  const u = { key: o.key, value: o.kind === 'set' ? o.value : null, source_id: o.node, version: o.version }
+  return o.kind === 'delete' ? { ...u, deleted: true } : o.kind === 'withdraw' ? { ...u, withdrawn: true } : u
+}
+
+/** Options of {@link Model}. */
+export interface ModelOptions {
+  /**
+   * The order the policy keeps the greatest of, over updates (tombstones
+   * included, with value null and `deleted: true`): positive when the
+   * first is greater. Without it the model checks agreement and the
+   * invariant only. Default: last writer wins by (version, source id).
+   */
+  order?: Comparator | null
+}
+
+/** Last writer wins by (version, source id), as a comparator. */
+export const lwwOrder: Comparator = (a, b) => (lwwBeats(a, b) ? 1 : lwwBeats(b, a) ? -1 : 0)
+
 export class Model {
   /** Every operation, by node, version, kind, key and value. */
   readonly ops = new Map<string, Op>()
@@ -41,10 +66,30 @@ export class Model {
   dropping = false
   // Withdrawals no delete the node took called for (see withdrawals()).
   private readonly unjustified: string[] = []
+  /** The order the policy declares, or null. */
+  readonly order: Comparator | null
 
-  constructor(private readonly cluster: Cluster) {
+  constructor(
+    private readonly cluster: Cluster,
+    options: ModelOptions = {},
+  ) {
+    this.order = options.order === undefined ? lwwOrder : options.order
     cluster.onNode((g) => this.watch(g))
   }
+
+  // Whether `a` beats `b` under the declared order.
+  private beats(a: Update, b: Update): boolean {
+    return this.order !== null && this.order(a, b) > 0
+  }
+
+  // Per node that lost state in a restart: the highest version of its own it may have issued before.
+  private readonly past = new Map<string, number>()
+
+  // Per node: the sources it is refetching (its digest names them from scratch).
+  private readonly refetching = new Map<string, Set<string>>()
+
+  // Per source: the highest version of its markers any node collected.
+  private readonly collected = new Map<string, number>()
 
   // Per source and key: per node, the highest version of that source's
   // mapping of the key the node took (its own writes included). A node
@@ -58,6 +103,16 @@ export class Model {
   private watch(g: Gossip): void {
     if (this.watched.has(g)) return
     this.watched.add(g)
+    g.on('refetch', (source: string) => {
+      let r = this.refetching.get(g.id)
+      if (r === undefined) this.refetching.set(g.id, (r = new Set()))
+      r.add(source)
+    })
+    g.on('refetched', (source: string) => this.refetching.get(g.id)?.delete(source))
+    g.history.on('forget', (u: Update) => {
+      if (u.deleted !== true && u.withdrawn !== true) return
+      if ((this.collected.get(u.source_id) ?? -Infinity) < u.version) this.collected.set(u.source_id, u.version)
+    })
     g.history.on('update', (u: Update) => {
       if (u.source_id === g.id) {
         const kind = u.deleted === true ? 'delete' : u.withdrawn === true ? 'withdraw' : 'set'
@@ -91,10 +146,10 @@ export class Model {
   private justify(node: string, w: Update): void {
     let last: Op | undefined
     for (const o of this.ops.values()) if (o.node === node && o.key === w.key && !o.lost && o.version !== w.version) last = o
-    if (last === undefined || last.kind !== 'set') return
-    const op = last
+    if (last === undefined || last.kind !== 'set' || this.order === null) return
+    const op = updateOf(last)
     const tombs = this.taken.get(node)?.get(w.key) ?? []
-    if (tombs.some((t) => lwwBeats(t, { version: op.version, source_id: node }))) return
+    if (tombs.some((t) => this.beats(t, op))) return
     this.unjustified.push(`${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`)
   }
 
@@ -112,7 +167,12 @@ export class Model {
    */
   restarting(id: string, keeps: 'everything' | 'view' | 'none'): void {
     if (keeps === 'everything') return
+    this.refetching.delete(id)
     const node = this.cluster.node(id)
+    // What it wrote so far is its past: peers give it back.
+    let past = Math.max(this.past.get(id) ?? -Infinity, node.version)
+    for (const g of this.cluster.nodes.values()) past = Math.max(past, g.history.sources.get(id)?.max ?? -Infinity)
+    this.past.set(id, past)
     for (const [at, r] of this.reach) {
       if (!r.has(id)) continue
       r.delete(id)
@@ -165,10 +225,11 @@ export class Model {
     return [...latest.values()].filter((o) => o.kind !== 'withdraw')
   }
 
-  /** The winner of `key`: the value it must hold, or undefined when absent. */
+  /** The winner of `key` under the declared order: the value it must hold, or undefined when absent (or no order is declared). */
   winner(key: string): Op | undefined {
+    if (this.order === null) return undefined
     let best: Op | undefined
-    for (const o of this.live(key)) if (best === undefined || lwwBeats(o, best)) best = o
+    for (const o of this.live(key)) if (best === undefined || this.beats(updateOf(o), updateOf(best))) best = o
     return best?.kind === 'set' ? best : undefined
   }
 
@@ -183,9 +244,10 @@ export class Model {
     return false
   }
 
-  /** Nodes showing a value that a delete they took beats (a deleted value back). */
+  /** Nodes showing a value that a delete they took beats (a deleted value back); none when no order is declared. */
   resurrections(): string[] {
     const bad: string[] = []
+    if (this.order === null) return bad
     for (const [id, byKey] of this.taken) {
       const g = this.cluster.nodes.get(id)
       if (g === undefined) continue
@@ -194,37 +256,70 @@ export class Model {
         if (e === undefined) continue
         // A delete its own source replaced since (with a newer write, or by
         // withdrawing that write) no longer speaks for it.
-        const t = tombs.find((x) => lwwBeats(x, e) && !this.replaced(x))
-        if (t !== undefined) bad.push(`${id} shows ${key}=${JSON.stringify(e.value)}@${e.source_id}:${e.version}, deleted by ${t.source_id}:${t.version}`)
+        const t = tombs.find((x) => this.beats(x, e) && !this.replaced(x))
+        if (t !== undefined) bad.push(`${id} shows ${key}=${JSON.stringify(e.value)} by ${e.source_id}@${e.version}, which its delete by ${t.source_id}@${t.version} beats`)
       }
     }
     return bad
   }
 
-  /** After healing: every node holds the same view and sources, and each key holds its winner. */
+  /**
+   * The paper's invariant, for every ordered pair of nodes (p, q) and every
+   * mapping q holds of its own: p holds it, or a newer one, or its version
+   * is above p's max for q. The exception is the one docs/deletes.md (I1)
+   * makes: a marker at or below a version of q's markers some node
+   * collected (a copy is q's log "minus collected markers"); and a source
+   * p is refetching, which p's digest names from scratch. Unless
+   * `healed`, one more: a mapping from q's past before it restarted without
+   * its state, which came back to q from a peer, may be missing where
+   * what q wrote since carried its max (docs/deletes.md, Restarts: it is
+   * offered on as a gap fill, and the gap closes as the cluster heals).
+   */
+  invariant(healed = false): string[] {
+    const bad: string[] = []
+    for (const p of this.cluster.nodes.values()) {
+      for (const q of this.cluster.nodes.values()) {
+        if (p === q) continue
+        const max = p.history.sources.get(q.id)?.max ?? -Infinity
+        if (max === -Infinity || this.refetching.get(p.id)?.has(q.id) === true) continue
+        for (const u of q.history._mappings()) {
+          if (u.source_id !== q.id || u.version > max) continue
+          const mine = p.history.mapping(q.id, u.key)
+          if (mine !== undefined && mine.version >= u.version) continue
+          if ((u.deleted === true || u.withdrawn === true) && u.version <= (this.collected.get(q.id) ?? -Infinity)) continue
+          if (!healed && u.version <= (this.past.get(q.id) ?? -Infinity)) continue
+          bad.push(`${p.id} lacks ${show(u)}, though its digest names ${q.id} up to ${max}`)
+        }
+      }
+    }
+    return bad
+  }
+
+  /** After healing: every node holds the same view and sources, and each key holds its winner (when an order is declared). */
   disagreements(): string[] {
     const bad: string[] = []
     const nodes = [...this.cluster.nodes.values()]
     const first = nodes[0]
-    const view = JSON.stringify(viewOf(first))
+    const view = viewText(first)
     const keys = new Set(this.keys())
     for (const g of nodes) for (const k of Object.keys(viewOf(g))) keys.add(k)
     for (const g of nodes.slice(1)) {
-      const v = JSON.stringify(viewOf(g))
-      if (v !== view) bad.push(`${g.id} holds ${v}, ${first.id} ${view}`)
+      const v = viewText(g)
+      if (v !== view) bad.push(`${g.id} holds ${v}; ${first.id} holds ${view}`)
     }
     for (const k of keys) {
       const s0 = sourcesOf(first, k)
       for (const g of nodes.slice(1)) {
         const s = sourcesOf(g, k)
-        if (s !== s0) bad.push(`sources(${k}): ${g.id} ${s}, ${first.id} ${s0}`)
+        if (s !== s0) bad.push(`sources(${k}): ${g.id} has ${s}; ${first.id} has ${s0}`)
       }
+      if (this.order === null) continue
       const w = this.winner(k)
       for (const g of nodes) {
         const e = entryOf(g, k)
-        if (w === undefined && e !== undefined) bad.push(`${g.id} holds ${k}=${JSON.stringify(e.value)}@${e.source_id}:${e.version}, the model has it absent`)
+        if (w === undefined && e !== undefined) bad.push(`${g.id} holds ${k}=${JSON.stringify(e.value)} by ${e.source_id}@${e.version}; the greatest write is a delete`)
         else if (w !== undefined && (e === undefined || e.source_id !== w.node || e.version !== w.version)) {
-          bad.push(`${g.id} holds ${k}=${e === undefined ? 'nothing' : `${JSON.stringify(e.value)}@${e.source_id}:${e.version}`}, the model ${JSON.stringify(w.value)}@${w.node}:${w.version}`)
+          bad.push(`${g.id} holds ${k}=${e === undefined ? 'nothing' : `${JSON.stringify(e.value)} by ${e.source_id}@${e.version}`}; the greatest write is ${k}=${JSON.stringify(w.value)} by ${w.node}@${w.version}`)
         }
       }
     }
@@ -232,6 +327,17 @@ export class Model {
   }
 }
 
+function show(u: Update): string {
+  return `${u.deleted === true ? `the delete of ${u.key}` : u.withdrawn === true ? `the withdrawal of ${u.key}` : `${u.key}=${JSON.stringify(u.value)}`} by ${u.source_id}@${u.version}`
+}
+
+// A node's view, readable and comparable: `x=1 by n0@1700000000000001, ...`.
+function viewText(g: Gossip): string {
+  const parts = Object.entries(viewOf(g)).map(([k, [v, source, version]]) => `${k}=${JSON.stringify(v)} by ${source}@${version}`)
+  return parts.length === 0 ? 'nothing' : parts.join(', ')
+}
+
 function sourcesOf(g: Gossip, key: string): string {
-  return JSON.stringify(g.sources(key).map((u) => [u.source_id, u.version, u.value]))
+  const parts = g.sources(key).map((u) => `${JSON.stringify(u.value)} by ${u.source_id}@${u.version}`)
+  return parts.length === 0 ? 'none' : parts.join(', ')
 }
