@@ -11,10 +11,6 @@ export type LogFormat = 'text' | 'json'
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
 
-// The node says most lines without a level: those about what to act on
-// are warnings (a refused or closed peer, a dead member, a twin, a reset).
-const WARN = /^(closing connection|cannot |twin|refusing|dial |member \S+ is dead|reset by|data directory|peer \S+: (refused|invalid|introduces|digests))/
-
 /** Writes log lines of one node. */
 export class Logger {
   constructor(
@@ -24,9 +20,9 @@ export class Logger {
     private readonly write: (s: string) => void = (s) => process.stderr.write(s),
   ) {}
 
-  /** Log `msg` at `level` (default: warn for lines to act on, else info). */
+  /** Log `msg` at `level`: the node says which lines are warnings (default info). */
   readonly line = (msg: string, level?: LogLevel): void => {
-    const l = level ?? (WARN.test(msg) ? 'warn' : 'info')
+    const l = level ?? 'info'
     if (RANK[l] > RANK[this.level]) return
     const time = new Date().toISOString()
     this.write(this.format === 'json' ? `${JSON.stringify({ time, level: l, node: this.id, msg })}\n` : `${time} ${l} [${this.id}] ${msg}\n`)

@@ -11,10 +11,11 @@
  * marker it collected, which every node does alike; a refetch drops only
  * what a fresh copy of the source does not hold.
  */
+import { reportInvalid } from './codes'
 import type { History, SourceLog } from './history'
 import { covers, type IdRange } from './reconcile'
 import { MAX_NOTICES, noticeUpdate } from './shape'
-import type { DigestDone, Security, Snapshot, StaleNotice, Update } from './types'
+import type { DigestDone, LateReport, Security, Snapshot, StaleNotice, Update } from './types'
 
 /** What the delete logic needs of its node. */
 export interface DeletesHost {
@@ -64,7 +65,7 @@ class Link {
   /** Notices told to the peer: source -> [gc, active time]. */
   told: Map<string, [number, number]> | null = null
   /** Values of the peer's answer we refused as late, to tell it: "source\u0000version" -> the pair. */
-  late: Map<string, [string, number]> | null = null
+  late: Map<string, LateReport> | null = null
   /** In the answer being read: the lowest version refused per source (max stays below it). */
   refusing: Map<string, number> | null = null
   /**
@@ -145,7 +146,7 @@ export class Deletes {
   // Our own values peers refused as late, by version, until settled.
   private readonly lateOwn = new Map<number, Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
-  private readonly forward = new Map<string, readonly [string, number]>()
+  private readonly forward = new Map<string, LateReport>()
   // Links whose answer being read holds refusals (a link dropped mid-answer
   // keeps its count: mayAdvance then only looks it up).
   private refusals = 0
@@ -363,12 +364,12 @@ export class Deletes {
     // Owed once per value, however often the peer offers it; bounded.
     const tag = `${u.source_id}\u0000${u.version}`
     const late = (l.late ??= new Map())
-    if (!late.has(tag) && late.size < MAX_FORWARD) late.set(tag, [u.source_id, u.version])
+    if (!late.has(tag) && late.size < MAX_FORWARD) late.set(tag, [u.source_id, u.version, u.key])
     if (!this.reported.has(tag)) {
       if (this.reported.size >= 4096) this.reported.clear()
       this.reported.add(tag)
-      stream.emit(
-        'invalid',
+      reportInvalid(
+        stream,
         u,
         `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.horizon}); its writer is told (see docs/deletes.md)`,
         'late',
@@ -386,8 +387,8 @@ export class Deletes {
     if (u.version > this.horizon && u.version > this.gcOf(this.host.id)) return false
     if (!this.lateOwn.has(u.version)) {
       this.lateOwn.set(u.version, u)
-      stream.emit(
-        'invalid',
+      reportInvalid(
+        stream,
         u,
         `late: version ${u.version} of this node's own past is older than deletes it collected; it is not taken back until settled (see docs/deletes.md, rule 7)`,
         'late',
@@ -515,7 +516,7 @@ export class Deletes {
         const notice: Record<string, unknown> = { digest: true, done: true }
         if (done.stale !== undefined) notice.stale = Object.fromEntries(done.stale)
         if (done.late !== undefined) notice.late = done.late
-        stream.emit('invalid', notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
+        reportInvalid(stream, notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
       } else {
         if (done.late !== undefined) this.lateReports(done.late)
         if (done.stale !== undefined) this.notices(stream, done.stale, heard)
@@ -667,8 +668,8 @@ export class Deletes {
         // since, and nothing a peer says removes a write of ours: the
         // operator must choose.
         if (this.restoredOwn && direct && max < gc) {
-          stream.emit(
-            'invalid',
+          reportInvalid(
+            stream,
             { source_id: id, version: gc },
             `restored-stale: peers collected deletes of this node up to version ${gc}, beyond the state it was restored from; restart it from its newest state, or from nothing (peers hold its writes)`,
             'restored_stale',
@@ -718,12 +719,12 @@ export class Deletes {
 
   // Late reports: our own values go to 'late'; others' are passed on
   // towards their writers while we hold them.
-  private lateReports(late: readonly (readonly [string, number])[]): void {
+  private lateReports(late: readonly LateReport[]): void {
     const history = this.host.history
     const fresh: Update[] = []
     for (const pair of late) {
       const [id, version] = pair
-      const u = history.at(id, version)
+      const u = lateValue(history, pair)
       if (u === undefined || isMarker(u) || !history.isCurrent(u)) continue
       if (id === this.host.id) {
         if (!this.lateOwn.has(version)) {
@@ -768,8 +769,8 @@ export class Deletes {
     if (this.refetches.size > 0) done.withheld = true
     // Under signatures, notices wait for the peer's nonce (its first digest end).
     if (security !== undefined && l.peerNonce === undefined) return
-    const late: [string, number][] = []
-    const fits = (pair: readonly [string, number]): boolean => {
+    const late: LateReport[] = []
+    const fits = (pair: LateReport): boolean => {
       const bytes = JSON.stringify(pair).length + 1
       if (late.length >= MAX_NOTICES || bytes > room) return false
       room -= bytes
@@ -786,10 +787,10 @@ export class Deletes {
     if (this.forward.size > 0) {
       const history = this.host.history
       for (const [tag, pair] of this.forward) {
-        const u = history.at(pair[0], pair[1])
+        const u = lateValue(history, pair)
         // Settled (replaced) by its writer: nothing left to tell.
         if (u === undefined || !history.isCurrent(u)) this.forward.delete(tag)
-        else if (fits(pair)) late.push([pair[0], pair[1]])
+        else if (fits(pair)) late.push(pair)
       }
     }
     let notices: Map<string, StaleNotice> | undefined
@@ -899,7 +900,7 @@ export class Deletes {
 /** The fields of a peer's digest end this module reads (see shape.ts, DoneReading). */
 export interface DoneFields {
   readonly nonce: string | undefined
-  readonly late: readonly (readonly [string, number])[] | undefined
+  readonly late: readonly LateReport[] | undefined
   readonly stale: ReadonlyMap<string, StaleNotice> | undefined
   readonly noticeBy: string | undefined
   readonly noticeSignature: string | undefined
@@ -908,6 +909,17 @@ export interface DoneFields {
   readonly withheld: boolean
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
+}
+
+// The value a late report names: by its key when it says one (a history
+// keeps every current mapping, but indexes by version only what it has
+// not forgotten past max_history).
+function lateValue(history: History, pair: LateReport): Update | undefined {
+  if (pair.length === 3) {
+    const u = history.mapping(pair[0], pair[2])
+    return u !== undefined && u.version === pair[1] ? u : undefined
+  }
+  return history.at(pair[0], pair[1])
 }
 
 // 64 random bits, in hex: a stale notice to a peer signs its latest.

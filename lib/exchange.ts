@@ -18,7 +18,8 @@ import type { SourceLog } from './history'
 import type { PastPeer } from './incarnation'
 import { ALL, cutToBytes, deltas, ordered, type IdRange } from './reconcile'
 import { aheadReason, type FillCursor, type Replica, type Sender } from './replica'
-import { classify, Kind, type DoneReading } from './shape'
+import { reportInvalid } from './codes'
+import { classify, Kind, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
 
 /** What an exchange needs of its node. */
@@ -203,22 +204,29 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     return true
   }
 
+  /**
+   * A transport's limits (see `wire/gate.ts`): sees each message of the
+   * peer as classified, before the exchange acts on it; false drops it.
+   */
+  admit: ((r: Reading) => boolean) | null = null
+
   /** An object the peer wrote: an update, a local write, a digest entry or a digest's end. */
   take(chunk: unknown): void {
     const r = classify(chunk)
+    if (this.admit !== null && !this.admit(r)) return
     switch (r.kind) {
       case Kind.Update:
         this.received++
-        if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
+        if (!this.takes) reportInvalid(this, chunk, 'this stream takes no updates (writable: false)', 'one_way')
         // What our filter keeps out was announced to the peer: drop it.
         else if (this.passes === null || this.passes(r.source_id, r.key)) this.node.replica.take(this, chunk, r)
         break
       case Kind.Local:
         // A peer must never write as this node (it would sign the write),
         // nor through a stream that takes nothing from it.
-        if (!this.takes) this.emit('invalid', chunk, 'this stream takes no updates (writable: false)')
+        if (!this.takes) reportInvalid(this, chunk, 'this stream takes no updates (writable: false)', 'one_way')
         else if (this.acceptsLocalWrites) this.node.writeLocal(this, chunk, r.key, r.value)
-        else this.emit('invalid', chunk, 'local writes ({key, value}) are not accepted on this stream')
+        else reportInvalid(this, chunk, 'local writes ({key, value}) are not accepted on this stream', 'local_write')
         break
       case Kind.Digest:
         this.hear(chunk, r.source_id, r.version)
@@ -227,21 +235,21 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
         this.answer(r)
         break
       default:
-        this.emit('invalid', chunk, r.reason)
+        reportInvalid(this, chunk, r.reason, r.code)
     }
   }
 
   private hear(chunk: unknown, source_id: string, version: number): void {
     const replica = this.node.replica
     if (!replica.clock.accepts(version)) {
-      this.emit('invalid', chunk, aheadReason(version))
+      reportInvalid(this, chunk, aheadReason(version), 'ahead')
       return
     }
     const heard = this.heard
     // An honest digest names at most DIGEST_PART sources (a longer one is
     // sent in parts): more is a flood.
     if (!heard.has(source_id) && heard.size >= MAX_HEARD) {
-      this.emit('invalid', chunk, `digest names more than ${MAX_HEARD} sources`)
+      reportInvalid(this, chunk, `digest names more than ${MAX_HEARD} sources`, 'digest')
       return
     }
     heard.set(source_id, version)

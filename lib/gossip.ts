@@ -11,6 +11,7 @@
  * digest.ts). A stream only carries objects to and from its exchange.
  */
 import { Transform } from 'readable-stream'
+import { reportInvalid } from './codes'
 import { checkStreamOptions, settingsOf, type Settings } from './config'
 import type { Deletes } from './deletes'
 import { Exchange, type ExchangeNode } from './exchange'
@@ -37,8 +38,8 @@ import type {
 
 /**
  * One peer's stream of a node: write what the peer sends into it, pipe what
- * it reads out to the peer. Events: `'invalid'` `(object, reason)` for each
- * object written to it that was refused; `'sync'` once it holds what the
+ * it reads out to the peer. Events: `'invalid'` `(object, reason, code)`
+ * for each object written to it that was refused (see `codes.ts`); `'sync'` once it holds what the
  * peer does.
  */
 export class PeerStream extends Transform {
@@ -139,7 +140,7 @@ export class PeerStream extends Transform {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override write(chunk: any, encoding?: any, callback?: any): boolean {
     if (chunk === null) {
-      this.emit('invalid', chunk, 'not an update or a digest object')
+      reportInvalid(this, chunk, 'not an update or a digest object', 'shape')
       const cb = typeof encoding === 'function' ? encoding : callback
       if (typeof cb === 'function') queueMicrotask(cb)
       return true
@@ -248,7 +249,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
         : new FlowControl(
             settings.flow,
             (key, value) => replica.local(key, value),
-            (key, value, err) => this.emit('invalid', { key, value }, `resolve threw: ${(err as Error)?.message}`),
+            (key, value, err) => reportInvalid(this, { key, value }, `resolve threw: ${(err as Error)?.message}`, 'node_error'),
           )
   }
 
@@ -481,7 +482,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
   writeLocal(ex: Exchange, chunk: unknown, key: string, value: unknown): void {
     const problem = admitValue(value, true)
     if (problem !== null) {
-      ex.emit('invalid', chunk, `value ${problem}`)
+      reportInvalid(ex, chunk, `value ${problem}`, 'value')
       return
     }
     const held = admitted.value
@@ -489,7 +490,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
       if (this.flow !== null) this.flow.write(key, held)
       else this.replica.local(key, held)
     } catch (err) {
-      ex.emit('invalid', chunk, `resolve threw: ${(err as Error)?.message}`)
+      reportInvalid(ex, chunk, `resolve threw: ${(err as Error)?.message}`, 'node_error')
     }
   }
 }

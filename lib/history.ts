@@ -285,21 +285,29 @@ export class History extends EventEmitter {
    * newer than the one held) and, in a history that keeps the resolved view,
    * as the key's resolved entry, without asking `resolve`; emit `'update'`.
    * Returns the stored update. Keys and source ids that are finite numbers
-   * mean their string form.
+   * mean their string form, which the history holds; a history of its own
+   * (not a node's) emits `'update'` with the values as they were given, as
+   * the original did (`write(0, 0, 0, 0)` emits key 0, not "0"). A node's
+   * history emits what it holds: its stores persist that.
    * @throws TypeError, in a node's history (see HistoryOptions.checked),
    * for what a peer's update would be refused for, naming it.
    */
   write(key: string | number, value: unknown, source_id: string | number, version: number): Update {
     const update = { key: String(key), value, source_id: String(source_id), version }
-    return this.record(this.checked ? checkedUpdate(update, 'history.write') : update)
+    if (this.checked) return this.record(checkedUpdate(update, 'history.write'))
+    const given = typeof key === 'string' && typeof source_id === 'string' ? update : ({ key, value, source_id, version } as unknown as Update)
+    return this.record(update, given)
   }
 
-  /** {@link write} for an update object the caller built and will not mutate. */
-  record(update: Update): Update {
+  /**
+   * {@link write} for an update object the caller built and will not
+   * mutate; `said` is what `'update'` carries (default: the update).
+   */
+  record(update: Update, said: Update = update): Update {
     const slot = this.slots.get(update.key)
     const previous = mappingOf(slot, update.source_id)
     if (previous !== undefined && previous.version >= update.version) return previous
-    this._put(update, slot, previous, this.source(update.source_id), update)
+    this._put(update, slot, previous, this.source(update.source_id), update, true, said)
     return update
   }
 
@@ -308,7 +316,7 @@ export class History extends EventEmitter {
    * place of `previous` (its source's older mapping, found in `slot`, the
    * key's slot as looked up by the caller), and `entry` the key's resolved
    * entry (`update`, the entry it had, another current mapping of the key,
-   * or none). Emits `'update'`. Clears `_memoKey`.
+   * or none). Emits `'update'` with `said` (see {@link write}). Clears `_memoKey`.
    */
   _put(
     update: Update,
@@ -317,6 +325,7 @@ export class History extends EventEmitter {
     log: SourceLog,
     entry: Update | undefined,
     advance = true,
+    said: Update = update,
   ): void {
     this._memoKey = null
     this._writes++
@@ -365,7 +374,7 @@ export class History extends EventEmitter {
         else if (this.fifo.length - this.fifoHead > 2 * this.length + 1024) this.trimFifo()
       }
     }
-    if (this.listenerCount('update') > 0) this.emit('update', update, entry === update)
+    if (this.listenerCount('update') > 0) this.emit('update', said, entry === update)
   }
 
   /**

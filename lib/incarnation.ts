@@ -7,6 +7,7 @@
  * live node writing as it (a twin), whose claims are then ignored.
  */
 import { Clock } from './clock'
+import { reportInvalid } from './codes'
 import type { History } from './history'
 import type { Snapshot, Update } from './types'
 
@@ -259,7 +260,7 @@ export class Incarnation {
     const message =
       `another live node writes as "${this.host.id}" (or a peer keeps claiming it does): ` +
       `its versions passed ours ${Clock.TWIN_LIMIT} times; give each node its own id`
-    peer.emit('invalid', { source_id: this.host.id, version }, message)
+    reportInvalid(peer, { source_id: this.host.id, version }, message, 'twin_writes')
   }
 
   // Issue again, above the clock, every write of this life at or below

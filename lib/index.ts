@@ -21,6 +21,8 @@ export type { HistoryOptions } from './history'
 export type { FlowControl } from './flow'
 export { Clock } from './clock'
 export { MAX_VERSION, RECORD_KEY } from './shape'
+export { INVALID_CODES } from './codes'
+export type { InvalidCode } from './codes'
 export * as resolution from './resolution'
 export * as counter from './counter'
 export { Membership, PhiAccrual, MEMBER_PREFIX, HEARTBEAT_PREFIX, isMembershipKey } from './membership'
@@ -57,6 +59,7 @@ export type {
   Security,
   Snapshot,
   StaleNotice,
+  LateReport,
   StateStore,
   StreamOptions,
   Update,

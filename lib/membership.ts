@@ -21,6 +21,7 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'events'
+import { reportInvalid } from './codes'
 import type { Gossip } from './gossip'
 import type { Update } from './types'
 import { MAX_ID_LENGTH, jsonProblem } from './value'
@@ -276,8 +277,9 @@ function positive(name: string, v: unknown): number {
  *   (`deleted` true); or evicted early, keys kept (`deleted` false), when
  *   more than `maxMembers` are tracked. A newer heartbeat makes it a member
  *   again;
- * - `'invalid'` `(id, reason)`: a record or heartbeat of `id` that was refused,
- *   or a member past `maxMembers`.
+ * - `'invalid'` `(id, reason, code)`: a record or heartbeat of `id` that was
+ *   refused (`member_record`), a member past `maxMembers` (`members_full`),
+ *   or a write or listener that failed (`node_error`).
  *
  * ```ts
  * const m = new Membership(gossip, { address: '127.0.0.1:7001', interval: 1000 })
@@ -353,7 +355,7 @@ export class Membership extends EventEmitter {
       try {
         this.heard(u)
       } catch (err) {
-        this.emit('invalid', u.source_id, `membership failed on ${u.key}: ${(err as Error)?.message}`)
+        reportInvalid(this, u.source_id, `membership failed on ${u.key}: ${(err as Error)?.message}`, 'node_error')
       }
     }
     gossip.history.on('update', this.listener)
@@ -438,7 +440,7 @@ export class Membership extends EventEmitter {
     try {
       this.gossip.set(key, value)
     } catch (err) {
-      this.emit('invalid', this.id, `writing ${key} failed: ${(err as Error)?.message}`)
+      reportInvalid(this, this.id, `writing ${key} failed: ${(err as Error)?.message}`, 'node_error')
     }
   }
 
@@ -484,7 +486,7 @@ export class Membership extends EventEmitter {
       try {
         this.gossip.delete(key)
       } catch (err) {
-        this.emit('invalid', id, `deleting ${key} failed: ${(err as Error)?.message}`)
+        reportInvalid(this, id, `deleting ${key} failed: ${(err as Error)?.message}`, 'node_error')
       }
     }
   }
@@ -576,7 +578,7 @@ export class Membership extends EventEmitter {
   private heardBeat(id: string, u: Update): void {
     const n = u.value
     if (!(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) {
-      this.emit('invalid', id, 'heartbeat is not a non-negative integer')
+      reportInvalid(this, id, 'heartbeat is not a non-negative integer', 'member_record')
       return
     }
     let m = this.tracked.get(id)
@@ -608,7 +610,7 @@ export class Membership extends EventEmitter {
   private heardRecord(id: string, u: Update): void {
     const record = readRecord(u.value, this.maxMetaLength)
     if (typeof record === 'string') {
-      this.emit('invalid', id, record)
+      reportInvalid(this, id, record, 'member_record')
       return
     }
     let m = this.tracked.get(id)
@@ -635,7 +637,7 @@ export class Membership extends EventEmitter {
       let oldest: Tracked | undefined
       for (const m of this.tracked.values()) if (m.status === 'dead' && (oldest === undefined || m.since < oldest.since)) oldest = m
       if (oldest === undefined) {
-        this.emit('invalid', id, `not tracked: already ${this.tracked.size} members, all live (maxMembers)`)
+        reportInvalid(this, id, `not tracked: already ${this.tracked.size} members, all live (maxMembers)`, 'members_full')
         return undefined
       }
       this.collect(oldest, now, false)

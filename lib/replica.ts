@@ -7,6 +7,7 @@
  * stream: what it needs of the peer an update came from is `Sender`.
  */
 import { Clock } from './clock'
+import { reportInvalid } from './codes'
 import { Deletes, type DeletesHost, type StreamLike } from './deletes'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { Incarnation, type PastPeer } from './incarnation'
@@ -282,7 +283,7 @@ export class Replica {
     try {
       this.local(key, value)
     } catch (err) {
-      this.host.emit('invalid', { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`)
+      reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
     }
   }
 
@@ -302,14 +303,14 @@ export class Replica {
     const history = this.history
     const clock = this.clock
     if (!clock.accepts(version)) {
-      from.emit('invalid', chunk, aheadReason(version))
+      reportInvalid(from, chunk, aheadReason(version), 'ahead')
       return
     }
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
     const problem = marker ? null : admitValue(fields.value, false)
     if (problem !== null) {
-      from.emit('invalid', chunk, `value ${problem}`)
+      reportInvalid(from, chunk, `value ${problem}`, 'value')
       return
     }
     const value = marker ? null : admitted.value
@@ -318,7 +319,7 @@ export class Replica {
     if (this.mtuBytes !== Infinity && !marker) {
       const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
       if (big !== null) {
-        from.emit('invalid', chunk, big)
+        reportInvalid(from, chunk, big, 'too_big')
         return
       }
     }
@@ -327,7 +328,7 @@ export class Replica {
     if (this.security !== undefined) {
       signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
       if (signature === undefined) {
-        from.emit('invalid', chunk, `signature of ${source_id} missing or invalid`)
+        reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
         return
       }
     }
@@ -397,7 +398,7 @@ export class Replica {
       // Unrecorded: the rest of this source in this answer stays below its
       // max, so that the next exchange brings it again.
       else deletes.holdBack(from, source_id, version)
-      from.emit('invalid', chunk, `${stage} threw: ${(err as Error)?.message}`)
+      reportInvalid(from, chunk, `${stage} threw: ${(err as Error)?.message}`, 'node_error')
     }
   }
 
@@ -515,7 +516,7 @@ export class Replica {
       try {
         fn.call(this.host.context, key, now, how)
       } catch (err) {
-        this.host.emit('invalid', { key }, `a 'change' listener threw: ${(err as Error)?.message}`)
+        reportInvalid(this.host, { key }, `a 'change' listener threw: ${(err as Error)?.message}`, 'node_error')
       }
     }
   }

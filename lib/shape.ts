@@ -7,7 +7,8 @@
  * is shared between calls.
  */
 
-import type { Filter, StaleNotice, Update } from './types'
+import type { InvalidCode } from './codes'
+import type { Filter, LateReport, StaleNotice, Update } from './types'
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH, admitValue, admitted } from './value'
 
 /** The kinds of object a gossip stream accepts. */
@@ -60,7 +61,7 @@ export interface DoneReading {
   /** Stale notices, checked (see DigestDone.stale). */
   readonly stale: Map<string, StaleNotice> | undefined
   /** Values refused as late (see DigestDone.late). */
-  readonly late: (readonly [string, number])[] | undefined
+  readonly late: LateReport[] | undefined
   /** With `stale` or `late` under signatures: who signed them, the signature and the nonce. */
   readonly noticeBy: string | undefined
   readonly noticeSignature: string | undefined
@@ -87,10 +88,10 @@ export type Reading =
   | { readonly kind: Kind.Local; readonly key: string; readonly value: unknown }
   | { readonly kind: Kind.Digest; readonly source_id: string; readonly version: number }
   | DoneReading
-  | { readonly kind: Kind.Invalid; readonly reason: string }
+  | { readonly kind: Kind.Invalid; readonly reason: string; readonly code: InvalidCode }
 
-function refuse(reason: string): Reading {
-  return { kind: Kind.Invalid, reason }
+function refuse(code: InvalidCode, reason: string): Reading {
+  return { kind: Kind.Invalid, reason, code }
 }
 
 /**
@@ -154,12 +155,12 @@ const wellFormed: (s: string) => boolean =
  */
 export function classify(o: unknown): Reading {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-    return refuse('not an update or a digest object')
+    return refuse('shape', 'not an update or a digest object')
   }
   try {
     return classifyObject(o as Record<string, unknown>)
   } catch {
-    return refuse('object could not be read')
+    return refuse('shape', 'object could not be read')
   }
 }
 
@@ -169,14 +170,14 @@ function done(o: Record<string, unknown>): Reading {
   const after = o.after
   const through = o.through
   if ((after !== undefined && typeof after !== 'string') || (through !== undefined && typeof through !== 'string')) {
-    return refuse('after and through must be source ids')
+    return refuse('digest', 'after and through must be source ids')
   }
   const horizon = o.horizon
   const behind = o.behind
   const filter = o.filter
   if (filter !== undefined) {
     const bad = filterProblem(filter)
-    if (bad !== null) return refuse(bad)
+    if (bad !== null) return refuse('digest', bad)
   }
   return {
     kind: Kind.Done,
@@ -227,7 +228,7 @@ export function noticeUpdate(
   by: string,
   nonce: string,
   stale: ReadonlyMap<string, StaleNotice> | undefined,
-  late: readonly (readonly [string, number])[] | undefined,
+  late: readonly LateReport[] | undefined,
 ): Update {
   const notices =
     stale === undefined
@@ -260,15 +261,17 @@ function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   return out.size === 0 ? undefined : out
 }
 
-// Late reports: [source, version] pairs, bounded; anything else left out.
-function lateOf(l: unknown): (readonly [string, number])[] | undefined {
+// Late reports: [source, version, key] (or, from earlier releases, [source, version]), bounded; anything else left out.
+function lateOf(l: unknown): LateReport[] | undefined {
   if (!Array.isArray(l)) return undefined
-  const out: (readonly [string, number])[] = []
+  const out: LateReport[] = []
   for (let i = 0; i < l.length && out.length < MAX_NOTICES; i++) {
     const p: unknown = l[i]
-    if (!Array.isArray(p) || p.length !== 2) continue
-    const [id, v] = p as unknown[]
-    if (badName('source_id', id) === null && isVersion(v)) out.push([id as string, v])
+    if (!Array.isArray(p) || (p.length !== 2 && p.length !== 3)) continue
+    const [id, v, key] = p as unknown[]
+    if (badName('source_id', id) !== null || !isVersion(v)) continue
+    if (p.length === 2) out.push([id as string, v])
+    else if (badName('key', key) === null) out.push([id as string, v, key as string])
   }
   return out.length === 0 ? undefined : out
 }
@@ -280,35 +283,35 @@ function classifyObject(o: Record<string, unknown>): Reading {
     let source_id = o.source_id
     if (source_id === undefined) source_id = o.id
     const bad = badName('source_id', source_id)
-    if (bad !== null) return refuse(bad)
+    if (bad !== null) return refuse('source_id', bad)
     const version = o.version
-    if (!isVersion(version)) return refuse('digest version must be an integer from 0 to MAX_VERSION')
+    if (!isVersion(version)) return refuse('digest', 'digest version must be an integer from 0 to MAX_VERSION')
     return { kind: Kind.Digest, source_id: source_id as string, version: version + 0 } // -0 is 0
   }
-  if (digest !== undefined && digest !== false) return refuse('digest must be true')
+  if (digest !== undefined && digest !== false) return refuse('shape', 'digest must be true')
 
   let key = o.key
   if (typeof key === 'number') key = keyOf(key)
   const badKey = badName('key', key)
-  if (badKey !== null) return refuse(badKey)
+  if (badKey !== null) return refuse('key', badKey)
   const value = o.value
-  if (value === undefined) return refuse('value is missing')
+  if (value === undefined) return refuse('value', 'value is missing')
   const source_id = o.source_id
   const version = o.version
   const deleted = o.deleted
   const withdrawn = o.withdrawn
-  if (deleted !== undefined && deleted !== true && deleted !== false) return refuse('deleted must be true')
-  if (withdrawn !== undefined && withdrawn !== true && withdrawn !== false) return refuse('withdrawn must be true')
-  if (deleted === true && withdrawn === true) return refuse('an update is a delete or a withdrawal, not both')
+  if (deleted !== undefined && deleted !== true && deleted !== false) return refuse('shape', 'deleted must be true')
+  if (withdrawn !== undefined && withdrawn !== true && withdrawn !== false) return refuse('shape', 'withdrawn must be true')
+  if (deleted === true && withdrawn === true) return refuse('shape', 'an update is a delete or a withdrawal, not both')
   if (source_id === undefined && version === undefined) {
     // A local delete comes through gossip.delete(key), not a stream.
     return deleted === true || withdrawn === true
-      ? refuse('a local write cannot be a delete or a withdrawal')
+      ? refuse('shape', 'a local write cannot be a delete or a withdrawal')
       : { kind: Kind.Local, key: key as string, value }
   }
   const badSource = badName('source_id', source_id)
-  if (badSource !== null) return refuse(badSource)
-  if (!isVersion(version)) return refuse('version must be an integer from 0 to MAX_VERSION')
+  if (badSource !== null) return refuse('source_id', badSource)
+  if (!isVersion(version)) return refuse('version', 'version must be an integer from 0 to MAX_VERSION')
   return {
     kind: Kind.Update,
     key: key as string,

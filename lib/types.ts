@@ -1,4 +1,11 @@
 /**
+ * A value refused as late (docs/deletes.md, rule 5): `[source, version,
+ * key]`. The key lets its writer find it whatever its history still
+ * indexes; peers of earlier releases send `[source, version]`.
+ */
+export type LateReport = readonly [string, number] | readonly [string, number, string]
+
+/**
  * The four shapes of object a gossip stream reads and writes, and the
  * configuration a node is built from.
  *
@@ -87,8 +94,8 @@ export interface DigestDone {
    * receiver refetches each (see docs/deletes.md, rule 6).
    */
   readonly stale?: Readonly<Record<string, StaleNotice>>
-  /** Values the sender refused as late, `[source, version]` pairs (see docs/deletes.md, rule 5). */
-  readonly late?: readonly (readonly [string, number])[]
+  /** Values the sender refused as late, `[source, version, key]` (see {@link LateReport}, docs/deletes.md, rule 5). */
+  readonly late?: readonly LateReport[]
   /** Under `config.security`, with `stale` or `late`: the member whose key signs them. */
   readonly notice_by?: string
   /** Under `config.security`, with `stale` or `late`: their signature, with `notice_nonce`, by `notice_by`. */

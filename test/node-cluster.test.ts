@@ -11,7 +11,7 @@ import { base } from '../lib'
 import { startNode } from '../lib/node'
 import type { NodeOptions, ScuttleNode } from '../lib/node'
 import { _digestPart } from '../lib/digest'
-import { badCluster, invalidReason } from '../lib/node/tcp'
+import { badCluster } from '../lib/node/tcp'
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms
@@ -61,22 +61,6 @@ describe('node: cluster, membership and metrics (in process)', function () {
     assert.strictEqual(badCluster(7), 'it is not a string')
     assert.strictEqual(badCluster('c'.repeat(129)), 'it is longer than 128 characters')
     assert.strictEqual(badCluster('blue'), null)
-    const kinds: [string, string][] = [
-      ['not JSON', 'not_json'],
-      ['line longer than 10 bytes', 'line_too_long'],
-      ['signature of a missing or invalid', 'signature'],
-      ['local writes ({key, value}) are not accepted on this stream', 'local_write'],
-      ['digest names more than 4096 sources', 'digest'],
-      ['frame of 9 bytes, over the limit of 8', 'frame'],
-      ['flooding: more than 5 updates without a digest', 'flood'],
-      ['resolve threw: x', 'node_error'],
-      ['version must be an integer from 0 to MAX_VERSION', 'version'],
-      ['value is missing', 'value'],
-      ['key must be a string or a finite number', 'key'],
-      ['source_id must be a string', 'source_id'],
-      ['something else', 'other'],
-    ]
-    for (const [reason, kind] of kinds) assert.strictEqual(invalidReason(reason), kind, reason)
     // Metrics on a port in use: the node does not start, and closes what it opened.
     const holder = net.createServer()
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r))

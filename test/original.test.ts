@@ -132,8 +132,17 @@ describe("the original's tests, ported", () => {
     const seen: Update[] = []
     hist.on('update', (u: Update) => seen.push(u))
     hist.write(0, 0, 0, 0)
-    // Keys and source ids that are numbers mean their string form.
-    assert.deepStrictEqual(seen, [{ key: '0', value: 0, source_id: '0', version: 0 }])
+    // As the original: the event carries what was written, types and all.
+    assert.deepStrictEqual(seen, [{ key: 0, value: 0, source_id: 0, version: 0 }])
+    // The history holds their string form (keys of an object, as state's).
+    assert.deepStrictEqual(hist.news('0', -Infinity), [{ key: '0', value: 0, source_id: '0', version: 0 }])
+    assert.strictEqual(hist.get('0')[0]?.key, '0')
+    // A node's history emits what it holds: its stores persist that.
+    const g = new Gossip('a', { resolve: lww })
+    const held: Update[] = []
+    g.history.on('update', (u: Update) => held.push(u))
+    g.history.write(7, 1, 'x', 5)
+    assert.deepStrictEqual(held, [{ key: '7', value: 1, source_id: 'x', version: 5 }])
   })
 
   it('gossip: local and peer updates come out to a digest that asks for everything', async () => {

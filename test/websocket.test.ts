@@ -97,6 +97,39 @@ describe('WebSocket', function () {
     assert.strictEqual(m.connections, 2)
   })
 
+  it("joinNode puts a node's limits on the node: one that floods updates is closed (code flood), then joined again", async () => {
+    // A hostile "node": an old hello (no nonce: the session opens at once), then updates and never a digest.
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+    await new Promise((r) => server.once('listening', r))
+    let connections = 0
+    server.on('connection', (ws) => {
+      connections++
+      ws.on('error', () => undefined)
+      const lines = ['{"hello":"simple-scuttle","id":"evil","codecs":["ndjson"]}']
+      for (let i = 0; i < 50; i++) lines.push(JSON.stringify({ key: `k${i}`, value: i, source_id: 'evil', version: i + 1 }))
+      ws.send(Buffer.from(`${lines.join('\n')}\n`))
+    })
+    const page = new Gossip('page', { resolve })
+    const said: string[] = []
+    const m = joinNode(page, `ws://127.0.0.1:${(server.address() as { port: number }).port}`, {
+      interval: 1000,
+      floodLimit: 20,
+      backoff: { min: 20, max: 50 },
+      log: (l) => said.push(l),
+      WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike,
+    })
+    members.push(m)
+    try {
+      await until(() => connections >= 2, 5000, 'the member to close the flood and join again')
+      assert.ok(said.some((l) => /^closing ws:.*: flooding: more than 20 updates without a digest \[flood\]$/.test(l)), said.join('\n'))
+      assert.strictEqual(page.history.sources.get('evil')?.max, 20, 'the 20 updates within the limit were taken, none after')
+    } finally {
+      m.close()
+      for (const c of server.clients) c.terminate()
+      await new Promise((r) => server.close(r))
+    }
+  })
+
   it('gossipOver: two Gossips over a plain WebSocket, either format', async () => {
     for (const format of ['binary', 'ndjson'] as const) {
       const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })

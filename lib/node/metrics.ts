@@ -99,7 +99,16 @@ export function registry(node: MetricsSource): Prom.Registry {
       this.set(node.ready() ? 1 : 0)
     },
   })
-  total('scuttle_connections_closed_total', 'Connections this node closed with a logged reason', (s) => s.closed)
+  new Counter({
+    name: 'scuttle_connections_closed_total',
+    help: 'Connections this node closed, by code (a refusal, an invalid input, stalled, transport, evicted, ...)',
+    labelNames: ['code'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [code, n] of Object.entries(node.stats().closedBy)) this.inc({ code }, n)
+    },
+  })
   new Counter({
     name: 'scuttle_invalid_total',
     help: 'Invalid inputs from peers, by code (not_json, frame, signature, ahead, member, ...)',

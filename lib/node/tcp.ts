@@ -12,297 +12,54 @@
  * `stallTimeout` ms. Everything buffered per connection is bounded, so one
  * bad peer costs the others nothing but a share of the CPU.
  *
+ * The node composes its parts: where peers come in (listener.ts), who
+ * gets a slot (admission.ts), one connection per peer (connection.ts, on
+ * a session), the twin rule (twins.ts), its data directory
+ * (durability.ts), and dialing (dialer.ts).
+ *
  * @packageDocumentation
  */
-import * as fs from 'fs'
-import * as http from 'http'
-import * as net from 'net'
+import type * as net from 'net'
 import { EventEmitter } from 'events'
-import { Transform, type Duplex } from 'readable-stream'
+import type { Duplex } from 'readable-stream'
 import type * as WS from 'ws'
+import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
-import { Clock } from '../clock'
-import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
-import { Store, type StoreOptions } from './store'
-import { barrier } from '../barrier'
-import type { Config, Resolve, Security, Update } from '../types'
+import { Membership, type Member, type MembershipOptions } from '../membership'
+import type { Config, Update } from '../types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
+import { limitsFor, type Limits } from '../wire/gate'
 import { checkCodecs } from '../wire/handshake'
-import { badCluster, CONTROL, Session, SessionError, type HelloAuth, type InputCode, type PeerHello, type RefusalCode } from '../wire/session'
+import { badCluster, CONTROL, Session, SessionError, type SessionOptions } from '../wire/session'
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
-import { randomNonce } from './security'
+import { Admission } from './admission'
+import { Connection, type ConnectionHost } from './connection'
 import { Dialer } from './dialer'
-import { loadPeer } from './peer'
+import { Durability, StoreFailedError } from './durability'
+import { Listener } from './listener'
 import { serveMetrics, type MetricsServer } from './metrics'
-import type { Address, NodeStats, PeerInfo } from './types'
+import { DEFAULT_CLUSTER, hostPort, type NodeOptions } from './options'
+import { loadPeer } from './peer'
+import { randomNonce } from './security'
+import { Store } from './store'
+import { Twins, type TwinReport } from './twins'
+import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 
-export type { Address, NodeStats, PeerInfo }
-export { badCluster }
-
-/** The port `simple-scuttle node` listens on unless told otherwise (its admin endpoint: {@link DEFAULT_ADMIN_PORT}). */
-export const DEFAULT_PORT = 7946
-/** The port of the admin endpoint (`--admin`) unless told otherwise. */
-export const DEFAULT_ADMIN_PORT = 7947
-
-/** Options of {@link startNode}. */
-export interface NodeOptions {
-  /** This node's source id. */
-  id: string
-  /** Where to accept peers. Default 127.0.0.1, port 0 (any free port; the command's default is {@link DEFAULT_PORT}). */
-  listen?: Partial<Address>
-  /** Peers to dial, and redial with backoff while they are away. */
-  connect?: Address[]
-  /** Data directory for durable state; none keeps state in memory only. */
-  data?: string
-  /** Store options for `data`. */
-  store?: StoreOptions
-  /** Milliseconds between exchanges with one random connected peer. Default 1000. */
-  interval?: number
-  /** Deltas per exchange. Default `base.config.mtu`. */
-  mtu?: number
-  /** Further gossip configuration (`max_history`, `order`, ...). */
-  config?: Partial<Config>
-  /** Resolution policy (or `config.resolve`). Required: there is no safe default (see `base.resolution`). */
-  resolve?: Resolve
-  /** Signed updates; see `ed25519`. */
-  security?: Security
-  /**
-   * What to do with this node's writes that peers refuse as late (made
-   * before deletes they collected, while this node heard from none of them;
-   * see docs/deletes.md, rule 7): `'keep'` writes them again, `'drop'`
-   * withdraws them. Unset: the node's `'late'` event is left to the caller.
-   */
-  late?: 'keep' | 'drop'
-  /** Where log lines go, one line each. Default: stderr, each line prefixed with `[ID] `. */
-  log?: (line: string) => void
-  /** Longest NDJSON line accepted from a peer. Default 1 MiB. */
-  maxLineLength?: number
-  /** Longest binary frame accepted from a peer, in bytes. Default MAX_FRAME_LENGTH (4 MiB). */
-  maxFrameLength?: number
-  /**
-   * Wire formats this node speaks, preferred first: it writes the first of
-   * these that the peer's hello lists. Default `['binary', 'ndjson']`;
-   * `['ndjson']` keeps every connection readable by people.
-   */
-  codecs?: Format[]
-  /**
-   * Also accept peers over WebSocket here (browsers: see `joinNode`). Off
-   * by default; `{}` is 127.0.0.1 on any free port.
-   */
-  ws?: Partial<Address>
-  /** Invalid objects tolerated from one peer before it is disconnected. Default 0. */
-  maxInvalid?: number
-  /** Updates accepted in a row from a peer before a digest must end them. Default max(1000, 10 × mtu). */
-  floodLimit?: number
-  /**
-   * A peer that has not read what we sent for this long, or has not said
-   * hello, is disconnected. Default max(10 s, 10 × interval).
-   */
-  stallTimeout?: number
-  /**
-   * Most connections at once, in and out; a new one past it is refused.
-   * Default 64.
-   */
-  maxConnections?: number
-  /**
-   * Digests (questions or replies) answered per second for one peer, on
-   * average; past it a peer's digests are dropped unanswered, so no peer can
-   * make this node send more than its share. Default max(4, 4 per interval).
-   */
-  digestRate?: number
-  /** First and longest redial delay, ms. Default 100 and 5000. */
-  backoff?: { min?: number; max?: number }
-  /** Random numbers in [0, 1), for peer choice and jitter. Default Math.random. */
-  random?: () => number
-  /**
-   * The cluster's name, said in the hello: a peer of another cluster is
-   * refused. At most 128 characters, no control characters. Default
-   * `"default"`.
-   */
-  cluster?: string
-  /**
-   * Membership and failure detection (see {@link Membership}): `true`, or
-   * its options. The node advertises its listening address (or
-   * `membership.address`) and heartbeats every `interval` unless told
-   * otherwise. Default off: its keys (`member/…`, `heartbeat/…`) would
-   * appear in the state of a program that did not ask for them.
-   */
-  membership?: boolean | MembershipOptions
-  /** Serve Prometheus metrics over HTTP here (`GET /metrics`). Default: none. */
-  metrics?: Partial<Address>
-  /**
-   * Hello proofs (`helloAuth`): every peer must prove its id with its key,
-   * and a peer without one is refused. `simple-scuttle node --keys` sets it.
-   */
-  auth?: HelloAuth
-  /**
-   * Origins a browser's WebSocket may come from (its `Origin` header, as
-   * `https://host:port`), besides the node's own host. Clients that send no
-   * Origin (not browsers) are not asked. Default: none besides the own host.
-   */
-  wsOrigins?: string[]
-  /**
-   * New members (records `member/<id>` of an id not yet held) one peer may
-   * introduce per interval, besides itself; the rest wait for a later
-   * exchange. Bounds how fast one peer can fill `maxMembers`. Default 8.
-   */
-  memberRate?: number
-  /** The address said in this node's hello (where a twin is told its elder is). Default: the listening address. */
-  advertise?: string
-}
-
-
-/** The cluster of a node, or of a hello, that names none. */
-export const DEFAULT_CLUSTER = 'default'
+export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }
+export { badCluster, CONTROL, StoreFailedError }
+export { DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, DEFAULT_PORT, parseAddress } from './options'
 
 const WS_FEATURE = 'A node with WebSockets (the ws option, --ws)'
 const METRICS_FEATURE = 'A node with metrics (the metrics option, --metrics)'
-
-/**
- * The code under which an input the gossip stream or the codec refused is
- * counted and logged. The stream says why in text (the core's reasons);
- * this reads the update itself where it can (a version too far ahead) and
- * the reason's kind otherwise.
- */
-export function invalidReason(reason: string, what?: unknown, code?: string): InputCode {
-  // The core's own codes, where it gives one (see Gossip's 'invalid').
-  if (code === 'late' || code === 'notice_unsigned' || code === 'restored_stale') return code
-  const v = (what as { version?: unknown } | null)?.version
-  if (typeof v === 'number' && typeof (what as { source_id?: unknown }).source_id === 'string' && v > Clock.now() + Clock.AHEAD) return 'ahead'
-  if (/not JSON|not valid UTF-8|UTF-8/.test(reason)) return 'not_json'
-  if (/line longer/.test(reason)) return 'line_too_long'
-  if (/frame|opcode|malformed|cut at the end/.test(reason)) return 'frame'
-  if (/signature/.test(reason)) return 'signature'
-  if (/local writes/.test(reason)) return 'local_write'
-  if (/flood/.test(reason)) return 'flood'
-  if (/digest/.test(reason)) return 'digest'
-  if (/threw|failed/.test(reason)) return 'node_error'
-  if (/version|clock|hour/.test(reason)) return 'version'
-  if (/value/.test(reason)) return 'value'
-  if (/key/.test(reason)) return 'key'
-  if (/source_id|\bid\b/.test(reason)) return 'source_id'
-  return 'other'
-}
-
-/** One connection to a peer. */
-class Connection {
-  invalid = 0
-  /** The twin report of its stream was logged (see ScuttleNode.invalid). */
-  twinSaid = false
-  /** A version too far ahead from it was logged (see ScuttleNode.invalid). */
-  aheadSaid = false
-  /** A value refused as late from it was logged (see ScuttleNode.invalid). */
-  lateSaid = false
-  // Updates since the peer's last digest end.
-  run = 0
-  // Our questions this peer has not answered (a digest marked reply answers),
-  // whether it ever answered one, and when it last did.
-  unanswered = 0
-  answered = false
-  answeredAt = 0
-  // Digest budget (a token bucket), whether the digest coming in is being
-  // dropped, and how many were.
-  tokens: number
-  refilled = Date.now()
-  dropping = false
-  inDigest = false
-  dropped = 0
-  // Digests dropped since one was answered.
-  droppedRun = 0
-  // New members this peer may still introduce (a token bucket), and the
-  // sources whose updates wait for a later exchange in this message.
-  memberTokens: number
-  memberRefilled = Date.now()
-  held = new Set<string>()
-  // A new member it introduced waited (said once per connection).
-  memberSaid = false
-  // Its last whole digest named no source, though this node holds some.
-  claimsNothing = false
-  // Updates other than heartbeats moved either way since the peer's last
-  // reply, and at the reply before (see quiet).
-  moved = 0
-  quiet = false
-  // When our output to this peer last made progress, or started waiting.
-  stalledSince = -1
-  closed = false
-  // Entries of the digest coming in, and of the one going out.
-  entriesIn = 0
-  entriesOut = 0
-  // The version of our own id this peer named in its digest (-Infinity:
-  // none yet), while its digest comes in and once it ended; and whether
-  // one ended at all.
-  ownNamed = -Infinity
-  ownHeld = -Infinity
-  digested = false
-  // Transport bytes already counted in the node's stats.
-  countedIn = 0
-  countedOut = 0
-  readonly opened = Date.now()
-  session!: Session
-
-  constructor(
-    // Bytes to and from the peer: the TCP socket, or a WebSocket's stream.
-    readonly transport: Duplex | net.Socket,
-    readonly address: string,
-    readonly direction: 'in' | 'out',
-    readonly kind: 'tcp' | 'ws',
-    // Ends the connection at once, or once what was written is sent.
-    readonly kill: () => void,
-    readonly end: () => void,
-    memberRate: number,
-  ) {
-    this.tokens = BURST
-    this.memberTokens = memberRate
-  }
-
-  /** The peer's id once its hello was accepted, else null. */
-  get peer(): string | null {
-    return this.session?.isOpen === true ? this.session.peerId : null
-  }
-}
-
-// Digests a peer may send at once before its rate applies.
-const BURST = 8
-/** Digests dropped in a row past the rate, beyond which a peer is closed as flooding. */
-const DIGEST_FLOOD = 1000
-// Ms a new connection has to answer before a newcomer may take its slot.
-const GRACE = 1000
 // Own writes remembered for peers' staleness.
 const OWN_TIMES = 4096
-const HEARTBEAT_PREFIX = 'heartbeat/'
-
-export { CONTROL }
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
 
 // A log line with control characters shown as escapes: no peer can end a
 // line of ours or send a terminal an escape sequence.
 function printable(line: string): string {
   return CONTROL.test(line) ? line.replace(CONTROLS, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`) : line
-}
-
-/** `HOST:PORT` (`[v6]:PORT`; `:PORT` is 127.0.0.1) as an {@link Address}. @throws TypeError saying what is wrong. */
-export function parseAddress(text: string): Address {
-  const i = text.lastIndexOf(':')
-  if (i < 0) throw new TypeError(`not HOST:PORT: "${text}"`)
-  const portText = text.slice(i + 1)
-  const port = Number(portText)
-  if (portText === '' || !Number.isInteger(port)) throw new TypeError(`the port of "${text}" is not a number`)
-  if (port < 0 || port > 65535) throw new TypeError(`port ${port} of "${text}" is out of range (0 to 65535)`)
-  const host = text.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
-  return { host, port }
-}
-
-const hostPort = (a: Address): string => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
-
-/** What a node reports of a twin: another live node with its id. */
-export interface TwinReport {
-  /** This node is the newer of the two: it should stop. */
-  newer: boolean
-  /** Where the other one is, as far as known. */
-  address: string | null
-  /** When the other one started, ms since the epoch, if it said. */
-  started: number | null
 }
 
 /**
@@ -317,16 +74,6 @@ export class ScuttleNode extends EventEmitter {
   readonly gossip: Gossip
   /** Its durable state, if it has a data directory. */
   readonly store: Store | null
-  private readonly server: net.Server
-  private wsServer: WS.WebSocketServer | null = null
-  private wsHttp: http.Server | null = null
-  // WebSocket upgrades under way (their sockets): counted against maxConnections.
-  private readonly upgrading = new Set<net.Socket>()
-  private readonly codecs: Format[]
-  private readonly conns = new Set<Connection>()
-  private readonly dialers: Dialer[] = []
-  private timer: NodeJS.Timeout | null = null
-  private closing = false
   /** The cluster this node belongs to (said in its hello). */
   readonly cluster: string
   /** Membership and failure detection, when `options.membership` asked for it (set once listening). */
@@ -335,6 +82,19 @@ export class ScuttleNode extends EventEmitter {
   readonly startedAt = Date.now()
   /** A peer answered one of this node's questions (it has joined the cluster), or it dials no one. */
   joined: boolean
+  /** @internal Called with each digest's number of entries, sent or received (the metrics' histogram). */
+  onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null = null
+  private readonly codecs: Format[]
+  private readonly conns = new Set<Connection>()
+  private readonly dialers: Dialer[] = []
+  private readonly listener: Listener
+  private readonly admission: Admission
+  private readonly twins: Twins
+  private readonly durability: Durability | null
+  // What connections and the twin rule see of the node.
+  private readonly host: ConnectionHost
+  private timer: NodeJS.Timeout | null = null
+  private closing = false
   private readonly membershipOptions: MembershipOptions | null
   private readonly counters: NodeStats = {
     asked: 0,
@@ -347,6 +107,7 @@ export class ScuttleNode extends EventEmitter {
     invalid: Object.create(null) as Record<string, number>,
     refused: Object.create(null) as Record<string, number>,
     closed: 0,
+    closedBy: Object.create(null) as Record<string, number>,
     twins: 0,
     writesRefused: 0,
   }
@@ -357,31 +118,16 @@ export class ScuttleNode extends EventEmitter {
   private syncedWith = ''
   private metricsServer: MetricsServer | null = null
   private readonly metricsAt: Partial<Address> | undefined
-  // Refusals seen per code (and address we dial: a dialer retries with
-  // backoff; the reason is logged once until it changes).
-  private readonly refusals = new Map<string, number>()
   // Invalid membership reports logged so far (one in 100 is logged).
   private memberInvalid = 0
   private membershipStarted = false
-  // The store failed: local writes are refused (reads and gossip go on).
-  private storeFailure: Error | null = null
-  private dataIno: number | undefined = undefined
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
-  // A twin being told that this node is its younger (see tellTwin).
-  private telling: Promise<void> | null = null
-  private readonly auth: HelloAuth | undefined
-  private readonly wsOrigins: string[]
-  private readonly memberRate: number
+  private readonly auth: SessionOptions['auth']
   private advertised: string | undefined
-  /** @internal Called with each digest's number of entries, sent or received (the metrics' histogram). */
-  onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null = null
-  private readonly log: (line: string) => void
-  private readonly opts: Required<
-    Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'floodLimit' | 'stallTimeout' | 'maxConnections' | 'digestRate'>
-  > & {
-    min: number
-    max: number
+  private readonly log: (line: string, level?: LogLevel) => void
+  private readonly limits: Limits
+  private readonly opts: Required<Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'stallTimeout' | 'maxConnections'>> & {
     random: () => number
   }
 
@@ -409,14 +155,12 @@ export class ScuttleNode extends EventEmitter {
     if (options.ws !== undefined) loadPeer('ws', WS_FEATURE)
     if (options.metrics !== undefined) loadPeer('prom-client', METRICS_FEATURE)
     this.auth = options.auth
-    this.wsOrigins = options.wsOrigins ?? []
-    this.memberRate = options.memberRate ?? 8
     this.advertised = options.advertise
     this.joined = (options.connect ?? []).length === 0
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
-    this.log = (line) => sink(printable(line))
+    this.log = (line, level = 'info') => sink(printable(line), level)
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -426,22 +170,66 @@ export class ScuttleNode extends EventEmitter {
       throw err
     }
     this.store = store
-    const mtu = this.gossip.mtu
+    this.durability = store === null ? null : new Durability(store, this.log, (err) => this.emit('store-failed', err))
+    this.limits = limitsFor(this.gossip.mtu, interval, options)
     this.opts = {
       interval,
       maxLineLength: options.maxLineLength ?? 1 << 20,
       maxFrameLength: options.maxFrameLength ?? MAX_FRAME_LENGTH,
       maxInvalid: options.maxInvalid ?? 0,
-      floodLimit: options.floodLimit ?? Math.max(1000, 10 * mtu),
       stallTimeout: options.stallTimeout ?? Math.max(10_000, 10 * interval),
       maxConnections: options.maxConnections ?? 64,
-      digestRate: options.digestRate ?? Math.max(4, 4000 / interval),
-      min: options.backoff?.min ?? 100,
-      max: options.backoff?.max ?? 5000,
       random,
     }
+    const node = this
+    this.host = {
+      gossip: this.gossip,
+      get membership() {
+        return node.membership
+      },
+      counters: this.counters,
+      memberRate: options.memberRate ?? 8,
+      interval,
+      get onDigest() {
+        return node.onDigest
+      },
+      log: this.log,
+      count: (code) => this.count(code),
+      answeredBy: (c) => this.answeredBy(c),
+      checkSynced: () => this.checkSynced(),
+    }
+    this.admission = new Admission(this.opts.maxConnections, this.counters.refused, this.log)
+    this.twins = new Twins({
+      gossip: this.gossip,
+      startedAt: this.startedAt,
+      interval,
+      get answeredOnce() {
+        return node.answeredOnce
+      },
+      connections: () => this.conns,
+      sessionOptions: () => this.sessionOptions(),
+      drop: (c, code, reason) => this.drop(c, code, reason),
+      seen: () => this.counters.twins++,
+      refused: () => this.admission.count('twin'),
+      report: (t) => this.emit('twin', t),
+      log: this.log,
+    })
+    this.listener = new Listener(
+      {
+        maxConnections: this.opts.maxConnections,
+        maxMessage: this.opts.maxFrameLength + 4096,
+        wsOrigins: options.wsOrigins ?? [],
+        inbound: () => this.inbound(),
+        closing: () => this.closing,
+        socket: (socket) => this.acceptSocket(socket, 'in'),
+        webSocket: (ws, address) => this.acceptWebSocket(ws, address),
+        count: (code) => this.admission.count(code),
+        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`),
+      },
+      this.log,
+    )
     const own = this.gossip.id
-    this.gossip.history.on('update', (u) => {
+    this.gossip.history.on('update', (u: Update) => {
       if (u.source_id !== own) return
       const times = this.ownTimes
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
@@ -459,6 +247,7 @@ export class ScuttleNode extends EventEmitter {
       this.log(
         `refetch of ${source} abandoned: for a grace period no peer held a fresh copy of it (up to version ${gc}) to refetch from; ` +
           `its ${kept} mappings in doubt are kept (a peer that collected its deletes and meets this node tells it again)`,
+        'warn',
       ),
     )
     const late = options.late
@@ -471,14 +260,13 @@ export class ScuttleNode extends EventEmitter {
     // 'synced' follows every write that reaches every peer: said only when
     // the peers it covers changed, so a settled cluster says it once.
     this.gossip.on('synced', () => this.checkSynced())
-    this.server = net.createServer((socket) => this.acceptSocket(socket, 'in'))
     for (const address of options.connect ?? []) {
       this.dialers.push(
         new Dialer(address, {
-          min: this.opts.min,
-          max: this.opts.max,
+          min: options.backoff?.min ?? 100,
+          max: options.backoff?.max ?? 5000,
           random,
-          log: this.log,
+          log: (line) => this.log(line, 'warn'),
           connected: (socket) => this.acceptSocket(socket, 'out'),
         }),
       )
@@ -487,95 +275,23 @@ export class ScuttleNode extends EventEmitter {
 
   /** @internal */
   async start(listen: Partial<Address>, ws?: Partial<Address>): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', () => {
-        this.server.off('error', reject)
-        resolve()
-      })
-    })
-    this.server.on('error', (err) => this.log(`server error: ${err.message}`))
-    const a = this.address()
+    const a = await this.listener.listen(listen)
     this.advertised ??= hostPort(a)
     this.log(`${this.gossip.id} listening on ${a.host}:${a.port} (cluster ${JSON.stringify(this.cluster)})`)
-    if (ws !== undefined) await this.startWebSockets(ws)
+    if (ws !== undefined) {
+      const w = await this.listener.listenWebSockets(ws)
+      this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
+    }
     if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, hostPort(a))
     if (this.metricsAt !== undefined) {
       this.metricsServer = await serveMetrics(this, this.metricsAt, this.log)
       const m = this.metricsServer.address()
       this.log(`serving metrics on http://${m.host}:${m.port}/metrics`)
     }
-    if (this.store !== null) this.store.onFail = (err) => this.storeFailed(err)
+    const durability = this.durability
+    if (durability !== null) durability.store.onFail = (err) => durability.fail(err)
     for (const d of this.dialers) d.dial()
     this.timer = setInterval(() => this.tick(), this.opts.interval)
-  }
-
-  private async startWebSockets(ws: Partial<Address>): Promise<void> {
-    // Our own HTTP server, so that upgrades under way count against
-    // maxConnections and a half-sent one is cut within 5 s.
-    const web = http.createServer({ headersTimeout: 5000, requestTimeout: 5000, connectionsCheckingInterval: 1000 }, (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('a WebSocket endpoint: upgrade required\n')
-    })
-    this.wsHttp = web
-    const { WebSocketServer } = loadPeer<typeof WS>('ws', WS_FEATURE)
-    const server = new WebSocketServer({
-      noServer: true,
-      // A message is refused before it is buffered past one frame.
-      maxPayload: this.opts.maxFrameLength + 4096,
-      perMessageDeflate: false,
-    })
-    this.wsServer = server
-    web.on('connection', (socket: net.Socket) => {
-      if (this.upgrading.size + this.inbound() >= this.opts.maxConnections) {
-        // The oldest upgrade still under way makes room, else the newcomer goes.
-        const oldest = this.upgrading.values().next().value as net.Socket | undefined
-        if (oldest === undefined || this.closing) {
-          this.countRefusal('full')
-          socket.destroy()
-          return
-        }
-        this.countRefusal('timeout')
-        this.upgrading.delete(oldest)
-        oldest.destroy()
-      }
-      this.upgrading.add(socket)
-      socket.once('close', () => this.upgrading.delete(socket))
-    })
-    web.on('clientError', (_err, socket) => socket.destroy())
-    web.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      this.upgrading.delete(socket)
-      const origin = req.headers.origin
-      if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
-        this.countRefusal('bad_hello')
-        this.logRefusal('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`)
-        socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-        return
-      }
-      server.handleUpgrade(req, socket, head, (client) => this.acceptWebSocket(client, `${socket.remoteAddress}:${socket.remotePort}`))
-    })
-    await new Promise<void>((resolve, reject) => {
-      web.once('error', reject)
-      web.listen(ws.port ?? 0, ws.host ?? '127.0.0.1', () => {
-        web.off('error', reject)
-        resolve()
-      })
-    })
-    web.on('error', (err) => this.log(`WebSocket server error: ${err.message}`))
-    const w = this.wsAddress() as Address
-    this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
-  }
-
-  // A browser's Origin: the host the page asked for (same host), or one
-  // the operator allowed.
-  private originAllowed(origin: string, host: string | undefined): boolean {
-    if (this.wsOrigins.includes(origin) || this.wsOrigins.includes('*')) return true
-    let u: URL
-    try {
-      u = new URL(origin)
-    } catch {
-      return false
-    }
-    return host !== undefined && u.host === host
   }
 
   private startMembership(options: MembershipOptions, address: string): void {
@@ -587,6 +303,7 @@ export class ScuttleNode extends EventEmitter {
       this.log(
         `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
           `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
+        'warn',
       ),
     )
     m.on('restart', (member: Member) => this.log(`member ${member.id} restarted (a new incarnation${where(member)})`))
@@ -597,8 +314,8 @@ export class ScuttleNode extends EventEmitter {
           : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,
       ),
     )
-    m.on('invalid', (id: string, reason: string) => {
-      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far)`)
+    m.on('invalid', (id: string, reason: string, code: InvalidCode) => {
+      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far) [${code}]`)
     })
     // The node writes its record and heartbeats once a peer has answered it
     // (see answeredBy), not before.
@@ -635,15 +352,16 @@ export class ScuttleNode extends EventEmitter {
   stats(): NodeStats {
     for (const c of this.conns) this.countBytes(c)
     const s = this.counters
-    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused } }
+    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused }, closedBy: { ...s.closedBy } }
   }
 
   // Bytes of a TCP connection (a WebSocket's are not counted).
   private countBytes(c: Connection): void {
-    if (!(c.transport instanceof net.Socket)) return
+    if (c.kind !== 'tcp') return
+    const socket = c.transport as net.Socket
     const s = this.counters
-    const read = c.transport.bytesRead
-    const written = c.transport.bytesWritten
+    const read = socket.bytesRead
+    const written = socket.bytesWritten
     s.bytesReceived += read - c.countedIn
     s.bytesSent += written - c.countedOut
     c.countedIn = read
@@ -652,7 +370,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Connections open now, hello said or not (WebSocket upgrades under way included). */
   connections(): number {
-    return this.conns.size + this.upgrading.size
+    return this.conns.size + this.listener.upgrading.size
   }
 
   /** Where metrics are served, or null. */
@@ -690,14 +408,12 @@ export class ScuttleNode extends EventEmitter {
 
   /** Where the node accepts peers. */
   address(): Address {
-    const a = this.server.address() as net.AddressInfo
-    return { host: a.address, port: a.port }
+    return this.listener.address()
   }
 
   /** Where the node accepts WebSocket peers, or null without `ws`. */
   wsAddress(): Address | null {
-    const a = this.wsHttp?.address()
-    return a === undefined || a === null || typeof a === 'string' ? null : { host: a.address, port: a.port }
+    return this.listener.wsAddress()
   }
 
   /** The peers connected now (those whose hello was accepted). */
@@ -713,21 +429,11 @@ export class ScuttleNode extends EventEmitter {
         direction: c.direction,
         transport: c.kind,
         authenticated: c.session.authenticated,
-        synced: this.peerSynced(c),
+        synced: c.synced,
         behind: { them, us },
       })
     }
     return out
-  }
-
-  // In sync with c: its last exchange found the same versions of every
-  // source, or moved nothing but membership's own writes (heartbeats, and
-  // records it rewrites) either way, with what was missing small enough
-  // to have gone whole in that exchange.
-  private peerSynced(c: Connection): boolean {
-    const stream = c.session.stream
-    if (stream.synced) return true
-    return c.quiet && stream.behind.them + stream.behind.us < this.gossip.mtu
   }
 
   /**
@@ -739,7 +445,7 @@ export class ScuttleNode extends EventEmitter {
    * moved only those.
    */
   synced(): boolean {
-    for (const c of this.conns) if (c.peer !== null && !c.closed && !this.peerSynced(c)) return false
+    for (const c of this.conns) if (c.peer !== null && !c.closed && !c.synced) return false
     return true
   }
 
@@ -760,28 +466,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Why local writes are refused now (the data directory cannot be written), or null. */
   get writeRefusal(): Error | null {
-    return this.storeFailure
-  }
-
-  // A data directory removed or replaced while the node runs takes writes
-  // nowhere (SQLite writes on into the unlinked files): said, and writes
-  // refused, as for one that cannot be written.
-  private checkDataDir(): void {
-    const store = this.store
-    if (store === null || this.storeFailure !== null) return
-    const st = fs.statSync(store.dir, { throwIfNoEntry: false })
-    this.dataIno ??= st?.ino
-    if (st === undefined || st.ino !== this.dataIno) this.storeFailed(new Error(st === undefined ? 'it vanished' : 'it was replaced'))
-  }
-
-  private storeFailed(err: Error): void {
-    if (this.storeFailure !== null) return
-    this.storeFailure = err
-    this.log(
-      `data directory ${this.store?.dir} cannot be written (${err.message}): local writes are refused from now on; ` +
-        'the node keeps serving reads and gossip. Fix the directory (permissions, space, mount) and restart the node',
-    )
-    this.emit('store-failed', err)
+    return this.durability?.failure ?? null
   }
 
   /**
@@ -809,21 +494,15 @@ export class ScuttleNode extends EventEmitter {
   }
 
   private writable(): void {
-    if (this.storeFailure === null) return
+    const d = this.durability
+    if (d === null || d.failure === null) return
     this.counters.writesRefused++
-    throw new StoreFailedError(this.store?.dir ?? '', this.storeFailure)
+    d.writable()
   }
 
   private async durable(): Promise<number> {
     const version = this.gossip.version
-    if (this.store !== null) {
-      try {
-        await this.store.flush()
-      } catch (err) {
-        this.storeFailed(err as Error)
-        throw new StoreFailedError(this.store.dir, err as Error)
-      }
-    }
+    await this.durability?.flushed()
     return version
   }
 
@@ -859,37 +538,29 @@ export class ScuttleNode extends EventEmitter {
     if (this.closing) return
     this.closing = true
     if (this.timer !== null) clearInterval(this.timer)
-    if (this.telling !== null) await this.telling
+    await this.twins.close()
     this.membership?.stop()
     if (this.metricsServer !== null) await this.metricsServer.close()
     for (const d of this.dialers) d.stop()
-    for (const c of this.conns) this.drop(c, null)
-    for (const s of this.upgrading) s.destroy()
-    if (this.wsServer !== null) {
-      for (const client of this.wsServer.clients) client.terminate()
-      await new Promise<void>((resolve) => (this.wsServer as WS.WebSocketServer).close(() => resolve()))
-    }
-    if (this.wsHttp !== null) {
-      this.wsHttp.closeAllConnections()
-      await new Promise<void>((resolve) => (this.wsHttp as http.Server).close(() => resolve()))
-    }
-    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+    for (const c of this.conns) this.drop(c, null, null)
+    await this.listener.close()
     if (this.store !== null) {
       try {
         await this.store.close()
       } catch (err) {
         // A directory that cannot be written cannot be flushed: said, not thrown.
-        if (this.storeFailure === null) throw err
+        if (this.writeRefusal === null) throw err
       }
     }
   }
 
   private tick(): void {
     const now = Date.now()
-    this.checkDataDir()
+    this.durability?.check()
     for (const c of this.conns) {
       if (c.peer === null && now - c.opened >= this.opts.stallTimeout) {
-        this.drop(c, `no hello within ${now - c.opened} ms`, 'timeout')
+        this.admission.count('timeout')
+        this.drop(c, 'timeout', `no hello within ${now - c.opened} ms`)
         continue
       }
       // A peer that does not read what we send is dropped: its buffers are
@@ -897,7 +568,7 @@ export class ScuttleNode extends EventEmitter {
       const stream = c.session.stream
       if (c.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
         if (c.stalledSince < 0) c.stalledSince = now
-        else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, `not reading for ${now - c.stalledSince} ms`)
+        else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, 'stalled', `not reading for ${now - c.stalledSince} ms`)
       } else {
         c.stalledSince = -1
       }
@@ -911,35 +582,20 @@ export class ScuttleNode extends EventEmitter {
     return n
   }
 
-  // The incoming connection to let go for a new one, among those that had
-  // a second to answer (a new one must have the time to, before a crowd of
-  // reconnecting squatters can push it out): the oldest that never
-  // answered a question of ours (or never said hello); else the oldest
-  // whose answers name no source though this node holds some (it takes
-  // nothing it is sent: an empty reply to every question squats a slot
-  // while seeming to answer); else the one that let the most, two at least
-  // (one may be in flight), go unanswered since its last answer. A peer
-  // that answers and holds what it is sent is kept.
-  private idlest(): Connection | null {
-    let never: Connection | null = null
-    let empty: Connection | null = null
-    let lapsed: Connection | null = null
-    const now = Date.now()
-    for (const c of this.conns) {
-      if (c.direction !== 'in' || now - c.opened < GRACE) continue
-      if (!c.answered) {
-        if (never === null || c.opened < never.opened) never = c
-      } else if (c.claimsNothing) {
-        if (empty === null || c.opened < empty.opened) empty = c
-      } else if (c.unanswered >= 2 && (lapsed === null || c.unanswered > lapsed.unanswered)) lapsed = c
-    }
-    return never ?? empty ?? lapsed
+  // The options of every session of this node (and of its hello to a twin's elder).
+  private sessionOptions(): SessionOptions {
+    return { cluster: this.cluster, codecs: this.codecs, started: this.startedAt, address: this.advertised, auth: this.auth, nonce: randomNonce }
   }
 
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {
     socket.setNoDelay(true)
-    const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy(), () => endSoon(socket))
-    socket.on('error', (err) => this.drop(c, `socket error: ${err.message}`))
+    const end = () => {
+      // Once what was written is sent, or in a second.
+      socket.end()
+      setTimeout(() => socket.destroy(), 1000).unref()
+    }
+    const c = this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, direction, 'tcp', () => socket.destroy(), end)
+    socket.on('error', (err) => this.drop(c, 'transport', `socket error: ${err.message}`))
     return c
   }
 
@@ -953,480 +609,142 @@ export class ScuttleNode extends EventEmitter {
     ws.on('close', (code: number) => {
       if (code !== 1009) return
       this.count('frame')
-      this.drop(c, `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
+      this.drop(c, 'frame', `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
     })
-    transport.on('error', (err: Error) => this.drop(c, `WebSocket error: ${err.message}`))
+    transport.on('error', (err: Error) => this.drop(c, 'transport', `WebSocket error: ${err.message}`))
     return c
   }
 
   private accept(transport: Duplex | net.Socket, address: string, direction: 'in' | 'out', kind: 'tcp' | 'ws', kill: () => void, end: () => void): Connection {
-    const c = new Connection(transport, address, direction, kind, kill, end, this.memberRate)
+    const c = new Connection(this.host, transport, address, direction, kind, kill, end)
     if (this.closing) {
       kill()
       return c
     }
-    // Past maxConnections an incoming connection takes the slot of one that
-    // does not answer our questions (see idlest), so that a crowd of peers
-    // that say hello (and perhaps answer once) and then nothing cannot keep
-    // the cluster out; our own dials always get in (--connect bounds them).
-    // Under --keys only authenticated peers hold a slot past their hello.
-    if (direction === 'in' && this.inbound() + this.upgrading.size >= this.opts.maxConnections) {
-      const idle = this.idlest()
-      if (idle === null) {
-        this.countRefusal('full')
-        this.logRefusal('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections)`)
+    if (direction === 'in') {
+      const room = this.admission.room(this.conns, this.listener.upgrading.size)
+      if (room === null) {
+        this.admission.refuse('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections)`)
         kill()
         c.closed = true
         return c
       }
-      this.drop(idle, `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`, null, true)
+      if (room !== true) this.drop(room, 'evicted', `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`)
     }
     this.conns.add(c)
-    transport.on('close', () => this.drop(c, null))
+    transport.on('close', () => this.drop(c, null, null))
+    const durability = this.durability
+    // Nothing leaves before it is durable: a crash never takes back what a
+    // peer already has.
+    const barrier = durability?.barrier()
+    barrier?.on('error', (err: Error) => this.drop(c, 'store_failed', `store failed: ${err.message}`))
     const session = new Session(this.gossip, transport as Duplex, {
-      cluster: this.cluster,
-      codecs: this.codecs,
-      started: this.startedAt,
-      address: this.advertised,
-      auth: this.auth,
-      nonce: randomNonce,
+      ...this.sessionOptions(),
       maxLineLength: this.opts.maxLineLength,
       maxFrameLength: this.opts.maxFrameLength,
-      admit: (hello) => this.admit(c, hello),
-      gate: this.gate(c),
-      // Nothing leaves before it is durable: a crash never takes back what
-      // a peer already has.
-      barrier: this.store === null ? undefined : this.barrier(c),
+      admit: (hello) => this.twins.admit(c, hello),
+      limits: this.limits,
+      observer: c,
+      barrier,
     })
     c.session = session
     session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
-    session.on('invalid', (what: unknown, reason: string, code?: string) => this.invalid(c, what, reason, code))
-    session.stream.on('error', (err: Error) => this.drop(c, err.message))
+    session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.invalid(c, reason, code))
+    session.on('exceeded', (code: InvalidCode, reason: string) => {
+      this.count(code)
+      this.drop(c, code, reason)
+    })
+    session.stream.on('error', (err: Error) => this.drop(c, 'node_error', err.message))
     session.on('open', () => this.opened(c))
     return c
-  }
-
-  // Nothing of ours leaves before it is durable. Once the data directory
-  // failed, nothing more will be, and no write of ours is acknowledged any
-  // more: what is held then flows, so that gossip (heartbeats included)
-  // goes on for the node's reads and its peers.
-  private barrier(c: Connection): Transform {
-    const store = this.store as Store
-    const node = this
-    const b = barrier({
-      id: store.id,
-      get durableTo() {
-        return node.storeFailure === null ? store.durableTo : Infinity
-      },
-      flush: () =>
-        store.flush().catch((err: unknown) => {
-          if (node.storeFailure === null) throw err
-        }),
-    })
-    b.on('error', (err: Error) => this.drop(c, `store failed: ${err.message}`))
-    return b
-  }
-
-  // The node's own policy on a hello the session accepted (and, under
-  // keys, authenticated): twins. Every hello says when its node started;
-  // of two live nodes with one id, the one started later is the twin.
-  // Claims move the node only as far as they can be believed: under keys
-  // (authenticated), fully; without, a node that has joined (a peer
-  // answered it) is never stopped by one, since any peer can claim any id.
-  private admit(c: Connection, hello: PeerHello): SessionError | null {
-    const id = hello.id
-    const started = hello.started ?? null
-    // A hello without a nonce (a node before sessions) cannot be told from
-    // this node's own, nor from another's: no twin rule for it.
-    if (hello.nonce === undefined) return id === this.gossip.id ? new SessionError('self', 'connected to itself') : null
-    const trusted = c.session.authenticated
-    if (id === this.gossip.id) {
-      // Another node with this node's id (its own dials are 'self').
-      this.counters.twins++
-      const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
-      if (olderThan(started, hello.nonce, this.startedAt, c.session.nonce)) {
-        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
-        return new SessionError('twin', `this node (${id}) started after you: it stops`)
-      }
-      this.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`)
-      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(this.startedAt)}: give this one another --id`)
-      err.twinStarted = this.startedAt
-      return err
-    }
-    for (const e of this.conns) {
-      if (e === c || e.closed || e.peer !== id) continue
-      const theirs = e.session.peerHello as PeerHello
-      if (theirs.nonce === undefined) continue
-      // The one connected answers our questions: two live nodes say they are id.
-      const live = Date.now() - e.answeredAt < 3 * this.opts.interval + 1000
-      if (!live) {
-        this.drop(e, `peer ${id} connected again (a new incarnation): this connection went quiet`)
-        continue
-      }
-      this.counters.twins++
-      if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
-        // Both proved the id: the newcomer is the elder, the younger goes.
-        this.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`)
-        this.drop(e, `twin of ${id}, started later than the one at ${c.address}`, 'twin')
-        return null
-      }
-      this.log(`twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`)
-      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
-      err.twinAddress = theirs.address
-      err.twinStarted = theirs.started
-      return err
-    }
-    return null
-  }
-
-  // This node learned of a twin of its own. When it is the newer, and the
-  // claim can be believed (see admit), it reports that it should stop.
-  private twin(t: TwinReport, trusted: boolean, what: string): void {
-    const stop = t.newer && (trusted || !this.answeredOnce)
-    this.log(
-      stop
-        ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
-        : t.newer
-          ? `twin: ${what}; this node has joined and the claim is not authenticated (no --keys): it keeps running`
-          : `twin: ${what}`,
-    )
-    this.emit('twin', { ...t, newer: stop } satisfies TwinReport)
   }
 
   // The session is open: gossip flows.
   private opened(c: Connection): void {
     if (c.closed) return
     const s = c.session
-    // What we send, counted.
-    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => {
-      if (m.digest !== true) {
-        this.counters.updatesSent++
-        if (typeof m.key !== 'string' || !isMembershipKey(m.key)) c.moved++
-      } else if (m.done !== true) c.entriesOut++
-      else {
-        this.onDigest?.('sent', c.entriesOut)
-        c.entriesOut = 0
-      }
-    })
+    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => c.sent(m))
     const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
     this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
   }
 
-  // A session refused, by us or by the peer.
+  // A session refused, by us or by the peer: said once per reason (and
+  // address we dial), then every 100th.
   private refused(c: Connection, err: SessionError, ours: boolean): void {
     if (c.closed) return
-    const code = ours ? err.code : (`${err.peerCode ?? 'refused'}` as RefusalCode)
-    this.countRefusal(ours ? err.code : 'refused_by_peer')
-    if (!ours && err.peerCode === 'twin') {
-      this.counters.twins++
-      const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
-      if (olderThan(this.startedAt, c.session.nonce, t.started, undefined)) {
-        // The elder, refused where a younger twin got in first: tell it.
-        this.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`)
-        if (t.address !== null) this.tellTwin(t.address)
-      } else {
-        this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${this.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
-        if (t.address !== null) this.tellTwin(t.address)
-      }
-    }
-    // Said once per reason (and address we dial), then every 100th.
-    const key = c.direction === 'out' ? `${c.address} ${code} ${err.message}` : err.message
-    const seen = this.refusals.get(key) ?? 0
-    if (this.refusals.size >= 1000) this.refusals.clear()
-    this.refusals.set(key, seen + 1)
-    const said = seen % 100 === 0
-    this.drop(c, said ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, null, !said, true)
+    const code = ours ? err.code : 'refused_by_peer'
+    this.admission.count(code)
+    if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
+    const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
+    const seen = this.admission.said(c.direction === 'out' ? `${c.address} ${said} ${err.message}` : err.message)
+    const say = seen % 100 === 0
+    this.drop(c, code, say ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
   }
 
-  // A peer refused this node as the younger twin of the node at `address`:
-  // say hello there once, so that the elder hears of it too (its log and
-  // metrics), then hang up. close() waits for it, at most two seconds.
-  private tellTwin(address: string): void {
-    if (this.telling !== null) return
-    let to: Address
-    try {
-      to = parseAddress(address)
-    } catch {
-      return
-    }
-    this.telling = new Promise<void>((resolve) => {
-      const socket = net.connect({ host: to.host, port: to.port })
-      let session: Session | null = null
-      const done = () => {
-        clearTimeout(timer)
-        session?.destroy()
-        socket.destroy()
-        resolve()
-      }
-      const timer = setTimeout(done, 2000)
-      socket.on('error', done)
-      socket.once('close', done)
-      socket.once('connect', () => {
-        session = new Session(this.gossip, socket as unknown as Duplex, { cluster: this.cluster, codecs: this.codecs, started: this.startedAt, address: this.advertised, auth: this.auth, nonce: randomNonce })
-        session.on('refused', done)
-        session.on('open', done)
-      })
-    })
-  }
-
-  private countRefusal(code: RefusalCode): void {
-    const r = this.counters.refused
-    r[code] = (r[code] ?? 0) + 1
-  }
-
-  // Refusals outside sessions (full, origin): said once per 100.
-  private logRefusal(key: string, line: string): void {
-    const seen = this.refusals.get(key) ?? 0
-    this.refusals.set(key, seen + 1)
-    if (seen % 100 === 0) this.log(seen === 0 ? line : `${line} (${seen + 1} times)`)
-  }
-
-  // Between the parsed input and the peer's gossip stream: counts updates
-  // to catch a flood, digests against the peer's rate, and new members
-  // against its member rate.
-  private gate(c: Connection): Transform {
-    const node = this
-    return new Transform({
-      objectMode: true,
-      highWaterMark: 16,
-      transform(chunk: Record<string, unknown>, _encoding, callback) {
-        // What a closed connection still had in its buffers goes nowhere.
-        if (c.closed) {
-          callback()
-          return
-        }
-        if (typeof chunk === 'object' && chunk !== null && chunk.digest === true) {
-          // Rate: a digest's first object takes a token, or the whole digest
-          // (its entries and its end) is dropped unanswered.
-          if (!c.inDigest) {
-            c.inDigest = true
-            c.dropping = !node.take(c)
-            c.entriesIn = 0
-            c.ownNamed = -Infinity
-          }
-          if (chunk.done === true) {
-            c.inDigest = false
-            c.held.clear()
-            // Only a digest taken ends a run of updates: dropped ones would
-            // let a flood through.
-            if (!c.dropping) c.run = 0
-            if (chunk.reply === true) {
-              c.unanswered = 0
-              // Quiet: nothing but heartbeats moved since the reply before.
-              c.quiet = c.moved === 0
-              c.moved = 0
-              node.answeredBy(c)
-              node.checkSynced()
-            } else if (!c.dropping) {
-              node.counters.answered++
-            }
-            if (!c.dropping) {
-              node.onDigest?.('received', c.entriesIn)
-              // A whole digest naming no source while this node holds some:
-              // the peer takes nothing it is sent (or has just come).
-              if (chunk.after === undefined && chunk.through === undefined) c.claimsNothing = c.entriesIn === 0 && node.gossip.history.sources.size > 0
-              // What the peer holds of ours, if this digest (or part) covers our id.
-              const own = node.gossip.id
-              const after = chunk.after
-              const through = chunk.through
-              if ((typeof after !== 'string' || own > after) && (typeof through !== 'string' || own <= through)) {
-                c.ownHeld = c.ownNamed
-                c.digested = true
-              }
-            }
-          } else {
-            c.entriesIn++
-            const source = chunk.source_id ?? chunk.id
-            const version = chunk.version
-            if (source === node.gossip.id && typeof version === 'number') c.ownNamed = version
-          }
-          if (c.dropping) {
-            callback()
-            return
-          }
-        } else if (++c.run > node.opts.floodLimit) {
-          node.count('flood')
-          node.drop(c, `flooding: more than ${node.opts.floodLimit} updates without a digest`)
-          callback()
-          return
-        } else {
-          node.counters.updatesReceived++
-          if (typeof chunk === 'object' && chunk !== null) {
-            const key = chunk.key
-            if (typeof key !== 'string' || !isMembershipKey(key)) c.moved++
-            if (!node.memberAdmitted(c, chunk)) {
-              callback()
-              return
-            }
-          }
-        }
-        callback(null, chunk)
-      },
-    })
-  }
-
-  // A new member (its record or heartbeat, of an id not tracked yet) heard
-  // from a peer other than itself: it takes one of the peer's member tokens
-  // (memberRate per interval), and it may not fill the last eighth of
-  // maxMembers, kept for members heard from themselves, so that forged
-  // members relayed by one peer cannot keep a real node out. Without room,
-  // it and the rest of its source's updates in this message wait for a
-  // later exchange (a source's updates come in version order, and a gap
-  // would never be asked for again).
-  private memberAdmitted(c: Connection, u: Record<string, unknown>): boolean {
-    const source = u.source_id
-    if (typeof source !== 'string') return true
-    if (c.held.has(source)) return false
-    const key = u.key
-    const m = this.membership
-    if (m === null || typeof key !== 'string' || source === c.peer) return true
-    const prefix = key.startsWith(MEMBER_PREFIX) ? MEMBER_PREFIX : key.startsWith(HEARTBEAT_PREFIX) ? HEARTBEAT_PREFIX : null
-    // Only a member's own record and heartbeat count for membership.
-    if (prefix === null || key.slice(prefix.length) !== source || m.member(source) !== undefined) return true
-    const now = Date.now()
-    c.memberTokens = Math.min(this.memberRate, c.memberTokens + ((now - c.memberRefilled) / this.opts.interval) * this.memberRate)
-    c.memberRefilled = now
-    const counts = m.counts()
-    const room = counts.live + counts.dead - 1 < m.maxMembers - Math.max(1, Math.floor(m.maxMembers / 8))
-    if (room && c.memberTokens >= 1) {
-      c.memberTokens -= 1
-      return true
-    }
-    c.held.add(source)
-    this.count('member')
-    if (c.memberSaid) return false
-    c.memberSaid = true
-    this.log(
-      room
-        ? `peer ${c.peer}: introduces new members faster than ${this.memberRate} per interval; the rest wait for later exchanges (said once per connection; counted as scuttle_invalid_total{reason="member"})`
-        : `peer ${c.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait`,
-    )
-    return false
-  }
-
-  // One digest's worth of c's budget, if there is one.
-  private take(c: Connection): boolean {
-    const now = Date.now()
-    const rate = this.opts.digestRate
-    c.tokens = Math.min(BURST, c.tokens + ((now - c.refilled) / 1000) * rate)
-    c.refilled = now
-    if (c.tokens >= 1) {
-      c.tokens -= 1
-      c.droppedRun = 0
-      return true
-    }
-    this.counters.digestsDropped++
-    c.dropped++
-    // A peer a thousand digests past its rate without one answered floods:
-    // an honest one sends one question per interval.
-    if (++c.droppedRun > DIGEST_FLOOD) {
-      this.count('flood')
-      this.drop(c, `flooding: more than ${DIGEST_FLOOD} digests past ${rate}/s in a row`)
-      return false
-    }
-    if (c.dropped === 1 || c.dropped % 1000 === 0) {
-      this.log(`peer ${c.peer ?? c.address}: digests past ${rate}/s dropped unanswered (${c.dropped} so far)`)
-    }
-    return false
-  }
-
-  private count(code: InputCode): void {
+  private count(code: InvalidCode): void {
     const invalid = this.counters.invalid
     invalid[code] = (invalid[code] ?? 0) + 1
   }
 
-  private invalid(c: Connection, what: unknown, reason: string, given?: string): void {
+  private invalid(c: Connection, reason: string, code: InvalidCode): void {
     if (c.closed) return
-    const stream = c.session.stream
-    // A twin (see Clock.TWIN_LIMIT) is reported once per stream, and the peer
-    // kept: it may only relay what a twin or a liar wrote as us.
-    if (stream.twin && !c.twinSaid) {
-      c.twinSaid = true
-      this.count('twin_writes')
-      this.counters.twins++
-      this.log(`peer ${c.peer ?? c.address}: ${reason} (its claims on our id are ignored from now on)`)
-      return
-    }
-    const code = invalidReason(reason, what, given)
     this.count(code)
-    // A value refused as late (docs/deletes.md, rule 5) is no fault of the
-    // peer, which may relay it: counted, said once per connection, kept.
-    if (code === 'late') {
-      if (!c.lateSaid) {
-        c.lateSaid = true
-        this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
-      }
-      return
-    }
-    // Restored from an older state than peers collected of our own deletes:
-    // the operator must choose (see docs/deletes.md, Limits).
-    if (code === 'restored_stale') {
-      this.emit('restoredStale', reason)
-      return
-    }
-    // A version too far ahead is refused and the peer kept: an honest peer
-    // relays what a node with a wrong clock wrote (logged once per
-    // connection; what a flood of them costs, floodLimit bounds).
-    if (code === 'ahead') {
-      if (!c.aheadSaid) {
-        c.aheadSaid = true
-        this.log(`peer ${c.peer ?? c.address}: refused ${reason} (said once per connection; the peer is kept)`)
-      }
-      return
+    const who = c.peer ?? c.address
+    switch (code) {
+      // A twin (see Clock.TWIN_LIMIT), reported once per stream: the peer is
+      // kept; it may only relay what a twin or a liar wrote as us.
+      case 'twin_writes':
+        this.counters.twins++
+        this.log(`peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        return
+      // A value refused as late (docs/deletes.md, rule 5) is no fault of the
+      // peer, which may relay it: said once per connection, the peer kept.
+      case 'late':
+        if (!c.lateSaid) {
+          c.lateSaid = true
+          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
+        }
+        return
+      // Restored from an older state than peers collected of our own
+      // deletes: the operator must choose (see docs/deletes.md, Limits).
+      case 'restored_stale':
+        this.emit('restoredStale', reason)
+        return
+      // A version too far ahead is refused and the peer kept: an honest peer
+      // relays what a node with a wrong clock wrote (said once per
+      // connection; what a flood of them costs, floodLimit bounds).
+      case 'ahead':
+        if (!c.aheadSaid) {
+          c.aheadSaid = true
+          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
+        }
+        return
     }
     c.invalid++
-    if (c.invalid > this.opts.maxInvalid) this.drop(c, `sent invalid input: ${reason}`)
-    else this.log(`peer ${c.peer ?? c.address}: invalid input dropped: ${reason}`)
+    if (c.invalid > this.opts.maxInvalid) this.drop(c, code, `sent invalid input: ${reason}`)
+    else this.log(`peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
   }
 
-  // Close c: logged with `reason` (null: quietly), counted under `code` when
-  // it is a refusal, and ended gracefully when a refusal was written to it.
-  private drop(c: Connection, reason: string | null, code: RefusalCode | null = null, countClosed = false, graceful = false): void {
+  // Close c. With a code: counted under it, and logged with `reason`
+  // unless that is null (a refusal said often). Without: the peer went,
+  // or this node stops. Ended gracefully when a refusal was written to it.
+  private drop(c: Connection, code: CloseCode | null, reason: string | null, graceful = false): void {
     if (c.closed) return
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
-    if (code !== null) this.countRefusal(code)
-    if (reason !== null || countClosed) this.counters.closed++
-    if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason}`)
-    else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
+    if (code !== null) {
+      this.counters.closed++
+      const by = this.counters.closedBy
+      by[code] = (by[code] ?? 0) + 1
+      if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason} [${code}]`, 'warn')
+    } else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
     if (graceful) c.end()
     else c.kill()
     c.session?.destroy()
   }
-}
-
-/** A local write refused because the data directory cannot be written. */
-export class StoreFailedError extends Error {
-  /** `store_failed`, for logs and answers. */
-  readonly code = 'store_failed'
-  constructor(
-    readonly dir: string,
-    override readonly cause: Error,
-  ) {
-    super(`write refused: data directory ${dir} cannot be written (${cause.message}); reads and gossip go on. Fix the directory and restart the node`)
-    this.name = 'StoreFailedError'
-  }
-}
-
-// Whether a node started at `a` (nonce an) is older than one started at b:
-// unknown times are youngest, equal ones are ordered by nonce.
-function olderThan(a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean {
-  const x = a ?? Infinity
-  const y = b ?? Infinity
-  return x < y || (x === y && String(an) < String(bn))
-}
-
-function iso(ms: number | null): string {
-  return ms === null ? 'at an unknown time' : new Date(ms).toISOString()
-}
-
-// End a socket once what was written is sent, or in a second.
-function endSoon(socket: net.Socket): void {
-  socket.end()
-  setTimeout(() => socket.destroy(), 1000).unref()
 }
 
 /**

@@ -5,6 +5,9 @@
  * @packageDocumentation
  */
 
+import type { InvalidCode } from '../codes'
+import type { RefusalCode } from '../wire/session'
+
 /** `host:port` as an object. */
 export interface Address {
   host: string
@@ -25,12 +28,14 @@ export interface NodeStats {
   bytesReceived: number
   /** Peers' digests dropped unanswered past `digestRate`. */
   digestsDropped: number
-  /** Invalid inputs from peers, by code (a fixed set: see `InputCode`). */
+  /** Invalid inputs from peers, by code (see `InvalidCode`). */
   invalid: Record<string, number>
   /** Sessions refused, by either end, by code (see `RefusalCode`). */
   refused: Record<string, number>
   /** Connections closed with a reason (not those a peer closed cleanly). */
   closed: number
+  /** The same, by code (see {@link CloseCode}). */
+  closedBy: Record<string, number>
   /** Twins seen: another live node with this node's id, or two peers with one id. */
   twins: number
   /** Local writes refused because the data directory cannot be written. */
@@ -58,3 +63,23 @@ export interface PeerInfo {
   /** Updates still wanted after its last exchange: by the peer (`them`) and by this node (`us`). */
   behind: { them: number; us: number }
 }
+
+/** How much a log line matters: `'warn'` asks an operator to look. */
+export type LogLevel = 'warn' | 'info'
+
+/** Why a node closed a connection, besides a refused session ({@link RefusalCode}) or invalid input ({@link InvalidCode}). */
+export const CLOSE_CODES = [
+  /** It did not read what the node sent for `stallTimeout`. */
+  'stalled',
+  /** Its socket or WebSocket failed. */
+  'transport',
+  /** Its slot went to a new connection past `maxConnections`: it left the node's questions unanswered. */
+  'evicted',
+  /** Its id connected again, and this connection had gone quiet. */
+  'new_incarnation',
+  /** The data directory failed while something of the node's waited to be durable. */
+  'store_failed',
+] as const
+
+/** Why a node closed a connection: the code of its log line and of `scuttle_connections_closed_total{code}`. */
+export type CloseCode = RefusalCode | InvalidCode | (typeof CLOSE_CODES)[number]

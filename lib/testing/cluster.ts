@@ -4,6 +4,7 @@
  * restarts of every kind a node can go through. A test decides exactly when
  * exchanges happen and looks at every node between them.
  */
+import type { InvalidCode } from '../codes'
 import { Clock } from '../clock'
 import { Gossip, type PeerStream } from '../gossip'
 import type { Config, Message, StateStore, Update } from '../types'
@@ -102,8 +103,8 @@ export class Cluster {
   now: number
   /** Updates (not digests) moved over every link so far. */
   updatesMoved = 0
-  /** Every `'invalid'` report of a link's stream: [node, reason]. */
-  readonly invalid: [string, string][] = []
+  /** Every `'invalid'` report of a link's stream: [node, reason, code]. */
+  readonly invalid: [string, string, InvalidCode][] = []
   private readonly options: ClusterOptions
   private readonly persistence = new Map<string, Persistence>()
   private readonly listeners: ((node: Gossip) => void)[] = []
@@ -176,8 +177,8 @@ export class Cluster {
     if (l.sa !== null) return
     l.sa = this.node(l.a).createStream({ local_writes: false })
     l.sb = this.node(l.b).createStream({ local_writes: false })
-    l.sa.on('invalid', (_o: unknown, reason: string) => this.invalid.push([l.a, reason]))
-    l.sb.on('invalid', (_o: unknown, reason: string) => this.invalid.push([l.b, reason]))
+    l.sa.on('invalid', (_o: unknown, reason: string, code: InvalidCode) => this.invalid.push([l.a, reason, code]))
+    l.sb.on('invalid', (_o: unknown, reason: string, code: InvalidCode) => this.invalid.push([l.b, reason, code]))
   }
 
   /** Cut a link: its connection is gone, with whatever was in flight. */

@@ -3,6 +3,7 @@
  * against the reference {@link Model} after every step, after healing,
  * after the grace has passed again, and after restarting every node.
  */
+import type { InvalidCode } from '../codes'
 import * as counter from '../counter'
 import type { Gossip } from '../gossip'
 import { compareValues, lww_vs_clock, lww_vs_current_vers, sort as defaultSort, strictly_order_values } from '../resolution'
@@ -176,11 +177,11 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   // What resolve, a store or a listener threw: the node catches it and
   // reports the update invalid (on itself, or on the stream it came by).
   const threw: string[] = []
-  const caught = (id: string, reason: unknown): void => {
-    if (/threw/.test(String(reason))) threw.push(`${id}: ${String(reason)}`)
+  const caught = (id: string, reason: string, code: InvalidCode): void => {
+    if (code === 'node_error') threw.push(`${id}: ${reason}`)
   }
   cluster.onNode((g) => {
-    g.on('invalid', (_u: unknown, reason: unknown) => caught(g.id, reason))
+    g.on('invalid', (_u: unknown, reason: string, code: InvalidCode) => caught(g.id, reason, code))
     g.on('late', () => late.add(g.id))
     g.history.on('forget', () => collected++)
     options.onNode?.(g)
@@ -203,7 +204,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
     if (bad.length > 0) throw new ScheduleFailure(s, when, bad, names)
   }
   const refused = (when: string): void => {
-    for (const [id, reason] of cluster.invalid.splice(0)) caught(id, reason)
+    for (const [id, reason, code] of cluster.invalid.splice(0)) caught(id, reason, code)
     fail(`${when}: a node refused an update`, threw)
   }
   const everyStep = (when: string): void => {

@@ -19,11 +19,12 @@
  *
  * `parse()` never throws and never buffers more than one line or frame:
  * garbage, over-long lines or frames and a partial end are dropped and
- * reported with an `'invalid'` event `(excerpt, reason)`. `serialize()`
+ * reported with an `'invalid'` event `(excerpt, reason, code)`. `serialize()`
  * likewise drops and reports objects it cannot encode.
  *
  * @packageDocumentation
  */
+import { reportInvalid } from '../codes'
 import { Transform } from 'readable-stream'
 import { decodeFrame, FrameEncoder, MAX_FRAME_LENGTH } from './binary'
 import { jsonLine, MAX_LINE_LENGTH, parseNdjson } from './ndjson'
@@ -111,7 +112,7 @@ function checkFormat(format: unknown): Format {
  * A Transform from objects to bytes in `options.format` (default
  * `'binary'`). Objects it cannot encode (cycles, bigint, a bare function
  * or undefined) are dropped and reported with `'invalid'` `(object,
- * reason)`; the stream carries on. What is written in one turn of the event
+ * reason, 'unencodable')`; the stream carries on. What is written in one turn of the event
  * loop is pushed as one chunk.
  */
 export function serialize(options: SerializeOptions = {}): Serializer {
@@ -131,7 +132,7 @@ export function serialize(options: SerializeOptions = {}): Serializer {
     try {
       batch.write(chunk)
     } catch (err) {
-      out.emit('invalid', chunk, `cannot be encoded${format === 'ndjson' ? ' as JSON' : ''}: ${(err as Error)?.message}`)
+      reportInvalid(out, chunk, `cannot be encoded${format === 'ndjson' ? ' as JSON' : ''}: ${(err as Error)?.message}`, 'unencodable')
       return
     }
     if (batch.length >= FLUSH_BYTES) push()
@@ -188,7 +189,7 @@ export function serialize(options: SerializeOptions = {}): Serializer {
 /**
  * A Transform from bytes to objects, reading `options.format` (default
  * `'binary'`). Bad input is dropped and reported with `'invalid'`
- * `(excerpt, reason)`, never thrown; at most one line or frame is buffered.
+ * `(excerpt, reason, code)`, never thrown; at most one line or frame is buffered.
  * NDJSON: empty lines are skipped and a trailing `\r` ignored; refused are
  * a line that is not JSON, a line longer than `maxLineLength`, a partial
  * line at the end. Binary: refused are a frame longer than
@@ -218,10 +219,10 @@ function parseFrames(max: number): Transform {
 
   const frame = (body: Uint8Array): void => {
     const problem = decodeFrame(body, (m) => {
-      if (m === null) stream.emit('invalid', 'null', 'null is not a message')
+      if (m === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')
       else stream.push(m)
     })
-    if (problem !== null) stream.emit('invalid', problem.excerpt, problem.reason)
+    if (problem !== null) reportInvalid(stream, problem.excerpt, problem.reason, 'frame')
   }
 
   const stream: Transform = new Transform({
@@ -229,7 +230,7 @@ function parseFrames(max: number): Transform {
     readableObjectMode: true,
     transform(chunk: Uint8Array | string, _encoding, callback) {
       if (typeof chunk === 'string') {
-        stream.emit('invalid', chunk.slice(0, 120), 'text where binary frames were expected')
+        reportInvalid(stream, chunk.slice(0, 120), 'text where binary frames were expected', 'frame')
         callback()
         return
       }
@@ -248,7 +249,7 @@ function parseFrames(max: number): Transform {
           headHave = 0
           const length = ((head[0] << 24) >>> 0) + (head[1] << 16) + (head[2] << 8) + head[3]
           if (length > max) {
-            stream.emit('invalid', `length prefix ${length}`, `frame of ${length} bytes, over the limit of ${max}`)
+            reportInvalid(stream, `length prefix ${length}`, `frame of ${length} bytes, over the limit of ${max}`, 'frame')
             skipping = length
           } else if (length > 0) {
             want = length
@@ -281,7 +282,7 @@ function parseFrames(max: number): Transform {
       callback()
     },
     flush(callback) {
-      if (want >= 0 || headHave > 0) stream.emit('invalid', `${have + headHave} bytes`, 'partial frame at end of input')
+      if (want >= 0 || headHave > 0) reportInvalid(stream, `${have + headHave} bytes`, 'partial frame at end of input', 'truncated')
       pieces = []
       callback()
     },

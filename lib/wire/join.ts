@@ -12,8 +12,10 @@
  *
  * @packageDocumentation
  */
+import type { InvalidCode } from '../codes'
 import type { Gossip } from '../gossip'
 import { FORMATS, type Format } from './codec'
+import { limitsFor } from './gate'
 import { checkCodecs } from './handshake'
 import { Session, SessionError, type HelloAuth } from './session'
 import { websocketStream, type WebSocketLike } from './websocket'
@@ -38,6 +40,10 @@ export interface JoinOptions {
   auth?: HelloAuth
   /** Called with every refused session (its `code` says why). */
   onRefused?: (err: SessionError) => void
+  /** Updates accepted in a row from the node before a digest must end them. Default max(1000, 10 × mtu), as a node's. */
+  floodLimit?: number
+  /** The node's digests answered per second, on average; past it they are dropped unanswered. Default max(4, 4 per interval), as a node's. */
+  digestRate?: number
 }
 
 /** What {@link joinNode} returns. */
@@ -69,6 +75,9 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
   const max = options.backoff?.max ?? 5000
   const random = options.random ?? Math.random
   const log = options.log ?? (() => {})
+  // The limits a node puts on its peers, on the node: a node that floods is
+  // closed, and joined again after the backoff.
+  const limits = limitsFor(gossip.mtu, interval, options)
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket
   if (typeof Ctor !== 'function') throw new TypeError('no WebSocket here: pass options.WebSocket (in Node, the ws package)')
   let delay = min
@@ -92,15 +101,19 @@ export function joinNode(gossip: Gossip, url: string, options: JoinOptions = {})
     const bytes = websocketStream(ws)
     let ticker: ReturnType<typeof setInterval> | null = null
     bytes.on('error', () => {})
-    const session = new Session(gossip, bytes, { cluster: options.cluster ?? 'default', codecs, auth: options.auth })
+    const session = new Session(gossip, bytes, { cluster: options.cluster ?? 'default', codecs, auth: options.auth, limits })
     session.on('refused', (err: SessionError) => {
       state.refusal = err
       log(`closing ${url}: ${err.message}`)
       options.onRefused?.(err)
       bytes.end()
     })
-    session.on('invalid', (_o: unknown, reason: string) => {
-      log(`refused from ${session.peerId}: ${reason}`)
+    session.on('invalid', (_o: unknown, reason: string, code: InvalidCode) => {
+      log(`refused from ${session.peerId}: ${reason} [${code}]`)
+    })
+    session.on('exceeded', (code: InvalidCode, reason: string) => {
+      log(`closing ${url}: ${reason} [${code}]`)
+      ws.close(1008)
     })
     session.on('open', () => {
       state.peer = session.peerId

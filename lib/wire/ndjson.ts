@@ -6,13 +6,14 @@
  * One JSON document per line. `parse()` never throws and never buffers more
  * than its line limit: input that is not JSON, lines over the limit and a
  * partial last line are dropped and reported with an `'invalid'` event
- * `(excerpt, reason)`. `serialize()` likewise drops and reports objects JSON
+ * `(excerpt, reason, code)`. `serialize()` likewise drops and reports objects JSON
  * cannot encode. Values are checked at `gossip.set` with {@link jsonProblem}
  * so a value JSON would mangle is refused where it is written, not lost in
  * transit.
  *
  * @packageDocumentation
  */
+import { reportInvalid } from '../codes'
 import { Transform } from 'readable-stream'
 
 /** The default longest NDJSON line, in UTF-16 code units (1 MiB). */
@@ -37,7 +38,7 @@ export function jsonLine(message: unknown): string {
 /**
  * A Transform from bytes to objects: each line of JSON becomes one object.
  * Empty lines are skipped; a trailing `\r` is ignored. Bad input is dropped
- * and reported with `'invalid'` `(excerpt, reason)`, never thrown:
+ * and reported with `'invalid'` `(excerpt, reason, code)`, never thrown:
  * - a line that is not JSON;
  * - a line longer than `maxLineLength` (its excess is skipped as it
  *   arrives, so memory stays bounded by the limit);
@@ -56,18 +57,18 @@ export function parseNdjson(max: number): Transform {
     if (text.length > 0 && text.charCodeAt(text.length - 1) === 13) text = text.slice(0, -1)
     if (text.length === 0) return
     if (text.length > max) {
-      stream.emit('invalid', excerpt(text), `line longer than ${max} characters`)
+      reportInvalid(stream, excerpt(text), `line longer than ${max} characters`, 'line_too_long')
       return
     }
     let value: unknown
     try {
       value = JSON.parse(text)
     } catch {
-      stream.emit('invalid', excerpt(text), 'not JSON')
+      reportInvalid(stream, excerpt(text), 'not JSON', 'not_json')
       return
     }
     // Object mode cannot carry null; it is bad input like any other.
-    if (value === null) stream.emit('invalid', 'null', 'null is not a message')
+    if (value === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')
     else stream.push(value)
   }
 
@@ -85,7 +86,7 @@ export function parseNdjson(max: number): Transform {
       }
       if (!skipping && start < text.length) {
         if (pending.length + text.length - start > max) {
-          stream.emit('invalid', excerpt(pending + text.slice(start, start + EXCERPT)), `line longer than ${max} characters`)
+          reportInvalid(stream, excerpt(pending + text.slice(start, start + EXCERPT)), `line longer than ${max} characters`, 'line_too_long')
           pending = ''
           skipping = true
         } else {
@@ -97,7 +98,7 @@ export function parseNdjson(max: number): Transform {
     flush(callback) {
       const rest = pending + decoder.decode()
       pending = ''
-      if (!skipping && rest.trim().length > 0) stream.emit('invalid', excerpt(rest), 'partial line at end of input')
+      if (!skipping && rest.trim().length > 0) reportInvalid(stream, excerpt(rest), 'partial line at end of input', 'truncated')
       callback()
     },
   })

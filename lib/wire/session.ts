@@ -2,8 +2,9 @@
  * One session between two peers, whatever carries its bytes (a TCP socket,
  * a WebSocket, in a browser or in Node): the hello, its authentication, the
  * choice of wire format, the limits on what the peer may send, and the
- * gate that counts a peer's floods and digests. The TCP node, its
- * WebSocket server and `joinNode` all open their connections through it.
+ * gate that counts a peer's floods and digests (`gate.ts`). The TCP node,
+ * its WebSocket server and `joinNode` all open their connections through
+ * it, with the same limits.
  *
  * Each end first writes one line of JSON, its hello:
  *
@@ -38,9 +39,11 @@
  */
 import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
+import { reportInvalid, type InvalidCode } from '../codes'
 import type { Gossip, PeerStream } from '../gossip'
 import { badName } from '../shape'
 import { parse, serialize, type Format } from './codec'
+import { Gate, limitsFor, type GateObserver, type Limits } from './gate'
 import { chooseFormat, codecsOf, helloLine, type Hello } from './handshake'
 
 /** Why a session was refused, by either end. */
@@ -65,32 +68,15 @@ export type RefusalCode =
   | 'timeout'
   /** Past the connection limit, no slot could be freed. */
   | 'full'
+  /** A browser's WebSocket from an origin neither this host nor allowed (`wsOrigins`). */
+  | 'origin'
   /** The other end refused this one (its code is in `peerCode`). */
   | 'refused_by_peer'
 
-/** Why a peer's input was refused after the hello, or why it was closed. */
-export type InputCode =
-  | 'not_json'
-  | 'line_too_long'
-  | 'frame'
-  | 'signature'
-  | 'local_write'
-  | 'flood'
-  | 'digest'
-  | 'version'
-  | 'ahead'
-  | 'twin_writes'
-  | 'value'
-  | 'key'
-  | 'source_id'
-  | 'member'
-  | 'node_error'
-  | 'late'
-  | 'notice_unsigned'
-  | 'restored_stale'
-  | 'other'
+/** Why a peer's input was refused after the hello (see `lib/codes.ts`). */
+export type InputCode = InvalidCode
 
-/** Every code a refusal or an invalid input may carry (the metrics' labels). */
+/** Every code a refusal may carry (the metrics' labels). */
 export const REFUSAL_CODES: readonly RefusalCode[] = [
   'no_hello',
   'bad_hello',
@@ -102,6 +88,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'bad_proof',
   'timeout',
   'full',
+  'origin',
   'refused_by_peer',
 ]
 
@@ -163,8 +150,10 @@ export interface SessionOptions {
    * refusal, or null to accept. Called after the session's own checks.
    */
   admit?: (hello: PeerHello) => SessionError | null
-  /** Between the parsed input and the gossip stream (the node's gate). */
-  gate?: Transform
+  /** The limits on what the peer sends (see `gate.ts`). Default: {@link limitsFor} the node's mtu, a 1 s interval. */
+  limits?: Limits
+  /** What the owner hears of the peer's digests and updates as they pass the gate. */
+  observer?: GateObserver
   /** Between the gossip stream and the serializer (a durable store's barrier). */
   barrier?: Transform
   /** Create the gossip stream with these (default: no local writes from the peer). */
@@ -214,9 +203,10 @@ export function badPeerId(id: unknown): string | null {
 /**
  * One peer's session. Emits `'open'` () once both hellos (and proofs) are
  * in and gossip flows, `'refused'` (err: SessionError) when either end
- * refused the session, and `'invalid'` (what, reason) for input the codec
- * or the gossip stream refused after it opened. The owner ends the
- * transport when it is refused.
+ * refused the session, `'invalid'` (what, reason, code) for input the codec
+ * or the gossip stream refused after it opened, and `'exceeded'` (code,
+ * reason) when the peer passed a limit of the gate (code `'flood'`). The
+ * owner ends the transport when it is refused or exceeded a limit.
  */
 export class Session extends EventEmitter {
   /** The peer's id, once its hello is in (authenticated when `authenticated`). */
@@ -232,6 +222,8 @@ export class Session extends EventEmitter {
   readonly stream: PeerStream
   /** This end's nonce. */
   readonly nonce: string
+  /** The limits the peer's messages meet (see `gate.ts`). */
+  readonly gate: Gate
   // Which line of the peer's is awaited: its hello, its accept, its open;
   // then gossip flows.
   private state: 'hello' | 'verdict' | 'opening' | 'open' | 'closed' = 'hello'
@@ -250,6 +242,8 @@ export class Session extends EventEmitter {
     }
     this.nonce = (options.nonce ?? webNonce)()
     this.stream = gossip.createStream({ local_writes: options.local_writes ?? false })
+    this.gate = new Gate(options.limits ?? limitsFor(gossip.mtu, 1000), options.observer ?? {}, (reason) => this.emit('exceeded', 'flood', reason))
+    this.stream.exchange.admit = this.gate.admit
     const hello: Record<string, unknown> = { hello: 'simple-scuttle', id: gossip.id, codecs: options.codecs, cluster: options.cluster, nonce: this.nonce }
     if (options.started !== undefined) hello.started = options.started
     if (options.address !== undefined) hello.address = options.address
@@ -459,14 +453,13 @@ export class Session extends EventEmitter {
     const o = this.options
     const out = serialize({ format: this.writing as Format })
     const input = parse({ format: this.reading as Format, maxLineLength: o.maxLineLength, maxFrameLength: o.maxFrameLength })
-    const invalid = (what: unknown, reason: string, code?: string) => this.emit('invalid', what, reason, code)
+    const invalid = (what: unknown, reason: string, code: InvalidCode) => reportInvalid(this, what, reason, code)
     input.on('invalid', invalid)
     out.on('invalid', invalid)
     this.stream.on('invalid', invalid)
     if (o.barrier === undefined) this.stream.pipe(out).pipe(this.transport)
     else this.stream.pipe(o.barrier).pipe(out).pipe(this.transport)
-    if (o.gate === undefined) this.input.pipe(input).pipe(this.stream)
-    else this.input.pipe(input).pipe(o.gate).pipe(this.stream)
+    this.input.pipe(input).pipe(this.stream)
     this.emit('open')
   }
 
@@ -503,6 +496,7 @@ export class Session extends EventEmitter {
   /** Stop: unpipe and destroy the gossip stream (the owner closes the transport). */
   destroy(): void {
     this.state = 'closed'
+    this.gate.stop()
     this.stream.unpipe()
     this.stream.destroy()
   }

@@ -16,6 +16,7 @@
  *
  * @packageDocumentation
  */
+import { reportInvalid, type InvalidCode } from '../codes'
 import { Duplex } from 'readable-stream'
 import { parse, serialize, type Format } from './codec'
 
@@ -184,9 +185,7 @@ export function gossipOver(socket: WebSocketLike, options: GossipOverOptions = {
     if (!duplex.push(m)) input.pause()
   })
   input.on('end', () => duplex.push(null))
-  const report = (what: unknown, reason: string): void => {
-    duplex.emit('invalid', what, reason)
-  }
+  const report = (what: unknown, reason: string, code: InvalidCode): void => reportInvalid(duplex, what, reason, code)
   input.on('invalid', report)
   out.on('invalid', report)
   bytes.on('error', (err: Error) => duplex.destroy(err))

@@ -1,0 +1,191 @@
+/**
+ * Twins: two live nodes with one id. Every hello says when its node
+ * started; of two live nodes with one id, the one started later is the
+ * twin, refused (code `twin`), and told so, so that it stops before either
+ * loses an acknowledged write. Claims move a node only as far as they can
+ * be believed: under keys (authenticated), fully; without, a node that has
+ * joined (a peer answered it) is never stopped by one, since any peer can
+ * claim any id. See docs/operations.md, "Twins".
+ *
+ * @packageDocumentation
+ */
+import * as net from 'net'
+import type { Duplex } from 'readable-stream'
+import type { Gossip } from '../gossip'
+import { Session, SessionError, type PeerHello, type SessionOptions } from '../wire/session'
+import type { Connection } from './connection'
+import { parseAddress } from './options'
+import type { CloseCode, LogLevel } from './types'
+
+/** What a node reports of a twin: another live node with its id. */
+export interface TwinReport {
+  /** This node is the newer of the two: it should stop. */
+  newer: boolean
+  /** Where the other one is, as far as known. */
+  address: string | null
+  /** When the other one started, ms since the epoch, if it said. */
+  started: number | null
+}
+
+/** What the twin rule needs of its node. */
+export interface TwinHost {
+  readonly gossip: Gossip
+  readonly startedAt: number
+  readonly interval: number
+  /** A peer has answered one of the node's questions. */
+  readonly answeredOnce: boolean
+  connections(): Iterable<Connection>
+  /** The node's session options (to say hello to a twin's elder). */
+  sessionOptions(): SessionOptions
+  drop(c: Connection, code: CloseCode, reason: string): void
+  /** A twin was seen (counted), and one refused by code `twin`. */
+  seen(): void
+  refused(): void
+  /** The node learned of a twin of its own. */
+  report(t: TwinReport): void
+  log(line: string, level?: LogLevel): void
+}
+
+// Whether a node started at `a` (nonce an) is older than one started at b:
+// unknown times are youngest, equal ones are ordered by nonce.
+function olderThan(a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean {
+  const x = a ?? Infinity
+  const y = b ?? Infinity
+  return x < y || (x === y && String(an) < String(bn))
+}
+
+/** A time for a log line. */
+export function iso(ms: number | null): string {
+  return ms === null ? 'at an unknown time' : new Date(ms).toISOString()
+}
+
+/** The twin rule of one node (see the module's comment). */
+export class Twins {
+  // A twin being told that this node is its younger (see tellTwin).
+  private telling: Promise<void> | null = null
+
+  constructor(private readonly host: TwinHost) {}
+
+  /**
+   * The node's policy on a hello the session accepted (and, under keys,
+   * authenticated): a refusal, or null to admit. Each hello says when its
+   * node started; of two live nodes with one id, the one started later is
+   * the twin.
+   */
+  admit(c: Connection, hello: PeerHello): SessionError | null {
+    const host = this.host
+    const id = hello.id
+    const started = hello.started ?? null
+    // A hello without a nonce (a node before sessions) cannot be told from
+    // this node's own, nor from another's: no twin rule for it.
+    if (hello.nonce === undefined) return id === host.gossip.id ? new SessionError('self', 'connected to itself') : null
+    const trusted = c.session.authenticated
+    if (id === host.gossip.id) {
+      // Another node with this node's id (its own dials are 'self').
+      host.seen()
+      const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
+      if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
+        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
+        return new SessionError('twin', `this node (${id}) started after you: it stops`)
+      }
+      host.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
+      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(host.startedAt)}: give this one another --id`)
+      err.twinStarted = host.startedAt
+      return err
+    }
+    for (const e of host.connections()) {
+      if (e === c || e.closed || e.peer !== id) continue
+      const theirs = e.session.peerHello as PeerHello
+      if (theirs.nonce === undefined) continue
+      // The one connected answers our questions: two live nodes say they are id.
+      const live = Date.now() - e.answeredAt < 3 * host.interval + 1000
+      if (!live) {
+        host.drop(e, 'new_incarnation', `peer ${id} connected again (a new incarnation): this connection went quiet`)
+        continue
+      }
+      host.seen()
+      if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
+        // Both proved the id: the newcomer is the elder, the younger goes.
+        host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
+        host.refused()
+        host.drop(e, 'twin', `twin of ${id}, started later than the one at ${c.address}`)
+        return null
+      }
+      host.log(
+        `twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`,
+        'warn',
+      )
+      const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
+      err.twinAddress = theirs.address
+      err.twinStarted = theirs.started
+      return err
+    }
+    return null
+  }
+
+  /** A peer refused this node as a twin (err: its refusal, on `c`). */
+  refusedBy(c: Connection, err: SessionError): void {
+    const host = this.host
+    host.seen()
+    const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
+    if (olderThan(host.startedAt, c.session.nonce, t.started, undefined)) {
+      // The elder, refused where a younger twin got in first: tell it.
+      host.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
+    } else {
+      this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
+    }
+    if (t.address !== null) this.tell(t.address)
+  }
+
+  // This node learned of a twin of its own. When it is the newer, and the
+  // claim can be believed (see admit), it reports that it should stop.
+  private twin(t: TwinReport, trusted: boolean, what: string): void {
+    const host = this.host
+    const stop = t.newer && (trusted || !host.answeredOnce)
+    host.log(
+      stop
+        ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
+        : t.newer
+          ? `twin: ${what}; this node has joined and the claim is not authenticated (no --keys): it keeps running`
+          : `twin: ${what}`,
+      'warn',
+    )
+    host.report({ ...t, newer: stop })
+  }
+
+  // A peer refused this node as the younger twin of the node at `address`:
+  // say hello there once, so that the elder hears of it too (its log and
+  // metrics), then hang up. close() waits for it, at most two seconds.
+  private tell(address: string): void {
+    if (this.telling !== null) return
+    let to: { host: string; port: number }
+    try {
+      to = parseAddress(address)
+    } catch {
+      return
+    }
+    this.telling = new Promise<void>((resolve) => {
+      const socket = net.connect({ host: to.host, port: to.port })
+      let session: Session | null = null
+      const done = () => {
+        clearTimeout(timer)
+        session?.destroy()
+        socket.destroy()
+        resolve()
+      }
+      const timer = setTimeout(done, 2000)
+      socket.on('error', done)
+      socket.once('close', done)
+      socket.once('connect', () => {
+        session = new Session(this.host.gossip, socket as unknown as Duplex, this.host.sessionOptions())
+        session.on('refused', done)
+        session.on('open', done)
+      })
+    })
+  }
+
+  /** Wait for a twin being told, if any. */
+  async close(): Promise<void> {
+    if (this.telling !== null) await this.telling
+  }
+}
