@@ -116,11 +116,12 @@ export class Model {
     g.history.on('update', (u: Update) => {
       if (u.source_id === g.id) {
         const kind = u.deleted === true ? 'delete' : u.withdrawn === true ? 'withdraw' : 'set'
-        if (kind === 'withdraw' && !this.dropping) this.justify(g.id, u)
         // A node restarted from nothing may use a version again: the
         // operation is what tells them apart; one seen again is not lost.
         const tag = `${g.id}@${u.version}@${kind}@${u.key}@${JSON.stringify(u.value)}`
         const had = this.ops.get(tag)
+        // (One of its past come back was judged when it was issued.)
+        if (kind === 'withdraw' && had === undefined && !this.dropping) this.justify(g.id, u)
         if (had === undefined) this.ops.set(tag, { kind, node: g.id, key: u.key, value: u.value, version: u.version, lost: false })
         else had.lost = false
       }
