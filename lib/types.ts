@@ -294,7 +294,8 @@ export interface Persisted {
   readonly held: number | null
   /**
    * The node's record of deletes (Snapshot.collected, horizon, refetching,
-   * maxes) as JSON text; null while there is none.
+   * maxes, and issued while its past is not settled) as JSON text; null
+   * while there is none.
    */
   readonly record: string | null
 }
