@@ -202,10 +202,13 @@ export class Incarnation {
     if (past) this.pastOf(peer, version)
     // A twin's writes are not ours to keep or relay.
     if (peer.twin) return undefined
-    // Our past as far as we hold it whole is ours to know: a version there
-    // we do not hold, we replaced (only we change our log); a peer's copy
-    // of it is stale, whatever collected what replaced it.
-    const stale = past && !held && version <= this.clock.pastHeld
+    // Our past as far as we hold it whole (from our own saved state) is ours
+    // to know: a version there we do not hold, we replaced (only we change
+    // our log); a peer's copy of it is stale, whatever collected what
+    // replaced it. Not so as far as peers gave it back: their copies are of
+    // different moments (and of this life's log, once we sent it), so one
+    // peer's copy cannot tell another's mapping replaced.
+    const stale = past && !held && version <= this.wholeFrom
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have

@@ -242,20 +242,24 @@ describe('a node started without its log (attack round 3)', function () {
     }
   }
 
-  it('C: its past, back from copies of different moments, reaches every peer: one copy everywhere', () =>
-    cluster(['a', 'b', 'c'], 1, async (cl) => {
-      cl.node('c').set('k1', 'A')
-      await cl.exchange('c', 'a') // a holds k1=A
-      cl.node('c').set('k0', 'x')
-      cl.node('c').set('k1', 'B') // replaces A in c's log
-      await cl.exchange('b', 'c') // mtu 1: b gets k0 only, its max of c past A's version
-      await cl.restart('c', 'nothing') // B is gone with c's log
-      for (let i = 0; i < 10; i++) await cl.round()
-      const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
-      assert.ok(views.every((v) => v === views[0]), views.join('\n'))
-      assert.strictEqual(cl.node('b').get('k1').value, 'A')
-      assert.deepStrictEqual(cl.unsynced(), [])
-    }))
+  for (const bFirst of [false, true]) {
+    it(`C: its past, back from copies of different moments, reaches every peer: one copy everywhere (${bFirst ? 'the newer copy' : 'the older copy'} back first)`, () =>
+      cluster(['a', 'b', 'c'], 1, async (cl) => {
+        cl.node('c').set('k1', 'A')
+        await cl.exchange('c', 'a') // a holds k1=A
+        cl.node('c').set('k0', 'x')
+        cl.node('c').set('k1', 'B') // replaces A in c's log
+        await cl.exchange('b', 'c') // mtu 1: b gets k0 only, its max of c past A's version
+        await cl.restart('c', 'nothing') // B is gone with c's log
+        // b's copy, whole up to past A's version, must not make a's A look replaced
+        if (bFirst) for (let i = 0; i < 4; i++) await cl.exchange('c', 'b')
+        for (let i = 0; i < 10; i++) await cl.round()
+        const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+        assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+        assert.strictEqual(cl.node('b').get('k1').value, 'A')
+        assert.deepStrictEqual(cl.unsynced(), [])
+      }))
+  }
 
   it("D: a withdrawal waits for its past: a write that beat a delete, fetched back last, is kept", () =>
     cluster(['a', 'b', 'c'], 1, async (cl) => {
