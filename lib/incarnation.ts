@@ -84,6 +84,7 @@ export class Incarnation {
     this.pastKnown = false
     this.restoredRecovering = true
     this.settledSeen = false
+    this.floor = this.clock.start
   }
 
   /**
@@ -131,6 +132,13 @@ export class Incarnation {
   // restart from nothing, the snapshot's `held` after one taken while fetching.
   private wholeFrom = -Infinity
 
+  /**
+   * The first version of the life that began without saved state (see
+   * Snapshot.floor): our log is ours whole only from there. Below it lies
+   * whatever a past incarnation wrote, which we know only from peers' copies.
+   */
+  floor = -Infinity
+
   /** Restarted from a store object's entries, `restored` the highest version among them. */
   fromEntries(restored: number): void {
     this.clock.pastHeard = this.host.history.sources.get(this.host.id)?.max ?? -Infinity
@@ -138,6 +146,7 @@ export class Incarnation {
     this.restoredRecovering = this.clock.recovering
     this.wholeFrom = this.clock.pastHeld
     this.settledSeen = this.settled
+    this.floor = this.clock.start
   }
 
   /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
@@ -152,6 +161,8 @@ export class Incarnation {
     this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
     this.settledSeen = this.settled
+    const floor = snapshot?.floor
+    this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
   }
 
   /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
@@ -208,7 +219,9 @@ export class Incarnation {
     // replaced it. Not so as far as peers gave it back: their copies are of
     // different moments (and of this life's log, once we sent it), so one
     // peer's copy cannot tell another's mapping replaced.
-    const stale = past && !held && version <= this.wholeFrom
+    // (Nor below the first version of the life that began without saved
+    // state: a snapshot taken after settling still never held that whole.)
+    const stale = past && !held && version <= this.wholeFrom && version >= this.floor
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have

@@ -762,7 +762,13 @@ export class Replica {
     const snap = snapshotOf(this.history, incarnation.clock.time, incarnation.snapshotHeld)
     const maxes = this.maxes()
     const issued = incarnation.snapshotIssued
-    const withMaxes = maxes === null && issued === undefined ? snap : { ...snap, ...(maxes === null ? {} : { maxes }), ...(issued === undefined ? {} : { issued }) }
+    const floor = incarnation.floor
+    const withMaxes = {
+      ...snap,
+      ...(maxes === null ? {} : { maxes }),
+      ...(issued === undefined ? {} : { issued }),
+      ...(floor === -Infinity ? {} : { floor }),
+    }
     return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
   }
 
@@ -781,17 +787,20 @@ export class Replica {
 
   /**
    * What the node keeps besides its mappings, as JSON text for a store
-   * (null: nothing): its record of deletes, held-back maxes, and, until
-   * its past settles, the writes this life issued (Snapshot.issued).
+   * (null: nothing): its record of deletes, held-back maxes, where its log
+   * is its own (Snapshot.floor), and, until its past settles, the writes
+   * this life issued (Snapshot.issued).
    */
   record(): string | null {
     const deletes = this.deletes.record()
     const maxes = this.heldBack.size === 0 ? null : this.maxes()
     const issued = this.incarnation.snapshotIssued
-    if (maxes === null && issued === undefined) return deletes
+    const floor = this.incarnation.floor
+    if (maxes === null && issued === undefined && floor === -Infinity) return deletes
     const r: Record<string, unknown> = deletes === null ? {} : (JSON.parse(deletes) as Record<string, unknown>)
     if (maxes !== null) r.maxes = maxes
     if (issued !== undefined) r.issued = issued
+    if (floor !== -Infinity) r.floor = floor
     return JSON.stringify(r)
   }
 

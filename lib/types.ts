@@ -384,4 +384,12 @@ export interface Snapshot {
    * again above a past that shows itself higher.
    */
   readonly issued?: readonly number[]
+  /**
+   * Optional: the first version of the node's life that began without saved
+   * state (a new node, or a restart from nothing). Its own log is its own,
+   * whole, only from there: below it, a mapping of its id that a peer holds
+   * and the node lacks is a past incarnation's, never one it replaced.
+   * Default: none (whole from the start).
+   */
+  readonly floor?: number
 }
