@@ -57,7 +57,7 @@ export class Clock {
   time: number
   /** The lowest version this incarnation issues. */
   readonly start: number
-  /** Our versions in [start, ambiguous] may also be a past incarnation's. */
+  /** Our versions in [first, ambiguous] may also be a past incarnation's. */
   ambiguous = -Infinity
   /** The highest version of our id that a peer holds from our past. */
   pastHeard = -Infinity
@@ -83,8 +83,11 @@ export class Clock {
    * @param restored - the clock of a saved state, if any.
    * @param now - wall clock in microseconds.
    * @param held - how far the saved state held its own past (default: all).
+   * @param issued - versions this life issued before the saved state was
+   *   taken, as runs (see {@link Clock.issuedRuns}): a state saved before
+   *   its past settled, whose own writes are still this life's.
    */
-  constructor(restored: number | undefined, now: number, held: number = restored ?? -Infinity) {
+  constructor(restored: number | undefined, now: number, held: number = restored ?? -Infinity, issued?: readonly number[]) {
     startTicker()
     if (restored === undefined) {
       this.time = now
@@ -96,6 +99,33 @@ export class Clock {
       this.pastSeen = this.pastHeld < restored
     }
     this.start = this.time + 1
+    if (issued !== undefined) this.runs.push(...issued)
+  }
+
+  /** The lowest version this life issued (see the constructor's `issued`). */
+  get first(): number {
+    return this.runs.length > 0 ? Math.min(this.runs[0], this.start) : this.start
+  }
+
+  /** The versions this life issued, as runs [from, to, from, to, ...] (for a saved state). */
+  issuedRuns(): number[] {
+    return this.runs.slice()
+  }
+
+  /**
+   * Runs of issued versions from a saved state, if they read: pairs of
+   * safe integers, increasing, at or below `restored`. Undefined otherwise
+   * (a damaged list claims nothing: its writes count as past).
+   */
+  static runsOf(issued: unknown, restored: number): number[] | undefined {
+    if (!Array.isArray(issued) || issued.length % 2 !== 0 || issued.length > 2 * Clock.MAX_RUNS) return undefined
+    let last = -Infinity
+    for (let i = 0; i < issued.length; i++) {
+      const v: unknown = issued[i]
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v > restored || (i % 2 === 0 ? v <= last : v < last)) return undefined
+      last = v
+    }
+    return issued as number[]
   }
 
   /**
@@ -203,12 +233,13 @@ export class Clock {
   }
 
   /**
-   * True if `version` of our own id belongs to a past incarnation: below our
-   * start, or a version we never issued. (A past version equal to one we
-   * issued cannot be told apart; the wall-clock start makes that unlikely.)
+   * True if `version` of our own id belongs to a past incarnation: a
+   * version this life never issued, or one a past showed itself at or
+   * above. (A past version equal to one we issued cannot be told apart;
+   * the wall-clock start makes that unlikely.)
    */
   isPast(version: number): boolean {
-    return version < this.start || version <= this.ambiguous || !this.issued(version)
+    return version <= this.ambiguous || !this.issued(version)
   }
 
   /**
@@ -221,7 +252,7 @@ export class Clock {
   foreign(version: number): number {
     if (version > this.pastHeld) this.pastSeen = true
     if (version > this.pastHeard) this.pastHeard = version
-    if (version < this.start || version <= this.ambiguous) return -Infinity
+    if (version < this.first || version <= this.ambiguous) return -Infinity
     // Past the limit, a raise is only counted (the caller learns that the
     // peer keeps it up) and the clock follows, as far as it is believable,
     // so that our next writes pass it: nothing is issued again.

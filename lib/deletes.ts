@@ -26,6 +26,11 @@ export interface DeletesHost {
   beats(a: Update, b: Update): boolean
   /** Withdraw our own value of `key`: a local write of a withdrawal. */
   withdraw(key: string): void
+  /**
+   * Whether our own value `m` may be withdrawn now: one of a past
+   * incarnation's waits until our past is settled (see Incarnation.mayWithdraw).
+   */
+  mayWithdraw(m: Update): boolean
   /** Write `u` (a value or a marker) again, at a new version: a local write. */
   rewrite(u: Update): void
   /** Forget mapping `m` entirely; the key's entry is what `resolve` makes of the rest. */
@@ -80,6 +85,13 @@ interface Refetch {
   gc: number
   /** Suspects: mappings held below `gc` that no fresh copy has sent again (kept out of answers). */
   suspects: Set<Update>
+  /**
+   * The highest version of the source held below `gc` during the refetch:
+   * what our digest names it at to peers that do not serve it (a version
+   * the source issued: one it never issued, such as gc - 1, would look to
+   * the source like a past incarnation of its own, attack round 3, E).
+   */
+  below: number
   /** Active time the refetch began or last moved: a grace without either abandons it. */
   since: number
 }
@@ -181,14 +193,14 @@ export class Deletes {
       this.tombKeys.add(u.key)
       if (!own) {
         const mine = this.host.history.mapping(this.host.id, u.key)
-        if (mine !== undefined && !isMarker(mine) && this.host.beats(u, mine)) this.host.withdraw(u.key)
+        if (mine !== undefined && !isMarker(mine) && this.host.beats(u, mine) && this.host.mayWithdraw(mine)) this.host.withdraw(u.key)
       }
     } else if (u.withdrawn === true) {
       this.queue.push({ u, at: this.active })
-    } else if ((own || u.source_id === this.host.id) && this.tombKeys.has(u.key)) {
+    } else if ((own || u.source_id === this.host.id) && this.tombKeys.has(u.key) && this.host.mayWithdraw(u)) {
       // A value of ours a held tombstone beats: a new write (only a policy
       // other than last-writer-wins allows it), or one of our past come back
-      // after a restart from nothing.
+      // after a restart from nothing (once that past is settled).
       for (const m of this.host.history.get(u.key)) {
         if (m.deleted === true && this.host.beats(m, u)) {
           this.host.withdraw(u.key)
@@ -232,9 +244,19 @@ export class Deletes {
     }
     // A crash between taking a tombstone and writing the withdrawal it
     // called for leaves our value beaten: withdraw it now.
-    for (const key of this.tombKeys) {
+    this.withdrawBeaten()
+  }
+
+  /**
+   * Rule 2 over every key: withdraw each value of ours a held tombstone
+   * beats (at a restart, and once our past is settled: withdrawals of our
+   * past values wait for that).
+   */
+  withdrawBeaten(): void {
+    const history = this.host.history
+    for (const key of [...this.tombKeys]) {
       const mine = history.mapping(this.host.id, key)
-      if (mine === undefined || isMarker(mine)) continue
+      if (mine === undefined || isMarker(mine) || !this.host.mayWithdraw(mine)) continue
       for (const m of history.get(key)) {
         if (m.deleted === true && this.host.beats(m, mine)) {
           this.host.withdraw(key)
@@ -428,6 +450,7 @@ export class Deletes {
     } else if (held !== undefined && taken && version < r.gc) {
       r.suspects.add(held)
     }
+    if (held !== undefined && version < r.gc && version > r.below) r.below = version
   }
 
   /**
@@ -442,7 +465,7 @@ export class Deletes {
     if (r === undefined) return undefined
     const p = this.links.get(stream)?.pass?.get(source)
     if (p !== undefined && p.r === r) return p.at
-    return Math.min(max, r.gc - 1)
+    return Math.min(max, r.below)
   }
 
   /** Whether a refetch is under way (our answers then leave suspects out). */
@@ -675,7 +698,12 @@ export class Deletes {
   // sends it again (a refetch under way for a lower gc widens).
   private startRefetch(id: string, gc: number): void {
     const suspects = new Set<Update>()
-    for (const u of this.host.history.news(id, -Infinity)) if (u.version < gc) suspects.add(u)
+    let below = -Infinity
+    for (const u of this.host.history.news(id, -Infinity)) {
+      if (u.version >= gc) break
+      suspects.add(u)
+      below = u.version
+    }
     const r = this.refetches.get(id)
     if (suspects.size === 0) {
       // Nothing held there: nothing can be stale.
@@ -684,7 +712,7 @@ export class Deletes {
       this.raiseGc(id, gc)
       return
     }
-    this.refetches.set(id, { gc, suspects, since: this.active })
+    this.refetches.set(id, { gc, suspects, below, since: this.active })
     this.recordText = null
     this.host.emit('refetch', id, gc, suspects.size)
   }

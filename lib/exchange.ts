@@ -102,6 +102,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   fillAt = 0
   /** Gap fills this peer was behind on when looked at. */
   fillWait: Update[] | null = null
+  /** How far our own rebuilt log has been offered to this peer (see Replica.fillsFor). */
+  pastAt = -Infinity
   // StreamOptions.local_writes, when given.
   private readonly localWrites: boolean | undefined
   // The peer's authenticated id (see StreamOptions.peer).
@@ -284,6 +286,12 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
+    // Every update of this answer is in, and this peer counts as exchanged:
+    // our past may be settled now (the peer that answered our question
+    // first was not yet counted), and what waited for it runs.
+    const incarnation = replica.incarnation
+    if (!incarnation.settled) incarnation.pastAnswered(node.exchanges())
+    incarnation.checkSettled()
     // Push-pull: a question is answered with our digest, the deltas the
     // peer lacks, and the digest's end, which also ends the answer. The
     // digest goes first so that the peer learns how far we hold its own id
@@ -300,7 +308,6 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       flow.exchanged(cut, fields.rate)
     }
     const id = replica.id
-    const incarnation = replica.incarnation
     for (let i = 0; i < out.length; i++) {
       const u = out[i]
       if (u.source_id === id) incarnation.sent(u.version)
@@ -320,15 +327,19 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Asked for our past: complete if the answer was not cut, or if the
     // peer has now shown us everything of ours it holds.
     const node = this.node
+    // A peer that withholds suspects of another source still shows us our
+    // own id whole: it counts once it has shown all of ours it names (one
+    // that refetches our id names it below what it withholds). Settling our
+    // past must not wait for refetches, which may wait for us (attack round
+    // 3, finding E).
     if (
       this.askFrom !== null &&
-      !fields.withheld &&
-      ((this.received < node.mtu && node.mtuBytes === Infinity) || (named !== undefined && named <= this.ownSeen))
+      ((this.received < node.mtu && node.mtuBytes === Infinity && (!fields.withheld || named === undefined)) ||
+        (named !== undefined && named <= this.ownSeen))
     ) {
       this.verified = true
       const incarnation = node.replica.incarnation
       if (named !== undefined) incarnation.answeredSelf(named)
-      incarnation.pastAnswered(node.exchanges())
     }
   }
 

@@ -37,6 +37,8 @@ export interface IncarnationHost {
   readonly history: History
   /** Write `u` (a value or a marker) again, at a new version: a local write. */
   rewrite(u: Update): void
+  /** Our past just settled: what waited for it (withdrawals of our past values) is decided now. */
+  settledPast(): void
 }
 
 /** The node's own id in this life: its clock, its past, its twins. */
@@ -60,6 +62,16 @@ export class Incarnation {
   pastSettled = false
   /** Mappings of our id that a past incarnation wrote (received, not issued). */
   readonly pastMappings = new WeakSet<Update>()
+  /**
+   * Our own log rebuilt from peers' copies (docs/deletes.md, "A node
+   * started without its log"): versions of ours in (rebuiltFrom,
+   * rebuiltTo] came back from copies of different moments, so a peer may
+   * name us past one of them it lacks. Once settled, each peer is offered
+   * them (see Replica.fillsFor). Empty (-Infinity) until then.
+   */
+  rebuiltTo = -Infinity
+  /** How far this life started holding its own log whole (see rebuiltTo). */
+  rebuiltFrom = -Infinity
 
   constructor(
     private readonly host: IncarnationHost,
@@ -71,27 +83,101 @@ export class Incarnation {
   unknownPast(): void {
     this.pastKnown = false
     this.restoredRecovering = true
+    this.settledSeen = false
+    this.floor = this.clock.start
   }
+
+  /**
+   * Whether our own log is settled: we know how far we hold our past and
+   * every peer we exchange with has shown us what it holds of it. Until
+   * then what we hold of our past may be partial: no decision rests on it
+   * (withdrawals wait, see mayWithdraw) and we vouch for nothing of it.
+   */
+  get settled(): boolean {
+    return this.pastKnown && (!this.clock.recovering || this.pastSettled)
+  }
+
+  /**
+   * Whether our own value `m` may be withdrawn now (rule 2): a value of our
+   * past is withdrawn only once the past is settled, since a peer not yet
+   * heard from may hold a newer write of ours to the key that the delete
+   * does not beat (attack round 3, finding D).
+   */
+  mayWithdraw(m: Update): boolean {
+    return this.settled || !(this.pastMappings.has(m) || this.clock.isPast(m.version))
+  }
+
+  /**
+   * Call where no update is half taken (the end of a peer's answer): once
+   * our past has just settled, what waited for it runs (withdrawals of our
+   * past values; offering peers our rebuilt log, see rebuiltTo).
+   */
+  checkSettled(): void {
+    const now = this.settled
+    const was = this.settledSeen
+    this.settledSeen = now
+    if (was || !now) return
+    const heard = this.clock.pastHeard
+    if (heard > this.wholeFrom && heard > this.rebuiltTo) {
+      this.rebuiltFrom = this.wholeFrom
+      this.rebuiltTo = heard
+    }
+    this.host.settledPast()
+  }
+
+  // Whether the past was settled when last looked at (checkSettled).
+  private settledSeen = true
+
+  // How far this life started holding its own log whole: nothing after a
+  // restart from nothing, the snapshot's `held` after one taken while fetching.
+  private wholeFrom = -Infinity
+
+  /**
+   * The first version of the life that began without saved state (see
+   * Snapshot.floor): our log is ours whole only from there. Below it lies
+   * whatever a past incarnation wrote, which we know only from peers' copies.
+   */
+  floor = -Infinity
 
   /** Restarted from a store object's entries, `restored` the highest version among them. */
   fromEntries(restored: number): void {
     this.clock.pastHeard = this.host.history.sources.get(this.host.id)?.max ?? -Infinity
     this.sentOwn = restored
     this.restoredRecovering = this.clock.recovering
+    this.wholeFrom = this.clock.pastHeld
+    this.settledSeen = this.settled
+    this.floor = this.clock.start
   }
 
   /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
   fromSnapshot(snapshot: Snapshot, restored: number): void {
-    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), heldOf(snapshot))
+    const held = heldOf(snapshot)
+    // A state saved before its past settled names the writes its life issued.
+    const issued = held === undefined ? undefined : Clock.runsOf(snapshot?.issued, restored)
+    this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), held, issued)
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
     this.restoredRecovering = this.clock.recovering
+    this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
+    this.settledSeen = this.settled
+    const floor = snapshot?.floor
+    this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
   }
 
   /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
   get snapshotHeld(): number | undefined {
     return !this.pastKnown ? -1 : this.clock.recovering ? this.clock.heldThrough : undefined
+  }
+
+  /**
+   * What a snapshot says of the writes this life issued (see
+   * Snapshot.issued): while it claims only part of our past, so that a
+   * restart from it still tells our writes from the past peers hold, and
+   * issues them again above it (attack round 3, F). Undefined otherwise.
+   */
+  get snapshotIssued(): number[] | undefined {
+    return this.snapshotHeld === undefined ? undefined : this.clock.issuedRuns()
   }
 
   /**
@@ -127,10 +213,15 @@ export class Incarnation {
     if (past) this.pastOf(peer, version)
     // A twin's writes are not ours to keep or relay.
     if (peer.twin) return undefined
-    // Our past as far as we hold it whole is ours to know: a version there
-    // we do not hold, we replaced (only we change our log); a peer's copy
-    // of it is stale, whatever collected what replaced it.
-    const stale = past && !held && version <= this.clock.pastHeld
+    // Our past as far as we hold it whole (from our own saved state) is ours
+    // to know: a version there we do not hold, we replaced (only we change
+    // our log); a peer's copy of it is stale, whatever collected what
+    // replaced it. Not so as far as peers gave it back: their copies are of
+    // different moments (and of this life's log, once we sent it), so one
+    // peer's copy cannot tell another's mapping replaced.
+    // (Nor below the first version of the life that began without saved
+    // state: a snapshot taken after settling still never held that whole.)
+    const stale = past && !held && version <= this.wholeFrom && version >= this.floor
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have
@@ -172,6 +263,8 @@ export class Incarnation {
     const upTo = clock.foreign(version)
     this.noticeAhead(peer, before)
     if (clock.raises > raises && clock.twin && !peer.twin) this.twinOn(peer, version)
+    // (Settled again later, with more of our past to offer: see checkSettled.)
+    if (!this.settled) this.settledSeen = false
     this.reissue(upTo)
   }
 
@@ -200,7 +293,7 @@ export class Incarnation {
   private reissue(upTo: number): void {
     if (upTo === -Infinity) return
     const clock = this.clock
-    for (const u of this.host.history.news(this.host.id, clock.start - 1)) {
+    for (const u of this.host.history.news(this.host.id, clock.first - 1)) {
       if (u.version > upTo) break
       // Only this life's own writes: a past's mapping we hold keeps its
       // version, so a newer write of the past still wins over it.

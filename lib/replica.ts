@@ -41,6 +41,8 @@ export interface FillCursor {
   fillAt: number
   /** Gap fills this peer was behind on when looked at: offered once it passes them. */
   fillWait: Update[] | null
+  /** How far, in our own rebuilt log (see Incarnation.rebuiltTo), this peer has been offered it. */
+  pastAt: number
 }
 
 /** What the replica needs of its node. */
@@ -219,6 +221,7 @@ export class Replica {
       security: this.security,
       beats: (a, b) => this.decide(a, b),
       withdraw: (key) => this.local(key, WITHDRAWAL),
+      mayWithdraw: (m) => replica.incarnation.mayWithdraw(m),
       rewrite: (u) => this.rewrite(u),
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
@@ -227,6 +230,11 @@ export class Replica {
       emit: (event, ...args) => this.host.emit(event, ...args),
       streams: () => this.host.peers(),
     }
+  }
+
+  /** Our past just settled (see Incarnation): withdrawals of our past values that waited for it are decided now. */
+  settledPast(): void {
+    this.deletes.withdrawBeaten()
   }
 
   /** The node's clock. */
@@ -678,7 +686,7 @@ export class Replica {
   fillsFor(at: FillCursor, heard: ReadonlyMap<string, number>, passes: Passes, mtu: number): Update[] | null {
     const fills = this.fills
     const end = this.fillBase + fills.length
-    if (at.fillAt >= end && at.fillWait === null) return null
+    if (at.fillAt >= end && at.fillWait === null) return this.pastFills(at, heard, passes, mtu, null)
     const waiting = at.fillWait ?? []
     for (let i = Math.max(at.fillAt - this.fillBase, 0); i < fills.length; i++) waiting.push(fills[i])
     at.fillAt = end
@@ -692,7 +700,39 @@ export class Replica {
     // Bounded: the oldest go first (a peer that never passes them needs none).
     if (still.length > 4096) still.splice(0, still.length - 4096)
     at.fillWait = still.length === 0 ? null : still
-    return out.length === 0 ? null : out
+    return this.pastFills(at, heard, passes, mtu, out.length === 0 ? null : out)
+  }
+
+  // Our own log as rebuilt after a restart that lost it (see
+  // Incarnation.rebuiltTo): each peer's copy of us was our old log as of
+  // some moment, so a peer may name us past a mapping of the rebuilt log
+  // it lacks (the old log had replaced it by a write no peer kept). Once
+  // our past is settled, each peer is offered, in version order, every
+  // mapping of ours in the rebuilt range up to where its digest names us,
+  // once per stream: versions unchanged, so a peer takes only what it
+  // lacks (attack round 3, finding C). Added to `out`, within `mtu`.
+  private pastFills(at: FillCursor, heard: ReadonlyMap<string, number>, passes: Passes, mtu: number, out: Update[] | null): Update[] | null {
+    const incarnation = this.incarnation
+    const upTo = Math.min(heard.get(this.id) ?? -Infinity, incarnation.rebuiltTo)
+    const from = Math.max(at.pastAt, incarnation.rebuiltFrom)
+    const room = mtu - (out === null ? 0 : out.length)
+    if (upTo <= from || room <= 0 || !incarnation.settled) return out
+    const offered = out === null ? null : new Set(out)
+    // A bounded look each time: what a filter or `out` leaves out, next time.
+    const limit = mtu + (offered?.size ?? 0) + 1
+    const news = this.history.news(this.id, from, limit)
+    let last = news.length < limit ? upTo : Math.min(upTo, news[news.length - 1].version)
+    for (const u of news) {
+      if (u.version > upTo) break
+      if ((passes !== null && !passes(u.source_id, u.key)) || offered?.has(u) === true) continue
+      if ((out?.length ?? 0) >= mtu) {
+        last = u.version - 1
+        break
+      }
+      ;(out ??= []).push(u)
+    }
+    at.pastAt = last
+    return out
   }
 
   // ---- comparing with a peer's digest ------------------------------------------
@@ -791,7 +831,14 @@ export class Replica {
     const incarnation = this.incarnation
     const snap = snapshotOf(this.history, incarnation.clock.time, incarnation.snapshotHeld)
     const maxes = this.maxes()
-    const withMaxes = maxes === null ? snap : { ...snap, maxes }
+    const issued = incarnation.snapshotIssued
+    const floor = incarnation.floor
+    const withMaxes = {
+      ...snap,
+      ...(maxes === null ? {} : { maxes }),
+      ...(issued === undefined ? {} : { issued }),
+      ...(floor === -Infinity ? {} : { floor }),
+    }
     return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
   }
 
@@ -808,12 +855,23 @@ export class Replica {
     return out
   }
 
-  /** What the node keeps of deletes besides its mappings, as JSON text for a store (null: nothing). */
+  /**
+   * What the node keeps besides its mappings, as JSON text for a store
+   * (null: nothing): its record of deletes, held-back maxes, where its log
+   * is its own (Snapshot.floor), and, until its past settles, the writes
+   * this life issued (Snapshot.issued).
+   */
   record(): string | null {
     const deletes = this.deletes.record()
     const maxes = this.heldBack.size === 0 ? null : this.maxes()
-    if (maxes === null) return deletes
-    return JSON.stringify({ ...(deletes === null ? {} : (JSON.parse(deletes) as object)), maxes })
+    const issued = this.incarnation.snapshotIssued
+    const floor = this.incarnation.floor
+    if (maxes === null && issued === undefined && floor === -Infinity) return deletes
+    const r: Record<string, unknown> = deletes === null ? {} : (JSON.parse(deletes) as Record<string, unknown>)
+    if (maxes !== null) r.maxes = maxes
+    if (issued !== undefined) r.issued = issued
+    if (floor !== -Infinity) r.floor = floor
+    return JSON.stringify(r)
   }
 
   // The record of a whole store object: the record of deletes, with the

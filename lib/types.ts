@@ -294,7 +294,8 @@ export interface Persisted {
   readonly held: number | null
   /**
    * The node's record of deletes (Snapshot.collected, horizon, refetching,
-   * maxes) as JSON text; null while there is none.
+   * maxes, and issued while its past is not settled) as JSON text; null
+   * while there is none.
    */
   readonly record: string | null
 }
@@ -376,4 +377,19 @@ export interface Snapshot {
    * for its own updates above it. Default: `version`.
    */
   readonly held?: number
+  /**
+   * Optional, with `held`: the versions the node issued since it started
+   * without its log whole, as runs `[from, to, from, to, ...]`. The
+   * restored node still tells those writes from its past, and issues them
+   * again above a past that shows itself higher.
+   */
+  readonly issued?: readonly number[]
+  /**
+   * Optional: the first version of the node's life that began without saved
+   * state (a new node, or a restart from nothing). Its own log is its own,
+   * whole, only from there: below it, a mapping of its id that a peer holds
+   * and the node lacks is a past incarnation's, never one it replaced.
+   * Default: none (whole from the start).
+   */
+  readonly floor?: number
 }

@@ -6,7 +6,8 @@
 import * as assert from 'assert'
 import fc from 'fast-check'
 import { Clock, Gossip } from '../lib'
-import type { Update } from '../lib'
+import type { Config, Message, Snapshot, Update } from '../lib'
+import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
 import { Net, bornAt, lww, stateOf } from './net'
 
 
@@ -212,4 +213,175 @@ describe('the record of what this incarnation issued', () => {
       assert.ok(!clock.issued(v + 1))
     }
   })
+})
+
+// Attack round 3 on deletes (issue 18): a node that restarts from nothing
+// (docs/deletes.md, "A node started without its log"). Findings C and D are
+// also model counterexamples (test/fixtures/model-counterexamples.json).
+describe('a node started without its log (attack round 3)', function () {
+  this.timeout(20_000)
+  const GRACE = 60_000
+  const cfg = (mtu = 4) => (): Config => ({ resolve: lww().resolve, tombstone_grace: GRACE, mtu })
+
+  async function cluster(ids: string[], mtu: number, body: (c: Cluster) => Promise<void>, skew?: (id: string) => number): Promise<void> {
+    const c = await Cluster.start({ ids, config: cfg(mtu), skew })
+    try {
+      await body(c)
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  }
+
+  // The grace passes while `a` and `b` hear from each other.
+  async function grace(c: Cluster, a: string, b: string): Promise<void> {
+    for (let i = 0; i < 4; i++) {
+      c.advance(GRACE / 2)
+      await c.exchange(a, b)
+      await c.exchange(b, a)
+    }
+  }
+
+  for (const bFirst of [false, true]) {
+    it(`C: its past, back from copies of different moments, reaches every peer: one copy everywhere (${bFirst ? 'the newer copy' : 'the older copy'} back first)`, () =>
+      cluster(['a', 'b', 'c'], 1, async (cl) => {
+        cl.node('c').set('k1', 'A')
+        await cl.exchange('c', 'a') // a holds k1=A
+        cl.node('c').set('k0', 'x')
+        cl.node('c').set('k1', 'B') // replaces A in c's log
+        await cl.exchange('b', 'c') // mtu 1: b gets k0 only, its max of c past A's version
+        await cl.restart('c', 'nothing') // B is gone with c's log
+        // b's copy, whole up to past A's version, must not make a's A look replaced
+        if (bFirst) for (let i = 0; i < 4; i++) await cl.exchange('c', 'b')
+        for (let i = 0; i < 10; i++) await cl.round()
+        const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+        assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+        assert.strictEqual(cl.node('b').get('k1').value, 'A')
+        assert.deepStrictEqual(cl.unsynced(), [])
+      }))
+  }
+
+  it("D: a withdrawal waits for its past: a write that beat a delete, fetched back last, is kept", () =>
+    cluster(['a', 'b', 'c'], 1, async (cl) => {
+      cl.node('a').set('k', 'old')
+      await cl.exchange('a', 'b') // b holds a's old
+      cl.advance(1)
+      cl.node('c').delete('k')
+      for (let i = 0; i < 3; i++) cl.node('c').set(`x${i}`, i) // c has more to send than the mtu
+      cl.advance(1)
+      cl.node('a').set('k', 'new') // after the delete: it wins
+      for (let i = 0; i < 8; i++) await cl.exchange('a', 'c')
+      assert.strictEqual(cl.node('c').get('k').value, 'new')
+      const a = await cl.restart('a', 'nothing')
+      const withdrawn: Update[] = []
+      a.history.on('update', (u: Update) => {
+        if (u.source_id === 'a' && u.withdrawn === true) withdrawn.push(u)
+      })
+      for (let i = 0; i < 10; i++) await cl.round()
+      assert.deepStrictEqual(withdrawn, [], 'a withdrew a value of its past before it was settled')
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k').value, 'new', g.id)
+    }))
+
+  it('E: a node refetching a source names it at a version the source issued, so the source keeps vouching and serves the refetch', async () => {
+    // y's state is restored with a refetch of s under way and its max of s
+    // past the gc (a refetch survives a restart; a copy passes the gc
+    // through a peer that does not serve it)
+    let crafted: Snapshot | undefined
+    const restoring: Persistence = { ...memory, reopen: async (node, config) => Gossip.restore(node.id, config, crafted ?? node.snapshot()) }
+    const c = await Cluster.start({ ids: ['s', 'y', 'x'], config: cfg(4), persistence: (id) => (id === 'y' ? restoring : memory) })
+    try {
+      const s = c.node('s')
+      s.set('k', 1)
+      await c.exchange('s', 'y') // y holds s's k
+      c.partition(new Set(['y']))
+      c.advance(5_000) // the next write takes the wall clock: s's versions leave a gap
+      s.delete('k')
+      c.advance(5_000)
+      s.set('other', 1) // the tombstone is no longer s's newest
+      await grace(c, 's', 'x')
+      const gc = s.deletes.gcOf('s')
+      assert.ok(gc > -Infinity, 's collected its delete')
+      const snap = c.node('y').snapshot()
+      crafted = { ...snap, updates: [...snap.updates, s.history.mapping('s', 'other') as Update], refetching: { s: gc } }
+      const y = await c.restart('y', 'clean')
+      assert.ok(y.deletes.refetching, 'y refetches s')
+      assert.ok((y.history.sources.get('s')?.max ?? -Infinity) > gc)
+      // What y's digest names s at, to a peer that does not serve it: a
+      // version s issued (gc - 1 was not: s took it for a past of its own)
+      const probe = y.createStream()
+      probe.gossip()
+      let named: number | undefined
+      for (let m = probe.read() as Message | null; m !== null; m = probe.read() as Message | null) {
+        if ('digest' in m && 'source_id' in m && m.source_id === 's') named = m.version
+      }
+      probe.destroy()
+      assert.ok(named !== undefined && s.replica.clock.issued(named), `y names s at ${named}, a version s never issued`)
+      c.up(c.link('s', 'y'))
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('y', 's')
+        assert.ok(!s.replica.incarnation.unsure, 's took a version it never issued for a past of its own')
+      }
+      assert.ok(!y.deletes.refetching, 's served the refetch')
+      assert.ok(!('k' in y.state))
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
+  it('E: its past settles though a peer withholds another source that only it could serve: nobody waits on anybody for good', () =>
+    cluster(['r', 's', 'y'], 4, async (cl) => {
+      cl.node('r').set('mine', 1)
+      const s = cl.node('s')
+      s.set('k', 1)
+      await cl.round()
+      cl.partition(new Set(['y']))
+      cl.advance(5_000)
+      s.delete('k')
+      cl.advance(5_000)
+      s.set('other', 1)
+      await grace(cl, 's', 'r')
+      // s tells y its copy of s is stale, then leaves for good
+      cl.up(cl.link('s', 'y'))
+      await cl.exchange('y', 's')
+      cl.down(cl.link('s', 'y'))
+      cl.down(cl.link('s', 'r'))
+      const y = cl.node('y')
+      assert.ok(y.deletes.refetching, 'y refetches s, which nobody serves now')
+      // r restarts from nothing; its past is at y, which withholds s's suspects
+      const r = await cl.restart('r', 'nothing')
+      cl.up(cl.link('r', 'y'))
+      for (let i = 0; i < 4; i++) await cl.exchange('r', 'y')
+      assert.ok(y.deletes.refetching, 'still refetching')
+      assert.ok(r.replica.incarnation.settled, 'r settled its past from y')
+      assert.ok(!r.replica.incarnation.unsure)
+      assert.strictEqual(r.get('mine').value, 1)
+    }))
+
+  it("F: a delete made after a restart from nothing, then a restart from a snapshot before meeting a peer, wins over the past that ran ahead of the clock", () =>
+    cluster(
+      ['a', 'b', 'c'],
+      4,
+      async (cl) => {
+        cl.node('b').set('z', 1)
+        await cl.exchange('a', 'b') // a's clock follows b's, 85 s ahead
+        cl.node('a').set('k', 'v')
+        cl.node('a').set('k1', 'x')
+        await cl.round()
+        cl.advance(100)
+        const a = await cl.restart('a', 'nothing')
+        a.delete('k') // at a's wall clock: below its past
+        cl.partition(new Set(['a']))
+        const a2 = await cl.restart('a', 'clean') // from a.snapshot(), before meeting any peer
+        assert.strictEqual(a2.get('k').value, null)
+        cl.heal()
+        for (let i = 0; i < 6; i++) await cl.round()
+        for (const g of cl.nodes.values()) {
+          assert.ok(!('k' in g.state), `${g.id} shows k=${JSON.stringify(g.get('k').value)}`)
+          assert.strictEqual(g.get('k1').value, 'x', g.id)
+        }
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'b' ? 85_643 : 0),
+    ))
 })

@@ -324,11 +324,11 @@ function checked(r: unknown, name: string): Update {
 }
 
 // The snapshot fields of a delete record (see Snapshot.collected), if it reads.
-function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching'> {
+function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'> {
   if (typeof text !== 'string') return {}
   try {
-    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching'>
-    return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching }
+    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'>
+    return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor }
   } catch {
     return {}
   }

@@ -1275,7 +1275,7 @@ export class Store {
 
   // What the node collected of deletes (see Snapshot.collected): a damaged
   // record is logged and dropped (it only guards against stale peers).
-  private loadDeletes(): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching'> {
+  private loadDeletes(): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'> {
     let row: { record: string; crc: number } | undefined
     try {
       row = this.db.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as typeof row
@@ -1285,9 +1285,9 @@ export class Store {
     if (row === undefined) return {}
     try {
       if (typeof row.record !== 'string' || crc32(row.record) !== row.crc) throw new Error('its checksum does not match')
-      const d = JSON.parse(row.record) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching'>
+      const d = JSON.parse(row.record) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'>
       this.deletesWritten = row.record
-      return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching }
+      return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor }
     } catch (err) {
       this.log(`store: ${this.file}: the record of collected deletes is damaged (${(err as Error).message}): a peer behind those deletes could bring deleted keys back`)
       return {}

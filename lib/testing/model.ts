@@ -59,6 +59,13 @@ export class Model {
   // Per node: the tombstones it took in, by key.
   private readonly taken = new Map<string, Map<string, Update[]>>()
   private readonly watched = new WeakSet<Gossip>()
+  /**
+   * Set while the test settles late writes with `'drop'`: the withdrawals
+   * made then need no tombstone (docs/deletes.md, rule 7).
+   */
+  dropping = false
+  // Withdrawals no delete the node took called for (see withdrawals()).
+  private readonly unjustified: string[] = []
   /** The order the policy declares, or null. */
   readonly order: Comparator | null
 
@@ -113,6 +120,8 @@ export class Model {
         // operation is what tells them apart; one seen again is not lost.
         const tag = `${g.id}@${u.version}@${kind}@${u.key}@${JSON.stringify(u.value)}`
         const had = this.ops.get(tag)
+        // (One of its past come back was judged when it was issued.)
+        if (kind === 'withdraw' && had === undefined && !this.dropping) this.justify(g.id, u)
         if (had === undefined) this.ops.set(tag, { kind, node: g.id, key: u.key, value: u.value, version: u.version, lost: false })
         else had.lost = false
       }
@@ -128,6 +137,26 @@ export class Model {
         else list.push(u)
       }
     })
+  }
+
+  // Rule 2: a node withdraws its value of a key only when a tombstone it
+  // took beats the last operation it issued on the key (in the order
+  // issued, which a restart keeps: its past comes back as the operations
+  // it issued then). One that withdraws a newer write, one the delete did
+  // not beat, loses it (attack round 3, finding D).
+  private justify(node: string, w: Update): void {
+    let last: Op | undefined
+    for (const o of this.ops.values()) if (o.node === node && o.key === w.key && !o.lost && o.version !== w.version) last = o
+    if (last === undefined || last.kind !== 'set' || this.order === null) return
+    const op = updateOf(last)
+    const tombs = this.taken.get(node)?.get(w.key) ?? []
+    if (tombs.some((t) => this.beats(t, op))) return
+    this.unjustified.push(`${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`)
+  }
+
+  /** Withdrawals no delete the node took called for (each reported once). */
+  withdrawals(): string[] {
+    return this.unjustified.splice(0)
   }
 
   /**

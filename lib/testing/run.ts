@@ -188,7 +188,16 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   })
   // The application's choice, as the schedule says, for every node told of late writes.
   const settle = (): void => {
-    for (const id of late) cluster.node(id).settleLate(keep[choices++ % keep.length] ? 'keep' : 'drop')
+    for (const id of late) {
+      const choice = keep[choices++ % keep.length] ? 'keep' : 'drop'
+      // (A drop withdraws without a delete: the model is told.)
+      model.dropping = choice === 'drop'
+      try {
+        cluster.node(id).settleLate(choice)
+      } finally {
+        model.dropping = false
+      }
+    }
     late.clear()
   }
   const fail = (when: string, bad: string[]): void => {
@@ -201,6 +210,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   const everyStep = (when: string): void => {
     refused(when)
     fail(`${when}: a deleted value is back`, model.resurrections())
+    fail(`${when}: a write withdrawn that no delete beat`, model.withdrawals())
     if (invariant === 'always') fail(`${when}: the paper's invariant is broken`, model.invariant())
   }
   // Time passes while the links that are up keep exchanging.
@@ -230,6 +240,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
     trace?.(`${when}:\n${dump(cluster)}`)
     refused(when)
     fail(`${when}: a deleted value is back`, model.resurrections())
+    fail(`${when}: a write withdrawn that no delete beat`, model.withdrawals())
     fail(`${when}: nodes disagree${order !== null ? ' or miss the greatest write' : ''}`, model.disagreements())
     for (const c of counters) {
       const totals = [...cluster.nodes.values()].map((g) => counter.total(g, c))

@@ -143,8 +143,8 @@ const WEIGHTS: Record<StepKind, number> = { set: 6, del: 3, add: 2, x: 8, dup: 0
 /**
  * Schedule options that turn on what the defaults leave out: two nodes,
  * repeated and crossing exchanges, random links and small `max_history`.
- * Today's core has known failures there (docs/testing.md, "Known
- * failures"): with these on, even the shipped policies fail now and then.
+ * The core's failures found there are fixed (docs/testing.md, "Known
+ * failures"); the defaults still leave these out.
  * Spread them into the options: `checkConvergence(config, { ...FULL, runs: 1000 })`.
  */
 export const FULL: Readonly<Pick<ScheduleOptions, 'nodes' | 'topology' | 'maxHistory' | 'weights'>> = Object.freeze({
