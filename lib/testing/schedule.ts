@@ -98,9 +98,9 @@ export interface ScheduleOptions<V = unknown> {
   /** The values written. Default: integers 0 to 99. They must survive JSON. */
   values?: ValueArbitrary<V>
   /**
-   * How many nodes. Default 3 to 5: with two, today's core has a known
-   * failure (docs/testing.md, "Known failures"), so two are left to
-   * `{ min: 2, max: 5 }`.
+   * How many nodes. Default 3 to 5 (two, with `{ min: 2, max: 5 }`, met
+   * failures of the core since fixed: docs/testing.md, "Failures of the
+   * core the entry found").
    */
   nodes?: number | { min: number; max: number }
   /** How many steps. Default 1 to 40. */
