@@ -399,8 +399,9 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
       return { members: (node.membership?.members() ?? []).map(member) }
     case 'status': {
       const s = node.stats()
-      let keys = 0
-      for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
+      // Counted as writes come (O(1)); walked only with a store object of the application's.
+      let keys = g.history.tracksResolved ? g.history._liveCount : 0
+      if (!g.history.tracksResolved) for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
       const m = node.membership
       return {
         id: g.id,

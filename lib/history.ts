@@ -23,6 +23,7 @@
  */
 import { EventEmitter } from 'events'
 import * as sorted from 'sorted-array-functions'
+import { isMembershipKey } from './membership'
 import { sort as defaultSort } from './resolution'
 import { checkedUpdate } from './shape'
 import type { Comparator, Update } from './types'
@@ -73,6 +74,12 @@ export function mappingOf(slot: Update | Slot | undefined, id: string): Update |
 /** @internal The resolved entry a slot holds (histories that keep the resolved view). */
 export function resolvedOf(slot: Update | Slot | undefined): Update | undefined {
   return slot instanceof Slot ? slot.resolved : slot
+}
+
+// A membership key, tested on its first character before its prefix.
+function aside(key: string): boolean {
+  const c = key.charCodeAt(0)
+  return (c === 109 || c === 104) && isMembershipKey(key)
 }
 
 function byVersion(a: Update, b: Update): -1 | 0 | 1 {
@@ -195,6 +202,10 @@ export class History extends EventEmitter {
   private readonly slots = new Map<string, Update | Slot>()
   // Keys with a resolved entry (when tracksResolved).
   private resolvedCount = 0
+  // Of those, keys whose entry is a delete, and membership keys (member/…,
+  // heartbeat/…) whose entry is not: a node's status counts its keys in O(1).
+  private resolvedDeletes = 0
+  private resolvedMembership = 0
   // _sortedIds(), until a source is added.
   private ids: string[] | null = null
   // Insertion order of indexed mappings, for forgetting the oldest; only
@@ -262,6 +273,25 @@ export class History extends EventEmitter {
   /** @internal How many keys have a resolved entry. */
   get _resolvedCount(): number {
     return this.resolvedCount
+  }
+
+  /**
+   * @internal How many keys have a resolved entry that is not a delete and
+   * not a membership key (`member/…`, `heartbeat/…`): the keys of the
+   * node's state an application wrote. Kept as writes come, O(1).
+   */
+  get _liveCount(): number {
+    return this.resolvedCount - this.resolvedDeletes - this.resolvedMembership
+  }
+
+  // The counts of the key's resolved entry going from `before` to `entry`.
+  private recount(before: Update | undefined, entry: Update | undefined): void {
+    if (before === undefined) this.resolvedCount++
+    else if (before.deleted === true) this.resolvedDeletes--
+    else if (aside(before.key)) this.resolvedMembership--
+    if (entry === undefined) this.resolvedCount--
+    else if (entry.deleted === true) this.resolvedDeletes++
+    else if (aside(entry.key)) this.resolvedMembership++
   }
 
   /** @internal Every key that has a resolved entry, with it. */
@@ -347,10 +377,7 @@ export class History extends EventEmitter {
         this.slots.set(key, update)
       }
     }
-    if (tracks) {
-      if (before === undefined && entry !== undefined) this.resolvedCount++
-      else if (before !== undefined && entry === undefined) this.resolvedCount--
-    }
+    if (tracks && before !== entry) this.recount(before, entry)
     if (previous !== undefined) this.retire(previous)
 
     log.live++
@@ -405,10 +432,7 @@ export class History extends EventEmitter {
       if (slot.mappings.size === 0 && slot.resolved === undefined) this.slots.delete(key)
       else if (only !== undefined && (tracks ? slot.resolved === only : true)) this.slots.set(key, only)
     }
-    if (tracks) {
-      if (before === undefined && entry !== undefined) this.resolvedCount++
-      else if (before !== undefined && entry === undefined) this.resolvedCount--
-    }
+    if (tracks && before !== entry) this.recount(before, entry)
     this.retire(u)
     if (this.listenerCount('forget') > 0) this.emit('forget', u)
   }
