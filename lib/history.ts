@@ -23,7 +23,6 @@
  */
 import { EventEmitter } from 'events'
 import * as sorted from 'sorted-array-functions'
-import { isMembershipKey } from './membership'
 import { sort as defaultSort } from './resolution'
 import { checkedUpdate } from './shape'
 import type { Comparator, Update } from './types'
@@ -76,14 +75,71 @@ export function resolvedOf(slot: Update | Slot | undefined): Update | undefined 
   return slot instanceof Slot ? slot.resolved : slot
 }
 
-// A membership key, tested on its first character before its prefix.
+// A membership key (isMembershipKey of membership.ts, which imports the
+// node and so cannot be imported here): its first character, then its prefix.
 function aside(key: string): boolean {
   const c = key.charCodeAt(0)
-  return (c === 109 || c === 104) && isMembershipKey(key)
+  return (c === 109 && key.startsWith('member/')) || (c === 104 && key.startsWith('heartbeat/'))
 }
 
 function byVersion(a: Update, b: Update): -1 | 0 | 1 {
   return a.version < b.version ? -1 : a.version > b.version ? 1 : 0
+}
+
+/**
+ * @internal Sort `list` by version, ascending, stably; true if it moved
+ * anything. A list in order costs one pass; versions that are integers
+ * from 0 to 2^53 are sorted by radix (16 bits a pass, as many passes as
+ * their range needs: two for a few minutes of microsecond versions).
+ */
+export function sortByVersion(list: Update[]): boolean {
+  const n = list.length
+  let i = 1
+  while (i < n && list[i - 1].version <= list[i].version) i++
+  if (i >= n) return false
+  if (n < 512) {
+    list.sort(byVersion)
+    return true
+  }
+  const versions = new Float64Array(n)
+  let min = Infinity
+  let max = -Infinity
+  for (let k = 0; k < n; k++) {
+    const v = list[k].version
+    if (!(Number.isSafeInteger(v) && v >= 0)) {
+      list.sort(byVersion)
+      return true
+    }
+    versions[k] = v
+    if (v < min) min = v
+    if (v > max) max = v
+  }
+  let order = new Uint32Array(n)
+  let next = new Uint32Array(n)
+  for (let k = 0; k < n; k++) order[k] = k
+  const counts = new Uint32Array(65536)
+  const range = max - min
+  // Digit `d` of a version: bits 16d to 16d+15 of (version - min).
+  for (let scale = 1; scale <= range; scale *= 65536) {
+    counts.fill(0)
+    for (let k = 0; k < n; k++) counts[Math.floor((versions[k] - min) / scale) % 65536]++
+    let sum = 0
+    for (let d = 0; d < 65536; d++) {
+      const c = counts[d]
+      counts[d] = sum
+      sum += c
+    }
+    for (let k = 0; k < n; k++) {
+      const at = order[k]
+      next[counts[Math.floor((versions[at] - min) / scale) % 65536]++] = at
+    }
+    const t = order
+    order = next
+    next = t
+  }
+  const copy = list.slice()
+  for (let k = 0; k < n; k++) list[k] = copy[order[k]]
+  return true
 }
 
 // The index of the first version above `version` (log.length if none). One
@@ -212,6 +268,8 @@ export class History extends EventEmitter {
   // kept when max_history is finite.
   private fifo: Update[] = []
   private fifoHead = 0
+  // Loading in bulk (see _bulk).
+  private bulk = false
 
   /**
    * @param max_history - mappings the logs index before forgetting the
@@ -385,7 +443,7 @@ export class History extends EventEmitter {
     if (update.version > log.floor) {
       const updates = log.updates
       const n = updates.length
-      if (n === 0 || updates[n - 1].version <= update.version) updates.push(update)
+      if (n === 0 || updates[n - 1].version <= update.version || this.bulk) updates.push(update)
       else {
         sorted.add(updates, update, byVersion)
         // Entries from the new one's place on moved: the prefix ends there.
@@ -395,13 +453,44 @@ export class History extends EventEmitter {
         versions.length = k
       }
       this.length++
-      if (this.max_history !== Infinity) {
+      if (this.max_history !== Infinity && !this.bulk) {
         this.fifo.push(update)
         if (this.length > this.max_history) this.compact()
         else if (this.fifo.length - this.fifoHead > 2 * this.length + 1024) this.trimFifo()
       }
     }
     if (this.listenerCount('update') > 0) this.emit('update', said, entry === update)
+  }
+
+  /**
+   * @internal Load in bulk: between `_bulk(true)` and `_bulk(false)`,
+   * `_put` appends to the logs in whatever order mappings come, and nothing
+   * is forgotten past `max_history`; `_bulk(false)` sorts each log once by
+   * version, then forgets the oldest past `max_history` as writes in
+   * version order would have. Nothing may read the logs in between (a
+   * restore into an empty history).
+   */
+  _bulk(on: boolean): void {
+    if (on) {
+      this.bulk = true
+      return
+    }
+    if (!this.bulk) return
+    this.bulk = false
+    for (const log of this.sources.values()) {
+      if (sortByVersion(log.updates)) log.versions.length = 0
+    }
+    if (this.max_history === Infinity) return
+    // Every indexed mapping, oldest first, as the fifo of writes in that order.
+    const fifo: Update[] = []
+    for (const log of this.sources.values()) {
+      const updates = log.updates
+      for (let i = 0; i < updates.length; i++) if (updates[i].version > log.floor) fifo.push(updates[i])
+    }
+    if (this.sources.size > 1) sortByVersion(fifo)
+    this.fifo = fifo
+    this.fifoHead = 0
+    if (this.length > this.max_history) this.compact()
   }
 
   /**
