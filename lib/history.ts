@@ -270,6 +270,8 @@ export class History extends EventEmitter {
   private fifoHead = 0
   // Loading in bulk (see _bulk).
   private bulk = false
+  // 'update' listeners, counted as they come and go: _put asks per write.
+  private updateListeners = 0
 
   /**
    * @param max_history - mappings the logs index before forgetting the
@@ -286,6 +288,12 @@ export class History extends EventEmitter {
     this.sort = o.sort ?? sort ?? defaultSort
     this.tracksResolved = o.resolved ?? true
     this.checked = o.checked ?? false
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'update') this.updateListeners++
+    })
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'update') this.updateListeners--
+    })
   }
 
   /** The log of `id`, created on first use. */
@@ -459,7 +467,7 @@ export class History extends EventEmitter {
         else if (this.fifo.length - this.fifoHead > 2 * this.length + 1024) this.trimFifo()
       }
     }
-    if (this.listenerCount('update') > 0) this.emit('update', said, entry === update)
+    if (this.updateListeners > 0) this.emit('update', said, entry === update)
   }
 
   /**

@@ -319,7 +319,9 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
       ? refuse('shape', 'a local write cannot be a delete or a withdrawal')
       : { kind: Kind.Local, key: key as string, value }
   }
-  const badSource = badName('source_id', source_id)
+  // A reading handed in holds the last source id that passed (or ''):
+  // updates come in runs of one source.
+  const badSource = into !== undefined && source_id === into.source_id && source_id !== '' ? null : badName('source_id', source_id)
   if (badSource !== null) return refuse('source_id', badSource)
   if (!isVersion(version)) return refuse('version', 'version must be an integer from 0 to MAX_VERSION')
   if (into === undefined) {
