@@ -399,8 +399,9 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
       return { members: (node.membership?.members() ?? []).map(member) }
     case 'status': {
       const s = node.stats()
-      let keys = 0
-      for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
+      // Counted as writes come (O(1)); walked only with a store object of the application's.
+      let keys = g.history.tracksResolved ? g.history._liveCount : 0
+      if (!g.history.tracksResolved) for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
       const m = node.membership
       return {
         id: g.id,
@@ -661,15 +662,34 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
     const a = admin.address()
     log(`admin endpoint on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (${args.adminToken === undefined ? 'no token' : 'token required'})`)
   }
-  // Answers go out in the order the commands came in.
+  // Each command starts as soon as its line is read: a set or del applies
+  // at once and joins the store's next group commit (writes waiting at the
+  // same time share one transaction and one fsync). Answers still go out in
+  // the order the commands came in, a set's or a del's only once it is
+  // durable (node.set resolves after store.flush()); answers ready in the
+  // same turn leave in one write.
   let queue: Promise<void> = Promise.resolve()
+  let pending = ''
+  let scheduled = false
+  const release = (): void => {
+    scheduled = false
+    if (pending === '') return
+    const chunk = pending
+    pending = ''
+    out(chunk)
+  }
+  const answer = (text: string): void => {
+    pending += text
+    if (scheduled) return
+    scheduled = true
+    setImmediate(release)
+  }
   const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })
   input.on('line', (line) => {
     if (line.trim().length === 0) return
-    queue = queue.then(async () => {
-      const answer = await command(node, line)
-      out(`${JSON.stringify(answer)}\n`)
-    })
+    // command() answers every error it expects; anything else still gets an answer, so later ones are not held up.
+    const started = command(node, line).catch((err: unknown) => ({ ok: false, error: (err as Error)?.message ?? String(err) }))
+    queue = queue.then(async () => answer(`${JSON.stringify(await started)}\n`))
   })
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -679,6 +699,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       log(`${why}: flushing and stopping`)
       input.close()
       queue
+        .then(release)
         .then(() => admin?.close())
         .then(() => node.close())
         .then(

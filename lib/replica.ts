@@ -277,7 +277,7 @@ export class Replica {
     const slot = history._slot(key)
     const previous = mappingOf(slot, this.id)
     const writes = history._writes
-    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes)) this.deletes.took(update, true)
+    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
   }
 
   /**
@@ -425,7 +425,7 @@ export class Replica {
       if (this.put(update, entry, slot, previous, writes, advance)) {
         if (past) this.incarnation.pastMappings.add(update)
         if (below) this.filled(update)
-        deletes.took(update, false)
+        if (marker || !deletes.idle) deletes.took(update, false)
         if (deletes.refetching) deletes.received(from, source_id, version, update, true)
       }
     } catch (err) {
