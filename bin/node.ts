@@ -7,13 +7,14 @@
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
-import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
+import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, TwinError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
 import { ed25519, helloAuth } from '../lib/node/security'
 import { AdminServer, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
 import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
 import { isMembershipKey, type Member } from '../lib/membership'
+import { MAX_ID_LENGTH } from '../lib/value'
 import type { Security } from '../lib/types'
 import type { HelloAuth } from '../lib/wire/session'
 import { readArgs, UsageError } from './args'
@@ -42,8 +43,9 @@ then the environment, then the file.
   --mtu-bytes N         bytes per message on the wire, digests included
                         (at least 16384; set alike on every node)
   --ws HOST:PORT        also accept peers over WebSocket here
-  --ws-origin ORIGIN    a browser origin allowed on --ws besides the node's
-                        own host, such as https://app.example (repeatable)
+  --ws-origin ORIGIN    a browser origin allowed on --ws, such as
+                        https://app.example (repeatable); besides, a page
+                        naming this node by IP address or localhost
   --codec binary|ndjson the wire format this node writes (default binary;
                         ndjson to read the wire by eye)
   --keys DIR            signed updates and authenticated hellos: DIR/ID.pub.pem
@@ -52,8 +54,15 @@ then the environment, then the file.
                         simple-scuttle get|set|del|members|status --node HOST:PORT
   --admin-token-file F  the admin token (or SCUTTLE_ADMIN_TOKEN); needed when
                         --admin is not on loopback
+  --admin-host NAME     a DNS name clients may reach --admin by (repeatable);
+                        others are refused, as a rebinding web page would use
+                        one (IP addresses and localhost need not be named)
+  --admin-origin ORIGIN a web page's origin allowed to ask --admin, such as
+                        https://ops.example (repeatable; default none)
   --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics
                         (and /health, /ready)
+  --http-timeout MS     on --admin and --metrics, a request's headers and body
+                        must arrive within MS (default 3000)
   --phi N               failure detector threshold (default 8): a member is
                         dead once phi passes N
   --dead-grace MS       a member dead this long is dropped from the member
@@ -95,6 +104,9 @@ export interface Args {
   meta?: Record<string, unknown>
   admin?: Address
   adminToken?: string
+  adminHosts?: string[]
+  adminOrigins?: string[]
+  httpTimeout?: number
   wsOrigins?: string[]
   logLevel?: LogLevel
   logFormat?: LogFormat
@@ -122,6 +134,9 @@ const OPTIONS = {
   meta: { type: 'string' },
   admin: { type: 'string' },
   'admin-token-file': { type: 'string' },
+  'admin-host': { type: 'string', multiple: true },
+  'admin-origin': { type: 'string', multiple: true },
+  'http-timeout': { type: 'string' },
   'ws-origin': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -163,6 +178,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
   if (v.id === undefined) throw new UsageError('--id is required')
   // Peers refuse such an id in a hello: say so now rather than never connect.
   if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`)
+  if (v.id.length > MAX_ID_LENGTH) throw new UsageError(`--id must be at most ${MAX_ID_LENGTH} characters, not ${v.id.length}`)
   if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`)
   const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (text === undefined) return undefined
@@ -173,7 +189,12 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
   const out: Args = {
     id: v.id,
     listen: v.listen === undefined ? { host: '127.0.0.1', port: DEFAULT_PORT } : address('listen', v.listen),
-    connect: (v.connect ?? []).map((c) => address('connect', c)),
+    connect: (v.connect ?? []).map((c) => {
+      const a = address('connect', c)
+      // Port 0 means "any free port" to listen on; dialed, it is refused forever.
+      if (a.port === 0) throw new UsageError(`--connect: port 0 cannot be dialed (${c}): give the peer's --listen port`)
+      return a
+    }),
     cluster: v.cluster,
     data: v.data,
     keys: v.keys,
@@ -186,6 +207,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     phi: number('phi', v.phi, (n) => n > 0 && Number.isFinite(n), 'a positive number'),
     deadGrace: number('dead-grace', v['dead-grace'], (n) => n >= 0 && Number.isFinite(n), 'a number of milliseconds'),
     metrics: v.metrics === undefined ? undefined : address('metrics', v.metrics),
+    httpTimeout: number('http-timeout', v['http-timeout'], (n) => n > 0 && n <= MAX_TIMER, `a positive number of milliseconds, at most ${MAX_TIMER}`),
     advertise: v.advertise,
   }
   if (v.advertise !== undefined) address('advertise', v.advertise)
@@ -219,6 +241,18 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
       if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--ws-origin must be an origin such as https://app.example:8443 (scheme, host, port; no path), not "${o}"`)
     }
     out.wsOrigins = v['ws-origin']
+  }
+  if (v['admin-origin'] !== undefined) {
+    for (const o of v['admin-origin']) {
+      if (!/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--admin-origin must be an origin such as https://ops.example:8443 (scheme, host, port; no path), not "${o}"`)
+    }
+    out.adminOrigins = v['admin-origin']
+  }
+  if (v['admin-host'] !== undefined) {
+    for (const h of v['admin-host']) {
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(h)) throw new UsageError(`--admin-host must be a DNS name without a port, such as admin.example, not "${h}"`)
+    }
+    out.adminHosts = v['admin-host']
   }
   const level = v['log-level']
   if (level !== undefined) {
@@ -302,7 +336,7 @@ function member(m: Member): Record<string, unknown> {
 
 // A refused write, with the code clients read.
 function refusal(err: unknown): { ok: false; code: string; error: string } {
-  if (err instanceof StoreFailedError) return { ok: false, code: err.code, error: err.message }
+  if (err instanceof StoreFailedError || err instanceof TwinError) return { ok: false, code: err.code, error: err.message }
   return { ok: false, code: err instanceof TypeError ? 'invalid' : 'refused', error: (err as Error).message }
 }
 
@@ -365,8 +399,9 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
       return { members: (node.membership?.members() ?? []).map(member) }
     case 'status': {
       const s = node.stats()
-      let keys = 0
-      for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
+      // Counted as writes come (O(1)); walked only with a store object of the application's.
+      let keys = g.history.tracksResolved ? g.history._liveCount : 0
+      if (!g.history.tracksResolved) for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
       const m = node.membership
       return {
         id: g.id,
@@ -379,7 +414,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         peers: node.peers().length,
         // every connected peer's last exchange left it holding what we hold
         synced: node.synced(),
-        // joined (a peer answered, or it dials no one) and in sync: what /ready says
+        // what /ready says (docs/operations.md, Readiness)
         ready: node.ready(),
         writable: node.writeRefusal === null,
         connections: node.connections(),
@@ -434,11 +469,12 @@ export async function adminRun(node: ScuttleNode, r: AdminRequest): Promise<Reco
 
 /**
  * What an error met while starting says to an operator, in one line with
- * what to do, or null for a defect (whose stack trace then helps).
+ * what to do; an error not foreseen is said as "unexpected error", its
+ * stack left to the debug level.
  */
-export function operatorError(err: unknown, args: Args): string | null {
+export function operatorError(err: unknown, args: Args): string {
   const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string; hostname?: string }
-  if (!(e instanceof Error)) return null
+  if (!(e instanceof Error)) return `unexpected error: ${oneLine(String(err))}`
   const where = e.address !== undefined ? `${e.address}:${e.port}` : ''
   // Which flag named that port (--listen unless another did).
   const flag =
@@ -476,17 +512,25 @@ export function operatorError(err: unknown, args: Args): string | null {
         ? `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`
         : `permission denied: ${e.path ?? e.message}: give ${user} write access to it, or choose another ${args.data !== undefined && (e.path ?? '').startsWith(args.data) ? '--data' : 'path'}`
     case 'ENOENT':
-    case 'ENOTDIR':
       return `no such file or directory: ${e.path ?? e.message}${args.data !== undefined ? ' (--data is made if missing, but not under a file or a missing mount)' : ''}`
+    case 'ENOTDIR':
+      return `not a directory: a part of ${e.path ?? e.message} is a file`
+    case 'ELOOP':
+      return `too many symbolic links (a loop?): ${e.path ?? e.message}`
+    case 'ENAMETOOLONG':
+      return `name too long (a name in a path is at most 255 bytes): ${oneLine(e.path ?? e.message).slice(0, 100)}...`
     case 'ENOSPC':
       return `no space left for ${e.path ?? 'the data directory'}: free space there, or move --data`
   }
   if (e instanceof MissingPeerError) return `${e.message} (beside simple-scuttle: where it is installed, or with -g for a global install)`
   if (e instanceof StoreDamagedError) return /--repair/.test(e.message) ? e.message : `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
   if (/^store: /.test(e.message)) return e.message
-  if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return e.message
-  return null
+  if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return oneLine(e.message)
+  return `unexpected error: ${e.code === undefined ? '' : `${e.code}: `}${oneLine(e.message)}`
 }
+
+// A message as one log line (a path or a value may hold line breaks).
+const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ')
 
 /**
  * A data directory that this process cannot write, said before SQLite
@@ -547,16 +591,23 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   let onStop: (signal: string) => void = (signal) => (stopAsked = signal)
   process.once('SIGTERM', () => onStop('SIGTERM'))
   process.once('SIGINT', () => onStop('SIGINT'))
-  if (args.data !== undefined) {
-    const bad = unwritableData(args.data)
-    if (bad !== null) {
-      log(`cannot start: ${bad}`, 'error')
-      return 1
-    }
+  // Whatever stops the start is one line; a stack, for an error not
+  // foreseen, only at the debug level.
+  const cannotStart = (err: unknown): number => {
+    if (err instanceof Error && err.stack !== undefined) log(`start failed: ${err.stack.replace(/\n\s*/g, ' | ')}`, 'debug')
+    log(`cannot start: ${operatorError(err, args)}`, 'error')
+    return 1
   }
   let node: ScuttleNode
   let keys: ReturnType<typeof loadKeys> | undefined
   try {
+    if (args.data !== undefined) {
+      const bad = unwritableData(args.data)
+      if (bad !== null) {
+        log(`cannot start: ${bad}`, 'error')
+        return 1
+      }
+    }
     keys = args.keys === undefined ? undefined : loadKeys(args.keys, args.id)
     node = await startNode({
       id: args.id,
@@ -577,7 +628,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       security: keys?.security,
       auth: keys?.auth,
       late: args.late,
-      metrics: args.metrics,
+      metrics: args.metrics === undefined ? undefined : { ...args.metrics, requestTimeout: args.httpTimeout },
       advertise: args.advertise,
       membership: {
         threshold: args.phi,
@@ -588,10 +639,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       log,
     })
   } catch (err) {
-    const said = operatorError(err, args)
-    if (said === null) throw err
-    log(`cannot start: ${said}`, 'error')
-    return 1
+    return cannotStart(err)
   }
   let admin: AdminServer | null = null
   if (args.admin !== undefined) {
@@ -599,30 +647,49 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       admin = await AdminServer.start(
         {
           id: node.gossip.id,
-          readiness: () => ({ ready: node.ready(), joined: node.joined, synced: node.synced() }),
+          readiness: () => {
+            const reason = node.notReady()
+            return { ready: reason === null, joined: node.joined, synced: node.synced(), reason }
+          },
           run: (r) => adminRun(node, r),
         },
-        { at: args.admin, token: args.adminToken, log },
+        { at: args.admin, token: args.adminToken, hosts: args.adminHosts, origins: args.adminOrigins, requestTimeout: args.httpTimeout, log },
       )
     } catch (err) {
-      await node.close()
-      const said = operatorError(err, args)
-      if (said === null) throw err
-      log(`cannot start: ${said}`, 'error')
-      return 1
+      await node.close().catch(() => undefined)
+      return cannotStart(err)
     }
     const a = admin.address()
     log(`admin endpoint on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (${args.adminToken === undefined ? 'no token' : 'token required'})`)
   }
-  // Answers go out in the order the commands came in.
+  // Each command starts as soon as its line is read: a set or del applies
+  // at once and joins the store's next group commit (writes waiting at the
+  // same time share one transaction and one fsync). Answers still go out in
+  // the order the commands came in, a set's or a del's only once it is
+  // durable (node.set resolves after store.flush()); answers ready in the
+  // same turn leave in one write.
   let queue: Promise<void> = Promise.resolve()
+  let pending = ''
+  let scheduled = false
+  const release = (): void => {
+    scheduled = false
+    if (pending === '') return
+    const chunk = pending
+    pending = ''
+    out(chunk)
+  }
+  const answer = (text: string): void => {
+    pending += text
+    if (scheduled) return
+    scheduled = true
+    setImmediate(release)
+  }
   const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })
   input.on('line', (line) => {
     if (line.trim().length === 0) return
-    queue = queue.then(async () => {
-      const answer = await command(node, line)
-      out(`${JSON.stringify(answer)}\n`)
-    })
+    // command() answers every error it expects; anything else still gets an answer, so later ones are not held up.
+    const started = command(node, line).catch((err: unknown) => ({ ok: false, error: (err as Error)?.message ?? String(err) }))
+    queue = queue.then(async () => answer(`${JSON.stringify(await started)}\n`))
   })
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -632,6 +699,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       log(`${why}: flushing and stopping`)
       input.close()
       queue
+        .then(release)
         .then(() => admin?.close())
         .then(() => node.close())
         .then(
@@ -653,7 +721,8 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           'Stop one of them, or give this one another --id; this one stops now',
         'error',
       )
-      stop('twin', 1)
+      // (After the writes it refused are answered: see TwinError.)
+      setImmediate(() => stop('twin', 1))
     })
     // Writes of this node that peers refuse as late (made before deletes they
     // collected while this node heard from none of them, docs/deletes.md):

@@ -14,6 +14,11 @@ export interface Durable {
   /** The highest own version already durable. */
   readonly durableTo: number
   flush(): Promise<void>
+  /**
+   * False for a write of ours no longer to be sent once it may pass (the
+   * store failed and the node took it back). Default: every one is sent.
+   */
+  sends?(chunk: { key?: unknown; version?: unknown }): boolean
 }
 
 export function barrier(store: Durable): Transform {
@@ -21,8 +26,11 @@ export function barrier(store: Durable): Transform {
     objectMode: true,
     transform(chunk: { source_id?: unknown; version?: unknown; digest?: unknown }, _encoding, callback) {
       const own = chunk.source_id === store.id && chunk.digest !== true
-      if (!own || (chunk.version as number) <= store.durableTo) callback(null, chunk)
-      else store.flush().then(() => callback(null, chunk), (err: Error) => callback(err))
+      if (!own) return callback(null, chunk)
+      // (Asked as it passes: the store may fail while it waits.)
+      const pass = (): void => callback(null, store.sends === undefined || store.sends(chunk) ? chunk : undefined)
+      if ((chunk.version as number) <= store.durableTo) pass()
+      else store.flush().then(pass, (err: Error) => callback(err))
     },
   })
 }

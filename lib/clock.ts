@@ -40,6 +40,12 @@ export class Clock {
   /** How far a version may run ahead of the wall clock, in µs: one hour. */
   static readonly AHEAD = 3_600_000_000
   /**
+   * How far ahead of the wall clock, in µs, a version that jumps its
+   * source's max is reported (a peer's `'ahead'` event): one minute, far
+   * beyond the skew of synchronised clocks.
+   */
+  static readonly NOTICE = 60_000_000
+  /**
    * How many times a past incarnation has shown itself above where we last
    * issued our writes again, beyond which it is no past: another live node
    * writes as us (a twin), or a peer lies about us. A restart shows itself
@@ -202,6 +208,19 @@ export class Clock {
     this.time = version < this.soft ? version : Math.max(this.time, this.soft)
   }
 
+  /**
+   * Our own id was seen at `version` (believable: see accepts): the clock
+   * moves past it however far ahead it is. Peers that hold it ignore every
+   * version of ours below it, so writes issued there would be hidden, and
+   * the node shown dead, until the wall clock caught up (a heartbeat of
+   * ours forged ahead, without --keys). Those peers took the version, so
+   * they take ours above it; one whose clock lags more refused it, and
+   * refuses our writes only until its clock passes them.
+   */
+  follow(version: number): void {
+    if (version > this.time) this.time = version
+  }
+
   /** How far our snapshot may claim to hold our own past. */
   get heldThrough(): number {
     // -1, not -Infinity, so that it survives JSON
@@ -239,13 +258,12 @@ export class Clock {
     // so that our next writes pass it: nothing is issued again.
     if (this.twin) {
       this.raises++
-      this.see(version)
+      this.follow(version)
       return -Infinity
     }
     // Our past reaches into the versions this incarnation uses: every
     // version issued so far may be a past one's too.
-    this.see(version)
-    if (version > this.time) return -Infinity // not believable: see()
+    this.follow(version)
     this.ambiguous = this.time
     this.raises++
     return this.twin ? -Infinity : this.time

@@ -186,6 +186,15 @@ export class Deletes {
    * own value it beats (rule 2), as does a value of ours a held tombstone
    * beats.
    */
+  /**
+   * True when `took` has nothing to do for a value (no marker): no blocked
+   * marker to look at again, no key that may hold a tombstone. (Per update:
+   * the caller asks this first.)
+   */
+  get idle(): boolean {
+    return this.blocked.length === 0 && this.tombKeys.size === 0
+  }
+
   took(u: Update, own: boolean): void {
     if (this.blocked.length > 0) this.blockedDirty = true
     if (u.deleted === true) {

@@ -19,7 +19,7 @@ import type { PastPeer } from './incarnation'
 import { ALL, cutToBytes, deltas, ordered, type IdRange } from './reconcile'
 import { aheadReason, type FillCursor, type Replica, type Sender } from './replica'
 import { reportInvalid } from './codes'
-import { classify, Kind, type DoneReading, type Reading } from './shape'
+import { classify, Kind, updateFields, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
 
 /** What an exchange needs of its node. */
@@ -128,6 +128,9 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private doneSeen = false
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
+  // The peer's updates are read into this, one at a time (take() does not
+  // run again before it returns: the stream holds writes made meanwhile).
+  private readonly fields = updateFields()
 
   constructor(
     private readonly node: ExchangeNode,
@@ -212,7 +215,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
 
   /** An object the peer wrote: an update, a local write, a digest entry or a digest's end. */
   take(chunk: unknown): void {
-    const r = classify(chunk)
+    const r = classify(chunk, this.fields)
     if (this.admit !== null && !this.admit(r)) return
     switch (r.kind) {
       case Kind.Update:

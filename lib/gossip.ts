@@ -20,6 +20,7 @@ import type { History } from './history'
 import { Replica, TOMBSTONE } from './replica'
 import { badName, keyOf } from './shape'
 import { admitValue, admitted } from './value'
+import { Watches } from './watches'
 import { oversize } from './reconcile'
 import type {
   Comparator,
@@ -198,6 +199,8 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
   private readonly streams = new Set<PeerStream>()
   // A set() returned false: 'drain' is owed.
   private drainOwed = false
+  // The node's watches, once it has any (see watch).
+  private watches: Watches | null = null
 
   /**
    * @param id - this node's source id, unique in the cluster.
@@ -387,12 +390,12 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     const text = exact ? m : m?.prefix
     if (typeof text !== 'string') throw new TypeError('watch: a key, or {prefix}')
     if (typeof listener !== 'function') throw new TypeError('watch: a listener function')
-    const fn: WatchListener<T> = (key, entry, how) => {
-      if (exact ? key === text : key.startsWith(text)) listener(key, entry, how)
-    }
-    this.on('change', fn)
+    // Indexed behind one 'change' listener: see watches.ts.
+    const watches = (this.watches ??= new Watches((key, err) => reportInvalid(this, { key }, `a 'change' listener threw: ${(err as Error)?.message}`, 'node_error')))
+    if (watches.size === 0) this.on('change', watches.listener)
+    const stop = watches.add(text, exact, listener as WatchListener)
     return () => {
-      this.off('change', fn)
+      if (stop() && watches.size === 0) this.off('change', watches.listener)
     }
   }
 

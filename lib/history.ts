@@ -75,8 +75,71 @@ export function resolvedOf(slot: Update | Slot | undefined): Update | undefined 
   return slot instanceof Slot ? slot.resolved : slot
 }
 
+// A membership key (isMembershipKey of membership.ts, which imports the
+// node and so cannot be imported here): its first character, then its prefix.
+function aside(key: string): boolean {
+  const c = key.charCodeAt(0)
+  return (c === 109 && key.startsWith('member/')) || (c === 104 && key.startsWith('heartbeat/'))
+}
+
 function byVersion(a: Update, b: Update): -1 | 0 | 1 {
   return a.version < b.version ? -1 : a.version > b.version ? 1 : 0
+}
+
+/**
+ * @internal Sort `list` by version, ascending, stably; true if it moved
+ * anything. A list in order costs one pass; versions that are integers
+ * from 0 to 2^53 are sorted by radix (16 bits a pass, as many passes as
+ * their range needs: two for a few minutes of microsecond versions).
+ */
+export function sortByVersion(list: Update[]): boolean {
+  const n = list.length
+  let i = 1
+  while (i < n && list[i - 1].version <= list[i].version) i++
+  if (i >= n) return false
+  if (n < 512) {
+    list.sort(byVersion)
+    return true
+  }
+  const versions = new Float64Array(n)
+  let min = Infinity
+  let max = -Infinity
+  for (let k = 0; k < n; k++) {
+    const v = list[k].version
+    if (!(Number.isSafeInteger(v) && v >= 0)) {
+      list.sort(byVersion)
+      return true
+    }
+    versions[k] = v
+    if (v < min) min = v
+    if (v > max) max = v
+  }
+  let order = new Uint32Array(n)
+  let next = new Uint32Array(n)
+  for (let k = 0; k < n; k++) order[k] = k
+  const counts = new Uint32Array(65536)
+  const range = max - min
+  // Digit `d` of a version: bits 16d to 16d+15 of (version - min).
+  for (let scale = 1; scale <= range; scale *= 65536) {
+    counts.fill(0)
+    for (let k = 0; k < n; k++) counts[Math.floor((versions[k] - min) / scale) % 65536]++
+    let sum = 0
+    for (let d = 0; d < 65536; d++) {
+      const c = counts[d]
+      counts[d] = sum
+      sum += c
+    }
+    for (let k = 0; k < n; k++) {
+      const at = order[k]
+      next[counts[Math.floor((versions[at] - min) / scale) % 65536]++] = at
+    }
+    const t = order
+    order = next
+    next = t
+  }
+  const copy = list.slice()
+  for (let k = 0; k < n; k++) list[k] = copy[order[k]]
+  return true
 }
 
 // The index of the first version above `version` (log.length if none). One
@@ -195,12 +258,20 @@ export class History extends EventEmitter {
   private readonly slots = new Map<string, Update | Slot>()
   // Keys with a resolved entry (when tracksResolved).
   private resolvedCount = 0
+  // Of those, keys whose entry is a delete, and membership keys (member/…,
+  // heartbeat/…) whose entry is not: a node's status counts its keys in O(1).
+  private resolvedDeletes = 0
+  private resolvedMembership = 0
   // _sortedIds(), until a source is added.
   private ids: string[] | null = null
   // Insertion order of indexed mappings, for forgetting the oldest; only
   // kept when max_history is finite.
   private fifo: Update[] = []
   private fifoHead = 0
+  // Loading in bulk (see _bulk).
+  private bulk = false
+  // 'update' listeners, counted as they come and go: _put asks per write.
+  private updateListeners = 0
 
   /**
    * @param max_history - mappings the logs index before forgetting the
@@ -217,6 +288,12 @@ export class History extends EventEmitter {
     this.sort = o.sort ?? sort ?? defaultSort
     this.tracksResolved = o.resolved ?? true
     this.checked = o.checked ?? false
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'update') this.updateListeners++
+    })
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'update') this.updateListeners--
+    })
   }
 
   /** The log of `id`, created on first use. */
@@ -262,6 +339,25 @@ export class History extends EventEmitter {
   /** @internal How many keys have a resolved entry. */
   get _resolvedCount(): number {
     return this.resolvedCount
+  }
+
+  /**
+   * @internal How many keys have a resolved entry that is not a delete and
+   * not a membership key (`member/…`, `heartbeat/…`): the keys of the
+   * node's state an application wrote. Kept as writes come, O(1).
+   */
+  get _liveCount(): number {
+    return this.resolvedCount - this.resolvedDeletes - this.resolvedMembership
+  }
+
+  // The counts of the key's resolved entry going from `before` to `entry`.
+  private recount(before: Update | undefined, entry: Update | undefined): void {
+    if (before === undefined) this.resolvedCount++
+    else if (before.deleted === true) this.resolvedDeletes--
+    else if (aside(before.key)) this.resolvedMembership--
+    if (entry === undefined) this.resolvedCount--
+    else if (entry.deleted === true) this.resolvedDeletes++
+    else if (aside(entry.key)) this.resolvedMembership++
   }
 
   /** @internal Every key that has a resolved entry, with it. */
@@ -347,10 +443,7 @@ export class History extends EventEmitter {
         this.slots.set(key, update)
       }
     }
-    if (tracks) {
-      if (before === undefined && entry !== undefined) this.resolvedCount++
-      else if (before !== undefined && entry === undefined) this.resolvedCount--
-    }
+    if (tracks && before !== entry) this.recount(before, entry)
     if (previous !== undefined) this.retire(previous)
 
     log.live++
@@ -358,7 +451,7 @@ export class History extends EventEmitter {
     if (update.version > log.floor) {
       const updates = log.updates
       const n = updates.length
-      if (n === 0 || updates[n - 1].version <= update.version) updates.push(update)
+      if (n === 0 || updates[n - 1].version <= update.version || this.bulk) updates.push(update)
       else {
         sorted.add(updates, update, byVersion)
         // Entries from the new one's place on moved: the prefix ends there.
@@ -368,13 +461,44 @@ export class History extends EventEmitter {
         versions.length = k
       }
       this.length++
-      if (this.max_history !== Infinity) {
+      if (this.max_history !== Infinity && !this.bulk) {
         this.fifo.push(update)
         if (this.length > this.max_history) this.compact()
         else if (this.fifo.length - this.fifoHead > 2 * this.length + 1024) this.trimFifo()
       }
     }
-    if (this.listenerCount('update') > 0) this.emit('update', said, entry === update)
+    if (this.updateListeners > 0) this.emit('update', said, entry === update)
+  }
+
+  /**
+   * @internal Load in bulk: between `_bulk(true)` and `_bulk(false)`,
+   * `_put` appends to the logs in whatever order mappings come, and nothing
+   * is forgotten past `max_history`; `_bulk(false)` sorts each log once by
+   * version, then forgets the oldest past `max_history` as writes in
+   * version order would have. Nothing may read the logs in between (a
+   * restore into an empty history).
+   */
+  _bulk(on: boolean): void {
+    if (on) {
+      this.bulk = true
+      return
+    }
+    if (!this.bulk) return
+    this.bulk = false
+    for (const log of this.sources.values()) {
+      if (sortByVersion(log.updates)) log.versions.length = 0
+    }
+    if (this.max_history === Infinity) return
+    // Every indexed mapping, oldest first, as the fifo of writes in that order.
+    const fifo: Update[] = []
+    for (const log of this.sources.values()) {
+      const updates = log.updates
+      for (let i = 0; i < updates.length; i++) if (updates[i].version > log.floor) fifo.push(updates[i])
+    }
+    if (this.sources.size > 1) sortByVersion(fifo)
+    this.fifo = fifo
+    this.fifoHead = 0
+    if (this.length > this.max_history) this.compact()
   }
 
   /**
@@ -405,10 +529,7 @@ export class History extends EventEmitter {
       if (slot.mappings.size === 0 && slot.resolved === undefined) this.slots.delete(key)
       else if (only !== undefined && (tracks ? slot.resolved === only : true)) this.slots.set(key, only)
     }
-    if (tracks) {
-      if (before === undefined && entry !== undefined) this.resolvedCount++
-      else if (before !== undefined && entry === undefined) this.resolvedCount--
-    }
+    if (tracks && before !== entry) this.recount(before, entry)
     this.retire(u)
     if (this.listenerCount('forget') > 0) this.emit('forget', u)
   }

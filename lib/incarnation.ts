@@ -264,11 +264,20 @@ export class Incarnation {
     const clock = this.clock
     if (version > clock.pastHeard) this.pastSettled = false
     const raises = clock.raises
+    const before = clock.time
     const upTo = clock.foreign(version)
+    this.noticeAhead(peer, before)
     if (clock.raises > raises && clock.twin && !peer.twin) this.twinOn(peer, version)
     // (Settled again later, with more of our past to offer: see checkSettled.)
     if (!this.settled) this.settledSeen = false
     this.reissue(upTo)
+  }
+
+  // The clock jumped from `before` far ahead of the wall clock, following
+  // our id as `peer` showed it: said on its stream (`'ahead'`), for logs.
+  private noticeAhead(peer: PastPeer, before: number): void {
+    const clock = this.clock
+    if (clock.time > before + Clock.NOTICE && clock.time > clock.wall() + Clock.NOTICE) peer.emit('ahead', this.host.id, clock.time)
   }
 
   // A stream that keeps showing our "past" above our writes carries a twin

@@ -70,6 +70,15 @@ export class Replica {
   readonly incarnation: Incarnation
   /** How many 'change' listeners there are (put() asks per write). */
   watchers = 0
+  /** Changes delivered in one turn at most; more (listeners that write in a chain) go on in the next. */
+  static readonly CHAIN = 10_000
+  // Changes waiting for the listeners, as [key, entry, how, ...], and
+  // whether a delivery is under way (see changed).
+  private changes: unknown[] = []
+  private delivering = false
+  // The wall clock and Clock.NOTICE when last read: versions above it are
+  // looked at (see aheadOf).
+  private noticeAt = -Infinity
   private readonly resolve: Resolve
   private readonly sort: Comparator
   private readonly security: Security | undefined
@@ -268,7 +277,7 @@ export class Replica {
     const slot = history._slot(key)
     const previous = mappingOf(slot, this.id)
     const writes = history._writes
-    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes)) this.deletes.took(update, true)
+    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
   }
 
   /**
@@ -284,6 +293,31 @@ export class Replica {
       this.local(key, value)
     } catch (err) {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
+    }
+  }
+
+  /**
+   * Take back `u`, a local write a durable store refused before it left
+   * this node (a store's barrier holds our writes until they are durable),
+   * as if it had never been made: `previous`, our mapping of the key
+   * before it (if any), is current again, and the key's entry is what
+   * resolve makes of the mappings then. Nothing when `u` is no longer
+   * current (a later write of ours, taken back first, or a collection).
+   */
+  revert(u: Update, previous: Update | undefined): void {
+    const history = this.history
+    if (u.source_id !== this.id || !history.isCurrent(u)) return
+    this.forget(u)
+    if (previous === undefined || history.mapping(this.id, u.key) !== undefined) return
+    // A copy: the original is retired in our log, where a second reference
+    // to one object would be sent twice.
+    const p: Update = Object.freeze({ ...previous })
+    if (this.incarnation.pastMappings.has(previous)) this.incarnation.pastMappings.add(p)
+    const slot = history._slot(u.key)
+    // (Below our max: it does not move it.)
+    if (this.put(p, this.entryFor(p, slot, undefined), slot, undefined, history._writes, false) && (p.deleted === true || p.withdrawn === true)) {
+      // A marker is collected once its grace passes again.
+      this.deletes.took(p, true)
     }
   }
 
@@ -306,6 +340,7 @@ export class Replica {
       reportInvalid(from, chunk, aheadReason(version), 'ahead')
       return
     }
+    if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
     const problem = marker ? null : admitValue(fields.value, false)
@@ -390,7 +425,7 @@ export class Replica {
       if (this.put(update, entry, slot, previous, writes, advance)) {
         if (past) this.incarnation.pastMappings.add(update)
         if (below) this.filled(update)
-        deletes.took(update, false)
+        if (marker || !deletes.idle) deletes.took(update, false)
         if (deletes.refetching) deletes.received(from, source_id, version, update, true)
       }
     } catch (err) {
@@ -504,14 +539,38 @@ export class Replica {
   }
 
   // A key absent before and after (a delete replaced, or collected) did not
-  // change. A listener that throws is reported, not thrown: it must not
-  // stop an exchange, a reset or a collection half-way.
+  // change. A change raised while listeners run (one that writes) waits
+  // until they return, then is delivered in order: listeners never nest.
   private changed(key: string, before: Update | undefined, entry: Update | undefined): void {
     const gone = entry === undefined || entry.deleted === true
     if (gone && (before === undefined || before.deleted === true)) return
     const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
-    const now = gone ? undefined : entry
-    // Each listener on its own: one that throws must not starve the others.
+    this.changes.push(key, gone ? undefined : entry, how)
+    if (!this.delivering) this.deliver()
+  }
+
+  // Deliver the changes waiting, at most Replica.CHAIN in one turn: the
+  // rest (a listener that writes forever) in later turns, so that the
+  // event loop still serves; changes raised meanwhile queue behind them.
+  private deliver(): void {
+    this.delivering = true
+    const q = this.changes
+    let i = 0
+    try {
+      while (i < q.length && i < 3 * Replica.CHAIN) {
+        i += 3
+        this.tell(q[i - 3] as string, q[i - 2] as Update | undefined, q[i - 1] as 'local' | 'remote' | 'delete')
+      }
+    } finally {
+      q.splice(0, i)
+      if (q.length === 0) this.delivering = false
+      else setTimeout(() => this.deliver(), 0)
+    }
+  }
+
+  // A listener that throws is reported, not thrown: it must not stop an
+  // exchange, a reset or a collection half-way, nor starve the others.
+  private tell(key: string, now: Update | undefined, how: 'local' | 'remote' | 'delete'): void {
     for (const fn of this.host.rawListeners('change') as WatchListener[]) {
       try {
         fn.call(this.host.context, key, now, how)
@@ -591,6 +650,17 @@ export class Replica {
     } catch {
       return undefined
     }
+  }
+
+  // An update of `source_id` far ahead of the wall clock: said on the
+  // stream it came on (`'ahead'`) when it jumps the source's max, since a
+  // forgery ahead (without signatures any peer can write as any id) hides
+  // the source's writes below it until the source passes it.
+  private aheadOf(from: Sender, source_id: string, version: number): void {
+    this.noticeAt = this.clock.wall() + Clock.NOTICE
+    if (version <= this.noticeAt) return
+    const max = this.history.sources.get(source_id)?.max ?? -Infinity
+    if (version > max + Clock.NOTICE) from.emit('ahead', source_id, version)
   }
 
   // ---- gap fills -------------------------------------------------------------

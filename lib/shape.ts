@@ -4,7 +4,9 @@
  * `classify` reads each field of an incoming object exactly once (a getter
  * cannot show one value to the check and another to the store) into a
  * reading of its own, which the caller keeps as long as it needs: nothing
- * is shared between calls.
+ * is shared between calls. A reader of many updates (an exchange) may hand
+ * in a reading it owns, which an update's fields then fill in place of a
+ * new one: the reader keeps it until its next call.
  */
 
 import type { InvalidCode } from './codes'
@@ -44,6 +46,14 @@ export interface UpdateReading {
   readonly deleted: boolean
   /** A withdrawal. */
   readonly withdrawn: boolean
+}
+
+/** An update reading its owner lets `classify` fill (see the module's comment). */
+export type UpdateFields = { -readonly [K in keyof UpdateReading]: UpdateReading[K] }
+
+/** An empty reading for {@link classify} to fill. */
+export function updateFields(): UpdateFields {
+  return { kind: Kind.Update, key: '', value: null, source_id: '', version: 0, deleted: false, withdrawn: false }
 }
 
 /** A digest's end as read, each optional field checked (see DigestDone). */
@@ -151,14 +161,14 @@ const wellFormed: (s: string) => boolean =
 
 /**
  * Sorts an object into one of the four shapes, or refuses it with a
- * reason. Never throws.
+ * reason. Never throws. An update is read into `into`, when given.
  */
-export function classify(o: unknown): Reading {
+export function classify(o: unknown, into?: UpdateFields): Reading {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) {
     return refuse('shape', 'not an update or a digest object')
   }
   try {
-    return classifyObject(o as Record<string, unknown>)
+    return classifyObject(o as Record<string, unknown>, into)
   } catch {
     return refuse('shape', 'object could not be read')
   }
@@ -276,7 +286,7 @@ function lateOf(l: unknown): LateReport[] | undefined {
   return out.length === 0 ? undefined : out
 }
 
-function classifyObject(o: Record<string, unknown>): Reading {
+function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefined): Reading {
   const digest = o.digest
   if (digest === true) {
     if (o.done === true) return done(o)
@@ -309,18 +319,29 @@ function classifyObject(o: Record<string, unknown>): Reading {
       ? refuse('shape', 'a local write cannot be a delete or a withdrawal')
       : { kind: Kind.Local, key: key as string, value }
   }
-  const badSource = badName('source_id', source_id)
+  // A reading handed in holds the last source id that passed (or ''):
+  // updates come in runs of one source.
+  const badSource = into !== undefined && source_id === into.source_id && source_id !== '' ? null : badName('source_id', source_id)
   if (badSource !== null) return refuse('source_id', badSource)
   if (!isVersion(version)) return refuse('version', 'version must be an integer from 0 to MAX_VERSION')
-  return {
-    kind: Kind.Update,
-    key: key as string,
-    value,
-    source_id: source_id as string,
-    version: version + 0, // -0 is 0
-    deleted: deleted === true,
-    withdrawn: withdrawn === true,
+  if (into === undefined) {
+    return {
+      kind: Kind.Update,
+      key: key as string,
+      value,
+      source_id: source_id as string,
+      version: version + 0, // -0 is 0
+      deleted: deleted === true,
+      withdrawn: withdrawn === true,
+    }
   }
+  into.key = key as string
+  into.value = value
+  into.source_id = source_id as string
+  into.version = version + 0
+  into.deleted = deleted === true
+  into.withdrawn = withdrawn === true
+  return into
 }
 
 /**

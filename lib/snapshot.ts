@@ -13,11 +13,29 @@ export function snapshotOf(history: History, version: number, held?: number): Sn
   return held === undefined ? { version, updates } : { version, updates, held }
 }
 
+// Update lists whose every element is known to be an update checkedUpdate
+// returned (a store's rows, checked as they were read): restore takes them
+// as they are instead of checking them again.
+const checkedLists = new WeakSet<readonly Update[]>()
+
+/**
+ * @internal Mark `updates`, every one of them returned by `checkedUpdate`,
+ * as checked: a restore from a snapshot holding this very array does not
+ * check them again. (For a store's own snapshot; the array must not change.)
+ */
+export function markChecked(updates: readonly Update[]): void {
+  checkedLists.add(updates)
+}
+
 /**
  * Load `snapshot` into an empty history, with each key's resolved entry
  * chosen by `choose` from the key's mappings (in the history's `sort`
  * order). Returns the snapshot's clock: the highest of its version and
  * every version it holds.
+ *
+ * Updates that come grouped by key in key order (a store reads its rows
+ * so) go in as they come; others are grouped by key first. Either way the
+ * logs are filled in bulk and sorted once (see History._bulk).
  * @throws TypeError for anything but a snapshot of updates.
  */
 export function restore(history: History, snapshot: Snapshot, choose: (mappings: Update[]) => Update | undefined): number {
@@ -27,36 +45,83 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
   let clock = typeof snapshot.version === 'number' && Number.isSafeInteger(snapshot.version) ? snapshot.version : 0
   if (typeof snapshot.version === 'number') checkReading(snapshot.version, 'state.version')
   if (typeof snapshot.reserved === 'number') checkReading(snapshot.reserved, 'state.reserved')
-  // Each key's mappings, the newest of each source.
-  const byKey = new Map<string, Update[]>()
-  const many = new Map<Update[], Map<string, number>>()
-  for (const raw of snapshot.updates) {
-    const u = checkedUpdate(raw, 'state')
+  const raw = snapshot.updates
+  const n = raw.length
+  const checked = checkedLists.has(raw)
+  const list: Update[] = checked ? raw : new Array<Update>(n)
+  // Whether the keys come in order (each key's mappings together).
+  let inOrder = true
+  let last = ''
+  for (let i = 0; i < n; i++) {
+    const u = checked ? raw[i] : checkedUpdate(raw[i], 'state')
+    if (!checked) list[i] = u
     if (u.version > clock) clock = u.version
-    const list = byKey.get(u.key)
-    if (list === undefined) {
-      byKey.set(u.key, [u])
-      continue
-    }
-    // A key of many sources gets an index, so that restoring it stays
-    // linear; most keys have one source and no index.
-    let at = many.get(list)
-    if (at === undefined && list.length >= 16) {
-      at = new Map(list.map((m, j) => [m.source_id, j]))
-      many.set(list, at)
-    }
-    const i = at === undefined ? list.findIndex((m) => m.source_id === u.source_id) : (at.get(u.source_id) ?? -1)
-    if (i < 0) {
-      at?.set(u.source_id, list.length)
-      list.push(u)
-    } else if (list[i].version < u.version) list[i] = u
+    if (u.key < last) inOrder = false
+    last = u.key
   }
-  for (const list of byKey.values()) {
-    if (list.length > 1) list.sort(history.sort)
-    const entry = choose(list)
-    // The entry goes in last, so that the slot ends as it would have grown.
-    for (const u of list) if (u !== entry) history._put(u, history._slot(u.key), undefined, history.source(u.source_id), undefined)
-    if (entry !== undefined) history._put(entry, history._slot(entry.key), undefined, history.source(entry.source_id), entry)
+  history._bulk(true)
+  try {
+    if (inOrder) {
+      const one: Update[] = [list[0]]
+      for (let i = 0; i < n; ) {
+        const u = list[i]
+        let j = i + 1
+        while (j < n && list[j].key === u.key) j++
+        if (j === i + 1) {
+          // One mapping (most keys): the key has no slot yet.
+          one[0] = u
+          const entry = choose(one)
+          history._put(u, undefined, undefined, history.source(u.source_id), entry)
+        } else putKey(history, newest(list, i, j), choose)
+        i = j
+      }
+    } else {
+      // Each key's mappings, the newest of each source.
+      const byKey = new Map<string, Update | Update[]>()
+      for (let i = 0; i < n; i++) {
+        const u = list[i]
+        const had = byKey.get(u.key)
+        if (had === undefined) byKey.set(u.key, u)
+        else if (Array.isArray(had)) had.push(u)
+        else byKey.set(u.key, [had, u])
+      }
+      const one: Update[] = [list[0]]
+      for (const had of byKey.values()) {
+        if (Array.isArray(had)) putKey(history, newest(had, 0, had.length), choose)
+        else {
+          one[0] = had
+          history._put(had, undefined, undefined, history.source(had.source_id), choose(one))
+        }
+      }
+    }
+  } finally {
+    history._bulk(false)
   }
   return clock
+}
+
+// The newest of each source's mappings among list[from..to) (one key's).
+function newest(list: readonly Update[], from: number, to: number): Update[] {
+  const out: Update[] = []
+  // A key of many sources gets an index, so that restoring it stays linear.
+  let at: Map<string, number> | undefined
+  for (let k = from; k < to; k++) {
+    const u = list[k]
+    if (at === undefined && out.length >= 16) at = new Map(out.map((m, j) => [m.source_id, j]))
+    const i = at === undefined ? out.findIndex((m) => m.source_id === u.source_id) : (at.get(u.source_id) ?? -1)
+    if (i < 0) {
+      at?.set(u.source_id, out.length)
+      out.push(u)
+    } else if (out[i].version < u.version) out[i] = u
+  }
+  return out
+}
+
+// One key of several mappings into the history, with its entry.
+function putKey(history: History, list: Update[], choose: (mappings: Update[]) => Update | undefined): void {
+  if (list.length > 1) list.sort(history.sort)
+  const entry = choose(list)
+  // The entry goes in last, so that the slot ends as it would have grown.
+  for (const u of list) if (u !== entry) history._put(u, history._slot(u.key), undefined, history.source(u.source_id), undefined)
+  if (entry !== undefined) history._put(entry, history._slot(entry.key), undefined, history.source(entry.source_id), entry)
 }

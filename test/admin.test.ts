@@ -1,21 +1,84 @@
 /**
  * The admin endpoint (lib/node/admin.ts) in process, against a target that
- * records what it is asked: routes, refusals by code, the token, bounds.
+ * records what it is asked: routes, refusals by code, the token, bounds;
+ * and slow clients on it and on the metrics endpoint.
  */
 import * as assert from 'assert'
 import * as http from 'http'
+import * as net from 'net'
+import { base } from '../lib'
+import { startNode } from '../lib/node'
 import { AdminServer, type AdminRequest } from '../lib/node/admin'
 
-function request(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+// A request as the client sends it (a body goes as JSON unless headers say otherwise).
+function request(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; allow?: string }> {
   return new Promise((resolve, reject) => {
-    const r = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+    const h = body === undefined ? headers : { 'content-type': 'application/json', ...headers }
+    const r = http.request({ host: '127.0.0.1', port, method, path, headers: h }, (res) => {
       let text = ''
       res.on('data', (b: Buffer) => (text += String(b)))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, allow: res.headers.allow }))
     })
     r.on('error', reject)
     r.end(body)
   })
+}
+
+/**
+ * Slowloris: `n` connections, each sending a request's headers (kind
+ * 'body': then one byte of its body every 300 ms) or its headers one byte
+ * every 300 ms (kind 'headers'), each redialed 100 ms after it is cut.
+ */
+function loris(port: number, n: number, kind: 'headers' | 'body', request: string): { stop(): void; cut: number[]; connected: Promise<unknown> } {
+  let running = true
+  const open = new Set<net.Socket>()
+  const cut: number[] = []
+  const first: Promise<unknown>[] = []
+  const dial = () => {
+    if (!running) return
+    const s = net.connect(port, '127.0.0.1')
+    const began = Date.now()
+    if (first.length < n) first.push(new Promise((resolve) => s.once('connect', resolve)))
+    open.add(s)
+    let sent = 0
+    const head = `${request}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n`
+    if (kind === 'body') s.write(head)
+    const timer = setInterval(() => s.write(kind === 'body' ? 'a' : head[sent++ % head.length]), 300)
+    s.on('error', () => undefined)
+    s.once('close', () => {
+      clearInterval(timer)
+      open.delete(s)
+      if (running) cut.push(Date.now() - began)
+      setTimeout(dial, 100)
+    })
+  }
+  for (let i = 0; i < n; i++) dial()
+  return {
+    cut,
+    connected: Promise.all(first),
+    stop() {
+      running = false
+      for (const s of open) s.destroy()
+    },
+  }
+}
+
+/** How many of `tries` GETs of `path`, one every 100 ms, got a 200 within 3 s. */
+async function served(port: number, path: string, tries: number): Promise<number> {
+  let ok = 0
+  for (let i = 0; i < tries; i++) {
+    const status = await new Promise<number>((resolve) => {
+      const r = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 3000 }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+      })
+      r.on('timeout', () => r.destroy())
+      r.on('error', () => resolve(0))
+    })
+    if (status === 200) ok++
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return ok
 }
 
 describe('admin endpoint', () => {
@@ -47,7 +110,7 @@ describe('admin endpoint', () => {
     assert.strictEqual((await request(port, 'HEAD', '/ready')).body, '')
     assert.strictEqual((await request(port, 'GET', '/v1/kv/a%2Fb')).status, 200)
     assert.strictEqual((await request(port, 'PUT', '/v1/kv/k', '"v"')).status, 200)
-    assert.strictEqual((await request(port, 'POST', '/v1/kv/k', '1')).status, 200)
+    assert.strictEqual((await request(port, 'PUT', '/v1/kv/k', '1', { 'content-type': 'application/json; charset=utf-8' })).status, 200)
     assert.strictEqual((await request(port, 'DELETE', '/v1/kv/k')).status, 200)
     for (const name of ['members', 'status', 'peers', 'state']) assert.strictEqual((await request(port, 'GET', `/v1/${name}`)).status, 200)
     assert.deepStrictEqual(asked.slice(0, 4), [
@@ -62,7 +125,7 @@ describe('admin endpoint', () => {
     assert.deepStrictEqual([bad.status, JSON.parse(bad.body).code], [400, 'refused'])
     for (const [method, path, status, code] of [
       ['GET', '/v1/nope', 404, 'not_found'],
-      ['PATCH', '/v1/kv/k', 404, 'not_found'],
+      ['PATCH', '/v1/kv/k', 405, 'method_not_allowed'],
       ['GET', '/v1/kv/%E0%A4%A', 400, 'bad_request'],
     ] as const) {
       const r = await request(port, method, path)
@@ -72,6 +135,43 @@ describe('admin endpoint', () => {
     assert.deepStrictEqual([utf8.status, JSON.parse(utf8.body).code], [400, 'bad_request'])
     const big = await request(port, 'PUT', '/v1/kv/k', 'x'.repeat((1 << 20) + 1)).catch((e: Error) => ({ status: 0, body: e.message }))
     assert.strictEqual(big.status, 413, big.body)
+  })
+
+  it('refuses browsers: a cross-site POST, a DNS-rebound Host, any Origin but one allowed, a write not in JSON (attack on issue 21)', async () => {
+    const before = asked.length
+    // A page may send this without a preflight (a "simple" request).
+    const csrf = await request(port, 'POST', '/v1/kv/csrf', '"pwned"', { origin: 'https://evil.example', 'content-type': 'text/plain;charset=UTF-8' })
+    assert.deepStrictEqual([csrf.status, JSON.parse(csrf.body).code], [403, 'forbidden'], csrf.body)
+    // After DNS rebinding the page is same-origin, and says its own name as Host.
+    const rebound = await request(port, 'PUT', '/v1/kv/rb', '"rebound"', { host: `evil.example:${port}`, origin: `http://evil.example:${port}` })
+    assert.deepStrictEqual([rebound.status, JSON.parse(rebound.body).code], [403, 'forbidden'], rebound.body)
+    assert.match(JSON.parse(rebound.body).error, /--admin-host/)
+    for (const p of ['/v1/state', '/health', '/ready']) assert.strictEqual((await request(port, 'GET', p, undefined, { host: `evil.example:${port}` })).status, 403, p)
+    const post = await request(port, 'POST', '/v1/kv/k', '1')
+    assert.deepStrictEqual([post.status, post.allow], [405, 'GET, PUT, DELETE'])
+    const options = await request(port, 'OPTIONS', '/v1/kv/k')
+    assert.strictEqual(options.status, 405)
+    const text = await request(port, 'PUT', '/v1/kv/k', '1', { 'content-type': 'text/plain' })
+    assert.deepStrictEqual([text.status, JSON.parse(text.body).code], [415, 'unsupported_media_type'])
+    const none = await request(port, 'PUT', '/v1/kv/k', '1', { 'content-type': '' })
+    assert.strictEqual(none.status, 415)
+    assert.strictEqual(asked.length, before, `asked: ${JSON.stringify(asked.slice(before))}`)
+    // IP literals and localhost cannot be rebound: served.
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'localhost']) {
+      assert.strictEqual((await request(port, 'GET', '/v1/status', undefined, { host })).status, 200, host)
+    }
+    // Names and origins the operator allowed.
+    const open = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, hosts: ['admin.internal'], origins: ['https://ops.example'], log: () => undefined })
+    try {
+      const p = open.address().port
+      assert.strictEqual((await request(p, 'GET', '/v1/status', undefined, { host: `admin.internal:${p}` })).status, 200)
+      assert.strictEqual((await request(p, 'GET', '/v1/status', undefined, { host: `ADMIN.internal:${p}` })).status, 200)
+      assert.strictEqual((await request(p, 'PUT', '/v1/kv/k', '1', { origin: 'https://ops.example' })).status, 200)
+      assert.strictEqual((await request(p, 'PUT', '/v1/kv/k', '1', { origin: 'https://ops.example.evil.example' })).status, 403)
+      assert.strictEqual((await request(p, 'GET', '/v1/status', undefined, { host: `admin.internal.evil.example:${p}` })).status, 403)
+    } finally {
+      await open.close()
+    }
   })
 
   it('with a token, asks it of every request but the probes; refuses to listen beyond loopback without one', async () => {
@@ -90,4 +190,42 @@ describe('admin endpoint', () => {
     await assert.rejects(AdminServer.start(target, { at: { host: '0.0.0.0', port: 0 }, log: () => undefined }), /needs a token of 16 characters or more/)
     await assert.rejects(AdminServer.start(target, { at: { host: '0.0.0.0', port: 0 }, token: 'short', log: () => undefined }), /needs a token/)
   })
+})
+
+describe('admin and metrics endpoints under slowloris (attack on issue 21)', function () {
+  this.timeout(60_000)
+  const target = { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: async (): Promise<Record<string, unknown>> => ({ ok: true }) }
+
+  it('64 slow bodies, redialed as soon as cut, locked the operator out (0 of 26 status requests); required: each cut within the request timeout, and the operator served', async () => {
+    const admin = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, requestTimeout: 1000, log: () => undefined })
+    const attack = loris(admin.address().port, 64, 'body', `PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n`)
+    try {
+      await attack.connected
+      const ok = await served(admin.address().port, '/v1/status', 20)
+      assert.strictEqual(ok, 20, `${ok} of 20 status requests served`)
+      // Over those 2 s or more, past the timeout (1 s, looked at every 250 ms), slow
+      // requests were cut (an attacker that does not read sees it at a write, 300 ms apart).
+      const late = attack.cut.filter((ms) => ms > 2000)
+      assert.ok(attack.cut.length >= 64 && late.length === 0, `${attack.cut.length} cut, ${late.length} after more than 2 s (${late.slice(0, 5).join(', ')} ms)`)
+    } finally {
+      attack.stop()
+      await admin.close()
+    }
+  })
+
+  for (const kind of ['headers', 'body'] as const) {
+    it(`the metrics endpoint, under 100 slow ${kind}: scrapes are served`, async () => {
+      const node = await startNode({ id: 'm', resolve: base.resolution.lww_vs_current_vers, metrics: { port: 0, requestTimeout: 1000 }, log: () => undefined })
+      const port = (node.metricsAddress() as { port: number }).port
+      const attack = loris(port, 100, kind, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+      try {
+        await attack.connected
+        const ok = await served(port, '/metrics', 20)
+        assert.strictEqual(ok, 20, `${ok} of 20 scrapes served`)
+      } finally {
+        attack.stop()
+        await node.close()
+      }
+    })
+  }
 })

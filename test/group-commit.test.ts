@@ -193,4 +193,114 @@ describe('store: group commit', () => {
       await again.store.close()
     }
   })
+
+  // The `simple-scuttle node` command: its stdin loop starts each command as
+  // its line is read, and answers in order, each set only once durable.
+  const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')
+  const startCommand = (dir: string): { child: ReturnType<typeof spawn>; lines: string[]; onLine: (f: () => void) => void; ready: Promise<void> } => {
+    const child = spawn(process.execPath, [BIN, 'node', '--id', 'a', '--listen', '127.0.0.1:0', '--data', dir], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const lines: string[] = []
+    let text = ''
+    let listener = (): void => undefined
+    let err = ''
+    child.stdin?.on('error', () => undefined)
+    child.stdout?.on('data', (b: Buffer) => {
+      text += b
+      let nl: number
+      while ((nl = text.indexOf('\n')) >= 0) {
+        lines.push(text.slice(0, nl))
+        text = text.slice(nl + 1)
+      }
+      listener()
+    })
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stderr?.on('data', (b: Buffer) => {
+        err += b
+        if (/listening on/.test(err)) resolve()
+      })
+      child.once('exit', (code) => reject(new Error(`the node exited (${code}) before listening: ${err}`)))
+    })
+    return { child, lines, onLine: (f) => (listener = f), ready }
+  }
+
+  it('the node command: commands sent at once are answered in order, each set and del once durable', async function () {
+    this.timeout(30_000)
+    const dir = fresh()
+    const n = startCommand(dir)
+    await n.ready
+    const commands: string[] = []
+    for (let i = 0; i < 300; i++) {
+      commands.push(`set k${i % 50} ${i}`)
+      if (i % 7 === 0) commands.push(`get k${i % 50}`)
+      if (i % 11 === 0) commands.push(`del k${(i + 1) % 50}`)
+      if (i % 13 === 0) commands.push('set bad {')
+      if (i % 17 === 0) commands.push('status')
+    }
+    commands.push('state')
+    const all = new Promise<void>((resolve) => n.onLine(() => n.lines.length >= commands.length && resolve()))
+    n.child.stdin?.write(commands.map((c) => c + '\n').join(''))
+    await all
+    const last = new Map<string, unknown>()
+    let version = -Infinity
+    for (let i = 0; i < commands.length; i++) {
+      const [name, key, value] = commands[i].split(' ')
+      const a = JSON.parse(n.lines[i]) as Record<string, unknown>
+      if (name === 'set' && value !== '{') {
+        assert.deepStrictEqual([a.ok, a.key], [true, key], `answer ${i} (${commands[i]}): ${n.lines[i]}`)
+        assert.ok((a.version as number) > version, 'versions rise in the order of the commands')
+        version = a.version as number
+        last.set(key, Number(value))
+      } else if (name === 'set') assert.strictEqual(a.ok, false, `answer ${i}: ${n.lines[i]}`)
+      else if (name === 'del') {
+        assert.deepStrictEqual([a.ok, a.key], [true, key], `answer ${i}: ${n.lines[i]}`)
+        version = a.version as number
+        last.delete(key)
+      } else if (name === 'get') assert.deepStrictEqual([a.key, a.value], [key, last.get(key) ?? null], `answer ${i}: ${n.lines[i]}`)
+      else if (name === 'status') assert.strictEqual(a.keys, last.size, `answer ${i}: ${n.lines[i]}`)
+      else assert.deepStrictEqual(Object.keys(a.state as object).sort(), [...last.keys()].sort())
+    }
+    n.child.kill('SIGTERM')
+    await new Promise((resolve) => n.child.once('exit', resolve))
+  })
+
+  it('kill -9 of the node command streaming sets: every set it acknowledged is there after the restart', async function () {
+    this.timeout(60_000)
+    const dir = fresh()
+    const n = startCommand(dir)
+    await n.ready
+    let sent = 0
+    const acked = new Map<string, number>()
+    let read = 0
+    const exited = new Promise<void>((resolve) => n.child.once('close', () => resolve()))
+    const timer = setInterval(() => {
+      // Waves of 200 sets in one write, the node's answers read as they come.
+      let wave = ''
+      for (let j = 0; j < 200; j++, sent++) wave += `set k${sent} ${sent}\n`
+      n.child.stdin?.write(wave)
+    }, 5)
+    await new Promise<void>((resolve) => {
+      n.onLine(() => {
+        for (; read < n.lines.length; read++) {
+          const a = JSON.parse(n.lines[read]) as { ok: boolean; key: string; version: number }
+          assert.strictEqual(a.ok, true, n.lines[read])
+          acked.set(a.key, a.version)
+        }
+        // Killed while sets are in flight, well past the first groups.
+        if (acked.size >= 3000 && sent > acked.size && n.child.exitCode === null) {
+          clearInterval(timer)
+          n.child.kill('SIGKILL')
+          resolve()
+        }
+      })
+    })
+    await exited
+    const again = openGossip('a', lww(), dir, { log: () => undefined })
+    try {
+      let lost = 0
+      for (const [key, version] of acked) if ((again.gossip.get(key).version as number) < version) lost++
+      assert.strictEqual(lost, 0, `${lost} of ${acked.size} acknowledged sets lost to kill -9`)
+    } finally {
+      await again.store.close()
+    }
+  })
 })

@@ -5,8 +5,10 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { History } from '../lib'
+import { base, History } from '../lib'
 import type { Update } from '../lib'
+import { isMembershipKey } from '../lib/membership'
+import { Cluster } from '../lib/testing/cluster'
 
 // mu as a model: (source, key) -> the newest update written.
 type Mu = Map<string, Update>
@@ -102,5 +104,40 @@ describe('History', () => {
 
   it('refuses a max_history below 1', () => {
     assert.throws(() => new History(0), RangeError)
+  })
+
+  it("property: _liveCount, kept as writes come, is the number of the state's keys that are not membership keys, after sets, deletes, exchanges, collection and restarts", async function () {
+    this.timeout(60_000)
+    const keys = ['a', 'b', 'c', 'member/x', 'heartbeat/y', 'memo', 'h']
+    const op = fc.oneof(
+      fc.record({ set: fc.constantFrom(...keys), at: fc.constantFrom('p', 'q') }),
+      fc.record({ del: fc.constantFrom(...keys), at: fc.constantFrom('p', 'q') }),
+      fc.record({ round: fc.constant(true) }),
+      fc.record({ advance: fc.constantFrom(1_000, 40_000) }),
+      fc.record({ restart: fc.constantFrom('p', 'q') }),
+    )
+    const walk = (g: { state: object }): number => Object.keys(g.state).filter((k) => !isMembershipKey(k)).length
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+        const c = await Cluster.start({ ids: ['p', 'q'], config: () => ({ resolve: base.resolution.lww_vs_current_vers, tombstone_grace: 30_000 }) })
+        try {
+          let value = 0
+          for (const o of ops) {
+            if ('set' in o) c.node(o.at).set(o.set, ++value)
+            else if ('del' in o) c.node(o.at).delete(o.del)
+            else if ('round' in o) await c.round()
+            else if ('advance' in o) {
+              c.advance(o.advance)
+              await c.round()
+            } else await c.restart(o.restart, 'clean')
+            for (const g of c.nodes.values()) assert.strictEqual(g.history._liveCount, walk(g), `${g.id} after ${JSON.stringify(o)}`)
+          }
+        } finally {
+          for (const g of c.nodes.values()) g.destroy()
+          c.restoreClock()
+        }
+      }),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 60) },
+    )
   })
 })

@@ -5,6 +5,9 @@
  * again logged once per hundred.
  */
 import * as assert from 'assert'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
 import * as http from 'http'
 import * as net from 'net'
 import { base } from '../lib'
@@ -124,5 +127,33 @@ describe('node: cluster, membership and metrics (in process)', function () {
     const r = await get(a.metricsAddress()?.port as number)
     assert.doesNotMatch(r.body, /^scuttle_members\{/m)
     assert.deepStrictEqual(a.staleness(), [])
+  })
+
+  it('a write the store refuses is taken back (issue 21, attack 4): the key holds what resolve made of the rest, watchers hear it go, and no peer ever gets it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-takeback-'))
+    try {
+      const a = await start({ id: 'a', membership: true, data: path.join(dir, 'a') })
+      const b = await start({ id: 'b', membership: true, connect: [a.address()] })
+      await a.set('k', 'old')
+      await a.set('mine', 'old')
+      await until(() => b.gossip.get('mine').value === 'old', 10_000, 'b to hold a\'s writes')
+      await b.set('k', 'from b')
+      await until(() => a.gossip.get('k').value === 'from b', 10_000, 'a to hold b\'s write')
+      const heard: string[] = []
+      a.gossip.watch('k', (_key, entry) => heard.push(String(entry?.value)))
+      fs.rmSync(path.join(dir, 'a'), { recursive: true, force: true })
+      const refused = await Promise.allSettled([a.set('k', 'new'), a.delete('mine'), a.set('fresh', 1)])
+      assert.deepStrictEqual(refused.map((r) => r.status === 'rejected' && (r.reason as { code?: string }).code), ['store_failed', 'store_failed', 'store_failed'])
+      assert.deepStrictEqual([a.gossip.get('k').value, a.gossip.get('mine').value, a.gossip.get('fresh').version], ['from b', 'old', -Infinity])
+      assert.strictEqual(a.gossip.history.mapping('a', 'k')?.value, 'old', "a's own mapping of k is the one before again")
+      assert.deepStrictEqual(heard, ['new', 'from b'])
+      // b hears a (its heartbeats) past the refused writes, and holds none of them.
+      const refusedMax = a.gossip.version
+      await until(() => (b.gossip.history.sources.get('a')?.max ?? 0) > refusedMax, 10_000, "b to hear a's heartbeats")
+      assert.deepStrictEqual([b.gossip.history.mapping('a', 'k')?.value, b.gossip.get('mine').value, b.gossip.get('fresh').version], ['old', 'old', -Infinity])
+      assert.strictEqual(b.gossip.get('k').value, 'from b')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

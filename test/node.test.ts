@@ -13,6 +13,7 @@ import { base } from '../lib'
 import { startNode } from '../lib/node'
 import type { NodeOptions, ScuttleNode } from '../lib/node'
 import { parseAddress } from '../lib/node/tcp'
+import { Gate } from './adversarial/harness'
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms
@@ -35,6 +36,7 @@ describe('node (TCP, in process)', () => {
   const nodes: ScuttleNode[] = []
   const sockets: net.Socket[] = []
   const dirs: string[] = []
+  const gates: Gate[] = []
   const logs = new Map<string, string[]>()
 
   async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
@@ -60,6 +62,7 @@ describe('node (TCP, in process)', () => {
 
   afterEach(async () => {
     for (const s of sockets.splice(0)) s.destroy()
+    for (const g of gates.splice(0)) g.destroy()
     for (const n of nodes.splice(0)) await n.close()
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
     logs.clear()
@@ -283,6 +286,37 @@ describe('node (TCP, in process)', () => {
     // each write arrives within a few intervals, not ~41 of them.
     const perWrite = (Date.now() - t0) / 5
     assert.ok(perWrite < 20 * 10, `${perWrite} ms per write`)
+  })
+
+  it('attack (issue 21): /ready said 200 through a partition; required: not ready while every link is blackholed (a write missed, every other member dead) or cut (no peer), ready again once healed', async function () {
+    this.timeout(30_000)
+    const a = await start({ id: 'a', membership: true })
+    const b = await start({ id: 'b', membership: true, connect: [addr(a)] })
+    // c reaches a and b only through gates.
+    const links = [new Gate(addr(a).port), new Gate(addr(b).port)]
+    gates.push(...links)
+    const ports = await Promise.all(links.map((g) => g.listen()))
+    for (const g of links) g.release()
+    const c = await start({ id: 'c', membership: true, connect: ports.map((port) => ({ host: '127.0.0.1', port })) })
+    await until(() => c.ready() && c.membership?.counts().live === 3, 10_000, 'c to be ready, seeing a and b live')
+    for (const g of links) g.blackhole()
+    a.set('y', 2)
+    await until(() => !c.ready(), 10_000, 'c, cut off, to say it is not ready')
+    assert.notStrictEqual(c.gossip.get('y').value, 2)
+    for (const g of links) g.cut()
+    await until(() => c.peers().length === 0, 10_000, 'c to lose its peers')
+    assert.strictEqual(c.ready(), false)
+    for (const g of links) g.release()
+    await until(() => c.ready() && c.gossip.get('y').value === 2, 20_000, 'c, healed, to be ready and hold y')
+  })
+
+  it('attack (issue 21): without membership, a node that dials peers and has none connected said ready; required: not ready', async () => {
+    const a = await start({ id: 'a' })
+    const x = await start({ id: 'x', connect: [addr(a)] })
+    await until(() => x.ready(), 10_000, 'x to be ready')
+    await nodes.splice(nodes.indexOf(a), 1)[0].close()
+    await until(() => x.peers().length === 0, 10_000, 'x to lose a')
+    assert.strictEqual(x.ready(), false)
   })
 
   it('parses addresses and refuses bad options', async () => {

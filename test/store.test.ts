@@ -305,6 +305,8 @@ describe('store (SQLite)', () => {
       const child = spawn(process.execPath, [BIN, 'node', '--id', 'k', '--listen', '127.0.0.1:0', '--data', dir], { stdio: ['pipe', 'pipe', 'pipe'] })
       let buffered = ''
       let acks = 0
+      // Writes in flight when the node is killed fail with EPIPE.
+      child.stdin.on('error', () => undefined)
       child.stdout.on('data', (b: Buffer) => {
         buffered += String(b)
         for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {

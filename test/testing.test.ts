@@ -421,10 +421,16 @@ describe('simple-scuttle/testing', function () {
           'void main()',
         ].join('\n'),
       )
-      tsc(dir, ['testing-consumer.ts'], false)
-      tsc(dir, ['testing-consumer.ts'], true)
-      const out = execFileSync(process.execPath, [path.join(dir, 'out', 'testing-consumer.js')], { cwd: dir, encoding: 'utf8' })
-      assert.match(out, /^caught order independence [1-6]\npassed 100 10\n$/)
+      // The same as an ES module (.mts): its fast-check is fast-check's ESM
+      // copy, whose classes TypeScript tells apart from the CommonJS one's
+      // (a stranger's strict ESM project failed on it).
+      fs.copyFileSync(path.join(dir, 'testing-consumer.ts'), path.join(dir, 'testing-consumer.mts'))
+      tsc(dir, ['testing-consumer.ts', 'testing-consumer.mts'], false)
+      tsc(dir, ['testing-consumer.ts', 'testing-consumer.mts'], true)
+      for (const file of ['testing-consumer.js', 'testing-consumer.mjs']) {
+        const out = execFileSync(process.execPath, [path.join(dir, 'out', file)], { cwd: dir, encoding: 'utf8' })
+        assert.match(out, /^caught order independence [1-6]\npassed 100 10\n$/, file)
+      }
     })
 
     it('plain JavaScript consumers require and import it, and run checkPolicy', () => {

@@ -217,6 +217,43 @@ describe('WebSocket', function () {
     await assert.rejects(startNode({ id: 'x', resolve, codecs: ['xml' as never] }), TypeError)
   })
 
+  it('attack (issue 21): a DNS-rebound page (Origin and Host evil.example) got 101; required: an Origin is allowed only from --ws-origin, or when it names an IP address or localhost and equals Host', async () => {
+    const n = await start({ id: 'a', wsOrigins: ['https://app.example'] })
+    const port = (n.wsAddress() as { port: number }).port
+    // The status line of an upgrade with these headers.
+    const upgrade = (headers: Record<string, string>) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1')
+        let text = ''
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          s.destroy()
+        })
+        s.on('close', () => resolve(text.split('\r\n')[0]))
+        s.on('error', () => undefined)
+        const h = Object.entries({ host: `127.0.0.1:${port}`, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`)
+        s.write(`GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${h.join('')}\r\n`)
+      })
+    const cases: [Record<string, string>, number][] = [
+      [{}, 101],
+      [{ origin: `http://127.0.0.1:${port}` }, 101],
+      [{ origin: `http://localhost:${port}`, host: `localhost:${port}` }, 101],
+      [{ origin: `http://[::1]:${port}`, host: `[::1]:${port}` }, 101],
+      [{ origin: 'https://app.example' }, 101],
+      [{ origin: `http://evil.example:${port}`, host: `evil.example:${port}` }, 403],
+      [{ origin: `http://app.example:${port}`, host: `app.example:${port}` }, 403],
+      [{ origin: 'https://evil.example' }, 403],
+      [{ origin: 'null' }, 403],
+      [{ origin: `http://127.0.0.1.evil.example:${port}`, host: `127.0.0.1.evil.example:${port}` }, 403],
+    ]
+    const got: string[] = []
+    for (const [headers, status] of cases) {
+      const line = await upgrade(headers)
+      if (!line.includes(` ${status} `)) got.push(`${JSON.stringify(headers)}: ${line}, not ${status}`)
+    }
+    assert.deepStrictEqual(got, [])
+  })
+
   it('the command line takes --ws, --codec and --mtu-bytes, and refuses bad ones', () => {
     const a = parseArgs(['--id', 'a', '--ws', '127.0.0.1:7101', '--codec', 'ndjson', '--mtu-bytes', '65536'])
     assert.deepStrictEqual([a.ws, a.codec, a.mtuBytes], [{ host: '127.0.0.1', port: 7101 }, 'ndjson', 65536])

@@ -7,24 +7,27 @@
  * | request | answer |
  * | --- | --- |
  * | `GET /health` | 200 `{"ok":true,"id"}` while the node serves |
- * | `GET /ready` | 200 `{"ready":true,...}` once joined and in sync, else 503 |
+ * | `GET /ready` | 200 `{"ready":true,...}` when ScuttleNode.ready(), else 503 with the reason |
  * | `GET /v1/kv/KEY` | `{"key","value","version"}` |
  * | `PUT /v1/kv/KEY` (body: JSON) | `{"ok":true,"key","version"}` once durable |
  * | `DELETE /v1/kv/KEY` | `{"ok":true,"key","version"}` once durable |
  * | `GET /v1/members`, `/v1/status`, `/v1/peers`, `/v1/state` | as the stdin commands answer |
  *
  * A refusal is a JSON `{"ok":false,"code","error"}` with a 4xx or 5xx
- * status. Bounded: 64 connections (the oldest idle one, or one still
- * sending its headers, makes room), 5 s for the headers, 10 s for a
- * request, a body of 1 MiB of UTF-8. With a token, every request but `/health` and `/ready` must
+ * status. Bounded (see bounded-http.ts): 64 connections (the oldest not
+ * being answered makes room), 3 s for a whole request, a body of 1 MiB of
+ * UTF-8. With a token, every request but `/health` and `/ready` must
  * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
- * must have one.
+ * must have one. Web pages are refused: a request with an `Origin` (unless
+ * allowed), or whose `Host` is a DNS name not allowed (a page whose name
+ * was rebound to this address), a `PUT` not in JSON, methods not listed.
  *
  * @packageDocumentation
  */
 import * as crypto from 'crypto'
 import * as http from 'http'
-import type * as net from 'net'
+import * as net from 'net'
+import { boundedServer, closeIfUnread } from './bounded-http'
 import type { Address } from './types'
 
 /** What one admin request asks the node. */
@@ -39,8 +42,8 @@ export interface AdminRequest {
 export interface AdminTarget {
   /** The node's id (said by `/health`). */
   readonly id: string
-  /** Joined and in sync (`/ready`), and why not. */
-  readiness(): { ready: boolean; joined: boolean; synced: boolean }
+  /** What `/ready` says (ScuttleNode.ready), and why not. */
+  readiness(): { ready: boolean; joined: boolean; synced: boolean; reason?: string | null }
   /** Answer a request: an object to send, or `{ok: false, code, error}`. */
   run(request: AdminRequest): Promise<Record<string, unknown>>
 }
@@ -51,6 +54,12 @@ export interface AdminOptions {
   at: Partial<Address>
   /** Required of every request but the probes; needed when bound anywhere but loopback. */
   token?: string
+  /** DNS names a request's `Host` may name besides IP literals and localhost (and `at.host`). */
+  hosts?: string[]
+  /** Browser origins (`Origin` header) served; a request from any other origin is refused. */
+  origins?: string[]
+  /** Milliseconds for a whole request, headers and body (default 3000). */
+  requestTimeout?: number
   /** Where errors of the server go. */
   log: (line: string) => void
 }
@@ -58,55 +67,57 @@ export interface AdminOptions {
 /** Longest request body: the longest value, as JSON, and room for its key. */
 const MAX_BODY = 1 << 20
 
-/** Most connections at once (the oldest idle one makes room for a new one). */
+/** Most connections at once (the oldest not being answered makes room for a new one). */
 const MAX_CONNECTIONS = 64
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
 /** Codes of the admin endpoint's refusals. */
-export type AdminCode = 'unauthorized' | 'not_found' | 'bad_request' | 'too_large' | 'refused'
+export type AdminCode = 'unauthorized' | 'forbidden' | 'not_found' | 'method_not_allowed' | 'unsupported_media_type' | 'bad_request' | 'too_large' | 'refused'
+
+/** The methods of each path. */
+function methods(path: string): string | null {
+  if (path === '/health' || path === '/ready') return 'GET, HEAD'
+  if (/^\/v1\/kv\/./.test(path)) return 'GET, PUT, DELETE'
+  if (/^\/v1\/(members|status|peers|state)$/.test(path)) return 'GET'
+  return null
+}
+
+/**
+ * Whether a `Host` header names this endpoint so that no DNS answer
+ * chose it: an IP literal, localhost (browsers resolve neither through
+ * DNS), or a name the operator gave. A page of evil.example whose name was
+ * rebound to 127.0.0.1 sends `Host: evil.example`.
+ */
+function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+  let name: string
+  try {
+    name = new URL(`http://${host}`).hostname
+  } catch {
+    return false
+  }
+  // URL keeps IPv6 literals in brackets, and lower-cases names.
+  if (net.isIP(name.replace(/^\[|\]$/g, '')) !== 0) return true
+  return name === 'localhost' || name.endsWith('.localhost') || names.has(name)
+}
 
 /** The admin endpoint: one HTTP server, bounded like the metrics one. */
 export class AdminServer {
   private readonly server: http.Server
-  // Open connections, in the order they came, and whether a request is under way on each.
-  private readonly sockets = new Map<net.Socket, boolean>()
+  private readonly hosts: ReadonlySet<string>
 
   private constructor(
     private readonly target: AdminTarget,
     private readonly options: AdminOptions,
   ) {
-    // Slow clients are looked for every second (Node's default is 30 s).
-    this.server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
-      this.sockets.set(req.socket, true)
-      res.once('finish', () => {
-        if (this.sockets.has(req.socket)) this.sockets.set(req.socket, false)
-      })
-      this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
-    })
-    this.server.keepAliveTimeout = 5000
-    // Past MAX_CONNECTIONS a new connection takes the slot of the oldest
-    // with no request under way (idle, or still sending its headers), so
-    // that half-sent requests cannot keep the operator out.
-    this.server.on('connection', (socket: net.Socket) => {
-      this.sockets.set(socket, false)
-      socket.once('close', () => this.sockets.delete(socket))
-      if (this.sockets.size <= MAX_CONNECTIONS) return
-      for (const [s, busy] of this.sockets) {
-        if (!busy && s !== socket) {
-          s.destroy()
-          return
-        }
-      }
-      socket.destroy()
-    })
-    // A malformed request (headers too large, smuggling) is answered, then closed.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (socket.writable && err.code !== 'ECONNRESET') {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
-        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-      } else socket.destroy()
-    })
+    const names = [...(options.hosts ?? []), options.at.host ?? '127.0.0.1']
+    this.hosts = new Set(names.map((h) => h.toLowerCase()))
+    this.server = boundedServer(
+      (req, res) => {
+        this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
+      },
+      { maxConnections: MAX_CONNECTIONS, requestTimeout: options.requestTimeout },
+    )
   }
 
   /**
@@ -145,6 +156,26 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin')
     const path = url.pathname
+    // Browsers first: a page must not drive the node, neither from its
+    // own origin (Origin header) nor after rebinding its name to this
+    // address (Host header). Browsers send both; HTTP/1.0 tools may omit Host.
+    const host = req.headers.host
+    if (host !== undefined && !hostAllowed(host, this.hosts)) {
+      return send(res, 403, {
+        ok: false,
+        code: 'forbidden',
+        error: `Host ${JSON.stringify(host.slice(0, 100))} is not this endpoint's address: ask it by IP address or localhost, or allow the name with --admin-host (a DNS name could be a rebinding web page)`,
+      })
+    }
+    const origin = req.headers.origin
+    if (origin !== undefined && !(this.options.origins ?? []).includes(origin)) {
+      return send(res, 403, { ok: false, code: 'forbidden', error: `requests from web pages (Origin ${JSON.stringify(origin.slice(0, 100))}) are refused unless allowed with --admin-origin` })
+    }
+    const allowed = methods(path)
+    if (allowed !== null && !allowed.split(', ').includes(req.method ?? '')) {
+      res.setHeader('allow', allowed)
+      return send(res, 405, { ok: false, code: 'method_not_allowed', error: `${req.method} ${path.slice(0, 100)}: use ${allowed}` })
+    }
     const probe = req.method === 'GET' || req.method === 'HEAD'
     if (probe && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
     if (probe && path === '/ready') {
@@ -166,10 +197,13 @@ export class AdminServer {
       }
       if (req.method === 'GET') request = { command: 'get', key }
       else if (req.method === 'DELETE') request = { command: 'del', key }
-      else if (req.method === 'PUT' || req.method === 'POST') {
+      else if (req.method === 'PUT') {
+        // A form or a "simple" cross-site request cannot say JSON without a preflight.
+        if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+          return send(res, 415, { ok: false, code: 'unsupported_media_type', error: 'a value is sent as Content-Type: application/json' })
+        }
         const body = await readBody(req)
         if (body === null) {
-          res.setHeader('connection', 'close')
           return send(res, 413, { ok: false, code: 'too_large', error: `a value of at most ${MAX_BODY} bytes` })
         }
         let text: string
@@ -190,13 +224,14 @@ export class AdminServer {
     const answer = await this.target.run(request)
     if (answer.ok === false) {
       const code = typeof answer.code === 'string' ? answer.code : 'refused'
-      return send(res, code === 'store_failed' ? 503 : 400, { ...answer, code })
+      return send(res, code === 'store_failed' || code === 'twin' ? 503 : 400, { ...answer, code })
     }
     return send(res, 200, answer)
   }
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
+  closeIfUnread(res.req, res)
   res.writeHead(status, { 'content-type': 'application/json' }).end(res.req.method === 'HEAD' ? undefined : `${JSON.stringify(body)}\n`)
 }
 

@@ -43,6 +43,8 @@ export class Connection implements GateObserver {
   aheadSaid = false
   /** A value refused as late from it was logged (see ScuttleNode.invalid). */
   lateSaid = false
+  /** Sources whose versions far ahead it brought were logged (see ScuttleNode.ahead). */
+  aheadOf: Set<string> | null = null
   /** Our questions this peer has not answered (a digest marked reply answers), whether it ever answered one, and when it last did. */
   unanswered = 0
   answered = false

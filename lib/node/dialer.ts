@@ -18,6 +18,8 @@ export interface DialerOptions {
   connected: (socket: net.Socket) => { answered: boolean }
   /** Where the first failure of a run of failed attempts is said. */
   log: (line: string) => void
+  /** Called once, when the first attempt's connection (or attempt to connect) ends. */
+  firstEnded?: () => void
 }
 
 /** One `--connect` address, dialed and redialed. */
@@ -28,12 +30,14 @@ export class Dialer {
   // The last attempt failed (its error was logged; the next ones are not).
   private failing = false
   private stopped = false
+  private firstEnded: (() => void) | undefined
 
   constructor(
     readonly address: Address,
     private readonly options: DialerOptions,
   ) {
     this.delay = options.min
+    this.firstEnded = options.firstEnded
   }
 
   /** Dial now. */
@@ -55,6 +59,9 @@ export class Dialer {
     })
     socket.once('close', () => {
       this.socket = null
+      const first = this.firstEnded
+      this.firstEnded = undefined
+      first?.()
       if (this.stopped) return
       // Only a connection that answered one of our questions starts the backoff again.
       if (conn?.answered === true) this.delay = this.options.min

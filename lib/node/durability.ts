@@ -3,13 +3,17 @@
  * acknowledged once durable, nothing of the node's leaves for a peer
  * before it is (a crash never takes back what a peer already has), and
  * once the directory cannot be written, or vanished, or was replaced,
- * local writes are refused (`store_failed`) while reads and gossip go on.
+ * local writes are refused (`store_failed`) while reads and gossip go on,
+ * and those not durable by then are taken back (never acknowledged, never
+ * sent).
  *
  * @packageDocumentation
  */
 import * as fs from 'fs'
 import type { Transform } from 'readable-stream'
 import { barrier } from '../barrier'
+import type { Gossip } from '../gossip'
+import type { Update } from '../types'
 import type { Store } from './store'
 import type { LogLevel } from './types'
 
@@ -31,9 +35,19 @@ export class Durability {
   /** Why local writes are refused now, or null. */
   failure: Error | null = null
   private ino: number | undefined = undefined
+  // The highest version of ours durable when the directory failed.
+  private durableAtFailure = Infinity
+  // Local writes (set, delete) not yet durable, each followed by the
+  // mapping of ours it replaced: [write, previous, ...] (see takeBack).
+  private pending: (Update | undefined)[] = []
+  // A write is under way (a failure inside it is handled as it returns).
+  private writing = false
+  // Some write was taken back: the barrier asks which it sends.
+  private tookBack = false
 
   constructor(
     readonly store: Store,
+    private readonly gossip: Gossip,
     private readonly log: (line: string, level?: LogLevel) => void,
     // Told once, when the directory fails.
     private readonly failed: (err: Error) => void,
@@ -55,6 +69,9 @@ export class Durability {
   fail(err: Error): void {
     if (this.failure !== null) return
     this.failure = err
+    this.durableAtFailure = this.store.durableTo
+    // (Inside a write, the write takes them back as it returns.)
+    if (!this.writing) this.takeBack()
     this.log(
       `data directory ${this.store.dir} cannot be written (${err.message}): local writes are refused from now on; ` +
         'the node keeps serving reads and gossip. Fix the directory (permissions, space, mount) and restart the node',
@@ -68,14 +85,67 @@ export class Durability {
     if (this.failure !== null) throw new StoreFailedError(this.store.dir, this.failure)
   }
 
-  /** Resolves once what was written is durable. @throws StoreFailedError when it cannot be. */
+  /**
+   * Make a local write of `key` and remember what it replaced until it is
+   * durable (see takeBack). Returns the write, if one was made.
+   */
+  write(key: string, make: () => void): Update | undefined {
+    const history = this.gossip.history
+    const id = this.gossip.id
+    const previous = history.mapping(id, key)
+    this.writing = true
+    try {
+      make()
+    } finally {
+      this.writing = false
+    }
+    const u = history.mapping(id, key)
+    if (u === previous || u === undefined) return undefined
+    this.pending.push(u, previous)
+    if (this.failure !== null) this.takeBack()
+    return u
+  }
+
+  /**
+   * Every local write not durable (above `from`: by default, what was
+   * durable when the directory failed) is taken back, newest first, so that
+   * each key holds what it held before: never acknowledged, never sent (see
+   * barrier). Also for a node refused as the newer twin (from -Infinity).
+   */
+  takeBack(from = this.durableAtFailure): void {
+    const pending = this.pending
+    this.pending = []
+    for (let i = pending.length - 2; i >= 0; i -= 2) {
+      const u = pending[i] as Update
+      if (u.version <= from) continue
+      this.tookBack = true
+      this.gossip.replica.revert(u, pending[i + 1])
+    }
+  }
+
+  /** Resolves once what was written is durable; a failure is told (see fail), not thrown: see settled. */
   async flushed(): Promise<void> {
     try {
       await this.store.flush()
     } catch (err) {
       this.fail(err as Error)
-      throw new StoreFailedError(this.store.dir, err as Error)
     }
+  }
+
+  /**
+   * After flushed: write `u` (undefined: none was made) is durable, or
+   * @throws StoreFailedError when the directory failed first (it was taken back).
+   */
+  settled(u: Update | undefined): void {
+    if (this.failure !== null) {
+      if (u === undefined || u.version > this.durableAtFailure) throw new StoreFailedError(this.store.dir, this.failure)
+      return
+    }
+    // What is durable now need not be taken back.
+    const pending = this.pending
+    let n = 0
+    while (n < pending.length && (pending[n] as Update).version <= this.store.durableTo) n += 2
+    if (n > 0) pending.splice(0, n)
   }
 
   /**
@@ -87,6 +157,7 @@ export class Durability {
    */
   barrier(): Transform {
     const store = this.store
+    const history = this.gossip.history
     const self = this
     return barrier({
       id: store.id,
@@ -97,6 +168,8 @@ export class Durability {
         store.flush().catch((err: unknown) => {
           if (self.failure === null) throw err
         }),
+      // A write taken back (see takeBack) is not ours to send.
+      sends: (chunk) => !self.tookBack || history.mapping(store.id, chunk.key as string)?.version === chunk.version,
     })
   }
 }

@@ -11,7 +11,7 @@
  */
 export { ed25519, generateKeyPair, signedBytes, helloAuth } from './security'
 export type { Ed25519Options, KeyInput } from './security'
-export { startNode, ScuttleNode, DEFAULT_CLUSTER, DEFAULT_PORT, DEFAULT_ADMIN_PORT, StoreFailedError } from './tcp'
+export { startNode, ScuttleNode, DEFAULT_CLUSTER, DEFAULT_PORT, DEFAULT_ADMIN_PORT, StoreFailedError, TwinError } from './tcp'
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport } from './tcp'
 export { CLOSE_CODES } from './types'
 export { AdminServer } from './admin'

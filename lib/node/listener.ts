@@ -118,8 +118,10 @@ export class Listener {
     return this.wsAddress() as Address
   }
 
-  // A browser's Origin: the host the page asked for (same host), or one
-  // the operator allowed.
+  // A browser's Origin: one the operator allowed, or the very host the
+  // page asked for when that is an IP address or localhost. A DNS name
+  // equal to Host proves nothing: a page whose name was rebound to this
+  // address says its own name in both.
   private originAllowed(origin: string, host: string | undefined): boolean {
     const allowed = this.host.wsOrigins
     if (allowed.includes(origin) || allowed.includes('*')) return true
@@ -129,7 +131,8 @@ export class Listener {
     } catch {
       return false
     }
-    return host !== undefined && u.host === host
+    const name = u.hostname.replace(/^\[|\]$/g, '')
+    return host !== undefined && u.host === host && (net.isIP(name) !== 0 || name === 'localhost')
   }
 
   /** Where TCP peers are accepted. */

@@ -6,10 +6,11 @@
  *
  * @packageDocumentation
  */
-import * as http from 'http'
+import type * as http from 'http'
 import type * as Prom from 'prom-client'
 import type { Member } from '../membership'
 import type { Address, NodeStats } from './types'
+import { boundedServer, closeIfUnread } from './bounded-http'
 import { loadPeer } from './peer'
 
 /** What the metrics read from a node (`ScuttleNode` has it). */
@@ -17,6 +18,8 @@ export interface MetricsSource {
   stats(): NodeStats
   /** Joined and in sync (`/ready`). */
   ready(): boolean
+  /** Why not ready, or null. */
+  notReady(): string | null
   peers(): unknown[]
   connections(): number
   staleness(): { id: string; ms: number }[]
@@ -93,7 +96,7 @@ export function registry(node: MetricsSource): Prom.Registry {
   })
   new Gauge({
     name: 'scuttle_ready',
-    help: 'The node has joined and is in sync with every connected peer (1), or not (0): what GET /ready says',
+    help: 'The node is ready (1) or not (0): joined, a peer connected, in sync with every connected peer, not every other member dead; what GET /ready says',
     registers,
     collect() {
       this.set(node.ready() ? 1 : 0)
@@ -179,15 +182,17 @@ export interface MetricsServer {
 
 /**
  * Serve `node`'s metrics at `http://HOST:PORT/metrics` (default
- * 127.0.0.1, any free port). Bounded: at most 64 connections, 5 s to send a
- * request's headers, 10 s for the whole request; `GET /health` (200) and `GET /ready` (200 or 503) besides; anything but `GET
- * /metrics` is a 404.
+ * 127.0.0.1, any free port). Bounded (see bounded-http.ts): 64
+ * connections, the oldest not being answered making room for a new one,
+ * and `at.requestTimeout` (default 3 s) for a whole request; `GET /health`
+ * (200) and `GET /ready` (200 or 503) besides; anything but `GET /metrics`
+ * is a 404.
  * @throws what listening throws (EADDRINUSE, ...).
  */
-export async function serveMetrics(node: MetricsSource, at: Partial<Address>, log: (line: string) => void): Promise<MetricsServer> {
+export async function serveMetrics(node: MetricsSource, at: Partial<Address> & { requestTimeout?: number }, log: (line: string) => void): Promise<MetricsServer> {
   const register = registry(node)
-  // Slow clients are looked for every second (Node's default is 30 s).
-  const server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
+  const server = boundedServer((req, res) => {
+    closeIfUnread(req, res)
     const path = (req.url ?? '').split('?')[0]
     // Probes for orchestrators, on the port they already scrape.
     if (req.method === 'GET' && path === '/health') {
@@ -195,8 +200,8 @@ export async function serveMetrics(node: MetricsSource, at: Partial<Address>, lo
       return
     }
     if (req.method === 'GET' && path === '/ready') {
-      const ready = node.ready()
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: not joined, or not in sync\n')
+      const reason = node.notReady()
+      res.writeHead(reason === null ? 200 : 503, { 'content-type': 'text/plain' }).end(reason === null ? 'ready\n' : `not ready: ${reason}\n`)
       return
     }
     if (req.method !== 'GET' || path !== '/metrics') {
@@ -210,10 +215,7 @@ export async function serveMetrics(node: MetricsSource, at: Partial<Address>, lo
         res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n')
       },
     )
-  })
-  server.maxConnections = 64
-  server.keepAliveTimeout = 5000
-  server.on('clientError', (_err, socket) => socket.destroy())
+  }, at)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(at.port ?? 0, at.host ?? '127.0.0.1', () => {

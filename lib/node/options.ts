@@ -96,15 +96,15 @@ export interface NodeOptions {
    */
   cluster?: string
   /**
-   * Membership and failure detection (see {@link Membership}): `true`, or
+   * Membership and failure detection (see {@link simple-scuttle!Membership | Membership}): `true`, or
    * its options. The node advertises its listening address (or
    * `membership.address`) and heartbeats every `interval` unless told
    * otherwise. Default off: its keys (`member/…`, `heartbeat/…`) would
    * appear in the state of a program that did not ask for them.
    */
   membership?: boolean | MembershipOptions
-  /** Serve Prometheus metrics over HTTP here (`GET /metrics`). Default: none. */
-  metrics?: Partial<Address>
+  /** Serve Prometheus metrics over HTTP here (`GET /metrics`), each request within `requestTimeout` ms (default 3000). Default: none. */
+  metrics?: Partial<Address> & { requestTimeout?: number }
   /**
    * Hello proofs (`helloAuth`): every peer must prove its id with its key,
    * and a peer without one is refused. `simple-scuttle node --keys` sets it.
@@ -112,8 +112,10 @@ export interface NodeOptions {
   auth?: HelloAuth
   /**
    * Origins a browser's WebSocket may come from (its `Origin` header, as
-   * `https://host:port`), besides the node's own host. Clients that send no
-   * Origin (not browsers) are not asked. Default: none besides the own host.
+   * `https://host:port`), besides the node's own host when the page named
+   * it by IP address or localhost (a DNS name could be rebound: list it
+   * here). Clients that send no Origin (not browsers) are not asked.
+   * Default: none besides the own host.
    */
   wsOrigins?: string[]
   /**

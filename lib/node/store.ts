@@ -55,6 +55,7 @@ import { barrier } from '../barrier'
 import { Clock } from '../clock'
 import { Gossip } from '../gossip'
 import { checkedUpdate, RECORD_KEY } from '../shape'
+import { markChecked } from '../snapshot'
 import type { Config, Snapshot, StateStore, Update } from '../types'
 import { scanWal } from './wal'
 import { loadPeer } from './peer'
@@ -116,6 +117,9 @@ const DB = 'state.db'
 const LOCK = 'lock.db'
 const ACKED = 'acked'
 
+// Rows read at a time when loading.
+const PAGE = 4096
+
 // How long the witness (acked) may wait for its fsync after it is written.
 const WITNESS_MS = 100
 
@@ -172,9 +176,110 @@ function slowCrc32(text: string): number {
   return (crc ^ -1) >>> 0
 }
 
-/** The CRC-32 a mappings row carries (over every column but `resolved`). */
+// CRC-32 (the zlib polynomial, reflected) of a string's UTF-8, one byte at a
+// time, continuing from `crc` (start at -1, end with (crc ^ -1) >>> 0): the
+// same bytes Buffer.from(text) gives, a lone surrogate written as U+FFFD.
+const CRC_TABLE = ((): Int32Array => {
+  const t = new Int32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    t[n] = c
+  }
+  return t
+})()
+
+function crcOf(crc: number, text: string): number {
+  const t = CRC_TABLE
+  const n = text.length
+  for (let i = 0; i < n; i++) {
+    let c = text.charCodeAt(i)
+    if (c < 0x80) {
+      crc = t[(crc ^ c) & 0xff] ^ (crc >>> 8)
+      continue
+    }
+    if (c < 0x800) {
+      crc = t[(crc ^ (0xc0 | (c >> 6))) & 0xff] ^ (crc >>> 8)
+    } else {
+      if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < n ? text.charCodeAt(i + 1) : 0
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+          // A pair: one code point of four bytes.
+          i++
+          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00)
+          crc = t[(crc ^ (0xf0 | (c >> 18))) & 0xff] ^ (crc >>> 8)
+          crc = t[(crc ^ (0x80 | ((c >> 12) & 0x3f))) & 0xff] ^ (crc >>> 8)
+          crc = t[(crc ^ (0x80 | ((c >> 6) & 0x3f))) & 0xff] ^ (crc >>> 8)
+          crc = t[(crc ^ (0x80 | (c & 0x3f))) & 0xff] ^ (crc >>> 8)
+          continue
+        }
+        c = 0xfffd
+      }
+      crc = t[(crc ^ (0xe0 | (c >> 12))) & 0xff] ^ (crc >>> 8)
+      crc = t[(crc ^ (0x80 | ((c >> 6) & 0x3f))) & 0xff] ^ (crc >>> 8)
+    }
+    crc = t[(crc ^ (0x80 | (c & 0x3f))) & 0xff] ^ (crc >>> 8)
+  }
+  return crc
+}
+
+// A zero byte, between columns.
+function crcZero(crc: number): number {
+  return CRC_TABLE[crc & 0xff] ^ (crc >>> 8)
+}
+
+// The decimal digits of a version (String(version)), for crcVersion.
+const DIGITS = new Uint8Array(24)
+
+// crcOf(crc, String(version)) without building the string, for the integers
+// a version is (others go through String()).
+function crcVersion(crc: number, version: number): number {
+  if (!(Number.isSafeInteger(version) && version >= 0)) return crcOf(crc, String(version))
+  // Two int32 halves of eight digits each (a double's division may be one off: mended).
+  let hi = Math.floor(version / 1e8)
+  let lo = version - hi * 1e8
+  if (lo < 0) {
+    hi--
+    lo += 1e8
+  } else if (lo >= 1e8) {
+    hi++
+    lo -= 1e8
+  }
+  let at = DIGITS.length
+  const digits = DIGITS
+  if (hi > 0) {
+    for (let k = 0; k < 8; k++) {
+      const q = (lo / 10) | 0
+      digits[--at] = 48 + lo - q * 10
+      lo = q
+    }
+    lo = hi
+  }
+  do {
+    const q = (lo / 10) | 0
+    digits[--at] = 48 + lo - q * 10
+    lo = q
+  } while (lo > 0)
+  const t = CRC_TABLE
+  for (; at < digits.length; at++) crc = t[(crc ^ digits[at]) & 0xff] ^ (crc >>> 8)
+  return crc
+}
+
+/**
+ * The CRC-32 a mappings row carries (over every column but `resolved`):
+ * of `key NUL source_id NUL version NUL value NUL signature` in UTF-8.
+ * Small rows are summed here column by column (no string is built, no call
+ * into zlib: at a restart this runs once per row); large ones by zlib.
+ */
 export function rowCrc(key: string, source_id: string, version: number, value: string, signature: string | null): number {
-  return crc32(`${key}\u0000${source_id}\u0000${version}\u0000${value}\u0000${signature ?? ''}`)
+  if (value.length > 256) return crc32(`${key}\u0000${source_id}\u0000${version}\u0000${value}\u0000${signature ?? ''}`)
+  let crc = crcOf(-1, key)
+  crc = crcOf(crcZero(crc), source_id)
+  crc = crcVersion(crcZero(crc), version)
+  crc = crcOf(crcZero(crc), value)
+  crc = crcZero(crc)
+  if (signature !== null) crc = crcOf(crc, signature)
+  return (crc ^ -1) >>> 0
 }
 
 function identityCrc(id: string, reserved: number): number {
@@ -219,19 +324,33 @@ function rowUpdate(row: Row): Update | string {
       return 'its value is not JSON'
     }
   }
-  const signed = typeof signature === 'string' ? { signature } : {}
-  const u: Update =
-    value === DELETED
-      ? { key, value: null, source_id, version, ...signed, deleted: true }
-      : value === WITHDRAWN
-        ? { key, value: null, source_id, version, ...signed, withdrawn: true }
-        : { key, value: parsed, source_id, version, ...signed }
-  // The same checks and limits as an update from a peer.
+  // The same checks and limits as an update from a peer (checkedUpdate
+  // copies what it checks: the row's fields go in through one object).
+  const u = scratch
+  u.key = key
+  u.value = parsed
+  u.source_id = source_id
+  u.version = version
+  u.signature = typeof signature === 'string' ? signature : undefined
+  u.deleted = value === DELETED ? true : undefined
+  u.withdrawn = value === WITHDRAWN ? true : undefined
   try {
     return checkedUpdate(u, 'the row')
   } catch (err) {
     return (err as Error).message
+  } finally {
+    u.value = null
   }
+}
+
+const scratch: { key: string; value: unknown; source_id: string; version: number; signature: string | undefined; deleted: true | undefined; withdrawn: true | undefined } = {
+  key: '',
+  value: null,
+  source_id: '',
+  version: 0,
+  signature: undefined,
+  deleted: undefined,
+  withdrawn: undefined,
 }
 
 // One queued write: an update of the history and the key's entry after it
@@ -619,7 +738,8 @@ export class Store {
   // ---- recording -------------------------------------------------------
 
   private record(u: Update, resolved: boolean): void {
-    if (this.closed) return
+    // (After a failure nothing is written again: nothing is queued.)
+    if (this.closed || this.failure !== null) return
     const g = this.gossip as Gossip
     let entry: string | null | undefined
     let fix: boolean
@@ -635,7 +755,13 @@ export class Store {
     if (u.source_id === this.id) {
       this.ownUnsynced.push(this.seq + 1, u.version)
       if (u.version > this.reserved) {
-        this.reserve(u.version + this.reserveAhead)
+        // A store that cannot reserve has failed: said by flush(), never
+        // thrown into the write that is under way.
+        try {
+          this.reserve(u.version + this.reserveAhead)
+        } catch (err) {
+          this.fail(err as Error)
+        }
         return
       }
     }
@@ -649,7 +775,7 @@ export class Store {
   }
 
   private forgot(u: Update): void {
-    if (this.closed) return
+    if (this.closed || this.failure !== null) return
     const e = this.entryOf(this.gossip as Gossip, u.key)
     this.ops.push({ u, key: u.key, entry: e === undefined ? null : e.source_id, fix: true, drop: true })
     this.schedule()
@@ -1235,15 +1361,26 @@ export class Store {
     const problems: string[] = []
     let version = 0
     try {
-      const rows = this.db.prepare<[], Row>('SELECT key, source_id, version, value, signature, crc FROM mappings').raw(true)
-      for (const row of rows.iterate() as IterableIterator<Row>) {
-        const u = rowUpdate(row)
-        if (typeof u === 'string') {
-          problems.push(`row (${JSON.stringify(row[0])}, ${JSON.stringify(row[1])}): ${u}`)
-          continue
+      // In pages of rows by key (the table's order): a page read whole costs
+      // less than a row at a time through an iterator.
+      const columns = 'SELECT key, source_id, version, value, signature, crc FROM mappings'
+      const first = this.db.prepare<[number], Row>(`${columns} ORDER BY key, source_id LIMIT ?`).raw(true)
+      const next = this.db.prepare<[string, string, number], Row>(`${columns} WHERE (key, source_id) > (?, ?) ORDER BY key, source_id LIMIT ?`).raw(true)
+      for (let rows = first.all(PAGE) as Row[]; rows.length > 0; ) {
+        for (let i = 0; i < rows.length; i++) {
+          const row = rows[i]
+          const u = rowUpdate(row)
+          if (typeof u === 'string') {
+            problems.push(`row (${JSON.stringify(row[0])}, ${JSON.stringify(row[1])}): ${u}`)
+            continue
+          }
+          updates.push(u)
+          if (u.version > version) version = u.version
         }
-        updates.push(u)
-        if (u.version > version) version = u.version
+        if (rows.length < PAGE) break
+        // (Whatever a damaged row holds there, the rows after it follow it.)
+        const last = rows[rows.length - 1]
+        rows = next.all(last[0], last[1], PAGE) as Row[]
       }
     } catch (err) {
       const e = this.damaged(err, problems)
@@ -1258,10 +1395,10 @@ export class Store {
       this.rebindStatements()
       return this.load()
     }
-    // In version order: Gossip.restore inserts each mapping into its
-    // source's version-sorted log, at the end when they come in order (and
-    // with a search and a move of the tail when not: quadratic in the rows).
-    updates.sort((x, y) => x.version - y.version)
+    // In the table's order, by key (Gossip.restore takes each key's mappings
+    // as they come, and sorts each source's log once); each row checked
+    // above, as restore would check it again.
+    markChecked(updates)
     const held = this.held === null ? undefined : Math.min(this.held, version)
     return { version, reserved: this.reserved, updates, held, ...this.loadDeletes() }
   }

@@ -25,7 +25,8 @@ import type { Duplex } from 'readable-stream'
 import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
-import { Membership, type Member, type MembershipOptions } from '../membership'
+import { Clock } from '../clock'
+import { Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
 import type { Config, Update } from '../types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
@@ -43,11 +44,11 @@ import { DEFAULT_CLUSTER, hostPort, type NodeOptions } from './options'
 import { loadPeer } from './peer'
 import { randomNonce } from './security'
 import { Store } from './store'
-import { Twins, type TwinReport } from './twins'
+import { iso, TwinError, Twins, type TwinReport } from './twins'
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }
-export { badCluster, CONTROL, StoreFailedError }
+export { badCluster, CONTROL, StoreFailedError, TwinError }
 export { DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, DEFAULT_PORT, parseAddress } from './options'
 
 const WS_FEATURE = 'A node with WebSockets (the ws option, --ws)'
@@ -95,6 +96,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly host: ConnectionHost
   private timer: NodeJS.Timeout | null = null
   private closing = false
+  // It was given peers to dial.
+  private readonly dials: boolean
   private readonly membershipOptions: MembershipOptions | null
   private readonly counters: NodeStats = {
     asked: 0,
@@ -117,12 +120,14 @@ export class ScuttleNode extends EventEmitter {
   // The peers the last "in sync" log line named.
   private syncedWith = ''
   private metricsServer: MetricsServer | null = null
-  private readonly metricsAt: Partial<Address> | undefined
+  private readonly metricsAt: NodeOptions['metrics']
   // Invalid membership reports logged so far (one in 100 is logged).
   private memberInvalid = 0
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
+  // --connect addresses whose first dial has not ended yet (see Twins.admitted).
+  private undialed = 0
   private readonly auth: SessionOptions['auth']
   private advertised: string | undefined
   private readonly log: (line: string, level?: LogLevel) => void
@@ -157,6 +162,7 @@ export class ScuttleNode extends EventEmitter {
     this.auth = options.auth
     this.advertised = options.advertise
     this.joined = (options.connect ?? []).length === 0
+    this.dials = !this.joined
     const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
@@ -170,7 +176,7 @@ export class ScuttleNode extends EventEmitter {
       throw err
     }
     this.store = store
-    this.durability = store === null ? null : new Durability(store, this.log, (err) => this.emit('store-failed', err))
+    this.durability = store === null ? null : new Durability(store, this.gossip, this.log, (err) => this.emit('store-failed', err))
     this.limits = limitsFor(this.gossip.mtu, interval, options)
     this.opts = {
       interval,
@@ -212,8 +218,9 @@ export class ScuttleNode extends EventEmitter {
       seen: () => this.counters.twins++,
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
+      takeBack: () => this.durability?.takeBack(-Infinity),
       log: this.log,
-    })
+    }, this.dials)
     this.listener = new Listener(
       {
         maxConnections: this.opts.maxConnections,
@@ -224,7 +231,7 @@ export class ScuttleNode extends EventEmitter {
         socket: (socket) => this.acceptSocket(socket, 'in'),
         webSocket: (ws, address) => this.acceptWebSocket(ws, address),
         count: (code) => this.admission.count(code),
-        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not this host's, nor in --ws-origin`),
+        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`),
       },
       this.log,
     )
@@ -232,8 +239,29 @@ export class ScuttleNode extends EventEmitter {
     this.gossip.history.on('update', (u: Update) => {
       if (u.source_id !== own) return
       const times = this.ownTimes
+      // (A write taken back restores an older version: not a new write.)
+      if (times.length > 0 && u.version <= times[times.length - 2]) return
       if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
       this.ownTimes.push(u.version, Date.now())
+    })
+    // A record of this node's own id that says it started after this node
+    // did: no past incarnation wrote it; another live node with this id did
+    // (or a peer forged it). Said once.
+    const ownRecord = MEMBER_PREFIX + own
+    let twinRecordSaid = false
+    this.gossip.history.on('update', (u: Update) => {
+      if (twinRecordSaid || u.source_id !== own || u.key !== ownRecord || this.membership === null) return
+      const record = u.value as { address?: unknown; started?: unknown } | null
+      const started = record?.started
+      const ours = this.membership.member(own)?.started ?? null
+      if (typeof started !== 'number' || ours === null || started <= ours) return
+      twinRecordSaid = true
+      this.counters.twins++
+      this.log(
+        `twin: a record of this node's own id ${own}, at ${JSON.stringify(record?.address ?? null)}, started ${iso(started)}, after this node: ` +
+          "another live node has this id (or a peer forged it); their writes can hide each other's: give each node its own id",
+        'warn',
+      )
     })
     // A refetch and what it drops, and late writes: an operator must hear of them.
     this.gossip.on('refetch', (source: string, gc: number, held: number) =>
@@ -268,9 +296,13 @@ export class ScuttleNode extends EventEmitter {
           random,
           log: (line) => this.log(line, 'warn'),
           connected: (socket) => this.acceptSocket(socket, 'out'),
+          firstEnded: () => {
+            if (--this.undialed === 0) this.twins.settle(null)
+          },
         }),
       )
     }
+    this.undialed = this.dialers.length
   }
 
   /** @internal */
@@ -306,7 +338,18 @@ export class ScuttleNode extends EventEmitter {
         'warn',
       ),
     )
-    m.on('restart', (member: Member) => this.log(`member ${member.id} restarted (a new incarnation${where(member)})`))
+    m.on('restart', (member: Member, previous: number) => {
+      // A record that goes back to an earlier start is no restart: two live
+      // nodes write it in turn (or a clock went back).
+      if (member.started !== null && member.started < previous) {
+        this.counters.twins++
+        this.log(
+          `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
+            `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
+          'warn',
+        )
+      } else this.log(`member ${member.id} restarted (a new incarnation${where(member)})`)
+    })
     m.on('collected', (member: Member, deleted: boolean) =>
       this.log(
         deleted
@@ -341,6 +384,7 @@ export class ScuttleNode extends EventEmitter {
       this.joined = true
       this.log(`joined the cluster: peer ${c.peer} answered`)
     }
+    this.twins.settle(null)
     const m = this.membership
     if (m !== null && !this.membershipStarted) {
       this.membershipStarted = true
@@ -449,9 +493,28 @@ export class ScuttleNode extends EventEmitter {
     return true
   }
 
-  /** Joined (a peer answered, or it dials no one) and in sync with every connected peer: what `/ready` says. */
+  /**
+   * What `/ready` says: joined (a peer answered, or it dials no one); a
+   * peer connected, when it dials peers or knows other members; in sync
+   * with every connected peer; and not every other member dead. A node
+   * cut off from the cluster (links closed, or dropping everything) is
+   * thus not ready, though its last exchanges left it in sync.
+   */
   ready(): boolean {
-    return this.joined && this.synced() && !this.closing
+    return this.notReady() === null
+  }
+
+  /** Why the node is not ready, or null when it is. */
+  notReady(): string | null {
+    if (this.closing) return 'stopping'
+    if (!this.joined) return 'not joined: no peer has answered yet'
+    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
+    let peers = 0
+    for (const c of this.conns) if (c.peer !== null && !c.closed) peers++
+    if (peers === 0 && (this.dials || counts.live + counts.dead > 1)) return 'no peer connected'
+    if (!this.synced()) return 'not in sync with every connected peer'
+    if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
+    return null
   }
 
   private checkSynced(): void {
@@ -471,26 +534,27 @@ export class ScuttleNode extends EventEmitter {
 
   /**
    * Write `key` locally; resolves with the write's version once it is
-   * durable (at once without a data directory).
+   * durable (at once without a data directory) and, for a node that dials
+   * peers, once one admitted it (see Twins.admitted).
    * @throws TypeError (synchronously) for a bad key or a value JSON cannot carry.
-   * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written.
+   * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written (the write is taken back).
+   * @throws TwinError (code `twin`) when this node is the newer of two live nodes with its id (the write is taken back).
    */
   async set(key: string, value: unknown): Promise<number> {
     this.writable()
-    this.gossip.set(key, value)
-    return this.durable()
+    return this.durable(this.write(key, () => this.gossip.set(key, value)))
   }
 
   /**
    * Delete `key` locally (a tombstone, see docs/guide.md, "Deletes"); resolves
    * with the delete's version once it is durable.
    * @throws TypeError (synchronously) for a bad key.
-   * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written.
+   * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written (the write is taken back).
+   * @throws TwinError (code `twin`) when this node is the newer of two live nodes with its id (the write is taken back).
    */
   async delete(key: string): Promise<number> {
     this.writable()
-    this.gossip.delete(key)
-    return this.durable()
+    return this.durable(this.write(key, () => this.gossip.delete(key)))
   }
 
   private writable(): void {
@@ -500,9 +564,22 @@ export class ScuttleNode extends EventEmitter {
     d.writable()
   }
 
-  private async durable(): Promise<number> {
-    const version = this.gossip.version
-    await this.durability?.flushed()
+  // Make a local write; with a data directory, remembered until durable.
+  private write(key: string, make: () => void): Update | undefined {
+    const d = this.durability
+    if (d !== null) return d.write(key, make)
+    make()
+    return undefined
+  }
+
+  // Resolves with the version of write `u` once it is durable and this
+  // node may acknowledge it (see Twins.admitted).
+  private async durable(u: Update | undefined): Promise<number> {
+    const version = u?.version ?? this.gossip.version
+    const d = this.durability
+    await d?.flushed()
+    await this.twins.admitted(this.opts.stallTimeout)
+    d?.settled(u)
     return version
   }
 
@@ -655,6 +732,7 @@ export class ScuttleNode extends EventEmitter {
       this.drop(c, code, reason)
     })
     session.stream.on('error', (err: Error) => this.drop(c, 'node_error', err.message))
+    session.stream.on('ahead', (source: string, version: number) => this.ahead(c, source, version))
     session.on('open', () => this.opened(c))
     return c
   }
@@ -668,6 +746,24 @@ export class ScuttleNode extends EventEmitter {
     this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
+  }
+
+  // A version far ahead of the wall clock came from c (see Clock.NOTICE):
+  // our own id (the clock jumped past it), or another source's max jumped
+  // there. Said once per connection and source.
+  private ahead(c: Connection, source: string, version: number): void {
+    const seen = (c.aheadOf ??= new Set())
+    if (seen.has(source) || seen.size >= 16) return
+    seen.add(source)
+    const minutes = ((version - Date.now() * 1000) / 60e6).toFixed(1)
+    const peer = c.peer ?? c.address
+    const why = `a forged update (without --keys any peer can write as any id), or ${source === this.gossip.id ? 'a twin' : source} with a clock that is wrong`
+    this.log(
+      source === this.gossip.id
+        ? `clock: peer ${peer} holds this node's own id ${source} at a version ${minutes} minutes ahead of the wall clock: ${why}; the clock jumps past it, so that this node's writes stay above it and are seen`
+        : `peer ${peer}: sent an update of ${source} ${minutes} minutes ahead of this node's clock, above all of ${source} before (taken: up to ${Clock.AHEAD / 3.6e9} h is believed): ${why}`,
+      'warn',
+    )
   }
 
   // A session refused, by us or by the peer: said once per reason (and
@@ -697,7 +793,7 @@ export class ScuttleNode extends EventEmitter {
       // kept; it may only relay what a twin or a liar wrote as us.
       case 'twin_writes':
         this.counters.twins++
-        this.log(`peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        this.log(`twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
         return
       // A value refused as late (docs/deletes.md, rule 5) is no fault of the
       // peer, which may relay it: said once per connection, the peer kept.

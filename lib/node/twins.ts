@@ -5,7 +5,10 @@
  * loses an acknowledged write. Claims move a node only as far as they can
  * be believed: under keys (authenticated), fully; without, a node that has
  * joined (a peer answered it) is never stopped by one, since any peer can
- * claim any id. See docs/operations.md, "Twins".
+ * claim any id. A node that dials peers acknowledges local writes only
+ * once one admitted it (see Twins.admitted): refused as the newer twin, it
+ * answers them `twin` ({@link TwinError}) and takes them back. See
+ * docs/operations.md, "Twins".
  *
  * @packageDocumentation
  */
@@ -43,6 +46,8 @@ export interface TwinHost {
   refused(): void
   /** The node learned of a twin of its own. */
   report(t: TwinReport): void
+  /** Refused as the newer twin: take back every local write not acknowledged. */
+  takeBack(): void
   log(line: string, level?: LogLevel): void
 }
 
@@ -59,12 +64,65 @@ export function iso(ms: number | null): string {
   return ms === null ? 'at an unknown time' : new Date(ms).toISOString()
 }
 
+/** A local write refused because this node is the newer of two live nodes with its id: it stops. */
+export class TwinError extends Error {
+  /** `twin`, for logs and answers. */
+  readonly code = 'twin'
+  constructor(id: string, what: string) {
+    super(`write refused: ${what}; this node (${id}) is the newer and stops, and acknowledged none of its writes. Give it another --id`)
+    this.name = 'TwinError'
+  }
+}
+
 /** The twin rule of one node (see the module's comment). */
 export class Twins {
   // A twin being told that this node is its younger (see tellTwin).
   private telling: Promise<void> | null = null
+  // Whether local writes may be acknowledged (see admitted): null until
+  // decided, then true, or the error twins are refused with.
+  private admission: true | TwinError | null = null
+  private waiters: { resolve: () => void; reject: (err: Error) => void }[] = []
+  private timer: NodeJS.Timeout | null = null
 
-  constructor(private readonly host: TwinHost) {}
+  /** `dials`: the node dials peers (without, no one can tell it is a twin before it writes). */
+  constructor(
+    private readonly host: TwinHost,
+    dials: boolean,
+  ) {
+    if (!dials) this.admission = true
+  }
+
+  /**
+   * Resolves once this node may acknowledge local writes: a node that dials
+   * peers cannot know that no other live node has its id until a peer
+   * admitted it (a peer that holds a live node with its id refuses it as a
+   * twin). Writes wait for that, for every first dial to have ended without
+   * it (no peer to ask: twins that meet later are told apart as they
+   * write), or for `timeout` ms. Rejects with a TwinError once the node was
+   * refused as the newer twin (its writes are taken back).
+   */
+  admitted(timeout: number): Promise<void> {
+    const a = this.admission
+    if (a === true) return Promise.resolve()
+    if (a !== null) return Promise.reject(a)
+    if (this.timer === null) {
+      this.timer = setTimeout(() => this.settle(null), timeout)
+      this.timer.unref()
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  /** Decide admission (see admitted): null to allow acknowledgements, or the error of a newer twin. */
+  settle(refusal: TwinError | null): void {
+    if (this.admission !== null) return
+    this.admission = refusal ?? true
+    if (this.timer !== null) clearTimeout(this.timer)
+    if (refusal !== null) this.host.takeBack()
+    for (const w of this.waiters.splice(0)) {
+      if (refusal === null) w.resolve()
+      else w.reject(refusal)
+    }
+  }
 
   /**
    * The node's policy on a hello the session accepted (and, under keys,
@@ -142,6 +200,8 @@ export class Twins {
   private twin(t: TwinReport, trusted: boolean, what: string): void {
     const host = this.host
     const stop = t.newer && (trusted || !host.answeredOnce)
+    // Writes waiting to be acknowledged never are: taken back, answered 'twin'.
+    if (stop) this.settle(new TwinError(host.gossip.id, what))
     host.log(
       stop
         ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`

@@ -37,7 +37,7 @@ export {
   parseSchedule,
   checkSchedule,
 } from './schedule'
-export type { Schedule, Step, StepKind, ScheduleOptions, Names } from './schedule'
+export type { Schedule, Step, StepKind, ScheduleOptions, Names, ValueArbitrary } from './schedule'
 export { Cluster, memory, storeObject, viewOf, entryOf } from './cluster'
 export type { Persistence, Link, ClusterOptions } from './cluster'
 export { Model, lwwOrder, lwwBeats, updateOf } from './model'

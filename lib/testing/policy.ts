@@ -6,6 +6,7 @@
 import * as fc from 'fast-check'
 import { Gossip } from '../gossip'
 import type { Comparator, Resolve, Update } from '../types'
+import { arbitraryOf, type ValueArbitrary } from './schedule'
 
 /** Options of {@link checkPolicy}. */
 export interface PolicyOptions {
@@ -184,13 +185,13 @@ function judge<V>(resolve: Resolve, c: PolicyCase<V>, options: PolicyOptions): F
 }
 
 /** The arbitrary of {@link checkPolicy}'s cases. */
-export function policyCaseArbitrary<V>(values: fc.Arbitrary<V>, options: PolicyOptions = {}): fc.Arbitrary<PolicyCase<V>> {
+export function policyCaseArbitrary<V>(values: ValueArbitrary<V>, options: PolicyOptions = {}): fc.Arbitrary<PolicyCase<V>> {
   const keys = options.keys ?? ['x', 'y']
   const sources = options.sources ?? ['a', 'b', 'c']
   const deletes = options.deletes ?? true
   const delivery = fc.record({
     key: fc.constantFrom(...keys),
-    value: values,
+    value: arbitraryOf(values),
     source_id: fc.constantFrom(...sources),
     version: fc.integer({ min: 1, max: 20 }),
     // One in five a delete; shrinks towards a value.
@@ -223,7 +224,7 @@ export function policyCaseArbitrary<V>(values: fc.Arbitrary<V>, options: PolicyO
  * @throws {@link PolicyError} naming the property that failed, with a
  *   shrunk case (its updates and both orders) and the seed.
  */
-export function checkPolicy<V>(resolve: Resolve, values: fc.Arbitrary<V>, options: PolicyOptions = {}): PolicyReport {
+export function checkPolicy<V>(resolve: Resolve, values: ValueArbitrary<V>, options: PolicyOptions = {}): PolicyReport {
   if (typeof resolve !== 'function') throw new TypeError('checkPolicy: resolve must be a function (gossip, update) => boolean')
   const property = fc.property(policyCaseArbitrary(values, options), (c) => judge(resolve, c, options) === null)
   const details = fc.check(property, { numRuns: options.runs ?? 100, seed: options.seed, path: options.path })

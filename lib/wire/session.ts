@@ -150,7 +150,7 @@ export interface SessionOptions {
    * refusal, or null to accept. Called after the session's own checks.
    */
   admit?: (hello: PeerHello) => SessionError | null
-  /** The limits on what the peer sends (see `gate.ts`). Default: {@link limitsFor} the node's mtu, a 1 s interval. */
+  /** The limits on what the peer sends (see `gate.ts`). Default: `limitsFor` the node's mtu, a 1 s interval. */
   limits?: Limits
   /** What the owner hears of the peer's digests and updates as they pass the gate. */
   observer?: GateObserver

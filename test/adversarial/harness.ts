@@ -369,12 +369,16 @@ export class Attacker {
  * A TCP forwarder on 127.0.0.1 in front of a node, with a gate: while
  * closed, connections are accepted and held (nothing is forwarded either
  * way); `release()` forwards the held ones and every later one to `target`.
+ * `blackhole()` and `cut()` partition a link that was forwarding.
  */
 export class Gate {
   readonly server: net.Server
   private open = false
   private readonly held: net.Socket[] = []
   private readonly sockets = new Set<net.Socket>()
+  // Connections forwarded, client and upstream, and those blackholed.
+  private readonly pairs = new Map<net.Socket, net.Socket>()
+  private readonly holed = new Set<net.Socket>()
 
   constructor(public target: number) {
     this.server = net.createServer((client) => {
@@ -401,6 +405,33 @@ export class Gate {
   release(): void {
     this.open = true
     for (const c of this.held.splice(0)) if (!c.destroyed) this.forward(c)
+    for (const c of this.holed) this.pipe(c, this.pairs.get(c) as net.Socket)
+    this.holed.clear()
+  }
+
+  /** Forward nothing more either way, the connections left open (a link that drops every packet); new ones are held. */
+  blackhole(): void {
+    this.open = false
+    for (const [c, u] of this.pairs) {
+      if (this.holed.has(c)) continue
+      c.unpipe(u)
+      u.unpipe(c)
+      c.pause()
+      u.pause()
+      this.holed.add(c)
+    }
+  }
+
+  /** Close every connection; new ones are held. */
+  cut(): void {
+    this.open = false
+    for (const s of this.sockets) s.destroy()
+  }
+
+  private pipe(client: net.Socket, upstream: net.Socket): void {
+    client.pipe(upstream).pipe(client)
+    client.resume()
+    upstream.resume()
   }
 
   private forward(client: net.Socket): void {
@@ -411,9 +442,13 @@ export class Gate {
       this.sockets.delete(upstream)
       client.destroy()
     })
-    client.once('close', () => upstream.destroy())
-    client.pipe(upstream).pipe(client)
-    client.resume()
+    client.once('close', () => {
+      upstream.destroy()
+      this.pairs.delete(client)
+      this.holed.delete(client)
+    })
+    this.pairs.set(client, upstream)
+    this.pipe(client, upstream)
   }
 
   destroy(): void {

@@ -370,13 +370,76 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
         throw new Error('stub: not starting')
       }
       try {
-        await assert.rejects(nodeCommand(['--id', 'cli', '--listen', '127.0.0.1:0']), /stub: not starting/)
+        // A start failure is one 'cannot start:' line and exit 1 (issue 21).
+        assert.strictEqual(await nodeCommand(['--id', 'cli', '--listen', '127.0.0.1:0']), 1)
       } finally {
         ;(tcp as { startNode: typeof tcp.startNode }).startNode = real
       }
       assert.ok(seen !== null, 'nodeCommand did not call startNode')
       const opts = seen as NodeOptions
       assert.strictEqual(typeof (opts.resolve ?? opts.config?.resolve), 'function', 'the CLI relies on a default resolve')
+    })
+  })
+
+  describe('issue 21: watches and re-entrant listeners', () => {
+    it('attack: 100,000 key watches were 100,000 \'change\' listeners, scanned on every set (MaxListenersExceededWarning); required: one listener, each watch called only for its key or prefix, stopping them all leaves none', () => {
+      const g = new Gossip('a', { resolve })
+      const calls = new Map<string, number>()
+      const count = (name: string) => () => calls.set(name, (calls.get(name) ?? 0) + 1)
+      const stops: (() => void)[] = []
+      for (let i = 0; i < 100_000; i++) stops.push(g.watch(`w${i}`, count(`w${i}`)))
+      stops.push(g.watch({ prefix: 'p/' }, count('p/')), g.watch({ prefix: 'p/q' }, count('p/q')), g.watch({ prefix: '' }, count('all')))
+      stops.push(g.watch('w7', count('w7 again')))
+      assert.strictEqual(g.listenerCount('change'), 1, 'watches are one indexed listener, not one listener each')
+      g.set('w7', 1)
+      g.set('unwatched', 1)
+      g.set('p/q/r', 1)
+      g.set('p/x', 1)
+      assert.deepStrictEqual(Object.fromEntries([...calls].sort()), { 'p/': 2, 'p/q': 1, all: 4, w7: 1, 'w7 again': 1 })
+      for (const stop of stops) stop()
+      stops[0]() // twice is harmless
+      assert.strictEqual(g.listenerCount('change'), 0)
+      g.set('w7', 2)
+      assert.strictEqual(calls.get('w7'), 1, 'a stopped watch was called')
+    })
+
+    it("attack: a 'change' listener that calls set recursed until the stack overflowed (~940 deep); required: 10,000 chained sets from listeners all happen, every listener sees every change in order, nothing reported", async () => {
+      const g = new Gossip('a', { resolve })
+      const invalid: string[] = []
+      g.on('invalid', (_o: unknown, reason: string) => invalid.push(reason))
+      const first: string[] = []
+      const second: string[] = []
+      const watched: string[] = []
+      g.on('change', (key: string, entry?: Update) => {
+        first.push(`${key}=${entry?.value}`)
+        const n = entry?.value as number
+        if (n < 10_000) g.set(`k${n + 1}`, n + 1)
+      })
+      g.on('change', (key: string, entry?: Update) => second.push(`${key}=${entry?.value}`))
+      g.watch({ prefix: 'k' }, (key, entry) => watched.push(`${key}=${entry?.value}`))
+      g.set('k0', 0)
+      await until(() => first.length >= 10_001 || invalid.length > 0, 20_000, 'the chain to end')
+      const expected = Array.from({ length: 10_001 }, (_, i) => `k${i}=${i}`)
+      assert.deepStrictEqual(invalid, [])
+      assert.deepStrictEqual(first, expected)
+      assert.deepStrictEqual(second, expected)
+      assert.deepStrictEqual(watched, expected)
+      assert.strictEqual(g.get('k10000').value, 10_000)
+    })
+
+    it("attack: a 'change' listener that sets its own key forever; required: the set returns, the process keeps serving (a bounded run per turn), nothing lost in order", async () => {
+      const g = new Gossip('a', { resolve })
+      const seen: number[] = []
+      const stop = g.watch('x', (_key, entry) => {
+        seen.push(entry?.value as number)
+        g.set('x', (entry?.value as number) + 1)
+      })
+      g.set('x', 0)
+      // The first set returned: the chain yields to the event loop, which still serves.
+      await new Promise((r) => setTimeout(r, 0))
+      await until(() => seen.length > 30_000, 10_000, 'the chain to go on across turns')
+      stop()
+      assert.deepStrictEqual(seen, Array.from({ length: seen.length }, (_, i) => i))
     })
   })
 
