@@ -900,6 +900,11 @@ export class Deletes {
     return n
   }
 
+  /** Active time so far, µs (time during which the node hears from peers). */
+  get activeTime(): number {
+    return this.active
+  }
+
   /** The gc of `source` here (-Infinity: none). */
   gcOf(source: string): number {
     return this.gc.get(source) ?? -Infinity

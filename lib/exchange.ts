@@ -293,7 +293,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // our past may be settled now (the peer that answered our question
     // first was not yet counted), and what waited for it runs.
     const incarnation = replica.incarnation
-    if (!incarnation.settled) incarnation.pastAnswered(node.exchanges())
+    if (!incarnation.settled) incarnation.pastAnswered(node.exchanges(), deletes.activeTime, deletes.grace)
     incarnation.checkSettled()
     // Push-pull: a question is answered with our digest, the deltas the
     // peer lacks, and the digest's end, which also ends the answer. The

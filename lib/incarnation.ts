@@ -98,13 +98,16 @@ export class Incarnation {
   }
 
   /**
-   * Whether our own value `m` may be withdrawn now (rule 2): a value of our
-   * past is withdrawn only once the past is settled, since a peer not yet
-   * heard from may hold a newer write of ours to the key that the delete
-   * does not beat (attack round 3, finding D).
+   * Whether our own values may be withdrawn now (rule 2): only once our
+   * past is settled. Before, a peer not yet heard from may hold a newer
+   * write of ours to the key that the delete does not beat (attack round
+   * 3, finding D), and a write of this life may yet be issued again above
+   * a past that shows itself higher (R2), where the delete no longer beats
+   * it. (A node that never asks a question never settles: its values a
+   * delete beats stay, hidden by the delete, until it does.)
    */
-  mayWithdraw(m: Update): boolean {
-    return this.settled || !(this.pastMappings.has(m) || this.clock.isPast(m.version))
+  mayWithdraw(): boolean {
+    return this.settled
   }
 
   /**
@@ -127,6 +130,8 @@ export class Incarnation {
 
   // Whether the past was settled when last looked at (checkSettled).
   private settledSeen = true
+  // Active time when this life was first heard from a peer (see pastAnswered).
+  private lifeActive: number | undefined
 
   // How far this life started holding its own log whole: nothing after a
   // restart from nothing, the snapshot's `held` after one taken while fetching.
@@ -307,18 +312,22 @@ export class Incarnation {
   }
 
   /**
-   * A peer answered our question for our past completely. Once every peer
-   * we exchange with (`peers`) has, we hold all of our past there is to
-   * fetch from them, and send our own updates again. (One that shows more
-   * later makes us fetch again; what we sent meanwhile with a gap is mended
-   * by gap fills.)
+   * After a peer's digest end: once every peer we exchange with (`peers`)
+   * has answered our question for our past completely, we hold all of our
+   * past there is to fetch from them, and send our own updates again. (One
+   * that shows more later makes us fetch again; what we sent meanwhile with
+   * a gap is mended by gap fills.) A node that asks no question (it only
+   * answers) is never answered: with no sign of a past of its id for a
+   * grace of active time (`active`, `grace`, µs), it settles too.
    */
-  pastAnswered(peers: Iterable<PastPeer>): void {
+  pastAnswered(peers: Iterable<PastPeer>, active: number, grace: number): void {
     if (this.pastKnown && (!this.clock.recovering || this.pastSettled)) return
+    this.lifeActive ??= active
+    const quiet = this.clock.pastHeard === -Infinity && !this.clock.recovering && active - this.lifeActive > grace
     let any = false
     for (const p of peers) {
       if (!p.exchanged || p.destroyed) continue
-      if (!p.verified) return
+      if (!p.verified && !quiet) return
       any = true
     }
     if (!any) return

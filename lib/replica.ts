@@ -221,7 +221,7 @@ export class Replica {
       security: this.security,
       beats: (a, b) => this.decide(a, b),
       withdraw: (key) => this.local(key, WITHDRAWAL),
-      mayWithdraw: (m) => replica.incarnation.mayWithdraw(m),
+      mayWithdraw: () => replica.incarnation.mayWithdraw(),
       rewrite: (u) => this.rewrite(u),
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),

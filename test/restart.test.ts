@@ -358,6 +358,23 @@ describe('a node started without its log (attack round 3)', function () {
       assert.strictEqual(r.get('mine').value, 1)
     }))
 
+  it('a node that only answers questions settles after a grace with no sign of a past: its value a delete beats is withdrawn, and the delete collected', () =>
+    cluster(['a', 'b'], 4, async (cl) => {
+      const a = cl.node('a')
+      a.set('k', 1)
+      await cl.exchange('b', 'a')
+      cl.advance(1)
+      cl.node('b').delete('k')
+      cl.node('b').set('other', 1) // the tombstone is not b's newest
+      for (let i = 0; i < 8; i++) {
+        cl.advance(GRACE / 2)
+        await cl.exchange('b', 'a') // only b asks
+      }
+      assert.ok(a.replica.incarnation.settled, 'a settled')
+      assert.strictEqual(a.history.mapping('a', 'k')?.withdrawn, true, 'a withdrew k')
+      for (const g of cl.nodes.values()) assert.ok(!g.history.get('k').some((u) => u.deleted === true), `${g.id} collected the delete`)
+    }))
+
   it("F: a delete made after a restart from nothing, then a restart from a snapshot before meeting a peer, wins over the past that ran ahead of the clock", () =>
     cluster(
       ['a', 'b', 'c'],
