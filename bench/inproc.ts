@@ -195,7 +195,9 @@ function memory(variant: Variant, n: number): number {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const lib = require(variant === 'ours' ? OURS : PREV) as Lib
     const g = new lib.Gossip('a', { resolve: lib.base.resolution.lww_vs_current_vers, max_history: Infinity })
-    for (let i = 0; i < n; i++) g.set(i, i)
+    // The key as a string (ours takes a number for its string; the
+    // previous release refuses one).
+    for (let i = 0; i < n; i++) g.set(String(i), i)
     if (held(g) !== n) throw new Error('set lost keys')
     keep = g
   }

@@ -1,0 +1,134 @@
+/**
+ * `node dist/bench/instructions.js KIND N DIR...`: instructions executed by
+ * one `set` of N keys on a fresh node (KIND `set`), or one in-process sync
+ * of N keys into an empty node (KIND `sync`), for the build in each DIR (a
+ * checkout with dist/), counted by valgrind's callgrind over that region
+ * only. On a machine shared with other work, wall and CPU time of a 100 ms
+ * region vary by 10-30% from run to run; these counts vary by about 2%
+ * (GC and JIT timing), so an A/B of a small change can be read from one
+ * run. They are not time: a cache miss costs one instruction here (the
+ * first Map lookup of a fresh key, a third of the time of a sync, is a few
+ * percent of its instructions). Needs valgrind; slow (about 30 s per DIR at
+ * N = 50,000).
+ *
+ * The region: after one untimed run of the same work in the same process
+ * (the JIT warmed up) and a GC, the work runs inside a `JSON.parse`
+ * reviver, and callgrind collects only while the reviver's caller
+ * (V8's JsonParseInternalizer) is on the stack. A sync is synchronous once
+ * both streams flow, so it lies wholly inside.
+ */
+import { execFileSync, spawnSync } from 'child_process'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+
+type Kind = 'set' | 'sync'
+
+interface Lib {
+  Gossip: new (id: string, config: object) => Node
+  base: { resolution: { lww_vs_current_vers: unknown } }
+}
+interface Node {
+  set(key: string, value: unknown): boolean
+  pipe<T>(to: T): T
+  unpipe(to: unknown): void
+  gossip(): void
+  history: { _resolvedCount?: number }
+  state: unknown
+}
+
+// Keys a node holds, in either release (the previous one's state is a Map).
+function held(g: Node): number {
+  return g.history._resolvedCount ?? (g.state as Map<string, unknown>).size
+}
+
+function child(dir: string, kind: Kind, n: number): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const lib = require(path.resolve(dir, 'dist', 'lib')) as Lib
+  const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => undefined)
+  const config = { resolve: lib.base.resolution.lww_vs_current_vers, mtu: n, max_history: Infinity }
+  const fill = (id: string): Node => {
+    const g = new lib.Gossip(id, config)
+    for (let i = 0; i < n; i++) g.set('k' + i, i)
+    return g
+  }
+  const inRegion = (f: () => void): void => {
+    JSON.parse('[0]', (_k: string, v: unknown) => {
+      f()
+      return v
+    })
+  }
+  if (kind === 'set') {
+    fill('w')
+    gc()
+    const keys = Array.from({ length: n }, (_, i) => 'k' + i)
+    const g = new lib.Gossip('m', config)
+    inRegion(() => {
+      for (let i = 0; i < n; i++) g.set(keys[i], i)
+    })
+    return
+  }
+  // Streams flow a tick after pipe(): the sync starts once they do.
+  const sync = (a: Node, region: boolean, then: () => void): void => {
+    const b = new lib.Gossip('b', config)
+    a.pipe(b).pipe(a)
+    setImmediate(() => {
+      if (region) inRegion(() => b.gossip())
+      else b.gossip()
+      if (held(b) !== n) throw new Error(`the sync was not synchronous: ${held(b)} of ${n}`)
+      a.unpipe(b)
+      b.unpipe(a)
+      then()
+    })
+  }
+  sync(fill('w'), false, () => {
+    const a = fill('a')
+    gc()
+    sync(a, true, () => undefined)
+  })
+}
+
+function count(dir: string, kind: Kind, n: number): number {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-instr-')), 'callgrind.out')
+  try {
+    const r = spawnSync(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--collect-atstart=no',
+        '--toggle-collect=*JsonParseInternalizer*',
+        `--callgrind-out-file=${out}`,
+        process.execPath,
+        '--expose-gc',
+        // Deterministic as V8 allows: no concurrent compiling, marking or sweeping.
+        '--single-threaded',
+        '--predictable',
+        __filename,
+        'child',
+        dir,
+        kind,
+        String(n),
+      ],
+      { encoding: 'utf8', maxBuffer: 64 << 20 },
+    )
+    const m = /Collected\s*:\s*(\d+)/.exec(r.stderr)
+    if (r.status !== 0 || m === null) throw new Error(`callgrind of ${dir} failed: ${r.stderr.slice(-2000)}`)
+    return Number(m[1])
+  } finally {
+    fs.rmSync(path.dirname(out), { recursive: true, force: true })
+  }
+}
+
+function main(): void {
+  const [kind, n, ...dirs] = process.argv.slice(2)
+  if ((kind !== 'set' && kind !== 'sync') || !(Number(n) > 0) || dirs.length === 0) {
+    throw new Error('usage: instructions set|sync N DIR...')
+  }
+  execFileSync('valgrind', ['--version'])
+  const counts = dirs.map((d) => count(d, kind, Number(n)))
+  const out = { kind, n: Number(n), node: process.version, dirs: dirs.map((d, i) => ({ dir: d, instructions: counts[i], over_first: +(counts[i] / counts[0]).toFixed(3) })) }
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+}
+
+if (process.argv[2] === 'child') child(process.argv[3], process.argv[4] as Kind, Number(process.argv[5]))
+else if (require.main === module) main()
