@@ -147,6 +147,8 @@ export class Deletes {
   private readonly lateOwn = new Map<number, Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
   private readonly forward = new Map<string, LateReport>()
+  // Under config.security without a private key: notices cannot be signed.
+  private cannotSign = false
   // Links whose answer being read holds refusals (a link dropped mid-answer
   // keeps its count: mayAdvance then only looks it up).
   private refusals = 0
@@ -635,9 +637,19 @@ export class Deletes {
    * behind a max nobody questions (attack found it).
    */
   telling(stream: StreamLike, heard: ReadonlyMap<string, number>): ReadonlySet<string> | null {
-    const stale = this.links.get(stream)?.stale
-    if (stale === null || stale === undefined) return null
     let out: Set<string> | null = null
+    // A node that cannot sign notices (under config.security, without a
+    // private key) never tells: to it, a peer naming a source below the gc
+    // waits for a node that can (attack found a keyless relay passing a
+    // stale copy's max past the gc).
+    if (this.cannotSign) {
+      for (const [id, gc] of this.gc) {
+        const named = heard.get(id)
+        if (named !== undefined && named < gc) (out ??= new Set()).add(id)
+      }
+    }
+    const stale = this.links.get(stream)?.stale
+    if (stale === null || stale === undefined) return out
     for (const id of stale.keys()) if (heard.has(id)) (out ??= new Set()).add(id)
     return out
   }
@@ -824,7 +836,9 @@ export class Deletes {
         done.notice_by = this.host.id
         done.notice_nonce = l.peerNonce
       } catch {
-        // A node that only verifies cannot sign: its notices would be refused.
+        // A node that only verifies cannot sign: its notices would be
+        // refused. It withholds what they would have said (see telling).
+        this.cannotSign = true
         return
       }
     }

@@ -12,7 +12,7 @@ import { Gossip, base, counter } from '../lib'
 import { openGossip } from '../lib/node/sqlite'
 import { ed25519, generateKeyPair } from '../lib/node'
 import { openIdbGossip } from '../lib/browser'
-import type { Config, Message, Update } from '../lib'
+import type { Config, Message, PeerStream as PeerStreamLike, Update } from '../lib'
 import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
 import { Clock } from '../lib/clock'
 import { noticeUpdate } from '../lib/shape'
@@ -435,6 +435,72 @@ describe('deletes (docs/deletes.md)', function () {
       } finally {
         Clock.now = real
       }
+    }
+  })
+
+  it('attack: a relay without a private key under config.security passes nothing of a source to a peer behind its collection; the peer refetches once it meets a node with a key', async () => {
+    const real = Clock.now
+    let now = 1.7e15
+    Clock.now = () => now
+    try {
+      const keys = { a: generateKeyPair(), b: generateKeyPair() }
+      const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }
+      const cfg = (id: 'a' | 'b' | 'c'): Config => ({
+        resolve: lww,
+        tombstone_grace: 1000,
+        mtu: 3,
+        security: id === 'c' ? ed25519({ id, publicKeys }) : ed25519({ id, privateKey: keys[id].privateKey, publicKeys }),
+      })
+      const g = { a: new Gossip('a', cfg('a')), b: new Gossip('b', cfg('b')), c: new Gossip('c', cfg('c')) }
+      let links: [PeerStreamLike, PeerStreamLike, string][] = []
+      const connect = (x: 'a' | 'b' | 'c', y: 'a' | 'b' | 'c') => {
+        const sx = g[x].createStream({ peer: y })
+        const sy = g[y].createStream({ peer: x })
+        sx.pipe(sy).pipe(sx)
+        links.push([sx, sy, x + y])
+      }
+      const cut = (name: string) => {
+        for (const [sx, sy, n] of links) if (n === name) (sx.destroy(), sy.destroy())
+        links = links.filter((l) => l[2] !== name)
+      }
+      const round = async () => {
+        for (const [sx, sy] of links) (sx.gossip(), sy.gossip())
+        for (let i = 0; i < 30; i++) await turn()
+        now += 50_000
+      }
+      connect('a', 'c')
+      connect('c', 'b')
+      g.a.set('k2', 'old')
+      for (let i = 0; i < 4; i++) await round()
+      assert.strictEqual(g.b.get('k2').value, 'old')
+      cut('cb')
+      g.a.delete('k2')
+      for (let i = 0; i < 12; i++) {
+        g.a.set('tick', i)
+        now += 300_000
+        await round()
+      }
+      assert.deepStrictEqual(g.c.history.get('k2'), [], 'collected at c')
+      connect('c', 'b')
+      for (let i = 0; i < 8; i++) {
+        g.a.set('tick', 100 + i)
+        now += 300_000
+        await round()
+      }
+      // c could not tell b (it cannot sign a notice): b's copy of a stays
+      // behind the collection rather than passing it with k2 in it.
+      const gc = g.a.deletes.gcOf('a') as number
+      assert.ok((g.b.history.sources.get('a')?.max ?? -Infinity) < gc, "b's max of a did not pass a's collection")
+      connect('a', 'b')
+      for (let i = 0; i < 8; i++) {
+        g.a.set('tick', 200 + i)
+        now += 300_000
+        await round()
+      }
+      for (const n of ['a', 'b', 'c'] as const) assert.strictEqual(g[n].state.k2, undefined, `${n} holds k2`)
+      assert.strictEqual(g.b.get('tick').value, 207)
+    } finally {
+      Clock.now = real
     }
   })
 
