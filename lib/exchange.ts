@@ -326,7 +326,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // A peer that withholds suspects (docs/deletes.md, rule 6) does not answer whole.
   private answered(fields: DoneReading, named: number | undefined): void {
     this.asked--
-    if (!fields.withheld && this.holdsAll()) this.answeredWhole = true
+    if (!this.answeredWhole && !fields.withheld && this.holdsAll()) this.answeredWhole = true
     // Asked for our past: complete if the answer was not cut, or if the
     // peer has now shown us everything of ours it holds.
     const node = this.node
