@@ -222,6 +222,7 @@ export class Replica {
       beats: (a, b) => this.decide(a, b),
       withdraw: (key) => this.local(key, WITHDRAWAL),
       mayWithdraw: () => replica.incarnation.mayWithdraw(),
+      ownPast: (m) => replica.incarnation.pastMappings.has(m) || m.version < replica.incarnation.floor,
       rewrite: (u) => this.rewrite(u),
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
@@ -387,6 +388,9 @@ export class Replica {
     const advance = from.gapFree() && deletes.mayAdvance(from, source_id, version)
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) {
+      if (past && !marker && previous.withdrawn === true) {
+        deletes.pastAfterWithdrawal(from, Object.freeze({ key, value, source_id, version }), previous)
+      }
       // Keep the source's max moving: we hold it this far.
       const log = this.logOf(source_id)
       if (advance && version > log.max) {

@@ -125,3 +125,16 @@ function putKey(history: History, list: Update[], choose: (mappings: Update[]) =
   for (const u of list) if (u !== entry) history._put(u, history._slot(u.key), undefined, history.source(u.source_id), undefined)
   if (entry !== undefined) history._put(entry, history._slot(entry.key), undefined, history.source(entry.source_id), entry)
 }
+
+/** The snapshot fields a node's record holds (see `Persisted.record`). */
+export type RecordFields = Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor' | 'pastWithdrawn'>
+
+/**
+ * The snapshot fields of a node's record as a store saved it (JSON text).
+ * Throws what JSON.parse throws; restore checks each field's shape.
+ */
+export function recordFields(text: string): RecordFields {
+  const d = JSON.parse(text) as RecordFields
+  if (d === null || typeof d !== 'object') return {}
+  return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor, pastWithdrawn: d.pastWithdrawn }
+}

@@ -364,6 +364,12 @@ export interface Snapshot {
   /** Sources being refetched (see docs/deletes.md, rule 6): `{source: gc}`; the refetch starts again. */
   readonly refetching?: Readonly<Record<string, number>>
   /**
+   * Values of the node's past it withdrew once its past settled, after a
+   * start without state (docs/deletes.md, R4): `{key: [value's version,
+   * withdrawal's version]}`. A newer write of its past shown later is late.
+   */
+  readonly pastWithdrawn?: Readonly<Record<string, readonly [number, number]>>
+  /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).
    * The restored clock starts above it, but the node still asks peers for

@@ -36,6 +36,7 @@ import { barrier } from '../barrier'
 import { Clock } from '../clock'
 import { Gossip } from '../gossip'
 import { checkedUpdate } from '../shape'
+import { recordFields, type RecordFields } from '../snapshot'
 import type { Config, Snapshot, Update } from '../types'
 
 /** Options of {@link IdbStore.open}. */
@@ -324,11 +325,10 @@ function checked(r: unknown, name: string): Update {
 }
 
 // The snapshot fields of a delete record (see Snapshot.collected), if it reads.
-function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'> {
+function deletesOf(text: string | null | undefined): RecordFields {
   if (typeof text !== 'string') return {}
   try {
-    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'>
-    return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor }
+    return recordFields(text)
   } catch {
     return {}
   }

@@ -55,7 +55,7 @@ import { barrier } from '../barrier'
 import { Clock } from '../clock'
 import { Gossip } from '../gossip'
 import { checkedUpdate, RECORD_KEY } from '../shape'
-import { markChecked } from '../snapshot'
+import { markChecked, recordFields, type RecordFields } from '../snapshot'
 import type { Config, Snapshot, StateStore, Update } from '../types'
 import { scanWal } from './wal'
 import { loadPeer } from './peer'
@@ -1405,7 +1405,7 @@ export class Store {
 
   // What the node collected of deletes (see Snapshot.collected): a damaged
   // record is logged and dropped (it only guards against stale peers).
-  private loadDeletes(): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'> {
+  private loadDeletes(): RecordFields {
     let row: { record: string; crc: number } | undefined
     try {
       row = this.db.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as typeof row
@@ -1415,9 +1415,9 @@ export class Store {
     if (row === undefined) return {}
     try {
       if (typeof row.record !== 'string' || crc32(row.record) !== row.crc) throw new Error('its checksum does not match')
-      const d = JSON.parse(row.record) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'>
+      const d = recordFields(row.record)
       this.deletesWritten = row.record
-      return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor }
+      return d
     } catch (err) {
       this.log(`store: ${this.file}: the record of collected deletes is damaged (${(err as Error).message}): a peer behind those deletes could bring deleted keys back`)
       return {}
