@@ -66,6 +66,11 @@ export class Model {
   dropping = false
   // Withdrawals no delete the node took called for (see withdrawals()).
   private readonly unjustified: string[] = []
+  // Withdrawals of a value of a node's past, decided before a peer showed
+  // it a newer write of that past the delete did not beat: the node must
+  // report that write late (docs/deletes.md, R4). Per node, key and the
+  // write's version: the withdrawal's version and what it did.
+  private readonly owed = new Map<string, { node: string; key: string; version: number; withdrawal: number; what: string }>()
   /** The order the policy declares, or null. */
   readonly order: Comparator | null
 
@@ -109,6 +114,9 @@ export class Model {
       r.add(source)
     })
     g.on('refetched', (source: string) => this.refetching.get(g.id)?.delete(source))
+    g.on('late', (ups: readonly Update[]) => {
+      for (const u of ups) this.owed.delete(`${g.id}\u0000${u.key}\u0000${u.version}`)
+    })
     g.history.on('forget', (u: Update) => {
       if (u.deleted !== true && u.withdrawn !== true) return
       if ((this.collected.get(u.source_id) ?? -Infinity) < u.version) this.collected.set(u.source_id, u.version)
@@ -151,12 +159,36 @@ export class Model {
     const op = updateOf(last)
     const tombs = this.taken.get(node)?.get(w.key) ?? []
     if (tombs.some((t) => this.beats(t, op))) return
+    const what = `${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`
+    // A node that lost its log judges its past by the peers heard so far.
+    if (last.version <= (this.past.get(node) ?? -Infinity)) {
+      this.owed.set(`${node}\u0000${w.key}\u0000${last.version}`, { node, key: w.key, version: last.version, withdrawal: w.version, what })
+      return
+    }
     this.unjustified.push(`${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`)
   }
 
   /** Withdrawals no delete the node took called for (each reported once). */
   withdrawals(): string[] {
     return this.unjustified.splice(0)
+  }
+
+  /**
+   * After healing: withdrawals of a newer write of a node's past (see
+   * owed) that the node never reported late, though no newer operation of
+   * its replaced that write and it is not lost.
+   */
+  unreported(): string[] {
+    const out: string[] = []
+    for (const o of this.owed.values()) {
+      let moot = false
+      for (const op of this.ops.values()) {
+        if (op.node !== o.node || op.key !== o.key) continue
+        if ((op.version === o.version && op.lost) || (op.version > o.withdrawal && !op.lost)) moot = true
+      }
+      if (!moot) out.push(`${o.what}, and it never reported that write late`)
+    }
+    return out
   }
 
   /**

@@ -241,6 +241,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
     refused(when)
     fail(`${when}: a deleted value is back`, model.resurrections())
     fail(`${when}: a write withdrawn that no delete beat`, model.withdrawals())
+    fail(`${when}: a write of a node's past withdrawn and not reported late`, model.unreported())
     fail(`${when}: nodes disagree${order !== null ? ' or miss the greatest write' : ''}`, model.disagreements())
     for (const c of counters) {
       const totals = [...cluster.nodes.values()].map((g) => counter.total(g, c))
