@@ -654,12 +654,12 @@ export class Deletes {
   /**
    * The sources this stream's peer is about to be told it holds stale
    * copies of (it named them below our gc): none of them goes to it in the
-   * answer that tells it, nor in one that cannot (an answer to an answer
-   * has no digest end). Its max of them must not pass the gc before it
+   * answer that tells it, nor in one that cannot (`answer`: an answer to an
+   * answer has no digest end; then not even a source it named none of). Its max of them must not pass the gc before it
    * knows, or a notice lost with the connection leaves the stale copy
    * behind a max nobody questions (attack found it).
    */
-  telling(stream: StreamLike, heard: ReadonlyMap<string, number>): ReadonlySet<string> | null {
+  telling(stream: StreamLike, heard: ReadonlyMap<string, number>, answer: boolean): ReadonlySet<string> | null {
     let out: Set<string> | null = null
     // A node that cannot sign notices (under config.security, without a
     // private key) never tells: to it, a peer naming a source below the gc
@@ -673,11 +673,12 @@ export class Deletes {
     }
     const stale = this.links.get(stream)?.stale
     if (stale === null || stale === undefined) return out
-    // A peer naming none of the source is told too (see judge): what it
-    // would be sent of it now could carry its max past the gc of a stale
-    // copy it takes from another peer meanwhile (attack found a node
-    // restarted from nothing doing so).
-    for (const id of stale.keys()) (out ??= new Set()).add(id)
+    // A peer naming none of the source holds no stale copy of it: it is
+    // sent the source with the notice, on the same digest end. Not in an
+    // answer to its answer, which has no end: it would hold a fresh copy
+    // without knowing the gc, and pass it on to a stale copy unquestioned
+    // (attack found a node restarted from nothing taking both).
+    for (const id of stale.keys()) if (answer || heard.has(id)) (out ??= new Set()).add(id)
     return out
   }
 

@@ -301,7 +301,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // before it reads the deltas (see Incarnation).
     if (!isAnswer) this.digest(false)
     // Sources the peer is being told are stale here wait for its refetch.
-    const telling = deletes.telling(this, heard)
+    const telling = deletes.telling(this, heard, isAnswer)
     const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
     const out = this.sends && peerTakes ? this.deltas(heard, range, sendable, isAnswer) : []
     // Flow control: this exchange overflowed if our answer or theirs was cut.
