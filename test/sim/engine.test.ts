@@ -7,10 +7,10 @@ import { strict as assert } from 'assert'
 import { mkdtempSync, readFileSync, rmSync } from 'fs'
 import { tmpdir } from 'os'
 import { join } from 'path'
-import { capacity, figure, growth, parseArgs, simulate, table, verdict } from '../bin/simulate'
-import { ORDERS, Simulation, Staleness, plot, prng, rateAt, simOptions, summarize } from '../lib/sim'
-import type { Gossip } from '../lib'
-import type { RoundStats, SimOptions, SimResult } from '../lib/sim'
+import { capacity, figure, growth, parseArgs, simulate, table, verdict } from '../../bin/simulate'
+import { ORDERS, Simulation, Staleness, plot, prng, rateAt, simOptions, summarize } from '../../lib/sim'
+import type { Gossip } from '../../lib'
+import type { RoundStats, SimOptions, SimResult } from '../../lib/sim'
 
 const small: Partial<SimOptions> = { nodes: 32, keys: 16, mtu: 10 }
 

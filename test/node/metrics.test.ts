@@ -10,11 +10,11 @@ import * as os from 'os'
 import * as path from 'path'
 import * as http from 'http'
 import * as net from 'net'
-import { base } from '../lib'
-import { startNode } from '../lib/node'
-import type { NodeOptions, ScuttleNode } from '../lib/node'
-import { _digestPart } from '../lib/digest'
-import { badCluster } from '../lib/node/tcp'
+import { base } from '../../lib'
+import { startNode } from '../../lib/node'
+import type { NodeOptions, ScuttleNode } from '../../lib/node'
+import { _digestPart } from '../../lib/digest'
+import { badCluster } from '../../lib/node/tcp'
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms

@@ -19,8 +19,8 @@ import * as http from 'http'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
-import { BIN, Cluster, NodeProc, until } from './adversarial/harness'
-import { figure } from './membership-sim'
+import { BIN, Cluster, NodeProc, until } from '../adversarial/harness'
+import { figure } from '../membership-sim'
 
 interface MemberLine {
   id: string
@@ -240,7 +240,7 @@ describe('the command line, for an operator', function () {
       assert.strictEqual(r.status, 0, `${args.join(' ')}: ${r.stderr}`)
       assert.match(r.stdout, /^usage: simple-scuttle/)
     }
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
     for (const args of [['--version'], ['-v']]) assert.strictEqual(run(args).stdout, `${pkg.version}\n`)
     const bad: [string[], RegExp][] = [
       [['--bogus'], /unknown option --bogus/],

@@ -9,12 +9,12 @@
 import * as assert from 'assert'
 import * as net from 'net'
 import WebSocket, { WebSocketServer } from 'ws'
-import { parseArgs } from '../bin/node'
-import { Gossip, base, gossipOver, joinNode } from '../lib'
-import { startNode } from '../lib/node'
-import type { Joined, WebSocketLike } from '../lib'
-import type { NodeOptions, ScuttleNode } from '../lib/node'
-import { FrameEncoder } from '../lib/wire/binary'
+import { parseArgs } from '../../bin/node'
+import { Gossip, base, gossipOver, joinNode } from '../../lib'
+import { startNode } from '../../lib/node'
+import type { Joined, WebSocketLike } from '../../lib'
+import type { NodeOptions, ScuttleNode } from '../../lib/node'
+import { FrameEncoder } from '../../lib/wire/binary'
 
 const resolve = base.resolution.lww_vs_current_vers
 

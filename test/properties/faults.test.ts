@@ -26,12 +26,12 @@
  * each other for as long as that connection lives (see the note to the
  * lead); a new connection, like a TCP reconnect, starts clean.
  */
-import { prng } from '../lib/sim/random'
+import { prng } from '../../lib/sim/random'
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { Gossip, PeerStream, base } from '../lib'
-import type { Message, Update } from '../lib'
-import { bornAt, connectedEdges, invariantViolations, lww, stateOf } from './net'
+import { Gossip, PeerStream, base } from '../../lib'
+import type { Message, Update } from '../../lib'
+import { bornAt, connectedEdges, invariantViolations, lww, stateOf } from '../net'
 
 interface Faults {
   drop: number

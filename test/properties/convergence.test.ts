@@ -13,11 +13,11 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { base } from '../lib'
-import type { Config, Order, Update } from '../lib'
-import { _digestPart } from '../lib/digest'
-import { checkConvergence, type ConvergenceOptions } from '../lib/testing'
-import { Net, connectedEdges, invariantViolations, lww, stateOf } from './net'
+import { base } from '../../lib'
+import type { Config, Order, Update } from '../../lib'
+import { _digestPart } from '../../lib/digest'
+import { checkConvergence, type ConvergenceOptions } from '../../lib/testing'
+import { Net, connectedEdges, invariantViolations, lww, stateOf } from '../net'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 150)
 

@@ -6,9 +6,9 @@
 import * as assert from 'assert'
 import * as http from 'http'
 import * as net from 'net'
-import { base } from '../lib'
-import { startNode } from '../lib/node'
-import { AdminServer, type AdminRequest } from '../lib/node/admin'
+import { base } from '../../lib'
+import { startNode } from '../../lib/node'
+import { AdminServer, type AdminRequest } from '../../lib/node/admin'
 
 // A request as the client sends it (a body goes as JSON unless headers say otherwise).
 function request(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; allow?: string }> {

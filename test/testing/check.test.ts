@@ -12,8 +12,8 @@ import { execFileSync } from 'child_process'
 import fc from 'fast-check'
 import * as fs from 'fs'
 import * as path from 'path'
-import { Gossip, base } from '../lib'
-import type { Resolve, Update } from '../lib'
+import { Gossip, base } from '../../lib'
+import type { Resolve, Update } from '../../lib'
 import {
   FULL,
   ConvergenceError,
@@ -33,9 +33,9 @@ import {
   storeObject,
   type Persistence,
   type Schedule,
-} from '../lib/testing'
-import { _digestPart } from '../lib/digest'
-import { ROOT, consumer, tsc } from './consumer'
+} from '../../lib/testing'
+import { _digestPart } from '../../lib/digest'
+import { ROOT, consumer, tsc } from '../consumer'
 
 const { lww_vs_current_vers, lww_vs_clock, strictly_order_values } = base.resolution
 const SHIPPED: [string, Resolve][] = [

@@ -14,13 +14,13 @@ import * as os from 'os'
 import * as path from 'path'
 import Database from 'better-sqlite3'
 import fc from 'fast-check'
-import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../lib'
-import { Store, StoreDamagedError, openGossip } from '../lib/node/sqlite'
-import type { Update } from '../lib'
-import { Disk } from './disk'
-import { lww } from './net'
+import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../lib'
+import { Store, StoreDamagedError, openGossip } from '../../lib/node/sqlite'
+import type { Update } from '../../lib'
+import { Disk } from '../disk'
+import { lww } from '../net'
 
-const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')
+const BIN = path.join(__dirname, '..', '..', 'bin', 'simple-scuttle.js')
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 40)
 
 function tmpdir(): string {
@@ -444,13 +444,13 @@ describe('store (SQLite)', () => {
     // Another process: SQLite's lock on lock.db, held while the store is open.
     const other = spawnSync(
       process.execPath,
-      ['-e', `try { require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); console.log('opened') } catch (e) { console.log(e.message) }`],
+      ['-e', `try { require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); console.log('opened') } catch (e) { console.log(e.message) }`],
       { encoding: 'utf8' },
     )
     assert.match(other.stdout, /in use by another store/)
     await store.close()
     // Once closed, the directory is free again, in this process and others.
-    const ok = spawnSync(process.execPath, ['-e', `const s = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); s.close().then(() => console.log('opened'))`], {
+    const ok = spawnSync(process.execPath, ['-e', `const s = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); s.close().then(() => console.log('opened'))`], {
       encoding: 'utf8',
     })
     assert.match(ok.stdout, /opened/)

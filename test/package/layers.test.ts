@@ -22,7 +22,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 import * as ts from 'typescript'
 
-const LIB = path.join(__dirname, '..', '..', 'lib')
+const LIB = path.join(__dirname, '..', '..', '..', 'lib')
 const ENTRIES = new Set(['index.ts'])
 const PORTABLE_PACKAGES = new Set(['events', 'readable-stream', 'sorted-array-functions'])
 const ALLOWED: Record<string, string[]> = {

@@ -6,10 +6,10 @@
 import * as assert from 'assert'
 import * as crypto from 'crypto'
 import { Duplex } from 'readable-stream'
-import { Gossip, base } from '../lib'
-import { generateKeyPair } from '../lib/node'
-import { helloAuth, randomNonce } from '../lib/node/security'
-import { proofBytes, Session, SessionError, type HelloAuth, type SessionOptions } from '../lib/wire/session'
+import { Gossip, base } from '../../lib'
+import { generateKeyPair } from '../../lib/node'
+import { helloAuth, randomNonce } from '../../lib/node/security'
+import { proofBytes, Session, SessionError, type HelloAuth, type SessionOptions } from '../../lib/wire/session'
 
 const resolve = base.resolution.lww_vs_current_vers
 

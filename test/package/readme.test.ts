@@ -15,7 +15,7 @@ import * as assert from 'assert'
 import { execFileSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
-import { ROOT, consumer, tsc } from './consumer'
+import { ROOT, consumer, tsc } from '../consumer'
 
 const MAX_FRAGMENTS = 3
 

@@ -22,12 +22,12 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import { IDBFactory } from 'fake-indexeddb'
-import { base } from '../lib'
-import type { Config } from '../lib'
-import { openIdbGossip, type IdbStore } from '../lib/browser'
-import { Store, openGossip } from '../lib/node/sqlite'
-import type { Cluster, Persistence } from '../lib/testing/cluster'
-import { checkConvergence, parseSchedule, replay, type ConvergenceOptions, type Schedule } from '../lib/testing'
+import { base } from '../../lib'
+import type { Config } from '../../lib'
+import { openIdbGossip, type IdbStore } from '../../lib/browser'
+import { Store, openGossip } from '../../lib/node/sqlite'
+import type { Cluster, Persistence } from '../../lib/testing/cluster'
+import { checkConvergence, parseSchedule, replay, type ConvergenceOptions, type Schedule } from '../../lib/testing'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 300)
 /** What the schedules exercised, in all (printed with MODEL_STATS=1): a property that never reaches a path proves nothing of it. */
@@ -133,7 +133,7 @@ describe('deletes against a reference model', function () {
 
   // Every counterexample found while building the design (docs/deletes.md),
   // replayed as it was found.
-  const kept = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'test', 'fixtures', 'model-counterexamples.json'), 'utf8')) as { why: string }[]).map(
+  const kept = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'model-counterexamples.json'), 'utf8')) as { why: string }[]).map(
     (s) => parseSchedule(JSON.stringify(s)) as Schedule & { why: string },
   )
   for (const [i, s] of kept.entries()) {

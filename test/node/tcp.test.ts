@@ -9,11 +9,11 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
-import { base } from '../lib'
-import { startNode } from '../lib/node'
-import type { NodeOptions, ScuttleNode } from '../lib/node'
-import { parseAddress } from '../lib/node/tcp'
-import { Gate } from './adversarial/harness'
+import { base } from '../../lib'
+import { startNode } from '../../lib/node'
+import type { NodeOptions, ScuttleNode } from '../../lib/node'
+import { parseAddress } from '../../lib/node/tcp'
+import { Gate } from '../adversarial/harness'
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms

@@ -9,10 +9,10 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import * as util from 'util'
-import { Gossip, History, base } from '../lib'
-import type { Message, Update } from '../lib'
+import { Gossip, History, base } from '../../lib'
+import type { Message, Update } from '../../lib'
 
-const ROOT = path.join(__dirname, '..', '..')
+const ROOT = path.join(__dirname, '..', '..', '..')
 const lww = base.resolution.lww_vs_current_vers
 
 function drain(s: Gossip): Message[] {

@@ -14,7 +14,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
-import { NO_CHROMIUM, skip } from './skip'
+import { NO_CHROMIUM, skip } from '../skip'
 
 const CHROMIUM = '/usr/bin/chromium'
 

@@ -9,13 +9,13 @@ import * as http from 'http'
 import * as os from 'os'
 import * as path from 'path'
 import { IDBFactory } from 'fake-indexeddb'
-import { Clock, Gossip } from '../lib'
-import { IdbStore, openIdbGossip } from '../lib/browser'
-import type { Update } from '../lib'
-import { lww } from './net'
-import { NO_CHROMIUM, skip } from './skip'
+import { Clock, Gossip } from '../../lib'
+import { IdbStore, openIdbGossip } from '../../lib/browser'
+import type { Update } from '../../lib'
+import { lww } from '../net'
+import { NO_CHROMIUM, skip } from '../skip'
 
-const ROOT = path.join(__dirname, '..', '..')
+const ROOT = path.join(__dirname, '..', '..', '..')
 const CHROMIUM = '/usr/bin/chromium'
 
 async function turns(n = 5): Promise<void> {

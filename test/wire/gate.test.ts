@@ -3,8 +3,8 @@
  * its exchange acts on them, read from the messages as classified.
  */
 import * as assert from 'assert'
-import { classify } from '../lib/shape'
-import { BURST, DIGEST_FLOOD, Gate, limitsFor } from '../lib/wire/gate'
+import { classify } from '../../lib/shape'
+import { BURST, DIGEST_FLOOD, Gate, limitsFor } from '../../lib/wire/gate'
 
 const update = (i: number) => classify({ key: `k${i}`, value: i, source_id: 'x', version: i + 1 })
 const entry = classify({ digest: true, source_id: 'x', version: 3 })

@@ -6,9 +6,9 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { Gossip, MAX_DEPTH, MAX_FRAME_LENGTH, MAX_VALUE_LENGTH, base, parse, serialize } from '../lib'
-import { FrameEncoder } from '../lib/wire/binary'
-import { messageBytes } from '../lib/reconcile'
+import { Gossip, MAX_DEPTH, MAX_FRAME_LENGTH, MAX_VALUE_LENGTH, base, parse, serialize } from '../../lib'
+import { FrameEncoder } from '../../lib/wire/binary'
+import { messageBytes } from '../../lib/reconcile'
 
 const resolve = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
 import * as zlib from 'zlib'
-import { PEERS, ROOT, consumer, tsc } from './consumer'
+import { PEERS, ROOT, consumer, tsc } from '../consumer'
 
 // TypeScript compiles import() to require() under CommonJS; keep a real one.
 const importESM = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<Record<string, unknown>>

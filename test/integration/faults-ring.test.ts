@@ -13,10 +13,10 @@ import * as fs from 'fs'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
-import { generateKeyPair } from '../lib/node'
-import { Attacker } from './adversarial/harness'
+import { generateKeyPair } from '../../lib/node'
+import { Attacker } from '../adversarial/harness'
 
-const BIN = path.join(__dirname, '..', 'bin', 'simple-scuttle.js')
+const BIN = path.join(__dirname, '..', '..', 'bin', 'simple-scuttle.js')
 
 async function until(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms

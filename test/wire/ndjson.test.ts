@@ -7,8 +7,8 @@ import * as assert from 'assert'
 import * as net from 'net'
 import fc from 'fast-check'
 import { PassThrough } from 'readable-stream'
-import { Gossip, jsonProblem, parse, serialize } from '../lib'
-import { lww } from './net'
+import { Gossip, jsonProblem, parse, serialize } from '../../lib'
+import { lww } from '../net'
 
 function collect(stream: NodeJS.ReadableStream | PassThrough): unknown[] {
   const out: unknown[] = []

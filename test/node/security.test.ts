@@ -5,10 +5,10 @@
  */
 import * as assert from 'assert'
 import * as crypto from 'crypto'
-import { Clock, Gossip } from '../lib'
-import { ed25519, generateKeyPair, signedBytes } from '../lib/node'
-import type { Security, Update } from '../lib'
-import { Net, lww, stateOf } from './net'
+import { Clock, Gossip } from '../../lib'
+import { ed25519, generateKeyPair, signedBytes } from '../../lib/node'
+import type { Security, Update } from '../../lib'
+import { Net, lww, stateOf } from '../net'
 
 const ids = ['a', 'b', 'c']
 const pairs = Object.fromEntries(ids.map((id) => [id, generateKeyPair()]))
