@@ -1,11 +1,11 @@
 /**
- * The third constructor argument: any object used as the node's key-value
- * store (`store[key]`), a Proxy over a database included; and the other
- * parts of the original API that the paper's state model touches: `set`'s
- * backpressure and `'drain'`, `config.sort` on answers, `sources(key)`.
+ * The replicated state (lib/replica.ts) over the third constructor
+ * argument: any object used as the node's key-value store (`store[key]`),
+ * a Proxy over a database included; and the other parts of the original
+ * API that the paper's state model touches: `config.sort` on answers,
+ * `sources(key)`.
  */
 import * as assert from 'assert'
-import fc from 'fast-check'
 import { Gossip, RECORD_KEY, base } from '../lib'
 import { mappingKey } from '../lib/replica'
 import type { Config, Message, Resolve, PeerStream, StateStore, Update } from '../lib'
@@ -303,79 +303,6 @@ describe('a store object as the key-value store', () => {
       assert.strictEqual(reasons.length, 1, where)
       assert.deepStrictEqual(Object.keys(b.state).sort(), ['k1', 'k2', 'k3'], `${where}: k2 was lost behind a max that passed it`)
     }
-  })
-})
-
-describe('set: backpressure and drain', () => {
-  it("returns false at the high-water mark, and 'drain' follows once the peer reads", async () => {
-    const g = new Gossip('a', { resolve: lww, mtu: 2 })
-    g.set('seed', 0)
-    // nobody reads: the digests fill the buffer past the mtu
-    g.gossip()
-    g.gossip()
-    assert.ok(g.readableLength >= g.readableHighWaterMark)
-    assert.strictEqual(g.set('k', 1), false)
-    assert.strictEqual(g.get('k').value, 1, 'the write was made; only the caller is asked to wait')
-    let drained = 0
-    g.on('drain', () => drained++)
-    g.resume()
-    for (let i = 0; i < 5 && drained === 0; i++) await turn()
-    assert.strictEqual(drained, 1)
-    assert.strictEqual(g.set('k', 2), true)
-  })
-
-  it('a writer that waits for drain never hangs, piped to a slow peer (property)', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 60 }), fc.nat({ max: 3 }), async (mtu, writes, slowness) => {
-        const a = new Gossip('a', { resolve: lww, mtu })
-        const b = new Gossip('b', { resolve: lww, mtu })
-        // b reads a's output only every few turns
-        let reading = true
-        const pump = setInterval(() => {
-          reading = !reading
-          if (reading) a.resume()
-          else if (slowness > 0) a.pause()
-        }, 0)
-        a.pipe(b).pipe(a)
-        let written = 0
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`hung after ${written} of ${writes} writes`)), 5000)
-          const write = (): void => {
-            while (written < writes) {
-              a.gossip()
-              const ok = a.set(`k${written}`, written)
-              written++
-              if (!ok) {
-                a.once('drain', write)
-                return
-              }
-            }
-            clearTimeout(timer)
-            resolve()
-          }
-          write()
-        })
-        clearInterval(pump)
-        a.resume()
-        assert.strictEqual(written, writes)
-      }),
-      { numRuns: 40 },
-    )
-  })
-
-  it("under flow control returns false while the write waits, and 'drain' follows its admission", async () => {
-    let now = 0
-    const g = new Gossip('a', { resolve: lww, flow_control: { initial: 1, burst: 1, now: () => now } })
-    assert.strictEqual(g.set('a', 1), true)
-    assert.strictEqual(g.set('b', 2), false, 'over the allowed rate: waits in the backlog')
-    let drained = 0
-    g.on('drain', () => drained++)
-    g.resume()
-    now = 5
-    g.gossip() // an exchange admits what the rate allows
-    for (let i = 0; i < 3; i++) await turn()
-    assert.strictEqual(g.get('b').value, 2)
-    assert.strictEqual(drained, 1)
   })
 })
 
