@@ -1,15 +1,14 @@
 /**
- * WebSockets: a Gossip joins a node's cluster with joinNode (both
- * directions, reconnection), gossipOver pipes two Gossips over a socket,
- * and an outsider's attacks on the node's WebSocket side (garbage, a hello
- * that lies about its codec, a message over the frame bound, a flood, a
- * client that never reads) are each closed with a logged reason while the
- * node goes on. All on 127.0.0.1.
+ * WebSockets (lib/wire/websocket.ts, lib/wire/join.ts): a Gossip joins a
+ * node's cluster with joinNode (both directions, reconnection), gossipOver
+ * pipes two Gossips over a socket, and an outsider's attacks on the node's
+ * WebSocket side (garbage, a hello that lies about its codec, a message
+ * over the frame bound, a flood, a client that never reads) are each
+ * closed with a logged reason while the node goes on. All on 127.0.0.1.
  */
 import * as assert from 'assert'
 import * as net from 'net'
 import WebSocket, { WebSocketServer } from 'ws'
-import { parseArgs } from '../../bin/node'
 import { Gossip, base, gossipOver, joinNode } from '../../lib'
 import { startNode } from '../../lib/node'
 import type { Joined, WebSocketLike } from '../../lib'
@@ -252,14 +251,6 @@ describe('WebSocket', function () {
       if (!line.includes(` ${status} `)) got.push(`${JSON.stringify(headers)}: ${line}, not ${status}`)
     }
     assert.deepStrictEqual(got, [])
-  })
-
-  it('the command line takes --ws, --codec and --mtu-bytes, and refuses bad ones', () => {
-    const a = parseArgs(['--id', 'a', '--ws', '127.0.0.1:7101', '--codec', 'ndjson', '--mtu-bytes', '65536'])
-    assert.deepStrictEqual([a.ws, a.codec, a.mtuBytes], [{ host: '127.0.0.1', port: 7101 }, 'ndjson', 65536])
-    assert.throws(() => parseArgs(['--id', 'a', '--codec', 'xml']), /--codec/)
-    assert.throws(() => parseArgs(['--id', 'a', '--mtu-bytes', '1000']), /--mtu-bytes/)
-    assert.throws(() => parseArgs(['--id', 'a', '--ws', 'nope']), /HOST:PORT/)
   })
 
   it('attack: a client that never reads is closed after stallTimeout, with bounded buffers', async () => {
