@@ -1,5 +1,6 @@
 /**
- * One set of limits on every path, and values nobody can change once held.
+ * What a value must be to travel (lib/value.ts): JSON-safe, one set of
+ * limits on every path, and nobody can change it once held.
  * Each attack here was a defect: a value nested 5,000 deep from a peer
  * crashed a node; a 2 MB write was acknowledged and then refused by the
  * wire forever; a caller's object, mutated after `set`, split replicas.
@@ -8,12 +9,11 @@ import * as assert from 'assert'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { Clock, Gossip, History, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, MAX_VERSION, base, parse, serialize } from '../lib'
+import { Clock, Gossip, History, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_LINE_LENGTH, MAX_VALUE_LENGTH, MAX_VERSION, base, jsonProblem, parse, serialize } from '../lib'
 import { openGossip } from '../lib/node/sqlite'
 import type { Message, PeerStream, Update } from '../lib'
 import Database from 'better-sqlite3'
 import { rowCrc } from '../lib/node/store'
-
 
 const resolve = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))
@@ -210,5 +210,56 @@ describe('values a node holds are immutable', () => {
     assert.strictEqual(Object.getPrototypeOf(held), Object.prototype)
     assert.deepStrictEqual(Object.keys(held), ['__proto__', 'x'])
     assert.strictEqual(({} as Record<string, unknown>).polluted, undefined)
+  })
+})
+
+describe('values JSON can carry', () => {
+  it('refuses at set, with a clear TypeError, values JSON cannot carry', () => {
+    const g = new Gossip('a', { resolve })
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    const sparse = [1, , 3] // eslint-disable-line no-sparse-arrays
+    const bad: unknown[] = [
+      () => 1,
+      Symbol('s'),
+      BigInt(1),
+      NaN,
+      Infinity,
+      { a: undefined },
+      [undefined],
+      sparse,
+      cyclic,
+      new Date(0),
+      new Map(),
+      { [Symbol('k')]: 1 },
+      { deep: { fn: () => 1 } },
+    ]
+    for (const v of bad) assert.throws(() => g.set('k', v), TypeError, `accepted ${String(v)}`)
+    assert.strictEqual(Object.keys(g.state).length, 0)
+    const shared = { x: 1 }
+    for (const v of [0, -1.5, 'x', true, null, [], {}, { a: [1, { b: null }] }, [shared, shared], Object.create(null)]) {
+      g.set('k', v)
+    }
+    assert.strictEqual(Object.keys(g.state).length, 1)
+    let nested: unknown = 1
+    for (let i = 0; i < 600; i++) nested = [nested]
+    assert.match(String(jsonProblem(nested)), /nested/)
+    const hostile = {
+      get boom() {
+        throw new Error('no')
+      },
+    }
+    assert.match(String(jsonProblem(hostile)), /has a getter/)
+    const unreadable = new Proxy({}, { ownKeys: () => { throw new Error('no') } })
+    assert.match(String(jsonProblem(unreadable)), /could not be read/)
+  })
+
+  it('reports a local write through the stream whose value JSON cannot carry', () => {
+    const g = new Gossip('a', { resolve })
+    const bad = reasons(g)
+    g.write({ key: 'k', value: () => 1 })
+    g.write({ key: 'k', value: 1 })
+    assert.strictEqual(bad.length, 1)
+    assert.strictEqual(g.get('k').value, 1)
   })
 })
