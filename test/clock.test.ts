@@ -1,10 +1,10 @@
 /**
- * No input from a peer may leave a node unable to write, replicate or
- * restart. Each attack here was a defect: a digest entry or an update at
- * MAX_VERSION moved a node's clock to where every peer refused its writes;
- * digest lines naming a node just above its clock made it issue all its
- * writes again, per line; two live nodes with one id re-issued writes
- * forever without a word.
+ * The clock (lib/clock.ts) under poisoning and twins. No input from a peer
+ * may leave a node unable to write, replicate or restart. Each attack here
+ * was a defect: a digest entry or an update at MAX_VERSION moved a node's
+ * clock to where every peer refused its writes; digest lines naming a node
+ * just above its clock made it issue all its writes again, per line; two
+ * live nodes with one id re-issued writes forever without a word.
  */
 import * as assert from 'assert'
 import { Clock, Gossip, MAX_VERSION, base } from '../lib'

@@ -1,10 +1,11 @@
 /**
- * Clusters that know many sources. A digest names at most DIGEST_PART
- * sources; a longer one goes in parts that tile the source ids, one part per
- * exchange, so every source is named within ceil(sources / (DIGEST_PART - 1))
- * exchanges, and a peer still refuses a digest that names more than any
- * honest one would. (Before: a node holding more than 1,024 sources could
- * never sync a peer or a newcomer; its digests were refused.)
+ * The digest (lib/digest.ts) of clusters that know many sources. A digest
+ * names at most DIGEST_PART sources; a longer one goes in parts that tile
+ * the source ids, one part per exchange, so every source is named within
+ * ceil(sources / (DIGEST_PART - 1)) exchanges, and a peer still refuses a
+ * digest that names more than any honest one would. (Before: a node holding
+ * more than 1,024 sources could never sync a peer or a newcomer; its digests
+ * were refused.)
  */
 import * as assert from 'assert'
 import { Gossip, base } from '../lib'

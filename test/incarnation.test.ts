@@ -1,7 +1,8 @@
 /**
- * A node that restarts without its saved state: its new writes, including
- * those made before it heard from anyone, must reach every peer, and its
- * past (which peers still hold) comes back to it.
+ * A node's incarnations (lib/incarnation.ts). A node that restarts without
+ * its saved state: its new writes, including those made before it heard from
+ * anyone, must reach every peer, and its past (which peers still hold) comes
+ * back to it.
  */
 import * as assert from 'assert'
 import fc from 'fast-check'

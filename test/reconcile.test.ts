@@ -1,8 +1,9 @@
 /**
- * config.mtu_bytes: no message exceeds it on the wire, in either format,
- * digests included; a digest that does not fit goes in parts, so every
- * source is still named within a bounded number of exchanges (checked with
- * 10,000 sources); a single update over half of it is refused at set.
+ * Reconciliation cut to bytes (lib/reconcile.ts), config.mtu_bytes: no
+ * message exceeds it on the wire, in either format, digests included; a
+ * digest that does not fit goes in parts, so every source is still named
+ * within a bounded number of exchanges (checked with 10,000 sources); a
+ * single update over half of it is refused at set.
  */
 import * as assert from 'assert'
 import { Gossip, base, parse, serialize } from '../lib'

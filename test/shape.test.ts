@@ -1,7 +1,8 @@
 /**
- * Hostile input: whatever is written to a gossip stream, nothing is thrown
- * out of write, no prototype is polluted, the state holds only well-formed
- * mappings, the stream stays alive, and each refused object is reported once.
+ * Routing by shape and refusing the rest (lib/shape.ts), on hostile input:
+ * whatever is written to a gossip stream, nothing is thrown out of write, no
+ * prototype is polluted, the state holds only well-formed mappings, the
+ * stream stays alive, and each refused object is reported once.
  */
 import * as assert from 'assert'
 import fc from 'fast-check'

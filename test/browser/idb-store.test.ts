@@ -1,7 +1,8 @@
 /**
- * The browser store (IndexedDB), its logic under Node on fake-indexeddb
- * (an in-memory IndexedDB), and for real in headless Chromium: a page keeps
- * its state across reloads, and a second tab is refused.
+ * The browser store (lib/browser/idb-store.ts, IndexedDB), its logic under
+ * Node on fake-indexeddb (an in-memory IndexedDB), and for real in headless
+ * Chromium: a page keeps its state across reloads, and a second tab is
+ * refused.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'

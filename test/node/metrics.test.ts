@@ -1,8 +1,8 @@
 /**
- * The TCP node's cluster features in process, on 127.0.0.1: cluster names
- * in the hello, membership, counters and staleness (with digests in parts),
- * metrics served and scraped, and the refusals a dialer meets again and
- * again logged once per hundred.
+ * The TCP node's metrics (lib/node/metrics.ts) and cluster features in
+ * process, on 127.0.0.1: cluster names in the hello, membership, counters
+ * and staleness (with digests in parts), metrics served and scraped, and the
+ * refusals a dialer meets again and again logged once per hundred.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'

@@ -1,7 +1,8 @@
 /**
- * Signed updates: Ed25519 by source id. Forged, altered and unsigned
- * updates are refused as 'invalid' before they move anything; honest
- * relaying converges; with security off, updates carry no signature.
+ * Signed updates (lib/node/security.ts): Ed25519 by source id. Forged,
+ * altered and unsigned updates are refused as 'invalid' before they move
+ * anything; honest relaying converges; with security off, updates carry no
+ * signature.
  */
 import * as assert from 'assert'
 import * as crypto from 'crypto'

@@ -1,5 +1,6 @@
 /**
- * The TCP node, in process on 127.0.0.1: nodes find each other and
+ * The TCP node (lib/node/tcp.ts and the modules it runs: admission, dialer,
+ * connection, options), in process on 127.0.0.1: nodes find each other and
  * converge, redial with backoff, persist with a data directory, and keep
  * serving good peers while closing bad ones (garbage, no hello, over-long
  * lines, floods, peers that never read) with a logged reason.

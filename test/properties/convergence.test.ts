@@ -192,7 +192,7 @@ function assertLastWriterEverywhere(net: Net, written: Update[]): void {
 
 // Writes and exchanges only (cut, repeated, crossing), over random links:
 // what the paper's convergence is about. Deletes, partitions, pauses and
-// restarts are test/model.test.ts's.
+// restarts are test/properties/model.test.ts's.
 const PAPER: ConvergenceOptions = {
   nodes: { min: 2, max: 12 },
   steps: { min: 1, max: 80 },

@@ -1,8 +1,9 @@
 /**
- * The binary wire format: round trips, never more bytes than NDJSON, and an
- * outsider's attacks on the decoder (garbage, a 4 GB length prefix, a frame
- * cut short, invalid UTF-8, deep nesting, counts the frame cannot hold).
- * parse() must never throw, must report, and must buffer at most a frame.
+ * The binary wire format (lib/wire/binary.ts): round trips, never more bytes
+ * than NDJSON, and an outsider's attacks on the decoder (garbage, a 4 GB
+ * length prefix, a frame cut short, invalid UTF-8, deep nesting, counts the
+ * frame cannot hold). parse() must never throw, must report, and must buffer
+ * at most a frame.
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
