@@ -1,7 +1,7 @@
 /**
  * Deletes, rule by rule (docs/deletes.md), and the defects the previous
  * design was attacked with, each as a regression. The reference-model
- * property over random schedules is test/model.test.ts.
+ * property over random schedules is test/properties/model.test.ts.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'

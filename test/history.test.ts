@@ -7,6 +7,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { base, History } from '../lib'
 import type { Update } from '../lib'
+import { sortByVersion } from '../lib/history'
 import { isMembershipKey } from '../lib/membership'
 import { Cluster } from '../lib/testing/cluster'
 
@@ -138,6 +139,27 @@ describe('History', () => {
         }
       }),
       { numRuns: Number(process.env.PROPERTY_RUNS ?? 60) },
+    )
+  })
+
+  it('property: sortByVersion sorts as a stable comparison sort would, in order or not, by radix or not', () => {
+    const versions = fc.oneof(
+      fc.array(fc.integer({ min: 0, max: 3000 }), { maxLength: 1500 }),
+      fc.array(fc.integer({ min: 1_700_000_000_000_000, max: 1_700_000_000_000_000 + 2 ** 40 }), { minLength: 500, maxLength: 1500 }),
+      fc.array(fc.oneof(fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.constant(2 ** 53 - 1)), { minLength: 500, maxLength: 1200 }),
+      fc.array(fc.double({ noNaN: true }), { maxLength: 800 }),
+    )
+    fc.assert(
+      fc.property(versions, fc.boolean(), (vs, presorted) => {
+        if (presorted) vs.sort((a, b) => a - b)
+        const list: Update[] = vs.map((v, i) => ({ key: `k${i}`, value: i, source_id: 'a', version: v }))
+        const expected = [...list].sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+        const inOrder = list.every((u, i) => i === 0 || list[i - 1].version <= u.version)
+        const moved = sortByVersion(list)
+        assert.deepStrictEqual(list, expected)
+        assert.strictEqual(moved, !inOrder)
+      }),
+      { numRuns: 200 },
     )
   })
 })
