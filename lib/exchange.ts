@@ -14,8 +14,8 @@
  * peer is taken in at once, whether or not the peer reads what we send; what
  * it calls for goes out while the stream's buffer is below its high-water
  * mark, and is owed otherwise: one record per stream (how many questions
- * wait for their reply, and the deltas for the peer's newest digest), paid
- * as the peer reads.
+ * wait for their reply, and the peer's newest digest), paid one answer at
+ * a time as the peer reads.
  */
 import type { Deletes, StreamLike } from './deletes'
 import { digestEnd, MAX_HEARD, named, writeDigest, type DigestPeer } from './digest'
@@ -312,11 +312,12 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       heard.clear()
     } else {
       // No room: owed. A newer digest of the peer supersedes an older one
-      // for the deltas; each question still gets its own reply.
-      const o = (this.owed ??= { questions: 0, deltas: false, heard: new Map(), range: ALL, passes: null, sends: false, rate: undefined, cut: false })
+      // (it names more); each question still gets its own reply. Merged
+      // digests count as an overflow: the peer is not keeping up.
+      const merged = this.owed !== null
+      const o = (this.owed ??= { questions: 0, heard: new Map(), range: ALL, passes: null, sends: false, rate: undefined, cut: false })
       if (!isAnswer) o.questions++
-      o.cut = o.cut || cut || o.deltas
-      o.deltas = true
+      o.cut = o.cut || cut || merged
       this.heard = o.heard
       this.heard.clear()
       o.heard = heard
@@ -341,12 +342,13 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
    */
   pay(): void {
     for (let o = this.owed; o !== null; o = this.room() ? this.owed : null) {
-      // The oldest question waiting gets its reply, with the deltas the
-      // peer's newest digest calls for; the next ones, replies alone.
+      // The oldest question waiting gets its reply, or, with none, the
+      // peer's reply its deltas: each with the deltas the peer's newest
+      // digest calls for, so that every reply is whole as a reply sent at
+      // once is (fewer than mtu deltas: nothing more was missing).
       const digest = o.questions > 0
       if (digest) o.questions--
-      this.respond(o.heard, o.range, o.passes, o.sends && o.deltas, digest, o.rate, o.cut, o.deltas)
-      o.deltas = false
+      this.respond(o.heard, o.range, o.passes, o.sends, digest, o.rate, o.cut)
       o.cut = false
       if (o.questions === 0) this.owed = null
     }
@@ -361,8 +363,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // What a digest end of the peer calls for (`heard` over `range`): with
   // `digest`, a question's reply (our digest, the deltas, our end marked as
   // a reply); else, for its reply to our question, the deltas alone.
-  // `exchanged`: flow control counts this as an exchange.
-  private respond(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, sends: boolean, digest: boolean, rate: unknown, cut: boolean, exchanged = true): void {
+  private respond(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, sends: boolean, digest: boolean, rate: unknown, cut: boolean): void {
     const node = this.node
     const replica = node.replica
     // Push-pull: a question is answered with our digest, the deltas the
@@ -379,7 +380,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     }
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
-    if (flow !== null && exchanged) {
+    if (flow !== null) {
       flow.exchanged(cut || out.length < this.chosen || overflowed(replica.history, heard, node.mtu, out.length, range), rate)
     }
     const id = replica.id
@@ -491,10 +492,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
  * without reading cannot grow the node's buffer.
  */
 interface Owed {
-  /** The peer's questions whose reply waits, oldest first (each gets one). */
+  /** The peer's questions whose reply waits (each gets one); with none, the deltas for its reply to ours. */
   questions: number
-  /** The deltas for `heard` wait. */
-  deltas: boolean
   /** The peer's newest digest, over `range`, through `passes`. */
   heard: Map<string, number>
   range: IdRange

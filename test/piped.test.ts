@@ -199,6 +199,29 @@ describe('streams piped into each other', () => {
     })
   })
 
+  it('each owed reply is whole: the deltas the newest digest calls for, cut at mtu', () => {
+    const x = new Gossip('x', lww({ mtu: 2 }))
+    for (let i = 0; i < 20; i++) x.set(`k${i}`, i)
+    const s = x.createStream()
+    // The first question is answered at once and fills the buffer; the
+    // next two are owed, and paid as the buffer is read.
+    for (let i = 0; i < 3; i++) s.write({ digest: true, done: true })
+    assert.ok(s.exchange.owes)
+    const runs: number[] = []
+    let n = 0
+    for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) {
+      if (!('digest' in m)) n++
+      else if ('done' in m) {
+        assert.strictEqual(m.reply, true)
+        runs.push(n)
+        n = 0
+      }
+    }
+    // Fewer than mtu deltas would tell the peer nothing more was missing.
+    assert.deepStrictEqual(runs, [2, 2, 2])
+    assert.strictEqual(s.exchange.owes, false)
+  })
+
   it('ends its side once the peer has ended and what it owed is read', async () => {
     const x = new Gossip('x', lww({ mtu: 1 }))
     for (let i = 0; i < 5; i++) x.set(`k${i}`, i)
