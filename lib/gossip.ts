@@ -10,7 +10,7 @@
  * incarnation.ts) and one exchange per peer (exchange.ts, with our digest,
  * digest.ts). A stream only carries objects to and from its exchange.
  */
-import { Transform } from 'readable-stream'
+import { Duplex } from 'readable-stream'
 import { reportInvalid } from './codes'
 import { checkStreamOptions, settingsOf, type Settings } from './config'
 import type { Deletes } from './deletes'
@@ -42,12 +42,20 @@ import type {
  * it reads out to the peer. Events: `'invalid'` `(object, reason, code)`
  * for each object written to it that was refused (see `codes.ts`); `'sync'` once it holds what the
  * peer does.
+ *
+ * A duplex whose writable side takes every message in at once: what the
+ * peer sends is never held back until the peer reads, so two streams piped
+ * into each other cannot wait on each other. The readable side is bounded
+ * by the protocol instead (see exchange.ts): what a message calls for is
+ * owed while the buffer is at its high-water mark, and paid as it is read.
  */
-export class PeerStream extends Transform {
+export class PeerStream extends Duplex {
   /** @internal The exchange with this stream's peer (see exchange.ts). */
   exchange!: Exchange
   // The node, for streams createStream() made (the Gossip is its own).
   private readonly owner: Gossip | null
+  // The peer ended its side: ours ends once nothing is owed to it.
+  private ending = false
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
   constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}, nodeFilter?: Filter) {
@@ -128,7 +136,7 @@ export class PeerStream extends Transform {
    * Start an exchange with this stream's peer: queue our digest; the peer
    * answers with what we lack and its own digest, which we answer in turn.
    * Returns false, and queues nothing, while the peer has not read what was
-   * queued before (a stalled peer is not sent more).
+   * queued before, or an answer to it waits (a stalled peer is not sent more).
    */
   gossip(): boolean {
     return this.exchange.ask()
@@ -150,8 +158,21 @@ export class PeerStream extends Transform {
   }
 
   /** @internal */
-  override _transform(chunk: unknown, _encoding: unknown, callback: () => void): void {
+  override _write(chunk: unknown, _encoding: unknown, callback: () => void): void {
     this.exchange.take(chunk)
+    callback()
+  }
+
+  /** @internal The peer reads: what is owed to it goes out. */
+  override _read(): void {
+    this.exchange.pay()
+    if (this.ending && !this.exchange.owes) this.push(null)
+  }
+
+  /** @internal The peer ended its side: so does ours (as a Transform's would), after what is owed. */
+  override _final(callback: () => void): void {
+    this.ending = true
+    if (!this.exchange.owes) this.push(null)
     callback()
   }
 }
