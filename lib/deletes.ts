@@ -865,8 +865,6 @@ export class Deletes {
     if (stale !== null) {
       notices = new Map()
       for (const [id, v] of stale) {
-        // Of our own id only with a digest naming it (see judge).
-        if (id === this.host.id && stream.asking) continue
         const bytes = JSON.stringify([id, v]).length + 1
         if (notices.size >= MAX_NOTICES || bytes > room) break
         room -= bytes
