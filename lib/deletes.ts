@@ -57,11 +57,6 @@ export interface StreamLike {
   readonly peer: string | undefined
   /** Our questions on this stream not answered yet (their answers come in order). */
   readonly questions: number
-  /**
-   * Our digests to the peer name our own id only as far as the peer has
-   * shown it (we ask it for our past, see Incarnation.asks).
-   */
-  readonly asking: boolean
   emit(event: string, ...args: unknown[]): boolean
 }
 
@@ -562,7 +557,7 @@ export class Deletes {
       }
     }
     if (this.refetches.size > 0) this.serve(stream, l, done, heard, judge)
-    if (judge && this.gc.size > 0) this.judge(l, heard, range, stream.asking)
+    if (judge && this.gc.size > 0) this.judge(l, heard, range)
   }
 
   // Refetches: a peer whose digest names the source at or above the gc,
@@ -643,13 +638,9 @@ export class Deletes {
   // source lacks the collected markers, and it must know the gc to judge
   // the copies it passes that on to. Each peer is told once per gc (again
   // after a grace, if it still names the source below it).
-  // Of our own id, not while we ask the peer for our past: our digest does
-  // not name us at the gc then, and the peer believes a notice only from a
-  // node that names the source at or above it (see telling).
-  private judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange, asking: boolean): void {
+  private judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange): void {
     const parted = range.after !== undefined || range.through !== undefined
     for (const [id, gc] of this.gc) {
-      if (asking && id === this.host.id) continue
       const named = heard.get(id)
       if (named !== undefined && named >= gc) continue
       if (parted && !covers(range, id)) continue
@@ -679,15 +670,6 @@ export class Deletes {
         const named = heard.get(id)
         if (named !== undefined && named < gc) (out ??= new Set()).add(id)
       }
-    }
-    // Our own id, to a peer naming it below our gc of it: it is told once
-    // we name ourselves to it (not while we ask it for our past, see
-    // judge); nothing of ours goes to it until it has been.
-    const id = this.host.id
-    const own = this.gc.get(id)
-    if (own !== undefined && (heard.get(id) ?? -Infinity) < own) {
-      const told = this.links.get(stream)?.told?.get(id)
-      if (stream.asking || told === undefined || told[0] < own) (out ??= new Set()).add(id)
     }
     const stale = this.links.get(stream)?.stale
     if (stale === null || stale === undefined) return out

@@ -126,12 +126,6 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   get questions(): number {
     return this.asked
   }
-
-  /** Our digests to the peer name our own id only as far as it has shown it (see Deletes' judge). */
-  get asking(): boolean {
-    const incarnation = this.node.replica.incarnation
-    return incarnation.clock.recovering && incarnation.asks(this)
-  }
   // Deltas received since our last digest: fewer than the mtu means the
   // peer's answer was complete.
   private received = 0
