@@ -553,7 +553,7 @@ export class Deletes {
         reportInvalid(stream, notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
       } else {
         if (done.late !== undefined) this.lateReports(done.late)
-        if (done.stale !== undefined) this.notices(stream, done.stale, heard)
+        if (done.stale !== undefined) this.notices(stream, done.stale, heard, judge ? range : null)
       }
     }
     if (this.refetches.size > 0) this.serve(stream, l, done, heard, judge)
@@ -671,6 +671,13 @@ export class Deletes {
         if (named !== undefined && named < gc) (out ??= new Set()).add(id)
       }
     }
+    // A source we refetch goes to no peer naming it below the gc: our copy
+    // proves nothing fresh (rule 6), and it would carry the peer's max past
+    // the gc with whatever stale copy the peer holds, unquestioned (a peer
+    // disbelieves the notice we pass on unless its copy went past the gc).
+    for (const [id, r] of this.refetches) {
+      if ((heard.get(id) ?? -Infinity) < r.gc) (out ??= new Set()).add(id)
+    }
     const stale = this.links.get(stream)?.stale
     if (stale === null || stale === undefined) return out
     // A peer naming none of the source holds no stale copy of it: it is
@@ -704,11 +711,19 @@ export class Deletes {
   // above it (a collector holds what it collected below its max); one
   // passed on by a peer that refetches is believed only when our copy went
   // past the gc (else a collector tells us itself).
-  private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>): void {
+  // `whole`: the range the notifier's digest covered, when it names whole
+  // copies (no filter). A source it names at or above the gc there is fresh
+  // at the notifier; one it covers and names not at all is its own id,
+  // named only as far as we showed it while it asks us for its past (a
+  // node with a gc of a source holds that source's newest mapping, rule 4):
+  // the source is fresh about itself (attack found a restored node's
+  // notices disbelieved by every new peer, whose stale copies then stayed).
+  private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>, whole: IdRange | null): void {
     const history = this.host.history
     for (const [id, [gc]] of stale) {
       if (!this.host.accepts(gc)) continue
-      const direct = (heard.get(id) ?? -Infinity) >= gc
+      const named = heard.get(id)
+      const direct = named !== undefined ? named >= gc : whole !== null && covers(whole, id)
       const max = history.sources.get(id)?.max ?? -Infinity
       if (id === this.host.id) {
         // Our own copy behind our own collected markers. After a restart from
