@@ -90,6 +90,10 @@ export class Model {
   // Per node that lost state in a restart: the highest version of its own it may have issued before.
   private readonly past = new Map<string, number>()
 
+  // Per node that lost state in a restart, per other node: how far that
+  // node's copy of it went while it was the log it lost (see covered).
+  private readonly pastCopies = new Map<string, Map<string, number>>()
+
   // Per node: the sources it is refetching (its digest names them from scratch).
   private readonly refetching = new Map<string, Set<string>>()
 
@@ -202,6 +206,13 @@ export class Model {
     if (keeps === 'everything') return
     this.refetching.delete(id)
     const node = this.cluster.node(id)
+    // How far each copy of its log went before the log was lost.
+    let copies = this.pastCopies.get(id)
+    if (copies === undefined) this.pastCopies.set(id, (copies = new Map()))
+    for (const [other, g] of this.cluster.nodes) {
+      const max = g.history.sources.get(id)?.max ?? -Infinity
+      if (other !== id && max > (copies.get(other) ?? -Infinity)) copies.set(other, max)
+    }
     // What it wrote so far is its past: peers give it back.
     let past = Math.max(this.past.get(id) ?? -Infinity, node.version)
     for (const g of this.cluster.nodes.values()) past = Math.max(past, g.history.sources.get(id)?.max ?? -Infinity)
@@ -236,9 +247,13 @@ export class Model {
 
   // Whether a node other than `restarting` has a digest covering `op`.
   private covered(restarting: string, op: Op): boolean {
+    // Of a node that lost its log since: only a copy of the log it lost
+    // covers it (a copy of the log it rebuilt need not hold it).
+    const copies = op.version <= (this.past.get(op.node) ?? -Infinity) ? this.pastCopies.get(op.node) : undefined
     for (const [id, g] of this.cluster.nodes) {
       if (id === restarting || id === op.node) continue
-      if ((g.history.sources.get(op.node)?.max ?? -Infinity) >= op.version) return true
+      const max = copies !== undefined ? (copies.get(id) ?? -Infinity) : (g.history.sources.get(op.node)?.max ?? -Infinity)
+      if (max >= op.version) return true
     }
     return false
   }
