@@ -677,19 +677,23 @@ export class ScuttleNode extends EventEmitter {
   }
 
   private acceptWebSocket(ws: WS.WebSocket, address: string): Connection {
-    const transport = websocketStream(ws as unknown as WebSocketLike)
-    const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
-      transport.end()
-      setTimeout(() => ws.terminate(), 1000).unref()
-    })
-    // ws closes a connection whose message passes maxPayload (1009).
-    ws.on('close', (code: number) => {
-      if (code !== 1009) return
+    // ws refuses a message by the length its frame header declares, past
+    // maxPayload, before reading it (1009): said here, before the stream
+    // below reports the same error as the transport's.
+    let c: Connection | null = null
+    ws.once('error', (err: Error & { code?: string }) => {
+      if (c === null || err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return
       this.count('frame')
       this.drop(c, 'frame', `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
     })
-    transport.on('error', (err: Error) => this.drop(c, 'transport', `WebSocket error: ${err.message}`))
-    return c
+    const transport = websocketStream(ws as unknown as WebSocketLike)
+    const conn = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
+      transport.end()
+      setTimeout(() => ws.terminate(), 1000).unref()
+    })
+    c = conn
+    transport.on('error', (err: Error) => this.drop(conn, 'transport', `WebSocket error: ${err.message}`))
+    return conn
   }
 
   private accept(transport: Duplex | net.Socket, address: string, direction: 'in' | 'out', kind: 'tcp' | 'ws', kill: () => void, end: () => void): Connection {
