@@ -250,11 +250,14 @@ export class ScuttleNode extends EventEmitter {
     const ownRecord = MEMBER_PREFIX + own
     let twinRecordSaid = false
     this.gossip.history.on('update', (u: Update) => {
-      if (twinRecordSaid || u.source_id !== own || u.key !== ownRecord || this.membership === null) return
+      if (u.source_id !== own || u.key !== ownRecord || this.membership === null) return
       const record = u.value as { address?: unknown; started?: unknown } | null
       const started = record?.started
       const ours = this.membership.member(own)?.started ?? null
       if (typeof started !== 'number' || ours === null || started <= ours) return
+      // Their writes can hide each other's: offered to peers again (see Replica.twinned).
+      this.gossip.replica.twinned(own)
+      if (twinRecordSaid) return
       twinRecordSaid = true
       this.counters.twins++
       this.log(
@@ -343,6 +346,8 @@ export class ScuttleNode extends EventEmitter {
       // nodes write it in turn (or a clock went back).
       if (member.started !== null && member.started < previous) {
         this.counters.twins++
+        // Their writes can hide each other's: offered to peers again (see Replica.twinned).
+        this.gossip.replica.twinned(member.id)
         this.log(
           `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
             `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
