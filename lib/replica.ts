@@ -14,7 +14,7 @@ import { Incarnation, type PastPeer } from './incarnation'
 import { covers, lacking, newsOf, oversize, type IdRange } from './reconcile'
 import type { Settings } from './config'
 import type { Passes } from './filter'
-import { checkedUpdate, MAX_NOTICES, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
+import { checkedUpdate, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
 import { admitValue, admitted } from './value'
@@ -29,6 +29,8 @@ const BEHIND_CAP = 1_000_000
 // Most mappings of a source offered at once when it is found twinned: half
 // the gap fills kept (see filled).
 const TWIN_OFFER_HELD = 2048
+// Most sources twinned at once (peers' claims past it are ignored).
+const MAX_TWINNED = 1024
 
 /** The peer an update came from, as the replica sees it. */
 export interface Sender extends StreamLike, PastPeer {
@@ -687,6 +689,7 @@ export class Replica {
   twinned(source: string, ms = TWIN_OFFER_MS): void {
     const was = this.isTwinned(source)
     const sources = (this.twinSources ??= new Map())
+    if (!was && sources.size >= MAX_TWINNED) return
     const until = Date.now() + ms
     if (until > (sources.get(source) ?? -Infinity)) sources.set(source, until)
     if (was) return
@@ -704,12 +707,15 @@ export class Replica {
     if (sources === null) return undefined
     const now = Date.now()
     let out: Record<string, number> | undefined
+    let n = 0
     for (const [id, until] of sources) {
       const ms = Math.floor((until - now) / 1000) * 1000
-      if (ms <= 0) continue
+      if (until <= now) sources.delete(id)
+      if (ms <= 0 || n >= MAX_TWINS) continue
       ;(out ??= {})[id] = ms
-      if (Object.keys(out).length >= MAX_NOTICES) break
+      n++
     }
+    if (sources.size === 0) this.twinSources = null
     return out
   }
 

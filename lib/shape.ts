@@ -219,7 +219,7 @@ function twinsOf(f: unknown): Map<string, number> | undefined {
   if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
   const out = new Map<string, number>()
   for (const id of Object.keys(f)) {
-    if (out.size >= MAX_NOTICES) break
+    if (out.size >= MAX_TWINS) break
     const ms: unknown = (f as Record<string, unknown>)[id]
     if (badName('source_id', id) === null && typeof ms === 'number' && ms > 0 && ms <= TWIN_OFFER_MS) out.set(id, ms)
   }
@@ -270,8 +270,10 @@ const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.
 const MAX_FILTER = 256
 /** How long, in ms, a source stays twinned after the last sign of it (see Replica.twinned). */
 export const TWIN_OFFER_MS = 60_000
+/** Most twinned sources a digest end's `twins` names; more are left out. */
+export const MAX_TWINS = 16
 
-/** Most entries a digest end's `stale`, `late` or `twins` carries; more are left out. */
+/** Most entries a digest end's `stale` or `late` carries; more are left out. */
 export const MAX_NOTICES = 256
 
 // Stale notices: source ids to [gc, named] with named < gc; anything else
