@@ -295,6 +295,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Deletes: nonces, late reports, stale notices, and whether this peer's
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
+    // Twins the peer knows of: their mappings are offered on from here too.
+    if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.twinned(id, ms)
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)

@@ -39,6 +39,8 @@ export interface IncarnationHost {
   rewrite(u: Update): void
   /** Our past just settled: what waited for it (withdrawals of our past values) is decided now. */
   settledPast(): void
+  /** Another live node writes as `source` (see Replica.twinned). */
+  twinned(source: string): void
 }
 
 /** The node's own id in this life: its clock, its past, its twins. */
@@ -268,6 +270,9 @@ export class Incarnation {
     const upTo = clock.foreign(version)
     this.noticeAhead(peer, before)
     if (clock.raises > raises && clock.twin && !peer.twin) this.twinOn(peer, version)
+    // A twin: our writes are no longer issued again above its versions, so
+    // each is offered to peers that passed it (while its versions keep coming).
+    if (clock.twin) this.host.twinned(this.host.id)
     // (Settled again later, with more of our past to offer: see checkSettled.)
     if (!this.settled) this.settledSeen = false
     this.reissue(upTo)

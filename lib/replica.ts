@@ -14,7 +14,7 @@ import { Incarnation, type PastPeer } from './incarnation'
 import { covers, lacking, newsOf, oversize, type IdRange } from './reconcile'
 import type { Settings } from './config'
 import type { Passes } from './filter'
-import { checkedUpdate, RECORD_KEY, type UpdateReading } from './shape'
+import { checkedUpdate, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
 import { admitValue, admitted } from './value'
@@ -26,6 +26,11 @@ export const TOMBSTONE = Object.freeze({ deleted: true })
 export const WITHDRAWAL = Object.freeze({ withdrawn: true })
 // behind() counts up to here.
 const BEHIND_CAP = 1_000_000
+// Most mappings of a source offered at once when it is found twinned: half
+// the gap fills kept (see filled).
+const TWIN_OFFER_HELD = 2048
+// Most sources twinned at once (peers' claims past it are ignored).
+const MAX_TWINNED = 1024
 
 /** The peer an update came from, as the replica sees it. */
 export interface Sender extends StreamLike, PastPeer {
@@ -92,6 +97,10 @@ export class Replica {
   // from the front.
   private fills: Update[] = []
   private fillBase = 0
+  // Sources two live nodes write as, each until when (ms): see twinned.
+  private twinSources: Map<string, number> | null = null
+  // Mappings offered as gap fills because their source is twinned: once each.
+  private readonly twinOffered = new WeakSet<Update>()
   // A store object's entries of other sources at start that no peer has sent
   // again yet (see adopt).
   private viewPending: Map<string, Update> | null = null
@@ -279,6 +288,7 @@ export class Replica {
     const previous = mappingOf(slot, this.id)
     const writes = history._writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
+    if (this.twinSources !== null && this.isTwinned(this.id)) this.offerTwin(update)
   }
 
   /**
@@ -429,6 +439,7 @@ export class Replica {
       if (this.put(update, entry, slot, previous, writes, advance)) {
         if (past) this.incarnation.pastMappings.add(update)
         if (below) this.filled(update)
+        else if (this.twinSources !== null && this.isTwinned(source_id)) this.offerTwin(update)
         if (marker || !deletes.idle) deletes.took(update, false)
         if (deletes.refetching) deletes.received(from, source_id, version, update, true)
       }
@@ -668,6 +679,67 @@ export class Replica {
   }
 
   // ---- gap fills -------------------------------------------------------------
+
+  /**
+   * Two live nodes write as `source` (twins; the caller saw signs of both).
+   * Their versions interleave, so a peer may come to hold the source past
+   * a mapping of one twin before it got it, and is then never sent it (its
+   * digest names the source above it). For `ms` from now, each mapping of
+   * the source is therefore offered as a gap fill (see fillsFor), once to
+   * every peer whose digest names the source at or above it: the newest
+   * TWIN_OFFER_HELD held now, and each taken or written until then. A peer
+   * that lacked one takes it below its max, so offers it on in turn.
+   */
+  twinned(source: string, ms = TWIN_OFFER_MS): void {
+    const was = this.isTwinned(source)
+    const sources = (this.twinSources ??= new Map())
+    if (!was && sources.size >= MAX_TWINNED) return
+    const until = Date.now() + ms
+    if (until > (sources.get(source) ?? -Infinity)) sources.set(source, until)
+    if (was) return
+    const held = this.history.news(source, -Infinity)
+    for (let i = Math.max(0, held.length - TWIN_OFFER_HELD); i < held.length; i++) this.offerTwin(held[i])
+  }
+
+  /**
+   * The twinned sources to tell a peer (a digest end's `twins`), each with
+   * the whole seconds it stays so (what a peer passes on back cannot
+   * outlast the sign it came from), or undefined.
+   */
+  twinsToTell(): Record<string, number> | undefined {
+    const sources = this.twinSources
+    if (sources === null) return undefined
+    const now = Date.now()
+    let out: Record<string, number> | undefined
+    let n = 0
+    for (const [id, until] of sources) {
+      const ms = Math.floor((until - now) / 1000) * 1000
+      if (until <= now) sources.delete(id)
+      if (ms <= 0 || n >= MAX_TWINS) continue
+      ;(out ??= {})[id] = ms
+      n++
+    }
+    if (sources.size === 0) this.twinSources = null
+    return out
+  }
+
+  // Whether `source` is twinned now (see twinned).
+  private isTwinned(source: string): boolean {
+    const sources = this.twinSources
+    const until = sources?.get(source)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    sources?.delete(source)
+    if (sources?.size === 0) this.twinSources = null
+    return false
+  }
+
+  // Offer `u`, a mapping of a twinned source, as a gap fill (once).
+  private offerTwin(u: Update): void {
+    if (this.twinOffered.has(u) || !this.history.isCurrent(u)) return
+    this.twinOffered.add(u)
+    this.filled(u)
+  }
 
   // `u` filled a gap here: offer it on (see fills), keeping the list bounded.
   private filled(u: Update): void {

@@ -90,6 +90,8 @@ export interface DoneReading {
   readonly silent: boolean
   /** The sender's stream filter, checked. */
   readonly filter: Filter | undefined
+  /** Twinned sources and their milliseconds (see DigestDone.twins), checked. */
+  readonly twins: Map<string, number> | undefined
 }
 
 /** What `classify` made of an object: one of the four shapes, or why it is none. */
@@ -208,7 +210,20 @@ function done(o: Record<string, unknown>): Reading {
     refuses: o.accepts === false,
     silent: o.sends === false,
     filter: filter as Filter | undefined,
+    twins: twinsOf(o.twins),
   }
+}
+
+// Twinned sources: ids to milliseconds within TWIN_OFFER_MS; anything else is left out.
+function twinsOf(f: unknown): Map<string, number> | undefined {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
+  const out = new Map<string, number>()
+  for (const id of Object.keys(f)) {
+    if (out.size >= MAX_TWINS) break
+    const ms: unknown = (f as Record<string, unknown>)[id]
+    if (badName('source_id', id) === null && typeof ms === 'number' && ms > 0 && ms <= TWIN_OFFER_MS) out.set(id, ms)
+  }
+  return out.size === 0 ? undefined : out
 }
 
 /** Why `f` is not a {@link Filter} (lists of names, bounded), or null. */
@@ -253,6 +268,11 @@ export function noticeUpdate(
 const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)
 
 const MAX_FILTER = 256
+/** How long, in ms, a source stays twinned after the last sign of it (see Replica.twinned). */
+export const TWIN_OFFER_MS = 60_000
+/** Most twinned sources a digest end's `twins` names; more are left out. */
+export const MAX_TWINS = 16
+
 /** Most entries a digest end's `stale` or `late` carries; more are left out. */
 export const MAX_NOTICES = 256
 

@@ -120,6 +120,12 @@ export interface DigestDone {
   readonly sends?: false
   /** The sender's stream filter: answer it with what passes. */
   readonly filter?: Filter
+  /**
+   * Sources two live nodes write as (twins), each with the milliseconds it
+   * stays so: the receiver offers their mappings to its peers meanwhile
+   * (see docs/operations.md, "Twins").
+   */
+  readonly twins?: Readonly<Record<string, number>>
 }
 
 /**

@@ -37,6 +37,36 @@ describe('the exchange', () => {
     assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'a' && m.version === a.version))
   })
 
+  it("twins: a source a peer names twinned has its mappings offered to peers whose digests passed them, once each, and the peer's claim is passed on for no longer than it said (issue 21)", () => {
+    const a = new Gossip('a', config())
+    for (let v = 1; v <= 3; v++) a.write({ key: `k${v}`, value: v, source_id: 't', version: v })
+    // A peer naming t above all it holds gets none of it, as usual.
+    const asked = (done: Record<string, unknown>): Message[] => {
+      const s = a.createStream()
+      s.write({ digest: true, source_id: 't', version: 10 })
+      s.write({ digest: true, done: true, ...done })
+      return drain(s)
+    }
+    assert.deepStrictEqual(updates(asked({})), [])
+    // Told that t is twinned (its versions interleave), each is offered: the peer may lack it.
+    const told = asked({ twins: { t: 30_000, u: 10 ** 9 } })
+    assert.deepStrictEqual(updates(told).map((u) => u.key), ['k1', 'k2', 'k3'])
+    // Passed on for at most as long (whole seconds), and what is past TWIN_OFFER_MS is left out.
+    const end = told[told.length - 1] as { twins?: Record<string, number> }
+    assert.ok(end.twins !== undefined && Object.keys(end.twins).join() === 't' && end.twins.t <= 30_000 && end.twins.t >= 29_000, JSON.stringify(end))
+    // Once per peer: the same stream asking again gets nothing more.
+    const s = a.createStream()
+    const ask = () => {
+      s.write({ digest: true, source_id: 't', version: 10 })
+      s.write({ digest: true, done: true })
+      return updates(drain(s)).map((u) => u.key)
+    }
+    assert.deepStrictEqual([ask(), ask()], [['k1', 'k2', 'k3'], []])
+    // What it takes of t meanwhile is offered too.
+    a.write({ key: 'k4', value: 4, source_id: 't', version: 4 })
+    assert.deepStrictEqual(ask(), ['k4'])
+  })
+
   it('never answers a reply with a digest, so stray or repeated digests cannot ping-pong', async () => {
     // Two streams joined directly, then a question neither side asked and
     // a repeated one: each is answered once and the link falls quiet.

@@ -5,16 +5,27 @@
  */
 import * as assert from 'assert'
 import * as http from 'http'
-import { AdminServer, type AdminRequest } from '../../lib/node/admin'
+import * as net from 'net'
+import { base } from '../../lib'
+import { startNode } from '../../lib/node'
+import { AdminServer, FailureLimiter, type AdminRequest } from '../../lib/node/admin'
 
 // A request as the client sends it (a body goes as JSON unless headers say otherwise).
-function request(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; allow?: string }> {
+// (`from`: the client's address, another of 127/8 for another client.)
+function request(
+  port: number,
+  method: string,
+  path: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+  from?: string,
+): Promise<{ status: number; body: string; allow?: string; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
     const h = body === undefined ? headers : { 'content-type': 'application/json', ...headers }
-    const r = http.request({ host: '127.0.0.1', port, method, path, headers: h }, (res) => {
+    const r = http.request({ host: '127.0.0.1', port, method, path, headers: h, localAddress: from, agent: false }, (res) => {
       let text = ''
       res.on('data', (b: Buffer) => (text += String(b)))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, allow: res.headers.allow }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, allow: res.headers.allow, retryAfter: res.headers['retry-after'] }))
     })
     r.on('error', reject)
     r.end(body)
@@ -129,5 +140,64 @@ describe('admin endpoint', () => {
     }
     await assert.rejects(AdminServer.start(target, { at: { host: '0.0.0.0', port: 0 }, log: () => undefined }), /needs a token of 16 characters or more/)
     await assert.rejects(AdminServer.start(target, { at: { host: '0.0.0.0', port: 0 }, token: 'short', log: () => undefined }), /needs a token/)
+  })
+
+  it('attack (third outside attack on issue 21): wrong tokens as fast as one likes; required: past 10 in a minute an address is answered 429 with Retry-After, whatever it sends, and others are served', async () => {
+    const token = 'a-token-of-sixteen-or-more'
+    const lines: string[] = []
+    const guarded = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, token, log: (l) => lines.push(l) })
+    try {
+      const p = guarded.address().port
+      const guess = (from: string, t: string) => request(p, 'GET', '/v1/status', undefined, { authorization: `Bearer ${t}` }, from)
+      for (let i = 0; i < 10; i++) assert.strictEqual((await guess('127.0.0.2', `guess-${i}`)).status, 401, `guess ${i}`)
+      const limited = await guess('127.0.0.2', 'guess-10')
+      assert.deepStrictEqual([limited.status, JSON.parse(limited.body).code], [429, 'too_many_attempts'], limited.body)
+      const wait = Number(limited.retryAfter)
+      assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `Retry-After: ${limited.retryAfter}`)
+      // The right token is not even looked at: a guess that hits must not tell.
+      assert.strictEqual((await guess('127.0.0.2', token)).status, 429)
+      assert.strictEqual((await request(p, 'GET', '/health', undefined, {}, '127.0.0.2')).status, 200)
+      // Another address: its own count.
+      assert.strictEqual((await guess('127.0.0.1', token)).status, 200)
+      assert.strictEqual((await guess('127.0.0.1', 'wrong')).status, 401)
+      assert.deepStrictEqual(
+        lines.filter((l) => /too_many_attempts/.test(l)),
+        ['admin: 10 requests with a wrong token from 127.0.0.2 within 60 s: its requests are refused for 60 s [too_many_attempts]'],
+      )
+    } finally {
+      await guarded.close()
+    }
+    // The lock lifts once its time is up.
+    const short = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, token, lockout: { attempts: 2, ms: 300 }, log: () => undefined })
+    try {
+      const p = short.address().port
+      const auth = (t: string) => request(p, 'GET', '/v1/status', undefined, { authorization: `Bearer ${t}` })
+      assert.deepStrictEqual([(await auth('x')).status, (await auth('y')).status, (await auth(token)).status], [401, 401, 429])
+      const end = Date.now() + 5000
+      while ((await auth(token)).status !== 200) {
+        assert.ok(Date.now() < end, 'still refused 5 s after a lock of 300 ms')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    } finally {
+      await short.close()
+    }
+  })
+
+  it('the failure limiter holds at most 4,096 addresses, an IPv6 /64 as one, and lifts a lock after its window', () => {
+    let now = 0
+    const limiter = new FailureLimiter({ attempts: 3, ms: 1000 }, () => now)
+    for (let i = 0; i < 10_000; i++) limiter.failed(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
+    assert.ok(limiter.size <= 4096, `${limiter.size} addresses held`)
+    // One attacker holding a /64 counts once.
+    for (let i = 0; i < 3; i++) limiter.failed(`2001:db8:1:2::${i.toString(16)}`)
+    assert.ok(limiter.locked('2001:db8:1:2:ffff::1') > 0)
+    assert.strictEqual(limiter.locked('2001:db8:1:3::1'), 0)
+    for (let i = 0; i < 3; i++) limiter.failed('::ffff:192.0.2.1')
+    assert.ok(limiter.locked('192.0.2.1') > 0)
+    assert.strictEqual(limiter.locked('192.0.2.2'), 0)
+    now = 999
+    assert.strictEqual(limiter.locked('192.0.2.1'), 1)
+    now = 1000
+    assert.strictEqual(limiter.locked('192.0.2.1'), 0)
   })
 })

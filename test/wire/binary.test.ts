@@ -221,6 +221,30 @@ describe('binary wire format', function () {
     assert.match(over.bad[0], /longer than \d+ characters as JSON/)
   })
 
+  it('attack (third outside attack on issue 21): a value of 4 MiB of empty arrays cost ~200 ms to refuse; required: the decoder counts a value\'s JSON exactly (brackets, commas, keys, quotes), refusing it once past the limit and nothing under it', () => {
+    // [value, how many items]: the largest that fits, and one more.
+    const shapes: [string, (n: number) => unknown, number][] = [
+      ['empty arrays', (n) => Array.from({ length: n }, () => []), 3],
+      ['empty maps', (n) => Array.from({ length: n }, () => ({})), 3],
+      ['maps of one', (n) => Array.from({ length: n }, () => ({ a: null })), 11],
+      ['arrays of 0', (n) => Array.from({ length: n }, () => [0]), 4],
+      ['strings', (n) => new Array(n).fill('abcdefgh'), 11],
+      ['map members', (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${String(i).padStart(6, '0')}`, 0])), 12],
+    ]
+    for (const [name, make, each] of shapes) {
+      const fits = Math.floor((MAX_VALUE_LENGTH - 1) / each)
+      const ok = make(fits)
+      assert.ok(JSON.stringify(ok).length <= MAX_VALUE_LENGTH)
+      const r = feed([encode([{ key: 'k', value: ok, source_id: 's', version: 1 }])])
+      assert.deepStrictEqual([r.bad, r.out.length], [[], 1], `${name}: ${fits} fit`)
+      const over = make(fits + 1)
+      assert.ok(JSON.stringify(over).length > MAX_VALUE_LENGTH)
+      const refused = feed([encode([{ key: 'k', value: over, source_id: 's', version: 1 }])])
+      assert.strictEqual(refused.out.length, 0, `${name}: ${fits + 1} decoded`)
+      assert.match(refused.bad[0], /longer than \d+ characters as JSON/, name)
+    }
+  })
+
   it('text where frames were expected is refused; a hello-less NDJSON line is garbage here', () => {
     const r = feed([Buffer.from('{"key":"k","value":1}\n')])
     assert.strictEqual(r.out.length, 0)

@@ -253,6 +253,49 @@ describe('WebSocket', function () {
     assert.deepStrictEqual(got, [])
   })
 
+  it('attack (third outside attack on issue 21): a frame header declaring 1 TiB, then its bytes as fast as they go; required: refused by the declared length before a byte of it is read, closed at once with 1009 under code frame, the node serves others', async () => {
+    const a = await start({ id: 'a' })
+    const port = (a.wsAddress() as { port: number }).port
+    const s = net.connect(port, '127.0.0.1')
+    s.on('error', () => undefined)
+    let got = Buffer.alloc(0)
+    s.on('data', (d: Buffer) => (got = Buffer.concat([got, d])))
+    const closed = new Promise<number>((r) => s.once('close', () => r(Date.now())))
+    s.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    await until(() => got.includes('\r\n\r\n'), 5000, 'the upgrade')
+    assert.match(String(got), /^HTTP\/1.1 101 /)
+    got = Buffer.alloc(0)
+    const hello = Buffer.from('{"hello":"simple-scuttle","id":"huge","codecs":["binary"]}\n')
+    const frame = (payload: Buffer, length: number) => {
+      const head = length < 126 ? Buffer.from([0x82, 0x80 | length]) : Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0, 0, 0])
+      if (length >= 126) head.writeBigUInt64BE(BigInt(length), 2)
+      // A client masks its frames (a zero mask leaves the bytes as they are).
+      return Buffer.concat([head, Buffer.alloc(4), payload])
+    }
+    s.write(frame(hello, hello.length))
+    await until(() => logged('a', /peer huge connected/), 5000, 'the hello')
+    const began = Date.now()
+    s.write(frame(Buffer.alloc(0), 2 ** 40))
+    // Then the bytes of that frame, for as long as the socket takes them.
+    const chunk = Buffer.alloc(1 << 16, 0x90)
+    const pump = () => {
+      while (!s.destroyed && s.write(chunk));
+    }
+    s.on('drain', pump)
+    pump()
+    const end = await closed
+    assert.ok(end - began < 1000, `closed ${end - began} ms after the frame header`)
+    // A close frame with code 1009 (message too big) was sent before.
+    const at = got.indexOf(0x88)
+    assert.ok(at >= 0 && got.readUInt16BE(at + 2) === 1009, `got ${got.subarray(0, 16).toString('hex')}`)
+    assert.ok(logged('a', /closing connection to huge: WebSocket message over \d+ bytes \[frame\]/), (logs.get('a') ?? []).join('\n'))
+    // The node goes on serving an honest member.
+    const page = new Gossip('page', { resolve })
+    members.push(joinNode(page, url(a), { interval: 20, WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike }))
+    await a.set('still', 'here')
+    await until(() => page.get('still').value === 'here', 5000, 'an honest member to sync')
+  })
+
   it('attack: a client that never reads is closed after stallTimeout, with bounded buffers', async () => {
     const a = await start({ id: 'a', stallTimeout: 300, mtu: 5000 })
     for (let i = 0; i < 3000; i++) a.gossip.set(`k${i}`, 'v'.repeat(1000))
