@@ -206,6 +206,8 @@ export class Model {
     if (keeps === 'everything') return
     this.refetching.delete(id)
     const node = this.cluster.node(id)
+    // Copies this node held of others' lost logs go with its state.
+    for (const held of this.pastCopies.values()) held.delete(id)
     // How far each copy of its log went before the log was lost.
     let copies = this.pastCopies.get(id)
     if (copies === undefined) this.pastCopies.set(id, (copies = new Map()))
