@@ -164,12 +164,17 @@ export class Incarnation {
     this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), held, issued)
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
-    this.restoredRecovering = this.clock.recovering
     this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
     this.settledSeen = this.settled
     const floor = snapshot?.floor
     this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
+    // A log rebuilt since a start without state (it has a floor) may lack a
+    // past that only a peer away while it settled holds: every new peer is
+    // asked for it, as a node that started without state asks (attack found
+    // such a past kept at that peer alone, for good, once the node restarted
+    // from a state saved after it settled).
+    this.restoredRecovering = this.clock.recovering || this.floor !== -Infinity
   }
 
   /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
