@@ -17,7 +17,7 @@ import type { Passes } from './filter'
 import { checkedUpdate, RECORD_KEY, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
-import { admitValue, admitted } from './value'
+import { Refused, admitValue } from './value'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
@@ -344,12 +344,11 @@ export class Replica {
     if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
-    const problem = marker ? null : admitValue(fields.value, false)
-    if (problem !== null) {
-      reportInvalid(from, chunk, `value ${problem}`, 'value')
+    const value = marker ? null : admitValue(fields.value, false)
+    if (value instanceof Refused) {
+      reportInvalid(from, chunk, `value ${value.reason}`, 'value')
       return
     }
-    const value = marker ? null : admitted.value
     // What this node could never send on (mtu_bytes) it does not take
     // either: the same limit as at set.
     if (this.mtuBytes !== Infinity && !marker) {
