@@ -54,7 +54,7 @@ interface Meta {
   reserved: number
   held: number | null
   seq: number
-  /** The node's delete record (see Gossip._deletesRecord), JSON text; absent in databases written before it. */
+  /** The node's record (`Persisted.record`, from gossip.persisted()), JSON text; absent in databases written before it. */
   deletes?: string | null
 }
 

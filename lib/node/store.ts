@@ -438,7 +438,7 @@ export class Store {
   }
   private readonly onUpdate = (u: Update, resolved: boolean): void => this.record(u, resolved)
   private readonly onForget = (u: Update): void => this.forgot(u)
-  // The deletes record last written (see Gossip._deletesRecord).
+  // The record last written (`Persisted.record`, from gossip.persisted()).
   private deletesWritten: string | null = null
 
   private constructor(dir: string, id: string, options: StoreOptions) {
@@ -770,7 +770,7 @@ export class Store {
 
   // The key's entry as the node resolved it, deletes included.
   private entryOf(g: Gossip, key: string): Update | undefined {
-    const e = this.viewMode ? (g.state as StateStore)[key] : g.history._resolved(key)
+    const e = this.viewMode ? (g.state as StateStore)[key] : g.history.entry(key)
     return typeof e === 'object' && e !== null ? e : undefined
   }
 
@@ -1029,7 +1029,7 @@ export class Store {
 
   // ---- the view --------------------------------------------------------
 
-  // The record of deletes as last written (see Gossip._deletesRecord), for
+  // The record as last written (`Persisted.record`, from gossip.persisted()), for
   // a node built on the view: read from the database once.
   private recordRead = false
   private recordText(): string | undefined {
