@@ -38,6 +38,7 @@ import { Gossip } from '../gossip'
 import { checkedUpdate } from '../shape'
 import { recordFields, type RecordFields } from '../snapshot'
 import type { Config, Snapshot, Update } from '../types'
+import type { PersistentStore } from '../persistence'
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {
@@ -89,7 +90,7 @@ function writeTx(db: IDBDatabase): IDBTransaction {
  * then `store.attach(Gossip.restore(id, config, store.state))` (or `new
  * Gossip` when `state` is undefined); or in one step {@link openIdbGossip}.
  */
-export class IdbStore {
+export class IdbStore implements PersistentStore {
   /** What the database held: pass it to `Gossip.restore` (undefined for a new one). */
   readonly state: Snapshot | undefined
   /** Highest version reserved in the database. */

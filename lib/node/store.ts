@@ -57,6 +57,7 @@ import { Gossip } from '../gossip'
 import { checkedUpdate, RECORD_KEY } from '../shape'
 import { markChecked, recordFields, type RecordFields } from '../snapshot'
 import type { Config, Snapshot, StateStore, Update } from '../types'
+import type { PersistentStore } from '../persistence'
 import { scanWal } from './wal'
 import { loadPeer } from './peer'
 
@@ -373,7 +374,7 @@ interface Op {
  * original API did, keep the resolved view in the database:
  * `store.attach(new Gossip(id, config, store.view))`.
  */
-export class Store {
+export class Store implements PersistentStore {
   /** Highest version reserved on disk. */
   reserved: number
   /** The directory, as given. */
