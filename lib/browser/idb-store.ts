@@ -356,11 +356,13 @@ async function lock(name: string, locks: LockManager | null | undefined): Promis
  * A node whose state lives in IndexedDB database `name`: restored from it
  * if it holds any, and recorded to it from now on. Await `store.flush()`
  * before telling the user a write is saved; `store.close()` when done.
+ * `T` types the node's values, as in `Gossip<T>` (unknown by default; not
+ * checked at run time).
  */
-export async function openIdbGossip(id: string, config: Config, name: string, options: IdbStoreOptions = {}): Promise<{ gossip: Gossip; store: IdbStore }> {
+export async function openIdbGossip<T = unknown>(id: string, config: Config, name: string, options: IdbStoreOptions = {}): Promise<{ gossip: Gossip<T>; store: IdbStore }> {
   const store = await IdbStore.open(name, id, options)
   try {
-    const gossip = store.state === undefined ? new Gossip(id, config) : Gossip.restore(id, config, store.state)
+    const gossip = store.state === undefined ? new Gossip<T>(id, config) : Gossip.restore<T>(id, config, store.state)
     store.attach(gossip)
     return { gossip, store }
   } catch (err) {

@@ -1616,12 +1616,13 @@ export interface OpenGossipOptions extends StoreOptions {
 /**
  * A node whose state lives in `dir`: restored from it if it holds any, and
  * recorded to it from now on. Await `store.flush()` before acknowledging a
- * write; `store.close()` when done.
+ * write; `store.close()` when done. `T` types the node's values, as in
+ * `Gossip<T>` (unknown by default; not checked at run time).
  */
-export function openGossip(id: string, config: Config, dir: string, options: OpenGossipOptions = {}): { gossip: Gossip; store: Store } {
+export function openGossip<T = unknown>(id: string, config: Config, dir: string, options: OpenGossipOptions = {}): { gossip: Gossip<T>; store: Store } {
   const store = Store.open(dir, id, options)
   try {
-    let gossip: Gossip
+    let gossip: Gossip<T>
     if (options.view === true) {
       // A repaired database lost its resolved flags: make them again once.
       if (store.wasRepaired) store.writeResolved(Gossip.restore(id, config, store.state as Snapshot).state)
@@ -1629,13 +1630,13 @@ export function openGossip(id: string, config: Config, dir: string, options: Ope
       const now = Clock.now
       Clock.now = () => Math.max(now(), store.reserved)
       try {
-        gossip = new Gossip(id, config, store.view)
+        gossip = new Gossip<T>(id, config, store.view)
       } finally {
         Clock.now = now
       }
     } else {
       const state = store.state
-      gossip = state === undefined ? new Gossip(id, config) : Gossip.restore(id, config, state)
+      gossip = state === undefined ? new Gossip<T>(id, config) : Gossip.restore<T>(id, config, state)
     }
     store.attach(gossip)
     return { gossip, store }
