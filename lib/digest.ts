@@ -74,7 +74,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
     peer.part = ALL
   } else {
     // In parts: the ids after where the last part to this peer ended.
-    const ids = history._sortedIds()
+    const ids = history.sortedIds()
     const after = peer.part.through
     let i = after === undefined ? 0 : upperBound(ids, after)
     if (i >= ids.length) i = 0

@@ -19,7 +19,7 @@ import { FlowControl } from './flow'
 import type { History } from './history'
 import { Replica, TOMBSTONE } from './replica'
 import { badName, keyOf } from './shape'
-import { admitValue, admitted } from './value'
+import { Refused, admitValue } from './value'
 import { Watches } from './watches'
 import { oversize } from './reconcile'
 import type {
@@ -350,9 +350,8 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     if (bad !== null) throw new TypeError(bad)
     if (value === undefined) throw new TypeError('value must not be undefined')
     // A frozen copy: the caller's object stays the caller's.
-    const problem = admitValue(value, true)
-    if (problem !== null) throw new TypeError(`value ${problem}`)
-    const held = admitted.value
+    const held = admitValue(value, true)
+    if (held instanceof Refused) throw new TypeError(`value ${held.reason}`)
     const big = oversize(this.mtuBytes, this.id, k as string, held, this.signed)
     if (big !== null) throw new TypeError(big)
     return this.localWrite(k as string, held)
@@ -504,12 +503,11 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
 
   /** @internal A local write (`{key, value}`) that came through a stream. */
   writeLocal(ex: Exchange, chunk: unknown, key: string, value: unknown): void {
-    const problem = admitValue(value, true)
-    if (problem !== null) {
-      reportInvalid(ex, chunk, `value ${problem}`, 'value')
+    const held = admitValue(value, true)
+    if (held instanceof Refused) {
+      reportInvalid(ex, chunk, `value ${held.reason}`, 'value')
       return
     }
-    const held = admitted.value
     try {
       if (this.flow !== null) this.flow.write(key, held)
       else this.replica.local(key, held)

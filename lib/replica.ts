@@ -17,7 +17,7 @@ import type { Passes } from './filter'
 import { checkedUpdate, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
-import { admitValue, admitted } from './value'
+import { Refused, admitValue } from './value'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
@@ -257,9 +257,9 @@ export class Replica {
   /** The current mapping of `key` (a key as the node holds it), or `{version: -Infinity, value: null}`. */
   get(key: string): Update | Missing {
     const history = this.history
-    // Inside resolve, the key was just looked up (see History._memoKey).
-    if (key === history._memoKey) return history._memoEntry ?? MISSING
-    const entry = this.store === null ? history._resolved(key) : entryOf(this.store, key)
+    // Inside resolve, the key was just looked up (see decide).
+    if (key === history.memoKey) return history.memoEntry ?? MISSING
+    const entry = this.store === null ? history.entry(key) : entryOf(this.store, key)
     return entry === undefined || entry.deleted === true ? MISSING : entry
   }
 
@@ -284,9 +284,9 @@ export class Replica {
             : { key, value, source_id: this.id, version },
     )
     const history = this.history
-    const slot = history._slot(key)
+    const slot = history.slot(key)
     const previous = mappingOf(slot, this.id)
-    const writes = history._writes
+    const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
     if (this.twinSources !== null && this.isTwinned(this.id)) this.offerTwin(update)
   }
@@ -324,9 +324,9 @@ export class Replica {
     // to one object would be sent twice.
     const p: Update = Object.freeze({ ...previous })
     if (this.incarnation.pastMappings.has(previous)) this.incarnation.pastMappings.add(p)
-    const slot = history._slot(u.key)
+    const slot = history.slot(u.key)
     // (Below our max: it does not move it.)
-    if (this.put(p, this.entryFor(p, slot, undefined), slot, undefined, history._writes, false) && (p.deleted === true || p.withdrawn === true)) {
+    if (this.put(p, this.entryFor(p, slot, undefined), slot, undefined, history.writes, false) && (p.deleted === true || p.withdrawn === true)) {
       // A marker is collected once its grace passes again.
       this.deletes.took(p, true)
     }
@@ -354,12 +354,11 @@ export class Replica {
     if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
-    const problem = marker ? null : admitValue(fields.value, false)
-    if (problem !== null) {
-      reportInvalid(from, chunk, `value ${problem}`, 'value')
+    const value = marker ? null : admitValue(fields.value, false)
+    if (value instanceof Refused) {
+      reportInvalid(from, chunk, `value ${value.reason}`, 'value')
       return
     }
-    const value = marker ? null : admitted.value
     // What this node could never send on (mtu_bytes) it does not take
     // either: the same limit as at set.
     if (this.mtuBytes !== Infinity && !marker) {
@@ -378,7 +377,7 @@ export class Replica {
         return
       }
     }
-    const slot = history._slot(key)
+    const slot = history.slot(key)
     const previous = mappingOf(slot, source_id)
     let past = false
     if (source_id === this.id) {
@@ -430,7 +429,7 @@ export class Replica {
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
     try {
-      const writes = history._writes
+      const writes = history.writes
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
       const log = this.logOf(source_id)
@@ -508,8 +507,8 @@ export class Replica {
     const history = this.history
     const key = update.key
     // resolve wrote something: look again.
-    if (history._writes !== writes) {
-      slot = history._slot(key)
+    if (history.writes !== writes) {
+      slot = history.slot(key)
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return false
     }
@@ -523,7 +522,7 @@ export class Replica {
         else store[key] = entry
       }
     }
-    history._put(update, slot, previous, log, entry, advance)
+    history.put(update, slot, previous, log, entry, advance)
     if (!advance && update.version > log.max) this.heldBack.add(log)
     if (this.viewPending !== null) {
       const p = this.viewPending.get(key)
@@ -601,7 +600,7 @@ export class Replica {
     const history = this.history
     const store = this.store
     const key = m.key
-    const current = store === null ? history._resolved(key) : entryOf(store, key)
+    const current = store === null ? history.entry(key) : entryOf(store, key)
     let entry = current
     if (current === m || (current !== undefined && current.source_id === m.source_id && current.version === m.version)) {
       entry = this.choose(history.get(key).filter((x) => x !== m))
@@ -613,19 +612,22 @@ export class Replica {
     } else if (store !== null && this.whole) {
       Reflect.deleteProperty(store, mappingKey(m.source_id, key))
     }
-    history._drop(m, entry)
+    history.drop(m, entry)
     if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
   }
 
-  /** `resolve`, with `current` (the key's entry) remembered for its `get`. */
+  /**
+   * `resolve`, with `current` (the key's entry) remembered for its `get`,
+   * which then needs no second lookup (see History.memoKey).
+   */
   decide(update: Update, current: Update | undefined): boolean {
     const history = this.history
-    history._memoKey = update.key
-    history._memoEntry = current
+    history.memoKey = update.key
+    history.memoEntry = current
     try {
       return this.resolve(this.host.context, update)
     } finally {
-      history._memoKey = null
+      history.memoKey = null
     }
   }
 

@@ -11,7 +11,7 @@
 
 import type { InvalidCode } from './codes'
 import type { Filter, LateReport, StaleNotice, Update } from './types'
-import { MAX_ID_LENGTH, MAX_KEY_LENGTH, admitValue, admitted } from './value'
+import { MAX_ID_LENGTH, MAX_KEY_LENGTH, Refused, admitValue } from './value'
 
 /** The kinds of object a gossip stream accepts. */
 export const enum Kind {
@@ -374,9 +374,8 @@ export function checkedUpdate(u: unknown, where: string): Update {
   if (r.kind !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${r.kind === Kind.Invalid ? r.reason : 'not an update'}`)
   const { key, source_id, version, deleted, withdrawn } = r
   const marker = deleted || withdrawn
-  const problem = marker ? null : admitValue(r.value, true)
-  if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
-  const value = marker ? null : admitted.value
+  const value = marker ? null : admitValue(r.value, true)
+  if (value instanceof Refused) throw new TypeError(`${where} holds an invalid update: value ${value.reason}`)
   // Keep a signature, so that relaying the restored update stays verifiable.
   let signature: unknown
   try {

@@ -292,8 +292,9 @@ export type WatchListener<V = unknown> = (key: string, entry: Update<V> | undefi
  * holds (`gossip.history` emits `'update'` `(update, resolved)` for each
  * one recorded and `'forget'` `(update)` for each one dropped), and what
  * `gossip.persisted()` returns whenever it changes; it hands both back as
- * a {@link Snapshot} (`held`, and the record's fields). The SQLite `Store`
- * and `IdbStore` keep it so.
+ * a {@link Snapshot} (`held`, and the record's fields). What a store
+ * provides is the interface `PersistentStore` (lib/persistence.ts), which
+ * the SQLite `Store` and `IdbStore` implement.
  */
 export interface Persisted {
   /** How far the node holds its own past (Snapshot.held): null when all of it. */

@@ -95,7 +95,7 @@ describe('filters', () => {
           // neither node's max for src passes a mapping of src it lacks
           for (const node of [mid, full]) {
             const max = node.history.sources.get('src')?.max ?? -Infinity
-            for (const u of src.history._mappings()) {
+            for (const u of src.history.mappings()) {
               const held = node.history.mapping('src', u.key)
               assert.ok(held !== undefined || u.version > max, `${node.id} claims src up to ${max} but lacks ${u.key}@${u.version}`)
             }
@@ -104,7 +104,7 @@ describe('filters', () => {
           const s3 = src.createStream()
           const f3 = full.createStream()
           for (let r = 0; r < 2 * writes.length + 4; r++) await exchange(f3, s3)
-          for (const u of src.history._mappings()) assert.strictEqual(full.get(u.key).value, u.value)
+          for (const u of src.history.mappings()) assert.strictEqual(full.get(u.key).value, u.value)
         },
       ),
       { numRuns: 100 },

@@ -5,8 +5,8 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { base, History } from '../lib'
-import type { Update } from '../lib'
+import { base, Gossip, History } from '../lib'
+import type { Missing, Update } from '../lib'
 import { sortByVersion } from '../lib/history'
 import { isMembershipKey } from '../lib/membership'
 import { Cluster } from '../lib/testing/cluster'
@@ -101,6 +101,48 @@ describe('History', () => {
       assert.deepStrictEqual(h.news('s', 0).map((u) => u.key), ['cold', 'hot'])
       assert.strictEqual(h.length, 2)
     }
+  })
+
+  it("a node's history answers entry(key), entries() and mappings() (what stores and the state read), a delete's entry included", async () => {
+    const resolve = base.resolution.lww_vs_current_vers
+    const a = new Gossip('a', { resolve })
+    const b = new Gossip('b', { resolve })
+    a.set('x', 1)
+    b.set('x', 2)
+    b.set('y', 3)
+    a.pipe(b).pipe(a)
+    b.gossip()
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r))
+    a.delete('y')
+    const h = a.history
+    assert.deepStrictEqual(h.entry('x'), a.get('x'))
+    assert.strictEqual(h.entry('y')?.deleted, true)
+    assert.strictEqual(h.entry('z'), undefined)
+    assert.deepStrictEqual([...h.entries()].map((u) => `${u.key}:${u.source_id}`).sort(), ['x:b', 'y:a'])
+    assert.deepStrictEqual([...h.mappings()].map((u) => `${u.key}:${u.source_id}`).sort(), ['x:a', 'x:b', 'y:a', 'y:b'])
+  })
+
+  it("resolve's get of the key it is asked about sees the key's entry, a delete included, and reads afresh once the history takes a write", () => {
+    const seen: unknown[] = []
+    const show = (u: Update | Missing): unknown => (u.version === -Infinity ? 'missing' : (u as Update).deleted === true ? 'deleted' : u.value)
+    let once = true
+    const g: Gossip = new Gossip('a', {
+      resolve: (_ctx, u) => {
+        const cur = g.get(u.key)
+        seen.push(show(cur))
+        if (u.value === 2 && once) {
+          // A write that asks no resolve: only the history's count of writes tells.
+          once = false
+          g.history.write('k', 'z', 'z', cur.version + 1)
+          seen.push(show(g.get(u.key)))
+        }
+        return u.version > cur.version
+      },
+    })
+    g.set('k', 1)
+    g.delete('k')
+    g.set('k', 2)
+    assert.deepStrictEqual(seen, ['missing', 1, 'deleted', 'z'])
   })
 
   it('refuses a max_history below 1', () => {

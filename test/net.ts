@@ -176,7 +176,7 @@ export function invariantViolations(nodes: Gossip[]): string[] {
   for (const p of nodes) {
     for (const q of nodes) {
       if (p === q) continue
-      for (const u of q.history._mappings()) {
+      for (const u of q.history.mappings()) {
         if (u.source_id !== q.id) continue
         const mine = p.history.mapping(u.source_id, u.key)
         if (mine !== undefined && mine.version >= u.version) continue

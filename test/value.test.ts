@@ -213,6 +213,127 @@ describe('values a node holds are immutable', () => {
   })
 })
 
+describe('a value is admitted by one walk of its own, whatever runs during it', () => {
+  // A getter (or a proxy trap) may call back into the library while its
+  // value is being checked; the outer check must not lose its own state to
+  // the inner one (a re-entrant set once admitted a value past the length
+  // limit, that an in-process peer took and an NDJSON peer refused).
+  it('set refuses an over-long value whose getter calls set, as it refuses it without the getter', async () => {
+    const g = new Gossip('a', { resolve })
+    let inner = 0
+    const big = 'x'.repeat(MAX_VALUE_LENGTH + 100)
+    const v = {
+      a: big,
+      get b() {
+        inner++
+        g.set('inner', { z: 1 })
+        return 1
+      },
+    }
+    assert.throws(() => g.set('k', v), (e: Error) => e instanceof TypeError && /longer than \d+ characters as JSON/.test(e.message))
+    assert.strictEqual(inner, 1)
+    assert.strictEqual(g.get('k').version, -Infinity)
+    assert.deepStrictEqual(g.get('inner').value, { z: 1 })
+    // What set took, every peer takes: an in-process one and one over NDJSON.
+    const p = new Gossip('p', { resolve })
+    const q = new Gossip('q', { resolve })
+    const said = [...reasons(p), ...reasons(q)]
+    await sync(g, p)
+    const gs = g.createStream()
+    gs.pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(q).pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(gs)
+    for (let i = 0; i < 3; i++) {
+      q.gossip()
+      for (let j = 0; j < 5; j++) await turn()
+    }
+    assert.deepStrictEqual(said, [])
+    assert.deepStrictEqual(Object.keys(p.state), ['inner'])
+    assert.deepStrictEqual(Object.keys(q.state), ['inner'])
+  })
+
+  it('set names the cycle of a value whose getter calls set and returns the value itself', () => {
+    const g = new Gossip('a', { resolve })
+    let inner = 0
+    const v: Record<string, unknown> = { a: 1 }
+    Object.defineProperty(v, 'b', {
+      enumerable: true,
+      get() {
+        inner++
+        g.set('inner', { z: inner })
+        return v
+      },
+    })
+    assert.throws(() => g.set('k', v), /has a cycle at \.b$/)
+    assert.strictEqual(inner, 1)
+  })
+
+  it('a value from a stream whose proxy trap calls set is refused as it is without the trap', () => {
+    const g = new Gossip('a', { resolve })
+    const said = reasons(g)
+    const target = { a: 'x'.repeat(MAX_VALUE_LENGTH + 100), b: 1 }
+    let inner = 0
+    const value = new Proxy(target, {
+      get(t, k, r) {
+        if (k === 'b') {
+          inner++
+          g.set('inner', [inner])
+        }
+        return Reflect.get(t, k, r)
+      },
+    })
+    g.write({ key: 'k', value, source_id: 'p', version: Clock.now() })
+    assert.strictEqual(g.get('k').version, -Infinity)
+    assert.strictEqual(inner, 1)
+    assert.strictEqual(said.length, 1)
+    assert.match(said[0], /longer than/)
+  })
+
+  it('a value from a stream is checked as what it will be read as once held: a proxy cannot show the check one value and hold another', async () => {
+    const g = new Gossip('a', { resolve })
+    const said = reasons(g)
+    // The trap shows a number; once frozen, reads must give the target's function.
+    const value = new Proxy({ a: (): number => 1 }, { get: (t, k) => (k === 'a' ? 1 : Reflect.get(t, k)) })
+    g.write({ key: 'k', value, source_id: 'p', version: Clock.now() })
+    assert.strictEqual(g.get('k').version, -Infinity)
+    assert.strictEqual(said.length, 1)
+    assert.doesNotThrow(() => JSON.stringify(g.state))
+  })
+
+  it('a value from a stream whose JSON would differ from its data (a hidden toJSON) is refused', () => {
+    const g = new Gossip('a', { resolve })
+    const said = reasons(g)
+    const value = Object.defineProperty({ a: 1 }, 'toJSON', { value: () => 'other', enumerable: false })
+    g.write({ key: 'k', value, source_id: 'p', version: Clock.now() })
+    const list = Object.defineProperty([1], 'toJSON', { value: () => 'other', enumerable: false })
+    g.write({ key: 'l', value: { list }, source_id: 'p', version: Clock.now() })
+    assert.strictEqual(g.get('k').version, -Infinity)
+    assert.strictEqual(g.get('l').version, -Infinity)
+    assert.strictEqual(said.length, 2)
+    assert.match(said[0], /toJSON/)
+    assert.match(said[1], /toJSON method.* at \.list$/)
+  })
+
+  it('set takes a snapshot: each member is read once, and every replica holds what was read', async () => {
+    const g = new Gossip('a', { resolve })
+    let reads = 0
+    const v = Object.defineProperty({ fixed: 'x' }, 'n', { enumerable: true, get: () => ++reads })
+    g.set('k', v)
+    assert.strictEqual(reads, 1)
+    assert.deepStrictEqual(g.get('k').value, { fixed: 'x', n: 1 })
+    const p = new Gossip('p', { resolve })
+    const q = new Gossip('q', { resolve })
+    await sync(g, p)
+    const gs = g.createStream()
+    gs.pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(q).pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(gs)
+    for (let i = 0; i < 3; i++) {
+      q.gossip()
+      for (let j = 0; j < 5; j++) await turn()
+    }
+    assert.strictEqual(reads, 1)
+    assert.deepStrictEqual(p.get('k').value, { fixed: 'x', n: 1 })
+    assert.deepStrictEqual(q.get('k').value, { fixed: 'x', n: 1 })
+  })
+})
+
 describe('values JSON can carry', () => {
   it('refuses at set, with a clear TypeError, values JSON cannot carry', () => {
     const g = new Gossip('a', { resolve })

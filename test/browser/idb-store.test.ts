@@ -54,6 +54,30 @@ describe('IndexedDB store (fake-indexeddb under Node)', () => {
     await again.store.close()
   })
 
+  it('openIdbGossip<T> types the values of the node it opens, restored or new, as Gossip<T> does', async () => {
+    const indexedDB = new IDBFactory()
+    type Size = { w: number; h: number }
+    const first = await openIdbGossip<Size>('a', lww(), 'db', { indexedDB, locks: null })
+    first.gossip.set('box', { w: 2, h: 3 })
+    // Checked by the compiler: a value of another type is refused.
+    const wrong = (): void => {
+      // @ts-expect-error a string is not a Size
+      first.gossip.set('box', 'big')
+    }
+    void wrong
+    await first.store.close()
+    const again = await openIdbGossip<Size>('a', lww(), 'db', { indexedDB, locks: null })
+    const w: number = again.gossip.state.box.value.w
+    assert.strictEqual(w, 2)
+    await again.store.close()
+    const untyped = await openIdbGossip('a', lww(), 'db', { indexedDB, locks: null })
+    // Unknown by default, as Gossip's.
+    // @ts-expect-error unknown is not a number
+    const n: number = untyped.gossip.state.box.value
+    assert.deepStrictEqual(n, { w: 2, h: 3 })
+    await untyped.store.close()
+  })
+
   it('never reuses a version across a crash, even with the wall clock at 0', async () => {
     Clock.now = () => 0
     const indexedDB = new IDBFactory()

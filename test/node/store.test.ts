@@ -156,6 +156,30 @@ describe('store (SQLite)', () => {
     await again.store.close()
   })
 
+  it('openGossip<T> types the values of the node it opens, restored or new, as Gossip<T> does', async () => {
+    const dir = fresh()
+    type Size = { w: number; h: number }
+    const first = openGossip<Size>('a', lww(), dir)
+    first.gossip.set('box', { w: 2, h: 3 })
+    // Checked by the compiler: a value of another type is refused.
+    const wrong = (): void => {
+      // @ts-expect-error a string is not a Size
+      first.gossip.set('box', 'big')
+    }
+    void wrong
+    await first.store.close()
+    const again = openGossip<Size>('a', lww(), dir)
+    const w: number = again.gossip.state.box.value.w
+    assert.strictEqual(w, 2)
+    await again.store.close()
+    const untyped = openGossip('a', lww(), dir)
+    // Unknown by default, as Gossip's.
+    // @ts-expect-error unknown is not a number
+    const n: number = untyped.gossip.state.box.value
+    assert.deepStrictEqual(n, { w: 2, h: 3 })
+    await untyped.store.close()
+  })
+
   it('checkpoints the log into the database as it grows, and restores from it', async () => {
     const dir = fresh()
     const { gossip, store } = openGossip('a', lww({ max_history: 8 }), dir, { checkpointBytes: 8192, reserve: 7 })

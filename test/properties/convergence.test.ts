@@ -166,7 +166,7 @@ function lastWriters(written: Update[]): Map<string, Update> {
 }
 
 function muOf(g: Net['nodes'][number]): string {
-  return JSON.stringify([...g.history._mappings()].map((u) => [u.source_id, u.key, u.version, u.value]).sort())
+  return JSON.stringify([...g.history.mappings()].map((u) => [u.source_id, u.key, u.version, u.value]).sort())
 }
 
 /** Every node holds the same mapping of every source for every key (mu). */
