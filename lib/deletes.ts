@@ -720,10 +720,12 @@ export class Deletes {
   // notices disbelieved by every new peer, whose stale copies then stayed).
   private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>, whole: IdRange | null): void {
     const history = this.host.history
-    for (const [id, [gc]] of stale) {
+    for (const [id, [gc, ours]] of stale) {
       if (!this.host.accepts(gc)) continue
       const named = heard.get(id)
-      const direct = named !== undefined ? named >= gc : whole !== null && covers(whole, id)
+      // (Not of our own id, nor a notice passed on, which names 0: neither
+      // comes from the source itself.)
+      const direct = named !== undefined ? named >= gc : id !== this.host.id && ours !== 0 && whole !== null && covers(whole, id)
       const max = history.sources.get(id)?.max ?? -Infinity
       if (id === this.host.id) {
         // Our own copy behind our own collected markers. After a restart from
