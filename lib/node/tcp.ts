@@ -775,19 +775,22 @@ export class ScuttleNode extends EventEmitter {
     )
   }
 
-  // A session refused, by us or by the peer: said once per code (and
-  // address we dial), then every 100th. Keyed by the code, not the text:
-  // an incoming peer chooses the text (its id, its cluster), and so could
-  // have every refusal said.
+  // A session refused, by us or by the peer: said once per code and
+  // address we dial; of incoming peers, the first 16 of each code (their
+  // reasons differ: another cluster, a bad name), then every 100th. Keyed
+  // by the code, not the text: an incoming peer chooses the text (its id,
+  // its cluster), and so could have every refusal said.
   private refused(c: Connection, err: SessionError, ours: boolean): void {
     if (c.closed) return
     const code = ours ? err.code : 'refused_by_peer'
     this.admission.count(code)
     if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
     const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
-    const seen = this.admission.said(c.direction === 'out' ? `${c.address} ${said}` : said)
-    const say = seen % 100 === 0
-    this.drop(c, code, say ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
+    const out = c.direction === 'out'
+    const seen = this.admission.said(out ? `${c.address} ${said}` : said)
+    const first = out ? seen === 0 : seen < 16
+    const say = first || seen % 100 === 0
+    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
   }
 
   private count(code: InvalidCode): void {
