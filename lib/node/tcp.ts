@@ -776,10 +776,10 @@ export class ScuttleNode extends EventEmitter {
   }
 
   // A session refused, by us or by the peer: said once per code and
-  // address we dial; of incoming peers, the first 16 of each code (their
-  // reasons differ: another cluster, a bad name), then every 100th. Keyed
-  // by the code, not the text: an incoming peer chooses the text (its id,
-  // its cluster), and so could have every refusal said.
+  // address we dial; of incoming peers, once per reason for the first 16
+  // reasons of a code (another cluster, a bad name), then every 100th of
+  // the code. Bounded by the code, not the text: an incoming peer chooses
+  // the text (its id, its cluster), and so could have every refusal said.
   private refused(c: Connection, err: SessionError, ours: boolean): void {
     if (c.closed) return
     const code = ours ? err.code : 'refused_by_peer'
@@ -788,7 +788,9 @@ export class ScuttleNode extends EventEmitter {
     const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
     const out = c.direction === 'out'
     const seen = this.admission.said(out ? `${c.address} ${said}` : said)
-    const first = out ? seen === 0 : seen < 16
+    // Of incoming peers, each reason the first time, for the first 16
+    // reasons of a code.
+    const first = out ? seen === 0 : this.admission.said(`${said}\u0000${err.message}`) === 0 && this.admission.said(`${said}\u0000reasons`) < 16
     const say = first || seen % 100 === 0
     this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
   }

@@ -140,7 +140,7 @@ describe('node (TCP, in process)', () => {
     await until(() => b.gossip.get('still').value === 'fine', 5000, 'b to keep getting updates')
   })
 
-  it("says an incoming peer's refusal the first 16 times per code, then every 100th, however its text varies (peers chose the text: keyed by it, each refusal was logged)", async () => {
+  it("says each reason of an incoming peer's refusal once, for the first 16 reasons of a code, then every 100th, however its text varies (peers chose the text: keyed by it, each refusal was logged)", async () => {
     const a = await start({ id: 'a' })
     for (let i = 0; i < 20; i++) {
       const c = await raw(a, false)
