@@ -233,6 +233,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     this.exchange = new Exchange(this, this, { local_writes: config.local_writes }, settings.filter)
     this.replica = new Replica(id, settings, store ?? null, {
       context: this,
+      plainGet: Gossip.prototype.get,
       emit: (event, ...args) => this.emit(event, ...args),
       rawListeners: (event) => this.rawListeners(event),
       peers: () => this.exchanges(),

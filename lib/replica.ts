@@ -18,6 +18,7 @@ import { checkedUpdate, RECORD_KEY, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
 import { admitValue, admitted } from './value'
+import { lww_vs_current_vers } from './resolution'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
@@ -49,6 +50,12 @@ export interface FillCursor {
 export interface ReplicaHost {
   /** What `resolve` is given (the node: the original API passes the Gossip). */
   readonly context: ResolutionContext
+  /**
+   * The node's own `get` (answering from the replica, see Replica.get),
+   * when the context is the node: while `context.get` is still it, decide()
+   * runs lww_vs_current_vers itself.
+   */
+  readonly plainGet?: ResolutionContext['get']
   /** Report an event of the node (`'invalid'`, `'change'` listeners' errors, the delete logic's). */
   emit(event: string | symbol, ...args: unknown[]): boolean
   /** The node's `'change'` listeners. */
@@ -80,6 +87,9 @@ export class Replica {
   // looked at (see aheadOf).
   private noticeAt = -Infinity
   private readonly resolve: Resolve
+  // resolve is lww_vs_current_vers, and the host says what get answers as
+  // the replica's own (see decide).
+  private readonly lww: boolean
   private readonly sort: Comparator
   private readonly security: Security | undefined
   private readonly mtuBytes: number
@@ -118,6 +128,7 @@ export class Replica {
     private readonly host: ReplicaHost,
   ) {
     this.resolve = settings.resolve
+    this.lww = settings.resolve === lww_vs_current_vers && host.plainGet !== undefined
     this.security = settings.security
     this.mtuBytes = settings.mtuBytes
     this.sort = settings.sort
@@ -604,6 +615,14 @@ export class Replica {
 
   /** `resolve`, with `current` (the key's entry) remembered for its `get`. */
   decide(update: Update, current: Update | undefined): boolean {
+    // lww_vs_current_vers, whose get would answer with `current` (the memo,
+    // which get gives as it is, a delete too): the same comparison, without
+    // the calls. Not when the node's get was replaced (a subclass's).
+    if (this.lww && this.host.context.get === this.host.plainGet) {
+      if (current === undefined) return true
+      if (update.version !== current.version) return update.version > current.version
+      return update.source_id > current.source_id
+    }
     const history = this.history
     history._memoKey = update.key
     history._memoEntry = current
