@@ -52,6 +52,17 @@ const sealed = new WeakSet<object>()
  * itself, frozen. Returns the problem, or null.
  */
 export function admitValue(value: unknown, copy: boolean, keep = true): string | null {
+  // Most values: a finite number other than -0, or a string too short to
+  // pass the limit. Small enough to be inlined where a value is taken.
+  if (typeof value === 'number' ? Number.isFinite(value) && (value !== 0 || 1 / value > 0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) {
+    admitted.value = value
+    return null
+  }
+  return admitOther(value, copy, keep)
+}
+
+// admitValue, for what its fast path leaves.
+function admitOther(value: unknown, copy: boolean, keep: boolean): string | null {
   switch (typeof value) {
     case 'string':
       if (value.length > MAX_VALUE_LENGTH >> 3 && JSON.stringify(value).length > MAX_VALUE_LENGTH) return tooLong()
