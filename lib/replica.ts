@@ -274,8 +274,20 @@ export class Replica {
   /** A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker. Throws what resolve or the store throws. */
   local(key: string, value: unknown): void {
     const version = this.clock.tick()
-    const marker = value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
-    const update: Update = Object.freeze(
+    // (Markers are objects: a value of another type is compared no further.)
+    const marker = typeof value !== 'object' || value === null ? null : value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
+    const update: Update =
+      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker)
+    const history = this.history
+    const slot = history._slot(key)
+    const previous = mappingOf(slot, this.id)
+    const writes = history._writes
+    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
+  }
+
+  // A local write that is a marker, or signed (see local).
+  private ownUpdate(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
+    return Object.freeze(
       this.security !== undefined
         ? this.signed(key, marker === null ? value : null, version, marker)
         : marker === 'deleted'
@@ -284,11 +296,6 @@ export class Replica {
             ? { key, value: null, source_id: this.id, version, withdrawn: true as const }
             : { key, value, source_id: this.id, version },
     )
-    const history = this.history
-    const slot = history._slot(key)
-    const previous = mappingOf(slot, this.id)
-    const writes = history._writes
-    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
   }
 
   /**
