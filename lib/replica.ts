@@ -17,7 +17,7 @@ import type { Passes } from './filter'
 import { checkedUpdate, RECORD_KEY, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
-import { admitValue, admitted } from './value'
+import { admitValue, admitted, plainValue } from './value'
 import { lww_vs_current_vers } from './resolution'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
 
@@ -361,29 +361,22 @@ export class Replica {
     if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
-    const problem = marker ? null : admitValue(fields.value, false)
-    if (problem !== null) {
-      reportInvalid(from, chunk, `value ${problem}`, 'value')
-      return
-    }
-    const value = marker ? null : admitted.value
-    // What this node could never send on (mtu_bytes) it does not take
-    // either: the same limit as at set.
-    if (this.mtuBytes !== Infinity && !marker) {
-      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
-      if (big !== null) {
-        reportInvalid(from, chunk, big, 'too_big')
+    let value = fields.value
+    if (marker) value = null
+    else if (!plainValue(value)) {
+      const problem = admitValue(value, false)
+      if (problem !== null) {
+        reportInvalid(from, chunk, `value ${problem}`, 'value')
         return
       }
+      value = admitted.value
     }
-    // Signed updates: check before anything, so a forgery moves nothing.
+    // mtu_bytes and signatures (set in the config, so checked apart).
     let signature: string | undefined
-    if (this.security !== undefined) {
-      signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
-      if (signature === undefined) {
-        reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
-        return
-      }
+    if (this.mtuBytes !== Infinity || this.security !== undefined) {
+      const s = this.checked(from, chunk, key, value, source_id, version, deleted, withdrawn)
+      if (s === null) return
+      signature = s
     }
     const slot = history._slot(key)
     const previous = mappingOf(slot, source_id)
@@ -414,19 +407,8 @@ export class Replica {
       if (deletes.refetching) deletes.received(from, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
-    const update: Update = Object.freeze(
-      signature === undefined
-        ? deleted
-          ? { key, value, source_id, version, deleted: true as const }
-          : withdrawn
-            ? { key, value, source_id, version, withdrawn: true as const }
-            : { key, value, source_id, version }
-        : deleted
-          ? { key, value, source_id, version, signature, deleted: true as const }
-          : withdrawn
-            ? { key, value, source_id, version, signature, withdrawn: true as const }
-            : { key, value, source_id, version, signature },
-    )
+    const update: Update =
+      signature === undefined && !marker ? Object.freeze({ key, value, source_id, version }) : peerUpdate(key, value, source_id, version, signature, deleted, withdrawn)
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
     if ((past || version <= deletes.horizon) && deletes.refuses(from, update, past)) return
@@ -453,6 +435,28 @@ export class Replica {
       else deletes.holdBack(from, source_id, version)
       reportInvalid(from, chunk, `${stage} threw: ${(err as Error)?.message}`, 'node_error')
     }
+  }
+
+  // take()'s checks of mtu_bytes and signatures: the signature (undefined
+  // unsigned), or null when refused (reported on `from`).
+  private checked(from: Sender, chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean, withdrawn: boolean): string | undefined | null {
+    // What this node could never send on (mtu_bytes) it does not take
+    // either: the same limit as at set.
+    if (this.mtuBytes !== Infinity && !deleted && !withdrawn) {
+      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
+      if (big !== null) {
+        reportInvalid(from, chunk, big, 'too_big')
+        return null
+      }
+    }
+    // Signed updates: check before anything, so a forgery moves nothing.
+    if (this.security === undefined) return undefined
+    const signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
+    if (signature === undefined) {
+      reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
+      return null
+    }
+    return signature
   }
 
   /**
@@ -929,6 +933,23 @@ export class Replica {
       // A store that fails is told again at the next exchange; its writes say why.
     }
   }
+}
+
+// A peer's update that is a marker, or signed (see take).
+function peerUpdate(key: string, value: unknown, source_id: string, version: number, signature: string | undefined, deleted: boolean, withdrawn: boolean): Update {
+  return Object.freeze(
+    signature === undefined
+      ? deleted
+        ? { key, value, source_id, version, deleted: true as const }
+        : withdrawn
+          ? { key, value, source_id, version, withdrawn: true as const }
+          : { key, value, source_id, version }
+      : deleted
+        ? { key, value, source_id, version, signature, deleted: true as const }
+        : withdrawn
+          ? { key, value, source_id, version, signature, withdrawn: true as const }
+          : { key, value, source_id, version, signature },
+  )
 }
 
 /**

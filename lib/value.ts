@@ -52,13 +52,21 @@ const sealed = new WeakSet<object>()
  * itself, frozen. Returns the problem, or null.
  */
 export function admitValue(value: unknown, copy: boolean, keep = true): string | null {
-  // Most values: a finite number other than -0, or a string too short to
-  // pass the limit. Small enough to be inlined where a value is taken.
+  // (plainValue's test, written out: one call less to inline at set.)
   if (typeof value === 'number' ? Number.isFinite(value) && (value !== 0 || 1 / value > 0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) {
     admitted.value = value
     return null
   }
   return admitOther(value, copy, keep)
+}
+
+/**
+ * @internal Most values: a finite number other than -0, or a string too
+ * short to pass the limit, which {@link admitValue} admits as they are.
+ * Small enough to be inlined where a value is taken.
+ */
+export function plainValue(value: unknown): boolean {
+  return typeof value === 'number' ? Number.isFinite(value) && (value !== 0 || 1 / value > 0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3
 }
 
 // admitValue, for what its fast path leaves.
