@@ -333,7 +333,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     const problem = admitValue(value, true)
     if (problem !== null) throw new TypeError(`value ${problem}`)
     const held = admitted.value
-    const big = oversize(this.mtuBytes, this.id, k as string, held, this.signed)
+    const big = this.mtuBytes === Infinity ? null : oversize(this.mtuBytes, this.id, k as string, held, this.signed)
     if (big !== null) throw new TypeError(big)
     return this.localWrite(k as string, held)
   }

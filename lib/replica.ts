@@ -522,22 +522,31 @@ export class Replica {
     }
     const log = this.logOf(update.source_id)
     const store = this.store
-    const before = store === null ? resolvedOf(slot) : entryOf(store, key)
-    if (store !== null) {
-      if (this.whole) this.keep(store, update, previous, before, entry)
-      else if (entry !== before) {
-        if (entry === undefined) delete store[key]
-        else store[key] = entry
-      }
-    }
+    const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
     history._put(update, slot, previous, log, entry, advance)
     if (!advance && update.version > log.max) this.heldBack.add(log)
-    if (this.viewPending !== null) {
-      const p = this.viewPending.get(key)
-      if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) this.viewPending.delete(key)
-    }
+    if (this.viewPending !== null) this.seen(update)
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
     return true
+  }
+
+  // put() into a store object: the key's entry there before, which becomes `entry`.
+  private stored(store: StateStore, update: Update, previous: Update | undefined, entry: Update | undefined): Update | undefined {
+    const key = update.key
+    const before = entryOf(store, key)
+    if (this.whole) this.keep(store, update, previous, before, entry)
+    else if (entry !== before) {
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+    }
+    return before
+  }
+
+  // A store object's entry of another source at start was sent again (see viewPending).
+  private seen(update: Update): void {
+    const pending = this.viewPending as Map<string, Update>
+    const p = pending.get(update.key)
+    if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) pending.delete(update.key)
   }
 
   // A whole store object after `update` replaced `previous` (its source's
