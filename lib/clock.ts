@@ -104,6 +104,11 @@ export class Clock {
     }
     this.start = this.time + 1
     if (issued !== undefined) this.runs.push(...issued)
+    // The bounds read now rather than at the first accepts() and see(): a
+    // branch a new clock alone takes made the optimised take() of every
+    // node deoptimise at each new node's first update.
+    this.bound = this.wall() + Clock.AHEAD
+    this.soft = this.wall() + Clock.AHEAD / 2
   }
 
   /** The lowest version this life issued (see the constructor's `issued`). */

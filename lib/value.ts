@@ -53,7 +53,7 @@ const sealed = new WeakSet<object>()
  */
 export function admitValue(value: unknown, copy: boolean, keep = true): string | null {
   // (plainValue's test, written out: one call less to inline at set.)
-  if (typeof value === 'number' ? Number.isFinite(value) && (value !== 0 || 1 / value > 0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) {
+  if (typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) {
     admitted.value = value
     return null
   }
@@ -66,7 +66,9 @@ export function admitValue(value: unknown, copy: boolean, keep = true): string |
  * Small enough to be inlined where a value is taken.
  */
 export function plainValue(value: unknown): boolean {
-  return typeof value === 'number' ? Number.isFinite(value) && (value !== 0 || 1 / value > 0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3
+  // (Object.is: a division by a value 0, seen first, had no feedback and
+  // deoptimised the caller when a 0 came again.)
+  return typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3
 }
 
 // admitValue, for what its fast path leaves.
