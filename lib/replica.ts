@@ -422,7 +422,7 @@ export class Replica {
       const log = this.logOf(source_id)
       const below = version < log.max
       if (advance) from.movingMax(log)
-      if (this.put(update, entry, slot, previous, writes, advance)) {
+      if (this.put(update, entry, slot, previous, writes, advance, log)) {
         if (past) this.incarnation.pastMappings.add(update)
         if (below) this.filled(update)
         if (marker || !deletes.idle) deletes.took(update, false)
@@ -511,6 +511,7 @@ export class Replica {
     previous: Update | undefined,
     writes: number,
     advance = true,
+    log: SourceLog = this.logOf(update.source_id),
   ): boolean {
     const history = this.history
     const key = update.key
@@ -520,7 +521,6 @@ export class Replica {
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return false
     }
-    const log = this.logOf(update.source_id)
     const store = this.store
     const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
     history._put(update, slot, previous, log, entry, advance)
