@@ -427,7 +427,7 @@ export class History extends EventEmitter {
     this._writes++
     const key = update.key
     const tracks = this.tracksResolved
-    const before = resolvedOf(slot)
+    const before = slot === undefined ? undefined : resolvedOf(slot)
     if (slot === undefined) {
       this.slots.set(key, entry === update || !tracks ? update : this.slotOf(undefined, update, entry))
     } else if (!(slot instanceof Slot)) {

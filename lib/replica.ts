@@ -523,7 +523,7 @@ export class Replica {
     }
     const store = this.store
     const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
-    history._put(update, slot, previous, log, entry, advance)
+    history._put(update, slot, previous, log, entry, advance, update)
     if (!advance && update.version > log.max) this.heldBack.add(log)
     if (this.viewPending !== null) this.seen(update)
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
