@@ -3,4 +3,4 @@
 import cjs from './dist/lib/node/index.js'
 
 export const { ed25519, generateKeyPair, signedBytes, helloAuth, startNode, ScuttleNode, DEFAULT_CLUSTER, DEFAULT_PORT, DEFAULT_ADMIN_PORT, StoreFailedError, TwinError, AdminServer, MissingPeerError } = cjs
-export const { CLOSE_CODES } = cjs
+export const { CLOSE_CODES, ADMIN_CODES, FailureLimiter } = cjs

@@ -43,11 +43,11 @@ async function pair(sources: number, keys: number): Promise<Pair> {
   let received = 0
   let waiting: (() => void) | null = null
   for (const node of [a, b]) {
-    const transform = node._transform
-    node._transform = function (chunk: unknown, enc: unknown, cb: () => void) {
+    const write = node._write
+    node._write = function (chunk: unknown, enc: unknown, cb: () => void) {
       const c = chunk as { key?: unknown; done?: unknown }
       if (c.key !== undefined) received++
-      transform.call(this, chunk, enc, cb)
+      write.call(this, chunk, enc, cb)
       if (node === b && c.done === true && waiting !== null) {
         const w = waiting
         waiting = null

@@ -116,9 +116,24 @@ export class Clock {
     return this.runs.length > 0 ? Math.min(this.runs[0], this.start) : this.start
   }
 
-  /** The versions this life issued, as runs [from, to, from, to, ...] (for a saved state). */
+  /**
+   * The versions this life issued, as runs [from, to, from, to, ...] (for a
+   * saved state). Those a past showed itself at or above (`ambiguous`) are
+   * left out: this life wrote again above them what it wrote there, so a
+   * mapping of ours at such a version is the past's, after a restart too
+   * (attack found a restored node dropping its past's delete that shared a
+   * version with a write this life had issued again).
+   */
   issuedRuns(): number[] {
-    return this.runs.slice()
+    const runs = this.runs
+    const cut = this.ambiguous
+    if (cut === -Infinity) return runs.slice()
+    const out: number[] = []
+    for (let i = 0; i < runs.length; i += 2) {
+      if (runs[i + 1] <= cut) continue
+      out.push(Math.max(runs[i], cut + 1), runs[i + 1])
+    }
+    return out
   }
 
   /**

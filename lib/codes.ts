@@ -46,6 +46,25 @@ export const INVALID_CODES = [
 /** Why an input was refused (see {@link INVALID_CODES}). */
 export type InvalidCode = (typeof INVALID_CODES)[number]
 
+/**
+ * Codes of the admin endpoint's refusals (`{"ok":false,"code"}`, lib/node/admin.ts),
+ * besides those of the node it passes on (`store_failed`, `twin`).
+ */
+export const ADMIN_CODES = [
+  'unauthorized',
+  'too_many_attempts',
+  'forbidden',
+  'not_found',
+  'method_not_allowed',
+  'unsupported_media_type',
+  'bad_request',
+  'too_large',
+  'refused',
+] as const
+
+/** Why the admin endpoint refused a request (see {@link ADMIN_CODES}). */
+export type AdminCode = (typeof ADMIN_CODES)[number]
+
 /** What `'invalid'` is reported on: a stream, a node, a codec. */
 export interface Reporter {
   emit(event: 'invalid', ...args: unknown[]): boolean

@@ -31,6 +31,8 @@ export interface DeletesHost {
    * incarnation's waits until our past is settled (see Incarnation.mayWithdraw).
    */
   mayWithdraw(m: Update): boolean
+  /** Whether our own value `m` is of a past incarnation's (this life started without its log and did not write it). */
+  ownPast(m: Update): boolean
   /** Write `u` (a value or a marker) again, at a new version: a local write. */
   rewrite(u: Update): void
   /** Forget mapping `m` entirely; the key's entry is what `resolve` makes of the rest. */
@@ -145,6 +147,13 @@ export class Deletes {
   private readonly links = new WeakMap<object, Link>()
   // Our own values peers refused as late, by version, until settled.
   private readonly lateOwn = new Map<number, Update>()
+  // Values of our past we withdrew once it settled (R4): key -> [the
+  // value's version, the withdrawal's]. A newer write of our past that a
+  // peer shows us later was written after the value R4 judged: the
+  // withdrawal decided without it, so it is ours to settle (rule 7).
+  private readonly pastWithdrawn = new Map<string, [number, number]>()
+  // Such writes, shown after the withdrawal: late until settled.
+  private readonly pastLate = new WeakSet<Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
   private readonly forward = new Map<string, LateReport>()
   // Under config.security without a private key: notices cannot be signed.
@@ -253,6 +262,15 @@ export class Deletes {
         if (typeof gc === 'number' && Number.isSafeInteger(gc)) this.startRefetch(id, gc)
       }
     }
+    const pw: unknown = snapshot?.pastWithdrawn
+    if (pw !== null && typeof pw === 'object') {
+      for (const key of Object.keys(pw)) {
+        const v: unknown = (pw as Record<string, unknown>)[key]
+        if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isSafeInteger(x))) {
+          this.pastWithdrawn.set(key, [v[0] as number, v[1] as number])
+        }
+      }
+    }
     // A crash between taking a tombstone and writing the withdrawal it
     // called for leaves our value beaten: withdraw it now.
     this.withdrawBeaten()
@@ -271,6 +289,11 @@ export class Deletes {
       for (const m of history.get(key)) {
         if (m.deleted === true && this.host.beats(m, mine)) {
           this.host.withdraw(key)
+          const w = history.mapping(this.host.id, key)
+          if (w !== undefined && this.host.ownPast(mine)) {
+            this.pastWithdrawn.set(key, [mine.version, w.version])
+            this.recordText = null
+          }
           break
         }
       }
@@ -530,7 +553,7 @@ export class Deletes {
         reportInvalid(stream, notice, 'stale notices and late reports not signed by a member with a key: ignored', 'notice_unsigned')
       } else {
         if (done.late !== undefined) this.lateReports(done.late)
-        if (done.stale !== undefined) this.notices(stream, done.stale, heard)
+        if (done.stale !== undefined) this.notices(stream, done.stale, heard, judge ? range : null)
       }
     }
     if (this.refetches.size > 0) this.serve(stream, l, done, heard, judge)
@@ -631,12 +654,12 @@ export class Deletes {
   /**
    * The sources this stream's peer is about to be told it holds stale
    * copies of (it named them below our gc): none of them goes to it in the
-   * answer that tells it, nor in one that cannot (an answer to an answer
-   * has no digest end). Its max of them must not pass the gc before it
+   * answer that tells it, nor in one that cannot (`answer`: an answer to an
+   * answer has no digest end; then not even a source it named none of). Its max of them must not pass the gc before it
    * knows, or a notice lost with the connection leaves the stale copy
    * behind a max nobody questions (attack found it).
    */
-  telling(stream: StreamLike, heard: ReadonlyMap<string, number>): ReadonlySet<string> | null {
+  telling(stream: StreamLike, heard: ReadonlyMap<string, number>, answer: boolean): ReadonlySet<string> | null {
     let out: Set<string> | null = null
     // A node that cannot sign notices (under config.security, without a
     // private key) never tells: to it, a peer naming a source below the gc
@@ -648,9 +671,21 @@ export class Deletes {
         if (named !== undefined && named < gc) (out ??= new Set()).add(id)
       }
     }
+    // A source we refetch goes to no peer naming it below the gc: our copy
+    // proves nothing fresh (rule 6), and it would carry the peer's max past
+    // the gc with whatever stale copy the peer holds, unquestioned (a peer
+    // disbelieves the notice we pass on unless its copy went past the gc).
+    for (const [id, r] of this.refetches) {
+      if ((heard.get(id) ?? -Infinity) < r.gc) (out ??= new Set()).add(id)
+    }
     const stale = this.links.get(stream)?.stale
     if (stale === null || stale === undefined) return out
-    for (const id of stale.keys()) if (heard.has(id)) (out ??= new Set()).add(id)
+    // A peer naming none of the source holds no stale copy of it: it is
+    // sent the source with the notice, on the same digest end. Not in an
+    // answer to its answer, which has no end: it would hold a fresh copy
+    // without knowing the gc, and pass it on to a stale copy unquestioned
+    // (attack found a node restarted from nothing taking both).
+    for (const id of stale.keys()) if (answer || heard.has(id)) (out ??= new Set()).add(id)
     return out
   }
 
@@ -676,11 +711,21 @@ export class Deletes {
   // above it (a collector holds what it collected below its max); one
   // passed on by a peer that refetches is believed only when our copy went
   // past the gc (else a collector tells us itself).
-  private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>): void {
+  // `whole`: the range the notifier's digest covered, when it names whole
+  // copies (no filter). A source it names at or above the gc there is fresh
+  // at the notifier; one it covers and names not at all is its own id,
+  // named only as far as we showed it while it asks us for its past (a
+  // node with a gc of a source holds that source's newest mapping, rule 4):
+  // the source is fresh about itself (attack found a restored node's
+  // notices disbelieved by every new peer, whose stale copies then stayed).
+  private notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>, whole: IdRange | null): void {
     const history = this.host.history
-    for (const [id, [gc]] of stale) {
+    for (const [id, [gc, ours]] of stale) {
       if (!this.host.accepts(gc)) continue
-      const direct = (heard.get(id) ?? -Infinity) >= gc
+      const named = heard.get(id)
+      // (Not of our own id, nor a notice passed on, which names 0: neither
+      // comes from the source itself.)
+      const direct = named !== undefined ? named >= gc : id !== this.host.id && ours !== 0 && whole !== null && covers(whole, id)
       const max = history.sources.get(id)?.max ?? -Infinity
       if (id === this.host.id) {
         // Our own copy behind our own collected markers. After a restart from
@@ -848,6 +893,28 @@ export class Deletes {
 
   // ---- late writes of our own (rule 7) -----------------------------------------
 
+  /**
+   * A write of our past (`u`, a value) shown after we withdrew an older
+   * value of our past of the same key (R4; `held` is our mapping of it, the
+   * withdrawal if it still stands): the withdrawal was decided without it.
+   * It is reported late, once, and ours to settle (rule 7): kept, it is
+   * written again; dropped, the withdrawal stands.
+   */
+  pastAfterWithdrawal(stream: StreamLike, u: Update, held: Update): void {
+    const w = this.pastWithdrawn.get(u.key)
+    if (w === undefined || held.version !== w[1] || u.version <= w[0]) return
+    if (this.lateOwn.has(u.version)) return
+    this.lateOwn.set(u.version, u)
+    this.pastLate.add(u)
+    reportInvalid(
+      stream,
+      u,
+      `late: version ${u.version} of this node's own past is newer than the value of its past it withdrew once its past settled; it is not taken back until settled (see docs/deletes.md, R4 and rule 7)`,
+      'late',
+    )
+    this.host.emit('late', [u])
+  }
+
   // Whether we cannot vouch for our copy of our own id: still fetching our
   // past, or holding out values of our past we refused until they are
   // settled (a peer refetching us must not drop them meanwhile).
@@ -868,6 +935,7 @@ export class Deletes {
       // own past) nothing newer of ours replaced it.
       const mine = history.mapping(this.host.id, u.key)
       if (mine === u || mine === undefined || mine.version < u.version) out.push(u)
+      else if (this.pastLate.has(u) && mine.withdrawn === true && mine.version === this.pastWithdrawn.get(u.key)?.[1]) out.push(u)
       else this.lateOwn.delete(v)
     }
     return out
@@ -888,22 +956,23 @@ export class Deletes {
 
   /** What a store keeps besides the mappings: gc per source and the horizon, as JSON text (null: nothing yet). */
   record(): string | null {
-    if (this.gc.size === 0 && this.horizon === -Infinity && this.refetches.size === 0) return null
+    if (this.gc.size === 0 && this.horizon === -Infinity && this.refetches.size === 0 && this.pastWithdrawn.size === 0) return null
     if (this.recordText === null) this.recordText = JSON.stringify(this.snapshotFields())
     return this.recordText
   }
 
   /** The snapshot's `collected` and `horizon`. */
-  snapshotFields(): { collected: Record<string, number>; horizon?: number; refetching?: Record<string, number> } {
+  snapshotFields(): DeletesFields {
     const collected: Record<string, number> = {}
     for (const [id, v] of this.gc) collected[id] = v
-    const out: { collected: Record<string, number>; horizon?: number; refetching?: Record<string, number> } = { collected }
+    const out: DeletesFields = { collected }
     if (this.horizon !== -Infinity) out.horizon = this.horizon
     if (this.refetches.size > 0) {
       const refetching: Record<string, number> = {}
       for (const [id, r] of this.refetches) refetching[id] = r.gc
       out.refetching = refetching
     }
+    if (this.pastWithdrawn.size > 0) out.pastWithdrawn = Object.fromEntries(this.pastWithdrawn)
     return out
   }
 
@@ -923,6 +992,14 @@ export class Deletes {
   gcOf(source: string): number {
     return this.gc.get(source) ?? -Infinity
   }
+}
+
+/** What the snapshot keeps of this module (see Snapshot.collected and the fields after it). */
+export interface DeletesFields {
+  collected: Record<string, number>
+  horizon?: number
+  refetching?: Record<string, number>
+  pastWithdrawn?: Record<string, [number, number]>
 }
 
 /** The fields of a peer's digest end this module reads (see shape.ts, DoneReading). */

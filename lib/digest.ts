@@ -74,7 +74,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
     peer.part = ALL
   } else {
     // In parts: the ids after where the last part to this peer ended.
-    const ids = history._sortedIds()
+    const ids = history.sortedIds()
     const after = peer.part.through
     let i = after === undefined ? 0 : upperBound(ids, after)
     if (i >= ids.length) i = 0
@@ -131,7 +131,8 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   const range = peer.part
   const behind = reply ? peer.behind.them : 0
   const deletes = replica.deletes
-  if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && deletes.quiet(peer)) {
+  const twins = replica.twinsToTell()
+  if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && deletes.quiet(peer)) {
     return reply ? REPLY : DONE
   }
   const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
@@ -143,6 +144,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   if (!peer.takes) done.accepts = false
   if (!peer.sends) done.sends = false
   if (peer.streamFilter !== undefined) done.filter = peer.streamFilter
+  if (twins !== undefined) done.twins = twins
   deletes.extras(peer, done)
   return done
 }

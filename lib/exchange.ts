@@ -9,6 +9,13 @@
  * we lack, its own digest and its end, which we answer with the deltas it
  * lacks. Only a digest marked as a reply is not answered with ours, so
  * stray or repeated digests cannot ping-pong.
+ *
+ * Flow (docs/ALGORITHM.md, "Flow and backpressure"): every message of the
+ * peer is taken in at once, whether or not the peer reads what we send; what
+ * it calls for goes out while the stream's buffer is below its high-water
+ * mark, and is owed otherwise: one record per stream (how many questions
+ * wait for their reply, and the peer's newest digest), paid one answer at
+ * a time as the peer reads.
  */
 import type { Deletes, StreamLike } from './deletes'
 import { digestEnd, MAX_HEARD, named, writeDigest, type DigestPeer } from './digest'
@@ -109,7 +116,9 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // The peer's authenticated id (see StreamOptions.peer).
   private authenticated: string | undefined
   // The digest the peer is sending us, until its end.
-  private readonly heard = new Map<string, number>()
+  private heard = new Map<string, number>()
+  // What the peer's digests called for that its buffer had no room for (see Owed).
+  private owed: Owed | null = null
   // Our questions this peer has not answered yet.
   private asked = 0
 
@@ -198,8 +207,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
    * not sent more).
    */
   ask(): boolean {
+    if (!this.room() || this.owed !== null) return false
     const stream = this.stream
-    if (stream.readableLength >= stream.readableHighWaterMark) return false
     const replica = this.node.replica
     this.asked++
     this.received = 0
@@ -291,6 +300,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Deletes: nonces, late reports, stale notices, and whether this peer's
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
+    // Twins the peer knows of: their mappings are offered on from here too.
+    if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.twinned(id, ms)
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
@@ -300,31 +311,93 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const incarnation = replica.incarnation
     if (!incarnation.settled) incarnation.pastAnswered(node.exchanges(), deletes.activeTime, deletes.grace)
     incarnation.checkSettled()
+    const sends = this.sends && peerTakes
+    // Their answer was cut: flow control counts the exchange as overflowed.
+    const cut = isAnswer && this.received >= node.mtu
+    if (this.owed === null && this.room()) {
+      this.respond(heard, range, passes, sends, !isAnswer, fields.rate, cut)
+      heard.clear()
+    } else {
+      // No room: owed. A newer digest of the peer supersedes an older one
+      // (it names more); each question still gets its own reply. Merged
+      // digests count as an overflow: the peer is not keeping up.
+      const merged = this.owed !== null
+      const o = (this.owed ??= { questions: 0, heard: new Map(), range: ALL, passes: null, sends: false, rate: undefined, cut: false })
+      if (!isAnswer) o.questions++
+      o.cut = o.cut || cut || merged
+      this.heard = o.heard
+      this.heard.clear()
+      o.heard = heard
+      o.range = range
+      o.passes = passes
+      o.sends = sends
+      o.rate = fields.rate
+    }
+    replica.collect()
+    replica.viewCheck(node.exchanges())
+  }
+
+  /** Whether anything the peer's digests called for is still owed to it. */
+  get owes(): boolean {
+    return this.owed !== null
+  }
+
+  /**
+   * The peer reads (the stream's _read): push what is owed to it, at least
+   * one reply (the stream asks before it takes the chunk read off its
+   * buffer), then while the buffer has room.
+   */
+  pay(): void {
+    for (let o = this.owed; o !== null; o = this.room() ? this.owed : null) {
+      // The oldest question waiting gets its reply, or, with none, the
+      // peer's reply its deltas: each with the deltas the peer's newest
+      // digest calls for, so that every reply is whole as a reply sent at
+      // once is (fewer than mtu deltas: nothing more was missing).
+      const digest = o.questions > 0
+      if (digest) o.questions--
+      this.respond(o.heard, o.range, o.passes, o.sends, digest, o.rate, o.cut)
+      o.cut = false
+      if (o.questions === 0) this.owed = null
+    }
+  }
+
+  // The stream's buffer is below its high-water mark: what the peer has read.
+  private room(): boolean {
+    const stream = this.stream
+    return stream.readableLength < stream.readableHighWaterMark
+  }
+
+  // What a digest end of the peer calls for (`heard` over `range`): with
+  // `digest`, a question's reply (our digest, the deltas, our end marked as
+  // a reply); else, for its reply to our question, the deltas alone.
+  private respond(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, sends: boolean, digest: boolean, rate: unknown, cut: boolean): void {
+    const node = this.node
+    const replica = node.replica
     // Push-pull: a question is answered with our digest, the deltas the
     // peer lacks, and the digest's end, which also ends the answer. The
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Incarnation).
-    if (!isAnswer) this.digest(false)
-    // Sources the peer is being told are stale here wait for its refetch.
-    const telling = deletes.telling(this, heard)
-    const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
-    const out = this.sends && peerTakes ? this.deltas(heard, range, sendable, isAnswer) : []
+    if (digest) this.digest(false)
+    let out: Update[] = []
+    if (sends) {
+      // Sources the peer is being told are stale here wait for its refetch.
+      const telling = replica.deletes.telling(this, heard, !digest)
+      const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
+      out = this.deltas(heard, range, sendable, !digest)
+    }
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
     if (flow !== null) {
-      const cut = (isAnswer && this.received >= node.mtu) || out.length < this.chosen || overflowed(replica.history, heard, node.mtu, out.length, range)
-      flow.exchanged(cut, fields.rate)
+      flow.exchanged(cut || out.length < this.chosen || overflowed(replica.history, heard, node.mtu, out.length, range), rate)
     }
     const id = replica.id
+    const incarnation = replica.incarnation
     for (let i = 0; i < out.length; i++) {
       const u = out[i]
       if (u.source_id === id) incarnation.sent(u.version)
       this.stream.push(u)
     }
-    if (!isAnswer) this.stream.push(this.end(true))
-    heard.clear()
-    replica.collect()
-    replica.viewCheck(node.exchanges())
+    if (digest) this.stream.push(this.end(true))
   }
 
   // The peer answered our question (its digest named our id at `named`).
@@ -418,4 +491,24 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const node = this.node
     return digestEnd(node.replica, this, reply, node.flow, node.signed)
   }
+}
+
+/**
+ * What a stream owes its peer while the peer does not read (see the
+ * module's comment): O(1) whatever the peer writes, so a peer that writes
+ * without reading cannot grow the node's buffer.
+ */
+interface Owed {
+  /** The peer's questions whose reply waits (each gets one); with none, the deltas for its reply to ours. */
+  questions: number
+  /** The peer's newest digest, over `range`, through `passes`. */
+  heard: Map<string, number>
+  range: IdRange
+  passes: Passes
+  /** We send the peer updates (our stream sends, the peer takes). */
+  sends: boolean
+  /** The `rate` of the peer's newest digest end. */
+  rate: unknown
+  /** An answer of the peer's was cut, or digests were merged: the exchange overflowed. */
+  cut: boolean
 }

@@ -10,7 +10,7 @@
  * incarnation.ts) and one exchange per peer (exchange.ts, with our digest,
  * digest.ts). A stream only carries objects to and from its exchange.
  */
-import { Transform } from 'readable-stream'
+import { Duplex } from 'readable-stream'
 import { reportInvalid } from './codes'
 import { checkStreamOptions, settingsOf, type Settings } from './config'
 import type { Deletes } from './deletes'
@@ -19,7 +19,7 @@ import { FlowControl } from './flow'
 import type { History } from './history'
 import { Replica, TOMBSTONE } from './replica'
 import { badName, keyOf } from './shape'
-import { admitValue, admitted } from './value'
+import { Refused, admitValue } from './value'
 import { Watches } from './watches'
 import { oversize } from './reconcile'
 import type {
@@ -42,12 +42,20 @@ import type {
  * it reads out to the peer. Events: `'invalid'` `(object, reason, code)`
  * for each object written to it that was refused (see `codes.ts`); `'sync'` once it holds what the
  * peer does.
+ *
+ * A duplex whose writable side takes every message in at once: what the
+ * peer sends is never held back until the peer reads, so two streams piped
+ * into each other cannot wait on each other. The readable side is bounded
+ * by the protocol instead (see exchange.ts): what a message calls for is
+ * owed while the buffer is at its high-water mark, and paid as it is read.
  */
-export class PeerStream extends Transform {
+export class PeerStream extends Duplex {
   /** @internal The exchange with this stream's peer (see exchange.ts). */
   exchange!: Exchange
   // The node, for streams createStream() made (the Gossip is its own).
   private readonly owner: Gossip | null
+  // The peer ended its side: ours ends once nothing is owed to it.
+  private ending = false
 
   /** @internal Use `new Gossip(...)` or `gossip.createStream()`. */
   constructor(node: Gossip | null, mtu: number, options: StreamOptions = {}, nodeFilter?: Filter) {
@@ -128,7 +136,7 @@ export class PeerStream extends Transform {
    * Start an exchange with this stream's peer: queue our digest; the peer
    * answers with what we lack and its own digest, which we answer in turn.
    * Returns false, and queues nothing, while the peer has not read what was
-   * queued before (a stalled peer is not sent more).
+   * queued before, or an answer to it waits (a stalled peer is not sent more).
    */
   gossip(): boolean {
     return this.exchange.ask()
@@ -150,8 +158,21 @@ export class PeerStream extends Transform {
   }
 
   /** @internal */
-  override _transform(chunk: unknown, _encoding: unknown, callback: () => void): void {
+  override _write(chunk: unknown, _encoding: unknown, callback: () => void): void {
     this.exchange.take(chunk)
+    callback()
+  }
+
+  /** @internal The peer reads: what is owed to it goes out. */
+  override _read(): void {
+    this.exchange.pay()
+    if (this.ending && !this.exchange.owes) this.push(null)
+  }
+
+  /** @internal The peer ended its side: so does ours (as a Transform's would), after what is owed. */
+  override _final(callback: () => void): void {
+    this.ending = true
+    if (!this.exchange.owes) this.push(null)
     callback()
   }
 }
@@ -330,9 +351,8 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     if (bad !== null) throw new TypeError(bad)
     if (value === undefined) throw new TypeError('value must not be undefined')
     // A frozen copy: the caller's object stays the caller's.
-    const problem = admitValue(value, true)
-    if (problem !== null) throw new TypeError(`value ${problem}`)
-    const held = admitted.value
+    const held = admitValue(value, true)
+    if (held instanceof Refused) throw new TypeError(`value ${held.reason}`)
     const big = this.mtuBytes === Infinity ? null : oversize(this.mtuBytes, this.id, k as string, held, this.signed)
     if (big !== null) throw new TypeError(big)
     return this.localWrite(k as string, held)
@@ -484,12 +504,11 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
 
   /** @internal A local write (`{key, value}`) that came through a stream. */
   writeLocal(ex: Exchange, chunk: unknown, key: string, value: unknown): void {
-    const problem = admitValue(value, true)
-    if (problem !== null) {
-      reportInvalid(ex, chunk, `value ${problem}`, 'value')
+    const held = admitValue(value, true)
+    if (held instanceof Refused) {
+      reportInvalid(ex, chunk, `value ${held.reason}`, 'value')
       return
     }
-    const held = admitted.value
     try {
       if (this.flow !== null) this.flow.write(key, held)
       else this.replica.local(key, held)

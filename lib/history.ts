@@ -243,16 +243,18 @@ export class History extends EventEmitter {
   // See HistoryOptions.checked.
   private readonly checked: boolean
 
+  // Counts writes (see `writes`).
+  private writeCount = 0
   /**
-   * @internal A key whose slot the node looked up just before calling
-   * `resolve`, and that slot's resolved entry: `resolve`'s `get` then needs
-   * no second lookup. Any write clears it.
+   * @internal The key `resolve` is being asked about, set by the node just
+   * before it asks, and `memoEntry` that key's entry as the node looked it
+   * up: `resolve`'s `get` of the key then needs no second lookup. Any write
+   * (`put`, `drop`) clears it, as resolve may write. (Fields, not methods:
+   * measured, a method here cost 3% of a set's instructions.)
    */
-  _memoKey: string | null = null
-  /** @internal */
-  _memoEntry: Update | undefined = undefined
-  /** @internal Counts writes: a caller that looked up a slot knows whether it is still current. */
-  _writes = 0
+  memoKey: string | null = null
+  /** @internal See {@link memoKey}. */
+  memoEntry: Update | undefined = undefined
 
   // Per key: its only mapping, or a Slot.
   private readonly slots = new Map<string, Update | Slot>()
@@ -262,15 +264,15 @@ export class History extends EventEmitter {
   // heartbeat/…) whose entry is not: a node's status counts its keys in O(1).
   private resolvedDeletes = 0
   private resolvedMembership = 0
-  // _sortedIds(), until a source is added.
+  // sortedIds(), until a source is added.
   private ids: string[] | null = null
   // Insertion order of indexed mappings, for forgetting the oldest; only
   // kept when max_history is finite.
   private fifo: Update[] = []
   private fifoHead = 0
-  // Loading in bulk (see _bulk).
+  // Loading in bulk (see loadInBulk).
   private bulk = false
-  // 'update' listeners, counted as they come and go: _put asks per write.
+  // 'update' listeners, counted as they come and go: put asks per write.
   private updateListeners = 0
 
   /**
@@ -308,7 +310,7 @@ export class History extends EventEmitter {
   }
 
   /** @internal Every source id, in string order (for digests sent in parts). */
-  _sortedIds(): readonly string[] {
+  sortedIds(): readonly string[] {
     if (this.ids === null) this.ids = [...this.sources.keys()].sort()
     return this.ids
   }
@@ -326,14 +328,36 @@ export class History extends EventEmitter {
     return mappingOf(this.slots.get(key), id)
   }
 
-  /** @internal The key's slot, for a caller that will pass it back to `_put`. */
-  _slot(key: string): Update | Slot | undefined {
+  /**
+   * The key's resolved entry: the mapping `resolve` chose to be its entry in
+   * the node's state (a delete included), if any. In a history that does not
+   * keep the resolved view, a key's only mapping.
+   */
+  entry(key: string): Update | undefined {
+    return resolvedOf(this.slots.get(key))
+  }
+
+  /** Every key that has a resolved entry, with it (see {@link entry}). */
+  *entries(): IterableIterator<Update> {
+    for (const slot of this.slots.values()) {
+      const u = resolvedOf(slot)
+      if (u !== undefined) yield u
+    }
+  }
+
+  // ---- the node's writes (@internal: Replica and restore) ----------------
+  // A write looks the key's slot up once, asks `resolve` (which may write
+  // itself), then passes the slot back to `put`; `writes` tells it whether
+  // the slot is still current.
+
+  /** @internal The key's slot, for a caller that will pass it back to {@link put}. */
+  slot(key: string): Update | Slot | undefined {
     return this.slots.get(key)
   }
 
-  /** @internal The key's resolved entry (when the history keeps the resolved view). */
-  _resolved(key: string): Update | undefined {
-    return resolvedOf(this.slots.get(key))
+  /** @internal How many writes (`put`, `drop`) this history has taken: unchanged since a {@link slot} lookup, the slot is current. */
+  get writes(): number {
+    return this.writeCount
   }
 
   /** @internal How many keys have a resolved entry. */
@@ -360,20 +384,17 @@ export class History extends EventEmitter {
     else if (aside(entry.key)) this.resolvedMembership++
   }
 
-  /** @internal Every key that has a resolved entry, with it. */
-  *_resolvedEntries(): IterableIterator<Update> {
-    for (const slot of this.slots.values()) {
-      const u = resolvedOf(slot)
-      if (u !== undefined) yield u
-    }
-  }
-
-  /** @internal Every current mapping of every source. */
-  *_mappings(): IterableIterator<Update> {
+  /** Every source's current mapping of every key (the paper's mu), key by key. */
+  *mappings(): IterableIterator<Update> {
     for (const slot of this.slots.values()) {
       if (slot instanceof Slot) yield* slot.mappings.values()
       else yield slot
     }
+  }
+
+  /** @internal @deprecated {@link mappings}, by its old name, for deletes.ts and testing/model.ts until they move to it. */
+  _mappings(): IterableIterator<Update> {
+    return this.mappings()
   }
 
   /**
@@ -403,7 +424,7 @@ export class History extends EventEmitter {
     const slot = this.slots.get(update.key)
     const previous = mappingOf(slot, update.source_id)
     if (previous !== undefined && previous.version >= update.version) return previous
-    this._put(update, slot, previous, this.source(update.source_id), update, true, said)
+    this.put(update, slot, previous, this.source(update.source_id), update, true, said)
     return update
   }
 
@@ -412,9 +433,9 @@ export class History extends EventEmitter {
    * place of `previous` (its source's older mapping, found in `slot`, the
    * key's slot as looked up by the caller), and `entry` the key's resolved
    * entry (`update`, the entry it had, another current mapping of the key,
-   * or none). Emits `'update'` with `said` (see {@link write}). Clears `_memoKey`.
+   * or none). Emits `'update'` with `said` (see {@link write}).
    */
-  _put(
+  put(
     update: Update,
     slot: Update | Slot | undefined,
     previous: Update | undefined,
@@ -423,8 +444,8 @@ export class History extends EventEmitter {
     advance = true,
     said: Update = update,
   ): void {
-    this._memoKey = null
-    this._writes++
+    this.memoKey = null
+    this.writeCount++
     const key = update.key
     const tracks = this.tracksResolved
     const before = slot === undefined ? undefined : resolvedOf(slot)
@@ -472,14 +493,31 @@ export class History extends EventEmitter {
   }
 
   /**
-   * @internal Load in bulk: between `_bulk(true)` and `_bulk(false)`,
-   * `_put` appends to the logs in whatever order mappings come, and nothing
-   * is forgotten past `max_history`; `_bulk(false)` sorts each log once by
+   * @internal Load one key's current mappings (`mappings`, one per source,
+   * in `sort` order), `entry` (one of them, or none) its resolved entry,
+   * into a history that holds nothing of the key (a restore, in bulk).
+   */
+  load(mappings: readonly Update[], entry: Update | undefined): void {
+    if (mappings.length === 1) {
+      // Most keys: no slot to look up.
+      const u = mappings[0]
+      this.put(u, undefined, undefined, this.source(u.source_id), entry)
+      return
+    }
+    // The entry goes in last, so that the slot ends as it would have grown.
+    for (const u of mappings) if (u !== entry) this.put(u, this.slots.get(u.key), undefined, this.source(u.source_id), undefined)
+    if (entry !== undefined) this.put(entry, this.slots.get(entry.key), undefined, this.source(entry.source_id), entry)
+  }
+
+  /**
+   * @internal Load in bulk: between `loadInBulk(true)` and `loadInBulk(false)`,
+   * `put` appends to the logs in whatever order mappings come, and nothing
+   * is forgotten past `max_history`; `loadInBulk(false)` sorts each log once by
    * version, then forgets the oldest past `max_history` as writes in
    * version order would have. Nothing may read the logs in between (a
    * restore into an empty history).
    */
-  _bulk(on: boolean): void {
+  loadInBulk(on: boolean): void {
     if (on) {
       this.bulk = true
       return
@@ -507,9 +545,9 @@ export class History extends EventEmitter {
    * its place (a delete covered it, or it is a collected delete); `entry`
    * is the key's resolved entry afterwards. Emits `'forget'` `(u)`.
    */
-  _drop(u: Update, entry: Update | undefined): void {
-    this._memoKey = null
-    this._writes++
+  drop(u: Update, entry: Update | undefined): void {
+    this.memoKey = null
+    this.writeCount++
     const key = u.key
     const slot = this.slots.get(key)
     if (slot === undefined) return

@@ -39,6 +39,8 @@ export interface IncarnationHost {
   rewrite(u: Update): void
   /** Our past just settled: what waited for it (withdrawals of our past values) is decided now. */
   settledPast(): void
+  /** Another live node writes as `source` (see Replica.twinned). */
+  twinned(source: string): void
 }
 
 /** The node's own id in this life: its clock, its past, its twins. */
@@ -162,12 +164,17 @@ export class Incarnation {
     this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), held, issued)
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
-    this.restoredRecovering = this.clock.recovering
     this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
     this.settledSeen = this.settled
     const floor = snapshot?.floor
     this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
+    // A log rebuilt since a start without state (it has a floor) may lack a
+    // past that only a peer away while it settled holds: every new peer is
+    // asked for it, as a node that started without state asks (attack found
+    // such a past kept at that peer alone, for good, once the node restarted
+    // from a state saved after it settled).
+    this.restoredRecovering = this.clock.recovering || this.floor !== -Infinity
   }
 
   /** What a snapshot says of how far we hold our past (see Snapshot.held): undefined for all of it. */
@@ -268,6 +275,9 @@ export class Incarnation {
     const upTo = clock.foreign(version)
     this.noticeAhead(peer, before)
     if (clock.raises > raises && clock.twin && !peer.twin) this.twinOn(peer, version)
+    // A twin: our writes are no longer issued again above its versions, so
+    // each is offered to peers that passed it (while its versions keep coming).
+    if (clock.twin) this.host.twinned(this.host.id)
     // (Settled again later, with more of our past to offer: see checkSettled.)
     if (!this.settled) this.settledSeen = false
     this.reissue(upTo)

@@ -65,3 +65,4 @@ export type {
   Update,
   WatchListener,
 } from './types'
+export type { PersistentStore } from './persistence'

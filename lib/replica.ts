@@ -14,10 +14,10 @@ import { Incarnation, type PastPeer } from './incarnation'
 import { covers, lacking, newsOf, oversize, type IdRange } from './reconcile'
 import type { Settings } from './config'
 import type { Passes } from './filter'
-import { checkedUpdate, RECORD_KEY, type UpdateReading } from './shape'
+import { checkedUpdate, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
-import { admitValue, admitted, plainValue } from './value'
+import { Refused, admitValue, plainValue } from './value'
 import { lww_vs_current_vers } from './resolution'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
 
@@ -27,6 +27,11 @@ export const TOMBSTONE = Object.freeze({ deleted: true })
 export const WITHDRAWAL = Object.freeze({ withdrawn: true })
 // behind() counts up to here.
 const BEHIND_CAP = 1_000_000
+// Most mappings of a source offered at once when it is found twinned: half
+// the gap fills kept (see filled).
+const TWIN_OFFER_HELD = 2048
+// Most sources twinned at once (peers' claims past it are ignored).
+const MAX_TWINNED = 1024
 
 /** The peer an update came from, as the replica sees it. */
 export interface Sender extends StreamLike, PastPeer {
@@ -102,6 +107,10 @@ export class Replica {
   // from the front.
   private fills: Update[] = []
   private fillBase = 0
+  // Sources two live nodes write as, each until when (ms): see twinned.
+  private twinSources: Map<string, number> | null = null
+  // Mappings offered as gap fills because their source is twinned: once each.
+  private readonly twinOffered = new WeakSet<Update>()
   // A store object's entries of other sources at start that no peer has sent
   // again yet (see adopt).
   private viewPending: Map<string, Update> | null = null
@@ -233,6 +242,7 @@ export class Replica {
       beats: (a, b) => this.decide(a, b),
       withdraw: (key) => this.local(key, WITHDRAWAL),
       mayWithdraw: () => replica.incarnation.mayWithdraw(),
+      ownPast: (m) => replica.incarnation.pastMappings.has(m) || m.version < replica.incarnation.floor,
       rewrite: (u) => this.rewrite(u),
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
@@ -258,9 +268,9 @@ export class Replica {
   /** The current mapping of `key` (a key as the node holds it), or `{version: -Infinity, value: null}`. */
   get(key: string): Update | Missing {
     const history = this.history
-    // Inside resolve, the key was just looked up (see History._memoKey).
-    if (key === history._memoKey) return history._memoEntry ?? MISSING
-    const entry = this.store === null ? history._resolved(key) : entryOf(this.store, key)
+    // Inside resolve, the key was just looked up (see decide).
+    if (key === history.memoKey) return history.memoEntry ?? MISSING
+    const entry = this.store === null ? history.entry(key) : entryOf(this.store, key)
     return entry === undefined || entry.deleted === true ? MISSING : entry
   }
 
@@ -279,10 +289,11 @@ export class Replica {
     const update: Update =
       marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker)
     const history = this.history
-    const slot = history._slot(key)
+    const slot = history.slot(key)
     const previous = mappingOf(slot, this.id)
-    const writes = history._writes
+    const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
+    if (this.twinSources !== null && this.isTwinned(this.id)) this.offerTwin(update)
   }
 
   // A local write that is a marker, or signed (see local).
@@ -331,9 +342,9 @@ export class Replica {
     // to one object would be sent twice.
     const p: Update = Object.freeze({ ...previous })
     if (this.incarnation.pastMappings.has(previous)) this.incarnation.pastMappings.add(p)
-    const slot = history._slot(u.key)
+    const slot = history.slot(u.key)
     // (Below our max: it does not move it.)
-    if (this.put(p, this.entryFor(p, slot, undefined), slot, undefined, history._writes, false) && (p.deleted === true || p.withdrawn === true)) {
+    if (this.put(p, this.entryFor(p, slot, undefined), slot, undefined, history.writes, false) && (p.deleted === true || p.withdrawn === true)) {
       // A marker is collected once its grace passes again.
       this.deletes.took(p, true)
     }
@@ -364,12 +375,12 @@ export class Replica {
     let value = fields.value
     if (marker) value = null
     else if (!plainValue(value)) {
-      const problem = admitValue(value, false)
-      if (problem !== null) {
-        reportInvalid(from, chunk, `value ${problem}`, 'value')
+      const held = admitValue(value, false)
+      if (held instanceof Refused) {
+        reportInvalid(from, chunk, `value ${held.reason}`, 'value')
         return
       }
-      value = admitted.value
+      value = held
     }
     // mtu_bytes and signatures (set in the config, so checked apart).
     let signature: string | undefined
@@ -378,7 +389,7 @@ export class Replica {
       if (s === null) return
       signature = s
     }
-    const slot = history._slot(key)
+    const slot = history.slot(key)
     const previous = mappingOf(slot, source_id)
     let past = false
     if (source_id === this.id) {
@@ -398,6 +409,9 @@ export class Replica {
     const advance = from.gapFree() && deletes.mayAdvance(from, source_id, version)
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) {
+      if (past && !marker && previous.withdrawn === true) {
+        deletes.pastAfterWithdrawal(from, Object.freeze({ key, value, source_id, version }), previous)
+      }
       // Keep the source's max moving: we hold it this far.
       const log = this.logOf(source_id)
       if (advance && version > log.max) {
@@ -416,7 +430,7 @@ export class Replica {
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
     try {
-      const writes = history._writes
+      const writes = history.writes
       const entry = this.entryFor(update, slot, previous)
       stage = 'the store'
       const log = this.logOf(source_id)
@@ -425,6 +439,7 @@ export class Replica {
       if (this.put(update, entry, slot, previous, writes, advance, log)) {
         if (past) this.incarnation.pastMappings.add(update)
         if (below) this.filled(update)
+        else if (this.twinSources !== null && this.isTwinned(source_id)) this.offerTwin(update)
         if (marker || !deletes.idle) deletes.took(update, false)
         if (deletes.refetching) deletes.received(from, source_id, version, update, true)
       }
@@ -516,14 +531,14 @@ export class Replica {
     const history = this.history
     const key = update.key
     // resolve wrote something: look again.
-    if (history._writes !== writes) {
-      slot = history._slot(key)
+    if (history.writes !== writes) {
+      slot = history.slot(key)
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return false
     }
     const store = this.store
     const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
-    history._put(update, slot, previous, log, entry, advance, update)
+    history.put(update, slot, previous, log, entry, advance, update)
     if (!advance && update.version > log.max) this.heldBack.add(log)
     if (this.viewPending !== null) this.seen(update)
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
@@ -617,7 +632,7 @@ export class Replica {
     const history = this.history
     const store = this.store
     const key = m.key
-    const current = store === null ? history._resolved(key) : entryOf(store, key)
+    const current = store === null ? history.entry(key) : entryOf(store, key)
     let entry = current
     if (current === m || (current !== undefined && current.source_id === m.source_id && current.version === m.version)) {
       entry = this.choose(history.get(key).filter((x) => x !== m))
@@ -629,11 +644,14 @@ export class Replica {
     } else if (store !== null && this.whole) {
       Reflect.deleteProperty(store, mappingKey(m.source_id, key))
     }
-    history._drop(m, entry)
+    history.drop(m, entry)
     if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
   }
 
-  /** `resolve`, with `current` (the key's entry) remembered for its `get`. */
+  /**
+   * `resolve`, with `current` (the key's entry) remembered for its `get`,
+   * which then needs no second lookup (see History.memoKey).
+   */
   decide(update: Update, current: Update | undefined): boolean {
     // lww_vs_current_vers, whose get would answer with `current` (the memo,
     // which get gives as it is, a delete too): the same comparison, without
@@ -644,12 +662,12 @@ export class Replica {
       return update.source_id > current.source_id
     }
     const history = this.history
-    history._memoKey = update.key
-    history._memoEntry = current
+    history.memoKey = update.key
+    history.memoEntry = current
     try {
       return this.resolve(this.host.context, update)
     } finally {
-      history._memoKey = null
+      history.memoKey = null
     }
   }
 
@@ -703,6 +721,67 @@ export class Replica {
   }
 
   // ---- gap fills -------------------------------------------------------------
+
+  /**
+   * Two live nodes write as `source` (twins; the caller saw signs of both).
+   * Their versions interleave, so a peer may come to hold the source past
+   * a mapping of one twin before it got it, and is then never sent it (its
+   * digest names the source above it). For `ms` from now, each mapping of
+   * the source is therefore offered as a gap fill (see fillsFor), once to
+   * every peer whose digest names the source at or above it: the newest
+   * TWIN_OFFER_HELD held now, and each taken or written until then. A peer
+   * that lacked one takes it below its max, so offers it on in turn.
+   */
+  twinned(source: string, ms = TWIN_OFFER_MS): void {
+    const was = this.isTwinned(source)
+    const sources = (this.twinSources ??= new Map())
+    if (!was && sources.size >= MAX_TWINNED) return
+    const until = Date.now() + ms
+    if (until > (sources.get(source) ?? -Infinity)) sources.set(source, until)
+    if (was) return
+    const held = this.history.news(source, -Infinity)
+    for (let i = Math.max(0, held.length - TWIN_OFFER_HELD); i < held.length; i++) this.offerTwin(held[i])
+  }
+
+  /**
+   * The twinned sources to tell a peer (a digest end's `twins`), each with
+   * the whole seconds it stays so (what a peer passes on back cannot
+   * outlast the sign it came from), or undefined.
+   */
+  twinsToTell(): Record<string, number> | undefined {
+    const sources = this.twinSources
+    if (sources === null) return undefined
+    const now = Date.now()
+    let out: Record<string, number> | undefined
+    let n = 0
+    for (const [id, until] of sources) {
+      const ms = Math.floor((until - now) / 1000) * 1000
+      if (until <= now) sources.delete(id)
+      if (ms <= 0 || n >= MAX_TWINS) continue
+      ;(out ??= {})[id] = ms
+      n++
+    }
+    if (sources.size === 0) this.twinSources = null
+    return out
+  }
+
+  // Whether `source` is twinned now (see twinned).
+  private isTwinned(source: string): boolean {
+    const sources = this.twinSources
+    const until = sources?.get(source)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    sources?.delete(source)
+    if (sources?.size === 0) this.twinSources = null
+    return false
+  }
+
+  // Offer `u`, a mapping of a twinned source, as a gap fill (once).
+  private offerTwin(u: Update): void {
+    if (this.twinOffered.has(u) || !this.history.isCurrent(u)) return
+    this.twinOffered.add(u)
+    this.filled(u)
+  }
 
   // `u` filled a gap here: offer it on (see fills), keeping the list bounded.
   private filled(u: Update): void {

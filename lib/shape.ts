@@ -11,7 +11,7 @@
 
 import type { InvalidCode } from './codes'
 import type { Filter, LateReport, StaleNotice, Update } from './types'
-import { MAX_ID_LENGTH, MAX_KEY_LENGTH, admitValue, admitted } from './value'
+import { MAX_ID_LENGTH, MAX_KEY_LENGTH, Refused, admitValue } from './value'
 
 /** The kinds of object a gossip stream accepts. */
 export const enum Kind {
@@ -90,6 +90,8 @@ export interface DoneReading {
   readonly silent: boolean
   /** The sender's stream filter, checked. */
   readonly filter: Filter | undefined
+  /** Twinned sources and their milliseconds (see DigestDone.twins), checked. */
+  readonly twins: Map<string, number> | undefined
 }
 
 /** What `classify` made of an object: one of the four shapes, or why it is none. */
@@ -208,7 +210,20 @@ function done(o: Record<string, unknown>): Reading {
     refuses: o.accepts === false,
     silent: o.sends === false,
     filter: filter as Filter | undefined,
+    twins: twinsOf(o.twins),
   }
+}
+
+// Twinned sources: ids to milliseconds within TWIN_OFFER_MS; anything else is left out.
+function twinsOf(f: unknown): Map<string, number> | undefined {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
+  const out = new Map<string, number>()
+  for (const id of Object.keys(f)) {
+    if (out.size >= MAX_TWINS) break
+    const ms: unknown = (f as Record<string, unknown>)[id]
+    if (badName('source_id', id) === null && typeof ms === 'number' && ms > 0 && ms <= TWIN_OFFER_MS) out.set(id, ms)
+  }
+  return out.size === 0 ? undefined : out
 }
 
 /** Why `f` is not a {@link Filter} (lists of names, bounded), or null. */
@@ -253,6 +268,11 @@ export function noticeUpdate(
 const nonceOf = (n: unknown): string | undefined => (typeof n === 'string' && n.length <= 64 ? n : undefined)
 
 const MAX_FILTER = 256
+/** How long, in ms, a source stays twinned after the last sign of it (see Replica.twinned). */
+export const TWIN_OFFER_MS = 60_000
+/** Most twinned sources a digest end's `twins` names; more are left out. */
+export const MAX_TWINS = 16
+
 /** Most entries a digest end's `stale` or `late` carries; more are left out. */
 export const MAX_NOTICES = 256
 
@@ -354,9 +374,8 @@ export function checkedUpdate(u: unknown, where: string): Update {
   if (r.kind !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${r.kind === Kind.Invalid ? r.reason : 'not an update'}`)
   const { key, source_id, version, deleted, withdrawn } = r
   const marker = deleted || withdrawn
-  const problem = marker ? null : admitValue(r.value, true)
-  if (problem !== null) throw new TypeError(`${where} holds an invalid update: value ${problem}`)
-  const value = marker ? null : admitted.value
+  const value = marker ? null : admitValue(r.value, true)
+  if (value instanceof Refused) throw new TypeError(`${where} holds an invalid update: value ${value.reason}`)
   // Keep a signature, so that relaying the restored update stays verifiable.
   let signature: unknown
   try {

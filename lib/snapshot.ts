@@ -9,7 +9,7 @@ import type { Snapshot, Update } from './types'
 
 /** The snapshot of `history` with clock `version` (and `held`, see Snapshot.held). */
 export function snapshotOf(history: History, version: number, held?: number): Snapshot {
-  const updates = Array.from(history._mappings())
+  const updates = Array.from(history.mappings())
   return held === undefined ? { version, updates } : { version, updates, held }
 }
 
@@ -35,7 +35,7 @@ export function markChecked(updates: readonly Update[]): void {
  *
  * Updates that come grouped by key in key order (a store reads its rows
  * so) go in as they come; others are grouped by key first. Either way the
- * logs are filled in bulk and sorted once (see History._bulk).
+ * logs are filled in bulk and sorted once (see History.loadInBulk).
  * @throws TypeError for anything but a snapshot of updates.
  */
 export function restore(history: History, snapshot: Snapshot, choose: (mappings: Update[]) => Update | undefined): number {
@@ -59,7 +59,7 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
     if (u.key < last) inOrder = false
     last = u.key
   }
-  history._bulk(true)
+  history.loadInBulk(true)
   try {
     if (inOrder) {
       const one: Update[] = [list[0]]
@@ -70,8 +70,7 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
         if (j === i + 1) {
           // One mapping (most keys): the key has no slot yet.
           one[0] = u
-          const entry = choose(one)
-          history._put(u, undefined, undefined, history.source(u.source_id), entry)
+          history.load(one, choose(one))
         } else putKey(history, newest(list, i, j), choose)
         i = j
       }
@@ -90,12 +89,12 @@ export function restore(history: History, snapshot: Snapshot, choose: (mappings:
         if (Array.isArray(had)) putKey(history, newest(had, 0, had.length), choose)
         else {
           one[0] = had
-          history._put(had, undefined, undefined, history.source(had.source_id), choose(one))
+          history.load(one, choose(one))
         }
       }
     }
   } finally {
-    history._bulk(false)
+    history.loadInBulk(false)
   }
   return clock
 }
@@ -120,8 +119,18 @@ function newest(list: readonly Update[], from: number, to: number): Update[] {
 // One key of several mappings into the history, with its entry.
 function putKey(history: History, list: Update[], choose: (mappings: Update[]) => Update | undefined): void {
   if (list.length > 1) list.sort(history.sort)
-  const entry = choose(list)
-  // The entry goes in last, so that the slot ends as it would have grown.
-  for (const u of list) if (u !== entry) history._put(u, history._slot(u.key), undefined, history.source(u.source_id), undefined)
-  if (entry !== undefined) history._put(entry, history._slot(entry.key), undefined, history.source(entry.source_id), entry)
+  history.load(list, choose(list))
+}
+
+/** The snapshot fields a node's record holds (see `Persisted.record`). */
+export type RecordFields = Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor' | 'pastWithdrawn'>
+
+/**
+ * The snapshot fields of a node's record as a store saved it (JSON text).
+ * Throws what JSON.parse throws; restore checks each field's shape.
+ */
+export function recordFields(text: string): RecordFields {
+  const d = JSON.parse(text) as RecordFields
+  if (d === null || typeof d !== 'object') return {}
+  return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor, pastWithdrawn: d.pastWithdrawn }
 }

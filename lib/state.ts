@@ -16,7 +16,7 @@ export function memoryView(history: History): StateStore {
   // A key's entry, unless it is a delete (a deleted key is absent).
   const entry = (key: string | symbol): Update | undefined => {
     if (typeof key !== 'string') return undefined
-    const u = history._resolved(key)
+    const u = history.entry(key)
     return u === undefined || u.deleted === true ? undefined : u
   }
   // util.inspect shows a Proxy's target, not what its traps say: the target
@@ -25,7 +25,7 @@ export function memoryView(history: History): StateStore {
   Object.defineProperty(target, Symbol.for('nodejs.util.inspect.custom'), {
     value: (_depth: number, options: object, inspect: (v: unknown, o: object) => string) => {
       const copy: Record<string, Update> = {}
-      for (const u of history._resolvedEntries()) if (u.deleted !== true) copy[u.key] = u
+      for (const u of history.entries()) if (u.deleted !== true) copy[u.key] = u
       return inspect(copy, options)
     },
     configurable: true,
@@ -35,7 +35,7 @@ export function memoryView(history: History): StateStore {
     has: (_target, key) => entry(key) !== undefined,
     ownKeys: () => {
       const keys: string[] = []
-      for (const u of history._resolvedEntries()) if (u.deleted !== true) keys.push(u.key)
+      for (const u of history.entries()) if (u.deleted !== true) keys.push(u.key)
       return keys
     },
     getOwnPropertyDescriptor: (_target, key) => {

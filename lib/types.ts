@@ -120,6 +120,12 @@ export interface DigestDone {
   readonly sends?: false
   /** The sender's stream filter: answer it with what passes. */
   readonly filter?: Filter
+  /**
+   * Sources two live nodes write as (twins), each with the milliseconds it
+   * stays so: the receiver offers their mappings to its peers meanwhile
+   * (see docs/operations.md, "Twins").
+   */
+  readonly twins?: Readonly<Record<string, number>>
 }
 
 /**
@@ -286,8 +292,9 @@ export type WatchListener<V = unknown> = (key: string, entry: Update<V> | undefi
  * holds (`gossip.history` emits `'update'` `(update, resolved)` for each
  * one recorded and `'forget'` `(update)` for each one dropped), and what
  * `gossip.persisted()` returns whenever it changes; it hands both back as
- * a {@link Snapshot} (`held`, and the record's fields). The SQLite `Store`
- * and `IdbStore` keep it so.
+ * a {@link Snapshot} (`held`, and the record's fields). What a store
+ * provides is the interface `PersistentStore` (lib/persistence.ts), which
+ * the SQLite `Store` and `IdbStore` implement.
  */
 export interface Persisted {
   /** How far the node holds its own past (Snapshot.held): null when all of it. */
@@ -363,6 +370,12 @@ export interface Snapshot {
   readonly maxes?: Readonly<Record<string, number>>
   /** Sources being refetched (see docs/deletes.md, rule 6): `{source: gc}`; the refetch starts again. */
   readonly refetching?: Readonly<Record<string, number>>
+  /**
+   * Values of the node's past it withdrew once its past settled, after a
+   * start without state (docs/deletes.md, R4): `{key: [value's version,
+   * withdrawal's version]}`. A newer write of its past shown later is late.
+   */
+  readonly pastWithdrawn?: Readonly<Record<string, readonly [number, number]>>
   /**
    * Optional: versions up to here may have been used by this node without
    * being in `updates` (a durable store reserves versions ahead of use).

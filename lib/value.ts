@@ -31,33 +31,37 @@ export const MAX_ID_LENGTH = 256
  * undefined anywhere, functions, symbols, bigints, NaN and ±Infinity,
  * cycles, sparse arrays, symbol-keyed properties, objects other than plain
  * objects and arrays (a Date, Map or class instance would arrive as
- * something else), nesting deeper than {@link MAX_DEPTH} and JSON text
+ * something else), getters and a `toJSON` method (JSON would write other
+ * than the data), nesting deeper than {@link MAX_DEPTH} and JSON text
  * longer than {@link MAX_VALUE_LENGTH}.
  */
 export function jsonProblem(value: unknown): string | null {
-  return admitValue(value, false, false)
+  const r = admit(value, false, false)
+  return r instanceof Refused ? r.reason : null
 }
 
-/** @internal The value {@link admitValue} admitted (a frozen copy, or the value frozen). */
-export const admitted = { value: undefined as unknown }
-
-// Values this module froze whole: met again (an in-process peer passes its
-// own), they need no second walk.
-const sealed = new WeakSet<object>()
+/**
+ * @internal Why {@link admitValue} refused a value. What it admits is JSON
+ * data (plain objects, arrays, primitives), never an instance of this.
+ */
+export class Refused {
+  constructor(readonly reason: string) {}
+}
 
 /**
- * @internal Check `value` as {@link jsonProblem} does; when it passes, and
- * `keep` is set, put in `admitted.value` what the node may hold: a frozen
- * copy when `copy` is set (the caller keeps its object), else the value
- * itself, frozen. Returns the problem, or null.
+ * @internal Check `value` as {@link jsonProblem} does, and return what the
+ * node may hold, or a {@link Refused}. With `copy`, what is held is a
+ * frozen copy, each member read once (a snapshot: a getter is called once
+ * and its result kept; the caller keeps its object). Without, it is the
+ * value itself, frozen before it is read (a proxy frozen must then answer
+ * as its target does, so what was checked is what is held), and it must be
+ * data only. Each call walks with state of its own: code a getter or a
+ * trap runs during the walk (a `set` of its own) cannot disturb it.
  */
-export function admitValue(value: unknown, copy: boolean, keep = true): string | null {
+export function admitValue(value: unknown, copy: boolean): unknown {
   // (plainValue's test, written out: one call less to inline at set.)
-  if (typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) {
-    admitted.value = value
-    return null
-  }
-  return admitOther(value, copy, keep)
+  if (typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) return value
+  return admit(value, copy, true)
 }
 
 /**
@@ -71,172 +75,162 @@ export function plainValue(value: unknown): boolean {
   return typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3
 }
 
-// admitValue, for what its fast path leaves.
-function admitOther(value: unknown, copy: boolean, keep: boolean): string | null {
+// Values this module froze whole after a full check: met again (an
+// in-process peer passes its own), they need no second walk. Safe to share:
+// what is in it stays true, as a frozen value cannot change.
+const sealed = new WeakSet<object>()
+
+function admit(value: unknown, copy: boolean, keep: boolean): unknown {
   switch (typeof value) {
     case 'string':
-      if (value.length > MAX_VALUE_LENGTH >> 3 && JSON.stringify(value).length > MAX_VALUE_LENGTH) return tooLong()
-      admitted.value = value
-      return null
+      if (value.length > MAX_VALUE_LENGTH >> 3 && JSON.stringify(value).length > MAX_VALUE_LENGTH) return new Refused(TOO_LONG)
+      return value
     case 'boolean':
-      admitted.value = value
-      return null
+      return value
     case 'number':
-      if (!Number.isFinite(value)) return `${value} cannot be carried by JSON`
+      if (!Number.isFinite(value)) return new Refused(`${value} cannot be carried by JSON`)
       // JSON writes -0 as 0: a copy takes 0; a value kept as it is cannot.
-      if (value === 0 && 1 / value < 0) {
-        if (!copy && keep) return NEGATIVE_ZERO
-        admitted.value = 0
-        return null
-      }
-      admitted.value = value
-      return null
+      if (value === 0 && 1 / value < 0) return !copy && keep ? new Refused(NEGATIVE_ZERO) : 0
+      return value
     case 'object': {
-      if (value === null || (!copy && sealed.has(value))) {
-        admitted.value = value
-        return null
-      }
-      walk.keep = keep
-      walk.copy = copy && keep
-      walk.low = 0
-      walk.high = 0
+      if (value === null || (!copy && sealed.has(value))) return value
+      const walk = new Walk(keep, copy && keep)
       let bad: string | null
-      let result: unknown
       try {
-        bad = objectProblem(value, 0)
-        result = walk.result
+        bad = walk.object(value, 0)
+        if (bad === null && walk.high > MAX_VALUE_LENGTH) {
+          // The bound is not decisive: measure what is held.
+          if (walk.low > MAX_VALUE_LENGTH || JSON.stringify(walk.result).length > MAX_VALUE_LENGTH) bad = TOO_LONG
+        }
       } catch (err) {
         bad = `could not be read: ${(err as Error)?.message}`
       }
-      stack.length = 0
-      walk.result = undefined
-      if (bad === null && walk.high > MAX_VALUE_LENGTH) {
-        // The bound is not decisive: measure.
-        if (walk.low > MAX_VALUE_LENGTH || JSON.stringify(result ?? value).length > MAX_VALUE_LENGTH) bad = tooLong()
-      }
       if (bad === null) {
-        if (keep) {
-          sealed.add(result as object)
-          admitted.value = result
-        }
-        return null
+        if (keep) sealed.add(walk.result as object)
+        return walk.result
       }
-      const at = trail.length === 0 ? 'the top' : trail.reverse().join('')
-      trail.length = 0
-      return bad === TOO_LONG ? bad : `${bad} at ${at}`
+      if (bad === TOO_LONG) return new Refused(bad)
+      const trail = walk.trail
+      return new Refused(`${bad} at ${trail === null ? 'the top' : trail.reverse().join('')}`)
     }
     default:
-      return `a ${typeof value} cannot be carried by JSON`
+      return new Refused(`a ${typeof value} cannot be carried by JSON`)
   }
 }
 
 const TOO_LONG = `is longer than ${MAX_VALUE_LENGTH} characters as JSON`
 const NEGATIVE_ZERO = '-0, which JSON carries as 0'
 
-function tooLong(): string {
-  trail.length = 0
-  return TOO_LONG
-}
+// One walk of one value: whether to freeze (keep) and copy, bounds on the
+// JSON text's length, the admitted form of the member last walked, the
+// objects being walked (for cycles), and the path to a problem, built only
+// once one is found.
+class Walk {
+  low = 0
+  high = 0
+  result: unknown = undefined
+  readonly stack: object[] = []
+  trail: string[] | null = null
 
-// The state of one walk: whether to freeze (keep) and copy, the bounds on
-// the JSON text's length, and the copy or frozen object of the last member.
-const walk = { keep: true, copy: false, low: 0, high: 0, result: undefined as unknown }
-// The objects being walked (for cycles), and the path to a problem, built
-// only once one is found.
-const stack: object[] = []
-const trail: string[] = []
+  constructor(
+    readonly keep: boolean,
+    readonly copy: boolean,
+  ) {}
 
-// A member's problem, or null with its admitted form in walk.result.
-function memberProblem(v: unknown, depth: number): string | null {
-  switch (typeof v) {
-    case 'string':
-      // Quotes, and each character escaped as \uXXXX at worst.
-      walk.low += v.length + 2
-      walk.high += 6 * v.length + 2
-      walk.result = v
-      return null
-    case 'boolean':
-      walk.low += 4
-      walk.high += 5
-      walk.result = v
-      return null
-    case 'number':
-      if (!Number.isFinite(v)) return `holds ${v}, which JSON cannot carry,`
-      walk.low += 1
-      walk.high += 24
-      if (v === 0 && 1 / v < 0) {
-        if (walk.keep && !walk.copy) return `holds ${NEGATIVE_ZERO},`
-        walk.result = 0
+  // A member's problem, or null with its admitted form in this.result.
+  member(v: unknown, depth: number): string | null {
+    switch (typeof v) {
+      case 'string':
+        // Quotes, and each character escaped as \uXXXX at worst.
+        this.low += v.length + 2
+        this.high += 6 * v.length + 2
+        this.result = v
         return null
-      }
-      walk.result = v
-      return null
-    case 'object':
-      if (v === null) {
-        walk.low += 4
-        walk.high += 4
-        walk.result = v
+      case 'boolean':
+        this.low += 4
+        this.high += 5
+        this.result = v
         return null
-      }
-      return objectProblem(v, depth)
-    default:
-      return `holds a ${typeof v}, which JSON cannot carry,`
-  }
-}
-
-function objectProblem(o: object, depth: number): string | null {
-  for (let i = 0; i < depth; i++) if (stack[i] === o) return 'has a cycle'
-  if (depth >= MAX_DEPTH) return `is nested more than ${MAX_DEPTH} levels deep`
-  // A length past the limit is certain before the walk ends: stop early.
-  if (walk.low > MAX_VALUE_LENGTH) return TOO_LONG
-  stack[depth] = o
-  const copy = walk.copy
-  if (Array.isArray(o)) {
-    const n = o.length
-    const out: unknown[] | null = copy ? new Array(n) : null
-    walk.low += 2 + n
-    walk.high += 2 + n
-    for (let i = 0; i < n; i++) {
-      const v: unknown = o[i]
-      const bad = v === undefined && !(i in o) ? 'has a hole' : memberProblem(v, depth + 1)
-      if (bad !== null) {
-        if (bad !== TOO_LONG) trail.push(`[${i}]`)
-        return bad
-      }
-      if (out !== null) out[i] = walk.result
+      case 'number':
+        if (!Number.isFinite(v)) return `holds ${v}, which JSON cannot carry,`
+        this.low += 1
+        this.high += 24
+        if (v === 0 && 1 / v < 0) {
+          if (this.keep && !this.copy) return `holds ${NEGATIVE_ZERO},`
+          this.result = 0
+          return null
+        }
+        this.result = v
+        return null
+      case 'object':
+        if (v === null) {
+          this.low += 4
+          this.high += 4
+          this.result = v
+          return null
+        }
+        return this.object(v, depth)
+      default:
+        return `holds a ${typeof v}, which JSON cannot carry,`
     }
-    walk.result = finish(out ?? o)
+  }
+
+  object(o: object, depth: number): string | null {
+    const stack = this.stack
+    for (let i = 0; i < depth; i++) if (stack[i] === o) return 'has a cycle'
+    if (depth >= MAX_DEPTH) return `is nested more than ${MAX_DEPTH} levels deep`
+    // A length past the limit is certain before the walk ends: stop early.
+    if (this.low > MAX_VALUE_LENGTH) return TOO_LONG
+    stack[depth] = o
+    const copy = this.copy
+    // Kept as it is, the value is frozen before it is read: what the walk
+    // reads is then what every later read gives.
+    if (this.keep && !copy && !Object.isFrozen(o)) Object.freeze(o)
+    // Read as it is, a toJSON method would make JSON write something else.
+    if (!copy && typeof (o as { toJSON?: unknown }).toJSON === 'function') return 'has a toJSON method (only data survives JSON)'
+    if (Array.isArray(o)) {
+      const n = o.length
+      const out: unknown[] | null = copy ? new Array(n) : null
+      this.low += 2 + n
+      this.high += 2 + n
+      for (let i = 0; i < n; i++) {
+        const v: unknown = o[i]
+        const bad = v === undefined && !(i in o) ? 'has a hole' : this.member(v, depth + 1)
+        if (bad !== null) return this.at(bad, `[${i}]`)
+        if (out !== null) out[i] = this.result
+      }
+      this.result = out === null ? o : Object.freeze(out)
+      return null
+    }
+    const proto = Object.getPrototypeOf(o)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (proto?.constructor as { name?: string } | undefined)?.name ?? 'object'
+      return `holds a ${name}: only plain objects and arrays survive JSON,`
+    }
+    const keys = Object.keys(o)
+    const out: Record<string, unknown> | null = copy ? {} : null
+    this.low += 2 + keys.length
+    this.high += 2 + keys.length
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
+      this.low += k.length + 3
+      this.high += 6 * k.length + 3
+      // Kept as it is, an accessor would stay live (a value that changes on
+      // every read splits replicas); JSON never makes one.
+      if (out === null && Object.getOwnPropertyDescriptor(o, k)?.get !== undefined) return this.at('has a getter (only data survives JSON)', `.${k}`)
+      const bad = this.member((o as Record<string, unknown>)[k], depth + 1)
+      if (bad !== null) return this.at(bad, `.${k}`)
+      // defineProperty: a key such as "__proto__" stays an own data property.
+      if (out !== null) Object.defineProperty(out, k, { value: this.result, enumerable: true, writable: true, configurable: true })
+    }
+    if (Object.getOwnPropertySymbols(o).length > 0) return 'has symbol keys'
+    this.result = out === null ? o : Object.freeze(out)
     return null
   }
-  const proto = Object.getPrototypeOf(o)
-  if (proto !== Object.prototype && proto !== null) {
-    const name = (proto?.constructor as { name?: string } | undefined)?.name ?? 'object'
-    return `holds a ${name}: only plain objects and arrays survive JSON,`
-  }
-  const keys = Object.keys(o)
-  const out: Record<string, unknown> | null = copy ? {} : null
-  walk.low += 2 + keys.length
-  walk.high += 2 + keys.length
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]
-    walk.low += k.length + 3
-    walk.high += 6 * k.length + 3
-    // Kept as it is, an accessor would stay live (a value that changes on
-    // every read splits replicas); JSON never makes one.
-    if (out === null && Object.getOwnPropertyDescriptor(o, k)?.get !== undefined) return 'has a getter (only data survives JSON)'
-    const bad = memberProblem((o as Record<string, unknown>)[k], depth + 1)
-    if (bad !== null) {
-      if (bad !== TOO_LONG) trail.push(`.${k}`)
-      return bad
-    }
-    // defineProperty: a key such as "__proto__" stays an own data property.
-    if (out !== null) Object.defineProperty(out, k, { value: walk.result, enumerable: true, writable: true, configurable: true })
-  }
-  if (Object.getOwnPropertySymbols(o).length > 0) return 'has symbol keys'
-  walk.result = finish(out ?? o)
-  return null
-}
 
-function finish<T extends object>(o: T): T {
-  return walk.keep && !Object.isFrozen(o) ? Object.freeze(o) : o
+  // The problem `bad` found at `step` below the object walked.
+  private at(bad: string, step: string): string {
+    if (bad !== TOO_LONG) (this.trail ??= []).push(step)
+    return bad
+  }
 }

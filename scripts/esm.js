@@ -5,7 +5,7 @@
 // - readable-stream is imported by class (Transform, Duplex) from its
 //   internals, not from its index, which would bring pipeline, compose, the
 //   operators and stream/promises to every browser bundle (about 4 KiB
-//   min+gzip; test/package.test.ts measures the bundle);
+//   min+gzip; test/package/package.test.ts measures the bundle);
 // - the folder is marked as ES modules.
 // Each import stays on its line, so the source maps still hold.
 const fs = require('fs')

@@ -11,7 +11,7 @@ import * as path from 'path'
 import * as ts from 'typescript'
 import { Clock, Gossip, INVALID_CODES, REFUSAL_CODES, base, parse, serialize } from '../lib'
 import type { InvalidCode } from '../lib'
-import { CLOSE_CODES, startNode } from '../lib/node'
+import { ADMIN_CODES, CLOSE_CODES, startNode } from '../lib/node'
 import type { ScuttleNode } from '../lib/node'
 
 const ROOT = path.join(__dirname, '..', '..')
@@ -66,16 +66,17 @@ describe('codes', () => {
       ['invalid', INVALID_CODES],
       ['refused', REFUSAL_CODES],
       ['closed', CLOSE_CODES],
+      ['admin', ADMIN_CODES],
     ]
     for (const [kind, codes] of kinds) {
       const listed = [...rows].filter(([, k]) => k === kind).map(([c]) => c)
       assert.deepStrictEqual([...listed].sort(), [...codes].sort(), `the table's codes of kind ${kind}`)
     }
-    assert.strictEqual(rows.size, INVALID_CODES.length + REFUSAL_CODES.length + CLOSE_CODES.length)
+    assert.strictEqual(rows.size, INVALID_CODES.length + REFUSAL_CODES.length + CLOSE_CODES.length + ADMIN_CODES.length)
   })
 
   it("every 'invalid' report in lib/ goes through reportInvalid (a code is typed); every code written out is in the lists", () => {
-    const known = new Set<string>([...INVALID_CODES, ...REFUSAL_CODES, ...CLOSE_CODES])
+    const known = new Set<string>([...INVALID_CODES, ...REFUSAL_CODES, ...CLOSE_CODES, ...ADMIN_CODES])
     const raw: string[] = []
     const unknown: string[] = []
     let reports = 0

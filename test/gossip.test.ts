@@ -1,10 +1,16 @@
 /**
- * The Gossip stream's API and protocol, case by case.
+ * The Gossip stream (lib/gossip.ts), case by case: construction, local
+ * writes and bad input; set's backpressure and 'drain'; and a node with
+ * many peers, each on its own stream with its own backpressure, getting
+ * exactly what it lacks.
  */
 import * as assert from 'assert'
+import fc from 'fast-check'
 import { Gossip, PeerStream, base, Base, History, resolution } from '../lib'
 import type { Message, Update } from '../lib'
 import { Net, lww } from './net'
+
+const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 /** Everything a stream has queued for its peer. */
 function drain(s: PeerStream): Message[] {
@@ -12,8 +18,6 @@ function drain(s: PeerStream): Message[] {
   for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) out.push(m)
   return out
 }
-
-const updates = (ms: Message[]) => ms.filter((m): m is Update => !('digest' in m))
 
 describe('Gossip', () => {
   describe('construction', () => {
@@ -130,187 +134,6 @@ describe('Gossip', () => {
     })
   })
 
-  describe('the exchange', () => {
-    it('answers a digest with what the peer lacks, then its own digest (push-pull)', () => {
-      const a = new Gossip('a', lww())
-      a.set('x', 1)
-      a.write({ key: 'y', value: 2, source_id: 'c', version: 5 })
-      a.write({ digest: true, source_id: 'c', version: 5 })
-      a.write({ digest: true, done: true })
-      const out = drain(a)
-      // c is named at 5: nothing of c; a is not named: all of a.
-      assert.deepStrictEqual(updates(out).map((u) => u.key), ['x'])
-      const digest = out.filter((m) => 'digest' in m)
-      // the end says how far behind the peer was: one update (x)
-      assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true, reply: true, behind: 1 })
-      assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'c' && m.version === 5))
-      assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'a' && m.version === a.version))
-    })
-
-    it('never answers a reply with a digest, so stray or repeated digests cannot ping-pong', async () => {
-      // Two streams joined directly, then a question neither side asked and
-      // a repeated one: each is answered once and the link falls quiet.
-      const net = new Net(['a', 'b'], () => lww())
-      const link = net.connect(0, 1)
-      net.nodes[0].set('x', 1)
-      link.sa.write({ digest: true, done: true })
-      link.sb.write({ digest: true, done: true })
-      link.sb.write({ digest: true, done: true })
-      await net.settle()
-      assert.strictEqual(net.nodes[1].get('x').value, 1)
-      let moved = 0
-      for (const s of [link.sa, link.sb]) while (s.read() !== null) moved++
-      assert.strictEqual(moved, 0)
-    })
-
-    it("accepts 'id' as an alias of source_id in digests", () => {
-      const a = new Gossip('a', lww())
-      a.write({ key: 'y', value: 2, source_id: 'c', version: 5 })
-      a.write({ digest: true, id: 'c', version: 5 })
-      a.write({ digest: true, done: true })
-      assert.deepStrictEqual(updates(drain(a)), [])
-    })
-
-    it('treats a version of its own id it never sent as a past incarnation, and writes again above it', () => {
-      const a = new Gossip('a', lww())
-      a.set('x', 1)
-      const before = a.get('x').version
-      // a peer claims to hold a's versions up to one a never sent anyone
-      a.write({ digest: true, source_id: 'a', version: before })
-      a.write({ digest: true, done: true })
-      const sent = updates(drain(a))
-      assert.deepStrictEqual(sent.map((u) => [u.key, u.value]), [['x', 1]])
-      assert.ok(sent[0].version > before)
-    })
-
-    it('one gossip() on either end reconciles both directions', async () => {
-      for (const side of ['sa', 'sb'] as const) {
-        const net = new Net(['a', 'b'], () => lww())
-        const link = net.connect(0, 1)
-        net.nodes[0].set('from-a', 1)
-        net.nodes[1].set('from-b', 2)
-        assert.strictEqual(link[side].gossip(), true)
-        await net.settle()
-        for (const g of net.nodes) {
-          assert.strictEqual(g.get('from-a').value, 1)
-          assert.strictEqual(g.get('from-b').value, 2)
-        }
-      }
-    })
-
-    it('works piped as in the original: A.pipe(B).pipe(A)', async () => {
-      const a = new Gossip('a', lww())
-      const b = new Gossip('b', lww())
-      a.pipe(b).pipe(a)
-      a.set('x', 'from a')
-      b.set('y', 'from b')
-      const done = new Promise<void>((resolve) => {
-        const check = () => {
-          if (Object.keys(a.state).length === 2 && Object.keys(b.state).length === 2) resolve()
-        }
-        a.history.on('update', check)
-        b.history.on('update', check)
-      })
-      b.gossip()
-      await done
-      assert.strictEqual(a.get('y').value, 'from b')
-      assert.strictEqual(b.get('x').value, 'from a')
-    })
-
-    it('sends at most mtu updates per exchange, each source in version order without gaps', async () => {
-      for (const order of ['depth', 'breadth'] as const) {
-        const a = new Gossip('a', lww({ mtu: 5, order }))
-        for (let i = 0; i < 7; i++) a.set(`a${i}`, i)
-        for (let i = 0; i < 4; i++) a.write({ key: `c${i}`, value: i, source_id: 'c', version: i + 1 })
-        a.write({ digest: true, done: true })
-        const sent = updates(drain(a))
-        assert.strictEqual(sent.length, 5)
-        for (const src of ['a', 'c']) {
-          const mine = sent.filter((u) => u.source_id === src).map((u) => u.version)
-          const all = a.history.news(src, -1).map((u) => u.version)
-          assert.deepStrictEqual(mine, all.slice(0, mine.length), `${order}: ${src} sent a prefix`)
-        }
-        if (order === 'depth') {
-          // the source with most waiting (a: 7) fills the exchange
-          assert.deepStrictEqual(sent.map((u) => u.source_id), ['a', 'a', 'a', 'a', 'a'])
-        } else {
-          // rank by rank: both sources' first two deltas before anyone's third
-          const fromA = sent.filter((u) => u.source_id === 'a').length
-          assert.ok(fromA === 2 || fromA === 3, `breadth sent ${fromA} of a`)
-        }
-      }
-    })
-
-    it('breaks depth ties at random, with config.random', () => {
-      const firsts = new Set<string>()
-      for (const r of [0, 0.99]) {
-        const a = new Gossip('a', lww({ mtu: 1, random: () => r }))
-        a.write({ key: 'x', value: 1, source_id: 'b', version: 1 })
-        a.write({ key: 'y', value: 1, source_id: 'c', version: 1 })
-        a.write({ digest: true, id: 'a', version: 0 })
-        a.write({ digest: true, done: true })
-        firsts.add(updates(drain(a))[0].source_id)
-      }
-      assert.deepStrictEqual([...firsts].sort(), ['b', 'c'])
-    })
-
-    it('nodes that agree exchange digests and no updates', async () => {
-      const net = new Net(['a', 'b'], () => lww({ mtu: 3 }))
-      const link = net.connect(0, 1)
-      for (let i = 0; i < 5; i++) net.nodes[0].set(`k${i}`, i)
-      for (let i = 0; i < 3; i++) {
-        link.sb.gossip()
-        await net.settle()
-        link.sa.gossip()
-        await net.settle()
-      }
-      assert.strictEqual(Object.keys(net.nodes[1].state).length, 5)
-      const before = net.traffic.updates
-      link.sa.gossip()
-      link.sb.gossip()
-      await net.settle()
-      assert.strictEqual(net.traffic.updates, before)
-    })
-
-    it('answers from the state what a small history forgot', async () => {
-      const net = new Net(['a', 'b'], () => lww({ max_history: 2, mtu: 3 }))
-      const link = net.connect(0, 1)
-      const memories: number[] = []
-      net.nodes[0].history.on('compaction', (memory: Update[]) => memories.push(memory.length))
-      for (let i = 0; i < 10; i++) net.nodes[0].set(`k${i}`, i)
-      assert.ok(memories.length > 0, "'compaction' was emitted")
-      assert.ok(net.nodes[0].history.length <= 2)
-      for (let i = 0; i < 4; i++) {
-        link.sb.gossip()
-        await net.settle()
-      }
-      assert.strictEqual(Object.keys(net.nodes[1].state).length, 10)
-    })
-
-    it('does not queue a digest for a peer that has not read the last one', () => {
-      const a = new Gossip('a', lww({ mtu: 1 }))
-      a.set('x', 1)
-      assert.strictEqual(a.gossip(), true)
-      assert.strictEqual(a.gossip(), false)
-      drain(a)
-      assert.strictEqual(a.gossip(), true)
-    })
-
-    it('ignores a duplicate of the current mapping without consulting resolve', () => {
-      let calls = 0
-      const g = new Gossip('a', {
-        resolve: (gossip, u) => {
-          calls++
-          return resolution.lww_vs_current_vers(gossip, u)
-        },
-      })
-      const u = { key: 'k', value: 1, source_id: 'b', version: 3 }
-      g.write(u)
-      g.write(u)
-      assert.strictEqual(calls, 1)
-    })
-  })
-
   describe('bad input', () => {
     it("reports each refused object once with 'invalid', and keeps working", () => {
       const a = new Gossip('a', lww())
@@ -378,5 +201,178 @@ describe('Gossip', () => {
       g.write({ digest: true, done: true })
       assert.strictEqual(g.destroyed, false)
     })
+  })
+})
+
+describe('set: backpressure and drain', () => {
+  it("returns false at the high-water mark, and 'drain' follows once the peer reads", async () => {
+    const g = new Gossip('a', lww({ mtu: 2 }))
+    g.set('seed', 0)
+    // nobody reads: the digests fill the buffer past the mtu
+    g.gossip()
+    g.gossip()
+    assert.ok(g.readableLength >= g.readableHighWaterMark)
+    assert.strictEqual(g.set('k', 1), false)
+    assert.strictEqual(g.get('k').value, 1, 'the write was made; only the caller is asked to wait')
+    let drained = 0
+    g.on('drain', () => drained++)
+    g.resume()
+    for (let i = 0; i < 5 && drained === 0; i++) await turn()
+    assert.strictEqual(drained, 1)
+    assert.strictEqual(g.set('k', 2), true)
+  })
+
+  it('a writer that waits for drain never hangs, piped to a slow peer (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 60 }), fc.nat({ max: 3 }), async (mtu, writes, slowness) => {
+        const a = new Gossip('a', lww({ mtu }))
+        const b = new Gossip('b', lww({ mtu }))
+        // b reads a's output only every few turns
+        let reading = true
+        const pump = setInterval(() => {
+          reading = !reading
+          if (reading) a.resume()
+          else if (slowness > 0) a.pause()
+        }, 0)
+        a.pipe(b).pipe(a)
+        let written = 0
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`hung after ${written} of ${writes} writes`)), 5000)
+          const write = (): void => {
+            while (written < writes) {
+              a.gossip()
+              const ok = a.set(`k${written}`, written)
+              written++
+              if (!ok) {
+                a.once('drain', write)
+                return
+              }
+            }
+            clearTimeout(timer)
+            resolve()
+          }
+          write()
+        })
+        clearInterval(pump)
+        a.resume()
+        assert.strictEqual(written, writes)
+      }),
+      { numRuns: 40 },
+    )
+  })
+
+  it("under flow control returns false while the write waits, and 'drain' follows its admission", async () => {
+    let now = 0
+    const g = new Gossip('a', lww({ flow_control: { initial: 1, burst: 1, now: () => now } }))
+    assert.strictEqual(g.set('a', 1), true)
+    assert.strictEqual(g.set('b', 2), false, 'over the allowed rate: waits in the backlog')
+    let drained = 0
+    g.on('drain', () => drained++)
+    g.resume()
+    now = 5
+    g.gossip() // an exchange admits what the rate allows
+    for (let i = 0; i < 3; i++) await turn()
+    assert.strictEqual(g.get('b').value, 2)
+    assert.strictEqual(drained, 1)
+  })
+})
+
+/** A node holding `counts[i]` updates from source `s{i}`. */
+function holding(counts: number[], mtu: number): Gossip {
+  const x = new Gossip('x', lww({ mtu, random: () => 0.5 }))
+  counts.forEach((n, i) => {
+    for (let v = 1; v <= n; v++) x.write({ key: `s${i}/${v % 4}/${v}`, value: v, source_id: `s${i}`, version: v })
+  })
+  return x
+}
+
+describe('many peers', () => {
+  it("one peer's digest never changes what another peer receives", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 12 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 20 }),
+        fc.array(fc.option(fc.nat({ max: 14 }), { nil: undefined }), { minLength: 5, maxLength: 5 }),
+        fc.array(fc.option(fc.nat({ max: 14 }), { nil: undefined }), { minLength: 5, maxLength: 5 }),
+        fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+        (counts, mtu, dp, dq, interleave) => {
+          const digest = (d: (number | undefined)[]) =>
+            counts.flatMap((_, i) => (d[i] === undefined ? [] : [{ digest: true, source_id: `s${i}`, version: d[i] }]))
+          const p = digest(dp)
+          const q = digest(dq)
+
+          // q's answer when q is the only peer asking
+          const alone = holding(counts, mtu)
+          const solo = alone.createStream()
+          for (const e of q) solo.write(e)
+          solo.write({ digest: true, done: true })
+          const expected = drain(solo)
+
+          // the same, with p's digest interleaved entry by entry on another stream
+          const x = holding(counts, mtu)
+          const sp = x.createStream()
+          const sq = x.createStream()
+          const pending = [...p.map((e) => [sp, e] as const), ...q.map((e) => [sq, e] as const)]
+          let i = 0
+          while (pending.length > 0) {
+            const take = interleave[i++ % interleave.length] ? pending.findIndex(([s]) => s === sp) : 0
+            const [s, e] = pending.splice(take < 0 ? 0 : take, 1)[0]
+            s.write(e)
+          }
+          sp.write({ digest: true, done: true })
+          sq.write({ digest: true, done: true })
+          assert.deepStrictEqual(drain(sq), expected)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('a peer that stops reading fills only its own buffer; other peers and local writes go on', async () => {
+    const net = new Net(['x', 'q'], () => lww({ mtu: 3 }))
+    const [x, q] = net.nodes
+    for (let i = 0; i < 30; i++) x.set(`k${i}`, i)
+    const link = net.connect(0, 1)
+
+    const stalled = x.createStream() // nobody reads this one until the end
+    for (let i = 0; i < 50; i++) stalled.write({ digest: true, done: true })
+    // Every question is taken in at once (nothing waits on the writable
+    // side, so two streams piped into each other cannot deadlock); one
+    // answer (3 updates, a digest of one source and its end) sits in the
+    // buffer and the rest is owed, not queued.
+    assert.strictEqual(stalled.writableLength, 0)
+    assert.ok(stalled.readableLength <= 3 + 2, `stalled buffer holds ${stalled.readableLength}`)
+    assert.strictEqual(stalled.gossip(), false, 'no digest is queued for a stalled peer')
+
+    x.set('late', 'still applied at once')
+    assert.strictEqual(x.get('late').value, 'still applied at once')
+
+    for (let r = 0; r < 12 && Object.keys(q.state).length < Object.keys(x.state).length; r++) {
+      link.sb.gossip()
+      await net.settle()
+    }
+    assert.strictEqual(Object.keys(q.state).length, Object.keys(x.state).length)
+    assert.strictEqual(q.get('late').value, 'still applied at once')
+    assert.ok(stalled.readableLength <= 5)
+    // Read at last, it replies to each of the 50 questions, once.
+    const out = drain(stalled)
+    assert.strictEqual(out.filter((m) => 'done' in m && m.reply === true).length, 50)
+    assert.strictEqual(stalled.gossip(), true)
+  })
+
+  it('createStream gives each peer a stream of the same node', async () => {
+    const net = new Net(['hub', 'a', 'b', 'c'], () => lww({ mtu: 2 }))
+    for (let i = 1; i < 4; i++) net.connect(0, i)
+    net.nodes.forEach((g, i) => g.set(`from-${g.id}`, i))
+    for (let r = 0; r < 6; r++) {
+      for (const l of net.links) {
+        l.sb.gossip()
+        await net.settle()
+      }
+    }
+    for (const g of net.nodes) assert.strictEqual(Object.keys(g.state).length, 4, `${g.id} holds everything`)
+    const s = net.nodes[0].createStream()
+    assert.strictEqual(s.node, net.nodes[0])
+    assert.strictEqual(s.readableHighWaterMark, 2)
   })
 })

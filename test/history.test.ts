@@ -5,8 +5,9 @@
  */
 import * as assert from 'assert'
 import fc from 'fast-check'
-import { base, History } from '../lib'
-import type { Update } from '../lib'
+import { base, Gossip, History } from '../lib'
+import type { Missing, Update } from '../lib'
+import { sortByVersion } from '../lib/history'
 import { isMembershipKey } from '../lib/membership'
 import { Cluster } from '../lib/testing/cluster'
 
@@ -102,6 +103,48 @@ describe('History', () => {
     }
   })
 
+  it("a node's history answers entry(key), entries() and mappings() (what stores and the state read), a delete's entry included", async () => {
+    const resolve = base.resolution.lww_vs_current_vers
+    const a = new Gossip('a', { resolve })
+    const b = new Gossip('b', { resolve })
+    a.set('x', 1)
+    b.set('x', 2)
+    b.set('y', 3)
+    a.pipe(b).pipe(a)
+    b.gossip()
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r))
+    a.delete('y')
+    const h = a.history
+    assert.deepStrictEqual(h.entry('x'), a.get('x'))
+    assert.strictEqual(h.entry('y')?.deleted, true)
+    assert.strictEqual(h.entry('z'), undefined)
+    assert.deepStrictEqual([...h.entries()].map((u) => `${u.key}:${u.source_id}`).sort(), ['x:b', 'y:a'])
+    assert.deepStrictEqual([...h.mappings()].map((u) => `${u.key}:${u.source_id}`).sort(), ['x:a', 'x:b', 'y:a', 'y:b'])
+  })
+
+  it("resolve's get of the key it is asked about sees the key's entry, a delete included, and reads afresh once the history takes a write", () => {
+    const seen: unknown[] = []
+    const show = (u: Update | Missing): unknown => (u.version === -Infinity ? 'missing' : (u as Update).deleted === true ? 'deleted' : u.value)
+    let once = true
+    const g: Gossip = new Gossip('a', {
+      resolve: (_ctx, u) => {
+        const cur = g.get(u.key)
+        seen.push(show(cur))
+        if (u.value === 2 && once) {
+          // A write that asks no resolve: only the history's count of writes tells.
+          once = false
+          g.history.write('k', 'z', 'z', cur.version + 1)
+          seen.push(show(g.get(u.key)))
+        }
+        return u.version > cur.version
+      },
+    })
+    g.set('k', 1)
+    g.delete('k')
+    g.set('k', 2)
+    assert.deepStrictEqual(seen, ['missing', 1, 'deleted', 'z'])
+  })
+
   it('refuses a max_history below 1', () => {
     assert.throws(() => new History(0), RangeError)
   })
@@ -138,6 +181,27 @@ describe('History', () => {
         }
       }),
       { numRuns: Number(process.env.PROPERTY_RUNS ?? 60) },
+    )
+  })
+
+  it('property: sortByVersion sorts as a stable comparison sort would, in order or not, by radix or not', () => {
+    const versions = fc.oneof(
+      fc.array(fc.integer({ min: 0, max: 3000 }), { maxLength: 1500 }),
+      fc.array(fc.integer({ min: 1_700_000_000_000_000, max: 1_700_000_000_000_000 + 2 ** 40 }), { minLength: 500, maxLength: 1500 }),
+      fc.array(fc.oneof(fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.constant(2 ** 53 - 1)), { minLength: 500, maxLength: 1200 }),
+      fc.array(fc.double({ noNaN: true }), { maxLength: 800 }),
+    )
+    fc.assert(
+      fc.property(versions, fc.boolean(), (vs, presorted) => {
+        if (presorted) vs.sort((a, b) => a - b)
+        const list: Update[] = vs.map((v, i) => ({ key: `k${i}`, value: i, source_id: 'a', version: v }))
+        const expected = [...list].sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+        const inOrder = list.every((u, i) => i === 0 || list[i - 1].version <= u.version)
+        const moved = sortByVersion(list)
+        assert.deepStrictEqual(list, expected)
+        assert.strictEqual(moved, !inOrder)
+      }),
+      { numRuns: 200 },
     )
   })
 })

@@ -10,7 +10,7 @@
  * connections on every link).
  *
  * A message is one whole answer (everything a stream pushed in one go), as
- * in test/faults.test.ts: links are FIFO (a later message never overtakes
+ * in test/properties/faults.test.ts: links are FIFO (a later message never overtakes
  * an earlier one, as on a TCP connection) and lose whole messages.
  */
 import { Gossip, Membership, PeerStream, base } from '../lib'

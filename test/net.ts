@@ -92,6 +92,34 @@ export class Net {
   }
 }
 
+const turn = () => new Promise((r) => setImmediate(r))
+
+/** Move what `a` and `b` queued for each other until both are quiet; returns updates moved. */
+export async function settle(a: PeerStream, b: PeerStream): Promise<number> {
+  let updates = 0
+  for (;;) {
+    let moved = 0
+    for (const [from, to] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      for (let m = from.read() as Message | null; m !== null; m = from.read() as Message | null) {
+        if (!('digest' in m)) updates++
+        to.write(m)
+        moved++
+      }
+    }
+    if (moved === 0) return updates
+    await turn()
+  }
+}
+
+/** One gossip() from `a`, then `settle`. */
+export async function exchange(a: PeerStream, b: PeerStream): Promise<number> {
+  a.gossip()
+  return settle(a, b)
+}
+
 /**
  * A connected graph on n nodes: a random spanning tree (node i joins
  * `parents[i] % i`) plus `extra` edges for cycles, without loops or repeats.
@@ -148,7 +176,7 @@ export function invariantViolations(nodes: Gossip[]): string[] {
   for (const p of nodes) {
     for (const q of nodes) {
       if (p === q) continue
-      for (const u of q.history._mappings()) {
+      for (const u of q.history.mappings()) {
         if (u.source_id !== q.id) continue
         const mine = p.history.mapping(u.source_id, u.key)
         if (mine !== undefined && mine.version >= u.version) continue

@@ -36,7 +36,9 @@ import { barrier } from '../barrier'
 import { Clock } from '../clock'
 import { Gossip } from '../gossip'
 import { checkedUpdate } from '../shape'
+import { recordFields, type RecordFields } from '../snapshot'
 import type { Config, Snapshot, Update } from '../types'
+import type { PersistentStore } from '../persistence'
 
 /** Options of {@link IdbStore.open}. */
 export interface IdbStoreOptions {
@@ -53,7 +55,7 @@ interface Meta {
   reserved: number
   held: number | null
   seq: number
-  /** The node's delete record (see Gossip._deletesRecord), JSON text; absent in databases written before it. */
+  /** The node's record (`Persisted.record`, from gossip.persisted()), JSON text; absent in databases written before it. */
   deletes?: string | null
 }
 
@@ -88,7 +90,7 @@ function writeTx(db: IDBDatabase): IDBTransaction {
  * then `store.attach(Gossip.restore(id, config, store.state))` (or `new
  * Gossip` when `state` is undefined); or in one step {@link openIdbGossip}.
  */
-export class IdbStore {
+export class IdbStore implements PersistentStore {
   /** What the database held: pass it to `Gossip.restore` (undefined for a new one). */
   readonly state: Snapshot | undefined
   /** Highest version reserved in the database. */
@@ -324,11 +326,10 @@ function checked(r: unknown, name: string): Update {
 }
 
 // The snapshot fields of a delete record (see Snapshot.collected), if it reads.
-function deletesOf(text: string | null | undefined): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'> {
+function deletesOf(text: string | null | undefined): RecordFields {
   if (typeof text !== 'string') return {}
   try {
-    const d = JSON.parse(text) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'>
-    return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor }
+    return recordFields(text)
   } catch {
     return {}
   }
@@ -355,11 +356,13 @@ async function lock(name: string, locks: LockManager | null | undefined): Promis
  * A node whose state lives in IndexedDB database `name`: restored from it
  * if it holds any, and recorded to it from now on. Await `store.flush()`
  * before telling the user a write is saved; `store.close()` when done.
+ * `T` types the node's values, as in `Gossip<T>` (unknown by default; not
+ * checked at run time).
  */
-export async function openIdbGossip(id: string, config: Config, name: string, options: IdbStoreOptions = {}): Promise<{ gossip: Gossip; store: IdbStore }> {
+export async function openIdbGossip<T = unknown>(id: string, config: Config, name: string, options: IdbStoreOptions = {}): Promise<{ gossip: Gossip<T>; store: IdbStore }> {
   const store = await IdbStore.open(name, id, options)
   try {
-    const gossip = store.state === undefined ? new Gossip(id, config) : Gossip.restore(id, config, store.state)
+    const gossip = store.state === undefined ? new Gossip<T>(id, config) : Gossip.restore<T>(id, config, store.state)
     store.attach(gossip)
     return { gossip, store }
   } catch (err) {

@@ -18,7 +18,8 @@
  * being answered makes room), 3 s for a whole request, a body of 1 MiB of
  * UTF-8. With a token, every request but `/health` and `/ready` must
  * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
- * must have one. Web pages are refused: a request with an `Origin` (unless
+ * must have one. An address (an IPv6 /64) that sent 10 wrong tokens within
+ * a minute is answered 429 for a minute, whatever it sends. Web pages are refused: a request with an `Origin` (unless
  * allowed), or whose `Host` is a DNS name not allowed (a page whose name
  * was rebound to this address), a `PUT` not in JSON, methods not listed.
  *
@@ -27,8 +28,9 @@
 import * as crypto from 'crypto'
 import * as http from 'http'
 import * as net from 'net'
+import type { AdminCode } from '../codes'
 import { boundedServer, closeIfUnread } from './bounded-http'
-import type { Address } from './types'
+import type { Address, LogLevel } from './types'
 
 /** What one admin request asks the node. */
 export interface AdminRequest {
@@ -60,8 +62,84 @@ export interface AdminOptions {
   origins?: string[]
   /** Milliseconds for a whole request, headers and body (default 3000). */
   requestTimeout?: number
+  /** Wrong tokens an address may send within `ms` before it is refused for `ms` (default 10 in 60,000). */
+  lockout?: Lockout
   /** Where errors of the server go. */
-  log: (line: string) => void
+  log: (line: string, level?: LogLevel) => void
+}
+
+/** See {@link AdminOptions.lockout}. */
+export interface Lockout {
+  attempts: number
+  ms: number
+}
+
+/** The default {@link Lockout}: 10 wrong tokens a minute. */
+const LOCKOUT: Lockout = { attempts: 10, ms: 60_000 }
+
+/** Most addresses a {@link FailureLimiter} remembers. */
+const MAX_TRACKED = 4096
+
+/**
+ * Wrong tokens by address, so that they cannot be tried as fast as a
+ * client can send them: `attempts` within `ms` of the first lock the
+ * address out for `ms`. An IPv6 address counts as its /64 (one host is
+ * usually given a whole one). Memory is bounded: past MAX_TRACKED
+ * addresses, the one whose window began first is forgotten.
+ */
+export class FailureLimiter {
+  // Address -> failures in its window, and when the window (or lock) ends;
+  // in the order windows began.
+  private readonly seen = new Map<string, { failures: number; until: number }>()
+
+  constructor(
+    private readonly lockout: Lockout = LOCKOUT,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Addresses remembered. */
+  get size(): number {
+    return this.seen.size
+  }
+
+  /** Seconds until `address` may try again, or 0. */
+  locked(address: string): number {
+    const e = this.seen.get(key(address))
+    const left = e === undefined || e.failures < this.lockout.attempts ? 0 : e.until - this.now()
+    return left > 0 ? Math.ceil(left / 1000) : 0
+  }
+
+  /** `address` sent a wrong token: true if that locked it out. */
+  failed(address: string): boolean {
+    const k = key(address)
+    const now = this.now()
+    const e = this.seen.get(k)
+    if (e !== undefined && now < e.until) {
+      if (++e.failures < this.lockout.attempts) return false
+      e.until = now + this.lockout.ms
+      return e.failures === this.lockout.attempts
+    }
+    this.seen.delete(k)
+    // Windows are equally long: the first began first, and goes.
+    if (this.seen.size >= MAX_TRACKED) this.seen.delete(this.seen.keys().next().value as string)
+    this.seen.set(k, { failures: 1, until: now + this.lockout.ms })
+    return this.lockout.attempts <= 1
+  }
+}
+
+// What an address is counted as: IPv4 as it is (mapped into IPv6 or not), IPv6 by its /64.
+function key(address: string): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (v4 !== null) return v4[1]
+  if (net.isIPv6(address)) {
+    // Expand "::" to read the first four groups.
+    const [head, tail = ''] = address.toLowerCase().split('::')
+    const h = head === '' ? [] : head.split(':')
+    const t = tail === '' ? [] : tail.split(':')
+    const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h
+    return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`
+  }
+  return address
 }
 
 /** Longest request body: the longest value, as JSON, and room for its key. */
@@ -72,8 +150,8 @@ const MAX_CONNECTIONS = 64
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
-/** Codes of the admin endpoint's refusals. */
-export type AdminCode = 'unauthorized' | 'forbidden' | 'not_found' | 'method_not_allowed' | 'unsupported_media_type' | 'bad_request' | 'too_large' | 'refused'
+/** Codes of the admin endpoint's refusals (lib/codes.ts). */
+export type { AdminCode }
 
 /** The methods of each path. */
 function methods(path: string): string | null {
@@ -105,6 +183,7 @@ function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
 export class AdminServer {
   private readonly server: http.Server
   private readonly hosts: ReadonlySet<string>
+  private readonly failures: FailureLimiter
 
   private constructor(
     private readonly target: AdminTarget,
@@ -112,6 +191,7 @@ export class AdminServer {
   ) {
     const names = [...(options.hosts ?? []), options.at.host ?? '127.0.0.1']
     this.hosts = new Set(names.map((h) => h.toLowerCase()))
+    this.failures = new FailureLimiter(options.lockout)
     this.server = boundedServer(
       (req, res) => {
         this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
@@ -183,8 +263,21 @@ export class AdminServer {
       return send(res, r.ready ? 200 : 503, r)
     }
     const token = this.options.token
-    if (token !== undefined && !sameToken(req.headers.authorization, token)) {
-      return send(res, 401, { ok: false, code: 'unauthorized', error: 'a token is needed: Authorization: Bearer TOKEN (the client reads --token-file or SCUTTLE_ADMIN_TOKEN)' })
+    if (token !== undefined) {
+      // A locked-out address is refused before its token is looked at: a guess that hits must not tell.
+      const address = req.socket.remoteAddress ?? ''
+      const wait = this.failures.locked(address)
+      if (wait > 0) {
+        res.setHeader('retry-after', String(wait))
+        return send(res, 429, { ok: false, code: 'too_many_attempts', error: `too many wrong tokens from ${address}: try again in ${wait} s` })
+      }
+      if (!sameToken(req.headers.authorization, token)) {
+        if (this.failures.failed(address)) {
+          const { attempts, ms } = this.options.lockout ?? LOCKOUT
+          this.options.log(`admin: ${attempts} requests with a wrong token from ${address} within ${ms / 1000} s: its requests are refused for ${ms / 1000} s [too_many_attempts]`, 'warn')
+        }
+        return send(res, 401, { ok: false, code: 'unauthorized', error: 'a token is needed: Authorization: Bearer TOKEN (the client reads --token-file or SCUTTLE_ADMIN_TOKEN)' })
+      }
     }
     const kv = /^\/v1\/kv\/(.+)$/.exec(path)
     let request: AdminRequest | null = null

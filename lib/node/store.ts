@@ -55,8 +55,9 @@ import { barrier } from '../barrier'
 import { Clock } from '../clock'
 import { Gossip } from '../gossip'
 import { checkedUpdate, RECORD_KEY } from '../shape'
-import { markChecked } from '../snapshot'
+import { markChecked, recordFields, type RecordFields } from '../snapshot'
 import type { Config, Snapshot, StateStore, Update } from '../types'
+import type { PersistentStore } from '../persistence'
 import { scanWal } from './wal'
 import { loadPeer } from './peer'
 
@@ -373,7 +374,7 @@ interface Op {
  * original API did, keep the resolved view in the database:
  * `store.attach(new Gossip(id, config, store.view))`.
  */
-export class Store {
+export class Store implements PersistentStore {
   /** Highest version reserved on disk. */
   reserved: number
   /** The directory, as given. */
@@ -438,7 +439,7 @@ export class Store {
   }
   private readonly onUpdate = (u: Update, resolved: boolean): void => this.record(u, resolved)
   private readonly onForget = (u: Update): void => this.forgot(u)
-  // The deletes record last written (see Gossip._deletesRecord).
+  // The record last written (`Persisted.record`, from gossip.persisted()).
   private deletesWritten: string | null = null
 
   private constructor(dir: string, id: string, options: StoreOptions) {
@@ -770,7 +771,7 @@ export class Store {
 
   // The key's entry as the node resolved it, deletes included.
   private entryOf(g: Gossip, key: string): Update | undefined {
-    const e = this.viewMode ? (g.state as StateStore)[key] : g.history._resolved(key)
+    const e = this.viewMode ? (g.state as StateStore)[key] : g.history.entry(key)
     return typeof e === 'object' && e !== null ? e : undefined
   }
 
@@ -1029,7 +1030,7 @@ export class Store {
 
   // ---- the view --------------------------------------------------------
 
-  // The record of deletes as last written (see Gossip._deletesRecord), for
+  // The record as last written (`Persisted.record`, from gossip.persisted()), for
   // a node built on the view: read from the database once.
   private recordRead = false
   private recordText(): string | undefined {
@@ -1405,7 +1406,7 @@ export class Store {
 
   // What the node collected of deletes (see Snapshot.collected): a damaged
   // record is logged and dropped (it only guards against stale peers).
-  private loadDeletes(): Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'> {
+  private loadDeletes(): RecordFields {
     let row: { record: string; crc: number } | undefined
     try {
       row = this.db.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as typeof row
@@ -1415,9 +1416,9 @@ export class Store {
     if (row === undefined) return {}
     try {
       if (typeof row.record !== 'string' || crc32(row.record) !== row.crc) throw new Error('its checksum does not match')
-      const d = JSON.parse(row.record) as Pick<Snapshot, 'collected' | 'horizon' | 'maxes' | 'refetching' | 'issued' | 'floor'>
+      const d = recordFields(row.record)
       this.deletesWritten = row.record
-      return { collected: d.collected, horizon: d.horizon, maxes: d.maxes, refetching: d.refetching, issued: d.issued, floor: d.floor }
+      return d
     } catch (err) {
       this.log(`store: ${this.file}: the record of collected deletes is damaged (${(err as Error).message}): a peer behind those deletes could bring deleted keys back`)
       return {}
@@ -1615,12 +1616,13 @@ export interface OpenGossipOptions extends StoreOptions {
 /**
  * A node whose state lives in `dir`: restored from it if it holds any, and
  * recorded to it from now on. Await `store.flush()` before acknowledging a
- * write; `store.close()` when done.
+ * write; `store.close()` when done. `T` types the node's values, as in
+ * `Gossip<T>` (unknown by default; not checked at run time).
  */
-export function openGossip(id: string, config: Config, dir: string, options: OpenGossipOptions = {}): { gossip: Gossip; store: Store } {
+export function openGossip<T = unknown>(id: string, config: Config, dir: string, options: OpenGossipOptions = {}): { gossip: Gossip<T>; store: Store } {
   const store = Store.open(dir, id, options)
   try {
-    let gossip: Gossip
+    let gossip: Gossip<T>
     if (options.view === true) {
       // A repaired database lost its resolved flags: make them again once.
       if (store.wasRepaired) store.writeResolved(Gossip.restore(id, config, store.state as Snapshot).state)
@@ -1628,13 +1630,13 @@ export function openGossip(id: string, config: Config, dir: string, options: Ope
       const now = Clock.now
       Clock.now = () => Math.max(now(), store.reserved)
       try {
-        gossip = new Gossip(id, config, store.view)
+        gossip = new Gossip<T>(id, config, store.view)
       } finally {
         Clock.now = now
       }
     } else {
       const state = store.state
-      gossip = state === undefined ? new Gossip(id, config) : Gossip.restore(id, config, state)
+      gossip = state === undefined ? new Gossip<T>(id, config) : Gossip.restore<T>(id, config, state)
     }
     store.attach(gossip)
     return { gossip, store }

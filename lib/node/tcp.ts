@@ -250,11 +250,14 @@ export class ScuttleNode extends EventEmitter {
     const ownRecord = MEMBER_PREFIX + own
     let twinRecordSaid = false
     this.gossip.history.on('update', (u: Update) => {
-      if (twinRecordSaid || u.source_id !== own || u.key !== ownRecord || this.membership === null) return
+      if (u.source_id !== own || u.key !== ownRecord || this.membership === null) return
       const record = u.value as { address?: unknown; started?: unknown } | null
       const started = record?.started
       const ours = this.membership.member(own)?.started ?? null
       if (typeof started !== 'number' || ours === null || started <= ours) return
+      // Their writes can hide each other's: offered to peers again (see Replica.twinned).
+      this.gossip.replica.twinned(own)
+      if (twinRecordSaid) return
       twinRecordSaid = true
       this.counters.twins++
       this.log(
@@ -343,6 +346,8 @@ export class ScuttleNode extends EventEmitter {
       // nodes write it in turn (or a clock went back).
       if (member.started !== null && member.started < previous) {
         this.counters.twins++
+        // Their writes can hide each other's: offered to peers again (see Replica.twinned).
+        this.gossip.replica.twinned(member.id)
         this.log(
           `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
             `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
@@ -677,19 +682,23 @@ export class ScuttleNode extends EventEmitter {
   }
 
   private acceptWebSocket(ws: WS.WebSocket, address: string): Connection {
-    const transport = websocketStream(ws as unknown as WebSocketLike)
-    const c = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
-      transport.end()
-      setTimeout(() => ws.terminate(), 1000).unref()
-    })
-    // ws closes a connection whose message passes maxPayload (1009).
-    ws.on('close', (code: number) => {
-      if (code !== 1009) return
+    // ws refuses a message by the length its frame header declares, past
+    // maxPayload, before reading it (1009): said here, before the stream
+    // below reports the same error as the transport's.
+    let c: Connection | null = null
+    ws.once('error', (err: Error & { code?: string }) => {
+      if (c === null || err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return
       this.count('frame')
       this.drop(c, 'frame', `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
     })
-    transport.on('error', (err: Error) => this.drop(c, 'transport', `WebSocket error: ${err.message}`))
-    return c
+    const transport = websocketStream(ws as unknown as WebSocketLike)
+    const conn = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
+      transport.end()
+      setTimeout(() => ws.terminate(), 1000).unref()
+    })
+    c = conn
+    transport.on('error', (err: Error) => this.drop(conn, 'transport', `WebSocket error: ${err.message}`))
+    return conn
   }
 
   private accept(transport: Duplex | net.Socket, address: string, direction: 'in' | 'out', kind: 'tcp' | 'ws', kill: () => void, end: () => void): Connection {
@@ -766,17 +775,22 @@ export class ScuttleNode extends EventEmitter {
     )
   }
 
-  // A session refused, by us or by the peer: said once per reason (and
-  // address we dial), then every 100th.
+  // A session refused, by us or by the peer: said once per code and
+  // address we dial; of incoming peers, the first 16 of each code (their
+  // reasons differ: another cluster, a bad name), then every 100th. Keyed
+  // by the code, not the text: an incoming peer chooses the text (its id,
+  // its cluster), and so could have every refusal said.
   private refused(c: Connection, err: SessionError, ours: boolean): void {
     if (c.closed) return
     const code = ours ? err.code : 'refused_by_peer'
     this.admission.count(code)
     if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
     const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
-    const seen = this.admission.said(c.direction === 'out' ? `${c.address} ${said} ${err.message}` : err.message)
-    const say = seen % 100 === 0
-    this.drop(c, code, say ? (seen === 0 ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
+    const out = c.direction === 'out'
+    const seen = this.admission.said(out ? `${c.address} ${said}` : said)
+    const first = out ? seen === 0 : seen < 16
+    const say = first || seen % 100 === 0
+    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
   }
 
   private count(code: InvalidCode): void {

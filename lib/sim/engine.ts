@@ -410,9 +410,9 @@ export class Simulation {
     const out: Update[] = []
     const when: number[] = []
     const view = this.admittedView
-    for (const u of from.history._resolvedEntries()) {
+    for (const u of from.history.entries()) {
       const key = u.key
-      const mine = to.history._resolved(key)
+      const mine = to.history.entry(key)
       if (mine !== undefined && mine.version >= u.version) continue
       out.push(u)
       when.push(view.timeOf(this.keyIndex.get(key) as number, u.version) ?? 0)

@@ -66,6 +66,11 @@ export class Model {
   dropping = false
   // Withdrawals no delete the node took called for (see withdrawals()).
   private readonly unjustified: string[] = []
+  // Withdrawals of a value of a node's past, decided before a peer showed
+  // it a newer write of that past the delete did not beat: the node must
+  // report that write late (docs/deletes.md, R4). Per node, key and the
+  // write's version: the withdrawal's version and what it did.
+  private readonly owed = new Map<string, { node: string; key: string; version: number; withdrawal: number; what: string }>()
   /** The order the policy declares, or null. */
   readonly order: Comparator | null
 
@@ -84,6 +89,10 @@ export class Model {
 
   // Per node that lost state in a restart: the highest version of its own it may have issued before.
   private readonly past = new Map<string, number>()
+
+  // Per node that lost state in a restart, per other node: how far that
+  // node's copy of it went while it was the log it lost (see covered).
+  private readonly pastCopies = new Map<string, Map<string, number>>()
 
   // Per node: the sources it is refetching (its digest names them from scratch).
   private readonly refetching = new Map<string, Set<string>>()
@@ -109,6 +118,9 @@ export class Model {
       r.add(source)
     })
     g.on('refetched', (source: string) => this.refetching.get(g.id)?.delete(source))
+    g.on('late', (ups: readonly Update[]) => {
+      for (const u of ups) this.owed.delete(`${g.id}\u0000${u.key}\u0000${u.version}`)
+    })
     g.history.on('forget', (u: Update) => {
       if (u.deleted !== true && u.withdrawn !== true) return
       if ((this.collected.get(u.source_id) ?? -Infinity) < u.version) this.collected.set(u.source_id, u.version)
@@ -151,12 +163,36 @@ export class Model {
     const op = updateOf(last)
     const tombs = this.taken.get(node)?.get(w.key) ?? []
     if (tombs.some((t) => this.beats(t, op))) return
+    const what = `${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`
+    // A node that lost its log judges its past by the peers heard so far.
+    if (last.version <= (this.past.get(node) ?? -Infinity)) {
+      this.owed.set(`${node}\u0000${w.key}\u0000${last.version}`, { node, key: w.key, version: last.version, withdrawal: w.version, what })
+      return
+    }
     this.unjustified.push(`${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`)
   }
 
   /** Withdrawals no delete the node took called for (each reported once). */
   withdrawals(): string[] {
     return this.unjustified.splice(0)
+  }
+
+  /**
+   * After healing: withdrawals of a newer write of a node's past (see
+   * owed) that the node never reported late, though no newer operation of
+   * its replaced that write and it is not lost.
+   */
+  unreported(): string[] {
+    const out: string[] = []
+    for (const o of this.owed.values()) {
+      let moot = false
+      for (const op of this.ops.values()) {
+        if (op.node !== o.node || op.key !== o.key) continue
+        if ((op.version === o.version && op.lost) || (op.version > o.withdrawal && !op.lost)) moot = true
+      }
+      if (!moot) out.push(`${o.what}, and it never reported that write late`)
+    }
+    return out
   }
 
   /**
@@ -170,6 +206,15 @@ export class Model {
     if (keeps === 'everything') return
     this.refetching.delete(id)
     const node = this.cluster.node(id)
+    // Copies this node held of others' lost logs go with its state.
+    for (const held of this.pastCopies.values()) held.delete(id)
+    // How far each copy of its log went before the log was lost.
+    let copies = this.pastCopies.get(id)
+    if (copies === undefined) this.pastCopies.set(id, (copies = new Map()))
+    for (const [other, g] of this.cluster.nodes) {
+      const max = g.history.sources.get(id)?.max ?? -Infinity
+      if (other !== id && max > (copies.get(other) ?? -Infinity)) copies.set(other, max)
+    }
     // What it wrote so far is its past: peers give it back.
     let past = Math.max(this.past.get(id) ?? -Infinity, node.version)
     for (const g of this.cluster.nodes.values()) past = Math.max(past, g.history.sources.get(id)?.max ?? -Infinity)
@@ -204,9 +249,13 @@ export class Model {
 
   // Whether a node other than `restarting` has a digest covering `op`.
   private covered(restarting: string, op: Op): boolean {
+    // Of a node that lost its log since: only a copy of the log it lost
+    // covers it (a copy of the log it rebuilt need not hold it).
+    const copies = op.version <= (this.past.get(op.node) ?? -Infinity) ? this.pastCopies.get(op.node) : undefined
     for (const [id, g] of this.cluster.nodes) {
       if (id === restarting || id === op.node) continue
-      if ((g.history.sources.get(op.node)?.max ?? -Infinity) >= op.version) return true
+      const max = copies !== undefined ? (copies.get(id) ?? -Infinity) : (g.history.sources.get(op.node)?.max ?? -Infinity)
+      if (max >= op.version) return true
     }
     return false
   }

@@ -241,6 +241,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
     refused(when)
     fail(`${when}: a deleted value is back`, model.resurrections())
     fail(`${when}: a write withdrawn that no delete beat`, model.withdrawals())
+    fail(`${when}: a write of a node's past withdrawn and not reported late`, model.unreported())
     fail(`${when}: nodes disagree${order !== null ? ' or miss the greatest write' : ''}`, model.disagreements())
     for (const c of counters) {
       const totals = [...cluster.nodes.values()].map((g) => counter.total(g, c))
@@ -348,7 +349,7 @@ export function dump(cluster: Cluster): string {
   const lines: string[] = []
   for (const [id, g] of cluster.nodes) {
     const maxes = [...g.history.sources.values()].map((l) => `${l.id}:${l.max % 100000}`).join(' ')
-    const maps = [...g.history._mappings()]
+    const maps = [...g.history.mappings()]
       .map((u: Update) => `${u.key}@${u.source_id}:${u.version % 100000}${u.deleted === true ? 'D' : u.withdrawn === true ? 'W' : ''}`)
       .sort()
       .join(' ')

@@ -715,13 +715,30 @@ class Decoder {
     }
   }
 
+  // The value being decoded takes `n` more characters of JSON, counted
+  // exactly (but for escapes and digits) and before what they stand for is
+  // built, so that a value past the limit costs no more to refuse than the
+  // largest one taken. (Each value counts a separator after it: one more
+  // than the value has, hence the limit plus one.)
+  private chars(n: number): void {
+    if ((this.json += n) > MAX_VALUE_LENGTH + 1) this.fail(`value longer than ${MAX_VALUE_LENGTH} characters as JSON`)
+  }
+
+  // A string value: its characters and quotes (its JSON is at least that).
+  private text(s: string): string {
+    this.chars(s.length + 1)
+    return s
+  }
+
   private value(depth: number): Json {
-    // Every value is at least one character of JSON, and one separator.
+    // Every value takes at least its first character and the separator
+    // after it (an empty container adds its end, a string its length and
+    // closing quote).
     if (++this.items > MAX_FRAME_ITEMS) this.fail(`more than ${MAX_FRAME_ITEMS} values in one frame`)
     if ((this.json += 2) > MAX_VALUE_LENGTH + 1) this.fail(`value longer than ${MAX_VALUE_LENGTH} characters as JSON`)
     const tag = this.byte()
     if (tag < 0x80) return tag
-    if (tag >= 0xa0 && tag <= 0xbf) return this.utf8(tag & 0x1f)
+    if (tag >= 0xa0 && tag <= 0xbf) return this.text(this.utf8(tag & 0x1f))
     if (tag < 0xa0) {
       if (depth >= MAX_DEPTH + 1) this.fail(`nested more than ${MAX_DEPTH} levels deep`)
       const n = tag & 0x0f
@@ -729,10 +746,13 @@ class Decoder {
     }
     switch (tag) {
       case NULL:
+        this.chars(3)
         return null
       case FALSE:
+        this.chars(4)
         return false
       case TRUE:
+        this.chars(3)
         return true
       case POS_INT:
         return this.varint()
@@ -750,9 +770,9 @@ class Decoder {
       case DECIMAL:
         return this.decimal()
       case STR:
-        return this.terminated(false)
+        return this.text(this.terminated(false))
       case JSON_STR:
-        return this.terminated(true)
+        return this.text(this.terminated(true))
       case ARRAY:
       case MAP:
         if (depth >= MAX_DEPTH + 1) this.fail(`nested more than ${MAX_DEPTH} levels deep`)
@@ -786,17 +806,20 @@ class Decoder {
     const out: Json[] = []
     if (n >= 0) {
       for (let i = 0; i < n; i++) out.push(this.value(depth + 1))
-      return out
-    }
-    const buf = this.buf
-    for (;;) {
-      if (this.pos >= buf.length) this.fail('array without its end')
-      if (buf[this.pos] === END) {
-        this.pos++
-        return out
+    } else {
+      const buf = this.buf
+      for (;;) {
+        if (this.pos >= buf.length) this.fail('array without its end')
+        if (buf[this.pos] === END) {
+          this.pos++
+          break
+        }
+        out.push(this.value(depth + 1))
       }
-      out.push(this.value(depth + 1))
     }
+    // Its end: the last item's separator, if any, stood for it.
+    if (out.length === 0) this.chars(1)
+    return out
   }
 
   private map(depth: number, n: number): { [k: string]: Json } {
@@ -807,15 +830,20 @@ class Decoder {
         if (this.pos >= buf.length) this.fail('map without its end')
         if (buf[this.pos] === END) {
           this.pos++
+          // Its end (as in array).
+          if (i === 0) this.chars(1)
           return out
         }
       }
       const k = this.string()
+      // The key, its quotes and colon.
+      this.chars(k.length + 3)
       const v = this.value(depth + 1)
       // As JSON.parse does: "__proto__" is an own property like any other.
       if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
       else out[k] = v
     }
+    if (n === 0) this.chars(1)
     return out
   }
 }

@@ -1,0 +1,349 @@
+/**
+ * The TCP node (lib/node/tcp.ts and the modules it runs: admission, dialer,
+ * connection, options), in process on 127.0.0.1: nodes find each other and
+ * converge, redial with backoff, persist with a data directory, and keep
+ * serving good peers while closing bad ones (garbage, no hello, over-long
+ * lines, floods, peers that never read) with a logged reason.
+ */
+import * as assert from 'assert'
+import * as fs from 'fs'
+import * as net from 'net'
+import * as os from 'os'
+import * as path from 'path'
+import { base } from '../../lib'
+import { startNode } from '../../lib/node'
+import type { NodeOptions, ScuttleNode } from '../../lib/node'
+import { parseAddress } from '../../lib/node/tcp'
+import { Gate } from '../adversarial/harness'
+
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+function plain(n: ScuttleNode): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of [...Object.keys(n.gossip.state)].sort()) {
+    const u = n.gossip.state[k] as { value: unknown; source_id: string; version: number }
+    out[k] = [u.value, u.source_id, u.version]
+  }
+  return out
+}
+
+describe('node (TCP, in process)', () => {
+  const nodes: ScuttleNode[] = []
+  const sockets: net.Socket[] = []
+  const dirs: string[] = []
+  const gates: Gate[] = []
+  const logs = new Map<string, string[]>()
+
+  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
+    const lines: string[] = logs.get(options.id) ?? []
+    logs.set(options.id, lines)
+    const n = await startNode({ interval: 20, resolve: base.resolution.lww_vs_current_vers, log: (l) => lines.push(l), ...options })
+    nodes.push(n)
+    return n
+  }
+  const addr = (n: ScuttleNode) => n.address()
+  const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
+
+  async function raw(n: ScuttleNode, hello = true): Promise<{ socket: net.Socket; closed: Promise<void> }> {
+    const socket = net.connect(addr(n).port, '127.0.0.1')
+    sockets.push(socket)
+    socket.on('error', () => undefined)
+    socket.resume() // read (and drop) what the node sends, so its close is seen
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    await new Promise((resolve) => socket.once('connect', resolve))
+    if (hello) socket.write('{"hello":"simple-scuttle","id":"mallory"}\n')
+    return { socket, closed }
+  }
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy()
+    for (const g of gates.splice(0)) g.destroy()
+    for (const n of nodes.splice(0)) await n.close()
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+    logs.clear()
+  })
+
+  it('three nodes dial, gossip and converge; peers lists them', async () => {
+    const a = await start({ id: 'a' })
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    const c = await start({ id: 'c', connect: [addr(a), addr(b)], mtu: 2 })
+    await a.set('color', 'blue')
+    await b.set('size', 3)
+    await c.set('list', [1, { two: 2 }])
+    await c.set('color', 'green')
+    await until(
+      () => [a, b, c].every((n) => Object.keys(n.gossip.state).length === 3) && new Set([a, b, c].map((n) => JSON.stringify(plain(n)))).size === 1,
+      10000,
+      'convergence',
+    )
+    assert.strictEqual(a.gossip.get('color').value, 'green')
+    await until(() => a.peers().length === 2, 5000, 'a to see both peers')
+    assert.deepStrictEqual(a.peers().map((p) => p.id).sort(), ['b', 'c'])
+    assert.ok(c.peers().every((p) => p.direction === 'out'))
+    assert.throws(() => a.gossip.set('bad', () => 1), TypeError)
+    await assert.rejects(a.set('__proto__', 1), TypeError)
+  })
+
+  it('redials with backoff until a peer comes up, and again after it restarts from its data directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-node-'))
+    dirs.push(dir)
+    // Reserve a port for b, then free it so that a dials a closed port first.
+    const probe = net.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as net.AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const a = await start({ id: 'a', connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 } })
+    await a.set('x', 1)
+    await until(() => logged('a', /ECONNREFUSED/), 5000, 'a refused dial')
+    let b = await start({ id: 'b', listen: { port }, data: dir })
+    await b.set('y', 2)
+    await until(() => Object.keys(a.gossip.state).length === 2 && Object.keys(b.gossip.state).length === 2, 10000, 'a and b to converge')
+    await b.close()
+    nodes.splice(nodes.indexOf(b), 1)
+    await a.set('z', 3)
+    b = await start({ id: 'b', listen: { port }, data: dir })
+    assert.strictEqual(b.gossip.get('y').value, 2, 'b restored its state from disk')
+    await until(() => Object.keys(b.gossip.state).length === 3, 10000, 'b to hear z after it came back')
+    assert.ok(logged('a', /peer b disconnected|closing connection to b/))
+  })
+
+  it('closes a peer that sends garbage, skips its hello, or sends an over-long line; others carry on', async () => {
+    const a = await start({ id: 'a', maxLineLength: 1000 })
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    const garbage = await raw(a)
+    garbage.socket.write('this is not json\n')
+    await garbage.closed
+    const rude = await raw(a, false)
+    rude.socket.write('{"digest":true,"done":true}\n')
+    await rude.closed
+    const long = await raw(a)
+    long.socket.write('{"key":"' + 'x'.repeat(5000))
+    await long.closed
+    const self = await raw(a, false)
+    self.socket.write('{"hello":"simple-scuttle","id":"a"}\n')
+    await self.closed
+    const forged = await raw(a)
+    forged.socket.write('{"key":"k","value":1,"source_id":"b","version":-1}\n')
+    await forged.closed
+    assert.ok(logged('a', /sent invalid input: not JSON/))
+    assert.ok(logged('a', /did not start with a hello/))
+    assert.ok(logged('a', /sent invalid input: line longer than 1000/))
+    assert.ok(logged('a', /connected to itself/))
+    assert.ok(logged('a', /sent invalid input: version/))
+    await a.set('still', 'fine')
+    await until(() => b.gossip.get('still').value === 'fine', 5000, 'b to keep getting updates')
+  })
+
+  it("says an incoming peer's refusal the first 16 times per code, then every 100th, however its text varies (peers chose the text: keyed by it, each refusal was logged)", async () => {
+    const a = await start({ id: 'a' })
+    for (let i = 0; i < 20; i++) {
+      const c = await raw(a, false)
+      c.socket.write(`{"hello":"simple-scuttle","id":"m${i}","cluster":"other${i}"}\n`)
+      await c.closed
+    }
+    await until(() => a.stats().refused.other_cluster === 20, 5000, 'twenty refusals counted')
+    const said = (logs.get('a') ?? []).filter((l) => l.includes('[other_cluster]'))
+    assert.strictEqual(said.length, 16, said.join('\n'))
+  })
+
+  it('closes a peer that floods updates, and one that never reads, with bounded buffers', async function () {
+    this.timeout(15000)
+    const a = await start({ id: 'a', floodLimit: 50, stallTimeout: 300, mtu: 50 })
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    const flood = await raw(a)
+    let text = ''
+    for (let i = 0; i < 200; i++) text += `${JSON.stringify({ key: `f${i}`, value: i, source_id: 'mallory', version: i })}\n`
+    flood.socket.write(text)
+    await flood.closed
+    assert.ok(logged('a', /flooding: more than 50 updates/))
+
+    // Enough state that every answer is large.
+    const big = 'v'.repeat(2000)
+    for (let i = 0; i < 300; i++) a.gossip.set(`k${i}`, big)
+    await raw(a, false) // connects and says nothing
+    const deaf = await raw(a)
+    deaf.socket.pause() // never reads what a sends
+    const asks = setInterval(() => deaf.socket.write('{"digest":true,"done":true}\n'), 5)
+    try {
+      await until(() => logged('a', /not reading for \d+ ms/), 10000, 'a to drop the peer that does not read')
+    } finally {
+      clearInterval(asks)
+    }
+    await until(() => logged('a', /no hello within \d+ ms/), 5000, 'a to drop the silent peer')
+    await until(() => Object.keys(b.gossip.state).length >= 300, 10000, 'b to get a’s state meanwhile')
+  })
+
+  it('bounds connections: past maxConnections a newcomer is refused while every connection is new, then takes the slot of the oldest that never answered', async () => {
+    const a = await start({ id: 'a', maxConnections: 5 })
+    const clients: { socket: net.Socket; closed: Promise<void> }[] = []
+    for (let i = 0; i < 5; i++) clients.push(await raw(a))
+    await until(() => a.peers().length === 5, 5000, 'a to keep 5')
+    // All five have had no time to answer: the newcomer goes.
+    const early = await raw(a)
+    await early.closed
+    assert.ok(logged('a', /maxConnections/))
+    assert.strictEqual(a.peers().length, 5)
+    // Once they had their second, a newcomer takes the oldest's slot.
+    const deadline = Date.now() + 5000
+    for (;;) {
+      const late = await raw(a)
+      if (await Promise.race([clients[0].closed.then(() => true), late.closed.then(() => false)])) break
+      assert.ok(Date.now() < deadline, 'a newcomer to take the slot of the oldest within 5 s')
+    }
+    await until(() => a.peers().length === 5, 5000, 'a to keep 5')
+  })
+
+  for (const once of [false, true]) {
+  it(`peers that say hello and ${once ? 'answer once, then ' : ''}never answer cannot keep a node out of its cluster: squatting every slot, a real peer still gets in (attacks found it)`, async () => {
+    const a = await start({ id: 'a', maxConnections: 5 })
+    await a.set('k', 'v')
+    const squatters = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const s = await raw(a)
+        if (once) s.socket.write('{"digest":true,"done":true,"reply":true}\n')
+        return s
+      }),
+    )
+    await until(() => a.peers().length === 5, 5000, 'the squatters to hold every slot')
+    // they reconnect as soon as they are dropped
+    let alive = true
+    const again = async () => {
+      while (alive) {
+        const s = await raw(a)
+        await s.closed
+      }
+    }
+    for (const s of squatters) void s.closed.then(again)
+    const b = await start({ id: 'b', connect: [addr(a)] })
+    await until(() => b.gossip.get('k').value === 'v', 10000, 'b to get in and sync')
+    // b answered, so it keeps its slot while squatters come and go
+    await until(() => a.peers().some((p) => p.id === 'b'), 5000, 'b to stay')
+    alive = false
+  })
+  }
+
+  it('a version too far ahead is refused, and the peer relaying it kept (a skewed clock elsewhere must not cut honest links)', async () => {
+    const a = await start({ id: 'a' })
+    const { socket, closed } = await raw(a)
+    let gone = false
+    void closed.then(() => (gone = true))
+    const now = Date.now() * 1000
+    const ahead = { key: 'skewed', value: 1, source_id: 'far', version: now + 3 * 3_600_000_000 }
+    socket.write(JSON.stringify(ahead) + '\n' + JSON.stringify({ ...ahead, key: 'skewed2' }) + '\n')
+    socket.write(JSON.stringify({ key: 'fine', value: 2, source_id: 'near', version: now }) + '\n{"digest":true,"done":true}\n')
+    await until(() => a.gossip.get('fine').value === 2, 5000, 'a to take the next update')
+    assert.strictEqual(a.gossip.get('skewed').version, -Infinity)
+    assert.strictEqual(gone, false, 'the peer was dropped')
+    assert.strictEqual((logs.get('a') ?? []).filter((l) => /h ahead of this node's clock/.test(l)).length, 1, 'logged once')
+  })
+
+  it('answers at most its digest rate for one peer, dropping the rest unanswered', async () => {
+    const a = await start({ id: 'a', digestRate: 10 })
+    await a.set('k', 'v')
+    const { socket } = await raw(a)
+    let updates = 0
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      const lines = text.split('\n')
+      text = lines.pop() as string
+      for (const l of lines) if (l.includes('"key":"k"')) updates++
+    })
+    const t0 = Date.now()
+    // 500 empty questions, each drawing our one update if answered
+    socket.write('{"digest":true,"done":true}\n'.repeat(500))
+    await until(() => logged('a', /dropped unanswered/), 5000, 'a to drop past its rate')
+    // A measuring window (the rate is per second), not a wait for a condition.
+    await new Promise((r) => setTimeout(r, 200))
+    const seconds = (Date.now() - t0) / 1000
+    assert.ok(updates <= 8 + Math.ceil(10 * seconds) + 1, `${updates} answers in ${seconds} s`)
+  })
+
+  it('closes a peer that floods digests far past its rate, and one that slips updates between dropped digest ends (attacks found these)', async () => {
+    const a = await start({ id: 'a', digestRate: 10, floodLimit: 100 })
+    const ends = await raw(a)
+    ends.socket.write('{"digest":true,"done":true}\n'.repeat(5000))
+    await ends.closed
+    assert.ok(logged('a', /flooding: more than 1000 digests past 10\/s in a row/))
+    assert.ok((logs.get('a') ?? []).filter((l) => /dropped unanswered/.test(l)).length <= 2, 'the drops were logged a few times, not per digest')
+    const slipped = await raw(a)
+    const now = Date.now() * 1000
+    let text = ''
+    for (let i = 0; i < 40; i++) {
+      for (let j = 0; j < 10; j++) text += JSON.stringify({ key: `k${i}-${j}`, value: 1, source_id: 'm', version: now + i * 10 + j }) + '\n'
+      text += '{"digest":true,"done":true}\n'
+    }
+    slipped.socket.write(text)
+    await slipped.closed
+    assert.ok(logged('a', /flooding: more than 100 updates without a digest/))
+  })
+
+  it('prefers peers that answer: 40 silent peers do not slow gossip between two honest nodes', async () => {
+    const a = await start({ id: 'a', interval: 20 })
+    await Promise.all(Array.from({ length: 40 }, () => raw(a)))
+    const b = await start({ id: 'b', interval: 20, connect: [addr(a)] })
+    // a asks each peer on its hello: the silent ones are known as such at once
+    await until(() => a.peers().length === 41, 5000, 'a to hear every hello')
+    const t0 = Date.now()
+    for (let i = 0; i < 5; i++) {
+      await b.set(`k${i}`, i)
+      await until(() => a.gossip.get(`k${i}`).version !== -Infinity, 5000, `a to hear k${i}`)
+    }
+    // b gossips with a alone; a picks b 9 times in 10 over the silent crowd:
+    // each write arrives within a few intervals, not ~41 of them.
+    const perWrite = (Date.now() - t0) / 5
+    assert.ok(perWrite < 20 * 10, `${perWrite} ms per write`)
+  })
+
+  it('attack (issue 21): /ready said 200 through a partition; required: not ready while every link is blackholed (a write missed, every other member dead) or cut (no peer), ready again once healed', async function () {
+    this.timeout(30_000)
+    const a = await start({ id: 'a', membership: true })
+    const b = await start({ id: 'b', membership: true, connect: [addr(a)] })
+    // c reaches a and b only through gates.
+    const links = [new Gate(addr(a).port), new Gate(addr(b).port)]
+    gates.push(...links)
+    const ports = await Promise.all(links.map((g) => g.listen()))
+    for (const g of links) g.release()
+    const c = await start({ id: 'c', membership: true, connect: ports.map((port) => ({ host: '127.0.0.1', port })) })
+    await until(() => c.ready() && c.membership?.counts().live === 3, 10_000, 'c to be ready, seeing a and b live')
+    for (const g of links) g.blackhole()
+    a.set('y', 2)
+    await until(() => !c.ready(), 10_000, 'c, cut off, to say it is not ready')
+    assert.notStrictEqual(c.gossip.get('y').value, 2)
+    for (const g of links) g.cut()
+    await until(() => c.peers().length === 0, 10_000, 'c to lose its peers')
+    assert.strictEqual(c.ready(), false)
+    for (const g of links) g.release()
+    await until(() => c.ready() && c.gossip.get('y').value === 2, 20_000, 'c, healed, to be ready and hold y')
+  })
+
+  it('attack (issue 21): without membership, a node that dials peers and has none connected said ready; required: not ready', async () => {
+    const a = await start({ id: 'a' })
+    const x = await start({ id: 'x', connect: [addr(a)] })
+    await until(() => x.ready(), 10_000, 'x to be ready')
+    await nodes.splice(nodes.indexOf(a), 1)[0].close()
+    await until(() => x.peers().length === 0, 10_000, 'x to lose a')
+    assert.strictEqual(x.ready(), false)
+  })
+
+  it('parses addresses and refuses bad options', async () => {
+    assert.deepStrictEqual(parseAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 })
+    assert.deepStrictEqual(parseAddress(':80'), { host: '127.0.0.1', port: 80 })
+    assert.deepStrictEqual(parseAddress('[::1]:80'), { host: '::1', port: 80 })
+    assert.throws(() => parseAddress('nope'), TypeError)
+    assert.throws(() => parseAddress('h:70000'), TypeError)
+    const resolve = base.resolution.lww_vs_current_vers
+    await assert.rejects(startNode({ id: 'x', interval: 0, resolve }), TypeError)
+    await assert.rejects(startNode({ id: '', log: () => undefined, resolve }), TypeError)
+    // no default resolve, as the README says
+    await assert.rejects(startNode({ id: 'x', log: () => undefined }), /config\.resolve is required/)
+    const a = await start({ id: 'a' })
+    await assert.rejects(startNode({ id: 'b', listen: addr(a), log: () => undefined, resolve }), /EADDRINUSE/)
+  })
+})

@@ -1,0 +1,181 @@
+/**
+ * The session (lib/wire/session.ts): every refusal by its code, proofs
+ * under keys, and the formats agreed, over an in-memory pair of byte
+ * streams.
+ */
+import * as assert from 'assert'
+import * as crypto from 'crypto'
+import { Duplex } from 'readable-stream'
+import { Gossip, base } from '../../lib'
+import { generateKeyPair } from '../../lib/node'
+import { helloAuth, randomNonce } from '../../lib/node/security'
+import { proofBytes, Session, SessionError, type HelloAuth, type SessionOptions } from '../../lib/wire/session'
+
+const resolve = base.resolution.lww_vs_current_vers
+
+// Two ends of a byte pipe.
+function pair(): [Duplex, Duplex] {
+  let a: Duplex, b: Duplex
+  const make = (other: () => Duplex) =>
+    new Duplex({
+      read() {},
+      write(chunk, _enc, cb) {
+        other().push(chunk)
+        cb()
+      },
+      final(cb) {
+        other().push(null)
+        cb()
+      },
+    })
+  a = make(() => b)
+  b = make(() => a)
+  return [a, b]
+}
+
+type Outcome = { open: boolean; refused: SessionError | null; ours: boolean }
+
+function outcome(s: Session): Promise<Outcome> {
+  return new Promise((done) => {
+    s.once('open', () => done({ open: true, refused: null, ours: false }))
+    s.once('refused', (err: SessionError, ours: boolean) => done({ open: false, refused: err, ours }))
+  })
+}
+
+function connect(a: Partial<SessionOptions> & { id?: string } = {}, b: Partial<SessionOptions> & { id?: string } = {}) {
+  const [ta, tb] = pair()
+  const ga = new Gossip(a.id ?? 'a', { resolve })
+  const gb = new Gossip(b.id ?? 'b', { resolve })
+  const sa = new Session(ga, ta, { cluster: 'c', codecs: ['binary', 'ndjson'], nonce: randomNonce, ...a })
+  const sb = new Session(gb, tb, { cluster: 'c', codecs: ['binary', 'ndjson'], nonce: randomNonce, ...b })
+  return { sa, sb, ga, gb, ta, tb, oa: outcome(sa), ob: outcome(sb) }
+}
+
+// One end speaking raw lines to a session.
+function raw(options: Partial<SessionOptions> = {}) {
+  const [ta, tb] = pair()
+  const s = new Session(new Gossip('a', { resolve }), ta, { cluster: 'c', codecs: ['ndjson'], nonce: randomNonce, ...options })
+  const lines: Record<string, unknown>[] = []
+  let text = ''
+  tb.on('data', (b: Buffer) => {
+    text += String(b)
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+      lines.push(JSON.parse(text.slice(0, nl)))
+      text = text.slice(nl + 1)
+    }
+  })
+  return { s, out: outcome(s), send: (t: string) => tb.write(t), lines }
+}
+
+function keysFor(ids: string[]): Record<string, { publicKey: string; privateKey: string }> {
+  return Object.fromEntries(ids.map((id) => [id, generateKeyPair()]))
+}
+
+function authOf(id: string, keys: Record<string, { publicKey: string; privateKey: string }>, trusted = Object.keys(keys)): HelloAuth {
+  return helloAuth({ id, privateKey: keys[id].privateKey, publicKeys: Object.fromEntries(trusted.map((t) => [t, keys[t].publicKey])) })
+}
+
+describe('session', () => {
+  it('opens both ways, agrees on the formats, and gossip flows', async () => {
+    const { sa, sb, oa, ob, ga, gb } = connect({}, { codecs: ['ndjson'] })
+    assert.deepStrictEqual([(await oa).open, (await ob).open], [true, true])
+    assert.deepStrictEqual([sa.writing, sa.reading, sb.peerId], ['ndjson', 'ndjson', 'a'])
+    ga.set('k', 1)
+    sa.stream.gossip()
+    for (let i = 0; i < 50 && gb.get('k').value !== 1; i++) await new Promise((r) => setImmediate(r))
+    assert.strictEqual(gb.get('k').value, 1)
+    assert.strictEqual(sa.authenticated, false)
+    // Unauthenticated: the gossip stream is bound to no peer.
+    assert.strictEqual(sa.stream.peer, undefined)
+  })
+
+  it('under keys, both ends prove their ids; the peer id is authenticated, and the gossip stream bound to it', async () => {
+    const keys = keysFor(['a', 'b'])
+    const { sa, sb, oa, ob } = connect({ auth: authOf('a', keys) }, { auth: authOf('b', keys) })
+    assert.deepStrictEqual([(await oa).open, (await ob).open], [true, true])
+    assert.deepStrictEqual([sa.peerId, sa.authenticated, sb.peerId, sb.authenticated], ['b', true, 'a', true])
+    // Notices on the stream are then taken only from that peer (docs/deletes.md).
+    assert.deepStrictEqual([sa.stream.peer, sb.stream.peer], ['b', 'a'])
+    assert.throws(() => sa.stream.authenticate('x'), /peer is b, not x/)
+  })
+
+  it('refuses by code: a key not held (bad_proof), no key (unauthenticated), another cluster, no format in common, itself, a policy', async () => {
+    const keys = keysFor(['a', 'b', 'x'])
+    // x has a key, but a does not hold x's.
+    let r = connect({ auth: authOf('a', keys, ['a', 'b']) }, { id: 'x', auth: authOf('x', keys) })
+    assert.strictEqual((await r.oa).refused?.code, 'bad_proof')
+    assert.strictEqual((await r.ob).refused?.peerCode, 'bad_proof')
+    r = connect({ auth: authOf('a', keys) }, {})
+    const ra = await r.oa
+    assert.strictEqual(ra.refused?.code, 'unauthenticated', 'a peer whose accept carries no proof')
+    r = connect({}, { cluster: 'd' })
+    assert.strictEqual((await r.oa).refused?.code, 'other_cluster')
+    r = connect({ codecs: ['binary'] }, { codecs: ['ndjson'] })
+    assert.strictEqual((await r.oa).refused?.code, 'no_codec')
+    r = connect({}, { admit: () => new SessionError('twin', 'no') })
+    assert.strictEqual((await r.ob).refused?.code, 'twin')
+    assert.strictEqual((await r.oa).refused?.peerCode, 'twin')
+    const self = new Gossip('a', { resolve })
+    const [t] = pair()
+    const s = new Session(self, t, { cluster: 'c', codecs: ['ndjson'], nonce: () => 'AAAAAAAAAAAAAAAAAAAAAA==' })
+    const o = outcome(s)
+    t.push(`${JSON.stringify({ hello: 'simple-scuttle', id: 'a', cluster: 'c', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })}\n`)
+    assert.strictEqual((await o).refused?.code, 'self')
+  })
+
+  it('refuses malformed hellos and lines by code, and a keyless hello where keys are checked', async () => {
+    const keys = keysFor(['a'])
+    const cases: [string, string, Partial<SessionOptions>?][] = [
+      ['not json\n', 'no_hello'],
+      ['{"hello":"other","id":"b"}\n', 'no_hello'],
+      ['x'.repeat(5000), 'no_hello'],
+      ['{"hello":"simple-scuttle","id":"b","codecs":"ndjson"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","nonce":"short"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","started":-1}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","address":"a\\nb"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":""}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b\\ud800"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","cluster":"c\\u0007"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","cluster":"c"}\n', 'unauthenticated', { auth: authOf('a', keys) }],
+      ['{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":false}\n', 'no_hello'],
+      ['{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n{"open":false}\n', 'no_hello'],
+    ]
+    for (const [text, code, options] of cases) {
+      const r = raw(options)
+      r.send(text)
+      const o = await r.out
+      assert.strictEqual(o.refused?.code, code, text.slice(0, 80))
+      assert.strictEqual(o.ours, true)
+    }
+  })
+
+  it('tells a peer that speaks sessions why it was refused, and reads why it was', async () => {
+    const r = raw({ cluster: 'other' })
+    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n')
+    await r.out
+    assert.strictEqual(r.lines[1].refused, 'other_cluster')
+    const q = raw()
+    q.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"refused":"twin","reason":"r","twin":"127.0.0.1:1","started":5}\n')
+    const o = await q.out
+    assert.deepStrictEqual([o.refused?.code, o.refused?.peerCode, o.refused?.twinAddress, o.refused?.twinStarted, o.ours], ['refused_by_peer', 'twin', '127.0.0.1:1', 5, false])
+  })
+
+  it('opens with a node before sessions (a hello without nonce): no further lines', async () => {
+    const r = raw()
+    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c"}\n{"digest":true,"done":true}\n')
+    assert.strictEqual((await r.out).open, true)
+    assert.strictEqual(r.lines.length, 1, 'only the hello was sent')
+  })
+
+  it('a proof signs both nonces: one made for another session does not verify', () => {
+    const keys = keysFor(['a'])
+    const auth = authOf('a', keys)
+    const n1 = crypto.randomBytes(16).toString('base64')
+    const n2 = crypto.randomBytes(16).toString('base64')
+    const sig = auth.sign(proofBytes('a', n1, n2, 'c'))
+    assert.strictEqual(auth.verify('a', proofBytes('a', n1, n2, 'c'), sig), true)
+    assert.strictEqual(auth.verify('a', proofBytes('a', n1, crypto.randomBytes(16).toString('base64'), 'c'), sig), false)
+    assert.strictEqual(auth.verify('nobody', proofBytes('nobody', n1, n2, 'c'), sig), false)
+    assert.throws(() => helloAuth({ publicKeys: {} }), /private key/)
+  })
+})
