@@ -16,6 +16,13 @@
  * reviver, and callgrind collects only while the reviver's caller
  * (V8's JsonParseInternalizer) is on the stack. A sync is synchronous once
  * both streams flow, so it lies wholly inside.
+ *
+ * Of the region, `compiling` is what TurboFan spent (functions a new node
+ * deoptimised, or whose maps died with the warm-up's node, are compiled
+ * again in it: a third of a sync's count at 50,000 keys). It moves by
+ * several million with each inlining decision, so a change to the path
+ * itself reads best in `outside_compiling`. Needs callgrind_annotate for
+ * the split (null without it).
  */
 import { execFileSync, spawnSync } from 'child_process'
 import * as fs from 'fs'
@@ -52,9 +59,12 @@ function child(dir: string, kind: Kind, n: number): void {
     for (let i = 0; i < n; i++) g.set('k' + i, i)
     return g
   }
+  // A reviver is called once per value, here for the element and then for
+  // the array; only the first runs inside the internalizer's frame (the
+  // root's call is inlined into JSON.parse), so `f` runs there alone.
   const inRegion = (f: () => void): void => {
-    JSON.parse('[0]', (_k: string, v: unknown) => {
-      f()
+    JSON.parse('[0]', (k: string, v: unknown) => {
+      if (k === '0') f()
       return v
     })
   }
@@ -88,7 +98,22 @@ function child(dir: string, kind: Kind, n: number): void {
   })
 }
 
-function count(dir: string, kind: Kind, n: number): number {
+// Instructions TurboFan spent compiling in the region, by function name
+// (callgrind_annotate; null without it). The region recompiles what a new
+// node deoptimises, and each inlining decision moves this by several
+// million: a change to the path itself is read best outside it.
+function compiling(out: string): number | null {
+  const r = spawnSync('callgrind_annotate', ['--threshold=100', out], { encoding: 'utf8', maxBuffer: 256 << 20 })
+  if (r.status !== 0) return null
+  let sum = 0
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*([\d,]+) \([\s\d.]+%\)\s+(.*)$/.exec(line)
+    if (m !== null && /compiler::|Zone|_Rb_tree/.test(m[2])) sum += Number(m[1].replace(/,/g, ''))
+  }
+  return sum
+}
+
+function count(dir: string, kind: Kind, n: number): { total: number; compiling: number | null } {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-instr-')), 'callgrind.out')
   try {
     const r = spawnSync(
@@ -113,7 +138,7 @@ function count(dir: string, kind: Kind, n: number): number {
     )
     const m = /Collected\s*:\s*(\d+)/.exec(r.stderr)
     if (r.status !== 0 || m === null) throw new Error(`callgrind of ${dir} failed: ${r.stderr.slice(-2000)}`)
-    return Number(m[1])
+    return { total: Number(m[1]), compiling: compiling(out) }
   } finally {
     fs.rmSync(path.dirname(out), { recursive: true, force: true })
   }
@@ -126,7 +151,26 @@ function main(): void {
   }
   execFileSync('valgrind', ['--version'])
   const counts = dirs.map((d) => count(d, kind, Number(n)))
-  const out = { kind, n: Number(n), node: process.version, dirs: dirs.map((d, i) => ({ dir: d, instructions: counts[i], over_first: +(counts[i] / counts[0]).toFixed(3) })) }
+  const rest = (c: { total: number; compiling: number | null }): number | null => (c.compiling === null ? null : c.total - c.compiling)
+  const first = counts[0]
+  const out = {
+    kind,
+    n: Number(n),
+    node: process.version,
+    dirs: dirs.map((d, i) => {
+      const c = counts[i]
+      const r = rest(c)
+      const r0 = rest(first)
+      return {
+        dir: d,
+        instructions: c.total,
+        over_first: +(c.total / first.total).toFixed(3),
+        compiling: c.compiling,
+        outside_compiling: r,
+        outside_over_first: r === null || r0 === null ? null : +(r / r0).toFixed(3),
+      }
+    }),
+  }
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
 }
 

@@ -134,6 +134,9 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // Until its first end marker says whether it filters: the maxes its
   // updates moved, with what they were, to be put back if it does.
   private movedMax: Map<SourceLog, number> | null = null
+  // The log movedMax last took in: updates come in runs of one source, so
+  // the run's later updates need no lookup.
+  private lastMoved: SourceLog | null = null
   private doneSeen = false
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
@@ -192,9 +195,10 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
 
   /** An update from this peer is about to move `log.max`. */
   movingMax(log: SourceLog): void {
-    if (this.doneSeen) return
+    if (this.doneSeen || log === this.lastMoved) return
     const moved = (this.movedMax ??= new Map())
     if (!moved.has(log)) moved.set(log, log.max)
+    this.lastMoved = log
   }
 
   /**
@@ -288,6 +292,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       this.doneSeen = true
       if (this.peerFiltered && this.movedMax !== null) for (const [log, max] of this.movedMax) if (log.max > max) log.max = max
       this.movedMax = null
+      this.lastMoved = null
     }
     // Only a digest marked as a reply is not answered with ours: a counter of
     // our questions alone would go wrong once a digest is lost or repeated.

@@ -254,6 +254,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     this.exchange = new Exchange(this, this, { local_writes: config.local_writes }, settings.filter)
     this.replica = new Replica(id, settings, store ?? null, {
       context: this,
+      plainGet: Gossip.prototype.get,
       emit: (event, ...args) => this.emit(event, ...args),
       rawListeners: (event) => this.rawListeners(event),
       peers: () => this.exchanges(),
@@ -352,7 +353,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     // A frozen copy: the caller's object stays the caller's.
     const held = admitValue(value, true)
     if (held instanceof Refused) throw new TypeError(`value ${held.reason}`)
-    const big = oversize(this.mtuBytes, this.id, k as string, held, this.signed)
+    const big = this.mtuBytes === Infinity ? null : oversize(this.mtuBytes, this.id, k as string, held, this.signed)
     if (big !== null) throw new TypeError(big)
     return this.localWrite(k as string, held)
   }

@@ -448,7 +448,7 @@ export class History extends EventEmitter {
     this.writeCount++
     const key = update.key
     const tracks = this.tracksResolved
-    const before = resolvedOf(slot)
+    const before = slot === undefined ? undefined : resolvedOf(slot)
     if (slot === undefined) {
       this.slots.set(key, entry === update || !tracks ? update : this.slotOf(undefined, update, entry))
     } else if (!(slot instanceof Slot)) {
@@ -468,17 +468,18 @@ export class History extends EventEmitter {
     if (previous !== undefined) this.retire(previous)
 
     log.live++
-    if (advance && update.version > log.max) log.max = update.version
-    if (update.version > log.floor) {
+    const version = update.version
+    if (advance && version > log.max) log.max = version
+    if (version > log.floor) {
       const updates = log.updates
       const n = updates.length
-      if (n === 0 || updates[n - 1].version <= update.version || this.bulk) updates.push(update)
+      if (n === 0 || updates[n - 1].version <= version || this.bulk) updates.push(update)
       else {
         sorted.add(updates, update, byVersion)
         // Entries from the new one's place on moved: the prefix ends there.
         const versions = log.versions
         let k = versions.length
-        while (k > 0 && versions[k - 1] >= update.version) k--
+        while (k > 0 && versions[k - 1] >= version) k--
         versions.length = k
       }
       this.length++

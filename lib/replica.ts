@@ -17,7 +17,8 @@ import type { Passes } from './filter'
 import { checkedUpdate, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
-import { Refused, admitValue } from './value'
+import { Refused, admitValue, plainValue } from './value'
+import { lww_vs_current_vers } from './resolution'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
@@ -54,6 +55,12 @@ export interface FillCursor {
 export interface ReplicaHost {
   /** What `resolve` is given (the node: the original API passes the Gossip). */
   readonly context: ResolutionContext
+  /**
+   * The node's own `get` (answering from the replica, see Replica.get),
+   * when the context is the node: while `context.get` is still it, decide()
+   * runs lww_vs_current_vers itself.
+   */
+  readonly plainGet?: ResolutionContext['get']
   /** Report an event of the node (`'invalid'`, `'change'` listeners' errors, the delete logic's). */
   emit(event: string | symbol, ...args: unknown[]): boolean
   /** The node's `'change'` listeners. */
@@ -85,6 +92,9 @@ export class Replica {
   // looked at (see aheadOf).
   private noticeAt = -Infinity
   private readonly resolve: Resolve
+  // resolve is lww_vs_current_vers, and the host says what get answers as
+  // the replica's own (see decide).
+  private readonly lww: boolean
   private readonly sort: Comparator
   private readonly security: Security | undefined
   private readonly mtuBytes: number
@@ -127,6 +137,7 @@ export class Replica {
     private readonly host: ReplicaHost,
   ) {
     this.resolve = settings.resolve
+    this.lww = settings.resolve === lww_vs_current_vers && host.plainGet !== undefined
     this.security = settings.security
     this.mtuBytes = settings.mtuBytes
     this.sort = settings.sort
@@ -273,8 +284,21 @@ export class Replica {
   /** A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker. Throws what resolve or the store throws. */
   local(key: string, value: unknown): void {
     const version = this.clock.tick()
-    const marker = value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
-    const update: Update = Object.freeze(
+    // (Markers are objects: a value of another type is compared no further.)
+    const marker = typeof value !== 'object' || value === null ? null : value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
+    const update: Update =
+      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker)
+    const history = this.history
+    const slot = history.slot(key)
+    const previous = mappingOf(slot, this.id)
+    const writes = history.writes
+    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
+    if (this.twinSources !== null && this.isTwinned(this.id)) this.offerTwin(update)
+  }
+
+  // A local write that is a marker, or signed (see local).
+  private ownUpdate(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
+    return Object.freeze(
       this.security !== undefined
         ? this.signed(key, marker === null ? value : null, version, marker)
         : marker === 'deleted'
@@ -283,12 +307,6 @@ export class Replica {
             ? { key, value: null, source_id: this.id, version, withdrawn: true as const }
             : { key, value, source_id: this.id, version },
     )
-    const history = this.history
-    const slot = history.slot(key)
-    const previous = mappingOf(slot, this.id)
-    const writes = history.writes
-    if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
-    if (this.twinSources !== null && this.isTwinned(this.id)) this.offerTwin(update)
   }
 
   /**
@@ -354,28 +372,22 @@ export class Replica {
     if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it.
-    const value = marker ? null : admitValue(fields.value, false)
-    if (value instanceof Refused) {
-      reportInvalid(from, chunk, `value ${value.reason}`, 'value')
-      return
-    }
-    // What this node could never send on (mtu_bytes) it does not take
-    // either: the same limit as at set.
-    if (this.mtuBytes !== Infinity && !marker) {
-      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
-      if (big !== null) {
-        reportInvalid(from, chunk, big, 'too_big')
+    let value = fields.value
+    if (marker) value = null
+    else if (!plainValue(value)) {
+      const held = admitValue(value, false)
+      if (held instanceof Refused) {
+        reportInvalid(from, chunk, `value ${held.reason}`, 'value')
         return
       }
+      value = held
     }
-    // Signed updates: check before anything, so a forgery moves nothing.
+    // mtu_bytes and signatures (set in the config, so checked apart).
     let signature: string | undefined
-    if (this.security !== undefined) {
-      signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
-      if (signature === undefined) {
-        reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
-        return
-      }
+    if (this.mtuBytes !== Infinity || this.security !== undefined) {
+      const s = this.checked(from, chunk, key, value, source_id, version, deleted, withdrawn)
+      if (s === null) return
+      signature = s
     }
     const slot = history.slot(key)
     const previous = mappingOf(slot, source_id)
@@ -409,19 +421,8 @@ export class Replica {
       if (deletes.refetching) deletes.received(from, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
-    const update: Update = Object.freeze(
-      signature === undefined
-        ? deleted
-          ? { key, value, source_id, version, deleted: true as const }
-          : withdrawn
-            ? { key, value, source_id, version, withdrawn: true as const }
-            : { key, value, source_id, version }
-        : deleted
-          ? { key, value, source_id, version, signature, deleted: true as const }
-          : withdrawn
-            ? { key, value, source_id, version, signature, withdrawn: true as const }
-            : { key, value, source_id, version, signature },
-    )
+    const update: Update =
+      signature === undefined && !marker ? Object.freeze({ key, value, source_id, version }) : peerUpdate(key, value, source_id, version, signature, deleted, withdrawn)
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
     if ((past || version <= deletes.horizon) && deletes.refuses(from, update, past)) return
@@ -435,7 +436,7 @@ export class Replica {
       const log = this.logOf(source_id)
       const below = version < log.max
       if (advance) from.movingMax(log)
-      if (this.put(update, entry, slot, previous, writes, advance)) {
+      if (this.put(update, entry, slot, previous, writes, advance, log)) {
         if (past) this.incarnation.pastMappings.add(update)
         if (below) this.filled(update)
         else if (this.twinSources !== null && this.isTwinned(source_id)) this.offerTwin(update)
@@ -449,6 +450,28 @@ export class Replica {
       else deletes.holdBack(from, source_id, version)
       reportInvalid(from, chunk, `${stage} threw: ${(err as Error)?.message}`, 'node_error')
     }
+  }
+
+  // take()'s checks of mtu_bytes and signatures: the signature (undefined
+  // unsigned), or null when refused (reported on `from`).
+  private checked(from: Sender, chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean, withdrawn: boolean): string | undefined | null {
+    // What this node could never send on (mtu_bytes) it does not take
+    // either: the same limit as at set.
+    if (this.mtuBytes !== Infinity && !deleted && !withdrawn) {
+      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
+      if (big !== null) {
+        reportInvalid(from, chunk, big, 'too_big')
+        return null
+      }
+    }
+    // Signed updates: check before anything, so a forgery moves nothing.
+    if (this.security === undefined) return undefined
+    const signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
+    if (signature === undefined) {
+      reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
+      return null
+    }
+    return signature
   }
 
   /**
@@ -503,6 +526,7 @@ export class Replica {
     previous: Update | undefined,
     writes: number,
     advance = true,
+    log: SourceLog = this.logOf(update.source_id),
   ): boolean {
     const history = this.history
     const key = update.key
@@ -512,24 +536,32 @@ export class Replica {
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return false
     }
-    const log = this.logOf(update.source_id)
     const store = this.store
-    const before = store === null ? resolvedOf(slot) : entryOf(store, key)
-    if (store !== null) {
-      if (this.whole) this.keep(store, update, previous, before, entry)
-      else if (entry !== before) {
-        if (entry === undefined) delete store[key]
-        else store[key] = entry
-      }
-    }
-    history.put(update, slot, previous, log, entry, advance)
+    const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
+    history.put(update, slot, previous, log, entry, advance, update)
     if (!advance && update.version > log.max) this.heldBack.add(log)
-    if (this.viewPending !== null) {
-      const p = this.viewPending.get(key)
-      if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) this.viewPending.delete(key)
-    }
+    if (this.viewPending !== null) this.seen(update)
     if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
     return true
+  }
+
+  // put() into a store object: the key's entry there before, which becomes `entry`.
+  private stored(store: StateStore, update: Update, previous: Update | undefined, entry: Update | undefined): Update | undefined {
+    const key = update.key
+    const before = entryOf(store, key)
+    if (this.whole) this.keep(store, update, previous, before, entry)
+    else if (entry !== before) {
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+    }
+    return before
+  }
+
+  // A store object's entry of another source at start was sent again (see viewPending).
+  private seen(update: Update): void {
+    const pending = this.viewPending as Map<string, Update>
+    const p = pending.get(update.key)
+    if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) pending.delete(update.key)
   }
 
   // A whole store object after `update` replaced `previous` (its source's
@@ -621,6 +653,14 @@ export class Replica {
    * which then needs no second lookup (see History.memoKey).
    */
   decide(update: Update, current: Update | undefined): boolean {
+    // lww_vs_current_vers, whose get would answer with `current` (the memo,
+    // which get gives as it is, a delete too): the same comparison, without
+    // the calls. Not when the node's get was replaced (a subclass's).
+    if (this.lww && this.host.context.get === this.host.plainGet) {
+      if (current === undefined) return true
+      if (update.version !== current.version) return update.version > current.version
+      return update.source_id > current.source_id
+    }
     const history = this.history
     history.memoKey = update.key
     history.memoEntry = current
@@ -981,6 +1021,23 @@ export class Replica {
       // A store that fails is told again at the next exchange; its writes say why.
     }
   }
+}
+
+// A peer's update that is a marker, or signed (see take).
+function peerUpdate(key: string, value: unknown, source_id: string, version: number, signature: string | undefined, deleted: boolean, withdrawn: boolean): Update {
+  return Object.freeze(
+    signature === undefined
+      ? deleted
+        ? { key, value, source_id, version, deleted: true as const }
+        : withdrawn
+          ? { key, value, source_id, version, withdrawn: true as const }
+          : { key, value, source_id, version }
+      : deleted
+        ? { key, value, source_id, version, signature, deleted: true as const }
+        : withdrawn
+          ? { key, value, source_id, version, signature, withdrawn: true as const }
+          : { key, value, source_id, version, signature },
+  )
 }
 
 /**

@@ -59,7 +59,20 @@ export class Refused {
  * trap runs during the walk (a `set` of its own) cannot disturb it.
  */
 export function admitValue(value: unknown, copy: boolean): unknown {
+  // (plainValue's test, written out: one call less to inline at set.)
+  if (typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3) return value
   return admit(value, copy, true)
+}
+
+/**
+ * @internal Most values: a finite number other than -0, or a string too
+ * short to pass the limit, which {@link admitValue} admits as they are.
+ * Small enough to be inlined where a value is taken.
+ */
+export function plainValue(value: unknown): boolean {
+  // (Object.is: a division by a value 0, seen first, had no feedback and
+  // deoptimised the caller when a 0 came again.)
+  return typeof value === 'number' ? Number.isFinite(value) && !Object.is(value, -0) : typeof value === 'string' && value.length <= MAX_VALUE_LENGTH >> 3
 }
 
 // Values this module froze whole after a full check: met again (an

@@ -86,6 +86,28 @@ describe('Gossip', () => {
       assert.strictEqual(g.get('k').version, far + 1)
     })
 
+    it("runs lww_vs_current_vers through the node's get, a subclass's too", () => {
+      // The replica decides lww_vs_current_vers itself while get is the
+      // node's own; a get replaced by a subclass must still be asked.
+      class Pinned extends Gossip {
+        override get(key: string | number): Update | { version: number; value: null } {
+          const e = super.get(key)
+          return key === 'pinned' && e.version !== -Infinity ? { ...e, version: Number.MAX_SAFE_INTEGER } : e
+        }
+      }
+      const g = new Pinned('a', lww())
+      const plain = new Gossip('a', lww())
+      for (const n of [g, plain]) {
+        n.write({ key: 'pinned', value: 1, source_id: 'b', version: n.version + 1 })
+        n.write({ key: 'other', value: 1, source_id: 'b', version: n.version + 1 })
+        n.set('pinned', 2)
+        n.set('other', 2)
+      }
+      assert.strictEqual(g.get('pinned').value, 1)
+      assert.strictEqual(g.get('other').value, 2)
+      assert.strictEqual(plain.get('pinned').value, 2)
+    })
+
     it('accepts a local write written into the stream, like set', () => {
       const g = new Gossip('a', lww())
       g.write({ key: 'k', value: 'v' })
