@@ -19,7 +19,9 @@
  * UTF-8. With a token, every request but `/health` and `/ready` must
  * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
  * must have one. An address (an IPv6 /64) that sent 10 wrong tokens within
- * a minute is answered 429 for a minute, whatever it sends. Web pages are refused: a request with an `Origin` (unless
+ * a minute is answered 429 for a minute, whatever it sends; past 100 wrong
+ * tokens a minute from all addresses, so is every address not seen with
+ * the right token (see FailureLimiter). Web pages are refused: a request with an `Origin` (unless
  * allowed), or whose `Host` is a DNS name not allowed (a page whose name
  * was rebound to this address), a `PUT` not in JSON, methods not listed.
  *
@@ -72,58 +74,126 @@ export interface AdminOptions {
 export interface Lockout {
   attempts: number
   ms: number
+  /**
+   * Wrong tokens from all addresses together within `ms` past which only
+   * addresses seen with the right token are served, for `ms` (default 100):
+   * the cap on guesses from an attacker holding many addresses.
+   */
+  global?: number
 }
 
-/** The default {@link Lockout}: 10 wrong tokens a minute. */
-const LOCKOUT: Lockout = { attempts: 10, ms: 60_000 }
+/** The default {@link Lockout}: 10 wrong tokens a minute per address, 100 from all. */
+const LOCKOUT: Required<Lockout> = { attempts: 10, ms: 60_000, global: 100 }
 
-/** Most addresses a {@link FailureLimiter} remembers. */
+/** Most addresses a {@link FailureLimiter} remembers, counting and locked together; and known good. */
 const MAX_TRACKED = 4096
+const MAX_GOOD = 1024
+
+type Entry = { failures: number; until: number }
 
 /**
  * Wrong tokens by address, so that they cannot be tried as fast as a
  * client can send them: `attempts` within `ms` of the first lock the
  * address out for `ms`. An IPv6 address counts as its /64 (one host is
- * usually given a whole one). Memory is bounded: past MAX_TRACKED
- * addresses, the one whose window began first is forgotten.
+ * usually given a whole one). Memory is bounded (MAX_TRACKED addresses),
+ * and so are guesses from an attacker with many addresses (127/8, a /48):
+ * an address still counting is forgotten before any lock is, and past
+ * `global` wrong tokens from all addresses within `ms`, or with the table
+ * full of locks, every address but those seen with the right token is
+ * refused until `ms` has passed.
  */
 export class FailureLimiter {
-  // Address -> failures in its window, and when the window (or lock) ends;
-  // in the order windows began.
-  private readonly seen = new Map<string, { failures: number; until: number }>()
+  // Address -> failures in its window and when it ends, in the order
+  // windows began; locked addresses, in the order their locks end.
+  private readonly counting = new Map<string, Entry>()
+  private readonly locks = new Map<string, Entry>()
+  // Addresses seen with the right token, least recent first.
+  private readonly known = new Set<string>()
+  private readonly lockout: Required<Lockout>
+  // Wrong tokens from all addresses in the window ending at globalUntil;
+  // past lockedAll, only known addresses are served.
+  private global = 0
+  private globalUntil = -Infinity
+  private lockedAll = -Infinity
 
   constructor(
-    private readonly lockout: Lockout = LOCKOUT,
+    lockout: Lockout = LOCKOUT,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lockout = { ...LOCKOUT, ...lockout }
+  }
 
   /** Addresses remembered. */
   get size(): number {
-    return this.seen.size
+    return this.counting.size + this.locks.size
   }
 
   /** Seconds until `address` may try again, or 0. */
   locked(address: string): number {
-    const e = this.seen.get(key(address))
-    const left = e === undefined || e.failures < this.lockout.attempts ? 0 : e.until - this.now()
+    const k = key(address)
+    const now = this.now()
+    const e = this.locks.get(k)
+    let until = e === undefined ? 0 : e.until
+    if (!this.known.has(k)) until = Math.max(until, this.lockedAll)
+    const left = until - now
     return left > 0 ? Math.ceil(left / 1000) : 0
   }
 
-  /** `address` sent a wrong token: true if that locked it out. */
-  failed(address: string): boolean {
+  /** `address` sent the right token: served while others are refused (its own lock aside). */
+  good(address: string): void {
+    const k = key(address)
+    this.known.delete(k)
+    this.known.add(k)
+    if (this.known.size > MAX_GOOD) this.known.delete(this.known.values().next().value as string)
+  }
+
+  /** `address` sent a wrong token: what that locked, if anything. */
+  failed(address: string): 'address' | 'all' | null {
     const k = key(address)
     const now = this.now()
-    const e = this.seen.get(k)
-    if (e !== undefined && now < e.until) {
-      if (++e.failures < this.lockout.attempts) return false
-      e.until = now + this.lockout.ms
-      return e.failures === this.lockout.attempts
+    const { attempts, ms, global } = this.lockout
+    let all = false
+    if (now >= this.globalUntil) {
+      this.global = 0
+      this.globalUntil = now + ms
     }
-    this.seen.delete(k)
-    // Windows are equally long: the first began first, and goes.
-    if (this.seen.size >= MAX_TRACKED) this.seen.delete(this.seen.keys().next().value as string)
-    this.seen.set(k, { failures: 1, until: now + this.lockout.ms })
-    return this.lockout.attempts <= 1
+    if (++this.global === global) {
+      this.lockedAll = now + ms
+      all = true
+    }
+    this.expire(now)
+    const locked = this.locks.get(k)
+    if (locked !== undefined) return all ? 'all' : null
+    let e = this.counting.get(k)
+    if (e === undefined || now >= e.until) {
+      this.counting.delete(k)
+      if (this.size >= MAX_TRACKED) {
+        // An address still counting goes first (its window began first); a lock, never.
+        const first = this.counting.keys().next()
+        if (first.done === true) {
+          // Every address held is locked: nobody new is served until the first lock ends.
+          const was = this.lockedAll > now
+          this.lockedAll = Math.max(this.lockedAll, now + ms)
+          return all || !was ? 'all' : null
+        }
+        this.counting.delete(first.value)
+      }
+      e = { failures: 0, until: now + ms }
+      this.counting.set(k, e)
+    }
+    if (++e.failures < attempts) return all ? 'all' : null
+    this.counting.delete(k)
+    e.until = now + ms
+    this.locks.set(k, e)
+    return all ? 'all' : 'address'
+  }
+
+  // Locks end in the order they began: drop those ended.
+  private expire(now: number): void {
+    for (const [k, e] of this.locks) {
+      if (e.until > now) break
+      this.locks.delete(k)
+    }
   }
 }
 
@@ -269,15 +339,22 @@ export class AdminServer {
       const wait = this.failures.locked(address)
       if (wait > 0) {
         res.setHeader('retry-after', String(wait))
-        return send(res, 429, { ok: false, code: 'too_many_attempts', error: `too many wrong tokens from ${address}: try again in ${wait} s` })
+        return send(res, 429, { ok: false, code: 'too_many_attempts', error: `too many wrong tokens from ${address}, or from all addresses: try again in ${wait} s` })
       }
       if (!sameToken(req.headers.authorization, token)) {
-        if (this.failures.failed(address)) {
-          const { attempts, ms } = this.options.lockout ?? LOCKOUT
+        const locked = this.failures.failed(address)
+        const { attempts, ms, global } = { ...LOCKOUT, ...this.options.lockout }
+        if (locked === 'address') {
           this.options.log(`admin: ${attempts} requests with a wrong token from ${address} within ${ms / 1000} s: its requests are refused for ${ms / 1000} s [too_many_attempts]`, 'warn')
+        } else if (locked === 'all') {
+          this.options.log(
+            `admin: ${global} requests with a wrong token from all addresses within ${ms / 1000} s: requests from addresses not seen with the right token are refused for ${ms / 1000} s [too_many_attempts]`,
+            'warn',
+          )
         }
         return send(res, 401, { ok: false, code: 'unauthorized', error: 'a token is needed: Authorization: Bearer TOKEN (the client reads --token-file or SCUTTLE_ADMIN_TOKEN)' })
       }
+      this.failures.good(address)
     }
     const kv = /^\/v1\/kv\/(.+)$/.exec(path)
     let request: AdminRequest | null = null

@@ -183,9 +183,81 @@ describe('admin endpoint', () => {
     }
   })
 
+  it('attack (fourth outside attack on issue 21): a lock flushed by one wrong token from each of 5,000 other addresses (127/8, or /64s of one /48), ~2,200 guesses/s overall; required: a lock is never forgotten before an unlocked address, and past a global budget only known good addresses are served', () => {
+    let now = 0
+    // The table alone (no global budget): the lock stays.
+    const table = new FailureLimiter({ attempts: 10, ms: 60_000, global: Infinity }, () => now)
+    for (let i = 0; i < 10; i++) table.failed('127.0.0.2')
+    for (let i = 0; i < 5000; i++) table.failed(`127.1.${(i >> 8) & 255}.${i & 255}`)
+    assert.ok(table.size <= 4096, `${table.size} addresses held`)
+    assert.ok(table.locked('127.0.0.2') > 0, 'the lock was flushed out of the table')
+    assert.strictEqual(table.locked('127.9.9.9'), 0)
+    // With the global budget (default: 100 a minute).
+    const limiter = new FailureLimiter({ attempts: 10, ms: 60_000 }, () => now)
+    limiter.good('127.0.0.1')
+    for (let i = 0; i < 10; i++) limiter.failed('127.0.0.2')
+    assert.strictEqual(limiter.locked('127.0.0.2'), 60)
+    for (let i = 0; i < 5000; i++) limiter.failed(`127.1.${(i >> 8) & 255}.${i & 255}`)
+    assert.ok(limiter.locked('127.0.0.2') > 0, 'the lock was flushed out of the table')
+    // 5,010 wrong tokens in a minute: past the global budget, an address never seen with the right token waits...
+    assert.ok(limiter.locked('127.9.9.9') > 0, 'a fresh address is served past the global budget')
+    assert.ok(limiter.locked('2001:db8:1:7::1') > 0)
+    // ...and one seen with it is served.
+    assert.strictEqual(limiter.locked('127.0.0.1'), 0)
+    now = 60_000
+    assert.strictEqual(limiter.locked('127.9.9.9'), 0, 'still refused once the window passed')
+    // IPv6 /64s of one /48: the same.
+    const v6 = new FailureLimiter({ attempts: 10, ms: 60_000, global: Infinity }, () => now)
+    for (let i = 0; i < 10; i++) v6.failed('2001:db8:1:1::1')
+    for (let i = 0; i < 5000; i++) v6.failed(`2001:db8:1:${(i + 2).toString(16)}::1`)
+    assert.ok(v6.locked('2001:db8:1:1::2') > 0, 'the /64 lock was flushed')
+  })
+
+  it('a table full of locked addresses refuses every address not known good until a window passes', () => {
+    let now = 0
+    const limiter = new FailureLimiter({ attempts: 1, ms: 1000, global: Infinity }, () => now)
+    limiter.good('192.0.2.1')
+    for (let i = 0; i < 4096; i++) limiter.failed(`10.0.${i >> 8}.${i & 255}`)
+    assert.strictEqual(limiter.locked('10.1.0.0'), 0, 'refused before the table was full')
+    assert.deepStrictEqual(limiter.failed('10.1.0.0'), 'all')
+    assert.strictEqual(limiter.size, 4096)
+    assert.ok(limiter.locked('10.0.0.0') > 0, 'a lock was forgotten for a newcomer')
+    assert.ok(limiter.locked('10.2.0.0') > 0)
+    assert.strictEqual(limiter.locked('192.0.2.1'), 0)
+    now = 1000
+    assert.strictEqual(limiter.locked('10.2.0.0'), 0)
+    // Locks that ran out make room again.
+    assert.deepStrictEqual(limiter.failed('10.2.0.0'), 'address')
+    assert.ok(limiter.size <= 4096)
+  })
+
+  it('past the global budget of wrong tokens, the endpoint answers 429 to addresses not seen with the right token, serves those seen, and says so once', async () => {
+    const token = 'a-token-of-sixteen-or-more'
+    const lines: string[] = []
+    const guarded = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, token, lockout: { attempts: 10, ms: 60_000, global: 20 }, log: (l) => lines.push(l) })
+    try {
+      const p = guarded.address().port
+      const guess = (from: string, t: string) => request(p, 'GET', '/v1/status', undefined, { authorization: `Bearer ${t}` }, from)
+      assert.strictEqual((await guess('127.0.0.1', token)).status, 200)
+      for (let i = 0; i < 20; i++) assert.strictEqual((await guess(`127.0.1.${i}`, 'wrong')).status, 401, `guess ${i}`)
+      const fresh = await guess('127.0.2.1', token)
+      assert.deepStrictEqual([fresh.status, JSON.parse(fresh.body).code], [429, 'too_many_attempts'], fresh.body)
+      assert.ok(Number(fresh.retryAfter) >= 1 && Number(fresh.retryAfter) <= 60, `Retry-After: ${fresh.retryAfter}`)
+      assert.strictEqual((await guess('127.0.1.1', 'wrong')).status, 429)
+      assert.strictEqual((await guess('127.0.0.1', token)).status, 200)
+      assert.strictEqual((await request(p, 'GET', '/health', undefined, {}, '127.0.2.1')).status, 200)
+      assert.deepStrictEqual(
+        lines.filter((l) => /too_many_attempts/.test(l)),
+        ['admin: 20 requests with a wrong token from all addresses within 60 s: requests from addresses not seen with the right token are refused for 60 s [too_many_attempts]'],
+      )
+    } finally {
+      await guarded.close()
+    }
+  })
+
   it('the failure limiter holds at most 4,096 addresses, an IPv6 /64 as one, and lifts a lock after its window', () => {
     let now = 0
-    const limiter = new FailureLimiter({ attempts: 3, ms: 1000 }, () => now)
+    const limiter = new FailureLimiter({ attempts: 3, ms: 1000, global: Infinity }, () => now)
     for (let i = 0; i < 10_000; i++) limiter.failed(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
     assert.ok(limiter.size <= 4096, `${limiter.size} addresses held`)
     // One attacker holding a /64 counts once.
