@@ -49,6 +49,8 @@ export class Connection implements GateObserver {
   unanswered = 0
   answered = false
   answeredAt = 0
+  /** When the oldest of our unanswered questions was asked. */
+  askedAt = 0
   // New members this peer may still introduce (a token bucket), and the
   // sources whose updates wait for a later exchange in this message.
   private memberTokens: number

@@ -96,7 +96,7 @@ export function registry(node: MetricsSource): Prom.Registry {
   })
   new Gauge({
     name: 'scuttle_ready',
-    help: 'The node is ready (1) or not (0): joined, a peer connected, in sync with every connected peer, not every other member dead; what GET /ready says',
+    help: 'The node is ready (1) or not (0): joined, in sync with every peer that answers (one at least, if it has peers), not every other member dead; what GET /ready says',
     registers,
     collect() {
       this.set(node.ready() ? 1 : 0)

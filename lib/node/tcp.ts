@@ -499,11 +499,15 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * What `/ready` says: joined (a peer answered, or it dials no one); a
-   * peer connected, when it dials peers or knows other members; in sync
-   * with every connected peer; and not every other member dead. A node
-   * cut off from the cluster (links closed, or dropping everything) is
-   * thus not ready, though its last exchanges left it in sync.
+   * What `/ready` says: joined (a peer answered, or it dials no one); in
+   * sync with every peer that answers, and with one at least when it dials
+   * peers or knows other members; and not every other member dead. A peer
+   * answers when it has answered a question of ours and has left none
+   * unanswered for `stallTimeout`: a peer that says hello and never
+   * answers (or stops) cannot hold the node not ready, while a live peer
+   * the node is behind does. A node cut off from the cluster (links
+   * closed, or dropping everything) is thus not ready, though its last
+   * exchanges left it in sync.
    */
   ready(): boolean {
     return this.notReady() === null
@@ -514,10 +518,19 @@ export class ScuttleNode extends EventEmitter {
     if (this.closing) return 'stopping'
     if (!this.joined) return 'not joined: no peer has answered yet'
     const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
-    let peers = 0
-    for (const c of this.conns) if (c.peer !== null && !c.closed) peers++
-    if (peers === 0 && (this.dials || counts.live + counts.dead > 1)) return 'no peer connected'
-    if (!this.synced()) return 'not in sync with every connected peer'
+    const now = Date.now()
+    let connected = 0
+    let answering = 0
+    for (const c of this.conns) {
+      if (c.peer === null || c.closed) continue
+      connected++
+      if (!c.answered || (c.unanswered > 0 && now - c.askedAt >= this.opts.stallTimeout)) continue
+      if (!c.synced) return `not in sync with peer ${c.peer}`
+      answering++
+    }
+    if (answering === 0 && (this.dials || counts.live + counts.dead > 1)) {
+      return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
+    }
     if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null
   }
@@ -610,7 +623,7 @@ export class ScuttleNode extends EventEmitter {
 
   private ask(c: Connection): boolean {
     if (!c.session.stream.gossip()) return false
-    c.unanswered++
+    if (c.unanswered++ === 0) c.askedAt = Date.now()
     this.counters.asked++
     return true
   }

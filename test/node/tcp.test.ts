@@ -332,6 +332,66 @@ describe('node (TCP, in process)', () => {
     assert.strictEqual(x.ready(), false)
   })
 
+  // A raw peer answering each of a's questions (a digest end not marked reply) with `answer()`.
+  function answering(socket: net.Socket, answer: () => string): void {
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      const lines = text.split('\n')
+      text = lines.pop() as string
+      for (const l of lines) if (l.includes('"done":true') && !l.includes('"reply":true')) socket.write(answer())
+    })
+  }
+
+  for (const once of [false, true]) {
+    it(`attack (fifth outside attack on issue 21): one socket that says hello, ${once ? 'answers once, then' : 'sends one digest end, and'} never answers held /ready 503 for as long as it stayed; required: ready again (within stallTimeout), while a live peer it is behind holds it not ready`, async function () {
+      this.timeout(20_000)
+      const a = await start({ id: 'a', stallTimeout: 1000 })
+      await a.set('k', 'v')
+      const b = await start({ id: 'b', connect: [addr(a)], stallTimeout: 1000 })
+      await until(() => a.ready() && b.ready() && b.gossip.get('k').value === 'v', 10_000, 'a and b to be ready')
+      const hostile = await raw(a)
+      hostile.socket.write(once ? '{"digest":true,"done":true,"reply":true}\n' : '{"digest":true,"done":true}\n')
+      await until(() => a.peers().length === 2, 5000, 'a to hear the hostile hello')
+      await until(() => a.ready(), 5000, 'a to be ready with the hostile socket connected')
+      assert.strictEqual(a.peers().length, 2, 'the hostile socket was dropped: the test proves nothing')
+      // Honest: a live peer that holds much a lacks (it says so in each answer) keeps a not ready while it answers.
+      const ahead = await raw(a)
+      let behind = 100_000
+      // It names what a holds (k, a's one write), and says how much a lacks.
+      answering(ahead.socket, () => `{"digest":true,"source_id":"a","version":${a.gossip.get('k').version}}\n{"digest":true,"done":true,"reply":true,"behind":${behind}}\n`)
+      await until(() => !a.ready(), 5000, 'a, behind a live peer, to say it is not ready')
+      assert.match(a.notReady() ?? '', /not in sync with peer mallory/)
+      // Answering all along: still not ready past twice stallTimeout (sampled, not slept on).
+      const end = Date.now() + 2500
+      while (Date.now() < end) {
+        assert.strictEqual(a.ready(), false, 'ready while behind a live peer')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      behind = 0
+      await until(() => a.ready(), 5000, 'a, caught up, to be ready')
+    })
+  }
+
+  it('a node that dials peers, all connected but none answering, is not ready', async function () {
+    this.timeout(10_000)
+    const server = net.createServer((s) => {
+      sockets.push(s)
+      s.on('error', () => undefined)
+      s.resume()
+      s.write('{"hello":"simple-scuttle","id":"mute"}\n{"digest":true,"done":true,"reply":true}\n')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    try {
+      const x = await start({ id: 'x', connect: [{ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }], stallTimeout: 500 })
+      await until(() => x.joined && x.peers().length === 1, 5000, 'x to join the mute peer')
+      await until(() => /no connected peer answers/.test(x.notReady() ?? ''), 5000, 'x to say no peer answers')
+      assert.strictEqual(x.ready(), false)
+    } finally {
+      server.close()
+    }
+  })
+
   it('parses addresses and refuses bad options', async () => {
     assert.deepStrictEqual(parseAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 })
     assert.deepStrictEqual(parseAddress(':80'), { host: '127.0.0.1', port: 80 })
