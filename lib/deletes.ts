@@ -152,8 +152,6 @@ export class Deletes {
   // peer shows us later was written after the value R4 judged: the
   // withdrawal decided without it, so it is ours to settle (rule 7).
   private readonly pastWithdrawn = new Map<string, [number, number]>()
-  // Such writes, shown after the withdrawal: late until settled.
-  private readonly pastLate = new WeakSet<Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
   private readonly forward = new Map<string, LateReport>()
   // Under config.security without a private key: notices cannot be signed.
@@ -901,11 +899,8 @@ export class Deletes {
    * written again; dropped, the withdrawal stands.
    */
   pastAfterWithdrawal(stream: StreamLike, u: Update, held: Update): void {
-    const w = this.pastWithdrawn.get(u.key)
-    if (w === undefined || held.version !== w[1] || u.version <= w[0]) return
-    if (this.lateOwn.has(u.version)) return
+    if (!this.afterWithdrawal(u, held) || this.lateOwn.has(u.version)) return
     this.lateOwn.set(u.version, u)
-    this.pastLate.add(u)
     reportInvalid(
       stream,
       u,
@@ -913,6 +908,13 @@ export class Deletes {
       'late',
     )
     this.host.emit('late', [u])
+  }
+
+  // `u` is newer than the value of our past that `held`, our withdrawal
+  // of its key, withdrew (R4).
+  private afterWithdrawal(u: Update, held: Update): boolean {
+    const w = this.pastWithdrawn.get(u.key)
+    return w !== undefined && held.version === w[1] && u.version > w[0]
   }
 
   // Whether we cannot vouch for our copy of our own id: still fetching our
@@ -935,7 +937,7 @@ export class Deletes {
       // own past) nothing newer of ours replaced it.
       const mine = history.mapping(this.host.id, u.key)
       if (mine === u || mine === undefined || mine.version < u.version) out.push(u)
-      else if (this.pastLate.has(u) && mine.withdrawn === true && mine.version === this.pastWithdrawn.get(u.key)?.[1]) out.push(u)
+      else if (mine.withdrawn === true && this.afterWithdrawal(u, mine)) out.push(u)
       else this.lateOwn.delete(v)
     }
     return out

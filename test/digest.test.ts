@@ -40,7 +40,8 @@ function tapped(a: PeerStream, b: PeerStream): { longest: number; exchanges: num
   return seen
 }
 
-async function syncFresh(n: number, mtu: number): Promise<{ exchanges: number; longest: number; refused: string[] }> {
+// A node holding n sources and a newcomer, their streams joined and watched.
+function newcomer(n: number, mtu: number) {
   const a = holding(n, mtu)
   const b = new Gossip('b', { resolve, mtu, max_history: Infinity })
   const sa = a.createStream()
@@ -48,7 +49,11 @@ async function syncFresh(n: number, mtu: number): Promise<{ exchanges: number; l
   const refused: string[] = []
   sa.on('invalid', (_o: unknown, r: string) => refused.push(r))
   sb.on('invalid', (_o: unknown, r: string) => refused.push(r))
-  const seen = tapped(sa, sb)
+  return { a, b, sa, sb, refused, seen: tapped(sa, sb) }
+}
+
+async function syncFresh(n: number, mtu: number): Promise<{ exchanges: number; longest: number; refused: string[] }> {
+  const { b, sb, refused, seen } = newcomer(n, mtu)
   let rounds = 0
   while (Object.keys(b.state).length < n && rounds < 10 * (n / mtu + n / DIGEST_PART) + 10) {
     sb.gossip()
@@ -70,14 +75,7 @@ describe('many sources', function () {
 
   it('10,000 sources converge with bounded digests; a new source is found within the bound', async () => {
     const n = 10_000
-    const a = holding(n, 5000)
-    const b = new Gossip('b', { resolve, mtu: 5000, max_history: Infinity })
-    const sa = a.createStream()
-    const sb = b.createStream()
-    const refused: string[] = []
-    sa.on('invalid', (_o: unknown, r: string) => refused.push(r))
-    sb.on('invalid', (_o: unknown, r: string) => refused.push(r))
-    const seen = tapped(sa, sb)
+    const { a, b, sa, sb, refused, seen } = newcomer(n, 5000)
     for (let r = 0; r < 10 && Object.keys(b.state).length < n; r++) {
       sb.gossip()
       for (let i = 0; i < 4; i++) await turn()

@@ -38,6 +38,16 @@ async function sync(a: Gossip, b: Gossip): Promise<void> {
   }
 }
 
+// The same over NDJSON lines, as two processes would.
+async function syncOverNdjson(a: Gossip, b: Gossip): Promise<void> {
+  const as = a.createStream()
+  as.pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(b).pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(as)
+  for (let i = 0; i < 3; i++) {
+    b.gossip()
+    for (let j = 0; j < 5; j++) await turn()
+  }
+}
+
 describe('limits: the same on every path', () => {
   it('a peer value nested past MAX_DEPTH is refused with a report; the node keeps working', async () => {
     const g = new Gossip('n', { resolve })
@@ -239,12 +249,7 @@ describe('a value is admitted by one walk of its own, whatever runs during it', 
     const q = new Gossip('q', { resolve })
     const said = [...reasons(p), ...reasons(q)]
     await sync(g, p)
-    const gs = g.createStream()
-    gs.pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(q).pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(gs)
-    for (let i = 0; i < 3; i++) {
-      q.gossip()
-      for (let j = 0; j < 5; j++) await turn()
-    }
+    await syncOverNdjson(g, q)
     assert.deepStrictEqual(said, [])
     assert.deepStrictEqual(Object.keys(p.state), ['inner'])
     assert.deepStrictEqual(Object.keys(q.state), ['inner'])
@@ -322,12 +327,7 @@ describe('a value is admitted by one walk of its own, whatever runs during it', 
     const p = new Gossip('p', { resolve })
     const q = new Gossip('q', { resolve })
     await sync(g, p)
-    const gs = g.createStream()
-    gs.pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(q).pipe(serialize({ format: 'ndjson' })).pipe(parse({ format: 'ndjson' })).pipe(gs)
-    for (let i = 0; i < 3; i++) {
-      q.gossip()
-      for (let j = 0; j < 5; j++) await turn()
-    }
+    await syncOverNdjson(g, q)
     assert.strictEqual(reads, 1)
     assert.deepStrictEqual(p.get('k').value, { fixed: 'x', n: 1 })
     assert.deepStrictEqual(q.get('k').value, { fixed: 'x', n: 1 })
