@@ -299,7 +299,7 @@ export const COMMANDS: { command: string; answer: string }[] = [
   { command: 'get KEY', answer: '{"key","value","version"} (null and null when absent or deleted)' },
   { command: 'del KEY', answer: '{"ok":true,"key","version"} once durable: KEY is deleted on every node (a later set brings it back)' },
   { command: 'state', answer: '{"state":{KEY:{"value","version","source_id"}}} (membership keys left out: see members)' },
-  { command: 'peers', answer: '{"peers":[{"id","address","direction","transport","synced","behind":{"them","us"}}]}' },
+  { command: 'peers', answer: '{"peers":[{"id","address","direction","transport","authenticated","answering","synced","behind":{"them","us"}}]}' },
   { command: 'members', answer: '{"members":[{"id","status":"live"|"dead","address","heartbeat","last_heartbeat_ms",...}]}' },
   { command: 'status', answer: '{"id","cluster","version","uptime_s","peers","synced","members":{"live","dead"},"keys",...}' },
 ]
@@ -412,7 +412,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         metrics: node.metricsAddress() === null ? null : `${node.metricsAddress()?.host}:${node.metricsAddress()?.port}`,
         data: node.store === null ? null : node.store.dir,
         peers: node.peers().length,
-        // every connected peer's last exchange left it holding what we hold
+        // in sync with every peer that answers, one at least if it has peers: what /ready needs of peers
         synced: node.synced(),
         // what /ready says (docs/operations.md, Readiness)
         ready: node.ready(),

@@ -66,8 +66,8 @@ function printable(line: string): string {
 /**
  * A running node; see {@link startNode}. Emits `'twin'` ({@link TwinReport})
  * when another live node has its id (`newer: true`: this one should stop;
- * `simple-scuttle node` then exits), `'synced'` once every connected peer is
- * in sync (see {@link ScuttleNode.synced}), and `'store-failed'` (err) once
+ * `simple-scuttle node` then exits), `'synced'` once in sync with every
+ * peer that answers (see {@link ScuttleNode.unsynced}), and `'store-failed'` (err) once
  * its data directory cannot be written.
  */
 export class ScuttleNode extends EventEmitter {
@@ -468,46 +468,76 @@ export class ScuttleNode extends EventEmitter {
   /** The peers connected now (those whose hello was accepted). */
   peers(): PeerInfo[] {
     const out: PeerInfo[] = []
+    const now = Date.now()
     for (const c of this.conns) {
       const id = c.peer
       if (id === null) continue
       const { them, us } = c.session.stream.behind
+      const answering = this.answers(c, now)
       out.push({
         id,
         address: c.address,
         direction: c.direction,
         transport: c.kind,
         authenticated: c.session.authenticated,
-        synced: c.synced,
+        answering,
+        synced: answering && c.synced,
         behind: { them, us },
       })
     }
     return out
   }
 
+  // A peer counts for the node's sync once it has answered one of our
+  // questions, and while it leaves none unanswered past stallTimeout: a
+  // socket that says hello and never answers (or stops) counts for nothing.
+  private answers(c: Connection, now: number): boolean {
+    return c.peer !== null && !c.closed && c.answered && !(c.unanswered > 0 && now - c.askedAt >= this.opts.stallTimeout)
+  }
+
   /**
-   * Whether every connected peer is in sync with this node (true with
-   * none): its last exchange found nothing missing on either side but
-   * membership's writes. With membership on, heartbeats are written every
-   * interval (and records now and then), so two live nodes never hold the
-   * very same versions for long: a peer counts as in sync when an exchange
-   * moved only those.
+   * In sync with the cluster (`status.synced`, and what `/ready` needs of
+   * peers; see {@link unsynced}).
    */
   synced(): boolean {
-    for (const c of this.conns) if (c.peer !== null && !c.closed && !c.synced) return false
-    return true
+    return this.unsynced() === null
+  }
+
+  /**
+   * Why the node is not in sync with the cluster, or null when it is: in
+   * sync with every peer that answers, and with one at least when it dials
+   * peers or knows other members. A peer is in sync when its last exchange
+   * found nothing missing on either side but membership's writes (with
+   * membership on, heartbeats are written every interval, so two live nodes
+   * never hold the very same versions for long), and answers when it has
+   * answered a question of ours and has left none unanswered for
+   * `stallTimeout`. So a peer that says hello and never answers (or stops)
+   * cannot hold the node out of sync, nor count as in sync, while a live
+   * peer the node is behind holds it out of sync.
+   */
+  unsynced(): string | null {
+    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
+    const now = Date.now()
+    let connected = 0
+    let answering = 0
+    for (const c of this.conns) {
+      if (c.peer === null || c.closed) continue
+      connected++
+      if (!this.answers(c, now)) continue
+      if (!c.synced) return `not in sync with peer ${c.peer}`
+      answering++
+    }
+    if (answering === 0 && (this.dials || counts.live + counts.dead > 1)) {
+      return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
+    }
+    return null
   }
 
   /**
    * What `/ready` says: joined (a peer answered, or it dials no one); in
-   * sync with every peer that answers, and with one at least when it dials
-   * peers or knows other members; and not every other member dead. A peer
-   * answers when it has answered a question of ours and has left none
-   * unanswered for `stallTimeout`: a peer that says hello and never
-   * answers (or stops) cannot hold the node not ready, while a live peer
-   * the node is behind does. A node cut off from the cluster (links
-   * closed, or dropping everything) is thus not ready, though its last
-   * exchanges left it in sync.
+   * sync ({@link unsynced}); and not every other member dead. A node cut
+   * off from the cluster (links closed, or dropping everything) is thus
+   * not ready, though its last exchanges left it in sync.
    */
   ready(): boolean {
     return this.notReady() === null
@@ -517,31 +547,24 @@ export class ScuttleNode extends EventEmitter {
   notReady(): string | null {
     if (this.closing) return 'stopping'
     if (!this.joined) return 'not joined: no peer has answered yet'
+    const unsynced = this.unsynced()
+    if (unsynced !== null) return unsynced
     const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
-    const now = Date.now()
-    let connected = 0
-    let answering = 0
-    for (const c of this.conns) {
-      if (c.peer === null || c.closed) continue
-      connected++
-      if (!c.answered || (c.unanswered > 0 && now - c.askedAt >= this.opts.stallTimeout)) continue
-      if (!c.synced) return `not in sync with peer ${c.peer}`
-      answering++
-    }
-    if (answering === 0 && (this.dials || counts.live + counts.dead > 1)) {
-      return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
-    }
     if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null
   }
 
+  // Said once per set of peers it is in sync with (a settled cluster says it once).
   private checkSynced(): void {
-    const peers = this.peers()
-    if (peers.length === 0 || !this.synced()) return
-    const ids = peers.map((p) => p.id).sort().join(', ')
-    if (ids === this.syncedWith) return
-    this.syncedWith = ids
-    this.log(`in sync with every connected peer (${ids})`)
+    if (!this.synced()) return
+    const now = Date.now()
+    const ids: string[] = []
+    for (const c of this.conns) if (this.answers(c, now) && c.peer !== null) ids.push(c.peer)
+    if (ids.length === 0) return
+    const set = ids.sort().join(', ')
+    if (set === this.syncedWith) return
+    this.syncedWith = set
+    this.log(`in sync with every peer that answers (${set})`)
     this.emit('synced')
   }
 
@@ -669,6 +692,8 @@ export class ScuttleNode extends EventEmitter {
       }
     }
     this.gossipOnce()
+    // A silent peer that stops counting can leave the node in sync without an exchange.
+    this.checkSynced()
   }
 
   private inbound(): number {

@@ -55,9 +55,15 @@ export interface PeerInfo {
   /** It proved its id with its key (`--keys`). */
   authenticated: boolean
   /**
-   * Its last exchange found nothing missing on either side, membership's
-   * writes aside (heartbeats are always newer in a live cluster; see
-   * `ScuttleNode.synced`).
+   * It counts for the node's sync (`ScuttleNode.unsynced`): it has answered
+   * one of this node's questions, and leaves none unanswered for longer
+   * than `stallTimeout`.
+   */
+  answering: boolean
+  /**
+   * It answers, and its last exchange found nothing missing on either
+   * side, membership's writes aside (heartbeats are always newer in a
+   * live cluster; see `ScuttleNode.unsynced`).
    */
   synced: boolean
   /** Updates still wanted after its last exchange: by the peer (`them`) and by this node (`us`). */

@@ -50,14 +50,14 @@ describe('node (TCP, in process)', () => {
   const addr = (n: ScuttleNode) => n.address()
   const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
 
-  async function raw(n: ScuttleNode, hello = true): Promise<{ socket: net.Socket; closed: Promise<void> }> {
+  async function raw(n: ScuttleNode, hello = true, id = 'mallory'): Promise<{ socket: net.Socket; closed: Promise<void> }> {
     const socket = net.connect(addr(n).port, '127.0.0.1')
     sockets.push(socket)
     socket.on('error', () => undefined)
     socket.resume() // read (and drop) what the node sends, so its close is seen
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
     await new Promise((resolve) => socket.once('connect', resolve))
-    if (hello) socket.write('{"hello":"simple-scuttle","id":"mallory"}\n')
+    if (hello) socket.write(`{"hello":"simple-scuttle","id":${JSON.stringify(id)}}\n`)
     return { socket, closed }
   }
 
@@ -372,6 +372,42 @@ describe('node (TCP, in process)', () => {
       await until(() => a.ready(), 5000, 'a, caught up, to be ready')
     })
   }
+
+  it('attack (sixth outside attack on issue 21): status.synced and each peer\'s synced disagreed with /ready (a socket that said hello and never answered counted as a peer in sync, or held synced false while ready; a node whose one peer is down said synced); required: one meaning, from one function', async function () {
+    this.timeout(20_000)
+    // A node whose one peer to dial is down: not ready, and not in sync either (it said synced: "true with none connected").
+    const probe = net.createServer()
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()))
+    const down = (probe.address() as net.AddressInfo).port
+    await new Promise((r) => probe.close(r))
+    const lone = await start({ id: 'lone', connect: [{ host: '127.0.0.1', port: down }], backoff: { min: 20, max: 100 } })
+    await until(() => logged('lone', /ECONNREFUSED/), 5000, 'lone to fail a dial')
+    assert.strictEqual(lone.ready(), false)
+    assert.strictEqual(lone.synced(), false, 'in sync with no peer, while it dials one')
+    const a = await start({ id: 'a', stallTimeout: 1000 })
+    await a.set('k', 'v')
+    const b = await start({ id: 'b', connect: [addr(a)], stallTimeout: 1000 })
+    await until(() => a.ready() && b.ready() && b.gossip.get('k').value === 'v', 10_000, 'a and b to be ready')
+    // One asks a question (holding nothing) and never answers: a answers it, and it stays behind.
+    const mute = await raw(a, true, 'mute')
+    mute.socket.write('{"digest":true,"done":true}\n')
+    // One asks naming what a holds (so its exchange looks in sync) and never answers.
+    const mirror = await raw(a, true, 'mirror')
+    mirror.socket.write(`{"digest":true,"source_id":"a","version":${a.gossip.get('k').version}}\n{"digest":true,"done":true}\n`)
+    await until(() => a.peers().length === 3, 5000, 'a to hear both hellos')
+    await until(() => a.ready(), 5000, 'a to be ready with both connected')
+    // Sampled: /ready and status.synced say the same, and no socket that never answered is a peer in sync.
+    const end = Date.now() + 1500
+    while (Date.now() < end) {
+      assert.strictEqual(a.synced(), a.ready(), `status.synced ${a.synced()}, /ready: ${a.notReady()}`)
+      const hostile = a.peers().filter((p) => p.id !== 'b')
+      assert.deepStrictEqual(hostile.map((p) => [p.id, p.synced, p.answering]).sort(), [['mirror', false, false], ['mute', false, false]])
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const honest = a.peers().find((p) => p.id === 'b')
+    assert.strictEqual(honest?.answering, true)
+    assert.strictEqual(honest?.synced, true)
+  })
 
   it('a node that dials peers, all connected but none answering, is not ready', async function () {
     this.timeout(10_000)
