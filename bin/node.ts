@@ -9,7 +9,7 @@ import * as path from 'path'
 import * as readline from 'readline'
 import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, TwinError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
 import { ed25519, helloAuth } from '../lib/node/security'
-import { AdminServer, type AdminRequest } from '../lib/node/admin'
+import { AdminServer, type AdminCode, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
 import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
@@ -310,6 +310,8 @@ function jsonValue(key: string, text: string): { value: unknown } | { error: str
   try {
     return { value: JSON.parse(text) }
   } catch {
+    // (A value may be 1 MiB: the error shows its start.)
+    if (text.length > 200) return { error: `set ${key}: value is not JSON: ${text.slice(0, 200)}...` }
     const bare = /^[^"{}[\]\s][^\s]*$/.test(text.trim())
     return {
       error: bare
@@ -334,13 +336,47 @@ function member(m: Member): Record<string, unknown> {
   }
 }
 
-// A refused write, with the code clients read.
-function refusal(err: unknown): { ok: false; code: string; error: string } {
-  if (err instanceof StoreFailedError || err instanceof TwinError) return { ok: false, code: err.code, error: err.message }
-  return { ok: false, code: err instanceof TypeError ? 'invalid' : 'refused', error: (err as Error).message }
+/**
+ * Why a command failed, as stdin and the admin endpoint answer it: the
+ * admin endpoint's codes (lib/codes.ts, ADMIN_CODES), one code for one
+ * failure whichever way it was asked.
+ */
+export type Failure = {
+  ok: false
+  code: AdminCode | 'store_failed' | 'twin'
+  error: string
 }
 
-const reserved = (key: string) => `${key}: keys under member/ and heartbeat/ are kept by membership, not written by hand (see members)`
+const failure = (code: Failure['code'], error: string): Failure => ({ ok: false, code, error })
+
+// A refused write, with the code clients read.
+function refusal(err: unknown): Failure {
+  if (err instanceof StoreFailedError || err instanceof TwinError) return failure(err.code, err.message)
+  return failure(err instanceof TypeError ? 'invalid' : 'refused', (err as Error)?.message ?? String(err))
+}
+
+const reserved = (key: string) => failure('invalid', `${key}: keys under member/ and heartbeat/ are kept by membership, not written by hand (see members)`)
+
+// set and del, as stdin and the admin endpoint ask them.
+async function setKey(node: ScuttleNode, key: string, text: string): Promise<Record<string, unknown>> {
+  if (isMembershipKey(key)) return reserved(key)
+  const parsed = jsonValue(key, text)
+  if ('error' in parsed) return failure('invalid', parsed.error)
+  try {
+    return { ok: true, key, version: await node.set(key, parsed.value) }
+  } catch (err) {
+    return refusal(err)
+  }
+}
+
+async function delKey(node: ScuttleNode, key: string): Promise<Record<string, unknown>> {
+  if (isMembershipKey(key)) return reserved(key)
+  try {
+    return { ok: true, key, version: await node.delete(key) }
+  } catch (err) {
+    return refusal(err)
+  }
+}
 
 /** Answer one command line; never throws. */
 export async function command(node: ScuttleNode, line: string): Promise<unknown> {
@@ -353,31 +389,15 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     case 'help':
       return { commands: COMMANDS }
     case 'set': {
-      if (rest === '') return { ok: false, error: 'set needs a KEY and a JSON value: set KEY JSON' }
+      if (rest === '') return failure('invalid', 'set needs a KEY and a JSON value: set KEY JSON')
       const at = rest.indexOf(' ')
-      const key = at < 0 ? rest : rest.slice(0, at)
-      if (isMembershipKey(key)) return { ok: false, error: reserved(key) }
-      const parsed = jsonValue(key, at < 0 ? '' : rest.slice(at + 1))
-      if ('error' in parsed) return { ok: false, error: parsed.error }
-      try {
-        const version = await node.set(key, parsed.value)
-        return { ok: true, key, version }
-      } catch (err) {
-        return refusal(err)
-      }
+      return setKey(node, at < 0 ? rest : rest.slice(0, at), at < 0 ? '' : rest.slice(at + 1))
     }
-    case 'del': {
-      if (rest === '') return { ok: false, error: 'del needs a KEY: del KEY' }
-      if (isMembershipKey(rest)) return { ok: false, error: reserved(rest) }
-      try {
-        const version = await node.delete(rest)
-        return { ok: true, key: rest, version }
-      } catch (err) {
-        return refusal(err)
-      }
-    }
+    case 'del':
+      if (rest === '') return failure('invalid', 'del needs a KEY: del KEY')
+      return delKey(node, rest)
     case 'get': {
-      if (rest === '') return { ok: false, error: 'get needs a KEY: get KEY' }
+      if (rest === '') return failure('invalid', 'get needs a KEY: get KEY')
       const u = g.get(rest)
       const held = u.version !== -Infinity
       return { key: rest, value: u.value, version: held ? u.version : null }
@@ -429,7 +449,8 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
       }
     }
     default:
-      return { ok: false, error: `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.command).join(', ')}` }
+      // (The admin endpoint's code for a path it does not serve.)
+      return failure('not_found', `unknown command "${name}"; commands: ${COMMANDS.map((c) => c.command).join(', ')}`)
   }
 }
 
@@ -441,27 +462,10 @@ export async function adminRun(node: ScuttleNode, r: AdminRequest): Promise<Reco
       const u = node.gossip.get(key)
       return { key, value: u.value, version: u.version !== -Infinity ? u.version : null }
     }
-    case 'set': {
-      if (isMembershipKey(key)) return { ok: false, code: 'invalid', error: reserved(key) }
-      let value: unknown
-      try {
-        value = JSON.parse(r.value ?? '')
-      } catch {
-        return { ok: false, code: 'invalid', error: `set ${key}: the value is not JSON (a string is quoted: "text")` }
-      }
-      try {
-        return { ok: true, key, version: await node.set(key, value) }
-      } catch (err) {
-        return refusal(err)
-      }
-    }
+    case 'set':
+      return setKey(node, key, r.value ?? '')
     case 'del':
-      if (isMembershipKey(key)) return { ok: false, code: 'invalid', error: reserved(key) }
-      try {
-        return { ok: true, key, version: await node.delete(key) }
-      } catch (err) {
-        return refusal(err)
-      }
+      return delKey(node, key)
     default:
       return (await command(node, r.command)) as Record<string, unknown>
   }
@@ -688,7 +692,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   input.on('line', (line) => {
     if (line.trim().length === 0) return
     // command() answers every error it expects; anything else still gets an answer, so later ones are not held up.
-    const started = command(node, line).catch((err: unknown) => ({ ok: false, error: (err as Error)?.message ?? String(err) }))
+    const started = command(node, line).catch(refusal)
     queue = queue.then(async () => answer(`${JSON.stringify(await started)}\n`))
   })
   return new Promise<number>((resolve) => {

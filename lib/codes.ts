@@ -48,9 +48,11 @@ export type InvalidCode = (typeof INVALID_CODES)[number]
 
 /**
  * Codes of the admin endpoint's refusals (`{"ok":false,"code"}`, lib/node/admin.ts),
- * besides those of the node it passes on (`store_failed`, `twin`).
+ * besides those of the node it passes on (`store_failed`, `twin`); stdin's
+ * error lines carry the same code for the same failure.
  */
 export const ADMIN_CODES = [
+  'invalid',
   'unauthorized',
   'too_many_attempts',
   'forbidden',

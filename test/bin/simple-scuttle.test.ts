@@ -109,7 +109,7 @@ describe('the command line, for an operator', function () {
     const a = await cluster.node('a', ['--meta', '{"role":"test"}'])
     const help = (await a.cmd('help')).commands as { command: string }[]
     assert.deepStrictEqual(help.map((c) => c.command.split(' ')[0]), ['help', 'set', 'get', 'del', 'state', 'peers', 'members', 'status'])
-    assert.deepStrictEqual(await a.cmd('get'), { ok: false, error: 'get needs a KEY: get KEY' })
+    assert.deepStrictEqual(await a.cmd('get'), { ok: false, code: 'invalid', error: 'get needs a KEY: get KEY' })
     const bare = await a.cmd('set color blue')
     assert.strictEqual(bare.ok, false)
     assert.match(bare.error as string, /value is not JSON: blue \(values are JSON: a string is quoted, set color "blue"\)/)
@@ -140,7 +140,7 @@ describe('the command line, for an operator', function () {
   it('del KEY deletes on every node (a later set brings it back); status and peers say when peers are in sync, and the node logs it', async () => {
     const a = await cluster.node('a', ['--interval', '50'])
     const b = await cluster.node('b', ['--interval', '50'], { connect: [a] })
-    assert.deepStrictEqual(await a.cmd('del'), { ok: false, error: 'del needs a KEY: del KEY' })
+    assert.deepStrictEqual(await a.cmd('del'), { ok: false, code: 'invalid', error: 'del needs a KEY: del KEY' })
     assert.strictEqual((await a.cmd('set color "blue"')).ok, true)
     await until(async () => (await b.cmd('get color')).value === 'blue', 10_000, 'b to take color')
     await until(async () => (await b.cmd('status')).synced === true, 10_000, 'b to be in sync')

@@ -7,7 +7,8 @@ import * as assert from 'assert'
 import * as http from 'http'
 import * as net from 'net'
 import { base } from '../../lib'
-import { startNode } from '../../lib/node'
+import { ADMIN_CODES, startNode } from '../../lib/node'
+import { adminRun, command } from '../../bin/node'
 import { AdminServer, FailureLimiter, type AdminRequest } from '../../lib/node/admin'
 
 // A request as the client sends it (a body goes as JSON unless headers say otherwise).
@@ -271,5 +272,45 @@ describe('admin endpoint', () => {
     assert.strictEqual(limiter.locked('192.0.2.1'), 1)
     now = 1000
     assert.strictEqual(limiter.locked('192.0.2.1'), 0)
+  })
+})
+
+describe('stdin commands and the admin endpoint: one code per failure', () => {
+  it('attack (sixth outside attack on issue 21): error lines on stdin carried no code (the admin endpoint answers one for the same failure); required: every error line carries a code, the same as the endpoint\'s', async () => {
+    const node = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, membership: true, log: () => undefined })
+    const admin = await AdminServer.start(
+      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
+      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
+    )
+    const port = admin.address().port
+    try {
+      // The same failure both ways: [stdin line, admin request].
+      const pairs: [string, string, string, string?][] = [
+        ['set member/x 1', 'PUT', '/v1/kv/member%2Fx', '1'],
+        ['del heartbeat/x', 'DELETE', '/v1/kv/heartbeat%2Fx'],
+        ['set k {"a":', 'PUT', '/v1/kv/k', '{"a":'],
+        ['set k', 'PUT', '/v1/kv/k', ''],
+        ['set k blue', 'PUT', '/v1/kv/k', 'blue'],
+        ['set __proto__ 1', 'PUT', '/v1/kv/__proto__', '1'],
+        ['bogus', 'GET', '/v1/bogus'],
+      ]
+      const codes = new Set<string>([...ADMIN_CODES, 'store_failed', 'twin'])
+      for (const [line, method, path, body] of pairs) {
+        const stdin = (await command(node, line)) as { ok?: boolean; code?: unknown; error?: unknown }
+        const http = JSON.parse((await request(port, method, path, body)).body) as { ok?: boolean; code?: unknown }
+        assert.strictEqual(stdin.ok, false, line)
+        assert.strictEqual(typeof stdin.error, 'string', line)
+        assert.strictEqual(stdin.code, http.code, `${line}: stdin says ${JSON.stringify(stdin)}, ${method} ${path} says ${JSON.stringify(http)}`)
+      }
+      // Failures of stdin alone (a command line without its key or value) carry a code of the same list.
+      for (const line of ['set', 'get', 'del']) {
+        const stdin = (await command(node, line)) as { ok?: boolean; code?: unknown }
+        assert.strictEqual(stdin.ok, false, line)
+        assert.ok(typeof stdin.code === 'string' && codes.has(stdin.code), `${line}: ${JSON.stringify(stdin)}`)
+      }
+    } finally {
+      await admin.close()
+      await node.close()
+    }
   })
 })
