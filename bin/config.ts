@@ -37,9 +37,11 @@ export class ConfigLoader {
   load(argv: readonly string[]): { argv: string[]; sources: Map<string, string> } {
     const flags = readArgs(argv, this.options) as Record<string, unknown>
     const merged = new Map<string, { value: unknown; source: Source; where: string }>()
-    const file = (flags.config as string | undefined) ?? this.env.SCUTTLE_CONFIG
+    const flag = flags.config as string | undefined
+    const file = flag ?? this.env.SCUTTLE_CONFIG
     if (file !== undefined) {
-      for (const [k, v] of Object.entries(this.readFile(file))) merged.set(k, { value: v, source: 'file', where: `in ${file}` })
+      const named = flag !== undefined ? `--config ${file}` : `SCUTTLE_CONFIG=${file}`
+      for (const [k, v] of Object.entries(this.readFile(file, named))) merged.set(k, { value: v, source: 'file', where: `in ${file}` })
     }
     for (const [flag, spec] of Object.entries(this.options)) {
       if (flag === 'config' || flag === 'help') continue
@@ -64,42 +66,44 @@ export class ConfigLoader {
       if (where !== '') sources.set(flag, where)
       if (spec.type === 'boolean') {
         if (value === true) out.push(`--${flag}`)
-        else if (value !== false) throw new UsageError(`${flag} ${where}: must be true or false`)
+        else if (value !== false) throw new UsageError(`--${flag} must be true or false, not ${JSON.stringify(value)} (set ${where})`)
         continue
       }
       const values = Array.isArray(value) ? value : [value]
-      if (values.length > 1 && spec.multiple !== true) throw new UsageError(`${flag} ${where}: takes one value, not a list`)
+      if (values.length > 1 && spec.multiple !== true) throw new UsageError(`--${flag} takes one value, not a list (set ${where})`)
       for (const v of values) {
         if (typeof v === 'object' && v !== null) {
           out.push(`--${flag}=${JSON.stringify(v)}`)
         } else if (typeof v === 'string' || typeof v === 'number') {
           out.push(`--${flag}=${v}`)
         } else {
-          throw new UsageError(`${flag} ${where}: must be a string or a number, not ${JSON.stringify(v)}`)
+          throw new UsageError(`--${flag} must be a string or a number, not ${JSON.stringify(v)} (set ${where})`)
         }
       }
     }
     return { argv: out, sources }
   }
 
-  private readFile(file: string): Record<string, unknown> {
+  // `named`: how the file was named (--config FILE, or SCUTTLE_CONFIG=FILE), for errors.
+  private readFile(file: string, named: string): Record<string, unknown> {
     let text: string
     try {
       text = fs.readFileSync(file, 'utf8')
     } catch (err) {
       const e = err as NodeJS.ErrnoException
-      throw new UsageError(`--config ${file}: cannot be read (${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message})`)
+      throw new UsageError(`${named}: cannot be read (${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'a directory' : e.message})`)
     }
     let o: unknown
     try {
       o = JSON.parse(text)
     } catch (err) {
-      throw new UsageError(`--config ${file}: not JSON (${(err as Error).message})`)
+      throw new UsageError(`${named}: not JSON (${(err as Error).message})`)
     }
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new UsageError(`--config ${file}: must hold a JSON object of settings, such as {"id": "a"}`)
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new UsageError(`${named}: must hold a JSON object of settings, such as {"id": "a"}`)
     for (const k of Object.keys(o)) {
-      if (!(k in this.options) || k === 'config' || k === 'help') {
-        throw new UsageError(`--config ${file}: unknown setting "${k}" (settings are the long flags: ${Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help').join(', ')})`)
+      // Own flags only: "__proto__", "constructor" or "toString" are in every object.
+      if (!Object.hasOwn(this.options, k) || k === 'config' || k === 'help') {
+        throw new UsageError(`${named}: unknown setting ${JSON.stringify(k)} (settings are the long flags: ${Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help').join(', ')})`)
       }
     }
     return o as Record<string, unknown>

@@ -11,6 +11,7 @@ import * as net from 'net'
 import * as path from 'path'
 import { BIN, Cluster, adversarialHooks, figure, pace, until } from './harness'
 import { skip } from '../skip'
+import { parseArgs } from '../../bin/node'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -208,6 +209,49 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.strictEqual(badEnv.status, 2)
     assert.match(badEnv.stderr, /--interval must be a positive number.*\(set by SCUTTLE_INTERVAL\)/)
     assert.match(cli(['node', '--help']).stdout, /default 127\.0\.0\.1:7946/)
+  })
+
+  it('attack (sixth outside attack): a --config file with a "__proto__" key (or "constructor", "toString") was refused as "unknown option --__proto__", naming neither the file nor the setting; required: every config error names the file and the key, and nothing is polluted', () => {
+    const dir = cluster.tmp()
+    const before = Object.getOwnPropertyNames(Object.prototype).sort()
+    const cases: [string, RegExp][] = [
+      ['{"__proto__": {"polluted": 1}}', /unknown setting "__proto__"/],
+      ['{"id": "a", "__proto__": "x"}', /unknown setting "__proto__"/],
+      ['{"constructor": {"prototype": {"polluted": 1}}}', /unknown setting "constructor"/],
+      ['{"prototype": 1}', /unknown setting "prototype"/],
+      ['{"toString": "x"}', /unknown setting "toString"/],
+      ['{"hasOwnProperty": "x"}', /unknown setting "hasOwnProperty"/],
+      ['{"id": "a", "repair": "yes"}', /--repair must be true or false/],
+      ['{"id": null}', /--id must be a string or a number/],
+      ['{"id": "a", "interval": -5}', /--interval must be a positive number/],
+    ]
+    for (const [i, [text, re]] of cases.entries()) {
+      const file = path.join(dir, `c${i}.json`)
+      fs.writeFileSync(file, text)
+      let message = ''
+      try {
+        parseArgs(['--config', file], {})
+      } catch (err) {
+        message = (err as Error).message
+      }
+      assert.match(message, re, text)
+      assert.ok(message.includes(file), `${text}: the error names the file: ${message}`)
+      // And by SCUTTLE_CONFIG: the error says where the file was named.
+      let viaEnv = ''
+      try {
+        parseArgs([], { SCUTTLE_CONFIG: file })
+      } catch (err) {
+        viaEnv = (err as Error).message
+      }
+      assert.match(viaEnv, re, text)
+      assert.ok(viaEnv.includes(file), `${text}: the error names the file: ${viaEnv}`)
+    }
+    assert.deepStrictEqual(Object.getOwnPropertyNames(Object.prototype).sort(), before)
+    assert.strictEqual(({} as Record<string, unknown>).polluted, undefined)
+    // By the process too: one line, exit 2.
+    const r = cli(['node', '--config', path.join(dir, 'c0.json')])
+    assert.strictEqual(r.status, 2)
+    assert.match(r.stderr, /^simple-scuttle node: --config .*c0\.json: unknown setting "__proto__"/)
   })
 
   it('attack: status.synced stayed false in a quiet, healthy cluster (heartbeats are always newer); required: true once quiet, and a log line', async () => {
