@@ -9,7 +9,7 @@ import * as path from 'path'
 import * as readline from 'readline'
 import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, TwinError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
 import { ed25519, helloAuth } from '../lib/node/security'
-import { AdminServer, type AdminCode, type AdminRequest } from '../lib/node/admin'
+import { AdminServer, isLoopback, type AdminCode, type AdminRequest } from '../lib/node/admin'
 import { StoreDamagedError } from '../lib/node/store'
 import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
@@ -149,7 +149,9 @@ function address(flag: string, text: string): Address {
   try {
     return parseAddress(text)
   } catch (err) {
-    throw new UsageError(`--${flag}: ${(err as Error).message}`)
+    // A list where one address goes (SCUTTLE_CONNECT takes one, comma-separated; a file, a JSON array).
+    const list = flag === 'connect' && text.includes(',') ? ' (one address per --connect: repeat the flag; a file takes a JSON array, SCUTTLE_CONNECT a comma-separated list)' : ''
+    throw new UsageError(`--${flag}: ${(err as Error).message}${list}`)
   }
 }
 
@@ -226,7 +228,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     out.codec = v.codec
   }
   if (out.repair === true && out.data === undefined) throw new UsageError('--repair needs --data')
-  if (v.admin !== undefined) out.admin = v.admin.includes(':') ? address('admin', v.admin) : { host: v.admin, port: DEFAULT_ADMIN_PORT }
+  if (v.admin !== undefined) out.admin = address('admin', v.admin.includes(':') ? v.admin : `${v.admin}:${DEFAULT_ADMIN_PORT}`)
   const tokenFile = v['admin-token-file']
   if (tokenFile !== undefined) {
     try {
@@ -236,6 +238,10 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     }
   } else if (env.SCUTTLE_ADMIN_TOKEN !== undefined && env.SCUTTLE_ADMIN_TOKEN !== '') out.adminToken = env.SCUTTLE_ADMIN_TOKEN
   if (out.adminToken !== undefined && out.adminToken.length < 16) throw new UsageError('--admin-token-file: the token must be 16 characters or more')
+  // (Said at start too, by AdminServer; here it is a bad command line, exit 2, which systemd does not restart.)
+  if (out.admin !== undefined && !isLoopback(out.admin.host) && out.adminToken === undefined) {
+    throw new UsageError(`--admin on ${out.admin.host} needs a token of 16 characters or more (--admin-token-file, or SCUTTLE_ADMIN_TOKEN): it is reachable from other machines`)
+  }
   if (v['ws-origin'] !== undefined) {
     for (const o of v['ws-origin']) {
       if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--ws-origin must be an origin such as https://app.example:8443 (scheme, host, port; no path), not "${o}"`)
@@ -280,10 +286,18 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
  * and `openssl pkey -in a.key.pem -pubout -out a.pub.pem`).
  */
 export function loadKeys(dir: string, id: string): { security: Security; auth: HelloAuth } {
-  const publicKeys: Record<string, string> = {}
-  for (const name of fs.readdirSync(dir)) {
+  // A Map: a file named __proto__.pub.pem is a key like any other.
+  const publicKeys = new Map<string, string>()
+  let names: string[]
+  try {
+    names = fs.readdirSync(dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new TypeError(`--keys ${dir}: cannot be read (${code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message})`)
+  }
+  for (const name of names) {
     const m = /^(.+)\.pub\.pem$/.exec(name)
-    if (m !== null) publicKeys[m[1]] = fs.readFileSync(path.join(dir, name), 'utf8')
+    if (m !== null) publicKeys.set(m[1], fs.readFileSync(path.join(dir, name), 'utf8'))
   }
   const own = path.join(dir, `${id}.key.pem`)
   // Its own key signs its writes and proves its hello: peers refuse a hello without proof.
@@ -479,16 +493,12 @@ export async function adminRun(node: ScuttleNode, r: AdminRequest): Promise<Reco
 export function operatorError(err: unknown, args: Args): string {
   const e = err as Error & { code?: string; syscall?: string; address?: string; port?: number; path?: string; hostname?: string }
   if (!(e instanceof Error)) return `unexpected error: ${oneLine(String(err))}`
-  const where = e.address !== undefined ? `${e.address}:${e.port}` : ''
-  // Which flag named that port (--listen unless another did).
-  const flag =
-    args.ws?.port === e.port && e.port !== 0
-      ? '--ws'
-      : args.metrics?.port === e.port && e.port !== 0
-        ? '--metrics'
-        : args.admin?.port === e.port && e.port !== 0
-          ? '--admin'
-          : '--listen'
+  // Which flag named that address (--listen unless another did): by its
+  // port, or by its host when the error has no port (EADDRNOTAVAIL).
+  const flags: [string, Address | undefined][] = [['--ws', args.ws], ['--metrics', args.metrics], ['--admin', args.admin]]
+  const named = flags.find(([, a]) => a !== undefined && (e.port === undefined ? a.host === e.address : a.port === e.port && e.port !== 0))
+  const [flag, at] = named ?? ['--listen', args.listen]
+  const where = e.address !== undefined ? `${e.address}:${e.port ?? at?.port}` : ''
   const data = args.data ?? ''
   const user = process.getuid === undefined ? 'this user' : `user ${process.getuid()}`
   // SQLite's and the file system's errors about the data directory.

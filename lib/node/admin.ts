@@ -220,6 +220,9 @@ const MAX_CONNECTIONS = 64
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
+/** Whether `host` is loopback: the endpoint needs no token there. */
+export const isLoopback = (host: string): boolean => LOOPBACK.test(host)
+
 /** Codes of the admin endpoint's refusals (lib/codes.ts). */
 export type { AdminCode }
 
@@ -276,7 +279,7 @@ export class AdminServer {
    */
   static async start(target: AdminTarget, options: AdminOptions): Promise<AdminServer> {
     const host = options.at.host ?? '127.0.0.1'
-    if (!LOOPBACK.test(host) && (options.token === undefined || options.token.length < 16)) {
+    if (!isLoopback(host) && (options.token === undefined || options.token.length < 16)) {
       throw new TypeError(`--admin on ${host} needs a token of 16 characters or more (--admin-token-file, or SCUTTLE_ADMIN_TOKEN): it is reachable from other machines`)
     }
     const admin = new AdminServer(target, options)

@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+import { isIP } from 'net'
 import type { Config, Resolve, Security } from '../types'
 import type { MembershipOptions } from '../membership'
 import type { Format } from '../wire/codec'
@@ -136,10 +137,15 @@ export function parseAddress(text: string): Address {
   const i = text.lastIndexOf(':')
   if (i < 0) throw new TypeError(`not HOST:PORT: "${text}"`)
   const portText = text.slice(i + 1)
+  // Digits only: Number() would take "0x50" or "1e3" as a port.
+  if (!/^-?\d+$/.test(portText)) throw new TypeError(`the port of "${text}" is not a number`)
   const port = Number(portText)
-  if (portText === '' || !Number.isInteger(port)) throw new TypeError(`the port of "${text}" is not a number`)
   if (port < 0 || port > 65535) throw new TypeError(`port ${port} of "${text}" is out of range (0 to 65535)`)
   const host = text.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
+  // A list given as one address ("h1:7946,h2:7946") would be dialed, and fail, forever.
+  if (isIP(host) === 0 && !/^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/i.test(host)) {
+    throw new TypeError(`the host of "${text}" is neither an IP address nor a DNS name`)
+  }
   return { host, port }
 }
 
