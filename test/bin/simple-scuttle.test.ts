@@ -69,7 +69,7 @@ describe('the command line, for an operator', function () {
       [['node', '--id', 'a', '--data', dir], /cannot start: store: .* is in use by another store/, 1],
       [['node', '--id', 'b', '--data', dir], /cannot start: store: .* holds node "a", not "b"|is in use/, 1],
       [['node', '--id', 'b', '--cluster', ''], /cannot start: cluster name refused: it is empty/, 1],
-      [['node', '--id', 'b', '--keys', path.join(dir, 'nowhere')], /cannot start: no such file or directory/, 1],
+      [['node', '--id', 'b', '--keys', path.join(dir, 'nowhere')], /cannot start: --keys .*nowhere: cannot be read \(no such directory\)/, 1],
       [['simulate', '--rounds', '2', '--svg', path.join(dir, 'no', 'such', 'dir', 'x.svg')], /--svg: cannot write the plot: no such directory/, 2],
       [['simulate', '--rounds', '2', '--svg', dir], /--svg: cannot write the plot: .* is a directory/, 2],
       // found by an outside attack
