@@ -61,6 +61,29 @@ function request(name: string, positionals: string[]): Request {
   }
 }
 
+const OPTIONS = { node: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const
+
+// A JSON value that is a negative number (set n -5) is a positional, not
+// an option: such arguments go after "--", the options' values kept.
+function positionalNumbers(argv: readonly string[]): string[] {
+  const options: string[] = []
+  const positionals: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1))
+      break
+    }
+    if (/^-\d|^-\.\d/.test(a) || !a.startsWith('-')) positionals.push(a)
+    else {
+      options.push(a)
+      const name = /^--([^=]+)$/.exec(a)?.[1]
+      if (name !== undefined && Object.hasOwn(OPTIONS, name) && OPTIONS[name as keyof typeof OPTIONS].type === 'string' && i + 1 < argv.length) options.push(argv[++i])
+    }
+  }
+  return [...options, '--', ...positionals]
+}
+
 /** Runs one client command; resolves with the exit code. */
 export async function clientCommand(name: string, argv: string[], out: (s: string) => void, err: (s: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let req: Request
@@ -70,9 +93,10 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
   try {
     let parsed
     try {
-      parsed = parseArgs({ args: argv, options: { node: { type: 'string' }, 'token-file': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+      parsed = parseArgs({ args: positionalNumbers(argv), options: OPTIONS, allowPositionals: true, strict: true })
     } catch (e) {
-      throw new UsageError((e as Error).message.split('\n')[0])
+      const m = (e as Error).message
+      throw new UsageError(/^Unknown option '([^']+)'/.test(m) ? `unknown option ${/'([^']+)'/.exec(m)?.[1]}` : m.split('\n')[0])
     }
     if (parsed.values.help === true) {
       out(clientUsage)
@@ -122,7 +146,8 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
           return
         }
         const why = body !== null && typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode} ${text.slice(0, 200).trim()}`
-        err(`simple-scuttle ${name}: node ${where} refused: ${why}\n`)
+        const code = body !== null && typeof body.code === 'string' ? ` [${body.code}]` : ''
+        err(`simple-scuttle ${name}: node ${where} refused${code}: ${why}\n`)
         resolve(1)
       })
     })

@@ -187,7 +187,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.strictEqual((await request(a.admin, 'GET', '/health')).status, 200)
     const denied = cli(['status', '--node', `127.0.0.1:${a.admin}`])
     assert.strictEqual(denied.status, 1)
-    assert.match(denied.stderr, /refused: a token is needed/)
+    assert.match(denied.stderr, /refused \[unauthorized\]: a token is needed/)
     const ok = cli(['status', '--node', `127.0.0.1:${a.admin}`, '--token-file', path.join(dir, 'token')])
     assert.strictEqual(ok.status, 0, ok.stderr)
     assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/k', 'x'.repeat(2 << 20), { authorization: 'Bearer a-long-enough-secret-token' }).catch(() => ({ status: 413 }))).status, 413)

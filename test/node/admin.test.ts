@@ -9,6 +9,7 @@ import * as net from 'net'
 import { base } from '../../lib'
 import { ADMIN_CODES, startNode } from '../../lib/node'
 import { adminRun, command } from '../../bin/node'
+import { clientCommand } from '../../bin/client'
 import { AdminServer, FailureLimiter, type AdminRequest } from '../../lib/node/admin'
 
 // A request as the client sends it (a body goes as JSON unless headers say otherwise).
@@ -302,6 +303,16 @@ describe('stdin commands and the admin endpoint: one code per failure', () => {
         assert.strictEqual(typeof stdin.error, 'string', line)
         assert.strictEqual(stdin.code, http.code, `${line}: stdin says ${JSON.stringify(stdin)}, ${method} ${path} says ${JSON.stringify(http)}`)
       }
+      // The client: a negative number is a value, not an option (it was "Unknown option '-5'"); a refusal names its code.
+      const said: string[] = []
+      const node_ = ['--node', `127.0.0.1:${port}`]
+      assert.strictEqual(await clientCommand('set', ['n', '-5', ...node_], (s) => said.push(s), (s) => said.push(s)), 0, said.join(''))
+      assert.strictEqual(node.gossip.get('n').value, -5)
+      assert.strictEqual(await clientCommand('set', [...node_, 'n', '-2.5e3'], (s) => said.push(s), (s) => said.push(s)), 0, said.join(''))
+      assert.strictEqual(node.gossip.get('n').value, -2500)
+      said.length = 0
+      assert.strictEqual(await clientCommand('set', ['member/x', '1', ...node_], (s) => said.push(s), (s) => said.push(s)), 1)
+      assert.match(said.join(''), /^simple-scuttle set: node 127\.0\.0\.1:\d+ refused \[invalid\]: member\/x: keys under member\//)
       // Failures of stdin alone (a command line without its key or value) carry a code of the same list.
       for (const line of ['set', 'get', 'del']) {
         const stdin = (await command(node, line)) as { ok?: boolean; code?: unknown }
