@@ -459,6 +459,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         updates: { sent: s.updatesSent, received: s.updatesReceived },
         bytes: { sent: s.bytesSent, received: s.bytesReceived },
         invalid: s.invalid,
+        refused: s.refused,
         slowest_peer_staleness_ms: node.staleness().reduce((w, p) => Math.max(w, p.ms), 0),
       }
     }

@@ -135,6 +135,19 @@ describe('the command line, for an operator', function () {
     assert.strictEqual(s.metrics, null)
     assert.strictEqual(s.data, null)
     assert.strictEqual(s.synced, true, 'no peers: nothing to wait for')
+    // What status and peers answer is what docs/operations.md says they answer (status lacked its documented "refused").
+    const docs = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'operations.md'), 'utf8')
+    // The fields of the JSON object in a command's row (`peers`: of each peer), nested objects' fields left out.
+    const fields = (command: string): string[] => {
+      const row = new RegExp(`^\\| \`${command}\` \\| \`([^\`]+)\``, 'm').exec(docs)?.[1] ?? ''
+      const body = command === 'peers' ? (/\[\{(.*)\}\]/.exec(row)?.[1] ?? '') : row.slice(1, -1)
+      return [...body.replace(/\{[^{}]*\}/g, '').matchAll(/"([a-z_]+)"/g)].map((m) => m[1])
+    }
+    assert.deepStrictEqual(Object.keys(s).sort(), fields('status').sort())
+    const b = await cluster.node('b', ['--interval', '50'], { connect: [a] })
+    await until(async () => ((await b.cmd('peers')).peers as unknown[]).length === 1, 10_000, 'b to connect')
+    const peer = ((await b.cmd('peers')).peers as Record<string, unknown>[])[0]
+    assert.deepStrictEqual(Object.keys(peer).sort(), fields('peers').sort())
   })
 
   it('del KEY deletes on every node (a later set brings it back); status and peers say when peers are in sync, and the node logs it', async () => {
