@@ -63,6 +63,8 @@ then the environment, then the file.
                         (and /health, /ready)
   --http-timeout MS     on --admin and --metrics, a request's headers and body
                         must arrive within MS (default 3000)
+  --max-connections N   peers connected at once, in and out (default 64)
+  --max-members N       members tracked besides this node (default 1024)
   --phi N               failure detector threshold (default 8): a member is
                         dead once phi passes N
   --dead-grace MS       a member dead this long is dropped from the member
@@ -100,6 +102,8 @@ export interface Args {
   metrics?: Address
   phi?: number
   deadGrace?: number
+  maxConnections?: number
+  maxMembers?: number
   advertise?: string
   meta?: Record<string, unknown>
   admin?: Address
@@ -130,6 +134,8 @@ const OPTIONS = {
   metrics: { type: 'string' },
   phi: { type: 'string' },
   'dead-grace': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-members': { type: 'string' },
   advertise: { type: 'string' },
   meta: { type: 'string' },
   admin: { type: 'string' },
@@ -208,6 +214,8 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     ws: v.ws === undefined ? undefined : address('ws', v.ws),
     phi: number('phi', v.phi, (n) => n > 0 && Number.isFinite(n), 'a positive number'),
     deadGrace: number('dead-grace', v['dead-grace'], (n) => n >= 0 && Number.isFinite(n), 'a number of milliseconds'),
+    maxConnections: number('max-connections', v['max-connections'], (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer'),
+    maxMembers: number('max-members', v['max-members'], (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer'),
     metrics: v.metrics === undefined ? undefined : address('metrics', v.metrics),
     httpTimeout: number('http-timeout', v['http-timeout'], (n) => n > 0 && n <= MAX_TIMER, `a positive number of milliseconds, at most ${MAX_TIMER}`),
     advertise: v.advertise,
@@ -645,9 +653,11 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       late: args.late,
       metrics: args.metrics === undefined ? undefined : { ...args.metrics, requestTimeout: args.httpTimeout },
       advertise: args.advertise,
+      maxConnections: args.maxConnections,
       membership: {
         threshold: args.phi,
         grace: args.deadGrace,
+        maxMembers: args.maxMembers,
         address: args.advertise,
         meta: args.meta,
       },

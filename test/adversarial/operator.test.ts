@@ -247,6 +247,10 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       assert.match(viaEnv, re, text)
       assert.ok(viaEnv.includes(file), `${text}: the error names the file: ${viaEnv}`)
     }
+    const limits = path.join(dir, 'limits.json')
+    fs.writeFileSync(limits, '{"id": "a", "max-connections": 5}')
+    const parsed = parseArgs(['--config', limits, '--max-members', '7'], {})
+    assert.deepStrictEqual([parsed.maxConnections, parsed.maxMembers], [5, 7])
     assert.deepStrictEqual(Object.getOwnPropertyNames(Object.prototype).sort(), before)
     assert.strictEqual(({} as Record<string, unknown>).polluted, undefined)
     // By the process too: one line, exit 2.
@@ -290,6 +294,9 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       [['--listen', '192.0.2.1:0'], /cannot start: cannot listen on 192\.0\.2\.1:0: no such address on this machine/, 1],
       [['--listen', '127.0.0.1:0', '--keys', path.join(dir, 'no-keys')], /cannot start: --keys .*no-keys: cannot be read \(no such directory\)/, 1],
       [['--listen', '127.0.0.1:0', '--admin', '0.0.0.0:0'], /--admin on 0\.0\.0\.0 needs a token/, 2],
+      // The codes table said "raise --max-connections": the flag did not exist (nor one for maxMembers).
+      [['--listen', '127.0.0.1:0', '--max-connections', '0'], /--max-connections must be a positive integer/, 2],
+      [['--listen', '127.0.0.1:0', '--max-members', '1.5'], /--max-members must be a positive integer/, 2],
     ]
     const missed: string[] = []
     for (const [args, re, code] of cases) {
