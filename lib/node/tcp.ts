@@ -516,7 +516,6 @@ export class ScuttleNode extends EventEmitter {
    * peer the node is behind holds it out of sync.
    */
   unsynced(): string | null {
-    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
     const now = Date.now()
     let connected = 0
     let answering = 0
@@ -527,10 +526,16 @@ export class ScuttleNode extends EventEmitter {
       if (!c.synced) return `not in sync with peer ${c.peer}`
       answering++
     }
-    if (answering === 0 && (this.dials || counts.live + counts.dead > 1)) {
+    // (Members counted only then: a walk of them all, and this runs at every answer.)
+    if (answering === 0 && (this.dials || this.knowsOthers())) {
       return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
     }
     return null
+  }
+
+  private knowsOthers(): boolean {
+    const counts = this.membership?.counts()
+    return counts !== undefined && counts.live + counts.dead > 1
   }
 
   /**
