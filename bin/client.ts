@@ -76,9 +76,10 @@ function positionalNumbers(argv: readonly string[]): string[] {
     }
     if (/^-\d|^-\.\d/.test(a) || !a.startsWith('-')) positionals.push(a)
     else {
-      options.push(a)
       const name = /^--([^=]+)$/.exec(a)?.[1]
-      if (name !== undefined && Object.hasOwn(OPTIONS, name) && OPTIONS[name as keyof typeof OPTIONS].type === 'string' && i + 1 < argv.length) options.push(argv[++i])
+      // Joined, so that a value such as -1 is that option's (its check then says what is wrong).
+      if (name !== undefined && Object.hasOwn(OPTIONS, name) && OPTIONS[name as keyof typeof OPTIONS].type === 'string' && i + 1 < argv.length) options.push(`${a}=${argv[++i]}`)
+      else options.push(a)
     }
   }
   return [...options, '--', ...positionals]

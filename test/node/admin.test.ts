@@ -311,6 +311,9 @@ describe('stdin commands and the admin endpoint: one code per failure', () => {
       assert.strictEqual(await clientCommand('set', [...node_, 'n', '-2.5e3'], (s) => said.push(s), (s) => said.push(s)), 0, said.join(''))
       assert.strictEqual(node.gossip.get('n').value, -2500)
       said.length = 0
+      assert.strictEqual(await clientCommand('status', [...node_, '--timeout', '-1'], (s) => said.push(s), (s) => said.push(s)), 2)
+      assert.match(said.join(''), /--timeout must be a positive number of milliseconds, not "-1"/)
+      said.length = 0
       assert.strictEqual(await clientCommand('set', ['member/x', '1', ...node_], (s) => said.push(s), (s) => said.push(s)), 1)
       assert.match(said.join(''), /^simple-scuttle set: node 127\.0\.0\.1:\d+ refused \[invalid\]: member\/x: keys under member\//)
       // Failures of stdin alone (a command line without its key or value) carry a code of the same list.
