@@ -568,6 +568,10 @@ export function unwritableData(dir: string): string | null {
       if (!st.isDirectory()) return `--data ${dir}: ${probe} is not a directory`
       break
     }
+    // A link to nothing: said as such (mkdir would fail on it with ENOENT).
+    if (fs.lstatSync(probe, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
+      return `--data ${dir}: ${probe} is a symbolic link to ${fs.readlinkSync(probe)}, which does not exist (make the target, or point --data at a directory)`
+    }
     const up = path.dirname(probe)
     if (up === probe) return `--data ${dir}: no part of the path exists`
     probe = up
