@@ -4,6 +4,7 @@
  * (see `help` below and the README). Logs go to stderr, one line each,
  * prefixed with the node's id. SIGTERM (or SIGINT) flushes and exits 0.
  */
+import * as crypto from 'crypto'
 import * as fs from 'fs'
 import * as path from 'path'
 import * as readline from 'readline'
@@ -303,14 +304,30 @@ export function loadKeys(dir: string, id: string): { security: Security; auth: H
     const code = (err as NodeJS.ErrnoException).code
     throw new TypeError(`--keys ${dir}: cannot be read (${code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message})`)
   }
+  // Each file read and parsed here, so that a bad one is named (OpenSSL's
+  // errors name neither the file nor the fix).
+  const read = (name: string, parse: (pem: string) => crypto.KeyObject): string => {
+    let pem: string
+    try {
+      pem = fs.readFileSync(path.join(dir, name), 'utf8')
+      const key = parse(pem)
+      if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType ?? 'unknown'} key`)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw new TypeError(
+        `--keys ${dir}: ${name} is not an Ed25519 ${name.endsWith('.pub.pem') ? 'public' : 'private'} key in PEM (${e.code === 'EACCES' ? 'permission denied' : oneLine(e.message)}); ` +
+          'make one with openssl genpkey -algorithm ed25519 -out ID.key.pem, and openssl pkey -in ID.key.pem -pubout -out ID.pub.pem',
+      )
+    }
+    return pem
+  }
   for (const name of names) {
     const m = /^(.+)\.pub\.pem$/.exec(name)
-    if (m !== null) publicKeys.set(m[1], fs.readFileSync(path.join(dir, name), 'utf8'))
+    if (m !== null) publicKeys.set(m[1], read(name, (pem) => crypto.createPublicKey(pem)))
   }
-  const own = path.join(dir, `${id}.key.pem`)
   // Its own key signs its writes and proves its hello: peers refuse a hello without proof.
-  if (!fs.existsSync(own)) throw new TypeError(`--keys ${dir}: no ${id}.key.pem, this node's own key (it signs its writes and proves its hello; peers refuse a node without one)`)
-  const privateKey = fs.readFileSync(own, 'utf8')
+  if (!fs.existsSync(path.join(dir, `${id}.key.pem`))) throw new TypeError(`--keys ${dir}: no ${id}.key.pem, this node's own key (it signs its writes and proves its hello; peers refuse a node without one)`)
+  const privateKey = read(`${id}.key.pem`, (pem) => crypto.createPrivateKey(pem))
   return { security: ed25519({ publicKeys, id, privateKey }), auth: helloAuth({ publicKeys, id, privateKey }) }
 }
 
