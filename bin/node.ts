@@ -246,7 +246,9 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
       throw new UsageError(`--admin-token-file ${tokenFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
     }
   } else if (env.SCUTTLE_ADMIN_TOKEN !== undefined && env.SCUTTLE_ADMIN_TOKEN !== '') out.adminToken = env.SCUTTLE_ADMIN_TOKEN
-  if (out.adminToken !== undefined && out.adminToken.length < 16) throw new UsageError('--admin-token-file: the token must be 16 characters or more')
+  if (out.adminToken !== undefined && out.adminToken.length < 16) {
+    throw new UsageError(`${tokenFile !== undefined ? `--admin-token-file ${tokenFile}` : 'SCUTTLE_ADMIN_TOKEN'}: the token must be 16 characters or more, not ${out.adminToken.length}`)
+  }
   // (Said at start too, by AdminServer; here it is a bad command line, exit 2, which systemd does not restart.)
   if (out.admin !== undefined && !isLoopback(out.admin.host) && out.adminToken === undefined) {
     throw new UsageError(`--admin on ${out.admin.host} needs a token of 16 characters or more (--admin-token-file, or SCUTTLE_ADMIN_TOKEN): it is reachable from other machines`)

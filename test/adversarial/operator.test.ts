@@ -254,6 +254,8 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.deepStrictEqual(Object.getOwnPropertyNames(Object.prototype).sort(), before)
     assert.strictEqual(({} as Record<string, unknown>).polluted, undefined)
     // By the process too: one line, exit 2.
+    // A short token is named where it was set.
+    assert.throws(() => parseArgs(['--id', 'a', '--admin', '127.0.0.1:0'], { SCUTTLE_ADMIN_TOKEN: 'short' }), /SCUTTLE_ADMIN_TOKEN: the token must be 16 characters or more, not 5/)
     const r = cli(['node', '--config', path.join(dir, 'c0.json')])
     assert.strictEqual(r.status, 2)
     assert.match(r.stderr, /^simple-scuttle node: --config .*c0\.json: unknown setting "__proto__"/)
