@@ -622,7 +622,11 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
     args = parseArgs(argv, env)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
-    process.stderr.write(`simple-scuttle node: ${err.message}\nsee: simple-scuttle node --help\n`)
+    // Collectors reading JSON lines get one too, when JSON was asked for where it can be seen.
+    const at = argv.findIndex((a) => a === '--log-format' || a.startsWith('--log-format='))
+    const format = at < 0 ? env.SCUTTLE_LOG_FORMAT : argv[at].includes('=') ? argv[at].slice(argv[at].indexOf('=') + 1) : argv[at + 1]
+    if (format === 'json') new Logger('', 'error', 'json').line(`${err.message} (see: simple-scuttle node --help)`, 'error')
+    else process.stderr.write(`simple-scuttle node: ${err.message}\nsee: simple-scuttle node --help\n`)
     return 2
   }
   if (args.help === true) {

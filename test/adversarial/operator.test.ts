@@ -206,6 +206,12 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.ok(!Number.isNaN(Date.parse(first.time)) && first.level === 'info', JSON.stringify(first))
     const text = await daemon('t', ['--listen', '127.0.0.1:0'])
     assert.match(text.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info \[t\] t listening on/m)
+    // With JSON asked for, a bad command line is a JSON line too (a collector skipped the text).
+    const badJson = cli(['node', '--id', 'a', '--log-format', 'json'], { SCUTTLE_INTERVAL: 'soon' })
+    assert.strictEqual(badJson.status, 2)
+    const line = JSON.parse(badJson.stderr) as Record<string, string>
+    assert.strictEqual(line.level, 'error')
+    assert.match(line.msg, /--interval must be a positive number.*\(set by SCUTTLE_INTERVAL\).*--help/)
     const badEnv = cli(['node', '--id', 'a'], { SCUTTLE_INTERVAL: 'soon' })
     assert.strictEqual(badEnv.status, 2)
     assert.match(badEnv.stderr, /--interval must be a positive number.*\(set by SCUTTLE_INTERVAL\)/)
