@@ -70,6 +70,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
   const nodes: ScuttleNode[] = []
   const dirs: string[] = []
   const links: HalfLink[] = []
+  const sockets: net.Socket[] = []
   const logs = new Map<ScuttleNode, string[]>()
 
   async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
@@ -85,6 +86,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
 
   afterEach(async () => {
     for (const l of links.splice(0)) l.close()
+    for (const s of sockets.splice(0)) s.destroy()
     for (const n of nodes.splice(0)) await n.close()
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
     logs.clear()
@@ -133,5 +135,27 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
       assert.ok(logged(n, /twin/), `${n.gossip.id} logged no twin:\n${(logs.get(n) ?? []).join('\n')}`)
     }
     assert.ok(!(logs.get(c) ?? []).some((l) => /new_incarnation/.test(l)), `c took a live twin for a new incarnation:\n${(logs.get(c) ?? []).join('\n')}`)
+  })
+
+  it('the reverse: a node restarted while its past incarnation\'s link to c stays open and silent (it died without closing it) is no twin; required: once that link has been quiet for three intervals and a second, c drops it and admits the new incarnation, which serves', async () => {
+    const c = await start({ id: 'c' })
+    // The past incarnation: its hello, accept and open, then silence.
+    const past = net.connect(c.address().port, '127.0.0.1')
+    sockets.push(past)
+    past.on('error', () => undefined)
+    past.resume()
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: Date.now() - 60_000 }
+    past.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n`)
+    await until(() => c.peers().some((p) => p.id === 'b'), 10_000, "c to admit the past incarnation's hello")
+    const heard = Date.now()
+    // (Quiet is a matter of time: nothing else to wait for.)
+    await until(() => Date.now() - heard > 3 * 200 + 1000, 5000, 'the link to be quiet for three intervals and a second')
+    const reports: TwinReport[] = []
+    const b = await start({ id: 'b', connect: [c.address()] })
+    b.on('twin', (t: TwinReport) => reports.push(t))
+    await b.set('after', 'restart')
+    await until(() => c.gossip.get('after').value === 'restart', 10_000, "the new incarnation's write to reach c")
+    assert.strictEqual(c.stats().closedBy.new_incarnation, 1)
+    assert.deepStrictEqual([reports, b.stats().twins, c.stats().twins], [[], 0, 0])
   })
 })
