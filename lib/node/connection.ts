@@ -45,10 +45,15 @@ export class Connection implements GateObserver {
   lateSaid = false
   /** Sources whose versions far ahead it brought were logged (see ScuttleNode.ahead). */
   aheadOf: Set<string> | null = null
-  /** Our questions this peer has not answered (a digest marked reply answers), whether it ever answered one, and when it last did. */
+  /** Our questions this peer has not answered (a digest marked reply answers), and whether it ever answered one. */
   unanswered = 0
   answered = false
-  answeredAt = 0
+  /**
+   * When the peer last ended a digest (a question or a reply), or else when
+   * it connected: a live node's link is heard from every few intervals, and
+   * a fresh one has not yet had the time to go quiet (see Twins.admit).
+   */
+  heardAt = Date.now()
   /** When the oldest of our unanswered questions was asked. */
   askedAt = 0
   // New members this peer may still introduce (a token bucket), and the
@@ -121,6 +126,7 @@ export class Connection implements GateObserver {
 
   done(r: DoneReading, taken: boolean): void {
     const host = this.host
+    this.heardAt = Date.now()
     this.held.clear()
     if (r.reply) {
       this.unanswered = 0

@@ -381,7 +381,6 @@ export class ScuttleNode extends EventEmitter {
    * answers there is no one to advertise to anyway.
    */
   private answeredBy(c: Connection): void {
-    c.answeredAt = Date.now()
     this.answeredOnce = true
     if (c.answered) return
     c.answered = true

@@ -155,8 +155,12 @@ export class Twins {
       if (e === c || e.closed || e.peer !== id) continue
       const theirs = e.session.peerHello as PeerHello
       if (theirs.nonce === undefined) continue
-      // The one connected answers our questions: two live nodes say they are id.
-      const live = Date.now() - e.answeredAt < 3 * host.interval + 1000
+      // Only a link gone quiet is a past incarnation's: one heard from lately,
+      // or too fresh to have answered yet, is a live node's, so two live
+      // nodes say they are id (attack: the elder's link, its first answer
+      // not in yet, was dropped as a past incarnation's and the newcomer
+      // kept; the elder's acknowledged writes never reached this node).
+      const live = Date.now() - e.heardAt < 3 * host.interval + 1000
       if (!live) {
         host.drop(e, 'new_incarnation', `peer ${id} connected again (a new incarnation): this connection went quiet`)
         continue

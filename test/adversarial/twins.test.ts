@@ -1,0 +1,161 @@
+/**
+ * Issue 21, twin ids met through a bridge: nodes in process on 127.0.0.1.
+ * Each test names what an outside attack found and what is required.
+ */
+import * as assert from 'assert'
+import * as fs from 'fs'
+import * as net from 'net'
+import * as os from 'os'
+import * as path from 'path'
+import { base } from '../../lib'
+import { startNode, type NodeOptions, type ScuttleNode, type TwinReport } from '../../lib/node'
+import { until } from './harness'
+
+/**
+ * A link to `target` that forwards what its client writes at once and, past
+ * the handshake, holds what comes back until released: the session opens,
+ * and the client's answers cannot come yet, as for a peer that connected a
+ * moment ago.
+ */
+class HalfLink {
+  readonly server: net.Server
+  private held = true
+  private readonly pairs: [net.Socket, net.Socket, Buffer[]][] = []
+
+  constructor(target: number) {
+    this.server = net.createServer((client) => {
+      const up = net.connect(target, '127.0.0.1')
+      const back: Buffer[] = []
+      this.pairs.push([client, up, back])
+      client.on('error', () => undefined)
+      up.on('error', () => undefined)
+      client.pipe(up)
+      // The three lines of the handshake (hello, accept, open) pass.
+      let lines = 0
+      up.on('data', (b: Buffer) => {
+        let i = 0
+        while (lines < 3 && i < b.length) if (b[i++] === 0x0a) lines++
+        client.write(b.subarray(0, i))
+        if (i < b.length) {
+          if (this.held) back.push(b.subarray(i))
+          else client.write(b.subarray(i))
+        }
+      })
+      up.once('close', () => client.destroy())
+      client.once('close', () => up.destroy())
+    })
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
+    return { host: '127.0.0.1', port: (this.server.address() as net.AddressInfo).port }
+  }
+
+  release(): void {
+    this.held = false
+    for (const [client, , back] of this.pairs) for (const b of back.splice(0)) client.write(b)
+  }
+
+  close(): void {
+    this.server.close()
+    for (const [client, up] of this.pairs) {
+      client.destroy()
+      up.destroy()
+    }
+  }
+}
+
+describe('adversarial: twins met through a bridge (issue 21)', function () {
+  this.timeout(60_000)
+  const nodes: ScuttleNode[] = []
+  const dirs: string[] = []
+  const links: HalfLink[] = []
+  const sockets: net.Socket[] = []
+  const logs = new Map<ScuttleNode, string[]>()
+
+  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
+    const lines: string[] = []
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), `twins-${options.id}-`))
+    dirs.push(data)
+    const n = await startNode({ interval: 200, data, listen: { host: '127.0.0.1', port: 0 }, resolve: base.resolution.lww_vs_current_vers, log: (l) => lines.push(l), ...options })
+    nodes.push(n)
+    logs.set(n, lines)
+    return n
+  }
+  const logged = (n: ScuttleNode, re: RegExp) => (logs.get(n) ?? []).some((l) => re.test(l))
+
+  afterEach(async () => {
+    for (const l of links.splice(0)) l.close()
+    for (const s of sockets.splice(0)) s.destroy()
+    for (const n of nodes.splice(0)) await n.close()
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+    logs.clear()
+  })
+
+  it("attack (fourth outside attack): node b dials c; a second b dials c while c has heard b's hello and no answer yet; c took the elder's fresh link for a quiet past incarnation, dropped it and kept the newcomer, and acknowledged writes of the elder never reached c; required: the newcomer is told at once and refuses writes, the elder keeps serving, all three count and log it, every acknowledged write reaches c", async () => {
+    const c = await start({ id: 'c' })
+    const link = new HalfLink(c.address().port)
+    links.push(link)
+    const b1 = await start({ id: 'b', connect: [await link.listen()] })
+    await until(() => c.peers().some((p) => p.id === 'b'), 10_000, "c to hear the elder's hello")
+    const reports: TwinReport[] = []
+    const b2 = await start({ id: 'b', connect: [c.address()] })
+    b2.on('twin', (t: TwinReport) => reports.push(t))
+    // c judges the newcomer's hello while the elder's answers are held.
+    await until(() => c.stats().twins > 0 || (c.stats().closedBy.new_incarnation ?? 0) > 0, 10_000, "c to judge the newcomer's hello")
+    link.release()
+    const acked: string[] = []
+    const refused: string[] = []
+    await Promise.all(
+      [b1, b2].map(async (b, t) => {
+        await Promise.all(
+          Array.from({ length: 15 }, async (_, i) => {
+            const key = `k${t + 1}_${i}`
+            try {
+              await b.set(key, key)
+              acked.push(key)
+            } catch (err) {
+              refused.push(`${key} ${(err as { code?: string }).code}`)
+            }
+          }),
+        )
+      }),
+    )
+    const missing = () => acked.filter((k) => c.gossip.get(k).value !== k)
+    await until(() => missing().length === 0, 10_000, 'every acknowledged write at c').catch(() => {
+      throw new Error(`acknowledged writes missing at c: ${missing().join(' ')} (of ${acked.length}; refused: ${refused.length}; c closed by ${JSON.stringify(c.stats().closedBy)})`)
+    })
+    // The elder serves, the newcomer was told it is the newer and refuses every write.
+    assert.deepStrictEqual(acked.filter((k) => k.startsWith('k1_')).length, 15, `the elder refused writes: ${refused.join(', ')}`)
+    assert.deepStrictEqual(refused.sort(), Array.from({ length: 15 }, (_, i) => `k2_${i} twin`).sort())
+    assert.ok(reports.some((r) => r.newer), `the newcomer was not told to stop: ${JSON.stringify(reports)}`)
+    await until(() => b1.stats().twins > 0, 10_000, 'the elder to hear of the newcomer')
+    for (const n of [c, b1, b2]) {
+      assert.ok(n.stats().twins > 0, `${n.gossip.id} counted no twin`)
+      assert.ok(logged(n, /twin/), `${n.gossip.id} logged no twin:\n${(logs.get(n) ?? []).join('\n')}`)
+    }
+    assert.ok(!(logs.get(c) ?? []).some((l) => /new_incarnation/.test(l)), `c took a live twin for a new incarnation:\n${(logs.get(c) ?? []).join('\n')}`)
+  })
+
+  it('the reverse: a node restarted while its past incarnation\'s link to c stays open and silent (it died without closing it) is no twin; required: once that link has been quiet for three intervals and a second, c drops it and admits the new incarnation, which serves', async () => {
+    const c = await start({ id: 'c' })
+    // The past incarnation: its hello, accept and open, then silence.
+    const past = net.connect(c.address().port, '127.0.0.1')
+    sockets.push(past)
+    past.on('error', () => undefined)
+    past.resume()
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: Date.now() - 60_000 }
+    past.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n`)
+    await until(() => c.peers().some((p) => p.id === 'b'), 10_000, "c to admit the past incarnation's hello")
+    const heard = Date.now()
+    // (Quiet is a matter of time: nothing else to wait for.)
+    await until(() => Date.now() - heard > 3 * 200 + 1000, 5000, 'the link to be quiet for three intervals and a second')
+    const reports: TwinReport[] = []
+    const b = await start({ id: 'b', connect: [c.address()] })
+    b.on('twin', (t: TwinReport) => reports.push(t))
+    await b.set('after', 'restart')
+    await until(() => c.gossip.get('after').value === 'restart', 10_000, "the new incarnation's write to reach c")
+    assert.strictEqual(c.stats().closedBy.new_incarnation, 1)
+    assert.deepStrictEqual([reports, b.stats().twins, c.stats().twins], [[], 0, 0])
+  })
+})
