@@ -145,7 +145,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     assert.ok(!(logs.get(c) ?? []).some((l) => /new_incarnation/.test(l)), `c took a live twin for a new incarnation:\n${(logs.get(c) ?? []).join('\n')}`)
   })
 
-  it('the reverse: a node restarted while its past incarnation\'s link to c stays open and silent (it died without closing it) is no twin; required: once that link has been quiet for three intervals and a second, c drops it and admits the new incarnation, which serves', async () => {
+  it('the reverse: a node restarted while its past incarnation\'s link to c stays open and silent (it died without closing it) is no twin; required: once that link has been quiet for three intervals and a second, c asks it a question, and as no answer comes within as long again, drops it and admits the new incarnation, which serves', async () => {
     const c = await start({ id: 'c' })
     // The past incarnation: its hello, accept and open, then silence.
     const past = net.connect(c.address().port, '127.0.0.1')
@@ -164,6 +164,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     await b.set('after', 'restart')
     await until(() => c.gossip.get('after').value === 'restart', 10_000, "the new incarnation's write to reach c")
     assert.strictEqual(c.stats().closedBy.new_incarnation, 1)
+    assert.ok(logged(c, /did not answer a question within/), (logs.get(c) ?? []).join('\n'))
     assert.deepStrictEqual([reports, b.stats().twins, c.stats().twins], [[], 0, 0])
   })
   // Writes on each twin, 10 each: the keys acknowledged, and those refused with their code.
