@@ -4,6 +4,7 @@
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
+import * as http from 'http'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
@@ -69,6 +70,21 @@ class HalfLink {
       up.destroy()
     }
   }
+}
+
+// A node's metrics, scraped.
+function metrics(n: ScuttleNode): Promise<string> {
+  const at = n.metricsAddress() as { host: string; port: number }
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: at.host, port: at.port, path: '/metrics' }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (body += c))
+        res.on('end', () => resolve(body))
+      })
+      .on('error', reject)
+  })
 }
 
 describe('adversarial: twins met through a bridge (issue 21)', function () {
@@ -193,7 +209,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     const c = await start({ id: 'c' })
     const gate = new Gate(c.address().port)
     gates.push(gate)
-    const b1 = await start({ id: 'b', connect: [{ host: '127.0.0.1', port: await gate.listen() }] })
+    const b1 = await start({ id: 'b', connect: [{ host: '127.0.0.1', port: await gate.listen() }], metrics: { host: '127.0.0.1', port: 0 } })
     await until(() => Date.now() > b1.startedAt, 1000, 'a later start for the newer twin')
     const b2 = await start({ id: 'b', connect: [c.address()] })
     const reports: TwinReport[] = []
@@ -210,6 +226,8 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     assert.deepStrictEqual(refused.sort(), Array.from({ length: 10 }, (_, i) => `k1_${i} twin`).sort())
     assert.strictEqual(acked.length, 10)
     assert.strictEqual((b1.writeRefusal as { code?: string } | null)?.code, 'twin')
+    assert.strictEqual(b1.stats().writesRefused, 10)
+    assert.match(await metrics(b1), /^scuttle_writable 0$/m)
     assert.ok(logged(b1, /twin: .*local writes are refused/), `the elder did not say it refuses writes:\n${(logs.get(b1) ?? []).join('\n')}`)
     await until(() => b2.stats().twins > 0, 10_000, 'the newer to hear of the elder')
     assert.ok(reports.length > 0 && reports.every((r) => !r.newer), `the joined newer twin was told to stop on an unauthenticated claim: ${JSON.stringify(reports)}`)
@@ -219,6 +237,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     await b2.close()
     await until(() => b1.writeRefusal === null, 20_000, 'c to admit the elder again')
     assert.ok(logged(b1, /twin: .*local writes are served again/), `the elder did not say it serves writes again:\n${(logs.get(b1) ?? []).join('\n')}`)
+    assert.match(await metrics(b1), /^scuttle_writable 1$/m)
     await b1.set('again', 'served')
     await until(() => c.gossip.get('again').value === 'served', 10_000, "the elder's write to reach c")
   })
