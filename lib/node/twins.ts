@@ -7,8 +7,10 @@
  * joined (a peer answered it) is never stopped by one, since any peer can
  * claim any id. A node that dials peers acknowledges local writes only
  * once one admitted it (see Twins.admitted): refused as the newer twin, it
- * answers them `twin` ({@link TwinError}) and takes them back. See
- * docs/operations.md, "Twins".
+ * answers them `twin` ({@link TwinError}) and takes them back; refused as a
+ * twin by every peer it has, it does so until one admits it (see
+ * Twins.refusal). A quiet link is a past incarnation's only once it fails
+ * to answer a question (see Twins.admit). See docs/operations.md, "Twins".
  *
  * @packageDocumentation
  */
