@@ -100,8 +100,8 @@ export class Twins {
   // (see refusal).
   private readonly refusers = new Set<string>()
   private shut: TwinError | null = null
-  // Times local writes were taken back while the node was shut (see admitted).
-  private shutAt = 0
+  // How many times the node was shut, its waiting writes taken back (see admitted).
+  private shuts = 0
   // Connections admitted whose session is not open yet, and the question
   // asked of each quiet link with the id of a hello waiting (see admit).
   private readonly passed = new WeakSet<Connection>()
@@ -122,13 +122,15 @@ export class Twins {
    * twin). Writes wait for that, for every first dial to have ended without
    * it (no peer to ask: twins that meet later are told apart as they
    * write), or for `timeout` ms. Rejects with a TwinError once the node was
-   * refused as the newer twin (its writes are taken back).
+   * refused as the newer twin, while every peer it has refuses it as a
+   * twin, or when that began since `epoch` (read before the write was
+   * made): the write was taken back.
    */
   admitted(timeout: number, epoch: number): Promise<void> {
     const a = this.admission
     if (a !== null && a !== true) return Promise.reject(a)
     // Refused as a twin by every peer, or taken back when it was since the write.
-    const refused = this.shut ?? (epoch === this.shutAt ? null : new TwinError(this.host.gossip.id, 'every peer refused this node as a twin while it waited', false))
+    const refused = this.shut ?? (epoch === this.shuts ? null : new TwinError(this.host.gossip.id, 'every peer refused this node as a twin while it waited', false))
     if (refused !== null) return Promise.reject(refused)
     if (a === true) return Promise.resolve()
     if (this.timer === null) {
@@ -138,9 +140,9 @@ export class Twins {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
   }
 
-  /** Counts the times writes were taken back while shut: read before a write, passed to admitted. */
+  /** Read before a local write is made, and passed to admitted. */
   get epoch(): number {
-    return this.shutAt
+    return this.shuts
   }
 
   /**
@@ -158,7 +160,8 @@ export class Twins {
   /** A peer's session opened (it admitted this node), or one closed: whether peers admit this node (see refusal). */
   check(opened?: Connection): void {
     const host = this.host
-    if (opened?.peer != null) this.refusers.delete(opened.peer)
+    const peer = opened?.peer ?? null
+    if (peer !== null) this.refusers.delete(peer)
     let open: Connection | null = null
     for (const e of host.connections()) {
       if (!e.closed && e.peer !== null) {
@@ -177,7 +180,7 @@ export class Twins {
     const what = `every peer this node has refuses it as a twin (${who}): another live node has id ${host.gossip.id}`
     this.shut = new TwinError(host.gossip.id, what, false)
     // Writes not acknowledged yet would reach no one: taken back, answered 'twin'.
-    this.shutAt++
+    this.shuts++
     host.takeBack()
     for (const w of this.waiters.splice(0)) w.reject(this.shut)
     host.log(`twin: ${what}: local writes are refused (code twin) until a peer admits this node; it keeps running`, 'warn')
@@ -241,6 +244,7 @@ export class Twins {
         host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
         host.refused()
         host.drop(e, 'twin', `twin of ${id}, started later than the one at ${c.address}`)
+        this.passed.add(c)
         return null
       }
       host.log(

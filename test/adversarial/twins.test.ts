@@ -215,7 +215,11 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     const reports: TwinReport[] = []
     b2.on('twin', (t: TwinReport) => reports.push(t))
     await until(() => b2.joined, 10_000, 'the newer twin to join through c')
+    // A write of the elder's waits for a peer to admit it (its dial is held).
+    const early = b1.set('early', 'elder')
     gate.release()
+    await assert.rejects(early, (err: { code?: string }) => err.code === 'twin')
+    assert.deepStrictEqual(b1.gossip.get('early'), { version: -Infinity, value: null }, 'the refused write was not taken back')
     await until(() => b1.stats().twins > 0, 10_000, 'the elder to be refused at c')
     const { acked, refused } = await writeOnBoth(b1, b2)
     const missing = () => acked.filter((k) => c.gossip.get(k).value !== k)
@@ -240,6 +244,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     assert.match(await metrics(b1), /^scuttle_writable 1$/m)
     await b1.set('again', 'served')
     await until(() => c.gossip.get('again').value === 'served', 10_000, "the elder's write to reach c")
+    assert.strictEqual(c.gossip.get('early').value, null, 'a write refused reached c')
   })
 
   it("attack (sixth): in a larger cluster each node gossips with one random peer an interval, so a live twin's link to c is often quiet past three intervals and a second; c took it for a past incarnation's, dropped it and admitted the newcomer, and neither twin stopped; required: c asks the quiet link a question first and, as it answers, refuses the newcomer as the twin", async () => {
