@@ -162,6 +162,7 @@ export class Twins {
     const host = this.host
     const peer = opened?.peer ?? null
     if (peer !== null) this.refusers.delete(peer)
+    if (this.refusers.size === 0 && this.shut === null) return
     let open: Connection | null = null
     for (const e of host.connections()) {
       if (!e.closed && e.peer !== null) {
