@@ -231,6 +231,11 @@ export class Twins {
       if (e === c || e.closed || (e.peer ?? (this.passed.has(e) ? e.session.peerId : null)) !== id) continue
       const theirs = e.session.peerHello as PeerHello
       if (theirs.nonce === undefined) continue
+      // The same node on a second link (each dialed the other): it started
+      // when the first did, and listens where it does, which no other live
+      // node can. No twin: admitted (refused, it was counted and logged as
+      // one, and its dialer refused again and again).
+      if (theirs.started !== undefined && theirs.started === started && theirs.address !== undefined && theirs.address === hello.address) continue
       // A link heard from lately, or too fresh to have answered yet, is a
       // live node's (attack: the elder's link, its first answer not in yet,
       // was dropped as a past incarnation's and the newcomer kept). A quiet

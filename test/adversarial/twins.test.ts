@@ -270,4 +270,22 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     await until(() => b1.stats().twins > 0, 10_000, 'the elder to hear of the newcomer')
     for (const n of [c, b1, b2]) assert.ok(logged(n, /twin/), `${n.gossip.id} logged no twin:\n${(logs.get(n) ?? []).join('\n')}`)
   })
+  it('two nodes that dial each other are no twins: on main the second link of each was refused as a twin of the first, counted and logged at warn on both, again at each redial; required: both links admitted, no twin seen', async () => {
+    const free = async () => {
+      const s = net.createServer()
+      await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+      const port = (s.address() as net.AddressInfo).port
+      await new Promise((resolve) => s.close(resolve))
+      return port
+    }
+    const [pa, pb] = [await free(), await free()]
+    const a = await start({ id: 'a', listen: { host: '127.0.0.1', port: pa }, connect: [{ host: '127.0.0.1', port: pb }], backoff: { min: 20, max: 100 } })
+    const b = await start({ id: 'b', listen: { host: '127.0.0.1', port: pb }, connect: [{ host: '127.0.0.1', port: pa }], backoff: { min: 20, max: 100 } })
+    await until(() => a.peers().length === 2 || a.stats().twins + b.stats().twins > 0, 10_000, 'a second link, or a twin seen')
+    await until(() => b.peers().length === 2 || a.stats().twins + b.stats().twins > 0, 10_000, 'a second link at b, or a twin seen')
+    assert.deepStrictEqual([a.stats().twins, b.stats().twins, a.writeRefusal, b.writeRefusal], [0, 0, null, null])
+    assert.ok(!logged(a, /twin/) && !logged(b, /twin/), [...(logs.get(a) ?? []), ...(logs.get(b) ?? [])].join('\n'))
+    await a.set('k', 'a')
+    await until(() => b.gossip.get('k').value === 'a', 10_000, "a's write to reach b")
+  })
 })
