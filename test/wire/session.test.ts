@@ -151,6 +151,12 @@ describe('session', () => {
       for (let i = 0; i < 50 && gb.get('k').value !== 1; i++) await new Promise((r) => setImmediate(r))
       assert.strictEqual(gb.get('k').value, 1)
     }
+    // A peer may not pile bytes up while the policy decides: past a line's worth, refused.
+    const r = raw({ admit: () => new Promise<SessionError | null>(() => undefined) })
+    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n')
+    r.send(`{"open":true}\n${'x'.repeat(5000)}`)
+    const o = await r.out
+    assert.deepStrictEqual([o.refused?.code, r.lines[r.lines.length - 1]?.refused], ['no_hello', 'no_hello'])
   })
 
   it('refuses malformed hellos and lines by code, and a keyless hello where keys are checked', async () => {
