@@ -162,7 +162,8 @@ export class Twins {
     const host = this.host
     const peer = opened?.peer ?? null
     if (peer !== null) this.refusers.delete(peer)
-    if (this.refusers.size === 0 && this.shut === null) return
+    // (The newer twin, stopping, refuses writes for good.)
+    if ((this.refusers.size === 0 && this.shut === null) || this.admission instanceof TwinError) return
     let open: Connection | null = null
     for (const e of host.connections()) {
       if (!e.closed && e.peer !== null) {
@@ -311,16 +312,16 @@ export class Twins {
     const host = this.host
     host.seen()
     const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
-    // Refused by every peer it has, this node acknowledges no write (see refusal).
-    const peer = c.session.peerId
-    if (peer !== null) this.refusers.add(peer)
-    this.check()
     if (olderThan(host.startedAt, c.session.nonce, t.started, undefined)) {
       // The elder, refused where a younger twin got in first: tell it.
       host.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
     } else {
       this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
     }
+    // Refused by every peer it has, this node acknowledges no write (see refusal).
+    const peer = c.session.peerId
+    if (peer !== null) this.refusers.add(peer)
+    this.check()
     if (t.address !== null) this.tell(t.address)
   }
 
