@@ -54,6 +54,8 @@ export class Connection implements GateObserver {
    * a fresh one has not yet had the time to go quiet (see Twins.admit).
    */
   heardAt = Date.now()
+  /** Called once, when the peer next ends a digest (a twin probe waits on it, see Twins.admit). */
+  onHeard: (() => void) | null = null
   /** When the oldest of our unanswered questions was asked. */
   askedAt = 0
   // New members this peer may still introduce (a token bucket), and the
@@ -127,6 +129,9 @@ export class Connection implements GateObserver {
   done(r: DoneReading, taken: boolean): void {
     const host = this.host
     this.heardAt = Date.now()
+    const heard = this.onHeard
+    this.onHeard = null
+    heard?.()
     this.held.clear()
     if (r.reply) {
       this.unanswered = 0

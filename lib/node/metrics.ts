@@ -20,6 +20,8 @@ export interface MetricsSource {
   ready(): boolean
   /** Why not ready, or null. */
   notReady(): string | null
+  /** Why local writes are refused now, or null. */
+  readonly writeRefusal: Error | null
   peers(): unknown[]
   connections(): number
   staleness(): { id: string; ms: number }[]
@@ -40,6 +42,7 @@ export const METRIC_NAMES = [
   'scuttle_refused_total',
   'scuttle_twins_total',
   'scuttle_writes_refused_total',
+  'scuttle_writable',
   'scuttle_ready',
   'scuttle_connections_closed_total',
   'scuttle_peers',
@@ -83,7 +86,15 @@ export function registry(node: MetricsSource): Prom.Registry {
   total('scuttle_bytes_received_total', 'Bytes received from peers', (s) => s.bytesReceived)
   total('scuttle_digests_dropped_total', "Peers' digests dropped unanswered past the digest rate", (s) => s.digestsDropped)
   total('scuttle_twins_total', 'Twins seen: another live node with this id, or two live peers with one id', (s) => s.twins)
-  total('scuttle_writes_refused_total', 'Local writes refused because the data directory cannot be written', (s) => s.writesRefused)
+  total('scuttle_writes_refused_total', 'Local writes refused: the data directory cannot be written, or this node is a twin (the newer, or refused by every peer it has)', (s) => s.writesRefused)
+  new Gauge({
+    name: 'scuttle_writable',
+    help: 'Local writes are served (1) or refused (0: the data directory cannot be written, or this node is a twin, the newer or refused by every peer it has)',
+    registers,
+    collect() {
+      this.set(node.writeRefusal === null ? 1 : 0)
+    },
+  })
   new Counter({
     name: 'scuttle_refused_total',
     help: 'Sessions refused, by this node or its peer, by code (other_cluster, twin, unauthenticated, bad_proof, full, ...)',

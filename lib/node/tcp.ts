@@ -215,6 +215,7 @@ export class ScuttleNode extends EventEmitter {
       connections: () => this.conns,
       sessionOptions: () => this.sessionOptions(),
       drop: (c, code, reason) => this.drop(c, code, reason),
+      ask: (c) => this.ask(c),
       seen: () => this.counters.twins++,
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
@@ -572,9 +573,9 @@ export class ScuttleNode extends EventEmitter {
     this.emit('synced')
   }
 
-  /** Why local writes are refused now (the data directory cannot be written), or null. */
+  /** Why local writes are refused now (the data directory cannot be written, or every peer refuses this node as a twin: see Twins.refusal), or null. */
   get writeRefusal(): Error | null {
-    return this.durability?.failure ?? null
+    return this.durability?.failure ?? this.twins.refusal
   }
 
   /**
@@ -583,11 +584,12 @@ export class ScuttleNode extends EventEmitter {
    * peers, once one admitted it (see Twins.admitted).
    * @throws TypeError (synchronously) for a bad key or a value JSON cannot carry.
    * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written (the write is taken back).
-   * @throws TwinError (code `twin`) when this node is the newer of two live nodes with its id (the write is taken back).
+   * @throws TwinError (code `twin`) when this node is the newer of two live nodes with its id, or every peer it has refuses it as a twin (the write is taken back).
    */
   async set(key: string, value: unknown): Promise<number> {
     this.writable()
-    return this.durable(this.write(key, () => this.gossip.set(key, value)))
+    const epoch = this.twins.epoch
+    return this.durable(this.write(key, () => this.gossip.set(key, value)), epoch)
   }
 
   /**
@@ -595,18 +597,22 @@ export class ScuttleNode extends EventEmitter {
    * with the delete's version once it is durable.
    * @throws TypeError (synchronously) for a bad key.
    * @throws StoreFailedError (code `store_failed`) once the data directory cannot be written (the write is taken back).
-   * @throws TwinError (code `twin`) when this node is the newer of two live nodes with its id (the write is taken back).
+   * @throws TwinError (code `twin`) when this node is the newer of two live nodes with its id, or every peer it has refuses it as a twin (the write is taken back).
    */
   async delete(key: string): Promise<number> {
     this.writable()
-    return this.durable(this.write(key, () => this.gossip.delete(key)))
+    const epoch = this.twins.epoch
+    return this.durable(this.write(key, () => this.gossip.delete(key)), epoch)
   }
 
+  // A write refused now is not made.
   private writable(): void {
     const d = this.durability
-    if (d === null || d.failure === null) return
+    const twin = this.twins.refusal
+    if ((d === null || d.failure === null) && twin === null) return
     this.counters.writesRefused++
-    d.writable()
+    d?.writable()
+    throw twin
   }
 
   // Make a local write; with a data directory, remembered until durable.
@@ -618,12 +624,12 @@ export class ScuttleNode extends EventEmitter {
   }
 
   // Resolves with the version of write `u` once it is durable and this
-  // node may acknowledge it (see Twins.admitted).
-  private async durable(u: Update | undefined): Promise<number> {
+  // node may acknowledge it (see Twins.admitted; `epoch`: read before it).
+  private async durable(u: Update | undefined, epoch: number): Promise<number> {
     const version = u?.version ?? this.gossip.version
     const d = this.durability
     await d?.flushed()
-    await this.twins.admitted(this.opts.stallTimeout)
+    await this.twins.admitted(this.opts.stallTimeout, epoch)
     d?.settled(u)
     return version
   }
@@ -795,6 +801,7 @@ export class ScuttleNode extends EventEmitter {
     s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => c.sent(m))
     const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
     this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
+    this.twins.check(c)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
   }
@@ -898,6 +905,7 @@ export class ScuttleNode extends EventEmitter {
     if (graceful) c.end()
     else c.kill()
     c.session?.destroy()
+    if (!this.closing) this.twins.check()
   }
 }
 

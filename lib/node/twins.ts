@@ -7,8 +7,10 @@
  * joined (a peer answered it) is never stopped by one, since any peer can
  * claim any id. A node that dials peers acknowledges local writes only
  * once one admitted it (see Twins.admitted): refused as the newer twin, it
- * answers them `twin` ({@link TwinError}) and takes them back. See
- * docs/operations.md, "Twins".
+ * answers them `twin` ({@link TwinError}) and takes them back; refused as a
+ * twin by every peer it has, it does so until one admits it (see
+ * Twins.refusal). A quiet link is a past incarnation's only once it fails
+ * to answer a question (see Twins.admit). See docs/operations.md, "Twins".
  *
  * @packageDocumentation
  */
@@ -41,6 +43,8 @@ export interface TwinHost {
   /** The node's session options (to say hello to a twin's elder). */
   sessionOptions(): SessionOptions
   drop(c: Connection, code: CloseCode, reason: string): void
+  /** Ask the peer on `c` a question (it answers with a digest). */
+  ask(c: Connection): void
   /** A twin was seen (counted), and one refused by code `twin`. */
   seen(): void
   refused(): void
@@ -64,12 +68,20 @@ export function iso(ms: number | null): string {
   return ms === null ? 'at an unknown time' : new Date(ms).toISOString()
 }
 
-/** A local write refused because this node is the newer of two live nodes with its id: it stops. */
+/**
+ * A local write refused because another live node has this node's id:
+ * this one is the newer and stops, or every peer it has refuses it as a
+ * twin (see Twins.refusal).
+ */
 export class TwinError extends Error {
   /** `twin`, for logs and answers. */
   readonly code = 'twin'
-  constructor(id: string, what: string) {
-    super(`write refused: ${what}; this node (${id}) is the newer and stops, and acknowledged none of its writes. Give it another --id`)
+  constructor(id: string, what: string, stops = true) {
+    super(
+      stops
+        ? `write refused: ${what}; this node (${id}) is the newer and stops, and acknowledged none of its writes. Give it another --id`
+        : `write refused: ${what}; this node (${id}) acknowledges no write until a peer admits it (stop the other node with this id, or give one another --id)`,
+    )
     this.name = 'TwinError'
   }
 }
@@ -83,6 +95,17 @@ export class Twins {
   private admission: true | TwinError | null = null
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = []
   private timer: NodeJS.Timeout | null = null
+  // Peers (by id) that refused this node as a twin since their last
+  // session with it, and the refusal of local writes while none admits it
+  // (see refusal).
+  private readonly refusers = new Set<string>()
+  private shut: TwinError | null = null
+  // How many times the node was shut, its waiting writes taken back (see admitted).
+  private shuts = 0
+  // Connections admitted whose session is not open yet, and the question
+  // asked of each quiet link with the id of a hello waiting (see admit).
+  private readonly passed = new WeakSet<Connection>()
+  private readonly probes = new Map<Connection, Promise<void>>()
 
   /** `dials`: the node dials peers (without, no one can tell it is a twin before it writes). */
   constructor(
@@ -99,17 +122,70 @@ export class Twins {
    * twin). Writes wait for that, for every first dial to have ended without
    * it (no peer to ask: twins that meet later are told apart as they
    * write), or for `timeout` ms. Rejects with a TwinError once the node was
-   * refused as the newer twin (its writes are taken back).
+   * refused as the newer twin, while every peer it has refuses it as a
+   * twin, or when that began since `epoch` (read before the write was
+   * made): the write was taken back.
    */
-  admitted(timeout: number): Promise<void> {
+  admitted(timeout: number, epoch: number): Promise<void> {
     const a = this.admission
+    if (a !== null && a !== true) return Promise.reject(a)
+    // Refused as a twin by every peer, or taken back when it was since the write.
+    const refused = this.shut ?? (epoch === this.shuts ? null : new TwinError(this.host.gossip.id, 'every peer refused this node as a twin while it waited', false))
+    if (refused !== null) return Promise.reject(refused)
     if (a === true) return Promise.resolve()
-    if (a !== null) return Promise.reject(a)
     if (this.timer === null) {
       this.timer = setTimeout(() => this.settle(null), timeout)
       this.timer.unref()
     }
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  /** Read before a local write is made, and passed to admitted. */
+  get epoch(): number {
+    return this.shuts
+  }
+
+  /**
+   * Why local writes are refused now, or null: this node is the newer twin
+   * and stops, or every peer it has refused it as a twin and none admits
+   * it, so its writes would reach no one (without --keys a joined node is
+   * not stopped by a claim: the newer twin, joined first through a peer,
+   * keeps it, and the elder can only wait).
+   */
+  get refusal(): TwinError | null {
+    const a = this.admission
+    return a !== null && a !== true ? a : this.shut
+  }
+
+  /** A peer's session opened (it admitted this node), or one closed: whether peers admit this node (see refusal). */
+  check(opened?: Connection): void {
+    const host = this.host
+    const peer = opened?.peer ?? null
+    if (peer !== null) this.refusers.delete(peer)
+    // (The newer twin, stopping, refuses writes for good.)
+    if ((this.refusers.size === 0 && this.shut === null) || this.admission instanceof TwinError) return
+    let open: Connection | null = null
+    for (const e of host.connections()) {
+      if (!e.closed && e.peer !== null) {
+        open = e
+        break
+      }
+    }
+    const shut = this.refusers.size > 0 && open === null
+    if (shut === (this.shut !== null)) return
+    if (!shut) {
+      this.shut = null
+      host.log(`twin: peer ${open?.peer} admitted this node: local writes are served again`, 'warn')
+      return
+    }
+    const who = [...this.refusers].slice(0, 8).join(', ')
+    const what = `every peer this node has refuses it as a twin (${who}): another live node has id ${host.gossip.id}`
+    this.shut = new TwinError(host.gossip.id, what, false)
+    // Writes not acknowledged yet would reach no one: taken back, answered 'twin'.
+    this.shuts++
+    host.takeBack()
+    for (const w of this.waiters.splice(0)) w.reject(this.shut)
+    host.log(`twin: ${what}: local writes are refused (code twin) until a peer admits this node; it keeps running`, 'warn')
   }
 
   /** Decide admission (see admitted): null to allow acknowledgements, or the error of a newer twin. */
@@ -128,9 +204,10 @@ export class Twins {
    * The node's policy on a hello the session accepted (and, under keys,
    * authenticated): a refusal, or null to admit. Each hello says when its
    * node started; of two live nodes with one id, the one started later is
-   * the twin.
+   * the twin. Where a link with the peer's id has gone quiet, the answer
+   * waits on a question asked there (see probe).
    */
-  admit(c: Connection, hello: PeerHello): SessionError | null {
+  admit(c: Connection, hello: PeerHello): SessionError | null | Promise<SessionError | null> {
     const host = this.host
     const id = hello.id
     const started = hello.started ?? null
@@ -152,25 +229,29 @@ export class Twins {
       return err
     }
     for (const e of host.connections()) {
-      if (e === c || e.closed || e.peer !== id) continue
+      if (e === c || e.closed || (e.peer ?? (this.passed.has(e) ? e.session.peerId : null)) !== id) continue
       const theirs = e.session.peerHello as PeerHello
       if (theirs.nonce === undefined) continue
-      // Only a link gone quiet is a past incarnation's: one heard from lately,
-      // or too fresh to have answered yet, is a live node's, so two live
-      // nodes say they are id (attack: the elder's link, its first answer
-      // not in yet, was dropped as a past incarnation's and the newcomer
-      // kept; the elder's acknowledged writes never reached this node).
-      const live = Date.now() - e.heardAt < 3 * host.interval + 1000
-      if (!live) {
-        host.drop(e, 'new_incarnation', `peer ${id} connected again (a new incarnation): this connection went quiet`)
-        continue
-      }
+      // The same node on a second link (each dialed the other): it started
+      // when the first did, and listens where it does, which no other live
+      // node can. No twin: admitted (refused, it was counted and logged as
+      // one, and its dialer refused again and again).
+      if (theirs.started !== undefined && theirs.started === started && theirs.address !== undefined && theirs.address === hello.address) continue
+      // A link heard from lately, or too fresh to have answered yet, is a
+      // live node's (attack: the elder's link, its first answer not in yet,
+      // was dropped as a past incarnation's and the newcomer kept). A quiet
+      // one may be a live node's too (with many peers, each asks one an
+      // interval): asked a question first, it is a past incarnation's only
+      // if it does not answer (a past incarnation's socket normally closed
+      // when its process died).
+      if (e.peer !== null && Date.now() - e.heardAt >= this.window) return this.probe(e).then(() => (c.closed ? null : this.admit(c, hello)))
       host.seen()
       if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
         // Both proved the id: the newcomer is the elder, the younger goes.
         host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
         host.refused()
         host.drop(e, 'twin', `twin of ${id}, started later than the one at ${c.address}`)
+        this.passed.add(c)
         return null
       }
       host.log(
@@ -182,7 +263,48 @@ export class Twins {
       err.twinStarted = theirs.started
       return err
     }
+    this.passed.add(c)
     return null
+  }
+
+  // How long a live node's link may stay quiet, and a quiet one take to
+  // answer a question: three intervals and a second.
+  private get window(): number {
+    return 3 * this.host.interval + 1000
+  }
+
+  // Ask quiet link `e` a question (once, for every hello waiting on it);
+  // resolves once it answers or closes, or, past the window without an
+  // answer, once it is dropped as a past incarnation's. Probes are at most
+  // one a window per link (an answer makes it heard), so a stream of
+  // hellos with its id cannot push its peer past its digest rate.
+  private probe(e: Connection): Promise<void> {
+    const host = this.host
+    const id = e.peer as string
+    let p = this.probes.get(e)
+    if (p !== undefined) return p
+    const quiet = Date.now() - e.heardAt
+    host.log(`peer ${id} said hello again while its connection (${e.address}) is quiet for ${quiet} ms: asking that one whether it is live before answering`)
+    p = new Promise<void>((resolve) => {
+      const end = (answered: boolean) => {
+        clearTimeout(timer)
+        e.onHeard = null
+        e.transport.off('close', closed)
+        this.probes.delete(e)
+        if (!answered && !e.closed) {
+          host.drop(e, 'new_incarnation', `peer ${id} connected again (a new incarnation): this connection, quiet for ${quiet} ms, did not answer a question within ${this.window} ms`)
+        }
+        resolve()
+      }
+      const closed = () => end(true)
+      const timer = setTimeout(() => end(false), this.window)
+      timer.unref()
+      e.onHeard = () => end(true)
+      e.transport.once('close', closed)
+    })
+    this.probes.set(e, p)
+    host.ask(e)
+    return p
   }
 
   /** A peer refused this node as a twin (err: its refusal, on `c`). */
@@ -196,6 +318,10 @@ export class Twins {
     } else {
       this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
     }
+    // Refused by every peer it has, this node acknowledges no write (see refusal).
+    const peer = c.session.peerId
+    if (peer !== null) this.refusers.add(peer)
+    this.check()
     if (t.address !== null) this.tell(t.address)
   }
 

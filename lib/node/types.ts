@@ -38,7 +38,7 @@ export interface NodeStats {
   closedBy: Record<string, number>
   /** Twins seen: another live node with this node's id, or two peers with one id. */
   twins: number
-  /** Local writes refused because the data directory cannot be written. */
+  /** Local writes refused: the data directory cannot be written, or this node is a twin (see Twins.refusal). */
   writesRefused: number
 }
 

@@ -147,9 +147,11 @@ export interface SessionOptions {
   maxFrameLength?: number
   /**
    * Checks the end's own policy on a peer's hello (twins, limits): a
-   * refusal, or null to accept. Called after the session's own checks.
+   * refusal, or null to accept. Called after the session's own checks. A
+   * promise holds the session (its open line unsaid, what the peer sends
+   * meanwhile kept) until it settles; only hellos with a nonce may wait.
    */
-  admit?: (hello: PeerHello) => SessionError | null
+  admit?: (hello: PeerHello) => SessionError | null | Promise<SessionError | null>
   /** The limits on what the peer sends (see `gate.ts`). Default: `limitsFor` the node's mtu, a 1 s interval. */
   limits?: Limits
   /** What the owner hears of the peer's digests and updates as they pass the gate. */
@@ -226,7 +228,8 @@ export class Session extends EventEmitter {
   readonly gate: Gate
   // Which line of the peer's is awaited: its hello, its accept, its open;
   // then gossip flows.
-  private state: 'hello' | 'verdict' | 'opening' | 'open' | 'closed' = 'hello'
+  // While 'admitting', the end's policy is still deciding (see admit).
+  private state: 'hello' | 'verdict' | 'admitting' | 'opening' | 'open' | 'closed' = 'hello'
   private head: Uint8Array[] = []
   private headLength = 0
   private readonly input: Transform
@@ -263,6 +266,10 @@ export class Session extends EventEmitter {
   static helloLine = helloLine
 
   private take(bytes: Uint8Array): void {
+    if (this.state === 'admitting') {
+      this.keep(bytes)
+      return
+    }
     while (bytes.length > 0 && (this.state === 'hello' || this.state === 'verdict' || this.state === 'opening')) {
       const nl = bytes.indexOf(10)
       const end = nl < 0 ? bytes.length : nl
@@ -289,7 +296,19 @@ export class Session extends EventEmitter {
       else if (this.state === 'verdict') this.onVerdict(o)
       else this.onOpen(o)
     }
-    if (this.state === 'open' && bytes.length > 0) this.input.push(bytes)
+    if (this.state === 'open') {
+      if (bytes.length > 0) this.input.push(bytes)
+    } else if (bytes.length > 0 && this.state !== 'closed') this.keep(bytes)
+  }
+
+  // While the policy decides (see admit), what the peer sends is kept: at most its open line.
+  private keep(bytes: Uint8Array): void {
+    if (this.headLength + bytes.length > HELLO_LINE_MAX) {
+      this.refuse(new SessionError('no_hello', `more than ${HELLO_LINE_MAX} bytes before this end's open line`))
+      return
+    }
+    this.head.push(bytes.slice())
+    this.headLength += bytes.length
   }
 
   private joinHead(): Uint8Array {
@@ -367,7 +386,10 @@ export class Session extends EventEmitter {
     }
     if (h.nonce === undefined) {
       // A node before sessions: no further lines either way.
-      if (this.admitted(h)) this.open()
+      const policy = this.options.admit?.(h) ?? null
+      if (policy instanceof Promise) throw new TypeError('admit may not wait on a hello without a nonce')
+      if (policy === null) this.open()
+      else this.refuse(policy)
       return
     }
     const verdict: Record<string, unknown> = { accept: true }
@@ -412,7 +434,31 @@ export class Session extends EventEmitter {
       // and only such a stream may serve a refetch (docs/deletes.md, rule 6).
       this.stream.authenticate(h.id as string)
     }
-    if (!this.admitted(h)) return
+    const policy = this.options.admit?.(h) ?? null
+    if (!(policy instanceof Promise)) {
+      this.admitted(policy)
+      return
+    }
+    this.state = 'admitting'
+    policy.then(
+      (p) => {
+        if (this.state !== 'admitting') return
+        this.state = 'verdict'
+        this.admitted(p)
+        // What the peer sent meanwhile (its open line) is read now.
+        const kept = this.head.length === 0 ? null : this.joinHead()
+        if (kept !== null) this.take(kept)
+      },
+      (err: unknown) => this.refuse(new SessionError('no_hello', `admission failed: ${(err as Error)?.message}`)),
+    )
+  }
+
+  // The end's own policy decided: open, or refuse.
+  private admitted(policy: SessionError | null): void {
+    if (policy !== null) {
+      this.refuse(policy)
+      return
+    }
     this.transport.write(`${JSON.stringify({ open: true })}\n`)
     this.state = 'opening'
   }
@@ -428,14 +474,6 @@ export class Session extends EventEmitter {
       return
     }
     this.open()
-  }
-
-  // The end's own policy on the (authenticated, where it can be) peer.
-  private admitted(h: PeerHello): boolean {
-    const policy = this.options.admit?.(h) ?? null
-    if (policy === null) return true
-    this.refuse(policy)
-    return false
   }
 
   private refusedByPeer(v: Record<string, unknown>): void {
@@ -470,7 +508,7 @@ export class Session extends EventEmitter {
   refuse(err: SessionError, extra?: Record<string, unknown>): void {
     if (this.state === 'closed') return
     // Said in place of our accept or open line, never after it.
-    const tell = this.peerHello?.nonce !== undefined && (this.state === 'hello' || this.state === 'verdict')
+    const tell = this.peerHello?.nonce !== undefined && (this.state === 'hello' || this.state === 'verdict' || this.state === 'admitting')
     if (tell) {
       try {
         const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress, started: err.twinStarted }

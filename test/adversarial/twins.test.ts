@@ -4,35 +4,42 @@
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
+import * as http from 'http'
 import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
 import { base } from '../../lib'
 import { startNode, type NodeOptions, type ScuttleNode, type TwinReport } from '../../lib/node'
-import { until } from './harness'
+import { Gate, until } from './harness'
 
 /**
  * A link to `target` that forwards what its client writes at once and, past
- * the handshake, holds what comes back until released: the session opens,
- * and the client's answers cannot come yet, as for a peer that connected a
- * moment ago.
+ * the handshake, holds what comes back until released (`held`): the session
+ * opens, and the client's answers cannot come yet, as for a peer that
+ * connected a moment ago. It notes when a byte last passed either way.
  */
 class HalfLink {
   readonly server: net.Server
-  private held = true
+  /** When a byte last passed, either way. */
+  last = Date.now()
   private readonly pairs: [net.Socket, net.Socket, Buffer[]][] = []
 
-  constructor(target: number) {
+  constructor(
+    target: number,
+    private held = true,
+  ) {
     this.server = net.createServer((client) => {
       const up = net.connect(target, '127.0.0.1')
       const back: Buffer[] = []
       this.pairs.push([client, up, back])
       client.on('error', () => undefined)
       up.on('error', () => undefined)
+      client.on('data', () => (this.last = Date.now()))
       client.pipe(up)
       // The three lines of the handshake (hello, accept, open) pass.
       let lines = 0
       up.on('data', (b: Buffer) => {
+        this.last = Date.now()
         let i = 0
         while (lines < 3 && i < b.length) if (b[i++] === 0x0a) lines++
         client.write(b.subarray(0, i))
@@ -65,12 +72,28 @@ class HalfLink {
   }
 }
 
+// A node's metrics, scraped.
+function metrics(n: ScuttleNode): Promise<string> {
+  const at = n.metricsAddress() as { host: string; port: number }
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: at.host, port: at.port, path: '/metrics' }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (body += c))
+        res.on('end', () => resolve(body))
+      })
+      .on('error', reject)
+  })
+}
+
 describe('adversarial: twins met through a bridge (issue 21)', function () {
   this.timeout(60_000)
   const nodes: ScuttleNode[] = []
   const dirs: string[] = []
   const links: HalfLink[] = []
   const sockets: net.Socket[] = []
+  const gates: Gate[] = []
   const logs = new Map<ScuttleNode, string[]>()
 
   async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
@@ -87,6 +110,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
   afterEach(async () => {
     for (const l of links.splice(0)) l.close()
     for (const s of sockets.splice(0)) s.destroy()
+    for (const g of gates.splice(0)) g.destroy()
     for (const n of nodes.splice(0)) await n.close()
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
     logs.clear()
@@ -137,7 +161,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     assert.ok(!(logs.get(c) ?? []).some((l) => /new_incarnation/.test(l)), `c took a live twin for a new incarnation:\n${(logs.get(c) ?? []).join('\n')}`)
   })
 
-  it('the reverse: a node restarted while its past incarnation\'s link to c stays open and silent (it died without closing it) is no twin; required: once that link has been quiet for three intervals and a second, c drops it and admits the new incarnation, which serves', async () => {
+  it('the reverse: a node restarted while its past incarnation\'s link to c stays open and silent (it died without closing it) is no twin; required: once that link has been quiet for three intervals and a second, c asks it a question, and as no answer comes within as long again, drops it and admits the new incarnation, which serves', async () => {
     const c = await start({ id: 'c' })
     // The past incarnation: its hello, accept and open, then silence.
     const past = net.connect(c.address().port, '127.0.0.1')
@@ -156,6 +180,112 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     await b.set('after', 'restart')
     await until(() => c.gossip.get('after').value === 'restart', 10_000, "the new incarnation's write to reach c")
     assert.strictEqual(c.stats().closedBy.new_incarnation, 1)
+    assert.ok(logged(c, /did not answer a question within/), (logs.get(c) ?? []).join('\n'))
     assert.deepStrictEqual([reports, b.stats().twins, c.stats().twins], [[], 0, 0])
+  })
+  // Writes on each twin, 10 each: the keys acknowledged, and those refused with their code.
+  async function writeOnBoth(b1: ScuttleNode, b2: ScuttleNode): Promise<{ acked: string[]; refused: string[] }> {
+    const acked: string[] = []
+    const refused: string[] = []
+    await Promise.all(
+      [b1, b2].map(async (b, t) => {
+        await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const key = `k${t + 1}_${i}`
+            try {
+              await b.set(key, key)
+              acked.push(key)
+            } catch (err) {
+              refused.push(`${key} ${(err as { code?: string }).code}`)
+            }
+          }),
+        )
+      }),
+    )
+    return { acked, refused }
+  }
+
+  it("attack (fifth): without --keys the newer twin reaches c first and joins; the elder, dialing c later, is refused there and c is its only peer; it acknowledged writes that never reached c (10 of 10); required: a node refused as a twin by every peer it has acknowledges no write (answers `twin`, says so in its log and status, keeps running), the newer keeps serving, and once a peer admits the elder again it serves writes again", async () => {
+    const c = await start({ id: 'c' })
+    const gate = new Gate(c.address().port)
+    gates.push(gate)
+    const b1 = await start({ id: 'b', connect: [{ host: '127.0.0.1', port: await gate.listen() }], metrics: { host: '127.0.0.1', port: 0 } })
+    await until(() => Date.now() > b1.startedAt, 1000, 'a later start for the newer twin')
+    const b2 = await start({ id: 'b', connect: [c.address()] })
+    const reports: TwinReport[] = []
+    b2.on('twin', (t: TwinReport) => reports.push(t))
+    await until(() => b2.joined, 10_000, 'the newer twin to join through c')
+    // A write of the elder's waits for a peer to admit it (its dial is held).
+    const early = b1.set('early', 'elder')
+    gate.release()
+    await assert.rejects(early, (err: { code?: string }) => err.code === 'twin')
+    assert.deepStrictEqual(b1.gossip.get('early'), { version: -Infinity, value: null }, 'the refused write was not taken back')
+    await until(() => b1.stats().twins > 0, 10_000, 'the elder to be refused at c')
+    const { acked, refused } = await writeOnBoth(b1, b2)
+    const missing = () => acked.filter((k) => c.gossip.get(k).value !== k)
+    await until(() => missing().length === 0, 10_000, 'every acknowledged write at c').catch(() => {
+      throw new Error(`acknowledged writes missing at c: ${missing().join(' ')} (of ${acked.length}; refused: ${refused.join(', ')})`)
+    })
+    // The elder, refused by its only peer, acknowledged none; the newer (joined, the claim unauthenticated) all.
+    assert.deepStrictEqual(refused.sort(), Array.from({ length: 10 }, (_, i) => `k1_${i} twin`).sort())
+    assert.strictEqual(acked.length, 10)
+    assert.strictEqual((b1.writeRefusal as { code?: string } | null)?.code, 'twin')
+    assert.strictEqual(b1.stats().writesRefused, 10)
+    assert.match(await metrics(b1), /^scuttle_writable 0$/m)
+    assert.ok(logged(b1, /twin: .*local writes are refused/), `the elder did not say it refuses writes:\n${(logs.get(b1) ?? []).join('\n')}`)
+    await until(() => b2.stats().twins > 0, 10_000, 'the newer to hear of the elder')
+    assert.ok(reports.length > 0 && reports.every((r) => !r.newer), `the joined newer twin was told to stop on an unauthenticated claim: ${JSON.stringify(reports)}`)
+    for (const n of [c, b1, b2]) assert.ok(logged(n, /twin/), `${n.gossip.id} logged no twin:\n${(logs.get(n) ?? []).join('\n')}`)
+    assert.ok(c.stats().twins > 0 && (c.stats().refused.twin ?? 0) > 0, `c counted no twin: ${JSON.stringify(c.stats())}`)
+    // The newer one stops: c admits the elder when it dials again, and it serves writes again.
+    await b2.close()
+    await until(() => b1.writeRefusal === null, 20_000, 'c to admit the elder again')
+    assert.ok(logged(b1, /twin: .*local writes are served again/), `the elder did not say it serves writes again:\n${(logs.get(b1) ?? []).join('\n')}`)
+    assert.match(await metrics(b1), /^scuttle_writable 1$/m)
+    await b1.set('again', 'served')
+    await until(() => c.gossip.get('again').value === 'served', 10_000, "the elder's write to reach c")
+    assert.strictEqual(c.gossip.get('early').value, null, 'a write refused reached c')
+  })
+
+  it("attack (sixth): in a larger cluster each node gossips with one random peer an interval, so a live twin's link to c is often quiet past three intervals and a second; c took it for a past incarnation's, dropped it and admitted the newcomer, and neither twin stopped; required: c asks the quiet link a question first and, as it answers, refuses the newcomer as the twin", async () => {
+    // c and the elder each ask only the last peer they got (x), never each other: their link is live and quiet.
+    const last = () => 0.99
+    const c = await start({ id: 'c', random: last })
+    const link = new HalfLink(c.address().port, false)
+    links.push(link)
+    const b1 = await start({ id: 'b', random: last, connect: [await link.listen()] })
+    await until(() => c.peers().some((p) => p.id === 'b') && b1.joined, 10_000, 'the elder to join through c')
+    const x = await start({ id: 'x', connect: [c.address(), b1.address()] })
+    await until(() => c.peers().some((p) => p.id === 'x') && b1.peers().some((p) => p.id === 'x'), 10_000, 'x to connect to both')
+    await until(() => Date.now() - link.last > 3 * 200 + 1000, 10_000, 'the link of the elder and c to go quiet past three intervals and a second')
+    const reports: TwinReport[] = []
+    const b2 = await start({ id: 'b', connect: [c.address()] })
+    b2.on('twin', (t: TwinReport) => reports.push(t))
+    await until(() => reports.length > 0 || (c.stats().closedBy.new_incarnation ?? 0) > 0, 10_000, "c to judge the newcomer's hello")
+    assert.ok(!logged(c, /new_incarnation/), `c took a live twin for a new incarnation:\n${(logs.get(c) ?? []).join('\n')}`)
+    assert.ok(reports.some((r) => r.newer), `the newcomer was not told to stop: ${JSON.stringify(reports)}`)
+    await assert.rejects(b2.set('k', 'newer'), (err: { code?: string }) => err.code === 'twin')
+    await b1.set('k', 'elder')
+    await until(() => c.gossip.get('k').value === 'elder', 10_000, "the elder's write to reach c")
+    await until(() => b1.stats().twins > 0, 10_000, 'the elder to hear of the newcomer')
+    for (const n of [c, b1, b2]) assert.ok(logged(n, /twin/), `${n.gossip.id} logged no twin:\n${(logs.get(n) ?? []).join('\n')}`)
+  })
+  it('two nodes that dial each other are no twins: on main the second link of each was refused as a twin of the first, counted and logged at warn on both, again at each redial; required: both links admitted, no twin seen', async () => {
+    const free = async () => {
+      const s = net.createServer()
+      await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+      const port = (s.address() as net.AddressInfo).port
+      await new Promise((resolve) => s.close(resolve))
+      return port
+    }
+    const [pa, pb] = [await free(), await free()]
+    const a = await start({ id: 'a', listen: { host: '127.0.0.1', port: pa }, connect: [{ host: '127.0.0.1', port: pb }], backoff: { min: 20, max: 100 } })
+    const b = await start({ id: 'b', listen: { host: '127.0.0.1', port: pb }, connect: [{ host: '127.0.0.1', port: pa }], backoff: { min: 20, max: 100 } })
+    await until(() => a.peers().length === 2 || a.stats().twins + b.stats().twins > 0, 10_000, 'a second link, or a twin seen')
+    await until(() => b.peers().length === 2 || a.stats().twins + b.stats().twins > 0, 10_000, 'a second link at b, or a twin seen')
+    assert.deepStrictEqual([a.stats().twins, b.stats().twins, a.writeRefusal, b.writeRefusal], [0, 0, null, null])
+    assert.ok(!logged(a, /twin/) && !logged(b, /twin/), [...(logs.get(a) ?? []), ...(logs.get(b) ?? [])].join('\n'))
+    await a.set('k', 'a')
+    await until(() => b.gossip.get('k').value === 'a', 10_000, "a's write to reach b")
   })
 })

@@ -123,6 +123,42 @@ describe('session', () => {
     assert.strictEqual((await o).refused?.code, 'self')
   })
 
+  it('a policy that waits holds the open line until it decides, keeping what the peer sends meanwhile; then opens, or refuses with the peer told', async () => {
+    for (const verdict of [null, new SessionError('twin', 'no')]) {
+      let decide: (v: SessionError | null) => void = () => undefined
+      let asked = false
+      const admit = () => {
+        asked = true
+        return new Promise<SessionError | null>((r) => (decide = r))
+      }
+      const { sa, ga, gb, oa, ob } = connect({}, { admit })
+      let settled = false
+      void Promise.race([oa, ob]).then(() => (settled = true))
+      for (let i = 0; i < 50 && !asked; i++) await new Promise((r) => setImmediate(r))
+      // (Turns of the event loop in which the hellos, accepts and a's open line pass.)
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r))
+      assert.deepStrictEqual([asked, settled], [true, false], 'the session waits on its policy')
+      decide(verdict)
+      if (verdict !== null) {
+        assert.strictEqual((await ob).refused?.code, 'twin')
+        assert.strictEqual((await oa).refused?.peerCode, 'twin')
+        continue
+      }
+      assert.deepStrictEqual([(await oa).open, (await ob).open], [true, true])
+      // The open line of a's, kept while b decided, was read: gossip flows.
+      ga.set('k', 1)
+      sa.stream.gossip()
+      for (let i = 0; i < 50 && gb.get('k').value !== 1; i++) await new Promise((r) => setImmediate(r))
+      assert.strictEqual(gb.get('k').value, 1)
+    }
+    // A peer may not pile bytes up while the policy decides: past a line's worth, refused.
+    const r = raw({ admit: () => new Promise<SessionError | null>(() => undefined) })
+    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n')
+    r.send(`{"open":true}\n${'x'.repeat(5000)}`)
+    const o = await r.out
+    assert.deepStrictEqual([o.refused?.code, r.lines[r.lines.length - 1]?.refused], ['no_hello', 'no_hello'])
+  })
+
   it('refuses malformed hellos and lines by code, and a keyless hello where keys are checked', async () => {
     const keys = keysFor(['a'])
     const cases: [string, string, Partial<SessionOptions>?][] = [
