@@ -322,7 +322,9 @@ export class Replica {
       this.local(key, value)
     } catch (err) {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
+      return
     }
+    if (u.withdrawn === true) this.deletes.rewrote(u, this.history.mapping(this.id, key))
   }
 
   /**
