@@ -211,7 +211,7 @@ export class Deletes {
       this.tombKeys.add(u.key)
       if (!own) {
         const mine = this.host.history.mapping(this.host.id, u.key)
-        if (mine !== undefined && !isMarker(mine) && this.host.beats(u, mine) && this.host.mayWithdraw(mine)) this.host.withdraw(u.key)
+        if (mine !== undefined && !isMarker(mine) && this.host.beats(u, mine) && this.host.mayWithdraw(mine)) this.withdrawOwn(mine)
       }
     } else if (u.withdrawn === true) {
       this.queue.push({ u, at: this.active })
@@ -221,10 +221,22 @@ export class Deletes {
       // after a restart from nothing (once that past is settled).
       for (const m of this.host.history.get(u.key)) {
         if (m.deleted === true && this.host.beats(m, u)) {
-          this.host.withdraw(u.key)
+          this.withdrawOwn(u)
           break
         }
       }
+    }
+  }
+
+  // Rule 2: withdraw `mine`, our value a held tombstone beats. One of our
+  // past is remembered (R4): a newer write of our past shown later is late.
+  private withdrawOwn(mine: Update): void {
+    const history = this.host.history
+    this.host.withdraw(mine.key)
+    const w = history.mapping(this.host.id, mine.key)
+    if (w !== undefined && w.withdrawn === true && this.host.ownPast(mine)) {
+      this.pastWithdrawn.set(mine.key, [mine.version, w.version])
+      this.recordText = null
     }
   }
 
@@ -286,12 +298,7 @@ export class Deletes {
       if (mine === undefined || isMarker(mine) || !this.host.mayWithdraw(mine)) continue
       for (const m of history.get(key)) {
         if (m.deleted === true && this.host.beats(m, mine)) {
-          this.host.withdraw(key)
-          const w = history.mapping(this.host.id, key)
-          if (w !== undefined && this.host.ownPast(mine)) {
-            this.pastWithdrawn.set(key, [mine.version, w.version])
-            this.recordText = null
-          }
+          this.withdrawOwn(mine)
           break
         }
       }
@@ -908,6 +915,19 @@ export class Deletes {
       'late',
     )
     this.host.emit('late', [u])
+  }
+
+  /**
+   * Our withdrawal `was` went again as `now`, above a past that showed
+   * itself (R2): when it withdrew a value of our past (R4), the record
+   * follows it, so that a newer write of our past, shown at or below it,
+   * is still late (it now hides that write too).
+   */
+  rewrote(was: Update, now: Update | undefined): void {
+    const w = this.pastWithdrawn.get(was.key)
+    if (w === undefined || w[1] !== was.version || now === undefined || now.withdrawn !== true) return
+    this.pastWithdrawn.set(was.key, [w[0], now.version])
+    this.recordText = null
   }
 
   // `u` is newer than the value of our past that `held`, our withdrawal

@@ -413,9 +413,14 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // that refetches our id names it below what it withholds). Settling our
     // past must not wait for refetches, which may wait for us (attack round
     // 3, finding E).
+    // An answer that tells us our own id is stale there left our id out
+    // (rule 6: nothing of a source goes with its notice to a peer naming
+    // it), however few updates it carried (attack found a node restarted
+    // from nothing settling without the past such a peer held).
+    const toldOwn = fields.stale !== undefined && fields.stale.has(node.replica.id)
     if (
       this.askFrom !== null &&
-      ((this.received < node.mtu && node.mtuBytes === Infinity && (!fields.withheld || named === undefined)) ||
+      ((this.received < node.mtu && node.mtuBytes === Infinity && (!fields.withheld || named === undefined) && !toldOwn) ||
         (named !== undefined && named <= this.ownSeen))
     ) {
       this.verified = true

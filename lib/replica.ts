@@ -322,7 +322,9 @@ export class Replica {
       this.local(key, value)
     } catch (err) {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
+      return
     }
+    if (u.withdrawn === true) this.deletes.rewrote(u, this.history.mapping(this.id, key))
   }
 
   /**
@@ -389,13 +391,21 @@ export class Replica {
       if (s === null) return
       signature = s
     }
-    const slot = history.slot(key)
-    const previous = mappingOf(slot, source_id)
+    let slot = history.slot(key)
+    let previous = mappingOf(slot, source_id)
     let past = false
     if (source_id === this.id) {
+      const writes = history.writes
       const p = this.incarnation.received(from, key, value, version, previous !== undefined && previous.version >= version)
       if (p === undefined) return
       past = p
+      // Our past showing itself may have issued our writes again above it,
+      // this key's too: the update is weighed against what we hold now
+      // (attack found a past value replacing the newer write just issued).
+      if (history.writes !== writes) {
+        slot = history.slot(key)
+        previous = mappingOf(slot, source_id)
+      }
     } else {
       clock.see(version)
     }

@@ -376,6 +376,40 @@ describe('a node started without its log (attack round 3)', function () {
       for (const g of cl.nodes.values()) assert.ok(!g.history.get('k').some((u) => u.deleted === true), `${g.id} collected the delete`)
     }))
 
+  it("R4: a withdrawal of its past's value that a newer write of its past, held by a peer away, makes go again above that write reports the write late", () =>
+    cluster(
+      ['a', 'b', 'c', 'd'],
+      5,
+      async (cl) => {
+        cl.node('a').set('k', 'v0') // a's clock lags: below b's delete
+        await cl.exchange('a', 'd') // d holds v0
+        cl.node('b').delete('k')
+        cl.node('d').set('z', 1)
+        await cl.exchange('d', 'a') // a's clock follows d's
+        cl.node('a').set('k', 'v1') // after the delete: it wins
+        await cl.exchange('a', 'c') // c alone holds v1
+        const a = await cl.restart('a', 'nothing')
+        cl.down(cl.link('a', 'c')) // c is away while a settles
+        const late: unknown[] = []
+        a.on('late', (ups: Update[]) => late.push(...ups.map((u) => u.value)))
+        for (let i = 0; i < 3; i++) {
+          await cl.exchange('a', 'd')
+          await cl.exchange('a', 'b')
+        }
+        assert.ok(a.replica.incarnation.settled)
+        assert.strictEqual(a.history.mapping('a', 'k')?.withdrawn, true, 'a withdrew v0, which the delete beats')
+        // c shows v1 at the withdrawal's version: the withdrawal goes again
+        // above it (R2), hiding v1, which R4 decided without: late
+        cl.up(cl.link('a', 'c'))
+        for (let i = 0; i < 3; i++) await cl.exchange('a', 'c')
+        assert.deepStrictEqual(late, ['v1'])
+        a.settleLate('keep')
+        for (let i = 0; i < 4; i++) await cl.round()
+        for (const g of cl.nodes.values()) assert.strictEqual(g.get('k').value, 'v1', g.id)
+      },
+      (id) => (id === 'a' ? -400_000 : 0),
+    ))
+
   it("F: a delete made after a restart from nothing, then a restart from a snapshot before meeting a peer, wins over the past that ran ahead of the clock", () =>
     cluster(
       ['a', 'b', 'c'],
