@@ -227,11 +227,14 @@ function parseFrames(max: number): Transform {
   // Bytes left of a frame over the limit, skipped as they arrive.
   let skipping = 0
 
+  // (One function for every frame: a new one per frame made the decoder's
+  // optimised code deoptimise at the second frame.)
+  const emit = (m: unknown): void => {
+    if (m === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')
+    else stream.push(m)
+  }
   const frame = (body: Uint8Array): void => {
-    const problem = decodeFrame(body, (m) => {
-      if (m === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')
-      else stream.push(m)
-    })
+    const problem = decodeFrame(body, emit)
     if (problem !== null) reportInvalid(stream, problem.excerpt, problem.reason, 'frame')
   }
 
@@ -268,9 +271,11 @@ function parseFrames(max: number): Transform {
         }
         const k = Math.min(want - have, n - p)
         if (have === 0 && k === want) {
-          // The whole frame is in this chunk: no copy.
+          // The whole frame is in this chunk: no copy. (A Uint8Array, as a
+          // frame gathered from pieces is: a Buffer here and a Uint8Array
+          // there made the decoder's optimised code deoptimise.)
           want = -1
-          frame(chunk.subarray(p, p + k))
+          frame(new Uint8Array(chunk.buffer, chunk.byteOffset + p, k))
         } else {
           pieces.push(chunk.slice(p, p + k))
           have += k
