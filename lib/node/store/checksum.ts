@@ -87,17 +87,20 @@ function crcVersion(crc: number, version: number): number {
 
 // The decimal digits of `n` (an integer, 0 <= n < 1e8), most significant
 // first: all eight when `padded` (the low half of a longer number), else
-// from its first non-zero digit (0 is one digit). Powers of ten and their
-// quotients here are exact in a double.
+// from its first non-zero digit (0 is one digit). The digits are packed
+// into an int32, four bits each, least significant lowest, then summed
+// from the top: no buffer is kept between calls.
 function crcDigits(crc: number, n: number, padded: boolean): number {
+  let packed = 0
+  let count = 0
+  do {
+    const q = (n / 10) | 0
+    packed |= (n - q * 10) << (count << 2)
+    n = q
+    count++
+  } while (padded ? count < 8 : n > 0)
   const t = CRC_TABLE
-  let unit = 1e7
-  if (!padded) while (unit > 1 && n < unit) unit /= 10
-  for (; unit >= 1; unit /= 10) {
-    const d = (n / unit) | 0
-    n -= d * unit
-    crc = t[(crc ^ (48 + d)) & 0xff] ^ (crc >>> 8)
-  }
+  for (let shift = (count - 1) << 2; shift >= 0; shift -= 4) crc = t[(crc ^ (48 + ((packed >>> shift) & 15))) & 0xff] ^ (crc >>> 8)
   return crc
 }
 
