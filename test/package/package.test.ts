@@ -40,9 +40,10 @@ console.log('b got k =', b.getMap('m').get('k'))
 // The issue's goal is 40 KiB; readable-stream's Transform with the buffer
 // and process polyfills a bundler adds for it is about 31 KiB of this
 // (docs/browser.md, "Bundle size"). 55.0 KiB after the fixes of the
-// delete and restart rules, the watch queue and the codes; the guard sits
-// 1 KiB above what the core weighs today.
-const BUNDLE_LIMIT = 56 * 1024
+// delete and restart rules, the watch queue and the codes; 56.1 KiB after
+// the restart-from-nothing rules (R5) and the write fast path of issue 23;
+// the guard sits 1 KiB above what the core weighs today.
+const BUNDLE_LIMIT = 57 * 1024
 
 /** An app's bundle with esbuild for the browser: its bytes min+gzip, its inputs, and its code. */
 async function bundle(dir: string, source: string): Promise<{ gzip: number; inputs: string[]; code: string }> {
