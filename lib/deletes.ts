@@ -24,8 +24,8 @@ export interface DeletesHost {
   readonly security: Security | undefined
   /** `resolve` asked of the two alone: does `a` replace `b`? */
   beats(a: Update, b: Update): boolean
-  /** Withdraw our own value of `key`: a local write of a withdrawal. */
-  withdraw(key: string): void
+  /** Withdraw our own value of `key`, of version `of` (R6): a local write of a withdrawal. */
+  withdraw(key: string, of: number): void
   /**
    * Whether our own value `m` may be withdrawn now: one of a past
    * incarnation's waits until our past is settled (see Incarnation.mayWithdraw).
@@ -232,7 +232,7 @@ export class Deletes {
   // past is remembered (R4): a newer write of our past shown later is late.
   private withdrawOwn(mine: Update): void {
     const history = this.host.history
-    this.host.withdraw(mine.key)
+    this.host.withdraw(mine.key, mine.version)
     const w = history.mapping(this.host.id, mine.key)
     if (w !== undefined && w.withdrawn === true && this.host.ownPast(mine)) {
       this.pastWithdrawn.set(mine.key, [mine.version, w.version])
@@ -415,6 +415,27 @@ export class Deletes {
       )
     }
     return true
+  }
+
+  /**
+   * R6: withdrawal `w` names a value of its source older than `held`, the
+   * source's value of the key here: its source decided it without `held`.
+   * Refused like a late value (the source's max stays below it, so it is
+   * offered again) and reported once; `held` stays until its source, shown
+   * it as its past (R1, R4), keeps or drops it (rule 7).
+   */
+  refusesWithdrawal(stream: StreamLike, w: Update, held: Update): void {
+    this.holdBack(stream, w.source_id, w.version)
+    const tag = `${w.source_id}\u0000${w.version}`
+    if (this.reported.has(tag)) return
+    if (this.reported.size >= 4096) this.reported.clear()
+    this.reported.add(tag)
+    reportInvalid(
+      stream,
+      w,
+      `late: the withdrawal ${w.version} of ${w.source_id} names version ${String(w.value)} of ${JSON.stringify(w.key)}, older than its value ${held.version} held here: it is not taken until its source settles that value (see docs/deletes.md, R6)`,
+      'late',
+    )
   }
 
   // Our own past come back from a peer after a restart that lost our log
@@ -969,7 +990,7 @@ export class Deletes {
     this.lateOwn.clear()
     for (const u of late) {
       if (choice === 'keep') this.host.rewrite(u)
-      else this.host.withdraw(u.key)
+      else this.host.withdraw(u.key, u.version)
     }
     return late.length
   }

@@ -113,6 +113,8 @@ const FORMAT = 1
 // The value column of a delete and of a withdrawal (no JSON text is empty or "-").
 const DELETED = ''
 const WITHDRAWN = '-'
+// A withdrawal naming the version it withdraws (R6): '~' and the version ('~' starts no JSON).
+const WITHDRAWN_OF = '~'
 const APPLICATION_ID = 0x53637574 // "Scut"
 const DB = 'state.db'
 const LOCK = 'lock.db'
@@ -318,7 +320,11 @@ function rowUpdate(row: Row): Update | string {
   if (rowCrc(key, source_id, version, value, signature) !== crc) return 'its checksum does not match'
   let parsed: unknown = null
   // A delete (a tombstone) is stored with an empty value, which no JSON is.
-  if (value !== DELETED && value !== WITHDRAWN) {
+  const of = value.startsWith(WITHDRAWN_OF)
+  if (of) {
+    parsed = /^[0-9]+$/.test(value.slice(1)) ? Number(value.slice(1)) : null
+    if (parsed === null) return 'its withdrawal names no version'
+  } else if (value !== DELETED && value !== WITHDRAWN) {
     try {
       parsed = JSON.parse(value)
     } catch {
@@ -334,7 +340,7 @@ function rowUpdate(row: Row): Update | string {
   u.version = version
   u.signature = typeof signature === 'string' ? signature : undefined
   u.deleted = value === DELETED ? true : undefined
-  u.withdrawn = value === WITHDRAWN ? true : undefined
+  u.withdrawn = value === WITHDRAWN || of ? true : undefined
   try {
     return checkedUpdate(u, 'the row')
   } catch (err) {
@@ -829,7 +835,8 @@ export class Store implements PersistentStore {
         const u = op.u
         if (op.drop === true && u !== null) s.drop.run(u.key, u.source_id, u.version)
         else if (u !== null) {
-          const value = u.deleted === true ? DELETED : u.withdrawn === true ? WITHDRAWN : JSON.stringify(u.value)
+          const value =
+            u.deleted === true ? DELETED : u.withdrawn === true ? (typeof u.value === 'number' ? `${WITHDRAWN_OF}${u.value}` : WITHDRAWN) : JSON.stringify(u.value)
           const signature = u.signature ?? null
           s.upsert.run(u.key, u.source_id, u.version, value, signature, op.entry === u.source_id ? 1 : 0, rowCrc(u.key, u.source_id, u.version, value, signature))
         }
