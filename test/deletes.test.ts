@@ -347,6 +347,52 @@ describe('deletes (docs/deletes.md)', function () {
       }
     }))
 
+  it('R6: a withdrawal names the value it withdraws; a peer holding a newer value of its source keeps that value until its source, shown it, keeps or drops it', async () => {
+    for (const choice of ['keep', 'drop'] as const) {
+      await withCluster(['a', 'b', 's'], {}, async (c) => {
+        const both = async (x: string, y: string) => {
+          await c.exchange(x, y)
+          await c.exchange(y, x)
+        }
+        c.node('s').set('k', 'v0')
+        const v0 = (c.node('s').history.mapping('s', 'k') as Update).version
+        await both('s', 'a')
+        c.advance(2000)
+        c.node('a').delete('k')
+        c.advance(2000)
+        // Newer than the delete, and held by b alone.
+        c.node('s').set('k', 'v1')
+        await both('s', 'b')
+        c.advance(2000)
+        await c.restart('s', 'nothing')
+        // s's past comes back from a alone (v0, which a's delete beats): s
+        // settles and withdraws v0, above v1, which it never saw again.
+        for (let i = 0; i < 3; i++) await both('s', 'a')
+        const w = c.node('a').history.mapping('s', 'k') as Update
+        assert.strictEqual(w.withdrawn, true)
+        assert.strictEqual(w.value, v0, 'the withdrawal names v0')
+        const before = c.invalid.length
+        await both('a', 'b')
+        // b does not let it replace v1, nor claims s past it.
+        assert.strictEqual(c.node('b').history.mapping('s', 'k')?.value, 'v1')
+        assert.ok(c.node('b').history.sources.get('s')!.max < w.version)
+        assert.deepStrictEqual(c.invalid.slice(before).map(([id, reason, code]) => [id, code, /R6/.test(reason)]), [['b', 'late', true]])
+        const late: Update[][] = []
+        c.node('s').on('late', (u: Update[]) => late.push(u))
+        await rounds(c)
+        assert.deepStrictEqual(late.flat().map((u) => u.value), ['v1'])
+        assert.strictEqual(c.node('s').settleLate(choice), 1)
+        await rounds(c)
+        agree(c)
+        for (const g of c.nodes.values()) {
+          if (choice === 'keep') assert.strictEqual(g.get('k').value, 'v1', g.id)
+          else assert.strictEqual(g.history.mapping('s', 'k')?.withdrawn, true, g.id)
+        }
+        assert.deepStrictEqual(c.unsynced(), [])
+      })
+    }
+  })
+
   it('attack: a node that issues its writes again (a digest naming it above its clock) issues its markers as markers: a deleted key stays deleted', async () => {
     for (const secure of [false, true]) {
       const keys = { v: generateKeyPair(), w: generateKeyPair() }
