@@ -1,8 +1,12 @@
 /**
  * `node dist/bench/instructions.js KIND N DIR...`: instructions executed by
- * one `set` of N keys on a fresh node (KIND `set`), or one in-process sync
- * of N keys into an empty node (KIND `sync`), for the build in each DIR (a
- * checkout with dist/), counted by valgrind's callgrind over that region
+ * one `set` of N keys on a fresh node (KIND `set`), one in-process sync
+ * of N keys into an empty node (KIND `sync`), or the receiving side of a
+ * wire sync in a fresh process (KIND `wire`: the bytes a node of N keys
+ * sends an empty one in the binary format, recorded beforehand in another
+ * process, fed to `parse()` piped into the empty node, cold as the wire
+ * bench's client is), for the build in each DIR (a checkout with dist/),
+ * counted by valgrind's callgrind over that region
  * only. On a machine shared with other work, wall and CPU time of a 100 ms
  * region vary by 10-30% from run to run; these counts vary by about 2%
  * (GC and JIT timing), so an A/B of a small change can be read from one
@@ -29,14 +33,23 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 
-type Kind = 'set' | 'sync'
+type Kind = 'set' | 'sync' | 'wire'
 
 interface Lib {
   Gossip: new (id: string, config: object) => Node
   base: { resolution: { lww_vs_current_vers: unknown } }
+  serialize(): Duplex
+  parse(): Duplex
+}
+interface Duplex {
+  pipe<T>(to: T): T
+  on(event: 'data', f: (chunk: Uint8Array) => void): void
+  resume(): void
+  write(chunk: Uint8Array): boolean
 }
 interface Node {
   set(key: string, value: unknown): boolean
+  createStream(): Duplex
   pipe<T>(to: T): T
   unpipe(to: unknown): void
   gossip(): void
@@ -49,11 +62,33 @@ function held(g: Node): number {
   return g.history._resolvedCount ?? (g.state as Map<string, unknown>).size
 }
 
-function child(dir: string, kind: Kind, n: number): void {
+function load(dir: string, n: number): { lib: Lib; config: object } {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lib = require(path.resolve(dir, 'dist', 'lib')) as Lib
+  return { lib, config: { resolve: lib.base.resolution.lww_vs_current_vers, mtu: n, max_history: Infinity } }
+}
+
+// What a node 'a' of n keys sends an empty node 'b' that gossips to it, in
+// the binary format, written to `file` once the answer is out.
+function record(dir: string, n: number, file: string): void {
+  const { lib, config } = load(dir, n)
+  const a = new lib.Gossip('a', config)
+  for (let i = 0; i < n; i++) a.set('k' + i, i)
+  const chunks: Uint8Array[] = []
+  const s = a.createStream()
+  s.pipe(lib.serialize()).on('data', (c) => chunks.push(Buffer.from(c)))
+  const b = new lib.Gossip('b', config)
+  b.pipe(lib.serialize()).pipe(lib.parse()).pipe(s)
+  b.gossip()
+  setTimeout(() => fs.writeFileSync(file, Buffer.concat(chunks)), 200)
+}
+
+// Bytes are fed in pieces of this size, as a socket brings them.
+const PIECE = 64 << 10
+
+function child(dir: string, kind: Kind, n: number, file?: string): void {
+  const { lib, config } = load(dir, n)
   const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => undefined)
-  const config = { resolve: lib.base.resolution.lww_vs_current_vers, mtu: n, max_history: Infinity }
   const fill = (id: string): Node => {
     const g = new lib.Gossip(id, config)
     for (let i = 0; i < n; i++) g.set('k' + i, i)
@@ -67,6 +102,21 @@ function child(dir: string, kind: Kind, n: number): void {
       if (k === '0') f()
       return v
     })
+  }
+  if (kind === 'wire') {
+    const bytes = fs.readFileSync(file as string)
+    const b = new lib.Gossip('b', config)
+    const p = lib.parse()
+    p.pipe(b)
+    b.pipe(lib.serialize()).resume()
+    setImmediate(() => {
+      inRegion(() => {
+        b.gossip()
+        for (let i = 0; i < bytes.length; i += PIECE) p.write(bytes.subarray(i, i + PIECE))
+      })
+      if (held(b) !== n) throw new Error(`the wire sync was not synchronous: ${held(b)} of ${n}`)
+    })
+    return
   }
   if (kind === 'set') {
     fill('w')
@@ -115,7 +165,9 @@ function compiling(out: string): number | null {
 
 function count(dir: string, kind: Kind, n: number): { total: number; compiling: number | null } {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-instr-')), 'callgrind.out')
+  const bytes = path.join(path.dirname(out), 'wire.bin')
   try {
+    if (kind === 'wire') execFileSync(process.execPath, [__filename, 'record', dir, String(n), bytes])
     const r = spawnSync(
       'valgrind',
       [
@@ -133,6 +185,7 @@ function count(dir: string, kind: Kind, n: number): { total: number; compiling: 
         dir,
         kind,
         String(n),
+        bytes,
       ],
       { encoding: 'utf8', maxBuffer: 64 << 20 },
     )
@@ -146,8 +199,8 @@ function count(dir: string, kind: Kind, n: number): { total: number; compiling: 
 
 function main(): void {
   const [kind, n, ...dirs] = process.argv.slice(2)
-  if ((kind !== 'set' && kind !== 'sync') || !(Number(n) > 0) || dirs.length === 0) {
-    throw new Error('usage: instructions set|sync N DIR...')
+  if ((kind !== 'set' && kind !== 'sync' && kind !== 'wire') || !(Number(n) > 0) || dirs.length === 0) {
+    throw new Error('usage: instructions set|sync|wire N DIR...')
   }
   execFileSync('valgrind', ['--version'])
   const counts = dirs.map((d) => count(d, kind, Number(n)))
@@ -174,5 +227,6 @@ function main(): void {
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
 }
 
-if (process.argv[2] === 'child') child(process.argv[3], process.argv[4] as Kind, Number(process.argv[5]))
+if (process.argv[2] === 'child') child(process.argv[3], process.argv[4] as Kind, Number(process.argv[5]), process.argv[6])
+else if (process.argv[2] === 'record') record(process.argv[3], Number(process.argv[4]), process.argv[5])
 else if (require.main === module) main()

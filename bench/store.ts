@@ -12,7 +12,7 @@
  *   time and peak RSS of the process; bytes on disk.
  *
  * Backends: `log` (the log-and-snapshot store this replaced, kept in
- * bench/baseline/), `sqlite` (lib/node/store.ts, restoring into memory),
+ * bench/baseline/), `sqlite` (lib/node/store/, restoring into memory),
  * `sqlite-view` (the same database as the node's store object: only the
  * node's own entries are read at start), and `lmdb` (a minimal store on
  * lmdb-js, in bench/baseline/lmdbstore.ts, for comparison only: install it

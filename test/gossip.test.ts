@@ -134,6 +134,39 @@ describe('Gossip', () => {
     })
   })
 
+  describe('writes into the stream', () => {
+    it('takes a write made while another is being taken after that one, in order', () => {
+      const g = new Gossip('a', lww())
+      const seen: string[] = []
+      g.history.on('update', (u: Update) => {
+        seen.push(`in ${u.key}`)
+        if (u.key === 'x') {
+          g.write({ key: 'y', value: 2, source_id: 'b', version: g.version + 1 })
+          seen.push(`y held: ${g.history.mapping('b', 'y') === undefined}`)
+        }
+        seen.push(`out ${u.key}`)
+      })
+      g.write({ key: 'x', value: 1, source_id: 'b', version: g.version + 1 })
+      g.write({ key: 'z', value: 3, source_id: 'b', version: g.version + 1 })
+      assert.deepStrictEqual(seen, ['in x', 'y held: true', 'out x', 'in y', 'out y', 'in z', 'out z'])
+      assert.strictEqual(g.writableCorked, 0)
+    })
+
+    it('calls back a write given a callback, and refuses a write after end', async () => {
+      const g = new Gossip('a', lww())
+      const called = await new Promise<unknown[]>((resolve) => g.write({ key: 'k', value: 1, source_id: 'b', version: 1 }, (...args: unknown[]) => resolve(args)))
+      assert.ok(called.length === 0 || called[0] == null)
+      assert.strictEqual(g.history.mapping('b', 'k')?.value, 1)
+      g.end()
+      const err = await new Promise<unknown>((resolve) => {
+        g.on('error', resolve)
+        g.write({ key: 'l', value: 1, source_id: 'b', version: 2 })
+      })
+      assert.match(String(err), /write after end/)
+      assert.strictEqual(g.history.mapping('b', 'l'), undefined)
+    })
+  })
+
   describe('bad input', () => {
     it("reports each refused object once with 'invalid', and keeps working", () => {
       const a = new Gossip('a', lww())

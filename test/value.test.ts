@@ -13,7 +13,7 @@ import { Clock, Gossip, History, MAX_DEPTH, MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_L
 import { openGossip } from '../lib/node/sqlite'
 import type { Message, PeerStream, Update } from '../lib'
 import Database from 'better-sqlite3'
-import { rowCrc } from '../lib/node/store'
+import { rowCrc } from '../lib/node/store/checksum'
 
 const resolve = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))

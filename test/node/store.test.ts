@@ -1,24 +1,22 @@
 /**
- * Durable state on SQLite (lib/node/store.ts). A restart restores state, history and clock; a
+ * Durable state on SQLite (lib/node/store/). A restart restores state, history and clock; a
  * crash at any point (what each fsync made durable, then any prefix of what
  * was written since, a file whose name was never fsynced possibly gone)
  * loses no acknowledged write and never reuses a version, even when the
  * wall clock gives no help (it is stubbed to 0). Damage (truncation,
  * deletion, zero-fill, flipped bytes, in any file) is refused with an error
  * naming the file, or repaired with a logged account, never silently lost.
- * Then the restart path and group commit (issue 23).
+ * Then group commit (issue 23). (Row checksums: store/checksum.test.ts.)
  */
 import * as assert from 'assert'
 import { spawn, spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import * as zlib from 'zlib'
 import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../lib'
 import { Store, StoreDamagedError, openGossip } from '../../lib/node/sqlite'
-import { rowCrc } from '../../lib/node/store'
 import type { Update } from '../../lib'
 import { Disk } from '../disk'
 import { lww } from '../net'
@@ -896,34 +894,6 @@ function harm(file: string, d: { kind: string; at: number; length: number; seed:
     fs.writeFileSync(file, data)
   }
 }
-
-// The restart path of issue 23: a store's rows are summed without building
-// their text (see also test/snapshot.test.ts).
-describe('store (SQLite): the restart path', () => {
-  const text = fc.oneof(
-    fc.string(),
-    fc.string({ unit: 'binary' }),
-    fc.string({ unit: 'grapheme' }),
-    // Lone and paired surrogates, and the characters around them.
-    fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) }),
-    fc.string({ minLength: 250, maxLength: 600 }),
-  )
-  const version = fc.oneof(
-    fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
-    fc.constantFrom(0, 1e8 - 1, 1e8, 1e8 + 1, 99_999_999_999_999, 1e15, 2 ** 53 - 1, 1_733_555_555_000_000),
-    fc.double(),
-  )
-
-  it('property: rowCrc is the CRC-32 of the row text (key, source, version, value, signature, NUL between) in UTF-8', () => {
-    fc.assert(
-      fc.property(text, text, version, text, fc.option(text), (k, s, v, value, sig) => {
-        const expected = zlib.crc32(`${k}\u0000${s}\u0000${v}\u0000${value}\u0000${sig ?? ''}`)
-        assert.strictEqual(rowCrc(k, s, v, value, sig), expected)
-      }),
-      { numRuns: 2000 },
-    )
-  })
-})
 
 // Group commit (issue 23): writes that wait for their flush at the same
 // time share one transaction and one fsync of the log, and nothing is

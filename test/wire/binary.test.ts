@@ -311,4 +311,41 @@ describe('binary wire format', function () {
     assert.strictEqual(lines.length, 1)
     assert.strictEqual(String(lines[0]).split('\n').length, 1001)
   })
+
+  it('a long turn leaves in pieces from 16 KiB, each twice the last up to 256 KiB, and the next turn starts small again', async () => {
+    const s = serialize()
+    const chunks: Buffer[] = []
+    s.on('data', (c: Buffer) => chunks.push(c))
+    const sent: unknown[] = []
+    const burst = (from: number, n: number): void => {
+      for (let i = from; i < from + n; i++) {
+        const u = { key: `k${i}`, value: i, source_id: 'a', version: 100 + i }
+        sent.push(u)
+        s.write(u)
+      }
+    }
+    burst(0, 100_000)
+    // Pushed as they fill, before the turn ends.
+    const sizes = chunks.map((c) => c.length)
+    assert.ok(sizes.length >= 7, `${sizes}`)
+    const KiB = 1024
+    for (let i = 0; i < 5; i++) {
+      assert.ok(sizes[i] >= (16 << i) * KiB && sizes[i] < (16 << i) * KiB + 64, `piece ${i}: ${sizes[i]}`)
+    }
+    for (let i = 5; i < sizes.length; i++) assert.ok(sizes[i] >= 256 * KiB && sizes[i] < 256 * KiB + 64, `piece ${i}: ${sizes[i]}`)
+    await turn()
+    const before = chunks.length
+    burst(100_000, 2_000)
+    assert.strictEqual(chunks.length, before + 1, 'the next turn pushes at 16 KiB again')
+    assert.ok(chunks[before].length >= 16 * KiB && chunks[before].length < 16 * KiB + 64)
+    await turn()
+    // Every piece is whole frames: each decodes alone, all of it in order.
+    const out: unknown[] = []
+    for (const c of chunks) {
+      const r = feed([c])
+      assert.deepStrictEqual(r.bad, [])
+      out.push(...r.out)
+    }
+    assert.deepStrictEqual(out, sent)
+  })
 })
