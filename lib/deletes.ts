@@ -115,6 +115,11 @@ const MAX_FORWARD = 1024
 /** Blocked markers are looked at again at most this often (a fraction of the grace), unless few. */
 const RECHECK = 8
 
+/** Whether withdrawal `w` names a version below `u`'s, itself below `w` (R6: holders of `u` refuse `w`). */
+function unnamed(u: Update, w: Update): boolean {
+  return typeof w.value === 'number' && w.value < u.version && u.version < w.version
+}
+
 /** A marker: a tombstone or a withdrawal. */
 export function isMarker(u: Update): boolean {
   return u.deleted === true || u.withdrawn === true
@@ -927,7 +932,19 @@ export class Deletes {
    * written again; dropped, the withdrawal stands.
    */
   pastAfterWithdrawal(stream: StreamLike, u: Update, held: Update): void {
-    if (!this.afterWithdrawal(u, held) || this.lateOwn.has(u.version)) return
+    if (this.lateOwn.has(u.version)) return
+    if (!this.afterWithdrawal(u, held)) {
+      if (!unnamed(u, held)) return
+      // R6: peers holding `u` refuse our withdrawal, which names an older
+      // value. One this life wrote for a value this life wrote (else R4's
+      // record) covers `u`, of our past, older than that value: it goes
+      // again naming `u`. One of our past may have been decided without
+      // `u` (its record went with that life): `u` is late.
+      if (!this.host.ownPast(held)) {
+        this.host.withdraw(u.key, u.version)
+        return
+      }
+    }
     this.lateOwn.set(u.version, u)
     reportInvalid(
       stream,
@@ -978,7 +995,7 @@ export class Deletes {
       // own past) nothing newer of ours replaced it.
       const mine = history.mapping(this.host.id, u.key)
       if (mine === u || mine === undefined || mine.version < u.version) out.push(u)
-      else if (mine.withdrawn === true && this.afterWithdrawal(u, mine)) out.push(u)
+      else if (mine.withdrawn === true && (this.afterWithdrawal(u, mine) || (unnamed(u, mine) && this.host.ownPast(mine)))) out.push(u)
       else this.lateOwn.delete(v)
     }
     return out
