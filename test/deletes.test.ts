@@ -414,6 +414,50 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it('R6 at the source: a value of its past above what its withdrawal names, but older than the value this life withdrew, is withdrawn by name, not reported late', async () => {
+    // b's clock runs 10 minutes ahead: s's first life writes above s's next.
+    const c = await Cluster.start({ ids: ['a', 'b', 's'], config: config(), skew: (id) => (id === 'b' ? 600_000 : 0) })
+    try {
+      const both = async (x: string, y: string) => {
+        await c.exchange(x, y)
+        await c.exchange(y, x)
+      }
+      c.node('b').set('x', 1)
+      await both('s', 'b')
+      c.node('s').set('k', 'old')
+      const old = (c.node('s').history.mapping('s', 'k') as Update).version
+      await both('s', 'b')
+      await c.restart('s', 'nothing')
+      // The next life writes before its past shows itself: below 'old'.
+      c.node('s').set('k', 'new')
+      assert.ok((c.node('s').history.mapping('s', 'k') as Update).version < old)
+      await both('s', 'a')
+      c.advance(2000)
+      c.node('a').delete('k')
+      const late: Update[][] = []
+      c.node('s').on('late', (u: Update[]) => late.push(u))
+      // s settles with a alone and withdraws 'new', naming it; b holds 'old'.
+      for (let i = 0; i < 3; i++) await both('s', 'a')
+      const w0 = c.node('s').history.mapping('s', 'k') as Update
+      assert.strictEqual(w0.withdrawn, true)
+      assert.ok((w0.value as number) < old)
+      await both('a', 'b')
+      await rounds(c, 4)
+      assert.deepStrictEqual(late, [])
+      agree(c)
+      for (const g of c.nodes.values()) {
+        const w = g.history.mapping('s', 'k') as Update
+        assert.strictEqual(w.withdrawn, true, g.id)
+        assert.ok((w.value as number) >= old, `${g.id}: the withdrawal names 'old'`)
+        assert.strictEqual(g.get('k').version, -Infinity)
+      }
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
   it('attack: a node that issues its writes again (a digest naming it above its clock) issues its markers as markers: a deleted key stays deleted', async () => {
     for (const secure of [false, true]) {
       const keys = { v: generateKeyPair(), w: generateKeyPair() }
