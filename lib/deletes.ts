@@ -24,8 +24,8 @@ export interface DeletesHost {
   readonly security: Security | undefined
   /** `resolve` asked of the two alone: does `a` replace `b`? */
   beats(a: Update, b: Update): boolean
-  /** Withdraw our own value of `key`: a local write of a withdrawal. */
-  withdraw(key: string): void
+  /** Withdraw our own value of `key`, of version `of` (R6): a local write of a withdrawal. */
+  withdraw(key: string, of: number): void
   /**
    * Whether our own value `m` may be withdrawn now: one of a past
    * incarnation's waits until our past is settled (see Incarnation.mayWithdraw).
@@ -114,6 +114,11 @@ export const EXTRA_BYTES = 2048
 const MAX_FORWARD = 1024
 /** Blocked markers are looked at again at most this often (a fraction of the grace), unless few. */
 const RECHECK = 8
+
+/** Whether withdrawal `w` names a version below `u`'s, itself below `w` (R6: holders of `u` refuse `w`). */
+function unnamed(u: Update, w: Update): boolean {
+  return typeof w.value === 'number' && w.value < u.version && u.version < w.version
+}
 
 /** A marker: a tombstone or a withdrawal. */
 export function isMarker(u: Update): boolean {
@@ -232,7 +237,7 @@ export class Deletes {
   // past is remembered (R4): a newer write of our past shown later is late.
   private withdrawOwn(mine: Update): void {
     const history = this.host.history
-    this.host.withdraw(mine.key)
+    this.host.withdraw(mine.key, mine.version)
     const w = history.mapping(this.host.id, mine.key)
     if (w !== undefined && w.withdrawn === true && this.host.ownPast(mine)) {
       this.pastWithdrawn.set(mine.key, [mine.version, w.version])
@@ -415,6 +420,27 @@ export class Deletes {
       )
     }
     return true
+  }
+
+  /**
+   * R6: withdrawal `w` names a value of its source older than `held`, the
+   * source's value of the key here: its source decided it without `held`.
+   * Refused like a late value (the source's max stays below it, so it is
+   * offered again) and reported once; `held` stays until its source, shown
+   * it as its past (R1, R4), keeps or drops it (rule 7).
+   */
+  refusesWithdrawal(stream: StreamLike, w: Update, held: Update): void {
+    this.holdBack(stream, w.source_id, w.version)
+    const tag = `${w.source_id}\u0000${w.version}`
+    if (this.reported.has(tag)) return
+    if (this.reported.size >= 4096) this.reported.clear()
+    this.reported.add(tag)
+    reportInvalid(
+      stream,
+      w,
+      `late: the withdrawal ${w.version} of ${w.source_id} names version ${String(w.value)} of ${JSON.stringify(w.key)}, older than its value ${held.version} held here: it is not taken until its source settles that value (see docs/deletes.md, R6)`,
+      'late',
+    )
   }
 
   // Our own past come back from a peer after a restart that lost our log
@@ -906,7 +932,19 @@ export class Deletes {
    * written again; dropped, the withdrawal stands.
    */
   pastAfterWithdrawal(stream: StreamLike, u: Update, held: Update): void {
-    if (!this.afterWithdrawal(u, held) || this.lateOwn.has(u.version)) return
+    if (this.lateOwn.has(u.version)) return
+    if (!this.afterWithdrawal(u, held)) {
+      if (!unnamed(u, held)) return
+      // R6: peers holding `u` refuse our withdrawal, which names an older
+      // value. One this life wrote for a value this life wrote (else R4's
+      // record) covers `u`, of our past, older than that value: it goes
+      // again naming `u`. One of our past may have been decided without
+      // `u` (its record went with that life): `u` is late.
+      if (!this.host.ownPast(held)) {
+        this.host.withdraw(u.key, u.version)
+        return
+      }
+    }
     this.lateOwn.set(u.version, u)
     reportInvalid(
       stream,
@@ -957,7 +995,7 @@ export class Deletes {
       // own past) nothing newer of ours replaced it.
       const mine = history.mapping(this.host.id, u.key)
       if (mine === u || mine === undefined || mine.version < u.version) out.push(u)
-      else if (mine.withdrawn === true && this.afterWithdrawal(u, mine)) out.push(u)
+      else if (mine.withdrawn === true && (this.afterWithdrawal(u, mine) || (unnamed(u, mine) && this.host.ownPast(mine)))) out.push(u)
       else this.lateOwn.delete(v)
     }
     return out
@@ -969,7 +1007,7 @@ export class Deletes {
     this.lateOwn.clear()
     for (const u of late) {
       if (choice === 'keep') this.host.rewrite(u)
-      else this.host.withdraw(u.key)
+      else this.host.withdraw(u.key, u.version)
     }
     return late.length
   }

@@ -8,13 +8,13 @@
  */
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
-import { Deletes, type DeletesHost, type StreamLike } from './deletes'
+import { Deletes, isMarker, type DeletesHost, type StreamLike } from './deletes'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { Incarnation, type PastPeer } from './incarnation'
 import { covers, lacking, newsOf, oversize, type IdRange } from './reconcile'
 import type { Settings } from './config'
 import type { Passes } from './filter'
-import { checkedUpdate, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
+import { checkedUpdate, isVersion, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
 import { Refused, admitValue, plainValue } from './value'
@@ -240,7 +240,7 @@ export class Replica {
       history: this.history,
       security: this.security,
       beats: (a, b) => this.decide(a, b),
-      withdraw: (key) => this.local(key, WITHDRAWAL),
+      withdraw: (key, of) => this.local(key, WITHDRAWAL, of),
       mayWithdraw: () => replica.incarnation.mayWithdraw(),
       ownPast: (m) => replica.incarnation.pastMappings.has(m) || m.version < replica.incarnation.floor,
       rewrite: (u) => this.rewrite(u),
@@ -281,13 +281,17 @@ export class Replica {
 
   // ---- writes ----------------------------------------------------------------
 
-  /** A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker. Throws what resolve or the store throws. */
-  local(key: string, value: unknown): void {
+  /**
+   * A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker; a
+   * withdrawal names `of`, the version of the value it withdraws (R6).
+   * Throws what resolve or the store throws.
+   */
+  local(key: string, value: unknown, of: number | null = null): void {
     const version = this.clock.tick()
     // (Markers are objects: a value of another type is compared no further.)
     const marker = typeof value !== 'object' || value === null ? null : value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
     const update: Update =
-      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker)
+      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker, of)
     const history = this.history
     const slot = history.slot(key)
     const previous = mappingOf(slot, this.id)
@@ -297,14 +301,14 @@ export class Replica {
   }
 
   // A local write that is a marker, or signed (see local).
-  private ownUpdate(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
+  private ownUpdate(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null, of: number | null): Update {
     return Object.freeze(
       this.security !== undefined
-        ? this.signed(key, marker === null ? value : null, version, marker)
+        ? this.signed(key, marker === null ? value : marker === 'withdrawn' ? of : null, version, marker)
         : marker === 'deleted'
           ? { key, value: null, source_id: this.id, version, deleted: true as const }
           : marker === 'withdrawn'
-            ? { key, value: null, source_id: this.id, version, withdrawn: true as const }
+            ? { key, value: of, source_id: this.id, version, withdrawn: true as const }
             : { key, value, source_id: this.id, version },
     )
   }
@@ -319,7 +323,8 @@ export class Replica {
     // A marker goes again as a marker: its null is no value (attack found it).
     const value = u.deleted === true ? TOMBSTONE : u.withdrawn === true ? WITHDRAWAL : u.value
     try {
-      this.local(key, value)
+      // A withdrawal names the same value again (R6).
+      this.local(key, value, u.withdrawn === true && isVersion(u.value) ? u.value : null)
     } catch (err) {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
       return
@@ -373,9 +378,10 @@ export class Replica {
     }
     if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
-    // marker's value is null, whatever came with it.
+    // marker's value is null, whatever came with it, but for the version a
+    // withdrawal names (R6).
     let value = fields.value
-    if (marker) value = null
+    if (marker && !(withdrawn && isVersion(value))) value = null
     else if (!plainValue(value)) {
       const held = admitValue(value, false)
       if (held instanceof Refused) {
@@ -433,6 +439,13 @@ export class Replica {
     }
     const update: Update =
       signature === undefined && !marker ? Object.freeze({ key, value, source_id, version }) : peerUpdate(key, value, source_id, version, signature, deleted, withdrawn)
+    // R6: a withdrawal of a value older than the source's value we hold was
+    // decided without ours (its source rebuilt its log without it). Not
+    // taken, nor claimed: the source is shown our value and settles it.
+    if (withdrawn && source_id !== this.id && previous !== undefined && typeof value === 'number' && value < previous.version && !isMarker(previous)) {
+      deletes.refusesWithdrawal(from, update, previous)
+      return
+    }
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
     if ((past || version <= deletes.horizon) && deletes.refuses(from, update, past)) return

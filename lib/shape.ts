@@ -374,7 +374,8 @@ export function checkedUpdate(u: unknown, where: string): Update {
   if (r.kind !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${r.kind === Kind.Invalid ? r.reason : 'not an update'}`)
   const { key, source_id, version, deleted, withdrawn } = r
   const marker = deleted || withdrawn
-  const value = marker ? null : admitValue(r.value, true)
+  // A withdrawal keeps the version it names (R6).
+  const value = withdrawn ? (isVersion(r.value) ? r.value : null) : marker ? null : admitValue(r.value, true)
   if (value instanceof Refused) throw new TypeError(`${where} holds an invalid update: value ${value.reason}`)
   // Keep a signature, so that relaying the restored update stays verifiable.
   let signature: unknown

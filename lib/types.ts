@@ -36,8 +36,9 @@ export interface Update<V = unknown> {
   readonly deleted?: true
   /**
    * A withdrawal: the source holds no value for the key any more (a delete
-   * of another source beat its value). Value null. It never competes in
-   * `resolve`; see docs/deletes.md.
+   * of another source beat its value). Value: the version of the value it
+   * withdraws (null from an older release). It never competes in
+   * `resolve`; see docs/deletes.md, R6.
    */
   readonly withdrawn?: true
 }

@@ -50,6 +50,48 @@ function agree(c: Cluster): void {
   assert.ok(views.every((v) => v === views[0]), views.join('\n'))
 }
 
+/** SQLite and IndexedDB persistences for Cluster, their stores in `dir` and a fresh fake IndexedDB. */
+function persistences(dir: string): { sqlite: () => Persistence; idb: () => Persistence } {
+  const indexedDB = new IDBFactory()
+  const sqlite = (): Persistence => {
+    const stores = new Map<string, ReturnType<typeof openGossip>['store']>()
+    const p: Persistence = {
+      name: 'sqlite',
+      keeps: 'everything',
+      open: async (id, cfg) => {
+        const { gossip, store } = openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })
+        stores.set(id, store)
+        return gossip
+      },
+      reopen: async (node, cfg) => {
+        await stores.get(node.id)?.close()
+        return p.open(node.id, cfg)
+      },
+      wipe: async () => undefined,
+    }
+    return p
+  }
+  const idb = (): Persistence => {
+    const stores = new Map<string, Awaited<ReturnType<typeof openIdbGossip>>['store']>()
+    const p: Persistence = {
+      name: 'idb',
+      keeps: 'everything',
+      open: async (id, cfg) => {
+        const { gossip, store } = await openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })
+        stores.set(id, store)
+        return gossip
+      },
+      reopen: async (node, cfg) => {
+        await stores.get(node.id)?.close()
+        return p.open(node.id, cfg)
+      },
+      wipe: async () => undefined,
+    }
+    return p
+  }
+  return { sqlite, idb }
+}
+
 describe('deletes (docs/deletes.md)', function () {
   this.timeout(20_000)
 
@@ -240,43 +282,7 @@ describe('deletes (docs/deletes.md)', function () {
 
   it('regression: a refetch, then a restart from a snapshot, SQLite or IndexedDB before it ends, loses nothing the cluster holds', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-'))
-    const indexedDB = new IDBFactory()
-    const sqlite = (): Persistence => {
-      const stores = new Map<string, ReturnType<typeof openGossip>['store']>()
-      const p: Persistence = {
-        name: 'sqlite',
-        keeps: 'everything',
-        open: async (id, cfg) => {
-          const { gossip, store } = openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })
-          stores.set(id, store)
-          return gossip
-        },
-        reopen: async (node, cfg) => {
-          await stores.get(node.id)?.close()
-          return p.open(node.id, cfg)
-        },
-        wipe: async () => undefined,
-      }
-      return p
-    }
-    const idb = (): Persistence => {
-      const stores = new Map<string, Awaited<ReturnType<typeof openIdbGossip>>['store']>()
-      const p: Persistence = {
-        name: 'idb',
-        keeps: 'everything',
-        open: async (id, cfg) => {
-          const { gossip, store } = await openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })
-          stores.set(id, store)
-          return gossip
-        },
-        reopen: async (node, cfg) => {
-          await stores.get(node.id)?.close()
-          return p.open(node.id, cfg)
-        },
-        wipe: async () => undefined,
-      }
-      return p
-    }
+    const { sqlite, idb } = persistences(dir)
     try {
       for (const kind of [() => memory, sqlite, idb]) {
         const persistence = kind()
@@ -346,6 +352,111 @@ describe('deletes (docs/deletes.md)', function () {
         assert.strictEqual(g.get('other').value, 2)
       }
     }))
+
+  it('R6: a withdrawal names the value it withdraws; a peer holding a newer value of its source keeps that value (across restarts from a snapshot, SQLite or IndexedDB) until its source, shown it, keeps or drops it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-r6-'))
+    try {
+      let n = 0
+      for (const kind of ['memory', 'sqlite', 'idb'] as const) {
+        for (const choice of ['keep', 'drop'] as const) {
+          const { sqlite, idb } = persistences(path.join(dir, String(n++)))
+          const kept = kind === 'memory' ? memory : kind === 'sqlite' ? sqlite() : idb()
+          // s restarts from nothing; a and b keep what they hold.
+          await withCluster(['a', 'b', 's'], {}, (c) => r6(c, choice), (id) => (id === 's' ? memory : kept))
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+
+    async function r6(c: Cluster, choice: 'keep' | 'drop'): Promise<void> {
+      const both = async (x: string, y: string) => {
+        await c.exchange(x, y)
+        await c.exchange(y, x)
+      }
+      c.node('s').set('k', 'v0')
+      const v0 = (c.node('s').history.mapping('s', 'k') as Update).version
+      await both('s', 'a')
+      c.advance(2000)
+      c.node('a').delete('k')
+      c.advance(2000)
+      // Newer than the delete, and held by b alone.
+      c.node('s').set('k', 'v1')
+      await both('s', 'b')
+      c.advance(2000)
+      await c.restart('s', 'nothing')
+      // s's past comes back from a alone (v0, which a's delete beats): s
+      // settles and withdraws v0, above v1, which it never saw again.
+      for (let i = 0; i < 3; i++) await both('s', 'a')
+      await c.restart('a', 'clean')
+      const w = c.node('a').history.mapping('s', 'k') as Update
+      assert.strictEqual(w.withdrawn, true)
+      assert.strictEqual(w.value, v0, 'the withdrawal names v0, restored so')
+      const before = c.invalid.length
+      await both('a', 'b')
+      // b does not let it replace v1, nor claims s past it, after a restart too.
+      await c.restart('b', 'clean')
+      assert.strictEqual(c.node('b').history.mapping('s', 'k')?.value, 'v1')
+      assert.ok(c.node('b').history.sources.get('s')!.max < w.version)
+      assert.deepStrictEqual(c.invalid.slice(before).map(([id, reason, code]) => [id, code, /R6/.test(reason)]), [['b', 'late', true]])
+      const late: Update[][] = []
+      c.node('s').on('late', (u: Update[]) => late.push(u))
+      await rounds(c)
+      assert.deepStrictEqual(late.flat().map((u) => u.value), ['v1'])
+      assert.strictEqual(c.node('s').settleLate(choice), 1)
+      await rounds(c)
+      agree(c)
+      for (const g of c.nodes.values()) {
+        if (choice === 'keep') assert.strictEqual(g.get('k').value, 'v1', g.id)
+        else assert.strictEqual(g.history.mapping('s', 'k')?.withdrawn, true, g.id)
+      }
+      assert.deepStrictEqual(c.unsynced(), [])
+    }
+  })
+
+  it('R6 at the source: a value of its past above what its withdrawal names, but older than the value this life withdrew, is withdrawn by name, not reported late', async () => {
+    // b's clock runs 10 minutes ahead: s's first life writes above s's next.
+    const c = await Cluster.start({ ids: ['a', 'b', 's'], config: config(), skew: (id) => (id === 'b' ? 600_000 : 0) })
+    try {
+      const both = async (x: string, y: string) => {
+        await c.exchange(x, y)
+        await c.exchange(y, x)
+      }
+      c.node('b').set('x', 1)
+      await both('s', 'b')
+      c.node('s').set('k', 'old')
+      const old = (c.node('s').history.mapping('s', 'k') as Update).version
+      await both('s', 'b')
+      await c.restart('s', 'nothing')
+      // The next life writes before its past shows itself: below 'old'.
+      c.node('s').set('k', 'new')
+      assert.ok((c.node('s').history.mapping('s', 'k') as Update).version < old)
+      await both('s', 'a')
+      c.advance(2000)
+      c.node('a').delete('k')
+      const late: Update[][] = []
+      c.node('s').on('late', (u: Update[]) => late.push(u))
+      // s settles with a alone and withdraws 'new', naming it; b holds 'old'.
+      for (let i = 0; i < 3; i++) await both('s', 'a')
+      const w0 = c.node('s').history.mapping('s', 'k') as Update
+      assert.strictEqual(w0.withdrawn, true)
+      assert.ok((w0.value as number) < old)
+      await both('a', 'b')
+      await rounds(c, 4)
+      assert.deepStrictEqual(late, [])
+      agree(c)
+      for (const g of c.nodes.values()) {
+        const w = g.history.mapping('s', 'k') as Update
+        assert.strictEqual(w.withdrawn, true, g.id)
+        assert.ok((w.value as number) >= old, `${g.id}: the withdrawal names 'old'`)
+        assert.strictEqual(g.get('k').version, -Infinity)
+      }
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
 
   it('attack: a node that issues its writes again (a digest naming it above its clock) issues its markers as markers: a deleted key stays deleted', async () => {
     for (const secure of [false, true]) {
@@ -656,9 +767,17 @@ describe('deletes (docs/deletes.md)', function () {
     b.write({ ...signedNull, withdrawn: true })
     a.delete('gone')
     b.write({ ...(a.history.mapping('a', 'gone') as Update) })
+    // R6: a withdrawal signs the version it names; a relay cannot aim it at another value.
+    const sec = ed25519({ id: 'a', privateKey: keys.a.privateKey, publicKeys })
+    const w = { key: 'w', value: 5, source_id: 'a', version: (a.get('n') as Update).version + 1, signature: '', withdrawn: true as const }
+    w.signature = sec.sign(w)
+    b.write({ ...w, value: 4 })
+    b.write({ ...w, value: null })
+    b.write(w)
     await turn()
-    assert.strictEqual(refused.length, 2)
+    assert.strictEqual(refused.length, 4)
     assert.deepStrictEqual(b.history.get('n'), [])
     assert.strictEqual(b.history.mapping('a', 'gone')?.deleted, true)
+    assert.strictEqual(b.history.mapping('a', 'w')?.value, 5)
   })
 })

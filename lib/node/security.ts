@@ -30,6 +30,11 @@ export function signedBytes(update: Update): Buffer {
     return Buffer.from(`simple-scuttle/delete/1\n${JSON.stringify([update.key, update.source_id, update.version])}`)
   }
   if (update.withdrawn === true) {
+    // One naming the version it withdraws signs that too (R6): a relay
+    // cannot aim it at another value.
+    if (typeof update.value === 'number') {
+      return Buffer.from(`simple-scuttle/withdraw/2\n${JSON.stringify([update.key, update.source_id, update.version, update.value])}`)
+    }
     return Buffer.from(`simple-scuttle/withdraw/1\n${JSON.stringify([update.key, update.source_id, update.version])}`)
   }
   return Buffer.from(

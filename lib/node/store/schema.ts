@@ -24,6 +24,8 @@ export const APPLICATION_ID = 0x53637574
 // The value column of a delete and of a withdrawal (no JSON text is empty or "-").
 const DELETED = ''
 const WITHDRAWN = '-'
+// A withdrawal naming the version it withdraws (R6): "~" and the version ("~" starts no JSON).
+const WITHDRAWN_OF = '~'
 
 export const SCHEMA = `
 CREATE TABLE meta (
@@ -61,7 +63,8 @@ export type Row = [key: string, source_id: string, version: number, value: strin
 
 /** The value column of `u`: its JSON, or the mark of a delete or a withdrawal. */
 export function valueColumn(u: Update): string {
-  return u.deleted === true ? DELETED : u.withdrawn === true ? WITHDRAWN : JSON.stringify(u.value)
+  if (u.withdrawn === true) return typeof u.value === 'number' ? `${WITHDRAWN_OF}${u.value}` : WITHDRAWN
+  return u.deleted === true ? DELETED : JSON.stringify(u.value)
 }
 
 /** A row read back as an update, or the reason it is not one. */
@@ -72,8 +75,12 @@ export function rowUpdate(row: Row): Update | string {
   }
   if (rowCrc(key, source_id, version, value, signature) !== crc) return 'its checksum does not match'
   let parsed: unknown = null
+  const of = value.startsWith(WITHDRAWN_OF)
   // A delete (a tombstone) is stored with an empty value, which no JSON is.
-  if (value !== DELETED && value !== WITHDRAWN) {
+  if (of) {
+    if (!/^~[0-9]{1,16}$/.test(value)) return 'its withdrawal names no version'
+    parsed = Number(value.slice(1))
+  } else if (value !== DELETED && value !== WITHDRAWN) {
     try {
       parsed = JSON.parse(value)
     } catch {
@@ -89,7 +96,7 @@ export function rowUpdate(row: Row): Update | string {
     version,
     signature: typeof signature === 'string' ? signature : undefined,
     deleted: value === DELETED ? true : undefined,
-    withdrawn: value === WITHDRAWN ? true : undefined,
+    withdrawn: value === WITHDRAWN || of ? true : undefined,
   }
   try {
     return checkedUpdate(u, 'the row')
