@@ -674,6 +674,29 @@ describe('store (SQLite)', () => {
       await store.close()
     })
 
+    it('a repair keeps a delete a delete (it came back as a live null)', async () => {
+      const dir = fresh()
+      const first = openGossip('a', lww(), dir)
+      first.gossip.set('gone', 1)
+      first.gossip.delete('gone')
+      first.gossip.set('kept', 2)
+      first.gossip.set('hurt', 3)
+      await first.store.close()
+      const db = new Database(path.join(dir, 'state.db'))
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
+      db.close()
+      expectRefused(dir, /state\.db$/)
+      const { gossip, store } = repaired(dir)
+      assert.strictEqual(gossip.get('gone').version, -Infinity, JSON.stringify(gossip.get('gone')))
+      assert.ok(!Object.keys(gossip.state).includes('gone'))
+      assert.strictEqual(gossip.get('kept').value, 2)
+      await store.close()
+      // And it stays a delete when the repaired store is opened again.
+      const again = openGossip('a', lww(), dir)
+      assert.strictEqual(again.gossip.get('gone').version, -Infinity)
+      await again.store.close()
+    })
+
     it('a damaged row of its own: repair asks peers for its own writes from below it', async () => {
       const dir = fresh()
       await filled(dir, false)

@@ -20,7 +20,7 @@ import { metaCrc, rowCrc } from './checksum'
 import type { OpenContext } from './damage'
 import { ACKED, DB, fsyncDir, LOCK, setAside } from './directory'
 import type { DirectoryLock } from './lock'
-import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite } from './schema'
+import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite, valueColumn } from './schema'
 
 /**
  * Rebuild state.db from what can be read of it, given the `problems` found,
@@ -173,7 +173,7 @@ function rebuild(ctx: OpenContext, updates: Update[], reserved: number, held: nu
     db.prepare('INSERT INTO meta (one, id, reserved, held, seq, crc) VALUES (1, ?, ?, ?, ?, ?)').run(ctx.id, reserved, held, seq, metaCrc(ctx.id, reserved, held, seq))
     const insert = db.prepare('INSERT INTO mappings (key, source_id, version, value, signature, resolved, crc) VALUES (?, ?, ?, ?, ?, 0, ?)')
     for (const u of updates) {
-      const value = JSON.stringify(u.value)
+      const value = valueColumn(u)
       const signature = u.signature ?? null
       insert.run(u.key, u.source_id, u.version, value, signature, rowCrc(u.key, u.source_id, u.version, value, signature))
     }
