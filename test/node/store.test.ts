@@ -18,6 +18,7 @@ import fc from 'fast-check'
 import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../lib'
 import { Store, StoreDamagedError, openGossip } from '../../lib/node/sqlite'
 import type { Update } from '../../lib'
+import { Cluster, memory, type Persistence } from '../../lib/testing/cluster'
 import { Disk } from '../disk'
 import { lww } from '../net'
 
@@ -695,6 +696,66 @@ describe('store (SQLite)', () => {
       const again = openGossip('a', lww(), dir)
       assert.strictEqual(again.gossip.get('gone').version, -Infinity)
       await again.store.close()
+    })
+
+    it('a repair keeps the record of collected deletes: a stale peer does not bring a collected delete back', async () => {
+      const dir = fresh()
+      const GRACE = 60_000
+      let store: Store | null = null
+      const lines: string[] = []
+      let before: unknown
+      // b on disk; its restart damages a row of a's and repairs.
+      const disk: Persistence = {
+        name: 'sqlite',
+        keeps: 'everything',
+        open: async (id, cfg) => {
+          const opened = openGossip(id, cfg, dir, { fsync: false, repair: true, log: (l) => lines.push(l) })
+          store = opened.store
+          return opened.gossip
+        },
+        reopen: async (node, cfg) => {
+          await (store as Store).close()
+          const db = new Database(path.join(dir, 'state.db'))
+          before = db.prepare('SELECT record, crc FROM deletes').all()
+          db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'kept'").run()
+          db.close()
+          return disk.open(node.id, cfg)
+        },
+        wipe: async () => undefined,
+      }
+      const c = await Cluster.start({ ids: ['a', 'b', 'c'], config: () => ({ ...lww(), tombstone_grace: GRACE }), persistence: (id) => (id === 'b' ? disk : memory) })
+      try {
+        const a = c.node('a')
+        a.set('kept', 1)
+        a.set('gone', 2)
+        for (let i = 0; i < 3; i++) await c.round()
+        // c is away, and keeps 'gone' as it was.
+        c.partition(new Set(['c']))
+        a.delete('gone')
+        a.set('later', 3)
+        for (let i = 0; i < 4; i++) {
+          c.advance(GRACE / 2)
+          await c.round()
+        }
+        assert.strictEqual(c.node('b').history.mapping('a', 'gone'), undefined, 'b collected the delete')
+        const b = await c.restart('b', 'clean')
+        assert.ok(lines.some((l) => l.includes('lost the mapping of "kept"')), lines.join('\n'))
+        const db = new Database(path.join(dir, 'state.db'), { readonly: true })
+        assert.deepStrictEqual(db.prepare('SELECT record, crc FROM deletes').all(), before)
+        db.close()
+        assert.match(JSON.stringify(before), /collected/)
+        // b lost every mapping of a's (set aside above the damaged one):
+        // the stale c answers with 'gone' as it was before the delete.
+        c.heal()
+        await c.exchange('c', 'b')
+        await c.exchange('b', 'c')
+        await c.exchange('c', 'b')
+        assert.strictEqual(b.get('gone').version, -Infinity, JSON.stringify(b.get('gone')))
+      } finally {
+        for (const g of c.nodes.values()) g.destroy()
+        c.restoreClock()
+        await (store as Store | null)?.close()
+      }
     })
 
     it('a damaged row of its own: repair asks peers for its own writes from below it', async () => {

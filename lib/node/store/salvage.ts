@@ -10,15 +10,18 @@
  * so the node asks for them again), and a lost mapping of the node's own
  * lowers how far it holds its own past; the reservation never goes down
  * (it is taken from lock.db too), and the new file and its name are
- * fsynced before it replaces the old one.
+ * fsynced before it replaces the old one. The record of deletes is kept
+ * when it reads whole (its loss, logged, would let a peer behind the
+ * node's collected deletes bring deleted keys back).
  */
 import type Database from 'better-sqlite3'
 import * as fs from 'fs'
 import * as path from 'path'
 import type { Update } from '../../types'
-import { metaCrc, rowCrc } from './checksum'
+import { crc32, metaCrc, rowCrc } from './checksum'
 import type { OpenContext } from './damage'
 import { ACKED, DB, fsyncDir, LOCK, setAside } from './directory'
+import { readDeletes } from './load'
 import type { DirectoryLock } from './lock'
 import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite, valueColumn } from './schema'
 
@@ -34,6 +37,7 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
   const lost = new Map<string, { key: string; source_id: string; version: number }>()
   const at = (key: string, source_id: string): string => `${key}\u0000${source_id}`
   let unknown = false
+  let record: string | null = null
   let meta: { reserved: number; held: number | null; seq: number } | null = null
   let db: Database.Database
   try {
@@ -43,6 +47,7 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
     db = new (sqlite())(':memory:')
     db.exec(SCHEMA)
     unknown = true
+    log('the record of collected deletes could not be read: a peer behind those deletes could bring deleted keys back')
   }
   try {
     db.pragma('cell_size_check = ON')
@@ -52,6 +57,8 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
   } catch {
     // meta unreadable: handled below
   }
+  // (A record that does not read whole is logged there.)
+  if (!unknown) record = readDeletes(db, ctx.file, log).record
   // The table, in key order, resuming past what cannot be read.
   let all: Database.Statement
   let after: Database.Statement
@@ -155,14 +162,15 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
     log(`table meta was lost: the reservation is taken from ${LOCK} and the rows (${reserved}); a version above it that an earlier run used is noticed by peers and written again`)
     if (held === null) held = -1
   }
-  rebuild(ctx, [...kept.values()], reserved, held, Math.max(meta?.seq ?? 0, current.seq))
+  rebuild(ctx, [...kept.values()], record, reserved, held, Math.max(meta?.seq ?? 0, current.seq))
   lock.writeReserved(reserved)
   log(`kept ${kept.size} mapping(s)`)
 }
 
 // Write a new state.db holding `updates` (resolved flags are made again
-// when the node restores), and put it in place of the damaged one.
-function rebuild(ctx: OpenContext, updates: Update[], reserved: number, held: number | null, seq: number): void {
+// when the node restores) and the record of deletes, and put it in place of
+// the damaged one.
+function rebuild(ctx: OpenContext, updates: Update[], record: string | null, reserved: number, held: number | null, seq: number): void {
   const tmp = `${ctx.file}.repair`
   for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) fs.rmSync(f, { force: true })
   const db = new (sqlite())(tmp)
@@ -177,6 +185,7 @@ function rebuild(ctx: OpenContext, updates: Update[], reserved: number, held: nu
       const signature = u.signature ?? null
       insert.run(u.key, u.source_id, u.version, value, signature, rowCrc(u.key, u.source_id, u.version, value, signature))
     }
+    if (record !== null) db.prepare('INSERT INTO deletes (one, record, crc) VALUES (1, ?, ?)').run(record, crc32(record))
   })()
   db.close()
   const fd = fs.openSync(tmp, 'r')
