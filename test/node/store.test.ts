@@ -653,7 +653,7 @@ describe('store (SQLite)', () => {
       return { gossip, store, lines }
     }
 
-    it('a flipped byte in a row: refused; repair drops the row, sets aside what the digest would over-claim, and logs it', async () => {
+    it('a flipped byte in a row: refused; repair drops the row, holds back what the digest would over-claim, and logs it', async () => {
       const dir = fresh()
       const acked = await filled(dir, false)
       const db = new Database(path.join(dir, 'state.db'))
@@ -662,7 +662,7 @@ describe('store (SQLite)', () => {
       expectRefused(dir, /state\.db$/)
       const { gossip, store, lines } = repaired(dir)
       assert.ok(lines.some((l) => l.includes('"peer7"') && l.includes('"b"')), lines.join('\n'))
-      assert.ok(lines.some((l) => /set aside \d+ mapping/.test(l)))
+      assert.ok(lines.some((l) => /holds \d+ mapping\(s\) of other nodes above a lost version of theirs out of its digest/.test(l)), lines.join('\n'))
       assert.strictEqual(gossip.get('peer7').version, -Infinity, 'the damaged row is not served')
       for (const [k, v] of acked) if (k.startsWith('own')) assert.deepStrictEqual(gossip.get(k).value, v)
       // The lost mappings come back from a peer that holds them.
@@ -704,7 +704,7 @@ describe('store (SQLite)', () => {
       let store: Store | null = null
       const lines: string[] = []
       let before: unknown
-      // b on disk; its restart damages a row of a's and repairs.
+      // b on disk; its restart damages a's oldest row and repairs.
       const disk: Persistence = {
         name: 'sqlite',
         keeps: 'everything',
@@ -716,7 +716,7 @@ describe('store (SQLite)', () => {
         reopen: async (node, cfg) => {
           await (store as Store).close()
           const db = new Database(path.join(dir, 'state.db'))
-          before = db.prepare('SELECT record, crc FROM deletes').all()
+          before = db.prepare('SELECT record FROM deletes').pluck().get()
           db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'kept'").run()
           db.close()
           return disk.open(node.id, cfg)
@@ -727,6 +727,7 @@ describe('store (SQLite)', () => {
       try {
         const a = c.node('a')
         a.set('kept', 1)
+        a.set('mid', 5)
         a.set('gone', 2)
         for (let i = 0; i < 3; i++) await c.round()
         // c is away, and keeps 'gone' as it was.
@@ -740,17 +741,27 @@ describe('store (SQLite)', () => {
         assert.strictEqual(c.node('b').history.mapping('a', 'gone'), undefined, 'b collected the delete')
         const b = await c.restart('b', 'clean')
         assert.ok(lines.some((l) => l.includes('lost the mapping of "kept"')), lines.join('\n'))
+        // The record as it was, with a's max held back below the lost row.
         const db = new Database(path.join(dir, 'state.db'), { readonly: true })
-        assert.deepStrictEqual(db.prepare('SELECT record, crc FROM deletes').all(), before)
+        const record = db.prepare('SELECT record FROM deletes').pluck().get() as string | undefined
         db.close()
-        assert.match(JSON.stringify(before), /collected/)
-        // b lost every mapping of a's (set aside above the damaged one):
-        // the stale c answers with 'gone' as it was before the delete.
+        const was = JSON.parse(before as string) as Record<string, unknown>
+        assert.ok(was.collected !== undefined && was.horizon !== undefined, before as string)
+        assert.deepStrictEqual(JSON.parse(record ?? '{}'), { ...was, maxes: { a: (a.get('kept').version as number) - 1 } })
+        // b's digest names a below the damaged row: the stale c answers
+        // with 'gone' as it was before the delete.
         c.heal()
         await c.exchange('c', 'b')
         await c.exchange('b', 'c')
         await c.exchange('c', 'b')
         assert.strictEqual(b.get('gone').version, -Infinity, JSON.stringify(b.get('gone')))
+        // What b still held above the lost row comes back though it is
+        // below the horizon; the lost row there is refused, and said so.
+        for (let i = 0; i < 6; i++) await c.round()
+        assert.strictEqual(b.get('mid').value, 5)
+        assert.strictEqual(b.get('later').value, 3)
+        assert.strictEqual(b.get('gone').version, -Infinity)
+        assert.ok(lines.some((l) => /1 lost mapping\(s\) at or below the horizon of collected deletes/.test(l)), lines.join('\n'))
       } finally {
         for (const g of c.nodes.values()) g.destroy()
         c.restoreClock()

@@ -5,10 +5,10 @@
  *
  * Invariants: the damaged files are copied aside before anything is
  * changed, and every loss is logged; the new database claims nothing it
- * lost: of a source with a lost mapping, no mapping above the lowest lost
- * version is kept (a digest entry claims every version up to its newest,
- * so the node asks for them again), and a lost mapping of the node's own
- * lowers how far it holds its own past; the reservation never goes down
+ * lost: a source with a lost mapping has its max held back below the
+ * lowest lost version (a digest entry claims every version up to its
+ * newest, so the node asks for them again), and a lost mapping of the
+ * node's own lowers how far it holds its own past; the reservation never goes down
  * (it is taken from lock.db too), and the new file and its name are
  * fsynced before it replaces the old one. The record of deletes is kept
  * when it reads whole (its loss, logged, would let a peer behind the
@@ -138,19 +138,31 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
   }
   if (unknown) log('parts of the table could not be read at all: how much they held is not known')
   let held: number | null = meta?.held ?? null
-  let setAsideCount = 0
-  for (const [k, u] of kept) {
+  // A source's digest entry claims every version up to its newest: of a
+  // source with a lost version, the record holds its max back below it
+  // (Snapshot.maxes), so the node asks for everything above again. What it
+  // still holds there is kept: dropped, a value at or below the horizon of
+  // collected deletes would be refused when it came back (rule 5).
+  const maxes = new Map<string, number>()
+  let above = 0
+  for (const u of kept.values()) {
     if (u.source_id === ctx.id) continue
     const low = unknown ? -Infinity : lowest.get(u.source_id)
-    // A source's digest entry claims every version up to its newest: keep
-    // none of its versions above one that was lost, so the node asks for
-    // them again.
-    if (low !== undefined && u.version >= low) {
-      kept.delete(k)
-      setAsideCount++
-    }
+    if (low === undefined || u.version < low) continue
+    above++
+    // (-1 for none: the record is JSON.)
+    maxes.set(u.source_id, Number.isFinite(low) ? low - 1 : -1)
   }
-  if (setAsideCount > 0) log(`set aside ${setAsideCount} mapping(s) of other nodes above a lost version of theirs: peers send them again`)
+  if (above > 0) {
+    record = withMaxes(record, maxes)
+    log(`holds ${above} mapping(s) of other nodes above a lost version of theirs out of its digest: peers send them again`)
+  }
+  const horizon = horizonOf(record)
+  let late = 0
+  if (horizon !== -Infinity) for (const l of lost.values()) if (l.version <= horizon) late++
+  if (late > 0 || (unknown && horizon !== -Infinity)) {
+    log(`${unknown ? 'lost mappings' : `${late} lost mapping(s)`} at or below the horizon of collected deletes (${horizon}) will be refused when peers send them back (a delete collected since may have beaten them): their writers are told they are late`)
+  }
   const ownLow = unknown ? -Infinity : lowest.get(ctx.id)
   if (ownLow !== undefined) {
     held = Number.isFinite(ownLow) ? Math.min(held ?? Infinity, ownLow - 1) : -1
@@ -194,4 +206,23 @@ function rebuild(ctx: OpenContext, updates: Update[], record: string | null, res
   for (const f of [`${DB}-wal`, `${DB}-shm`]) fs.rmSync(path.join(ctx.dir, f), { force: true })
   fs.renameSync(tmp, ctx.file)
   fsyncDir(ctx.dir)
+}
+
+// `record` (the record of deletes' text, or null) with each source's max
+// held back to `maxes` (lowered only, as Snapshot.maxes).
+function withMaxes(record: string | null, maxes: Map<string, number>): string {
+  const parsed: unknown = record === null ? null : JSON.parse(record)
+  const r = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>
+  const had = typeof r.maxes === 'object' && r.maxes !== null ? (r.maxes as Record<string, unknown>) : {}
+  const out: Record<string, number> = {}
+  for (const [source, v] of Object.entries(had)) if (typeof v === 'number') out[source] = v
+  for (const [source, v] of maxes) out[source] = Math.min(out[source] ?? Infinity, v)
+  return JSON.stringify({ ...r, maxes: out })
+}
+
+// The horizon a record of deletes names (Snapshot.horizon), or -Infinity.
+function horizonOf(record: string | null): number {
+  const r: unknown = record === null ? null : JSON.parse(record)
+  const h = typeof r === 'object' && r !== null ? (r as { horizon?: unknown }).horizon : undefined
+  return typeof h === 'number' ? h : -Infinity
 }
