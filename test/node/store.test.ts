@@ -270,7 +270,7 @@ describe('store (SQLite)', () => {
           }
           for (const [key, version] of acked) {
             if (again.gossip.get(key).version >= version) continue
-            const accounted = lines.some((l) => l.includes(JSON.stringify(key)) || /transactions? .*(lost|acknowledged)|commit|everything it held is lost/.test(l))
+            const accounted = lines.some((l) => l.includes(JSON.stringify(key)) || /transactions? .*(lost|acknowledged)|commit|everything it held is lost|mappings they held are lost/.test(l))
             assert.ok(accounted, `${key}@${version} was acknowledged, then lost without a word after ${d.kind} of ${d.file}:\n${lines.join('\n')}`)
           }
           again.gossip.set('after', 1)

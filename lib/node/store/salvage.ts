@@ -136,7 +136,7 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
     log(`lost the mapping of ${JSON.stringify(l.key)} by ${JSON.stringify(l.source_id)}${Number.isFinite(l.version) ? ` at version ${l.version}` : ''}`)
     lowest.set(l.source_id, Math.min(lowest.get(l.source_id) ?? Infinity, l.version))
   }
-  if (unknown) log('parts of the table could not be read at all: how much they held is not known')
+  if (unknown) log('parts of the table could not be read at all: the mappings they held are lost, how many is not known')
   let held: number | null = meta?.held ?? null
   // A source's digest entry claims every version up to its newest: of a
   // source with a lost version, the record holds its max back below it
