@@ -698,6 +698,26 @@ describe('store (SQLite)', () => {
       await again.store.close()
     })
 
+    it('a damaged row under the view (view: true) is repaired when told to, not refused', async () => {
+      const dir = fresh()
+      const first = openGossip('a', lww(), dir, { view: true })
+      first.gossip.set('gone', 1)
+      first.gossip.delete('gone')
+      first.gossip.set('kept', 2)
+      first.gossip.set('hurt', 3)
+      await first.store.close()
+      const db = new Database(path.join(dir, 'state.db'))
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
+      db.close()
+      const lines: string[] = []
+      const { gossip, store } = openGossip('a', lww(), dir, { view: true, repair: true, log: (l) => lines.push(l) })
+      assert.ok(lines.some((l) => l.includes('lost the mapping of "hurt"')), lines.join('\n'))
+      assert.strictEqual(gossip.get('gone').version, -Infinity)
+      assert.strictEqual(gossip.get('kept').value, 2)
+      assert.deepStrictEqual(Object.keys(gossip.state), ['kept'])
+      await store.close()
+    })
+
     it('a repair keeps the record of collected deletes: a stale peer does not bring a collected delete back', async () => {
       const dir = fresh()
       const GRACE = 60_000
