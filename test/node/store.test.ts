@@ -698,6 +698,22 @@ describe('store (SQLite)', () => {
       await again.store.close()
     })
 
+    it('a repair that cannot read the record of collected deletes says so', async () => {
+      const dir = fresh()
+      const first = openGossip('a', lww(), dir)
+      first.gossip.set('kept', 1)
+      first.gossip.set('hurt', 2)
+      await first.store.close()
+      const db = new Database(path.join(dir, 'state.db'))
+      assert.strictEqual(db.prepare('UPDATE deletes SET crc = crc + 1').run().changes, 1)
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
+      db.close()
+      const { gossip, store, lines } = repaired(dir)
+      assert.ok(lines.some((l) => /record of collected deletes is damaged \(its checksum does not match\): a peer behind those deletes could bring deleted keys back/.test(l)), lines.join('\n'))
+      assert.strictEqual(gossip.get('kept').value, 1)
+      await store.close()
+    })
+
     it('a damaged row under the view (view: true) is repaired when told to, not refused', async () => {
       const dir = fresh()
       const first = openGossip('a', lww(), dir, { view: true })
