@@ -8,10 +8,10 @@
  * lost: a source with a lost mapping has its max held back below the
  * lowest lost version (a digest entry claims every version up to its
  * newest, so the node asks for them again), and a lost mapping of the
- * node's own lowers how far it holds its own past; the reservation never goes down
- * (it is taken from lock.db too), and the new file and its name are
- * fsynced before it replaces the old one. The record of deletes is kept
- * when it reads whole (its loss, logged, would let a peer behind the
+ * node's own lowers how far it holds its own past; the reservation never
+ * goes down (it is taken from lock.db too), and the new file and its name
+ * are fsynced before it replaces the old one. The record of deletes is
+ * kept when it reads whole (its loss, logged, would let a peer behind the
  * node's collected deletes bring deleted keys back).
  */
 import type Database from 'better-sqlite3'
