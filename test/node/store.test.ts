@@ -18,6 +18,7 @@ import fc from 'fast-check'
 import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../lib'
 import { Store, StoreDamagedError, openGossip } from '../../lib/node/sqlite'
 import type { Update } from '../../lib'
+import { Cluster, memory, type Persistence } from '../../lib/testing/cluster'
 import { Disk } from '../disk'
 import { lww } from '../net'
 
@@ -269,7 +270,7 @@ describe('store (SQLite)', () => {
           }
           for (const [key, version] of acked) {
             if (again.gossip.get(key).version >= version) continue
-            const accounted = lines.some((l) => l.includes(JSON.stringify(key)) || /transactions? .*(lost|acknowledged)|commit|everything it held is lost/.test(l))
+            const accounted = lines.some((l) => l.includes(JSON.stringify(key)) || /transactions? .*(lost|acknowledged)|commit|everything it held is lost|mappings they held are lost/.test(l))
             assert.ok(accounted, `${key}@${version} was acknowledged, then lost without a word after ${d.kind} of ${d.file}:\n${lines.join('\n')}`)
           }
           again.gossip.set('after', 1)
@@ -652,7 +653,7 @@ describe('store (SQLite)', () => {
       return { gossip, store, lines }
     }
 
-    it('a flipped byte in a row: refused; repair drops the row, sets aside what the digest would over-claim, and logs it', async () => {
+    it('a flipped byte in a row: refused; repair drops the row, holds back what the digest would over-claim, and logs it', async () => {
       const dir = fresh()
       const acked = await filled(dir, false)
       const db = new Database(path.join(dir, 'state.db'))
@@ -661,7 +662,7 @@ describe('store (SQLite)', () => {
       expectRefused(dir, /state\.db$/)
       const { gossip, store, lines } = repaired(dir)
       assert.ok(lines.some((l) => l.includes('"peer7"') && l.includes('"b"')), lines.join('\n'))
-      assert.ok(lines.some((l) => /set aside \d+ mapping/.test(l)))
+      assert.ok(lines.some((l) => /holds \d+ mapping\(s\) of other nodes above a lost version of theirs out of its digest/.test(l)), lines.join('\n'))
       assert.strictEqual(gossip.get('peer7').version, -Infinity, 'the damaged row is not served')
       for (const [k, v] of acked) if (k.startsWith('own')) assert.deepStrictEqual(gossip.get(k).value, v)
       // The lost mappings come back from a peer that holds them.
@@ -672,6 +673,136 @@ describe('store (SQLite)', () => {
       assert.deepStrictEqual(gossip.get('peer7').value, { i: 7, pad: 'p'.repeat(100) })
       assert.deepStrictEqual(store.check(), [])
       await store.close()
+    })
+
+    it('a repair keeps a delete a delete (it came back as a live null)', async () => {
+      const dir = fresh()
+      const first = openGossip('a', lww(), dir)
+      first.gossip.set('gone', 1)
+      first.gossip.delete('gone')
+      first.gossip.set('kept', 2)
+      first.gossip.set('hurt', 3)
+      await first.store.close()
+      const db = new Database(path.join(dir, 'state.db'))
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
+      db.close()
+      expectRefused(dir, /state\.db$/)
+      const { gossip, store } = repaired(dir)
+      assert.strictEqual(gossip.get('gone').version, -Infinity, JSON.stringify(gossip.get('gone')))
+      assert.ok(!Object.keys(gossip.state).includes('gone'))
+      assert.strictEqual(gossip.get('kept').value, 2)
+      await store.close()
+      // And it stays a delete when the repaired store is opened again.
+      const again = openGossip('a', lww(), dir)
+      assert.strictEqual(again.gossip.get('gone').version, -Infinity)
+      await again.store.close()
+    })
+
+    it('a repair that cannot read the record of collected deletes says so', async () => {
+      const dir = fresh()
+      const first = openGossip('a', lww(), dir)
+      first.gossip.set('kept', 1)
+      first.gossip.set('hurt', 2)
+      await first.store.close()
+      const db = new Database(path.join(dir, 'state.db'))
+      assert.strictEqual(db.prepare('UPDATE deletes SET crc = crc + 1').run().changes, 1)
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
+      db.close()
+      const { gossip, store, lines } = repaired(dir)
+      assert.ok(lines.some((l) => /record of collected deletes is damaged \(its checksum does not match\): a peer behind those deletes could bring deleted keys back/.test(l)), lines.join('\n'))
+      assert.strictEqual(gossip.get('kept').value, 1)
+      await store.close()
+    })
+
+    it('a damaged row under the view (view: true) is repaired when told to, not refused', async () => {
+      const dir = fresh()
+      const first = openGossip('a', lww(), dir, { view: true })
+      first.gossip.set('gone', 1)
+      first.gossip.delete('gone')
+      first.gossip.set('kept', 2)
+      first.gossip.set('hurt', 3)
+      await first.store.close()
+      const db = new Database(path.join(dir, 'state.db'))
+      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
+      db.close()
+      const lines: string[] = []
+      const { gossip, store } = openGossip('a', lww(), dir, { view: true, repair: true, log: (l) => lines.push(l) })
+      assert.ok(lines.some((l) => l.includes('lost the mapping of "hurt"')), lines.join('\n'))
+      assert.strictEqual(gossip.get('gone').version, -Infinity)
+      assert.strictEqual(gossip.get('kept').value, 2)
+      assert.deepStrictEqual(Object.keys(gossip.state), ['kept'])
+      await store.close()
+    })
+
+    it('a repair keeps the record of collected deletes: a stale peer does not bring a collected delete back', async () => {
+      const dir = fresh()
+      const GRACE = 60_000
+      let store: Store | null = null
+      const lines: string[] = []
+      let before: unknown
+      // b on disk; its restart damages a's oldest row and repairs.
+      const disk: Persistence = {
+        name: 'sqlite',
+        keeps: 'everything',
+        open: async (id, cfg) => {
+          const opened = openGossip(id, cfg, dir, { fsync: false, repair: true, log: (l) => lines.push(l) })
+          store = opened.store
+          return opened.gossip
+        },
+        reopen: async (node, cfg) => {
+          await (store as Store).close()
+          const db = new Database(path.join(dir, 'state.db'))
+          before = db.prepare('SELECT record FROM deletes').pluck().get()
+          db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'kept'").run()
+          db.close()
+          return disk.open(node.id, cfg)
+        },
+        wipe: async () => undefined,
+      }
+      const c = await Cluster.start({ ids: ['a', 'b', 'c'], config: () => ({ ...lww(), tombstone_grace: GRACE }), persistence: (id) => (id === 'b' ? disk : memory) })
+      try {
+        const a = c.node('a')
+        a.set('kept', 1)
+        a.set('mid', 5)
+        a.set('gone', 2)
+        for (let i = 0; i < 3; i++) await c.round()
+        // c is away, and keeps 'gone' as it was.
+        c.partition(new Set(['c']))
+        a.delete('gone')
+        a.set('later', 3)
+        for (let i = 0; i < 4; i++) {
+          c.advance(GRACE / 2)
+          await c.round()
+        }
+        assert.strictEqual(c.node('b').history.mapping('a', 'gone'), undefined, 'b collected the delete')
+        const b = await c.restart('b', 'clean')
+        assert.ok(lines.some((l) => l.includes('lost the mapping of "kept"')), lines.join('\n'))
+        // The record as it was, with a's max held back below the lost row.
+        const db = new Database(path.join(dir, 'state.db'), { readonly: true })
+        const record = db.prepare('SELECT record FROM deletes').pluck().get() as string | undefined
+        db.close()
+        const was = JSON.parse(before as string) as Record<string, unknown>
+        assert.ok(was.collected !== undefined && was.horizon !== undefined, before as string)
+        assert.deepStrictEqual(JSON.parse(record ?? '{}'), { ...was, maxes: { a: (a.get('kept').version as number) - 1 } })
+        // b's digest names a below the damaged row: the stale c answers
+        // with 'gone' as it was before the delete.
+        c.heal()
+        await c.exchange('c', 'b')
+        await c.exchange('b', 'c')
+        await c.exchange('c', 'b')
+        assert.strictEqual(b.get('gone').version, -Infinity, JSON.stringify(b.get('gone')))
+        // What b still held above the lost row comes back though it is
+        // below the horizon; the lost row there is refused, and said so.
+        for (let i = 0; i < 6; i++) await c.round()
+        assert.strictEqual(b.get('mid').value, 5)
+        assert.strictEqual(b.get('later').value, 3)
+        assert.strictEqual(b.get('gone').version, -Infinity)
+        assert.ok(lines.some((l) => /1 lost mapping\(s\) at or below the horizon of collected deletes/.test(l)), lines.join('\n'))
+      } finally {
+        for (const g of c.nodes.values()) g.destroy()
+        c.restoreClock()
+        await (store as Store | null)?.close()
+      }
     })
 
     it('a damaged row of its own: repair asks peers for its own writes from below it', async () => {

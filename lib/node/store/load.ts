@@ -63,14 +63,9 @@ export function readMappings(sql: Database.Database, file: string): { updates: U
  * record's text as written (null: none, or damaged).
  */
 export function readDeletes(sql: Database.Database, file: string, log: (line: string) => void): { fields: RecordFields; record: string | null } {
-  let row: { record: string; crc: number } | undefined
   try {
-    row = sql.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as typeof row
-  } catch {
-    return { fields: {}, record: null }
-  }
-  if (row === undefined) return { fields: {}, record: null }
-  try {
+    const row = sql.prepare('SELECT record, crc FROM deletes WHERE one = 1').get() as { record: unknown; crc: unknown } | undefined
+    if (row === undefined) return { fields: {}, record: null }
     if (typeof row.record !== 'string' || crc32(row.record) !== row.crc) throw new Error('its checksum does not match')
     return { fields: recordFields(row.record), record: row.record }
   } catch (err) {

@@ -32,6 +32,8 @@ export function openGossip<T = unknown>(id: string, config: Config, dir: string,
   try {
     let gossip: Gossip<T>
     if (options.view === true) {
+      // A damaged row shows only once read: a repair reads every row first.
+      if (options.repair === true) void store.state
       // A repaired database lost its resolved flags: make them again once.
       if (store.wasRepaired) store.writeResolved(Gossip.restore(id, config, store.state as Snapshot).state)
       // The view knows no reservation: the clock starts above it all the same.

@@ -5,22 +5,25 @@
  *
  * Invariants: the damaged files are copied aside before anything is
  * changed, and every loss is logged; the new database claims nothing it
- * lost: of a source with a lost mapping, no mapping above the lowest lost
- * version is kept (a digest entry claims every version up to its newest,
- * so the node asks for them again), and a lost mapping of the node's own
- * lowers how far it holds its own past; the reservation never goes down
- * (it is taken from lock.db too), and the new file and its name are
- * fsynced before it replaces the old one.
+ * lost: a source with a lost mapping has its max held back below the
+ * lowest lost version (a digest entry claims every version up to its
+ * newest, so the node asks for them again), and a lost mapping of the
+ * node's own lowers how far it holds its own past; the reservation never
+ * goes down (it is taken from lock.db too), and the new file and its name
+ * are fsynced before it replaces the old one. The record of deletes is
+ * kept when it reads whole (its loss, logged, would let a peer behind the
+ * node's collected deletes bring deleted keys back).
  */
 import type Database from 'better-sqlite3'
 import * as fs from 'fs'
 import * as path from 'path'
 import type { Update } from '../../types'
-import { metaCrc, rowCrc } from './checksum'
+import { crc32, metaCrc, rowCrc } from './checksum'
 import type { OpenContext } from './damage'
 import { ACKED, DB, fsyncDir, LOCK, setAside } from './directory'
+import { readDeletes } from './load'
 import type { DirectoryLock } from './lock'
-import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite } from './schema'
+import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite, valueColumn } from './schema'
 
 /**
  * Rebuild state.db from what can be read of it, given the `problems` found,
@@ -34,6 +37,7 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
   const lost = new Map<string, { key: string; source_id: string; version: number }>()
   const at = (key: string, source_id: string): string => `${key}\u0000${source_id}`
   let unknown = false
+  let record: string | null = null
   let meta: { reserved: number; held: number | null; seq: number } | null = null
   let db: Database.Database
   try {
@@ -43,6 +47,7 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
     db = new (sqlite())(':memory:')
     db.exec(SCHEMA)
     unknown = true
+    log('the record of collected deletes could not be read: a peer behind those deletes could bring deleted keys back')
   }
   try {
     db.pragma('cell_size_check = ON')
@@ -52,6 +57,8 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
   } catch {
     // meta unreadable: handled below
   }
+  // (A record that does not read whole is logged there.)
+  if (!unknown) record = readDeletes(db, ctx.file, log).record
   // The table, in key order, resuming past what cannot be read.
   let all: Database.Statement
   let after: Database.Statement
@@ -129,21 +136,33 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
     log(`lost the mapping of ${JSON.stringify(l.key)} by ${JSON.stringify(l.source_id)}${Number.isFinite(l.version) ? ` at version ${l.version}` : ''}`)
     lowest.set(l.source_id, Math.min(lowest.get(l.source_id) ?? Infinity, l.version))
   }
-  if (unknown) log('parts of the table could not be read at all: how much they held is not known')
+  if (unknown) log('parts of the table could not be read at all: the mappings they held are lost, how many is not known')
   let held: number | null = meta?.held ?? null
-  let setAsideCount = 0
-  for (const [k, u] of kept) {
+  // A source's digest entry claims every version up to its newest: of a
+  // source with a lost version, the record holds its max back below it
+  // (Snapshot.maxes), so the node asks for everything above again. What it
+  // still holds there is kept: dropped, a value at or below the horizon of
+  // collected deletes would be refused when it came back (rule 5).
+  const maxes = new Map<string, number>()
+  let above = 0
+  for (const u of kept.values()) {
     if (u.source_id === ctx.id) continue
     const low = unknown ? -Infinity : lowest.get(u.source_id)
-    // A source's digest entry claims every version up to its newest: keep
-    // none of its versions above one that was lost, so the node asks for
-    // them again.
-    if (low !== undefined && u.version >= low) {
-      kept.delete(k)
-      setAsideCount++
-    }
+    if (low === undefined || u.version < low) continue
+    above++
+    // (-1 for none: the record is JSON.)
+    maxes.set(u.source_id, Number.isFinite(low) ? low - 1 : -1)
   }
-  if (setAsideCount > 0) log(`set aside ${setAsideCount} mapping(s) of other nodes above a lost version of theirs: peers send them again`)
+  if (above > 0) {
+    record = withMaxes(record, maxes)
+    log(`holds ${above} mapping(s) of other nodes above a lost version of theirs out of its digest: peers send them again`)
+  }
+  const horizon = horizonOf(record)
+  let late = 0
+  if (horizon !== -Infinity) for (const l of lost.values()) if (l.version <= horizon) late++
+  if (late > 0 || (unknown && horizon !== -Infinity)) {
+    log(`${unknown ? 'lost mappings' : `${late} lost mapping(s)`} at or below the horizon of collected deletes (${horizon}) will be refused when peers send them back (a delete collected since may have beaten them): their writers are told they are late`)
+  }
   const ownLow = unknown ? -Infinity : lowest.get(ctx.id)
   if (ownLow !== undefined) {
     held = Number.isFinite(ownLow) ? Math.min(held ?? Infinity, ownLow - 1) : -1
@@ -155,14 +174,15 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
     log(`table meta was lost: the reservation is taken from ${LOCK} and the rows (${reserved}); a version above it that an earlier run used is noticed by peers and written again`)
     if (held === null) held = -1
   }
-  rebuild(ctx, [...kept.values()], reserved, held, Math.max(meta?.seq ?? 0, current.seq))
+  rebuild(ctx, [...kept.values()], record, reserved, held, Math.max(meta?.seq ?? 0, current.seq))
   lock.writeReserved(reserved)
   log(`kept ${kept.size} mapping(s)`)
 }
 
 // Write a new state.db holding `updates` (resolved flags are made again
-// when the node restores), and put it in place of the damaged one.
-function rebuild(ctx: OpenContext, updates: Update[], reserved: number, held: number | null, seq: number): void {
+// when the node restores) and the record of deletes, and put it in place of
+// the damaged one.
+function rebuild(ctx: OpenContext, updates: Update[], record: string | null, reserved: number, held: number | null, seq: number): void {
   const tmp = `${ctx.file}.repair`
   for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) fs.rmSync(f, { force: true })
   const db = new (sqlite())(tmp)
@@ -173,10 +193,11 @@ function rebuild(ctx: OpenContext, updates: Update[], reserved: number, held: nu
     db.prepare('INSERT INTO meta (one, id, reserved, held, seq, crc) VALUES (1, ?, ?, ?, ?, ?)').run(ctx.id, reserved, held, seq, metaCrc(ctx.id, reserved, held, seq))
     const insert = db.prepare('INSERT INTO mappings (key, source_id, version, value, signature, resolved, crc) VALUES (?, ?, ?, ?, ?, 0, ?)')
     for (const u of updates) {
-      const value = JSON.stringify(u.value)
+      const value = valueColumn(u)
       const signature = u.signature ?? null
       insert.run(u.key, u.source_id, u.version, value, signature, rowCrc(u.key, u.source_id, u.version, value, signature))
     }
+    if (record !== null) db.prepare('INSERT INTO deletes (one, record, crc) VALUES (1, ?, ?)').run(record, crc32(record))
   })()
   db.close()
   const fd = fs.openSync(tmp, 'r')
@@ -185,4 +206,23 @@ function rebuild(ctx: OpenContext, updates: Update[], reserved: number, held: nu
   for (const f of [`${DB}-wal`, `${DB}-shm`]) fs.rmSync(path.join(ctx.dir, f), { force: true })
   fs.renameSync(tmp, ctx.file)
   fsyncDir(ctx.dir)
+}
+
+// `record` (the record of deletes' text, or null) with each source's max
+// held back to `maxes` (lowered only, as Snapshot.maxes).
+function withMaxes(record: string | null, maxes: Map<string, number>): string {
+  const parsed: unknown = record === null ? null : JSON.parse(record)
+  const r = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>
+  const had = typeof r.maxes === 'object' && r.maxes !== null ? (r.maxes as Record<string, unknown>) : {}
+  const out: Record<string, number> = {}
+  for (const [source, v] of Object.entries(had)) if (typeof v === 'number') out[source] = v
+  for (const [source, v] of maxes) out[source] = Math.min(out[source] ?? Infinity, v)
+  return JSON.stringify({ ...r, maxes: out })
+}
+
+// The horizon a record of deletes names (Snapshot.horizon), or -Infinity.
+function horizonOf(record: string | null): number {
+  const r: unknown = record === null ? null : JSON.parse(record)
+  const h = typeof r === 'object' && r !== null ? (r as { horizon?: unknown }).horizon : undefined
+  return typeof h === 'number' ? h : -Infinity
 }
