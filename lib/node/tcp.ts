@@ -293,18 +293,21 @@ export class ScuttleNode extends EventEmitter {
     // the peers it covers changed, so a settled cluster says it once.
     this.gossip.on('synced', () => this.checkSynced())
     for (const address of options.connect ?? []) {
-      this.dialers.push(
-        new Dialer(address, {
-          min: options.backoff?.min ?? 100,
-          max: options.backoff?.max ?? 5000,
-          random,
-          log: (line) => this.log(line, 'warn'),
-          connected: (socket) => this.acceptSocket(socket, 'out'),
-          firstEnded: () => {
-            if (--this.undialed === 0) this.twins.settle(null)
-          },
-        }),
-      )
+      const d: Dialer = new Dialer(address, {
+        min: options.backoff?.min ?? 100,
+        max: options.backoff?.max ?? 5000,
+        random,
+        log: (line) => this.log(line, 'warn'),
+        connected: (socket) => {
+          const c = this.acceptSocket(socket, 'out')
+          c.dialer = d
+          return c
+        },
+        firstEnded: () => {
+          if (--this.undialed === 0) this.twins.settle(null)
+        },
+      })
+      this.dialers.push(d)
     }
     this.undialed = this.dialers.length
   }
@@ -782,6 +785,7 @@ export class ScuttleNode extends EventEmitter {
       barrier,
     })
     c.session = session
+    this.twins.began(c)
     session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
     session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.invalid(c, reason, code))
     session.on('exceeded', (code: InvalidCode, reason: string) => {
@@ -833,6 +837,15 @@ export class ScuttleNode extends EventEmitter {
     if (c.closed) return
     const code = ours ? err.code : 'refused_by_peer'
     this.admission.count(code)
+    // Our own address in --connect (a shared peer list is normal): not
+    // dialed again, said once, and its incoming end closed quietly.
+    if (ours && code === 'self' && this.twins.own(c.session.peerHello?.nonce)) {
+      const d = c.dialer
+      d?.stop()
+      if (d !== null) this.log(`--connect ${hostPort(d.address)}: that is this node's own address; not dialed again [self]`)
+      this.drop(c, code, null, true)
+      return
+    }
     if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
     const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
     const out = c.direction === 'out'

@@ -113,6 +113,31 @@ describe('node (TCP, in process)', () => {
     assert.ok(logged('a', /peer b disconnected|closing connection to b/))
   })
 
+  it('attack (issue 21, red team): a node whose --connect lists its own address (a shared peer list: after a real peer, or as localhost) took itself for its twin and stopped; required: refused as `self` once, not dialed again, and it keeps running', async () => {
+    const b = await start({ id: 'b' })
+    // Reserve a port for a, so that its own address can be in its --connect.
+    const probe = net.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as net.AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const a = await start({ id: 'a', listen: { host: '127.0.0.1', port }, connect: [addr(b), { host: '127.0.0.1', port }, { host: 'localhost', port }], backoff: { min: 10, max: 20 } })
+    const twins: unknown[] = []
+    a.on('twin', (t) => twins.push(t))
+    await until(() => (a.stats().refused.self ?? 0) >= 4, 5000, 'a to refuse both of its own addresses')
+    await a.set('x', 1)
+    await until(() => b.gossip.get('x')?.value === 1, 5000, 'b to get a write of a')
+    // Twice the longest backoff passed many times over: no redial of itself.
+    for (let i = 2; i < 12; i++) {
+      await b.set('y', i)
+      await until(() => a.gossip.get('y')?.value === i, 5000, 'a to get a write of b')
+    }
+    assert.strictEqual(a.stats().refused.self, 4, 'each of its own addresses refused once, at both ends')
+    assert.deepStrictEqual(twins, [])
+    assert.strictEqual(a.writeRefusal, null)
+    assert.ok(!logged('a', /twin/), (logs.get('a') ?? []).join('\n'))
+    assert.strictEqual((logs.get('a') ?? []).filter((l) => /is this node's own address/.test(l)).length, 2, (logs.get('a') ?? []).join('\n'))
+  })
+
   it('closes a peer that sends garbage, skips its hello, or sends an over-long line; others carry on', async () => {
     const a = await start({ id: 'a', maxLineLength: 1000 })
     const b = await start({ id: 'b', connect: [addr(a)] })
