@@ -126,6 +126,8 @@ export class ScuttleNode extends EventEmitter {
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
+  // An answer found this node lacking no more than goes whole in one (see notReady).
+  private caughtUp = false
   // --connect addresses whose first dial has not ended yet (see Twins.admitted).
   private undialed = 0
   private readonly auth: SessionOptions['auth']
@@ -499,41 +501,47 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * In sync with the cluster (`status.synced`, and what `/ready` needs of
-   * peers; see {@link unsynced}).
+   * In sync with the cluster (`status.synced`; see {@link unsynced}).
    */
   synced(): boolean {
     return this.unsynced() === null
   }
 
   /**
-   * Why the node is not in sync with the cluster, or null when it is: in
-   * sync with every peer that answers, and with one at least when it dials
-   * peers or knows other members. A peer is in sync when its last exchange
-   * found nothing missing on either side but membership's writes (with
-   * membership on, heartbeats are written every interval, so two live nodes
-   * never hold the very same versions for long), and answers when it has
-   * answered a question of ours and has left none unanswered for
-   * `stallTimeout`. So a peer that says hello and never answers (or stops)
-   * cannot hold the node out of sync, nor count as in sync, while a live
-   * peer the node is behind holds it out of sync.
+   * Why the node is not in sync with the cluster at this instant, or null
+   * when it is: in sync with every peer that answers, and with one at
+   * least when it dials peers or knows other members ({@link unlinked}). A
+   * peer is in sync when its last exchange found nothing missing on either
+   * side but membership's writes (with membership on, heartbeats are
+   * written every interval, so two live nodes never hold the very same
+   * versions for long). A node taking writes is seldom in sync at an
+   * instant: readiness asks less ({@link notReady}).
    */
   unsynced(): string | null {
     const now = Date.now()
+    const unlinked = this.unlinked(now)
+    if (unlinked !== null) return unlinked
+    for (const c of this.conns) if (this.answers(c, now) && !c.synced) return `not in sync with peer ${c.peer}`
+    return null
+  }
+
+  /**
+   * Why the node has no peer it should have, or null: it dials peers or
+   * knows other members, and none of its peers answers. A peer answers
+   * when it has answered a question of ours and has left none unanswered
+   * for `stallTimeout`, so a peer that says hello and never answers (or
+   * stops) counts neither way.
+   */
+  private unlinked(now: number): string | null {
     let connected = 0
-    let answering = 0
     for (const c of this.conns) {
       if (c.peer === null || c.closed) continue
+      if (this.answers(c, now)) return null
       connected++
-      if (!this.answers(c, now)) continue
-      if (!c.synced) return `not in sync with peer ${c.peer}`
-      answering++
     }
-    // (Members counted only then: a walk of them all, and this runs at every answer.)
-    if (answering === 0 && (this.dials || this.knowsOthers())) {
-      return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
-    }
-    return null
+    // (Members counted only then: a walk of them all.)
+    if (!this.dials && !this.knowsOthers()) return null
+    return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
   }
 
   private knowsOthers(): boolean {
@@ -542,10 +550,14 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * What `/ready` says: joined (a peer answered, or it dials no one); in
-   * sync ({@link unsynced}); and not every other member dead. A node cut
-   * off from the cluster (links closed, or dropping everything) is thus
-   * not ready, though its last exchanges left it in sync.
+   * What `/ready` says: joined (a peer answered, or it dials no one); a
+   * peer it should have answers ({@link unlinked}); caught up (an answer
+   * found it lacking no more than goes whole in one exchange, once since
+   * it started); no answering peer has found it lacking more than that for
+   * `stallTimeout`; and not every other member dead. A node cut off from
+   * the cluster (links closed, or dropping everything) is thus not ready,
+   * while one taking a steady trickle of writes is, though it is seldom in
+   * sync at an instant ({@link unsynced}).
    */
   ready(): boolean {
     return this.notReady() === null
@@ -555,8 +567,17 @@ export class ScuttleNode extends EventEmitter {
   notReady(): string | null {
     if (this.closing) return 'stopping'
     if (!this.joined) return 'not joined: no peer has answered yet'
-    const unsynced = this.unsynced()
-    if (unsynced !== null) return unsynced
+    const now = Date.now()
+    const unlinked = this.unlinked(now)
+    if (unlinked !== null) return unlinked
+    // Caught up once: an answer found it lacking no more than one exchange carries.
+    if (!this.caughtUp) for (const c of this.conns) if (this.answers(c, now) && c.session.stream.lackingSince === -1) this.caughtUp = true
+    for (const c of this.conns) {
+      if (!this.answers(c, now)) continue
+      if (!this.caughtUp) return `catching up with peer ${c.peer}`
+      const since = c.session.stream.lackingSince
+      if (since >= 0 && now - since > this.opts.stallTimeout) return `behind peer ${c.peer} for ${now - since} ms (over stallTimeout, ${this.opts.stallTimeout} ms)`
+    }
     const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
     if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null

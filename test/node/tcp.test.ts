@@ -385,8 +385,8 @@ describe('node (TCP, in process)', () => {
       let behind = 100_000
       // It names what a holds (k, a's one write), and says how much a lacks.
       answering(ahead.socket, () => `{"digest":true,"source_id":"a","version":${a.gossip.get('k').version}}\n{"digest":true,"done":true,"reply":true,"behind":${behind}}\n`)
-      await until(() => !a.ready(), 5000, 'a, behind a live peer, to say it is not ready')
-      assert.match(a.notReady() ?? '', /not in sync with peer mallory/)
+      await until(() => !a.ready(), 5000, 'a, behind a live peer for stallTimeout, to say it is not ready')
+      assert.match(a.notReady() ?? '', /behind peer mallory for \d+ ms/)
       // Answering all along: still not ready past twice stallTimeout (sampled, not slept on).
       const end = Date.now() + 2500
       while (Date.now() < end) {
@@ -432,6 +432,52 @@ describe('node (TCP, in process)', () => {
     const honest = a.peers().find((p) => p.id === 'b')
     assert.strictEqual(honest?.answering, true)
     assert.strictEqual(honest?.synced, true)
+  })
+
+  it('attack (issue 21, red team): /ready was 503 most of the time under light writes (in sync at that instant, which a node taking writes never is); required: ready once joined and caught up, and through a steady trickle of writes, though status.synced flickers', async function () {
+    this.timeout(30_000)
+    const a = await start({ id: 'a', interval: 100, membership: true })
+    const b = await start({ id: 'b', interval: 100, membership: true, connect: [addr(a)] })
+    const c = await start({ id: 'c', interval: 100, membership: true, connect: [addr(a), addr(b)] })
+    const all = [a, b, c]
+    await until(() => all.every((n) => n.ready()), 10_000, 'all three to be ready')
+    let unready = 0
+    let unsynced = 0
+    const reasons = new Set<string>()
+    // A write every 30 ms (one per interval on each node), sampled at each write.
+    for (let i = 0; i < 150; i++) {
+      await all[i % 3].set(`k${i % 7}`, i)
+      await new Promise((r) => setTimeout(r, 30))
+      for (const n of all) {
+        const why = n.notReady()
+        if (why !== null) {
+          unready++
+          reasons.add(why)
+        }
+        if (!n.synced()) unsynced++
+      }
+    }
+    assert.ok(unsynced > 0, 'status.synced never flickered: the writes did not test anything')
+    assert.strictEqual(unready, 0, [...reasons].join('; '))
+  })
+
+  it('readiness: a node that falls behind a live peer for longer than stallTimeout is not ready (behind peer ...), and ready again once caught up', async function () {
+    this.timeout(20_000)
+    const a = await start({ id: 'a', stallTimeout: 500, mtu: 2 })
+    const b = await start({ id: 'b', connect: [addr(a)], stallTimeout: 500, mtu: 2 })
+    await until(() => b.ready(), 10_000, 'b to be ready')
+    // a takes 10 writes an interval; b takes 2 an exchange: it falls behind for good.
+    let i = 0
+    const writer = setInterval(() => {
+      for (let j = 0; j < 10; j++) a.gossip.set(`w${i++}`, i)
+    }, 20)
+    try {
+      await until(() => /behind peer a/.test(b.notReady() ?? ''), 10_000, 'b, behind a, to say it is not ready')
+    } finally {
+      clearInterval(writer)
+    }
+    await until(() => b.ready(), 20_000, 'b, caught up, to be ready again')
+    assert.strictEqual(b.gossip.get(`w${i - 1}`).value, i)
   })
 
   it('a node that dials peers, all connected but none answering, is not ready', async function () {
