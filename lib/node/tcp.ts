@@ -787,7 +787,12 @@ export class ScuttleNode extends EventEmitter {
         c.closed = true
         return c
       }
-      if (room !== true) this.drop(room, 'evicted', `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`)
+      if (room !== true) {
+        // Said as refusals are: the first, then every 100th (squatters redial: each was said).
+        const seen = this.admission.said('evicted')
+        const why = `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`
+        this.drop(room, 'evicted', seen % 100 !== 0 ? null : seen === 0 ? why : `${why} (${seen + 1} times)`)
+      }
     }
     this.conns.add(c)
     transport.on('close', () => this.drop(c, null, null))

@@ -224,6 +224,22 @@ describe('node (TCP, in process)', () => {
     await until(() => a.peers().length === 5, 5000, 'a to keep 5')
   })
 
+  it('attack (issue 21, red team): evictions flooded the log (one squatting script: 2,346 warn lines in 30 s); required: said the first time, then every 100th, all counted', async function () {
+    this.timeout(20_000)
+    const a = await start({ id: 'a', maxConnections: 12 })
+    for (let i = 0; i < 12; i++) await raw(a)
+    await until(() => a.peers().length === 12, 5000, 'a to keep 12')
+    // Once they had their second, each newcomer takes one's slot (a newcomer before that is refused).
+    const deadline = Date.now() + 10_000
+    while ((a.stats().closedBy.evicted ?? 0) < 20) {
+      const late = await raw(a)
+      await Promise.race([late.closed, new Promise((r) => setTimeout(r, 20))])
+      assert.ok(Date.now() < deadline, `20 evictions within 10 s (${JSON.stringify(a.stats().closedBy)})`)
+    }
+    const said = (logs.get('a') ?? []).filter((l) => /\[evicted\]/.test(l))
+    assert.strictEqual(said.length, 1, said.join('\n'))
+  })
+
   for (const once of [false, true]) {
   it(`peers that say hello and ${once ? 'answer once, then ' : ''}never answer cannot keep a node out of its cluster: squatting every slot, a real peer still gets in (attacks found it)`, async () => {
     const a = await start({ id: 'a', maxConnections: 5 })
