@@ -103,6 +103,11 @@ export class PeerStream extends Duplex {
     return this.exchange.lackingSince
   }
 
+  /** One of this peer's answers said the node lacked less than one exchange carries. */
+  get caughtUpOnce(): boolean {
+    return this.exchange.caughtUpOnce
+  }
+
   /** True while the last exchange found this peer and the node holding the same versions of every source. */
   get synced(): boolean {
     return this.exchange.synced

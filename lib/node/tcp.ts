@@ -126,8 +126,6 @@ export class ScuttleNode extends EventEmitter {
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
-  // An answer found this node lacking no more than goes whole in one (see notReady).
-  private caughtUp = false
   // --connect addresses whose first dial has not ended yet (see Twins.admitted).
   private undialed = 0
   private readonly auth: SessionOptions['auth']
@@ -570,14 +568,22 @@ export class ScuttleNode extends EventEmitter {
     const now = Date.now()
     const unlinked = this.unlinked(now)
     if (unlinked !== null) return unlinked
-    // Caught up once: an answer found it lacking no more than one exchange carries.
-    if (!this.caughtUp) for (const c of this.conns) if (this.answers(c, now) && c.session.stream.lackingSince === -1) this.caughtUp = true
+    // Caught up: an answer of some peer found it lacking less than one
+    // exchange carries; and with each peer that found it lacking more
+    // (rejoined after a partition, say), once since they connected.
+    let caughtUp = false
+    let catching: string | null = null
     for (const c of this.conns) {
       if (!this.answers(c, now)) continue
-      if (!this.caughtUp) return `catching up with peer ${c.peer}`
-      const since = c.session.stream.lackingSince
-      if (since >= 0 && now - since > this.opts.stallTimeout) return `behind peer ${c.peer} for ${now - since} ms (over stallTimeout, ${this.opts.stallTimeout} ms)`
+      const s = c.session.stream
+      if (s.lackingSince >= 0) {
+        if (!s.caughtUpOnce) return `catching up with peer ${c.peer}`
+        if (now - s.lackingSince > this.opts.stallTimeout) return `behind peer ${c.peer} for ${now - s.lackingSince} ms (over stallTimeout, ${this.opts.stallTimeout} ms)`
+      }
+      if (s.caughtUpOnce) caughtUp = true
+      else catching ??= c.peer
     }
+    if (!caughtUp && catching !== null) return `catching up with peer ${catching}`
     const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
     if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null
