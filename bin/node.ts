@@ -14,8 +14,9 @@ import { AdminServer, isLoopback, type AdminCode, type AdminRequest } from '../l
 import { StoreDamagedError } from '../lib/node/store'
 import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
-import { isMembershipKey, type Member } from '../lib/membership'
+import { isMembershipKey, MAX_META_LENGTH, type Member } from '../lib/membership'
 import { MAX_ID_LENGTH } from '../lib/value'
+import { badName } from '../lib/shape'
 import type { Security } from '../lib/types'
 import type { HelloAuth } from '../lib/wire/session'
 import { readArgs, UsageError } from './args'
@@ -188,6 +189,9 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
   // Peers refuse such an id in a hello: say so now rather than never connect.
   if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`)
   if (v.id.length > MAX_ID_LENGTH) throw new UsageError(`--id must be at most ${MAX_ID_LENGTH} characters, not ${v.id.length}`)
+  // What the library would refuse at start (empty, reserved): a usage error too.
+  const badId = badName('--id', v.id)
+  if (badId !== null) throw new UsageError(badId)
   if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`)
   const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (text === undefined) return undefined
@@ -230,6 +234,9 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
       throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`)
     }
     if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`)
+    // Membership refuses more at start (maxMetaLength): a usage error too.
+    const length = JSON.stringify(meta).length
+    if (length > MAX_META_LENGTH) throw new UsageError(`--meta is ${length} characters of JSON: at most ${MAX_META_LENGTH}`)
     out.meta = meta as Record<string, unknown>
   }
   if (v.codec !== undefined) {

@@ -81,6 +81,14 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
    * that the node lacked (as the peer said).
    */
   readonly behind = { them: 0, us: 0 }
+  /**
+   * Since when the peer's answers have said the node lacks more than one
+   * exchange carries (mtu), ms since the epoch; -1 once one said less
+   * (caught up), -2 before any answer. A node's readiness.
+   */
+  lackingSince = -2
+  /** One of the peer's answers said the node lacked less than that. */
+  caughtUpOnce = false
   /** The last exchange found the peer and the node holding the same versions of every source. */
   synced = false
   /** There has been an exchange (it counts for the node's 'synced'). */
@@ -305,6 +313,10 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
+    if (fields.reply) {
+      this.lackingSince = peerHas < node.mtu ? -1 : this.lackingSince < 0 ? Date.now() : this.lackingSince
+      if (peerHas < node.mtu) this.caughtUpOnce = true
+    }
     // Every update of this answer is in, and this peer counts as exchanged:
     // our past may be settled now (the peer that answered our question
     // first was not yet counted), and what waited for it runs.

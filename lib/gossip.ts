@@ -98,6 +98,16 @@ export class PeerStream extends Duplex {
     return this.exchange.behind
   }
 
+  /** Since when this peer's answers have said the node lacks more than one exchange carries (ms since the epoch; -1 once one said less, -2 before any answer). */
+  get lackingSince(): number {
+    return this.exchange.lackingSince
+  }
+
+  /** One of this peer's answers said the node lacked less than one exchange carries. */
+  get caughtUpOnce(): boolean {
+    return this.exchange.caughtUpOnce
+  }
+
   /** True while the last exchange found this peer and the node holding the same versions of every source. */
   get synced(): boolean {
     return this.exchange.synced

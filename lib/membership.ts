@@ -26,6 +26,9 @@ import type { Gossip } from './gossip'
 import type { Update } from './types'
 import { MAX_ID_LENGTH, jsonProblem } from './value'
 
+/** Longest metadata accepted by default, in characters of JSON (MembershipOptions.maxMetaLength). */
+export const MAX_META_LENGTH = 4096
+
 /** Prefix of the key holding a member's record: `member/<id>`. */
 export const MEMBER_PREFIX = 'member/'
 /** Prefix of the key holding a member's heartbeat counter: `heartbeat/<id>`. */
@@ -339,7 +342,7 @@ export class Membership extends EventEmitter {
     const maxMembers = options.maxMembers ?? 1024
     if (!(Number.isSafeInteger(maxMembers) && maxMembers >= 1)) throw new TypeError('membership: maxMembers must be a positive integer')
     this.maxMembers = maxMembers
-    const maxMeta = options.maxMetaLength ?? 4096
+    const maxMeta = options.maxMetaLength ?? MAX_META_LENGTH
     if (!(Number.isSafeInteger(maxMeta) && maxMeta >= 2)) throw new TypeError('membership: maxMetaLength must be an integer of at least 2')
     this.maxMetaLength = maxMeta
     this.checkInterval = positive('checkInterval', options.checkInterval ?? this.interval / 2)

@@ -3,8 +3,9 @@
  * endpoints: a whole request (headers and body) must arrive within
  * `requestTimeout`, and past `maxConnections` a new connection takes the
  * slot of the oldest one not being answered (idle, or still sending its
- * request), so that connections sending slowly, and redialed as soon as
- * cut, cannot keep an operator or a scraper out.
+ * request), from an address not answered lately first, so that
+ * connections sending slowly, and redialed as soon as cut, cannot keep an
+ * operator or a scraper out.
  *
  * @packageDocumentation
  */
@@ -36,18 +37,32 @@ export function boundedServer(handler: http.RequestListener, bounds: HttpBounds 
   // Open connections in the order they came, each with the request it is
   // being answered (null: idle, or still sending its headers).
   const sockets = new Map<net.Socket, http.IncomingMessage | null>()
+  // Addresses answered with a success lately, the latest last (at most 256).
+  const answered = new Set<string>()
+  const remember = (address: string) => {
+    answered.delete(address)
+    answered.add(address)
+    if (answered.size > 256) answered.delete(answered.values().next().value as string)
+  }
   server.on('connection', (socket: net.Socket) => {
     sockets.set(socket, null)
     socket.once('close', () => sockets.delete(socket))
     if (sockets.size <= max) return
-    // A request still arriving is no one's to keep waiting for.
+    // A request still arriving is no one's to keep waiting for; of those,
+    // one from an address never answered goes first (the operator's next
+    // connection, its request not in yet, is not cut by a crowd of
+    // strangers redialing).
+    let stranger: net.Socket | null = null
+    let known: net.Socket | null = null
     for (const [s, req] of sockets) {
-      if (s !== socket && (req === null || !req.complete)) {
-        s.destroy()
-        return
+      if (s === socket || (req !== null && req.complete)) continue
+      if (!answered.has(s.remoteAddress ?? '')) {
+        stranger = s
+        break
       }
+      known ??= s
     }
-    socket.destroy()
+    ;(stranger ?? known ?? socket).destroy()
   })
   // A late, malformed or oversized request (smuggling, headers over 16 KiB)
   // is answered, then closed whole: a half-closed socket would hold its
@@ -65,6 +80,8 @@ export function boundedServer(handler: http.RequestListener, bounds: HttpBounds 
     if (sockets.has(socket)) sockets.set(socket, req)
     res.once('finish', () => {
       if (sockets.get(socket) === req) sockets.set(socket, null)
+      // (A stranger can earn it too, from its own address only.)
+      if (res.statusCode < 400) remember(socket.remoteAddress ?? '')
     })
   })
   return server

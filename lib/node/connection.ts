@@ -88,6 +88,8 @@ export class Connection implements GateObserver {
   countedOut = 0
   readonly opened = Date.now()
   session!: Session
+  /** Of a connection we dialed: its dialer (stopped when the address is this node's own). */
+  dialer: { readonly address: { host: string; port: number }; stop(): void } | null = null
 
   constructor(
     private readonly host: ConnectionHost,

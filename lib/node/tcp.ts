@@ -293,18 +293,21 @@ export class ScuttleNode extends EventEmitter {
     // the peers it covers changed, so a settled cluster says it once.
     this.gossip.on('synced', () => this.checkSynced())
     for (const address of options.connect ?? []) {
-      this.dialers.push(
-        new Dialer(address, {
-          min: options.backoff?.min ?? 100,
-          max: options.backoff?.max ?? 5000,
-          random,
-          log: (line) => this.log(line, 'warn'),
-          connected: (socket) => this.acceptSocket(socket, 'out'),
-          firstEnded: () => {
-            if (--this.undialed === 0) this.twins.settle(null)
-          },
-        }),
-      )
+      const d: Dialer = new Dialer(address, {
+        min: options.backoff?.min ?? 100,
+        max: options.backoff?.max ?? 5000,
+        random,
+        log: (line) => this.log(line, 'warn'),
+        connected: (socket) => {
+          const c = this.acceptSocket(socket, 'out')
+          c.dialer = d
+          return c
+        },
+        firstEnded: () => {
+          if (--this.undialed === 0) this.twins.settle(null)
+        },
+      })
+      this.dialers.push(d)
     }
     this.undialed = this.dialers.length
   }
@@ -496,41 +499,47 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * In sync with the cluster (`status.synced`, and what `/ready` needs of
-   * peers; see {@link unsynced}).
+   * In sync with the cluster (`status.synced`; see {@link unsynced}).
    */
   synced(): boolean {
     return this.unsynced() === null
   }
 
   /**
-   * Why the node is not in sync with the cluster, or null when it is: in
-   * sync with every peer that answers, and with one at least when it dials
-   * peers or knows other members. A peer is in sync when its last exchange
-   * found nothing missing on either side but membership's writes (with
-   * membership on, heartbeats are written every interval, so two live nodes
-   * never hold the very same versions for long), and answers when it has
-   * answered a question of ours and has left none unanswered for
-   * `stallTimeout`. So a peer that says hello and never answers (or stops)
-   * cannot hold the node out of sync, nor count as in sync, while a live
-   * peer the node is behind holds it out of sync.
+   * Why the node is not in sync with the cluster at this instant, or null
+   * when it is: in sync with every peer that answers, and with one at
+   * least when it dials peers or knows other members ({@link unlinked}). A
+   * peer is in sync when its last exchange found nothing missing on either
+   * side but membership's writes (with membership on, heartbeats are
+   * written every interval, so two live nodes never hold the very same
+   * versions for long). A node taking writes is seldom in sync at an
+   * instant: readiness asks less ({@link notReady}).
    */
   unsynced(): string | null {
     const now = Date.now()
+    const unlinked = this.unlinked(now)
+    if (unlinked !== null) return unlinked
+    for (const c of this.conns) if (this.answers(c, now) && !c.synced) return `not in sync with peer ${c.peer}`
+    return null
+  }
+
+  /**
+   * Why the node has no peer it should have, or null: it dials peers or
+   * knows other members, and none of its peers answers. A peer answers
+   * when it has answered a question of ours and has left none unanswered
+   * for `stallTimeout`, so a peer that says hello and never answers (or
+   * stops) counts neither way.
+   */
+  private unlinked(now: number): string | null {
     let connected = 0
-    let answering = 0
     for (const c of this.conns) {
       if (c.peer === null || c.closed) continue
+      if (this.answers(c, now)) return null
       connected++
-      if (!this.answers(c, now)) continue
-      if (!c.synced) return `not in sync with peer ${c.peer}`
-      answering++
     }
-    // (Members counted only then: a walk of them all, and this runs at every answer.)
-    if (answering === 0 && (this.dials || this.knowsOthers())) {
-      return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
-    }
-    return null
+    // (Members counted only then: a walk of them all.)
+    if (!this.dials && !this.knowsOthers()) return null
+    return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
   }
 
   private knowsOthers(): boolean {
@@ -539,10 +548,14 @@ export class ScuttleNode extends EventEmitter {
   }
 
   /**
-   * What `/ready` says: joined (a peer answered, or it dials no one); in
-   * sync ({@link unsynced}); and not every other member dead. A node cut
-   * off from the cluster (links closed, or dropping everything) is thus
-   * not ready, though its last exchanges left it in sync.
+   * What `/ready` says: joined (a peer answered, or it dials no one); a
+   * peer it should have answers ({@link unlinked}); caught up (an answer
+   * found it lacking no more than goes whole in one exchange, once since
+   * it started); no answering peer has found it lacking more than that for
+   * `stallTimeout`; and not every other member dead. A node cut off from
+   * the cluster (links closed, or dropping everything) is thus not ready,
+   * while one taking a steady trickle of writes is, though it is seldom in
+   * sync at an instant ({@link unsynced}).
    */
   ready(): boolean {
     return this.notReady() === null
@@ -552,8 +565,25 @@ export class ScuttleNode extends EventEmitter {
   notReady(): string | null {
     if (this.closing) return 'stopping'
     if (!this.joined) return 'not joined: no peer has answered yet'
-    const unsynced = this.unsynced()
-    if (unsynced !== null) return unsynced
+    const now = Date.now()
+    const unlinked = this.unlinked(now)
+    if (unlinked !== null) return unlinked
+    // Caught up: an answer of some peer found it lacking less than one
+    // exchange carries; and with each peer that found it lacking more
+    // (rejoined after a partition, say), once since they connected.
+    let caughtUp = false
+    let catching: string | null = null
+    for (const c of this.conns) {
+      if (!this.answers(c, now)) continue
+      const s = c.session.stream
+      if (s.lackingSince >= 0) {
+        if (!s.caughtUpOnce) return `catching up with peer ${c.peer}`
+        if (now - s.lackingSince > this.opts.stallTimeout) return `behind peer ${c.peer} for ${now - s.lackingSince} ms (over stallTimeout, ${this.opts.stallTimeout} ms)`
+      }
+      if (s.caughtUpOnce) caughtUp = true
+      else catching ??= c.peer
+    }
+    if (!caughtUp && catching !== null) return `catching up with peer ${catching}`
     const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
     if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null
@@ -763,7 +793,12 @@ export class ScuttleNode extends EventEmitter {
         c.closed = true
         return c
       }
-      if (room !== true) this.drop(room, 'evicted', `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`)
+      if (room !== true) {
+        // Said as refusals are: the first, then every 100th (squatters redial: each was said).
+        const seen = this.admission.said('evicted')
+        const why = `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`
+        this.drop(room, 'evicted', seen % 100 !== 0 ? null : seen === 0 ? why : `${why} (${seen + 1} times)`)
+      }
     }
     this.conns.add(c)
     transport.on('close', () => this.drop(c, null, null))
@@ -782,6 +817,7 @@ export class ScuttleNode extends EventEmitter {
       barrier,
     })
     c.session = session
+    this.twins.began(c)
     session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
     session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.invalid(c, reason, code))
     session.on('exceeded', (code: InvalidCode, reason: string) => {
@@ -833,6 +869,15 @@ export class ScuttleNode extends EventEmitter {
     if (c.closed) return
     const code = ours ? err.code : 'refused_by_peer'
     this.admission.count(code)
+    // Our own address in --connect (a shared peer list is normal): not
+    // dialed again, said once, and its incoming end closed quietly.
+    if (ours && code === 'self' && this.twins.own(c.session.peerHello?.nonce)) {
+      const d = c.dialer
+      d?.stop()
+      if (d !== null) this.log(`--connect ${hostPort(d.address)}: that is this node's own address; not dialed again [self]`)
+      this.drop(c, code, null, true)
+      return
+    }
     if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
     const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
     const out = c.direction === 'out'

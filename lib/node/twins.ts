@@ -106,6 +106,9 @@ export class Twins {
   // asked of each quiet link with the id of a hello waiting (see admit).
   private readonly passed = new WeakSet<Connection>()
   private readonly probes = new Map<Connection, Promise<void>>()
+  // The nonces of this node's own sessions, kept a window past their close
+  // (the other end of a dial to itself may be closed first).
+  private readonly nonces = new Set<string>()
 
   /** `dials`: the node dials peers (without, no one can tell it is a twin before it writes). */
   constructor(
@@ -216,7 +219,11 @@ export class Twins {
     if (hello.nonce === undefined) return id === host.gossip.id ? new SessionError('self', 'connected to itself') : null
     const trusted = c.session.authenticated
     if (id === host.gossip.id) {
-      // Another node with this node's id (its own dials are 'self').
+      // This node's own dial (its address in --connect, by any name): the
+      // hello carries the nonce of one of its own sessions, which no other
+      // node has seen unless this node said hello to it.
+      if (this.own(hello.nonce)) return new SessionError('self', 'connected to itself')
+      // Another node with this node's id.
       host.seen()
       const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
       if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
@@ -305,6 +312,18 @@ export class Twins {
     this.probes.set(e, p)
     host.ask(e)
     return p
+  }
+
+  /** A session of this node began on `c`: a hello with its nonce is this node's own (see admit). */
+  began(c: Connection): void {
+    const nonce = c.session.nonce
+    this.nonces.add(nonce)
+    c.transport.once('close', () => setTimeout(() => this.nonces.delete(nonce), this.window).unref())
+  }
+
+  /** Whether `nonce` is one of this node's own sessions' (a hello with it is this node's own). */
+  own(nonce: string | undefined): boolean {
+    return nonce !== undefined && this.nonces.has(nonce)
   }
 
   /** A peer refused this node as a twin (err: its refusal, on `c`). */

@@ -311,6 +311,9 @@ export class Session extends EventEmitter {
     this.headLength += bytes.length
   }
 
+  // The nonce of a hello being checked: its peer speaks sessions, and is told a refusal.
+  private heardNonce: string | undefined = undefined
+
   private joinHead(): Uint8Array {
     const line = new Uint8Array(this.head.reduce((n, h) => n + h.length, 0))
     let at = 0
@@ -325,6 +328,7 @@ export class Session extends EventEmitter {
 
   private onHello(o: unknown): void {
     const h = o as PeerHello
+    if (typeof o === 'object' && o !== null && typeof h.nonce === 'string') this.heardNonce = h.nonce
     if (typeof o !== 'object' || o === null || h.hello !== 'simple-scuttle' || typeof h.id !== 'string') {
       this.refuse(new SessionError('no_hello', 'did not start with a hello'))
       return
@@ -508,7 +512,8 @@ export class Session extends EventEmitter {
   refuse(err: SessionError, extra?: Record<string, unknown>): void {
     if (this.state === 'closed') return
     // Said in place of our accept or open line, never after it.
-    const tell = this.peerHello?.nonce !== undefined && (this.state === 'hello' || this.state === 'verdict' || this.state === 'admitting')
+    // (A hello refused before it was taken is told too, when it speaks sessions.)
+    const tell = (this.peerHello?.nonce ?? this.heardNonce) !== undefined && (this.state === 'hello' || this.state === 'verdict' || this.state === 'admitting')
     if (tell) {
       try {
         const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress, started: err.twinStarted }

@@ -2,6 +2,7 @@
  * `simple-scuttle node`'s options (bin/node.ts).
  */
 import * as assert from 'assert'
+import { UsageError } from '../../bin/args'
 import { parseArgs } from '../../bin/node'
 
 describe('simple-scuttle node: options', () => {
@@ -11,5 +12,19 @@ describe('simple-scuttle node: options', () => {
     assert.throws(() => parseArgs(['--id', 'a', '--codec', 'xml']), /--codec/)
     assert.throws(() => parseArgs(['--id', 'a', '--mtu-bytes', '1000']), /--mtu-bytes/)
     assert.throws(() => parseArgs(['--id', 'a', '--ws', 'nope']), /HOST:PORT/)
+  })
+
+  it('attack (issue 21, red team): --id "", --id __proto__ and --meta over 4,096 characters exited 1 ("cannot start"); required: usage errors (exit 2), saying what is wrong', () => {
+    const usage = (args: string[], re: RegExp) =>
+      assert.throws(
+        () => parseArgs(args),
+        (err: Error) => err instanceof UsageError && re.test(err.message),
+        args.join(' '),
+      )
+    usage(['--id', ''], /--id must not be empty/)
+    usage(['--id', '__proto__'], /--id "__proto__" is reserved/)
+    usage(['--id', 'a\ud800'], /--id holds an unpaired/)
+    usage(['--id', 'a', '--meta', JSON.stringify({ x: 'a'.repeat(5000) })], /--meta is 5008 characters of JSON: at most 4096/)
+    assert.deepStrictEqual(parseArgs(['--id', 'a', '--meta', JSON.stringify({ x: 'a'.repeat(4000) })]).meta, { x: 'a'.repeat(4000) })
   })
 })

@@ -9,6 +9,7 @@ import * as net from 'net'
 import { base } from '../../lib'
 import { startNode } from '../../lib/node'
 import { AdminServer } from '../../lib/node/admin'
+import { boundedServer } from '../../lib/node/bounded-http'
 
 /**
  * Slowloris: `n` connections, each sending a request's headers (kind
@@ -85,6 +86,51 @@ describe('admin and metrics endpoints under slowloris (attack on issue 21)', fun
     } finally {
       attack.stop()
       await admin.close()
+    }
+  })
+
+  it('attack (issue 21, red team): 300 slow clients redialing got the operator\'s connection reset (3 of 16 requests): a newcomer took the slot of the oldest not answered, the operator\'s; required: an address that was answered keeps its slot while others are there to take', async () => {
+    const server = boundedServer((_req, res) => res.end('ok'), { maxConnections: 4, requestTimeout: 5000 })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as net.AddressInfo).port
+    const sockets: net.Socket[] = []
+    const get = () =>
+      new Promise<number>((resolve) => {
+        http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+        }).on('error', () => resolve(0))
+      })
+    try {
+      // The operator was answered once from 127.0.0.1.
+      assert.strictEqual(await get(), 200)
+      // Its next connection is open, its request not sent yet, when five slow clients from another address come.
+      const op = net.connect({ port, host: '127.0.0.1' })
+      sockets.push(op)
+      let opClosed = false
+      op.on('error', () => undefined).once('close', () => (opClosed = true))
+      await new Promise((resolve) => op.once('connect', resolve))
+      let cut = 0
+      for (let i = 0; i < 5; i++) {
+        const s = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' })
+        sockets.push(s)
+        s.on('error', () => undefined).once('close', () => cut++)
+        s.once('connect', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n'))
+      }
+      // Five newcomers past four slots: two connections cut, whichever they are.
+      const end = Date.now() + 5000
+      while (cut + (opClosed ? 1 : 0) < 2 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10))
+      assert.strictEqual(opClosed, false, "the operator's connection was cut")
+      const answer = new Promise<string>((resolve) => {
+        let text = ''
+        op.on('data', (b: Buffer) => (text += String(b)))
+        op.once('close', () => resolve(text))
+      })
+      op.end('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+      assert.match(await answer, /^HTTP\/1.1 200/)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise((resolve) => server.close(resolve))
     }
   })
 

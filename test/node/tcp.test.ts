@@ -113,6 +113,31 @@ describe('node (TCP, in process)', () => {
     assert.ok(logged('a', /peer b disconnected|closing connection to b/))
   })
 
+  it('attack (issue 21, red team): a node whose --connect lists its own address (a shared peer list: after a real peer, or as localhost) took itself for its twin and stopped; required: refused as `self` once, not dialed again, and it keeps running', async () => {
+    const b = await start({ id: 'b' })
+    // Reserve a port for a, so that its own address can be in its --connect.
+    const probe = net.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as net.AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const a = await start({ id: 'a', listen: { host: '127.0.0.1', port }, connect: [addr(b), { host: '127.0.0.1', port }, { host: 'localhost', port }], backoff: { min: 10, max: 20 } })
+    const twins: unknown[] = []
+    a.on('twin', (t) => twins.push(t))
+    await until(() => (a.stats().refused.self ?? 0) >= 4, 5000, 'a to refuse both of its own addresses')
+    await a.set('x', 1)
+    await until(() => b.gossip.get('x')?.value === 1, 5000, 'b to get a write of a')
+    // Twice the longest backoff passed many times over: no redial of itself.
+    for (let i = 2; i < 12; i++) {
+      await b.set('y', i)
+      await until(() => a.gossip.get('y')?.value === i, 5000, 'a to get a write of b')
+    }
+    assert.strictEqual(a.stats().refused.self, 4, 'each of its own addresses refused once, at both ends')
+    assert.deepStrictEqual(twins, [])
+    assert.strictEqual(a.writeRefusal, null)
+    assert.ok(!logged('a', /twin/), (logs.get('a') ?? []).join('\n'))
+    assert.strictEqual((logs.get('a') ?? []).filter((l) => /is this node's own address/.test(l)).length, 2, (logs.get('a') ?? []).join('\n'))
+  })
+
   it('closes a peer that sends garbage, skips its hello, or sends an over-long line; others carry on', async () => {
     const a = await start({ id: 'a', maxLineLength: 1000 })
     const b = await start({ id: 'b', connect: [addr(a)] })
@@ -197,6 +222,22 @@ describe('node (TCP, in process)', () => {
       assert.ok(Date.now() < deadline, 'a newcomer to take the slot of the oldest within 5 s')
     }
     await until(() => a.peers().length === 5, 5000, 'a to keep 5')
+  })
+
+  it('attack (issue 21, red team): evictions flooded the log (one squatting script: 2,346 warn lines in 30 s); required: said the first time, then every 100th, all counted', async function () {
+    this.timeout(20_000)
+    const a = await start({ id: 'a', maxConnections: 12 })
+    for (let i = 0; i < 12; i++) await raw(a)
+    await until(() => a.peers().length === 12, 5000, 'a to keep 12')
+    // Once they had their second, each newcomer takes one's slot (a newcomer before that is refused).
+    const deadline = Date.now() + 10_000
+    while ((a.stats().closedBy.evicted ?? 0) < 20) {
+      const late = await raw(a)
+      await Promise.race([late.closed, new Promise((r) => setTimeout(r, 20))])
+      assert.ok(Date.now() < deadline, `20 evictions within 10 s (${JSON.stringify(a.stats().closedBy)})`)
+    }
+    const said = (logs.get('a') ?? []).filter((l) => /\[evicted\]/.test(l))
+    assert.strictEqual(said.length, 1, said.join('\n'))
   })
 
   for (const once of [false, true]) {
@@ -361,7 +402,7 @@ describe('node (TCP, in process)', () => {
       // It names what a holds (k, a's one write), and says how much a lacks.
       answering(ahead.socket, () => `{"digest":true,"source_id":"a","version":${a.gossip.get('k').version}}\n{"digest":true,"done":true,"reply":true,"behind":${behind}}\n`)
       await until(() => !a.ready(), 5000, 'a, behind a live peer, to say it is not ready')
-      assert.match(a.notReady() ?? '', /not in sync with peer mallory/)
+      assert.match(a.notReady() ?? '', /catching up with peer mallory/)
       // Answering all along: still not ready past twice stallTimeout (sampled, not slept on).
       const end = Date.now() + 2500
       while (Date.now() < end) {
@@ -407,6 +448,76 @@ describe('node (TCP, in process)', () => {
     const honest = a.peers().find((p) => p.id === 'b')
     assert.strictEqual(honest?.answering, true)
     assert.strictEqual(honest?.synced, true)
+  })
+
+  it('attack (issue 21, red team): /ready was 503 most of the time under light writes (in sync at that instant, which a node taking writes never is); required: ready once joined and caught up, and through a steady trickle of writes, though status.synced flickers', async function () {
+    this.timeout(30_000)
+    const a = await start({ id: 'a', interval: 100, membership: true })
+    const b = await start({ id: 'b', interval: 100, membership: true, connect: [addr(a)] })
+    const c = await start({ id: 'c', interval: 100, membership: true, connect: [addr(a), addr(b)] })
+    const all = [a, b, c]
+    await until(() => all.every((n) => n.ready()), 10_000, 'all three to be ready')
+    let unready = 0
+    let unsynced = 0
+    const reasons = new Set<string>()
+    // A write every 30 ms (one per interval on each node), sampled at each write.
+    for (let i = 0; i < 150; i++) {
+      await all[i % 3].set(`k${i % 7}`, i)
+      await new Promise((r) => setTimeout(r, 30))
+      for (const n of all) {
+        const why = n.notReady()
+        if (why !== null) {
+          unready++
+          reasons.add(why)
+        }
+        if (!n.synced()) unsynced++
+      }
+    }
+    assert.ok(unsynced > 0, 'status.synced never flickered: the writes did not test anything')
+    assert.strictEqual(unready, 0, [...reasons].join('; '))
+  })
+
+  it('readiness: a node that falls behind a live peer for longer than stallTimeout is not ready (behind peer ...), and ready again once caught up', async function () {
+    this.timeout(20_000)
+    const a = await start({ id: 'a', stallTimeout: 500, mtu: 2 })
+    const b = await start({ id: 'b', connect: [addr(a)], stallTimeout: 500, mtu: 2 })
+    await until(() => b.ready(), 10_000, 'b to be ready')
+    // a takes 10 writes an interval; b takes 2 an exchange: it falls behind for good.
+    let i = 0
+    const writer = setInterval(() => {
+      for (let j = 0; j < 10; j++) a.gossip.set(`w${i++}`, i)
+    }, 20)
+    try {
+      await until(() => /behind peer a/.test(b.notReady() ?? ''), 10_000, 'b, behind a, to say it is not ready')
+    } finally {
+      clearInterval(writer)
+    }
+    await until(() => b.ready(), 20_000, 'b, caught up, to be ready again')
+    assert.strictEqual(b.gossip.get(`w${i - 1}`).value, i)
+  })
+
+  it('readiness: a node that rejoins after a partition, lacking more than one exchange carries, is not ready until it has caught up with that peer', async function () {
+    this.timeout(30_000)
+    const a = await start({ id: 'a', mtu: 2 })
+    const gate = new Gate(addr(a).port)
+    gates.push(gate)
+    const port = await gate.listen()
+    gate.release()
+    const b = await start({ id: 'b', mtu: 2, connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 } })
+    await a.set('first', 0)
+    await until(() => b.ready() && b.gossip.get('first')?.value === 0, 10_000, 'b to be ready')
+    gate.cut()
+    await until(() => b.peers().length === 0, 5000, 'b to lose a')
+    for (let i = 0; i < 100; i++) a.gossip.set(`w${i}`, i)
+    gate.release()
+    await until(() => b.peers().length === 1, 5000, 'b to reconnect')
+    // Sampled until b holds them all: whenever ready, it lacks less than two exchanges carry.
+    const held = () => Object.keys(b.gossip.state).filter((k) => k.startsWith('w')).length
+    while (held() < 100) {
+      if (b.ready()) assert.ok(held() >= 96, `ready holding ${held()} of 100 (${b.notReady()})`)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    await until(() => b.ready(), 5000, 'b, caught up, to be ready')
   })
 
   it('a node that dials peers, all connected but none answering, is not ready', async function () {

@@ -123,6 +123,19 @@ describe('session', () => {
     assert.strictEqual((await o).refused?.code, 'self')
   })
 
+  it('attack (issue 21, red team): a hello with a bad id (control, bidi, zero-width characters) or a bad cluster name was closed with nothing said; required: the peer is told {"refused":"bad_hello",...}', async () => {
+    const hellos = [{ id: 'x\u0007y' }, { id: 'a\u202eb' }, { id: 'a\u200bb' }, { id: 'ok', cluster: 'a\u202eb' }, { id: 'ok', started: -1 }]
+    for (const h of hellos) {
+      const r = raw()
+      r.send(`${JSON.stringify({ hello: 'simple-scuttle', cluster: 'c', nonce: randomNonce(), ...h })}\n`)
+      const o = await r.out
+      assert.strictEqual(o.refused?.code, 'bad_hello', JSON.stringify(h))
+      for (let i = 0; i < 50 && r.lines.length < 2; i++) await new Promise((resolve) => setImmediate(resolve))
+      assert.strictEqual(r.lines[1]?.refused, 'bad_hello', `${JSON.stringify(h)}: ${JSON.stringify(r.lines)}`)
+      assert.match(String(r.lines[1]?.reason), /hello with a bad/)
+    }
+  })
+
   it('a policy that waits holds the open line until it decides, keeping what the peer sends meanwhile; then opens, or refuses with the peer told', async () => {
     for (const verdict of [null, new SessionError('twin', 'no')]) {
       let decide: (v: SessionError | null) => void = () => undefined
