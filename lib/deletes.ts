@@ -57,6 +57,8 @@ export interface StreamLike {
   readonly peer: string | undefined
   /** Our questions on this stream not answered yet (their answers come in order). */
   readonly questions: number
+  /** What our latest digest to the peer named our own id at (-Infinity: not at all). */
+  readonly ownNamed: number
   emit(event: string, ...args: unknown[]): boolean
 }
 
@@ -895,6 +897,12 @@ export class Deletes {
     if (stale !== null) {
       notices = new Map()
       for (const [id, v] of stale) {
+        // Of our own id while this digest names it below the gc (asking the
+        // peer for our past, as far as it showed it): the peer would not
+        // believe it, and we would send it our id unquestioned. It waits,
+        // and our id with it (see telling), until we name ourselves at the
+        // gc (attack found a withdrawn, collected value kept at the peer).
+        if (id === this.host.id && stream.ownNamed !== -Infinity && stream.ownNamed < v[0]) continue
         const bytes = JSON.stringify([id, v]).length + 1
         if (notices.size >= MAX_NOTICES || bytes > room) break
         room -= bytes

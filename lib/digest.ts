@@ -45,6 +45,8 @@ export interface DigestPeer extends StreamLike {
   readonly pastShown: boolean
   /** This peer has shown us every update of ours up to here. */
   readonly ownSeen: number
+  /** What our latest digest to this peer named our own id at (-Infinity: not at all). */
+  ownNamed: number
   readonly streamFilter: Filter | undefined
   readonly takes: boolean
   readonly sends: boolean
@@ -104,6 +106,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
   // peers' copies, and one of ours we sent meanwhile may hold a gap (gap
   // fills mend those once we have what was missing).
   const mine = askPast ? peer.ownSeen : own
+  peer.ownNamed = mine >= 0 ? mine : -Infinity
   if (mine >= 0) peer.push({ digest: true, source_id: id, version: mine })
   return askPast ? mine : null
 }

@@ -105,6 +105,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   answeredWhole = false
   /** The peer has shown us every update of ours up to here. */
   ownSeen = -Infinity
+  /** What our latest digest to the peer named our own id at (-Infinity: not at all). */
+  ownNamed = -Infinity
   /**
    * The peer named or sent a version of ours from a past incarnation: we
    * ask it (and only the peers that show one) for our past, so a peer lying
