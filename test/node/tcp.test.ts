@@ -437,14 +437,22 @@ describe('node (TCP, in process)', () => {
     mirror.socket.write(`{"digest":true,"source_id":"a","version":${a.gossip.get('k').version}}\n{"digest":true,"done":true}\n`)
     await until(() => a.peers().length === 3, 5000, 'a to hear both hellos')
     await until(() => a.ready(), 5000, 'a to be ready with both connected')
-    // Sampled: /ready and status.synced say the same, and no socket that never answered is a peer in sync.
+    // Sampled: status.synced (in sync this instant) never says more than
+    // /ready (caught up, docs/operations.md "Readiness"), both come from the
+    // same connectivity check, and no socket that never answered is a peer
+    // in sync. (They need not be equal: synced flickers while anything is
+    // on its way, readiness does not.)
     const end = Date.now() + 1500
+    let syncedSamples = 0
     while (Date.now() < end) {
-      assert.strictEqual(a.synced(), a.ready(), `status.synced ${a.synced()}, /ready: ${a.notReady()}`)
+      const synced = a.synced()
+      if (synced) syncedSamples++
+      assert.ok(!synced || a.ready(), `status.synced true while /ready says ${a.notReady()}`)
       const hostile = a.peers().filter((p) => p.id !== 'b')
       assert.deepStrictEqual(hostile.map((p) => [p.id, p.synced, p.answering]).sort(), [['mirror', false, false], ['mute', false, false]])
       await new Promise((r) => setTimeout(r, 50))
     }
+    assert.ok(syncedSamples > 0, 'a quiet node with an answering peer in sync said synced at least once')
     const honest = a.peers().find((p) => p.id === 'b')
     assert.strictEqual(honest?.answering, true)
     assert.strictEqual(honest?.synced, true)
