@@ -128,23 +128,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     // c judges the newcomer's hello while the elder's answers are held.
     await until(() => c.stats().twins > 0 || (c.stats().closedBy.new_incarnation ?? 0) > 0, 10_000, "c to judge the newcomer's hello")
     link.release()
-    const acked: string[] = []
-    const refused: string[] = []
-    await Promise.all(
-      [b1, b2].map(async (b, t) => {
-        await Promise.all(
-          Array.from({ length: 15 }, async (_, i) => {
-            const key = `k${t + 1}_${i}`
-            try {
-              await b.set(key, key)
-              acked.push(key)
-            } catch (err) {
-              refused.push(`${key} ${(err as { code?: string }).code}`)
-            }
-          }),
-        )
-      }),
-    )
+    const { acked, refused } = await writeOnBoth(b1, b2, 15)
     const missing = () => acked.filter((k) => c.gossip.get(k).value !== k)
     await until(() => missing().length === 0, 10_000, 'every acknowledged write at c').catch(() => {
       throw new Error(`acknowledged writes missing at c: ${missing().join(' ')} (of ${acked.length}; refused: ${refused.length}; c closed by ${JSON.stringify(c.stats().closedBy)})`)
@@ -183,14 +167,14 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     assert.ok(logged(c, /did not answer a question within/), (logs.get(c) ?? []).join('\n'))
     assert.deepStrictEqual([reports, b.stats().twins, c.stats().twins], [[], 0, 0])
   })
-  // Writes on each twin, 10 each: the keys acknowledged, and those refused with their code.
-  async function writeOnBoth(b1: ScuttleNode, b2: ScuttleNode): Promise<{ acked: string[]; refused: string[] }> {
+  // Writes on each twin (`count` each, at once): the keys acknowledged, and those refused with their code.
+  async function writeOnBoth(b1: ScuttleNode, b2: ScuttleNode, count = 10): Promise<{ acked: string[]; refused: string[] }> {
     const acked: string[] = []
     const refused: string[] = []
     await Promise.all(
       [b1, b2].map(async (b, t) => {
         await Promise.all(
-          Array.from({ length: 10 }, async (_, i) => {
+          Array.from({ length: count }, async (_, i) => {
             const key = `k${t + 1}_${i}`
             try {
               await b.set(key, key)
