@@ -646,6 +646,13 @@ describe('store (SQLite)', () => {
       )
     }
 
+    // A row's checksum made wrong, as a flipped bit on disk would.
+    function damageRow(dir: string, key: string): void {
+      const db = new Database(path.join(dir, 'state.db'))
+      assert.strictEqual(db.prepare('UPDATE mappings SET crc = crc + 1 WHERE key = ?').run(key).changes, 1)
+      db.close()
+    }
+
     function repaired(dir: string): { gossip: Gossip; store: Store; lines: string[] } {
       const lines: string[] = []
       const { gossip, store } = openGossip('a', lww(), dir, { repair: true, log: (l) => lines.push(l) })
@@ -683,9 +690,7 @@ describe('store (SQLite)', () => {
       first.gossip.set('kept', 2)
       first.gossip.set('hurt', 3)
       await first.store.close()
-      const db = new Database(path.join(dir, 'state.db'))
-      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
-      db.close()
+      damageRow(dir, 'hurt')
       expectRefused(dir, /state\.db$/)
       const { gossip, store } = repaired(dir)
       assert.strictEqual(gossip.get('gone').version, -Infinity, JSON.stringify(gossip.get('gone')))
@@ -722,9 +727,7 @@ describe('store (SQLite)', () => {
       first.gossip.set('kept', 2)
       first.gossip.set('hurt', 3)
       await first.store.close()
-      const db = new Database(path.join(dir, 'state.db'))
-      db.prepare("UPDATE mappings SET crc = crc + 1 WHERE key = 'hurt'").run()
-      db.close()
+      damageRow(dir, 'hurt')
       const lines: string[] = []
       const { gossip, store } = openGossip('a', lww(), dir, { view: true, repair: true, log: (l) => lines.push(l) })
       assert.ok(lines.some((l) => l.includes('lost the mapping of "hurt"')), lines.join('\n'))
