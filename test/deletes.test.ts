@@ -50,46 +50,35 @@ function agree(c: Cluster): void {
   assert.ok(views.every((v) => v === views[0]), views.join('\n'))
 }
 
+/** A Persistence for Cluster over a store that opens a node and closes. */
+function persistence(name: string, openStore: (id: string, cfg: Config) => Promise<{ gossip: Gossip; store: { close(): Promise<void> } }>): () => Persistence {
+  return () => {
+    const stores = new Map<string, { close(): Promise<void> }>()
+    const p: Persistence = {
+      name,
+      keeps: 'everything',
+      open: async (id, cfg) => {
+        const { gossip, store } = await openStore(id, cfg)
+        stores.set(id, store)
+        return gossip
+      },
+      reopen: async (node, cfg) => {
+        await stores.get(node.id)?.close()
+        return p.open(node.id, cfg)
+      },
+      wipe: async () => undefined,
+    }
+    return p
+  }
+}
+
 /** SQLite and IndexedDB persistences for Cluster, their stores in `dir` and a fresh fake IndexedDB. */
 function persistences(dir: string): { sqlite: () => Persistence; idb: () => Persistence } {
   const indexedDB = new IDBFactory()
-  const sqlite = (): Persistence => {
-    const stores = new Map<string, ReturnType<typeof openGossip>['store']>()
-    const p: Persistence = {
-      name: 'sqlite',
-      keeps: 'everything',
-      open: async (id, cfg) => {
-        const { gossip, store } = openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })
-        stores.set(id, store)
-        return gossip
-      },
-      reopen: async (node, cfg) => {
-        await stores.get(node.id)?.close()
-        return p.open(node.id, cfg)
-      },
-      wipe: async () => undefined,
-    }
-    return p
+  return {
+    sqlite: persistence('sqlite', async (id, cfg) => openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })),
+    idb: persistence('idb', (id, cfg) => openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })),
   }
-  const idb = (): Persistence => {
-    const stores = new Map<string, Awaited<ReturnType<typeof openIdbGossip>>['store']>()
-    const p: Persistence = {
-      name: 'idb',
-      keeps: 'everything',
-      open: async (id, cfg) => {
-        const { gossip, store } = await openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })
-        stores.set(id, store)
-        return gossip
-      },
-      reopen: async (node, cfg) => {
-        await stores.get(node.id)?.close()
-        return p.open(node.id, cfg)
-      },
-      wipe: async () => undefined,
-    }
-    return p
-  }
-  return { sqlite, idb }
 }
 
 describe('deletes (docs/deletes.md)', function () {
