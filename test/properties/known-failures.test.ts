@@ -10,6 +10,7 @@ import { base } from '../../lib'
 import { _digestPart } from '../../lib/digest'
 import { ScheduleFailure, parseSchedule, replay, type Schedule } from '../../lib/testing'
 import { ROOT } from '../consumer'
+import { rejects } from '../rejects'
 
 const { lww_vs_current_vers } = base.resolution
 
@@ -38,13 +39,3 @@ describe("the core's failures simple-scuttle/testing found (docs/testing.md, 'Kn
     })
   }
 })
-
-async function rejects<E extends Error>(p: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await p
-  } catch (err) {
-    if (err instanceof type) return err
-    throw err
-  }
-  assert.fail(`expected ${type.name}`)
-}

@@ -25,6 +25,7 @@ import {
   type Schedule,
 } from '../../lib/testing'
 import { _digestPart } from '../../lib/digest'
+import { rejects } from '../rejects'
 
 const { lww_vs_current_vers, lww_vs_clock, strictly_order_values } = base.resolution
 
@@ -186,13 +187,3 @@ describe('simple-scuttle/testing', function () {
     })
   })
 })
-
-async function rejects<E extends Error>(p: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await p
-  } catch (err) {
-    if (err instanceof type) return err
-    throw err
-  }
-  assert.fail(`expected ${type.name}`)
-}
