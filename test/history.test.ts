@@ -42,6 +42,11 @@ describe('History', () => {
             const at = `${w.source}/k${w.key}`
             const before = mu.get(at)
             if (before === undefined || before.version < w.version) mu.set(at, u)
+            // Searches between writes: a log's search samples, built by
+            // one, must follow the inserts, sweeps and compactions after it.
+            for (const v of [from, w.version - 1 - (w.key % 7)]) {
+              assert.deepStrictEqual(h.news(w.source, v, limit), expectedNews(mu, w.source, v).slice(0, limit))
+            }
           }
           assert.ok(h.length <= max_history)
           for (const id of ['p', 'q', 'r', 'nobody']) {
