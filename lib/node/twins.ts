@@ -52,7 +52,19 @@ export interface TwinHost {
   report(t: TwinReport): void
   /** Refused as the newer twin: take back every local write not acknowledged. */
   takeBack(): void
+  /** This life's acknowledged writes not handed over yet (see Twins.handOver). */
+  handing(): HandedWrite[]
+  /** `writes` were handed over to `peer`, which wrote them as its own. */
+  handed(writes: HandedWrite[], peer: string): void
   log(line: string, level?: LogLevel): void
+}
+
+/** A write handed over by a node refused as a twin (see Twins.handOver). */
+export interface HandedWrite {
+  readonly key: string
+  readonly value: unknown
+  readonly deleted?: true
+  readonly version: number
 }
 
 // Whether a node started at `a` (nonce an) is older than one started at b:
@@ -90,6 +102,8 @@ export class TwinError extends Error {
 export class Twins {
   // A twin being told that this node is its younger (see tellTwin).
   private telling: Promise<void> | null = null
+  // Writes being handed over to a peer that refused this node (see handOver).
+  private handing: Promise<void> | null = null
   // Whether local writes may be acknowledged (see admitted): null until
   // decided, then true, or the error twins are refused with.
   private admission: true | TwinError | null = null
@@ -218,6 +232,9 @@ export class Twins {
     // this node's own, nor from another's: no twin rule for it.
     if (hello.nonce === undefined) return id === host.gossip.id ? new SessionError('self', 'connected to itself') : null
     const trusted = c.session.authenticated
+    // A node refused as a twin hands its writes over: no gossip, no twin
+    // rule (its writes become this node's own, see handOver).
+    if (hello.handover === true) return this.own(hello.nonce) ? new SessionError('self', 'connected to itself') : null
     if (id === host.gossip.id) {
       // This node's own dial (its address in --connect, by any name): the
       // hello carries the nonce of one of its own sessions, which no other
@@ -228,6 +245,7 @@ export class Twins {
       const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
       if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
         this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
+        if (hello.address !== undefined) this.handOver(hello.address, id)
         return new SessionError('twin', `this node (${id}) started after you: it stops`)
       }
       host.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
@@ -342,6 +360,68 @@ export class Twins {
     if (peer !== null) this.refusers.add(peer)
     this.check()
     if (t.address !== null) this.tell(t.address)
+    // Its acknowledged writes would reach no one: handed to the peer that refused it.
+    const at = c.dialer?.address ?? c.session.peerHello?.address
+    if (at !== undefined && peer !== null) this.handOver(typeof at === 'string' ? at : `${at.host}:${at.port}`, peer)
+  }
+
+  /**
+   * Hand this life's acknowledged writes over to the peer at `address`
+   * (`peer`), which refused this node as a twin: it writes them as its own
+   * ordinary writes (only a source changes its own mappings, so no version
+   * of this id meets the other twin's), answers how many, and they reach the
+   * cluster through it. Without this, writes a node acknowledged before it
+   * met its twin (alone, its peers unreachable) would be lost. One handover
+   * at a time; a refusal after it hands over what is left.
+   */
+  private handOver(address: string, peer: string): void {
+    // (A node whose writes are served has them reach the cluster itself.)
+    if (this.handing !== null || this.refusal === null) return
+    const writes = this.host.handing()
+    if (writes.length === 0) return
+    let to: { host: string; port: number }
+    try {
+      to = parseAddress(address)
+    } catch {
+      return
+    }
+    const host = this.host
+    this.handing = new Promise<void>((resolve) => {
+      const socket = net.connect({ host: to.host, port: to.port })
+      let session: Session | null = null
+      let finished = false
+      const done = (why: string | null) => {
+        if (finished) return
+        finished = true
+        clearTimeout(timer)
+        session?.destroy()
+        socket.destroy()
+        if (why !== null) host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
+        this.handing = null
+        resolve()
+      }
+      const timer = setTimeout(() => done('no answer within 10 s'), 10_000)
+      socket.on('error', (err) => done(err.message))
+      socket.once('close', () => done('the connection closed'))
+      socket.once('connect', () => {
+        const s = new Session(host.gossip, socket as unknown as Duplex, { ...host.sessionOptions(), handover: true })
+        session = s
+        s.on('refused', (err: SessionError) => done(err.message))
+        s.on('handover', () => {
+          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true } : { key: w.key, value: w.value })
+          s.send({ end: true })
+        })
+        s.on('message', (m: { handed?: unknown; error?: unknown }) => {
+          if (m?.handed !== writes.length) {
+            done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
+            return
+          }
+          host.handed(writes, peer)
+          host.log(`twin: handed ${writes.length} acknowledged writes of this life to peer ${peer} (at ${address}), which wrote them as its own: none is lost`, 'warn')
+          done(null)
+        })
+      })
+    })
   }
 
   // This node learned of a twin of its own. When it is the newer, and the
@@ -396,5 +476,6 @@ export class Twins {
   /** Wait for a twin being told, if any. */
   async close(): Promise<void> {
     if (this.telling !== null) await this.telling
+    if (this.handing !== null) await this.handing
   }
 }

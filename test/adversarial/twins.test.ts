@@ -273,3 +273,98 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     await until(() => b.gossip.get('k').value === 'a', 10_000, "a's write to reach b")
   })
 })
+
+describe('adversarial: a refused twin hands its acknowledged writes over (issue 21)', function () {
+  this.timeout(60_000)
+  const nodes: ScuttleNode[] = []
+  const dirs: string[] = []
+  const servers: net.Server[] = []
+  const logs = new Map<ScuttleNode, string[]>()
+
+  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
+    const lines: string[] = []
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), `twins-${options.id}-`))
+    dirs.push(data)
+    const n = await startNode({ interval: 200, data, listen: { host: '127.0.0.1', port: 0 }, resolve: base.resolution.lww_vs_current_vers, log: (l) => lines.push(l), ...options })
+    nodes.push(n)
+    logs.set(n, lines)
+    return n
+  }
+  const logged = (n: ScuttleNode, re: RegExp) => (logs.get(n) ?? []).some((l) => re.test(l))
+  const free = async () => {
+    const s = net.createServer()
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+    const port = (s.address() as net.AddressInfo).port
+    await new Promise((resolve) => s.close(resolve))
+    return port
+  }
+  // From now on, `port` forwards to `target` (a peer that was unreachable comes up).
+  async function forward(port: number, target: number): Promise<void> {
+    const s = net.createServer((client) => {
+      const up = net.connect(target, '127.0.0.1')
+      client.on('error', () => undefined)
+      up.on('error', () => undefined)
+      client.pipe(up).pipe(client)
+      up.once('close', () => client.destroy())
+      client.once('close', () => up.destroy())
+    })
+    servers.push(s)
+    await new Promise<void>((resolve) => s.listen(port, '127.0.0.1', resolve))
+  }
+  async function writes(n: ScuttleNode, prefix: string, count: number): Promise<string[]> {
+    const acked: string[] = []
+    for (let i = 0; i < count; i++) {
+      await n.set(`${prefix}${i}`, `${prefix}${i}`)
+      acked.push(`${prefix}${i}`)
+    }
+    return acked
+  }
+
+  afterEach(async () => {
+    for (const s of servers.splice(0)) s.close()
+    for (const n of nodes.splice(0)) await n.close()
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+    logs.clear()
+  })
+
+  for (const who of ['newcomer', 'elder'] as const) {
+    it(`attack (red team, lone${who === 'elder' ? ', newer-first' : ''}): the ${who} with id b, its peers unreachable at first, acknowledged writes alone, then met c, which holds the other b, and was refused as a twin: its acknowledged writes never reached c (24 of 24 lost); required: the refused twin hands its acknowledged writes of this life to c, which writes them as its own, both say so in logs and metrics, and the other b's writes stay b's`, async () => {
+      const c = await start({ id: 'c' })
+      const port = await free()
+      // The one alone dials a port where nothing listens yet.
+      const lone = async () => start({ id: 'b', connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 }, metrics: { host: '127.0.0.1', port: 0 } })
+      const joined = async () => start({ id: 'b', connect: [c.address()] })
+      let alone: ScuttleNode
+      let other: ScuttleNode
+      if (who === 'elder') {
+        alone = await lone()
+        await until(() => Date.now() > alone.startedAt, 1000, 'a later start for the newer twin')
+        other = await joined()
+      } else {
+        other = await joined()
+        await until(() => Date.now() > other.startedAt, 1000, 'a later start for the newer twin')
+        alone = await lone()
+      }
+      await until(() => other.joined, 10_000, 'the other b to join through c')
+      const mine = await writes(alone, 'lone_', 24)
+      const theirs = await writes(other, 'kept_', 5)
+      await forward(port, c.address().port)
+      await until(() => alone.writeRefusal !== null, 10_000, 'the lone b to be refused as a twin')
+      const missing = () => [...mine, ...theirs].filter((k) => c.gossip.get(k).value !== k)
+      await until(() => missing().length === 0, 10_000, 'every acknowledged write at c').catch(() => {
+        throw new Error(`acknowledged writes missing at c: ${missing().join(' ')}\n${(logs.get(alone) ?? []).join('\n')}\n--- c\n${(logs.get(c) ?? []).join('\n')}`)
+      })
+      await until(() => alone.stats().handedOver === 24, 10_000, 'c to answer the handover')
+      // c wrote them as its own; b's mappings at c are the other b's alone.
+      for (const k of mine) assert.strictEqual(c.gossip.history.mapping('c', k)?.value, k)
+      for (const k of theirs) assert.strictEqual(c.gossip.history.mapping('b', k)?.value, k)
+      assert.ok(mine.every((k) => c.gossip.history.mapping('b', k) === undefined), 'the lone b reached c under id b')
+      assert.ok(logged(alone, /twin: handed 24 acknowledged writes .* to peer c/), (logs.get(alone) ?? []).join('\n'))
+      assert.ok(logged(c, /twin: took 24 writes handed over by b/), (logs.get(c) ?? []).join('\n'))
+      assert.strictEqual(c.stats().handedIn, 24)
+      assert.match(await metrics(alone), /^scuttle_twin_handed_over_total 24$/m)
+      // Every write reaches the other b too (c relays its own writes).
+      await until(() => mine.every((k) => other.gossip.get(k).value === k), 10_000, 'the handed writes at the other b')
+    })
+  }
+})
