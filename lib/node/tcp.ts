@@ -131,8 +131,10 @@ export class ScuttleNode extends EventEmitter {
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
-  // This life's own writes handed over (refused as a twin) up to this version (see handing).
+  // This life's own writes handed over (refused as a twin) up to this
+  // version, and held by a peer up to this one (see handing).
   private handedUpTo = -Infinity
+  private ownConfirmed = -Infinity
   // --connect addresses whose first dial has not ended yet (see Twins.admitted).
   private undialed = 0
   private readonly auth: SessionOptions['auth']
@@ -413,18 +415,29 @@ export class ScuttleNode extends EventEmitter {
   }
 
   // This life's acknowledged writes, current and not handed over yet (a
-  // write not acknowledged was taken back as the node was refused):
-  // membership's own record and heartbeats are the node's, not a user's.
+  // write not acknowledged was taken back as the node was refused), above
+  // what a peer's digest said it holds of them: membership's own record and
+  // heartbeats are the node's, not a user's.
   private handing(): HandedWrite[] {
     const id = this.gossip.id
     const inc = this.gossip.replica.incarnation
+    for (const c of this.conns) this.confirmOwn(c)
     const out: HandedWrite[] = []
-    for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, inc.clock.first - 1))) {
+    for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
       if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
       if (this.membership !== null && (u.key.startsWith(MEMBER_PREFIX) || u.key.startsWith(HEARTBEAT_PREFIX))) continue
       out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
     }
     return out
+  }
+
+  // What peer `c` said it holds of this life's writes: a version named that
+  // this node sent and issued (a twin's versions are not ours, nor do they
+  // say that a peer holds ours).
+  private confirmOwn(c: Connection): void {
+    const v = c.ownHeld
+    const inc = this.gossip.replica.incarnation
+    if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
   }
 
   // A peer refused as a twin hands its acknowledged writes over (see
@@ -1004,6 +1017,7 @@ export class ScuttleNode extends EventEmitter {
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
+    this.confirmOwn(c)
     if (code !== null) {
       this.counters.closed++
       const by = this.counters.closedBy

@@ -10,7 +10,7 @@ import * as os from 'os'
 import * as path from 'path'
 import { base } from '../../lib'
 import { startNode, type NodeOptions, type ScuttleNode, type TwinReport } from '../../lib/node'
-import { Gate, until } from './harness'
+import { Cluster, Gate, until } from './harness'
 
 /**
  * A link to `target` that forwards what its client writes at once and, past
@@ -367,4 +367,48 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
       await until(() => mine.every((k) => other.gossip.get(k).value === k), 10_000, 'the handed writes at the other b')
     })
   }
+})
+
+describe('adversarial: twins after a freeze (issue 21)', function () {
+  this.timeout(60_000)
+  const cluster = new Cluster()
+  afterEach(() => cluster.cleanup())
+
+  it("attack (red team, freeze.sh): e frozen (SIGSTOP, a paused VM), a new e started elsewhere took its place at every peer and took writes, then the old e thawed; a write sent to e while it was frozen was acknowledged at thaw (its admission decided long before) and never reached any peer (every one refuses the old e, and holds the new e's higher versions): lost; required: every acknowledged write of both reaches every peer", async () => {
+    const a = await cluster.node('a')
+    const b = await cluster.node('b', [], { connect: [a] })
+    const c = await cluster.node('c', [], { connect: [a, b] })
+    const e = await cluster.node('e', ['--data', cluster.tmp()], { connect: [a, b, c] })
+    const acked: string[] = []
+    for (let i = 0; i < 5; i++) {
+      await e.write(`old/${i}`, `old/${i}`)
+      acked.push(`old/${i}`)
+    }
+    e.child.kill('SIGSTOP')
+    // Sent while frozen: answered at thaw.
+    const frozen = e.set('frozen', 'frozen', 30_000)
+    const at = Date.now()
+    // (Quiet is a matter of time: the peers' links to e must be quiet past three intervals and a second.)
+    await until(() => Date.now() - at > 3 * 50 + 1000 + 200, 5000, "e's links to go quiet")
+    const e2 = await cluster.node('e', ['--data', cluster.tmp()], { connect: [a, b, c] })
+    await until(async () => (await e2.peers()).length === 3, 20_000, 'the new e to take the old one\'s place at every peer')
+    for (let i = 0; i < 5; i++) {
+      await e2.write(`new/${i}`, `new/${i}`)
+      acked.push(`new/${i}`)
+    }
+    e.child.kill('SIGCONT')
+    const answer = await frozen
+    if (answer.ok === true) acked.push('frozen')
+    const missing = async () => {
+      const out: string[] = []
+      for (const n of [a, b, c, e2]) {
+        const state = await n.state()
+        for (const k of acked) if (state[k]?.value !== k) out.push(`${k}@${n.id === 'e' ? 'e2' : n.id}`)
+      }
+      return out
+    }
+    await until(async () => (await missing()).length === 0, 20_000, 'every acknowledged write at every peer').catch(async () => {
+      throw new Error(`acknowledged writes missing: ${(await missing()).join(' ')} (the frozen write answered ${JSON.stringify(answer)})\n--- old e:\n${e.tail(3000)}`)
+    })
+  })
 })
