@@ -230,6 +230,10 @@ export class ScuttleNode extends EventEmitter {
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
       handing: () => this.handing(),
+      foreign: (v) => {
+        const inc = this.gossip.replica.incarnation
+        return v > inc.sentOwn || (v >= inc.clock.first && !inc.clock.issued(v))
+      },
       handed: (writes) => {
         this.counters.handedOver += writes.length
         for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
@@ -736,6 +740,7 @@ export class ScuttleNode extends EventEmitter {
     await d?.flushed()
     await this.twins.admitted(this.opts.stallTimeout, epoch)
     d?.settled(u)
+    this.twins.wrote()
     return version
   }
 

@@ -3,9 +3,13 @@
  * started; of two live nodes with one id, the one started later is the
  * twin, refused (code `twin`), and told so, so that it stops before either
  * loses an acknowledged write. Claims move a node only as far as they can
- * be believed: under keys (authenticated), fully; without, a node that has
- * joined (a peer answered it) is never stopped by one, since any peer can
- * claim any id. A node that dials peers acknowledges local writes only
+ * be believed: under keys (authenticated), fully; without, only on
+ * evidence a claim cannot give (the refusing peer holds a version of the
+ * id this node did not write, see refusedBy), and a node that has joined
+ * (a peer answered it) is never stopped, since any socket can claim any
+ * id. A node refused by every peer it has hands its acknowledged writes
+ * over to one that refused it (see handOver), which writes them as its
+ * own. A node that dials peers acknowledges local writes only
  * once one admitted it (see Twins.admitted): refused as the newer twin, it
  * answers them `twin` ({@link TwinError}) and takes them back; refused as a
  * twin by every peer it has, it does so until one admits it (see
@@ -56,6 +60,8 @@ export interface TwinHost {
   handing(): HandedWrite[]
   /** `writes` were handed over to `peer`, which wrote them as its own. */
   handed(writes: HandedWrite[], peer: string): void
+  /** Whether a peer's version `v` of this node's id is not one this node wrote (evidence of a twin). */
+  foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
 }
 
@@ -114,6 +120,14 @@ export class Twins {
   // (see refusal).
   private readonly refusers = new Set<string>()
   private shut: TwinError | null = null
+  // Some refusal since peers last admitted this node came with evidence
+  // (see refusedBy); refused everywhere without it, the refusers' names
+  // (see check); the peer that refused this node last, and where it is.
+  private evidence = false
+  private stranded: string | null = null
+  private lastRefusal: { address: string; peer: string } | null = null
+  // More writes to hand over came while a handover was under way.
+  private handMore = false
   // How many times the node was shut, its waiting writes taken back (see admitted).
   private shuts = 0
   // Connections admitted whose session is not open yet, and the question
@@ -174,13 +188,19 @@ export class Twins {
     return a !== null && a !== true ? a : this.shut
   }
 
-  /** A peer's session opened (it admitted this node), or one closed: whether peers admit this node (see refusal). */
+  /**
+   * A peer's session opened (it admitted this node), or one closed: whether
+   * peers admit this node (see refusal). Refused by every peer it has, it
+   * refuses local writes only on evidence that another node writes as it
+   * (see refusedBy); without, it serves them and hands each over to a peer
+   * that refused it (`stranded`), since a claim alone proves nothing.
+   */
   check(opened?: Connection): void {
     const host = this.host
     const peer = opened?.peer ?? null
     if (peer !== null) this.refusers.delete(peer)
     // (The newer twin, stopping, refuses writes for good.)
-    if ((this.refusers.size === 0 && this.shut === null) || this.admission instanceof TwinError) return
+    if (this.admission instanceof TwinError) return
     let open: Connection | null = null
     for (const e of host.connections()) {
       if (!e.closed && e.peer !== null) {
@@ -188,14 +208,29 @@ export class Twins {
         break
       }
     }
-    const shut = this.refusers.size > 0 && open === null
+    const everywhere = this.refusers.size > 0 && open === null
+    if (!everywhere) {
+      this.evidence = false
+      this.stranded = null
+    }
+    const shut = everywhere && this.evidence
+    const who = [...this.refusers].slice(0, 8).join(', ')
+    if (everywhere && !shut && this.stranded === null) {
+      this.stranded = who
+      host.log(
+        `twin: every peer this node has refuses it as a twin (${who}), on a claim nothing backs (no --keys, and no peer holds a version of ${host.gossip.id} this node did not write): ` +
+          'it keeps serving local writes, and hands each over to a peer that refused it',
+        'warn',
+      )
+      this.handOverAgain()
+    }
     if (shut === (this.shut !== null)) return
     if (!shut) {
       this.shut = null
-      host.log(`twin: peer ${open?.peer} admitted this node: local writes are served again`, 'warn')
+      if (open !== null) host.log(`twin: peer ${open.peer} admitted this node: local writes are served again`, 'warn')
       return
     }
-    const who = [...this.refusers].slice(0, 8).join(', ')
+    this.stranded = null
     const what = `every peer this node has refuses it as a twin (${who}): another live node has id ${host.gossip.id}`
     this.shut = new TwinError(host.gossip.id, what, false)
     // Writes not acknowledged yet would reach no one: taken back, answered 'twin'.
@@ -203,6 +238,17 @@ export class Twins {
     host.takeBack()
     for (const w of this.waiters.splice(0)) w.reject(this.shut)
     host.log(`twin: ${what}: local writes are refused (code twin) until a peer admits this node; it keeps running`, 'warn')
+  }
+
+  /** A local write was acknowledged: while stranded (see check), it is handed over. */
+  wrote(): void {
+    if (this.stranded !== null) this.handOverAgain()
+  }
+
+  // Hand over what is left to the peer that refused this node last.
+  private handOverAgain(): void {
+    const last = this.lastRefusal
+    if (last !== null) this.handOver(last.address, last.peer)
   }
 
   /** Decide admission (see admitted): null to allow acknowledgements, or the error of a newer twin. */
@@ -244,13 +290,15 @@ export class Twins {
       host.seen()
       const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
       if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
-        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
+        // (A hello is a claim, not evidence: without keys it stops nothing.)
+        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted && 'authenticated', `another live node runs as ${id} (${where}), before this one`)
         if (hello.address !== undefined) this.handOver(hello.address, id)
         return new SessionError('twin', `this node (${id}) started after you: it stops`)
       }
       host.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(host.startedAt)}: give this one another --id`)
       err.twinStarted = host.startedAt
+      err.twinHolds = this.holds(id)
       return err
     }
     for (const e of host.connections()) {
@@ -286,10 +334,18 @@ export class Twins {
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
+      err.twinHolds = this.holds(id)
       return err
     }
     this.passed.add(c)
     return null
+  }
+
+  // The highest version of `id` this node holds, if any (said in a twin
+  // refusal: the refused node's evidence that another node writes as it).
+  private holds(id: string): number | undefined {
+    const max = this.host.gossip.history.sources.get(id)?.max
+    return max === undefined || !Number.isFinite(max) ? undefined : max
   }
 
   // How long a live node's link may stay quiet, and a quiet one take to
@@ -344,25 +400,36 @@ export class Twins {
     return nonce !== undefined && this.nonces.has(nonce)
   }
 
-  /** A peer refused this node as a twin (err: its refusal, on `c`). */
+  /**
+   * A peer refused this node as a twin (err: its refusal, on `c`). Without
+   * --keys a refusal is a claim: any socket can say hello to a peer with
+   * this node's id first. It moves this node (stops it as the newer, or
+   * refuses its writes while every peer refuses it) only with evidence a
+   * claim cannot give by itself: an authenticated session, or the peer
+   * holding a version of this id that this node did not write (another
+   * node does).
+   */
   refusedBy(c: Connection, err: SessionError): void {
     const host = this.host
     host.seen()
     const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
+    const evidence = c.session.authenticated ? 'authenticated' : err.twinHolds !== undefined && host.foreign(err.twinHolds)
     if (olderThan(host.startedAt, c.session.nonce, t.started, undefined)) {
       // The elder, refused where a younger twin got in first: tell it.
       host.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
     } else {
-      this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
+      this.twin({ newer: true, ...t }, evidence, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
     }
-    // Refused by every peer it has, this node acknowledges no write (see refusal).
     const peer = c.session.peerId
+    const at = c.dialer?.address ?? c.session.peerHello?.address
+    if (at !== undefined && peer !== null) this.lastRefusal = { address: typeof at === 'string' ? at : `${at.host}:${at.port}`, peer }
+    // Refused by every peer it has, on evidence, this node acknowledges no write (see refusal).
     if (peer !== null) this.refusers.add(peer)
+    if (evidence) this.evidence = true
     this.check()
     if (t.address !== null) this.tell(t.address)
     // Its acknowledged writes would reach no one: handed to the peer that refused it.
-    const at = c.dialer?.address ?? c.session.peerHello?.address
-    if (at !== undefined && peer !== null) this.handOver(typeof at === 'string' ? at : `${at.host}:${at.port}`, peer)
+    this.handOverAgain()
   }
 
   /**
@@ -375,8 +442,12 @@ export class Twins {
    * at a time; a refusal after it hands over what is left.
    */
   private handOver(address: string, peer: string): void {
-    // (A node whose writes are served has them reach the cluster itself.)
-    if (this.handing !== null || this.refusal === null) return
+    // (A node admitted by a peer has its writes reach the cluster itself.)
+    if (this.refusal === null && this.stranded === null) return
+    if (this.handing !== null) {
+      this.handMore = true
+      return
+    }
     const writes = this.host.handing()
     if (writes.length === 0) return
     let to: { host: string; port: number }
@@ -399,6 +470,11 @@ export class Twins {
         if (why !== null) host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
         this.handing = null
         resolve()
+        // Writes acknowledged meanwhile (stranded, see check) go next; after a failure, at the next refusal.
+        if (why === null && this.handMore) {
+          this.handMore = false
+          this.handOver(address, peer)
+        }
       }
       const timer = setTimeout(() => done('no answer within 10 s'), 10_000)
       socket.on('error', (err) => done(err.message))
@@ -425,10 +501,11 @@ export class Twins {
   }
 
   // This node learned of a twin of its own. When it is the newer, and the
-  // claim can be believed (see admit), it reports that it should stop.
-  private twin(t: TwinReport, trusted: boolean, what: string): void {
+  // claim can be believed (`evidence`, see refusedBy), it reports that it
+  // should stop: authenticated, or backed by a write, before it joined.
+  private twin(t: TwinReport, evidence: boolean | 'authenticated', what: string): void {
     const host = this.host
-    const stop = t.newer && (trusted || !host.answeredOnce)
+    const stop = t.newer && (evidence === 'authenticated' || (evidence && !host.answeredOnce))
     // Writes waiting to be acknowledged never are: taken back, answered 'twin'.
     if (stop) this.settle(new TwinError(host.gossip.id, what))
     host.log(

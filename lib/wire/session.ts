@@ -99,6 +99,8 @@ export class SessionError extends Error {
   /** With `twin`: the other twin's advertised address and start time, when the peer knows them. */
   twinAddress?: string
   twinStarted?: number
+  /** With `twin`: the highest version of the id the peer holds (evidence that another node writes as it). */
+  twinHolds?: number
   constructor(
     readonly code: RefusalCode,
     message: string,
@@ -504,6 +506,7 @@ export class Session extends EventEmitter {
     err.peerCode = code
     if (typeof v.twin === 'string' && v.twin.length <= 300) err.twinAddress = v.twin
     if (typeof v.started === 'number' && Number.isSafeInteger(v.started)) err.twinStarted = v.started
+    if (typeof v.holds === 'number' && Number.isSafeInteger(v.holds)) err.twinHolds = v.holds
     this.close(err, false)
   }
 
@@ -538,7 +541,7 @@ export class Session extends EventEmitter {
     const tell = (this.peerHello?.nonce ?? this.heardNonce) !== undefined && (this.state === 'hello' || this.state === 'verdict' || this.state === 'admitting')
     if (tell) {
       try {
-        const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress, started: err.twinStarted }
+        const twin = { twin: err.twinAddress, started: err.twinStarted, holds: err.twinHolds }
         this.transport.write(`${JSON.stringify({ refused: err.code, reason: err.message, ...twin, ...extra })}\n`)
       } catch {
         // The transport is gone: nothing to tell.
