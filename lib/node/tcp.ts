@@ -44,10 +44,10 @@ import { DEFAULT_CLUSTER, hostPort, type NodeOptions } from './options'
 import { loadPeer } from './peer'
 import { randomNonce } from './security'
 import { Store } from './store'
-import { iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
+import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
 
-// Most writes one handover carries (a refused twin's acknowledged writes of one life).
-const MAX_HANDOVER = 100_000
+// Most writes one handover session may carry (a refused twin sends HANDOVER_BATCH at most).
+const MAX_HANDOVER = 2 * HANDOVER_BATCH
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }

@@ -73,6 +73,9 @@ export interface HandedWrite {
   readonly version: number
 }
 
+/** Most writes one handover session carries (the peer refuses more: see the node's MAX_HANDOVER). */
+export const HANDOVER_BATCH = 10_000
+
 // Whether a node started at `a` (nonce an) is older than one started at b:
 // unknown times are youngest, equal ones are ordered by nonce.
 function olderThan(a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean {
@@ -448,8 +451,11 @@ export class Twins {
       this.handMore = true
       return
     }
-    const writes = this.host.handing()
-    if (writes.length === 0) return
+    const all = this.host.handing()
+    if (all.length === 0) return
+    // At most HANDOVER_BATCH a session (a peer takes no more at once); the rest next.
+    const writes = all.slice(0, HANDOVER_BATCH)
+    if (all.length > writes.length) this.handMore = true
     let to: { host: string; port: number }
     try {
       to = parseAddress(address)
