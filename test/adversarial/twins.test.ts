@@ -9,7 +9,8 @@ import * as net from 'net'
 import * as os from 'os'
 import * as path from 'path'
 import { base } from '../../lib'
-import { startNode, type NodeOptions, type ScuttleNode, type TwinReport } from '../../lib/node'
+import { generateKeyPair, startNode, type NodeOptions, type ScuttleNode, type TwinReport } from '../../lib/node'
+import { helloAuth } from '../../lib/node/security'
 import { Cluster, Gate, until } from './harness'
 
 /**
@@ -432,6 +433,61 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
       await until(() => mine.every((k) => other.gossip.get(k).value === k), 10_000, 'the handed writes at the other b')
     })
   }
+})
+
+describe('adversarial: a handover under --keys (issue 21)', function () {
+  this.timeout(60_000)
+  const nodes: ScuttleNode[] = []
+  const servers: net.Server[] = []
+  afterEach(async () => {
+    for (const s of servers.splice(0)) s.close()
+    for (const n of nodes.splice(0)) await n.close()
+  })
+
+  it('the newcomer b, alone at first, acknowledged writes, then was refused at c on an authenticated hello: it hands them over on an authenticated session and c takes them; a handover hello without a proof is refused', async () => {
+    const pairs = Object.fromEntries(['b', 'c'].map((id) => [id, generateKeyPair()]))
+    const publicKeys = Object.fromEntries(Object.entries(pairs).map(([id, k]) => [id, k.publicKey]))
+    const auth = (id: string) => helloAuth({ id, privateKey: pairs[id].privateKey, publicKeys })
+    const start = async (id: string, more: Partial<NodeOptions>) => {
+      const n = await startNode({ id, interval: 200, listen: { host: '127.0.0.1', port: 0 }, auth: auth(id), resolve: base.resolution.lww_vs_current_vers, log: () => undefined, ...more })
+      nodes.push(n)
+      return n
+    }
+    const c = await start('c', {})
+    const elder = await start('b', { connect: [c.address()] })
+    await until(() => elder.joined, 10_000, 'the elder to join')
+    const s = net.createServer()
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+    const port = (s.address() as net.AddressInfo).port
+    await new Promise((resolve) => s.close(resolve))
+    const lone = await start('b', { connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 } })
+    const acked: string[] = []
+    for (let i = 0; i < 5; i++) {
+      await lone.set(`lone${i}`, i)
+      acked.push(`lone${i}`)
+    }
+    const fwd = net.createServer((client) => {
+      const up = net.connect(c.address().port, '127.0.0.1')
+      client.on('error', () => undefined)
+      up.on('error', () => undefined)
+      client.pipe(up).pipe(client)
+      up.once('close', () => client.destroy())
+      client.once('close', () => up.destroy())
+    })
+    servers.push(fwd)
+    await new Promise<void>((resolve) => fwd.listen(port, '127.0.0.1', resolve))
+    await until(() => lone.stats().handedOver === 5, 10_000, 'the handover')
+    assert.ok(acked.every((k, i) => c.gossip.history.mapping('c', k)?.value === i))
+    // Without a proof, a handover hello is refused at the hello.
+    const raw = net.connect(c.address().port, '127.0.0.1')
+    raw.on('error', () => undefined)
+    let got = ''
+    raw.on('data', (b: Buffer) => (got += String(b)))
+    raw.write(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true })}\n{"accept":true}\n`)
+    await until(() => /"refused":"(unauthenticated|bad_proof)"/.test(got), 5000, 'the keyless handover to be refused')
+    raw.destroy()
+    assert.strictEqual(c.stats().handedIn, 5)
+  })
 })
 
 describe('adversarial: twins after a freeze (issue 21)', function () {
