@@ -121,12 +121,11 @@ export class Twins {
   // Peers (by id) that refused this node as a twin since their last
   // session with it, and the refusal of local writes while none admits it
   // (see refusal).
-  private readonly refusers = new Set<string>()
+  private readonly refusers = new Map<string, boolean>()
   private shut: TwinError | null = null
-  // Some refusal since peers last admitted this node came with evidence
-  // (see refusedBy); refused everywhere without it, the refusers' names
+  // (Each refuser above maps to whether its refusal came with evidence, see
+  // refusedBy.) Refused everywhere without evidence, the refusers' names
   // (see check); the peer that refused this node last, and where it is.
-  private evidence = false
   private stranded: string | null = null
   private lastRefusal: { address: string; peer: string } | null = null
   // More writes to hand over came while a handover was under way.
@@ -212,12 +211,9 @@ export class Twins {
       }
     }
     const everywhere = this.refusers.size > 0 && open === null
-    if (!everywhere) {
-      this.evidence = false
-      this.stranded = null
-    }
-    const shut = everywhere && this.evidence
-    const who = [...this.refusers].slice(0, 8).join(', ')
+    if (!everywhere) this.stranded = null
+    const shut = everywhere && [...this.refusers.values()].some((e) => e)
+    const who = [...this.refusers.keys()].slice(0, 8).join(', ')
     if (everywhere && !shut && this.stranded === null) {
       this.stranded = who
       host.log(
@@ -427,8 +423,7 @@ export class Twins {
     const at = c.dialer?.address ?? c.session.peerHello?.address
     if (at !== undefined && peer !== null) this.lastRefusal = { address: typeof at === 'string' ? at : `${at.host}:${at.port}`, peer }
     // Refused by every peer it has, on evidence, this node acknowledges no write (see refusal).
-    if (peer !== null) this.refusers.add(peer)
-    if (evidence) this.evidence = true
+    if (peer !== null) this.refusers.set(peer, evidence !== false || this.refusers.get(peer) === true)
     this.check()
     if (t.address !== null) this.tell(t.address)
     // Its acknowledged writes would reach no one: handed to the peer that refused it.
