@@ -26,7 +26,7 @@ import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
 import { Clock } from '../clock'
-import { HEARTBEAT_PREFIX, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
+import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
 import type { Config, Update } from '../types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
@@ -45,10 +45,10 @@ import { loadPeer } from './peer'
 import { randomNonce } from './security'
 import { Store } from './store'
 import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
+import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 
 // Most writes one handover session may carry (a refused twin sends HANDOVER_BATCH at most).
 const MAX_HANDOVER = 2 * HANDOVER_BATCH
-import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }
 export { badCluster, CONTROL, StoreFailedError, TwinError }
@@ -429,7 +429,7 @@ export class ScuttleNode extends EventEmitter {
     const out: HandedWrite[] = []
     for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
       if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
-      if (this.membership !== null && (u.key.startsWith(MEMBER_PREFIX) || u.key.startsWith(HEARTBEAT_PREFIX))) continue
+      if (this.membership !== null && isMembershipKey(u.key)) continue
       out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
     }
     return out
@@ -456,8 +456,9 @@ export class ScuttleNode extends EventEmitter {
         void this.writeHandover(c, writes, who)
         return
       }
-      if (typeof m?.key !== 'string' || writes.length >= MAX_HANDOVER) {
-        this.drop(c, 'bad_hello', `peer ${who} handed over a bad write, or more than ${MAX_HANDOVER}`)
+      // (Membership's keys are each node's own record: never another's to hand over.)
+      if (typeof m?.key !== 'string' || (this.membership !== null && isMembershipKey(m.key)) || writes.length >= MAX_HANDOVER) {
+        this.drop(c, 'bad_hello', `peer ${who} handed over a bad write (no key, or a membership key), or more than ${MAX_HANDOVER}`)
         return
       }
       writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true })

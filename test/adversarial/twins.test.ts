@@ -360,6 +360,21 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     return s
   }
 
+  it('a handover that carries a membership key (another node\'s record, or a heartbeat) is refused: the connection closed, nothing written', async () => {
+    const a = await start({ id: 'a', membership: true })
+    const s = net.connect(a.address().port, '127.0.0.1')
+    s.on('error', () => undefined)
+    let closed = false
+    s.on('close', () => (closed = true))
+    s.resume()
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true }
+    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"member/zz","value":{"address":"127.0.0.1:9"}}\n{"end":true}\n`)
+    await until(() => closed, 10_000, 'the handover to be refused')
+    assert.strictEqual(a.gossip.get('member/zz').value, null)
+    assert.strictEqual(a.stats().handedIn, 0)
+    assert.strictEqual(a.stats().closedBy.bad_hello, 1)
+  })
+
   for (const where of ['at its peer', 'at the node', 'at its peer, with an address'] as const) {
     it(`attack (red team, imp.mjs, ${where}): without --keys one socket that says hello as b with an earlier start made the real b read-only (writable: false) or stop, a single unauthenticated claim; required: a claim alone moves no node: b logs and counts it, keeps serving, and every write it acknowledges reaches a`, async () => {
       const a = await start({ id: 'a' })
