@@ -513,7 +513,7 @@ export class Twins {
       stop
         ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
         : t.newer
-          ? `twin: ${what}; ${host.answeredOnce ? 'this node has joined and ' : ''}the claim is not authenticated (no --keys)${evidence === false ? ', nor backed by a write of that node' : ''}: it keeps running`
+          ? `twin: ${what}; ${evidence === false ? 'no write of that node backs it, ' : ''}${host.answeredOnce ? 'this node has joined and ' : ''}the claim is not authenticated (no --keys): it keeps running`
           : `twin: ${what}`,
       'warn',
     )
