@@ -41,6 +41,8 @@ export const METRIC_NAMES = [
   'scuttle_invalid_total',
   'scuttle_refused_total',
   'scuttle_twins_total',
+  'scuttle_twin_handed_over_total',
+  'scuttle_twin_handed_in_total',
   'scuttle_writes_refused_total',
   'scuttle_writable',
   'scuttle_ready',
@@ -86,6 +88,8 @@ export function registry(node: MetricsSource): Prom.Registry {
   total('scuttle_bytes_received_total', 'Bytes received from peers', (s) => s.bytesReceived)
   total('scuttle_digests_dropped_total', "Peers' digests dropped unanswered past the digest rate", (s) => s.digestsDropped)
   total('scuttle_twins_total', 'Twins seen: another live node with this id, or two live peers with one id', (s) => s.twins)
+  total('scuttle_twin_handed_over_total', 'Acknowledged writes of this node handed over, refused as a twin, to a peer that wrote them as its own', (s) => s.handedOver)
+  total('scuttle_twin_handed_in_total', 'Writes a node refused as a twin handed over to this one, written as its own', (s) => s.handedIn)
   total('scuttle_writes_refused_total', 'Local writes refused: the data directory cannot be written, or this node is a twin (the newer, or refused by every peer it has)', (s) => s.writesRefused)
   new Gauge({
     name: 'scuttle_writable',

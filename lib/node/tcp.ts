@@ -26,7 +26,7 @@ import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
 import { Clock } from '../clock'
-import { Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
+import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
 import type { Config, Update } from '../types'
 import { MAX_FRAME_LENGTH } from '../wire/binary'
 import { FORMATS, type Format } from '../wire/codec'
@@ -44,8 +44,11 @@ import { DEFAULT_CLUSTER, hostPort, type NodeOptions } from './options'
 import { loadPeer } from './peer'
 import { randomNonce } from './security'
 import { Store } from './store'
-import { iso, TwinError, Twins, type TwinReport } from './twins'
+import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
+
+// Most writes one handover session may carry (a refused twin sends HANDOVER_BATCH at most).
+const MAX_HANDOVER = 2 * HANDOVER_BATCH
 
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }
 export { badCluster, CONTROL, StoreFailedError, TwinError }
@@ -112,6 +115,8 @@ export class ScuttleNode extends EventEmitter {
     closed: 0,
     closedBy: Object.create(null) as Record<string, number>,
     twins: 0,
+    handedOver: 0,
+    handedIn: 0,
     writesRefused: 0,
   }
   // Our own writes, [version, ms] pairs in version order (the latest
@@ -126,6 +131,10 @@ export class ScuttleNode extends EventEmitter {
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
+  // This life's own writes handed over (refused as a twin) up to this
+  // version, and held by a peer up to this one (see handing).
+  private handedUpTo = -Infinity
+  private ownConfirmed = -Infinity
   // --connect addresses whose first dial has not ended yet (see Twins.admitted).
   private undialed = 0
   private readonly auth: SessionOptions['auth']
@@ -220,6 +229,15 @@ export class ScuttleNode extends EventEmitter {
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
+      handing: () => this.handing(),
+      foreign: (v) => {
+        const inc = this.gossip.replica.incarnation
+        return v > inc.sentOwn || (v >= inc.clock.first && !inc.clock.issued(v))
+      },
+      handed: (writes) => {
+        this.counters.handedOver += writes.length
+        for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
+      },
       log: this.log,
     }, this.dials)
     this.listener = new Listener(
@@ -398,6 +416,68 @@ export class ScuttleNode extends EventEmitter {
       this.membershipStarted = true
       m.start()
     }
+  }
+
+  // This life's acknowledged writes, current and not handed over yet (a
+  // write not acknowledged was taken back as the node was refused), above
+  // what a peer's digest said it holds of them: membership's own record and
+  // heartbeats are the node's, not a user's.
+  private handing(): HandedWrite[] {
+    const id = this.gossip.id
+    const inc = this.gossip.replica.incarnation
+    for (const c of this.conns) this.confirmOwn(c)
+    const out: HandedWrite[] = []
+    for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
+      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
+      if (this.membership !== null && isMembershipKey(u.key)) continue
+      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
+    }
+    return out
+  }
+
+  // What peer `c` said it holds of this life's writes: a version named that
+  // this node sent and issued (a twin's versions are not ours, nor do they
+  // say that a peer holds ours).
+  private confirmOwn(c: Connection): void {
+    const v = c.ownHeld
+    const inc = this.gossip.replica.incarnation
+    if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
+  }
+
+  // A peer refused as a twin hands its acknowledged writes over (see
+  // Twins.handOver): each is written as this node's own, and the count
+  // answered once all are durable.
+  private takeHandover(c: Connection): void {
+    const s = c.session
+    const writes: { key: string; value: unknown; deleted: boolean }[] = []
+    const who = s.peerId ?? c.address
+    s.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown }) => {
+      if (m?.end === true) {
+        void this.writeHandover(c, writes, who)
+        return
+      }
+      // (Membership's keys are each node's own record: never another's to hand over.)
+      if (typeof m?.key !== 'string' || (this.membership !== null && isMembershipKey(m.key)) || writes.length >= MAX_HANDOVER) {
+        this.drop(c, 'bad_hello', `peer ${who} handed over a bad write (no key, or a membership key), or more than ${MAX_HANDOVER}`)
+        return
+      }
+      writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true })
+    })
+  }
+
+  private async writeHandover(c: Connection, writes: { key: string; value: unknown; deleted: boolean }[], who: string): Promise<void> {
+    try {
+      await Promise.all(writes.map((w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value))))
+    } catch (err) {
+      c.session.send({ handed: 0, error: (err as Error).message })
+      this.log(`twin: could not take the writes ${who} handed over (refused as a twin): ${(err as Error).message}`, 'warn')
+      this.drop(c, null, null, true)
+      return
+    }
+    this.counters.handedIn += writes.length
+    this.log(`twin: took ${writes.length} writes handed over by ${who} (at ${c.address}), refused as a twin: written as this node's own, so that none it acknowledged is lost`, 'warn')
+    c.session.send({ handed: writes.length })
+    this.drop(c, null, null, true)
   }
 
   /** Counters since the node started. */
@@ -661,6 +741,7 @@ export class ScuttleNode extends EventEmitter {
     await d?.flushed()
     await this.twins.admitted(this.opts.stallTimeout, epoch)
     d?.settled(u)
+    this.twins.wrote()
     return version
   }
 
@@ -827,6 +908,7 @@ export class ScuttleNode extends EventEmitter {
     session.stream.on('error', (err: Error) => this.drop(c, 'node_error', err.message))
     session.stream.on('ahead', (source: string, version: number) => this.ahead(c, source, version))
     session.on('open', () => this.opened(c))
+    session.on('handover', () => this.takeHandover(c))
     return c
   }
 
@@ -941,6 +1023,7 @@ export class ScuttleNode extends EventEmitter {
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
+    this.confirmOwn(c)
     if (code !== null) {
       this.counters.closed++
       const by = this.counters.closedBy

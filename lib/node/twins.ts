@@ -3,9 +3,13 @@
  * started; of two live nodes with one id, the one started later is the
  * twin, refused (code `twin`), and told so, so that it stops before either
  * loses an acknowledged write. Claims move a node only as far as they can
- * be believed: under keys (authenticated), fully; without, a node that has
- * joined (a peer answered it) is never stopped by one, since any peer can
- * claim any id. A node that dials peers acknowledges local writes only
+ * be believed: under keys (authenticated), fully; without, only on
+ * evidence a claim cannot give (the refusing peer holds a version of the
+ * id this node did not write, see refusedBy), and a node that has joined
+ * (a peer answered it) is never stopped, since any socket can claim any
+ * id. A node refused by every peer it has hands its acknowledged writes
+ * over to one that refused it (see handOver), which writes them as its
+ * own. A node that dials peers acknowledges local writes only
  * once one admitted it (see Twins.admitted): refused as the newer twin, it
  * answers them `twin` ({@link TwinError}) and takes them back; refused as a
  * twin by every peer it has, it does so until one admits it (see
@@ -52,8 +56,25 @@ export interface TwinHost {
   report(t: TwinReport): void
   /** Refused as the newer twin: take back every local write not acknowledged. */
   takeBack(): void
+  /** This life's acknowledged writes not handed over yet (see Twins.handOver). */
+  handing(): HandedWrite[]
+  /** `writes` were handed over to `peer`, which wrote them as its own. */
+  handed(writes: HandedWrite[], peer: string): void
+  /** Whether a peer's version `v` of this node's id is not one this node wrote (evidence of a twin). */
+  foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
 }
+
+/** A write handed over by a node refused as a twin (see Twins.handOver). */
+export interface HandedWrite {
+  readonly key: string
+  readonly value: unknown
+  readonly deleted?: true
+  readonly version: number
+}
+
+/** Most writes one handover session carries (the peer refuses more: see the node's MAX_HANDOVER). */
+export const HANDOVER_BATCH = 10_000
 
 // Whether a node started at `a` (nonce an) is older than one started at b:
 // unknown times are youngest, equal ones are ordered by nonce.
@@ -90,6 +111,8 @@ export class TwinError extends Error {
 export class Twins {
   // A twin being told that this node is its younger (see tellTwin).
   private telling: Promise<void> | null = null
+  // Writes being handed over to a peer that refused this node (see handOver).
+  private handing: Promise<void> | null = null
   // Whether local writes may be acknowledged (see admitted): null until
   // decided, then true, or the error twins are refused with.
   private admission: true | TwinError | null = null
@@ -98,8 +121,15 @@ export class Twins {
   // Peers (by id) that refused this node as a twin since their last
   // session with it, and the refusal of local writes while none admits it
   // (see refusal).
-  private readonly refusers = new Set<string>()
+  private readonly refusers = new Map<string, boolean>()
   private shut: TwinError | null = null
+  // (Each refuser above maps to whether its refusal came with evidence, see
+  // refusedBy.) Refused everywhere without evidence, the refusers' names
+  // (see check); the peer that refused this node last, and where it is.
+  private stranded: string | null = null
+  private lastRefusal: { address: string; peer: string } | null = null
+  // More writes to hand over came while a handover was under way.
+  private handMore = false
   // How many times the node was shut, its waiting writes taken back (see admitted).
   private shuts = 0
   // Connections admitted whose session is not open yet, and the question
@@ -160,13 +190,19 @@ export class Twins {
     return a !== null && a !== true ? a : this.shut
   }
 
-  /** A peer's session opened (it admitted this node), or one closed: whether peers admit this node (see refusal). */
+  /**
+   * A peer's session opened (it admitted this node), or one closed: whether
+   * peers admit this node (see refusal). Refused by every peer it has, it
+   * refuses local writes only on evidence that another node writes as it
+   * (see refusedBy); without, it serves them and hands each over to a peer
+   * that refused it (`stranded`), since a claim alone proves nothing.
+   */
   check(opened?: Connection): void {
     const host = this.host
     const peer = opened?.peer ?? null
     if (peer !== null) this.refusers.delete(peer)
     // (The newer twin, stopping, refuses writes for good.)
-    if ((this.refusers.size === 0 && this.shut === null) || this.admission instanceof TwinError) return
+    if (this.admission instanceof TwinError) return
     let open: Connection | null = null
     for (const e of host.connections()) {
       if (!e.closed && e.peer !== null) {
@@ -174,14 +210,26 @@ export class Twins {
         break
       }
     }
-    const shut = this.refusers.size > 0 && open === null
+    const everywhere = this.refusers.size > 0 && open === null
+    if (!everywhere) this.stranded = null
+    const shut = everywhere && [...this.refusers.values()].some((e) => e)
+    const who = [...this.refusers.keys()].slice(0, 8).join(', ')
+    if (everywhere && !shut && this.stranded === null) {
+      this.stranded = who
+      host.log(
+        `twin: every peer this node has refuses it as a twin (${who}), on a claim nothing backs (no --keys, and no peer holds a version of ${host.gossip.id} this node did not write): ` +
+          'it keeps serving local writes, and hands each over to a peer that refused it',
+        'warn',
+      )
+      this.handOverAgain()
+    }
     if (shut === (this.shut !== null)) return
     if (!shut) {
       this.shut = null
-      host.log(`twin: peer ${open?.peer} admitted this node: local writes are served again`, 'warn')
+      if (open !== null) host.log(`twin: peer ${open.peer} admitted this node: local writes are served again`, 'warn')
       return
     }
-    const who = [...this.refusers].slice(0, 8).join(', ')
+    this.stranded = null
     const what = `every peer this node has refuses it as a twin (${who}): another live node has id ${host.gossip.id}`
     this.shut = new TwinError(host.gossip.id, what, false)
     // Writes not acknowledged yet would reach no one: taken back, answered 'twin'.
@@ -189,6 +237,17 @@ export class Twins {
     host.takeBack()
     for (const w of this.waiters.splice(0)) w.reject(this.shut)
     host.log(`twin: ${what}: local writes are refused (code twin) until a peer admits this node; it keeps running`, 'warn')
+  }
+
+  /** A local write was acknowledged: while stranded (see check), it is handed over. */
+  wrote(): void {
+    if (this.stranded !== null) this.handOverAgain()
+  }
+
+  // Hand over what is left to the peer that refused this node last.
+  private handOverAgain(): void {
+    const last = this.lastRefusal
+    if (last !== null) this.handOver(last.address, last.peer)
   }
 
   /** Decide admission (see admitted): null to allow acknowledgements, or the error of a newer twin. */
@@ -218,6 +277,9 @@ export class Twins {
     // this node's own, nor from another's: no twin rule for it.
     if (hello.nonce === undefined) return id === host.gossip.id ? new SessionError('self', 'connected to itself') : null
     const trusted = c.session.authenticated
+    // A node refused as a twin hands its writes over: no gossip, no twin
+    // rule (its writes become this node's own, see handOver).
+    if (hello.handover === true) return this.own(hello.nonce) ? new SessionError('self', 'connected to itself') : null
     if (id === host.gossip.id) {
       // This node's own dial (its address in --connect, by any name): the
       // hello carries the nonce of one of its own sessions, which no other
@@ -227,12 +289,15 @@ export class Twins {
       host.seen()
       const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
       if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
-        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted, `another live node runs as ${id} (${where}), before this one`)
+        // (A hello is a claim, not evidence: without keys it stops nothing.)
+        this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted && 'authenticated', `another live node runs as ${id} (${where}), before this one`)
+        if (hello.address !== undefined) this.handOver(hello.address, id)
         return new SessionError('twin', `this node (${id}) started after you: it stops`)
       }
       host.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(host.startedAt)}: give this one another --id`)
       err.twinStarted = host.startedAt
+      err.twinHolds = this.holds(id)
       return err
     }
     for (const e of host.connections()) {
@@ -268,10 +333,18 @@ export class Twins {
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
+      err.twinHolds = this.holds(id)
       return err
     }
     this.passed.add(c)
     return null
+  }
+
+  // The highest version of `id` this node holds, if any (said in a twin
+  // refusal: the refused node's evidence that another node writes as it).
+  private holds(id: string): number | undefined {
+    const max = this.host.gossip.history.sources.get(id)?.max
+    return max === undefined || !Number.isFinite(max) ? undefined : max
   }
 
   // How long a live node's link may stay quiet, and a quiet one take to
@@ -326,36 +399,121 @@ export class Twins {
     return nonce !== undefined && this.nonces.has(nonce)
   }
 
-  /** A peer refused this node as a twin (err: its refusal, on `c`). */
+  /**
+   * A peer refused this node as a twin (err: its refusal, on `c`). Without
+   * --keys a refusal is a claim: any socket can say hello to a peer with
+   * this node's id first. It moves this node (stops it as the newer, or
+   * refuses its writes while every peer refuses it) only with evidence a
+   * claim cannot give by itself: an authenticated session, or the peer
+   * holding a version of this id that this node did not write (another
+   * node does).
+   */
   refusedBy(c: Connection, err: SessionError): void {
     const host = this.host
     host.seen()
     const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
+    const evidence = c.session.authenticated ? 'authenticated' : err.twinHolds !== undefined && host.foreign(err.twinHolds)
     if (olderThan(host.startedAt, c.session.nonce, t.started, undefined)) {
       // The elder, refused where a younger twin got in first: tell it.
       host.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
     } else {
-      this.twin({ newer: true, ...t }, c.session.authenticated, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
+      this.twin({ newer: true, ...t }, evidence, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
     }
-    // Refused by every peer it has, this node acknowledges no write (see refusal).
     const peer = c.session.peerId
-    if (peer !== null) this.refusers.add(peer)
+    const at = c.dialer?.address ?? c.session.peerHello?.address
+    if (at !== undefined && peer !== null) this.lastRefusal = { address: typeof at === 'string' ? at : `${at.host}:${at.port}`, peer }
+    // Refused by every peer it has, on evidence, this node acknowledges no write (see refusal).
+    if (peer !== null) this.refusers.set(peer, evidence !== false || this.refusers.get(peer) === true)
     this.check()
     if (t.address !== null) this.tell(t.address)
+    // Its acknowledged writes would reach no one: handed to the peer that refused it.
+    this.handOverAgain()
+  }
+
+  /**
+   * Hand this life's acknowledged writes over to the peer at `address`
+   * (`peer`), which refused this node as a twin: it writes them as its own
+   * ordinary writes (only a source changes its own mappings, so no version
+   * of this id meets the other twin's), answers how many, and they reach the
+   * cluster through it. Without this, writes a node acknowledged before it
+   * met its twin (alone, its peers unreachable) would be lost. One handover
+   * at a time; a refusal after it hands over what is left.
+   */
+  private handOver(address: string, peer: string): void {
+    // (A node admitted by a peer has its writes reach the cluster itself.)
+    if (this.refusal === null && this.stranded === null) return
+    if (this.handing !== null) {
+      this.handMore = true
+      return
+    }
+    const all = this.host.handing()
+    if (all.length === 0) return
+    // At most HANDOVER_BATCH a session (a peer takes no more at once); the rest next.
+    const writes = all.slice(0, HANDOVER_BATCH)
+    if (all.length > writes.length) this.handMore = true
+    let to: { host: string; port: number }
+    try {
+      to = parseAddress(address)
+    } catch {
+      return
+    }
+    const host = this.host
+    this.handing = new Promise<void>((resolve) => {
+      const socket = net.connect({ host: to.host, port: to.port })
+      let session: Session | null = null
+      let finished = false
+      const done = (why: string | null) => {
+        if (finished) return
+        finished = true
+        clearTimeout(timer)
+        session?.destroy()
+        socket.destroy()
+        if (why !== null) host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
+        this.handing = null
+        resolve()
+        // Writes acknowledged meanwhile (stranded, see check) go next; after a failure, at the next refusal.
+        if (why === null && this.handMore) {
+          this.handMore = false
+          this.handOver(address, peer)
+        }
+      }
+      const timer = setTimeout(() => done('no answer within 10 s'), 10_000)
+      socket.on('error', (err) => done(err.message))
+      socket.once('close', () => done('the connection closed'))
+      socket.once('connect', () => {
+        const s = new Session(host.gossip, socket as unknown as Duplex, { ...host.sessionOptions(), handover: true })
+        session = s
+        s.on('refused', (err: SessionError) => done(err.message))
+        s.on('handover', () => {
+          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true } : { key: w.key, value: w.value })
+          s.send({ end: true })
+        })
+        s.on('message', (m: { handed?: unknown; error?: unknown }) => {
+          if (m?.handed !== writes.length) {
+            done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
+            return
+          }
+          host.handed(writes, peer)
+          host.log(`twin: handed ${writes.length} acknowledged writes of this life to peer ${peer} (at ${address}), which wrote them as its own: none is lost`, 'warn')
+          done(null)
+        })
+      })
+    })
   }
 
   // This node learned of a twin of its own. When it is the newer, and the
-  // claim can be believed (see admit), it reports that it should stop.
-  private twin(t: TwinReport, trusted: boolean, what: string): void {
+  // claim can be believed (`evidence`, see refusedBy), it reports that it
+  // should stop: authenticated, or backed by a write, before it joined.
+  private twin(t: TwinReport, evidence: boolean | 'authenticated', what: string): void {
     const host = this.host
-    const stop = t.newer && (trusted || !host.answeredOnce)
+    const stop = t.newer && (evidence === 'authenticated' || (evidence && !host.answeredOnce))
     // Writes waiting to be acknowledged never are: taken back, answered 'twin'.
     if (stop) this.settle(new TwinError(host.gossip.id, what))
     host.log(
       stop
         ? `twin: ${what}: this node should stop, so that no acknowledged write of either is lost`
         : t.newer
-          ? `twin: ${what}; this node has joined and the claim is not authenticated (no --keys): it keeps running`
+          ? `twin: ${what}; ${evidence === false ? 'no write of that node backs it, ' : ''}${host.answeredOnce ? 'this node has joined and ' : ''}the claim is not authenticated (no --keys): it keeps running`
           : `twin: ${what}`,
       'warn',
     )
@@ -396,5 +554,6 @@ export class Twins {
   /** Wait for a twin being told, if any. */
   async close(): Promise<void> {
     if (this.telling !== null) await this.telling
+    if (this.handing !== null) await this.handing
   }
 }

@@ -38,6 +38,10 @@ export interface NodeStats {
   closedBy: Record<string, number>
   /** Twins seen: another live node with this node's id, or two peers with one id. */
   twins: number
+  /** Acknowledged writes of this node handed over, refused as a twin, to a peer that wrote them as its own (docs/operations.md, "Twins"). */
+  handedOver: number
+  /** Writes a peer refused as a twin handed over to this node, written as its own. */
+  handedIn: number
   /** Local writes refused: the data directory cannot be written, or this node is a twin (see Twins.refusal). */
   writesRefused: number
 }

@@ -99,6 +99,8 @@ export class SessionError extends Error {
   /** With `twin`: the other twin's advertised address and start time, when the peer knows them. */
   twinAddress?: string
   twinStarted?: number
+  /** With `twin`: the highest version of the id the peer holds (evidence that another node writes as it). */
+  twinHolds?: number
   constructor(
     readonly code: RefusalCode,
     message: string,
@@ -126,6 +128,8 @@ export interface PeerHello extends Hello {
   readonly nonce?: string
   readonly started?: number
   readonly address?: string
+  /** The peer hands writes over rather than gossips (see SessionOptions.handover). */
+  readonly handover?: boolean
 }
 
 /** Options of a {@link Session}. */
@@ -160,6 +164,14 @@ export interface SessionOptions {
   barrier?: Transform
   /** Create the gossip stream with these (default: no local writes from the peer). */
   local_writes?: boolean
+  /**
+   * Say hello to hand writes over rather than to gossip (a node refused as
+   * a twin, docs/operations.md "Twins"): once open, no gossip flows either
+   * way; each end emits `'message'` for every JSON line the other sends
+   * (with {@link Session.send}). A peer's hello with `handover: true` opens
+   * such a session too, if its owner's `admit` lets it.
+   */
+  handover?: boolean
 }
 
 const HELLO_LINE_MAX = 4096
@@ -229,7 +241,7 @@ export class Session extends EventEmitter {
   // Which line of the peer's is awaited: its hello, its accept, its open;
   // then gossip flows.
   // While 'admitting', the end's policy is still deciding (see admit).
-  private state: 'hello' | 'verdict' | 'admitting' | 'opening' | 'open' | 'closed' = 'hello'
+  private state: 'hello' | 'verdict' | 'admitting' | 'opening' | 'open' | 'handover' | 'closed' = 'hello'
   private head: Uint8Array[] = []
   private headLength = 0
   private readonly input: Transform
@@ -250,6 +262,7 @@ export class Session extends EventEmitter {
     const hello: Record<string, unknown> = { hello: 'simple-scuttle', id: gossip.id, codecs: options.codecs, cluster: options.cluster, nonce: this.nonce }
     if (options.started !== undefined) hello.started = options.started
     if (options.address !== undefined) hello.address = options.address
+    if (options.handover === true) hello.handover = true
     transport.write(`${JSON.stringify(hello)}\n`)
     const session = this
     // Takes the hello lines off the front of the connection, then passes bytes.
@@ -298,6 +311,8 @@ export class Session extends EventEmitter {
     }
     if (this.state === 'open') {
       if (bytes.length > 0) this.input.push(bytes)
+    } else if (this.state === 'handover') {
+      this.handoverLines(bytes)
     } else if (bytes.length > 0 && this.state !== 'closed') this.keep(bytes)
   }
 
@@ -348,6 +363,10 @@ export class Session extends EventEmitter {
     }
     if (h.address !== undefined && !(typeof h.address === 'string' && h.address.length <= 300 && !CONTROL.test(h.address))) {
       this.refuse(new SessionError('bad_hello', 'hello with a bad address'))
+      return
+    }
+    if (h.handover !== undefined && h.handover !== true) {
+      this.refuse(new SessionError('bad_hello', 'hello with a bad handover flag'))
       return
     }
     const badId = badPeerId(h.id)
@@ -487,10 +506,16 @@ export class Session extends EventEmitter {
     err.peerCode = code
     if (typeof v.twin === 'string' && v.twin.length <= 300) err.twinAddress = v.twin
     if (typeof v.started === 'number' && Number.isSafeInteger(v.started)) err.twinStarted = v.started
+    if (typeof v.holds === 'number' && Number.isSafeInteger(v.holds)) err.twinHolds = v.holds
     this.close(err, false)
   }
 
   private open(): void {
+    if (this.options.handover === true || this.peerHello?.handover === true) {
+      this.state = 'handover'
+      this.emit('handover')
+      return
+    }
     this.state = 'open'
     const o = this.options
     const out = serialize({ format: this.writing as Format })
@@ -516,7 +541,7 @@ export class Session extends EventEmitter {
     const tell = (this.peerHello?.nonce ?? this.heardNonce) !== undefined && (this.state === 'hello' || this.state === 'verdict' || this.state === 'admitting')
     if (tell) {
       try {
-        const twin = err.twinAddress === undefined ? {} : { twin: err.twinAddress, started: err.twinStarted }
+        const twin = { twin: err.twinAddress, started: err.twinStarted, holds: err.twinHolds }
         this.transport.write(`${JSON.stringify({ refused: err.code, reason: err.message, ...twin, ...extra })}\n`)
       } catch {
         // The transport is gone: nothing to tell.
@@ -529,6 +554,40 @@ export class Session extends EventEmitter {
     this.state = 'closed'
     this.head = []
     this.emit('refused', err, ours)
+  }
+
+  // A handover session's lines, each emitted as 'message' (bounded as NDJSON lines are).
+  private handoverLines(bytes: Uint8Array): void {
+    const max = this.options.maxLineLength ?? 1 << 20
+    while (bytes.length > 0 && this.state === 'handover') {
+      const nl = bytes.indexOf(10)
+      const end = nl < 0 ? bytes.length : nl
+      if (this.headLength + end > max) {
+        this.close(new SessionError('bad_hello', `a handover line longer than ${max} bytes`), true)
+        return
+      }
+      if (nl < 0) {
+        this.head.push(bytes.slice())
+        this.headLength += bytes.length
+        return
+      }
+      this.head.push(bytes.subarray(0, nl))
+      const line = this.joinHead()
+      bytes = bytes.subarray(nl + 1)
+      let o: unknown
+      try {
+        o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
+      } catch {
+        this.close(new SessionError('bad_hello', 'a handover line that is not JSON'), true)
+        return
+      }
+      this.emit('message', o)
+    }
+  }
+
+  /** Send one JSON line on a handover session (see SessionOptions.handover). */
+  send(o: unknown): void {
+    if (this.state === 'handover') this.transport.write(`${JSON.stringify(o)}\n`)
   }
 
   /** Whether gossip flows (both hellos, and proofs, are in). */

@@ -89,6 +89,36 @@ describe('session', () => {
     assert.strictEqual(sa.stream.peer, undefined)
   })
 
+  it('a handover session (hello with handover: true) opens on both ends without gossip, carries JSON lines each way, and refuses a line past maxLineLength', async () => {
+    const { sa, sb, ga, gb } = connect({ handover: true }, { maxLineLength: 64 })
+    const opened = (s: Session) => new Promise<void>((done) => s.once('handover', done))
+    await Promise.all([opened(sa), opened(sb)])
+    assert.strictEqual(sb.peerHello?.handover, true)
+    assert.strictEqual(sa.isOpen || sb.isOpen, false, 'gossip flows on a handover session')
+    const got: unknown[] = []
+    sb.on('message', (m: unknown) => got.push(m))
+    const back: unknown[] = []
+    sa.on('message', (m: unknown) => back.push(m))
+    ga.set('k', 1)
+    sa.send({ key: 'k', value: 1 })
+    sa.send({ end: true })
+    for (let i = 0; i < 50 && got.length < 2; i++) await new Promise((r) => setImmediate(r))
+    assert.deepStrictEqual(got, [{ key: 'k', value: 1 }, { end: true }])
+    assert.strictEqual(gb.get('k').value, null, 'a handover session gossiped')
+    sb.send({ handed: 1 })
+    for (let i = 0; i < 50 && back.length < 1; i++) await new Promise((r) => setImmediate(r))
+    assert.deepStrictEqual(back, [{ handed: 1 }])
+    const refused = new Promise<SessionError>((done) => sb.once('refused', done))
+    sa.send({ key: 'x'.repeat(100) })
+    assert.strictEqual((await refused).code, 'bad_hello')
+  })
+
+  it('a hello whose handover flag is not true is refused (bad_hello)', async () => {
+    const { out, send } = raw()
+    send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'c', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: 'yes' })}\n`)
+    assert.strictEqual((await out).refused?.code, 'bad_hello')
+  })
+
   it('under keys, both ends prove their ids; the peer id is authenticated, and the gossip stream bound to it', async () => {
     const keys = keysFor(['a', 'b'])
     const { sa, sb, oa, ob } = connect({ auth: authOf('a', keys) }, { auth: authOf('b', keys) })
