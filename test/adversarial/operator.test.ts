@@ -12,6 +12,7 @@ import * as path from 'path'
 import { BIN, Cluster, adversarialHooks, figure, pace, until } from './harness'
 import { skip } from '../skip'
 import { parseArgs } from '../../bin/node'
+import { AdminServer } from '../../lib/node/admin'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -172,6 +173,42 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     const bad = cli(['node', '--id', 'b', '--admin', '127.0.0.1:0', '--admin-host', 'h:80'])
     assert.strictEqual(bad.status, 2)
     assert.match(bad.stderr, /--admin-host must be a DNS name without a port/)
+  })
+
+  it('attack (seventh outside attack on issue 21): a request with no Host (HTTP/1.0) was answered 200: a client that names no host is no HTTP/1.1 client, and the Host check is the defence against a rebound page; required: 400 bad_request, unless the endpoint has a token and the request carries it', async () => {
+    const target = { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: async () => ({ ok: true }) }
+    const raw = (port: number, text: string) =>
+      new Promise<{ status: number; code: string | undefined }>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1')
+        let t = ''
+        s.on('data', (b: Buffer) => (t += String(b)))
+        s.on('error', reject)
+        s.on('close', () => {
+          const body = t.slice(t.indexOf('\r\n\r\n') + 4)
+          resolve({ status: Number(/^HTTP\/1\.[01] (\d+)/.exec(t)?.[1]), code: body === '' ? undefined : JSON.parse(body).code })
+        })
+        s.write(text)
+      })
+    const open = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, log: () => undefined })
+    const token = 'a-long-enough-secret-token'
+    const locked = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, token, log: () => undefined })
+    try {
+      const o = open.address().port
+      const l = locked.address().port
+      for (const p of ['/health', '/ready', '/v1/status']) {
+        assert.deepStrictEqual(await raw(o, `GET ${p} HTTP/1.0\r\n\r\n`), { status: 400, code: 'bad_request' }, p)
+        assert.deepStrictEqual(await raw(o, `GET ${p} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`), { status: 200, code: undefined }, p)
+      }
+      // With a token: a request that carries it needs no Host (no web page holds it); one without it,
+      // probes included, is asked for it (and counted against the lockout, so no Host-less guessing).
+      assert.strictEqual((await raw(l, `GET /v1/status HTTP/1.0\r\nAuthorization: Bearer ${token}\r\n\r\n`)).status, 200)
+      assert.deepStrictEqual(await raw(l, 'GET /health HTTP/1.0\r\n\r\n'), { status: 401, code: 'unauthorized' })
+      assert.deepStrictEqual(await raw(l, 'GET /v1/status HTTP/1.0\r\nAuthorization: Bearer wrong-wrong-wrong-wrong\r\n\r\n'), { status: 401, code: 'unauthorized' })
+      assert.strictEqual((await raw(l, 'GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n')).status, 200)
+    } finally {
+      await open.close()
+      await locked.close()
+    }
   })
 
   it('attack: the admin endpoint bound beyond loopback, and asked without its token; required: no token, no start; a wrong or missing token is 401 and the client exits 1', async () => {
