@@ -13,6 +13,7 @@ import { BIN, Cluster, adversarialHooks, figure, pace, until } from './harness'
 import { skip } from '../skip'
 import { parseArgs } from '../../bin/node'
 import { AdminServer } from '../../lib/node/admin'
+import { Gossip, resolution } from '../../lib'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -478,6 +479,43 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     const again = await daemon('a', ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'a')])
     assert.ok(again.alive)
     assert.ok(!/damaged/.test(again.stderr), again.stderr)
+  })
+
+  it('attack (seventh outside attack on issue 21): keys holding NUL ("\\u0000") were taken by set, a stream, the wire and the admin endpoint, though the store object keeps its own entries under keys starting with one, and no command line can carry one (the client could never get or del it); required: refused at every entry by the one limit (code key, source_id for ids), and the node restarts', async () => {
+    // The library: set, delete, a stream, an id.
+    const g = new Gossip('a', { resolve: resolution.lww_vs_clock })
+    const refused: [string, string][] = []
+    const s = g.createStream()
+    s.on('invalid', (_u: unknown, _reason: string, code: string) => refused.push([code, _reason]))
+    for (const key of ['a\u0000b', 'b\u0000', '\u0000c']) {
+      assert.throws(() => g.set(key, 1), /NUL/, key)
+      assert.throws(() => g.delete(key), /NUL/, key)
+      s.write({ key, value: 1, source_id: 'z', version: 1 })
+    }
+    s.write({ key: 'k', value: 1, source_id: 'z\u0000y', version: 1 })
+    assert.throws(() => new Gossip('a\u0000b', { resolve: resolution.lww_vs_clock }), /NUL/)
+    assert.deepStrictEqual(
+      refused.map(([code]) => code),
+      ['key', 'key', 'key', 'source_id'],
+    )
+    assert.ok(refused.every(([, reason]) => /NUL/.test(reason)), JSON.stringify(refused))
+    // A node: the admin endpoint and the wire.
+    const dir = cluster.tmp()
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    const put = await request(a.admin, 'PUT', '/v1/kv/x%00y', '1')
+    assert.deepStrictEqual([put.status, JSON.parse(put.body).code], [400, 'invalid'], put.body)
+    // One connection each: the node closes a peer on its first invalid input.
+    for (const [i, u] of ['{"key":"nul\\u0000key","value":1,"source_id":"mallory","version":1}', '{"key":"k","value":1,"source_id":"mal\\u0000lory","version":1}'].entries()) {
+      const m = await cluster.attacker(a.port, `mallory${i}`)
+      await m.exchange(`${u}\n{"digest":true,"done":true}\n`).catch(() => 'closed')
+      await until(() => (a.stderr.match(/holds NUL/g) ?? []).length > i, 5000, 'a to refuse the key and the id')
+    }
+    const state = JSON.stringify(JSON.parse((await request(a.admin, 'GET', '/v1/state')).body))
+    assert.ok(!state.includes('\\u0000'), state)
+    a.child.kill('SIGTERM')
+    assert.strictEqual(await a.exited, 0)
+    const again = await daemon('a', ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    assert.ok(again.alive)
   })
 
   it('attack: two nodes started with one --id lost acknowledged writes and the elder logged nothing; required: both say so, the newcomer stops, every acknowledged write of the elder reaches its peers', async () => {
