@@ -36,6 +36,7 @@ import { badCluster, CONTROL, Session, SessionError, type SessionOptions } from 
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { Admission } from './admission'
 import { Connection, type ConnectionHost } from './connection'
+import { LogBudget } from './log-budget'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
 import { Listener } from './listener'
@@ -109,6 +110,8 @@ export class ScuttleNode extends EventEmitter {
     digestsDropped: 0,
     invalid: Object.create(null) as Record<string, number>,
     refused: Object.create(null) as Record<string, number>,
+    connected: 0,
+    logUnsaid: Object.create(null) as Record<string, number>,
     closed: 0,
     closedBy: Object.create(null) as Record<string, number>,
     twins: 0,
@@ -131,6 +134,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly auth: SessionOptions['auth']
   private advertised: string | undefined
   private readonly log: (line: string, level?: LogLevel) => void
+  // Lines a peer causes once per connection: bounded however fast it dials.
+  private readonly budget: LogBudget
   private readonly limits: Limits
   private readonly opts: Required<Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'stallTimeout' | 'maxConnections'>> & {
     random: () => number
@@ -167,6 +172,7 @@ export class ScuttleNode extends EventEmitter {
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line, level = 'info') => sink(printable(line), level)
+    this.budget = new LogBudget(this.log, this.counters.logUnsaid)
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -200,6 +206,7 @@ export class ScuttleNode extends EventEmitter {
         return node.onDigest
       },
       log: this.log,
+      say: (kind, line, level) => this.budget.say(kind, line, level),
       count: (code) => this.count(code),
       answeredBy: (c) => this.answeredBy(c),
       checkSynced: () => this.checkSynced(),
@@ -404,7 +411,7 @@ export class ScuttleNode extends EventEmitter {
   stats(): NodeStats {
     for (const c of this.conns) this.countBytes(c)
     const s = this.counters
-    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused }, closedBy: { ...s.closedBy } }
+    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused }, closedBy: { ...s.closedBy }, logUnsaid: { ...s.logUnsaid } }
   }
 
   // Bytes of a TCP connection (a WebSocket's are not counted).
@@ -702,6 +709,7 @@ export class ScuttleNode extends EventEmitter {
     for (const d of this.dialers) d.stop()
     for (const c of this.conns) this.drop(c, null, null)
     await this.listener.close()
+    this.budget.close()
     if (this.store !== null) {
       try {
         await this.store.close()
@@ -797,7 +805,7 @@ export class ScuttleNode extends EventEmitter {
         // Said as refusals are: the first, then every 100th (squatters redial: each was said).
         const seen = this.admission.said('evicted')
         const why = `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`
-        this.drop(room, 'evicted', seen % 100 !== 0 ? null : seen === 0 ? why : `${why} (${seen + 1} times)`)
+        this.drop(room, 'evicted', seen % 100 !== 0 ? null : seen === 0 ? why : `${why} (${seen + 1} times)`, false, true)
       }
     }
     this.conns.add(c)
@@ -836,7 +844,8 @@ export class ScuttleNode extends EventEmitter {
     const s = c.session
     s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => c.sent(m))
     const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
-    this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
+    this.counters.connected++
+    this.budget.say('connected', `peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
     this.twins.check(c)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
@@ -852,7 +861,8 @@ export class ScuttleNode extends EventEmitter {
     const minutes = ((version - Date.now() * 1000) / 60e6).toFixed(1)
     const peer = c.peer ?? c.address
     const why = `a forged update (without --keys any peer can write as any id), or ${source === this.gossip.id ? 'a twin' : source} with a clock that is wrong`
-    this.log(
+    this.budget.say(
+      'ahead',
       source === this.gossip.id
         ? `clock: peer ${peer} holds this node's own id ${source} at a version ${minutes} minutes ahead of the wall clock: ${why}; the clock jumps past it, so that this node's writes stay above it and are seen`
         : `peer ${peer}: sent an update of ${source} ${minutes} minutes ahead of this node's clock, above all of ${source} before (taken: up to ${Clock.AHEAD / 3.6e9} h is believed): ${why}`,
@@ -886,7 +896,7 @@ export class ScuttleNode extends EventEmitter {
     // reasons of a code.
     const first = out ? seen === 0 : this.admission.said(`${said}\u0000${err.message}`) === 0 && this.admission.said(`${said}\u0000reasons`) < 16
     const say = first || seen % 100 === 0
-    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
+    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true, true)
   }
 
   private count(code: InvalidCode): void {
@@ -903,14 +913,14 @@ export class ScuttleNode extends EventEmitter {
       // kept; it may only relay what a twin or a liar wrote as us.
       case 'twin_writes':
         this.counters.twins++
-        this.log(`twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        this.budget.say(code, `twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
         return
       // A value refused as late (docs/deletes.md, rule 5) is no fault of the
       // peer, which may relay it: said once per connection, the peer kept.
       case 'late':
         if (!c.lateSaid) {
           c.lateSaid = true
-          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
+          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
         }
         return
       // Restored from an older state than peers collected of our own
@@ -924,19 +934,20 @@ export class ScuttleNode extends EventEmitter {
       case 'ahead':
         if (!c.aheadSaid) {
           c.aheadSaid = true
-          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
+          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
         }
         return
     }
     c.invalid++
     if (c.invalid > this.opts.maxInvalid) this.drop(c, code, `sent invalid input: ${reason}`)
-    else this.log(`peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
+    else this.budget.say(`invalid:${code}`, `peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
   }
 
   // Close c. With a code: counted under it, and logged with `reason`
-  // unless that is null (a refusal said often). Without: the peer went,
+  // unless that is null (a refusal said often), within the log budget
+  // unless the caller `limited` its lines itself. Without: the peer went,
   // or this node stops. Ended gracefully when a refusal was written to it.
-  private drop(c: Connection, code: CloseCode | null, reason: string | null, graceful = false): void {
+  private drop(c: Connection, code: CloseCode | null, reason: string | null, graceful = false, limited = false): void {
     if (c.closed) return
     c.closed = true
     this.conns.delete(c)
@@ -945,8 +956,10 @@ export class ScuttleNode extends EventEmitter {
       this.counters.closed++
       const by = this.counters.closedBy
       by[code] = (by[code] ?? 0) + 1
-      if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason} [${code}]`, 'warn')
-    } else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
+      const line = `closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason} [${code}]`
+      if (reason !== null && limited) this.log(line, 'warn')
+      else if (reason !== null) this.budget.say(`closed:${code}`, line, 'warn')
+    } else if (c.peer !== null && !this.closing) this.budget.say('disconnected', `peer ${c.peer} disconnected`)
     if (graceful) c.end()
     else c.kill()
     c.session?.destroy()

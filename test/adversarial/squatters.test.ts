@@ -12,6 +12,7 @@ import * as assert from 'assert'
 import * as net from 'net'
 import { base } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
+import { LogBudget } from '../../lib/node/log-budget'
 import { Cluster, adversarialHooks, figure, line, until } from './harness'
 
 describe('adversarial: squatters (issue 21)', function () {
@@ -111,5 +112,56 @@ describe('adversarial: squatters (issue 21)', function () {
     )
     figure('forged_tracked', forged())
     assert.ok(c.membership !== null)
+  })
+
+  it('attack (seventh outside attack on issue 21): dialing as fast as one can, 150 times each a hello then gone and a hello then an invalid line, every time under another id; required: the log grows by a bounded number of lines (the first few of each kind, then a count), not by one or two per dial; every connection counted in stats', async () => {
+    const lines: string[] = []
+    const a = await start({ id: 'a', log: (l) => lines.push(l) })
+    const port = a.address().port
+    const before = lines.length
+    // One dial: a hello; once the session is open (the node asks at once), an invalid line or nothing; then gone.
+    const dial = (id: string, invalid: boolean) =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1')
+        sockets.push(s)
+        let text = ''
+        s.on('error', () => undefined)
+        s.on('close', () => resolve())
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          if (!/"done":true/.test(text)) return
+          text = ''
+          if (invalid) s.write(line({ key: '', value: 1, source_id: id, version: 1 }))
+          else s.destroy()
+        })
+        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'] })))
+      })
+    const N = 150
+    for (let i = 0; i < N; i += 25) {
+      await Promise.all(Array.from({ length: 25 }, (_, j) => [dial(`gone${i + j}`, false), dial(`bad${i + j}`, true)]).flat())
+    }
+    await until(() => a.peers().length === 0, 5000, 'every dial to be closed')
+    const said = lines.slice(before)
+    figure('log_lines', said.length)
+    assert.ok(said.length <= 40, `${said.length} log lines for ${2 * N} dials:\n${said.slice(0, 5).join('\n')}\n...`)
+    const s = a.stats()
+    assert.strictEqual(s.connected, 2 * N)
+    assert.strictEqual(s.closedBy.key, N)
+    assert.ok((s.logUnsaid.connected ?? 0) > 0, JSON.stringify(s.logUnsaid))
+  })
+
+  it('per-connection log lines: the first of a kind in a window are said, then one line with how many were not', async () => {
+    const said: string[] = []
+    const unsaid: Record<string, number> = {}
+    const budget = new LogBudget((l) => said.push(l), unsaid, 2, 50)
+    for (let i = 0; i < 5; i++) budget.say('connected', `peer p${i} connected`)
+    budget.say('disconnected', 'peer p0 disconnected')
+    assert.deepStrictEqual(said, ['peer p0 connected', 'peer p1 connected', 'peer p0 disconnected'])
+    assert.deepStrictEqual(unsaid, { connected: 3 })
+    await until(() => said.length === 4, 5000, 'the window to end')
+    assert.match(said[3], /^3 more "connected" lines .* not said/)
+    budget.say('connected', 'peer p9 connected')
+    assert.strictEqual(said[4], 'peer p9 connected')
+    budget.close()
   })
 })
