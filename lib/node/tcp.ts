@@ -596,7 +596,9 @@ export class ScuttleNode extends EventEmitter {
     return null
   }
 
-  // Said once per set of peers it is in sync with (a settled cluster says it once).
+  // Said once per set of peers it is in sync with (a settled cluster says
+  // it once), within the log budget: a peer that dials, answers and goes
+  // makes a new set each time.
   private checkSynced(): void {
     if (!this.synced()) return
     const now = Date.now()
@@ -606,7 +608,7 @@ export class ScuttleNode extends EventEmitter {
     const set = ids.sort().join(', ')
     if (set === this.syncedWith) return
     this.syncedWith = set
-    this.log(`in sync with every peer that answers (${set})`)
+    this.budget.say('in_sync', `in sync with every peer that answers (${set})`)
     this.emit('synced')
   }
 
