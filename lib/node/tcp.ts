@@ -344,9 +344,12 @@ export class ScuttleNode extends EventEmitter {
     const m = new Membership(this.gossip, { interval: this.opts.interval, ...options, address: options.address ?? address })
     this.membership = m
     const where = (member: Member) => (member.address === null ? '' : ` at ${member.address}`)
-    m.on('live', (member: Member) => this.log(`member ${member.id} is live${where(member)}`))
+    // Within the log budget: without --keys any peer can forge members, and
+    // restart them, as fast as it sends.
+    m.on('live', (member: Member) => this.budget.say('member_live', `member ${member.id} is live${where(member)}`))
     m.on('dead', (member: Member) =>
-      this.log(
+      this.budget.say(
+        'member_dead',
         `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
           `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
         'warn',
@@ -359,15 +362,17 @@ export class ScuttleNode extends EventEmitter {
         this.counters.twins++
         // Their writes can hide each other's: offered to peers again (see Replica.twinned).
         this.gossip.replica.twinned(member.id)
-        this.log(
+        this.budget.say(
+          'member_twin',
           `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
             `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
           'warn',
         )
-      } else this.log(`member ${member.id} restarted (a new incarnation${where(member)})`)
+      } else this.budget.say('member_restarted', `member ${member.id} restarted (a new incarnation${where(member)})`)
     })
     m.on('collected', (member: Member, deleted: boolean) =>
-      this.log(
+      this.budget.say(
+        'member_collected',
         deleted
           ? `member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list, its record and heartbeat deleted`
           : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,

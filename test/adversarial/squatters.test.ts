@@ -158,6 +158,44 @@ describe('adversarial: squatters (issue 21)', function () {
     assert.ok((s.logUnsaid.connected ?? 0) > 0, JSON.stringify(s.logUnsaid))
   })
 
+  it('attack (seventh outside attack on issue 21, unsigned mode): one peer forges 100 members and restarts them every round (2,100 member lines on a node in 10 rounds); required: member lines bounded like per-connection ones, every event still counted', async () => {
+    const lines: string[] = []
+    const a = await start({ id: 'a', membership: true, log: (l) => lines.push(l) })
+    const m = await cluster.attacker(a.address().port)
+    // It answers the node's first question: the node has joined, and membership runs.
+    await m.send(line({ digest: true, done: true, reply: true }))
+    await until(() => a.membership !== null, 5000, 'membership to start')
+    const ms = a.membership
+    assert.ok(ms !== null)
+    let events = 0
+    for (const e of ['live', 'restart', 'dead', 'collected']) ms.on(e, () => events++)
+    let v = Date.now() * 1000
+    let round = 0
+    // Rounds as fast as the node takes them, each a new incarnation of every forged member.
+    await until(
+      async () => {
+        round++
+        let text = ''
+        for (let i = 0; i < 100; i++) {
+          const id = `f${i}`
+          text += line({ key: `member/${id}`, value: { address: `10.9.9.9:${i + 1}`, started: Date.now() + round, meta: null }, source_id: id, version: v++ })
+          text += line({ key: `heartbeat/${id}`, value: round, source_id: id, version: v++ })
+        }
+        await m.send(text + line({ digest: true, done: true }))
+        return events >= 200 || m.isClosed
+      },
+      20_000,
+      'the forged members to move membership 200 times',
+    )
+    assert.ok(!m.isClosed)
+    const said = lines.filter((l) => /^member f\d+ /.test(l))
+    figure('member_events', events)
+    figure('member_lines', said.length)
+    assert.ok(said.length <= 40, `${said.length} member lines for ${events} events`)
+    const unsaid = a.stats().logUnsaid
+    assert.strictEqual(said.length + Object.entries(unsaid).reduce((n, [k, x]) => (k.startsWith('member_') ? n + x : n), 0), events, JSON.stringify(unsaid))
+  })
+
   it('per-connection log lines: the first of a kind in a window are said, then one line with how many were not', async () => {
     const said: string[] = []
     const unsaid: Record<string, number> = {}
