@@ -14,6 +14,8 @@ import { skip } from '../skip'
 import { parseArgs } from '../../bin/node'
 import { AdminServer } from '../../lib/node/admin'
 import { Gossip, resolution } from '../../lib'
+import { rowCrc } from '../../lib/node/store/checksum'
+import { rowUpdate } from '../../lib/node/store/schema'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -499,6 +501,10 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       ['key', 'key', 'key', 'source_id'],
     )
     assert.ok(refused.every(([, reason]) => /NUL/.test(reason)), JSON.stringify(refused))
+    // The disk: a row holding one (its checksum right) reads back as damage, for the same reason.
+    for (const [key, source] of [['a\u0000b', 'z'], ['k', 'z\u0000y']]) {
+      assert.match(String(rowUpdate([key, source, 1, '1', null, rowCrc(key, source, 1, '1', null)])), /holds NUL/)
+    }
     // A node: the admin endpoint and the wire.
     const dir = cluster.tmp()
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
