@@ -227,7 +227,8 @@ export class ScuttleNode extends EventEmitter {
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
-      log: this.log,
+      // Within the log budget: any peer can say hello as a twin, once a dial.
+      log: (line, level) => this.budget.say('twin', line, level),
     }, this.dials)
     this.listener = new Listener(
       {

@@ -9,6 +9,7 @@
  *   `members`.
  */
 import * as assert from 'assert'
+import * as crypto from 'crypto'
 import * as net from 'net'
 import { base } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
@@ -194,6 +195,44 @@ describe('adversarial: squatters (issue 21)', function () {
     assert.ok(said.length <= 40, `${said.length} member lines for ${events} events`)
     const unsaid = a.stats().logUnsaid
     assert.strictEqual(said.length + Object.entries(unsaid).reduce((n, [k, x]) => (k.startsWith('member_') ? n + x : n), 0), events, JSON.stringify(unsaid))
+  })
+
+  it('attack (seventh outside attack on issue 21): 100 dials saying hello as the live peer b, or as the node itself (a twin each time, refused); required: the twin lines bounded like per-connection ones, each twin still refused', async () => {
+    const lines: string[] = []
+    const a = await start({ id: 'a', log: (l) => lines.push(l) })
+    const port = a.address().port
+    await start({ id: 'b', connect: [a.address()] })
+    await until(() => a.peers().some((p) => p.id === 'b'), 5000, 'b to connect')
+    const before = lines.length
+    // A session as `id` (docs/wire.md): hello, accept, open; resolves when the node closes it.
+    const claim = (id: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1')
+        sockets.push(s)
+        let text = ''
+        let refused = ''
+        s.on('error', () => undefined)
+        s.on('close', () => resolve(refused))
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          let nl: number
+          while ((nl = text.indexOf('\n')) >= 0) {
+            const m = JSON.parse(text.slice(0, nl)) as { accept?: unknown; open?: unknown; refused?: string }
+            text = text.slice(nl + 1)
+            if (m.accept !== undefined) s.write(line({ accept: true }))
+            if (m.open !== undefined) s.write(line({ open: true }))
+            if (m.refused !== undefined) refused = m.refused
+          }
+        })
+        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'], nonce: crypto.randomBytes(16).toString('base64'), started: Date.now() })))
+      })
+    const verdicts: string[] = []
+    for (let i = 0; i < 100; i += 25) verdicts.push(...(await Promise.all(Array.from({ length: 25 }, (_, j) => claim(j % 2 === 0 ? 'b' : 'a')))))
+    assert.deepStrictEqual(new Set(verdicts), new Set(['twin']))
+    const said = lines.slice(before)
+    figure('twin_lines', said.length)
+    assert.ok(said.length <= 30, `${said.length} log lines for 100 twin hellos:\n${said.slice(0, 4).join('\n')}`)
+    assert.ok(a.peers().some((p) => p.id === 'b'), 'the real b kept')
   })
 
   it('per-connection log lines: the first of a kind in a window are said, then one line with how many were not', async () => {
