@@ -136,7 +136,9 @@ export function keyOf(k: unknown): unknown {
 
 /**
  * A key or source id: a non-empty string, safe as an object key, no longer
- * than MAX_KEY_LENGTH (keys) or MAX_ID_LENGTH (ids).
+ * than MAX_KEY_LENGTH (keys) or MAX_ID_LENGTH (ids), without NUL or an
+ * unpaired surrogate. The one check of every entry: set, delete, a stream,
+ * the wire, a store read back.
  */
 export function badName(what: string, s: unknown): string | null {
   if (typeof s !== 'string') return what === 'key' ? 'key must be a string or a finite number' : `${what} must be a string`
@@ -144,8 +146,10 @@ export function badName(what: string, s: unknown): string | null {
   const max = what === 'key' ? MAX_KEY_LENGTH : MAX_ID_LENGTH
   if (s.length > max) return `${what} is longer than ${max} characters`
   if (isReserved(s)) return `${what} "${s}" is reserved`
-  // A store object keeps the node's record under RECORD_KEY.
-  if (what === 'key' && s.charCodeAt(0) === 0) return 'keys starting with "\\u0000" are reserved'
+  // Anywhere in a key or id, not only first: a store object keeps the
+  // node's own entries under keys starting with one (RECORD_KEY), stores
+  // join key and id with one, and no command line can carry one.
+  if (s.includes('\u0000')) return `${what} holds NUL ("\\u0000"), which is reserved (the node's own store entries start with it)`
   // SQLite and the wire keep text as UTF-8, which has no lone surrogate: a
   // key holding one would come back changed (and fail its checksum).
   if (!wellFormed(s)) return `${what} holds an unpaired UTF-16 surrogate, which UTF-8 cannot carry`

@@ -24,6 +24,8 @@
  * the right token (see FailureLimiter). Web pages are refused: a request with an `Origin` (unless
  * allowed), or whose `Host` is a DNS name not allowed (a page whose name
  * was rebound to this address), a `PUT` not in JSON, methods not listed.
+ * A request without `Host` is refused (400 `bad_request`) unless it carries
+ * the token.
  *
  * @packageDocumentation
  */
@@ -311,8 +313,13 @@ export class AdminServer {
     const path = url.pathname
     // Browsers first: a page must not drive the node, neither from its
     // own origin (Origin header) nor after rebinding its name to this
-    // address (Host header). Browsers send both; HTTP/1.0 tools may omit Host.
+    // address (Host header). A request without Host is no HTTP/1.1 client's
+    // (RFC 9112 3.2): only one carrying the token is served (no page holds it).
     const host = req.headers.host
+    const token = this.options.token
+    if (host === undefined && token === undefined) {
+      return send(res, 400, { ok: false, code: 'bad_request', error: 'a request names its Host (HTTP/1.1 requires it): the address or localhost name it asks' })
+    }
     if (host !== undefined && !hostAllowed(host, this.hosts)) {
       return send(res, 403, {
         ok: false,
@@ -329,14 +336,9 @@ export class AdminServer {
       res.setHeader('allow', allowed)
       return send(res, 405, { ok: false, code: 'method_not_allowed', error: `${req.method} ${path.slice(0, 100)}: use ${allowed}` })
     }
-    const probe = req.method === 'GET' || req.method === 'HEAD'
-    if (probe && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
-    if (probe && path === '/ready') {
-      const r = this.target.readiness()
-      return send(res, r.ready ? 200 : 503, r)
-    }
-    const token = this.options.token
-    if (token !== undefined) {
+    const probe = (req.method === 'GET' || req.method === 'HEAD') && (path === '/health' || path === '/ready')
+    // Without Host, probes too need the token.
+    if (token !== undefined && (!probe || host === undefined)) {
       // A locked-out address is refused before its token is looked at: a guess that hits must not tell.
       const address = req.socket.remoteAddress ?? ''
       const wait = this.failures.locked(address)
@@ -358,6 +360,11 @@ export class AdminServer {
         return send(res, 401, { ok: false, code: 'unauthorized', error: 'a token is needed: Authorization: Bearer TOKEN (the client reads --token-file or SCUTTLE_ADMIN_TOKEN)' })
       }
       this.failures.good(address)
+    }
+    if (probe && path === '/health') return send(res, 200, { ok: true, id: this.target.id })
+    if (probe) {
+      const r = this.target.readiness()
+      return send(res, r.ready ? 200 : 503, r)
     }
     const kv = /^\/v1\/kv\/(.+)$/.exec(path)
     let request: AdminRequest | null = null

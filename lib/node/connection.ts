@@ -29,6 +29,8 @@ export interface ConnectionHost {
   /** Called with each digest's number of entries, sent or received (the metrics' histogram). */
   readonly onDigest: ((direction: 'sent' | 'received', entries: number) => void) | null
   log(line: string, level?: LogLevel): void
+  /** Log a line a peer causes once per connection, of `kind`: bounded per window (LogBudget). */
+  say(kind: string, line: string, level?: LogLevel): void
   count(code: InvalidCode): void
   /** The peer answered one of the node's questions. */
   answeredBy(c: Connection): void
@@ -173,7 +175,7 @@ export class Connection implements GateObserver {
     const host = this.host
     host.counters.digestsDropped++
     if (count === 1 || count % 1000 === 0) {
-      host.log(`peer ${this.peer ?? this.address}: digests past ${this.session.gate.limits.digestRate}/s dropped unanswered (${count} so far)`, 'warn')
+      host.say('digests_dropped', `peer ${this.peer ?? this.address}: digests past ${this.session.gate.limits.digestRate}/s dropped unanswered (${count} so far)`, 'warn')
     }
   }
 
@@ -207,7 +209,8 @@ export class Connection implements GateObserver {
     host.count('member')
     if (this.memberSaid) return false
     this.memberSaid = true
-    host.log(
+    host.say(
+      'member',
       room
         ? `peer ${this.peer}: introduces new members faster than ${rate} per interval; the rest wait for later exchanges (said once per connection) [member]`
         : `peer ${this.peer}: introduces new members into the last eighth of maxMembers (${m.maxMembers}), kept for members heard from themselves; they wait [member]`,

@@ -47,6 +47,8 @@ export const METRIC_NAMES = [
   'scuttle_writable',
   'scuttle_ready',
   'scuttle_connections_closed_total',
+  'scuttle_connections_opened_total',
+  'scuttle_log_lines_unsaid_total',
   'scuttle_peers',
   'scuttle_connections',
   'scuttle_members',
@@ -125,6 +127,17 @@ export function registry(node: MetricsSource): Prom.Registry {
     collect() {
       this.reset()
       for (const [code, n] of Object.entries(node.stats().closedBy)) this.inc({ code }, n)
+    },
+  })
+  total('scuttle_connections_opened_total', 'Sessions opened (a hello accepted), in and out', (s) => s.connected)
+  new Counter({
+    name: 'scuttle_log_lines_unsaid_total',
+    help: 'Log lines a peer causes per connection (connected, closed:CODE, invalid:CODE, ...) not said past 10 of a kind a minute',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [kind, n] of Object.entries(node.stats().logUnsaid)) this.inc({ kind }, n)
     },
   })
   new Counter({

@@ -36,6 +36,7 @@ import { badCluster, CONTROL, Session, SessionError, type SessionOptions } from 
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { Admission } from './admission'
 import { Connection, type ConnectionHost } from './connection'
+import { LogBudget } from './log-budget'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
 import { Listener } from './listener'
@@ -112,6 +113,8 @@ export class ScuttleNode extends EventEmitter {
     digestsDropped: 0,
     invalid: Object.create(null) as Record<string, number>,
     refused: Object.create(null) as Record<string, number>,
+    connected: 0,
+    logUnsaid: Object.create(null) as Record<string, number>,
     closed: 0,
     closedBy: Object.create(null) as Record<string, number>,
     twins: 0,
@@ -140,6 +143,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly auth: SessionOptions['auth']
   private advertised: string | undefined
   private readonly log: (line: string, level?: LogLevel) => void
+  // Lines a peer causes once per connection: bounded however fast it dials.
+  private readonly budget: LogBudget
   private readonly limits: Limits
   private readonly opts: Required<Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'stallTimeout' | 'maxConnections'>> & {
     random: () => number
@@ -176,6 +181,7 @@ export class ScuttleNode extends EventEmitter {
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line, level = 'info') => sink(printable(line), level)
+    this.budget = new LogBudget(this.log, this.counters.logUnsaid)
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -209,6 +215,7 @@ export class ScuttleNode extends EventEmitter {
         return node.onDigest
       },
       log: this.log,
+      say: (kind, line, level) => this.budget.say(kind, line, level),
       count: (code) => this.count(code),
       answeredBy: (c) => this.answeredBy(c),
       checkSynced: () => this.checkSynced(),
@@ -238,7 +245,8 @@ export class ScuttleNode extends EventEmitter {
         this.counters.handedOver += writes.length
         for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
       },
-      log: this.log,
+      // Within the log budget: any peer can say hello as a twin, once a dial.
+      log: (line, level) => this.budget.say('twin', line, level),
     }, this.dials)
     this.listener = new Listener(
       {
@@ -355,9 +363,12 @@ export class ScuttleNode extends EventEmitter {
     const m = new Membership(this.gossip, { interval: this.opts.interval, ...options, address: options.address ?? address })
     this.membership = m
     const where = (member: Member) => (member.address === null ? '' : ` at ${member.address}`)
-    m.on('live', (member: Member) => this.log(`member ${member.id} is live${where(member)}`))
+    // Within the log budget: without --keys any peer can forge members, and
+    // restart them, as fast as it sends.
+    m.on('live', (member: Member) => this.budget.say('member_live', `member ${member.id} is live${where(member)}`))
     m.on('dead', (member: Member) =>
-      this.log(
+      this.budget.say(
+        'member_dead',
         `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
           `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
         'warn',
@@ -370,15 +381,17 @@ export class ScuttleNode extends EventEmitter {
         this.counters.twins++
         // Their writes can hide each other's: offered to peers again (see Replica.twinned).
         this.gossip.replica.twinned(member.id)
-        this.log(
+        this.budget.say(
+          'member_twin',
           `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
             `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
           'warn',
         )
-      } else this.log(`member ${member.id} restarted (a new incarnation${where(member)})`)
+      } else this.budget.say('member_restarted', `member ${member.id} restarted (a new incarnation${where(member)})`)
     })
     m.on('collected', (member: Member, deleted: boolean) =>
-      this.log(
+      this.budget.say(
+        'member_collected',
         deleted
           ? `member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list, its record and heartbeat deleted`
           : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,
@@ -484,7 +497,7 @@ export class ScuttleNode extends EventEmitter {
   stats(): NodeStats {
     for (const c of this.conns) this.countBytes(c)
     const s = this.counters
-    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused }, closedBy: { ...s.closedBy } }
+    return { ...s, invalid: { ...s.invalid }, refused: { ...s.refused }, closedBy: { ...s.closedBy }, logUnsaid: { ...s.logUnsaid } }
   }
 
   // Bytes of a TCP connection (a WebSocket's are not counted).
@@ -669,7 +682,9 @@ export class ScuttleNode extends EventEmitter {
     return null
   }
 
-  // Said once per set of peers it is in sync with (a settled cluster says it once).
+  // Said once per set of peers it is in sync with (a settled cluster says
+  // it once), within the log budget: a peer that dials, answers and goes
+  // makes a new set each time.
   private checkSynced(): void {
     if (!this.synced()) return
     const now = Date.now()
@@ -679,7 +694,7 @@ export class ScuttleNode extends EventEmitter {
     const set = ids.sort().join(', ')
     if (set === this.syncedWith) return
     this.syncedWith = set
-    this.log(`in sync with every peer that answers (${set})`)
+    this.budget.say('in_sync', `in sync with every peer that answers (${set})`)
     this.emit('synced')
   }
 
@@ -783,6 +798,7 @@ export class ScuttleNode extends EventEmitter {
     for (const d of this.dialers) d.stop()
     for (const c of this.conns) this.drop(c, null, null)
     await this.listener.close()
+    this.budget.close()
     if (this.store !== null) {
       try {
         await this.store.close()
@@ -878,7 +894,7 @@ export class ScuttleNode extends EventEmitter {
         // Said as refusals are: the first, then every 100th (squatters redial: each was said).
         const seen = this.admission.said('evicted')
         const why = `its slot taken by a new connection: it leaves our questions unanswered (maxConnections ${this.opts.maxConnections} reached)`
-        this.drop(room, 'evicted', seen % 100 !== 0 ? null : seen === 0 ? why : `${why} (${seen + 1} times)`)
+        this.drop(room, 'evicted', seen % 100 !== 0 ? null : seen === 0 ? why : `${why} (${seen + 1} times)`, false, true)
       }
     }
     this.conns.add(c)
@@ -918,7 +934,8 @@ export class ScuttleNode extends EventEmitter {
     const s = c.session
     s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => c.sent(m))
     const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
-    this.log(`peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
+    this.counters.connected++
+    this.budget.say('connected', `peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)
     this.twins.check(c)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
@@ -934,7 +951,8 @@ export class ScuttleNode extends EventEmitter {
     const minutes = ((version - Date.now() * 1000) / 60e6).toFixed(1)
     const peer = c.peer ?? c.address
     const why = `a forged update (without --keys any peer can write as any id), or ${source === this.gossip.id ? 'a twin' : source} with a clock that is wrong`
-    this.log(
+    this.budget.say(
+      'ahead',
       source === this.gossip.id
         ? `clock: peer ${peer} holds this node's own id ${source} at a version ${minutes} minutes ahead of the wall clock: ${why}; the clock jumps past it, so that this node's writes stay above it and are seen`
         : `peer ${peer}: sent an update of ${source} ${minutes} minutes ahead of this node's clock, above all of ${source} before (taken: up to ${Clock.AHEAD / 3.6e9} h is believed): ${why}`,
@@ -968,7 +986,7 @@ export class ScuttleNode extends EventEmitter {
     // reasons of a code.
     const first = out ? seen === 0 : this.admission.said(`${said}\u0000${err.message}`) === 0 && this.admission.said(`${said}\u0000reasons`) < 16
     const say = first || seen % 100 === 0
-    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true)
+    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true, true)
   }
 
   private count(code: InvalidCode): void {
@@ -985,14 +1003,14 @@ export class ScuttleNode extends EventEmitter {
       // kept; it may only relay what a twin or a liar wrote as us.
       case 'twin_writes':
         this.counters.twins++
-        this.log(`twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        this.budget.say(code, `twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
         return
       // A value refused as late (docs/deletes.md, rule 5) is no fault of the
       // peer, which may relay it: said once per connection, the peer kept.
       case 'late':
         if (!c.lateSaid) {
           c.lateSaid = true
-          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
+          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
         }
         return
       // Restored from an older state than peers collected of our own
@@ -1006,19 +1024,20 @@ export class ScuttleNode extends EventEmitter {
       case 'ahead':
         if (!c.aheadSaid) {
           c.aheadSaid = true
-          this.log(`peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
+          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
         }
         return
     }
     c.invalid++
     if (c.invalid > this.opts.maxInvalid) this.drop(c, code, `sent invalid input: ${reason}`)
-    else this.log(`peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
+    else this.budget.say(`invalid:${code}`, `peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
   }
 
   // Close c. With a code: counted under it, and logged with `reason`
-  // unless that is null (a refusal said often). Without: the peer went,
+  // unless that is null (a refusal said often), within the log budget
+  // unless the caller `limited` its lines itself. Without: the peer went,
   // or this node stops. Ended gracefully when a refusal was written to it.
-  private drop(c: Connection, code: CloseCode | null, reason: string | null, graceful = false): void {
+  private drop(c: Connection, code: CloseCode | null, reason: string | null, graceful = false, limited = false): void {
     if (c.closed) return
     c.closed = true
     this.conns.delete(c)
@@ -1028,8 +1047,10 @@ export class ScuttleNode extends EventEmitter {
       this.counters.closed++
       const by = this.counters.closedBy
       by[code] = (by[code] ?? 0) + 1
-      if (reason !== null) this.log(`closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason} [${code}]`, 'warn')
-    } else if (c.peer !== null && !this.closing) this.log(`peer ${c.peer} disconnected`)
+      const line = `closing connection to ${c.peer ?? c.session?.peerId ?? c.address}: ${reason} [${code}]`
+      if (reason !== null && limited) this.log(line, 'warn')
+      else if (reason !== null) this.budget.say(`closed:${code}`, line, 'warn')
+    } else if (c.peer !== null && !this.closing) this.budget.say('disconnected', `peer ${c.peer} disconnected`)
     if (graceful) c.end()
     else c.kill()
     c.session?.destroy()

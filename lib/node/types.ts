@@ -32,6 +32,10 @@ export interface NodeStats {
   invalid: Record<string, number>
   /** Sessions refused, by either end, by code (see `RefusalCode`). */
   refused: Record<string, number>
+  /** Sessions opened (a hello accepted), in and out. */
+  connected: number
+  /** Per-connection log lines not said (see LogBudget), by kind. */
+  logUnsaid: Record<string, number>
   /** Connections closed with a reason (not those a peer closed cleanly). */
   closed: number
   /** The same, by code (see {@link CloseCode}). */

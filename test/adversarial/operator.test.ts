@@ -12,6 +12,10 @@ import * as path from 'path'
 import { BIN, Cluster, adversarialHooks, figure, pace, until } from './harness'
 import { skip } from '../skip'
 import { parseArgs } from '../../bin/node'
+import { AdminServer } from '../../lib/node/admin'
+import { Gossip, resolution } from '../../lib'
+import { rowCrc } from '../../lib/node/store/checksum'
+import { rowUpdate } from '../../lib/node/store/schema'
 
 /** A node with stdin closed, driven through its admin endpoint. */
 class Daemon {
@@ -172,6 +176,42 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     const bad = cli(['node', '--id', 'b', '--admin', '127.0.0.1:0', '--admin-host', 'h:80'])
     assert.strictEqual(bad.status, 2)
     assert.match(bad.stderr, /--admin-host must be a DNS name without a port/)
+  })
+
+  it('attack (seventh outside attack on issue 21): a request with no Host (HTTP/1.0) was answered 200: a client that names no host is no HTTP/1.1 client, and the Host check is the defence against a rebound page; required: 400 bad_request, unless the endpoint has a token and the request carries it', async () => {
+    const target = { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: async () => ({ ok: true }) }
+    const raw = (port: number, text: string) =>
+      new Promise<{ status: number; code: string | undefined }>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1')
+        let t = ''
+        s.on('data', (b: Buffer) => (t += String(b)))
+        s.on('error', reject)
+        s.on('close', () => {
+          const body = t.slice(t.indexOf('\r\n\r\n') + 4)
+          resolve({ status: Number(/^HTTP\/1\.[01] (\d+)/.exec(t)?.[1]), code: body === '' ? undefined : JSON.parse(body).code })
+        })
+        s.write(text)
+      })
+    const open = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, log: () => undefined })
+    const token = 'a-long-enough-secret-token'
+    const locked = await AdminServer.start(target, { at: { host: '127.0.0.1', port: 0 }, token, log: () => undefined })
+    try {
+      const o = open.address().port
+      const l = locked.address().port
+      for (const p of ['/health', '/ready', '/v1/status']) {
+        assert.deepStrictEqual(await raw(o, `GET ${p} HTTP/1.0\r\n\r\n`), { status: 400, code: 'bad_request' }, p)
+        assert.deepStrictEqual(await raw(o, `GET ${p} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`), { status: 200, code: undefined }, p)
+      }
+      // With a token: a request that carries it needs no Host (no web page holds it); one without it,
+      // probes included, is asked for it (and counted against the lockout, so no Host-less guessing).
+      assert.strictEqual((await raw(l, `GET /v1/status HTTP/1.0\r\nAuthorization: Bearer ${token}\r\n\r\n`)).status, 200)
+      assert.deepStrictEqual(await raw(l, 'GET /health HTTP/1.0\r\n\r\n'), { status: 401, code: 'unauthorized' })
+      assert.deepStrictEqual(await raw(l, 'GET /v1/status HTTP/1.0\r\nAuthorization: Bearer wrong-wrong-wrong-wrong\r\n\r\n'), { status: 401, code: 'unauthorized' })
+      assert.strictEqual((await raw(l, 'GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n')).status, 200)
+    } finally {
+      await open.close()
+      await locked.close()
+    }
   })
 
   it('attack: the admin endpoint bound beyond loopback, and asked without its token; required: no token, no start; a wrong or missing token is 401 and the client exits 1', async () => {
@@ -441,6 +481,47 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     const again = await daemon('a', ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'a')])
     assert.ok(again.alive)
     assert.ok(!/damaged/.test(again.stderr), again.stderr)
+  })
+
+  it('attack (seventh outside attack on issue 21): keys holding NUL ("\\u0000") were taken by set, a stream, the wire and the admin endpoint, though the store object keeps its own entries under keys starting with one, and no command line can carry one (the client could never get or del it); required: refused at every entry by the one limit (code key, source_id for ids), and the node restarts', async () => {
+    // The library: set, delete, a stream, an id.
+    const g = new Gossip('a', { resolve: resolution.lww_vs_clock })
+    const refused: [string, string][] = []
+    const s = g.createStream()
+    s.on('invalid', (_u: unknown, _reason: string, code: string) => refused.push([code, _reason]))
+    for (const key of ['a\u0000b', 'b\u0000', '\u0000c']) {
+      assert.throws(() => g.set(key, 1), /NUL/, key)
+      assert.throws(() => g.delete(key), /NUL/, key)
+      s.write({ key, value: 1, source_id: 'z', version: 1 })
+    }
+    s.write({ key: 'k', value: 1, source_id: 'z\u0000y', version: 1 })
+    assert.throws(() => new Gossip('a\u0000b', { resolve: resolution.lww_vs_clock }), /NUL/)
+    assert.deepStrictEqual(
+      refused.map(([code]) => code),
+      ['key', 'key', 'key', 'source_id'],
+    )
+    assert.ok(refused.every(([, reason]) => /NUL/.test(reason)), JSON.stringify(refused))
+    // The disk: a row holding one (its checksum right) reads back as damage, for the same reason.
+    for (const [key, source] of [['a\u0000b', 'z'], ['k', 'z\u0000y']]) {
+      assert.match(String(rowUpdate([key, source, 1, '1', null, rowCrc(key, source, 1, '1', null)])), /holds NUL/)
+    }
+    // A node: the admin endpoint and the wire.
+    const dir = cluster.tmp()
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    const put = await request(a.admin, 'PUT', '/v1/kv/x%00y', '1')
+    assert.deepStrictEqual([put.status, JSON.parse(put.body).code], [400, 'invalid'], put.body)
+    // One connection each: the node closes a peer on its first invalid input.
+    for (const [i, u] of ['{"key":"nul\\u0000key","value":1,"source_id":"mallory","version":1}', '{"key":"k","value":1,"source_id":"mal\\u0000lory","version":1}'].entries()) {
+      const m = await cluster.attacker(a.port, `mallory${i}`)
+      await m.exchange(`${u}\n{"digest":true,"done":true}\n`).catch(() => 'closed')
+      await until(() => (a.stderr.match(/holds NUL/g) ?? []).length > i, 5000, 'a to refuse the key and the id')
+    }
+    const state = JSON.stringify(JSON.parse((await request(a.admin, 'GET', '/v1/state')).body))
+    assert.ok(!state.includes('\\u0000'), state)
+    a.child.kill('SIGTERM')
+    assert.strictEqual(await a.exited, 0)
+    const again = await daemon('a', ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'a')])
+    assert.ok(again.alive)
   })
 
   it('attack: two nodes started with one --id lost acknowledged writes and the elder logged nothing; required: both say so, the newcomer stops, every acknowledged write of the elder reaches its peers', async () => {

@@ -9,9 +9,11 @@
  *   `members`.
  */
 import * as assert from 'assert'
+import * as crypto from 'crypto'
 import * as net from 'net'
 import { base } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
+import { LogBudget } from '../../lib/node/log-budget'
 import { Cluster, adversarialHooks, figure, line, until } from './harness'
 
 describe('adversarial: squatters (issue 21)', function () {
@@ -111,5 +113,140 @@ describe('adversarial: squatters (issue 21)', function () {
     )
     figure('forged_tracked', forged())
     assert.ok(c.membership !== null)
+  })
+
+  it('attack (seventh outside attack on issue 21): dialing as fast as one can, 150 times each a hello then gone, a hello then an invalid line, and a hello then an answer (a new set of peers in sync each time), every time under another id; required: the log grows by a bounded number of lines (the first few of each kind, then a count), not by one or two per dial; every connection counted in stats', async () => {
+    const lines: string[] = []
+    const a = await start({ id: 'a', log: (l) => lines.push(l) })
+    const port = a.address().port
+    const before = lines.length
+    // One dial: a hello; once the session is open (the node asks at once), an invalid line, an answer or nothing; then gone.
+    const answering: net.Socket[] = []
+    const dial = (id: string, then: 'gone' | 'invalid' | 'answer') =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1')
+        sockets.push(s)
+        let text = ''
+        s.on('error', () => undefined)
+        s.on('close', () => resolve())
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          if (!/"done":true/.test(text)) return
+          text = ''
+          if (then === 'invalid') s.write(line({ key: '', value: 1, source_id: id, version: 1 }))
+          else if (then === 'gone') s.destroy()
+          else if (!answering.includes(s)) {
+            answering.push(s)
+            s.write(line({ digest: true, done: true, reply: true }))
+            resolve()
+          }
+        })
+        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'] })))
+      })
+    const N = 150
+    for (let i = 0; i < N; i += 25) {
+      await Promise.all(Array.from({ length: 25 }, (_, j) => [dial(`gone${i + j}`, 'gone'), dial(`bad${i + j}`, 'invalid'), dial(`ans${i + j}`, 'answer')]).flat())
+      await until(() => a.peers().filter((p) => p.synced).length === 25, 5000, 'the answering dials to be in sync')
+      for (const s of answering.splice(0)) s.destroy()
+    }
+    await until(() => a.peers().length === 0, 5000, 'every dial to be closed')
+    const said = lines.slice(before)
+    figure('log_lines', said.length)
+    assert.ok(said.length <= 60, `${said.length} log lines for ${3 * N} dials:\n${said.slice(0, 5).join('\n')}\n...`)
+    const s = a.stats()
+    assert.strictEqual(s.connected, 3 * N)
+    assert.strictEqual(s.closedBy.key, N)
+    assert.ok((s.logUnsaid.connected ?? 0) > 0, JSON.stringify(s.logUnsaid))
+  })
+
+  it('attack (seventh outside attack on issue 21, unsigned mode): one peer forges 100 members and restarts them every round (2,100 member lines on a node in 10 rounds); required: member lines bounded like per-connection ones, every event still counted', async () => {
+    const lines: string[] = []
+    const a = await start({ id: 'a', membership: true, log: (l) => lines.push(l) })
+    const m = await cluster.attacker(a.address().port)
+    // It answers the node's first question: the node has joined, and membership runs.
+    await m.send(line({ digest: true, done: true, reply: true }))
+    await until(() => a.membership !== null, 5000, 'membership to start')
+    const ms = a.membership
+    assert.ok(ms !== null)
+    let events = 0
+    for (const e of ['live', 'restart', 'dead', 'collected']) ms.on(e, () => events++)
+    let v = Date.now() * 1000
+    let round = 0
+    // Rounds as fast as the node takes them, each a new incarnation of every forged member.
+    await until(
+      async () => {
+        round++
+        let text = ''
+        for (let i = 0; i < 100; i++) {
+          const id = `f${i}`
+          text += line({ key: `member/${id}`, value: { address: `10.9.9.9:${i + 1}`, started: Date.now() + round, meta: null }, source_id: id, version: v++ })
+          text += line({ key: `heartbeat/${id}`, value: round, source_id: id, version: v++ })
+        }
+        await m.send(text + line({ digest: true, done: true }))
+        return events >= 200 || m.isClosed
+      },
+      20_000,
+      'the forged members to move membership 200 times',
+    )
+    assert.ok(!m.isClosed)
+    const said = lines.filter((l) => /^member f\d+ /.test(l))
+    figure('member_events', events)
+    figure('member_lines', said.length)
+    assert.ok(said.length <= 40, `${said.length} member lines for ${events} events`)
+    const unsaid = a.stats().logUnsaid
+    assert.strictEqual(said.length + Object.entries(unsaid).reduce((n, [k, x]) => (k.startsWith('member_') ? n + x : n), 0), events, JSON.stringify(unsaid))
+  })
+
+  it('attack (seventh outside attack on issue 21): 100 dials saying hello as the live peer b, or as the node itself (a twin each time, refused); required: the twin lines bounded like per-connection ones, each twin still refused', async () => {
+    const lines: string[] = []
+    const a = await start({ id: 'a', log: (l) => lines.push(l) })
+    const port = a.address().port
+    await start({ id: 'b', connect: [a.address()] })
+    await until(() => a.peers().some((p) => p.id === 'b'), 5000, 'b to connect')
+    const before = lines.length
+    // A session as `id` (docs/wire.md): hello, accept, open; resolves when the node closes it.
+    const claim = (id: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1')
+        sockets.push(s)
+        let text = ''
+        let refused = ''
+        s.on('error', () => undefined)
+        s.on('close', () => resolve(refused))
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          let nl: number
+          while ((nl = text.indexOf('\n')) >= 0) {
+            const m = JSON.parse(text.slice(0, nl)) as { accept?: unknown; open?: unknown; refused?: string }
+            text = text.slice(nl + 1)
+            if (m.accept !== undefined) s.write(line({ accept: true }))
+            if (m.open !== undefined) s.write(line({ open: true }))
+            if (m.refused !== undefined) refused = m.refused
+          }
+        })
+        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'], nonce: crypto.randomBytes(16).toString('base64'), started: Date.now() })))
+      })
+    const verdicts: string[] = []
+    for (let i = 0; i < 100; i += 25) verdicts.push(...(await Promise.all(Array.from({ length: 25 }, (_, j) => claim(j % 2 === 0 ? 'b' : 'a')))))
+    assert.deepStrictEqual(new Set(verdicts), new Set(['twin']))
+    const said = lines.slice(before)
+    figure('twin_lines', said.length)
+    assert.ok(said.length <= 30, `${said.length} log lines for 100 twin hellos:\n${said.slice(0, 4).join('\n')}`)
+    assert.ok(a.peers().some((p) => p.id === 'b'), 'the real b kept')
+  })
+
+  it('per-connection log lines: the first of a kind in a window are said, then one line with how many were not', async () => {
+    const said: string[] = []
+    const unsaid: Record<string, number> = {}
+    const budget = new LogBudget((l) => said.push(l), unsaid, 2, 50)
+    for (let i = 0; i < 5; i++) budget.say('connected', `peer p${i} connected`)
+    budget.say('disconnected', 'peer p0 disconnected')
+    assert.deepStrictEqual(said, ['peer p0 connected', 'peer p1 connected', 'peer p0 disconnected'])
+    assert.deepStrictEqual(unsaid, { connected: 3 })
+    await until(() => said.length === 4, 5000, 'the window to end')
+    assert.match(said[3], /^3 more "connected" lines .* not said/)
+    budget.say('connected', 'peer p9 connected')
+    assert.strictEqual(said[4], 'peer p9 connected')
+    budget.close()
   })
 })
