@@ -134,7 +134,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   const range = peer.part
   const behind = reply ? peer.behind.them : 0
   const deletes = replica.deletes
-  const twins = replica.twinsToTell()
+  const twins = replica.fills.twinsToTell()
   if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && deletes.quiet(peer)) {
     return reply ? REPLY : DONE
   }

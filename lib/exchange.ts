@@ -24,7 +24,8 @@ import { overflowed, type FlowControl } from './flow'
 import type { SourceLog } from './history'
 import type { PastPeer } from './incarnation'
 import { ALL, cutToBytes, deltas, ordered, type IdRange } from './reconcile'
-import { aheadReason, type FillCursor, type Replica, type Sender } from './replica'
+import type { FillCursor } from './fills'
+import { aheadReason, type Replica, type Sender } from './replica'
 import { reportInvalid } from './codes'
 import { classify, Kind, updateFields, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
@@ -119,7 +120,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   fillAt = 0
   /** Gap fills this peer was behind on when looked at. */
   fillWait: Update[] | null = null
-  /** How far our own rebuilt log has been offered to this peer (see Replica.fillsFor). */
+  /** How far our own rebuilt log has been offered to this peer (see GapFills.fillsFor). */
   pastAt = -Infinity
   // StreamOptions.local_writes, when given.
   private readonly localWrites: boolean | undefined
@@ -311,7 +312,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
     // Twins the peer knows of: their mappings are offered on from here too.
-    if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.twinned(id, ms)
+    if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.fills.twinned(id, ms)
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
     const them = replica.behind(heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
@@ -466,7 +467,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private deltas(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, isAnswer: boolean): Update[] {
     const node = this.node
     const replica = node.replica
-    const fills = replica.fillsFor(this, heard, passes, node.mtu)
+    const fills = replica.fills.fillsFor(this, heard, passes, node.mtu)
     const room = fills === null ? node.mtu : node.mtu - fills.length
     let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null), node.sort)
     if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
