@@ -301,10 +301,10 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     this.replica.open()
     // 'change' listeners, counted as they come and go: put() asks per write.
     this.on('newListener', (event: string | symbol) => {
-      if (event === 'change') this.replica.watchers++
+      if (event === 'change') this.replica.changes.watchers++
     })
     this.on('removeListener', (event: string | symbol) => {
-      if (event === 'change') this.replica.watchers--
+      if (event === 'change') this.replica.changes.watchers--
     })
     const replica = this.replica
     this.flow =

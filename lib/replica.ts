@@ -6,6 +6,7 @@
  * marker forgotten, and the `'change'` events all pass here. It knows no
  * stream: what it needs of the peer an update came from is `Sender`.
  */
+import { Changes } from './changes'
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
 import { Deletes, isMarker, type DeletesHost, type StreamLike } from './deletes'
@@ -20,7 +21,7 @@ import { restore, snapshotOf } from './snapshot'
 import { memoryView, storeView } from './state'
 import { Refused, admitValue, plainValue } from './value'
 import { lww_vs_current_vers } from './resolution'
-import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
+import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
 // What a local write of a delete (or a withdrawal) carries through local().
@@ -68,14 +69,8 @@ export class Replica {
   readonly incarnation: Incarnation
   /** Mappings a peer may lack though its digest passed them (see fills.ts). */
   readonly fills: GapFills
-  /** How many 'change' listeners there are (put() asks per write). */
-  watchers = 0
-  /** Changes delivered in one turn at most; more (listeners that write in a chain) go on in the next. */
-  static readonly CHAIN = 10_000
-  // Changes waiting for the listeners, as [key, entry, how, ...], and
-  // whether a delivery is under way (see changed).
-  private changes: unknown[] = []
-  private delivering = false
+  /** The `'change'` events. */
+  readonly changes: Changes
   // The wall clock and Clock.NOTICE when last read: versions above it are
   // looked at (see aheadOf).
   private noticeAt = -Infinity
@@ -118,6 +113,7 @@ export class Replica {
     this.security = settings.security
     this.mtuBytes = settings.mtuBytes
     this.sort = settings.sort
+    this.changes = new Changes(id, host)
     this.history = new History(settings.maxHistory, { sort: settings.sort, resolved: store === null, checked: true })
     this.view = store ?? memoryView(this.history)
     this.state = store === null ? this.view : storeView(store)
@@ -542,7 +538,7 @@ export class Replica {
     history.put(update, slot, previous, log, entry, advance, update)
     if (!advance && update.version > log.max) this.heldBack.add(log)
     if (this.viewPending !== null) this.seen(update)
-    if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
+    if (entry !== before && this.changes.watchers > 0) this.changes.changed(key, before, entry)
     return true
   }
 
@@ -585,48 +581,6 @@ export class Replica {
     if (entry !== undefined && !same(entry, update) && !same(entry, before)) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
   }
 
-  // A key absent before and after (a delete replaced, or collected) did not
-  // change. A change raised while listeners run (one that writes) waits
-  // until they return, then is delivered in order: listeners never nest.
-  private changed(key: string, before: Update | undefined, entry: Update | undefined): void {
-    const gone = entry === undefined || entry.deleted === true
-    if (gone && (before === undefined || before.deleted === true)) return
-    const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
-    this.changes.push(key, gone ? undefined : entry, how)
-    if (!this.delivering) this.deliver()
-  }
-
-  // Deliver the changes waiting, at most Replica.CHAIN in one turn: the
-  // rest (a listener that writes forever) in later turns, so that the
-  // event loop still serves; changes raised meanwhile queue behind them.
-  private deliver(): void {
-    this.delivering = true
-    const q = this.changes
-    let i = 0
-    try {
-      while (i < q.length && i < 3 * Replica.CHAIN) {
-        i += 3
-        this.tell(q[i - 3] as string, q[i - 2] as Update | undefined, q[i - 1] as 'local' | 'remote' | 'delete')
-      }
-    } finally {
-      q.splice(0, i)
-      if (q.length === 0) this.delivering = false
-      else setTimeout(() => this.deliver(), 0)
-    }
-  }
-
-  // A listener that throws is reported, not thrown: it must not stop an
-  // exchange, a reset or a collection half-way, nor starve the others.
-  private tell(key: string, now: Update | undefined, how: 'local' | 'remote' | 'delete'): void {
-    for (const fn of this.host.rawListeners('change') as WatchListener[]) {
-      try {
-        fn.call(this.host.context, key, now, how)
-      } catch (err) {
-        reportInvalid(this.host, { key }, `a 'change' listener threw: ${(err as Error)?.message}`, 'node_error')
-      }
-    }
-  }
-
   // Forget mapping `m` entirely; the key's entry is what resolve makes of
   // the rest.
   private forget(m: Update): void {
@@ -646,7 +600,7 @@ export class Replica {
       Reflect.deleteProperty(store, mappingKey(m.source_id, key))
     }
     history.drop(m, entry)
-    if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
+    if (entry !== current && this.changes.watchers > 0) this.changes.changed(key, current, entry)
   }
 
   /**
@@ -801,7 +755,7 @@ export class Replica {
       const entry = this.choose(this.history.get(key))
       if (entry === undefined) delete store[key]
       else store[key] = entry
-      if (this.watchers > 0) this.changed(key, e, entry)
+      if (this.changes.watchers > 0) this.changes.changed(key, e, entry)
     }
   }
 
