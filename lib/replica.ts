@@ -18,6 +18,7 @@ import type { Passes } from './filter'
 import { GapFills } from './fills'
 import { checkedUpdate, isVersion, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { restore, snapshotOf } from './snapshot'
+import { adopt, entryOf, isEmpty, keepWhole, mappingKey, recordOf, relocate, same, STORE_FORMAT, type StoreRecord } from './store-object'
 import { memoryView, storeView } from './state'
 import { Refused, admitValue, plainValue } from './value'
 import { lww_vs_current_vers } from './resolution'
@@ -130,7 +131,9 @@ export class Replica {
       else this.opening = record
       return
     }
-    const restored = store === null ? undefined : this.adopt(store)
+    const adopted = store === null ? undefined : adopt(store, this.history, id)
+    const restored = adopted?.clock
+    if (adopted !== undefined) this.viewPending = adopted.pending
     // A store object of each key's entry only (as an older release wrote
     // it): our own mappings that were not entries are gone, so we hold our
     // past with gaps (none of it for sure) and take it again from peers, as
@@ -178,24 +181,13 @@ export class Replica {
       const entry = this.choose(mappings)
       const key = mappings[0].key
       const had = entryOf(store, key)
-      if (!same(had, entry)) this.relocate(store, key, had, entry)
+      if (!same(had, entry)) relocate(store, this.history, key, had, entry)
       return entry
     })
     this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
     this.incarnation.fromSnapshot(snapshot, restored)
     this.holdBack(snapshot.maxes)
     this.deletes.restored(snapshot)
-  }
-
-  // The key's entry in the store goes from `had` to `entry`: each of the two
-  // moves between its key and its mapping key.
-  private relocate(store: StateStore, key: string, had: Update | undefined, entry: Update | undefined): void {
-    if (entry !== undefined) {
-      Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
-      store[key] = entry
-    } else Reflect.deleteProperty(store, key)
-    const kept = had === undefined ? undefined : this.history.mapping(had.source_id, key)
-    if (kept !== undefined && same(kept, had)) store[mappingKey(kept.source_id, key)] = kept
   }
 
   /** Restart from `snapshot` (what snapshot() returned); the replica must be new. */
@@ -546,7 +538,7 @@ export class Replica {
   private stored(store: StateStore, update: Update, previous: Update | undefined, entry: Update | undefined): Update | undefined {
     const key = update.key
     const before = entryOf(store, key)
-    if (this.whole) this.keep(store, update, previous, before, entry)
+    if (this.whole) keepWhole(store, update, previous, before, entry)
     else if (entry !== before) {
       if (entry === undefined) delete store[key]
       else store[key] = entry
@@ -559,26 +551,6 @@ export class Replica {
     const pending = this.viewPending as Map<string, Update>
     const p = pending.get(update.key)
     if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) pending.delete(update.key)
-  }
-
-  // A whole store object after `update` replaced `previous` (its source's
-  // older mapping of the key), the entry going from `before` to `entry`:
-  // the entry at the key, every other current mapping at its mapping key.
-  private keep(store: StateStore, update: Update, previous: Update | undefined, before: Update | undefined, entry: Update | undefined): void {
-    const key = update.key
-    // (The store's copy of a mapping is not the history's: compare by name.)
-    const wasEntry = same(before, entry)
-    // What was the entry and stays current becomes one of the others.
-    if (before !== undefined && !wasEntry && !same(before, previous)) store[mappingKey(before.source_id, key)] = before
-    if (!wasEntry) {
-      if (entry === undefined) Reflect.deleteProperty(store, key)
-      else store[key] = entry
-    }
-    if (!same(update, entry)) store[mappingKey(update.source_id, key)] = update
-    // The previous mapping of the source was one of the others: its place is the entry's now.
-    else if (previous !== undefined && !same(previous, before)) Reflect.deleteProperty(store, mappingKey(update.source_id, key))
-    // One of the others promoted to the entry.
-    if (entry !== undefined && !same(entry, update) && !same(entry, before)) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
   }
 
   // Forget mapping `m` entirely; the key's entry is what resolve makes of
@@ -710,27 +682,6 @@ export class Replica {
   }
 
   // ---- restarts --------------------------------------------------------------------
-
-  // The entries a store object holds at start: validated; our own are our
-  // history (what we wrote); others' stay in the view, and peers send every
-  // source's mappings again (our digest does not claim them). The store
-  // holds only each key's entry, not its source's log: an entry of another
-  // source that no peer sends again by the time every peer we exchange
-  // with has answered us whole was replaced (or is held by no one) and
-  // goes (see viewCheck). Returns the clock they imply, or undefined for
-  // an empty store.
-  private adopt(store: StateStore): number | undefined {
-    let clock: number | undefined
-    for (const key of Object.keys(store)) {
-      if (key === RECORD_KEY) continue
-      const u = checkedUpdate(store[key], `store entry "${key}"`)
-      if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
-      if (clock === undefined || u.version > clock) clock = u.version
-      if (u.source_id === this.id) this.history.record(u)
-      else (this.viewPending ??= new Map()).set(key, u)
-    }
-    return clock
-  }
 
   /**
    * After a peer's answer: once every peer we exchange with (`peers`) has
@@ -875,54 +826,4 @@ function peerUpdate(key: string, value: unknown, source_id: string, version: num
 export function aheadReason(version: number): string {
   const ahead = (version - Clock.now()) / 3.6e9
   return `version ${version} is ${ahead.toFixed(1)} h ahead of this node's clock (the limit is ${Clock.AHEAD / 3.6e9} h): a clock is wrong, or a peer is hostile`
-}
-
-// A store's entry for `key` if it is an update-like object (a plain store
-// answers inherited names such as "toString" with functions).
-function entryOf(store: StateStore, key: string): Update | undefined {
-  const u = store[key]
-  return typeof u === 'object' && u !== null ? u : undefined
-}
-
-/**
- * The key under which a store object keeps a current mapping of `key` by
- * `source_id` that is not the key's entry (the entry is at `key` itself):
- * keys starting with "\u0000" are reserved, so no write uses one.
- */
-export function mappingKey(source_id: string, key: string): string {
-  return `\u0000m${JSON.stringify([source_id, key])}`
-}
-
-// The layout of a store object written whole (see mappingKey, StoreRecord).
-const STORE_FORMAT = 1
-
-// What a store object keeps under RECORD_KEY: the record of deletes, and,
-// once it holds every mapping, the format, the clock and Snapshot.held.
-interface StoreRecord extends Partial<Omit<Snapshot, 'updates'>> {
-  store?: number
-  version?: number
-  held?: number
-}
-
-// The record a store object keeps (see saveRecord), if any: a damaged one
-// is left out.
-function recordOf(store: StateStore): StoreRecord | undefined {
-  const text: unknown = (store as Record<string, unknown>)[RECORD_KEY]
-  if (typeof text !== 'string') return undefined
-  try {
-    const r: unknown = JSON.parse(text)
-    return r !== null && typeof r === 'object' && !Array.isArray(r) ? (r as StoreRecord) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-// Whether two mappings of a key are the same (or both none).
-function same(a: Update | undefined, b: Update | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && a.source_id === b.source_id && a.version === b.version)
-}
-
-// Whether a store object holds nothing yet.
-function isEmpty(store: StateStore): boolean {
-  return Object.keys(store).length === 0
 }

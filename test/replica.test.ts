@@ -7,7 +7,7 @@
  */
 import * as assert from 'assert'
 import { Gossip, RECORD_KEY, base } from '../lib'
-import { mappingKey } from '../lib/replica'
+import { mappingKey } from '../lib/store-object'
 import type { Config, Message, Resolve, PeerStream, StateStore, Update } from '../lib'
 import { Clock } from '../lib/clock'
 import { Cluster, memory, storeObject } from '../lib/testing/cluster'
