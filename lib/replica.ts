@@ -17,6 +17,7 @@ import type { Settings } from './config'
 import type { Passes } from './filter'
 import { GapFills } from './fills'
 import { checkedUpdate, isVersion, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
+import { ownUpdate, peerUpdate, verified } from './signatures'
 import { restore, snapshotOf } from './snapshot'
 import { adopt, entryOf, isEmpty, keepWhole, mappingKey, recordOf, relocate, same, STORE_FORMAT, type StoreRecord } from './store-object'
 import { memoryView, storeView } from './state'
@@ -258,26 +259,13 @@ export class Replica {
     // (Markers are objects: a value of another type is compared no further.)
     const marker = typeof value !== 'object' || value === null ? null : value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
     const update: Update =
-      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker, of)
+      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : ownUpdate(this.security, this.id, key, value, version, marker, of)
     const history = this.history
     const slot = history.slot(key)
     const previous = mappingOf(slot, this.id)
     const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
     this.fills.took(update, false)
-  }
-
-  // A local write that is a marker, or signed (see local).
-  private ownUpdate(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null, of: number | null): Update {
-    return Object.freeze(
-      this.security !== undefined
-        ? this.signed(key, marker === null ? value : marker === 'withdrawn' ? of : null, version, marker)
-        : marker === 'deleted'
-          ? { key, value: null, source_id: this.id, version, deleted: true as const }
-          : marker === 'withdrawn'
-            ? { key, value: of, source_id: this.id, version, withdrawn: true as const }
-            : { key, value, source_id: this.id, version },
-    )
   }
 
   /**
@@ -455,7 +443,7 @@ export class Replica {
     }
     // Signed updates: check before anything, so a forgery moves nothing.
     if (this.security === undefined) return undefined
-    const signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
+    const signature = verified(this.security, chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
     if (signature === undefined) {
       reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
       return null
@@ -605,35 +593,6 @@ export class Replica {
       this.lastLog = log
     }
     return log
-  }
-
-  // A write of ours, signed (config.security); `sign` sees an empty signature.
-  private signed(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
-    const update: { key: string; value: unknown; source_id: string; version: number; signature: string; deleted?: true; withdrawn?: true } =
-      marker === 'deleted'
-        ? { key, value, source_id: this.id, version, signature: '', deleted: true }
-        : marker === 'withdrawn'
-          ? { key, value, source_id: this.id, version, signature: '', withdrawn: true }
-          : { key, value, source_id: this.id, version, signature: '' }
-    update.signature = (this.security as Security).sign(update)
-    return update
-  }
-
-  // The signature of a peer's update if `verify` accepts it, else undefined.
-  private verified(chunk: unknown, key: string, value: unknown, source_id: string, version: number, marker: 'deleted' | 'withdrawn' | null): string | undefined {
-    try {
-      const signature: unknown = (chunk as { signature?: unknown }).signature
-      if (typeof signature !== 'string') return undefined
-      const update: Update =
-        marker === 'deleted'
-          ? { key, value, source_id, version, signature, deleted: true }
-          : marker === 'withdrawn'
-            ? { key, value, source_id, version, signature, withdrawn: true }
-            : { key, value, source_id, version, signature }
-      return (this.security as Security).verify(update) === true ? signature : undefined
-    } catch {
-      return undefined
-    }
   }
 
   // An update of `source_id` far ahead of the wall clock: said on the
@@ -799,23 +758,6 @@ export class Replica {
       // A store that fails is told again at the next exchange; its writes say why.
     }
   }
-}
-
-// A peer's update that is a marker, or signed (see take).
-function peerUpdate(key: string, value: unknown, source_id: string, version: number, signature: string | undefined, deleted: boolean, withdrawn: boolean): Update {
-  return Object.freeze(
-    signature === undefined
-      ? deleted
-        ? { key, value, source_id, version, deleted: true as const }
-        : withdrawn
-          ? { key, value, source_id, version, withdrawn: true as const }
-          : { key, value, source_id, version }
-      : deleted
-        ? { key, value, source_id, version, signature, deleted: true as const }
-        : withdrawn
-          ? { key, value, source_id, version, signature, withdrawn: true as const }
-          : { key, value, source_id, version, signature },
-  )
 }
 
 /**
