@@ -6,8 +6,8 @@
  */
 import type { FlowControl } from './flow'
 import type { Passes } from './filter'
-import type { SourceLog } from './history'
-import { ALL, DigestMeter, type IdRange } from './reconcile'
+import type { History, SourceLog } from './history'
+import { ALL, covers, DigestMeter, lacking, newsOf, type IdRange } from './reconcile'
 import type { Replica } from './replica'
 import { EXTRA_BYTES, type StreamLike } from './deletes'
 import type { DigestDone, Filter, Message } from './types'
@@ -162,4 +162,34 @@ function upperBound(ids: readonly string[], id: string): number {
     else hi = mid
   }
   return lo
+}
+
+// behind() counts up to here.
+const BEHIND_CAP = 1_000_000
+
+/** How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
+export function behind(history: History, heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes): number {
+  let n = 0
+  for (const [log, from] of lacking(history, heard, range, passes)) {
+    n += passes === null ? history.waiting(log.id, from) : newsOf(history, log, from, BEHIND_CAP, passes).length
+    if (n >= BEHIND_CAP) return BEHIND_CAP
+  }
+  return n
+}
+
+/**
+ * True if a peer's digest names exactly the versions this node holds over
+ * `range`, as `named(log)` says our digest to it names them. `out`: the
+ * peer holds all we do; `inn`: we hold all it does.
+ */
+export function sameDigest(history: History, heard: ReadonlyMap<string, number>, range: IdRange, named: (log: SourceLog) => number, out: boolean, inn: boolean): boolean {
+  const sources = history.sources
+  for (const log of sources.values()) {
+    if (range.after !== undefined || range.through !== undefined) if (!covers(range, log.id)) continue
+    const max = named(log)
+    const theirs = heard.get(log.id) ?? -Infinity
+    if ((out && theirs < max) || (inn && max < theirs)) return false
+  }
+  if (inn) for (const id of heard.keys()) if (!sources.has(id) && covers(range, id)) return false
+  return true
 }

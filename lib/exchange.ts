@@ -18,7 +18,7 @@
  * a time as the peer reads.
  */
 import type { Deletes, StreamLike } from './deletes'
-import { digestEnd, MAX_HEARD, named, writeDigest, type DigestPeer } from './digest'
+import { behind, digestEnd, MAX_HEARD, named, sameDigest, writeDigest, type DigestPeer } from './digest'
 import { both, compileFilter, type Passes } from './filter'
 import { overflowed, type FlowControl } from './flow'
 import type { SourceLog } from './history'
@@ -315,7 +315,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Twins the peer knows of: their mappings are offered on from here too.
     if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.fills.twinned(id, ms)
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
-    const them = replica.behind(heard, range, passes)
+    const them = behind(replica.history, heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
     if (fields.reply) {
       this.lackingSince = peerHas < node.mtu ? -1 : this.lackingSince < 0 ? Date.now() : this.lackingSince
@@ -489,7 +489,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     this.exchanged = true
     if (range.after === undefined) this.cycleSame = true
     const replica = this.node.replica
-    this.cycleSame = this.cycleSame && them === 0 && us === 0 && replica.sameDigest(heard, range, (log) => named(replica, this, log), out, inn)
+    this.cycleSame = this.cycleSame && them === 0 && us === 0 && sameDigest(replica.history, heard, range, (log) => named(replica, this, log), out, inn)
     if (range.through !== undefined) return
     const was = this.synced
     this.synced = this.cycleSame

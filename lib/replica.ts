@@ -13,9 +13,7 @@ import { Deletes, type DeletesHost, type StreamLike } from './deletes'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { Incarnation } from './incarnation'
 import { Intake, type Sender } from './intake'
-import { covers, lacking, newsOf, type IdRange } from './reconcile'
 import type { Settings } from './config'
-import type { Passes } from './filter'
 import { GapFills } from './fills'
 import { checkedUpdate, isVersion, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { ownUpdate } from './signatures'
@@ -29,8 +27,6 @@ const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
 // What a local write of a delete (or a withdrawal) carries through local().
 export const TOMBSTONE = Object.freeze({ deleted: true })
 export const WITHDRAWAL = Object.freeze({ withdrawn: true })
-// behind() counts up to here.
-const BEHIND_CAP = 1_000_000
 
 /** What the replica needs of its node. */
 export interface ReplicaHost {
@@ -456,35 +452,6 @@ export class Replica {
   /** Another live node writes as `source` (see GapFills.twinned). */
   twinned(source: string, ms = TWIN_OFFER_MS): void {
     this.fills.twinned(source, ms)
-  }
-
-  // ---- comparing with a peer's digest ------------------------------------------
-
-  /** How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
-  behind(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes): number {
-    let n = 0
-    for (const [log, from] of lacking(this.history, heard, range, passes)) {
-      n += passes === null ? this.history.waiting(log.id, from) : newsOf(this.history, log, from, BEHIND_CAP, passes).length
-      if (n >= BEHIND_CAP) return BEHIND_CAP
-    }
-    return n
-  }
-
-  /**
-   * True if a peer's digest names exactly the versions this node holds over
-   * `range`, as `named(log)` says our digest to it names them. `out`: the
-   * peer holds all we do; `inn`: we hold all it does.
-   */
-  sameDigest(heard: ReadonlyMap<string, number>, range: IdRange, named: (log: SourceLog) => number, out: boolean, inn: boolean): boolean {
-    const sources = this.history.sources
-    for (const log of sources.values()) {
-      if (range.after !== undefined || range.through !== undefined) if (!covers(range, log.id)) continue
-      const max = named(log)
-      const theirs = heard.get(log.id) ?? -Infinity
-      if ((out && theirs < max) || (inn && max < theirs)) return false
-    }
-    if (inn) for (const id of heard.keys()) if (!sources.has(id) && covers(range, id)) return false
-    return true
   }
 
   // ---- restarts --------------------------------------------------------------------
