@@ -325,7 +325,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    */
   static restore<T = unknown>(id: string, config: Config, snapshot: Snapshot): Gossip<T> {
     const g = new Gossip<T>(id, config)
-    g.replica.restore(snapshot)
+    g.replica.restart.restore(snapshot)
     return g
   }
 
@@ -461,7 +461,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
 
   /** The node's state, to pass to {@link Gossip.restore} after a restart. */
   snapshot(): Snapshot {
-    return this.replica.snapshot()
+    return this.replica.restart.snapshot()
   }
 
   /**
@@ -491,7 +491,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    * with each batch it writes.
    */
   persisted(): Persisted {
-    return { held: this.replica.incarnation.snapshotHeld ?? null, record: this.replica.record() }
+    return { held: this.replica.incarnation.snapshotHeld ?? null, record: this.replica.restart.record() }
   }
 
   /** @internal Collect the markers past the grace period that may go (see docs/deletes.md, rule 4). */

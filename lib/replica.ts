@@ -17,7 +17,8 @@ import type { Settings } from './config'
 import { GapFills } from './fills'
 import { checkedUpdate, isVersion, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { ownUpdate } from './signatures'
-import { restore, snapshotOf } from './snapshot'
+import { Restart } from './restart'
+import { restore } from './snapshot'
 import { adopt, entryOf, isEmpty, keepWhole, mappingKey, recordOf, relocate, same, STORE_FORMAT, type StoreRecord } from './store-object'
 import { memoryView, storeView } from './state'
 import { lww_vs_current_vers } from './resolution'
@@ -61,6 +62,8 @@ export class Replica {
   readonly fills: GapFills
   /** The `'change'` events. */
   readonly changes: Changes
+  /** What a restart needs besides the mappings (see restart.ts). */
+  readonly restart: Restart
   // A peer's update taken in (see intake.ts).
   private readonly intake: Intake
   private readonly resolve: Resolve
@@ -75,10 +78,6 @@ export class Replica {
   // A store object's entries of other sources at start that no peer has sent
   // again yet (see adopt).
   private viewPending: Map<string, Update> | null = null
-  // Sources whose max was held back below mappings of theirs we hold (a
-  // value refused in the same answer, a filtered stream): a restart must
-  // not take their highest mapping for their max (see Snapshot.maxes).
-  private readonly heldBack = new Set<SourceLog>()
   // The record last written to the store object (see saveRecord).
   private recordSaved: string | null = null
   // The store object holds every mapping (see mappingKey), not only entries.
@@ -104,6 +103,7 @@ export class Replica {
     this.sort = settings.sort
     this.changes = new Changes(id, host)
     this.intake = new Intake(this)
+    this.restart = new Restart(this)
     this.history = new History(settings.maxHistory, { sort: settings.sort, resolved: store === null, checked: true })
     this.view = store ?? memoryView(this.history)
     this.state = store === null ? this.view : storeView(store)
@@ -175,15 +175,7 @@ export class Replica {
     })
     this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
     this.incarnation.fromSnapshot(snapshot, restored)
-    this.holdBack(snapshot.maxes)
-    this.deletes.restored(snapshot)
-  }
-
-  /** Restart from `snapshot` (what snapshot() returned); the replica must be new. */
-  restore(snapshot: Snapshot): void {
-    const restored = restore(this.history, snapshot, (mappings) => this.choose(mappings))
-    this.incarnation.fromSnapshot(snapshot, restored)
-    this.holdBack(snapshot.maxes)
+    this.restart.holdBack(snapshot.maxes)
     this.deletes.restored(snapshot)
   }
 
@@ -337,7 +329,7 @@ export class Replica {
 
   // `resolve` folded over a key's mappings in `sort` order: the entry it
   // keeps, starting from none.
-  private choose(mappings: Update[]): Update | undefined {
+  choose(mappings: Update[]): Update | undefined {
     if (mappings.length > 1) mappings.sort(this.sort)
     let entry: Update | undefined
     for (const m of mappings) if (m.withdrawn !== true && this.decide(m, entry)) entry = m
@@ -370,7 +362,7 @@ export class Replica {
     const store = this.store
     const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
     history.put(update, slot, previous, log, entry, advance, update)
-    if (!advance && update.version > log.max) this.heldBack.add(log)
+    if (!advance && update.version > log.max) this.restart.heldBack.add(log)
     if (this.viewPending !== null) this.seen(update)
     if (entry !== before && this.changes.watchers > 0) this.changes.changed(key, before, entry)
     return true
@@ -483,70 +475,10 @@ export class Replica {
     }
   }
 
-  // Snapshot.maxes: put back the maxes held back when the snapshot was taken.
-  private holdBack(maxes: unknown): void {
-    if (maxes === null || typeof maxes !== 'object') return
-    for (const id of Object.keys(maxes)) {
-      const v = (maxes as Record<string, unknown>)[id]
-      const log = this.history.sources.get(id)
-      if (log === undefined || typeof v !== 'number' || !(v < log.max)) continue
-      log.max = v < 0 ? -Infinity : v
-      this.heldBack.add(log)
-    }
-  }
-
-  /** The node's state, for Gossip.restore. */
-  snapshot(): Snapshot {
-    const incarnation = this.incarnation
-    const snap = snapshotOf(this.history, incarnation.clock.time, incarnation.snapshotHeld)
-    const maxes = this.maxes()
-    const issued = incarnation.snapshotIssued
-    const floor = incarnation.floor
-    const withMaxes = {
-      ...snap,
-      ...(maxes === null ? {} : { maxes }),
-      ...(issued === undefined ? {} : { issued }),
-      ...(floor === -Infinity ? {} : { floor }),
-    }
-    return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
-  }
-
-  // Snapshot.maxes: the sources still held back, with their max.
-  private maxes(): Record<string, number> | null {
-    let out: Record<string, number> | null = null
-    for (const log of this.heldBack) {
-      let top = -Infinity
-      for (const u of this.history.news(log.id, log.max)) if (u.version > top) top = u.version
-      if (top <= log.max) this.heldBack.delete(log)
-      // (-1 for none: a snapshot is JSON.)
-      else (out ??= {})[log.id] = log.max === -Infinity ? -1 : log.max
-    }
-    return out
-  }
-
-  /**
-   * What the node keeps besides its mappings, as JSON text for a store
-   * (null: nothing): its record of deletes, held-back maxes, where its log
-   * is its own (Snapshot.floor), and, until its past settles, the writes
-   * this life issued (Snapshot.issued).
-   */
-  record(): string | null {
-    const deletes = this.deletes.record()
-    const maxes = this.heldBack.size === 0 ? null : this.maxes()
-    const issued = this.incarnation.snapshotIssued
-    const floor = this.incarnation.floor
-    if (maxes === null && issued === undefined && floor === -Infinity) return deletes
-    const r: Record<string, unknown> = deletes === null ? {} : (JSON.parse(deletes) as Record<string, unknown>)
-    if (maxes !== null) r.maxes = maxes
-    if (issued !== undefined) r.issued = issued
-    if (floor !== -Infinity) r.floor = floor
-    return JSON.stringify(r)
-  }
-
   // The record of a whole store object: the record of deletes, with the
   // clock and how far the node holds its past (a snapshot's other fields).
   private storeRecord(): string {
-    const deletes = this.record()
+    const deletes = this.restart.record()
     const held = this.incarnation.snapshotHeld
     const r: StoreRecord = { ...(deletes === null ? {} : (JSON.parse(deletes) as object)), store: STORE_FORMAT, version: this.clock.time }
     if (held !== undefined) r.held = held
@@ -562,7 +494,7 @@ export class Replica {
   // A store object keeps the node's record of deletes under RECORD_KEY
   // (a restart from it must not forget what was collected).
   private saveRecord(store: StateStore): void {
-    const text = this.whole ? this.storeRecord() : this.record()
+    const text = this.whole ? this.storeRecord() : this.restart.record()
     if (text === this.recordSaved) return
     try {
       if (text === null) delete store[RECORD_KEY]
