@@ -350,7 +350,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       o.rate = fields.rate
     }
     replica.collect()
-    replica.viewCheck(node.exchanges())
+    replica.storeObject?.viewCheck(node.exchanges())
   }
 
   /** Whether anything the peer's digests called for is still owed to it. */

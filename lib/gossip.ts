@@ -298,7 +298,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
       rawListeners: (event) => this.rawListeners(event),
       peers: () => this.exchanges(),
     })
-    this.replica.open()
+    this.replica.storeObject?.open()
     // 'change' listeners, counted as they come and go: put() asks per write.
     this.on('newListener', (event: string | symbol) => {
       if (event === 'change') this.replica.changes.watchers++

@@ -15,11 +15,10 @@ import { Incarnation } from './incarnation'
 import { Intake, type Sender } from './intake'
 import type { Settings } from './config'
 import { GapFills } from './fills'
-import { checkedUpdate, isVersion, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
+import { isVersion, TWIN_OFFER_MS, type UpdateReading } from './shape'
 import { ownUpdate } from './signatures'
 import { Restart } from './restart'
-import { restore } from './snapshot'
-import { adopt, entryOf, isEmpty, keepWhole, mappingKey, recordOf, relocate, same, STORE_FORMAT, type StoreRecord } from './store-object'
+import { entryOf, mappingKey, StoreObject } from './store-object'
 import { memoryView, storeView } from './state'
 import { lww_vs_current_vers } from './resolution'
 import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update } from './types'
@@ -62,6 +61,8 @@ export class Replica {
   readonly fills: GapFills
   /** The `'change'` events. */
   readonly changes: Changes
+  /** The store object, when the view is kept in one (see store-object.ts). */
+  readonly storeObject: StoreObject | null
   /** What a restart needs besides the mappings (see restart.ts). */
   readonly restart: Restart
   // A peer's update taken in (see intake.ts).
@@ -75,15 +76,6 @@ export class Replica {
   readonly mtuBytes: number
   // The log last written to: updates come in runs of one source.
   private lastLog: SourceLog | null = null
-  // A store object's entries of other sources at start that no peer has sent
-  // again yet (see adopt).
-  private viewPending: Map<string, Update> | null = null
-  // The record last written to the store object (see saveRecord).
-  private recordSaved: string | null = null
-  // The store object holds every mapping (see mappingKey), not only entries.
-  private whole = false
-  // The record of a whole store object to restart from (see open).
-  private opening: StoreRecord | undefined
 
   /**
    * @param store - the store object, or null (the view then lives in the
@@ -109,20 +101,18 @@ export class Replica {
     this.state = store === null ? this.view : storeView(store)
     const now = Clock.now()
     this.deletes = new Deletes(this.deletesHost(), settings.grace, now)
-    const record = store === null ? undefined : recordOf(store)
-    if (store !== null && (record?.store === STORE_FORMAT || isEmpty(store))) {
+    const kept = store === null ? null : new StoreObject(store, this)
+    this.storeObject = kept
+    const record = kept?.found
+    if (kept !== null && kept.whole) {
       // A store object this package wrote whole (or a new one): every
       // mapping and the record, a restart as exact as from a snapshot.
-      this.whole = true
       this.incarnation = new Incarnation(this, new Clock(undefined, now))
       this.fills = new GapFills(id, this.history, this.incarnation)
       if (record === undefined) this.incarnation.unknownPast()
-      else this.opening = record
       return
     }
-    const adopted = store === null ? undefined : adopt(store, this.history, id)
-    const restored = adopted?.clock
-    if (adopted !== undefined) this.viewPending = adopted.pending
+    const restored = kept?.adopt(id)
     // A store object of each key's entry only (as an older release wrote
     // it): our own mappings that were not entries are gone, so we hold our
     // past with gaps (none of it for sure) and take it again from peers, as
@@ -135,48 +125,6 @@ export class Replica {
     // Its markers, and what it collected; not its horizon: the mappings
     // below it that were not entries are gone, and peers hold them again.
     if (restored !== undefined || record !== undefined) this.deletes.restored(record === undefined ? undefined : { ...record, horizon: undefined } as Snapshot)
-  }
-
-  /**
-   * Start on the store object, once the host can answer `resolve` (which
-   * may read the node): restart from it if this package wrote it whole,
-   * mark it so if it is new.
-   * @throws TypeError when the store holds something that is not an update of its key.
-   */
-  open(): void {
-    const record = this.opening
-    if (this.store === null || !this.whole) return
-    this.opening = undefined
-    // A new store object is marked whole at once: a restart before any
-    // exchange must not take it for an older release's.
-    if (record === undefined) this.saveRecord(this.store)
-    else this.fromStore(this.store, record)
-  }
-
-  // A restart from a store object written whole: its mappings as a
-  // snapshot's (the entries at their keys, the rest under mappingKey), its
-  // clock, how far it held its past, and its record of deletes. An entry
-  // that resolve now chooses otherwise is put right in the store.
-  private fromStore(store: StateStore, record: StoreRecord): void {
-    const updates: Update[] = []
-    for (const k of Object.keys(store)) {
-      if (k === RECORD_KEY) continue
-      const u = checkedUpdate(store[k], `store entry "${k}"`)
-      if (k.charCodeAt(0) !== 0 ? u.key !== k : k !== mappingKey(u.source_id, u.key)) throw new TypeError(`store entry "${k}" is an update of another key, "${u.key}"`)
-      updates.push(u)
-    }
-    const snapshot: Snapshot = { ...record, version: typeof record.version === 'number' ? record.version : 0, updates }
-    const restored = restore(this.history, snapshot, (mappings) => {
-      const entry = this.choose(mappings)
-      const key = mappings[0].key
-      const had = entryOf(store, key)
-      if (!same(had, entry)) relocate(store, this.history, key, had, entry)
-      return entry
-    })
-    this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
-    this.incarnation.fromSnapshot(snapshot, restored)
-    this.restart.holdBack(snapshot.maxes)
-    this.deletes.restored(snapshot)
   }
 
   // What the delete logic may ask of this replica (see DeletesHost).
@@ -359,32 +307,13 @@ export class Replica {
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return false
     }
-    const store = this.store
-    const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
+    const kept = this.storeObject
+    const before = kept === null ? resolvedOf(slot) : kept.stored(update, previous, entry)
     history.put(update, slot, previous, log, entry, advance, update)
     if (!advance && update.version > log.max) this.restart.heldBack.add(log)
-    if (this.viewPending !== null) this.seen(update)
+    if (kept !== null && kept.pending !== null) kept.seen(update)
     if (entry !== before && this.changes.watchers > 0) this.changes.changed(key, before, entry)
     return true
-  }
-
-  // put() into a store object: the key's entry there before, which becomes `entry`.
-  private stored(store: StateStore, update: Update, previous: Update | undefined, entry: Update | undefined): Update | undefined {
-    const key = update.key
-    const before = entryOf(store, key)
-    if (this.whole) keepWhole(store, update, previous, before, entry)
-    else if (entry !== before) {
-      if (entry === undefined) delete store[key]
-      else store[key] = entry
-    }
-    return before
-  }
-
-  // A store object's entry of another source at start was sent again (see viewPending).
-  private seen(update: Update): void {
-    const pending = this.viewPending as Map<string, Update>
-    const p = pending.get(update.key)
-    if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) pending.delete(update.key)
   }
 
   // Forget mapping `m` entirely; the key's entry is what resolve makes of
@@ -400,9 +329,9 @@ export class Replica {
       if (store !== null) {
         if (entry === undefined) delete store[key]
         else store[key] = entry
-        if (this.whole && entry !== undefined) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
+        if (this.storeObject?.whole === true && entry !== undefined) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
       }
-    } else if (store !== null && this.whole) {
+    } else if (store !== null && this.storeObject?.whole === true) {
       Reflect.deleteProperty(store, mappingKey(m.source_id, key))
     }
     history.drop(m, entry)
@@ -446,63 +375,10 @@ export class Replica {
     this.fills.twinned(source, ms)
   }
 
-  // ---- restarts --------------------------------------------------------------------
-
-  /**
-   * After a peer's answer: once every peer we exchange with (`peers`) has
-   * answered us whole, the store's entries of other sources that none sent
-   * again go, the key's entry being what resolve makes of what we hold.
-   */
-  viewCheck(peers: Iterable<{ readonly exchanged: boolean; readonly destroyed: boolean; readonly answeredWhole: boolean }>): void {
-    const pending = this.viewPending
-    if (pending === null) return
-    let any = false
-    for (const p of peers) {
-      if (!p.exchanged || p.destroyed) continue
-      if (!p.answeredWhole) return
-      any = true
-    }
-    if (!any) return
-    this.viewPending = null
-    const store = this.store as StateStore
-    for (const [key, u] of pending) {
-      const e = entryOf(store, key)
-      if (e === undefined || e.source_id !== u.source_id || e.version !== u.version) continue
-      const entry = this.choose(this.history.get(key))
-      if (entry === undefined) delete store[key]
-      else store[key] = entry
-      if (this.changes.watchers > 0) this.changes.changed(key, e, entry)
-    }
-  }
-
-  // The record of a whole store object: the record of deletes, with the
-  // clock and how far the node holds its past (a snapshot's other fields).
-  private storeRecord(): string {
-    const deletes = this.restart.record()
-    const held = this.incarnation.snapshotHeld
-    const r: StoreRecord = { ...(deletes === null ? {} : (JSON.parse(deletes) as object)), store: STORE_FORMAT, version: this.clock.time }
-    if (held !== undefined) r.held = held
-    return JSON.stringify(r)
-  }
-
   /** Collect the markers past the grace that may go (docs/deletes.md, rule 4); a store object keeps the record. */
   collect(): void {
     this.deletes.collect()
-    if (this.store !== null) this.saveRecord(this.store)
-  }
-
-  // A store object keeps the node's record of deletes under RECORD_KEY
-  // (a restart from it must not forget what was collected).
-  private saveRecord(store: StateStore): void {
-    const text = this.whole ? this.storeRecord() : this.restart.record()
-    if (text === this.recordSaved) return
-    try {
-      if (text === null) delete store[RECORD_KEY]
-      else (store as Record<string, unknown>)[RECORD_KEY] = text
-      this.recordSaved = text
-    } catch {
-      // A store that fails is told again at the next exchange; its writes say why.
-    }
+    this.storeObject?.saveRecord()
   }
 }
 

@@ -5,7 +5,13 @@
  * node's record under RECORD_KEY, so that a restart from it is as exact as
  * from a snapshot. A store an older release wrote holds entries only.
  */
+import type { Changes } from './changes'
+import type { Clock } from './clock'
+import type { Deletes } from './deletes'
 import type { History } from './history'
+import type { Incarnation } from './incarnation'
+import type { Restart } from './restart'
+import { restore } from './snapshot'
 import { checkedUpdate, RECORD_KEY } from './shape'
 import type { Snapshot, StateStore, Update } from './types'
 
@@ -110,4 +116,165 @@ export function adopt(store: StateStore, history: History, id: string): { clock:
     else (pending ??= new Map()).set(key, u)
   }
   return { clock, pending }
+}
+
+/** What a store object needs of the replicated state. */
+export interface StoreHost {
+  readonly history: History
+  readonly incarnation: Incarnation
+  readonly deletes: Deletes
+  readonly restart: Restart
+  readonly clock: Clock
+  readonly changes: Changes
+  /** `resolve` folded over a key's mappings in `sort` order: the entry it keeps. */
+  choose(mappings: Update[]): Update | undefined
+}
+
+/** A store object holding one node's view (see the module's comment). */
+export class StoreObject {
+  // A store object's entries of other sources at start that no peer has sent
+  // again yet (see adopt).
+  pending: Map<string, Update> | null = null
+  // The record last written to the store object (see saveRecord).
+  private recordSaved: string | null = null
+  // The store object holds every mapping (see mappingKey), not only entries.
+  readonly whole: boolean
+  /** The record the store object held at start, if any. */
+  readonly found: StoreRecord | undefined
+  // The record of a whole store object to restart from (see open).
+  private opening: StoreRecord | undefined
+
+  constructor(
+    readonly store: StateStore,
+    private readonly replica: StoreHost,
+  ) {
+    this.found = recordOf(store)
+    this.whole = this.found?.store === STORE_FORMAT || isEmpty(store)
+    if (this.whole) this.opening = this.found
+  }
+
+  /**
+   * A store object of entries only (as an older release wrote it): its
+   * entries adopted (see adopt). Returns the clock they imply, or undefined
+   * for an empty store.
+   */
+  adopt(id: string): number | undefined {
+    const adopted = adopt(this.store, this.replica.history, id)
+    this.pending = adopted.pending
+    return adopted.clock
+  }
+
+  /**
+   * Start on the store object, once the host can answer `resolve` (which
+   * may read the node): restart from it if this package wrote it whole,
+   * mark it so if it is new.
+   * @throws TypeError when the store holds something that is not an update of its key.
+   */
+  open(): void {
+    const record = this.opening
+    if (!this.whole) return
+    this.opening = undefined
+    // A new store object is marked whole at once: a restart before any
+    // exchange must not take it for an older release's.
+    if (record === undefined) this.saveRecord()
+    else this.fromStore(this.store, record)
+  }
+
+  // A restart from a store object written whole: its mappings as a
+  // snapshot's (the entries at their keys, the rest under mappingKey), its
+  // clock, how far it held its past, and its record of deletes. An entry
+  // that resolve now chooses otherwise is put right in the store.
+  private fromStore(store: StateStore, record: StoreRecord): void {
+    const updates: Update[] = []
+    for (const k of Object.keys(store)) {
+      if (k === RECORD_KEY) continue
+      const u = checkedUpdate(store[k], `store entry "${k}"`)
+      if (k.charCodeAt(0) !== 0 ? u.key !== k : k !== mappingKey(u.source_id, u.key)) throw new TypeError(`store entry "${k}" is an update of another key, "${u.key}"`)
+      updates.push(u)
+    }
+    const snapshot: Snapshot = { ...record, version: typeof record.version === 'number' ? record.version : 0, updates }
+    const restored = restore(this.replica.history, snapshot, (mappings) => {
+      const entry = this.replica.choose(mappings)
+      const key = mappings[0].key
+      const had = entryOf(store, key)
+      if (!same(had, entry)) relocate(store, this.replica.history, key, had, entry)
+      return entry
+    })
+    this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
+    this.replica.incarnation.fromSnapshot(snapshot, restored)
+    this.replica.restart.holdBack(snapshot.maxes)
+    this.replica.deletes.restored(snapshot)
+  }
+
+  // put() into a store object: the key's entry there before, which becomes `entry`.
+  stored(update: Update, previous: Update | undefined, entry: Update | undefined): Update | undefined {
+    const store = this.store
+    const key = update.key
+    const before = entryOf(store, key)
+    if (this.whole) keepWhole(store, update, previous, before, entry)
+    else if (entry !== before) {
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+    }
+    return before
+  }
+
+  // A store object's entry of another source at start was sent again (see viewPending).
+  seen(update: Update): void {
+    const pending = this.pending as Map<string, Update>
+    const p = pending.get(update.key)
+    if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) pending.delete(update.key)
+  }
+
+  /**
+   * After a peer's answer: once every peer we exchange with (`peers`) has
+   * answered us whole, the store's entries of other sources that none sent
+   * again go, the key's entry being what resolve makes of what we hold.
+   */
+  viewCheck(peers: Iterable<{ readonly exchanged: boolean; readonly destroyed: boolean; readonly answeredWhole: boolean }>): void {
+    const pending = this.pending
+    if (pending === null) return
+    let any = false
+    for (const p of peers) {
+      if (!p.exchanged || p.destroyed) continue
+      if (!p.answeredWhole) return
+      any = true
+    }
+    if (!any) return
+    this.pending = null
+    const store = this.store
+    for (const [key, u] of pending) {
+      const e = entryOf(store, key)
+      if (e === undefined || e.source_id !== u.source_id || e.version !== u.version) continue
+      const entry = this.replica.choose(this.replica.history.get(key))
+      if (entry === undefined) delete store[key]
+      else store[key] = entry
+      if (this.replica.changes.watchers > 0) this.replica.changes.changed(key, e, entry)
+    }
+  }
+
+  // The record of a whole store object: the record of deletes, with the
+  // clock and how far the node holds its past (a snapshot's other fields).
+  private storeRecord(): string {
+    const deletes = this.replica.restart.record()
+    const held = this.replica.incarnation.snapshotHeld
+    const r: StoreRecord = { ...(deletes === null ? {} : (JSON.parse(deletes) as object)), store: STORE_FORMAT, version: this.replica.clock.time }
+    if (held !== undefined) r.held = held
+    return JSON.stringify(r)
+  }
+
+  // A store object keeps the node's record of deletes under RECORD_KEY
+  // (a restart from it must not forget what was collected).
+  saveRecord(): void {
+    const store = this.store
+    const text = this.whole ? this.storeRecord() : this.replica.restart.record()
+    if (text === this.recordSaved) return
+    try {
+      if (text === null) delete store[RECORD_KEY]
+      else (store as Record<string, unknown>)[RECORD_KEY] = text
+      this.recordSaved = text
+    } catch {
+      // A store that fails is told again at the next exchange; its writes say why.
+    }
+  }
 }
