@@ -9,7 +9,8 @@ import type { Passes } from './filter'
 import type { History, SourceLog } from './history'
 import { ALL, covers, DigestMeter, lacking, newsOf, type IdRange } from './reconcile'
 import type { Replica } from './replica'
-import { EXTRA_BYTES, type StreamLike } from './deletes'
+import { EXTRA_BYTES } from './deletes'
+import type { StreamLike } from './markers'
 import type { DigestDone, Filter, Message } from './types'
 
 /**
@@ -118,7 +119,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
  */
 export function named(replica: Replica, peer: DigestPeer, log: SourceLog): number {
   const passes = peer.digestPasses
-  if (passes === null) return replica.deletes.naming(peer, log.id, log.max) ?? log.max
+  if (passes === null) return replica.deletes.staleCopies.naming(peer, log.id, log.max) ?? log.max
   let max = -Infinity
   for (const u of replica.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
   return max

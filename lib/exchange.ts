@@ -17,7 +17,8 @@
  * wait for their reply, and the peer's newest digest), paid one answer at
  * a time as the peer reads.
  */
-import type { Deletes, StreamLike } from './deletes'
+import type { Deletes } from './deletes'
+import type { StreamLike } from './markers'
 import { behind, digestEnd, MAX_HEARD, named, sameDigest, writeDigest, type DigestPeer } from './digest'
 import { both, compileFilter, type Passes } from './filter'
 import { overflowed, type FlowControl } from './flow'
@@ -397,7 +398,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     let out: Update[] = []
     if (sends) {
       // Sources the peer is being told are stale here wait for its refetch.
-      const telling = replica.deletes.telling(this, heard, !digest)
+      const telling = replica.deletes.staleCopies.telling(this, heard, !digest)
       const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
       out = this.deltas(heard, range, sendable, !digest)
     }
@@ -472,7 +473,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const room = fills === null ? node.mtu : node.mtu - fills.length
     let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null), node.sort)
     if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
-    chosen = replica.deletes.sendable(chosen)
+    chosen = replica.deletes.staleCopies.sendable(chosen)
     this.chosen = chosen.length
     return node.mtuBytes === Infinity ? chosen : cutToBytes(chosen, node.mtuBytes - (isAnswer ? 0 : this.digestBytes))
   }

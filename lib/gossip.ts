@@ -471,7 +471,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    * with the `'late'` event; {@link settleLate} decides what becomes of them.
    */
   get late(): Update<T>[] {
-    return this.replica.deletes.late as Update<T>[]
+    return this.replica.deletes.lateValues.late as Update<T>[]
   }
 
   /**
@@ -482,7 +482,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    */
   settleLate(choice: 'keep' | 'drop'): number {
     if (choice !== 'keep' && choice !== 'drop') throw new TypeError("settleLate: 'keep' or 'drop'")
-    return this.replica.deletes.settle(choice)
+    return this.replica.deletes.lateValues.settle(choice)
   }
 
   /**

@@ -9,12 +9,12 @@
  */
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
-import type { Deletes, StreamLike } from './deletes'
+import type { Deletes } from './deletes'
 import type { GapFills } from './fills'
 import type { History, Slot, SourceLog } from './history'
 import { mappingOf } from './history'
 import type { Incarnation, PastPeer } from './incarnation'
-import { isMarker } from './deletes'
+import { isMarker, type StreamLike } from './markers'
 import { oversize } from './reconcile'
 import { isVersion, type UpdateReading } from './shape'
 import { peerUpdate, verified } from './signatures'
@@ -125,11 +125,11 @@ export class Intake {
     if (source_id === this.replica.id && !past && (previous === undefined || previous.version < version)) return
     // What may move the source's max: not through a filter (what it brings
     // may have gaps below), nor past a value refused in this answer.
-    const advance = from.gapFree() && deletes.mayAdvance(from, source_id, version)
+    const advance = from.gapFree() && deletes.lateValues.mayAdvance(from, source_id, version)
     // The source's mapping of the key is here already, or a newer one.
     if (previous !== undefined && previous.version >= version) {
       if (past && !marker && previous.withdrawn === true) {
-        deletes.pastAfterWithdrawal(from, Object.freeze({ key, value, source_id, version }), previous)
+        deletes.lateValues.pastAfterWithdrawal(from, Object.freeze({ key, value, source_id, version }), previous)
       }
       // Keep the source's max moving: we hold it this far.
       const log = this.replica.logOf(source_id)
@@ -137,7 +137,7 @@ export class Intake {
         from.movingMax(log)
         log.max = version
       }
-      if (deletes.refetching) deletes.received(from, source_id, version, previous.version === version ? previous : undefined, false)
+      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
     const update: Update =
@@ -146,12 +146,12 @@ export class Intake {
     // decided without ours (its source rebuilt its log without it). Not
     // taken, nor claimed: the source is shown our value and settles it.
     if (withdrawn && source_id !== this.replica.id && previous !== undefined && typeof value === 'number' && value < previous.version && !isMarker(previous)) {
-      deletes.refusesWithdrawal(from, update, previous)
+      deletes.lateValues.refusesWithdrawal(from, update, previous)
       return
     }
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
-    if ((past || version <= deletes.horizon) && deletes.refuses(from, update, past)) return
+    if ((past || version <= deletes.horizon) && deletes.lateValues.refuses(from, update, past)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
@@ -166,13 +166,13 @@ export class Intake {
         if (past) this.replica.incarnation.pastMappings.add(update)
         this.replica.fills.took(update, below)
         if (marker || !deletes.idle) deletes.took(update, false)
-        if (deletes.refetching) deletes.received(from, source_id, version, update, true)
+        if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, update, true)
       }
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
       // Unrecorded: the rest of this source in this answer stays below its
       // max, so that the next exchange brings it again.
-      else deletes.holdBack(from, source_id, version)
+      else deletes.lateValues.holdBack(from, source_id, version)
       reportInvalid(from, chunk, `${stage} threw: ${(err as Error)?.message}`, 'node_error')
     }
   }

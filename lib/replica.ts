@@ -9,7 +9,8 @@
 import { Changes } from './changes'
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
-import { Deletes, type DeletesHost, type StreamLike } from './deletes'
+import { Deletes } from './deletes'
+import type { DeletesHost, StreamLike } from './markers'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
 import { Incarnation } from './incarnation'
 import { Intake, type Sender } from './intake'
@@ -172,7 +173,7 @@ export class Replica {
 
   /** Every source's current mapping of `key` that no held tombstone beats, in `config.sort` order. */
   sources(key: string): Update[] {
-    return this.deletes.visible(key, this.history.get(key))
+    return this.deletes.collection.visible(key, this.history.get(key))
   }
 
   // ---- writes ----------------------------------------------------------------
@@ -212,7 +213,7 @@ export class Replica {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
       return
     }
-    if (u.withdrawn === true) this.deletes.rewrote(u, this.history.mapping(this.id, key))
+    if (u.withdrawn === true) this.deletes.lateValues.rewrote(u, this.history.mapping(this.id, key))
   }
 
   /**
