@@ -33,7 +33,6 @@ export interface Sender extends StreamLike, PastPeer {
 export interface Taker {
   readonly id: string
   readonly history: History
-  readonly clock: Clock
   readonly incarnation: Incarnation
   readonly deletes: Deletes
   readonly fills: GapFills
@@ -54,10 +53,22 @@ export class Intake {
   private noticeAt = -Infinity
   private readonly security: Security | undefined
   private readonly mtuBytes: number
+  // The replica's parts, read once (per update, each is one load less).
+  private readonly id: string
+  private readonly history: History
+  private readonly incarnation: Incarnation
+  private readonly deletes: Deletes
+  private readonly fills: GapFills
 
+  /** `replica`: made whole (its incarnation, deletes and fills there). */
   constructor(private readonly replica: Taker) {
     this.security = replica.security
     this.mtuBytes = replica.mtuBytes
+    this.id = replica.id
+    this.history = replica.history
+    this.incarnation = replica.incarnation
+    this.deletes = replica.deletes
+    this.fills = replica.fills
   }
 
   /**
@@ -73,13 +84,13 @@ export class Intake {
     const deleted = fields.deleted
     const withdrawn = fields.withdrawn
     const marker = deleted || withdrawn
-    const history = this.replica.history
-    const clock = this.replica.clock
+    const history = this.history
+    const clock = this.incarnation.clock
     if (!clock.accepts(version)) {
       reportInvalid(from, chunk, aheadReason(version), 'ahead')
       return
     }
-    if (version > this.noticeAt && source_id !== this.replica.id) this.aheadOf(from, source_id, version)
+    if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
     // The limits every path shares; the value is frozen where it is. A
     // marker's value is null, whatever came with it, but for the version a
     // withdrawal names (R6).
@@ -103,9 +114,9 @@ export class Intake {
     let slot = history.slot(key)
     let previous = mappingOf(slot, source_id)
     let past = false
-    if (source_id === this.replica.id) {
+    if (source_id === this.id) {
       const writes = history.writes
-      const p = this.replica.incarnation.received(from, key, value, version, previous !== undefined && previous.version >= version)
+      const p = this.incarnation.received(from, key, value, version, previous !== undefined && previous.version >= version)
       if (p === undefined) return
       past = p
       // Our past showing itself may have issued our writes again above it,
@@ -118,11 +129,11 @@ export class Intake {
     } else {
       clock.see(version)
     }
-    const deletes = this.replica.deletes
+    const deletes = this.deletes
     // A write of ours from this life that we do not hold as it is: we
     // replaced it since (and may have collected what replaced it). A stale
     // copy at a peer does not bring it back.
-    if (source_id === this.replica.id && !past && (previous === undefined || previous.version < version)) return
+    if (source_id === this.id && !past && (previous === undefined || previous.version < version)) return
     // What may move the source's max: not through a filter (what it brings
     // may have gaps below), nor past a value refused in this answer.
     const advance = from.gapFree() && deletes.lateValues.mayAdvance(from, source_id, version)
@@ -145,7 +156,7 @@ export class Intake {
     // R6: a withdrawal of a value older than the source's value we hold was
     // decided without ours (its source rebuilt its log without it). Not
     // taken, nor claimed: the source is shown our value and settles it.
-    if (withdrawn && source_id !== this.replica.id && previous !== undefined && typeof value === 'number' && value < previous.version && !isMarker(previous)) {
+    if (withdrawn && source_id !== this.id && previous !== undefined && typeof value === 'number' && value < previous.version && !isMarker(previous)) {
       deletes.lateValues.refusesWithdrawal(from, update, previous)
       return
     }
@@ -163,8 +174,8 @@ export class Intake {
       const below = version < log.max
       if (advance) from.movingMax(log)
       if (this.replica.put(update, entry, slot, previous, writes, advance, log)) {
-        if (past) this.replica.incarnation.pastMappings.add(update)
-        this.replica.fills.took(update, below)
+        if (past) this.incarnation.pastMappings.add(update)
+        this.fills.took(update, below)
         if (marker || !deletes.idle) deletes.took(update, false)
         if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, update, true)
       }
@@ -204,9 +215,9 @@ export class Intake {
   // forgery ahead (without signatures any peer can write as any id) hides
   // the source's writes below it until the source passes it.
   private aheadOf(from: Sender, source_id: string, version: number): void {
-    this.noticeAt = this.replica.clock.wall() + Clock.NOTICE
+    this.noticeAt = this.incarnation.clock.wall() + Clock.NOTICE
     if (version <= this.noticeAt) return
-    const max = this.replica.history.sources.get(source_id)?.max ?? -Infinity
+    const max = this.history.sources.get(source_id)?.max ?? -Infinity
     if (version > max + Clock.NOTICE) from.emit('ahead', source_id, version)
   }
 }

@@ -95,7 +95,6 @@ export class Replica {
     this.mtuBytes = settings.mtuBytes
     this.sort = settings.sort
     this.changes = new Changes(id, host)
-    this.intake = new Intake(this)
     this.restart = new Restart(this)
     this.history = new History(settings.maxHistory, { sort: settings.sort, resolved: store === null, checked: true })
     this.view = store ?? memoryView(this.history)
@@ -111,6 +110,7 @@ export class Replica {
       this.incarnation = new Incarnation(this, new Clock(undefined, now))
       this.fills = new GapFills(id, this.history, this.incarnation)
       if (record === undefined) this.incarnation.unknownPast()
+      this.intake = new Intake(this)
       return
     }
     const restored = kept?.adopt(id)
@@ -126,6 +126,7 @@ export class Replica {
     // Its markers, and what it collected; not its horizon: the mappings
     // below it that were not entries are gone, and peers hold them again.
     if (restored !== undefined || record !== undefined) this.deletes.restored(record === undefined ? undefined : { ...record, horizon: undefined } as Snapshot)
+    this.intake = new Intake(this)
   }
 
   // What the delete logic may ask of this replica (see DeletesHost).
