@@ -2,11 +2,14 @@
  * The replicated state of one node: the paper's mu (every source's newest
  * mapping of each key, in `history`) and the view `resolve` makes of it
  * (per key, the mapping it accepted, kept in the history's slots or in a
- * store object). Local writes, a peer's update taken in, a collected
- * marker forgotten, and the `'change'` events all pass here. It knows no
+ * store object). Local writes, a write taken back, a collected marker
+ * forgotten and a peer's update recorded pass here; the parts it composes
+ * take a peer's update in (intake.ts), offer gap fills (fills.ts), deliver
+ * `'change'` (changes.ts), keep the view in a store object
+ * (store-object.ts) and what a restart needs (restart.ts). It knows no
  * stream: what it needs of the peer an update came from is `Sender`.
  */
-import { Changes } from './changes'
+import { Changes, type ChangesHost } from './changes'
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
 import { Deletes } from './deletes'
@@ -29,9 +32,9 @@ const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
 export const TOMBSTONE = Object.freeze({ deleted: true })
 export const WITHDRAWAL = Object.freeze({ withdrawn: true })
 
-/** What the replica needs of its node. */
-export interface ReplicaHost {
-  /** What `resolve` is given (the node: the original API passes the Gossip). */
+/** What the replica needs of its node (and its `'change'` events, see ChangesHost). */
+export interface ReplicaHost extends ChangesHost {
+  /** What `resolve` is given, and the `'change'` listeners are called on (the node: the original API passes the Gossip). */
   readonly context: ResolutionContext
   /**
    * The node's own `get` (answering from the replica, see Replica.get),
@@ -41,8 +44,6 @@ export interface ReplicaHost {
   readonly plainGet?: ResolutionContext['get']
   /** Report an event of the node (`'invalid'`, `'change'` listeners' errors, the delete logic's). */
   emit(event: string | symbol, ...args: unknown[]): boolean
-  /** The node's `'change'` listeners. */
-  rawListeners(event: 'change'): Function[]
   /** The node's open exchanges (the delete logic tells them of refetches). */
   peers(): Iterable<StreamLike>
 }
