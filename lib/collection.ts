@@ -119,14 +119,19 @@ export class Collection {
     // version some node can send.
     if (u.version >= log.max) return false
     if (u.deleted === true && this.beatsLive(u)) return false
-    this.host.forget(u)
+    this.forgetMarker(u)
     this.raiseGc(u.source_id, u.version)
-    if (u.deleted === true) {
-      if (u.version > this.horizon) this.horizon = u.version
-      if (!history.get(u.key).some((m) => m.deleted === true)) this.tombKeys.delete(u.key)
-    }
     this.changed()
     return true
+  }
+
+  /** Forget marker `u` as a collection does: a tombstone gone raises the horizon (rule 5). */
+  forgetMarker(u: Update): void {
+    this.host.forget(u)
+    if (u.deleted === true) {
+      if (u.version > this.horizon) this.horizon = u.version
+      if (!this.host.history.get(u.key).some((m) => m.deleted === true)) this.tombKeys.delete(u.key)
+    }
   }
 
   // Whether tombstone `t` beats a live value of its key held here.

@@ -146,12 +146,8 @@ export class StaleCopies {
     for (const u of r.suspects) {
       if (!history.isCurrent(u)) continue
       if (u.deleted === true && this.collection.beatsLive(u)) continue
-      this.host.forget(u)
+      this.collection.forgetMarker(u)
       dropped++
-      if (u.deleted === true) {
-        if (u.version > this.collection.horizon) this.collection.horizon = u.version
-        if (!history.get(u.key).some((m) => m.deleted === true)) this.collection.tombKeys.delete(u.key)
-      }
     }
     this.collection.raiseGc(id, r.gc)
     this.host.emit('refetched', id, dropped)
