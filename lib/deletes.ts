@@ -76,7 +76,7 @@ export class Deletes {
 
   /** Whether a refetch is under way (our answers then leave suspects out). */
   get refetching(): boolean {
-    return this.staleCopies.refetches.size > 0
+    return this.staleCopies.refetching
   }
 
   /**

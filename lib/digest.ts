@@ -114,7 +114,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
 
 /**
  * What our digest to `peer` names for `log`'s source: its max (below the gc
- * while we refetch it, see Deletes.naming), or, through a filter, the
+ * while we refetch it, see StaleCopies.naming), or, through a filter, the
  * newest mapping we hold that passes it.
  */
 export function named(replica: Replica, peer: DigestPeer, log: SourceLog): number {

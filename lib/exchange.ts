@@ -135,7 +135,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // Our questions this peer has not answered yet.
   private asked = 0
 
-  /** Our questions not answered yet (see Deletes' refetch). */
+  /** Our questions not answered yet (see StaleCopies.serve). */
   get questions(): number {
     return this.asked
   }

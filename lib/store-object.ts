@@ -219,7 +219,7 @@ export class StoreObject {
     return before
   }
 
-  // A store object's entry of another source at start was sent again (see viewPending).
+  // A store object's entry of another source at start was sent again (see pending).
   seen(update: Update): void {
     const pending = this.pending as Map<string, Update>
     const p = pending.get(update.key)
