@@ -278,8 +278,7 @@ export class Replica {
     return this.choose(others)
   }
 
-  // `resolve` folded over a key's mappings in `sort` order: the entry it
-  // keeps, starting from none.
+  /** `resolve` folded over a key's mappings in `sort` order: the entry it keeps, starting from none. */
   choose(mappings: Update[]): Update | undefined {
     if (mappings.length > 1) mappings.sort(this.sort)
     let entry: Update | undefined
@@ -364,6 +363,7 @@ export class Replica {
     }
   }
 
+  /** The log of `source_id` (the last one asked for is kept: updates come in runs of one source). */
   logOf(source_id: string): SourceLog {
     let log = this.lastLog
     if (log === null || log.id !== source_id) {
