@@ -6,10 +6,11 @@
  */
 import type { FlowControl } from './flow'
 import type { Passes } from './filter'
-import type { SourceLog } from './history'
-import { ALL, DigestMeter, type IdRange } from './reconcile'
+import type { History, SourceLog } from './history'
+import { ALL, covers, DigestMeter, lacking, newsOf, type IdRange } from './reconcile'
 import type { Replica } from './replica'
-import { EXTRA_BYTES, type StreamLike } from './deletes'
+import { EXTRA_BYTES } from './deletes'
+import type { StreamLike } from './markers'
 import type { DigestDone, Filter, Message } from './types'
 
 /**
@@ -113,12 +114,12 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
 
 /**
  * What our digest to `peer` names for `log`'s source: its max (below the gc
- * while we refetch it, see Deletes.naming), or, through a filter, the
+ * while we refetch it, see StaleCopies.naming), or, through a filter, the
  * newest mapping we hold that passes it.
  */
 export function named(replica: Replica, peer: DigestPeer, log: SourceLog): number {
   const passes = peer.digestPasses
-  if (passes === null) return replica.deletes.naming(peer, log.id, log.max) ?? log.max
+  if (passes === null) return replica.deletes.staleCopies.naming(peer, log.id, log.max) ?? log.max
   let max = -Infinity
   for (const u of replica.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
   return max
@@ -134,7 +135,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   const range = peer.part
   const behind = reply ? peer.behind.them : 0
   const deletes = replica.deletes
-  const twins = replica.twinsToTell()
+  const twins = replica.fills.twinsToTell()
   if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && deletes.quiet(peer)) {
     return reply ? REPLY : DONE
   }
@@ -162,4 +163,34 @@ function upperBound(ids: readonly string[], id: string): number {
     else hi = mid
   }
   return lo
+}
+
+// behind() counts up to here.
+const BEHIND_CAP = 1_000_000
+
+/** How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
+export function behind(history: History, heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes): number {
+  let n = 0
+  for (const [log, from] of lacking(history, heard, range, passes)) {
+    n += passes === null ? history.waiting(log.id, from) : newsOf(history, log, from, BEHIND_CAP, passes).length
+    if (n >= BEHIND_CAP) return BEHIND_CAP
+  }
+  return n
+}
+
+/**
+ * True if a peer's digest names exactly the versions this node holds over
+ * `range`, as `named(log)` says our digest to it names them. `out`: the
+ * peer holds all we do; `inn`: we hold all it does.
+ */
+export function sameDigest(history: History, heard: ReadonlyMap<string, number>, range: IdRange, named: (log: SourceLog) => number, out: boolean, inn: boolean): boolean {
+  const sources = history.sources
+  for (const log of sources.values()) {
+    if (range.after !== undefined || range.through !== undefined) if (!covers(range, log.id)) continue
+    const max = named(log)
+    const theirs = heard.get(log.id) ?? -Infinity
+    if ((out && theirs < max) || (inn && max < theirs)) return false
+  }
+  if (inn) for (const id of heard.keys()) if (!sources.has(id) && covers(range, id)) return false
+  return true
 }

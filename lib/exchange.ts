@@ -17,14 +17,17 @@
  * wait for their reply, and the peer's newest digest), paid one answer at
  * a time as the peer reads.
  */
-import type { Deletes, StreamLike } from './deletes'
-import { digestEnd, MAX_HEARD, named, writeDigest, type DigestPeer } from './digest'
+import type { Deletes } from './deletes'
+import type { StreamLike } from './markers'
+import { behind, digestEnd, MAX_HEARD, named, sameDigest, writeDigest, type DigestPeer } from './digest'
 import { both, compileFilter, type Passes } from './filter'
 import { overflowed, type FlowControl } from './flow'
 import type { SourceLog } from './history'
 import type { PastPeer } from './incarnation'
 import { ALL, cutToBytes, deltas, ordered, type IdRange } from './reconcile'
-import { aheadReason, type FillCursor, type Replica, type Sender } from './replica'
+import type { FillCursor } from './fills'
+import { aheadReason, type Sender } from './intake'
+import type { Replica } from './replica'
 import { reportInvalid } from './codes'
 import { classify, Kind, updateFields, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
@@ -119,7 +122,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   fillAt = 0
   /** Gap fills this peer was behind on when looked at. */
   fillWait: Update[] | null = null
-  /** How far our own rebuilt log has been offered to this peer (see Replica.fillsFor). */
+  /** How far our own rebuilt log has been offered to this peer (see GapFills.fillsFor). */
   pastAt = -Infinity
   // StreamOptions.local_writes, when given.
   private readonly localWrites: boolean | undefined
@@ -132,7 +135,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // Our questions this peer has not answered yet.
   private asked = 0
 
-  /** Our questions not answered yet (see Deletes' refetch). */
+  /** Our questions not answered yet (see StaleCopies.serve). */
   get questions(): number {
     return this.asked
   }
@@ -311,9 +314,9 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
     // Twins the peer knows of: their mappings are offered on from here too.
-    if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.twinned(id, ms)
+    if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.fills.twinned(id, ms)
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))
-    const them = replica.behind(heard, range, passes)
+    const them = behind(replica.history, heard, range, passes)
     this.settled(heard, range, them, peerHas, this.sends && peerTakes, this.takes && !fields.silent)
     if (fields.reply) {
       this.lackingSince = peerHas < node.mtu ? -1 : this.lackingSince < 0 ? Date.now() : this.lackingSince
@@ -348,7 +351,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       o.rate = fields.rate
     }
     replica.collect()
-    replica.viewCheck(node.exchanges())
+    replica.storeObject?.viewCheck(node.exchanges())
   }
 
   /** Whether anything the peer's digests called for is still owed to it. */
@@ -395,7 +398,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     let out: Update[] = []
     if (sends) {
       // Sources the peer is being told are stale here wait for its refetch.
-      const telling = replica.deletes.telling(this, heard, !digest)
+      const telling = replica.deletes.staleCopies.telling(this, heard, !digest)
       const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
       out = this.deltas(heard, range, sendable, !digest)
     }
@@ -466,11 +469,11 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private deltas(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, isAnswer: boolean): Update[] {
     const node = this.node
     const replica = node.replica
-    const fills = replica.fillsFor(this, heard, passes, node.mtu)
+    const fills = replica.fills.fillsFor(this, heard, passes, node.mtu)
     const room = fills === null ? node.mtu : node.mtu - fills.length
     let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null), node.sort)
     if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
-    chosen = replica.deletes.sendable(chosen)
+    chosen = replica.deletes.staleCopies.sendable(chosen)
     this.chosen = chosen.length
     return node.mtuBytes === Infinity ? chosen : cutToBytes(chosen, node.mtuBytes - (isAnswer ? 0 : this.digestBytes))
   }
@@ -487,7 +490,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     this.exchanged = true
     if (range.after === undefined) this.cycleSame = true
     const replica = this.node.replica
-    this.cycleSame = this.cycleSame && them === 0 && us === 0 && replica.sameDigest(heard, range, (log) => named(replica, this, log), out, inn)
+    this.cycleSame = this.cycleSame && them === 0 && us === 0 && sameDigest(replica.history, heard, range, (log) => named(replica, this, log), out, inn)
     if (range.through !== undefined) return
     const was = this.synced
     this.synced = this.cycleSame

@@ -298,13 +298,13 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
       rawListeners: (event) => this.rawListeners(event),
       peers: () => this.exchanges(),
     })
-    this.replica.open()
+    this.replica.storeObject?.open()
     // 'change' listeners, counted as they come and go: put() asks per write.
     this.on('newListener', (event: string | symbol) => {
-      if (event === 'change') this.replica.watchers++
+      if (event === 'change') this.replica.changes.watchers++
     })
     this.on('removeListener', (event: string | symbol) => {
-      if (event === 'change') this.replica.watchers--
+      if (event === 'change') this.replica.changes.watchers--
     })
     const replica = this.replica
     this.flow =
@@ -325,7 +325,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    */
   static restore<T = unknown>(id: string, config: Config, snapshot: Snapshot): Gossip<T> {
     const g = new Gossip<T>(id, config)
-    g.replica.restore(snapshot)
+    g.replica.restart.restore(snapshot)
     return g
   }
 
@@ -461,7 +461,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
 
   /** The node's state, to pass to {@link Gossip.restore} after a restart. */
   snapshot(): Snapshot {
-    return this.replica.snapshot()
+    return this.replica.restart.snapshot()
   }
 
   /**
@@ -471,7 +471,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    * with the `'late'` event; {@link settleLate} decides what becomes of them.
    */
   get late(): Update<T>[] {
-    return this.replica.deletes.late as Update<T>[]
+    return this.replica.deletes.lateValues.late as Update<T>[]
   }
 
   /**
@@ -482,7 +482,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    */
   settleLate(choice: 'keep' | 'drop'): number {
     if (choice !== 'keep' && choice !== 'drop') throw new TypeError("settleLate: 'keep' or 'drop'")
-    return this.replica.deletes.settle(choice)
+    return this.replica.deletes.lateValues.settle(choice)
   }
 
   /**
@@ -491,7 +491,7 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    * with each batch it writes.
    */
   persisted(): Persisted {
-    return { held: this.replica.incarnation.snapshotHeld ?? null, record: this.replica.record() }
+    return { held: this.replica.incarnation.snapshotHeld ?? null, record: this.replica.restart.record() }
   }
 
   /** @internal Collect the markers past the grace period that may go (see docs/deletes.md, rule 4). */

@@ -2,58 +2,39 @@
  * The replicated state of one node: the paper's mu (every source's newest
  * mapping of each key, in `history`) and the view `resolve` makes of it
  * (per key, the mapping it accepted, kept in the history's slots or in a
- * store object). Local writes, a peer's update taken in, a collected
- * marker forgotten, and the `'change'` events all pass here. It knows no
+ * store object). Local writes, a write taken back, a collected marker
+ * forgotten and a peer's update recorded pass here; the parts it composes
+ * take a peer's update in (intake.ts), offer gap fills (fills.ts), deliver
+ * `'change'` (changes.ts), keep the view in a store object
+ * (store-object.ts) and what a restart needs (restart.ts). It knows no
  * stream: what it needs of the peer an update came from is `Sender`.
  */
+import { Changes, type ChangesHost } from './changes'
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
-import { Deletes, isMarker, type DeletesHost, type StreamLike } from './deletes'
+import { Deletes } from './deletes'
+import type { DeletesHost, StreamLike } from './markers'
 import { History, Slot, SourceLog, mappingOf, resolvedOf } from './history'
-import { Incarnation, type PastPeer } from './incarnation'
-import { covers, lacking, newsOf, oversize, type IdRange } from './reconcile'
+import { Incarnation } from './incarnation'
+import { Intake, type Sender } from './intake'
 import type { Settings } from './config'
-import type { Passes } from './filter'
-import { checkedUpdate, isVersion, MAX_TWINS, RECORD_KEY, TWIN_OFFER_MS, type UpdateReading } from './shape'
-import { restore, snapshotOf } from './snapshot'
+import { GapFills } from './fills'
+import { isVersion, TWIN_OFFER_MS, type UpdateReading } from './shape'
+import { ownUpdate } from './signatures'
+import { Restart } from './restart'
+import { entryOf, mappingKey, StoreObject } from './store-object'
 import { memoryView, storeView } from './state'
-import { Refused, admitValue, plainValue } from './value'
 import { lww_vs_current_vers } from './resolution'
-import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update, WatchListener } from './types'
+import type { Comparator, Missing, Resolve, ResolutionContext, Security, Snapshot, StateStore, Update } from './types'
 
 const MISSING: Missing = Object.freeze({ version: -Infinity, value: null })
 // What a local write of a delete (or a withdrawal) carries through local().
 export const TOMBSTONE = Object.freeze({ deleted: true })
 export const WITHDRAWAL = Object.freeze({ withdrawn: true })
-// behind() counts up to here.
-const BEHIND_CAP = 1_000_000
-// Most mappings of a source offered at once when it is found twinned: half
-// the gap fills kept (see filled).
-const TWIN_OFFER_HELD = 2048
-// Most sources twinned at once (peers' claims past it are ignored).
-const MAX_TWINNED = 1024
 
-/** The peer an update came from, as the replica sees it. */
-export interface Sender extends StreamLike, PastPeer {
-  /** Whether updates from this peer may move a source's max (no filter at either end). */
-  gapFree(): boolean
-  /** An update from this peer is about to move `log.max`. */
-  movingMax(log: SourceLog): void
-}
-
-/** A peer's view of the gap fills (see Replica.fillsFor). */
-export interface FillCursor {
-  /** How far, in the node's list of gap fills, this peer has been looked at. */
-  fillAt: number
-  /** Gap fills this peer was behind on when looked at: offered once it passes them. */
-  fillWait: Update[] | null
-  /** How far, in our own rebuilt log (see Incarnation.rebuiltTo), this peer has been offered it. */
-  pastAt: number
-}
-
-/** What the replica needs of its node. */
-export interface ReplicaHost {
-  /** What `resolve` is given (the node: the original API passes the Gossip). */
+/** What the replica needs of its node (and its `'change'` events, see ChangesHost). */
+export interface ReplicaHost extends ChangesHost {
+  /** What `resolve` is given, and the `'change'` listeners are called on (the node: the original API passes the Gossip). */
   readonly context: ResolutionContext
   /**
    * The node's own `get` (answering from the replica, see Replica.get),
@@ -63,8 +44,6 @@ export interface ReplicaHost {
   readonly plainGet?: ResolutionContext['get']
   /** Report an event of the node (`'invalid'`, `'change'` listeners' errors, the delete logic's). */
   emit(event: string | symbol, ...args: unknown[]): boolean
-  /** The node's `'change'` listeners. */
-  rawListeners(event: 'change'): Function[]
   /** The node's open exchanges (the delete logic tells them of refetches). */
   peers(): Iterable<StreamLike>
 }
@@ -80,50 +59,25 @@ export class Replica {
   readonly deletes: Deletes
   /** The node's own id in this life: its clock, its past, its twins. */
   readonly incarnation: Incarnation
-  /** How many 'change' listeners there are (put() asks per write). */
-  watchers = 0
-  /** Changes delivered in one turn at most; more (listeners that write in a chain) go on in the next. */
-  static readonly CHAIN = 10_000
-  // Changes waiting for the listeners, as [key, entry, how, ...], and
-  // whether a delivery is under way (see changed).
-  private changes: unknown[] = []
-  private delivering = false
-  // The wall clock and Clock.NOTICE when last read: versions above it are
-  // looked at (see aheadOf).
-  private noticeAt = -Infinity
+  /** Mappings a peer may lack though its digest passed them (see fills.ts). */
+  readonly fills: GapFills
+  /** The `'change'` events. */
+  readonly changes: Changes
+  /** The store object, when the view is kept in one (see store-object.ts). */
+  readonly storeObject: StoreObject | null
+  /** What a restart needs besides the mappings (see restart.ts). */
+  readonly restart: Restart
+  // A peer's update taken in (see intake.ts).
+  private readonly intake: Intake
   private readonly resolve: Resolve
   // resolve is lww_vs_current_vers, and the host says what get answers as
   // the replica's own (see decide).
   private readonly lww: boolean
   private readonly sort: Comparator
-  private readonly security: Security | undefined
-  private readonly mtuBytes: number
+  readonly security: Security | undefined
+  readonly mtuBytes: number
   // The log last written to: updates come in runs of one source.
   private lastLog: SourceLog | null = null
-  // Mappings taken below their source's max here: they filled a gap (our own
-  // past come back after a restart, a copy refetched), so peers that
-  // passed them may lack them too. Each is offered once to every peer whose
-  // digest names its source at or above it; fillBase counts those dropped
-  // from the front.
-  private fills: Update[] = []
-  private fillBase = 0
-  // Sources two live nodes write as, each until when (ms): see twinned.
-  private twinSources: Map<string, number> | null = null
-  // Mappings offered as gap fills because their source is twinned: once each.
-  private readonly twinOffered = new WeakSet<Update>()
-  // A store object's entries of other sources at start that no peer has sent
-  // again yet (see adopt).
-  private viewPending: Map<string, Update> | null = null
-  // Sources whose max was held back below mappings of theirs we hold (a
-  // value refused in the same answer, a filtered stream): a restart must
-  // not take their highest mapping for their max (see Snapshot.maxes).
-  private readonly heldBack = new Set<SourceLog>()
-  // The record last written to the store object (see saveRecord).
-  private recordSaved: string | null = null
-  // The store object holds every mapping (see mappingKey), not only entries.
-  private whole = false
-  // The record of a whole store object to restart from (see open).
-  private opening: StoreRecord | undefined
 
   /**
    * @param store - the store object, or null (the view then lives in the
@@ -141,94 +95,39 @@ export class Replica {
     this.security = settings.security
     this.mtuBytes = settings.mtuBytes
     this.sort = settings.sort
+    this.changes = new Changes(id, host)
+    this.restart = new Restart(this)
     this.history = new History(settings.maxHistory, { sort: settings.sort, resolved: store === null, checked: true })
     this.view = store ?? memoryView(this.history)
     this.state = store === null ? this.view : storeView(store)
     const now = Clock.now()
     this.deletes = new Deletes(this.deletesHost(), settings.grace, now)
-    const record = store === null ? undefined : recordOf(store)
-    if (store !== null && (record?.store === STORE_FORMAT || isEmpty(store))) {
+    const kept = store === null ? null : new StoreObject(store, this)
+    this.storeObject = kept
+    const record = kept?.found
+    if (kept !== null && kept.whole) {
       // A store object this package wrote whole (or a new one): every
       // mapping and the record, a restart as exact as from a snapshot.
-      this.whole = true
       this.incarnation = new Incarnation(this, new Clock(undefined, now))
+      this.fills = new GapFills(id, this.history, this.incarnation)
       if (record === undefined) this.incarnation.unknownPast()
-      else this.opening = record
+      this.intake = new Intake(this)
       return
     }
-    const restored = store === null ? undefined : this.adopt(store)
+    const restored = kept?.adopt(id)
     // A store object of each key's entry only (as an older release wrote
     // it): our own mappings that were not entries are gone, so we hold our
     // past with gaps (none of it for sure) and take it again from peers, as
     // after a restart from a snapshot still fetching its past. Our past
     // reaches our own newest entry at least.
     this.incarnation = new Incarnation(this, new Clock(restored, now, restored === undefined ? undefined : -1))
+    this.fills = new GapFills(id, this.history, this.incarnation)
     if (restored === undefined) this.incarnation.unknownPast()
     else this.incarnation.fromEntries(restored)
     // Its markers, and what it collected; not its horizon: the mappings
     // below it that were not entries are gone, and peers hold them again.
     if (restored !== undefined || record !== undefined) this.deletes.restored(record === undefined ? undefined : { ...record, horizon: undefined } as Snapshot)
-  }
-
-  /**
-   * Start on the store object, once the host can answer `resolve` (which
-   * may read the node): restart from it if this package wrote it whole,
-   * mark it so if it is new.
-   * @throws TypeError when the store holds something that is not an update of its key.
-   */
-  open(): void {
-    const record = this.opening
-    if (this.store === null || !this.whole) return
-    this.opening = undefined
-    // A new store object is marked whole at once: a restart before any
-    // exchange must not take it for an older release's.
-    if (record === undefined) this.saveRecord(this.store)
-    else this.fromStore(this.store, record)
-  }
-
-  // A restart from a store object written whole: its mappings as a
-  // snapshot's (the entries at their keys, the rest under mappingKey), its
-  // clock, how far it held its past, and its record of deletes. An entry
-  // that resolve now chooses otherwise is put right in the store.
-  private fromStore(store: StateStore, record: StoreRecord): void {
-    const updates: Update[] = []
-    for (const k of Object.keys(store)) {
-      if (k === RECORD_KEY) continue
-      const u = checkedUpdate(store[k], `store entry "${k}"`)
-      if (k.charCodeAt(0) !== 0 ? u.key !== k : k !== mappingKey(u.source_id, u.key)) throw new TypeError(`store entry "${k}" is an update of another key, "${u.key}"`)
-      updates.push(u)
-    }
-    const snapshot: Snapshot = { ...record, version: typeof record.version === 'number' ? record.version : 0, updates }
-    const restored = restore(this.history, snapshot, (mappings) => {
-      const entry = this.choose(mappings)
-      const key = mappings[0].key
-      const had = entryOf(store, key)
-      if (!same(had, entry)) this.relocate(store, key, had, entry)
-      return entry
-    })
-    this.recordSaved = (store as Record<string, unknown>)[RECORD_KEY] as string
-    this.incarnation.fromSnapshot(snapshot, restored)
-    this.holdBack(snapshot.maxes)
-    this.deletes.restored(snapshot)
-  }
-
-  // The key's entry in the store goes from `had` to `entry`: each of the two
-  // moves between its key and its mapping key.
-  private relocate(store: StateStore, key: string, had: Update | undefined, entry: Update | undefined): void {
-    if (entry !== undefined) {
-      Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
-      store[key] = entry
-    } else Reflect.deleteProperty(store, key)
-    const kept = had === undefined ? undefined : this.history.mapping(had.source_id, key)
-    if (kept !== undefined && same(kept, had)) store[mappingKey(kept.source_id, key)] = kept
-  }
-
-  /** Restart from `snapshot` (what snapshot() returned); the replica must be new. */
-  restore(snapshot: Snapshot): void {
-    const restored = restore(this.history, snapshot, (mappings) => this.choose(mappings))
-    this.incarnation.fromSnapshot(snapshot, restored)
-    this.holdBack(snapshot.maxes)
-    this.deletes.restored(snapshot)
+    this.intake = new Intake(this)
   }
 
   // What the delete logic may ask of this replica (see DeletesHost).
@@ -276,7 +175,7 @@ export class Replica {
 
   /** Every source's current mapping of `key` that no held tombstone beats, in `config.sort` order. */
   sources(key: string): Update[] {
-    return this.deletes.visible(key, this.history.get(key))
+    return this.deletes.collection.visible(key, this.history.get(key))
   }
 
   // ---- writes ----------------------------------------------------------------
@@ -291,26 +190,13 @@ export class Replica {
     // (Markers are objects: a value of another type is compared no further.)
     const marker = typeof value !== 'object' || value === null ? null : value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
     const update: Update =
-      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : this.ownUpdate(key, value, version, marker, of)
+      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : ownUpdate(this.security, this.id, key, value, version, marker, of)
     const history = this.history
     const slot = history.slot(key)
     const previous = mappingOf(slot, this.id)
     const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
-    if (this.twinSources !== null && this.isTwinned(this.id)) this.offerTwin(update)
-  }
-
-  // A local write that is a marker, or signed (see local).
-  private ownUpdate(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null, of: number | null): Update {
-    return Object.freeze(
-      this.security !== undefined
-        ? this.signed(key, marker === null ? value : marker === 'withdrawn' ? of : null, version, marker)
-        : marker === 'deleted'
-          ? { key, value: null, source_id: this.id, version, deleted: true as const }
-          : marker === 'withdrawn'
-            ? { key, value: of, source_id: this.id, version, withdrawn: true as const }
-            : { key, value, source_id: this.id, version },
-    )
+    this.fills.took(update, false)
   }
 
   /**
@@ -329,7 +215,7 @@ export class Replica {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
       return
     }
-    if (u.withdrawn === true) this.deletes.rewrote(u, this.history.mapping(this.id, key))
+    if (u.withdrawn === true) this.deletes.lateValues.rewrote(u, this.history.mapping(this.id, key))
   }
 
   /**
@@ -357,144 +243,9 @@ export class Replica {
     }
   }
 
-  /**
-   * A peer's update (its fields read into `fields`) from `from`: checked
-   * (clock, value limits, size, signature), then taken unless the source's
-   * mapping of the key here is as new, a delete we collected may have beaten
-   * it (rule 5), or it is a twin's. What is refused is reported on `from`.
-   */
+  /** A peer's update (its fields read into `fields`) from `from`, taken in or refused (see Intake.take). */
   take(from: Sender, chunk: unknown, fields: UpdateReading): void {
-    const key = fields.key
-    const source_id = fields.source_id
-    const version = fields.version
-    const deleted = fields.deleted
-    const withdrawn = fields.withdrawn
-    const marker = deleted || withdrawn
-    const history = this.history
-    const clock = this.clock
-    if (!clock.accepts(version)) {
-      reportInvalid(from, chunk, aheadReason(version), 'ahead')
-      return
-    }
-    if (version > this.noticeAt && source_id !== this.id) this.aheadOf(from, source_id, version)
-    // The limits every path shares; the value is frozen where it is. A
-    // marker's value is null, whatever came with it, but for the version a
-    // withdrawal names (R6).
-    let value = fields.value
-    if (marker && !(withdrawn && isVersion(value))) value = null
-    else if (!plainValue(value)) {
-      const held = admitValue(value, false)
-      if (held instanceof Refused) {
-        reportInvalid(from, chunk, `value ${held.reason}`, 'value')
-        return
-      }
-      value = held
-    }
-    // mtu_bytes and signatures (set in the config, so checked apart).
-    let signature: string | undefined
-    if (this.mtuBytes !== Infinity || this.security !== undefined) {
-      const s = this.checked(from, chunk, key, value, source_id, version, deleted, withdrawn)
-      if (s === null) return
-      signature = s
-    }
-    let slot = history.slot(key)
-    let previous = mappingOf(slot, source_id)
-    let past = false
-    if (source_id === this.id) {
-      const writes = history.writes
-      const p = this.incarnation.received(from, key, value, version, previous !== undefined && previous.version >= version)
-      if (p === undefined) return
-      past = p
-      // Our past showing itself may have issued our writes again above it,
-      // this key's too: the update is weighed against what we hold now
-      // (attack found a past value replacing the newer write just issued).
-      if (history.writes !== writes) {
-        slot = history.slot(key)
-        previous = mappingOf(slot, source_id)
-      }
-    } else {
-      clock.see(version)
-    }
-    const deletes = this.deletes
-    // A write of ours from this life that we do not hold as it is: we
-    // replaced it since (and may have collected what replaced it). A stale
-    // copy at a peer does not bring it back.
-    if (source_id === this.id && !past && (previous === undefined || previous.version < version)) return
-    // What may move the source's max: not through a filter (what it brings
-    // may have gaps below), nor past a value refused in this answer.
-    const advance = from.gapFree() && deletes.mayAdvance(from, source_id, version)
-    // The source's mapping of the key is here already, or a newer one.
-    if (previous !== undefined && previous.version >= version) {
-      if (past && !marker && previous.withdrawn === true) {
-        deletes.pastAfterWithdrawal(from, Object.freeze({ key, value, source_id, version }), previous)
-      }
-      // Keep the source's max moving: we hold it this far.
-      const log = this.logOf(source_id)
-      if (advance && version > log.max) {
-        from.movingMax(log)
-        log.max = version
-      }
-      if (deletes.refetching) deletes.received(from, source_id, version, previous.version === version ? previous : undefined, false)
-      return
-    }
-    const update: Update =
-      signature === undefined && !marker ? Object.freeze({ key, value, source_id, version }) : peerUpdate(key, value, source_id, version, signature, deleted, withdrawn)
-    // R6: a withdrawal of a value older than the source's value we hold was
-    // decided without ours (its source rebuilt its log without it). Not
-    // taken, nor claimed: the source is shown our value and settles it.
-    if (withdrawn && source_id !== this.id && previous !== undefined && typeof value === 'number' && value < previous.version && !isMarker(previous)) {
-      deletes.refusesWithdrawal(from, update, previous)
-      return
-    }
-    // Older than a delete we collected: it may be what that delete beat.
-    // Refused, and its writer told (rule 5).
-    if ((past || version <= deletes.horizon) && deletes.refuses(from, update, past)) return
-    // A throwing resolve or store leaves the update unrecorded (and our
-    // digest not claiming it), to be asked for again.
-    let stage = 'resolve'
-    try {
-      const writes = history.writes
-      const entry = this.entryFor(update, slot, previous)
-      stage = 'the store'
-      const log = this.logOf(source_id)
-      const below = version < log.max
-      if (advance) from.movingMax(log)
-      if (this.put(update, entry, slot, previous, writes, advance, log)) {
-        if (past) this.incarnation.pastMappings.add(update)
-        if (below) this.filled(update)
-        else if (this.twinSources !== null && this.isTwinned(source_id)) this.offerTwin(update)
-        if (marker || !deletes.idle) deletes.took(update, false)
-        if (deletes.refetching) deletes.received(from, source_id, version, update, true)
-      }
-    } catch (err) {
-      if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
-      // Unrecorded: the rest of this source in this answer stays below its
-      // max, so that the next exchange brings it again.
-      else deletes.holdBack(from, source_id, version)
-      reportInvalid(from, chunk, `${stage} threw: ${(err as Error)?.message}`, 'node_error')
-    }
-  }
-
-  // take()'s checks of mtu_bytes and signatures: the signature (undefined
-  // unsigned), or null when refused (reported on `from`).
-  private checked(from: Sender, chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean, withdrawn: boolean): string | undefined | null {
-    // What this node could never send on (mtu_bytes) it does not take
-    // either: the same limit as at set.
-    if (this.mtuBytes !== Infinity && !deleted && !withdrawn) {
-      const big = oversize(this.mtuBytes, source_id, key, value, this.security !== undefined)
-      if (big !== null) {
-        reportInvalid(from, chunk, big, 'too_big')
-        return null
-      }
-    }
-    // Signed updates: check before anything, so a forgery moves nothing.
-    if (this.security === undefined) return undefined
-    const signature = this.verified(chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
-    if (signature === undefined) {
-      reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
-      return null
-    }
-    return signature
+    this.intake.take(from, chunk, fields)
   }
 
   /**
@@ -507,7 +258,7 @@ export class Replica {
    * source's current mapping, and converges with them. Throws what resolve
    * throws.
    */
-  private entryFor(update: Update, slot: Update | Slot | undefined, previous: Update | undefined): Update | undefined {
+  entryFor(update: Update, slot: Update | Slot | undefined, previous: Update | undefined): Update | undefined {
     const current = this.store === null ? resolvedOf(slot) : entryOf(this.store, update.key)
     // Our entry already is this update (a store's, at start).
     if (current !== undefined && current.version === update.version && current.source_id === update.source_id) {
@@ -527,9 +278,8 @@ export class Replica {
     return this.choose(others)
   }
 
-  // `resolve` folded over a key's mappings in `sort` order: the entry it
-  // keeps, starting from none.
-  private choose(mappings: Update[]): Update | undefined {
+  /** `resolve` folded over a key's mappings in `sort` order: the entry it keeps, starting from none. */
+  choose(mappings: Update[]): Update | undefined {
     if (mappings.length > 1) mappings.sort(this.sort)
     let entry: Update | undefined
     for (const m of mappings) if (m.withdrawn !== true && this.decide(m, entry)) entry = m
@@ -542,7 +292,7 @@ export class Replica {
    * store object, if any). False when a newer mapping of its source came
    * first (resolve wrote one).
    */
-  private put(
+  put(
     update: Update,
     entry: Update | undefined,
     slot: Update | Slot | undefined,
@@ -559,94 +309,13 @@ export class Replica {
       previous = mappingOf(slot, update.source_id)
       if (previous !== undefined && previous.version >= update.version) return false
     }
-    const store = this.store
-    const before = store === null ? resolvedOf(slot) : this.stored(store, update, previous, entry)
+    const kept = this.storeObject
+    const before = kept === null ? resolvedOf(slot) : kept.stored(update, previous, entry)
     history.put(update, slot, previous, log, entry, advance, update)
-    if (!advance && update.version > log.max) this.heldBack.add(log)
-    if (this.viewPending !== null) this.seen(update)
-    if (entry !== before && this.watchers > 0) this.changed(key, before, entry)
+    if (!advance && update.version > log.max) this.restart.heldBack.add(log)
+    if (kept !== null && kept.pending !== null) kept.seen(update)
+    if (entry !== before && this.changes.watchers > 0) this.changes.changed(key, before, entry)
     return true
-  }
-
-  // put() into a store object: the key's entry there before, which becomes `entry`.
-  private stored(store: StateStore, update: Update, previous: Update | undefined, entry: Update | undefined): Update | undefined {
-    const key = update.key
-    const before = entryOf(store, key)
-    if (this.whole) this.keep(store, update, previous, before, entry)
-    else if (entry !== before) {
-      if (entry === undefined) delete store[key]
-      else store[key] = entry
-    }
-    return before
-  }
-
-  // A store object's entry of another source at start was sent again (see viewPending).
-  private seen(update: Update): void {
-    const pending = this.viewPending as Map<string, Update>
-    const p = pending.get(update.key)
-    if (p !== undefined && p.source_id === update.source_id && update.version >= p.version) pending.delete(update.key)
-  }
-
-  // A whole store object after `update` replaced `previous` (its source's
-  // older mapping of the key), the entry going from `before` to `entry`:
-  // the entry at the key, every other current mapping at its mapping key.
-  private keep(store: StateStore, update: Update, previous: Update | undefined, before: Update | undefined, entry: Update | undefined): void {
-    const key = update.key
-    // (The store's copy of a mapping is not the history's: compare by name.)
-    const wasEntry = same(before, entry)
-    // What was the entry and stays current becomes one of the others.
-    if (before !== undefined && !wasEntry && !same(before, previous)) store[mappingKey(before.source_id, key)] = before
-    if (!wasEntry) {
-      if (entry === undefined) Reflect.deleteProperty(store, key)
-      else store[key] = entry
-    }
-    if (!same(update, entry)) store[mappingKey(update.source_id, key)] = update
-    // The previous mapping of the source was one of the others: its place is the entry's now.
-    else if (previous !== undefined && !same(previous, before)) Reflect.deleteProperty(store, mappingKey(update.source_id, key))
-    // One of the others promoted to the entry.
-    if (entry !== undefined && !same(entry, update) && !same(entry, before)) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
-  }
-
-  // A key absent before and after (a delete replaced, or collected) did not
-  // change. A change raised while listeners run (one that writes) waits
-  // until they return, then is delivered in order: listeners never nest.
-  private changed(key: string, before: Update | undefined, entry: Update | undefined): void {
-    const gone = entry === undefined || entry.deleted === true
-    if (gone && (before === undefined || before.deleted === true)) return
-    const how = gone ? 'delete' : entry.source_id === this.id ? 'local' : 'remote'
-    this.changes.push(key, gone ? undefined : entry, how)
-    if (!this.delivering) this.deliver()
-  }
-
-  // Deliver the changes waiting, at most Replica.CHAIN in one turn: the
-  // rest (a listener that writes forever) in later turns, so that the
-  // event loop still serves; changes raised meanwhile queue behind them.
-  private deliver(): void {
-    this.delivering = true
-    const q = this.changes
-    let i = 0
-    try {
-      while (i < q.length && i < 3 * Replica.CHAIN) {
-        i += 3
-        this.tell(q[i - 3] as string, q[i - 2] as Update | undefined, q[i - 1] as 'local' | 'remote' | 'delete')
-      }
-    } finally {
-      q.splice(0, i)
-      if (q.length === 0) this.delivering = false
-      else setTimeout(() => this.deliver(), 0)
-    }
-  }
-
-  // A listener that throws is reported, not thrown: it must not stop an
-  // exchange, a reset or a collection half-way, nor starve the others.
-  private tell(key: string, now: Update | undefined, how: 'local' | 'remote' | 'delete'): void {
-    for (const fn of this.host.rawListeners('change') as WatchListener[]) {
-      try {
-        fn.call(this.host.context, key, now, how)
-      } catch (err) {
-        reportInvalid(this.host, { key }, `a 'change' listener threw: ${(err as Error)?.message}`, 'node_error')
-      }
-    }
   }
 
   // Forget mapping `m` entirely; the key's entry is what resolve makes of
@@ -662,13 +331,13 @@ export class Replica {
       if (store !== null) {
         if (entry === undefined) delete store[key]
         else store[key] = entry
-        if (this.whole && entry !== undefined) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
+        if (this.storeObject?.whole === true && entry !== undefined) Reflect.deleteProperty(store, mappingKey(entry.source_id, key))
       }
-    } else if (store !== null && this.whole) {
+    } else if (store !== null && this.storeObject?.whole === true) {
       Reflect.deleteProperty(store, mappingKey(m.source_id, key))
     }
     history.drop(m, entry)
-    if (entry !== current && this.watchers > 0) this.changed(key, current, entry)
+    if (entry !== current && this.changes.watchers > 0) this.changes.changed(key, current, entry)
   }
 
   /**
@@ -694,7 +363,8 @@ export class Replica {
     }
   }
 
-  private logOf(source_id: string): SourceLog {
+  /** The log of `source_id` (the last one asked for is kept: updates come in runs of one source). */
+  logOf(source_id: string): SourceLog {
     let log = this.lastLog
     if (log === null || log.id !== source_id) {
       log = this.history.source(source_id)
@@ -703,422 +373,15 @@ export class Replica {
     return log
   }
 
-  // A write of ours, signed (config.security); `sign` sees an empty signature.
-  private signed(key: string, value: unknown, version: number, marker: 'deleted' | 'withdrawn' | null): Update {
-    const update: { key: string; value: unknown; source_id: string; version: number; signature: string; deleted?: true; withdrawn?: true } =
-      marker === 'deleted'
-        ? { key, value, source_id: this.id, version, signature: '', deleted: true }
-        : marker === 'withdrawn'
-          ? { key, value, source_id: this.id, version, signature: '', withdrawn: true }
-          : { key, value, source_id: this.id, version, signature: '' }
-    update.signature = (this.security as Security).sign(update)
-    return update
-  }
-
-  // The signature of a peer's update if `verify` accepts it, else undefined.
-  private verified(chunk: unknown, key: string, value: unknown, source_id: string, version: number, marker: 'deleted' | 'withdrawn' | null): string | undefined {
-    try {
-      const signature: unknown = (chunk as { signature?: unknown }).signature
-      if (typeof signature !== 'string') return undefined
-      const update: Update =
-        marker === 'deleted'
-          ? { key, value, source_id, version, signature, deleted: true }
-          : marker === 'withdrawn'
-            ? { key, value, source_id, version, signature, withdrawn: true }
-            : { key, value, source_id, version, signature }
-      return (this.security as Security).verify(update) === true ? signature : undefined
-    } catch {
-      return undefined
-    }
-  }
-
-  // An update of `source_id` far ahead of the wall clock: said on the
-  // stream it came on (`'ahead'`) when it jumps the source's max, since a
-  // forgery ahead (without signatures any peer can write as any id) hides
-  // the source's writes below it until the source passes it.
-  private aheadOf(from: Sender, source_id: string, version: number): void {
-    this.noticeAt = this.clock.wall() + Clock.NOTICE
-    if (version <= this.noticeAt) return
-    const max = this.history.sources.get(source_id)?.max ?? -Infinity
-    if (version > max + Clock.NOTICE) from.emit('ahead', source_id, version)
-  }
-
-  // ---- gap fills -------------------------------------------------------------
-
-  /**
-   * Two live nodes write as `source` (twins; the caller saw signs of both).
-   * Their versions interleave, so a peer may come to hold the source past
-   * a mapping of one twin before it got it, and is then never sent it (its
-   * digest names the source above it). For `ms` from now, each mapping of
-   * the source is therefore offered as a gap fill (see fillsFor), once to
-   * every peer whose digest names the source at or above it: the newest
-   * TWIN_OFFER_HELD held now, and each taken or written until then. A peer
-   * that lacked one takes it below its max, so offers it on in turn.
-   */
+  /** Another live node writes as `source` (see GapFills.twinned). */
   twinned(source: string, ms = TWIN_OFFER_MS): void {
-    const was = this.isTwinned(source)
-    const sources = (this.twinSources ??= new Map())
-    if (!was && sources.size >= MAX_TWINNED) return
-    const until = Date.now() + ms
-    if (until > (sources.get(source) ?? -Infinity)) sources.set(source, until)
-    if (was) return
-    const held = this.history.news(source, -Infinity)
-    for (let i = Math.max(0, held.length - TWIN_OFFER_HELD); i < held.length; i++) this.offerTwin(held[i])
-  }
-
-  /**
-   * The twinned sources to tell a peer (a digest end's `twins`), each with
-   * the whole seconds it stays so (what a peer passes on back cannot
-   * outlast the sign it came from), or undefined.
-   */
-  twinsToTell(): Record<string, number> | undefined {
-    const sources = this.twinSources
-    if (sources === null) return undefined
-    const now = Date.now()
-    let out: Record<string, number> | undefined
-    let n = 0
-    for (const [id, until] of sources) {
-      const ms = Math.floor((until - now) / 1000) * 1000
-      if (until <= now) sources.delete(id)
-      if (ms <= 0 || n >= MAX_TWINS) continue
-      ;(out ??= {})[id] = ms
-      n++
-    }
-    if (sources.size === 0) this.twinSources = null
-    return out
-  }
-
-  // Whether `source` is twinned now (see twinned).
-  private isTwinned(source: string): boolean {
-    const sources = this.twinSources
-    const until = sources?.get(source)
-    if (until === undefined) return false
-    if (until > Date.now()) return true
-    sources?.delete(source)
-    if (sources?.size === 0) this.twinSources = null
-    return false
-  }
-
-  // Offer `u`, a mapping of a twinned source, as a gap fill (once).
-  private offerTwin(u: Update): void {
-    if (this.twinOffered.has(u) || !this.history.isCurrent(u)) return
-    this.twinOffered.add(u)
-    this.filled(u)
-  }
-
-  // `u` filled a gap here: offer it on (see fills), keeping the list bounded.
-  private filled(u: Update): void {
-    const fills = this.fills
-    fills.push(u)
-    if (fills.length > 4096) {
-      const drop = fills.length - 2048
-      fills.splice(0, drop)
-      this.fillBase += drop
-    }
-  }
-
-  /**
-   * The mappings that filled a gap here (see `fills`) that a peer (`at`
-   * its cursor) has passed (its digest `heard` names their source at or
-   * above them) without being offered them: at most `mtu`, each offered
-   * once per peer. A peer behind one is offered it once it passes it (it
-   * may pass it through a copy with the gap). Null when there are none.
-   */
-  fillsFor(at: FillCursor, heard: ReadonlyMap<string, number>, passes: Passes, mtu: number): Update[] | null {
-    const fills = this.fills
-    const end = this.fillBase + fills.length
-    if (at.fillAt >= end && at.fillWait === null) return this.pastFills(at, heard, passes, mtu, null)
-    const waiting = at.fillWait ?? []
-    for (let i = Math.max(at.fillAt - this.fillBase, 0); i < fills.length; i++) waiting.push(fills[i])
-    at.fillAt = end
-    const out: Update[] = []
-    const still: Update[] = []
-    for (const u of waiting) {
-      if (!this.history.isCurrent(u) || (passes !== null && !passes(u.source_id, u.key))) continue
-      if ((heard.get(u.source_id) ?? -Infinity) < u.version || out.length >= mtu) still.push(u)
-      else out.push(u)
-    }
-    // Bounded: the oldest go first (a peer that never passes them needs none).
-    if (still.length > 4096) still.splice(0, still.length - 4096)
-    at.fillWait = still.length === 0 ? null : still
-    return this.pastFills(at, heard, passes, mtu, out.length === 0 ? null : out)
-  }
-
-  // Our own log as rebuilt after a restart that lost it (see
-  // Incarnation.rebuiltTo): each peer's copy of us was our old log as of
-  // some moment, so a peer may name us past a mapping of the rebuilt log
-  // it lacks (the old log had replaced it by a write no peer kept). Once
-  // our past is settled, each peer is offered, in version order, every
-  // mapping of ours in the rebuilt range up to where its digest names us,
-  // once per stream: versions unchanged, so a peer takes only what it
-  // lacks (attack round 3, finding C). Added to `out`, within `mtu`.
-  private pastFills(at: FillCursor, heard: ReadonlyMap<string, number>, passes: Passes, mtu: number, out: Update[] | null): Update[] | null {
-    const incarnation = this.incarnation
-    const upTo = Math.min(heard.get(this.id) ?? -Infinity, incarnation.rebuiltTo)
-    const from = Math.max(at.pastAt, incarnation.rebuiltFrom)
-    const room = mtu - (out === null ? 0 : out.length)
-    if (upTo <= from || room <= 0 || !incarnation.settled) return out
-    const offered = out === null ? null : new Set(out)
-    // A bounded look each time: what a filter or `out` leaves out, next time.
-    const limit = mtu + (offered?.size ?? 0) + 1
-    const news = this.history.news(this.id, from, limit)
-    let last = news.length < limit ? upTo : Math.min(upTo, news[news.length - 1].version)
-    for (const u of news) {
-      if (u.version > upTo) break
-      if ((passes !== null && !passes(u.source_id, u.key)) || offered?.has(u) === true) continue
-      if ((out?.length ?? 0) >= mtu) {
-        last = u.version - 1
-        break
-      }
-      ;(out ??= []).push(u)
-    }
-    at.pastAt = last
-    return out
-  }
-
-  // ---- comparing with a peer's digest ------------------------------------------
-
-  /** How many updates this node holds that a peer's digest lacks (an upper bound, counted to a cap). */
-  behind(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes): number {
-    let n = 0
-    for (const [log, from] of lacking(this.history, heard, range, passes)) {
-      n += passes === null ? this.history.waiting(log.id, from) : newsOf(this.history, log, from, BEHIND_CAP, passes).length
-      if (n >= BEHIND_CAP) return BEHIND_CAP
-    }
-    return n
-  }
-
-  /**
-   * True if a peer's digest names exactly the versions this node holds over
-   * `range`, as `named(log)` says our digest to it names them. `out`: the
-   * peer holds all we do; `inn`: we hold all it does.
-   */
-  sameDigest(heard: ReadonlyMap<string, number>, range: IdRange, named: (log: SourceLog) => number, out: boolean, inn: boolean): boolean {
-    const sources = this.history.sources
-    for (const log of sources.values()) {
-      if (range.after !== undefined || range.through !== undefined) if (!covers(range, log.id)) continue
-      const max = named(log)
-      const theirs = heard.get(log.id) ?? -Infinity
-      if ((out && theirs < max) || (inn && max < theirs)) return false
-    }
-    if (inn) for (const id of heard.keys()) if (!sources.has(id) && covers(range, id)) return false
-    return true
-  }
-
-  // ---- restarts --------------------------------------------------------------------
-
-  // The entries a store object holds at start: validated; our own are our
-  // history (what we wrote); others' stay in the view, and peers send every
-  // source's mappings again (our digest does not claim them). The store
-  // holds only each key's entry, not its source's log: an entry of another
-  // source that no peer sends again by the time every peer we exchange
-  // with has answered us whole was replaced (or is held by no one) and
-  // goes (see viewCheck). Returns the clock they imply, or undefined for
-  // an empty store.
-  private adopt(store: StateStore): number | undefined {
-    let clock: number | undefined
-    for (const key of Object.keys(store)) {
-      if (key === RECORD_KEY) continue
-      const u = checkedUpdate(store[key], `store entry "${key}"`)
-      if (u.key !== key) throw new TypeError(`store entry "${key}" is an update of another key, "${u.key}"`)
-      if (clock === undefined || u.version > clock) clock = u.version
-      if (u.source_id === this.id) this.history.record(u)
-      else (this.viewPending ??= new Map()).set(key, u)
-    }
-    return clock
-  }
-
-  /**
-   * After a peer's answer: once every peer we exchange with (`peers`) has
-   * answered us whole, the store's entries of other sources that none sent
-   * again go, the key's entry being what resolve makes of what we hold.
-   */
-  viewCheck(peers: Iterable<{ readonly exchanged: boolean; readonly destroyed: boolean; readonly answeredWhole: boolean }>): void {
-    const pending = this.viewPending
-    if (pending === null) return
-    let any = false
-    for (const p of peers) {
-      if (!p.exchanged || p.destroyed) continue
-      if (!p.answeredWhole) return
-      any = true
-    }
-    if (!any) return
-    this.viewPending = null
-    const store = this.store as StateStore
-    for (const [key, u] of pending) {
-      const e = entryOf(store, key)
-      if (e === undefined || e.source_id !== u.source_id || e.version !== u.version) continue
-      const entry = this.choose(this.history.get(key))
-      if (entry === undefined) delete store[key]
-      else store[key] = entry
-      if (this.watchers > 0) this.changed(key, e, entry)
-    }
-  }
-
-  // Snapshot.maxes: put back the maxes held back when the snapshot was taken.
-  private holdBack(maxes: unknown): void {
-    if (maxes === null || typeof maxes !== 'object') return
-    for (const id of Object.keys(maxes)) {
-      const v = (maxes as Record<string, unknown>)[id]
-      const log = this.history.sources.get(id)
-      if (log === undefined || typeof v !== 'number' || !(v < log.max)) continue
-      log.max = v < 0 ? -Infinity : v
-      this.heldBack.add(log)
-    }
-  }
-
-  /** The node's state, for Gossip.restore. */
-  snapshot(): Snapshot {
-    const incarnation = this.incarnation
-    const snap = snapshotOf(this.history, incarnation.clock.time, incarnation.snapshotHeld)
-    const maxes = this.maxes()
-    const issued = incarnation.snapshotIssued
-    const floor = incarnation.floor
-    const withMaxes = {
-      ...snap,
-      ...(maxes === null ? {} : { maxes }),
-      ...(issued === undefined ? {} : { issued }),
-      ...(floor === -Infinity ? {} : { floor }),
-    }
-    return this.deletes.record() === null ? withMaxes : { ...withMaxes, ...this.deletes.snapshotFields() }
-  }
-
-  // Snapshot.maxes: the sources still held back, with their max.
-  private maxes(): Record<string, number> | null {
-    let out: Record<string, number> | null = null
-    for (const log of this.heldBack) {
-      let top = -Infinity
-      for (const u of this.history.news(log.id, log.max)) if (u.version > top) top = u.version
-      if (top <= log.max) this.heldBack.delete(log)
-      // (-1 for none: a snapshot is JSON.)
-      else (out ??= {})[log.id] = log.max === -Infinity ? -1 : log.max
-    }
-    return out
-  }
-
-  /**
-   * What the node keeps besides its mappings, as JSON text for a store
-   * (null: nothing): its record of deletes, held-back maxes, where its log
-   * is its own (Snapshot.floor), and, until its past settles, the writes
-   * this life issued (Snapshot.issued).
-   */
-  record(): string | null {
-    const deletes = this.deletes.record()
-    const maxes = this.heldBack.size === 0 ? null : this.maxes()
-    const issued = this.incarnation.snapshotIssued
-    const floor = this.incarnation.floor
-    if (maxes === null && issued === undefined && floor === -Infinity) return deletes
-    const r: Record<string, unknown> = deletes === null ? {} : (JSON.parse(deletes) as Record<string, unknown>)
-    if (maxes !== null) r.maxes = maxes
-    if (issued !== undefined) r.issued = issued
-    if (floor !== -Infinity) r.floor = floor
-    return JSON.stringify(r)
-  }
-
-  // The record of a whole store object: the record of deletes, with the
-  // clock and how far the node holds its past (a snapshot's other fields).
-  private storeRecord(): string {
-    const deletes = this.record()
-    const held = this.incarnation.snapshotHeld
-    const r: StoreRecord = { ...(deletes === null ? {} : (JSON.parse(deletes) as object)), store: STORE_FORMAT, version: this.clock.time }
-    if (held !== undefined) r.held = held
-    return JSON.stringify(r)
+    this.fills.twinned(source, ms)
   }
 
   /** Collect the markers past the grace that may go (docs/deletes.md, rule 4); a store object keeps the record. */
   collect(): void {
     this.deletes.collect()
-    if (this.store !== null) this.saveRecord(this.store)
-  }
-
-  // A store object keeps the node's record of deletes under RECORD_KEY
-  // (a restart from it must not forget what was collected).
-  private saveRecord(store: StateStore): void {
-    const text = this.whole ? this.storeRecord() : this.record()
-    if (text === this.recordSaved) return
-    try {
-      if (text === null) delete store[RECORD_KEY]
-      else (store as Record<string, unknown>)[RECORD_KEY] = text
-      this.recordSaved = text
-    } catch {
-      // A store that fails is told again at the next exchange; its writes say why.
-    }
+    this.storeObject?.saveRecord()
   }
 }
 
-// A peer's update that is a marker, or signed (see take).
-function peerUpdate(key: string, value: unknown, source_id: string, version: number, signature: string | undefined, deleted: boolean, withdrawn: boolean): Update {
-  return Object.freeze(
-    signature === undefined
-      ? deleted
-        ? { key, value, source_id, version, deleted: true as const }
-        : withdrawn
-          ? { key, value, source_id, version, withdrawn: true as const }
-          : { key, value, source_id, version }
-      : deleted
-        ? { key, value, source_id, version, signature, deleted: true as const }
-        : withdrawn
-          ? { key, value, source_id, version, signature, withdrawn: true as const }
-          : { key, value, source_id, version, signature },
-  )
-}
-
-/**
- * Whether an `'invalid'` reason is a version refused for running too far
- * ahead of this node's clock: the update is refused, but the peer may only
- * relay what a node with a wrong clock wrote.
- */
-export function aheadReason(version: number): string {
-  const ahead = (version - Clock.now()) / 3.6e9
-  return `version ${version} is ${ahead.toFixed(1)} h ahead of this node's clock (the limit is ${Clock.AHEAD / 3.6e9} h): a clock is wrong, or a peer is hostile`
-}
-
-// A store's entry for `key` if it is an update-like object (a plain store
-// answers inherited names such as "toString" with functions).
-function entryOf(store: StateStore, key: string): Update | undefined {
-  const u = store[key]
-  return typeof u === 'object' && u !== null ? u : undefined
-}
-
-/**
- * The key under which a store object keeps a current mapping of `key` by
- * `source_id` that is not the key's entry (the entry is at `key` itself):
- * keys starting with "\u0000" are reserved, so no write uses one.
- */
-export function mappingKey(source_id: string, key: string): string {
-  return `\u0000m${JSON.stringify([source_id, key])}`
-}
-
-// The layout of a store object written whole (see mappingKey, StoreRecord).
-const STORE_FORMAT = 1
-
-// What a store object keeps under RECORD_KEY: the record of deletes, and,
-// once it holds every mapping, the format, the clock and Snapshot.held.
-interface StoreRecord extends Partial<Omit<Snapshot, 'updates'>> {
-  store?: number
-  version?: number
-  held?: number
-}
-
-// The record a store object keeps (see saveRecord), if any: a damaged one
-// is left out.
-function recordOf(store: StateStore): StoreRecord | undefined {
-  const text: unknown = (store as Record<string, unknown>)[RECORD_KEY]
-  if (typeof text !== 'string') return undefined
-  try {
-    const r: unknown = JSON.parse(text)
-    return r !== null && typeof r === 'object' && !Array.isArray(r) ? (r as StoreRecord) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-// Whether two mappings of a key are the same (or both none).
-function same(a: Update | undefined, b: Update | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && a.source_id === b.source_id && a.version === b.version)
-}
-
-// Whether a store object holds nothing yet.
-function isEmpty(store: StateStore): boolean {
-  return Object.keys(store).length === 0
-}

@@ -17,7 +17,8 @@
  * node/index.ts and node/sqlite.ts). And no import cycles between files:
  * static, type-only or dynamic; no load by a computed name (which the graph
  * could not see) but the optional peers'. The design card's files declare
- * its modules, as the TypeScript parser reads them.
+ * its modules, as the TypeScript parser reads them, and every module of the
+ * core is in docs/ALGORITHM.md's module map.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
@@ -226,6 +227,15 @@ describe('layers of lib/', () => {
     for (const [file, what] of Object.entries(defines)) {
       assert.ok(declaredIn(fs.readFileSync(path.join(LIB, file), 'utf8')).includes(what), `lib/${file} declares export ${what}`)
     }
+  })
+
+  it("every module of the protocol core is in docs/ALGORITHM.md's module map", () => {
+    const map = fs.readFileSync(path.join(LIB, '..', 'docs', 'ALGORITHM.md'), 'utf8')
+    const core = all.map((f) => path.relative(LIB, f)).filter((rel) => !rel.includes(path.sep))
+    assert.deepStrictEqual(
+      core.filter((rel) => !map.includes(`\`lib/${rel}\``)),
+      [],
+    )
   })
 
   it('loads no module by a name computed at run time, which the import graph cannot see (but the allowed)', () => {

@@ -1,0 +1,303 @@
+/**
+ * Stale copies (docs/deletes.md, rule 6): a peer whose digest names a
+ * source below our gc of it holds a copy that may keep what collected
+ * markers replaced, and is told (a stale notice on our digest end). A node
+ * told so of its own copy refetches the source: what it holds below the gc
+ * is suspect until a fresh copy sends it again, and what none sends again
+ * goes.
+ */
+import { reportInvalid } from './codes'
+import type { Collection } from './collection'
+import type { DeletesHost, DoneFields, Link, Links, Refetch, StreamLike } from './markers'
+import { covers, type IdRange } from './reconcile'
+import type { StaleNotice, Update } from './types'
+
+/** One node's stale copies and refetches (see the module's comment). */
+export class StaleCopies {
+  readonly refetches = new Map<string, Refetch>()
+  // Per source: the gc a refetch of it completed for (a notice at or below it is old news).
+  private readonly refetchedFor = new Map<string, number>()
+  // The node was restored with writes of its own (a snapshot, a store):
+  // they may be older than deletes of its own peers collected.
+  restoredOwn = false
+  // Under config.security without a private key: notices cannot be signed.
+  cannotSign = false
+
+  constructor(
+    private readonly host: DeletesHost,
+    private readonly collection: Collection,
+    private readonly links: Links,
+    private readonly changed: () => void,
+  ) {}
+
+  /**
+   * An update of `source` at `version` came from `stream`; `held` is our
+   * mapping at that version now (the update, if `taken`, or the same one
+   * held before), if any. While `source` is refetched: from a fresh peer
+   * serving it, it confirms what we hold; from any other, a mapping taken
+   * below the gc is suspect too.
+   */
+  received(stream: object, source: string, version: number, held: Update | undefined, taken: boolean): void {
+    if (this.refetches.size === 0) return
+    const r = this.refetches.get(source)
+    if (r === undefined) return
+    const l = this.links.peek(stream)
+    const p = l?.pass?.get(source)
+    if (p !== undefined && p.r === r && p.skip === 0) {
+      if (version > p.at) p.at = version
+      if (held !== undefined) r.suspects.delete(held)
+      r.since = this.collection.activeTime
+      // Sent as far as its digest named it: done, without waiting for its
+      // next digest on this stream (which may never come; attack found it).
+      if (p.at >= p.target) {
+        l?.pass?.delete(source)
+        this.refetched(source, r)
+      }
+    } else if (held !== undefined && taken && version < r.gc) {
+      r.suspects.add(held)
+    }
+    if (held !== undefined && version < r.gc && version > r.below) r.below = version
+  }
+
+  /**
+   * What our digest to `stream` names for `source` while we refetch it:
+   * from where the fresh peer serving it has sent it so far (so that it
+   * sends the source whole), and to every other peer below the gc (our copy
+   * proves nothing fresh). Undefined when `source` is not refetched.
+   */
+  naming(stream: object, source: string, max: number): number | undefined {
+    if (this.refetches.size === 0) return undefined
+    const r = this.refetches.get(source)
+    if (r === undefined) return undefined
+    const p = this.links.peek(stream)?.pass?.get(source)
+    if (p !== undefined && p.r === r) return p.at
+    return Math.min(max, r.below)
+  }
+
+  /** Whether a refetch is under way (our answers then leave suspects out). */
+  get refetching(): boolean {
+    return this.refetches.size > 0
+  }
+
+  /**
+   * `out` (each source in version order) without the suspects of refetched
+   * sources (they may be dead), nor anything of such a source after one:
+   * a peer's max of it must not pass what we left out (I1).
+   */
+  sendable(out: Update[]): Update[] {
+    if (this.refetches.size === 0) return out
+    const cut = new Set<string>()
+    const kept: Update[] = []
+    for (const u of out) {
+      const r = this.refetches.get(u.source_id)
+      if (r !== undefined && (cut.has(u.source_id) || r.suspects.has(u))) {
+        cut.add(u.source_id)
+        continue
+      }
+      kept.push(u)
+    }
+    return kept
+  }
+
+  // Refetches: a peer whose digest names the source at or above the gc,
+  // that vouches for its copies (neither fetching its own past nor
+  // withholding suspects of its own) and, under signatures, whose stream
+  // the transport authenticated, serves it: our digest to it names the
+  // source from scratch, and once it has sent the source as far as it
+  // names it, what it did not send again of our suspects goes.
+  serve(stream: StreamLike, l: Link, done: DoneFields, heard: ReadonlyMap<string, number>, judge: boolean): void {
+    const vouches = judge && !done.recovering && !done.withheld && (this.host.security === undefined || stream.peer !== undefined)
+    for (const [id, r] of this.refetches) {
+      const p = l.pass?.get(id)
+      const serving = p !== undefined && p.r === r
+      if (!vouches) {
+        if (serving) l.pass?.delete(id)
+        continue
+      }
+      const v = heard.get(id)
+      if (v === undefined || v < r.gc) continue
+      if (!serving) {
+        // Answers to questions we asked before (naming the source below
+        // the gc, not from scratch) are still to come: they serve nothing.
+        const skip = stream.questions - (done.reply ? 1 : 0)
+        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v, skip })
+        r.since = this.collection.activeTime
+      } else if (p.skip > 0) {
+        if (done.reply) p.skip--
+      } else if (p.at < v) {
+        p.target = v
+      } else {
+        l.pass?.delete(id)
+        this.refetched(id, r)
+      }
+    }
+  }
+
+  // Done: a fresh copy was sent whole. Our suspects it did not send again
+  // were replaced where it comes from, by markers since collected: they go
+  // as a collection would take them (a tombstone beating a live value here
+  // waits for rule 4; a tombstone gone raises the horizon).
+  private refetched(id: string, r: Refetch): void {
+    this.refetches.delete(id)
+    this.changed()
+    if ((this.refetchedFor.get(id) ?? -Infinity) < r.gc) this.refetchedFor.set(id, r.gc)
+    const history = this.host.history
+    let dropped = 0
+    for (const u of r.suspects) {
+      if (!history.isCurrent(u)) continue
+      if (u.deleted === true && this.collection.beatsLive(u)) continue
+      this.collection.forgetMarker(u)
+      dropped++
+    }
+    this.collection.raiseGc(id, r.gc)
+    this.host.emit('refetched', id, dropped)
+  }
+
+  // A refetch no fresh copy served for a grace of active time: none may be
+  // left (the collector restarted from nothing, or is gone). Its suspects
+  // are kept and sent again, and the node says so; a collector that meets
+  // it later tells it again.
+  abandon(): void {
+    for (const [id, r] of this.refetches) {
+      if (this.collection.activeTime - r.since <= this.collection.grace) continue
+      this.refetches.delete(id)
+      this.changed()
+      this.host.emit('refetchAbandoned', id, r.gc, r.suspects.size)
+    }
+  }
+
+  // Rule 6: a peer naming a source below our gc of it holds a stale copy.
+  // (The notice names what the peer named: our answer may carry its max
+  // past the gc before the notice reaches it.)
+  // A peer naming none of the source is told too: what we send it of the
+  // source lacks the collected markers, and it must know the gc to judge
+  // the copies it passes that on to. Each peer is told once per gc (again
+  // after a grace, if it still names the source below it).
+  judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange): void {
+    const parted = range.after !== undefined || range.through !== undefined
+    for (const [id, gc] of this.collection.gc) {
+      const named = heard.get(id)
+      if (named !== undefined && named >= gc) continue
+      if (parted && !covers(range, id)) continue
+      const told = l.told?.get(id)
+      if (told !== undefined && told[0] >= gc && this.collection.activeTime - told[1] <= this.collection.grace) continue
+      ;(l.told ??= new Map()).set(id, [gc, this.collection.activeTime])
+      ;(l.stale ??= new Map()).set(id, [gc, named ?? 0])
+    }
+  }
+
+  /**
+   * The sources this stream's peer is about to be told it holds stale
+   * copies of (it named them below our gc): none of them goes to it in the
+   * answer that tells it, nor in one that cannot (`answer`: an answer to an
+   * answer has no digest end; then not even a source it named none of). Its max of them must not pass the gc before it
+   * knows, or a notice lost with the connection leaves the stale copy
+   * behind a max nobody questions (attack found it).
+   */
+  telling(stream: StreamLike, heard: ReadonlyMap<string, number>, answer: boolean): ReadonlySet<string> | null {
+    let out: Set<string> | null = null
+    // A node that cannot sign notices (under config.security, without a
+    // private key) never tells: to it, a peer naming a source below the gc
+    // waits for a node that can (attack found a keyless relay passing a
+    // stale copy's max past the gc).
+    if (this.cannotSign) {
+      for (const [id, gc] of this.collection.gc) {
+        const named = heard.get(id)
+        if (named !== undefined && named < gc) (out ??= new Set()).add(id)
+      }
+    }
+    // A source we refetch goes to no peer naming it below the gc: our copy
+    // proves nothing fresh (rule 6), and it would carry the peer's max past
+    // the gc with whatever stale copy the peer holds, unquestioned (a peer
+    // disbelieves the notice we pass on unless its copy went past the gc).
+    for (const [id, r] of this.refetches) {
+      if ((heard.get(id) ?? -Infinity) < r.gc) (out ??= new Set()).add(id)
+    }
+    const stale = this.links.peek(stream)?.stale
+    if (stale === null || stale === undefined) return out
+    // A peer naming none of the source holds no stale copy of it: it is
+    // sent the source with the notice, on the same digest end. Not in an
+    // answer to its answer, which has no end: it would hold a fresh copy
+    // without knowing the gc, and pass it on to a stale copy unquestioned
+    // (attack found a node restarted from nothing taking both).
+    for (const id of stale.keys()) if (answer || heard.has(id)) (out ??= new Set()).add(id)
+    return out
+  }
+
+  // Rule 6 at the receiving end. A notice is believed when its gc is a
+  // believable version and the notifier's digest named the source at or
+  // above it (a collector holds what it collected below its max); one
+  // passed on by a peer that refetches is believed only when our copy went
+  // past the gc (else a collector tells us itself).
+  // `whole`: the range the notifier's digest covered, when it names whole
+  // copies (no filter). A source it names at or above the gc there is fresh
+  // at the notifier; one it covers and names not at all is its own id,
+  // named only as far as we showed it while it asks us for its past (a
+  // node with a gc of a source holds that source's newest mapping, rule 4):
+  // the source is fresh about itself (attack found a restored node's
+  // notices disbelieved by every new peer, whose stale copies then stayed).
+  notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>, whole: IdRange | null): void {
+    const history = this.host.history
+    for (const [id, [gc, ours]] of stale) {
+      if (!this.host.accepts(gc)) continue
+      const named = heard.get(id)
+      // (Not of our own id, nor a notice passed on, which names 0: neither
+      // comes from the source itself.)
+      const direct = named !== undefined ? named >= gc : id !== this.host.id && ours !== 0 && whole !== null && covers(whole, id)
+      const max = history.sources.get(id)?.max ?? -Infinity
+      if (id === this.host.id) {
+        // Our own copy behind our own collected markers. After a restart from
+        // nothing we hold only what peers give back, which is fresh; restored
+        // from an older state, we cannot tell which of our writes we deleted
+        // since, and nothing a peer says removes a write of ours: the
+        // operator must choose.
+        if (this.restoredOwn && direct && max < gc) {
+          reportInvalid(
+            stream,
+            { source_id: id, version: gc },
+            `restored-stale: peers collected deletes of this node up to version ${gc}, beyond the state it was restored from; restart it from its newest state, or from nothing (peers hold its writes)`,
+            'restored_stale',
+          )
+        }
+        continue
+      }
+      if (!direct && max < gc) continue
+      // Knowing this gc already, we collected up to it or refetched for it.
+      if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc) continue
+      const r = this.refetches.get(id)
+      if (r !== undefined && r.gc >= gc) continue
+      this.startRefetch(id, gc)
+      if (!this.refetches.has(id)) continue
+      // Our copy was stale, and we may have sent it on, carrying a peer's
+      // max past the gc too: every peer hears of it (one that knew the gc
+      // has nothing to do; one whose copy is below it hears from a collector).
+      for (const s of this.host.streams()) {
+        if (s === stream) continue
+        ;(this.links.link(s).stale ??= new Map()).set(id, [gc, 0])
+      }
+    }
+  }
+
+  // What we hold of the source below the gc is suspect until a fresh copy
+  // sends it again (a refetch under way for a lower gc widens).
+  startRefetch(id: string, gc: number): void {
+    const suspects = new Set<Update>()
+    let below = -Infinity
+    for (const u of this.host.history.news(id, -Infinity)) {
+      if (u.version >= gc) break
+      suspects.add(u)
+      below = u.version
+    }
+    const r = this.refetches.get(id)
+    if (suspects.size === 0) {
+      // Nothing held there: nothing can be stale.
+      if (r !== undefined) this.refetches.delete(id)
+      if ((this.refetchedFor.get(id) ?? -Infinity) < gc) this.refetchedFor.set(id, gc)
+      this.collection.raiseGc(id, gc)
+      return
+    }
+    this.refetches.set(id, { gc, suspects, below, since: this.collection.activeTime })
+    this.changed()
+    this.host.emit('refetch', id, gc, suspects.size)
+  }
+}
