@@ -24,8 +24,8 @@
  * the right token (see FailureLimiter). Web pages are refused: a request with an `Origin` (unless
  * allowed), or whose `Host` is a DNS name not allowed (a page whose name
  * was rebound to this address), a `PUT` not in JSON, methods not listed.
- * A request without `Host` is refused (400 `bad_request`) unless it carries
- * the token.
+ * A request without `Host` is refused (400 `bad_request`), one whose `Host`
+ * is not allowed too (403), unless it carries the token (then checked).
  *
  * @packageDocumentation
  */
@@ -314,13 +314,16 @@ export class AdminServer {
     // Browsers first: a page must not drive the node, neither from its
     // own origin (Origin header) nor after rebinding its name to this
     // address (Host header). A request without Host is no HTTP/1.1 client's
-    // (RFC 9112 3.2): only one carrying the token is served (no page holds it).
+    // (RFC 9112 3.2). Either is served only carrying the token (no page
+    // holds it), checked below as every token is, probes included.
     const host = req.headers.host
     const token = this.options.token
-    if (host === undefined && token === undefined) {
+    const hostOk = host !== undefined && hostAllowed(host, this.hosts)
+    const tokened = token !== undefined && req.headers.authorization !== undefined
+    if (host === undefined && !tokened) {
       return send(res, 400, { ok: false, code: 'bad_request', error: 'a request names its Host (HTTP/1.1 requires it): the address or localhost name it asks' })
     }
-    if (host !== undefined && !hostAllowed(host, this.hosts)) {
+    if (host !== undefined && !hostOk && !tokened) {
       return send(res, 403, {
         ok: false,
         code: 'forbidden',
@@ -337,8 +340,8 @@ export class AdminServer {
       return send(res, 405, { ok: false, code: 'method_not_allowed', error: `${req.method} ${path.slice(0, 100)}: use ${allowed}` })
     }
     const probe = (req.method === 'GET' || req.method === 'HEAD') && (path === '/health' || path === '/ready')
-    // Without Host, probes too need the token.
-    if (token !== undefined && (!probe || host === undefined)) {
+    // Without a Host that names this endpoint, probes too need the token.
+    if (token !== undefined && (!probe || !hostOk)) {
       // A locked-out address is refused before its token is looked at: a guess that hits must not tell.
       const address = req.socket.remoteAddress ?? ''
       const wait = this.failures.locked(address)

@@ -178,7 +178,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.match(bad.stderr, /--admin-host must be a DNS name without a port/)
   })
 
-  it('attack (seventh outside attack on issue 21): a request with no Host (HTTP/1.0) was answered 200: a client that names no host is no HTTP/1.1 client, and the Host check is the defence against a rebound page; required: 400 bad_request, unless the endpoint has a token and the request carries it', async () => {
+  it('attack (seventh outside attack on issue 21): a request with no Host (HTTP/1.0) was answered 200: a client that names no host is no HTTP/1.1 client, and the Host check is the defence against a rebound page; required: 400 bad_request (403 for a Host not allowed, as before), unless the endpoint has a token and the request carries it', async () => {
     const target = { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: async () => ({ ok: true }) }
     const raw = (port: number, text: string) =>
       new Promise<{ status: number; code: string | undefined }>((resolve, reject) => {
@@ -188,7 +188,13 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
         s.on('error', reject)
         s.on('close', () => {
           const body = t.slice(t.indexOf('\r\n\r\n') + 4)
-          resolve({ status: Number(/^HTTP\/1\.[01] (\d+)/.exec(t)?.[1]), code: body === '' ? undefined : JSON.parse(body).code })
+          let code: string | undefined
+          try {
+            code = body === '' ? undefined : JSON.parse(body).code
+          } catch {
+            code = `not JSON: ${body.slice(0, 40)}`
+          }
+          resolve({ status: Number(/^HTTP\/1\.[01] (\d+)/.exec(t)?.[1]), code })
         })
         s.write(text)
       })
@@ -202,12 +208,16 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
         assert.deepStrictEqual(await raw(o, `GET ${p} HTTP/1.0\r\n\r\n`), { status: 400, code: 'bad_request' }, p)
         assert.deepStrictEqual(await raw(o, `GET ${p} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`), { status: 200, code: undefined }, p)
       }
-      // With a token: a request that carries it needs no Host (no web page holds it); one without it,
-      // probes included, is asked for it (and counted against the lockout, so no Host-less guessing).
+      // With a token: a request that carries it needs no Host (no web page holds it); one without it
+      // is refused as before, probes included; a wrong one counts against the lockout (no Host-less guessing).
       assert.strictEqual((await raw(l, `GET /v1/status HTTP/1.0\r\nAuthorization: Bearer ${token}\r\n\r\n`)).status, 200)
-      assert.deepStrictEqual(await raw(l, 'GET /health HTTP/1.0\r\n\r\n'), { status: 401, code: 'unauthorized' })
+      assert.deepStrictEqual(await raw(l, 'GET /health HTTP/1.0\r\n\r\n'), { status: 400, code: 'bad_request' })
       assert.deepStrictEqual(await raw(l, 'GET /v1/status HTTP/1.0\r\nAuthorization: Bearer wrong-wrong-wrong-wrong\r\n\r\n'), { status: 401, code: 'unauthorized' })
       assert.strictEqual((await raw(l, 'GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n')).status, 200)
+      // So with a Host not allowed (a proxy's name): the token is what tells an operator from a page.
+      assert.strictEqual((await raw(l, `GET /health HTTP/1.0\r\nHost: admin.example\r\nAuthorization: Bearer ${token}\r\n\r\n`)).status, 200)
+      assert.deepStrictEqual(await raw(l, 'GET /health HTTP/1.0\r\nHost: admin.example\r\n\r\n'), { status: 403, code: 'forbidden' })
+      assert.deepStrictEqual(await raw(l, 'GET /v1/status HTTP/1.0\r\nHost: admin.example\r\nAuthorization: Bearer nope-nope-nope-nope\r\n\r\n'), { status: 401, code: 'unauthorized' })
     } finally {
       await open.close()
       await locked.close()
