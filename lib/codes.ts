@@ -80,3 +80,13 @@ export interface Reporter {
 export function reportInvalid(on: Reporter, what: unknown, reason: string, code: InvalidCode): void {
   on.emit('invalid', what, reason, code)
 }
+
+/** A TypeError thrown for a refused local input, carrying the code an `'invalid'` report of the same input would. */
+export interface InputError extends TypeError {
+  readonly code: InvalidCode
+}
+
+/** A {@link InputError}: `set` and `delete` throw these, so callers read `err.code` as they read an `'invalid'` report's. */
+export function inputError(code: InvalidCode, message: string): InputError {
+  return Object.assign(new TypeError(message), { code })
+}

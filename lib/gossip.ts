@@ -11,7 +11,7 @@
  * digest.ts). A stream only carries objects to and from its exchange.
  */
 import { Duplex } from 'readable-stream'
-import { reportInvalid } from './codes'
+import { inputError, reportInvalid } from './codes'
 import { checkStreamOptions, settingsOf, type Settings } from './config'
 import type { Deletes } from './deletes'
 import { Exchange, type ExchangeNode } from './exchange'
@@ -382,18 +382,19 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    * control) the write waits in the backlog; a `'drain'` event follows.
    * @throws TypeError for a key that is not a non-empty, non-reserved string
    * or a finite number, an undefined value, or a value JSON cannot carry
-   * (see `jsonProblem`).
+   * (see `jsonProblem`), or a write over `config.mtu_bytes`; its `code`
+   * (`key`, `value`, `too_big`) is the one an `'invalid'` report would carry.
    */
   set(key: string | number, value: T): boolean {
     const k = keyOf(key)
     const bad = badName('key', k)
-    if (bad !== null) throw new TypeError(bad)
-    if (value === undefined) throw new TypeError('value must not be undefined')
+    if (bad !== null) throw inputError('key', bad)
+    if (value === undefined) throw inputError('value', 'value must not be undefined')
     // A frozen copy: the caller's object stays the caller's.
     const held = admitValue(value, true)
-    if (held instanceof Refused) throw new TypeError(`value ${held.reason}`)
+    if (held instanceof Refused) throw inputError('value', `value ${held.reason}`)
     const big = this.mtuBytes === Infinity ? null : oversize(this.mtuBytes, this.id, k as string, held, this.signed)
-    if (big !== null) throw new TypeError(big)
+    if (big !== null) throw inputError('too_big', big)
     return this.localWrite(k as string, held)
   }
 
@@ -405,12 +406,12 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
    * Tombstones are collected after `config.tombstone_grace` (see
    * docs/guide.md, "Deletes").
    * @returns as `set` does.
-   * @throws TypeError for a bad key.
+   * @throws TypeError for a bad key (`code` `key`).
    */
   delete(key: string | number): boolean {
     const k = keyOf(key)
     const bad = badName('key', k)
-    if (bad !== null) throw new TypeError(bad)
+    if (bad !== null) throw inputError('key', bad)
     this.replica.collect()
     return this.localWrite(k as string, TOMBSTONE)
   }

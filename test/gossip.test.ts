@@ -38,6 +38,26 @@ describe('Gossip', () => {
       assert.throws(() => new Gossip('a', lww({ random: 1 as never })), /random/)
     })
 
+    it('refuses a bad local write with a TypeError carrying the code an invalid report of it would (key, value, too_big)', () => {
+      const g = new Gossip('a', lww({ mtu_bytes: 16384 }))
+      const code = (f: () => unknown): unknown => {
+        try {
+          f()
+        } catch (err) {
+          assert.ok(err instanceof TypeError)
+          return (err as { code?: unknown }).code
+        }
+        return 'no error'
+      }
+      assert.strictEqual(code(() => g.set('', 1)), 'key')
+      assert.strictEqual(code(() => g.set('a\u0000b', 1)), 'key')
+      assert.strictEqual(code(() => g.set('x', undefined as never)), 'value')
+      assert.strictEqual(code(() => g.set('x', () => 1)), 'value')
+      assert.strictEqual(code(() => g.set('x', 'y'.repeat(20000))), 'too_big')
+      assert.strictEqual(code(() => g.delete('__proto__')), 'key')
+      assert.strictEqual(code(() => g.set('x', 1)), 'no error')
+    })
+
     it('takes its defaults from base.config and sets the highWaterMark to the mtu', () => {
       const g = new Gossip('a', lww())
       assert.strictEqual(g.mtu, base.config.mtu)
