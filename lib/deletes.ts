@@ -119,7 +119,7 @@ export class Deletes {
     this.staleCopies.restoredOwn = (this.host.history.sources.get(this.host.id)?.live ?? 0) > 0
     const history = this.host.history
     const markers: Update[] = []
-    for (const u of history._mappings()) if (isMarker(u)) markers.push(u)
+    for (const u of history.mappings()) if (isMarker(u)) markers.push(u)
     markers.sort((a, b) => a.version - b.version)
     for (const u of markers) this.took(u, u.source_id === this.host.id)
     const collected = snapshot?.collected

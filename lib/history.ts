@@ -424,11 +424,6 @@ export class History extends EventEmitter {
     }
   }
 
-  /** @internal @deprecated {@link mappings}, by its old name, for deletes.ts and testing/model.ts until they move to it. */
-  _mappings(): IterableIterator<Update> {
-    return this.mappings()
-  }
-
   /**
    * Record an update as its source's current mapping of its key (when it is
    * newer than the one held) and, in a history that keeps the resolved view,

@@ -158,7 +158,7 @@ describe('deletes (docs/deletes.md)', function () {
       c.heal()
       await graceWithExchanges(c)
       for (const g of c.nodes.values()) {
-        assert.deepStrictEqual([...g.history._mappings()].map((u) => u.key), ['last'])
+        assert.deepStrictEqual([...g.history.mappings()].map((u) => u.key), ['last'])
         assert.strictEqual(g.deletes.pending, 0)
       }
     }))

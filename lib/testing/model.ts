@@ -332,7 +332,7 @@ export class Model {
         if (p === q) continue
         const max = p.history.sources.get(q.id)?.max ?? -Infinity
         if (max === -Infinity || this.refetching.get(p.id)?.has(q.id) === true) continue
-        for (const u of q.history._mappings()) {
+        for (const u of q.history.mappings()) {
           if (u.source_id !== q.id || u.version > max) continue
           const mine = p.history.mapping(q.id, u.key)
           if (mine !== undefined && mine.version >= u.version) continue
