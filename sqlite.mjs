@@ -2,4 +2,4 @@
 // import and require share one copy of each class.
 import cjs from './dist/lib/node/sqlite.js'
 
-export const { Store, StoreDamagedError, openGossip, MissingPeerError } = cjs
+export const { Store, StoreDamagedError, StoreError, openGossip, MissingPeerError } = cjs

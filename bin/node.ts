@@ -11,7 +11,7 @@ import * as readline from 'readline'
 import { CONTROL, DEFAULT_ADMIN_PORT, DEFAULT_PORT, parseAddress, startNode, StoreFailedError, TwinError, type Address, type ScuttleNode, type TwinReport } from '../lib/node/tcp'
 import { ed25519, helloAuth } from '../lib/node/security'
 import { AdminServer, isLoopback, type AdminCode, type AdminRequest } from '../lib/node/admin'
-import { StoreDamagedError } from '../lib/node/store'
+import { StoreError } from '../lib/node/store'
 import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
 import { isMembershipKey, MAX_META_LENGTH, type Member } from '../lib/membership'
@@ -572,9 +572,10 @@ export function operatorError(err: unknown, args: Args): string {
       return `no space left for ${e.path ?? 'the data directory'}: free space there, or move --data`
   }
   if (e instanceof MissingPeerError) return `${e.message} (beside simple-scuttle: where it is installed, or with -g for a global install)`
-  if (e instanceof StoreDamagedError) return /--repair/.test(e.message) ? e.message : `${e.message} (start with --repair to keep what can be read; the damaged files are copied aside first)`
-  if (/^store: /.test(e.message)) return e.message
-  if (e instanceof TypeError || /key|PEM|ed25519|decoder/i.test(e.message)) return oneLine(e.message)
+  // A store's refusal says what to do (a damaged one: start with --repair).
+  if (e instanceof StoreError) return oneLine(e.message)
+  // Options refused, keys (loadKeys names the file and how to make one) included.
+  if (e instanceof TypeError) return oneLine(e.message)
   return `unexpected error: ${e.code === undefined ? '' : `${e.code}: `}${oneLine(e.message)}`
 }
 

@@ -8,7 +8,7 @@
  * @packageDocumentation
  * @module simple-scuttle/sqlite
  */
-export { Store, StoreDamagedError, openGossip } from './store'
-export type { OpenGossipOptions, StoreOptions } from './store'
+export { Store, StoreDamagedError, StoreError, openGossip } from './store'
+export type { OpenGossipOptions, StoreErrorCode, StoreOptions } from './store'
 export { MissingPeerError } from './peer'
 export type { OptionalPeer } from './peer'

@@ -3,7 +3,9 @@
  */
 import * as assert from 'assert'
 import { UsageError } from '../../bin/args'
-import { parseArgs } from '../../bin/node'
+import { operatorError, parseArgs } from '../../bin/node'
+import { StoreDamagedError, StoreError } from '../../lib/node/store'
+import { MissingPeerError } from '../../lib/node/peer'
 
 describe('simple-scuttle node: options', () => {
   it('the command line takes --ws, --codec and --mtu-bytes, and refuses bad ones', () => {
@@ -26,5 +28,18 @@ describe('simple-scuttle node: options', () => {
     usage(['--id', 'a\ud800'], /--id holds an unpaired/)
     usage(['--id', 'a', '--meta', JSON.stringify({ x: 'a'.repeat(5000) })], /--meta is 5008 characters of JSON: at most 4096/)
     assert.deepStrictEqual(parseArgs(['--id', 'a', '--meta', JSON.stringify({ x: 'a'.repeat(4000) })]).meta, { x: 'a'.repeat(4000) })
+  })
+
+  it("says a start's error by its class or code, not by the words of its message", () => {
+    const args = parseArgs(['--id', 'a'])
+    const said = (e: unknown) => operatorError(e, args)
+    assert.strictEqual(said(new StoreError('store_in_use', 'store: /d is in use by another store')), 'store: /d is in use by another store')
+    assert.match(said(new StoreDamagedError('/d/state.db', ['torn'])), /^store: \/d\/state\.db is damaged: torn\. .*--repair/)
+    assert.strictEqual(said(new TypeError('--keys /k: a.key.pem is not\nan Ed25519 private key')), '--keys /k: a.key.pem is not an Ed25519 private key')
+    assert.match(said(new MissingPeerError('ws', '--ws', new Error('nope'))), /run npm install ws \(beside simple-scuttle/)
+    assert.strictEqual(said(Object.assign(new Error('listen'), { code: 'EADDRINUSE', address: '127.0.0.1', port: 7000 })).startsWith('cannot listen on 127.0.0.1:7000: the address is in use'), true)
+    // A message that merely mentions a store or a key is not foreseen.
+    assert.strictEqual(said(new Error('store: no such thing')), 'unexpected error: store: no such thing')
+    assert.strictEqual(said(Object.assign(new Error('bad PEM key'), { code: 'ERR_X' })), 'unexpected error: ERR_X: bad PEM key')
   })
 })

@@ -17,8 +17,22 @@ import { ACKED, DB, LOCK, setAside } from './directory'
 import { scanWal } from './wal'
 import type { AckedWitness } from './witness'
 
+/** Why a store refused: one code each, for an operator's answer and for logs. */
+export type StoreErrorCode = 'store_damaged' | 'store_in_use' | 'store_other_node' | 'store_format' | 'store_closed' | 'store_attached'
+
+/** A store refused to open or to act; its message names the directory or file and what to do. */
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'StoreError'
+  }
+}
+
 /** The directory holds damage the store refused to open (or repair could not mend). */
-export class StoreDamagedError extends Error {
+export class StoreDamagedError extends StoreError {
   /** The damaged file. */
   readonly file: string
   /** What is wrong with it, one line each. */
@@ -26,7 +40,7 @@ export class StoreDamagedError extends Error {
 
   constructor(file: string, problems: string[]) {
     const shown = problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : '')
-    super(`store: ${file} is damaged: ${shown}. Open with repair: true (simple-scuttle node --repair) to keep what can be read; the damaged files are copied aside first`)
+    super('store_damaged', `store: ${file} is damaged: ${shown}. Open with repair: true (simple-scuttle node --repair) to keep what can be read; the damaged files are copied aside first`)
     this.name = 'StoreDamagedError'
     this.file = file
     this.problems = problems

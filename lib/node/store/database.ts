@@ -14,7 +14,7 @@
  */
 import type Database from 'better-sqlite3'
 import { crc32, metaCrc, rowCrc } from './checksum'
-import { checkSize, type OpenContext, StoreDamagedError } from './damage'
+import { checkSize, type OpenContext, StoreDamagedError, StoreError } from './damage'
 import { fsyncDir } from './directory'
 import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite, valueColumn } from './schema'
 import type { Update } from '../../types'
@@ -84,9 +84,9 @@ export function openDatabase(ctx: OpenContext, req: OpenRequest): { sql: Databas
     if (app !== APPLICATION_ID) {
       // Ours by lock.db's word: a damaged header, not a stranger's file.
       if (req.known) throw new StoreDamagedError(ctx.file, [`its header is not a simple-scuttle store's (application_id ${app})`])
-      throw new Error(`store: ${ctx.file} is not a simple-scuttle store (application_id ${app})`)
+      throw new StoreError('store_format', `store: ${ctx.file} is not a simple-scuttle store (application_id ${app})`)
     }
-    if (version !== FORMAT) throw new Error(`store: ${ctx.file} has format ${version}; this version reads format ${FORMAT}`)
+    if (version !== FORMAT) throw new StoreError('store_format', `store: ${ctx.file} has format ${version}; this version reads format ${FORMAT}`)
     const problems: string[] = checkSize(ctx.file)
     if (req.check !== 'none') {
       for (const line of db.pragma(req.check === 'full' ? 'integrity_check' : 'quick_check', { simple: false }) as Record<string, string>[]) {
@@ -130,7 +130,7 @@ function readMeta(ctx: OpenContext, db: Database.Database, problems: string[]): 
     problems.push('the row of table meta does not match its checksum')
     return { seq: 0, held: null, reserved: 0 }
   }
-  if (id !== ctx.id) throw new Error(`store: ${ctx.dir} holds node "${id}", not "${ctx.id}"`)
+  if (id !== ctx.id) throw new StoreError('store_other_node', `store: ${ctx.dir} holds node "${id}", not "${ctx.id}"`)
   return { seq, held: held as number | null, reserved }
 }
 

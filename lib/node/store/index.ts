@@ -7,6 +7,7 @@
  */
 export { Store } from './store'
 export type { StoreOptions } from './store'
-export { StoreDamagedError } from './damage'
+export { StoreDamagedError, StoreError } from './damage'
+export type { StoreErrorCode } from './damage'
 export { openGossip } from './open-gossip'
 export type { OpenGossipOptions } from './open-gossip'

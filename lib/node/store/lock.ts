@@ -15,6 +15,7 @@ import type Database from 'better-sqlite3'
 import * as fs from 'fs'
 import * as path from 'path'
 import { identityCrc } from './checksum'
+import { StoreError } from './damage'
 import { LOCK, setAside } from './directory'
 import { FORMAT, sqlite } from './schema'
 
@@ -60,7 +61,7 @@ export class DirectoryLock {
       opened = open()
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new Error(`store: ${dir} is in use by another store (another process, or this one)`)
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new StoreError('store_in_use', `store: ${dir} is in use by another store (another process, or this one)`)
       if (code !== 'SQLITE_CORRUPT' && code !== 'SQLITE_NOTADB') throw err
       // Only a lock and a reminder: set it aside and start it again.
       const aside = setAside(dir, [LOCK, `${LOCK}-journal`])
@@ -72,7 +73,7 @@ export class DirectoryLock {
     if (row === undefined) return new DirectoryLock(lock, id, false, 0)
     if (row.id !== id) {
       lock.close()
-      throw new Error(`store: ${dir} holds node "${row.id}", not "${id}"`)
+      throw new StoreError('store_other_node', `store: ${dir} holds node "${row.id}", not "${id}"`)
     }
     return new DirectoryLock(lock, id, true, Number.isSafeInteger(row.reserved) ? row.reserved : 0)
   }

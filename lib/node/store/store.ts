@@ -66,7 +66,7 @@ import type { PersistentStore } from '../../persistence'
 import { markChecked, type RecordFields } from '../../snapshot'
 import type { Snapshot, StateStore, Update } from '../../types'
 import { GroupCommit } from './commit'
-import { asDamage, checkAcked, checkLog, lostDatabase, type OpenContext, StoreDamagedError } from './damage'
+import { asDamage, checkAcked, checkLog, lostDatabase, type OpenContext, StoreDamagedError, StoreError } from './damage'
 import { type Meta, type Op, openDatabase, StateDatabase } from './database'
 import { DB, fsyncDir } from './directory'
 import { readDeletes, readMappings } from './load'
@@ -175,7 +175,7 @@ export class Store implements PersistentStore {
     sqlite() // a missing better-sqlite3 says so here, before any catch below reads it as damage
     fs.mkdirSync(dir, { recursive: true })
     this.real = fs.realpathSync(dir)
-    if (OPEN.has(this.real)) throw new Error(`store: ${dir} is already open in this process (two stores on one directory would be two writers)`)
+    if (OPEN.has(this.real)) throw new StoreError('store_in_use', `store: ${dir} is already open in this process (two stores on one directory would be two writers)`)
     OPEN.add(this.real)
     let lock: DirectoryLock | undefined
     let sql: Database.Database | undefined
@@ -275,9 +275,9 @@ export class Store implements PersistentStore {
 
   /** Start recording `gossip`'s applied updates. Its id must be the store's. */
   attach(gossip: Gossip): this {
-    if (this.closed) throw new Error('store: closed')
-    if (this.gossip !== null) throw new Error('store: already attached')
-    if (gossip.id !== this.id) throw new Error(`store: directory of "${this.id}" cannot hold "${gossip.id}"`)
+    if (this.closed) throw new StoreError('store_closed', 'store: closed')
+    if (this.gossip !== null) throw new StoreError('store_attached', 'store: already attached')
+    if (gossip.id !== this.id) throw new StoreError('store_other_node', `store: directory of "${this.id}" cannot hold "${gossip.id}"`)
     this.gossip = gossip
     this.viewMode = gossip.state === this.proxy
     this.cached = null

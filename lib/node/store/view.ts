@@ -11,6 +11,7 @@
  */
 import { checkedUpdate, RECORD_KEY } from '../../shape'
 import type { StateStore, Update } from '../../types'
+import { StoreError } from './damage'
 
 /** What the view reads and writes: given by the store. */
 export interface ViewSource {
@@ -37,7 +38,7 @@ export function makeView(source: ViewSource): StateStore {
     return source.get(key)
   }
   const write = (key: string, entry: Update | null): void => {
-    if (source.closed) throw new Error('store: closed')
+    if (source.closed) throw new StoreError('store_closed', 'store: closed')
     source.write(key, entry)
   }
   return new Proxy(Object.create(null) as StateStore, {
