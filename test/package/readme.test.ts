@@ -23,6 +23,7 @@ const MAX_FRAGMENTS = 3
 const expected: Record<string, RegExp[]> = {
   'README.md': [
     /b applied color = blue[\s\S]*large blue[\s\S]*"key":"color","value":"blue","source_id":"a"/,
+    /^Ann 42\n2\n$/,
     /client got motd = "hello from the server" from server/,
   ],
   'docs/guide.md': [
