@@ -74,8 +74,8 @@ export class Connection implements GateObserver {
   private moved = 0
   /** Nothing but membership's writes moved either way at its last reply. */
   quiet = false
-  /** When our output to this peer started waiting (-1: it moves). */
-  stalledSince = -1
+  // When our output to this peer started waiting (-1: it moves).
+  private stalledSince = -1
   closed = false
   // Entries of the digest coming in, and of the one going out.
   private entriesIn = 0
@@ -105,6 +105,24 @@ export class Connection implements GateObserver {
     readonly end: () => void,
   ) {
     this.memberTokens = host.memberRate
+  }
+
+  /**
+   * Why the node drops it at `now`, or null: no hello within `timeout` ms
+   * of connecting, or not reading what we send for as long (its buffers are
+   * bounded, but it would hold them, and our streams, for good). Called on
+   * every tick: it notes when the peer stopped reading.
+   */
+  overdue(now: number, timeout: number): { code: 'timeout' | 'stalled'; reason: string } | null {
+    if (this.peer === null && now - this.opened >= timeout) return { code: 'timeout', reason: `no hello within ${now - this.opened} ms` }
+    const stream = this.session.stream
+    if (this.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
+      if (this.stalledSince < 0) this.stalledSince = now
+      else if (now - this.stalledSince >= timeout) return { code: 'stalled', reason: `not reading for ${now - this.stalledSince} ms` }
+    } else {
+      this.stalledSince = -1
+    }
+    return null
   }
 
   /** The peer's id once its hello was accepted, else null. */

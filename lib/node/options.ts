@@ -1,14 +1,17 @@
 /**
- * The options of a TCP node (`startNode`), its defaults, and addresses as
- * the command line writes them.
+ * The options of a TCP node (`startNode`), their checks and defaults
+ * (`checkOptions`), and addresses as the command line writes them.
  *
  * @packageDocumentation
  */
 import { isIP } from 'net'
 import type { Config, Resolve, Security } from '../types'
 import type { MembershipOptions } from '../membership'
-import type { Format } from '../wire/codec'
-import type { HelloAuth } from '../wire/session'
+import { MAX_FRAME_LENGTH } from '../wire/binary'
+import { FORMATS, type Format } from '../wire/codec'
+import { checkCodecs } from '../wire/handshake'
+import { badCluster, type HelloAuth } from '../wire/session'
+import { loadPeer } from './peer'
 import type { StoreOptions } from './store'
 import type { Address, LogLevel } from './types'
 
@@ -131,6 +134,64 @@ export interface NodeOptions {
 
 /** The cluster of a node, or of a hello, that names none. */
 export const DEFAULT_CLUSTER = 'default'
+
+// What the ws and metrics options need installed (see loadPeer).
+const WS_FEATURE = 'A node with WebSockets (the ws option, --ws)'
+const METRICS_FEATURE = 'A node with metrics (the metrics option, --metrics)'
+
+/** A node's options checked, with their defaults: what its constructor builds on. */
+export interface CheckedOptions {
+  /** The node's config: `options.config` with `resolve`, `mtu` and `security` given apart laid over it. */
+  readonly config: Config
+  readonly codecs: Format[]
+  readonly cluster: string
+  readonly membership: MembershipOptions | null
+  readonly interval: number
+  readonly maxLineLength: number
+  readonly maxFrameLength: number
+  readonly maxInvalid: number
+  readonly stallTimeout: number
+  readonly maxConnections: number
+  readonly random: () => number
+}
+
+/**
+ * `options` checked, with their defaults, before the node opens anything.
+ * @throws TypeError saying which option is wrong, or MissingPeerError for
+ * an option whose optional package is not installed.
+ */
+export function checkOptions(options: NodeOptions): CheckedOptions {
+  const interval = options.interval ?? 1000
+  if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
+  const codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
+  const config: Config = {
+    ...options.config,
+    resolve: options.resolve ?? options.config?.resolve ?? null,
+  }
+  if (options.mtu !== undefined) config.mtu = options.mtu
+  if (options.security !== undefined) config.security = options.security
+  const cluster = options.cluster ?? DEFAULT_CLUSTER
+  const bad = badCluster(cluster)
+  if (bad !== null) throw new TypeError(`cluster name refused: ${bad}`)
+  const m = options.membership ?? false
+  if (m !== false && m !== true && (typeof m !== 'object' || m === null)) throw new TypeError('membership must be a boolean or options')
+  // The optional packages these options need, asked for before anything opens.
+  if (options.ws !== undefined) loadPeer('ws', WS_FEATURE)
+  if (options.metrics !== undefined) loadPeer('prom-client', METRICS_FEATURE)
+  return {
+    config,
+    codecs,
+    cluster,
+    membership: m === false ? null : m === true ? {} : m,
+    interval,
+    maxLineLength: options.maxLineLength ?? 1 << 20,
+    maxFrameLength: options.maxFrameLength ?? MAX_FRAME_LENGTH,
+    maxInvalid: options.maxInvalid ?? 0,
+    stallTimeout: options.stallTimeout ?? Math.max(10_000, 10 * interval),
+    maxConnections: options.maxConnections ?? 64,
+    random: options.random ?? Math.random,
+  }
+}
 
 /** `HOST:PORT` (`[v6]:PORT`; `:PORT` is 127.0.0.1) as an {@link Address}. @throws TypeError saying what is wrong. */
 export function parseAddress(text: string): Address {

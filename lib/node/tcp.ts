@@ -12,10 +12,11 @@
  * `stallTimeout` ms. Everything buffered per connection is bounded, so one
  * bad peer costs the others nothing but a share of the CPU.
  *
- * The node composes its parts: where peers come in (listener.ts), who
- * gets a slot (admission.ts), one connection per peer (connection.ts, on
- * a session), the twin rule (twins.ts), its data directory
- * (durability.ts), and dialing (dialer.ts).
+ * The node composes its parts: its options, checked (options.ts), where
+ * peers come in (listener.ts), who gets a slot (admission.ts), one
+ * connection per peer and when it is overdue (connection.ts, on a
+ * session), the twin rule (twins.ts), its data directory (durability.ts),
+ * and dialing (dialer.ts).
  *
  * @packageDocumentation
  */
@@ -27,11 +28,9 @@ import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
 import { Clock } from '../clock'
 import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
-import type { Config, Update } from '../types'
-import { MAX_FRAME_LENGTH } from '../wire/binary'
-import { FORMATS, type Format } from '../wire/codec'
+import type { Update } from '../types'
+import type { Format } from '../wire/codec'
 import { limitsFor, type Limits } from '../wire/gate'
-import { checkCodecs } from '../wire/handshake'
 import { badCluster, CONTROL, Session, SessionError, type SessionOptions } from '../wire/session'
 import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { Admission } from './admission'
@@ -41,8 +40,7 @@ import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
 import { Listener } from './listener'
 import { serveMetrics, type MetricsServer } from './metrics'
-import { DEFAULT_CLUSTER, hostPort, type NodeOptions } from './options'
-import { loadPeer } from './peer'
+import { checkOptions, type CheckedOptions, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
 import { Store } from './store'
 import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
@@ -55,8 +53,6 @@ export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, Tw
 export { badCluster, CONTROL, StoreFailedError, TwinError }
 export { DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, DEFAULT_PORT, parseAddress } from './options'
 
-const WS_FEATURE = 'A node with WebSockets (the ws option, --ws)'
-const METRICS_FEATURE = 'A node with metrics (the metrics option, --metrics)'
 // Own writes remembered for peers' staleness.
 const OWN_TIMES = 4096
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
@@ -146,38 +142,22 @@ export class ScuttleNode extends EventEmitter {
   // Lines a peer causes once per connection: bounded however fast it dials.
   private readonly budget: LogBudget
   private readonly limits: Limits
-  private readonly opts: Required<Pick<NodeOptions, 'interval' | 'maxLineLength' | 'maxFrameLength' | 'maxInvalid' | 'stallTimeout' | 'maxConnections'>> & {
-    random: () => number
-  }
+  private readonly opts: CheckedOptions
 
   /** @internal Use {@link startNode}. */
   constructor(options: NodeOptions) {
     super()
-    const interval = options.interval ?? 1000
-    if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
-    this.codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
-    const config: Config = {
-      ...options.config,
-      resolve: options.resolve ?? options.config?.resolve ?? null,
-    }
-    if (options.mtu !== undefined) config.mtu = options.mtu
-    if (options.security !== undefined) config.security = options.security
-    const cluster = options.cluster ?? DEFAULT_CLUSTER
-    const bad = badCluster(cluster)
-    if (bad !== null) throw new TypeError(`cluster name refused: ${bad}`)
-    this.cluster = cluster
-    const m = options.membership ?? false
-    if (m !== false && m !== true && (typeof m !== 'object' || m === null)) throw new TypeError('membership must be a boolean or options')
-    this.membershipOptions = m === false ? null : m === true ? {} : m
+    const checked = checkOptions(options)
+    const { config, interval, random } = checked
+    this.opts = checked
+    this.codecs = checked.codecs
+    this.cluster = checked.cluster
+    this.membershipOptions = checked.membership
     this.metricsAt = options.metrics
-    // The optional packages these options need, asked for before anything opens.
-    if (options.ws !== undefined) loadPeer('ws', WS_FEATURE)
-    if (options.metrics !== undefined) loadPeer('prom-client', METRICS_FEATURE)
     this.auth = options.auth
     this.advertised = options.advertise
     this.joined = (options.connect ?? []).length === 0
     this.dials = !this.joined
-    const random = options.random ?? Math.random
     // One line per entry, whatever a peer put in an id or a reason.
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line, level = 'info') => sink(printable(line), level)
@@ -193,15 +173,6 @@ export class ScuttleNode extends EventEmitter {
     this.store = store
     this.durability = store === null ? null : new Durability(store, this.gossip, this.log, (err) => this.emit('store-failed', err))
     this.limits = limitsFor(this.gossip.mtu, interval, options)
-    this.opts = {
-      interval,
-      maxLineLength: options.maxLineLength ?? 1 << 20,
-      maxFrameLength: options.maxFrameLength ?? MAX_FRAME_LENGTH,
-      maxInvalid: options.maxInvalid ?? 0,
-      stallTimeout: options.stallTimeout ?? Math.max(10_000, 10 * interval),
-      maxConnections: options.maxConnections ?? 64,
-      random,
-    }
     const node = this
     this.host = {
       gossip: this.gossip,
@@ -813,20 +784,10 @@ export class ScuttleNode extends EventEmitter {
     const now = Date.now()
     this.durability?.check()
     for (const c of this.conns) {
-      if (c.peer === null && now - c.opened >= this.opts.stallTimeout) {
-        this.admission.count('timeout')
-        this.drop(c, 'timeout', `no hello within ${now - c.opened} ms`)
-        continue
-      }
-      // A peer that does not read what we send is dropped: its buffers are
-      // bounded, but it would hold them, and our streams, for good.
-      const stream = c.session.stream
-      if (c.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
-        if (c.stalledSince < 0) c.stalledSince = now
-        else if (now - c.stalledSince >= this.opts.stallTimeout) this.drop(c, 'stalled', `not reading for ${now - c.stalledSince} ms`)
-      } else {
-        c.stalledSince = -1
-      }
+      const overdue = c.overdue(now, this.opts.stallTimeout)
+      if (overdue === null) continue
+      if (overdue.code === 'timeout') this.admission.count('timeout')
+      this.drop(c, overdue.code, overdue.reason)
     }
     this.gossipOnce()
     // A silent peer that stops counting can leave the node in sync without an exchange.
