@@ -7,6 +7,10 @@ import * as assert from 'assert'
 import { Gossip, base, resolution } from '../lib'
 import type { Message, PeerStream, Update } from '../lib'
 import { Net, exchange, lww as config } from './net'
+import { settingsOf } from '../lib/config'
+import { Exchange, type ExchangeNode, type ExchangeStream } from '../lib/exchange'
+import { Replica } from '../lib/replica'
+import type { ResolutionContext } from '../lib/types'
 
 const lww = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))
@@ -364,5 +368,91 @@ describe('one-way streams', () => {
     }
     assert.strictEqual(a.get('b-data').value, 2)
     assert.strictEqual(b.get('a-only').version, -Infinity)
+  })
+})
+
+// An Exchange on its own, through the interfaces it is built on: a node
+// (ExchangeNode) holding a Replica, and a stream (ExchangeStream) that
+// records what it is pushed. No Gossip, no Duplex.
+describe('an Exchange built directly on a fake node and stream', () => {
+  function fake(id: string) {
+    const settings = settingsOf(id, { resolve: lww })
+    const events: [string, unknown[]][] = []
+    let synced = 0
+    const context: ResolutionContext = {
+      id,
+      get version() {
+        return replica.clock.time
+      },
+      sort: settings.sort,
+      get state() {
+        return replica.state as Readonly<Record<string, Update>>
+      },
+      get: (key) => replica.get(key),
+      sources: (key) => replica.sources(key),
+    }
+    const replica: Replica = new Replica(id, settings, null, {
+      context,
+      emit: (event, ...args) => events.push([String(event), args]) > 0,
+      rawListeners: () => [],
+      peers: () => [ex],
+    })
+    const node: ExchangeNode = {
+      replica,
+      flow: null,
+      mtu: settings.mtu,
+      mtuBytes: settings.mtuBytes,
+      order: settings.order,
+      random: settings.random,
+      sort: settings.sort,
+      signed: false,
+      localWrites: false,
+      pump: () => {},
+      exchanges: () => [ex],
+      peerSynced: () => void synced++,
+      writeLocal: () => assert.fail('no local writes come through this stream'),
+    }
+    const pushed: Message[] = []
+    const stream: ExchangeStream = {
+      push: (m) => pushed.push(m) > 0,
+      emit: (event, ...args) => events.push([String(event), args]) > 0,
+      destroyed: false,
+      readableLength: 0,
+      readableHighWaterMark: 100,
+    }
+    const ex: Exchange = new Exchange(node, stream, {}, undefined)
+    return { replica, ex, pushed, events, synced: () => synced }
+  }
+
+  it('answers a digest with its own, the updates the peer lacks, and an end marked as a reply', () => {
+    const { replica, ex, pushed, events } = fake('a')
+    replica.local('x', 1)
+    replica.local('y', 2)
+    const own = replica.clock.time
+    // The peer holds c up to 5 and nothing of a.
+    ex.take({ digest: true, source_id: 'c', version: 5 })
+    assert.strictEqual(pushed.length, 0, 'nothing before the digest ends')
+    ex.take({ digest: true, done: true })
+    // Our digest (a at our clock; we hold nothing of c), what the peer
+    // lacks (all of a), and the end: a reply saying it was 2 updates behind.
+    assert.deepStrictEqual(
+      pushed.map((m) => ('digest' in m ? m : [m.key, m.value, m.source_id])),
+      [{ digest: true, source_id: 'a', version: own }, ['x', 1, 'a'], ['y', 2, 'a'], { digest: true, done: true, reply: true, behind: 2 }],
+    )
+    assert.deepStrictEqual(ex.behind, { them: 2, us: 0 })
+    assert.deepStrictEqual(events, [])
+  })
+
+  it('takes the updates of an answer into the replica, and finds the peer in sync once digests agree', () => {
+    const { replica, ex, pushed, synced } = fake('a')
+    assert.ok(ex.ask())
+    assert.deepStrictEqual(pushed.splice(0), [{ digest: true, done: true }], 'a question from a node holding nothing: an empty digest')
+    ex.take({ key: 'k', value: 'v', source_id: 'b', version: 7 })
+    ex.take({ digest: true, source_id: 'b', version: 7 })
+    ex.take({ digest: true, done: true, reply: true, behind: 0 })
+    assert.strictEqual(replica.get('k').value, 'v')
+    assert.strictEqual(pushed.length, 0, 'a reply is not answered with a digest, and the peer lacks nothing')
+    assert.strictEqual(ex.synced, true)
+    assert.strictEqual(synced(), 1)
   })
 })
