@@ -27,6 +27,8 @@ export interface PastPeer {
   readonly askFrom: number | null
   /** This peer has shown us every update of ours up to here. */
   ownSeen: number
+  /** Mappings offered to this peer once its digest names their source at or above them (see Replica.fillsFor). */
+  fillWait: Update[] | null
   /** Report an event on this peer's stream (`'invalid'`: what it sent was refused). */
   emit(event: string, ...args: unknown[]): boolean
 }
@@ -240,12 +242,38 @@ export class Incarnation {
     // our own gap: it proves nothing of what we hold.)
     const from = peer.askFrom
     if (from !== null && version > peer.ownSeen) {
+      this.skipped(peer, Math.max(from, peer.ownSeen), version)
       peer.ownSeen = version
       // (Our own writes of this life coming back are no past.)
       const clock = this.clock
       if (!stale && from <= clock.pastHeld && !this.pastSettled && version < clock.start) clock.held(version)
     }
     return stale ? undefined : past
+  }
+
+  // R7 (docs/deletes.md): `peer`'s answer to our question for our past
+  // went from `after` straight to `version`, so its copy lacks each write
+  // of this life in between, whatever version it names us at (a past of
+  // ours may have used that version too): each is offered to it.
+  private skipped(peer: PastPeer, after: number, version: number): void {
+    const clock = this.clock
+    if (version <= clock.first) return
+    const history = this.host.history
+    const id = this.host.id
+    let at = Math.max(after, clock.first - 1)
+    for (;;) {
+      const news = history.news(id, at, SKIPPED_LOOK)
+      for (const u of news) {
+        if (u.version >= version) return
+        at = u.version
+        if (!clock.issued(u.version) || this.pastMappings.has(u)) continue
+        const wait = (peer.fillWait ??= [])
+        // Bounded as Replica.fillsFor bounds it (a copy that far behind is refetched whole by then).
+        if (wait.length >= SKIPPED_MAX) return
+        wait.push(u)
+      }
+      if (news.length < SKIPPED_LOOK) return
+    }
   }
 
   // An update of our own id is from our past unless we sent that version
@@ -345,6 +373,10 @@ export class Incarnation {
     this.pastKnown = true
   }
 }
+
+// How many of our updates skipped() looks at a time, and how many it offers one peer at most.
+const SKIPPED_LOOK = 64
+const SKIPPED_MAX = 4096
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true
