@@ -281,8 +281,13 @@ export class Incarnation {
   private isPast(key: string, value: unknown, version: number): boolean {
     // Peers know only the versions of ours we sent: anything above is past.
     if (version > this.sentOwn || this.clock.isPast(version)) return true
-    const mine = this.host.history.at(this.host.id, version)
-    return mine !== undefined && (mine.key !== key || !sameValue(mine.value, value))
+    const history = this.host.history
+    const mine = history.at(this.host.id, version)
+    if (mine !== undefined) return mine.key !== key || !sameValue(mine.value, value)
+    // Our write there was replaced and swept: only by a newer one of its
+    // key, so with the key's mapping here older, it was of another key, and
+    // this is our past's (R7). (None here: it may be a marker we collected.)
+    return (history.mapping(this.host.id, key)?.version ?? Infinity) < version
   }
 
   /** A peer's digest names our own id at `version`. */
