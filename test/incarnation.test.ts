@@ -436,4 +436,26 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'b' ? 85_643 : 0),
     ))
+  it("R7: a peer holding its past at the very version this life issued (same contents) still gets this life's writes below it", () =>
+    cluster(
+      ['a', 'b', 'c'],
+      5,
+      async (cl) => {
+        cl.node('a').delete('y')
+        for (const [x, z] of [['a', 'b'], ['b', 'a'], ['a', 'c'], ['c', 'a'], ['b', 'c'], ['c', 'b']]) await cl.exchange(x, z)
+        cl.node('c').delete('y') // following a's delete: a's version + 1
+        await cl.exchange('a', 'c') // a holds c's delete
+        cl.partition(new Set(['a']))
+        await cl.restart('c', 'nothing')
+        cl.node('c').set('x', 'this life') // at c's wall clock: below its past
+        for (let i = 0; i < 2; i++) await cl.round() // c settles with b, which holds none of its past
+        cl.node('c').delete('y') // following a's delete again: the version, and contents, of its past's delete
+        await cl.round() // b holds it: c sent that version
+        cl.heal()
+        for (let i = 0; i < 10; i++) await cl.round()
+        for (const g of cl.nodes.values()) assert.strictEqual(g.get('x').value, 'this life', g.id)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'c' ? -300_000 : 0),
+    ))
 })
