@@ -261,18 +261,19 @@ export class Incarnation {
     const history = this.host.history
     const id = this.host.id
     let at = Math.max(after, clock.first - 1)
-    for (;;) {
-      const news = history.news(id, at, SKIPPED_LOOK)
+    // Usually the next update of ours here is the one shown: a look at one.
+    for (let look = 1; ; look = SKIPPED_LOOK) {
+      const news = history.news(id, at, look)
       for (const u of news) {
         if (u.version >= version) return
         at = u.version
         if (!clock.issued(u.version) || this.pastMappings.has(u)) continue
         const wait = (peer.fillWait ??= [])
-        // Bounded as Replica.fillsFor bounds it (a copy that far behind is refetched whole by then).
+        // Bounded as Replica.fillsFor bounds its list: the rest waits for a later answer.
         if (wait.length >= SKIPPED_MAX) return
         wait.push(u)
       }
-      if (news.length < SKIPPED_LOOK) return
+      if (news.length < look) return
     }
   }
 
