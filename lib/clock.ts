@@ -273,8 +273,10 @@ export class Clock {
   /**
    * True if `version` of our own id belongs to a past incarnation: a
    * version this life never issued, or one a past showed itself at or
-   * above. (A past version equal to one we issued cannot be told apart;
-   * the wall-clock start makes that unlikely.)
+   * above. (A past version equal to one we issued cannot be told apart
+   * here, which a clock behind its past makes likely: Incarnation compares
+   * contents, and offers a peer the writes its copy skipped, R7 in
+   * docs/deletes.md.)
    */
   isPast(version: number): boolean {
     return version <= this.ambiguous || !this.issued(version)
