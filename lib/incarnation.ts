@@ -252,22 +252,20 @@ export class Incarnation {
   }
 
   // R7 (docs/deletes.md): `peer`'s answer to our question for our past
-  // went from `after` straight to `version`, so its copy lacks each write
-  // of this life in between, whatever version it names us at (a past of
-  // ours may have used that version too): each is offered to it.
+  // went from `after` straight to `version`, so its copy lacks each of our
+  // mappings in between, whatever version it names us at (a past of ours
+  // may have used that version too): each is offered to it, this life's
+  // writes and our past's alike (R3's range is not kept by a snapshot).
   private skipped(peer: PastPeer, after: number, version: number): void {
-    const clock = this.clock
-    if (version <= clock.first) return
     const history = this.host.history
     const id = this.host.id
-    let at = Math.max(after, clock.first - 1)
+    let at = after
     // Usually the next update of ours here is the one shown: a look at one.
     for (let look = 1; ; look = SKIPPED_LOOK) {
       const news = history.news(id, at, look)
       for (const u of news) {
         if (u.version >= version) return
         at = u.version
-        if (!clock.issued(u.version) || this.pastMappings.has(u)) continue
         const wait = (peer.fillWait ??= [])
         // Bounded as Replica.fillsFor bounds its list: the rest waits for a later answer.
         if (wait.length >= SKIPPED_MAX) return

@@ -458,4 +458,22 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'c' ? -300_000 : 0),
     ))
+  it("R7: a peer away while the node got its past back, met only after a restart from a snapshot, gets that past", () =>
+    cluster(['a', 'b', 'c'], 5, async (cl) => {
+      cl.partition(new Set(['a']))
+      cl.node('c').set('k1', 'past')
+      await cl.round() // b holds it, a does not
+      cl.heal()
+      await cl.restart('c', 'nothing')
+      cl.node('c').delete('k0')
+      await cl.exchange('a', 'c')
+      await cl.exchange('c', 'a') // a holds c's new life, none of its past
+      cl.partition(new Set(['a']))
+      for (let i = 0; i < 4; i++) await cl.round() // c gets its past back from b
+      await cl.restart('c', 'clean')
+      cl.heal()
+      for (let i = 0; i < 10; i++) await cl.round()
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'past', g.id)
+      assert.deepStrictEqual(cl.unsynced(), [])
+    }))
 })
