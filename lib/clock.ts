@@ -122,15 +122,21 @@ export class Clock {
    * left out: this life wrote again above them what it wrote there, so a
    * mapping of ours at such a version is the past's, after a restart too
    * (attack found a restored node dropping its past's delete that shared a
-   * version with a write this life had issued again).
+   * version with a write this life had issued again). `through`: runs
+   * that start above it are merged into one (see Incarnation.snapshotIssued).
    */
-  issuedRuns(): number[] {
+  issuedRuns(through = Infinity): number[] {
     const runs = this.runs
     const cut = this.ambiguous
-    if (cut === -Infinity) return runs.slice()
+    if (cut === -Infinity && through === Infinity) return runs.slice()
     const out: number[] = []
     for (let i = 0; i < runs.length; i += 2) {
       if (runs[i + 1] <= cut) continue
+      // Runs that start above `through` go as one: every version in it counts as issued.
+      if (runs[i] > through) {
+        out.push(Math.max(runs[i], cut + 1), runs[runs.length - 1])
+        break
+      }
       out.push(Math.max(runs[i], cut + 1), runs[i + 1])
     }
     return out
@@ -273,8 +279,10 @@ export class Clock {
   /**
    * True if `version` of our own id belongs to a past incarnation: a
    * version this life never issued, or one a past showed itself at or
-   * above. (A past version equal to one we issued cannot be told apart;
-   * the wall-clock start makes that unlikely.)
+   * above. (A past version equal to one we issued cannot be told apart
+   * here, which a clock behind its past makes likely: Incarnation compares
+   * contents, and offers a peer the writes its copy skipped, R7 in
+   * docs/deletes.md.)
    */
   isPast(version: number): boolean {
     return version <= this.ambiguous || !this.issued(version)

@@ -27,6 +27,8 @@ export interface PastPeer {
   readonly askFrom: number | null
   /** This peer has shown us every update of ours up to here. */
   ownSeen: number
+  /** Mappings offered to this peer once its digest names their source at or above them (see Replica.fillsFor). */
+  fillWait: Update[] | null
   /** Report an event on this peer's stream (`'invalid'`: what it sent was refused). */
   emit(event: string, ...args: unknown[]): boolean
 }
@@ -56,6 +58,8 @@ export class Incarnation {
   pastKnown = true
   /** Restored from a snapshot taken while still fetching its past. */
   restoredRecovering = false
+  // The saved state we restarted from named the writes its life issued.
+  private runsKept = false
   /**
    * Every peer we exchange with answered our question for our past: we
    * send our own updates again though what we hold of our past may have a
@@ -159,16 +163,20 @@ export class Incarnation {
   /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
   fromSnapshot(snapshot: Snapshot, restored: number): void {
     const held = heldOf(snapshot)
-    // A state saved before its past settled names the writes its life issued.
-    const issued = held === undefined ? undefined : Clock.runsOf(snapshot?.issued, restored)
+    const floor = snapshot?.floor
+    const rebuilt = typeof floor === 'number' && Number.isSafeInteger(floor)
+    // A state saved before its past settled, or since a start without state,
+    // names the writes its life issued (R2, R7: a past may show itself at
+    // their versions after the restart too).
+    const issued = held === undefined && !rebuilt ? undefined : Clock.runsOf(snapshot?.issued, restored)
     this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), held, issued)
+    this.runsKept = issued !== undefined
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
     this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
     this.settledSeen = this.settled
-    const floor = snapshot?.floor
-    this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
+    this.floor = rebuilt ? floor : -Infinity
     // A log rebuilt since a start without state (it has a floor) may lack a
     // past that only a peer away while it settled holds: every new peer is
     // asked for it, as a node that started without state asks (attack found
@@ -184,12 +192,18 @@ export class Incarnation {
 
   /**
    * What a snapshot says of the writes this life issued (see
-   * Snapshot.issued): while it claims only part of our past, so that a
-   * restart from it still tells our writes from the past peers hold, and
-   * issues them again above it (attack round 3, F). Undefined otherwise.
+   * Snapshot.issued): while it claims only part of our past, or since a
+   * start without state, so that a restart from it still tells our writes
+   * from the past peers hold, and issues them again above it (attack round
+   * 3, F; R7). Undefined otherwise.
    */
   get snapshotIssued(): number[] | undefined {
-    return this.snapshotHeld === undefined ? undefined : this.clock.issuedRuns()
+    if (this.snapshotHeld !== undefined) return this.clock.issuedRuns()
+    if (this.floor === -Infinity) return undefined
+    // A past ran at most Clock.AHEAD ahead of the wall clock when this life
+    // began (the floor), plus its bursts: no version of it lies far above,
+    // so the runs above are kept as one and the record stays short.
+    return this.clock.issuedRuns(this.floor + 2 * Clock.AHEAD)
   }
 
   /**
@@ -233,19 +247,50 @@ export class Incarnation {
     // peer's copy cannot tell another's mapping replaced.
     // (Nor below the first version of the life that began without saved
     // state: a snapshot taken after settling still never held that whole.)
-    const stale = past && !held && version <= this.wholeFrom && version >= this.floor
+    // (Nor at a version our past used too, R7: one this life did not issue,
+    // as far as the saved state named them, or one a past showed itself at.)
+    const clock = this.clock
+    const stale =
+      past && !held && version <= this.wholeFrom && version >= this.floor && version > clock.ambiguous && (!this.runsKept || clock.issued(version))
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have
     // our own gap: it proves nothing of what we hold.)
     const from = peer.askFrom
     if (from !== null && version > peer.ownSeen) {
+      const mine = this.host.history.at(this.host.id, version)
+      this.skipped(peer, Math.max(from, peer.ownSeen), version, mine !== undefined && (mine.key !== key || !sameValue(mine.value, value)))
       peer.ownSeen = version
       // (Our own writes of this life coming back are no past.)
-      const clock = this.clock
       if (!stale && from <= clock.pastHeld && !this.pastSettled && version < clock.start) clock.held(version)
     }
     return stale ? undefined : past
+  }
+
+  // R7 (docs/deletes.md): `peer`'s answer to our question for our past
+  // went from `after` straight to `version`, so its copy lacks each of our
+  // mappings in between, whatever version it names us at (a past of ours
+  // may have used that version too): each is offered to it, this life's
+  // writes and our past's alike (R3's range is not kept by a snapshot).
+  // `other`: what it shows at `version` is not our mapping there (this life
+  // and its past used the version both): it lacks ours there too.
+  private skipped(peer: PastPeer, after: number, version: number, other: boolean): void {
+    const history = this.host.history
+    const id = this.host.id
+    let at = after
+    // Usually the next update of ours here is the one shown: a look at one.
+    for (let look = 1; ; look = SKIPPED_LOOK) {
+      const news = history.news(id, at, look)
+      for (const u of news) {
+        if (u.version > version || (u.version === version && !other)) return
+        at = u.version
+        const wait = (peer.fillWait ??= [])
+        // Bounded as Replica.fillsFor bounds its list: the rest waits for a later answer.
+        if (wait.length >= SKIPPED_MAX) return
+        wait.push(u)
+      }
+      if (news.length < look) return
+    }
   }
 
   // An update of our own id is from our past unless we sent that version
@@ -253,8 +298,13 @@ export class Incarnation {
   private isPast(key: string, value: unknown, version: number): boolean {
     // Peers know only the versions of ours we sent: anything above is past.
     if (version > this.sentOwn || this.clock.isPast(version)) return true
-    const mine = this.host.history.at(this.host.id, version)
-    return mine !== undefined && (mine.key !== key || !sameValue(mine.value, value))
+    const history = this.host.history
+    const mine = history.at(this.host.id, version)
+    if (mine !== undefined) return mine.key !== key || !sameValue(mine.value, value)
+    // Our write there was replaced and swept: only by a newer one of its
+    // key, so with the key's mapping here older, it was of another key, and
+    // this is our past's (R7). (None here: it may be a marker we collected.)
+    return (history.mapping(this.host.id, key)?.version ?? Infinity) < version
   }
 
   /** A peer's digest names our own id at `version`. */
@@ -345,6 +395,10 @@ export class Incarnation {
     this.pastKnown = true
   }
 }
+
+// How many of our updates skipped() looks at a time, and how many it offers one peer at most.
+const SKIPPED_LOOK = 64
+const SKIPPED_MAX = 4096
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true

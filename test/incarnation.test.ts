@@ -436,4 +436,65 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'b' ? 85_643 : 0),
     ))
+  it("R7: a peer holding its past at the very version this life issued (same contents) still gets this life's writes below it", () =>
+    cluster(
+      ['a', 'b', 'c'],
+      5,
+      async (cl) => {
+        cl.node('a').delete('y')
+        for (const [x, z] of [['a', 'b'], ['b', 'a'], ['a', 'c'], ['c', 'a'], ['b', 'c'], ['c', 'b']]) await cl.exchange(x, z)
+        cl.node('c').delete('y') // following a's delete: a's version + 1
+        await cl.exchange('a', 'c') // a holds c's delete
+        cl.partition(new Set(['a']))
+        await cl.restart('c', 'nothing')
+        cl.node('c').set('x', 'this life') // at c's wall clock: below its past
+        for (let i = 0; i < 2; i++) await cl.round() // c settles with b, which holds none of its past
+        cl.node('c').delete('y') // following a's delete again: the version, and contents, of its past's delete
+        await cl.round() // b holds it: c sent that version
+        cl.heal()
+        for (let i = 0; i < 10; i++) await cl.round()
+        for (const g of cl.nodes.values()) assert.strictEqual(g.get('x').value, 'this life', g.id)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'c' ? -300_000 : 0),
+    ))
+  it("R7: a peer away while the node got its past back, met only after a restart from a snapshot, gets that past", () =>
+    cluster(['a', 'b', 'c'], 5, async (cl) => {
+      cl.partition(new Set(['a']))
+      cl.node('c').set('k1', 'past')
+      await cl.round() // b holds it, a does not
+      cl.heal()
+      await cl.restart('c', 'nothing')
+      cl.node('c').delete('k0')
+      await cl.exchange('a', 'c')
+      await cl.exchange('c', 'a') // a holds c's new life, none of its past
+      cl.partition(new Set(['a']))
+      for (let i = 0; i < 4; i++) await cl.round() // c gets its past back from b
+      await cl.restart('c', 'clean')
+      cl.heal()
+      for (let i = 0; i < 10; i++) await cl.round()
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'past', g.id)
+      assert.deepStrictEqual(cl.unsynced(), [])
+    }))
+  it("R7: a version this life and its past both used is told apart after a restart from a snapshot: the past's value there reaches every node", () =>
+    cluster(
+      ['a', 'b', 'c', 'd', 'e'],
+      5,
+      async (cl) => {
+        cl.node('d').delete('k0') // d's clock runs ahead: so do versions that follow it
+        await cl.exchange('c', 'd')
+        cl.node('c').delete('k1')
+        await cl.round()
+        cl.node('b').set('k0', 'past') // b's past, above d's delete
+        await cl.exchange('e', 'b') // only e holds it
+        await cl.restart('b', 'nothing')
+        cl.node('b').set('k1', 'this life') // at b's wall clock: below c's delete of k1
+        await cl.exchange('b', 'd') // b withdraws it, at the very version of its past's k0
+        await cl.restart('b', 'clean')
+        for (let i = 0; i < 10; i++) await cl.round()
+        for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'past', g.id)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'd' ? 417_383 : 0),
+    ))
 })
