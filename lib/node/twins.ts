@@ -5,7 +5,7 @@
  * loses an acknowledged write. Claims move a node only as far as they can
  * be believed: under keys (authenticated), fully; without, only on
  * evidence a claim cannot give (the refusing peer holds a version of the
- * id this node did not write, see refusedBy), and a node that has joined
+ * id issued since this node started that it did not write, see refusedBy), and a node that has joined
  * (a peer answered it) is never stopped, since any socket can claim any
  * id. A node refused by every peer it has hands its acknowledged writes
  * over to one that refused it (see handOver), which writes them as its
@@ -60,7 +60,7 @@ export interface TwinHost {
   handing(): HandedWrite[]
   /** `writes` were handed over to `peer`, which wrote them as its own. */
   handed(writes: HandedWrite[], peer: string): void
-  /** Whether a peer's version `v` of this node's id is not one this node wrote (evidence of a twin). */
+  /** Whether a peer's version `v` of this node's id was issued since this node started, not by it (evidence of a twin; its past is none). */
   foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
 }
@@ -405,8 +405,9 @@ export class Twins {
    * this node's id first. It moves this node (stops it as the newer, or
    * refuses its writes while every peer refuses it) only with evidence a
    * claim cannot give by itself: an authenticated session, or the peer
-   * holding a version of this id that this node did not write (another
-   * node does).
+   * holding a version of this id issued since this node started that it
+   * did not write (another node does: its past, which a restart from
+   * nothing finds at every peer, is no evidence).
    */
   refusedBy(c: Connection, err: SessionError): void {
     const host = this.host
