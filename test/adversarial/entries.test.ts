@@ -1,0 +1,83 @@
+/**
+ * Every entry takes a value or a key by one rule (third outside red team on
+ * issue 21): the library's `set`, a stream, stdin, the admin endpoint and
+ * the CLI client. A value one entry took and changed (-0 stored as 0, an
+ * integer past 2^53 rounded) while another refused it is a value the writer
+ * did not write; a key a peer may write that the admin endpoint cannot name
+ * is one an operator cannot read or delete.
+ */
+import * as assert from 'assert'
+import { Gossip, base } from '../../lib'
+import { startNode, type ScuttleNode } from '../../lib/node'
+import { AdminServer } from '../../lib/node/admin'
+import { adminRun, command } from '../../bin/node'
+import { clientCommand } from '../../bin/client'
+
+describe('adversarial: one rule at every entry (issue 21, third outside red team)', function () {
+  this.timeout(20_000)
+  let node: ScuttleNode
+  let admin: AdminServer
+  let at: string[]
+
+  before(async () => {
+    node = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, log: () => undefined })
+    admin = await AdminServer.start(
+      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
+      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
+    )
+    at = ['--node', `127.0.0.1:${admin.address().port}`]
+  })
+  after(async () => {
+    await admin.close()
+    await node.close()
+  })
+
+  // The client's exit code and what it said.
+  async function cli(name: string, ...args: string[]): Promise<{ code: number; said: string }> {
+    const said: string[] = []
+    const code = await clientCommand(name, [...at, ...args], (s) => said.push(s), (s) => said.push(s))
+    return { code, said: said.join('') }
+  }
+
+  it('attack (badinput.sh, clikeys.sh): -0 set through the admin endpoint or the CLI was stored as 0 while a peer\'s -0 is refused; required: one rule on every path: refused, with code invalid, nothing stored', async () => {
+    const g = new Gossip('g', { resolve: base.resolution.lww_vs_current_vers })
+    const q = new Gossip('q', { resolve: base.resolution.lww_vs_current_vers })
+    assert.throws(() => g.set('z', -0), /-0/)
+    assert.throws(() => g.set('z', { x: [1, -0] }), /-0/)
+    assert.strictEqual(g.get('z').value, null)
+    // A peer's -0, as ndjson parses it.
+    const s = q.createStream()
+    const invalid: string[] = []
+    s.on('invalid', (_u: unknown, reason: string) => invalid.push(reason))
+    s.write({ key: 'z', value: -0, source_id: 'p', version: 1 })
+    await new Promise((r) => setImmediate(r))
+    assert.strictEqual(q.get('z').value, null)
+    assert.ok(invalid.some((r) => /-0/.test(r)), JSON.stringify(invalid))
+    const stdin = (await command(node, 'set z -0')) as { code?: string }
+    assert.strictEqual(stdin.code, 'invalid', JSON.stringify(stdin))
+    const put = await cli('set', 'z', '{"x":-0}')
+    assert.strictEqual(put.code, 1, put.said)
+    assert.match(put.said, /\[invalid\].*-0/)
+    const top = await cli('set', 'z', '-0')
+    assert.strictEqual(top.code, 1, top.said)
+    assert.strictEqual(node.gossip.get('z').value, null)
+  })
+
+  it('attack (badinput.sh, clikeys.sh): `set big 12345678901234567890` through the CLI, stdin or the admin endpoint was acknowledged and stored as 12345678901234567000; required: refused with code invalid and a reason (send it as a string), nothing stored; an integer within 2^53 and a fraction pass', async () => {
+    for (const text of ['12345678901234567890', '{"a":[1,-9007199254740993]}', '9007199254740992']) {
+      const stdin = (await command(node, `set big ${text}`)) as { code?: string; error?: string }
+      assert.strictEqual(stdin.code, 'invalid', `${text}: ${JSON.stringify(stdin)}`)
+      assert.match(String(stdin.error), /string/)
+      const put = await cli('set', 'big', text)
+      assert.strictEqual(put.code, 1, put.said)
+      assert.match(put.said, /\[invalid\].*string/)
+    }
+    assert.strictEqual(node.gossip.get('big').value, null)
+    // Inside a string, a long run of digits is text.
+    for (const text of ['9007199254740991', '1.5e300', '"12345678901234567890"', '{"n":"12345678901234567890"}']) {
+      const put = await cli('set', 'fine', text)
+      assert.strictEqual(put.code, 0, `${text}: ${put.said}`)
+      assert.deepStrictEqual(node.gossip.get('fine').value, JSON.parse(text))
+    }
+  })
+})
