@@ -43,7 +43,9 @@ function request(name: string, positionals: string[]): Request {
   if (positionals.length !== spec.args.length) {
     throw new UsageError(`${name} takes ${spec.args.length === 0 ? 'no arguments' : spec.args.join(' ')}${positionals.length > spec.args.length ? `, not "${positionals.slice(spec.args.length).join(' ')}"` : ''}`)
   }
-  const key = positionals[0] === undefined ? '' : encodeURIComponent(positionals[0])
+  // A key "." or ".." is a dot segment, which HTTP clients and proxies
+  // resolve away: sent percent-encoded (the endpoint reads the path as sent).
+  const key = positionals[0] === undefined ? '' : encodeURIComponent(positionals[0]).replace(/^\.\.?$/, (d) => d.replace(/\./g, '%2E'))
   switch (name) {
     case 'get':
       return { method: 'GET', path: `/v1/kv/${key}` }

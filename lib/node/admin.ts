@@ -254,6 +254,21 @@ function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
   return name === 'localhost' || name.endsWith('.localhost') || names.has(name)
 }
 
+/**
+ * The path of a request target as sent, its query left out: no dot
+ * segment is resolved (URL would make `/v1/kv/..` and `/v1/kv/%2E%2E` into
+ * `/v1/`, and the keys `.` and `..`, which a peer may write, could never
+ * be read or deleted). The absolute form (`http://host/path`) gives its
+ * authority too.
+ */
+function requestTarget(url: string): { authority: string | null; path: string } {
+  const q = url.indexOf('?')
+  const target = q < 0 ? url : url.slice(0, q)
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/([^/]*)(.*)$/i.exec(target)
+  if (absolute === null) return { authority: null, path: target }
+  return { authority: absolute[1], path: absolute[2] === '' ? '/' : absolute[2] }
+}
+
 /** The admin endpoint: one HTTP server, bounded like the metrics one. */
 export class AdminServer {
   private readonly server: http.Server
@@ -309,8 +324,7 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin')
-    const path = url.pathname
+    const { path } = requestTarget(req.url ?? '/')
     // Browsers first: a page must not drive the node, neither from its
     // own origin (Origin header) nor after rebinding its name to this
     // address (Host header). A request without Host is no HTTP/1.1 client's

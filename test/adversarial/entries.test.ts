@@ -7,6 +7,7 @@
  * is one an operator cannot read or delete.
  */
 import * as assert from 'assert'
+import * as http from 'http'
 import { Gossip, base } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
 import { AdminServer } from '../../lib/node/admin'
@@ -78,6 +79,60 @@ describe('adversarial: one rule at every entry (issue 21, third outside red team
       const put = await cli('set', 'fine', text)
       assert.strictEqual(put.code, 0, `${text}: ${put.said}`)
       assert.deepStrictEqual(node.gossip.get('fine').value, JSON.parse(text))
+    }
+  })
+})
+
+describe('adversarial: every key a peer can write, the admin endpoint and the CLI can name (issue 21, third outside red team)', function () {
+  this.timeout(20_000)
+  let node: ScuttleNode
+  let admin: AdminServer
+  let port = 0
+
+  before(async () => {
+    node = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, log: () => undefined })
+    admin = await AdminServer.start(
+      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
+      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
+    )
+    port = admin.address().port
+  })
+  after(async () => {
+    await admin.close()
+    await node.close()
+  })
+
+  function get(path: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const r = http.request({ host: '127.0.0.1', port, method: 'GET', path, agent: false }, (res) => {
+        let text = ''
+        res.on('data', (b: Buffer) => (text += String(b)))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      })
+      r.on('error', reject)
+      r.end()
+    })
+  }
+
+  it('attack (dots.ndjson, clikeys.sh): keys "." and ".." (a peer may write them, /v1/state shows them) could not be read nor deleted: /v1/kv/.. and /v1/kv/%2E%2E were normalised to /v1/ and answered 404; required: every valid key is reachable through the endpoint (raw or percent-encoded) and the CLI', async () => {
+    const at = ['--node', `127.0.0.1:${port}`]
+    for (const key of ['.', '..', '...', 'a/../b', './x']) {
+      await node.set(key, key)
+      const said: string[] = []
+      assert.strictEqual(await clientCommand('get', [...at, key], (s) => said.push(s), (s) => said.push(s)), 0, `get ${key}: ${said.join('')}`)
+      assert.strictEqual(JSON.parse(said.join('')).value, key, `get ${key}: ${said.join('')}`)
+    }
+    for (const [path, key] of [['/v1/kv/..', '..'], ['/v1/kv/%2E%2E', '..'], ['/v1/kv/.', '.'], ['/v1/kv/%2e', '.'], ['/v1/kv/a%2F..%2Fb', 'a/../b']]) {
+      const r = await get(path)
+      assert.strictEqual(r.status, 200, `${path}: ${r.body}`)
+      assert.strictEqual(JSON.parse(r.body).value, key, `${path}: ${r.body}`)
+    }
+    for (const key of ['.', '..']) {
+      const said: string[] = []
+      assert.strictEqual(await clientCommand('del', [...at, key], (s) => said.push(s), (s) => said.push(s)), 0, `del ${key}: ${said.join('')}`)
+      assert.strictEqual(node.gossip.get(key).value, null, `${key} was not deleted`)
+      assert.strictEqual(await clientCommand('set', [...at, key, '"again"'], (s) => said.push(s), (s) => said.push(s)), 0, `set ${key}: ${said.join('')}`)
+      assert.strictEqual(node.gossip.get(key).value, 'again')
     }
   })
 })
