@@ -243,6 +243,9 @@ function methods(path: string): string | null {
  * rebound to 127.0.0.1 sends `Host: evil.example`.
  */
 function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+  // A host and a port, nothing else: URL would read `evil.example@127.0.0.1`
+  // (userinfo) as 127.0.0.1.
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^\s@/\\?#[\]:]+)(:\d*)?$/.test(host)) return false
   let name: string
   try {
     name = new URL(`http://${host}`).hostname
@@ -324,13 +327,19 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const { path } = requestTarget(req.url ?? '/')
+    const { path, authority } = requestTarget(req.url ?? '/')
     // Browsers first: a page must not drive the node, neither from its
     // own origin (Origin header) nor after rebinding its name to this
     // address (Host header). A request without Host is no HTTP/1.1 client's
     // (RFC 9112 3.2). Either is served only carrying the token (no page
     // holds it), checked below as every token is, probes included.
-    const host = req.headers.host
+    // One Host at most (RFC 9112 3.2: more is a bad request; Node keeps the
+    // first, a proxy may use the last); an absolute-form target's
+    // authority wins over it (RFC 9112 3.2.2), so that is what is checked.
+    let hosts = 0
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].toLowerCase() === 'host') hosts++
+    if (hosts > 1) return send(res, 400, { ok: false, code: 'bad_request', error: `${hosts} Host headers: a request names one` })
+    const host = authority ?? req.headers.host
     const token = this.options.token
     const hostOk = host !== undefined && hostAllowed(host, this.hosts)
     const tokened = token !== undefined && req.headers.authorization !== undefined

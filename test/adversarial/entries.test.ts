@@ -8,6 +8,7 @@
  */
 import * as assert from 'assert'
 import * as http from 'http'
+import * as net from 'net'
 import { Gossip, base } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
 import { AdminServer } from '../../lib/node/admin'
@@ -133,6 +134,64 @@ describe('adversarial: every key a peer can write, the admin endpoint and the CL
       assert.strictEqual(node.gossip.get(key).value, null, `${key} was not deleted`)
       assert.strictEqual(await clientCommand('set', [...at, key, '"again"'], (s) => said.push(s), (s) => said.push(s)), 0, `set ${key}: ${said.join('')}`)
       assert.strictEqual(node.gossip.get(key).value, 'again')
+    }
+  })
+})
+
+describe('adversarial: the admin endpoint\'s Host check (issue 21, third outside red team)', function () {
+  this.timeout(20_000)
+  let node: ScuttleNode
+  let admin: AdminServer
+  let port = 0
+
+  before(async () => {
+    node = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, log: () => undefined })
+    admin = await AdminServer.start(
+      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
+      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
+    )
+    port = admin.address().port
+  })
+  after(async () => {
+    await admin.close()
+    await node.close()
+  })
+
+  // The status line of a raw request.
+  function raw(text: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(text))
+      let got = ''
+      s.on('data', (b: Buffer) => {
+        got += String(b)
+        if (got.includes('\r\n')) {
+          s.destroy()
+          resolve(got.slice(0, got.indexOf('\r\n')))
+        }
+      })
+      s.on('error', reject)
+      s.on('close', () => resolve(got.split('\r\n')[0]))
+    })
+  }
+
+  it('attack (admin_host.py): `Host: evil.com@127.0.0.1` (userinfo), two Host headers, and an absolute-form target naming evil.com with `Host: 127.0.0.1` were served 200 (a rebinding page could drive the node); required: refused', async () => {
+    const G = 'GET /v1/status HTTP/1.1\r\n'
+    const refused = [
+      G + 'Host: evil.com@127.0.0.1\r\n\r\n',
+      G + 'Host: 127.0.0.1\r\nHost: evil.com\r\n\r\n',
+      G + 'Host: evil.com\r\nHost: 127.0.0.1\r\n\r\n',
+      G + 'Host: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n',
+      'GET http://evil.com/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+      'GET http://evil.com@127.0.0.1/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+    ]
+    for (const text of refused) {
+      const status = await raw(text)
+      assert.match(status, /^HTTP\/1\.1 4\d\d /, `${JSON.stringify(text)}: ${status}`)
+    }
+    // What stays served: an IP literal or localhost, and an absolute-form target naming one (its authority wins, RFC 9112).
+    for (const text of [G + `Host: 127.0.0.1:${port}\r\n\r\n`, G + 'Host: localhost\r\n\r\n', 'GET http://127.0.0.1/v1/status HTTP/1.1\r\nHost: evil.com\r\n\r\n']) {
+      const status = await raw(text)
+      assert.match(status, /^HTTP\/1\.1 200 /, `${JSON.stringify(text)}: ${status}`)
     }
   })
 })
