@@ -289,7 +289,7 @@ export class AdminServer {
       (req, res) => {
         this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
       },
-      { maxConnections: MAX_CONNECTIONS, requestTimeout: options.requestTimeout },
+      { maxConnections: MAX_CONNECTIONS, requestTimeout: options.requestTimeout, checksHost: true },
     )
   }
 

@@ -194,4 +194,31 @@ describe('adversarial: the admin endpoint\'s Host check (issue 21, third outside
       assert.match(status, /^HTTP\/1\.1 200 /, `${JSON.stringify(text)}: ${status}`)
     }
   })
+
+  it('attack (nohost_token.py): HTTP/1.1 with the right token and no Host got a bare 400 from Node, no code (the docs say a request carrying the token is served without Host); required: served with the token, and without it a coded 400', async () => {
+    const token = 'a-token-of-sixteen-chars'
+    const tokened = await AdminServer.start(
+      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
+      { at: { host: '127.0.0.1', port: 0 }, token, log: () => undefined },
+    )
+    const ask = (text: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = net.connect(tokened.address().port, '127.0.0.1', () => s.write(text))
+        let got = ''
+        s.on('data', (b: Buffer) => (got += String(b)))
+        s.on('error', reject)
+        s.on('end', () => s.destroy())
+        s.on('close', () => resolve(got))
+      })
+    try {
+      for (const v of ['1.0', '1.1']) {
+        const served = await ask(`GET /v1/status HTTP/${v}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`)
+        assert.match(served, /^HTTP\/1\.1 200 /, `HTTP/${v} with the token: ${served.slice(0, 200)}`)
+        const refused = await ask(`GET /v1/status HTTP/${v}\r\nConnection: close\r\n\r\n`)
+        assert.match(refused, /^HTTP\/1\.1 400 [^]*"code":"bad_request"/, `HTTP/${v} without the token: ${refused.slice(0, 200)}`)
+      }
+    } finally {
+      await tokened.close()
+    }
+  })
 })
