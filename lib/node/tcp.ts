@@ -306,7 +306,8 @@ export class ScuttleNode extends EventEmitter {
           return c
         },
         firstEnded: () => {
-          if (--this.undialed === 0) this.twins.settle(null)
+          // (Refused as the newer twin on a bare claim, writes wait for evidence: see Twins.doubted.)
+          if (--this.undialed === 0 && !this.twins.doubted) this.twins.settle(null)
         },
       })
       this.dialers.push(d)

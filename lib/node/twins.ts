@@ -128,6 +128,8 @@ export class Twins {
   // (see check); the peer that refused this node last, and where it is.
   private stranded: string | null = null
   private lastRefusal: { address: string; peer: string } | null = null
+  // Refused as the newer twin on a claim nothing backs yet (see doubted).
+  private doubt = false
   // More writes to hand over came while a handover was under way.
   private handMore = false
   // How many times the node was shut, its waiting writes taken back (see admitted).
@@ -171,6 +173,18 @@ export class Twins {
       this.timer.unref()
     }
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  /**
+   * Refused as the newer twin with no evidence yet: the versions a live
+   * twin writes pass this node's start only some time after it (a clock
+   * lags the wall clock by up to a second, heartbeats come an interval
+   * apart), and its past gives none. So writes keep waiting past the
+   * first dials (see admitted) for the evidence of a later refusal, until
+   * the timeout; then, a claim alone, they are served (and handed over).
+   */
+  get doubted(): boolean {
+    return this.doubt
   }
 
   /** Read before a local write is made, and passed to admitted. */
@@ -418,6 +432,7 @@ export class Twins {
       // The elder, refused where a younger twin got in first: tell it.
       host.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
     } else {
+      if (evidence === false) this.doubt = true
       this.twin({ newer: true, ...t }, evidence, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
     }
     const peer = c.session.peerId
