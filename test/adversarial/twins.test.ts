@@ -406,7 +406,8 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
           await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the impostor')
         }
         const reports: TwinReport[] = []
-        const b = await start({ id: 'b', connect: [a.address()], metrics: { host: '127.0.0.1', port: 0 } })
+        // (Refused on a bare claim, its writes wait for evidence until the stall timeout: a short one.)
+        const b = await start({ id: 'b', connect: [a.address()], stallTimeout: 2000, metrics: { host: '127.0.0.1', port: 0 } })
         b.on('twin', (t: TwinReport) => reports.push(t))
         if (where === 'at the node') sockets.push(impostor(b.address().port, 'b', claim))
         await until(() => b.stats().twins > 0, 10_000, 'b to hear of the claim')
@@ -440,7 +441,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     try {
       await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the squatter')
       const reports: TwinReport[] = []
-      const b = await start({ id: 'b', connect: [a.address()] })
+      const b = await start({ id: 'b', connect: [a.address()], stallTimeout: 2000 })
       b.on('twin', (t: TwinReport) => reports.push(t))
       await until(() => b.stats().twins > 0, 10_000, 'b to be refused at a')
       await b.set('after', 'restart')
