@@ -222,3 +222,14 @@ describe('adversarial: the admin endpoint\'s Host check (issue 21, third outside
     }
   })
 })
+
+describe('adversarial: the CLI says how to name a key starting with "-" (issue 21, third outside red team)', () => {
+  it('attack (clikeys.sh): `simple-scuttle get -dash` said only "unknown option -dash", and --help said nothing of "--"; required: both say that such a key goes after --', async () => {
+    const said: string[] = []
+    assert.strictEqual(await clientCommand('get', ['-dash', '--node', '127.0.0.1:1'], (s) => said.push(s), (s) => said.push(s)), 2)
+    assert.match(said.join(''), /unknown option -dash.*after "--".*get -- -dash/)
+    said.length = 0
+    assert.strictEqual(await clientCommand('get', ['--help'], (s) => said.push(s), (s) => said.push(s)), 0)
+    assert.match(said.join(''), /starting with "-".*--/)
+  })
+})
