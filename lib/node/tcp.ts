@@ -208,9 +208,14 @@ export class ScuttleNode extends EventEmitter {
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
       handing: () => this.handing(),
+      // Only a version this life could have issued and did not: above its
+      // clock's start (the wall clock when it started, and above any past
+      // it restored). Below lies its past, which a restart from nothing
+      // finds at every peer: no evidence (a squatter's claim then stopped
+      // the real node at every restart).
       foreign: (v) => {
-        const inc = this.gossip.replica.incarnation
-        return v > inc.sentOwn || (v >= inc.clock.first && !inc.clock.issued(v))
+        const clock = this.gossip.replica.incarnation.clock
+        return v >= clock.start && !clock.issued(v)
       },
       handed: (writes) => {
         this.counters.handedOver += writes.length
@@ -301,7 +306,8 @@ export class ScuttleNode extends EventEmitter {
           return c
         },
         firstEnded: () => {
-          if (--this.undialed === 0) this.twins.settle(null)
+          // (Refused as the newer twin on a bare claim, writes wait for evidence: see Twins.doubted.)
+          if (--this.undialed === 0 && !this.twins.doubted) this.twins.settle(null)
         },
       })
       this.dialers.push(d)
