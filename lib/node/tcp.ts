@@ -654,8 +654,10 @@ export class ScuttleNode extends EventEmitter {
       else catching ??= c.peer
     }
     if (!caughtUp && catching !== null) return `catching up with peer ${catching}`
-    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
-    if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
+    // A member just learned of is not known dead yet: a node that joined
+    // stayed ready while the records of its peers came in before their beats.
+    const counts = this.membership?.counts() ?? { live: 1, dead: 0, unproven: 0 }
+    if (counts.dead - counts.unproven > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null
   }
 
