@@ -131,7 +131,7 @@ export interface DoneFields {
   readonly noticeSignature: string | undefined
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
-  readonly withheld: boolean
+  readonly withheld: true | ReadonlySet<string> | undefined
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
 }

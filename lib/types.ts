@@ -111,8 +111,12 @@ export interface DigestDone {
    * digest is no proof of a fresh copy (see docs/deletes.md, rule 6).
    */
   readonly recovering?: true
-  /** The sender refetches a source and leaves its suspects out of its answers: an answer is not whole. */
-  readonly withheld?: true
+  /**
+   * The sources the sender refetches (`true`: every source, when the list
+   * does not fit): it leaves their suspects out of its answers, so an
+   * answer is not whole, and serves no refetch of them.
+   */
+  readonly withheld?: true | readonly string[]
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
