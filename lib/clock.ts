@@ -122,21 +122,15 @@ export class Clock {
    * left out: this life wrote again above them what it wrote there, so a
    * mapping of ours at such a version is the past's, after a restart too
    * (attack found a restored node dropping its past's delete that shared a
-   * version with a write this life had issued again). `through`: runs
-   * that start above it are merged into one (see Incarnation.snapshotIssued).
+   * version with a write this life had issued again).
    */
-  issuedRuns(through = Infinity): number[] {
+  issuedRuns(): number[] {
     const runs = this.runs
     const cut = this.ambiguous
-    if (cut === -Infinity && through === Infinity) return runs.slice()
+    if (cut === -Infinity) return runs.slice()
     const out: number[] = []
     for (let i = 0; i < runs.length; i += 2) {
       if (runs[i + 1] <= cut) continue
-      // Runs that start above `through` go as one: every version in it counts as issued.
-      if (runs[i] > through) {
-        out.push(Math.max(runs[i], cut + 1), runs[runs.length - 1])
-        break
-      }
       out.push(Math.max(runs[i], cut + 1), runs[i + 1])
     }
     return out

@@ -198,12 +198,7 @@ export class Incarnation {
    * 3, F; R7). Undefined otherwise.
    */
   get snapshotIssued(): number[] | undefined {
-    if (this.snapshotHeld !== undefined) return this.clock.issuedRuns()
-    if (this.floor === -Infinity) return undefined
-    // A past ran at most Clock.AHEAD ahead of the wall clock when this life
-    // began (the floor), plus its bursts: no version of it lies far above,
-    // so the runs above are kept as one and the record stays short.
-    return this.clock.issuedRuns(this.floor + 2 * Clock.AHEAD)
+    return this.snapshotHeld === undefined && this.floor === -Infinity ? undefined : this.clock.issuedRuns()
   }
 
   /**

@@ -226,14 +226,3 @@ describe('twin ids', () => {
     assert.deepStrictEqual(Object.keys(a.state).sort(), ['fresh', 'past0', 'past1', 'past2', 'past3', 'past4'])
   })
 })
-
-describe('the record of the versions a life issued (Snapshot.issued)', () => {
-  it('keeps each run up to a bound and merges the runs above it into one, every version in it counted as issued', () => {
-    const clock = new Clock(30, 0, -1, [1, 2, 5, 6, 10, 12, 20, 21])
-    assert.deepStrictEqual(clock.issuedRuns(), [1, 2, 5, 6, 10, 12, 20, 21])
-    assert.deepStrictEqual(clock.issuedRuns(7), [1, 2, 5, 6, 10, 21])
-    const restored = new Clock(30, 0, -1, clock.issuedRuns(7))
-    for (const v of [1, 5, 10, 15, 21]) assert.ok(restored.issued(v), `${v}`)
-    for (const v of [3, 7, 22]) assert.ok(!restored.issued(v), `${v}`)
-  })
-})
