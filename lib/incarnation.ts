@@ -58,8 +58,6 @@ export class Incarnation {
   pastKnown = true
   /** Restored from a snapshot taken while still fetching its past. */
   restoredRecovering = false
-  // The saved state we restarted from named the writes its life issued.
-  private runsKept = false
   /**
    * Every peer we exchange with answered our question for our past: we
    * send our own updates again though what we hold of our past may have a
@@ -163,20 +161,16 @@ export class Incarnation {
   /** Restarted from `snapshot`, whose mappings went up to version `restored`. */
   fromSnapshot(snapshot: Snapshot, restored: number): void {
     const held = heldOf(snapshot)
-    const floor = snapshot?.floor
-    const rebuilt = typeof floor === 'number' && Number.isSafeInteger(floor)
-    // A state saved before its past settled, or since a start without state,
-    // names the writes its life issued (R2, R7: a past may show itself at
-    // their versions after the restart too).
-    const issued = held === undefined && !rebuilt ? undefined : Clock.runsOf(snapshot?.issued, restored)
+    // A state saved before its past settled names the writes its life issued.
+    const issued = held === undefined ? undefined : Clock.runsOf(snapshot?.issued, restored)
     this.clock = new Clock(restored, Math.max(Clock.now(), reservedOf(snapshot)), held, issued)
-    this.runsKept = issued !== undefined
     // What a saved state holds, an earlier run may have sent.
     this.sentOwn = restored
     this.wholeFrom = this.clock.pastHeld
     this.pastKnown = true
     this.settledSeen = this.settled
-    this.floor = rebuilt ? floor : -Infinity
+    const floor = snapshot?.floor
+    this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
     // A log rebuilt since a start without state (it has a floor) may lack a
     // past that only a peer away while it settled holds: every new peer is
     // asked for it, as a node that started without state asks (attack found
@@ -192,13 +186,12 @@ export class Incarnation {
 
   /**
    * What a snapshot says of the writes this life issued (see
-   * Snapshot.issued): while it claims only part of our past, or since a
-   * start without state, so that a restart from it still tells our writes
-   * from the past peers hold, and issues them again above it (attack round
-   * 3, F; R7). Undefined otherwise.
+   * Snapshot.issued): while it claims only part of our past, so that a
+   * restart from it still tells our writes from the past peers hold, and
+   * issues them again above it (attack round 3, F). Undefined otherwise.
    */
   get snapshotIssued(): number[] | undefined {
-    return this.snapshotHeld === undefined && this.floor === -Infinity ? undefined : this.clock.issuedRuns()
+    return this.snapshotHeld === undefined ? undefined : this.clock.issuedRuns()
   }
 
   /**
@@ -242,21 +235,17 @@ export class Incarnation {
     // peer's copy cannot tell another's mapping replaced.
     // (Nor below the first version of the life that began without saved
     // state: a snapshot taken after settling still never held that whole.)
-    // (Nor at a version our past used too, R7: one this life did not issue,
-    // as far as the saved state named them, or one a past showed itself at.)
-    const clock = this.clock
-    const stale =
-      past && !held && version <= this.wholeFrom && version >= this.floor && version > clock.ambiguous && (!this.runsKept || clock.issued(version))
+    const stale = past && !held && version <= this.wholeFrom && version >= this.floor
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have
     // our own gap: it proves nothing of what we hold.)
     const from = peer.askFrom
     if (from !== null && version > peer.ownSeen) {
-      const mine = this.host.history.at(this.host.id, version)
-      this.skipped(peer, Math.max(from, peer.ownSeen), version, mine !== undefined && (mine.key !== key || !sameValue(mine.value, value)))
+      this.skipped(peer, Math.max(from, peer.ownSeen), version)
       peer.ownSeen = version
       // (Our own writes of this life coming back are no past.)
+      const clock = this.clock
       if (!stale && from <= clock.pastHeld && !this.pastSettled && version < clock.start) clock.held(version)
     }
     return stale ? undefined : past
@@ -267,9 +256,7 @@ export class Incarnation {
   // mappings in between, whatever version it names us at (a past of ours
   // may have used that version too): each is offered to it, this life's
   // writes and our past's alike (R3's range is not kept by a snapshot).
-  // `other`: what it shows at `version` is not our mapping there (this life
-  // and its past used the version both): it lacks ours there too.
-  private skipped(peer: PastPeer, after: number, version: number, other: boolean): void {
+  private skipped(peer: PastPeer, after: number, version: number): void {
     const history = this.host.history
     const id = this.host.id
     let at = after
@@ -277,7 +264,7 @@ export class Incarnation {
     for (let look = 1; ; look = SKIPPED_LOOK) {
       const news = history.news(id, at, look)
       for (const u of news) {
-        if (u.version > version || (u.version === version && !other)) return
+        if (u.version >= version) return
         at = u.version
         const wait = (peer.fillWait ??= [])
         // Bounded as Replica.fillsFor bounds its list: the rest waits for a later answer.

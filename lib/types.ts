@@ -306,8 +306,7 @@ export interface Persisted {
   readonly held: number | null
   /**
    * The node's record of deletes (Snapshot.collected, horizon, refetching,
-   * maxes, and issued while its past is not settled or since a start
-   * without state) as JSON text; null
+   * maxes, and issued while its past is not settled) as JSON text; null
    * while there is none.
    */
   readonly record: string | null
@@ -397,8 +396,8 @@ export interface Snapshot {
    */
   readonly held?: number
   /**
-   * Optional, with `held` or `floor`: the versions the node issued since it
-   * started without its log whole, as runs `[from, to, from, to, ...]`. The
+   * Optional, with `held`: the versions the node issued since it started
+   * without its log whole, as runs `[from, to, from, to, ...]`. The
    * restored node still tells those writes from its past, and issues them
    * again above a past that shows itself higher.
    */

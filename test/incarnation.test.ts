@@ -476,25 +476,4 @@ describe('a node started without its log (attack round 3)', function () {
       for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'past', g.id)
       assert.deepStrictEqual(cl.unsynced(), [])
     }))
-  it("R7: a version this life and its past both used is told apart after a restart from a snapshot: the past's value there reaches every node", () =>
-    cluster(
-      ['a', 'b', 'c', 'd', 'e'],
-      5,
-      async (cl) => {
-        cl.node('d').delete('k0') // d's clock runs ahead: so do versions that follow it
-        await cl.exchange('c', 'd')
-        cl.node('c').delete('k1')
-        await cl.round()
-        cl.node('b').set('k0', 'past') // b's past, above d's delete
-        await cl.exchange('e', 'b') // only e holds it
-        await cl.restart('b', 'nothing')
-        cl.node('b').set('k1', 'this life') // at b's wall clock: below c's delete of k1
-        await cl.exchange('b', 'd') // b withdraws it, at the very version of its past's k0
-        await cl.restart('b', 'clean')
-        for (let i = 0; i < 10; i++) await cl.round()
-        for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'past', g.id)
-        assert.deepStrictEqual(cl.unsynced(), [])
-      },
-      (id) => (id === 'd' ? 417_383 : 0),
-    ))
 })
