@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import { Clock, Gossip } from '../lib'
 import { openGossip } from '../lib/node/sqlite'
 import type { Snapshot, Update } from '../lib'
-import { lww } from './net'
+import { exchange, lww } from './net'
 
 describe('restart path', () => {
   // Snapshots of several sources writing overlapping keys, deletes among them.
@@ -85,6 +85,38 @@ describe('restart path', () => {
       }),
       { numRuns: 60 },
     )
+  })
+
+  it('attack (fourth outside attack on issue 21): a node restored from an old backup of its state re-issued the writes of the backup above the newer writes its later run made (every node lost them, deletes came back); required: what its id wrote since the backup stands', async () => {
+    const a = new Gossip('a', lww())
+    const round = async (d: Gossip, times = 3): Promise<void> => {
+      const sa = a.createStream()
+      const sd = d.createStream()
+      for (let i = 0; i < times; i++) {
+        await exchange(sd, sa)
+        await exchange(sa, sd)
+      }
+    }
+    // d starts without state, writes, and its state is backed up.
+    const d1 = new Gossip('d', lww())
+    for (let i = 0; i < 5; i++) d1.set(`r${i}`, 'old')
+    d1.set('gone', 'old')
+    await round(d1)
+    const backup = JSON.parse(JSON.stringify(d1.snapshot())) as Snapshot
+    // Restarted from it, d writes newer values and a delete, which a takes.
+    const d2 = Gossip.restore('d', lww(), d1.snapshot())
+    await round(d2)
+    for (let i = 0; i < 5; i++) d2.set(`r${i}`, 'mid')
+    d2.delete('gone')
+    await round(d2)
+    assert.strictEqual(a.get('r0').value, 'mid')
+    // The old backup put back: d takes back from a what was written after it.
+    const d3 = Gossip.restore('d', lww(), backup)
+    await round(d3, 6)
+    for (const g of [a, d3]) {
+      for (let i = 0; i < 5; i++) assert.strictEqual(g.get(`r${i}`).value, 'mid', `${g.id}: r${i}`)
+      assert.strictEqual(g.state.gone, undefined, `${g.id}: gone came back`)
+    }
   })
 
   it('a store restarts into the node it saved: rows read in pages, restored in bulk', async () => {
