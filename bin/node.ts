@@ -489,7 +489,8 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
         ready: node.ready(),
         writable: node.writeRefusal === null,
         connections: node.connections(),
-        members: m === null ? null : m.counts(),
+        // (live and dead, as documented: the unproven are among the dead)
+        members: m === null ? null : (({ live, dead }) => ({ live, dead }))(m.counts()),
         keys,
         sources: g.history.sources.size,
         exchanges: { asked: s.asked, answered: s.answered },
