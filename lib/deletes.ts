@@ -87,6 +87,7 @@ export class Deletes {
    */
   took(u: Update, own: boolean): void {
     this.collection.took(u)
+    if (own && isMarker(u)) this.staleCopies.markedOwn = true
     if (u.deleted === true) {
       if (!own) {
         const mine = this.host.history.mapping(this.host.id, u.key)
@@ -195,6 +196,7 @@ export class Deletes {
     const l = this.links.link(stream)
     this.lateValues.answered(l)
     if (done.nonce !== undefined) l.peerNonce = done.nonce
+    if (done.lives !== undefined) this.staleCopies.learn(stream, done.lives)
     if (done.stale !== undefined || done.late !== undefined) {
       if (!this.signed(stream, l, done)) {
         const notice: Record<string, unknown> = { digest: true, done: true }
@@ -230,6 +232,7 @@ export class Deletes {
   /** Whether our digest end to `stream` needs none of this module's fields. */
   quiet(stream: object): boolean {
     if (this.collection.horizon !== -Infinity || this.lateValues.forward.size > 0 || this.staleCopies.refetches.size > 0 || this.lateValues.unsure()) return false
+    if (this.staleCopies.livesToSay().length > 0) return false
     const l = this.links.peek(stream)
     return l === undefined || (l.stale === null && l.late === null)
   }
@@ -253,6 +256,23 @@ export class Deletes {
     if (this.collection.horizon !== -Infinity) done.horizon = this.collection.horizon
     if (this.lateValues.unsure()) done.recovering = true
     if (this.staleCopies.refetches.size > 0) done.withheld = true
+    const lives = this.staleCopies.livesToSay()
+    if (lives.length > 0) {
+      // Our own first: a collector of our markers must learn it. A quarter
+      // of the room at most: notices and late reports matter more.
+      const said: Record<string, number> = {}
+      let n = 0
+      let share = Math.floor(room / 4)
+      for (const [id, floor] of lives) {
+        const bytes = JSON.stringify([id, floor]).length + 1
+        if (n >= MAX_NOTICES || bytes > share) break
+        share -= bytes
+        room -= bytes
+        said[id] = floor
+        n++
+      }
+      if (n > 0) done.lives = said
+    }
     // Under signatures, notices wait for the peer's nonce (its first digest end).
     if (security !== undefined && l.peerNonce === undefined) return
     const late: LateReport[] = []

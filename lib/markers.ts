@@ -31,6 +31,11 @@ export interface DeletesHost {
   /** Whether a version from a peer is believable (see Clock.accepts). */
   accepts(version: number): boolean
   /**
+   * The first version of the node's current life when it began without
+   * state (Incarnation.floor), else -Infinity.
+   */
+  lifeFloor(): number
+  /**
    * Whether the node cannot vouch for its copy of its own id: started
    * without state, or restored, and still fetching its past from peers.
    */
@@ -85,6 +90,11 @@ export interface Refetch {
    * the source like a past incarnation of its own, attack round 3, E).
    */
   below: number
+  /**
+   * The first version of the source's current life, if the notice said
+   * (-Infinity if not): what we hold of it below is its past, not suspect.
+   */
+  floor: number
   /** Active time the refetch began or last moved: a grace without either abandons it. */
   since: number
 }
@@ -132,6 +142,8 @@ export interface DoneFields {
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
   readonly withheld: boolean
+  /** Sources' life floors the peer knows (DigestDone.lives). */
+  readonly lives: ReadonlyMap<string, number> | undefined
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
 }

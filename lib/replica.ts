@@ -146,6 +146,7 @@ export class Replica {
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
       accepts: (version) => replica.incarnation.clock.accepts(version),
+      lifeFloor: () => replica.incarnation.floor,
       selfUnsure: () => replica.incarnation.unsure,
       emit: (event, ...args) => this.host.emit(event, ...args),
       streams: () => this.host.peers(),

@@ -80,6 +80,8 @@ export interface DoneReading {
   readonly recovering: boolean
   /** The sender leaves suspects out of its answers (see DigestDone.withheld). */
   readonly withheld: boolean
+  /** Sources' life floors the sender knows (see DigestDone.lives). */
+  readonly lives: Map<string, number> | undefined
   /** Under signatures: the sender's nonce, which a stale notice to it must sign. */
   readonly nonce: string | undefined
   /** Updates the sender holds that we lack. */
@@ -209,6 +211,7 @@ function done(o: Record<string, unknown>): Reading {
     noticeNonce: nonceOf(o.notice_nonce),
     recovering: o.recovering === true,
     withheld: o.withheld === true,
+    lives: livesOf(o.lives),
     nonce: nonceOf(o.nonce),
     behind: typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined,
     refuses: o.accepts === false,
@@ -216,6 +219,18 @@ function done(o: Record<string, unknown>): Reading {
     filter: filter as Filter | undefined,
     twins: twinsOf(o.twins),
   }
+}
+
+// Lives: source ids to versions (a life's floor); anything else is left out.
+function livesOf(f: unknown): Map<string, number> | undefined {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
+  const out = new Map<string, number>()
+  for (const id of Object.keys(f)) {
+    if (out.size >= MAX_NOTICES) break
+    const v: unknown = (f as Record<string, unknown>)[id]
+    if (badName('source_id', id) === null && isVersion(v)) out.set(id, v)
+  }
+  return out.size === 0 ? undefined : out
 }
 
 // Twinned sources: ids to milliseconds within TWIN_OFFER_MS; anything else is left out.
@@ -250,7 +265,8 @@ export function filterProblem(f: unknown): string | null {
  * What the signature of a digest end's stale notices and late reports
  * covers, as the update a `Security` signs: an empty key (no update can
  * carry one, so the signature is never an update's), the receiver's nonce,
- * the notices as sorted `[source, gc, named]` lists and the late reports as
+ * the notices as sorted `[source, gc, named]` lists (`[source, gc, named,
+ * floor]` with a floor) and the late reports as
  * sent; the signer as source.
  */
 export function noticeUpdate(
@@ -263,8 +279,9 @@ export function noticeUpdate(
     stale === undefined
       ? []
       : [...stale.keys()].sort().map((id) => {
-          const [gc, named] = stale.get(id) as StaleNotice
-          return [id, gc, named]
+          const [gc, named, floor] = stale.get(id) as StaleNotice
+          // (Without a floor, the bytes of earlier releases.)
+          return floor === undefined ? [id, gc, named] : [id, gc, named, floor]
         })
   return { key: '', value: [nonce, notices, late ?? []], source_id: by, version: 0 }
 }
@@ -288,9 +305,11 @@ function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   for (const id of Object.keys(f)) {
     if (out.size >= MAX_NOTICES) break
     const v = (f as Record<string, unknown>)[id]
-    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 2) continue
-    const [gc, named] = v as unknown[]
-    if (isVersion(gc) && isVersion(named) && named < gc) out.set(id, [gc, named])
+    if (badName('source_id', id) !== null || !Array.isArray(v) || (v.length !== 2 && v.length !== 3)) continue
+    const [gc, named, floor] = v as unknown[]
+    if (!isVersion(gc) || !isVersion(named) || named >= gc) continue
+    // A floor above the gc says nothing of what the markers replaced (rule 6).
+    out.set(id, isVersion(floor) && floor <= gc ? [gc, named, floor] : [gc, named])
   }
   return out.size === 0 ? undefined : out
 }

@@ -22,6 +22,12 @@ export class StaleCopies {
   restoredOwn = false
   // Under config.security without a private key: notices cannot be signed.
   cannotSign = false
+  // Per source whose current life began without state: that life's first
+  // version (its floor), from its digest ends and those of peers that know
+  // it. A notice carries it: a stale copy's past is not the life's to drop.
+  readonly lives = new Map<string, number>()
+  // We wrote a marker this life: a collector of it must learn our floor.
+  markedOwn = false
 
   constructor(
     private readonly host: DeletesHost,
@@ -53,7 +59,7 @@ export class StaleCopies {
         l?.pass?.delete(source)
         this.refetched(source, r)
       }
-    } else if (held !== undefined && taken && version < r.gc) {
+    } else if (held !== undefined && taken && version < r.gc && version >= r.floor) {
       r.suspects.add(held)
     }
     if (held !== undefined && version < r.gc && version > r.below) r.below = version
@@ -182,8 +188,32 @@ export class StaleCopies {
       const told = l.told?.get(id)
       if (told !== undefined && told[0] >= gc && this.collection.activeTime - told[1] <= this.collection.grace) continue
       ;(l.told ??= new Map()).set(id, [gc, this.collection.activeTime])
-      ;(l.stale ??= new Map()).set(id, [gc, named ?? 0])
+      const floor = this.lives.get(id)
+      ;(l.stale ??= new Map()).set(id, floor !== undefined && floor <= gc ? [gc, named ?? 0, floor] : [gc, named ?? 0])
     }
+  }
+
+  /**
+   * Life floors a peer's digest end names (DigestDone.lives). Under
+   * config.security only the peer's own, on a stream the transport
+   * authenticated: a forged floor would keep a stale copy.
+   */
+  learn(stream: StreamLike, lives: ReadonlyMap<string, number>): void {
+    for (const [id, floor] of lives) {
+      if (id === this.host.id || !this.host.accepts(floor)) continue
+      if (this.host.security !== undefined && stream.peer !== id) continue
+      if (floor > (this.lives.get(id) ?? -Infinity)) this.lives.set(id, floor)
+    }
+  }
+
+  /** The life floors our digest ends name (DigestDone.lives): ours once we wrote a marker, then those we learned. */
+  livesToSay(): [string, number][] {
+    const out: [string, number][] = []
+    const own = this.host.lifeFloor()
+    if (own !== -Infinity && (this.markedOwn || this.collection.gc.has(this.host.id))) out.push([this.host.id, own])
+    // Under signatures a peer takes only the sender's own.
+    if (this.host.security === undefined) for (const e of this.lives) out.push(e)
+    return out
   }
 
   /**
@@ -238,7 +268,7 @@ export class StaleCopies {
   // notices disbelieved by every new peer, whose stale copies then stayed).
   notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>, whole: IdRange | null): void {
     const history = this.host.history
-    for (const [id, [gc, ours]] of stale) {
+    for (const [id, [gc, ours, told]] of stale) {
       if (!this.host.accepts(gc)) continue
       const named = heard.get(id)
       // (Not of our own id, nor a notice passed on, which names 0: neither
@@ -266,26 +296,33 @@ export class StaleCopies {
       if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc) continue
       const r = this.refetches.get(id)
       if (r !== undefined && r.gc >= gc) continue
-      this.startRefetch(id, gc)
+      // The source's life floor, as the notice says or as we know it.
+      const known = this.lives.get(id)
+      const floor = told ?? (known !== undefined && known <= gc ? known : undefined)
+      this.startRefetch(id, gc, floor)
       if (!this.refetches.has(id)) continue
       // Our copy was stale, and we may have sent it on, carrying a peer's
       // max past the gc too: every peer hears of it (one that knew the gc
       // has nothing to do; one whose copy is below it hears from a collector).
       for (const s of this.host.streams()) {
         if (s === stream) continue
-        ;(this.links.link(s).stale ??= new Map()).set(id, [gc, 0])
+        ;(this.links.link(s).stale ??= new Map()).set(id, floor === undefined ? [gc, 0] : [gc, 0, floor])
       }
     }
   }
 
   // What we hold of the source below the gc is suspect until a fresh copy
-  // sends it again (a refetch under way for a lower gc widens).
-  startRefetch(id: string, gc: number): void {
+  // sends it again (a refetch under way for a lower gc widens). Not below
+  // the floor of the source's current life, begun without state: that is
+  // its past, which the life may never have seen (its peers held none of
+  // it), so a fresh copy of the life lacks it without its markers having
+  // replaced it; the source judges it once shown it (R1, rule 5).
+  startRefetch(id: string, gc: number, floor = -Infinity): void {
     const suspects = new Set<Update>()
     let below = -Infinity
     for (const u of this.host.history.news(id, -Infinity)) {
       if (u.version >= gc) break
-      suspects.add(u)
+      if (u.version >= floor) suspects.add(u)
       below = u.version
     }
     const r = this.refetches.get(id)
@@ -296,7 +333,7 @@ export class StaleCopies {
       this.collection.raiseGc(id, gc)
       return
     }
-    this.refetches.set(id, { gc, suspects, below, since: this.collection.activeTime })
+    this.refetches.set(id, { gc, suspects, below, floor, since: this.collection.activeTime })
     this.changed()
     this.host.emit('refetch', id, gc, suspects.size)
   }
