@@ -326,8 +326,13 @@ export class StaleCopies {
       below = u.version
     }
     const r = this.refetches.get(id)
-    if (suspects.size === 0) {
-      // Nothing held there: nothing can be stale.
+    // Nothing held there and our copy reaches the gc: nothing can be stale.
+    // One that does not (a node started without state, told the gc before
+    // it got the source) refetches all the same: what a peer naming the
+    // source below the gc sends it meanwhile is suspect (seed 907083: a
+    // stale copy taken so, then carried past the gc by a fresh peer's
+    // newer mappings, was never questioned again).
+    if (suspects.size === 0 && (this.host.history.sources.get(id)?.max ?? -Infinity) >= gc) {
       if (r !== undefined) this.refetches.delete(id)
       if ((this.refetchedFor.get(id) ?? -Infinity) < gc) this.refetchedFor.set(id, gc)
       this.collection.raiseGc(id, gc)
