@@ -232,8 +232,8 @@ export class Deletes {
   /** Whether our digest end to `stream` needs none of this module's fields. */
   quiet(stream: object): boolean {
     if (this.collection.horizon !== -Infinity || this.lateValues.forward.size > 0 || this.staleCopies.refetches.size > 0 || this.lateValues.unsure()) return false
-    if (this.staleCopies.livesToSay().length > 0) return false
     const l = this.links.peek(stream)
+    if (this.staleCopies.livesToSay(l).length > 0) return false
     return l === undefined || (l.stale === null && l.late === null)
   }
 
@@ -256,7 +256,7 @@ export class Deletes {
     if (this.collection.horizon !== -Infinity) done.horizon = this.collection.horizon
     if (this.lateValues.unsure()) done.recovering = true
     if (this.staleCopies.refetches.size > 0) done.withheld = true
-    const lives = this.staleCopies.livesToSay()
+    const lives = this.staleCopies.livesToSay(l)
     if (lives.length > 0) {
       // Our own first: a collector of our markers must learn it. A quarter
       // of the room at most: notices and late reports matter more.
@@ -269,6 +269,7 @@ export class Deletes {
         share -= bytes
         room -= bytes
         said[id] = floor
+        ;(l.livesTold ??= new Map()).set(id, floor)
         n++
       }
       if (n > 0) done.lives = said

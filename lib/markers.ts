@@ -72,6 +72,8 @@ export class Link {
    * to it names the source there, so it sends the source whole).
    */
   pass: Map<string, { r: Refetch; at: number; target: number; skip: number }> | null = null
+  /** Life floors told to the peer on this stream (DigestDone.lives): each is told once. */
+  livesTold: Map<string, number> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined

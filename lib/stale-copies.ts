@@ -206,13 +206,17 @@ export class StaleCopies {
     }
   }
 
-  /** The life floors our digest ends name (DigestDone.lives): ours once we wrote a marker, then those we learned. */
-  livesToSay(): [string, number][] {
+  /**
+   * The life floors our digest end to the peer of `l` names (DigestDone.lives),
+   * each once per stream: ours once we wrote a marker, then those we learned.
+   */
+  livesToSay(l: Link | undefined): [string, number][] {
     const out: [string, number][] = []
+    const untold = (id: string, floor: number): boolean => l?.livesTold?.get(id) !== floor
     const own = this.host.lifeFloor()
-    if (own !== -Infinity && (this.markedOwn || this.collection.gc.has(this.host.id))) out.push([this.host.id, own])
+    if (own !== -Infinity && (this.markedOwn || this.collection.gc.has(this.host.id)) && untold(this.host.id, own)) out.push([this.host.id, own])
     // Under signatures a peer takes only the sender's own.
-    if (this.host.security === undefined) for (const e of this.lives) out.push(e)
+    if (this.host.security === undefined) for (const [id, floor] of this.lives) if (untold(id, floor)) out.push([id, floor])
     return out
   }
 
