@@ -260,16 +260,17 @@ export class Deletes {
     if (lives.length > 0) {
       // Our own first: a collector of our markers must learn it. A quarter
       // of the room at most: notices and late reports matter more.
-      const said: Record<string, number> = {}
+      const said: Record<string, number | readonly [number, number]> = {}
       let n = 0
       let share = Math.floor(room / 4)
-      for (const [id, floor] of lives) {
-        const bytes = JSON.stringify([id, floor]).length + 1
+      for (const [id, life] of lives) {
+        const v = life[1] === -Infinity ? life[0] : life
+        const bytes = JSON.stringify([id, v]).length + 1
         if (n >= MAX_NOTICES || bytes > share) break
         share -= bytes
         room -= bytes
-        said[id] = floor
-        ;(l.livesTold ??= new Map()).set(id, floor)
+        said[id] = v
+        ;(l.livesTold ??= new Map()).set(id, life)
         n++
       }
       if (n > 0) done.lives = said

@@ -4,6 +4,7 @@
  * for deletes (its Link, kept out of the stream).
  */
 import type { History } from './history'
+import type { Life } from './shape'
 import type { LateReport, Security, StaleNotice, Update } from './types'
 
 /** What the delete logic needs of its node. */
@@ -31,10 +32,10 @@ export interface DeletesHost {
   /** Whether a version from a peer is believable (see Clock.accepts). */
   accepts(version: number): boolean
   /**
-   * The first version of the node's current life when it began without
-   * state (Incarnation.floor), else -Infinity.
+   * The node's current life when it began without state: its first version
+   * (Incarnation.floor) and how far it holds its past whole; else undefined.
    */
-  lifeFloor(): number
+  life(): Life | undefined
   /**
    * Whether the node cannot vouch for its copy of its own id: started
    * without state, or restored, and still fetching its past from peers.
@@ -73,7 +74,7 @@ export class Link {
    */
   pass: Map<string, { r: Refetch; at: number; target: number; skip: number }> | null = null
   /** Life floors told to the peer on this stream (DigestDone.lives): each is told once. */
-  livesTold: Map<string, number> | null = null
+  livesTold: Map<string, Life> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined
@@ -94,9 +95,11 @@ export interface Refetch {
   below: number
   /**
    * The first version of the source's current life, if the notice said
-   * (-Infinity if not): what we hold of it below is its past, not suspect.
+   * (-Infinity if not), and how far that life holds its past whole: what
+   * we hold of it between the two is past it may never have seen, not suspect.
    */
   floor: number
+  held: number
   /** Active time the refetch began or last moved: a grace without either abandons it. */
   since: number
 }
@@ -144,8 +147,8 @@ export interface DoneFields {
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
   readonly withheld: boolean
-  /** Sources' life floors the peer knows (DigestDone.lives). */
-  readonly lives: ReadonlyMap<string, number> | undefined
+  /** Sources' lives the peer knows (DigestDone.lives). */
+  readonly lives: ReadonlyMap<string, Life> | undefined
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
 }

@@ -115,10 +115,11 @@ export interface DigestDone {
   readonly withheld?: true
   /**
    * Sources whose current life began without state, each with the first
-   * version of that life (its floor): the sender's own, once it wrote a
+   * version of that life (its floor), or `[floor, held]` once that life
+   * holds its past whole up to `held`: the sender's own, once it wrote a
    * marker, and those it learned (see docs/deletes.md, rule 6).
    */
-  readonly lives?: Readonly<Record<string, number>>
+  readonly lives?: Readonly<Record<string, number | readonly [number, number]>>
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
@@ -141,10 +142,12 @@ export interface DigestDone {
  * the receiver name it at `named`, below `gc` (0 when passed on by a peer
  * that refetches): the receiver's copy may hold what those markers replaced.
  * `floor`, when the sender knows it: the first version of the source's
- * current life, begun without state; what the receiver holds of the source
- * below it is the source's past, which only the source judges (rule 6).
+ * current life, begun without state, and `held`, how far that life holds
+ * its past whole (absent: none of it); what the receiver holds of the
+ * source between the two is past the life may never have seen, which only
+ * the source judges (rule 6).
  */
-export type StaleNotice = readonly [gc: number, named: number, floor?: number]
+export type StaleNotice = readonly [gc: number, named: number, floor?: number, held?: number]
 
 /**
  * Which mappings a stream carries, both ways: keys starting with one of

@@ -279,10 +279,18 @@ describe('deletes (docs/deletes.md)', function () {
     assert.deepStrictEqual(done({ stale: { a: [9, 1] } }).stale, new Map([['a', [9, 1]]]))
     // A floor above the gc says nothing of what the markers replaced: dropped, the notice kept.
     assert.deepStrictEqual(done({ stale: { a: [9, 1, 12] } }).stale, new Map([['a', [9, 1]]]))
-    assert.strictEqual(done({ stale: { a: [9, 1, 5, 2] } }).stale, undefined)
-    assert.deepStrictEqual(done({ lives: { a: 5, b: -1, c: 'x' } }).lives, new Map([['a', 5]]))
+    assert.deepStrictEqual(done({ stale: { a: [9, 1, 5, 2] } }).stale, new Map([['a', [9, 1, 5, 2]]]))
+    assert.strictEqual(done({ stale: { a: [9, 1, 5, 2, 0] } }).stale, undefined)
+    assert.deepStrictEqual(
+      done({ lives: { a: 5, b: -1, c: 'x', d: [7, 3], e: [7] } }).lives,
+      new Map([
+        ['a', [5, -Infinity]],
+        ['d', [7, 3]],
+      ]),
+    )
     assert.deepStrictEqual(noticeUpdate('m', 'n', new Map([['a', [9, 1]]]), undefined).value, ['n', [['a', 9, 1]], []])
     assert.deepStrictEqual(noticeUpdate('m', 'n', new Map([['a', [9, 1, 5]]]), undefined).value, ['n', [['a', 9, 1, 5]], []])
+    assert.deepStrictEqual(noticeUpdate('m', 'n', new Map([['a', [9, 1, 5, 2]]]), undefined).value, ['n', [['a', 9, 1, 5, 2]], []])
   })
 
   it('regression: a refetch, then a restart from a snapshot, SQLite or IndexedDB before it ends, loses nothing the cluster holds', async () => {
