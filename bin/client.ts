@@ -29,6 +29,7 @@ Asks a running node through its admin endpoint (simple-scuttle node --admin).
   --node HOST:PORT   the node's --admin address (default SCUTTLE_NODE, else 127.0.0.1:${DEFAULT_ADMIN_PORT})
   --token-file FILE  the admin token (default SCUTTLE_ADMIN_TOKEN), needed when the node has one
   --timeout MS       give up after MS (default 10000)
+A KEY or value starting with "-" (other than a number) goes after "--": simple-scuttle get -- -k
 Prints the answer as JSON; exits 1 with one line when the node cannot be reached or refuses.
 `
 
@@ -43,7 +44,9 @@ function request(name: string, positionals: string[]): Request {
   if (positionals.length !== spec.args.length) {
     throw new UsageError(`${name} takes ${spec.args.length === 0 ? 'no arguments' : spec.args.join(' ')}${positionals.length > spec.args.length ? `, not "${positionals.slice(spec.args.length).join(' ')}"` : ''}`)
   }
-  const key = positionals[0] === undefined ? '' : encodeURIComponent(positionals[0])
+  // A key "." or ".." is a dot segment, which HTTP clients and proxies
+  // resolve away: sent percent-encoded (the endpoint reads the path as sent).
+  const key = positionals[0] === undefined ? '' : encodeURIComponent(positionals[0]).replace(/^\.\.?$/, (d) => d.replace(/\./g, '%2E'))
   switch (name) {
     case 'get':
       return { method: 'GET', path: `/v1/kv/${key}` }
@@ -92,6 +95,14 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
   let token: string | undefined
   let timeout: number
   try {
+    // A key (or value) starting with "-" reads as an option: say how to write it.
+    for (let i = 0; i < argv.length && argv[i] !== '--'; i++) {
+      const a = argv[i]
+      if (!a.startsWith('-') || /^-\d|^-\.\d/.test(a)) continue
+      const known = /^--([^=]+)/.exec(a)?.[1] ?? (a === '-h' ? 'help' : '')
+      if (!Object.hasOwn(OPTIONS, known)) throw new UsageError(`unknown option ${a} (a KEY or value starting with "-" goes after "--": simple-scuttle ${name} -- ${a}${name === 'set' ? ' JSON' : ''})`)
+      if (OPTIONS[known as keyof typeof OPTIONS].type === 'string' && !a.includes('=')) i++
+    }
     let parsed
     try {
       parsed = parseArgs({ args: positionalNumbers(argv), options: OPTIONS, allowPositionals: true, strict: true })

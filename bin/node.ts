@@ -15,7 +15,7 @@ import { StoreError } from '../lib/node/store'
 import { MissingPeerError } from '../lib/node/peer'
 import { resolution } from '../lib/base'
 import { isMembershipKey, MAX_META_LENGTH, type Member } from '../lib/membership'
-import { MAX_ID_LENGTH } from '../lib/value'
+import { MAX_ID_LENGTH, jsonTextProblem } from '../lib/value'
 import { badName } from '../lib/shape'
 import type { Security } from '../lib/types'
 import type { HelloAuth } from '../lib/wire/session'
@@ -355,8 +355,9 @@ export const COMMANDS: { command: string; answer: string }[] = [
 // A value given on the command line: JSON, or an error that says so.
 function jsonValue(key: string, text: string): { value: unknown } | { error: string } {
   if (text.trim() === '') return { error: `set ${key}: a value is needed: set KEY JSON, e.g. set ${key} "text"` }
+  let value: unknown
   try {
-    return { value: JSON.parse(text) }
+    value = JSON.parse(text)
   } catch {
     // (A value may be 1 MiB: the error shows its start.)
     if (text.length > 200) return { error: `set ${key}: value is not JSON: ${text.slice(0, 200)}...` }
@@ -367,6 +368,8 @@ function jsonValue(key: string, text: string): { value: unknown } | { error: str
         : `set ${key}: value is not JSON: ${text}`,
     }
   }
+  const problem = jsonTextProblem(text)
+  return problem === null ? { value } : { error: `set ${key}: the value ${problem}` }
 }
 
 function member(m: Member): Record<string, unknown> {

@@ -255,7 +255,15 @@ export class Deletes {
     }
     if (this.collection.horizon !== -Infinity) done.horizon = this.collection.horizon
     if (this.lateValues.unsure()) done.recovering = true
-    if (this.staleCopies.refetches.size > 0) done.withheld = true
+    if (this.staleCopies.refetches.size > 0) {
+      // The sources refetched, when they fit (else every source).
+      const ids = [...this.staleCopies.refetches.keys()]
+      const bytes = JSON.stringify(ids).length
+      if (ids.length <= MAX_NOTICES && bytes <= room / 2) {
+        done.withheld = ids
+        room -= bytes
+      } else done.withheld = true
+    }
     const lives = this.staleCopies.livesToSay(l)
     if (lives.length > 0) {
       // Our own first: a collector of our markers must learn it. A quarter

@@ -158,6 +158,12 @@ export class Intake {
     // taken, nor claimed: the source is shown our value and settles it.
     if (withdrawn && source_id !== this.id && previous !== undefined && typeof value === 'number' && value < previous.version && !isMarker(previous)) {
       deletes.lateValues.refusesWithdrawal(from, update, previous)
+      // Shown to the sender as a gap fill (it names the source above it):
+      // a source that rebuilt its log asks a peer for its past once, in an
+      // answer the mtu may cut, and names itself past the value after
+      // (attack found a refused withdrawal offered again for good).
+      const wait = (from.fillWait ??= [])
+      if (!wait.includes(previous)) wait.push(previous)
       return
     }
     // Older than a delete we collected: it may be what that delete beat.

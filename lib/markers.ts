@@ -146,7 +146,7 @@ export interface DoneFields {
   readonly noticeSignature: string | undefined
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
-  readonly withheld: boolean
+  readonly withheld: true | ReadonlySet<string> | undefined
   /** Sources' lives the peer knows (DigestDone.lives). */
   readonly lives: ReadonlyMap<string, Life> | undefined
   /** The end of an answer to our question (not a question). */

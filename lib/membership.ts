@@ -510,15 +510,26 @@ export class Membership extends EventEmitter {
     return m === undefined ? undefined : this.view(m, now)
   }
 
-  /** How many members are live and dead, this node included (it is live). */
-  counts(): { live: number; dead: number } {
+  /**
+   * How many members are live and dead, this node included (it is live);
+   * `unproven`: of the dead, those just learned of and never heard to beat,
+   * within the first gap the detector assumes (`initialInterval`).
+   */
+  counts(): { live: number; dead: number; unproven: number } {
     let live = 1
     let dead = 0
+    let unproven = 0
+    const now = this.now()
     for (const m of this.tracked.values()) {
       if (m.status === 'live') live++
-      else dead++
+      else {
+        dead++
+        // Just learned of, never heard to beat: dead until proven live, but
+        // not yet known dead (the first gap the detector assumes has not passed).
+        if (m.detector.last === null && now - m.since < this.initialInterval) unproven++
+      }
     }
-    return { live, dead }
+    return { live, dead, unproven }
   }
 
   private selfView(now: number): Member {

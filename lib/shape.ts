@@ -78,8 +78,8 @@ export interface DoneReading {
   readonly noticeNonce: string | undefined
   /** The sender cannot vouch for its copy of its own id (see DigestDone.recovering). */
   readonly recovering: boolean
-  /** The sender leaves suspects out of its answers (see DigestDone.withheld). */
-  readonly withheld: boolean
+  /** The sources whose suspects the sender leaves out of its answers (true: every one; see DigestDone.withheld). */
+  readonly withheld: true | ReadonlySet<string> | undefined
   /** Sources' lives the sender knows (see DigestDone.lives). */
   readonly lives: Map<string, Life> | undefined
   /** Under signatures: the sender's nonce, which a stale notice to it must sign. */
@@ -210,7 +210,7 @@ function done(o: Record<string, unknown>): Reading {
     noticeSignature: typeof o.notice_signature === 'string' && o.notice_signature.length <= 1024 ? o.notice_signature : undefined,
     noticeNonce: nonceOf(o.notice_nonce),
     recovering: o.recovering === true,
-    withheld: o.withheld === true,
+    withheld: withheldOf(o.withheld),
     lives: livesOf(o.lives),
     nonce: nonceOf(o.nonce),
     behind: typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined,
@@ -321,6 +321,16 @@ function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
     else out.set(id, isVersion(held) ? [gc, named, floor, held] : [gc, named, floor])
   }
   return out.size === 0 ? undefined : out
+}
+
+// Sources a peer withholds: a list of ids; `true`, or a list that is not
+// one (or too long), withholds every source.
+function withheldOf(w: unknown): true | ReadonlySet<string> | undefined {
+  if (w === undefined || w === false) return undefined
+  if (!Array.isArray(w) || w.length > MAX_NOTICES) return true
+  if (w.length === 0) return undefined
+  for (const id of w) if (badName('source_id', id) !== null) return true
+  return new Set(w as string[])
 }
 
 // Late reports: [source, version, key] (or, from earlier releases, [source, version]), bounded; anything else left out.

@@ -108,17 +108,20 @@ export class StaleCopies {
   }
 
   // Refetches: a peer whose digest names the source at or above the gc,
-  // that vouches for its copies (neither fetching its own past nor
-  // withholding suspects of its own) and, under signatures, whose stream
-  // the transport authenticated, serves it: our digest to it names the
-  // source from scratch, and once it has sent the source as far as it
-  // names it, what it did not send again of our suspects goes.
+  // that vouches for its copy of it (neither fetching its own past nor
+  // withholding suspects of that source: one refetching another source
+  // still sends this one whole, and two refetching each other's sources
+  // must serve each other; attack found both abandoned) and, under
+  // signatures, whose stream the transport authenticated, serves it: our
+  // digest to it names the source from scratch, and once it has sent the
+  // source as far as it names it, what it did not send again of our
+  // suspects goes.
   serve(stream: StreamLike, l: Link, done: DoneFields, heard: ReadonlyMap<string, number>, judge: boolean): void {
-    const vouches = judge && !done.recovering && !done.withheld && (this.host.security === undefined || stream.peer !== undefined)
+    const vouches = judge && !done.recovering && done.withheld !== true && (this.host.security === undefined || stream.peer !== undefined)
     for (const [id, r] of this.refetches) {
       const p = l.pass?.get(id)
       const serving = p !== undefined && p.r === r
-      if (!vouches) {
+      if (!vouches || done.withheld?.has(id) === true) {
         if (serving) l.pass?.delete(id)
         continue
       }

@@ -111,8 +111,12 @@ export interface DigestDone {
    * digest is no proof of a fresh copy (see docs/deletes.md, rule 6).
    */
   readonly recovering?: true
-  /** The sender refetches a source and leaves its suspects out of its answers: an answer is not whole. */
-  readonly withheld?: true
+  /**
+   * The sources the sender refetches (`true`: every source, when the list
+   * does not fit): it leaves their suspects out of its answers, so an
+   * answer is not whole, and serves no refetch of them.
+   */
+  readonly withheld?: true | readonly string[]
   /**
    * Sources whose current life began without state, each with the first
    * version of that life (its floor), or `[floor, held]` once that life

@@ -40,6 +40,28 @@ export function jsonProblem(value: unknown): string | null {
   return r instanceof Refused ? r.reason : null
 }
 
+// A string token, or a number token, of JSON text.
+const TOKENS = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
+
+/**
+ * Why the JSON text `text` (which parses) would not be held as written, or
+ * null: an integer beyond 2^53 - 1 (every number is a double, which rounds
+ * it: 12345678901234567890 would be held as 12345678901234567000). The
+ * check of the entries that take JSON text (stdin, the admin endpoint, the
+ * CLI client); a value given as data was a double already.
+ */
+export function jsonTextProblem(text: string): string | null {
+  for (const m of text.matchAll(TOKENS)) {
+    const t = m[0]
+    if (t.charCodeAt(0) === 34 || t.includes('.') || t.includes('e') || t.includes('E')) continue
+    if (!Number.isSafeInteger(Number(t))) {
+      const shown = t.length > 40 ? `${t.slice(0, 40)}...` : t
+      return `holds the integer ${shown}, beyond 2^53 - 1, which a JSON number (a double) does not hold exactly: send it as a string ("${shown}")`
+    }
+  }
+  return null
+}
+
 /**
  * @internal Why {@link admitValue} refused a value. What it admits is JSON
  * data (plain objects, arrays, primitives), never an instance of this.
@@ -89,8 +111,9 @@ function admit(value: unknown, copy: boolean, keep: boolean): unknown {
       return value
     case 'number':
       if (!Number.isFinite(value)) return new Refused(`${value} cannot be carried by JSON`)
-      // JSON writes -0 as 0: a copy takes 0; a value kept as it is cannot.
-      if (value === 0 && 1 / value < 0) return !copy && keep ? new Refused(NEGATIVE_ZERO) : 0
+      // JSON writes -0 as 0, a binary codec keeps it: refused on every path,
+      // so that no entry stores a value other than the one written.
+      if (value === 0 && 1 / value < 0) return new Refused(NEGATIVE_ZERO)
       return value
     case 'object': {
       if (value === null || (!copy && sealed.has(value))) return value
@@ -119,7 +142,7 @@ function admit(value: unknown, copy: boolean, keep: boolean): unknown {
 }
 
 const TOO_LONG = `is longer than ${MAX_VALUE_LENGTH} characters as JSON`
-const NEGATIVE_ZERO = '-0, which JSON carries as 0'
+const NEGATIVE_ZERO = '-0, which JSON carries as 0 (write 0)'
 
 // One walk of one value: whether to freeze (keep) and copy, bounds on the
 // JSON text's length, the admitted form of the member last walked, the
@@ -155,11 +178,7 @@ class Walk {
         if (!Number.isFinite(v)) return `holds ${v}, which JSON cannot carry,`
         this.low += 1
         this.high += 24
-        if (v === 0 && 1 / v < 0) {
-          if (this.keep && !this.copy) return `holds ${NEGATIVE_ZERO},`
-          this.result = 0
-          return null
-        }
+        if (v === 0 && 1 / v < 0) return `holds ${NEGATIVE_ZERO},`
         this.result = v
         return null
       case 'object':

@@ -61,6 +61,19 @@ describe('membership: the phi-accrual detector', () => {
 })
 
 describe('membership over piped nodes', () => {
+  it('a member just learned of, never heard to beat, is dead but unproven for the first gap the detector assumes (initialInterval), then counts dead (a node was not ready at start-up while its peers\' records came before their beats)', async () => {
+    const { ma, mb, clock, exchange } = pair({ initialInterval: 500 })
+    mb.advertise()
+    mb.beat()
+    await exchange()
+    assert.strictEqual(ma.member('b')?.status, 'dead')
+    assert.deepStrictEqual(ma.counts(), { live: 1, dead: 1, unproven: 1 })
+    clock.set(1000 + 499)
+    assert.deepStrictEqual(ma.counts(), { live: 1, dead: 1, unproven: 1 })
+    clock.set(1000 + 500)
+    assert.deepStrictEqual(ma.counts(), { live: 1, dead: 1, unproven: 0 })
+  })
+
   it('advertises each node; a member is live once its heartbeat advances, dead past the threshold, live again after', async () => {
     const { a, b, ma, mb, clock, exchange } = pair()
     const events: string[] = []
@@ -97,7 +110,7 @@ describe('membership over piped nodes', () => {
         ['b', 'live', false],
       ],
     )
-    assert.deepStrictEqual(ma.counts(), { live: 2, dead: 0 })
+    assert.deepStrictEqual(ma.counts(), { live: 2, dead: 0, unproven: 0 })
     // b stops beating: a declares it dead once phi passes 8, not before.
     const last = 1000 + 20 * 100
     const mean = seen.interval as number
@@ -178,7 +191,7 @@ describe('membership over piped nodes', () => {
     ma.check()
     assert.deepStrictEqual(collected, ['b'])
     assert.strictEqual(ma.member('b'), undefined)
-    assert.deepStrictEqual(ma.counts(), { live: 1, dead: 0 })
+    assert.deepStrictEqual(ma.counts(), { live: 1, dead: 0, unproven: 0 })
     // Its keys are deleted: a's tombstones beat b's mappings, which no
     // longer count among the key's sources (docs/deletes.md, rule 3); a
     // newer heartbeat brings it back, heard of first.
@@ -297,7 +310,7 @@ describe('membership over piped nodes', () => {
     assert.deepStrictEqual(collected, ['p'])
     // q, r, s come alive; a fifth is refused.
     for (const id of ['q', 'r', 's']) beat(id)
-    assert.deepStrictEqual(m.counts(), { live: 4, dead: 0 })
+    assert.deepStrictEqual(m.counts(), { live: 4, dead: 0, unproven: 0 })
     beat('t')
     assert.deepStrictEqual(invalid, ['t: not tracked: already 3 members, all live (maxMembers)'])
     assert.strictEqual(m.member('t'), undefined)

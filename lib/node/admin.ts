@@ -243,6 +243,9 @@ function methods(path: string): string | null {
  * rebound to 127.0.0.1 sends `Host: evil.example`.
  */
 function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+  // A host and a port, nothing else: URL would read `evil.example@127.0.0.1`
+  // (userinfo) as 127.0.0.1.
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^\s@/\\?#[\]:]+)(:\d*)?$/.test(host)) return false
   let name: string
   try {
     name = new URL(`http://${host}`).hostname
@@ -252,6 +255,21 @@ function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
   // URL keeps IPv6 literals in brackets, and lower-cases names.
   if (net.isIP(name.replace(/^\[|\]$/g, '')) !== 0) return true
   return name === 'localhost' || name.endsWith('.localhost') || names.has(name)
+}
+
+/**
+ * The path of a request target as sent, its query left out: no dot
+ * segment is resolved (URL would make `/v1/kv/..` and `/v1/kv/%2E%2E` into
+ * `/v1/`, and the keys `.` and `..`, which a peer may write, could never
+ * be read or deleted). The absolute form (`http://host/path`) gives its
+ * authority too.
+ */
+function requestTarget(url: string): { authority: string | null; path: string } {
+  const q = url.indexOf('?')
+  const target = q < 0 ? url : url.slice(0, q)
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/([^/]*)(.*)$/i.exec(target)
+  if (absolute === null) return { authority: null, path: target }
+  return { authority: absolute[1], path: absolute[2] === '' ? '/' : absolute[2] }
 }
 
 /** The admin endpoint: one HTTP server, bounded like the metrics one. */
@@ -271,7 +289,7 @@ export class AdminServer {
       (req, res) => {
         this.handle(req, res).catch((err: unknown) => send(res, 500, { ok: false, code: 'refused', error: `admin: ${(err as Error)?.message}` }))
       },
-      { maxConnections: MAX_CONNECTIONS, requestTimeout: options.requestTimeout },
+      { maxConnections: MAX_CONNECTIONS, requestTimeout: options.requestTimeout, checksHost: true },
     )
   }
 
@@ -309,14 +327,19 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin')
-    const path = url.pathname
+    const { path, authority } = requestTarget(req.url ?? '/')
     // Browsers first: a page must not drive the node, neither from its
     // own origin (Origin header) nor after rebinding its name to this
     // address (Host header). A request without Host is no HTTP/1.1 client's
     // (RFC 9112 3.2). Either is served only carrying the token (no page
     // holds it), checked below as every token is, probes included.
-    const host = req.headers.host
+    // One Host at most (RFC 9112 3.2: more is a bad request; Node keeps the
+    // first, a proxy may use the last); an absolute-form target's
+    // authority wins over it (RFC 9112 3.2.2), so that is what is checked.
+    let hosts = 0
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].toLowerCase() === 'host') hosts++
+    if (hosts > 1) return send(res, 400, { ok: false, code: 'bad_request', error: `${hosts} Host headers: a request names one` })
+    const host = authority ?? req.headers.host
     const token = this.options.token
     const hostOk = host !== undefined && hostAllowed(host, this.hosts)
     const tokened = token !== undefined && req.headers.authorization !== undefined

@@ -21,6 +21,12 @@ export interface HttpBounds {
   maxConnections?: number
   /** Milliseconds for a whole request (default {@link REQUEST_TIMEOUT}). */
   requestTimeout?: number
+  /**
+   * The handler judges a request without Host itself (the admin endpoint
+   * serves one that carries its token, and refuses others with a code);
+   * else Node answers HTTP/1.1 without Host a bare 400.
+   */
+  checksHost?: boolean
 }
 
 /**
@@ -32,7 +38,7 @@ export function boundedServer(handler: http.RequestListener, bounds: HttpBounds 
   const timeout = bounds.requestTimeout ?? REQUEST_TIMEOUT
   if (!(timeout > 0 && timeout <= 2 ** 31 - 1)) throw new TypeError(`requestTimeout must be a positive number of milliseconds, not ${timeout}`)
   // Node looks for late requests every connectionsCheckingInterval (30 s by default).
-  const server = http.createServer({ requestTimeout: timeout, headersTimeout: timeout, connectionsCheckingInterval: Math.min(250, timeout) }, handler)
+  const server = http.createServer({ requestTimeout: timeout, headersTimeout: timeout, connectionsCheckingInterval: Math.min(250, timeout), requireHostHeader: bounds.checksHost !== true }, handler)
   server.keepAliveTimeout = 5000
   // Open connections in the order they came, each with the request it is
   // being answered (null: idle, or still sending its headers).

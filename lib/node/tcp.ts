@@ -208,9 +208,14 @@ export class ScuttleNode extends EventEmitter {
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
       handing: () => this.handing(),
+      // Only a version this life could have issued and did not: above its
+      // clock's start (the wall clock when it started, and above any past
+      // it restored). Below lies its past, which a restart from nothing
+      // finds at every peer: no evidence (a squatter's claim then stopped
+      // the real node at every restart).
       foreign: (v) => {
-        const inc = this.gossip.replica.incarnation
-        return v > inc.sentOwn || (v >= inc.clock.first && !inc.clock.issued(v))
+        const clock = this.gossip.replica.incarnation.clock
+        return v >= clock.start && !clock.issued(v)
       },
       handed: (writes) => {
         this.counters.handedOver += writes.length
@@ -301,7 +306,8 @@ export class ScuttleNode extends EventEmitter {
           return c
         },
         firstEnded: () => {
-          if (--this.undialed === 0) this.twins.settle(null)
+          // (Refused as the newer twin on a bare claim, writes wait for evidence: see Twins.doubted.)
+          if (--this.undialed === 0 && !this.twins.doubted) this.twins.settle(null)
         },
       })
       this.dialers.push(d)
@@ -648,8 +654,10 @@ export class ScuttleNode extends EventEmitter {
       else catching ??= c.peer
     }
     if (!caughtUp && catching !== null) return `catching up with peer ${catching}`
-    const counts = this.membership?.counts() ?? { live: 1, dead: 0 }
-    if (counts.dead > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
+    // A member just learned of is not known dead yet: a node that joined
+    // stayed ready while the records of its peers came in before their beats.
+    const counts = this.membership?.counts() ?? { live: 1, dead: 0, unproven: 0 }
+    if (counts.dead - counts.unproven > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
     return null
   }
 

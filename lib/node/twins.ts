@@ -5,7 +5,7 @@
  * loses an acknowledged write. Claims move a node only as far as they can
  * be believed: under keys (authenticated), fully; without, only on
  * evidence a claim cannot give (the refusing peer holds a version of the
- * id this node did not write, see refusedBy), and a node that has joined
+ * id issued since this node started that it did not write, see refusedBy), and a node that has joined
  * (a peer answered it) is never stopped, since any socket can claim any
  * id. A node refused by every peer it has hands its acknowledged writes
  * over to one that refused it (see handOver), which writes them as its
@@ -60,7 +60,7 @@ export interface TwinHost {
   handing(): HandedWrite[]
   /** `writes` were handed over to `peer`, which wrote them as its own. */
   handed(writes: HandedWrite[], peer: string): void
-  /** Whether a peer's version `v` of this node's id is not one this node wrote (evidence of a twin). */
+  /** Whether a peer's version `v` of this node's id was issued since this node started, not by it (evidence of a twin; its past is none). */
   foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
 }
@@ -128,6 +128,8 @@ export class Twins {
   // (see check); the peer that refused this node last, and where it is.
   private stranded: string | null = null
   private lastRefusal: { address: string; peer: string } | null = null
+  // Refused as the newer twin on a claim nothing backs yet (see doubted).
+  private doubt = false
   // More writes to hand over came while a handover was under way.
   private handMore = false
   // How many times the node was shut, its waiting writes taken back (see admitted).
@@ -171,6 +173,18 @@ export class Twins {
       this.timer.unref()
     }
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  /**
+   * Refused as the newer twin with no evidence yet: the versions a live
+   * twin writes pass this node's start only some time after it (a clock
+   * lags the wall clock by up to a second, heartbeats come an interval
+   * apart), and its past gives none. So writes keep waiting past the
+   * first dials (see admitted) for the evidence of a later refusal, until
+   * the timeout; then, a claim alone, they are served (and handed over).
+   */
+  get doubted(): boolean {
+    return this.doubt
   }
 
   /** Read before a local write is made, and passed to admitted. */
@@ -405,8 +419,9 @@ export class Twins {
    * this node's id first. It moves this node (stops it as the newer, or
    * refuses its writes while every peer refuses it) only with evidence a
    * claim cannot give by itself: an authenticated session, or the peer
-   * holding a version of this id that this node did not write (another
-   * node does).
+   * holding a version of this id issued since this node started that it
+   * did not write (another node does: its past, which a restart from
+   * nothing finds at every peer, is no evidence).
    */
   refusedBy(c: Connection, err: SessionError): void {
     const host = this.host
@@ -417,6 +432,7 @@ export class Twins {
       // The elder, refused where a younger twin got in first: tell it.
       host.log(`twin: peer ${c.session.peerId} holds another node with this node's id, started later${t.address === null ? '' : ` at ${t.address}`}: telling it to stop`, 'warn')
     } else {
+      if (evidence === false) this.doubt = true
       this.twin({ newer: true, ...t }, evidence, `another live node has id ${host.gossip.id}${t.address === null ? '' : ` (at ${t.address})`}, started ${iso(t.started)}, before this one`)
     }
     const peer = c.session.peerId

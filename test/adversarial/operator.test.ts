@@ -566,23 +566,27 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     // b2 reaches a through a gate held shut while it is written to.
     let open = false
     const held: [net.Socket, Buffer[]][] = []
+    const forward = (socket: net.Socket, chunks: Buffer[]): void => {
+      const up = net.connect(a.port, '127.0.0.1', () => {
+        for (const c of chunks) up.write(c)
+        socket.pipe(up).pipe(socket)
+      })
+      up.on('error', () => socket.destroy())
+      socket.on('close', () => up.destroy())
+    }
+    // (Redials after the release pass too: the evidence that the elder is
+    // live, its heartbeats since b2 started, may come with a later refusal.)
     const gate = net.createServer((socket) => {
+      socket.on('error', () => undefined)
+      if (open) return forward(socket, [])
       const chunks: Buffer[] = []
       held.push([socket, chunks])
       socket.on('data', (b: Buffer) => (open ? undefined : chunks.push(b)))
-      socket.on('error', () => undefined)
     })
     await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve))
     const release = (): void => {
       open = true
-      for (const [socket, chunks] of held) {
-        const up = net.connect(a.port, '127.0.0.1', () => {
-          for (const c of chunks) up.write(c)
-          socket.pipe(up).pipe(socket)
-        })
-        up.on('error', () => socket.destroy())
-        socket.on('close', () => up.destroy())
-      }
+      for (const [socket, chunks] of held) forward(socket, chunks)
     }
     try {
       const b2 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', `127.0.0.1:${(gate.address() as net.AddressInfo).port}`])

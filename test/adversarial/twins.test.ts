@@ -74,6 +74,23 @@ class HalfLink {
 }
 
 // A node's metrics, scraped.
+// `writer` writes `key` until its version is above where `newer`'s clock
+// started: a version of their id issued since `newer` started, not by it,
+// the evidence that another node writes as it (its past, below, is none).
+// (A clock may lag the wall clock by up to Clock.SLACK: a few writes.)
+async function above(writer: ScuttleNode, newer: ScuttleNode, key: string): Promise<void> {
+  const start = newer.gossip.replica.incarnation.clock.start
+  await until(
+    async () => {
+      await writer.set(key, key)
+      return writer.gossip.get(key).version >= start
+    },
+    10_000,
+    `a write of ${writer.gossip.id} above where the newer started`,
+    100,
+  )
+}
+
 function metrics(n: ScuttleNode): Promise<string> {
   const at = n.metricsAddress() as { host: string; port: number }
   return new Promise((resolve, reject) => {
@@ -138,6 +155,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     assert.deepStrictEqual(acked.filter((k) => k.startsWith('k1_')).length, 15, `the elder refused writes: ${refused.join(', ')}`)
     assert.ok(refused.every((r) => /^k2_\d+ twin$/.test(r)), refused.join(', '))
     await until(() => acked.every((k) => c.gossip.history.mapping(k.startsWith('k1_') ? 'b' : 'c', k)?.value === k), 10_000, "the elder's writes at c as b's, the newcomer's as c's")
+    await above(b1, b2, 'backs')
     await until(() => reports.some((r) => r.newer), 20_000, 'the newcomer to be told to stop once a write of the elder backs the claim')
     await until(() => b1.stats().twins > 0, 10_000, 'the elder to hear of the newcomer')
     for (const n of [c, b1, b2]) {
@@ -255,7 +273,9 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     b2.on('twin', (t: TwinReport) => reports.push(t))
     await until(() => reports.length > 0 || (c.stats().closedBy.new_incarnation ?? 0) > 0, 10_000, "c to judge the newcomer's hello")
     assert.ok(!logged(c, /new_incarnation/), `c took a live twin for a new incarnation:\n${(logs.get(c) ?? []).join('\n')}`)
-    assert.ok(reports.some((r) => r.newer), `the newcomer was not told to stop: ${JSON.stringify(reports)}`)
+    // Evidence: a write of the elder's since the newcomer started (the one before could be the newcomer's own past).
+    await above(b1, b2, 'backs')
+    await until(() => reports.some((r) => r.newer), 20_000, 'the newcomer to be told to stop once a write of the elder backs the claim')
     await assert.rejects(b2.set('k', 'newer'), (err: { code?: string }) => err.code === 'twin')
     await b1.set('k', 'elder')
     await until(() => c.gossip.get('k').value === 'elder', 10_000, "the elder's write to reach c")
@@ -386,7 +406,8 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
           await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the impostor')
         }
         const reports: TwinReport[] = []
-        const b = await start({ id: 'b', connect: [a.address()], metrics: { host: '127.0.0.1', port: 0 } })
+        // (Refused on a bare claim, its writes wait for evidence until the stall timeout: a short one.)
+        const b = await start({ id: 'b', connect: [a.address()], stallTimeout: 2000, metrics: { host: '127.0.0.1', port: 0 } })
         b.on('twin', (t: TwinReport) => reports.push(t))
         if (where === 'at the node') sockets.push(impostor(b.address().port, 'b', claim))
         await until(() => b.stats().twins > 0, 10_000, 'b to hear of the claim')
@@ -408,6 +429,30 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     })
   }
 
+  it('attack (third outside red team, squat_restart.sh): without --keys a socket said hello to a as b with an earlier start after b stopped; b, restarted from an EMPTY data directory (a supported recovery: it takes its past back from peers), took a\'s copy of its own past for writes of another b and stopped (`cannot run: another live node has id b`, exit 1, again at every restart while the squatter stays); required: its past is no evidence of a twin: b keeps serving, and its writes reach a', async () => {
+    const a = await start({ id: 'a' })
+    const past = await start({ id: 'b', connect: [a.address()] })
+    for (let i = 0; i < 3; i++) await past.set(`past${i}`, i)
+    await until(() => a.gossip.get('past2').value === 2, 10_000, "b's past writes at a")
+    await past.close()
+    nodes.splice(nodes.indexOf(past), 1)
+    await until(() => !a.peers().some((p) => p.id === 'b'), 10_000, 'a to see the past b gone')
+    const socket = impostor(a.address().port, 'b', { started: Date.now() - 5000 })
+    try {
+      await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the squatter')
+      const reports: TwinReport[] = []
+      const b = await start({ id: 'b', connect: [a.address()], stallTimeout: 2000 })
+      b.on('twin', (t: TwinReport) => reports.push(t))
+      await until(() => b.stats().twins > 0, 10_000, 'b to be refused at a')
+      await b.set('after', 'restart')
+      assert.ok(reports.every((r) => !r.newer), `b was told to stop by its own past: ${JSON.stringify(reports)}\n${(logs.get(b) ?? []).join('\n')}`)
+      assert.strictEqual(b.writeRefusal, null)
+      await until(() => a.gossip.get('after').value === 'restart', 10_000, "b's write at a")
+    } finally {
+      socket.destroy()
+    }
+  })
+
   for (const who of ['newcomer', 'elder'] as const) {
     it(`attack (red team, lone${who === 'elder' ? ', newer-first' : ''}): the ${who} with id b, its peers unreachable at first, acknowledged writes alone, then met c, which holds the other b, and was refused as a twin: its acknowledged writes never reached c (24 of 24 lost); required: the refused twin hands its acknowledged writes of this life to c, which writes them as its own, both say so in logs and metrics, and the other b's writes stay b's`, async () => {
       const c = await start({ id: 'c' })
@@ -428,6 +473,8 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
       }
       await until(() => other.joined, 10_000, 'the other b to join through c')
       const mine = await writes(alone, 'lone_', 24)
+      // Evidence for the refusal of the newer: a write of the other's since it started.
+      await above(other, alone, 'kept_0')
       const theirs = await writes(other, 'kept_', 5)
       await forward(port, c.address().port)
       await until(() => alone.writeRefusal !== null, 10_000, 'the lone b to be refused as a twin')

@@ -66,7 +66,8 @@ describe('the command line, for an operator', function () {
     const cases: [string[], RegExp, number][] = [
       [['node', '--id', 'b', '--listen', `127.0.0.1:${busy}`], /cannot start: cannot listen on 127\.0\.0\.1:\d+: the address is in use/, 1],
       [['node', '--id', 'b', '--metrics', `127.0.0.1:${busy}`], /cannot start: cannot listen on 127\.0\.0\.1:\d+: the address is in use .*--metrics/, 1],
-      [['node', '--id', 'a', '--data', dir], /cannot start: store: .* is in use by another store/, 1],
+      // (third outside red team) the line said no fix
+      [['node', '--id', 'a', '--data', dir], /cannot start: store: .* is in use by another store: another process has it open .*stop it, or give this node another --data/, 1],
       [['node', '--id', 'b', '--data', dir], /cannot start: store: .* holds node "a", not "b"|is in use/, 1],
       [['node', '--id', 'b', '--cluster', ''], /cannot start: cluster name refused: it is empty/, 1],
       [['node', '--id', 'b', '--keys', path.join(dir, 'nowhere')], /cannot start: --keys .*nowhere: cannot be read \(no such directory\)/, 1],

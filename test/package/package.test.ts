@@ -42,8 +42,11 @@ console.log('b got k =', b.getMap('m').get('k'))
 // (docs/browser.md, "Bundle size"). 55.0 KiB after the fixes of the
 // delete and restart rules, the watch queue and the codes; 56.1 KiB after
 // the restart-from-nothing rules (R5) and the write fast path of issue 23;
+// 57.5 KiB after replica.ts and deletes.ts were split into one module per
+// rule (issue 19: class shells and interfaces, about 0.7 KiB) and R7 (a
+// peer's copy of a restarted node believed only as far as it shows it);
 // the guard sits 1 KiB above what the core weighs today.
-const BUNDLE_LIMIT = 57 * 1024
+const BUNDLE_LIMIT = 58.5 * 1024
 
 /** An app's bundle with esbuild for the browser: its bytes min+gzip, its inputs, and its code. */
 async function bundle(dir: string, source: string): Promise<{ gzip: number; inputs: string[]; code: string }> {

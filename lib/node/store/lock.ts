@@ -61,7 +61,7 @@ export class DirectoryLock {
       opened = open()
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new StoreError('store_in_use', `store: ${dir} is in use by another store (another process, or this one)`)
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new StoreError('store_in_use', `store: ${dir} is in use by another store: another process has it open (a node running on it?), or this one does: stop it, or give this node another --data`)
       if (code !== 'SQLITE_CORRUPT' && code !== 'SQLITE_NOTADB') throw err
       // Only a lock and a reminder: set it aside and start it again.
       const aside = setAside(dir, [LOCK, `${LOCK}-journal`])
