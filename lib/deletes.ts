@@ -87,6 +87,7 @@ export class Deletes {
    */
   took(u: Update, own: boolean): void {
     this.collection.took(u)
+    if (own && isMarker(u)) this.staleCopies.markedOwn = true
     if (u.deleted === true) {
       if (!own) {
         const mine = this.host.history.mapping(this.host.id, u.key)
@@ -195,6 +196,7 @@ export class Deletes {
     const l = this.links.link(stream)
     this.lateValues.answered(l)
     if (done.nonce !== undefined) l.peerNonce = done.nonce
+    if (done.lives !== undefined) this.staleCopies.learn(stream, done.lives)
     if (done.stale !== undefined || done.late !== undefined) {
       if (!this.signed(stream, l, done)) {
         const notice: Record<string, unknown> = { digest: true, done: true }
@@ -231,6 +233,7 @@ export class Deletes {
   quiet(stream: object): boolean {
     if (this.collection.horizon !== -Infinity || this.lateValues.forward.size > 0 || this.staleCopies.refetches.size > 0 || this.lateValues.unsure()) return false
     const l = this.links.peek(stream)
+    if (this.staleCopies.livesToSay(l).length > 0) return false
     return l === undefined || (l.stale === null && l.late === null)
   }
 
@@ -260,6 +263,25 @@ export class Deletes {
         done.withheld = ids
         room -= bytes
       } else done.withheld = true
+    }
+    const lives = this.staleCopies.livesToSay(l)
+    if (lives.length > 0) {
+      // Our own first: a collector of our markers must learn it. A quarter
+      // of the room at most: notices and late reports matter more.
+      const said: Record<string, number | readonly [number, number]> = {}
+      let n = 0
+      let share = Math.floor(room / 4)
+      for (const [id, life] of lives) {
+        const v = life[1] === -Infinity ? life[0] : life
+        const bytes = JSON.stringify([id, v]).length + 1
+        if (n >= MAX_NOTICES || bytes > share) break
+        share -= bytes
+        room -= bytes
+        said[id] = v
+        ;(l.livesTold ??= new Map()).set(id, life)
+        n++
+      }
+      if (n > 0) done.lives = said
     }
     // Under signatures, notices wait for the peer's nonce (its first digest end).
     if (security !== undefined && l.peerNonce === undefined) return

@@ -4,6 +4,7 @@
  * for deletes (its Link, kept out of the stream).
  */
 import type { History } from './history'
+import type { Life } from './shape'
 import type { LateReport, Security, StaleNotice, Update } from './types'
 
 /** What the delete logic needs of its node. */
@@ -30,6 +31,11 @@ export interface DeletesHost {
   wall(): number
   /** Whether a version from a peer is believable (see Clock.accepts). */
   accepts(version: number): boolean
+  /**
+   * The node's current life when it began without state: its first version
+   * (Incarnation.floor) and how far it holds its past whole; else undefined.
+   */
+  life(): Life | undefined
   /**
    * Whether the node cannot vouch for its copy of its own id: started
    * without state, or restored, and still fetching its past from peers.
@@ -67,6 +73,8 @@ export class Link {
    * to it names the source there, so it sends the source whole).
    */
   pass: Map<string, { r: Refetch; at: number; target: number; skip: number }> | null = null
+  /** Life floors told to the peer on this stream (DigestDone.lives): each is told once. */
+  livesTold: Map<string, Life> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */
   nonces: [string | undefined, string | undefined] = [undefined, undefined]
   peerNonce: string | undefined = undefined
@@ -85,6 +93,13 @@ export interface Refetch {
    * the source like a past incarnation of its own, attack round 3, E).
    */
   below: number
+  /**
+   * The first version of the source's current life, if the notice said
+   * (-Infinity if not), and how far that life holds its past whole: what
+   * we hold of it between the two is past it may never have seen, not suspect.
+   */
+  floor: number
+  held: number
   /** Active time the refetch began or last moved: a grace without either abandons it. */
   since: number
 }
@@ -132,6 +147,8 @@ export interface DoneFields {
   readonly noticeNonce: string | undefined
   readonly recovering: boolean
   readonly withheld: true | ReadonlySet<string> | undefined
+  /** Sources' lives the peer knows (DigestDone.lives). */
+  readonly lives: ReadonlyMap<string, Life> | undefined
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
 }

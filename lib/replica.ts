@@ -146,6 +146,7 @@ export class Replica {
       forget: (m) => this.forget(m),
       wall: () => replica.incarnation.clock.wall(),
       accepts: (version) => replica.incarnation.clock.accepts(version),
+      life: () => (replica.incarnation.floor === -Infinity ? undefined : [replica.incarnation.floor, replica.incarnation.clock.pastHeld]),
       selfUnsure: () => replica.incarnation.unsure,
       emit: (event, ...args) => this.host.emit(event, ...args),
       streams: () => this.host.peers(),

@@ -80,6 +80,8 @@ export interface DoneReading {
   readonly recovering: boolean
   /** The sources whose suspects the sender leaves out of its answers (true: every one; see DigestDone.withheld). */
   readonly withheld: true | ReadonlySet<string> | undefined
+  /** Sources' lives the sender knows (see DigestDone.lives). */
+  readonly lives: Map<string, Life> | undefined
   /** Under signatures: the sender's nonce, which a stale notice to it must sign. */
   readonly nonce: string | undefined
   /** Updates the sender holds that we lack. */
@@ -209,6 +211,7 @@ function done(o: Record<string, unknown>): Reading {
     noticeNonce: nonceOf(o.notice_nonce),
     recovering: o.recovering === true,
     withheld: withheldOf(o.withheld),
+    lives: livesOf(o.lives),
     nonce: nonceOf(o.nonce),
     behind: typeof behind === 'number' && Number.isSafeInteger(behind) && behind >= 0 ? behind : undefined,
     refuses: o.accepts === false,
@@ -216,6 +219,20 @@ function done(o: Record<string, unknown>): Reading {
     filter: filter as Filter | undefined,
     twins: twinsOf(o.twins),
   }
+}
+
+// Lives: source ids to a life's floor, or [floor, held]; anything else is left out.
+function livesOf(f: unknown): Map<string, Life> | undefined {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return undefined
+  const out = new Map<string, Life>()
+  for (const id of Object.keys(f)) {
+    if (out.size >= MAX_NOTICES) break
+    const v: unknown = (f as Record<string, unknown>)[id]
+    if (badName('source_id', id) !== null) continue
+    if (isVersion(v)) out.set(id, [v, -Infinity])
+    else if (Array.isArray(v) && v.length === 2 && isVersion(v[0]) && isVersion(v[1])) out.set(id, [v[0], v[1]])
+  }
+  return out.size === 0 ? undefined : out
 }
 
 // Twinned sources: ids to milliseconds within TWIN_OFFER_MS; anything else is left out.
@@ -250,7 +267,8 @@ export function filterProblem(f: unknown): string | null {
  * What the signature of a digest end's stale notices and late reports
  * covers, as the update a `Security` signs: an empty key (no update can
  * carry one, so the signature is never an update's), the receiver's nonce,
- * the notices as sorted `[source, gc, named]` lists and the late reports as
+ * the notices as sorted `[source, gc, named]` lists (`[source, gc, named,
+ * floor]` with a floor, `[..., floor, held]` with both) and the late reports as
  * sent; the signer as source.
  */
 export function noticeUpdate(
@@ -263,8 +281,9 @@ export function noticeUpdate(
     stale === undefined
       ? []
       : [...stale.keys()].sort().map((id) => {
-          const [gc, named] = stale.get(id) as StaleNotice
-          return [id, gc, named]
+          const [gc, named, floor, held] = stale.get(id) as StaleNotice
+          // (Without a floor, the bytes of earlier releases.)
+          return floor === undefined ? [id, gc, named] : held === undefined ? [id, gc, named, floor] : [id, gc, named, floor, held]
         })
   return { key: '', value: [nonce, notices, late ?? []], source_id: by, version: 0 }
 }
@@ -277,6 +296,12 @@ export const TWIN_OFFER_MS = 60_000
 /** Most twinned sources a digest end's `twins` names; more are left out. */
 export const MAX_TWINS = 16
 
+/**
+ * A source's current life begun without state: its first version (floor),
+ * and how far it holds its past whole (held; -Infinity: none of it).
+ */
+export type Life = readonly [floor: number, held: number]
+
 /** Most entries a digest end's `stale` or `late` carries; more are left out. */
 export const MAX_NOTICES = 256
 
@@ -288,9 +313,12 @@ function staleOf(f: unknown): Map<string, StaleNotice> | undefined {
   for (const id of Object.keys(f)) {
     if (out.size >= MAX_NOTICES) break
     const v = (f as Record<string, unknown>)[id]
-    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length !== 2) continue
-    const [gc, named] = v as unknown[]
-    if (isVersion(gc) && isVersion(named) && named < gc) out.set(id, [gc, named])
+    if (badName('source_id', id) !== null || !Array.isArray(v) || v.length < 2 || v.length > 4) continue
+    const [gc, named, floor, held] = v as unknown[]
+    if (!isVersion(gc) || !isVersion(named) || named >= gc) continue
+    // A floor above the gc says nothing of what the markers replaced (rule 6).
+    if (!isVersion(floor) || floor > gc) out.set(id, [gc, named])
+    else out.set(id, isVersion(held) ? [gc, named, floor, held] : [gc, named, floor])
   }
   return out.size === 0 ? undefined : out
 }

@@ -10,6 +10,7 @@ import { reportInvalid } from './codes'
 import type { Collection } from './collection'
 import type { DeletesHost, DoneFields, Link, Links, Refetch, StreamLike } from './markers'
 import { covers, type IdRange } from './reconcile'
+import type { Life } from './shape'
 import type { StaleNotice, Update } from './types'
 
 /** One node's stale copies and refetches (see the module's comment). */
@@ -22,6 +23,13 @@ export class StaleCopies {
   restoredOwn = false
   // Under config.security without a private key: notices cannot be signed.
   cannotSign = false
+  // Per source whose current life began without state: that life's first
+  // version (its floor) and how far it holds its past whole, from its
+  // digest ends and those of peers that know it. A notice carries them: past
+  // the life may never have seen is not a fresh copy of it to drop.
+  readonly lives = new Map<string, Life>()
+  // We wrote a marker this life: a collector of it must learn our floor.
+  markedOwn = false
 
   constructor(
     private readonly host: DeletesHost,
@@ -53,7 +61,7 @@ export class StaleCopies {
         l?.pass?.delete(source)
         this.refetched(source, r)
       }
-    } else if (held !== undefined && taken && version < r.gc) {
+    } else if (held !== undefined && taken && version < r.gc && (version >= r.floor || version <= r.held)) {
       r.suspects.add(held)
     }
     if (held !== undefined && version < r.gc && version > r.below) r.below = version
@@ -185,8 +193,42 @@ export class StaleCopies {
       const told = l.told?.get(id)
       if (told !== undefined && told[0] >= gc && this.collection.activeTime - told[1] <= this.collection.grace) continue
       ;(l.told ??= new Map()).set(id, [gc, this.collection.activeTime])
-      ;(l.stale ??= new Map()).set(id, [gc, named ?? 0])
+      const life = this.lives.get(id)
+      const n = named ?? 0
+      ;(l.stale ??= new Map()).set(id, life === undefined || life[0] > gc ? [gc, n] : life[1] === -Infinity ? [gc, n, life[0]] : [gc, n, life[0], life[1]])
     }
+  }
+
+  /**
+   * Life floors a peer's digest end names (DigestDone.lives). Under
+   * config.security only the peer's own, on a stream the transport
+   * authenticated: a forged floor would keep a stale copy.
+   */
+  learn(stream: StreamLike, lives: ReadonlyMap<string, Life>): void {
+    for (const [id, life] of lives) {
+      if (id === this.host.id || !this.host.accepts(life[0])) continue
+      if (this.host.security !== undefined && stream.peer !== id) continue
+      // A later life, or the same one holding more of its past.
+      const was = this.lives.get(id)
+      if (was === undefined || life[0] > was[0] || (life[0] === was[0] && life[1] > was[1])) this.lives.set(id, life)
+    }
+  }
+
+  /**
+   * The life floors our digest end to the peer of `l` names (DigestDone.lives),
+   * each once per stream: ours once we wrote a marker, then those we learned.
+   */
+  livesToSay(l: Link | undefined): [string, Life][] {
+    const out: [string, Life][] = []
+    const untold = (id: string, life: Life): boolean => {
+      const told = l?.livesTold?.get(id)
+      return told === undefined || told[0] !== life[0] || told[1] !== life[1]
+    }
+    const own = this.host.life()
+    if (own !== undefined && (this.markedOwn || this.collection.gc.has(this.host.id)) && untold(this.host.id, own)) out.push([this.host.id, own])
+    // Under signatures a peer takes only the sender's own.
+    if (this.host.security === undefined) for (const [id, life] of this.lives) if (untold(id, life)) out.push([id, life])
+    return out
   }
 
   /**
@@ -241,7 +283,7 @@ export class StaleCopies {
   // notices disbelieved by every new peer, whose stale copies then stayed).
   notices(stream: StreamLike, stale: ReadonlyMap<string, StaleNotice>, heard: ReadonlyMap<string, number>, whole: IdRange | null): void {
     const history = this.host.history
-    for (const [id, [gc, ours]] of stale) {
+    for (const [id, [gc, ours, told, toldHeld]] of stale) {
       if (!this.host.accepts(gc)) continue
       const named = heard.get(id)
       // (Not of our own id, nor a notice passed on, which names 0: neither
@@ -269,37 +311,52 @@ export class StaleCopies {
       if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc) continue
       const r = this.refetches.get(id)
       if (r !== undefined && r.gc >= gc) continue
-      this.startRefetch(id, gc)
+      // The source's life, as the notice says or as we know it.
+      const known = this.lives.get(id)
+      const life: Life | undefined = told !== undefined ? [told, toldHeld ?? -Infinity] : known !== undefined && known[0] <= gc ? known : undefined
+      this.startRefetch(id, gc, life)
       if (!this.refetches.has(id)) continue
       // Our copy was stale, and we may have sent it on, carrying a peer's
       // max past the gc too: every peer hears of it (one that knew the gc
       // has nothing to do; one whose copy is below it hears from a collector).
       for (const s of this.host.streams()) {
         if (s === stream) continue
-        ;(this.links.link(s).stale ??= new Map()).set(id, [gc, 0])
+        ;(this.links.link(s).stale ??= new Map()).set(id, life === undefined ? [gc, 0] : life[1] === -Infinity ? [gc, 0, life[0]] : [gc, 0, life[0], life[1]])
       }
     }
   }
 
   // What we hold of the source below the gc is suspect until a fresh copy
-  // sends it again (a refetch under way for a lower gc widens).
-  startRefetch(id: string, gc: number): void {
+  // sends it again (a refetch under way for a lower gc widens). Not below
+  // the floor of the source's current life, begun without state, and above
+  // how far that life holds its past whole: that is past the life may never
+  // have seen (its peers held none of it), so a fresh copy of the life lacks
+  // it without its markers having replaced it; the source judges it once
+  // shown it (R1, rule 5).
+  startRefetch(id: string, gc: number, life?: Life): void {
+    const floor = life?.[0] ?? -Infinity
+    const held = life?.[1] ?? -Infinity
     const suspects = new Set<Update>()
     let below = -Infinity
     for (const u of this.host.history.news(id, -Infinity)) {
       if (u.version >= gc) break
-      suspects.add(u)
+      if (u.version >= floor || u.version <= held) suspects.add(u)
       below = u.version
     }
     const r = this.refetches.get(id)
-    if (suspects.size === 0) {
-      // Nothing held there: nothing can be stale.
+    // Nothing held there and our copy reaches the gc: nothing can be stale.
+    // One that does not (a node started without state, told the gc before
+    // it got the source) refetches all the same: what a peer naming the
+    // source below the gc sends it meanwhile is suspect (seed 907083: a
+    // stale copy taken so, then carried past the gc by a fresh peer's
+    // newer mappings, was never questioned again).
+    if (suspects.size === 0 && (this.host.history.sources.get(id)?.max ?? -Infinity) >= gc) {
       if (r !== undefined) this.refetches.delete(id)
       if ((this.refetchedFor.get(id) ?? -Infinity) < gc) this.refetchedFor.set(id, gc)
       this.collection.raiseGc(id, gc)
       return
     }
-    this.refetches.set(id, { gc, suspects, below, since: this.collection.activeTime })
+    this.refetches.set(id, { gc, suspects, below, floor, held, since: this.collection.activeTime })
     this.changed()
     this.host.emit('refetch', id, gc, suspects.size)
   }

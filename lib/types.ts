@@ -117,6 +117,13 @@ export interface DigestDone {
    * answer is not whole, and serves no refetch of them.
    */
   readonly withheld?: true | readonly string[]
+  /**
+   * Sources whose current life began without state, each with the first
+   * version of that life (its floor), or `[floor, held]` once that life
+   * holds its past whole up to `held`: the sender's own, once it wrote a
+   * marker, and those it learned (see docs/deletes.md, rule 6).
+   */
+  readonly lives?: Readonly<Record<string, number | readonly [number, number]>>
   /** How many updates the sender holds that the receiver's digest lacks (progress). */
   readonly behind?: number
   /** False: the sender's stream takes no updates (`writable: false`): answer it with a digest only. */
@@ -138,8 +145,13 @@ export interface DigestDone {
  * markers up to `gc` (its digest names the source at or above it), and saw
  * the receiver name it at `named`, below `gc` (0 when passed on by a peer
  * that refetches): the receiver's copy may hold what those markers replaced.
+ * `floor`, when the sender knows it: the first version of the source's
+ * current life, begun without state, and `held`, how far that life holds
+ * its past whole (absent: none of it); what the receiver holds of the
+ * source between the two is past the life may never have seen, which only
+ * the source judges (rule 6).
  */
-export type StaleNotice = readonly [gc: number, named: number]
+export type StaleNotice = readonly [gc: number, named: number, floor?: number, held?: number]
 
 /**
  * Which mappings a stream carries, both ways: keys starting with one of

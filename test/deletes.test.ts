@@ -15,7 +15,7 @@ import { openIdbGossip } from '../lib/browser'
 import type { Config, Message, PeerStream as PeerStreamLike, Update } from '../lib'
 import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
 import { Clock } from '../lib/clock'
-import { noticeUpdate } from '../lib/shape'
+import { classify, Kind, noticeUpdate } from '../lib/shape'
 
 const lww = base.resolution.lww_vs_current_vers
 const GRACE = 60_000
@@ -268,6 +268,30 @@ describe('deletes (docs/deletes.md)', function () {
       assert.strictEqual(c.node('c').get('stays').value, 2)
       assert.strictEqual(c.node('c').get('newer').value, 3)
     }))
+
+  it("rule 6: a notice may carry the source's life floor (at or below its gc), and signs it; without one, the bytes of earlier releases", () => {
+    const done = (o: Record<string, unknown>) => {
+      const r = classify({ digest: true, done: true, ...o })
+      assert.strictEqual(r.kind, Kind.Done)
+      return r as Extract<ReturnType<typeof classify>, { kind: Kind.Done }>
+    }
+    assert.deepStrictEqual(done({ stale: { a: [9, 1, 5] } }).stale, new Map([['a', [9, 1, 5]]]))
+    assert.deepStrictEqual(done({ stale: { a: [9, 1] } }).stale, new Map([['a', [9, 1]]]))
+    // A floor above the gc says nothing of what the markers replaced: dropped, the notice kept.
+    assert.deepStrictEqual(done({ stale: { a: [9, 1, 12] } }).stale, new Map([['a', [9, 1]]]))
+    assert.deepStrictEqual(done({ stale: { a: [9, 1, 5, 2] } }).stale, new Map([['a', [9, 1, 5, 2]]]))
+    assert.strictEqual(done({ stale: { a: [9, 1, 5, 2, 0] } }).stale, undefined)
+    assert.deepStrictEqual(
+      done({ lives: { a: 5, b: -1, c: 'x', d: [7, 3], e: [7] } }).lives,
+      new Map([
+        ['a', [5, -Infinity]],
+        ['d', [7, 3]],
+      ]),
+    )
+    assert.deepStrictEqual(noticeUpdate('m', 'n', new Map([['a', [9, 1]]]), undefined).value, ['n', [['a', 9, 1]], []])
+    assert.deepStrictEqual(noticeUpdate('m', 'n', new Map([['a', [9, 1, 5]]]), undefined).value, ['n', [['a', 9, 1, 5]], []])
+    assert.deepStrictEqual(noticeUpdate('m', 'n', new Map([['a', [9, 1, 5, 2]]]), undefined).value, ['n', [['a', 9, 1, 5, 2]], []])
+  })
 
   it('regression: a refetch, then a restart from a snapshot, SQLite or IndexedDB before it ends, loses nothing the cluster holds', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-'))
