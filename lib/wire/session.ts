@@ -92,6 +92,10 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'refused_by_peer',
 ]
 
+// Sentinels of Session.nextLine.
+const TOO_LONG: unique symbol = Symbol('too long')
+const NOT_JSON: unique symbol = Symbol('not JSON')
+
 /** A session refused, by this end or the other: `code` says why. */
 export class SessionError extends Error {
   /** The other end's code, when it refused (`code` is then `'refused_by_peer'`). */
@@ -284,24 +288,15 @@ export class Session extends EventEmitter {
       return
     }
     while (bytes.length > 0 && (this.state === 'hello' || this.state === 'verdict' || this.state === 'opening')) {
-      const nl = bytes.indexOf(10)
-      const end = nl < 0 ? bytes.length : nl
-      if (this.headLength + end > HELLO_LINE_MAX) {
+      const line = this.nextLine(bytes, HELLO_LINE_MAX)
+      if (line === TOO_LONG) {
         this.refuse(new SessionError('no_hello', `no ${this.state === 'hello' ? 'hello' : this.state === 'verdict' ? 'accept' : 'open'} line within ${HELLO_LINE_MAX} bytes`))
         return
       }
-      if (nl < 0) {
-        this.head.push(bytes.slice())
-        this.headLength += bytes.length
-        return
-      }
-      this.head.push(bytes.subarray(0, nl))
-      const line = this.joinHead()
-      bytes = bytes.subarray(nl + 1)
-      let o: unknown
-      try {
-        o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
-      } catch {
+      if (line === null) return
+      bytes = line.rest
+      const o = line.value
+      if (o === NOT_JSON) {
         this.refuse(new SessionError('no_hello', this.state === 'hello' ? 'did not start with a hello' : `no ${this.state === 'verdict' ? 'accept' : 'open'} line after the hello`))
         return
       }
@@ -328,6 +323,28 @@ export class Session extends EventEmitter {
 
   // The nonce of a hello being checked: its peer speaks sessions, and is told a refusal.
   private heardNonce: string | undefined = undefined
+
+  // The next line of `bytes`, its JSON read (NOT_JSON if it is not), and
+  // what follows it; null while the line is incomplete (kept in head);
+  // TOO_LONG once it passes `max` bytes.
+  private nextLine(bytes: Uint8Array, max: number): { value: unknown; rest: Uint8Array } | null | typeof TOO_LONG {
+    const nl = bytes.indexOf(10)
+    if (this.headLength + (nl < 0 ? bytes.length : nl) > max) return TOO_LONG
+    if (nl < 0) {
+      this.head.push(bytes.slice())
+      this.headLength += bytes.length
+      return null
+    }
+    this.head.push(bytes.subarray(0, nl))
+    const line = this.joinHead()
+    let value: unknown
+    try {
+      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
+    } catch {
+      value = NOT_JSON
+    }
+    return { value, rest: bytes.subarray(nl + 1) }
+  }
 
   private joinHead(): Uint8Array {
     const line = new Uint8Array(this.head.reduce((n, h) => n + h.length, 0))
@@ -560,24 +577,15 @@ export class Session extends EventEmitter {
   private handoverLines(bytes: Uint8Array): void {
     const max = this.options.maxLineLength ?? 1 << 20
     while (bytes.length > 0 && this.state === 'handover') {
-      const nl = bytes.indexOf(10)
-      const end = nl < 0 ? bytes.length : nl
-      if (this.headLength + end > max) {
+      const line = this.nextLine(bytes, max)
+      if (line === TOO_LONG) {
         this.close(new SessionError('bad_hello', `a handover line longer than ${max} bytes`), true)
         return
       }
-      if (nl < 0) {
-        this.head.push(bytes.slice())
-        this.headLength += bytes.length
-        return
-      }
-      this.head.push(bytes.subarray(0, nl))
-      const line = this.joinHead()
-      bytes = bytes.subarray(nl + 1)
-      let o: unknown
-      try {
-        o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
-      } catch {
+      if (line === null) return
+      bytes = line.rest
+      const o = line.value
+      if (o === NOT_JSON) {
         this.close(new SessionError('bad_hello', 'a handover line that is not JSON'), true)
         return
       }
