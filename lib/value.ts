@@ -45,8 +45,9 @@ const TOKENS = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 
 /**
  * Why the JSON text `text` (which parses) would not be held as written, or
- * null: an integer beyond 2^53 - 1 (every number is a double, which rounds
- * it: 12345678901234567890 would be held as 12345678901234567000). The
+ * null: an integer a double does not hold exactly (beyond 2^53 - 1, a double
+ * rounds it: 12345678901234567890 would be held as 12345678901234567000;
+ * one it holds, as JSON.stringify writes it, passes). The
  * check of the entries that take JSON text (stdin, the admin endpoint, the
  * CLI client); a value given as data was a double already.
  */
@@ -54,7 +55,9 @@ export function jsonTextProblem(text: string): string | null {
   for (const m of text.matchAll(TOKENS)) {
     const t = m[0]
     if (t.charCodeAt(0) === 34 || t.includes('.') || t.includes('e') || t.includes('E')) continue
-    if (!Number.isSafeInteger(Number(t))) {
+    // A double that JSON.stringify writes this way reads back exactly
+    // (1e20 is "100000000000000000000"); one that does not was rounded.
+    if (t !== '-0' && String(Number(t)) !== t) {
       const shown = t.length > 40 ? `${t.slice(0, 40)}...` : t
       return `holds the integer ${shown}, beyond 2^53 - 1, which a JSON number (a double) does not hold exactly: send it as a string ("${shown}")`
     }

@@ -14,6 +14,7 @@
  * @packageDocumentation
  */
 import { reportInvalid } from '../codes'
+import { jsonTextProblem } from '../value'
 import { Transform } from 'readable-stream'
 
 /** The default longest NDJSON line, in UTF-16 code units (1 MiB). */
@@ -44,6 +45,9 @@ export function jsonLine(message: unknown): string {
  *   arrives, so memory stays bounded by the limit);
  * - a partial line when the input ends.
  */
+// Digits enough for an integer past 2^53 - 1 (9007199254740991).
+const BIG_DIGITS = /\d{17}|9\d{15}/
+
 export function parseNdjson(max: number): Transform {
   if (!(Number.isSafeInteger(max) && max >= 1)) throw new TypeError('maxLineLength must be a positive integer')
   // TextDecoder (in Node and browsers alike) keeps a split UTF-8 sequence for
@@ -66,6 +70,16 @@ export function parseNdjson(max: number): Transform {
     } catch {
       reportInvalid(stream, excerpt(text), 'not JSON', 'not_json')
       return
+    }
+    // An integer a double would round is refused, as at the other text
+    // entries (stdin, admin, CLI): the same limit on every path. Only a line
+    // with such a run of digits is scanned (versions are 16 digits below 9).
+    if (BIG_DIGITS.test(text)) {
+      const lossy = jsonTextProblem(text)
+      if (lossy !== null) {
+        reportInvalid(stream, excerpt(text), `value ${lossy}`, 'value')
+        return
+      }
     }
     // Object mode cannot carry null; it is bad input like any other.
     if (value === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')

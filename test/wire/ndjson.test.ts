@@ -84,6 +84,20 @@ describe('wire', () => {
     ])
   })
 
+  it('attack (fourth outside attack on issue 21): an integer beyond 2^53 - 1 on the NDJSON wire was rounded and replicated, where stdin, admin and the CLI refuse it; required: refused here too (code value), and versions and big numbers in strings pass', async () => {
+    const p = parse({ format: 'ndjson' })
+    const out = collect(p)
+    const bad: string[] = []
+    p.on('invalid', (_o: unknown, _reason: string, code: string) => bad.push(code))
+    p.write('{"key":"x","value":12345678901234567890,"source_id":"a","version":1796662852099705}\n')
+    p.write('{"key":"y","value":{"n":9007199254740993},"source_id":"a","version":1796662852099706}\n')
+    p.write('{"key":"z","value":"12345678901234567890","source_id":"a","version":1796662852099707}\n')
+    p.write('{"key":"w","value":9007199254740991,"source_id":"a","version":1796662852099708}\n')
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepStrictEqual(bad, ['value', 'value'])
+    assert.deepStrictEqual((out as { key: string }[]).map((u) => u.key), ['z', 'w'])
+  })
+
   it('never buffers more than the line limit while a line without end streams in', () => {
     const p = parse({ format: 'ndjson', maxLineLength: 1000 })
     const bad = invalids(p)
