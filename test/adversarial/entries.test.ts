@@ -84,23 +84,32 @@ describe('adversarial: one rule at every entry (issue 21, third outside red team
   })
 })
 
+// A node behind an admin endpoint for one describe: started before, closed after.
+function serveAdmin(set: (node: ScuttleNode, port: number) => void): void {
+  let node: ScuttleNode | undefined
+  let admin: AdminServer | undefined
+  before(async () => {
+    const n = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, log: () => undefined })
+    node = n
+    admin = await AdminServer.start(
+      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(n, r) },
+      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
+    )
+    set(n, admin.address().port)
+  })
+  after(async () => {
+    await admin?.close()
+    await node?.close()
+  })
+}
+
 describe('adversarial: every key a peer can write, the admin endpoint and the CLI can name (issue 21, third outside red team)', function () {
   this.timeout(20_000)
   let node: ScuttleNode
-  let admin: AdminServer
   let port = 0
-
-  before(async () => {
-    node = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, log: () => undefined })
-    admin = await AdminServer.start(
-      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
-      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
-    )
-    port = admin.address().port
-  })
-  after(async () => {
-    await admin.close()
-    await node.close()
+  serveAdmin((n, p) => {
+    node = n
+    port = p
   })
 
   function get(path: string): Promise<{ status: number; body: string }> {
@@ -141,20 +150,10 @@ describe('adversarial: every key a peer can write, the admin endpoint and the CL
 describe('adversarial: the admin endpoint\'s Host check (issue 21, third outside red team)', function () {
   this.timeout(20_000)
   let node: ScuttleNode
-  let admin: AdminServer
   let port = 0
-
-  before(async () => {
-    node = await startNode({ id: 'a', resolve: base.resolution.lww_vs_current_vers, log: () => undefined })
-    admin = await AdminServer.start(
-      { id: 'a', readiness: () => ({ ready: true, joined: true, synced: true }), run: (r) => adminRun(node, r) },
-      { at: { host: '127.0.0.1', port: 0 }, log: () => undefined },
-    )
-    port = admin.address().port
-  })
-  after(async () => {
-    await admin.close()
-    await node.close()
+  serveAdmin((n, p) => {
+    node = n
+    port = p
   })
 
   // The status line of a raw request.
