@@ -118,6 +118,8 @@ export interface Args {
   logFormat?: LogFormat
   late?: 'keep' | 'drop'
   help?: boolean
+  /** What was set but not used (unknown SCUTTLE_* variables), said at warn once the node logs. */
+  warnings?: string[]
 }
 
 const OPTIONS = {
