@@ -324,10 +324,10 @@ export class Session extends EventEmitter {
   // The nonce of a hello being checked: its peer speaks sessions, and is told a refusal.
   private heardNonce: string | undefined = undefined
 
-  // The next line of `bytes`, its JSON read (NOT_JSON if it is not), and
-  // what follows it; null while the line is incomplete (kept in head);
-  // TOO_LONG once it passes `max` bytes.
-  private nextLine(bytes: Uint8Array, max: number): { value: unknown; rest: Uint8Array } | null | typeof TOO_LONG {
+  // The next line of `bytes`, its JSON read (NOT_JSON if it is not), its
+  // length in characters, and what follows it; null while the line is
+  // incomplete (kept in head); TOO_LONG once it passes `max` bytes.
+  private nextLine(bytes: Uint8Array, max: number): { value: unknown; chars: number; rest: Uint8Array } | null | typeof TOO_LONG {
     const nl = bytes.indexOf(10)
     if (this.headLength + (nl < 0 ? bytes.length : nl) > max) return TOO_LONG
     if (nl < 0) {
@@ -338,12 +338,15 @@ export class Session extends EventEmitter {
     this.head.push(bytes.subarray(0, nl))
     const line = this.joinHead()
     let value: unknown
+    let chars = line.length
     try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
+      const text = new TextDecoder('utf-8', { fatal: true }).decode(line)
+      chars = text.length
+      value = JSON.parse(text)
     } catch {
       value = NOT_JSON
     }
-    return { value, rest: bytes.subarray(nl + 1) }
+    return { value, chars, rest: bytes.subarray(nl + 1) }
   }
 
   private joinHead(): Uint8Array {
@@ -573,13 +576,15 @@ export class Session extends EventEmitter {
     this.emit('refused', err, ours)
   }
 
-  // A handover session's lines, each emitted as 'message' (bounded as NDJSON lines are).
+  // A handover session's lines, each emitted as 'message' (bounded as NDJSON
+  // lines are, in characters: the longest value, three bytes a character in
+  // UTF-8, is handed over too).
   private handoverLines(bytes: Uint8Array): void {
     const max = this.options.maxLineLength ?? 1 << 20
     while (bytes.length > 0 && this.state === 'handover') {
-      const line = this.nextLine(bytes, max)
-      if (line === TOO_LONG) {
-        this.close(new SessionError('bad_hello', `a handover line longer than ${max} bytes`), true)
+      const line = this.nextLine(bytes, 3 * max)
+      if (line === TOO_LONG || (line !== null && line.chars > max)) {
+        this.close(new SessionError('bad_hello', `a handover line longer than ${max} characters`), true)
         return
       }
       if (line === null) return
