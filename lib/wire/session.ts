@@ -58,6 +58,8 @@ export type RefusalCode =
   | 'self'
   /** Another live node says it has this id. */
   | 'twin'
+  /** A handover (`handover: true`) from a node this end did not refuse as a twin. */
+  | 'handover'
   /** No wire format in common. */
   | 'no_codec'
   /** Hellos must be authenticated, and the peer's was not (no key, or an older node). */
@@ -83,6 +85,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'other_cluster',
   'self',
   'twin',
+  'handover',
   'no_codec',
   'unauthenticated',
   'bad_proof',
