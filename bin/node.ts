@@ -171,10 +171,13 @@ function address(flag: string, text: string): Address {
  * @throws UsageError saying what is wrong, and where it was set.
  */
 export function parseArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Args {
-  const loader = new ConfigLoader(OPTIONS, env)
+  const loader = new ConfigLoader(OPTIONS, env, ['SCUTTLE_ADMIN_TOKEN', 'SCUTTLE_NODE'])
   const { argv, sources } = loader.load(args)
   try {
-    return parseMerged(argv, env)
+    const out = parseMerged(argv, env)
+    const unknown = loader.unknownEnv()
+    if (unknown !== null) out.warnings = [unknown]
+    return out
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     // Say where a bad value was set when it was not on the command line.
@@ -649,6 +652,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   }
   const logger = new Logger(args.id, args.logLevel ?? 'info', args.logFormat ?? 'text')
   const log = logger.line
+  for (const w of args.warnings ?? []) log(w, 'warn')
   // A stop asked for while starting is kept, and done once started (the
   // default action would kill the node before it flushed).
   let stopAsked: string | null = null
