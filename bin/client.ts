@@ -9,7 +9,7 @@ import * as fs from 'fs'
 import * as http from 'http'
 import { parseArgs } from 'util'
 import { parseAddress, DEFAULT_ADMIN_PORT } from '../lib/node/tcp'
-import { UsageError } from './args'
+import { unreadable, UsageError } from './args'
 
 /** The client commands and what they take. */
 export const CLIENT_COMMANDS: Record<string, { args: string[]; what: string }> = {
@@ -126,7 +126,7 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
       try {
         token = fs.readFileSync(file, 'utf8').trim()
       } catch (e) {
-        throw new UsageError(`--token-file ${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`)
+        throw new UsageError(`--token-file ${file}: cannot be read (${unreadable(e)}): name the file the node's --admin-token-file names, or give the token in SCUTTLE_ADMIN_TOKEN`)
       }
     } else token = env.SCUTTLE_ADMIN_TOKEN
     const t = parsed.values.timeout

@@ -177,8 +177,8 @@ describe('adversarial: fourth outside red team (issue 21)', function () {
   it('attack (files.sh): a missing --admin-token-file or --token-file said "(ENOENT)"; a missing --keys said what but not what to do; --data /proc/nope said "/proc: ENOENT (a read-only or special file system?)"; required: one line each naming the option, the path, the cause in words and what to do', async () => {
     const dir = tmp()
     const cases: [string[], RegExp, number][] = [
-      [['node', '--id', 'a', '--listen', '127.0.0.1:0', '--admin-token-file', path.join(dir, 'no-token')], /--admin-token-file .*no-token: no such file.*write a token of 16 characters or more/, 2],
-      [['status', '--token-file', path.join(dir, 'no-token')], /--token-file .*no-token: no such file.*the node's --admin-token-file/, 2],
+      [['node', '--id', 'a', '--listen', '127.0.0.1:0', '--admin-token-file', path.join(dir, 'no-token')], /--admin-token-file .*no-token: cannot be read \(no such file\): write a token of 16 characters or more/, 2],
+      [['status', '--token-file', path.join(dir, 'no-token')], /--token-file .*no-token: cannot be read \(no such file\).*the node's --admin-token-file/, 2],
       [['node', '--id', 'a', '--listen', '127.0.0.1:0', '--keys', path.join(dir, 'no-keys')], /--keys .*no-keys: cannot be read \(no such directory\).*make it.*a\.key\.pem/, 1],
       [['node', '--id', 'a', '--listen', '127.0.0.1:0', '--data', '/proc/nope'], /--data \/proc\/nope: .*\/proc is on a proc file system, which cannot hold a database: choose a directory on a disk/, 1],
       [['node', '--id', 'a', '--listen', '127.0.0.1:0', '--data', '/proc'], /--data \/proc: .*proc file system, which cannot hold a database/, 1],

@@ -339,7 +339,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       [['--interval', '-5'], /--interval must be a positive number of milliseconds.*not "-5"/, 2],
       [['--listen', '127.0.0.1:99999'], /port 99999 .* is out of range/, 2],
       [['--nope'], /unknown option --nope/, 2],
-      [['--listen', '127.0.0.1:0', '--data', '/proc/nope'], /cannot start: data directory \/proc\/nope cannot be written/, 1],
+      [['--listen', '127.0.0.1:0', '--data', '/proc/nope'], /cannot start: --data \/proc\/nope: \/proc is on a proc file system, which cannot hold a database/, 1],
       [['--listen', '127.0.0.1:0', '--data', path.join(dir, 'file', 'sub')], /cannot start: .*not a directory/, 1],
       [['--listen', '127.0.0.1:0', '--data', path.join(dir, 'l1')], /cannot start: .*symbolic links/, 1],
       [['--listen', '127.0.0.1:0', '--data', path.join(dir, 'y'.repeat(300))], /cannot start: .*name too long/, 1],
