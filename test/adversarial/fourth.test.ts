@@ -95,6 +95,17 @@ describe('adversarial: fourth outside red team (issue 21)', function () {
     const set = await client('set', ...at, 'c', JSON.stringify(longest))
     assert.strictEqual(set.code, 0, set.said.slice(0, 300))
     for (const k of ['s', 'p', 'c']) assert.strictEqual(node.gossip.get(k).value, longest, k)
+    // As a process: an argument holds at most 128 KiB on Linux (E2BIG past it), so the client reads the value from stdin with "-".
+    const piped = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'set', 'piped', '-', ...at], { stdio: ['pipe', 'ignore', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (b: Buffer) => (stderr += String(b)))
+      child.on('close', (code) => resolve({ code, stderr }))
+      child.stdin.on('error', () => undefined)
+      child.stdin.end(`${JSON.stringify(longest)}\n`)
+    })
+    assert.strictEqual(piped.code, 0, piped.stderr)
+    assert.strictEqual(node.gossip.get('piped').value, longest)
 
     // One character more: refused alike on every path, nothing stored.
     const reason = new RegExp(`longer than ${MAX_VALUE_LENGTH} characters as JSON`)
