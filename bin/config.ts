@@ -131,7 +131,9 @@ export class ConfigLoader {
     for (const k of Object.keys(o)) {
       // Own flags only: "__proto__", "constructor" or "toString" are in every object.
       if (!Object.hasOwn(this.options, k) || k === 'config' || k === 'help') {
-        throw new UsageError(`${named}: unknown setting ${JSON.stringify(k)} (settings are the long flags: ${Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help').join(', ')})`)
+        const flags = Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help')
+        const near = flags.find((f) => distance(k, f) <= 2)
+        throw new UsageError(`${named}: unknown setting ${JSON.stringify(k)}${near === undefined ? '' : ` (did you mean "${near}"?)`} (settings are the long flags: ${flags.join(', ')})`)
       }
     }
     return o as Record<string, unknown>

@@ -256,7 +256,9 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
       out.adminToken = fs.readFileSync(tokenFile, 'utf8').trim()
     } catch (err) {
       throw new UsageError(
-        `--admin-token-file ${tokenFile}: cannot be read (${unreadable(err)}): write a token of 16 characters or more there (openssl rand -hex 16 > ${tokenFile}), or give it in SCUTTLE_ADMIN_TOKEN`,
+        `--admin-token-file ${tokenFile}: cannot be read (${unreadable(err)}): ` +
+          ((err as NodeJS.ErrnoException).code === 'ENOENT' ? `write a token of 16 characters or more there (openssl rand -hex 16 > ${tokenFile})` : 'name a file this user can read, holding a token of 16 characters or more') +
+          ', or give the token in SCUTTLE_ADMIN_TOKEN',
       )
     }
   } else if (env.SCUTTLE_ADMIN_TOKEN !== undefined && env.SCUTTLE_ADMIN_TOKEN !== '') out.adminToken = env.SCUTTLE_ADMIN_TOKEN

@@ -211,6 +211,10 @@ describe('adversarial: fourth outside red team (issue 21)', function () {
     assert.match(args.warnings?.[0] ?? '', /^unknown environment variable SCUTTLE_LISTN \(did you mean SCUTTLE_LISTEN\?\): ignored; .*SCUTTLE_CONNECT/)
     assert.doesNotMatch(args.warnings?.[0] ?? '', /SCUTTLE_SERVICE_HOST|SCUTTLE_PORT\b/)
     assert.deepStrictEqual(parseArgs(['--id', 'a'], { SCUTTLE_ID: 'b' }).warnings ?? [], [])
+    // The file's unknown key stays a usage error, now with its near match too.
+    const file = path.join(tmp(), 'c.json')
+    fs.writeFileSync(file, '{"id": "a", "lsten": "127.0.0.1:7001"}')
+    assert.throws(() => parseArgs(['--config', file], {}), /unknown setting "lsten" \(did you mean "listen"\?\)/)
     // As a process: the node runs, and says so at warn.
     const child = spawn(process.execPath, [BIN, 'node', '--id', 'a', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
     closers.push(() => void child.kill('SIGKILL'))
