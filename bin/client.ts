@@ -193,7 +193,7 @@ export async function clientCommand(
           resolve(0)
           return
         }
-        const why = body !== null && typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode} ${text.slice(0, 200).trim()}`
+        const why = body !== null && typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode} ${text.slice(0, 400).trim()}`
         const code = body !== null && typeof body.code === 'string' ? ` [${body.code}]` : ''
         err(`simple-scuttle ${name}: node ${where} refused${code}: ${why}\n`)
         resolve(1)

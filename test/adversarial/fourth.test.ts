@@ -178,6 +178,11 @@ describe('adversarial: fourth outside red team (issue 21)', function () {
     const r = await request(node.address().port, 'GET', '/health')
     assert.strictEqual(r.status, 400)
     assert.match(r.body, /peer port/)
+    // The client pointed at the peer port says so, in one line.
+    const wrong = await client('status', '--node', `127.0.0.1:${node.address().port}`)
+    assert.strictEqual(wrong.code, 1)
+    assert.strictEqual(wrong.said.trim().split('\n').length, 1, wrong.said)
+    assert.match(wrong.said, /refused: HTTP 400 this is the peer port .*--admin \(default 7947\); .*--metrics$/m)
     // Peers still open sessions at once.
     const b = await startNode({ id: 'b', resolve: lww, listen: { host: '127.0.0.1', port: 0 }, connect: [node.address()], interval: 50, log: () => undefined })
     closers.push(() => b.close())
