@@ -45,3 +45,23 @@ export function readArgs<O extends Options>(args: readonly string[], options: O)
     }
   }
 }
+
+/** Why a file could not be read, in words (an errno code alone tells an operator little). */
+export function unreadable(err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  switch (e.code) {
+    case 'ENOENT':
+      return 'no such file'
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (user ${process.getuid?.() ?? '?'} cannot read it)`
+    case 'EISDIR':
+      return 'a directory, not a file'
+    case 'ENOTDIR':
+      return 'a part of the path is a file'
+    case 'ELOOP':
+      return 'too many symbolic links (a loop?)'
+    default:
+      return e.message.replace(/[\r\n]+/g, ' ')
+  }
+}

@@ -9,12 +9,13 @@ import * as fs from 'fs'
 import * as http from 'http'
 import { parseArgs } from 'util'
 import { parseAddress, DEFAULT_ADMIN_PORT } from '../lib/node/tcp'
-import { UsageError } from './args'
+import { unreadable, UsageError } from './args'
+import { MAX_VALUE_LENGTH } from '../lib/value'
 
 /** The client commands and what they take. */
 export const CLIENT_COMMANDS: Record<string, { args: string[]; what: string }> = {
   get: { args: ['KEY'], what: "a key's value and version" },
-  set: { args: ['KEY', 'JSON'], what: 'write a key (the value is JSON: \'"blue"\', \'{"w":3}\')' },
+  set: { args: ['KEY', 'JSON'], what: 'write a key (the value is JSON: \'"blue"\', \'{"w":3}\'; - reads it from stdin)' },
   del: { args: ['KEY'], what: 'delete a key on every node' },
   members: { args: [], what: 'the members and their status' },
   status: { args: [], what: "the node's status" },
@@ -30,6 +31,8 @@ Asks a running node through its admin endpoint (simple-scuttle node --admin).
   --token-file FILE  the admin token (default SCUTTLE_ADMIN_TOKEN), needed when the node has one
   --timeout MS       give up after MS (default 10000)
 A KEY or value starting with "-" (other than a number) goes after "--": simple-scuttle get -- -k
+set KEY - reads the value from stdin (an argument holds at most 128 KiB on Linux; a value, up to
+1 MiB less 16 KiB of JSON): simple-scuttle set config - < config.json
 Prints the answer as JSON; exits 1 with one line when the node cannot be reached or refuses.
 `
 
@@ -77,7 +80,7 @@ function positionalNumbers(argv: readonly string[]): string[] {
       positionals.push(...argv.slice(i + 1))
       break
     }
-    if (/^-\d|^-\.\d/.test(a) || !a.startsWith('-')) positionals.push(a)
+    if (/^-\d|^-\.\d/.test(a) || !a.startsWith('-') || a === '-') positionals.push(a)
     else {
       const name = /^--([^=]+)$/.exec(a)?.[1]
       // Joined, so that a value such as -1 is that option's (its check then says what is wrong).
@@ -88,8 +91,35 @@ function positionalNumbers(argv: readonly string[]): string[] {
   return [...options, '--', ...positionals]
 }
 
-/** Runs one client command; resolves with the exit code. */
-export async function clientCommand(name: string, argv: string[], out: (s: string) => void, err: (s: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+// The longest value read from stdin: room for the longest value at three bytes a character, as the endpoint's body bound.
+const MAX_STDIN = 3 * MAX_VALUE_LENGTH + (16 << 10)
+
+// What stdin holds, or null past MAX_STDIN.
+function readStdin(): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let n = 0
+    process.stdin.on('data', (b: Buffer) => {
+      n += b.length
+      if (n <= MAX_STDIN) parts.push(b)
+    })
+    process.stdin.once('end', () => resolve(n > MAX_STDIN ? null : Buffer.concat(parts).toString('utf8')))
+    process.stdin.once('error', reject)
+  })
+}
+
+/**
+ * Runs one client command; resolves with the exit code. `input` gives what
+ * stdin holds (for `set KEY -`), or null when it is too long.
+ */
+export async function clientCommand(
+  name: string,
+  argv: string[],
+  out: (s: string) => void,
+  err: (s: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+  input: () => Promise<string | null> = readStdin,
+): Promise<number> {
   let req: Request
   let node: { host: string; port: number }
   let token: string | undefined
@@ -98,7 +128,7 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
     // A key (or value) starting with "-" reads as an option: say how to write it.
     for (let i = 0; i < argv.length && argv[i] !== '--'; i++) {
       const a = argv[i]
-      if (!a.startsWith('-') || /^-\d|^-\.\d/.test(a)) continue
+      if (!a.startsWith('-') || a === '-' || /^-\d|^-\.\d/.test(a)) continue
       const known = /^--([^=]+)/.exec(a)?.[1] ?? (a === '-h' ? 'help' : '')
       if (!Object.hasOwn(OPTIONS, known)) throw new UsageError(`unknown option ${a} (a KEY or value starting with "-" goes after "--": simple-scuttle ${name} -- ${a}${name === 'set' ? ' JSON' : ''})`)
       if (OPTIONS[known as keyof typeof OPTIONS].type === 'string' && !a.includes('=')) i++
@@ -114,7 +144,13 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
       out(clientUsage)
       return 0
     }
-    req = request(name, parsed.positionals)
+    const positionals = parsed.positionals
+    if (name === 'set' && positionals.length === 2 && positionals[1] === '-') {
+      const text = await input()
+      if (text === null) throw new UsageError(`set ${positionals[0]} -: stdin holds more than ${MAX_STDIN} bytes, past any value (at most ${MAX_VALUE_LENGTH} characters of JSON)`)
+      positionals[1] = text
+    }
+    req = request(name, positionals)
     const at = parsed.values.node ?? env.SCUTTLE_NODE ?? `127.0.0.1:${DEFAULT_ADMIN_PORT}`
     try {
       node = parseAddress(at)
@@ -126,7 +162,7 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
       try {
         token = fs.readFileSync(file, 'utf8').trim()
       } catch (e) {
-        throw new UsageError(`--token-file ${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`)
+        throw new UsageError(`--token-file ${file}: cannot be read (${unreadable(e)}): name the file the node's --admin-token-file names, or give the token in SCUTTLE_ADMIN_TOKEN`)
       }
     } else token = env.SCUTTLE_ADMIN_TOKEN
     const t = parsed.values.timeout
@@ -157,7 +193,7 @@ export async function clientCommand(name: string, argv: string[], out: (s: strin
           resolve(0)
           return
         }
-        const why = body !== null && typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode} ${text.slice(0, 200).trim()}`
+        const why = body !== null && typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode} ${text.slice(0, 400).trim()}`
         const code = body !== null && typeof body.code === 'string' ? ` [${body.code}]` : ''
         err(`simple-scuttle ${name}: node ${where} refused${code}: ${why}\n`)
         resolve(1)

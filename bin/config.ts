@@ -19,14 +19,42 @@ type Source = 'flag' | 'env' | 'file'
 
 /** Reads a command's settings from a file, the environment and its flags. */
 export class ConfigLoader {
+  /**
+   * `also`: SCUTTLE_* variables read elsewhere (SCUTTLE_ADMIN_TOKEN; the
+   * client's SCUTTLE_NODE, in an environment the two share), known too.
+   */
   constructor(
     private readonly options: Options,
     private readonly env: Readonly<Record<string, string | undefined>> = process.env,
+    private readonly also: readonly string[] = [],
   ) {}
 
   /** The environment variable of a flag. */
   static envName(flag: string): string {
     return `SCUTTLE_${flag.toUpperCase().replace(/-/g, '_')}`
+  }
+
+  /**
+   * What to say of SCUTTLE_* variables that name no setting: one line, or
+   * null. Said, not refused (a file's unknown key is, exit 2): the
+   * environment is shared with other programs and set by platforms, as
+   * Kubernetes sets SCUTTLE_SERVICE_HOST, SCUTTLE_PORT, ... in every pod of
+   * a namespace with a Service named scuttle (those are not said: no typo
+   * of an operator's), so an exit would stop a node for a variable not its
+   * own; a typo (SCUTTLE_LISTN) is then told, with the near match.
+   */
+  unknownEnv(): string | null {
+    const known = [...Object.keys(this.options).filter((f) => f !== 'help').map(ConfigLoader.envName), ...this.also]
+    const unknown = Object.keys(this.env)
+      .filter((k) => k.startsWith('SCUTTLE_') && !known.includes(k) && !KUBERNETES.test(k))
+      .sort()
+    if (unknown.length === 0) return null
+    const named = unknown.slice(0, 8).map((k) => {
+      const near = known.find((n) => distance(k, n) <= 2)
+      return near === undefined ? k : `${k} (did you mean ${near}?)`
+    })
+    const more = unknown.length > 8 ? `, and ${unknown.length - 8} more` : ''
+    return `unknown environment variable${unknown.length > 1 ? 's' : ''} ${named.join(', ')}${more}: ignored; the known ones are ${known.join(', ')}`
   }
 
   /**
@@ -103,9 +131,25 @@ export class ConfigLoader {
     for (const k of Object.keys(o)) {
       // Own flags only: "__proto__", "constructor" or "toString" are in every object.
       if (!Object.hasOwn(this.options, k) || k === 'config' || k === 'help') {
-        throw new UsageError(`${named}: unknown setting ${JSON.stringify(k)} (settings are the long flags: ${Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help').join(', ')})`)
+        const flags = Object.keys(this.options).filter((f) => f !== 'config' && f !== 'help')
+        const near = flags.find((f) => distance(k, f) <= 2)
+        throw new UsageError(`${named}: unknown setting ${JSON.stringify(k)}${near === undefined ? '' : ` (did you mean "${near}"?)`} (settings are the long flags: ${flags.join(', ')})`)
       }
     }
     return o as Record<string, unknown>
   }
+}
+
+// What Kubernetes sets for a Service named scuttle (its host, its ports).
+const KUBERNETES = /^SCUTTLE_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/
+
+// Edits (insert, delete, replace) from a to b, for a near match.
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = cur
+  }
+  return prev[b.length]
 }

@@ -19,7 +19,7 @@ import { MAX_ID_LENGTH, jsonTextProblem } from '../lib/value'
 import { badName } from '../lib/shape'
 import type { Security } from '../lib/types'
 import type { HelloAuth } from '../lib/wire/session'
-import { readArgs, UsageError } from './args'
+import { readArgs, unreadable, UsageError } from './args'
 import { ConfigLoader } from './config'
 import { Logger, type LogFormat, type LogLevel } from './log'
 
@@ -118,6 +118,8 @@ export interface Args {
   logFormat?: LogFormat
   late?: 'keep' | 'drop'
   help?: boolean
+  /** What was set but not used (unknown SCUTTLE_* variables), said at warn once the node logs. */
+  warnings?: string[]
 }
 
 const OPTIONS = {
@@ -169,10 +171,13 @@ function address(flag: string, text: string): Address {
  * @throws UsageError saying what is wrong, and where it was set.
  */
 export function parseArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Args {
-  const loader = new ConfigLoader(OPTIONS, env)
+  const loader = new ConfigLoader(OPTIONS, env, ['SCUTTLE_ADMIN_TOKEN', 'SCUTTLE_NODE'])
   const { argv, sources } = loader.load(args)
   try {
-    return parseMerged(argv, env)
+    const out = parseMerged(argv, env)
+    const unknown = loader.unknownEnv()
+    if (unknown !== null) out.warnings = [unknown]
+    return out
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     // Say where a bad value was set when it was not on the command line.
@@ -250,7 +255,11 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     try {
       out.adminToken = fs.readFileSync(tokenFile, 'utf8').trim()
     } catch (err) {
-      throw new UsageError(`--admin-token-file ${tokenFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+      throw new UsageError(
+        `--admin-token-file ${tokenFile}: cannot be read (${unreadable(err)}): ` +
+          ((err as NodeJS.ErrnoException).code === 'ENOENT' ? `write a token of 16 characters or more there (openssl rand -hex 16 > ${tokenFile})` : 'name a file this user can read, holding a token of 16 characters or more') +
+          ', or give the token in SCUTTLE_ADMIN_TOKEN',
+      )
     }
   } else if (env.SCUTTLE_ADMIN_TOKEN !== undefined && env.SCUTTLE_ADMIN_TOKEN !== '') out.adminToken = env.SCUTTLE_ADMIN_TOKEN
   if (out.adminToken !== undefined && out.adminToken.length < 16) {
@@ -311,7 +320,10 @@ export function loadKeys(dir: string, id: string): { security: Security; auth: H
     names = fs.readdirSync(dir)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new TypeError(`--keys ${dir}: cannot be read (${code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message})`)
+    throw new TypeError(
+      `--keys ${dir}: cannot be read (${code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : unreadable(err)}): ` +
+        `make it, holding this node's ${id}.key.pem and each trusted node's ID.pub.pem (openssl genpkey -algorithm ed25519 -out ${id}.key.pem; openssl pkey -in ${id}.key.pem -pubout -out ${id}.pub.pem), or point --keys at it`,
+    )
   }
   // Each file read and parsed here, so that a bad one is named (OpenSSL's
   // errors name neither the file nor the fix).
@@ -607,12 +619,17 @@ export function unwritableData(dir: string): string | null {
     if (up === probe) return `--data ${dir}: no part of the path exists`
     probe = up
   }
+  // A kernel's file system (/proc, /sys, ...) holds no files of ours: said
+  // by name, rather than as whichever errno it gives.
+  const special = specialFileSystem(probe)
+  if (special !== null) return `--data ${dir}: ${probe} is on a ${special} file system, which cannot hold a database: choose a directory on a disk, such as /var/lib/simple-scuttle`
   const user = process.getuid === undefined ? 'this user' : `user ${process.getuid()}`
   const files = probe === path.resolve(dir) ? fs.readdirSync(probe).filter((f) => /^(state\.db|lock\.db|acked)/.test(f)) : []
   for (const f of [probe, ...files.map((f) => path.join(probe, f))]) {
     try {
       fs.accessSync(f, fs.constants.W_OK | fs.constants.R_OK)
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EROFS') return `data directory ${dir} cannot be written: ${f} is on a read-only file system (mount it read-write, or choose another --data)`
       return `data directory ${dir} cannot be written: ${f} is not writable by ${user} (give it write access, or choose another --data)`
     }
   }
@@ -622,9 +639,36 @@ export function unwritableData(dir: string): string | null {
     fs.writeFileSync(test, '')
     fs.rmSync(test, { force: true })
   } catch (err) {
-    return `data directory ${dir} cannot be written: ${probe}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (a read-only or special file system? choose another --data)`
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'EROFS' ? 'it is on a read-only file system' : code === 'ENOSPC' ? 'no space left' : code === 'EDQUOT' ? 'over the disk quota' : `a file cannot be made there (${code ?? oneLine((err as Error).message)})`
+    return `data directory ${dir} cannot be written: ${probe}: ${why}: choose another --data, a directory on a writable disk`
   }
   return null
+}
+
+// File systems of the kernel's (statfs magic numbers), which cannot hold a database.
+const SPECIAL: Record<number, string> = {
+  0x9fa0: 'proc',
+  0x62656572: 'sysfs',
+  0x1cd1: 'devpts',
+  0x27e0eb: 'cgroup',
+  0x63677270: 'cgroup2',
+  0x64626720: 'debugfs',
+  0x73636673: 'securityfs',
+  0x74726163: 'tracefs',
+  0x62656570: 'configfs',
+  0xcafe4a11: 'bpf',
+  0x6165676c: 'pstore',
+  0xde5e81e4: 'efivarfs',
+  0x19800202: 'mqueue',
+}
+
+function specialFileSystem(dir: string): string | null {
+  try {
+    return SPECIAL[fs.statfsSync(dir).type] ?? null
+  } catch {
+    return null
+  }
 }
 
 /** `simple-scuttle node ...`: runs until SIGTERM or SIGINT; resolves with the exit code. */
@@ -647,6 +691,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   }
   const logger = new Logger(args.id, args.logLevel ?? 'info', args.logFormat ?? 'text')
   const log = logger.line
+  for (const w of args.warnings ?? []) log(w, 'warn')
   // A stop asked for while starting is kept, and done once started (the
   // default action would kill the node before it flushed).
   let stopAsked: string | null = null

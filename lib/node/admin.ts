@@ -15,9 +15,10 @@
  *
  * A refusal is a JSON `{"ok":false,"code","error"}` with a 4xx or 5xx
  * status. Bounded (see bounded-http.ts): 64 connections (the oldest not
- * being answered makes room), 3 s for a whole request, a body of 1 MiB of
- * UTF-8. With a token, every request but `/health` and `/ready` must
- * carry `Authorization: Bearer TOKEN`; a node bound anywhere but loopback
+ * being answered makes room), 3 s for a whole request, a body of at most 3 MiB of
+ * UTF-8 (room for any value within the one value limit, see MAX_BODY).
+ * With a token, every request but `/health` and `/ready` must carry
+ * `Authorization: Bearer TOKEN` (the scheme in any case); a node bound anywhere but loopback
  * must have one. An address (an IPv6 /64) that sent 10 wrong tokens within
  * a minute is answered 429 for a minute, whatever it sends; past 100 wrong
  * tokens a minute from all addresses, so is every address not seen with
@@ -33,6 +34,7 @@ import * as crypto from 'crypto'
 import * as http from 'http'
 import * as net from 'net'
 import type { AdminCode } from '../codes'
+import { MAX_VALUE_LENGTH } from '../value'
 import { boundedServer, closeIfUnread } from './bounded-http'
 import type { Address, LogLevel } from './types'
 
@@ -214,8 +216,14 @@ function key(address: string): string {
   return address
 }
 
-/** Longest request body: the longest value, as JSON, and room for its key. */
-const MAX_BODY = 1 << 20
+/**
+ * Longest request body: the longest value. The value limit is the one of
+ * every path, MAX_VALUE_LENGTH characters of JSON (checked on the value as
+ * it is parsed); in UTF-8 a character takes at most three bytes, so any
+ * value within it, written as JSON.stringify writes it, fits (the binary
+ * wire's MAX_FRAME_LENGTH makes the same room).
+ */
+const MAX_BODY = 3 * MAX_VALUE_LENGTH + (16 << 10)
 
 /** Most connections at once (the oldest not being answered makes room for a new one). */
 const MAX_CONNECTIONS = 64
@@ -410,7 +418,11 @@ export class AdminServer {
         }
         const body = await readBody(req)
         if (body === null) {
-          return send(res, 413, { ok: false, code: 'too_large', error: `a value of at most ${MAX_BODY} bytes` })
+          return send(res, 413, {
+            ok: false,
+            code: 'too_large',
+            error: `a body over ${MAX_BODY} bytes, room for any value within the limit (${MAX_VALUE_LENGTH} characters of JSON, at most 3 bytes each in UTF-8): this one is longer, or padded`,
+          })
         }
         let text: string
         try {
@@ -441,9 +453,10 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(res.req.method === 'HEAD' ? undefined : `${JSON.stringify(body)}\n`)
 }
 
-// Compared in constant time: the token is a password.
+// Compared in constant time: the token is a password. The scheme is
+// case-insensitive, and one or more spaces follow it (RFC 9110 11.1, 11.4).
 function sameToken(header: string | undefined, token: string): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? '')
+  const m = /^bearer +(.+)$/i.exec(header ?? '')
   if (m === null) return false
   const a = crypto.createHash('sha256').update(m[1]).digest()
   const b = crypto.createHash('sha256').update(token).digest()

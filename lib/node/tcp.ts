@@ -40,7 +40,7 @@ import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
 import { Listener } from './listener'
 import { serveMetrics, type MetricsServer } from './metrics'
-import { checkOptions, type CheckedOptions, hostPort, type NodeOptions } from './options'
+import { checkOptions, type CheckedOptions, DEFAULT_ADMIN_PORT, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
 import { Store } from './store'
 import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
@@ -878,6 +878,11 @@ export class ScuttleNode extends EventEmitter {
       maxLineLength: this.opts.maxLineLength,
       maxFrameLength: this.opts.maxFrameLength,
       admit: (hello) => this.twins.admit(c, hello),
+      // A browser or curl pointed at the peer port is told where to go, in HTTP.
+      httpAnswer:
+        direction === 'in' && kind === 'tcp'
+          ? `this is the peer port of simple-scuttle node ${this.gossip.id}, which speaks its gossip protocol, not HTTP: the admin endpoint is the port of its --admin (default ${DEFAULT_ADMIN_PORT}); /health and /ready are served there and on --metrics`
+          : undefined,
       limits: this.limits,
       observer: c,
       barrier,

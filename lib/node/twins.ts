@@ -76,6 +76,12 @@ export interface HandedWrite {
 /** Most writes one handover session carries (the peer refuses more: see the node's MAX_HANDOVER). */
 export const HANDOVER_BATCH = 10_000
 
+// Twins refused that a node remembers (see Twins.refusedTwins).
+const REFUSED_KEPT = 256
+
+// A node as a twin refusal names it: its id and when it started.
+const twinKey = (id: string, started: number | null): string => `${id}\u0000${started}`
+
 // Whether a node started at `a` (nonce an) is older than one started at b:
 // unknown times are youngest, equal ones are ordered by nonce.
 function olderThan(a: number | null, an: string | undefined, b: number | null, bn: string | undefined): boolean {
@@ -141,6 +147,9 @@ export class Twins {
   // The nonces of this node's own sessions, kept a window past their close
   // (the other end of a dial to itself may be closed first).
   private readonly nonces = new Set<string>()
+  // The nodes (id and start) this node refused as twins, the newest
+  // REFUSED_KEPT: only they may hand writes over (see admit).
+  private readonly refusedTwins = new Set<string>()
 
   /** `dials`: the node dials peers (without, no one can tell it is a twin before it writes). */
   constructor(
@@ -287,13 +296,20 @@ export class Twins {
     const host = this.host
     const id = hello.id
     const started = hello.started ?? null
+    // A node refused as a twin hands its writes over: no gossip, no twin
+    // rule (its writes become this node's own, see handOver). Only one this
+    // node refused: a handover makes this node write as itself, which no
+    // other peer may have it do (under --keys, not even one with a key).
+    // (Before the nonce check: a handover hello without a nonce is refused too.)
+    if (hello.handover === true) {
+      if (this.own(hello.nonce)) return new SessionError('self', 'connected to itself')
+      if (this.refusedTwins.has(twinKey(id, started))) return null
+      return new SessionError('handover', `a handover from ${id}, which this node did not refuse as a twin: only a node refused as a twin hands its writes over (docs/operations.md, "Twins")`)
+    }
     // A hello without a nonce (a node before sessions) cannot be told from
     // this node's own, nor from another's: no twin rule for it.
     if (hello.nonce === undefined) return id === host.gossip.id ? new SessionError('self', 'connected to itself') : null
     const trusted = c.session.authenticated
-    // A node refused as a twin hands its writes over: no gossip, no twin
-    // rule (its writes become this node's own, see handOver).
-    if (hello.handover === true) return this.own(hello.nonce) ? new SessionError('self', 'connected to itself') : null
     if (id === host.gossip.id) {
       // This node's own dial (its address in --connect, by any name): the
       // hello carries the nonce of one of its own sessions, which no other
@@ -306,12 +322,14 @@ export class Twins {
         // (A hello is a claim, not evidence: without keys it stops nothing.)
         this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted && 'authenticated', `another live node runs as ${id} (${where}), before this one`)
         if (hello.address !== undefined) this.handOver(hello.address, id)
+        this.refusedTwin(id, started)
         return new SessionError('twin', `this node (${id}) started after you: it stops`)
       }
       host.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(host.startedAt)}: give this one another --id`)
       err.twinStarted = host.startedAt
       err.twinHolds = this.holds(id)
+      this.refusedTwin(id, started)
       return err
     }
     for (const e of host.connections()) {
@@ -337,6 +355,7 @@ export class Twins {
         host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
         host.refused()
         host.drop(e, 'twin', `twin of ${id}, started later than the one at ${c.address}`)
+        this.refusedTwin(id, theirs.started ?? null)
         this.passed.add(c)
         return null
       }
@@ -348,10 +367,19 @@ export class Twins {
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
       err.twinHolds = this.holds(id)
+      this.refusedTwin(id, started)
       return err
     }
     this.passed.add(c)
     return null
+  }
+
+  // Node `id` started at `started` was refused as a twin: it may hand its writes over.
+  private refusedTwin(id: string, started: number | null): void {
+    const k = twinKey(id, started)
+    this.refusedTwins.delete(k)
+    this.refusedTwins.add(k)
+    if (this.refusedTwins.size > REFUSED_KEPT) this.refusedTwins.delete(this.refusedTwins.values().next().value as string)
   }
 
   // The highest version of `id` this node holds, if any (said in a twin

@@ -58,6 +58,8 @@ export type RefusalCode =
   | 'self'
   /** Another live node says it has this id. */
   | 'twin'
+  /** A handover (`handover: true`) from a node this end did not refuse as a twin. */
+  | 'handover'
   /** No wire format in common. */
   | 'no_codec'
   /** Hellos must be authenticated, and the peer's was not (no key, or an older node). */
@@ -83,6 +85,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'other_cluster',
   'self',
   'twin',
+  'handover',
   'no_codec',
   'unauthenticated',
   'bad_proof',
@@ -176,9 +179,23 @@ export interface SessionOptions {
    * such a session too, if its owner's `admit` lets it.
    */
   handover?: boolean
+  /**
+   * An accepting end's answer to an HTTP request (a browser or curl
+   * pointed at the peer port): with it, this end says its hello once the
+   * peer's first bytes are read (every dialing end speaks first), or after
+   * HELLO_WAIT ms of silence, so that a first line `GET /path HTTP/1.1` is
+   * answered `400` with this line, in HTTP, and refused (`no_hello`).
+   */
+  httpAnswer?: string
 }
 
 const HELLO_LINE_MAX = 4096
+
+// How long an end with httpAnswer waits for the peer's first bytes before saying its hello.
+const HELLO_WAIT = 200
+
+// An HTTP request line (RFC 9112 3): method, target, version.
+const HTTP_REQUEST = /^([A-Z]{1,20}) \S+ HTTP\/\d(\.\d)?\r?$/
 
 function webNonce(): string {
   const c = (globalThis as { crypto?: { getRandomValues(a: Uint8Array): Uint8Array } }).crypto
@@ -249,6 +266,9 @@ export class Session extends EventEmitter {
   private head: Uint8Array[] = []
   private headLength = 0
   private readonly input: Transform
+  // This end's hello while unsaid (see SessionOptions.httpAnswer), and the wait for the peer's first bytes.
+  private unsaid: string | null = null
+  private helloTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor(
     readonly gossip: Gossip,
@@ -267,7 +287,12 @@ export class Session extends EventEmitter {
     if (options.started !== undefined) hello.started = options.started
     if (options.address !== undefined) hello.address = options.address
     if (options.handover === true) hello.handover = true
-    transport.write(`${JSON.stringify(hello)}\n`)
+    if (options.httpAnswer === undefined) transport.write(`${JSON.stringify(hello)}\n`)
+    else {
+      this.unsaid = `${JSON.stringify(hello)}\n`
+      this.helloTimer = setTimeout(() => this.sayHello(), HELLO_WAIT)
+      ;(this.helloTimer as { unref?: () => void }).unref?.()
+    }
     const session = this
     // Takes the hello lines off the front of the connection, then passes bytes.
     this.input = new Transform({
@@ -287,6 +312,12 @@ export class Session extends EventEmitter {
       this.keep(bytes)
       return
     }
+    // A hello (JSON) starts with "{"; an HTTP request with its method, in capitals: its first line decides.
+    if (this.unsaid !== null && this.headLength === 0 && bytes.length > 0 && !(bytes[0] >= 65 && bytes[0] <= 90)) this.sayHello()
+    else if (this.helloTimer !== null) {
+      clearTimeout(this.helloTimer)
+      this.helloTimer = null
+    }
     while (bytes.length > 0 && (this.state === 'hello' || this.state === 'verdict' || this.state === 'opening')) {
       const line = this.nextLine(bytes, HELLO_LINE_MAX)
       if (line === TOO_LONG) {
@@ -294,6 +325,14 @@ export class Session extends EventEmitter {
         return
       }
       if (line === null) return
+      if (this.unsaid !== null) {
+        const http = line.text === null ? null : HTTP_REQUEST.exec(line.text)
+        if (http !== null) {
+          this.answerHttp(http[1])
+          return
+        }
+        this.sayHello()
+      }
       bytes = line.rest
       const o = line.value
       if (o === NOT_JSON) {
@@ -311,6 +350,33 @@ export class Session extends EventEmitter {
     } else if (bytes.length > 0 && this.state !== 'closed') this.keep(bytes)
   }
 
+  // Say this end's hello, if it waited (see SessionOptions.httpAnswer).
+  private sayHello(): void {
+    if (this.helloTimer !== null) clearTimeout(this.helloTimer)
+    this.helloTimer = null
+    const hello = this.unsaid
+    this.unsaid = null
+    if (hello === null || this.state === 'closed') return
+    try {
+      this.transport.write(hello)
+    } catch {
+      // The transport is gone: the owner hears of it.
+    }
+  }
+
+  // An HTTP request on a peer port: answered in HTTP, in one line, and refused.
+  private answerHttp(method: string): void {
+    const answer = this.options.httpAnswer as string
+    this.unsaid = null
+    const body = `${answer}\n`
+    try {
+      this.transport.write(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${new TextEncoder().encode(body).length}\r\nconnection: close\r\n\r\n${body}`)
+    } catch {
+      // The transport is gone: nothing to tell.
+    }
+    this.close(new SessionError('no_hello', `an HTTP request (${method}) on the peer port: ${answer}`), true)
+  }
+
   // While the policy decides (see admit), what the peer sends is kept: at most its open line.
   private keep(bytes: Uint8Array): void {
     if (this.headLength + bytes.length > HELLO_LINE_MAX) {
@@ -324,10 +390,10 @@ export class Session extends EventEmitter {
   // The nonce of a hello being checked: its peer speaks sessions, and is told a refusal.
   private heardNonce: string | undefined = undefined
 
-  // The next line of `bytes`, its JSON read (NOT_JSON if it is not), and
-  // what follows it; null while the line is incomplete (kept in head);
-  // TOO_LONG once it passes `max` bytes.
-  private nextLine(bytes: Uint8Array, max: number): { value: unknown; rest: Uint8Array } | null | typeof TOO_LONG {
+  // The next line of `bytes`, its JSON read (NOT_JSON if it is not), its
+  // text (null if not UTF-8), and what follows it; null while the line is
+  // incomplete (kept in head); TOO_LONG once it passes `max` bytes.
+  private nextLine(bytes: Uint8Array, max: number): { value: unknown; text: string | null; rest: Uint8Array } | null | typeof TOO_LONG {
     const nl = bytes.indexOf(10)
     if (this.headLength + (nl < 0 ? bytes.length : nl) > max) return TOO_LONG
     if (nl < 0) {
@@ -337,13 +403,15 @@ export class Session extends EventEmitter {
     }
     this.head.push(bytes.subarray(0, nl))
     const line = this.joinHead()
-    let value: unknown
+    let value: unknown = NOT_JSON
+    let text: string | null = null
     try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(line))
+      text = new TextDecoder('utf-8', { fatal: true }).decode(line)
+      value = JSON.parse(text)
     } catch {
       value = NOT_JSON
     }
-    return { value, rest: bytes.subarray(nl + 1) }
+    return { value, text, rest: bytes.subarray(nl + 1) }
   }
 
   private joinHead(): Uint8Array {
@@ -553,6 +621,8 @@ export class Session extends EventEmitter {
    */
   refuse(err: SessionError, extra?: Record<string, unknown>): void {
     if (this.state === 'closed') return
+    // The peer reads this end's hello before any refusal.
+    this.sayHello()
     // Said in place of our accept or open line, never after it.
     // (A hello refused before it was taken is told too, when it speaks sessions.)
     const tell = (this.peerHello?.nonce ?? this.heardNonce) !== undefined && (this.state === 'hello' || this.state === 'verdict' || this.state === 'admitting')
@@ -573,13 +643,15 @@ export class Session extends EventEmitter {
     this.emit('refused', err, ours)
   }
 
-  // A handover session's lines, each emitted as 'message' (bounded as NDJSON lines are).
+  // A handover session's lines, each emitted as 'message' (bounded as NDJSON
+  // lines are, in characters: the longest value, three bytes a character in
+  // UTF-8, is handed over too).
   private handoverLines(bytes: Uint8Array): void {
     const max = this.options.maxLineLength ?? 1 << 20
     while (bytes.length > 0 && this.state === 'handover') {
-      const line = this.nextLine(bytes, max)
-      if (line === TOO_LONG) {
-        this.close(new SessionError('bad_hello', `a handover line longer than ${max} bytes`), true)
+      const line = this.nextLine(bytes, 3 * max)
+      if (line === TOO_LONG || (line !== null && (line.text?.length ?? 0) > max)) {
+        this.close(new SessionError('bad_hello', `a handover line longer than ${max} characters`), true)
         return
       }
       if (line === null) return
@@ -605,6 +677,7 @@ export class Session extends EventEmitter {
 
   /** Stop: unpipe and destroy the gossip stream (the owner closes the transport). */
   destroy(): void {
+    if (this.helloTimer !== null) clearTimeout(this.helloTimer)
     this.state = 'closed'
     this.gate.stop()
     this.stream.unpipe()

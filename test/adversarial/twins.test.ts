@@ -382,12 +382,19 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
 
   it('a handover that carries a membership key (another node\'s record, or a heartbeat) is refused: the connection closed, nothing written', async () => {
     const a = await start({ id: 'a', membership: true })
+    // A handover is taken only from a node a refused as a twin: b started at 2000, refused beside a live b.
+    const elder = impostor(a.address().port, 'b', { started: 1000 })
+    await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the first b')
+    const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' })
+    await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
+    elder.destroy()
+    twin.destroy()
     const s = net.connect(a.address().port, '127.0.0.1')
     s.on('error', () => undefined)
     let closed = false
     s.on('close', () => (closed = true))
     s.resume()
-    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true }
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', started: 2000, handover: true }
     s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"member/zz","value":{"address":"127.0.0.1:9"}}\n{"end":true}\n`)
     await until(() => closed, 10_000, 'the handover to be refused')
     assert.strictEqual(a.gossip.get('member/zz').value, null)

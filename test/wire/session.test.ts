@@ -113,6 +113,24 @@ describe('session', () => {
     assert.strictEqual((await refused).code, 'bad_hello')
   })
 
+  it('a handover line is bounded in characters, as NDJSON lines are (fourth outside red team, issue 21: the longest value, in 3-byte characters, was refused as a handover line over 1 MiB of bytes, and a refused twin could never hand it over)', async () => {
+    const { sa, sb } = connect({ handover: true }, { maxLineLength: 64 })
+    await Promise.all([sa, sb].map((s) => new Promise<void>((done) => s.once('handover', done))))
+    const got: unknown[] = []
+    sb.on('message', (m: unknown) => got.push(m))
+    // 64 characters, 150 bytes.
+    const m = { key: 'k', value: '€'.repeat(64 - 22) }
+    assert.strictEqual(JSON.stringify(m).length, 64)
+    sa.send(m)
+    for (let i = 0; i < 50 && got.length < 1; i++) await new Promise((r) => setImmediate(r))
+    assert.deepStrictEqual(got, [m])
+    const refused = new Promise<SessionError>((done) => sb.once('refused', done))
+    sa.send({ key: 'k', value: '€'.repeat(64 - 21) })
+    const err = await refused
+    assert.strictEqual(err.code, 'bad_hello')
+    assert.match(err.message, /longer than 64 characters/)
+  })
+
   it('a hello whose handover flag is not true is refused (bad_hello)', async () => {
     const { out, send } = raw()
     send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'c', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: 'yes' })}\n`)
