@@ -810,7 +810,7 @@ export class ScuttleNode extends EventEmitter {
 
   // The options of every session of this node (and of its hello to a twin's elder).
   private sessionOptions(): SessionOptions {
-    return { cluster: this.cluster, codecs: this.codecs, started: this.startedAt, address: this.advertised, auth: this.auth, nonce: randomNonce }
+    return { cluster: this.cluster, codecs: this.codecs, started: this.startedAt, address: this.advertised, auth: this.auth, nonce: randomNonce, beats: this.membership?.interval }
   }
 
   private acceptSocket(socket: net.Socket, direction: 'in' | 'out'): Connection {

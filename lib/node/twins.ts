@@ -340,14 +340,31 @@ export class Twins {
         this.passed.add(c)
         return null
       }
+      // Without keys, where the newcomer heartbeats (as its twin, with its id
+      // and configuration, would), the link kept holds its slot only on
+      // evidence (docs/twins.md, rule 3): a version of the id it showed since
+      // the newcomer started. A live twin shows one within a few heartbeats;
+      // a link that showed none once that passed is a claim, and both are
+      // served (a squatter kept the real node refused for as long as it stayed).
+      const since = started ?? -Infinity
+      const evidence = !trusted && e.selfShown >= since * 1000
+      const beats = hello.beats
+      if (!trusted && !evidence && beats !== undefined && e.selfHeardAt >= since + 3 * Math.max(beats, host.interval) + 1000) {
+        host.log(
+          `twin: two nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}); the first showed no write of ${id} since the second started, so its claim keeps no slot: both are served`,
+          'warn',
+        )
+        this.passed.add(c)
+        return null
+      }
       host.log(
-        `twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`,
+        `twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused${trusted || evidence ? '' : ' until the window for evidence has passed'}`,
         'warn',
       )
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
-      err.twinHolds = this.holds(id)
+      err.twinHolds = evidence ? e.selfShown : this.holds(id)
       return err
     }
     this.passed.add(c)

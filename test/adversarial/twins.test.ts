@@ -453,6 +453,54 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     }
   })
 
+  it('attack (red team, squat_keep.sh; the caveat "without --keys an impersonator can cut a node off"): a socket said hello to a as b first, with an earlier start, and answered every question; the real b, restarted, was refused by a for as long as the socket stayed (no peer, not ready), its writes reaching a only handed over as a\'s; required: once the window for evidence has passed and the socket showed no write of b since the real b started, a serves both: b joins while the socket stays, its writes reach a as b\'s own, and none acknowledged is lost', async () => {
+    const a = await start({ id: 'a' })
+    const socket = impostor(a.address().port, 'b', { started: Date.now() - 5000 })
+    try {
+      await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the impostor')
+      // (b runs membership, as the CLI node does: its hello says it heartbeats, so a live twin would show a write of b.)
+      const b = await start({ id: 'b', connect: [a.address()], stallTimeout: 2000, backoff: { min: 50, max: 400 }, membership: true })
+      const acked: string[] = []
+      for (let i = 0; i < 3; i++) {
+        await b.set(`early${i}`, `early${i}`)
+        acked.push(`early${i}`)
+      }
+      await until(() => b.joined, 15_000, 'a to admit the real b while the impostor stays').catch(() => {
+        throw new Error(`b kept out:\n${(logs.get(b) ?? []).join('\n')}\n--- a\n${(logs.get(a) ?? []).join('\n')}`)
+      })
+      assert.ok(!socket.destroyed, 'the impostor left')
+      assert.strictEqual(a.peers().filter((p) => p.id === 'b').length, 2, 'a serves both sessions')
+      const late: string[] = []
+      for (let i = 0; i < 3; i++) {
+        await b.set(`late${i}`, `late${i}`)
+        late.push(`late${i}`)
+      }
+      await until(() => [...acked, ...late].every((k) => a.gossip.get(k).value === k), 10_000, "b's acknowledged writes at a")
+      // Admitted, b's writes reach a as b's own.
+      await until(() => late.every((k) => a.gossip.history.mapping('b', k)?.value === k), 10_000, "b's late writes at a as b's")
+      assert.strictEqual(b.writeRefusal, null)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  it('the converse of squat_keep.sh: a live elder b with membership shows a heartbeat of b within the window, so the newer b is refused on evidence past it (never served alongside) and told to stop, and the elder serves', async () => {
+    const c = await start({ id: 'c', membership: true })
+    const b1 = await start({ id: 'b', connect: [c.address()], membership: true })
+    await until(() => b1.joined, 10_000, 'the elder to join through c')
+    await until(() => Date.now() > b1.startedAt, 1000, 'a later start for the newer twin')
+    const reports: TwinReport[] = []
+    const b2 = await start({ id: 'b', connect: [c.address()], membership: true, backoff: { min: 50, max: 400 }, stallTimeout: 10_000 })
+    b2.on('twin', (t: TwinReport) => reports.push(t))
+    await until(() => reports.some((r) => r.newer), 20_000, 'the newer to be told to stop on the evidence of the elder\'s heartbeats').catch(() => {
+      throw new Error(`not told to stop:\n${(logs.get(b2) ?? []).join('\n')}\n--- c\n${(logs.get(c) ?? []).join('\n')}`)
+    })
+    assert.ok(!b2.joined, 'the newer twin joined')
+    assert.ok(!logged(c, /both are served/), (logs.get(c) ?? []).join('\n'))
+    await b1.set('k', 'elder')
+    await until(() => c.gossip.get('k').value === 'elder', 10_000, "the elder's write at c")
+  })
+
   for (const who of ['newcomer', 'elder'] as const) {
     it(`attack (red team, lone${who === 'elder' ? ', newer-first' : ''}): the ${who} with id b, its peers unreachable at first, acknowledged writes alone, then met c, which holds the other b, and was refused as a twin: its acknowledged writes never reached c (24 of 24 lost); required: the refused twin hands its acknowledged writes of this life to c, which writes them as its own, both say so in logs and metrics, and the other b's writes stay b's`, async () => {
       const c = await start({ id: 'c' })
