@@ -417,7 +417,12 @@ export class ScuttleNode extends EventEmitter {
     const inc = this.gossip.replica.incarnation
     for (const c of this.conns) this.confirmOwn(c)
     const out: HandedWrite[] = []
+    // Not those still waiting for their answer (they may yet be taken back
+    // and answered `twin`: the property test found one handed over, then
+    // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
+    const waiting = this.durability?.unsettled()
     for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
+      if (waiting?.has(u.version) === true) continue
       if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
       if (this.membership !== null && isMembershipKey(u.key)) continue
       out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })

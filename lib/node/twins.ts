@@ -14,7 +14,7 @@
  * answers them `twin` ({@link TwinError}) and takes them back; refused as a
  * twin by every peer it has, it does so until one admits it (see
  * Twins.refusal). A quiet link is a past incarnation's only once it fails
- * to answer a question (see Twins.admit). See docs/operations.md, "Twins".
+ * to answer a question (see Twins.admit). Design, invariants, limits: docs/twins.md.
  *
  * @packageDocumentation
  */
