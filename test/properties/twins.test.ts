@@ -5,8 +5,9 @@
  * restores from an older backup, restarts, and partitions, run on real
  * nodes over 127.0.0.1. The model keeps every ACKNOWLEDGED write; once
  * healed, every node other than a twin (and `b`, once one process runs as
- * it) must hold the winner of every key acknowledged (the last
- * acknowledged write to it) and all must agree. Counterexamples found are
+ * it) must hold, for every key acknowledged, an acknowledged write to it
+ * that no acknowledged write came after (causally: its node held it when
+ * it wrote), no write answered `twin`, and all must agree. Counterexamples found are
  * kept in REGRESSIONS, replayed first on every run.
  */
 import * as assert from 'assert'
@@ -45,6 +46,24 @@ const REGRESSIONS: Step[][] = [
   // A write b1 served while stranded (refused on a claim) was handed over to
   // c before it was acknowledged, then answered `twin` (taken back) once the
   // elder's heartbeats became evidence: it won everywhere over v0.
+  // b wrote k1 (v2) cut off, restarted, and met a fresh twin that joined
+  // first: refused as the elder on a claim, v2 reached no one until the
+  // twin was stopped (the first model had stopped none: v1 and v2 missing
+  // at a and c), then won over a's later v3, which never saw it (the first
+  // model asked for the last in real time; with last writer wins, of two
+  // writes that did not see each other either may win).
+  [
+    { op: 'write', on: 'b', twin: 3, key: 3 },
+    { op: 'write', on: 'b', twin: 2, key: 2 },
+    { op: 'partition', twin: 3 },
+    { op: 'write', on: 'b', twin: 2, key: 1 },
+    { op: 'restart', who: 'c' },
+    { op: 'restore' },
+    { op: 'write', on: 'a', twin: 3, key: 1 },
+    { op: 'partition', twin: 2 },
+    { op: 'twin', from: 'clone' },
+    { op: 'heal' },
+  ],
   [
     { op: 'partition', twin: 2 },
     { op: 'heal' },
@@ -61,6 +80,7 @@ interface Process {
   data: string
   gates: Gate[]
   stopped: boolean
+  closing?: Promise<void>
 }
 
 async function free(): Promise<number> {
@@ -95,23 +115,31 @@ async function run(steps: Step[]): Promise<void> {
   const fixed: Record<'a' | 'c', ScuttleNode> = { a: await start('a'), c: await start('c') }
   const twins: Process[] = []
   const backups: string[] = []
-  // The model: each key's last acknowledged value, and every value acknowledged.
+  // The model: every write by value, with the value its node held for the
+  // key just before (what it overwrote, so the write came causally after
+  // it), and whether it was acknowledged. Last writer wins by version, so
+  // of writes that did not see each other either may win: an acknowledged
+  // write must lose only to one that came after it (docs/twins.md, I1).
+  const writes = new Map<string, { key: string; prev: unknown; acked: boolean }>()
   const winner = new Map<string, string>()
+  // Writes answered `twin` (taken back): never to be seen.
+  const refused = new Set<string>()
   let n = 0
+  let tags = 0
 
   const startB = async (data: string): Promise<Process> => {
     const gs = [new Gate(ports.a), new Gate(ports.c)]
     gates.push(...gs)
     const at = await Promise.all(gs.map(async (g) => ({ host: '127.0.0.1', port: await g.listen() })))
     for (const g of gs) g.release()
-    const tag = `b${twins.length}`
+    const tag = `b${tags++}`
     const node = await startNode({ ...base_, id: 'b', data, listen: { host: '127.0.0.1', port: 0 }, connect: at, log: (l) => logs.push(`${tag}: ${l}`) })
     const p: Process = { node, data, gates: gs, stopped: false }
     // As the CLI: the newer of two twins stops (after its handover, see Twins.close).
     node.on('twin', (t: TwinReport) => {
       if (t.newer && !p.stopped) {
         p.stopped = true
-        setImmediate(() => void node.close())
+        p.closing = new Promise((resolve) => setImmediate(() => void node.close().then(resolve, resolve)))
       }
     })
     return p
@@ -133,12 +161,16 @@ async function run(steps: Step[]): Promise<void> {
           if (on === undefined) break
           const key = `k${s.key}`
           const value = `v${n++}`
+          const w = { key, prev: on.gossip.get(key).value, acked: false }
+          writes.set(value, w)
           try {
             await on.set(key, value)
+            w.acked = true
             winner.set(key, value)
           } catch (err) {
             // Refused (twin, taken back): never acknowledged.
             if ((err as { code?: string }).code !== 'twin') throw err
+            refused.add(value)
           }
           break
         }
@@ -176,7 +208,18 @@ async function run(steps: Step[]): Promise<void> {
       }
     }
     for (const p of twins) for (const g of p.gates) g.release()
-    // Healed: the nodes that must agree (b too once one process runs as it).
+    // Healed, the operator stops every twin but the eldest (docs/twins.md:
+    // "stop one of them"), once the writes they acknowledged had the time
+    // to flow (at least a few exchanges once healed).
+    await until(() => fixed.a.peers().length + fixed.c.peers().length >= 2, 10_000, 'a and c to have peers again').catch(() => undefined)
+    const healed = Date.now()
+    await until(() => Date.now() - healed > 2000, 5000, 'a quiet time healed')
+    for (const p of live().slice(1)) {
+      p.stopped = true
+      p.closing = p.node.close()
+      await p.closing
+    }
+    // The nodes that must agree (b too once one process runs as it).
     const judged = () => {
       const out: [string, ScuttleNode][] = [['a', fixed.a], ['c', fixed.c]]
       if (live().length === 1) out.push(['b', live()[0].node])
@@ -185,22 +228,36 @@ async function run(steps: Step[]): Promise<void> {
     const problems = () => {
       const found: string[] = []
       const nodes = judged()
-      for (const [key, value] of winner) for (const [id, node] of nodes) if (node.gossip.get(key).value !== value) found.push(`${id} holds ${key}=${JSON.stringify(node.gossip.get(key).value)}, not the acknowledged winner ${value}`)
+      // Acknowledged writes no acknowledged write came after: the possible winners.
+      const overwritten = new Set<unknown>()
+      for (const w of writes.values()) {
+        if (!w.acked) continue
+        for (let p = w.prev, seen = 0; typeof p === 'string' && seen < writes.size && !overwritten.has(p); p = writes.get(p)?.prev, seen++) overwritten.add(p)
+      }
+      for (const key of winner.keys()) {
+        const may = [...writes].filter(([v, w]) => w.key === key && w.acked && !overwritten.has(v)).map(([v]) => v)
+        for (const [id, node] of nodes) {
+          const held = node.gossip.get(key).value
+          if (!may.includes(held as string)) found.push(`${id} holds ${key}=${JSON.stringify(held)}, not one of the acknowledged writes no acknowledged write came after (${may.join(', ')})`)
+        }
+      }
       const state = (node: ScuttleNode) =>
         JSON.stringify(
           [...Array(KEYS).keys()].map((k) => node.gossip.get(`k${k}`).value),
         )
+      for (const [id, node] of nodes) for (let k = 0; k < KEYS; k++) if (refused.has(node.gossip.get(`k${k}`).value as string)) found.push(`${id} holds k${k}=${String(node.gossip.get(`k${k}`).value)}, a write answered twin`)
       const first = state(nodes[0][1])
       for (const [id, node] of nodes.slice(1)) if (state(node) !== first) found.push(`${id} disagrees with a: ${state(node)} vs ${first}`)
       return found
     }
     await until(() => problems().length === 0, 20_000, 'every acknowledged winner everywhere').catch(() => {
-      throw new Error(`${problems().join('\n')}\nschedule: ${JSON.stringify(steps)}\n${logs.filter((l) => /twin|hand/.test(l)).slice(-40).join('\n')}`)
+      const versions = [...winner.keys()].map((k) => `${k}: ${['a', 'b', 'c'].map((src) => `${src}@${fixed.a.gossip.history.mapping(src, k)?.version ?? '-'}=${String(fixed.a.gossip.history.mapping(src, k)?.value ?? '-')}`).join(' ')}`)
+      throw new Error(`${problems().join('\n')}\nat a, by source: ${versions.join('; ')}\nschedule: ${JSON.stringify(steps)}\n${logs.filter((l) => process.env.TWINS_LOG === "all" || /twin|hand/.test(l)).slice(-(Number(process.env.TWINS_LOG_LINES ?? 40))).join('\n')}`)
     })
     // (Membership's keys are each node's own: left out of the model.)
     assert.ok([...winner.keys()].every((k) => !isMembershipKey(k)))
   } finally {
-    for (const p of twins) if (!p.stopped) await p.node.close().catch(() => undefined)
+    for (const p of twins) await (p.closing ?? (p.stopped ? undefined : p.node.close().catch(() => undefined)))
     for (const id of ['a', 'c'] as const) await fixed[id].close().catch(() => undefined)
     for (const g of gates) g.destroy()
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
