@@ -49,8 +49,12 @@ export interface TwinHost {
   drop(c: Connection, code: CloseCode, reason: string): void
   /** Ask the peer on `c` a question (it answers with a digest). */
   ask(c: Connection): void
-  /** A twin was seen (counted), and one refused by code `twin`. */
-  seen(): void
+  /**
+   * A twin of `id` was seen (counted; its versions may interleave with the
+   * other's, so the node offers its mappings of `id` to peers again, as
+   * Replica.twinned does), and one refused by code `twin`.
+   */
+  seen(id: string): void
   refused(): void
   /** The node learned of a twin of its own. */
   report(t: TwinReport): void
@@ -300,7 +304,7 @@ export class Twins {
       // node has seen unless this node said hello to it.
       if (this.own(hello.nonce)) return new SessionError('self', 'connected to itself')
       // Another node with this node's id.
-      host.seen()
+      host.seen(id)
       const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
       if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
         // (A hello is a claim, not evidence: without keys it stops nothing.)
@@ -331,7 +335,7 @@ export class Twins {
       // if it does not answer (a past incarnation's socket normally closed
       // when its process died).
       if (e.peer !== null && Date.now() - e.heardAt >= this.window) return this.probe(e).then(() => (c.closed ? null : this.admit(c, hello)))
-      host.seen()
+      host.seen(id)
       if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
         // Both proved the id: the newcomer is the elder, the younger goes.
         host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
@@ -442,7 +446,7 @@ export class Twins {
    */
   refusedBy(c: Connection, err: SessionError): void {
     const host = this.host
-    host.seen()
+    host.seen(host.gossip.id)
     const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
     const evidence = c.session.authenticated ? 'authenticated' : err.twinHolds !== undefined && host.foreign(err.twinHolds)
     if (olderThan(host.startedAt, c.session.nonce, t.started, undefined)) {
