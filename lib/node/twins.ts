@@ -522,7 +522,8 @@ export class Twins {
         session = s
         s.on('refused', (err: SessionError) => done(err.message))
         s.on('handover', () => {
-          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true } : { key: w.key, value: w.value })
+          // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
+          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
           s.send({ end: true })
         })
         s.on('message', (m: { handed?: unknown; error?: unknown }) => {
