@@ -395,6 +395,23 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     assert.strictEqual(a.stats().closedBy.bad_hello, 1)
   })
 
+  it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
+    const a = await start({ id: 'a' })
+    const v = await a.set('kept', 'newer')
+    const s = net.connect(a.address().port, '127.0.0.1')
+    s.on('error', () => undefined)
+    let text = ''
+    s.on('data', (b: Buffer) => (text += String(b)))
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true }
+    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"end":true}\n`)
+    await until(() => /"handed":2/.test(text), 10_000, 'a to answer the handover')
+    assert.strictEqual(a.gossip.get('kept').value, 'newer')
+    assert.strictEqual(a.gossip.get('fresh').value, 'handed')
+    assert.strictEqual(a.stats().handedIn, 1)
+    assert.ok(logged(a, /took 2 writes handed over by b .*1 written .*1 left out/), (logs.get(a) ?? []).join('\n'))
+    s.destroy()
+  })
+
   for (const where of ['at its peer', 'at the node', 'at its peer, with an address'] as const) {
     it(`attack (red team, imp.mjs, ${where}): without --keys one socket that says hello as b with an earlier start made the real b read-only (writable: false) or stop, a single unauthenticated claim; required: a claim alone moves no node: b logs and counts it, keeps serving, and every write it acknowledges reaches a`, async () => {
       const a = await start({ id: 'a' })
