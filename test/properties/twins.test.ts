@@ -46,6 +46,23 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 // with TWINS_OPEN=1, since it fails only in some interleavings.
 const REGRESSIONS: { why: string; steps: Step[]; open?: true }[] = [
   {
+    why: "b0 wrote k3 (v0, acknowledged); a overwrote it (v5, acknowledged, having held v0); b0's clock, raised by its fresh twin's versions taken for its past, issued v0 again above them (Incarnation.reissue), above v5: v0 won everywhere, v5 lost (open: lib/incarnation.ts re-issues a write of this life without asking whether a later write replaced it)",
+    open: true,
+    steps: [
+      { op: 'twin', from: 'fresh' },
+      { op: 'write', on: 'b', twin: 0, key: 3 },
+      { op: 'write', on: 'c', twin: 2, key: 2 },
+      { op: 'heal' },
+      { op: 'write', on: 'c', twin: 0, key: 3 },
+      { op: 'restart', who: 'a' },
+      { op: 'write', on: 'c', twin: 2, key: 3 },
+      { op: 'write', on: 'c', twin: 1, key: 1 },
+      { op: 'write', on: 'a', twin: 3, key: 3 },
+      { op: 'heal' },
+      { op: 'write', on: 'b', twin: 3, key: 3 },
+    ],
+  },
+  {
     why: "a fresh twin's write v2 reached a, and a wrote v3 over it (acknowledged); the twin, refused, then handed v2 over to c (no peer's digest had told it a held it), and c wrote it as its own, re-dated above v3: v3 lost everywhere (fixed: a handed write carries its version, and a peer holding its key at or above it leaves it out)",
     steps: [
       { op: 'restart', who: 'c' },
