@@ -123,6 +123,13 @@ export class Durability {
     }
   }
 
+  /** The versions of local writes not acknowledged yet: they may still be taken back (see takeBack). */
+  unsettled(): Set<number> {
+    const out = new Set<number>()
+    for (let i = 0; i < this.pending.length; i += 2) out.add((this.pending[i] as Update).version)
+    return out
+  }
+
   /** Resolves once what was written is durable; a failure is told (see fail), not thrown: see settled. */
   async flushed(): Promise<void> {
     try {

@@ -14,7 +14,7 @@
  * answers them `twin` ({@link TwinError}) and takes them back; refused as a
  * twin by every peer it has, it does so until one admits it (see
  * Twins.refusal). A quiet link is a past incarnation's only once it fails
- * to answer a question (see Twins.admit). See docs/operations.md, "Twins".
+ * to answer a question (see Twins.admit). Design, invariants, limits: docs/twins.md.
  *
  * @packageDocumentation
  */
@@ -49,8 +49,12 @@ export interface TwinHost {
   drop(c: Connection, code: CloseCode, reason: string): void
   /** Ask the peer on `c` a question (it answers with a digest). */
   ask(c: Connection): void
-  /** A twin was seen (counted), and one refused by code `twin`. */
-  seen(): void
+  /**
+   * A twin of `id` was seen (counted; its versions may interleave with the
+   * other's, so the node offers its mappings of `id` to peers again, as
+   * Replica.twinned does), and one refused by code `twin`.
+   */
+  seen(id: string): void
   refused(): void
   /** The node learned of a twin of its own. */
   report(t: TwinReport): void
@@ -316,7 +320,7 @@ export class Twins {
       // node has seen unless this node said hello to it.
       if (this.own(hello.nonce)) return new SessionError('self', 'connected to itself')
       // Another node with this node's id.
-      host.seen()
+      host.seen(id)
       const where = `at ${hello.address ?? c.address}, started ${iso(started)}`
       if (olderThan(started, hello.nonce, host.startedAt, c.session.nonce)) {
         // (A hello is a claim, not evidence: without keys it stops nothing.)
@@ -349,7 +353,7 @@ export class Twins {
       // if it does not answer (a past incarnation's socket normally closed
       // when its process died).
       if (e.peer !== null && Date.now() - e.heardAt >= this.window) return this.probe(e).then(() => (c.closed ? null : this.admit(c, hello)))
-      host.seen()
+      host.seen(id)
       if (trusted && e.session.authenticated && olderThan(started, hello.nonce, theirs.started ?? null, theirs.nonce)) {
         // Both proved the id: the newcomer is the elder, the younger goes.
         host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
@@ -359,14 +363,31 @@ export class Twins {
         this.passed.add(c)
         return null
       }
+      // Without keys, where the newcomer heartbeats (as its twin, with its id
+      // and configuration, would), the link kept holds its slot only on
+      // evidence (docs/twins.md, rule 3): a version of the id it showed since
+      // the newcomer started. A live twin shows one within a few heartbeats;
+      // a link that showed none once that passed is a claim, and both are
+      // served (a squatter kept the real node refused for as long as it stayed).
+      const since = started ?? -Infinity
+      const evidence = !trusted && e.selfShown >= since * 1000
+      const beats = hello.beats
+      if (!trusted && !evidence && beats !== undefined && e.selfHeardAt >= since + 3 * Math.max(beats, host.interval) + 1000) {
+        host.log(
+          `twin: two nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}); the first showed no write of ${id} since the second started, so its claim keeps no slot: both are served`,
+          'warn',
+        )
+        this.passed.add(c)
+        return null
+      }
       host.log(
-        `twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused`,
+        `twin: two live nodes say they are ${id} (at ${e.address}, started ${iso(theirs.started ?? null)}, and at ${c.address}, started ${iso(started)}): the one connected first is kept, the other refused${trusted || evidence ? '' : ' until the window for evidence has passed'}`,
         'warn',
       )
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(theirs.started ?? null)}${theirs.address === undefined ? '' : ` at ${theirs.address}`}: give this one another --id`)
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
-      err.twinHolds = this.holds(id)
+      err.twinHolds = evidence ? e.selfShown : this.holds(id)
       this.refusedTwin(id, started)
       return err
     }
@@ -453,7 +474,7 @@ export class Twins {
    */
   refusedBy(c: Connection, err: SessionError): void {
     const host = this.host
-    host.seen()
+    host.seen(host.gossip.id)
     const t = { address: err.twinAddress ?? null, started: err.twinStarted ?? null }
     const evidence = c.session.authenticated ? 'authenticated' : err.twinHolds !== undefined && host.foreign(err.twinHolds)
     if (olderThan(host.startedAt, c.session.nonce, t.started, undefined)) {
@@ -529,7 +550,8 @@ export class Twins {
         session = s
         s.on('refused', (err: SessionError) => done(err.message))
         s.on('handover', () => {
-          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true } : { key: w.key, value: w.value })
+          // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
+          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
           s.send({ end: true })
         })
         s.on('message', (m: { handed?: unknown; error?: unknown }) => {

@@ -137,6 +137,8 @@ export interface PeerHello extends Hello {
   readonly address?: string
   /** The peer hands writes over rather than gossips (see SessionOptions.handover). */
   readonly handover?: boolean
+  /** Its heartbeats' interval, ms, if it runs membership (see SessionOptions.beats). */
+  readonly beats?: number
 }
 
 /** Options of a {@link Session}. */
@@ -149,6 +151,12 @@ export interface SessionOptions {
   started?: number
   /** The address this end advertises (said in the hello: a twin is told where its elder is). */
   address?: string
+  /**
+   * This end's heartbeat interval, ms, if it runs membership (said in the
+   * hello: a live node with its id shows a write of it that often, so a
+   * link claiming the id that shows none keeps no slot; docs/twins.md).
+   */
+  beats?: number
   /** Sign and check proofs: hellos must then be authenticated. */
   auth?: HelloAuth
   /** 16 random bytes, base64 (the session's nonce). Default: Web Crypto. */
@@ -287,6 +295,7 @@ export class Session extends EventEmitter {
     if (options.started !== undefined) hello.started = options.started
     if (options.address !== undefined) hello.address = options.address
     if (options.handover === true) hello.handover = true
+    if (options.beats !== undefined) hello.beats = options.beats
     if (options.httpAnswer === undefined) transport.write(`${JSON.stringify(hello)}\n`)
     else {
       this.unsaid = `${JSON.stringify(hello)}\n`
@@ -448,6 +457,10 @@ export class Session extends EventEmitter {
     }
     if (h.address !== undefined && !(typeof h.address === 'string' && h.address.length <= 300 && !CONTROL.test(h.address))) {
       this.refuse(new SessionError('bad_hello', 'hello with a bad address'))
+      return
+    }
+    if (h.beats !== undefined && !(typeof h.beats === 'number' && Number.isSafeInteger(h.beats) && h.beats > 0 && h.beats <= 3_600_000)) {
+      this.refuse(new SessionError('bad_hello', 'hello with a bad heartbeat interval'))
       return
     }
     if (h.handover !== undefined && h.handover !== true) {

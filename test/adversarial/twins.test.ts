@@ -402,6 +402,23 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     assert.strictEqual(a.stats().closedBy.bad_hello, 1)
   })
 
+  it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
+    const a = await start({ id: 'a' })
+    const v = await a.set('kept', 'newer')
+    const s = net.connect(a.address().port, '127.0.0.1')
+    s.on('error', () => undefined)
+    let text = ''
+    s.on('data', (b: Buffer) => (text += String(b)))
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true }
+    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"end":true}\n`)
+    await until(() => /"handed":2/.test(text), 10_000, 'a to answer the handover')
+    assert.strictEqual(a.gossip.get('kept').value, 'newer')
+    assert.strictEqual(a.gossip.get('fresh').value, 'handed')
+    assert.strictEqual(a.stats().handedIn, 1)
+    assert.ok(logged(a, /took 2 writes handed over by b .*1 written .*1 left out/), (logs.get(a) ?? []).join('\n'))
+    s.destroy()
+  })
+
   for (const where of ['at its peer', 'at the node', 'at its peer, with an address'] as const) {
     it(`attack (red team, imp.mjs, ${where}): without --keys one socket that says hello as b with an earlier start made the real b read-only (writable: false) or stop, a single unauthenticated claim; required: a claim alone moves no node: b logs and counts it, keeps serving, and every write it acknowledges reaches a`, async () => {
       const a = await start({ id: 'a' })
@@ -458,6 +475,54 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     } finally {
       socket.destroy()
     }
+  })
+
+  it('attack (red team, squat_keep.sh; the caveat "without --keys an impersonator can cut a node off"): a socket said hello to a as b first, with an earlier start, and answered every question; the real b, restarted, was refused by a for as long as the socket stayed (no peer, not ready), its writes reaching a only handed over as a\'s; required: once the window for evidence has passed and the socket showed no write of b since the real b started, a serves both: b joins while the socket stays, its writes reach a as b\'s own, and none acknowledged is lost', async () => {
+    const a = await start({ id: 'a' })
+    const socket = impostor(a.address().port, 'b', { started: Date.now() - 5000 })
+    try {
+      await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the impostor')
+      // (b runs membership, as the CLI node does: its hello says it heartbeats, so a live twin would show a write of b.)
+      const b = await start({ id: 'b', connect: [a.address()], stallTimeout: 2000, backoff: { min: 50, max: 400 }, membership: true })
+      const acked: string[] = []
+      for (let i = 0; i < 3; i++) {
+        await b.set(`early${i}`, `early${i}`)
+        acked.push(`early${i}`)
+      }
+      await until(() => b.joined, 15_000, 'a to admit the real b while the impostor stays').catch(() => {
+        throw new Error(`b kept out:\n${(logs.get(b) ?? []).join('\n')}\n--- a\n${(logs.get(a) ?? []).join('\n')}`)
+      })
+      assert.ok(!socket.destroyed, 'the impostor left')
+      assert.strictEqual(a.peers().filter((p) => p.id === 'b').length, 2, 'a serves both sessions')
+      const late: string[] = []
+      for (let i = 0; i < 3; i++) {
+        await b.set(`late${i}`, `late${i}`)
+        late.push(`late${i}`)
+      }
+      await until(() => [...acked, ...late].every((k) => a.gossip.get(k).value === k), 10_000, "b's acknowledged writes at a")
+      // Admitted, b's writes reach a as b's own.
+      await until(() => late.every((k) => a.gossip.history.mapping('b', k)?.value === k), 10_000, "b's late writes at a as b's")
+      assert.strictEqual(b.writeRefusal, null)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  it('the converse of squat_keep.sh: a live elder b with membership shows a heartbeat of b within the window, so the newer b is refused on evidence past it (never served alongside) and told to stop, and the elder serves', async () => {
+    const c = await start({ id: 'c', membership: true })
+    const b1 = await start({ id: 'b', connect: [c.address()], membership: true })
+    await until(() => b1.joined, 10_000, 'the elder to join through c')
+    await until(() => Date.now() > b1.startedAt, 1000, 'a later start for the newer twin')
+    const reports: TwinReport[] = []
+    const b2 = await start({ id: 'b', connect: [c.address()], membership: true, backoff: { min: 50, max: 400 }, stallTimeout: 10_000 })
+    b2.on('twin', (t: TwinReport) => reports.push(t))
+    await until(() => reports.some((r) => r.newer), 20_000, 'the newer to be told to stop on the evidence of the elder\'s heartbeats').catch(() => {
+      throw new Error(`not told to stop:\n${(logs.get(b2) ?? []).join('\n')}\n--- c\n${(logs.get(c) ?? []).join('\n')}`)
+    })
+    assert.ok(!b2.joined, 'the newer twin joined')
+    assert.ok(!logged(c, /both are served/), (logs.get(c) ?? []).join('\n'))
+    await b1.set('k', 'elder')
+    await until(() => c.gossip.get('k').value === 'elder', 10_000, "the elder's write at c")
   })
 
   for (const who of ['newcomer', 'elder'] as const) {

@@ -230,6 +230,10 @@ describe('session', () => {
       ['{"hello":"simple-scuttle","id":"b","nonce":"short"}\n', 'bad_hello'],
       ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","started":-1}\n', 'bad_hello'],
       ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","address":"a\\nb"}\n', 'bad_hello'],
+      // The heartbeat interval (docs/twins.md, R3): a positive integer of ms, an hour at most.
+      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":0}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":"1000"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":3600001}\n', 'bad_hello'],
       ['{"hello":"simple-scuttle","id":""}\n', 'bad_hello'],
       ['{"hello":"simple-scuttle","id":"b\\ud800"}\n', 'bad_hello'],
       ['{"hello":"simple-scuttle","id":"b","cluster":"c\\u0007"}\n', 'bad_hello'],
