@@ -405,11 +405,18 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
   it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
     const a = await start({ id: 'a' })
     const v = await a.set('kept', 'newer')
+    // A handover is taken only from a node a refused as a twin: b started at 2000, refused beside a live b.
+    const elder = impostor(a.address().port, 'b', { started: 1000 })
+    await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the first b')
+    const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' })
+    await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
+    elder.destroy()
+    twin.destroy()
     const s = net.connect(a.address().port, '127.0.0.1')
     s.on('error', () => undefined)
     let text = ''
     s.on('data', (b: Buffer) => (text += String(b)))
-    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true }
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', started: 2000, handover: true }
     s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"end":true}\n`)
     await until(() => /"handed":2/.test(text), 10_000, 'a to answer the handover')
     assert.strictEqual(a.gossip.get('kept').value, 'newer')
