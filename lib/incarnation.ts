@@ -235,7 +235,9 @@ export class Incarnation {
     // peer's copy cannot tell another's mapping replaced.
     // (Nor below the first version of the life that began without saved
     // state: a snapshot taken after settling still never held that whole.)
-    const stale = past && !held && version <= this.wholeFrom && version >= this.floor
+    // (Nor where we hold another mapping of ours at that very version: one
+    // life issues a version once, so the two are of two lives, R8.)
+    const stale = past && !held && version <= this.wholeFrom && version >= this.floor && this.host.history.at(this.host.id, version) === undefined
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have

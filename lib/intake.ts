@@ -177,7 +177,9 @@ export class Intake {
       const entry = this.replica.entryFor(update, slot, previous)
       stage = 'the store'
       const log = this.replica.logOf(source_id)
-      const below = version < log.max
+      // (At the max too: another mapping of the source holds that version,
+      // a past life's, R8 in docs/deletes.md.)
+      const below = version <= log.max
       if (advance) from.movingMax(log)
       if (this.replica.put(update, entry, slot, previous, writes, advance, log)) {
         if (past) this.incarnation.pastMappings.add(update)

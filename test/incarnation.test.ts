@@ -458,6 +458,27 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'c' ? -300_000 : 0),
     ))
+  it("R8: a past write at the very version a later life used for another key is that past's, after a restart from a snapshot too (outside model checker seed 908080)", () =>
+    cluster(
+      ['n0', 'n1', 'n2', 'n3', 'n4'],
+      5,
+      async (cl) => {
+        cl.node('n3').delete('k0')
+        await cl.exchange('n2', 'n3')
+        cl.node('n2').delete('k1') // following n3's clock, 417 s ahead
+        await cl.round()
+        cl.node('n1').set('k0', 'past') // at the version the next life's withdrawal takes
+        await cl.exchange('n4', 'n1') // n4 alone holds it
+        await cl.restart('n1', 'nothing')
+        cl.node('n1').set('k1', 'this life') // below the past; n2's delete beats it
+        await cl.exchange('n1', 'n3') // settles with n3 (none of its past): withdraws k1 at the past's version
+        await cl.restart('n1', 'clean') // a snapshot holding its log whole from the floor
+        for (let i = 0; i < 12; i++) await cl.round()
+        for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'past', g.id)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n3' ? 417_383 : 0),
+    ))
   it("R7: a peer away while the node got its past back, met only after a restart from a snapshot, gets that past", () =>
     cluster(['a', 'b', 'c'], 5, async (cl) => {
       cl.partition(new Set(['a']))
