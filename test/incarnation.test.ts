@@ -479,6 +479,38 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'n3' ? 417_383 : 0),
     ))
+  it("rule 6: a refetch of a node restarted from nothing ends though the fresh copy's withdrawal of a past value is refused (R6); the past value reaches its source, late (outside model checker seed 965160)", () =>
+    cluster(['n0', 'n1', 'n2'], 5, async (cl) => {
+      cl.node('n1').set('k1', 'old')
+      cl.node('n1').set('k0', 'x')
+      await cl.round()
+      cl.node('n1').set('k1', 'newer past') // n2 alone gets it
+      await cl.exchange('n2', 'n1')
+      cl.node('n0').delete('k0')
+      await cl.restart('n1', 'nothing')
+      cl.node('n0').delete('k1')
+      cl.partition(new Set(['n2']))
+      for (let i = 0; i < 9; i++) {
+        cl.advance(GRACE * 0.3)
+        await cl.round() // n1 gets 'old' back, withdraws it; the withdrawals are collected
+      }
+      cl.heal()
+      let late = 0
+      cl.node('n1').on('late', () => {
+        late++
+        setImmediate(() => cl.node('n1').settleLate('keep'))
+      })
+      for (let i = 0; i < 20; i++) {
+        cl.advance(20)
+        await cl.round()
+      }
+      assert.strictEqual(late, 1, "n1 is shown n2's 'newer past', newer than the value it withdrew")
+      for (const g of cl.nodes.values()) {
+        assert.ok(!('k0' in g.state), g.id)
+        assert.strictEqual(g.get('k1').value, 'newer past', g.id)
+      }
+      assert.deepStrictEqual(cl.unsynced(), [])
+    }))
   it("R7: a peer away while the node got its past back, met only after a restart from a snapshot, gets that past", () =>
     cluster(['a', 'b', 'c'], 5, async (cl) => {
       cl.partition(new Set(['a']))
