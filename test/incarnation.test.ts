@@ -511,6 +511,37 @@ describe('a node started without its log (attack round 3)', function () {
       }
       assert.deepStrictEqual(cl.unsynced(), [])
     }))
+  it("rule 6: a node whose refetch was abandoned serves no refetch of that source while it holds a suspect of it: the stale value goes everywhere (outside model checker seed 1609902)", () =>
+    cluster(
+      ['n0', 'n1', 'n2'],
+      5,
+      async (cl) => {
+        await cl.restart('n1', 'clean')
+        cl.node('n1').set('k0', 'x')
+        cl.node('n1').set('k1', 'deleted later')
+        await cl.exchange('n1', 'n0')
+        cl.node('n2').delete('k0')
+        cl.node('n1').delete('k1')
+        cl.partition(new Set(['n0'])) // n0 keeps k1's value; n1 and n2 collect its delete
+        for (let i = 0; i < 9; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round()
+        }
+        cl.heal()
+        await cl.restart('n2', 'nothing')
+        cl.partition(new Set(['n1']))
+        await cl.restart('n1', 'clean') // asks every new peer for its past: serves no refetch until answered
+        await cl.round() // n2 takes n0's stale copy of n1
+        cl.heal()
+        for (let i = 0; i < 80; i++) {
+          cl.advance(GRACE / 50)
+          await cl.round()
+        }
+        for (const g of cl.nodes.values()) assert.ok(!('k1' in g.state), `${g.id} shows k1=${JSON.stringify(g.get('k1').value)}`)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n2' ? 237_185 : 0),
+    ))
   it("R7: a peer away while the node got its past back, met only after a restart from a snapshot, gets that past", () =>
     cluster(['a', 'b', 'c'], 5, async (cl) => {
       cl.partition(new Set(['a']))
