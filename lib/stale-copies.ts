@@ -203,7 +203,13 @@ export class StaleCopies {
   // after a grace, if it still names the source below it).
   judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange): void {
     const parted = range.after !== undefined || range.through !== undefined
+    // Of our own id only once we vouch for it: we alone serve that refetch,
+    // and fetching our past waits for the peer's copy, which a refetch
+    // withholds (outside model checker seed 1500607: refetched, abandoned
+    // and told again for good, never served).
+    const own = this.host.selfUnsure() ? this.host.id : undefined
     for (const [id, gc] of this.collection.gc) {
+      if (id === own) continue
       const named = heard.get(id)
       if (named !== undefined && named >= gc) continue
       if (parted && !covers(range, id)) continue
@@ -274,6 +280,14 @@ export class StaleCopies {
     // disbelieves the notice we pass on unless its copy went past the gc).
     for (const [id, r] of this.refetches) {
       if ((heard.get(id) ?? -Infinity) < r.gc) (out ??= new Set()).add(id)
+    }
+    // Our own id to a peer not told yet of our gc (see judge: not while we
+    // fetch our past): nothing of it, or its max of us would pass the gc
+    // unquestioned.
+    const id = this.host.id
+    const gc = this.collection.gc.get(id)
+    if (gc !== undefined && !((heard.get(id) ?? -Infinity) >= gc) && !((this.links.peek(stream)?.told?.get(id)?.[0] ?? -Infinity) >= gc)) {
+      ;(out ??= new Set()).add(id)
     }
     const stale = this.links.peek(stream)?.stale
     if (stale === null || stale === undefined) return out
