@@ -587,6 +587,42 @@ describe('a node started without its log (attack round 3)', function () {
       assert.ok(views.every((v) => v === views[0]), views.join('\n'))
       for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'c', g.id)
     }, undefined, 1))
+  it("R9: after a restart from a snapshot of a life begun without state, a past write at a version that life never issued (above its floor: the past ran ahead) is the past's, not a write it replaced (outside model checker seed 2000272)", () =>
+    cluster(
+      ['n0', 'n1', 'n2', 'n3', 'n4'],
+      5,
+      async (cl) => {
+        cl.node('n2').set('k0', 'a')
+        cl.partition(new Set(['n3']))
+        for (let i = 0; i < 8; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round() // every clock follows n2's, 580 s ahead
+        }
+        cl.heal()
+        cl.node('n1').set('k1', 'past')
+        await cl.exchange('n1', 'n4') // n4 alone holds it
+        cl.node('n2').set('k1', 'n2')
+        await cl.restart('n1', 'nothing') // its floor: far below its past
+        cl.partition(new Set(['n0', 'n4']))
+        await cl.round() // n1 settles with n2 and n3, which hold none of its past
+        await cl.restart('n1', 'clean')
+        cl.node('n1').set('k0', 'b')
+        cl.heal()
+        for (let i = 0; i < 40; i++) {
+          cl.advance(GRACE / 50)
+          await cl.round()
+        }
+        for (const g of cl.nodes.values()) {
+          assert.deepStrictEqual(
+            g.sources('k1').map((u) => [u.source_id, u.value]).sort(),
+            [['n1', 'past'], ['n2', 'n2']],
+            g.id,
+          )
+        }
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n2' ? 580_813 : 0),
+    ))
   it("R7: a peer away while the node got its past back, met only after a restart from a snapshot, gets that past", () =>
     cluster(['a', 'b', 'c'], 5, async (cl) => {
       cl.partition(new Set(['a']))
