@@ -148,6 +148,13 @@ export class Incarnation {
    */
   floor = -Infinity
 
+  // R9 (docs/deletes.md): the versions the lives since `floor` issued, as
+  // runs, from a state saved after its past settled; undefined when the
+  // saved state named none (an older release's: every version counts as
+  // theirs, as before). Only the stale test reads it: nothing is issued
+  // again because of it (an old backup's writes would beat newer ones).
+  private lineage: number[] | undefined
+
   /** Restarted from a store object's entries, `restored` the highest version among them. */
   fromEntries(restored: number): void {
     this.clock.pastHeard = this.host.history.sources.get(this.host.id)?.max ?? -Infinity
@@ -171,6 +178,7 @@ export class Incarnation {
     this.settledSeen = this.settled
     const floor = snapshot?.floor
     this.floor = typeof floor === 'number' && Number.isSafeInteger(floor) ? floor : -Infinity
+    this.lineage = held === undefined && this.floor !== -Infinity ? Clock.runsOf(snapshot?.issued, restored) : undefined
     // A log rebuilt since a start without state (it has a floor) may lack a
     // past that only a peer away while it settled holds: every new peer is
     // asked for it, as a node that started without state asks (attack found
@@ -191,7 +199,34 @@ export class Incarnation {
    * issues them again above it (attack round 3, F). Undefined otherwise.
    */
   get snapshotIssued(): number[] | undefined {
-    return this.snapshotHeld === undefined ? undefined : this.clock.issuedRuns()
+    if (this.snapshotHeld !== undefined) return this.clock.issuedRuns()
+    // R9: settled, but our log is ours whole only since the floor.
+    return this.floor === -Infinity ? undefined : this.lineageRuns()
+  }
+
+  // R9: the runs the lives since the floor issued, this one's included;
+  // those above floor + Clock.AHEAD are left out (no past version lies
+  // there: lineageIssued counts every one as ours), so the list stays short.
+  private lineageRuns(): number[] {
+    const top = this.floor + Clock.AHEAD
+    const out: number[] = []
+    const add = (runs: readonly number[]): void => {
+      for (let i = 0; i < runs.length && runs[i] <= top && out.length < 2 * Clock.MAX_RUNS; i += 2) out.push(runs[i], runs[i + 1])
+    }
+    if (this.lineage !== undefined) add(this.lineage)
+    const mine = this.clock.issuedRuns()
+    // (A life before this one issued nothing at or above this one's start.)
+    if (out.length === 0 || mine.length === 0 || mine[0] > out[out.length - 1]) add(mine)
+    return out
+  }
+
+  // R9: whether the lives since the floor issued `version` (as far as the
+  // saved state says: without a record, every version counts as theirs).
+  private lineageIssued(version: number): boolean {
+    const runs = this.lineage
+    if (runs === undefined || version > this.floor + Clock.AHEAD || this.clock.issued(version)) return true
+    for (let i = 0; i < runs.length; i += 2) if (version >= runs[i] && version <= runs[i + 1]) return true
+    return false
   }
 
   /**
@@ -235,7 +270,11 @@ export class Incarnation {
     // peer's copy cannot tell another's mapping replaced.
     // (Nor below the first version of the life that began without saved
     // state: a snapshot taken after settling still never held that whole.)
-    const stale = past && !held && version <= this.wholeFrom && version >= this.floor
+    // (Nor where we hold another mapping of ours at that very version: one
+    // life issues a version once, so the two are of two lives, R8.)
+    // (Nor at a version the lives since the floor never issued, R9.)
+    const stale =
+      past && !held && version <= this.wholeFrom && version >= this.floor && this.host.history.at(this.host.id, version) === undefined && this.lineageIssued(version)
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have

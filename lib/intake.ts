@@ -164,6 +164,11 @@ export class Intake {
       // (attack found a refused withdrawal offered again for good).
       const wait = (from.fillWait ??= [])
       if (!wait.includes(previous)) wait.push(previous)
+      // A fresh copy served to a refetch was still sent this far: the refusal
+      // is the source's to settle, not the refetch's to wait on (outside model
+      // checker seed 965160: the refetch never ended, and the source, never
+      // shown the refetcher's copy of it, never vouched to serve it).
+      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, undefined, false)
       return
     }
     // Older than a delete we collected: it may be what that delete beat.
@@ -177,7 +182,9 @@ export class Intake {
       const entry = this.replica.entryFor(update, slot, previous)
       stage = 'the store'
       const log = this.replica.logOf(source_id)
-      const below = version < log.max
+      // (At the max too: another mapping of the source holds that version,
+      // a past life's, R8 in docs/deletes.md.)
+      const below = version <= log.max
       if (advance) from.movingMax(log)
       if (this.replica.put(update, entry, slot, previous, writes, advance, log)) {
         if (past) this.incarnation.pastMappings.add(update)

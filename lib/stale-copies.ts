@@ -30,6 +30,11 @@ export class StaleCopies {
   readonly lives = new Map<string, Life>()
   // We wrote a marker this life: a collector of it must learn our floor.
   markedOwn = false
+  // Refetches abandoned with suspects (rule 6, abandoned): while one of them
+  // is still current here our copy of the source is no fresh copy, so our
+  // digest names the source below the gc, as during the refetch, and no
+  // refetch takes us for its server (outside model checker seed 1609902).
+  private readonly doubted = new Map<string, Refetch>()
 
   constructor(
     private readonly host: DeletesHost,
@@ -74,12 +79,22 @@ export class StaleCopies {
    * proves nothing fresh). Undefined when `source` is not refetched.
    */
   naming(stream: object, source: string, max: number): number | undefined {
-    if (this.refetches.size === 0) return undefined
+    if (this.refetches.size === 0 && this.doubted.size === 0) return undefined
     const r = this.refetches.get(source)
-    if (r === undefined) return undefined
+    if (r === undefined) return this.doubting(source, max)
     const p = this.links.peek(stream)?.pass?.get(source)
     if (p !== undefined && p.r === r) return p.at
     return Math.min(max, r.below)
+  }
+
+  // naming() for a source whose refetch was abandoned: below the gc while a
+  // suspect of it is still current here.
+  private doubting(source: string, max: number): number | undefined {
+    const r = this.doubted.get(source)
+    if (r === undefined) return undefined
+    for (const u of r.suspects) if (this.host.history.isCurrent(u)) return Math.min(max, r.below)
+    this.doubted.delete(source)
+    return undefined
   }
 
   /** Whether a refetch is under way (our answers then leave suspects out). */
@@ -150,6 +165,7 @@ export class StaleCopies {
   // waits for rule 4; a tombstone gone raises the horizon).
   private refetched(id: string, r: Refetch): void {
     this.refetches.delete(id)
+    this.doubted.delete(id)
     this.changed()
     if ((this.refetchedFor.get(id) ?? -Infinity) < r.gc) this.refetchedFor.set(id, r.gc)
     const history = this.host.history
@@ -172,6 +188,7 @@ export class StaleCopies {
     for (const [id, r] of this.refetches) {
       if (this.collection.activeTime - r.since <= this.collection.grace) continue
       this.refetches.delete(id)
+      if (r.suspects.size > 0) this.doubted.set(id, r)
       this.changed()
       this.host.emit('refetchAbandoned', id, r.gc, r.suspects.size)
     }
@@ -186,7 +203,13 @@ export class StaleCopies {
   // after a grace, if it still names the source below it).
   judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange): void {
     const parted = range.after !== undefined || range.through !== undefined
+    // Of our own id only once we vouch for it: we alone serve that refetch,
+    // and fetching our past waits for the peer's copy, which a refetch
+    // withholds (outside model checker seed 1500607: refetched, abandoned
+    // and told again for good, never served).
+    const own = this.host.selfUnsure() ? this.host.id : undefined
     for (const [id, gc] of this.collection.gc) {
+      if (id === own) continue
       const named = heard.get(id)
       if (named !== undefined && named >= gc) continue
       if (parted && !covers(range, id)) continue
@@ -257,6 +280,14 @@ export class StaleCopies {
     // disbelieves the notice we pass on unless its copy went past the gc).
     for (const [id, r] of this.refetches) {
       if ((heard.get(id) ?? -Infinity) < r.gc) (out ??= new Set()).add(id)
+    }
+    // Our own id to a peer not told yet of our gc (see judge: not while we
+    // fetch our past): nothing of it, or its max of us would pass the gc
+    // unquestioned.
+    const id = this.host.id
+    const gc = this.collection.gc.get(id)
+    if (gc !== undefined && !((heard.get(id) ?? -Infinity) >= gc) && !((this.links.peek(stream)?.told?.get(id)?.[0] ?? -Infinity) >= gc)) {
+      ;(out ??= new Set()).add(id)
     }
     const stale = this.links.peek(stream)?.stale
     if (stale === null || stale === undefined) return out

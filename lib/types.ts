@@ -408,10 +408,12 @@ export interface Snapshot {
    */
   readonly held?: number
   /**
-   * Optional, with `held`: the versions the node issued since it started
-   * without its log whole, as runs `[from, to, from, to, ...]`. The
-   * restored node still tells those writes from its past, and issues them
-   * again above a past that shows itself higher.
+   * Optional, with `held` or `floor`: the versions the node issued since it
+   * started without its log whole, as runs `[from, to, from, to, ...]`. The
+   * restored node still tells those writes from its past; with `held` (its
+   * past not settled) it issues them again above a past that shows itself
+   * higher, with `floor` alone only its stale test reads them (R9 in
+   * docs/deletes.md).
    */
   readonly issued?: readonly number[]
   /**

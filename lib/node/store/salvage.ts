@@ -166,6 +166,9 @@ export function salvage(ctx: OpenContext, lock: DirectoryLock, problems: string[
   const ownLow = unknown ? -Infinity : lowest.get(ctx.id)
   if (ownLow !== undefined) {
     held = Number.isFinite(ownLow) ? Math.min(held ?? Infinity, ownLow - 1) : -1
+    // Its lost writes come back as its past: a record naming them issued
+    // would take each for a write it replaced (Snapshot.issued, R9).
+    record = withoutIssued(record)
     log(`this node asks peers for its own writes above version ${held}`)
   }
   let reserved = Math.max(meta?.reserved ?? 0, current.reserved)
@@ -218,6 +221,15 @@ function withMaxes(record: string | null, maxes: Map<string, number>): string {
   for (const [source, v] of Object.entries(had)) if (typeof v === 'number') out[source] = v
   for (const [source, v] of maxes) out[source] = Math.min(out[source] ?? Infinity, v)
   return JSON.stringify({ ...r, maxes: out })
+}
+
+// `record` without the versions its lives issued (Snapshot.issued).
+function withoutIssued(record: string | null): string | null {
+  const parsed: unknown = record === null ? null : JSON.parse(record)
+  if (typeof parsed !== 'object' || parsed === null || !('issued' in parsed)) return record
+  const r = { ...(parsed as Record<string, unknown>) }
+  delete r.issued
+  return JSON.stringify(r)
 }
 
 // The horizon a record of deletes names (Snapshot.horizon), or -Infinity.
