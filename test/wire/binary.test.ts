@@ -221,6 +221,21 @@ describe('binary wire format', function () {
     assert.match(over.bad[0], /longer than \d+ characters as JSON/)
   })
 
+  it('one parser decodes frame after frame, each afresh: no source, version or count carries over, after a good frame or a bad one', () => {
+    const u = (key: string, version: number) => ({ key, value: 1, source_id: 'a', version })
+    // The previous source and its next version, then source 0 without its
+    // id: each frame names its own sources.
+    const r = feed([encode([u('k', 5)]), frame([0x19, 0xa1, 0x6b, 0x01]), encode([u('k2', 6)]), frame([0x01, 0x00, 0x02, 0xa1, 0x6b, 0x01]), encode([u('k3', 7)])])
+    assert.deepStrictEqual(r.out, [u('k', 5), u('k2', 6), u('k3', 7)])
+    assert.strictEqual(r.bad.length, 2, r.bad.join('; '))
+    // Values counted per frame: three frames of half a million items each
+    // (together past MAX_FRAME_ITEMS) all cross.
+    const big = encode([new Array(500_000).fill(0)])
+    const many = feed([big, big, big])
+    assert.deepStrictEqual(many.bad, [])
+    assert.deepStrictEqual(many.out.map((a) => (a as unknown[]).length), [500_000, 500_000, 500_000])
+  })
+
   it('attack (third outside attack on issue 21): a value of 4 MiB of empty arrays cost ~200 ms to refuse; required: the decoder counts a value\'s JSON exactly (brackets, commas, keys, quotes), refusing it once past the limit and nothing under it', () => {
     // [value, how many items]: the largest that fits, and one more.
     const shapes: [string, (n: number) => unknown, number][] = [
