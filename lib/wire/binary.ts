@@ -511,19 +511,43 @@ export interface FrameProblem {
  * throws.
  */
 export function decodeFrame(body: Uint8Array, emit: (message: unknown) => void): FrameProblem | null {
-  const d = new Decoder(body)
-  while (d.pos < body.length) {
-    let message: unknown
-    try {
-      message = d.message()
-    } catch (err) {
-      if (!(err instanceof Malformed) && !(err instanceof RangeError) && !(err instanceof TypeError) && !(err instanceof SyntaxError)) throw err
-      return { reason: err instanceof Malformed ? err.message : `malformed: ${(err as Error).message}`, excerpt: hex(body) }
-    }
-    emit(message)
-  }
-  return null
+  return new FrameDecoder().decode(body, emit)
 }
+
+/**
+ * {@link decodeFrame} for a stream of frames, one after another: one
+ * decoder whose state each frame starts afresh. (A decoder per frame gave
+ * each frame new arrays of sources and versions, whose elements' kind the
+ * first frame had changed: the decoder's optimised code deoptimised at the
+ * second frame, measured.) Not reentrant: `emit` must not decode with it.
+ */
+export class FrameDecoder {
+  private readonly d = new Decoder()
+
+  /** As {@link decodeFrame}. */
+  decode(body: Uint8Array, emit: (message: unknown) => void): FrameProblem | null {
+    const d = this.d
+    d.reset(body)
+    try {
+      while (d.pos < body.length) {
+        let message: unknown
+        try {
+          message = d.message()
+        } catch (err) {
+          if (!(err instanceof Malformed) && !(err instanceof RangeError) && !(err instanceof TypeError) && !(err instanceof SyntaxError)) throw err
+          return { reason: err instanceof Malformed ? err.message : `malformed: ${(err as Error).message}`, excerpt: hex(body) }
+        }
+        emit(message)
+      }
+      return null
+    } finally {
+      // The frame's bytes are not kept past it.
+      d.reset(EMPTY)
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0)
 
 function hex(b: Uint8Array): string {
   let s = ''
@@ -568,14 +592,33 @@ class Decoder {
   // decoded takes (see MAX_FRAME_ITEMS and MAX_VALUE_LENGTH).
   private items = 0
   private json = 0
-  private sources: string[] = []
-  private lastVersion: number[] = []
+  private readonly sources: string[] = []
+  private readonly lastVersion: number[] = []
   private lastSource = -1
   private prevVersion = ZERO
-  private readonly view: DataView
+  private buf: Uint8Array = EMPTY
+  private view: DataView | null = null
 
-  constructor(private readonly buf: Uint8Array) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  /** Start on the frame `buf`, as a new decoder would. */
+  reset(buf: Uint8Array): void {
+    this.buf = buf
+    this.view = null
+    this.pos = 0
+    this.items = 0
+    this.json = 0
+    this.sources.length = 0
+    this.lastVersion.length = 0
+    this.lastSource = -1
+    this.prevVersion = ZERO
+    this.source = ''
+    this.version = ZERO
+  }
+
+  // For the few float64s (a rate, a number that is no short decimal).
+  private float64(at: number): number {
+    const b = this.buf
+    const view = (this.view ??= new DataView(b.buffer, b.byteOffset, b.byteLength))
+    return view.getFloat64(at, true)
   }
 
   private fail(reason: string): never {
@@ -626,7 +669,7 @@ class Decoder {
         if ((op & REPLY) !== 0) done.reply = true
         if ((op & RATE) !== 0) {
           if (this.pos + 8 > this.buf.length) this.fail('message cut at the end of its frame')
-          done.rate = this.view.getFloat64(this.pos, true)
+          done.rate = this.float64(this.pos)
           this.pos += 8
         }
         if ((op & AFTER) !== 0) done.after = this.string()
@@ -769,7 +812,7 @@ class Decoder {
       }
       case FLOAT64: {
         if (this.pos + 8 > this.buf.length) this.fail('number cut at the end of its frame')
-        const x = this.view.getFloat64(this.pos, true)
+        const x = this.float64(this.pos)
         this.pos += 8
         if (!Number.isFinite(x)) this.fail('a number JSON cannot carry')
         return x

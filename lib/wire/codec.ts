@@ -27,7 +27,8 @@
  */
 import { reportInvalid } from '../codes'
 import { Transform } from 'readable-stream'
-import { decodeFrame, FrameEncoder, MAX_FRAME_LENGTH } from './binary'
+import { emitNow } from '../push'
+import { FrameDecoder, FrameEncoder, MAX_FRAME_LENGTH } from './binary'
 import { jsonLine, MAX_LINE_LENGTH, parseNdjson } from './ndjson'
 
 /** The wire formats: `'binary'` frames (the default) or `'ndjson'` lines. */
@@ -230,14 +231,15 @@ function parseFrames(max: number): Transform {
   // Bytes left of a frame over the limit, skipped as they arrive.
   let skipping = 0
 
-  // (One function for every frame: a new one per frame made the decoder's
-  // optimised code deoptimise at the second frame.)
+  // (One function and one decoder for every frame: a new one per frame
+  // made the decoder's optimised code deoptimise at the second frame.)
   const emit = (m: unknown): void => {
     if (m === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')
-    else stream.push(m)
+    else if (!emitNow(stream, m)) stream.push(m)
   }
+  const decoder = new FrameDecoder()
   const frame = (body: Uint8Array): void => {
-    const problem = decodeFrame(body, emit)
+    const problem = decoder.decode(body, emit)
     if (problem !== null) reportInvalid(stream, problem.excerpt, problem.reason, 'frame')
   }
 
