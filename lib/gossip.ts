@@ -21,7 +21,6 @@ import { Replica, TOMBSTONE } from './replica'
 import { badName, keyOf } from './shape'
 import { Refused, admitValue } from './value'
 import { Watches } from './watches'
-import { emitNow } from './push'
 import { oversize } from './reconcile'
 import type {
   Comparator,
@@ -67,16 +66,6 @@ export class PeerStream extends Duplex {
     super({ objectMode: true, highWaterMark: mtu })
     this.owner = node
     if (node !== null) this.exchange = new Exchange(node, this, options, nodeFilter)
-  }
-
-  /**
-   * @internal As Readable's: a message (not the end) goes out at once while
-   * the stream flows with nothing buffered (see emitNow; an in-process
-   * sender pushes every update so, measured).
-   */
-  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk !== null && emitNow(this, chunk)) return true
-    return super.push(chunk, encoding)
   }
 
   /** The node this stream belongs to. */
