@@ -27,7 +27,6 @@
  */
 import { reportInvalid } from '../codes'
 import { Transform } from 'readable-stream'
-import type { ReadableState } from 'readable-stream'
 import { FrameDecoder, FrameEncoder, MAX_FRAME_LENGTH } from './binary'
 import { jsonLine, MAX_LINE_LENGTH, parseNdjson } from './ndjson'
 
@@ -218,28 +217,6 @@ export function parse(options: ParseOptions = {}): Transform {
   return parseFrames(options.maxFrameLength ?? MAX_FRAME_LENGTH)
 }
 
-// What emitNow() reads of readable-stream's state (4.x) besides the typed part.
-type FlowState = ReadableState & { errored: unknown; awaitDrainWriters: unknown; dataEmitted: boolean }
-
-/**
- * `push(m)` of an object-mode Transform's readable side, done as
- * readable-stream's own push does it when the stream flows with nothing
- * buffered (it emits 'data' at once), without its machinery per message
- * (readableAddChunk, addChunk, a listenerCount lookup: ~5% of the receiving
- * side of a wire sync, measured). False, having done nothing the stream
- * could see, when push() must take `m` (it buffers it, or reports the error).
- * (No listener: emit() returns false and push() buffers, as it would have.)
- */
-function emitNow(stream: Transform, m: unknown): boolean {
-  const state = stream._readableState as FlowState
-  if (state.flowing !== true || state.length !== 0 || state.sync || state.ended || state.destroyed || state.errored !== null || state.awaitDrainWriters !== null) return false
-  // As push() would: a chunk came (a read() waiting on _read is answered).
-  state.reading = false
-  if (!stream.emit('data', m)) return false
-  state.dataEmitted = true
-  return true
-}
-
 function parseFrames(max: number): Transform {
   if (!(Number.isSafeInteger(max) && max >= 1 && max <= 0xffffffff)) throw new TypeError('maxFrameLength must be a positive integer below 2^32')
   // The length prefix being read, and how many of its bytes are in.
@@ -257,7 +234,7 @@ function parseFrames(max: number): Transform {
   // made the decoder's optimised code deoptimise at the second frame.)
   const emit = (m: unknown): void => {
     if (m === null) reportInvalid(stream, 'null', 'null is not a message', 'shape')
-    else if (!emitNow(stream, m)) stream.push(m)
+    else stream.push(m)
   }
   const decoder = new FrameDecoder()
   const frame = (body: Uint8Array): void => {
