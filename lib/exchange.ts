@@ -398,9 +398,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     let out: Update[] = []
     if (sends) {
       // Sources the peer is being told are stale here wait for its refetch.
-      const telling = replica.deletes.staleCopies.telling(this, heard, !digest)
-      const sendable = telling === null ? passes : both(passes, (source_id) => !telling.has(source_id))
-      out = this.deltas(heard, range, sendable, !digest)
+      out = this.deltas(heard, range, passes, replica.deletes.staleCopies.telling(this, heard, !digest), !digest)
     }
     // Flow control: this exchange overflowed if our answer or theirs was cut.
     const flow = node.flow
@@ -466,12 +464,16 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // The deltas the peer lacks, up to the mtu (and mtu_bytes: the answer
   // gets what the digest left of the message). Mappings that filled a gap
   // here go first to a peer that passed them; the rest fill the mtu.
-  private deltas(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, isAnswer: boolean): Update[] {
+  // Sources in `skip` go in neither. They are skipped, not filtered out: a
+  // filter sends what passes above our max too, which the peer, reading no
+  // filter, would take as our copy whole up to there (model property, seed
+  // 1959680320: a max held back below a refused value was passed on).
+  private deltas(heard: ReadonlyMap<string, number>, range: IdRange, passes: Passes, skip: ReadonlySet<string> | null, isAnswer: boolean): Update[] {
     const node = this.node
     const replica = node.replica
-    const fills = replica.fills.fillsFor(this, heard, passes, node.mtu)
+    const fills = replica.fills.fillsFor(this, heard, skip === null ? passes : both(passes, (source_id) => !skip.has(source_id)), node.mtu)
     const room = fills === null ? node.mtu : node.mtu - fills.length
-    let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null), node.sort)
+    let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null, skip), node.sort)
     if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
     chosen = replica.deletes.staleCopies.sendable(chosen)
     this.chosen = chosen.length

@@ -53,16 +53,19 @@ export function covers(range: IdRange, id: string): boolean {
  * holds) lacks: from each named source, what is above the version named;
  * from each source in `range` it did not name, everything. With a filter
  * (`passes`), every source is looked at: a filtered feed may have brought
- * mappings above what the source's max claims.
+ * mappings above what the source's max claims. Sources in `skip` are left
+ * out whole (not a filter: the rest stays capped at each source's max).
  */
 export function* lacking(
   history: History,
   digest: ReadonlyMap<string, number>,
   range: IdRange,
   passes: Passes = null,
+  skip: ReadonlySet<string> | null = null,
 ): Generator<[SourceLog, number]> {
   const whole = range.after === undefined && range.through === undefined
   for (const log of history.sources.values()) {
+    if (skip !== null && skip.has(log.id)) continue
     const named = digest.get(log.id)
     if (named === undefined && !whole && !covers(range, log.id)) continue
     const from = named === undefined ? -Infinity : named
@@ -94,8 +97,8 @@ export function newsOf(history: History, log: SourceLog, from: number, limit: nu
 
 /**
  * The deltas to send a peer whose digest is `digest`, covering `range` and
- * passing `passes`. At most `mtu`. Costs O(sources) when the peer lacks
- * nothing (unfiltered).
+ * passing `passes`, none of the sources in `skip`. At most `mtu`. Costs
+ * O(sources) when the peer lacks nothing (unfiltered).
  */
 export function deltas(
   history: History,
@@ -106,9 +109,10 @@ export function deltas(
   range: IdRange = ALL,
   passes: Passes = null,
   caps: ReadonlyMap<string, number> | null = null,
+  skip: ReadonlySet<string> | null = null,
 ): Update[] {
   const wanted: Wanted[] = []
-  for (const [log, from] of lacking(history, digest, range, passes)) {
+  for (const [log, from] of lacking(history, digest, range, passes, skip)) {
     const cap = caps?.get(log.id)
     if (cap !== undefined && cap <= from) continue
     wanted.push({ log, from, waiting: 0, list: cap === undefined ? null : newsOf(history, log, from, mtu, passes, cap) })

@@ -75,15 +75,18 @@ export class StaleCopies {
   /**
    * What our digest to `stream` names for `source` while we refetch it:
    * from where the fresh peer serving it has sent it so far (so that it
-   * sends the source whole), and to every other peer below the gc (our copy
-   * proves nothing fresh). Undefined when `source` is not refetched.
+   * sends the source whole) but no further than `max`, our max of it (a
+   * value rule 5 refused holds it back: named past, the next answer would
+   * carry our max past a value we lack), and to every other peer below the
+   * gc (our copy proves nothing fresh). Undefined when `source` is not
+   * refetched.
    */
   naming(stream: object, source: string, max: number): number | undefined {
     if (this.refetches.size === 0 && this.doubted.size === 0) return undefined
     const r = this.refetches.get(source)
     if (r === undefined) return this.doubting(source, max)
     const p = this.links.peek(stream)?.pass?.get(source)
-    if (p !== undefined && p.r === r) return p.at
+    if (p !== undefined && p.r === r) return Math.min(p.at, max)
     return Math.min(max, r.below)
   }
 
