@@ -348,7 +348,7 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
 export function dump(cluster: Cluster): string {
   const lines: string[] = []
   for (const [id, g] of cluster.nodes) {
-    const maxes = [...g.history.sources.values()].map((l) => `${l.id}:${l.max % 100000}`).join(' ')
+    const maxes = [...g.history.sources.values()].map((l) => `${l.id}:${Number.isFinite(l.max) ? l.max % 100000 : l.max}`).join(' ')
     const maps = [...g.history.mappings()]
       .map((u: Update) => `${u.key}@${u.source_id}:${u.version % 100000}${u.deleted === true ? 'D' : u.withdrawn === true ? 'W' : ''}`)
       .sort()
