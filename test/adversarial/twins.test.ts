@@ -357,8 +357,8 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
 
   // A raw socket that says hello to `port` as `id`, started at `started`, and answers every question as an honest peer that holds nothing.
   // With `echo`, its answers name the highest version of `id` the peer's digests named (echosquat.mjs: no forged version, no update).
-  function impostor(port: number, id: string, hello: Record<string, unknown>, echo = false): net.Socket {
-    const s = net.connect(port, '127.0.0.1')
+  function impostor(port: number, id: string, hello: Record<string, unknown>, echo = false, localAddress?: string): net.Socket {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress })
     s.on('error', () => undefined)
     let buf = ''
     let named = 0
@@ -406,6 +406,37 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     assert.strictEqual(a.gossip.get('member/zz').value, null)
     assert.strictEqual(a.stats().handedIn, 0)
     assert.strictEqual(a.stats().closedBy.bad_hello, 1)
+  })
+
+  it('attack (fifth outside red team, hoforge.sh): a socket said hello to a as b with start S beside a live b, was refused as a twin, and a handover as b with start S from elsewhere was taken: a wrote its value as its own; required: a handover is taken only from the address the refused hello came from (another host is refused, code handover); from there it is taken', async () => {
+    const a = await start({ id: 'a' })
+    const elder = impostor(a.address().port, 'b', { started: 1000 })
+    await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the first b')
+    // The refused hello comes from 127.0.0.2 (another host, on loopback).
+    const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' }, false, '127.0.0.2')
+    await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
+    twin.destroy()
+    const handover = (localAddress: string, nonce: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect({ port: a.address().port, host: '127.0.0.1', localAddress })
+        s.on('error', () => undefined)
+        let text = ''
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          if (/"handed"|"refused"/.test(text)) s.destroy()
+        })
+        s.on('close', () => resolve(text))
+        const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
+        s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"hx","value":"forged","version":1}\n{"end":true}\n`)
+      })
+    const elsewhere = await handover('127.0.0.1', 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==')
+    assert.match(elsewhere, /handover/, elsewhere)
+    assert.doesNotMatch(elsewhere, /"handed"/, elsewhere)
+    assert.strictEqual(a.gossip.get('hx').value, null)
+    const there = await handover('127.0.0.2', 'RERERERERERERERERERERA==')
+    assert.match(there, /"handed":1/, there)
+    assert.strictEqual(a.gossip.get('hx').value, 'forged')
+    elder.destroy()
   })
 
   it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
