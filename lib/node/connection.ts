@@ -97,6 +97,8 @@ export class Connection implements GateObserver {
    */
   selfShown = -Infinity
   selfHeardAt = 0
+  // The peer sent anything past its hello (a digest or an update).
+  private spoke = false
   /** Transport bytes already counted in the node's stats. */
   countedIn = 0
   countedOut = 0
@@ -127,6 +129,11 @@ export class Connection implements GateObserver {
    */
   overdue(now: number, timeout: number): { code: 'timeout' | 'stalled'; reason: string } | null {
     if (this.peer === null && now - this.opened >= timeout) return { code: 'timeout', reason: `no hello within ${now - this.opened} ms` }
+    // A hello without a nonce (a node before sessions, or any socket) that
+    // then says nothing held its slot for good: the same bound.
+    if (!this.spoke && this.peer !== null && this.session.peerHello?.nonce === undefined && now - this.opened >= timeout) {
+      return { code: 'timeout', reason: `nothing since its hello within ${now - this.opened} ms (a hello without a nonce)` }
+    }
     const stream = this.session.stream
     if (this.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
       if (this.stalledSince < 0) this.stalledSince = now
@@ -162,6 +169,7 @@ export class Connection implements GateObserver {
 
   done(r: DoneReading, taken: boolean): void {
     const host = this.host
+    this.spoke = true
     this.heardAt = Date.now()
     const heard = this.onHeard
     this.onHeard = null
@@ -199,6 +207,7 @@ export class Connection implements GateObserver {
   }
 
   update(r: Reading): boolean {
+    this.spoke = true
     this.host.counters.updatesReceived++
     const key = r.kind === Kind.Update || r.kind === Kind.Local ? r.key : undefined
     if (key === undefined || !isMembershipKey(key)) this.moved++
