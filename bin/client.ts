@@ -148,6 +148,7 @@ export async function clientCommand(
     if (name === 'set' && positionals.length === 2 && positionals[1] === '-') {
       const text = await input()
       if (text === null) throw new UsageError(`set ${positionals[0]} -: stdin holds more than ${MAX_STDIN} bytes, past any value (at most ${MAX_VALUE_LENGTH} characters of JSON)`)
+      if (text.trim() === '') throw new UsageError(`set ${positionals[0]} -: no value on stdin: pipe or redirect a JSON value into it (set ${positionals[0]} - < value.json)`)
       positionals[1] = text
     }
     req = request(name, positionals)

@@ -248,6 +248,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     if (v.codec !== 'binary' && v.codec !== 'ndjson') throw new UsageError(`--codec must be binary or ndjson, not "${v.codec}"`)
     out.codec = v.codec
   }
+  if (out.data === '') throw new UsageError('--data needs a directory: give a path, or leave --data out to keep state in memory')
   if (out.repair === true && out.data === undefined) throw new UsageError('--repair needs --data')
   if (v.admin !== undefined) out.admin = address('admin', v.admin.includes(':') ? v.admin : `${v.admin}:${DEFAULT_ADMIN_PORT}`)
   const tokenFile = v['admin-token-file']

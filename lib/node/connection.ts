@@ -85,17 +85,20 @@ export class Connection implements GateObserver {
   /** The version of our own id its last digest named (-Infinity: none), and whether one ended at all. */
   ownHeld = -Infinity
   digested = false
-  // The version of the peer's own id named in its digest coming in.
-  private selfNamed = -Infinity
   /**
-   * The highest version of the peer's own id it named in a digest or sent,
-   * and when a digest of its covering its own id last ended (0: never): a
-   * live node shows its own writes (heartbeats, at least every interval),
-   * so a link showing none since another node with its id started holds
-   * no evidence of a live twin (see Twins.admit, docs/twins.md).
+   * The highest version of the peer's own id it delivered (an update) that
+   * this node did not hold yet, and when a digest of its covering its own
+   * id last ended (0: never): a live node writes (heartbeats, at least
+   * every interval) and sends its writes first, so a link that delivered
+   * none since another node with its id started holds no evidence of a
+   * live twin (see Twins.admit, docs/twins.md). A version it merely named
+   * in a digest, or sent after this node held it, is none: an echo of what
+   * this node told it costs a squatter nothing.
    */
   selfShown = -Infinity
   selfHeardAt = 0
+  // The peer sent anything past its hello (a digest or an update).
+  private spoke = false
   /** Transport bytes already counted in the node's stats. */
   countedIn = 0
   countedOut = 0
@@ -126,6 +129,11 @@ export class Connection implements GateObserver {
    */
   overdue(now: number, timeout: number): { code: 'timeout' | 'stalled'; reason: string } | null {
     if (this.peer === null && now - this.opened >= timeout) return { code: 'timeout', reason: `no hello within ${now - this.opened} ms` }
+    // A hello without a nonce (a node before sessions, or any socket) that
+    // then says nothing held its slot for good: the same bound.
+    if (!this.spoke && this.peer !== null && this.session.peerHello?.nonce === undefined && now - this.opened >= timeout) {
+      return { code: 'timeout', reason: `nothing since its hello within ${now - this.opened} ms (a hello without a nonce)` }
+    }
     const stream = this.session.stream
     if (this.transport.writableNeedDrain || stream.readableLength >= stream.readableHighWaterMark) {
       if (this.stalledSince < 0) this.stalledSince = now
@@ -157,11 +165,11 @@ export class Connection implements GateObserver {
   entry(source_id: string, version: number): void {
     this.entriesIn++
     if (source_id === this.host.gossip.id) this.ownNamed = version
-    if (source_id === this.peer && version > this.selfNamed) this.selfNamed = version
   }
 
   done(r: DoneReading, taken: boolean): void {
     const host = this.host
+    this.spoke = true
     this.heardAt = Date.now()
     const heard = this.onHeard
     this.onHeard = null
@@ -191,20 +199,20 @@ export class Connection implements GateObserver {
       }
       const peer = this.peer
       if (peer !== null && (r.after === undefined || peer > r.after) && (r.through === undefined || peer <= r.through)) {
-        if (this.selfNamed > this.selfShown) this.selfShown = this.selfNamed
         this.selfHeardAt = this.heardAt
       }
     }
     this.entriesIn = 0
     this.ownNamed = -Infinity
-    this.selfNamed = -Infinity
   }
 
   update(r: Reading): boolean {
+    this.spoke = true
     this.host.counters.updatesReceived++
     const key = r.kind === Kind.Update || r.kind === Kind.Local ? r.key : undefined
     if (key === undefined || !isMembershipKey(key)) this.moved++
-    if (r.kind === Kind.Update && r.source_id === this.peer && r.version > this.selfShown) this.selfShown = r.version
+    // (Read before the update is applied: a version held already came from another link, or from here.)
+    if (r.kind === Kind.Update && r.source_id === this.peer && r.version > this.selfShown && r.version > (this.host.gossip.history.sources.get(r.source_id)?.max ?? -Infinity)) this.selfShown = r.version
     return r.kind !== Kind.Update || this.memberAdmitted(r.source_id, r.key)
   }
 

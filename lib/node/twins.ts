@@ -80,8 +80,18 @@ export interface HandedWrite {
 /** Most writes one handover session carries (the peer refuses more: see the node's MAX_HANDOVER). */
 export const HANDOVER_BATCH = 10_000
 
-// Twins refused that a node remembers (see Twins.refusedTwins).
+// Twins refused that a node remembers (see Twins.refusedTwins), and how
+// long past its last refusal one may hand writes over (a refused node
+// hands over at the refusal, and redials within its backoff, each redial
+// refused again; a handover refused is retried at the next refusal).
 const REFUSED_KEPT = 256
+const HANDOVER_WINDOW = 60_000
+
+// The host a connection came from, for a hello that came in (null: one this
+// node dialed, whose peer may hand over from another of its addresses).
+function remoteHost(c: Connection): string | null {
+  return c.direction === 'in' ? c.address.replace(/:\d+$/, '') : null
+}
 
 // A node as a twin refusal names it: its id and when it started.
 const twinKey = (id: string, started: number | null): string => `${id}\u0000${started}`
@@ -152,8 +162,9 @@ export class Twins {
   // (the other end of a dial to itself may be closed first).
   private readonly nonces = new Set<string>()
   // The nodes (id and start) this node refused as twins, the newest
-  // REFUSED_KEPT: only they may hand writes over (see admit).
-  private readonly refusedTwins = new Set<string>()
+  // REFUSED_KEPT: only they may hand writes over, from the host their
+  // refused hello came from, within HANDOVER_WINDOW of the refusal (see admit).
+  private readonly refusedTwins = new Map<string, { host: string | null; at: number }>()
 
   /** `dials`: the node dials peers (without, no one can tell it is a twin before it writes). */
   constructor(
@@ -307,8 +318,12 @@ export class Twins {
     // (Before the nonce check: a handover hello without a nonce is refused too.)
     if (hello.handover === true) {
       if (this.own(hello.nonce)) return new SessionError('self', 'connected to itself')
-      if (this.refusedTwins.has(twinKey(id, started))) return null
-      return new SessionError('handover', `a handover from ${id}, which this node did not refuse as a twin: only a node refused as a twin hands its writes over (docs/operations.md, "Twins")`)
+      // (Without --keys anyone may get itself refused as b: this keeps a
+      // third party from using another's refusal, no more; docs/twins.md, R6.)
+      const r = this.refusedTwins.get(twinKey(id, started))
+      const host = remoteHost(c)
+      if (r !== undefined && Date.now() - r.at <= HANDOVER_WINDOW && (r.host === null || host === null || r.host === host)) return null
+      return new SessionError('handover', `a handover from ${id}, which this node did not refuse as a twin from ${host ?? c.address} in the last ${HANDOVER_WINDOW / 1000} s: only a node refused as a twin hands its writes over (docs/operations.md, "Twins")`)
     }
     // A hello without a nonce (a node before sessions) cannot be told from
     // this node's own, nor from another's: no twin rule for it.
@@ -326,14 +341,14 @@ export class Twins {
         // (A hello is a claim, not evidence: without keys it stops nothing.)
         this.twin({ newer: true, address: hello.address ?? c.address, started }, trusted && 'authenticated', `another live node runs as ${id} (${where}), before this one`)
         if (hello.address !== undefined) this.handOver(hello.address, id)
-        this.refusedTwin(id, started)
+        this.refusedTwin(id, started, c)
         return new SessionError('twin', `this node (${id}) started after you: it stops`)
       }
       host.log(`twin: another node started as ${id} (${where}) while this one runs: refused; it stops, or must be given another --id`, 'warn')
       const err = new SessionError('twin', `another live node runs as ${id} since ${iso(host.startedAt)}: give this one another --id`)
       err.twinStarted = host.startedAt
       err.twinHolds = this.holds(id)
-      this.refusedTwin(id, started)
+      this.refusedTwin(id, started, c)
       return err
     }
     for (const e of host.connections()) {
@@ -359,7 +374,7 @@ export class Twins {
         host.log(`twin: two live nodes say they are ${id}; the one at ${e.address} started later (${iso(theirs.started ?? null)}): closing it`, 'warn')
         host.refused()
         host.drop(e, 'twin', `twin of ${id}, started later than the one at ${c.address}`)
-        this.refusedTwin(id, theirs.started ?? null)
+        this.refusedTwin(id, theirs.started ?? null, e)
         this.passed.add(c)
         return null
       }
@@ -388,7 +403,7 @@ export class Twins {
       err.twinAddress = theirs.address
       err.twinStarted = theirs.started
       err.twinHolds = evidence ? e.selfShown : this.holds(id)
-      this.refusedTwin(id, started)
+      this.refusedTwin(id, started, c)
       return err
     }
     this.passed.add(c)
@@ -396,11 +411,11 @@ export class Twins {
   }
 
   // Node `id` started at `started` was refused as a twin: it may hand its writes over.
-  private refusedTwin(id: string, started: number | null): void {
+  private refusedTwin(id: string, started: number | null, on: Connection): void {
     const k = twinKey(id, started)
     this.refusedTwins.delete(k)
-    this.refusedTwins.add(k)
-    if (this.refusedTwins.size > REFUSED_KEPT) this.refusedTwins.delete(this.refusedTwins.values().next().value as string)
+    this.refusedTwins.set(k, { host: remoteHost(on), at: Date.now() })
+    if (this.refusedTwins.size > REFUSED_KEPT) this.refusedTwins.delete(this.refusedTwins.keys().next().value as string)
   }
 
   // The highest version of `id` this node holds, if any (said in a twin

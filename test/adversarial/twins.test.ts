@@ -356,17 +356,19 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
   })
 
   // A raw socket that says hello to `port` as `id`, started at `started`, and answers every question as an honest peer that holds nothing.
-  function impostor(port: number, id: string, hello: Record<string, unknown>): net.Socket {
-    const s = net.connect(port, '127.0.0.1')
+  // With `echo`, its answers name the highest version of `id` the peer's digests named (echosquat.mjs: no forged version, no update).
+  function impostor(port: number, id: string, hello: Record<string, unknown>, echo = false, localAddress?: string): net.Socket {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress })
     s.on('error', () => undefined)
     let buf = ''
+    let named = 0
     s.on('connect', () => s.write(`${JSON.stringify({ hello: 'simple-scuttle', id, codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', ...hello })}\n`))
     s.on('data', (b: Buffer) => {
       buf += String(b)
       for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         const line = buf.slice(0, i)
         buf = buf.slice(i + 1)
-        let m: { accept?: boolean; open?: boolean; digest?: boolean; done?: boolean; reply?: boolean } | null = null
+        let m: { accept?: boolean; open?: boolean; digest?: boolean; done?: boolean; reply?: boolean; source_id?: string; version?: number } | null = null
         try {
           m = JSON.parse(line)
         } catch {
@@ -374,7 +376,11 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
         }
         if (m?.accept === true) s.write('{"accept":true}\n')
         if (m?.open === true) s.write('{"open":true}\n')
-        if (m?.digest === true && m.done === true && m.reply !== true) s.write('{"digest":true,"done":true,"reply":true}\n')
+        if (echo && m?.digest === true && m.source_id === id && typeof m.version === 'number' && m.version > named) named = m.version
+        if (m?.digest === true && m.done === true && m.reply !== true) {
+          if (echo && named > 0) s.write(`${JSON.stringify({ digest: true, source_id: id, version: named })}\n`)
+          s.write('{"digest":true,"done":true,"reply":true}\n')
+        }
       }
     })
     return s
@@ -400,6 +406,37 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     assert.strictEqual(a.gossip.get('member/zz').value, null)
     assert.strictEqual(a.stats().handedIn, 0)
     assert.strictEqual(a.stats().closedBy.bad_hello, 1)
+  })
+
+  it('attack (fifth outside red team, hoforge.sh): a socket said hello to a as b with start S beside a live b, was refused as a twin, and a handover as b with start S from elsewhere was taken: a wrote its value as its own; required: a handover is taken only from the address the refused hello came from (another host is refused, code handover); from there it is taken', async () => {
+    const a = await start({ id: 'a' })
+    const elder = impostor(a.address().port, 'b', { started: 1000 })
+    await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the first b')
+    // The refused hello comes from 127.0.0.2 (another host, on loopback).
+    const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' }, false, '127.0.0.2')
+    await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
+    twin.destroy()
+    const handover = (localAddress: string, nonce: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect({ port: a.address().port, host: '127.0.0.1', localAddress })
+        s.on('error', () => undefined)
+        let text = ''
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          if (/"handed"|"refused"/.test(text)) s.destroy()
+        })
+        s.on('close', () => resolve(text))
+        const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
+        s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"hx","value":"forged","version":1}\n{"end":true}\n`)
+      })
+    const elsewhere = await handover('127.0.0.1', 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==')
+    assert.match(elsewhere, /handover/, elsewhere)
+    assert.doesNotMatch(elsewhere, /"handed"/, elsewhere)
+    assert.strictEqual(a.gossip.get('hx').value, null)
+    const there = await handover('127.0.0.2', 'RERERERERERERERERERERA==')
+    assert.match(there, /"handed":1/, there)
+    assert.strictEqual(a.gossip.get('hx').value, 'forged')
+    elder.destroy()
   })
 
   it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
@@ -510,6 +547,25 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
       // Admitted, b's writes reach a as b's own.
       await until(() => late.every((k) => a.gossip.history.mapping('b', k)?.value === k), 10_000, "b's late writes at a as b's")
       assert.strictEqual(b.writeRefusal, null)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  it("attack (fifth outside red team, echo1.sh/echosquat.mjs): a socket said hello to a as b first and named, in its own digests, a's own digest entry for b (the real b's writes, reached a through c): never an update, never a forged version; a took the echo for evidence (a version of b the link named) and refused the real b at every redial for as long as the socket stayed; required: only a version of b the kept link delivered, that a did not hold already, is evidence: a serves both once the window passed, and b joins at a", async () => {
+    const a = await start({ id: 'a', membership: true })
+    const c = await start({ id: 'c', membership: true, connect: [a.address()] })
+    await until(() => c.joined, 10_000, 'c to join through a')
+    const socket = impostor(a.address().port, 'b', { started: Date.now() - 5000, beats: 200 }, true)
+    try {
+      await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the squatter')
+      const b = await start({ id: 'b', connect: [c.address(), a.address()], stallTimeout: 2000, backoff: { min: 50, max: 400 }, membership: true })
+      await until(() => a.gossip.history.sources.get('b') !== undefined, 10_000, "b's heartbeats at a through c")
+      await until(() => b.peers().some((p) => p.id === 'a'), 15_000, 'a to admit the real b while the echoing squatter stays').catch(() => {
+        throw new Error(`b kept out of a:\n--- a\n${(logs.get(a) ?? []).join('\n')}`)
+      })
+      assert.ok(!socket.destroyed, 'the squatter left')
+      assert.ok(logged(a, /both are served/), (logs.get(a) ?? []).join('\n'))
     } finally {
       socket.destroy()
     }

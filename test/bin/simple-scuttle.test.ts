@@ -32,6 +32,10 @@ describe('the command line, for an operator', function () {
       [['node', '--id', 'a', '--what'], /unknown option --what/],
       [['node', '--id', 'a', 'extra'], /unexpected argument extra/],
       [['node', '--id', 'a', '--repair'], /--repair needs --data/],
+      // (It said only "store: dir must be a path", naming no flag.)
+      [['node', '--id', 'a', '--data', ''], /--data needs a directory: give a path, or leave --data out to keep state in memory/],
+      // (It said "the value is not JSON:  (a string is quoted: '""')".)
+      [['set', 'k', '-'], /set k -: no value on stdin/],
       [['node', '--id', 'a', '--repair=yes'], /--repair takes no value/],
       [['node', '--id', 'a', '--listen', 'nowhere'], /--listen: not HOST:PORT/],
       [['node', '--id', 'a', '--interval', '0'], /--interval must be a positive number/],
@@ -46,7 +50,7 @@ describe('the command line, for an operator', function () {
       [['simulate', '--svg'], /--svg needs a value/],
     ]
     for (const [args, said] of bad) {
-      const r = run(args)
+      const r = run(args, '')
       assert.strictEqual(r.status, 2, `${args.join(' ')} exited ${r.status}: ${r.stderr}`)
       assert.match(r.stderr, said)
       // One line for the error, one pointing to the usage (not 30 lines that scroll it away).

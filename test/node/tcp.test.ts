@@ -204,6 +204,28 @@ describe('node (TCP, in process)', () => {
     await until(() => Object.keys(b.gossip.state).length >= 300, 10000, 'b to get a’s state meanwhile')
   })
 
+  it('attack (issue 21, fifth outside red team): a hello with no nonce (a node before sessions) that then sent nothing was kept open 45 s and more, holding a slot; required: the bound of an unfinished hello, stallTimeout, applies to it too', async () => {
+    const a = await start({ id: 'a', stallTimeout: 300 })
+    const socket = net.connect(addr(a).port, '127.0.0.1')
+    sockets.push(socket)
+    socket.on('error', () => undefined)
+    let text = ''
+    let shook = false
+    socket.on('data', (b: Buffer) => {
+      text += String(b)
+      // The handshake done, it says nothing more.
+      if (!shook && /"accept":true/.test(text)) {
+        shook = true
+        socket.write('{"accept":true}\n{"open":true}\n')
+      }
+    })
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    socket.write('{"hello":"simple-scuttle","id":"old","codecs":["ndjson"],"cluster":"default"}\n')
+    await until(() => a.peers().some((p) => p.id === 'old'), 5000, 'a to admit the peer without a nonce')
+    await closed
+    assert.ok(logged('a', /closing connection to old: .*nothing since its hello/), (logs.get('a') ?? []).join('\n'))
+  })
+
   it('bounds connections: past maxConnections a newcomer is refused while every connection is new, then takes the slot of the oldest that never answered', async () => {
     const a = await start({ id: 'a', maxConnections: 5 })
     const clients: { socket: net.Socket; closed: Promise<void> }[] = []
