@@ -36,8 +36,11 @@ export class Collection {
   readonly tombKeys = new Set<string>()
   // gc(S): the highest version of S's markers collected here or at a peer that told us.
   readonly gc = new Map<string, number>()
-  /** The highest version of a tombstone this node collected (docs/deletes.md, rule 5). */
+  /** The highest version of a tombstone this node collected, or took from a peer (docs/deletes.md, rule 5). */
   horizon = -Infinity
+  // Horizons peers passed on, each waiting until we hold what that peer's
+  // digest named (`missing`: source -> version, emptied as we get there).
+  private lent: { h: number; missing: Map<string, number> }[] = []
 
   /**
    * @param graceMs - `config.tombstone_grace`.
@@ -123,6 +126,39 @@ export class Collection {
     this.raiseGc(u.source_id, u.version)
     this.changed()
     return true
+  }
+
+  /**
+   * A peer whose whole digest named `named` passes on its horizon `h`
+   * (rule 5): ours once we hold all it named. A few are kept, the latest.
+   */
+  lend(h: number, named: ReadonlyMap<string, number>): void {
+    if (h <= this.horizon) return
+    if (this.lent.length >= 4) this.lent.shift()
+    this.lent.push({ h, missing: new Map(named) })
+  }
+
+  /** Whether a horizon passed on still waits (cheap: asked per update). */
+  get lending(): boolean {
+    return this.lent.length > 0
+  }
+
+  /** Take each horizon passed on whose peer's digest we now hold up to where it named. */
+  takeLent(): void {
+    for (let i = 0; i < this.lent.length;) {
+      const { h, missing } = this.lent[i]
+      // Each id is left out once reached; the first one short stops the look.
+      for (const [id, v] of missing) {
+        if (this.host.history.source(id).max < v) break
+        missing.delete(id)
+      }
+      if (h <= this.horizon) this.lent.splice(i, 1)
+      else if (missing.size === 0) {
+        this.horizon = h
+        this.changed()
+        this.lent.splice(i, 1)
+      } else i++
+    }
   }
 
   /** Forget marker `u` as a collection does: a tombstone gone raises the horizon (rule 5). */

@@ -66,6 +66,7 @@ export class Deletes {
 
   /** The highest version of a tombstone this node collected (docs/deletes.md, rule 5). */
   get horizon(): number {
+    if (this.collection.lending) this.collection.takeLent()
     return this.collection.horizon
   }
 
@@ -197,6 +198,9 @@ export class Deletes {
     this.lateValues.answered(l)
     if (done.nonce !== undefined) l.peerNonce = done.nonce
     if (done.lives !== undefined) this.staleCopies.learn(stream, done.lives)
+    // A horizon passed on (rule 5): only with a whole digest, believable, and under signatures from an authenticated peer.
+    const h = done.horizon
+    if (h !== undefined && h > this.collection.horizon && judge && range.after === undefined && range.through === undefined && this.host.accepts(h) && (this.host.security === undefined || stream.peer !== undefined)) this.collection.lend(h, heard)
     if (done.stale !== undefined || done.late !== undefined) {
       if (!this.signed(stream, l, done)) {
         const notice: Record<string, unknown> = { digest: true, done: true }

@@ -149,6 +149,8 @@ export interface DoneFields {
   readonly withheld: true | ReadonlySet<string> | undefined
   /** Sources' lives the peer knows (DigestDone.lives). */
   readonly lives: ReadonlyMap<string, Life> | undefined
+  /** The peer's horizon (DigestDone.horizon, rule 5). */
+  readonly horizon: number | undefined
   /** The end of an answer to our question (not a question). */
   readonly reply: boolean
 }

@@ -366,6 +366,38 @@ describe('deletes (docs/deletes.md)', function () {
       }
     }))
 
+  it('rule 5: a horizon passed on outlives the collectors: once every node that collected a delete restarted from nothing, a write made later below its version is still refused and its writer told, not taken silently (outside model checker seeds 1607886, 2007188, 2007332)', async () => {
+    // a's clock runs 10 minutes ahead: c, behind it, writes below a's delete.
+    const c = await Cluster.start({ ids: ['a', 'b', 'c'], config: config(), skew: (id) => (id === 'a' ? 600_000 : 0) })
+    try {
+      c.node('a').delete('k')
+      c.node('a').set('other', 1)
+      c.partition(new Set(['c']))
+      await graceWithExchanges(c)
+      assert.deepStrictEqual(c.node('a').history.get('k'), [], 'a collected its delete')
+      // b starts from nothing and fetches a's copy (no tombstone left in it),
+      // then a starts from nothing: only b's horizon, taken from a, is left.
+      await c.restart('b', 'nothing')
+      await rounds(c)
+      assert.strictEqual(c.node('b').get('other').value, 1)
+      await c.restart('a', 'nothing')
+      c.node('c').set('k', 'c wrote')
+      const late: Update[][] = []
+      c.node('c').on('late', (u: Update[]) => late.push(u))
+      c.heal()
+      await rounds(c, 4)
+      assert.deepStrictEqual(late.flat().map((u) => u.key), ['k'], 'c is told its write is older than a collected delete')
+      assert.strictEqual(c.node('b').get('k').version, -Infinity, 'b refuses it')
+      assert.strictEqual(c.node('c').settleLate('drop'), 1)
+      await rounds(c)
+      agree(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k').version, -Infinity, g.id)
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
   it('R6: a withdrawal names the value it withdraws; a peer holding a newer value of its source keeps that value (across restarts from a snapshot, SQLite or IndexedDB) until its source, shown it, keeps or drops it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-r6-'))
     try {
