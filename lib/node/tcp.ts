@@ -999,7 +999,7 @@ export class ScuttleNode extends EventEmitter {
       // kept; it may only relay what a twin or a liar wrote as us.
       case 'twin_writes':
         this.counters.twins++
-        this.budget.say(code, `twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        this.budget.say(code, `twin: peer ${who}: ${reason} (our writes are no longer issued again above its versions; stop one of the two) [${code}]`, 'warn')
         return
       // A value refused as late (docs/deletes.md, rule 5) is no fault of the
       // peer, which may relay it: said once per connection, the peer kept.
