@@ -171,6 +171,7 @@ export interface CheckedOptions {
 export function checkOptions(options: NodeOptions): CheckedOptions {
   const interval = options.interval ?? 1000
   if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
+  if (options.stopWait !== undefined && !(options.stopWait >= 0 && options.stopWait <= 60_000)) throw new TypeError('stopWait must be a number of milliseconds from 0 to 60000')
   const codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
   const config: Config = {
     ...options.config,

@@ -561,26 +561,15 @@ describe('node (TCP, in process)', () => {
     await d.close()
     assert.strictEqual(a.gossip.get('late').value, 'acknowledged', 'the write acknowledged before the stop never reached a')
     // A peer that never ends a digest: the stop waits stopWait, no longer, and says so.
-    const mute = net.createServer((s) => {
-      sockets.push(s)
-      s.on('error', () => undefined)
-      s.resume()
-      s.write('{"hello":"simple-scuttle","id":"mute"}\n')
-    })
-    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve))
-    try {
-      const port = (mute.address() as net.AddressInfo).port
-      const e = await start({ id: 'e', interval: 1000, connect: [{ host: '127.0.0.1', port }], stopWait: 300 })
-      await until(() => e.peers().length === 1, 5000, 'e to connect to the mute peer')
-      await e.set('k', 1)
-      const began = Date.now()
-      await e.close()
-      const took = Date.now() - began
-      assert.ok(took >= 300 && took < 3000, `close took ${took} ms with stopWait 300`)
-      assert.ok(logged('e', /stop: no peer holds this node's writes/), (logs.get('e') ?? []).join('\n'))
-    } finally {
-      mute.close()
-    }
+    const e = await start({ id: 'e', interval: 1000, stopWait: 300 })
+    await raw(e, true, 'mute')
+    await until(() => e.peers().length === 1, 5000, 'the mute peer to connect to e')
+    await e.set('k', 1)
+    const began = Date.now()
+    await e.close()
+    const took = Date.now() - began
+    assert.ok(took >= 300 && took < 3000, `close took ${took} ms with stopWait 300`)
+    assert.ok(logged('e', /stop: no peer holds this node's writes/), (logs.get('e') ?? []).join('\n'))
   })
 
   it('parses addresses and refuses bad options', async () => {
