@@ -739,6 +739,9 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       metrics: args.metrics === undefined ? undefined : { ...args.metrics, requestTimeout: args.httpTimeout },
       advertise: args.advertise,
       maxConnections: args.maxConnections,
+      // A clean stop waits (5 s at most) for a peer to hold this node's
+      // writes: a restore from an older backup keeps only what left it.
+      stopWait: 5000,
       membership: {
         threshold: args.phi,
         grace: args.deadGrace,

@@ -4,7 +4,8 @@
  * id it did not issue in this life: a past incarnation's writes (a restart
  * without its saved state, or from an older one), fetched back and issued
  * again above where needed; or, past Clock.TWIN_LIMIT such raises, another
- * live node writing as it (a twin), whose claims are then ignored.
+ * live node writing as it (a twin), whose writes are then taken at their
+ * versions and no longer issued again over.
  */
 import { Clock } from './clock'
 import { reportInvalid } from './codes'
@@ -260,8 +261,11 @@ export class Incarnation {
   received(peer: PastPeer, key: string, value: unknown, version: number, held: boolean): boolean | undefined {
     const past = this.isPast(key, value, version)
     if (past) this.pastOf(peer, version)
-    // A twin's writes are not ours to keep or relay.
-    if (peer.twin) return undefined
+    // A twin's writes (past Clock.TWIN_LIMIT) are taken at their own
+    // versions, as every other node takes them: last writer wins among them
+    // and ours, nothing is issued again, so once one twin stops the survivor
+    // holds what the others hold (red team 5: ignoring them kept the
+    // survivor without its stopped twin's writes for good).
     // Our past as far as we hold it whole (from our own saved state) is ours
     // to know: a version there we do not hold, we replaced (only we change
     // our log); a peer's copy of it is stale, whatever collected what
@@ -362,8 +366,8 @@ export class Incarnation {
   }
 
   // A stream that keeps showing our "past" above our writes carries a twin
-  // (another live node with our id) or a liar, or relays one: what it says
-  // of our id is ignored from now on, once reported. The stream stays open:
+  // (another live node with our id) or a liar, or relays one: reported
+  // once; its versions of our id no longer move ours. The stream stays open:
   // an honest peer relaying a liar's forgery must still get our writes,
   // which the clock (following the forgery) now issues above it.
   private twinOn(peer: PastPeer, version: number): void {

@@ -205,9 +205,11 @@ describe('twin ids', () => {
       collect(liar)
     }
     assert.ok(said.some(coded('twin_writes')), 'the liar was reported')
-    // and is no longer believed about a's id: its claims move nothing
-    // (a digest burns nothing; an update is not kept, though the clock
-    // follows it so that a's next writes pass what honest relays took)
+    // and its digests no longer move a's clock (a digest burns nothing);
+    // an update of a's id it sends is taken by version, as every other
+    // node takes it (docs/twins.md R7: a survivor of twins must end holding
+    // the other's writes; without keys a forgery is one too), and the clock
+    // follows it so that a's next writes pass it
     const held = a.version
     liar.write({ digest: true, source_id: 'a', version: held + 5_000_000 })
     liar.write({ digest: true, done: true })
@@ -217,7 +219,9 @@ describe('twin ids', () => {
     liar.write({ key: 'fresh', value: 'forged', source_id: 'a', version: held + 5_000_001 })
     await turn()
     collect(liar)
-    assert.strictEqual(a.get('fresh').value, 1)
+    assert.strictEqual(a.get('fresh').value, 'forged')
+    a.set('fresh', 2)
+    assert.ok(a.get('fresh').version > held + 5_000_001, "a's next write passes the forgery")
     assert.strictEqual(liar.destroyed, false)
     ab = a.createStream()
     ba = b.createStream()

@@ -79,6 +79,13 @@ export interface NodeOptions {
    */
   stallTimeout?: number
   /**
+   * How long, in ms, close() waits for a peer's digest to name this node's
+   * writes (so that they are not in its directory alone, which a restore
+   * from an older backup would lose). Default 0 (no wait); the command
+   * waits 5 s.
+   */
+  stopWait?: number
+  /**
    * Most connections at once, in and out; a new one past it is refused.
    * Default 64.
    */
@@ -151,6 +158,7 @@ export interface CheckedOptions {
   readonly maxFrameLength: number
   readonly maxInvalid: number
   readonly stallTimeout: number
+  readonly stopWait: number
   readonly maxConnections: number
   readonly random: () => number
 }
@@ -163,6 +171,7 @@ export interface CheckedOptions {
 export function checkOptions(options: NodeOptions): CheckedOptions {
   const interval = options.interval ?? 1000
   if (!(interval > 0)) throw new TypeError('interval must be a positive number of milliseconds')
+  if (options.stopWait !== undefined && !(options.stopWait >= 0 && options.stopWait <= 60_000)) throw new TypeError('stopWait must be a number of milliseconds from 0 to 60000')
   const codecs = options.codecs === undefined ? [...FORMATS] : checkCodecs(options.codecs)
   const config: Config = {
     ...options.config,
@@ -188,6 +197,7 @@ export function checkOptions(options: NodeOptions): CheckedOptions {
     maxFrameLength: options.maxFrameLength ?? MAX_FRAME_LENGTH,
     maxInvalid: options.maxInvalid ?? 0,
     stallTimeout: options.stallTimeout ?? Math.max(10_000, 10 * interval),
+    stopWait: options.stopWait ?? 0,
     maxConnections: options.maxConnections ?? 64,
     random: options.random ?? Math.random,
   }

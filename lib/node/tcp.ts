@@ -792,6 +792,7 @@ export class ScuttleNode extends EventEmitter {
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
+    await this.untilHeld()
     if (this.timer !== null) clearInterval(this.timer)
     await this.twins.close()
     this.membership?.stop()
@@ -808,6 +809,23 @@ export class ScuttleNode extends EventEmitter {
         if (this.writeRefusal === null) throw err
       }
     }
+  }
+
+  // A clean stop waits, up to stopWait, until some peer's digest names our
+  // id at or above our writes: until then they are in our directory alone,
+  // and a restore from an older backup would lose them (red team 5). Gossip
+  // goes on meanwhile (the timer still runs); no peer, no wait.
+  private async untilHeld(): Promise<void> {
+    const wait = this.opts.stopWait
+    const own = this.gossip.history.sources.get(this.gossip.id)?.max ?? -Infinity
+    const held = (): boolean => [...this.conns].some((c) => c.ownHeld >= own)
+    const peered = (): boolean => [...this.conns].some((c) => c.peer !== null && !c.closed)
+    if (wait <= 0 || own === -Infinity || !peered() || held()) return
+    const began = Date.now()
+    this.gossipOnce()
+    while (!held() && peered() && Date.now() - began < wait) await new Promise((resolve) => setTimeout(resolve, 20))
+    if (held()) this.log(`stop: a peer holds this node's writes (waited ${Date.now() - began} ms)`)
+    else this.log(`stop: no peer holds this node's writes up to ${own} after ${Date.now() - began} ms: the latest are in this data directory only (see operations.md, Backups)`, 'warn')
   }
 
   private tick(): void {
@@ -999,7 +1017,7 @@ export class ScuttleNode extends EventEmitter {
       // kept; it may only relay what a twin or a liar wrote as us.
       case 'twin_writes':
         this.counters.twins++
-        this.budget.say(code, `twin: peer ${who}: ${reason} (its claims on our id are ignored from now on) [${code}]`, 'warn')
+        this.budget.say(code, `twin: peer ${who}: ${reason} (our writes are no longer issued again above its versions; stop one of the two) [${code}]`, 'warn')
         return
       // A value refused as late (docs/deletes.md, rule 5) is no fault of the
       // peer, which may relay it: said once per connection, the peer kept.

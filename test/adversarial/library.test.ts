@@ -259,6 +259,34 @@ describe('adversarial: the library surface (defects 7, 8, 10)', function () {
       assert.ok(after.every((n) => n <= 10), `the twins kept re-issuing after they were reported: ${after.join(' and ')} versions`)
     })
 
+    it("attack (red team 5, item 1): twins that never meet a common peer (d1 via a, d2 via c), then d2 stops; required: d1 ends holding every write d2 made, as a and c do", async () => {
+      const a = new Gossip('a', { resolve, mtu: 10 })
+      const c = new Gossip('c', { resolve, mtu: 10 })
+      const d1 = new Gossip('d', { resolve, mtu: 10 })
+      const d2 = new Gossip('d', { resolve, mtu: 10 })
+      const wire = new Wire()
+      const [toA] = wire.connect(d1, a)
+      wire.connect(a, c)
+      const twinLink = wire.connect(c, d2)
+      const reports: string[] = []
+      toA.on('invalid', (_o: unknown, _reason: string, code: string) => reports.push(code))
+      for (let round = 0; round < 30; round++) {
+        d1.set(`one${round}`, round)
+        d2.set(`two${round}`, round)
+        d2.set('both', `d2 ${round}`)
+        await wire.round()
+      }
+      assert.ok(reports.includes('twin_writes'), `d1 never told its twin apart: ${reports.join(', ')}`)
+      // d2 stops: its link goes.
+      wire.links.splice(wire.links.indexOf(twinLink), 1)
+      for (const s of twinLink) s.destroy()
+      for (let round = 0; round < 10; round++) await wire.round()
+      assert.deepStrictEqual(wire.errors, [])
+      agree(a, c)
+      for (let i = 0; i < 30; i++) assert.strictEqual(d1.get(`two${i}`).value, i, `the survivor misses its stopped twin's write two${i}`)
+      agree(d1, a)
+    })
+
     for (const [name, past, fresh] of [
       ['its clock starts above its past', 1_000_000, 2_000_000],
       ['its past ran ahead of its new clock', 9_000_000, 1000],

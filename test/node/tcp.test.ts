@@ -573,6 +573,27 @@ describe('node (TCP, in process)', () => {
     }
   })
 
+  it('attack (red team 5, item 4): a write acknowledged just before a clean stop never left the node (a restore from an older backup lost it everywhere); required: close() waits, bounded by stopWait, until a peer\'s digest names the write, and says so when none did', async function () {
+    this.timeout(20_000)
+    // Exchanges a second apart: a close right after a write comes before the next one.
+    const a = await start({ id: 'a', interval: 1000 })
+    const d = await start({ id: 'd', interval: 1000, connect: [addr(a)], stopWait: 5000 })
+    await until(() => d.joined, 5000, 'd to join a')
+    await d.set('late', 'acknowledged')
+    await d.close()
+    assert.strictEqual(a.gossip.get('late').value, 'acknowledged', 'the write acknowledged before the stop never reached a')
+    // A peer that never ends a digest: the stop waits stopWait, no longer, and says so.
+    const e = await start({ id: 'e', interval: 1000, stopWait: 300 })
+    await raw(e, true, 'mute')
+    await until(() => e.peers().length === 1, 5000, 'the mute peer to connect to e')
+    await e.set('k', 1)
+    const began = Date.now()
+    await e.close()
+    const took = Date.now() - began
+    assert.ok(took >= 300 && took < 3000, `close took ${took} ms with stopWait 300`)
+    assert.ok(logged('e', /stop: no peer holds this node's writes/), (logs.get('e') ?? []).join('\n'))
+  })
+
   it('parses addresses and refuses bad options', async () => {
     assert.deepStrictEqual(parseAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 })
     assert.deepStrictEqual(parseAddress(':80'), { host: '127.0.0.1', port: 80 })
