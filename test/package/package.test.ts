@@ -45,8 +45,9 @@ console.log('b got k =', b.getMap('m').get('k'))
 // 57.5 KiB after replica.ts and deletes.ts were split into one module per
 // rule (issue 19: class shells and interfaces, about 0.7 KiB) and R7 (a
 // peer's copy of a restarted node believed only as far as it shows it);
+// 58.6 KiB after R8, R9 and rule 5's horizon passed on (issue 18);
 // the guard sits 1 KiB above what the core weighs today.
-const BUNDLE_LIMIT = 58.5 * 1024
+const BUNDLE_LIMIT = 59.6 * 1024
 
 /** An app's bundle with esbuild for the browser: its bytes min+gzip, its inputs, and its code. */
 async function bundle(dir: string, source: string): Promise<{ gzip: number; inputs: string[]; code: string }> {
