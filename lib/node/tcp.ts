@@ -814,13 +814,15 @@ export class ScuttleNode extends EventEmitter {
   // A clean stop waits, up to stopWait, until some peer's digest names our
   // id at or above our writes: until then they are in our directory alone,
   // and a restore from an older backup would lose them (red team 5). Gossip
-  // goes on meanwhile (the timer still runs); no peer, no wait.
+  // goes on meanwhile (the timer still runs); no peer, no wait, but a warning.
   private async untilHeld(): Promise<void> {
     const wait = this.opts.stopWait
     const own = this.gossip.history.sources.get(this.gossip.id)?.max ?? -Infinity
     const held = (): boolean => [...this.conns].some((c) => c.ownHeld >= own)
     const peered = (): boolean => [...this.conns].some((c) => c.peer !== null && !c.closed)
-    if (wait <= 0 || own === -Infinity || !peered() || held()) return
+    if (wait <= 0 || own === -Infinity || held()) return
+    // No peer to wait for: the operator must still hear where the writes are.
+    if (!peered()) return this.log(`stop: no peer is connected to hold this node's writes up to ${own}: the latest may be in this data directory only (see operations.md, Backups)`, 'warn')
     const began = Date.now()
     this.gossipOnce()
     while (!held() && peered() && Date.now() - began < wait) await new Promise((resolve) => setTimeout(resolve, 20))

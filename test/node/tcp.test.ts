@@ -594,6 +594,15 @@ describe('node (TCP, in process)', () => {
     assert.ok(logged('e', /stop: no peer holds this node's writes/), (logs.get('e') ?? []).join('\n'))
   })
 
+  it('attack (red team 6, item 11): a clean stop with no peer connected exited at once without a word, though its acknowledged writes were in its directory alone; required: no wait, and the same warning', async () => {
+    const f = await start({ id: 'f', interval: 1000, stopWait: 5000 })
+    await f.set('only-here', 1)
+    const began = Date.now()
+    await f.close()
+    assert.ok(Date.now() - began < 3000, 'a stop with no peer waits for none')
+    assert.ok(logged('f', /stop: no peer is connected to hold this node's writes up to \d+: the latest may be in this data directory only/), (logs.get('f') ?? []).join('\n'))
+  })
+
   it('parses addresses and refuses bad options', async () => {
     assert.deepStrictEqual(parseAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 })
     assert.deepStrictEqual(parseAddress(':80'), { host: '127.0.0.1', port: 80 })
