@@ -9,20 +9,9 @@ import fc from 'fast-check'
 import { Clock, Gossip } from '../lib'
 import type { Config, Message, Snapshot, Update } from '../lib'
 import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
+import { prng as seeded } from '../lib/sim/random'
 import { Net, bornAt, lww, stateOf } from './net'
 
-
-// A small seeded generator in [0, 1) (mulberry32).
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function rounds(net: Net, n: number): Promise<void> {
   for (let r = 0; r < n; r++) {

@@ -386,15 +386,19 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     return s
   }
 
-  it('a handover that carries a membership key (another node\'s record, or a heartbeat) is refused: the connection closed, nothing written', async () => {
-    const a = await start({ id: 'a', membership: true })
-    // A handover is taken only from a node a refused as a twin: b started at 2000, refused beside a live b.
+  // A handover is taken only from a node `a` refused as a twin: b started at 2000, refused beside a live b (started 1000).
+  async function refuseTwin(a: Awaited<ReturnType<typeof start>>): Promise<void> {
     const elder = impostor(a.address().port, 'b', { started: 1000 })
     await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the first b')
     const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' })
     await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
     elder.destroy()
     twin.destroy()
+  }
+
+  it('a handover that carries a membership key (another node\'s record, or a heartbeat) is refused: the connection closed, nothing written', async () => {
+    const a = await start({ id: 'a', membership: true })
+    await refuseTwin(a)
     const s = net.connect(a.address().port, '127.0.0.1')
     s.on('error', () => undefined)
     let closed = false
@@ -442,13 +446,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
   it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
     const a = await start({ id: 'a' })
     const v = await a.set('kept', 'newer')
-    // A handover is taken only from a node a refused as a twin: b started at 2000, refused beside a live b.
-    const elder = impostor(a.address().port, 'b', { started: 1000 })
-    await until(() => a.peers().some((p) => p.id === 'b'), 10_000, 'a to admit the first b')
-    const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' })
-    await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
-    elder.destroy()
-    twin.destroy()
+    await refuseTwin(a)
     const s = net.connect(a.address().port, '127.0.0.1')
     s.on('error', () => undefined)
     let text = ''
