@@ -39,8 +39,9 @@ export class Collection {
   /** The highest version of a tombstone this node collected, or took from a peer (docs/deletes.md, rule 5). */
   horizon = -Infinity
   // Horizons peers passed on, each waiting until we hold what that peer's
-  // digest named (`missing`: source -> version, emptied as we get there).
-  private lent: { h: number; missing: Map<string, number> }[] = []
+  // digest named (`ids`/`at`; `next`, the first we may not hold yet: asked
+  // per update while one waits, so a look costs one lookup, no allocation).
+  private lent: { h: number; ids: string[]; at: number[]; next: number }[] = []
 
   /**
    * @param graceMs - `config.tombstone_grace`.
@@ -135,7 +136,7 @@ export class Collection {
   lend(h: number, named: ReadonlyMap<string, number>): void {
     if (h <= this.horizon) return
     if (this.lent.length >= 4) this.lent.shift()
-    this.lent.push({ h, missing: new Map(named) })
+    this.lent.push({ h, ids: [...named.keys()], at: [...named.values()], next: 0 })
   }
 
   /** Whether a horizon passed on still waits (cheap: asked per update). */
@@ -145,15 +146,14 @@ export class Collection {
 
   /** Take each horizon passed on whose peer's digest we now hold up to where it named. */
   takeLent(): void {
+    const sources = this.host.history.sources
     for (let i = 0; i < this.lent.length;) {
-      const { h, missing } = this.lent[i]
-      // Each id is left out once reached; the first one short stops the look.
-      for (const [id, v] of missing) {
-        if (this.host.history.source(id).max < v) break
-        missing.delete(id)
-      }
+      const l = this.lent[i]
+      // Each id is passed once reached; the first one short stops the look.
+      while (l.next < l.ids.length && (sources.get(l.ids[l.next])?.max ?? -Infinity) >= l.at[l.next]) l.next++
+      const h = l.h
       if (h <= this.horizon) this.lent.splice(i, 1)
-      else if (missing.size === 0) {
+      else if (l.next === l.ids.length) {
         this.horizon = h
         this.changed()
         this.lent.splice(i, 1)

@@ -818,8 +818,12 @@ export class ScuttleNode extends EventEmitter {
   private async untilHeld(): Promise<void> {
     const wait = this.opts.stopWait
     const own = this.gossip.history.sources.get(this.gossip.id)?.max ?? -Infinity
-    const held = (): boolean => [...this.conns].some((c) => c.ownHeld >= own)
-    const peered = (): boolean => [...this.conns].some((c) => c.peer !== null && !c.closed)
+    const some = (f: (c: Connection) => boolean): boolean => {
+      for (const c of this.conns) if (f(c)) return true
+      return false
+    }
+    const held = (): boolean => some((c) => c.ownHeld >= own)
+    const peered = (): boolean => some((c) => c.peer !== null && !c.closed)
     if (wait <= 0 || own === -Infinity || held()) return
     // No peer to wait for: the operator must still hear where the writes are.
     if (!peered()) return this.log(`stop: no peer is connected to hold this node's writes up to ${own}: the latest may be in this data directory only (see operations.md, Backups)`, 'warn')
