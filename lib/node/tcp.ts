@@ -13,10 +13,10 @@
  * bad peer costs the others nothing but a share of the CPU.
  *
  * The node composes its parts: its options, checked (options.ts), where
- * peers come in (listener.ts), who gets a slot (admission.ts), one
- * connection per peer and when it is overdue (connection.ts, on a
- * session), the twin rule (twins.ts), its data directory (durability.ts),
- * and dialing (dialer.ts).
+ * peers come in (listener.ts; WebSockets, websocket.ts), who gets a slot
+ * (admission.ts), one connection per peer and when it is overdue
+ * (connection.ts, on a session), the twin rule (twins.ts), its data
+ * directory (durability.ts), and dialing (dialer.ts).
  *
  * @packageDocumentation
  */
@@ -32,7 +32,6 @@ import type { Update } from '../types'
 import type { Format } from '../wire/codec'
 import { limitsFor, type Limits } from '../wire/gate'
 import { badCluster, CONTROL, Session, SessionError, type SessionOptions } from '../wire/session'
-import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { Admission } from './admission'
 import { Connection, type ConnectionHost } from './connection'
 import { LogBudget } from './log-budget'
@@ -45,6 +44,7 @@ import { randomNonce } from './security'
 import { Store } from './store'
 import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
+import { WebSocketServer, wsTransport } from './websocket'
 
 // Most writes one handover session may carry (a refused twin sends HANDOVER_BATCH at most).
 const MAX_HANDOVER = 2 * HANDOVER_BATCH
@@ -89,6 +89,9 @@ export class ScuttleNode extends EventEmitter {
   private readonly conns = new Set<Connection>()
   private readonly dialers: Dialer[] = []
   private readonly listener: Listener
+  // Its WebSocket server, once asked to listen for WebSockets.
+  private ws: WebSocketServer | null = null
+  private readonly wsOrigins: readonly string[]
   private readonly admission: Admission
   private readonly twins: Twins
   private readonly durability: Durability | null
@@ -143,6 +146,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly budget: LogBudget
   private readonly limits: Limits
   private readonly opts: CheckedOptions
+  // Longest WebSocket message: a frame and its envelope.
+  private readonly maxMessage: number
 
   /** @internal Use {@link startNode}. */
   constructor(options: NodeOptions) {
@@ -151,6 +156,7 @@ export class ScuttleNode extends EventEmitter {
     const { config, interval, random } = checked
     this.opts = checked
     this.codecs = checked.codecs
+    this.maxMessage = checked.maxFrameLength + 4096
     this.cluster = checked.cluster
     this.membershipOptions = checked.membership
     this.metricsAt = options.metrics
@@ -230,20 +236,8 @@ export class ScuttleNode extends EventEmitter {
       // Within the log budget: any peer can say hello as a twin, once a dial.
       log: (line, level) => this.budget.say('twin', line, level),
     }, this.dials)
-    this.listener = new Listener(
-      {
-        maxConnections: this.opts.maxConnections,
-        maxMessage: this.opts.maxFrameLength + 4096,
-        wsOrigins: options.wsOrigins ?? [],
-        inbound: () => this.inbound(),
-        closing: () => this.closing,
-        socket: (socket) => this.acceptSocket(socket, 'in'),
-        webSocket: (ws, address) => this.acceptWebSocket(ws, address),
-        count: (code) => this.admission.count(code),
-        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`),
-      },
-      this.log,
-    )
+    this.listener = new Listener({ socket: (socket) => this.acceptSocket(socket, 'in') }, this.log)
+    this.wsOrigins = options.wsOrigins ?? []
     const own = this.gossip.id
     this.gossip.history.on('update', (u: Update) => {
       if (u.source_id !== own) return
@@ -327,7 +321,20 @@ export class ScuttleNode extends EventEmitter {
     this.advertised ??= hostPort(a)
     this.log(`${this.gossip.id} listening on ${a.host}:${a.port} (cluster ${JSON.stringify(this.cluster)})`)
     if (ws !== undefined) {
-      const w = await this.listener.listenWebSockets(ws)
+      this.ws = new WebSocketServer(
+        {
+          maxConnections: this.opts.maxConnections,
+          maxMessage: this.maxMessage,
+          wsOrigins: this.wsOrigins,
+          inbound: () => this.inbound(),
+          closing: () => this.closing,
+          webSocket: (client, address) => this.acceptWebSocket(client, address),
+          count: (code) => this.admission.count(code),
+          refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`),
+        },
+        this.log,
+      )
+      const w = await this.ws.listen(ws)
       this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
     }
     if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, hostPort(a))
@@ -514,7 +521,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Connections open now, hello said or not (WebSocket upgrades under way included). */
   connections(): number {
-    return this.conns.size + this.listener.upgrading.size
+    return this.conns.size + this.upgrading()
   }
 
   /** Where metrics are served, or null. */
@@ -557,7 +564,12 @@ export class ScuttleNode extends EventEmitter {
 
   /** Where the node accepts WebSocket peers, or null without `ws`. */
   wsAddress(): Address | null {
-    return this.listener.wsAddress()
+    return this.ws?.address() ?? null
+  }
+
+  // WebSocket upgrades under way: they count against maxConnections.
+  private upgrading(): number {
+    return this.ws?.upgrading.size ?? 0
   }
 
   /** The peers connected now (those whose hello was accepted). */
@@ -799,6 +811,7 @@ export class ScuttleNode extends EventEmitter {
     if (this.metricsServer !== null) await this.metricsServer.close()
     for (const d of this.dialers) d.stop()
     for (const c of this.conns) this.drop(c, null, null)
+    await this.ws?.close()
     await this.listener.close()
     this.budget.close()
     if (this.store !== null) {
@@ -872,22 +885,15 @@ export class ScuttleNode extends EventEmitter {
   }
 
   private acceptWebSocket(ws: WS.WebSocket, address: string): Connection {
-    // ws refuses a message by the length its frame header declares, past
-    // maxPayload, before reading it (1009): said here, before the stream
-    // below reports the same error as the transport's.
     let c: Connection | null = null
-    ws.once('error', (err: Error & { code?: string }) => {
-      if (c === null || err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return
+    const t = wsTransport(ws, () => {
+      if (c === null) return
       this.count('frame')
-      this.drop(c, 'frame', `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
+      this.drop(c, 'frame', `WebSocket message over ${this.maxMessage} bytes`)
     })
-    const transport = websocketStream(ws as unknown as WebSocketLike)
-    const conn = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
-      transport.end()
-      setTimeout(() => ws.terminate(), 1000).unref()
-    })
+    const conn = this.accept(t.transport, address, 'in', 'ws', t.kill, t.end)
     c = conn
-    transport.on('error', (err: Error) => this.drop(conn, 'transport', `WebSocket error: ${err.message}`))
+    t.transport.on('error', (err: Error) => this.drop(conn, 'transport', `WebSocket error: ${err.message}`))
     return conn
   }
 
@@ -898,7 +904,7 @@ export class ScuttleNode extends EventEmitter {
       return c
     }
     if (direction === 'in') {
-      const room = this.admission.room(this.conns, this.listener.upgrading.size)
+      const room = this.admission.room(this.conns, this.upgrading())
       if (room === null) {
         this.admission.refuse('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections)`)
         kill()
