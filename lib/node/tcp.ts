@@ -37,17 +37,15 @@ import { Connection, type ConnectionHost } from './connection'
 import { LogBudget } from './log-budget'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
+import { takeHandover, type HandedWrite } from './handover'
 import { Listener } from './listener'
 import { serveMetrics, type MetricsServer } from './metrics'
 import { checkOptions, type CheckedOptions, DEFAULT_ADMIN_PORT, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
 import { Store } from './store'
-import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
+import { iso, TwinError, Twins, type TwinReport } from './twins'
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 import { WebSocketServer, wsTransport } from './websocket'
-
-// Most writes one handover session may carry (a refused twin sends HANDOVER_BATCH at most).
-const MAX_HANDOVER = 2 * HANDOVER_BATCH
 
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }
 export { badCluster, CONTROL, StoreFailedError, TwinError }
@@ -453,50 +451,29 @@ export class ScuttleNode extends EventEmitter {
   }
 
   // A peer refused as a twin hands its acknowledged writes over (see
-  // Twins.handOver): each is written as this node's own, and the count
-  // answered once all are durable.
+  // handover.ts): each is written as this node's own.
   private takeHandover(c: Connection): void {
-    const s = c.session
-    const writes: { key: string; value: unknown; deleted: boolean; version?: number }[] = []
-    const who = s.peerId ?? c.address
-    s.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown }) => {
-      if (m?.end === true) {
-        void this.writeHandover(c, writes, who)
-        return
-      }
+    const who = c.session.peerId ?? c.address
+    takeHandover(c.session, who, {
       // (Membership's keys are each node's own record: never another's to hand over.)
-      const version = m?.version
-      if (typeof m?.key !== 'string' || (this.membership !== null && isMembershipKey(m.key)) || writes.length >= MAX_HANDOVER || (version !== undefined && !Number.isSafeInteger(version))) {
-        this.drop(c, 'bad_hello', `peer ${who} handed over a bad write (no key, a membership key, or a version not an integer), or more than ${MAX_HANDOVER}`)
-        return
-      }
-      writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: version as number | undefined })
+      refuses: (key) => this.membership !== null && isMembershipKey(key),
+      holds: (key, version) => this.gossip.get(key).version >= version,
+      write: (w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value)),
+      took: (fresh, held) => {
+        this.counters.handedIn += fresh
+        this.log(
+          `twin: took ${fresh + held} writes handed over by ${who} (at ${c.address}), refused as a twin: ${fresh} written as this node's own, so that none it acknowledged is lost` +
+            (held > 0 ? `; ${held} left out, their keys holding them or a write at or above them here` : ''),
+          'warn',
+        )
+        this.drop(c, null, null, true)
+      },
+      failed: (err) => {
+        this.log(`twin: could not take the writes ${who} handed over (refused as a twin): ${err.message}`, 'warn')
+        this.drop(c, null, null, true)
+      },
+      bad: (reason) => this.drop(c, 'bad_hello', reason),
     })
-  }
-
-  private async writeHandover(c: Connection, writes: { key: string; value: unknown; deleted: boolean; version?: number }[], who: string): Promise<void> {
-    // A write whose key holds a version at or above the handed one here
-    // already has it, or one that wins over it as it was made: written
-    // again it would be re-dated over writes that came after it (the
-    // property test found an acknowledged write lost so). Left out, counted as taken.
-    const fresh = writes.filter((w) => w.version === undefined || this.gossip.get(w.key).version < w.version)
-    try {
-      await Promise.all(fresh.map((w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value))))
-    } catch (err) {
-      c.session.send({ handed: 0, error: (err as Error).message })
-      this.log(`twin: could not take the writes ${who} handed over (refused as a twin): ${(err as Error).message}`, 'warn')
-      this.drop(c, null, null, true)
-      return
-    }
-    this.counters.handedIn += fresh.length
-    const held = writes.length - fresh.length
-    this.log(
-      `twin: took ${writes.length} writes handed over by ${who} (at ${c.address}), refused as a twin: ${fresh.length} written as this node's own, so that none it acknowledged is lost` +
-        (held > 0 ? `; ${held} left out, their keys holding them or a write at or above them here` : ''),
-      'warn',
-    )
-    c.session.send({ handed: writes.length })
-    this.drop(c, null, null, true)
   }
 
   /** Counters since the node started. */

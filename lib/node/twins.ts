@@ -23,6 +23,7 @@ import type { Duplex } from 'readable-stream'
 import type { Gossip } from '../gossip'
 import { Session, SessionError, type PeerHello, type SessionOptions } from '../wire/session'
 import type { Connection } from './connection'
+import { HANDOVER_BATCH, handOver, type HandedWrite } from './handover'
 import { parseAddress } from './options'
 import type { CloseCode, LogLevel } from './types'
 
@@ -68,17 +69,6 @@ export interface TwinHost {
   foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
 }
-
-/** A write handed over by a node refused as a twin (see Twins.handOver). */
-export interface HandedWrite {
-  readonly key: string
-  readonly value: unknown
-  readonly deleted?: true
-  readonly version: number
-}
-
-/** Most writes one handover session carries (the peer refuses more: see the node's MAX_HANDOVER). */
-export const HANDOVER_BATCH = 10_000
 
 // Twins refused that a node remembers (see Twins.refusedTwins), and how
 // long past its last refusal one may hand writes over (a refused node
@@ -512,10 +502,7 @@ export class Twins {
 
   /**
    * Hand this life's acknowledged writes over to the peer at `address`
-   * (`peer`), which refused this node as a twin: it writes them as its own
-   * ordinary writes (only a source changes its own mappings, so no version
-   * of this id meets the other twin's), answers how many, and they reach the
-   * cluster through it. Without this, writes a node acknowledged before it
+   * (`peer`), which refused this node as a twin (see handover.ts). Without this, writes a node acknowledged before it
    * met its twin (alone, its peers unreachable) would be lost. One handover
    * at a time; a refusal after it hands over what is left.
    */
@@ -538,47 +525,19 @@ export class Twins {
       return
     }
     const host = this.host
-    this.handing = new Promise<void>((resolve) => {
-      const socket = net.connect({ host: to.host, port: to.port })
-      let session: Session | null = null
-      let finished = false
-      const done = (why: string | null) => {
-        if (finished) return
-        finished = true
-        clearTimeout(timer)
-        session?.destroy()
-        socket.destroy()
-        if (why !== null) host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
-        this.handing = null
-        resolve()
-        // Writes acknowledged meanwhile (stranded, see check) go next; after a failure, at the next refusal.
-        if (why === null && this.handMore) {
-          this.handMore = false
-          this.handOver(address, peer)
-        }
+    this.handing = handOver(host.gossip, host.sessionOptions(), to, writes).then((why) => {
+      this.handing = null
+      if (why !== null) {
+        host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
+        return
       }
-      const timer = setTimeout(() => done('no answer within 10 s'), 10_000)
-      socket.on('error', (err) => done(err.message))
-      socket.once('close', () => done('the connection closed'))
-      socket.once('connect', () => {
-        const s = new Session(host.gossip, socket as unknown as Duplex, { ...host.sessionOptions(), handover: true })
-        session = s
-        s.on('refused', (err: SessionError) => done(err.message))
-        s.on('handover', () => {
-          // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
-          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
-          s.send({ end: true })
-        })
-        s.on('message', (m: { handed?: unknown; error?: unknown }) => {
-          if (m?.handed !== writes.length) {
-            done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
-            return
-          }
-          host.handed(writes, peer)
-          host.log(`twin: handed ${writes.length} acknowledged writes of this life to peer ${peer} (at ${address}), which wrote them as its own: none is lost`, 'warn')
-          done(null)
-        })
-      })
+      host.handed(writes, peer)
+      host.log(`twin: handed ${writes.length} acknowledged writes of this life to peer ${peer} (at ${address}), which wrote them as its own: none is lost`, 'warn')
+      // Writes acknowledged meanwhile (stranded, see check) go next; after a failure, at the next refusal.
+      if (this.handMore) {
+        this.handMore = false
+        this.handOver(address, peer)
+      }
     })
   }
 
