@@ -15,8 +15,10 @@
  * The node composes its parts: its options, checked (options.ts), where
  * peers come in (listener.ts; WebSockets, websocket.ts), who gets a slot
  * (admission.ts), one connection per peer and when it is overdue
- * (connection.ts, on a session), the twin rule (twins.ts), its data
- * directory (durability.ts), and dialing (dialer.ts).
+ * (connection.ts, on a session), whether it is in sync and ready
+ * (readiness.ts), the twin rule (twins.ts) and a refused twin's handover
+ * (handover.ts), its data directory (durability.ts), and dialing
+ * (dialer.ts).
  *
  * @packageDocumentation
  */
@@ -39,6 +41,7 @@ import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
 import { takeHandover, type HandedWrite } from './handover'
 import { Listener } from './listener'
+import { Readiness } from './readiness'
 import { serveMetrics, type MetricsServer } from './metrics'
 import { checkOptions, type CheckedOptions, DEFAULT_ADMIN_PORT, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
@@ -122,8 +125,6 @@ export class ScuttleNode extends EventEmitter {
   // Our own writes, [version, ms] pairs in version order (the latest
   // OWN_TIMES), for the staleness of peers.
   private ownTimes: number[] = []
-  // The peers the last "in sync" log line named.
-  private syncedWith = ''
   private metricsServer: MetricsServer | null = null
   private readonly metricsAt: NodeOptions['metrics']
   // Invalid membership reports logged so far (one in 100 is logged).
@@ -142,6 +143,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly log: (line: string, level?: LogLevel) => void
   // Lines a peer causes once per connection: bounded however fast it dials.
   private readonly budget: LogBudget
+  // In sync with the cluster, and ready.
+  private readonly readiness: Readiness
   private readonly limits: Limits
   private readonly opts: CheckedOptions
   // Longest WebSocket message: a frame and its envelope.
@@ -166,6 +169,23 @@ export class ScuttleNode extends EventEmitter {
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line, level = 'info') => sink(printable(line), level)
     this.budget = new LogBudget(this.log, this.counters.logUnsaid)
+    const node = this
+    this.readiness = new Readiness({
+      connections: () => this.conns,
+      stallTimeout: checked.stallTimeout,
+      dials: this.dials,
+      get membership() {
+        return node.membership
+      },
+      get joined() {
+        return node.joined
+      },
+      get closing() {
+        return node.closing
+      },
+      say: (kind, line, level) => this.budget.say(kind, line, level),
+      synced: () => this.emit('synced'),
+    })
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -177,7 +197,6 @@ export class ScuttleNode extends EventEmitter {
     this.store = store
     this.durability = store === null ? null : new Durability(store, this.gossip, this.log, (err) => this.emit('store-failed', err))
     this.limits = limitsFor(this.gossip.mtu, interval, options)
-    const node = this
     this.host = {
       gossip: this.gossip,
       get membership() {
@@ -193,7 +212,7 @@ export class ScuttleNode extends EventEmitter {
       say: (kind, line, level) => this.budget.say(kind, line, level),
       count: (code) => this.count(code),
       answeredBy: (c) => this.answeredBy(c),
-      checkSynced: () => this.checkSynced(),
+      checkSynced: () => this.readiness.check(),
     }
     this.admission = new Admission(this.opts.maxConnections, this.counters.refused, this.log)
     this.twins = new Twins({
@@ -291,7 +310,7 @@ export class ScuttleNode extends EventEmitter {
     }
     // 'synced' follows every write that reaches every peer: said only when
     // the peers it covers changed, so a settled cluster says it once.
-    this.gossip.on('synced', () => this.checkSynced())
+    this.gossip.on('synced', () => this.readiness.check())
     for (const address of options.connect ?? []) {
       const d: Dialer = new Dialer(address, {
         min: options.backoff?.min ?? 100,
@@ -557,7 +576,7 @@ export class ScuttleNode extends EventEmitter {
       const id = c.peer
       if (id === null) continue
       const { them, us } = c.session.stream.behind
-      const answering = this.answers(c, now)
+      const answering = this.readiness.answers(c, now)
       out.push({
         id,
         address: c.address,
@@ -572,13 +591,6 @@ export class ScuttleNode extends EventEmitter {
     return out
   }
 
-  // A peer counts for the node's sync once it has answered one of our
-  // questions, and while it leaves none unanswered past stallTimeout: a
-  // socket that says hello and never answers (or stops) counts for nothing.
-  private answers(c: Connection, now: number): boolean {
-    return c.peer !== null && !c.closed && c.answered && !(c.unanswered > 0 && now - c.askedAt >= this.opts.stallTimeout)
-  }
-
   /**
    * In sync with the cluster (`status.synced`; see {@link unsynced}).
    */
@@ -589,7 +601,7 @@ export class ScuttleNode extends EventEmitter {
   /**
    * Why the node is not in sync with the cluster at this instant, or null
    * when it is: in sync with every peer that answers, and with one at
-   * least when it dials peers or knows other members ({@link unlinked}). A
+   * least when it dials peers or knows other members (see readiness.ts). A
    * peer is in sync when its last exchange found nothing missing on either
    * side but membership's writes (with membership on, heartbeats are
    * written every interval, so two live nodes never hold the very same
@@ -597,40 +609,12 @@ export class ScuttleNode extends EventEmitter {
    * instant: readiness asks less ({@link notReady}).
    */
   unsynced(): string | null {
-    const now = Date.now()
-    const unlinked = this.unlinked(now)
-    if (unlinked !== null) return unlinked
-    for (const c of this.conns) if (this.answers(c, now) && !c.synced) return `not in sync with peer ${c.peer}`
-    return null
-  }
-
-  /**
-   * Why the node has no peer it should have, or null: it dials peers or
-   * knows other members, and none of its peers answers. A peer answers
-   * when it has answered a question of ours and has left none unanswered
-   * for `stallTimeout`, so a peer that says hello and never answers (or
-   * stops) counts neither way.
-   */
-  private unlinked(now: number): string | null {
-    let connected = 0
-    for (const c of this.conns) {
-      if (c.peer === null || c.closed) continue
-      if (this.answers(c, now)) return null
-      connected++
-    }
-    // (Members counted only then: a walk of them all.)
-    if (!this.dials && !this.knowsOthers()) return null
-    return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
-  }
-
-  private knowsOthers(): boolean {
-    const counts = this.membership?.counts()
-    return counts !== undefined && counts.live + counts.dead > 1
+    return this.readiness.unsynced()
   }
 
   /**
    * What `/ready` says: joined (a peer answered, or it dials no one); a
-   * peer it should have answers ({@link unlinked}); caught up (an answer
+   * peer it should have answers (see readiness.ts); caught up (an answer
    * found it lacking no more than goes whole in one exchange, once since
    * it started); no answering peer has found it lacking more than that for
    * `stallTimeout`; and not every other member dead. A node cut off from
@@ -644,48 +628,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Why the node is not ready, or null when it is. */
   notReady(): string | null {
-    if (this.closing) return 'stopping'
-    if (!this.joined) return 'not joined: no peer has answered yet'
-    const now = Date.now()
-    const unlinked = this.unlinked(now)
-    if (unlinked !== null) return unlinked
-    // Caught up: an answer of some peer found it lacking less than one
-    // exchange carries; and with each peer that found it lacking more
-    // (rejoined after a partition, say), once since they connected.
-    let caughtUp = false
-    let catching: string | null = null
-    for (const c of this.conns) {
-      if (!this.answers(c, now)) continue
-      const s = c.session.stream
-      if (s.lackingSince >= 0) {
-        if (!s.caughtUpOnce) return `catching up with peer ${c.peer}`
-        if (now - s.lackingSince > this.opts.stallTimeout) return `behind peer ${c.peer} for ${now - s.lackingSince} ms (over stallTimeout, ${this.opts.stallTimeout} ms)`
-      }
-      if (s.caughtUpOnce) caughtUp = true
-      else catching ??= c.peer
-    }
-    if (!caughtUp && catching !== null) return `catching up with peer ${catching}`
-    // A member just learned of is not known dead yet: a node that joined
-    // stayed ready while the records of its peers came in before their beats.
-    const counts = this.membership?.counts() ?? { live: 1, dead: 0, unproven: 0 }
-    if (counts.dead - counts.unproven > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
-    return null
-  }
-
-  // Said once per set of peers it is in sync with (a settled cluster says
-  // it once), within the log budget: a peer that dials, answers and goes
-  // makes a new set each time.
-  private checkSynced(): void {
-    if (!this.synced()) return
-    const now = Date.now()
-    const ids: string[] = []
-    for (const c of this.conns) if (this.answers(c, now) && c.peer !== null) ids.push(c.peer)
-    if (ids.length === 0) return
-    const set = ids.sort().join(', ')
-    if (set === this.syncedWith) return
-    this.syncedWith = set
-    this.budget.say('in_sync', `in sync with every peer that answers (${set})`)
-    this.emit('synced')
+    return this.readiness.notReady()
   }
 
   /** Why local writes are refused now (the data directory cannot be written, or every peer refuses this node as a twin: see Twins.refusal), or null. */
@@ -835,7 +778,7 @@ export class ScuttleNode extends EventEmitter {
     }
     this.gossipOnce()
     // A silent peer that stops counting can leave the node in sync without an exchange.
-    this.checkSynced()
+    this.readiness.check()
   }
 
   private inbound(): number {
