@@ -17,8 +17,9 @@
  * (admission.ts), one connection per peer and when it is overdue
  * (connection.ts, on a session), whether it is in sync and ready
  * (readiness.ts), the twin rule (twins.ts) and a refused twin's handover
- * (handover.ts), its data directory (durability.ts), and dialing
- * (dialer.ts).
+ * (handover.ts), its data directory (durability.ts), dialing
+ * (dialer.ts), and what it makes of its peers' refusals and invalid input
+ * (reports.ts).
  *
  * @packageDocumentation
  */
@@ -28,7 +29,6 @@ import type { Duplex } from 'readable-stream'
 import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
-import { Clock } from '../clock'
 import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
 import type { Update } from '../types'
 import type { Format } from '../wire/codec'
@@ -42,6 +42,7 @@ import { Durability, StoreFailedError } from './durability'
 import { takeHandover, type HandedWrite } from './handover'
 import { Listener } from './listener'
 import { Readiness } from './readiness'
+import { Reports } from './reports'
 import { serveMetrics, type MetricsServer } from './metrics'
 import { checkOptions, type CheckedOptions, DEFAULT_ADMIN_PORT, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
@@ -145,6 +146,8 @@ export class ScuttleNode extends EventEmitter {
   private readonly budget: LogBudget
   // In sync with the cluster, and ready.
   private readonly readiness: Readiness
+  // What peers' sessions report: refusals, invalid input, versions far ahead.
+  private readonly reports: Reports
   private readonly limits: Limits
   private readonly opts: CheckedOptions
   // Longest WebSocket message: a frame and its envelope.
@@ -210,7 +213,7 @@ export class ScuttleNode extends EventEmitter {
       },
       log: this.log,
       say: (kind, line, level) => this.budget.say(kind, line, level),
-      count: (code) => this.count(code),
+      count: (code) => this.reports.count(code),
       answeredBy: (c) => this.answeredBy(c),
       checkSynced: () => this.readiness.check(),
     }
@@ -253,6 +256,17 @@ export class ScuttleNode extends EventEmitter {
       // Within the log budget: any peer can say hello as a twin, once a dial.
       log: (line, level) => this.budget.say('twin', line, level),
     }, this.dials)
+    this.reports = new Reports({
+      id: this.gossip.id,
+      counters: this.counters,
+      admission: this.admission,
+      twins: this.twins,
+      maxInvalid: checked.maxInvalid,
+      log: this.log,
+      say: (kind, line, level) => this.budget.say(kind, line, level),
+      drop: (c, code, reason, graceful, limited) => this.drop(c, code, reason, graceful, limited),
+      restoredStale: (reason) => this.emit('restoredStale', reason),
+    })
     this.listener = new Listener({ socket: (socket) => this.acceptSocket(socket, 'in') }, this.log)
     this.wsOrigins = options.wsOrigins ?? []
     const own = this.gossip.id
@@ -808,7 +822,7 @@ export class ScuttleNode extends EventEmitter {
     let c: Connection | null = null
     const t = wsTransport(ws, () => {
       if (c === null) return
-      this.count('frame')
+      this.reports.count('frame')
       this.drop(c, 'frame', `WebSocket message over ${this.maxMessage} bytes`)
     })
     const conn = this.accept(t.transport, address, 'in', 'ws', t.kill, t.end)
@@ -861,14 +875,14 @@ export class ScuttleNode extends EventEmitter {
     })
     c.session = session
     this.twins.began(c)
-    session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
-    session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.invalid(c, reason, code))
+    session.on('refused', (err: SessionError, ours: boolean) => this.reports.refused(c, err, ours))
+    session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.reports.invalid(c, reason, code))
     session.on('exceeded', (code: InvalidCode, reason: string) => {
-      this.count(code)
+      this.reports.count(code)
       this.drop(c, code, reason)
     })
     session.stream.on('error', (err: Error) => this.drop(c, 'node_error', err.message))
-    session.stream.on('ahead', (source: string, version: number) => this.ahead(c, source, version))
+    session.stream.on('ahead', (source: string, version: number) => this.reports.ahead(c, source, version))
     session.on('open', () => this.opened(c))
     session.on('handover', () => this.takeHandover(c))
     return c
@@ -885,98 +899,6 @@ export class ScuttleNode extends EventEmitter {
     this.twins.check(c)
     // Ask at once: whether it answers decides how often it is asked.
     this.ask(c)
-  }
-
-  // A version far ahead of the wall clock came from c (see Clock.NOTICE):
-  // our own id (the clock jumped past it), or another source's max jumped
-  // there. Said once per connection and source.
-  private ahead(c: Connection, source: string, version: number): void {
-    const seen = (c.aheadOf ??= new Set())
-    if (seen.has(source) || seen.size >= 16) return
-    seen.add(source)
-    const minutes = ((version - Date.now() * 1000) / 60e6).toFixed(1)
-    const peer = c.peer ?? c.address
-    const why = `a forged update (without --keys any peer can write as any id), or ${source === this.gossip.id ? 'a twin' : source} with a clock that is wrong`
-    this.budget.say(
-      'ahead',
-      source === this.gossip.id
-        ? `clock: peer ${peer} holds this node's own id ${source} at a version ${minutes} minutes ahead of the wall clock: ${why}; the clock jumps past it, so that this node's writes stay above it and are seen`
-        : `peer ${peer}: sent an update of ${source} ${minutes} minutes ahead of this node's clock, above all of ${source} before (taken: up to ${Clock.AHEAD / 3.6e9} h is believed): ${why}`,
-      'warn',
-    )
-  }
-
-  // A session refused, by us or by the peer: said once per code and
-  // address we dial; of incoming peers, once per reason for the first 16
-  // reasons of a code (another cluster, a bad name), then every 100th of
-  // the code. Bounded by the code, not the text: an incoming peer chooses
-  // the text (its id, its cluster), and so could have every refusal said.
-  private refused(c: Connection, err: SessionError, ours: boolean): void {
-    if (c.closed) return
-    const code = ours ? err.code : 'refused_by_peer'
-    this.admission.count(code)
-    // Our own address in --connect (a shared peer list is normal): not
-    // dialed again, said once, and its incoming end closed quietly.
-    if (ours && code === 'self' && this.twins.own(c.session.peerHello?.nonce)) {
-      const d = c.dialer
-      d?.stop()
-      if (d !== null) this.log(`--connect ${hostPort(d.address)}: that is this node's own address; not dialed again [self]`)
-      this.drop(c, code, null, true)
-      return
-    }
-    if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
-    const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
-    const out = c.direction === 'out'
-    const seen = this.admission.said(out ? `${c.address} ${said}` : said)
-    // Of incoming peers, each reason the first time, for the first 16
-    // reasons of a code.
-    const first = out ? seen === 0 : this.admission.said(`${said}\u0000${err.message}`) === 0 && this.admission.said(`${said}\u0000reasons`) < 16
-    const say = first || seen % 100 === 0
-    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true, true)
-  }
-
-  private count(code: InvalidCode): void {
-    const invalid = this.counters.invalid
-    invalid[code] = (invalid[code] ?? 0) + 1
-  }
-
-  private invalid(c: Connection, reason: string, code: InvalidCode): void {
-    if (c.closed) return
-    this.count(code)
-    const who = c.peer ?? c.address
-    switch (code) {
-      // A twin (see Clock.TWIN_LIMIT), reported once per stream: the peer is
-      // kept; it may only relay what a twin or a liar wrote as us.
-      case 'twin_writes':
-        this.counters.twins++
-        this.budget.say(code, `twin: peer ${who}: ${reason} (our writes are no longer issued again above its versions; stop one of the two) [${code}]`, 'warn')
-        return
-      // A value refused as late (docs/deletes.md, rule 5) is no fault of the
-      // peer, which may relay it: said once per connection, the peer kept.
-      case 'late':
-        if (!c.lateSaid) {
-          c.lateSaid = true
-          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
-        }
-        return
-      // Restored from an older state than peers collected of our own
-      // deletes: the operator must choose (see docs/deletes.md, Limits).
-      case 'restored_stale':
-        this.emit('restoredStale', reason)
-        return
-      // A version too far ahead is refused and the peer kept: an honest peer
-      // relays what a node with a wrong clock wrote (said once per
-      // connection; what a flood of them costs, floodLimit bounds).
-      case 'ahead':
-        if (!c.aheadSaid) {
-          c.aheadSaid = true
-          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
-        }
-        return
-    }
-    c.invalid++
-    if (c.invalid > this.opts.maxInvalid) this.drop(c, code, `sent invalid input: ${reason}`)
-    else this.budget.say(`invalid:${code}`, `peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
   }
 
   // Close c. With a code: counted under it, and logged with `reason`
