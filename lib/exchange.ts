@@ -7,8 +7,9 @@
  * back to the peer are pushed onto (the stream itself: its buffer says what
  * the peer has read); any outbox will do, so an exchange runs without a
  * stream (test/exchange.test.ts). The outbox is given per call, not kept:
- * pushing onto it allocates nothing, where returning each answer would
- * take an array per answer.
+ * pushing onto it allocates nothing, where returning each answer as an
+ * array cost a sync of 50,000 keys 2.7% more instructions outside
+ * compiling (5.1% in all; bench/instructions.ts, measured).
  *
  * A question is our digest and its end; the peer answers with the deltas
  * we lack, its own digest and its end, which we answer with the deltas it
