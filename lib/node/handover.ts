@@ -13,6 +13,7 @@
 import * as net from 'net'
 import type { Duplex } from 'readable-stream'
 import type { Gossip } from '../gossip'
+import { isMembershipKey } from '../membership'
 import { Session, SessionError, type SessionOptions } from '../wire/session'
 import type { Address } from './types'
 
@@ -38,6 +39,61 @@ export const HANDOVER_BATCH = 10_000
 export const MAX_HANDOVER = 2 * HANDOVER_BATCH
 // How long the handing end waits for the peer's answer.
 const ANSWER_WAIT = 10_000
+
+/**
+ * What a node refused as a twin would hand over: this life's acknowledged
+ * writes, current and not handed over yet (a write not acknowledged was
+ * taken back as the node was refused), above what a peer's digest said it
+ * holds of them.
+ */
+export class Handing {
+  // This life's own writes handed over up to this version, and held by a
+  // peer up to this one.
+  private handedUpTo = -Infinity
+  private ownConfirmed = -Infinity
+
+  constructor(private readonly gossip: Gossip) {}
+
+  /**
+   * What a peer said it holds of this life's writes (`ownHeld`, its
+   * digest's version of our id): a version named that this node sent and
+   * issued (a twin's versions are not ours, nor do they say that a peer
+   * holds ours).
+   */
+  confirm(peer: { readonly ownHeld: number }): void {
+    const v = peer.ownHeld
+    const inc = this.gossip.replica.incarnation
+    if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
+  }
+
+  /**
+   * The writes to hand over now, after what `peers` hold; not the versions
+   * `waiting` for their answer, nor, with membership on, its own record and
+   * heartbeats (the node's, not a user's).
+   */
+  writes(peers: Iterable<{ readonly ownHeld: number }>, waiting: ReadonlySet<number> | undefined, membership: boolean): HandedWrite[] {
+    const gossip = this.gossip
+    const id = gossip.id
+    const inc = gossip.replica.incarnation
+    for (const c of peers) this.confirm(c)
+    const out: HandedWrite[] = []
+    // Not those still waiting for their answer (they may yet be taken back
+    // and answered `twin`: the property test found one handed over, then
+    // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
+    for (const u of gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
+      if (waiting?.has(u.version) === true) continue
+      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
+      if (membership && isMembershipKey(u.key)) continue
+      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
+    }
+    return out
+  }
+
+  /** `writes` were handed over. */
+  handed(writes: readonly HandedWrite[]): void {
+    for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
+  }
+}
 
 /**
  * Hand `writes` to the node at `to`, on a session with `options`: resolves

@@ -2,11 +2,14 @@
  * Whether a TCP node is in sync with its cluster, and whether it is ready
  * (`/ready`, `status`): which peers count (those that answer the node's
  * questions), why the node is not in sync or not ready at an instant, and
- * the `'synced'` line, said once per set of peers it is in sync with.
+ * the `'synced'` line, said once per set of peers it is in sync with; and
+ * how stale each peer is (the metrics' slowest peer).
  *
  * @packageDocumentation
  */
+import type { Gossip } from '../gossip'
 import type { Membership } from '../membership'
+import type { Update } from '../types'
 import type { Connection } from './connection'
 import type { LogLevel } from './types'
 
@@ -124,5 +127,53 @@ export class Readiness {
     this.syncedWith = set
     this.host.say('in_sync', `in sync with every peer that answers (${set})`)
     this.host.synced()
+  }
+}
+
+// Own writes remembered for peers' staleness.
+const OWN_TIMES = 4096
+
+/**
+ * How stale each peer is: how long ago, in ms, this node wrote the oldest
+ * of its own updates that the peer's last digest did not hold.
+ */
+export class Staleness {
+  // Our own writes, [version, ms] pairs in version order (the latest OWN_TIMES).
+  private times: number[] = []
+
+  constructor(gossip: Gossip) {
+    const own = gossip.id
+    gossip.history.on('update', (u: Update) => {
+      if (u.source_id !== own) return
+      const times = this.times
+      // (A write taken back restores an older version: not a new write.)
+      if (times.length > 0 && u.version <= times[times.length - 2]) return
+      if (times.length >= 2 * OWN_TIMES) this.times = times.slice(OWN_TIMES)
+      this.times.push(u.version, Date.now())
+    })
+  }
+
+  /** For each of `peers` that has sent a digest: its staleness (0: it held them all). */
+  of(peers: Iterable<Connection>): { id: string; ms: number }[] {
+    const now = Date.now()
+    const times = this.times
+    const out: { id: string; ms: number }[] = []
+    for (const c of peers) {
+      if (c.peer === null || !c.digested) continue
+      let ms = 0
+      if (times.length > 0 && times[times.length - 2] > c.ownHeld) {
+        // The first of our writes above what the peer holds.
+        let lo = 0
+        let hi = times.length / 2 - 1
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1
+          if (times[2 * mid] > c.ownHeld) hi = mid
+          else lo = mid + 1
+        }
+        ms = now - times[2 * lo + 1]
+      }
+      out.push({ id: c.peer, ms })
+    }
+    return out
   }
 }

@@ -18,8 +18,8 @@
  * (connection.ts, on a session), whether it is in sync and ready
  * (readiness.ts), the twin rule (twins.ts) and a refused twin's handover
  * (handover.ts), its data directory (durability.ts), dialing
- * (dialer.ts), and what it makes of its peers' refusals and invalid input
- * (reports.ts).
+ * (dialer.ts), what it makes of its peers' refusals and invalid input
+ * (reports.ts), and what it says of membership (members.ts).
  *
  * @packageDocumentation
  */
@@ -29,7 +29,7 @@ import type { Duplex } from 'readable-stream'
 import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
-import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
+import { isMembershipKey, Membership, type MembershipOptions } from '../membership'
 import type { Update } from '../types'
 import type { Format } from '../wire/codec'
 import { limitsFor, type Limits } from '../wire/gate'
@@ -39,15 +39,16 @@ import { Connection, type ConnectionHost } from './connection'
 import { LogBudget } from './log-budget'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
-import { takeHandover, type HandedWrite } from './handover'
+import { Handing, takeHandover } from './handover'
 import { Listener } from './listener'
-import { Readiness } from './readiness'
+import { sayMembers, watchOwnRecord, type MembersHost } from './members'
+import { Readiness, Staleness } from './readiness'
 import { Reports } from './reports'
 import { serveMetrics, type MetricsServer } from './metrics'
 import { checkOptions, type CheckedOptions, DEFAULT_ADMIN_PORT, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
 import { Store } from './store'
-import { iso, TwinError, Twins, type TwinReport } from './twins'
+import { TwinError, Twins, type TwinReport } from './twins'
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
 import { WebSocketServer, wsTransport } from './websocket'
 
@@ -55,8 +56,6 @@ export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, Tw
 export { badCluster, CONTROL, StoreFailedError, TwinError }
 export { DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, DEFAULT_PORT, parseAddress } from './options'
 
-// Own writes remembered for peers' staleness.
-const OWN_TIMES = 4096
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
 
 // A log line with control characters shown as escapes: no peer can end a
@@ -104,6 +103,8 @@ export class ScuttleNode extends EventEmitter {
   // It was given peers to dial.
   private readonly dials: boolean
   private readonly membershipOptions: MembershipOptions | null
+  // What membership's lines need of the node.
+  private readonly members: MembersHost
   private readonly counters: NodeStats = {
     asked: 0,
     answered: 0,
@@ -123,20 +124,15 @@ export class ScuttleNode extends EventEmitter {
     handedIn: 0,
     writesRefused: 0,
   }
-  // Our own writes, [version, ms] pairs in version order (the latest
-  // OWN_TIMES), for the staleness of peers.
-  private ownTimes: number[] = []
+  // How stale each peer is.
+  private readonly stale: Staleness
   private metricsServer: MetricsServer | null = null
   private readonly metricsAt: NodeOptions['metrics']
-  // Invalid membership reports logged so far (one in 100 is logged).
-  private memberInvalid = 0
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
-  // This life's own writes handed over (refused as a twin) up to this
-  // version, and held by a peer up to this one (see handing).
-  private handedUpTo = -Infinity
-  private ownConfirmed = -Infinity
+  // What it would hand over, refused as a twin.
+  private readonly handing: Handing
   // --connect addresses whose first dial has not ended yet (see Twins.admitted).
   private undialed = 0
   private readonly auth: SessionOptions['auth']
@@ -218,6 +214,7 @@ export class ScuttleNode extends EventEmitter {
       checkSynced: () => this.readiness.check(),
     }
     this.admission = new Admission(this.opts.maxConnections, this.counters.refused, this.log)
+    this.handing = new Handing(this.gossip)
     this.twins = new Twins({
       gossip: this.gossip,
       startedAt: this.startedAt,
@@ -239,7 +236,7 @@ export class ScuttleNode extends EventEmitter {
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
-      handing: () => this.handing(),
+      handing: () => this.handing.writes(this.conns, this.durability?.unsettled(), this.membership !== null),
       // Only a version this life could have issued and did not: above its
       // clock's start (the wall clock when it started, and above any past
       // it restored). Below lies its past, which a restart from nothing
@@ -251,7 +248,7 @@ export class ScuttleNode extends EventEmitter {
       },
       handed: (writes) => {
         this.counters.handedOver += writes.length
-        for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
+        this.handing.handed(writes)
       },
       // Within the log budget: any peer can say hello as a twin, once a dial.
       log: (line, level) => this.budget.say('twin', line, level),
@@ -269,37 +266,10 @@ export class ScuttleNode extends EventEmitter {
     })
     this.listener = new Listener({ socket: (socket) => this.acceptSocket(socket, 'in') }, this.log)
     this.wsOrigins = options.wsOrigins ?? []
-    const own = this.gossip.id
-    this.gossip.history.on('update', (u: Update) => {
-      if (u.source_id !== own) return
-      const times = this.ownTimes
-      // (A write taken back restores an older version: not a new write.)
-      if (times.length > 0 && u.version <= times[times.length - 2]) return
-      if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
-      this.ownTimes.push(u.version, Date.now())
-    })
-    // A record of this node's own id that says it started after this node
-    // did: no past incarnation wrote it; another live node with this id did
-    // (or a peer forged it). Said once.
-    const ownRecord = MEMBER_PREFIX + own
-    let twinRecordSaid = false
-    this.gossip.history.on('update', (u: Update) => {
-      if (u.source_id !== own || u.key !== ownRecord || this.membership === null) return
-      const record = u.value as { address?: unknown; started?: unknown } | null
-      const started = record?.started
-      const ours = this.membership.member(own)?.started ?? null
-      if (typeof started !== 'number' || ours === null || started <= ours) return
-      // Their writes can hide each other's: offered to peers again (see Replica.twinned).
-      this.gossip.replica.twinned(own)
-      if (twinRecordSaid) return
-      twinRecordSaid = true
-      this.counters.twins++
-      this.log(
-        `twin: a record of this node's own id ${own}, at ${JSON.stringify(record?.address ?? null)}, started ${iso(started)}, after this node: ` +
-          "another live node has this id (or a peer forged it); their writes can hide each other's: give each node its own id",
-        'warn',
-      )
-    })
+    this.stale = new Staleness(this.gossip)
+    const members: MembersHost = { gossip: this.gossip, counters: this.counters, log: this.log, say: (kind, line, level) => this.budget.say(kind, line, level) }
+    this.members = members
+    watchOwnRecord(members, () => this.membership)
     // A refetch and what it drops, and late writes: an operator must hear of them.
     this.gossip.on('refetch', (source: string, gc: number, held: number) =>
       this.log(
@@ -383,44 +353,7 @@ export class ScuttleNode extends EventEmitter {
   private startMembership(options: MembershipOptions, address: string): void {
     const m = new Membership(this.gossip, { interval: this.opts.interval, ...options, address: options.address ?? address })
     this.membership = m
-    const where = (member: Member) => (member.address === null ? '' : ` at ${member.address}`)
-    // Within the log budget: without --keys any peer can forge members, and
-    // restart them, as fast as it sends.
-    m.on('live', (member: Member) => this.budget.say('member_live', `member ${member.id} is live${where(member)}`))
-    m.on('dead', (member: Member) =>
-      this.budget.say(
-        'member_dead',
-        `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
-          `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
-        'warn',
-      ),
-    )
-    m.on('restart', (member: Member, previous: number) => {
-      // A record that goes back to an earlier start is no restart: two live
-      // nodes write it in turn (or a clock went back).
-      if (member.started !== null && member.started < previous) {
-        this.counters.twins++
-        // Their writes can hide each other's: offered to peers again (see Replica.twinned).
-        this.gossip.replica.twinned(member.id)
-        this.budget.say(
-          'member_twin',
-          `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
-            `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
-          'warn',
-        )
-      } else this.budget.say('member_restarted', `member ${member.id} restarted (a new incarnation${where(member)})`)
-    })
-    m.on('collected', (member: Member, deleted: boolean) =>
-      this.budget.say(
-        'member_collected',
-        deleted
-          ? `member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list, its record and heartbeat deleted`
-          : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,
-      ),
-    )
-    m.on('invalid', (id: string, reason: string, code: InvalidCode) => {
-      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far) [${code}]`)
-    })
+    sayMembers(m, this.members)
     // The node writes its record and heartbeats once a peer has answered it
     // (see answeredBy), not before.
   }
@@ -450,37 +383,6 @@ export class ScuttleNode extends EventEmitter {
       this.membershipStarted = true
       m.start()
     }
-  }
-
-  // This life's acknowledged writes, current and not handed over yet (a
-  // write not acknowledged was taken back as the node was refused), above
-  // what a peer's digest said it holds of them: membership's own record and
-  // heartbeats are the node's, not a user's.
-  private handing(): HandedWrite[] {
-    const id = this.gossip.id
-    const inc = this.gossip.replica.incarnation
-    for (const c of this.conns) this.confirmOwn(c)
-    const out: HandedWrite[] = []
-    // Not those still waiting for their answer (they may yet be taken back
-    // and answered `twin`: the property test found one handed over, then
-    // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
-    const waiting = this.durability?.unsettled()
-    for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
-      if (waiting?.has(u.version) === true) continue
-      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
-      if (this.membership !== null && isMembershipKey(u.key)) continue
-      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
-    }
-    return out
-  }
-
-  // What peer `c` said it holds of this life's writes: a version named that
-  // this node sent and issued (a twin's versions are not ours, nor do they
-  // say that a peer holds ours).
-  private confirmOwn(c: Connection): void {
-    const v = c.ownHeld
-    const inc = this.gossip.replica.incarnation
-    if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
   }
 
   // A peer refused as a twin hands its acknowledged writes over (see
@@ -545,26 +447,7 @@ export class ScuttleNode extends EventEmitter {
    * digest did not hold (0: it held them all).
    */
   staleness(): { id: string; ms: number }[] {
-    const now = Date.now()
-    const times = this.ownTimes
-    const out: { id: string; ms: number }[] = []
-    for (const c of this.conns) {
-      if (c.peer === null || !c.digested) continue
-      let ms = 0
-      if (times.length > 0 && times[times.length - 2] > c.ownHeld) {
-        // The first of our writes above what the peer holds.
-        let lo = 0
-        let hi = times.length / 2 - 1
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1
-          if (times[2 * mid] > c.ownHeld) hi = mid
-          else lo = mid + 1
-        }
-        ms = now - times[2 * lo + 1]
-      }
-      out.push({ id: c.peer, ms })
-    }
-    return out
+    return this.stale.of(this.conns)
   }
 
   /** Where the node accepts peers. */
@@ -910,7 +793,7 @@ export class ScuttleNode extends EventEmitter {
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
-    this.confirmOwn(c)
+    this.handing.confirm(c)
     if (code !== null) {
       this.counters.closed++
       const by = this.counters.closedBy
