@@ -10,11 +10,10 @@
  *
  * @packageDocumentation
  */
-import * as net from 'net'
-import type { Duplex } from 'readable-stream'
 import type { Gossip } from '../gossip'
 import { isMembershipKey } from '../membership'
-import { Session, SessionError, type SessionOptions } from '../wire/session'
+import type { Session, SessionError, SessionOptions } from '../wire/session'
+import { errand } from './dialer'
 import type { Address } from './types'
 
 /** A write handed over by a node refused as a twin. */
@@ -100,34 +99,16 @@ export class Handing {
  * with null once it answered that it wrote them all, or with why not.
  */
 export function handOver(gossip: Gossip, options: SessionOptions, to: Address, writes: readonly HandedWrite[]): Promise<string | null> {
-  return new Promise<string | null>((resolve) => {
-    const socket = net.connect({ host: to.host, port: to.port })
-    let session: Session | null = null
-    let finished = false
-    const done = (why: string | null) => {
-      if (finished) return
-      finished = true
-      clearTimeout(timer)
-      session?.destroy()
-      socket.destroy()
-      resolve(why)
-    }
-    const timer = setTimeout(() => done(`no answer within ${ANSWER_WAIT / 1000} s`), ANSWER_WAIT)
-    socket.on('error', (err) => done(err.message))
-    socket.once('close', () => done('the connection closed'))
-    socket.once('connect', () => {
-      const s = new Session(gossip, socket as unknown as Duplex, { ...options, handover: true })
-      session = s
-      s.on('refused', (err: SessionError) => done(err.message))
-      s.on('handover', () => {
-        // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
-        for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
-        s.send({ end: true })
-      })
-      s.on('message', (m: { handed?: unknown; error?: unknown }) => {
-        if (m?.handed !== writes.length) done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
-        else done(null)
-      })
+  return errand(gossip, { ...options, handover: true }, to, ANSWER_WAIT, (s, done) => {
+    s.on('refused', (err: SessionError) => done(err.message))
+    s.on('handover', () => {
+      // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
+      for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
+      s.send({ end: true })
+    })
+    s.on('message', (m: { handed?: unknown; error?: unknown }) => {
+      if (m?.handed !== writes.length) done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
+      else done(null)
     })
   })
 }

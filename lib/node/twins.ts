@@ -18,11 +18,10 @@
  *
  * @packageDocumentation
  */
-import * as net from 'net'
-import type { Duplex } from 'readable-stream'
 import type { Gossip } from '../gossip'
-import { Session, SessionError, type PeerHello, type SessionOptions } from '../wire/session'
+import { SessionError, type PeerHello, type SessionOptions } from '../wire/session'
 import type { Connection } from './connection'
+import { errand } from './dialer'
 import { HANDOVER_BATCH, handOver, type HandedWrite } from './handover'
 import { parseAddress } from './options'
 import type { CloseCode, LogLevel } from './types'
@@ -571,24 +570,10 @@ export class Twins {
     } catch {
       return
     }
-    this.telling = new Promise<void>((resolve) => {
-      const socket = net.connect({ host: to.host, port: to.port })
-      let session: Session | null = null
-      const done = () => {
-        clearTimeout(timer)
-        session?.destroy()
-        socket.destroy()
-        resolve()
-      }
-      const timer = setTimeout(done, 2000)
-      socket.on('error', done)
-      socket.once('close', done)
-      socket.once('connect', () => {
-        session = new Session(this.host.gossip, socket as unknown as Duplex, this.host.sessionOptions())
-        session.on('refused', done)
-        session.on('open', done)
-      })
-    })
+    this.telling = errand(this.host.gossip, this.host.sessionOptions(), to, 2000, (s, done) => {
+      s.on('refused', () => done(null))
+      s.on('open', () => done(null))
+    }).then(() => {})
   }
 
   /** Wait for a twin being told, if any. */
