@@ -60,7 +60,7 @@ export interface TwinHost {
   report(t: TwinReport): void
   /** Refused as the newer twin: take back every local write not acknowledged. */
   takeBack(): void
-  /** This life's acknowledged writes not handed over yet (see Twins.handOver). */
+  /** This life's acknowledged writes not handed over yet (see Handing, handover.ts). */
   handing(): HandedWrite[]
   /** `writes` were handed over to `peer`, which wrote them as its own. */
   handed(writes: HandedWrite[], peer: string): void
