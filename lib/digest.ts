@@ -56,9 +56,9 @@ export interface DigestPeer extends StreamLike {
 }
 
 /**
- * Push our digest's entries (not its end) to `peer` onto `out`; `askAll` asks for
- * everything of ours the peer holds beyond the past we hold. Returns where
- * it asks for our past from, or null if it does not.
+ * Push our digest's entries (not its end) to `peer` onto `out`; `askAll`
+ * asks for everything of ours the peer holds beyond the past we hold.
+ * Returns where it asks for our past from, or null if it does not.
  */
 export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: Message): boolean }, askAll: boolean, mtuBytes: number, flowOn: boolean): number | null {
   const id = replica.id
