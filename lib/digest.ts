@@ -53,15 +53,14 @@ export interface DigestPeer extends StreamLike {
   readonly sends: boolean
   /** Updates the node held that the peer lacked at the last exchange. */
   readonly behind: { readonly them: number }
-  push(m: Message): boolean
 }
 
 /**
- * Push our digest's entries (not its end) to `peer`; `askAll` asks for
- * everything of ours the peer holds beyond the past we hold. Returns where
- * it asks for our past from, or null if it does not.
+ * Push our digest's entries (not its end) to `peer` onto `out`; `askAll`
+ * asks for everything of ours the peer holds beyond the past we hold.
+ * Returns where it asks for our past from, or null if it does not.
  */
-export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean, mtuBytes: number, flowOn: boolean): number | null {
+export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: Message): boolean }, askAll: boolean, mtuBytes: number, flowOn: boolean): number | null {
   const id = replica.id
   const history = replica.history
   const sources = history.sources
@@ -72,7 +71,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
     for (const log of sources.values()) {
       if (log.id === id) continue
       const max = named(replica, peer, log)
-      if (max !== -Infinity) peer.push({ digest: true, source_id: log.id, version: max })
+      if (max !== -Infinity) out.push({ digest: true, source_id: log.id, version: max })
     }
     peer.part = ALL
   } else {
@@ -88,7 +87,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
       if (ids[i] === id) continue
       const max = named(replica, peer, sources.get(ids[i]) as SourceLog)
       if (meter !== null && !meter.add(ids[i], max)) break
-      if (max !== -Infinity) peer.push({ digest: true, source_id: ids[i], version: max })
+      if (max !== -Infinity) out.push({ digest: true, source_id: ids[i], version: max })
       count++
     }
     peer.part = { after: first === 0 ? undefined : ids[first - 1], through: i >= ids.length ? undefined : ids[i - 1] }
@@ -108,7 +107,7 @@ export function writeDigest(replica: Replica, peer: DigestPeer, askAll: boolean,
   // fills mend those once we have what was missing).
   const mine = askPast ? peer.ownSeen : own
   peer.ownNamed = mine >= 0 ? mine : -Infinity
-  if (mine >= 0) peer.push({ digest: true, source_id: id, version: mine })
+  if (mine >= 0) out.push({ digest: true, source_id: id, version: mine })
   return askPast ? mine : null
 }
 

@@ -8,7 +8,9 @@
  * The node composes the protocol's parts: its replicated state (replica.ts,
  * with the delete logic, deletes.ts, and its own id's lives,
  * incarnation.ts) and one exchange per peer (exchange.ts, with our digest,
- * digest.ts). A stream only carries objects to and from its exchange.
+ * digest.ts). A stream only carries objects to and from its exchange: it
+ * hands the exchange each object its peer writes, with itself as the
+ * outbox for what goes back, and bounds that outbox (see exchange.ts).
  */
 import { Duplex } from 'readable-stream'
 import { inputError, reportInvalid } from './codes'
@@ -153,7 +155,7 @@ export class PeerStream extends Duplex {
    * queued before, or an answer to it waits (a stalled peer is not sent more).
    */
   gossip(): boolean {
-    return this.exchange.ask()
+    return this.exchange.ask(this)
   }
 
   /**
@@ -183,7 +185,7 @@ export class PeerStream extends Duplex {
     } else if (encoding === undefined && callback === undefined && this.writableLength === 0 && this.writableCorked === 0 && !this.writableEnded && !this.destroyed && this.errored === null) {
       this.taking = true
       try {
-        this.exchange.take(chunk)
+        this.exchange.take(chunk, this)
       } finally {
         this.taking = false
         if (this.held) {
@@ -198,13 +200,13 @@ export class PeerStream extends Duplex {
 
   /** @internal */
   override _write(chunk: unknown, _encoding: unknown, callback: () => void): void {
-    this.exchange.take(chunk)
+    this.exchange.take(chunk, this)
     callback()
   }
 
   /** @internal The peer reads: what is owed to it goes out. */
   override _read(): void {
-    this.exchange.pay()
+    this.exchange.pay(this)
     if (this.ending && !this.exchange.owes) this.push(null)
   }
 

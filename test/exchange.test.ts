@@ -8,7 +8,7 @@ import { Gossip, base, resolution } from '../lib'
 import type { Message, PeerStream, Update } from '../lib'
 import { Net, exchange, lww as config } from './net'
 import { settingsOf } from '../lib/config'
-import { Exchange, type ExchangeNode, type ExchangeStream } from '../lib/exchange'
+import { Exchange, type ExchangeNode, type Outbox } from '../lib/exchange'
 import { Replica } from '../lib/replica'
 import type { ResolutionContext } from '../lib/types'
 
@@ -372,9 +372,10 @@ describe('one-way streams', () => {
 })
 
 // An Exchange on its own, through the interfaces it is built on: a node
-// (ExchangeNode) holding a Replica, and a stream (ExchangeStream) that
-// records what it is pushed. No Gossip, no Duplex.
-describe('an Exchange built directly on a fake node and stream', () => {
+// (ExchangeNode) holding a Replica, events recorded, and for each call an
+// outbox that collects the messages out. No Gossip, no stream: message in,
+// messages out.
+describe('an Exchange with no stream: message in, messages out', () => {
   function fake(id: string) {
     const settings = settingsOf(id, { resolve: lww })
     const events: [string, unknown[]][] = []
@@ -410,33 +411,36 @@ describe('an Exchange built directly on a fake node and stream', () => {
       pump: () => {},
       exchanges: () => [ex],
       peerSynced: () => void synced++,
-      writeLocal: () => assert.fail('no local writes come through this stream'),
+      writeLocal: () => assert.fail('no local writes come through this exchange'),
     }
-    const pushed: Message[] = []
-    const stream: ExchangeStream = {
-      push: (m) => pushed.push(m) > 0,
-      emit: (event, ...args) => events.push([String(event), args]) > 0,
-      destroyed: false,
-      readableLength: 0,
-      readableHighWaterMark: 100,
-    }
-    const ex: Exchange = new Exchange(node, stream, {}, undefined)
-    return { replica, ex, pushed, events, synced: () => synced }
+    const ex: Exchange = new Exchange(node, { emit: (event, ...args) => events.push([String(event), args]) > 0, destroyed: false }, {}, undefined)
+    return { replica, ex, events, synced: () => synced }
+  }
+
+  // An outbox that collects what is pushed; `unread` messages the peer has
+  // not read yet (at 1 or more it is full: what is called for is owed).
+  function outbox(unread = 0): Outbox & { readonly out: Message[] } {
+    const out: Message[] = []
+    return { out, push: (m) => out.push(m) > 0, readableLength: unread, readableHighWaterMark: 1 }
+  }
+  // Message in, messages out.
+  function send(ex: Exchange, m: unknown): Message[] {
+    const o = outbox()
+    ex.take(m, o)
+    return o.out
   }
 
   it('answers a digest with its own, the updates the peer lacks, and an end marked as a reply', () => {
-    const { replica, ex, pushed, events } = fake('a')
+    const { replica, ex, events } = fake('a')
     replica.local('x', 1)
     replica.local('y', 2)
     const own = replica.clock.time
     // The peer holds c up to 5 and nothing of a.
-    ex.take({ digest: true, source_id: 'c', version: 5 })
-    assert.strictEqual(pushed.length, 0, 'nothing before the digest ends')
-    ex.take({ digest: true, done: true })
+    assert.deepStrictEqual(send(ex, { digest: true, source_id: 'c', version: 5 }), [], 'nothing before the digest ends')
     // Our digest (a at our clock; we hold nothing of c), what the peer
     // lacks (all of a), and the end: a reply saying it was 2 updates behind.
     assert.deepStrictEqual(
-      pushed.map((m) => ('digest' in m ? m : [m.key, m.value, m.source_id])),
+      send(ex, { digest: true, done: true }).map((m) => ('digest' in m ? m : [m.key, m.value, m.source_id])),
       [{ digest: true, source_id: 'a', version: own }, ['x', 1, 'a'], ['y', 2, 'a'], { digest: true, done: true, reply: true, behind: 2 }],
     )
     assert.deepStrictEqual(ex.behind, { them: 2, us: 0 })
@@ -444,15 +448,35 @@ describe('an Exchange built directly on a fake node and stream', () => {
   })
 
   it('takes the updates of an answer into the replica, and finds the peer in sync once digests agree', () => {
-    const { replica, ex, pushed, synced } = fake('a')
-    assert.ok(ex.ask())
-    assert.deepStrictEqual(pushed.splice(0), [{ digest: true, done: true }], 'a question from a node holding nothing: an empty digest')
-    ex.take({ key: 'k', value: 'v', source_id: 'b', version: 7 })
-    ex.take({ digest: true, source_id: 'b', version: 7 })
-    ex.take({ digest: true, done: true, reply: true, behind: 0 })
+    const { replica, ex, synced } = fake('a')
+    const q = outbox()
+    assert.ok(ex.ask(q))
+    assert.deepStrictEqual(q.out, [{ digest: true, done: true }], 'a question from a node holding nothing: an empty digest')
+    const out = [
+      send(ex, { key: 'k', value: 'v', source_id: 'b', version: 7 }),
+      send(ex, { digest: true, source_id: 'b', version: 7 }),
+      send(ex, { digest: true, done: true, reply: true, behind: 0 }),
+    ]
     assert.strictEqual(replica.get('k').value, 'v')
-    assert.strictEqual(pushed.length, 0, 'a reply is not answered with a digest, and the peer lacks nothing')
+    assert.deepStrictEqual(out, [[], [], []], 'a reply is not answered with a digest, and the peer lacks nothing')
     assert.strictEqual(ex.synced, true)
     assert.strictEqual(synced(), 1)
+  })
+
+  it('owes what a digest calls for while the outbox is full, asks nothing more, and pays it once there is room', () => {
+    const { replica, ex } = fake('a')
+    replica.local('x', 1)
+    const full = outbox(1)
+    ex.take({ digest: true, done: true }, full)
+    assert.deepStrictEqual(full.out, [], 'nothing pushed onto a full outbox')
+    assert.strictEqual(ex.owes, true)
+    assert.strictEqual(ex.ask(outbox()), false, 'no question while a reply is owed')
+    const room = outbox()
+    ex.pay(room)
+    assert.deepStrictEqual(
+      room.out.map((m) => ('digest' in m ? ('done' in m ? 'end' : 'digest') : m.key)),
+      ['digest', 'x', 'end'],
+    )
+    assert.strictEqual(ex.owes, false)
   })
 })

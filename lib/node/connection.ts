@@ -41,11 +41,11 @@ export interface ConnectionHost {
 export class Connection implements GateObserver {
   /** Invalid inputs from it so far (see `NodeOptions.maxInvalid`). */
   invalid = 0
-  /** A version too far ahead from it was logged (see ScuttleNode.invalid). */
+  /** A version too far ahead from it was logged (see Reports.invalid). */
   aheadSaid = false
-  /** A value refused as late from it was logged (see ScuttleNode.invalid). */
+  /** A value refused as late from it was logged (see Reports.invalid). */
   lateSaid = false
-  /** Sources whose versions far ahead it brought were logged (see ScuttleNode.ahead). */
+  /** Sources whose versions far ahead it brought were logged (see Reports.ahead). */
   aheadOf: Set<string> | null = null
   /** Our questions this peer has not answered (a digest marked reply answers), and whether it ever answered one. */
   unanswered = 0

@@ -1,10 +1,14 @@
 /**
  * Dials one peer address and redials it with backoff while it stays away
- * or misbehaves (the node's `--connect`).
+ * or misbehaves (the node's `--connect`); and one session dialed for one
+ * errand ({@link errand}: a twin told, writes handed over).
  *
  * @packageDocumentation
  */
 import * as net from 'net'
+import type { Duplex } from 'readable-stream'
+import type { Gossip } from '../gossip'
+import { Session, type SessionOptions } from '../wire/session'
 import type { Address } from './types'
 
 /** Options of a {@link Dialer}. */
@@ -77,4 +81,34 @@ export class Dialer {
     if (this.timer !== null) clearTimeout(this.timer)
     this.socket?.destroy()
   }
+}
+
+/**
+ * One session to `to`, for one errand: once connected, `run` gets the
+ * session and `done`, which ends it (the session and the socket
+ * destroyed). Resolves with what `done` was given, or why the errand ended
+ * without: a socket error, the connection closed, or no `done` within
+ * `wait` ms.
+ */
+export function errand(gossip: Gossip, options: SessionOptions, to: Address, wait: number, run: (s: Session, done: (why: string | null) => void) => void): Promise<string | null> {
+  return new Promise<string | null>((resolve) => {
+    const socket = net.connect({ host: to.host, port: to.port })
+    let session: Session | null = null
+    let finished = false
+    const done = (why: string | null) => {
+      if (finished) return
+      finished = true
+      clearTimeout(timer)
+      session?.destroy()
+      socket.destroy()
+      resolve(why)
+    }
+    const timer = setTimeout(() => done(`no answer within ${wait / 1000} s`), wait)
+    socket.on('error', (err) => done(err.message))
+    socket.once('close', () => done('the connection closed'))
+    socket.once('connect', () => {
+      session = new Session(gossip, socket as unknown as Duplex, options)
+      run(session, done)
+    })
+  })
 }

@@ -13,10 +13,13 @@
  * bad peer costs the others nothing but a share of the CPU.
  *
  * The node composes its parts: its options, checked (options.ts), where
- * peers come in (listener.ts), who gets a slot (admission.ts), one
- * connection per peer and when it is overdue (connection.ts, on a
- * session), the twin rule (twins.ts), its data directory (durability.ts),
- * and dialing (dialer.ts).
+ * peers come in (listener.ts; WebSockets, websocket.ts), who gets a slot
+ * (admission.ts), one connection per peer and when it is overdue
+ * (connection.ts, on a session), whether it is in sync and ready
+ * (readiness.ts), the twin rule (twins.ts) and a refused twin's handover
+ * (handover.ts), its data directory (durability.ts), dialing
+ * (dialer.ts), what it makes of its peers' refusals and invalid input
+ * (reports.ts), and what it says of membership (members.ts).
  *
  * @packageDocumentation
  */
@@ -26,35 +29,33 @@ import type { Duplex } from 'readable-stream'
 import type * as WS from 'ws'
 import type { InvalidCode } from '../codes'
 import { Gossip } from '../gossip'
-import { Clock } from '../clock'
-import { isMembershipKey, Membership, MEMBER_PREFIX, type Member, type MembershipOptions } from '../membership'
+import { isMembershipKey, Membership, type MembershipOptions } from '../membership'
 import type { Update } from '../types'
 import type { Format } from '../wire/codec'
 import { limitsFor, type Limits } from '../wire/gate'
 import { badCluster, CONTROL, Session, SessionError, type SessionOptions } from '../wire/session'
-import { websocketStream, type WebSocketLike } from '../wire/websocket'
 import { Admission } from './admission'
 import { Connection, type ConnectionHost } from './connection'
 import { LogBudget } from './log-budget'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
+import { Handing, takeHandover } from './handover'
 import { Listener } from './listener'
+import { sayMembers, watchOwnRecord, type MembersHost } from './members'
+import { Readiness, Staleness } from './readiness'
+import { Reports } from './reports'
 import { serveMetrics, type MetricsServer } from './metrics'
 import { checkOptions, type CheckedOptions, DEFAULT_ADMIN_PORT, hostPort, type NodeOptions } from './options'
 import { randomNonce } from './security'
 import { Store } from './store'
-import { HANDOVER_BATCH, iso, TwinError, Twins, type HandedWrite, type TwinReport } from './twins'
+import { TwinError, Twins, type TwinReport } from './twins'
 import type { Address, CloseCode, LogLevel, NodeStats, PeerInfo } from './types'
-
-// Most writes one handover session may carry (a refused twin sends HANDOVER_BATCH at most).
-const MAX_HANDOVER = 2 * HANDOVER_BATCH
+import { WebSocketServer, wsTransport } from './websocket'
 
 export type { Address, CloseCode, LogLevel, NodeOptions, NodeStats, PeerInfo, TwinReport }
 export { badCluster, CONTROL, StoreFailedError, TwinError }
 export { DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, DEFAULT_PORT, parseAddress } from './options'
 
-// Own writes remembered for peers' staleness.
-const OWN_TIMES = 4096
 const CONTROLS = new RegExp(CONTROL.source, 'gu')
 
 // A log line with control characters shown as escapes: no peer can end a
@@ -89,6 +90,9 @@ export class ScuttleNode extends EventEmitter {
   private readonly conns = new Set<Connection>()
   private readonly dialers: Dialer[] = []
   private readonly listener: Listener
+  // Its WebSocket server, once asked to listen for WebSockets.
+  private ws: WebSocketServer | null = null
+  private readonly wsOrigins: readonly string[]
   private readonly admission: Admission
   private readonly twins: Twins
   private readonly durability: Durability | null
@@ -99,6 +103,8 @@ export class ScuttleNode extends EventEmitter {
   // It was given peers to dial.
   private readonly dials: boolean
   private readonly membershipOptions: MembershipOptions | null
+  // What membership's lines need of the node.
+  private readonly members: MembersHost
   private readonly counters: NodeStats = {
     asked: 0,
     answered: 0,
@@ -118,22 +124,15 @@ export class ScuttleNode extends EventEmitter {
     handedIn: 0,
     writesRefused: 0,
   }
-  // Our own writes, [version, ms] pairs in version order (the latest
-  // OWN_TIMES), for the staleness of peers.
-  private ownTimes: number[] = []
-  // The peers the last "in sync" log line named.
-  private syncedWith = ''
+  // How stale each peer is.
+  private readonly stale: Staleness
   private metricsServer: MetricsServer | null = null
   private readonly metricsAt: NodeOptions['metrics']
-  // Invalid membership reports logged so far (one in 100 is logged).
-  private memberInvalid = 0
   private membershipStarted = false
   // A peer answered one of this node's questions (it has joined).
   private answeredOnce = false
-  // This life's own writes handed over (refused as a twin) up to this
-  // version, and held by a peer up to this one (see handing).
-  private handedUpTo = -Infinity
-  private ownConfirmed = -Infinity
+  // What it would hand over, refused as a twin.
+  private readonly handing: Handing
   // --connect addresses whose first dial has not ended yet (see Twins.admitted).
   private undialed = 0
   private readonly auth: SessionOptions['auth']
@@ -141,8 +140,14 @@ export class ScuttleNode extends EventEmitter {
   private readonly log: (line: string, level?: LogLevel) => void
   // Lines a peer causes once per connection: bounded however fast it dials.
   private readonly budget: LogBudget
+  // In sync with the cluster, and ready.
+  private readonly readiness: Readiness
+  // What peers' sessions report: refusals, invalid input, versions far ahead.
+  private readonly reports: Reports
   private readonly limits: Limits
   private readonly opts: CheckedOptions
+  // Longest WebSocket message: a frame and its envelope.
+  private readonly maxMessage: number
 
   /** @internal Use {@link startNode}. */
   constructor(options: NodeOptions) {
@@ -151,6 +156,7 @@ export class ScuttleNode extends EventEmitter {
     const { config, interval, random } = checked
     this.opts = checked
     this.codecs = checked.codecs
+    this.maxMessage = checked.maxFrameLength + 4096
     this.cluster = checked.cluster
     this.membershipOptions = checked.membership
     this.metricsAt = options.metrics
@@ -162,6 +168,23 @@ export class ScuttleNode extends EventEmitter {
     const sink = options.log ?? ((line: string) => process.stderr.write(`[${printable(String(options.id))}] ${line}\n`))
     this.log = (line, level = 'info') => sink(printable(line), level)
     this.budget = new LogBudget(this.log, this.counters.logUnsaid)
+    const node = this
+    this.readiness = new Readiness({
+      connections: () => this.conns,
+      stallTimeout: checked.stallTimeout,
+      dials: this.dials,
+      get membership() {
+        return node.membership
+      },
+      get joined() {
+        return node.joined
+      },
+      get closing() {
+        return node.closing
+      },
+      say: (kind, line, level) => this.budget.say(kind, line, level),
+      synced: () => this.emit('synced'),
+    })
     const store = options.data === undefined ? null : Store.open(options.data, options.id, { log: this.log, ...options.store })
     try {
       this.gossip = store?.state === undefined ? new Gossip(options.id, config) : Gossip.restore(options.id, config, store.state)
@@ -173,7 +196,6 @@ export class ScuttleNode extends EventEmitter {
     this.store = store
     this.durability = store === null ? null : new Durability(store, this.gossip, this.log, (err) => this.emit('store-failed', err))
     this.limits = limitsFor(this.gossip.mtu, interval, options)
-    const node = this
     this.host = {
       gossip: this.gossip,
       get membership() {
@@ -187,11 +209,12 @@ export class ScuttleNode extends EventEmitter {
       },
       log: this.log,
       say: (kind, line, level) => this.budget.say(kind, line, level),
-      count: (code) => this.count(code),
+      count: (code) => this.reports.count(code),
       answeredBy: (c) => this.answeredBy(c),
-      checkSynced: () => this.checkSynced(),
+      checkSynced: () => this.readiness.check(),
     }
     this.admission = new Admission(this.opts.maxConnections, this.counters.refused, this.log)
+    this.handing = new Handing(this.gossip)
     this.twins = new Twins({
       gossip: this.gossip,
       startedAt: this.startedAt,
@@ -213,7 +236,7 @@ export class ScuttleNode extends EventEmitter {
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
-      handing: () => this.handing(),
+      handing: () => this.handing.writes(this.conns, this.durability?.unsettled(), this.membership !== null),
       // Only a version this life could have issued and did not: above its
       // clock's start (the wall clock when it started, and above any past
       // it restored). Below lies its past, which a restart from nothing
@@ -225,56 +248,28 @@ export class ScuttleNode extends EventEmitter {
       },
       handed: (writes) => {
         this.counters.handedOver += writes.length
-        for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
+        this.handing.handed(writes)
       },
       // Within the log budget: any peer can say hello as a twin, once a dial.
       log: (line, level) => this.budget.say('twin', line, level),
     }, this.dials)
-    this.listener = new Listener(
-      {
-        maxConnections: this.opts.maxConnections,
-        maxMessage: this.opts.maxFrameLength + 4096,
-        wsOrigins: options.wsOrigins ?? [],
-        inbound: () => this.inbound(),
-        closing: () => this.closing,
-        socket: (socket) => this.acceptSocket(socket, 'in'),
-        webSocket: (ws, address) => this.acceptWebSocket(ws, address),
-        count: (code) => this.admission.count(code),
-        refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`),
-      },
-      this.log,
-    )
-    const own = this.gossip.id
-    this.gossip.history.on('update', (u: Update) => {
-      if (u.source_id !== own) return
-      const times = this.ownTimes
-      // (A write taken back restores an older version: not a new write.)
-      if (times.length > 0 && u.version <= times[times.length - 2]) return
-      if (times.length >= 2 * OWN_TIMES) this.ownTimes = times.slice(OWN_TIMES)
-      this.ownTimes.push(u.version, Date.now())
+    this.reports = new Reports({
+      id: this.gossip.id,
+      counters: this.counters,
+      admission: this.admission,
+      twins: this.twins,
+      maxInvalid: checked.maxInvalid,
+      log: this.log,
+      say: (kind, line, level) => this.budget.say(kind, line, level),
+      drop: (c, code, reason, graceful, limited) => this.drop(c, code, reason, graceful, limited),
+      restoredStale: (reason) => this.emit('restoredStale', reason),
     })
-    // A record of this node's own id that says it started after this node
-    // did: no past incarnation wrote it; another live node with this id did
-    // (or a peer forged it). Said once.
-    const ownRecord = MEMBER_PREFIX + own
-    let twinRecordSaid = false
-    this.gossip.history.on('update', (u: Update) => {
-      if (u.source_id !== own || u.key !== ownRecord || this.membership === null) return
-      const record = u.value as { address?: unknown; started?: unknown } | null
-      const started = record?.started
-      const ours = this.membership.member(own)?.started ?? null
-      if (typeof started !== 'number' || ours === null || started <= ours) return
-      // Their writes can hide each other's: offered to peers again (see Replica.twinned).
-      this.gossip.replica.twinned(own)
-      if (twinRecordSaid) return
-      twinRecordSaid = true
-      this.counters.twins++
-      this.log(
-        `twin: a record of this node's own id ${own}, at ${JSON.stringify(record?.address ?? null)}, started ${iso(started)}, after this node: ` +
-          "another live node has this id (or a peer forged it); their writes can hide each other's: give each node its own id",
-        'warn',
-      )
-    })
+    this.listener = new Listener({ socket: (socket) => this.acceptSocket(socket, 'in') }, this.log)
+    this.wsOrigins = options.wsOrigins ?? []
+    this.stale = new Staleness(this.gossip)
+    const members: MembersHost = { gossip: this.gossip, counters: this.counters, log: this.log, say: (kind, line, level) => this.budget.say(kind, line, level) }
+    this.members = members
+    watchOwnRecord(members, () => this.membership)
     // A refetch and what it drops, and late writes: an operator must hear of them.
     this.gossip.on('refetch', (source: string, gc: number, held: number) =>
       this.log(
@@ -299,7 +294,7 @@ export class ScuttleNode extends EventEmitter {
     }
     // 'synced' follows every write that reaches every peer: said only when
     // the peers it covers changed, so a settled cluster says it once.
-    this.gossip.on('synced', () => this.checkSynced())
+    this.gossip.on('synced', () => this.readiness.check())
     for (const address of options.connect ?? []) {
       const d: Dialer = new Dialer(address, {
         min: options.backoff?.min ?? 100,
@@ -327,7 +322,20 @@ export class ScuttleNode extends EventEmitter {
     this.advertised ??= hostPort(a)
     this.log(`${this.gossip.id} listening on ${a.host}:${a.port} (cluster ${JSON.stringify(this.cluster)})`)
     if (ws !== undefined) {
-      const w = await this.listener.listenWebSockets(ws)
+      this.ws = new WebSocketServer(
+        {
+          maxConnections: this.opts.maxConnections,
+          maxMessage: this.maxMessage,
+          wsOrigins: this.wsOrigins,
+          inbound: () => this.inbound(),
+          closing: () => this.closing,
+          webSocket: (client, address) => this.acceptWebSocket(client, address),
+          count: (code) => this.admission.count(code),
+          refuseOrigin: (origin) => this.admission.refuse('origin', `WebSocket from origin ${JSON.stringify(origin.slice(0, 100))} refused: not in --ws-origin, nor this node's own IP address or localhost`),
+        },
+        this.log,
+      )
+      const w = await this.ws.listen(ws)
       this.log(`${this.gossip.id} accepting WebSockets on ws://${hostPort(w)}`)
     }
     if (this.membershipOptions !== null) this.startMembership(this.membershipOptions, hostPort(a))
@@ -345,44 +353,7 @@ export class ScuttleNode extends EventEmitter {
   private startMembership(options: MembershipOptions, address: string): void {
     const m = new Membership(this.gossip, { interval: this.opts.interval, ...options, address: options.address ?? address })
     this.membership = m
-    const where = (member: Member) => (member.address === null ? '' : ` at ${member.address}`)
-    // Within the log budget: without --keys any peer can forge members, and
-    // restart them, as fast as it sends.
-    m.on('live', (member: Member) => this.budget.say('member_live', `member ${member.id} is live${where(member)}`))
-    m.on('dead', (member: Member) =>
-      this.budget.say(
-        'member_dead',
-        `member ${member.id} is dead${where(member)}: no heartbeat for ${member.lastHeard} ms ` +
-          `(phi ${member.phi.toFixed(1)} > ${m.threshold}; heartbeats came every ${Math.round(member.interval ?? 0)} ms)`,
-        'warn',
-      ),
-    )
-    m.on('restart', (member: Member, previous: number) => {
-      // A record that goes back to an earlier start is no restart: two live
-      // nodes write it in turn (or a clock went back).
-      if (member.started !== null && member.started < previous) {
-        this.counters.twins++
-        // Their writes can hide each other's: offered to peers again (see Replica.twinned).
-        this.gossip.replica.twinned(member.id)
-        this.budget.say(
-          'member_twin',
-          `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
-            `two live nodes say they are ${member.id} (or its clock went back); their writes can hide each other's: give each its own id`,
-          'warn',
-        )
-      } else this.budget.say('member_restarted', `member ${member.id} restarted (a new incarnation${where(member)})`)
-    })
-    m.on('collected', (member: Member, deleted: boolean) =>
-      this.budget.say(
-        'member_collected',
-        deleted
-          ? `member ${member.id} collected: dead for ${m.grace} ms or more, dropped from the member list, its record and heartbeat deleted`
-          : `member ${member.id} collected early: dead longest, dropped from the member list to make room (maxMembers)`,
-      ),
-    )
-    m.on('invalid', (id: string, reason: string, code: InvalidCode) => {
-      if (this.memberInvalid++ % 100 === 0) this.log(`member ${id}: ${reason} (${this.memberInvalid} such reports so far) [${code}]`)
-    })
+    sayMembers(m, this.members)
     // The node writes its record and heartbeats once a peer has answered it
     // (see answeredBy), not before.
   }
@@ -414,82 +385,30 @@ export class ScuttleNode extends EventEmitter {
     }
   }
 
-  // This life's acknowledged writes, current and not handed over yet (a
-  // write not acknowledged was taken back as the node was refused), above
-  // what a peer's digest said it holds of them: membership's own record and
-  // heartbeats are the node's, not a user's.
-  private handing(): HandedWrite[] {
-    const id = this.gossip.id
-    const inc = this.gossip.replica.incarnation
-    for (const c of this.conns) this.confirmOwn(c)
-    const out: HandedWrite[] = []
-    // Not those still waiting for their answer (they may yet be taken back
-    // and answered `twin`: the property test found one handed over, then
-    // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
-    const waiting = this.durability?.unsettled()
-    for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
-      if (waiting?.has(u.version) === true) continue
-      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
-      if (this.membership !== null && isMembershipKey(u.key)) continue
-      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
-    }
-    return out
-  }
-
-  // What peer `c` said it holds of this life's writes: a version named that
-  // this node sent and issued (a twin's versions are not ours, nor do they
-  // say that a peer holds ours).
-  private confirmOwn(c: Connection): void {
-    const v = c.ownHeld
-    const inc = this.gossip.replica.incarnation
-    if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
-  }
-
   // A peer refused as a twin hands its acknowledged writes over (see
-  // Twins.handOver): each is written as this node's own, and the count
-  // answered once all are durable.
+  // handover.ts): each is written as this node's own.
   private takeHandover(c: Connection): void {
-    const s = c.session
-    const writes: { key: string; value: unknown; deleted: boolean; version?: number }[] = []
-    const who = s.peerId ?? c.address
-    s.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown }) => {
-      if (m?.end === true) {
-        void this.writeHandover(c, writes, who)
-        return
-      }
+    const who = c.session.peerId ?? c.address
+    takeHandover(c.session, who, {
       // (Membership's keys are each node's own record: never another's to hand over.)
-      const version = m?.version
-      if (typeof m?.key !== 'string' || (this.membership !== null && isMembershipKey(m.key)) || writes.length >= MAX_HANDOVER || (version !== undefined && !Number.isSafeInteger(version))) {
-        this.drop(c, 'bad_hello', `peer ${who} handed over a bad write (no key, a membership key, or a version not an integer), or more than ${MAX_HANDOVER}`)
-        return
-      }
-      writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: version as number | undefined })
+      refuses: (key) => this.membership !== null && isMembershipKey(key),
+      holds: (key, version) => this.gossip.get(key).version >= version,
+      write: (w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value)),
+      took: (fresh, held) => {
+        this.counters.handedIn += fresh
+        this.log(
+          `twin: took ${fresh + held} writes handed over by ${who} (at ${c.address}), refused as a twin: ${fresh} written as this node's own, so that none it acknowledged is lost` +
+            (held > 0 ? `; ${held} left out, their keys holding them or a write at or above them here` : ''),
+          'warn',
+        )
+        this.drop(c, null, null, true)
+      },
+      failed: (err) => {
+        this.log(`twin: could not take the writes ${who} handed over (refused as a twin): ${err.message}`, 'warn')
+        this.drop(c, null, null, true)
+      },
+      bad: (reason) => this.drop(c, 'bad_hello', reason),
     })
-  }
-
-  private async writeHandover(c: Connection, writes: { key: string; value: unknown; deleted: boolean; version?: number }[], who: string): Promise<void> {
-    // A write whose key holds a version at or above the handed one here
-    // already has it, or one that wins over it as it was made: written
-    // again it would be re-dated over writes that came after it (the
-    // property test found an acknowledged write lost so). Left out, counted as taken.
-    const fresh = writes.filter((w) => w.version === undefined || this.gossip.get(w.key).version < w.version)
-    try {
-      await Promise.all(fresh.map((w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value))))
-    } catch (err) {
-      c.session.send({ handed: 0, error: (err as Error).message })
-      this.log(`twin: could not take the writes ${who} handed over (refused as a twin): ${(err as Error).message}`, 'warn')
-      this.drop(c, null, null, true)
-      return
-    }
-    this.counters.handedIn += fresh.length
-    const held = writes.length - fresh.length
-    this.log(
-      `twin: took ${writes.length} writes handed over by ${who} (at ${c.address}), refused as a twin: ${fresh.length} written as this node's own, so that none it acknowledged is lost` +
-        (held > 0 ? `; ${held} left out, their keys holding them or a write at or above them here` : ''),
-      'warn',
-    )
-    c.session.send({ handed: writes.length })
-    this.drop(c, null, null, true)
   }
 
   /** Counters since the node started. */
@@ -514,7 +433,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Connections open now, hello said or not (WebSocket upgrades under way included). */
   connections(): number {
-    return this.conns.size + this.listener.upgrading.size
+    return this.conns.size + this.upgrading()
   }
 
   /** Where metrics are served, or null. */
@@ -528,26 +447,7 @@ export class ScuttleNode extends EventEmitter {
    * digest did not hold (0: it held them all).
    */
   staleness(): { id: string; ms: number }[] {
-    const now = Date.now()
-    const times = this.ownTimes
-    const out: { id: string; ms: number }[] = []
-    for (const c of this.conns) {
-      if (c.peer === null || !c.digested) continue
-      let ms = 0
-      if (times.length > 0 && times[times.length - 2] > c.ownHeld) {
-        // The first of our writes above what the peer holds.
-        let lo = 0
-        let hi = times.length / 2 - 1
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1
-          if (times[2 * mid] > c.ownHeld) hi = mid
-          else lo = mid + 1
-        }
-        ms = now - times[2 * lo + 1]
-      }
-      out.push({ id: c.peer, ms })
-    }
-    return out
+    return this.stale.of(this.conns)
   }
 
   /** Where the node accepts peers. */
@@ -557,7 +457,12 @@ export class ScuttleNode extends EventEmitter {
 
   /** Where the node accepts WebSocket peers, or null without `ws`. */
   wsAddress(): Address | null {
-    return this.listener.wsAddress()
+    return this.ws?.address() ?? null
+  }
+
+  // WebSocket upgrades under way: they count against maxConnections.
+  private upgrading(): number {
+    return this.ws?.upgrading.size ?? 0
   }
 
   /** The peers connected now (those whose hello was accepted). */
@@ -568,7 +473,7 @@ export class ScuttleNode extends EventEmitter {
       const id = c.peer
       if (id === null) continue
       const { them, us } = c.session.stream.behind
-      const answering = this.answers(c, now)
+      const answering = this.readiness.answers(c, now)
       out.push({
         id,
         address: c.address,
@@ -583,13 +488,6 @@ export class ScuttleNode extends EventEmitter {
     return out
   }
 
-  // A peer counts for the node's sync once it has answered one of our
-  // questions, and while it leaves none unanswered past stallTimeout: a
-  // socket that says hello and never answers (or stops) counts for nothing.
-  private answers(c: Connection, now: number): boolean {
-    return c.peer !== null && !c.closed && c.answered && !(c.unanswered > 0 && now - c.askedAt >= this.opts.stallTimeout)
-  }
-
   /**
    * In sync with the cluster (`status.synced`; see {@link unsynced}).
    */
@@ -600,7 +498,7 @@ export class ScuttleNode extends EventEmitter {
   /**
    * Why the node is not in sync with the cluster at this instant, or null
    * when it is: in sync with every peer that answers, and with one at
-   * least when it dials peers or knows other members ({@link unlinked}). A
+   * least when it dials peers or knows other members (see readiness.ts). A
    * peer is in sync when its last exchange found nothing missing on either
    * side but membership's writes (with membership on, heartbeats are
    * written every interval, so two live nodes never hold the very same
@@ -608,40 +506,12 @@ export class ScuttleNode extends EventEmitter {
    * instant: readiness asks less ({@link notReady}).
    */
   unsynced(): string | null {
-    const now = Date.now()
-    const unlinked = this.unlinked(now)
-    if (unlinked !== null) return unlinked
-    for (const c of this.conns) if (this.answers(c, now) && !c.synced) return `not in sync with peer ${c.peer}`
-    return null
-  }
-
-  /**
-   * Why the node has no peer it should have, or null: it dials peers or
-   * knows other members, and none of its peers answers. A peer answers
-   * when it has answered a question of ours and has left none unanswered
-   * for `stallTimeout`, so a peer that says hello and never answers (or
-   * stops) counts neither way.
-   */
-  private unlinked(now: number): string | null {
-    let connected = 0
-    for (const c of this.conns) {
-      if (c.peer === null || c.closed) continue
-      if (this.answers(c, now)) return null
-      connected++
-    }
-    // (Members counted only then: a walk of them all.)
-    if (!this.dials && !this.knowsOthers()) return null
-    return connected === 0 ? 'no peer connected' : `no connected peer answers (${connected} connected)`
-  }
-
-  private knowsOthers(): boolean {
-    const counts = this.membership?.counts()
-    return counts !== undefined && counts.live + counts.dead > 1
+    return this.readiness.unsynced()
   }
 
   /**
    * What `/ready` says: joined (a peer answered, or it dials no one); a
-   * peer it should have answers ({@link unlinked}); caught up (an answer
+   * peer it should have answers (see readiness.ts); caught up (an answer
    * found it lacking no more than goes whole in one exchange, once since
    * it started); no answering peer has found it lacking more than that for
    * `stallTimeout`; and not every other member dead. A node cut off from
@@ -655,48 +525,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Why the node is not ready, or null when it is. */
   notReady(): string | null {
-    if (this.closing) return 'stopping'
-    if (!this.joined) return 'not joined: no peer has answered yet'
-    const now = Date.now()
-    const unlinked = this.unlinked(now)
-    if (unlinked !== null) return unlinked
-    // Caught up: an answer of some peer found it lacking less than one
-    // exchange carries; and with each peer that found it lacking more
-    // (rejoined after a partition, say), once since they connected.
-    let caughtUp = false
-    let catching: string | null = null
-    for (const c of this.conns) {
-      if (!this.answers(c, now)) continue
-      const s = c.session.stream
-      if (s.lackingSince >= 0) {
-        if (!s.caughtUpOnce) return `catching up with peer ${c.peer}`
-        if (now - s.lackingSince > this.opts.stallTimeout) return `behind peer ${c.peer} for ${now - s.lackingSince} ms (over stallTimeout, ${this.opts.stallTimeout} ms)`
-      }
-      if (s.caughtUpOnce) caughtUp = true
-      else catching ??= c.peer
-    }
-    if (!caughtUp && catching !== null) return `catching up with peer ${catching}`
-    // A member just learned of is not known dead yet: a node that joined
-    // stayed ready while the records of its peers came in before their beats.
-    const counts = this.membership?.counts() ?? { live: 1, dead: 0, unproven: 0 }
-    if (counts.dead - counts.unproven > 0 && counts.live === 1) return `every other member (${counts.dead}) is dead`
-    return null
-  }
-
-  // Said once per set of peers it is in sync with (a settled cluster says
-  // it once), within the log budget: a peer that dials, answers and goes
-  // makes a new set each time.
-  private checkSynced(): void {
-    if (!this.synced()) return
-    const now = Date.now()
-    const ids: string[] = []
-    for (const c of this.conns) if (this.answers(c, now) && c.peer !== null) ids.push(c.peer)
-    if (ids.length === 0) return
-    const set = ids.sort().join(', ')
-    if (set === this.syncedWith) return
-    this.syncedWith = set
-    this.budget.say('in_sync', `in sync with every peer that answers (${set})`)
-    this.emit('synced')
+    return this.readiness.notReady()
   }
 
   /** Why local writes are refused now (the data directory cannot be written, or every peer refuses this node as a twin: see Twins.refusal), or null. */
@@ -799,6 +628,7 @@ export class ScuttleNode extends EventEmitter {
     if (this.metricsServer !== null) await this.metricsServer.close()
     for (const d of this.dialers) d.stop()
     for (const c of this.conns) this.drop(c, null, null)
+    await this.ws?.close()
     await this.listener.close()
     this.budget.close()
     if (this.store !== null) {
@@ -845,7 +675,7 @@ export class ScuttleNode extends EventEmitter {
     }
     this.gossipOnce()
     // A silent peer that stops counting can leave the node in sync without an exchange.
-    this.checkSynced()
+    this.readiness.check()
   }
 
   private inbound(): number {
@@ -872,22 +702,15 @@ export class ScuttleNode extends EventEmitter {
   }
 
   private acceptWebSocket(ws: WS.WebSocket, address: string): Connection {
-    // ws refuses a message by the length its frame header declares, past
-    // maxPayload, before reading it (1009): said here, before the stream
-    // below reports the same error as the transport's.
     let c: Connection | null = null
-    ws.once('error', (err: Error & { code?: string }) => {
-      if (c === null || err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return
-      this.count('frame')
-      this.drop(c, 'frame', `WebSocket message over ${this.opts.maxFrameLength + 4096} bytes`)
+    const t = wsTransport(ws, () => {
+      if (c === null) return
+      this.reports.count('frame')
+      this.drop(c, 'frame', `WebSocket message over ${this.maxMessage} bytes`)
     })
-    const transport = websocketStream(ws as unknown as WebSocketLike)
-    const conn = this.accept(transport, address, 'in', 'ws', () => ws.terminate(), () => {
-      transport.end()
-      setTimeout(() => ws.terminate(), 1000).unref()
-    })
+    const conn = this.accept(t.transport, address, 'in', 'ws', t.kill, t.end)
     c = conn
-    transport.on('error', (err: Error) => this.drop(conn, 'transport', `WebSocket error: ${err.message}`))
+    t.transport.on('error', (err: Error) => this.drop(conn, 'transport', `WebSocket error: ${err.message}`))
     return conn
   }
 
@@ -898,7 +721,7 @@ export class ScuttleNode extends EventEmitter {
       return c
     }
     if (direction === 'in') {
-      const room = this.admission.room(this.conns, this.listener.upgrading.size)
+      const room = this.admission.room(this.conns, this.upgrading())
       if (room === null) {
         this.admission.refuse('full', `refusing connections: already ${this.opts.maxConnections} that answer, or are new (maxConnections)`)
         kill()
@@ -935,14 +758,14 @@ export class ScuttleNode extends EventEmitter {
     })
     c.session = session
     this.twins.began(c)
-    session.on('refused', (err: SessionError, ours: boolean) => this.refused(c, err, ours))
-    session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.invalid(c, reason, code))
+    session.on('refused', (err: SessionError, ours: boolean) => this.reports.refused(c, err, ours))
+    session.on('invalid', (what: unknown, reason: string, code: InvalidCode) => this.reports.invalid(c, reason, code))
     session.on('exceeded', (code: InvalidCode, reason: string) => {
-      this.count(code)
+      this.reports.count(code)
       this.drop(c, code, reason)
     })
     session.stream.on('error', (err: Error) => this.drop(c, 'node_error', err.message))
-    session.stream.on('ahead', (source: string, version: number) => this.ahead(c, source, version))
+    session.stream.on('ahead', (source: string, version: number) => this.reports.ahead(c, source, version))
     session.on('open', () => this.opened(c))
     session.on('handover', () => this.takeHandover(c))
     return c
@@ -961,98 +784,6 @@ export class ScuttleNode extends EventEmitter {
     this.ask(c)
   }
 
-  // A version far ahead of the wall clock came from c (see Clock.NOTICE):
-  // our own id (the clock jumped past it), or another source's max jumped
-  // there. Said once per connection and source.
-  private ahead(c: Connection, source: string, version: number): void {
-    const seen = (c.aheadOf ??= new Set())
-    if (seen.has(source) || seen.size >= 16) return
-    seen.add(source)
-    const minutes = ((version - Date.now() * 1000) / 60e6).toFixed(1)
-    const peer = c.peer ?? c.address
-    const why = `a forged update (without --keys any peer can write as any id), or ${source === this.gossip.id ? 'a twin' : source} with a clock that is wrong`
-    this.budget.say(
-      'ahead',
-      source === this.gossip.id
-        ? `clock: peer ${peer} holds this node's own id ${source} at a version ${minutes} minutes ahead of the wall clock: ${why}; the clock jumps past it, so that this node's writes stay above it and are seen`
-        : `peer ${peer}: sent an update of ${source} ${minutes} minutes ahead of this node's clock, above all of ${source} before (taken: up to ${Clock.AHEAD / 3.6e9} h is believed): ${why}`,
-      'warn',
-    )
-  }
-
-  // A session refused, by us or by the peer: said once per code and
-  // address we dial; of incoming peers, once per reason for the first 16
-  // reasons of a code (another cluster, a bad name), then every 100th of
-  // the code. Bounded by the code, not the text: an incoming peer chooses
-  // the text (its id, its cluster), and so could have every refusal said.
-  private refused(c: Connection, err: SessionError, ours: boolean): void {
-    if (c.closed) return
-    const code = ours ? err.code : 'refused_by_peer'
-    this.admission.count(code)
-    // Our own address in --connect (a shared peer list is normal): not
-    // dialed again, said once, and its incoming end closed quietly.
-    if (ours && code === 'self' && this.twins.own(c.session.peerHello?.nonce)) {
-      const d = c.dialer
-      d?.stop()
-      if (d !== null) this.log(`--connect ${hostPort(d.address)}: that is this node's own address; not dialed again [self]`)
-      this.drop(c, code, null, true)
-      return
-    }
-    if (!ours && err.peerCode === 'twin') this.twins.refusedBy(c, err)
-    const said = ours ? err.code : `${err.peerCode ?? 'refused'}`
-    const out = c.direction === 'out'
-    const seen = this.admission.said(out ? `${c.address} ${said}` : said)
-    // Of incoming peers, each reason the first time, for the first 16
-    // reasons of a code.
-    const first = out ? seen === 0 : this.admission.said(`${said}\u0000${err.message}`) === 0 && this.admission.said(`${said}\u0000reasons`) < 16
-    const say = first || seen % 100 === 0
-    this.drop(c, code, say ? (first ? err.message : `${err.message} (${seen + 1} times)`) : null, true, true)
-  }
-
-  private count(code: InvalidCode): void {
-    const invalid = this.counters.invalid
-    invalid[code] = (invalid[code] ?? 0) + 1
-  }
-
-  private invalid(c: Connection, reason: string, code: InvalidCode): void {
-    if (c.closed) return
-    this.count(code)
-    const who = c.peer ?? c.address
-    switch (code) {
-      // A twin (see Clock.TWIN_LIMIT), reported once per stream: the peer is
-      // kept; it may only relay what a twin or a liar wrote as us.
-      case 'twin_writes':
-        this.counters.twins++
-        this.budget.say(code, `twin: peer ${who}: ${reason} (our writes are no longer issued again above its versions; stop one of the two) [${code}]`, 'warn')
-        return
-      // A value refused as late (docs/deletes.md, rule 5) is no fault of the
-      // peer, which may relay it: said once per connection, the peer kept.
-      case 'late':
-        if (!c.lateSaid) {
-          c.lateSaid = true
-          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`)
-        }
-        return
-      // Restored from an older state than peers collected of our own
-      // deletes: the operator must choose (see docs/deletes.md, Limits).
-      case 'restored_stale':
-        this.emit('restoredStale', reason)
-        return
-      // A version too far ahead is refused and the peer kept: an honest peer
-      // relays what a node with a wrong clock wrote (said once per
-      // connection; what a flood of them costs, floodLimit bounds).
-      case 'ahead':
-        if (!c.aheadSaid) {
-          c.aheadSaid = true
-          this.budget.say(code, `peer ${who}: refused ${reason} (said once per connection; the peer is kept) [${code}]`, 'warn')
-        }
-        return
-    }
-    c.invalid++
-    if (c.invalid > this.opts.maxInvalid) this.drop(c, code, `sent invalid input: ${reason}`)
-    else this.budget.say(`invalid:${code}`, `peer ${who}: invalid input dropped: ${reason} [${code}]`, 'warn')
-  }
-
   // Close c. With a code: counted under it, and logged with `reason`
   // unless that is null (a refusal said often), within the log budget
   // unless the caller `limited` its lines itself. Without: the peer went,
@@ -1062,7 +793,7 @@ export class ScuttleNode extends EventEmitter {
     c.closed = true
     this.conns.delete(c)
     this.countBytes(c)
-    this.confirmOwn(c)
+    this.handing.confirm(c)
     if (code !== null) {
       this.counters.closed++
       const by = this.counters.closedBy

@@ -18,11 +18,11 @@
  *
  * @packageDocumentation
  */
-import * as net from 'net'
-import type { Duplex } from 'readable-stream'
 import type { Gossip } from '../gossip'
-import { Session, SessionError, type PeerHello, type SessionOptions } from '../wire/session'
+import { SessionError, type PeerHello, type SessionOptions } from '../wire/session'
 import type { Connection } from './connection'
+import { errand } from './dialer'
+import { HANDOVER_BATCH, handOver, type HandedWrite } from './handover'
 import { parseAddress } from './options'
 import type { CloseCode, LogLevel } from './types'
 
@@ -60,7 +60,7 @@ export interface TwinHost {
   report(t: TwinReport): void
   /** Refused as the newer twin: take back every local write not acknowledged. */
   takeBack(): void
-  /** This life's acknowledged writes not handed over yet (see Twins.handOver). */
+  /** This life's acknowledged writes not handed over yet (see Handing, handover.ts). */
   handing(): HandedWrite[]
   /** `writes` were handed over to `peer`, which wrote them as its own. */
   handed(writes: HandedWrite[], peer: string): void
@@ -68,17 +68,6 @@ export interface TwinHost {
   foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
 }
-
-/** A write handed over by a node refused as a twin (see Twins.handOver). */
-export interface HandedWrite {
-  readonly key: string
-  readonly value: unknown
-  readonly deleted?: true
-  readonly version: number
-}
-
-/** Most writes one handover session carries (the peer refuses more: see the node's MAX_HANDOVER). */
-export const HANDOVER_BATCH = 10_000
 
 // Twins refused that a node remembers (see Twins.refusedTwins), and how
 // long past its last refusal one may hand writes over (a refused node
@@ -512,10 +501,7 @@ export class Twins {
 
   /**
    * Hand this life's acknowledged writes over to the peer at `address`
-   * (`peer`), which refused this node as a twin: it writes them as its own
-   * ordinary writes (only a source changes its own mappings, so no version
-   * of this id meets the other twin's), answers how many, and they reach the
-   * cluster through it. Without this, writes a node acknowledged before it
+   * (`peer`), which refused this node as a twin (see handover.ts). Without this, writes a node acknowledged before it
    * met its twin (alone, its peers unreachable) would be lost. One handover
    * at a time; a refusal after it hands over what is left.
    */
@@ -538,47 +524,19 @@ export class Twins {
       return
     }
     const host = this.host
-    this.handing = new Promise<void>((resolve) => {
-      const socket = net.connect({ host: to.host, port: to.port })
-      let session: Session | null = null
-      let finished = false
-      const done = (why: string | null) => {
-        if (finished) return
-        finished = true
-        clearTimeout(timer)
-        session?.destroy()
-        socket.destroy()
-        if (why !== null) host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
-        this.handing = null
-        resolve()
-        // Writes acknowledged meanwhile (stranded, see check) go next; after a failure, at the next refusal.
-        if (why === null && this.handMore) {
-          this.handMore = false
-          this.handOver(address, peer)
-        }
+    this.handing = handOver(host.gossip, host.sessionOptions(), to, writes).then((why) => {
+      this.handing = null
+      if (why !== null) {
+        host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
+        return
       }
-      const timer = setTimeout(() => done('no answer within 10 s'), 10_000)
-      socket.on('error', (err) => done(err.message))
-      socket.once('close', () => done('the connection closed'))
-      socket.once('connect', () => {
-        const s = new Session(host.gossip, socket as unknown as Duplex, { ...host.sessionOptions(), handover: true })
-        session = s
-        s.on('refused', (err: SessionError) => done(err.message))
-        s.on('handover', () => {
-          // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
-          for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
-          s.send({ end: true })
-        })
-        s.on('message', (m: { handed?: unknown; error?: unknown }) => {
-          if (m?.handed !== writes.length) {
-            done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
-            return
-          }
-          host.handed(writes, peer)
-          host.log(`twin: handed ${writes.length} acknowledged writes of this life to peer ${peer} (at ${address}), which wrote them as its own: none is lost`, 'warn')
-          done(null)
-        })
-      })
+      host.handed(writes, peer)
+      host.log(`twin: handed ${writes.length} acknowledged writes of this life to peer ${peer} (at ${address}), which wrote them as its own: none is lost`, 'warn')
+      // Writes acknowledged meanwhile (stranded, see check) go next; after a failure, at the next refusal.
+      if (this.handMore) {
+        this.handMore = false
+        this.handOver(address, peer)
+      }
     })
   }
 
@@ -612,24 +570,10 @@ export class Twins {
     } catch {
       return
     }
-    this.telling = new Promise<void>((resolve) => {
-      const socket = net.connect({ host: to.host, port: to.port })
-      let session: Session | null = null
-      const done = () => {
-        clearTimeout(timer)
-        session?.destroy()
-        socket.destroy()
-        resolve()
-      }
-      const timer = setTimeout(done, 2000)
-      socket.on('error', done)
-      socket.once('close', done)
-      socket.once('connect', () => {
-        session = new Session(this.host.gossip, socket as unknown as Duplex, this.host.sessionOptions())
-        session.on('refused', done)
-        session.on('open', done)
-      })
-    })
+    this.telling = errand(this.host.gossip, this.host.sessionOptions(), to, 2000, (s, done) => {
+      s.on('refused', () => done(null))
+      s.on('open', () => done(null))
+    }).then(() => {})
   }
 
   /** Wait for a twin being told, if any. */

@@ -16,9 +16,10 @@
  * subpath entry lives in its layer (browser/index.ts for simple-scuttle/idb,
  * node/index.ts and node/sqlite.ts). And no import cycles between files:
  * static, type-only or dynamic; no load by a computed name (which the graph
- * could not see) but the optional peers'. The design card's files declare
- * its modules, as the TypeScript parser reads them, and every module of the
- * core is in docs/ALGORITHM.md's module map.
+ * could not see) but the optional peers'. The exchange with a peer
+ * (exchange.ts) reaches no stream: the stream drives it. The design card's
+ * files declare its modules, as the TypeScript parser reads them, and every
+ * module of the core is in docs/ALGORITHM.md's module map.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
@@ -280,6 +281,23 @@ describe('layers of lib/', () => {
       }
     }
     assert.deepStrictEqual(bad, [])
+  })
+
+  it('the exchange with a peer runs without a stream: exchange.ts reaches neither readable-stream nor the Gossip stream (gossip.ts)', () => {
+    const seen = new Set<string>()
+    const packages = new Set<string>()
+    const visit = (f: string): void => {
+      if (seen.has(f)) return
+      seen.add(f)
+      for (const spec of imports(f)) {
+        if (spec.startsWith('.')) visit(resolve(f, spec))
+        else packages.add(spec)
+      }
+    }
+    visit(path.join(LIB, 'exchange.ts'))
+    assert.ok(seen.size > 5, 'the import closure of exchange.ts was walked')
+    assert.deepStrictEqual([...seen].map((f) => path.relative(LIB, f)).filter((rel) => rel === 'gossip.ts'), [])
+    assert.strictEqual(packages.has('readable-stream'), false)
   })
 
   it('has no import cycles', () => {

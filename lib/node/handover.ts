@@ -1,0 +1,168 @@
+/**
+ * A handover, both ends (docs/twins.md): a node refused as a twin by every
+ * peer it has hands its acknowledged writes to one that refused it, on a
+ * session of its own (a hello with `handover: true`, see
+ * `lib/wire/session.ts`); that peer writes them as its own ordinary writes
+ * (only a source changes its own mappings, so no version of the refused
+ * id meets the other twin's), answers how many, and they reach the cluster
+ * through it. When a handover is due is the twin rule's (twins.ts); what
+ * is handed, and how it is written, the node's.
+ *
+ * @packageDocumentation
+ */
+import type { Gossip } from '../gossip'
+import { isMembershipKey } from '../membership'
+import type { Session, SessionError, SessionOptions } from '../wire/session'
+import { errand } from './dialer'
+import type { Address } from './types'
+
+/** A write handed over by a node refused as a twin. */
+export interface HandedWrite {
+  readonly key: string
+  readonly value: unknown
+  readonly deleted?: true
+  readonly version: number
+}
+
+/** A write as the receiving end reads it (a version only from a node that knows it). */
+export interface TakenWrite {
+  key: string
+  value: unknown
+  deleted: boolean
+  version?: number
+}
+
+/** Most writes one handover session carries (the peer refuses more: see MAX_HANDOVER). */
+export const HANDOVER_BATCH = 10_000
+/** Most writes one handover session may carry, as its receiver counts (a refused twin sends HANDOVER_BATCH at most). */
+export const MAX_HANDOVER = 2 * HANDOVER_BATCH
+// How long the handing end waits for the peer's answer.
+const ANSWER_WAIT = 10_000
+
+/**
+ * What a node refused as a twin would hand over: this life's acknowledged
+ * writes, current and not handed over yet (a write not acknowledged was
+ * taken back as the node was refused), above what a peer's digest said it
+ * holds of them.
+ */
+export class Handing {
+  // This life's own writes handed over up to this version, and held by a
+  // peer up to this one.
+  private handedUpTo = -Infinity
+  private ownConfirmed = -Infinity
+
+  constructor(private readonly gossip: Gossip) {}
+
+  /**
+   * What a peer said it holds of this life's writes (`ownHeld`, its
+   * digest's version of our id): a version named that this node sent and
+   * issued (a twin's versions are not ours, nor do they say that a peer
+   * holds ours).
+   */
+  confirm(peer: { readonly ownHeld: number }): void {
+    const v = peer.ownHeld
+    const inc = this.gossip.replica.incarnation
+    if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
+  }
+
+  /**
+   * The writes to hand over now, after what `peers` hold; not the versions
+   * `waiting` for their answer, nor, with membership on, its own record and
+   * heartbeats (the node's, not a user's).
+   */
+  writes(peers: Iterable<{ readonly ownHeld: number }>, waiting: ReadonlySet<number> | undefined, membership: boolean): HandedWrite[] {
+    const gossip = this.gossip
+    const id = gossip.id
+    const inc = gossip.replica.incarnation
+    for (const c of peers) this.confirm(c)
+    const out: HandedWrite[] = []
+    // Not those still waiting for their answer (they may yet be taken back
+    // and answered `twin`: the property test found one handed over, then
+    // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
+    for (const u of gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
+      if (waiting?.has(u.version) === true) continue
+      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
+      if (membership && isMembershipKey(u.key)) continue
+      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
+    }
+    return out
+  }
+
+  /** `writes` were handed over. */
+  handed(writes: readonly HandedWrite[]): void {
+    for (const w of writes) if (w.version > this.handedUpTo) this.handedUpTo = w.version
+  }
+}
+
+/**
+ * Hand `writes` to the node at `to`, on a session with `options`: resolves
+ * with null once it answered that it wrote them all, or with why not.
+ */
+export function handOver(gossip: Gossip, options: SessionOptions, to: Address, writes: readonly HandedWrite[]): Promise<string | null> {
+  return errand(gossip, { ...options, handover: true }, to, ANSWER_WAIT, (s, done) => {
+    s.on('refused', (err: SessionError) => done(err.message))
+    s.on('handover', () => {
+      // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
+      for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
+      s.send({ end: true })
+    })
+    s.on('message', (m: { handed?: unknown; error?: unknown }) => {
+      if (m?.handed !== writes.length) done(typeof m?.error === 'string' ? `it answered: ${m.error.slice(0, 200)}` : 'it took none')
+      else done(null)
+    })
+  })
+}
+
+/** What the receiving end of a handover does with it. */
+export interface HandoverTaker {
+  /** Whether `key` may never be handed over (membership's keys are each node's own record). */
+  refuses(key: string): boolean
+  /** Whether this node's entry of `key` is at or above `version` already. */
+  holds(key: string, version: number): boolean
+  /** Write `w` as this node's own; resolves once durable. */
+  write(w: TakenWrite): Promise<unknown>
+  /** The writes were taken and answered: `fresh` written, `held` left out. */
+  took(fresh: number, held: number): void
+  /** Writing them failed (answered). */
+  failed(err: Error): void
+  /** The peer sent a bad write, or too many: close it. */
+  bad(reason: string): void
+}
+
+/**
+ * The receiving end of a handover on `session` (opened with `handover`),
+ * from `who`: the writes are read until the end, then written, and the
+ * count answered once all are durable.
+ */
+export function takeHandover(session: Session, who: string, taker: HandoverTaker): void {
+  const writes: TakenWrite[] = []
+  session.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown }) => {
+    if (m?.end === true) {
+      void writeHandover(session, writes, taker)
+      return
+    }
+    const version = m?.version
+    if (typeof m?.key !== 'string' || taker.refuses(m.key) || writes.length >= MAX_HANDOVER || (version !== undefined && !Number.isSafeInteger(version))) {
+      taker.bad(`peer ${who} handed over a bad write (no key, a membership key, or a version not an integer), or more than ${MAX_HANDOVER}`)
+      return
+    }
+    writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: version as number | undefined })
+  })
+}
+
+async function writeHandover(session: Session, writes: TakenWrite[], taker: HandoverTaker): Promise<void> {
+  // A write whose key holds a version at or above the handed one here
+  // already has it, or one that wins over it as it was made: written
+  // again it would be re-dated over writes that came after it (the
+  // property test found an acknowledged write lost so). Left out, counted as taken.
+  const fresh = writes.filter((w) => w.version === undefined || !taker.holds(w.key, w.version))
+  try {
+    await Promise.all(fresh.map((w) => taker.write(w)))
+  } catch (err) {
+    session.send({ handed: 0, error: (err as Error).message })
+    taker.failed(err as Error)
+    return
+  }
+  session.send({ handed: writes.length })
+  taker.took(fresh.length, writes.length - fresh.length)
+}
