@@ -546,6 +546,32 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'n2' ? 237_185 : 0),
     ))
+  it("rule 6: a node restored from its snapshot, asking a peer for its past while that peer refetches the node's id, names itself whole to it and serves the refetch; it asks again once the refetch is done (outside model checker seed 2115462)", () =>
+    cluster(['n0', 'n1', 'n2'], 5, async (cl) => {
+      cl.node('n1').set('k1', 'a')
+      await cl.restart('n1', 'clean') // asks every new peer for its past
+      cl.node('n1').delete('k2')
+      cl.partition(new Set(['n0']))
+      for (let i = 0; i < 7; i++) {
+        cl.advance(GRACE * 0.3)
+        await cl.round()
+      }
+      cl.node('n1').set('k0', 'b')
+      await cl.exchange('n1', 'n2') // n1 collects its delete: a gc of its own
+      cl.partition(new Set(['n2'])) // every link down: new streams, n1 asks each peer again
+      cl.heal()
+      const abandoned: string[] = []
+      for (const g of cl.nodes.values()) g.on('refetchAbandoned', (s: string) => abandoned.push(`${g.id}: ${s}`))
+      for (let i = 0; i < 80; i++) {
+        cl.advance(GRACE / 50)
+        await cl.round()
+      }
+      assert.deepStrictEqual(cl.unsynced(), [])
+      assert.deepStrictEqual(abandoned, [])
+      const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+      assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'a', g.id)
+    }))
   it("rule 6: a node fetching its past tells no peer that its copy of the node is stale until it vouches for its own copy, and sends it none of its id meanwhile: the refetch is served, streams get quiet (outside model checker seed 1500607)", () =>
     cluster(['n0', 'n1', 'n2'], 1, async (cl) => {
       cl.node('n1').set('k1', 'a')
