@@ -431,7 +431,7 @@ export class Incarnation {
 const SKIPPED_LOOK = 64
 const SKIPPED_MAX = 4096
 
-function sameValue(a: unknown, b: unknown): boolean {
+export function sameValue(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
   try {
