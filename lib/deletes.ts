@@ -64,7 +64,13 @@ export class Deletes {
     return this.collection.grace
   }
 
-  /** The highest version of a tombstone this node collected (docs/deletes.md, rule 5). */
+  /**
+   * The highest version of a tombstone this node collected (docs/deletes.md,
+   * rule 5), a horizon passed on taken first once we hold all its peer
+   * named. Read so by what saves or says it too: a horizon whose last
+   * needed update came before no other update did was in neither the
+   * snapshot nor the digest end (outside model checker seed 2119621).
+   */
   get horizon(): number {
     if (this.collection.lending) this.collection.takeLent()
     return this.collection.horizon
@@ -235,7 +241,7 @@ export class Deletes {
 
   /** Whether our digest end to `stream` needs none of this module's fields. */
   quiet(stream: object): boolean {
-    if (this.collection.horizon !== -Infinity || this.lateValues.forward.size > 0 || this.staleCopies.refetches.size > 0 || this.lateValues.unsure()) return false
+    if (this.horizon !== -Infinity || this.lateValues.forward.size > 0 || this.staleCopies.refetches.size > 0 || this.lateValues.unsure()) return false
     const l = this.links.peek(stream)
     if (this.staleCopies.livesToSay(l).length > 0) return false
     return l === undefined || (l.stale === null && l.late === null)
@@ -257,7 +263,7 @@ export class Deletes {
       l.nonces[0] = nonce
       done.nonce = nonce
     }
-    if (this.collection.horizon !== -Infinity) done.horizon = this.collection.horizon
+    if (this.horizon !== -Infinity) done.horizon = this.collection.horizon
     if (this.lateValues.unsure()) done.recovering = true
     if (this.staleCopies.refetches.size > 0) {
       // The sources refetched, when they fit (else every source).
@@ -353,7 +359,7 @@ export class Deletes {
 
   /** What a store keeps besides the mappings: gc per source and the horizon, as JSON text (null: nothing yet). */
   record(): string | null {
-    if (this.collection.gc.size === 0 && this.collection.horizon === -Infinity && this.staleCopies.refetches.size === 0 && this.lateValues.pastWithdrawn.size === 0) return null
+    if (this.collection.gc.size === 0 && this.horizon === -Infinity && this.staleCopies.refetches.size === 0 && this.lateValues.pastWithdrawn.size === 0) return null
     if (this.recordText === null) this.recordText = JSON.stringify(this.snapshotFields())
     return this.recordText
   }
@@ -363,7 +369,7 @@ export class Deletes {
     const collected: Record<string, number> = {}
     for (const [id, v] of this.collection.gc) collected[id] = v
     const out: DeletesFields = { collected }
-    if (this.collection.horizon !== -Infinity) out.horizon = this.collection.horizon
+    if (this.horizon !== -Infinity) out.horizon = this.collection.horizon
     if (this.staleCopies.refetches.size > 0) {
       const refetching: Record<string, number> = {}
       for (const [id, r] of this.staleCopies.refetches) refetching[id] = r.gc

@@ -44,6 +44,8 @@ export interface DigestPeer extends StreamLike {
   readonly verified: boolean
   /** This peer showed us a version of ours from a past incarnation. */
   readonly pastShown: boolean
+  /** This peer refetches our own id: it withholds its copy of it. */
+  readonly withholdsOwn: boolean
   /** This peer has shown us every update of ours up to here. */
   readonly ownSeen: number
   /** What our latest digest to this peer named our own id at (-Infinity: not at all). */

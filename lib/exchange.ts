@@ -119,6 +119,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   askFrom: number | null = null
   /** The peer answered a question for our past completely. */
   verified = false
+  /** The peer's latest digest end said it refetches our own id (withholds its copy of it). */
+  withholdsOwn = false
   /** The peer has answered a question of ours whole (nothing it held that we lacked was left out). */
   answeredWhole = false
   /** The peer has shown us every update of ours up to here. */
@@ -323,6 +325,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Deletes: nonces, late reports, stale notices, and whether this peer's
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
+    this.withholdsOwn = fields.withheld === true || fields.withheld?.has(replica.id) === true
     // Twins the peer knows of: their mappings are offered on from here too.
     if (fields.twins !== undefined) for (const [id, ms] of fields.twins) replica.fills.twinned(id, ms)
     if (isAnswer && this.asked > 0) this.answered(fields, heard.get(replica.id))

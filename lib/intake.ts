@@ -13,7 +13,7 @@ import type { Deletes } from './deletes'
 import type { GapFills } from './fills'
 import type { History, Slot, SourceLog } from './history'
 import { mappingOf } from './history'
-import type { Incarnation, PastPeer } from './incarnation'
+import { sameValue, type Incarnation, type PastPeer } from './incarnation'
 import { isMarker, type StreamLike } from './markers'
 import { oversize } from './reconcile'
 import { isVersion, type UpdateReading } from './shape'
@@ -141,6 +141,9 @@ export class Intake {
     if (previous !== undefined && previous.version >= version) {
       if (past && !marker && previous.withdrawn === true) {
         deletes.lateValues.pastAfterWithdrawal(from, Object.freeze({ key, value, source_id, version }), previous)
+      } else if (past && !marker && previous.version === version && (isMarker(previous) || !sameValue(previous.value, value))) {
+        // Another life's value at our own mapping's version (R8): neither is newer.
+        deletes.lateValues.pastAtOwnVersion(from, Object.freeze({ key, value, source_id, version }))
       }
       // Keep the source's max moving: we hold it this far.
       const log = this.replica.logOf(source_id)

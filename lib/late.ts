@@ -208,6 +208,25 @@ export class Late {
   }
 
   /**
+   * R8: a value of our past (`u`) shown at the version of our own mapping
+   * of its key, with other contents: two lives issued that version, and a
+   * source holds one mapping per key, so the peers holding either would
+   * keep it for good. It is reported late, once, and ours to settle (rule
+   * 7): kept, it is written again; dropped, our own mapping goes again.
+   */
+  pastAtOwnVersion(stream: StreamLike, u: Update): void {
+    if (this.lateOwn.has(u.version)) return
+    this.lateOwn.set(u.version, u)
+    reportInvalid(
+      stream,
+      u,
+      `late: version ${u.version} of this node's own past is another mapping of ${JSON.stringify(u.key)} than this node holds at that version (two lives issued it); it is not taken until settled (see docs/deletes.md, R8 and rule 7)`,
+      'late',
+    )
+    this.host.emit('late', [u])
+  }
+
+  /**
    * Our withdrawal `was` went again as `now`, above a past that showed
    * itself (R2): when it withdrew a value of our past (R4), the record
    * follows it, so that a newer write of our past, shown at or below it,
@@ -246,7 +265,8 @@ export class Late {
       // Still standing: held as our current mapping, or (refused from our
       // own past) nothing newer of ours replaced it.
       const mine = history.mapping(this.host.id, u.key)
-      if (mine === u || mine === undefined || mine.version < u.version) out.push(u)
+      // (At its version too: our own mapping there is another life's, R8.)
+      if (mine === u || mine === undefined || mine.version <= u.version) out.push(u)
       else if (mine.withdrawn === true && (this.afterWithdrawal(u, mine) || (unnamed(u, mine) && this.host.ownPast(mine)))) out.push(u)
       else this.lateOwn.delete(v)
     }
@@ -257,8 +277,12 @@ export class Late {
   settle(choice: 'keep' | 'drop'): number {
     const late = this.late
     this.lateOwn.clear()
+    const history = this.host.history
     for (const u of late) {
+      const mine = history.mapping(this.host.id, u.key)
       if (choice === 'keep') this.host.rewrite(u)
+      // Dropped at the version of our own mapping of its key (R8): ours stands, again above.
+      else if (mine !== undefined && mine !== u && mine.version === u.version) this.host.rewrite(mine)
       else this.host.withdraw(u.key, u.version)
     }
     return late.length

@@ -341,8 +341,12 @@ export class StaleCopies {
         continue
       }
       if (!direct && max < gc) continue
-      // Knowing this gc already, we collected up to it or refetched for it.
-      if ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc) continue
+      // Knowing this gc already, we collected up to it or refetched for it;
+      // not so while our copy is doubted (an abandoned refetch's suspects
+      // still current here), whatever we collected since: the collector
+      // telling us again is what ends the doubt (outside model checker seed
+      // 3102968: ignored, the copy named the source below the gc for good).
+      if (!this.doubted.has(id) && ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc)) continue
       const r = this.refetches.get(id)
       if (r !== undefined && r.gc >= gc) continue
       // The source's life, as the notice says or as we know it.

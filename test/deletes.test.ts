@@ -398,6 +398,33 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it("rule 5: a horizon passed on is kept by a snapshot and said on digest ends though no update came after the digest that passed it (outside model checker seed 2119621)", async () => {
+    const c = await Cluster.start({ ids: ['a', 'b', 'c'], config: config(), skew: (id) => (id === 'a' ? 600_000 : 0) })
+    try {
+      c.node('a').delete('k')
+      c.node('a').set('other', 1)
+      c.partition(new Set(['c']))
+      await graceWithExchanges(c)
+      const h = c.node('a').deletes.horizon
+      assert.ok(h > 0, 'a collected its delete')
+      await c.restart('b', 'nothing')
+      await c.exchange('b', 'a') // b fetches a's copy; the horizon comes on the answer's end, after its updates
+      await c.exchange('b', 'a')
+      assert.strictEqual(c.node('b').snapshot().horizon, h, "b's snapshot keeps the horizon")
+      await c.restart('a', 'nothing')
+      await c.restart('b', 'clean') // from its snapshot: only b holds the horizon now
+      c.node('c').set('k', 'c wrote') // below a's delete: c's clock is behind a's
+      const late: Update[][] = []
+      c.node('c').on('late', (u: Update[]) => late.push(u))
+      c.heal()
+      await rounds(c, 4)
+      assert.deepStrictEqual(late.flat().map((u) => u.key), ['k'], 'c is told its write is older than a collected delete')
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
   it('R6: a withdrawal names the value it withdraws; a peer holding a newer value of its source keeps that value (across restarts from a snapshot, SQLite or IndexedDB) until its source, shown it, keeps or drops it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-r6-'))
     try {
