@@ -50,6 +50,8 @@ export interface DigestPeer extends StreamLike {
   readonly ownSeen: number
   /** What our latest digest to this peer named our own id at (-Infinity: not at all). */
   ownNamed: number
+  /** Our latest digest to this peer asked for our past (its end says `past`). */
+  asksPast: boolean
   readonly streamFilter: Filter | undefined
   readonly takes: boolean
   readonly sends: boolean
@@ -66,8 +68,13 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
   const id = replica.id
   const history = replica.history
   const sources = history.sources
-  // The end's room for the delete logic's fields counts against the message too.
-  const extra = mtuBytes === Infinity || replica.deletes.quiet(peer) ? 0 : EXTRA_BYTES
+  // A peer that answered a question for our past completely holds no
+  // more of it than we do: to it we name ourselves as far as we hold.
+  const incarnation = replica.incarnation
+  const askPast = askAll || (incarnation.clock.recovering && incarnation.asks(peer))
+  // The end's room for the delete logic's fields counts against the
+  // message too, and for our id when it asks for our past (`past`).
+  const extra = mtuBytes === Infinity ? 0 : (replica.deletes.quiet(peer) ? 0 : EXTRA_BYTES) + (askPast ? id.length + 12 : 0)
   const meter = mtuBytes === Infinity ? null : new DigestMeter(mtuBytes, id, flowOn, extra)
   if (sources.size < part && (meter === null || meter.whole(sources.values(), id))) {
     for (const log of sources.values()) {
@@ -99,16 +106,13 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
   // this peer already showed us, stops.
   const ownLog = sources.get(id)
   const own = ownLog === undefined ? -Infinity : named(replica, peer, ownLog)
-  // A peer that answered a question for our past completely holds no
-  // more of it than we do: to it we name ourselves as far as we hold.
-  const incarnation = replica.incarnation
-  const askPast = askAll || (incarnation.clock.recovering && incarnation.asks(peer))
   // Each peer is asked for all it holds of our past, from where it has
   // shown us so far: what we hold "without a gap" was judged from other
   // peers' copies, and one of ours we sent meanwhile may hold a gap (gap
   // fills mend those once we have what was missing).
   const mine = askPast ? peer.ownSeen : own
   peer.ownNamed = mine >= 0 ? mine : -Infinity
+  peer.asksPast = askPast
   if (mine >= 0) out.push({ digest: true, source_id: id, version: mine })
   return askPast ? mine : null
 }
@@ -137,7 +141,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   const behind = reply ? peer.behind.them : 0
   const deletes = replica.deletes
   const twins = replica.fills.twinsToTell()
-  if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && deletes.quiet(peer)) {
+  if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && !peer.asksPast && deletes.quiet(peer)) {
     return reply ? REPLY : DONE
   }
   const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
@@ -150,6 +154,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   if (!peer.sends) done.sends = false
   if (peer.streamFilter !== undefined) done.filter = peer.streamFilter
   if (twins !== undefined) done.twins = twins
+  if (peer.asksPast) done.past = replica.id
   deletes.extras(peer, done)
   return done
 }

@@ -127,6 +127,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   ownSeen = -Infinity
   /** What our latest digest to the peer named our own id at (-Infinity: not at all). */
   ownNamed = -Infinity
+  /** Our latest digest to the peer asked for our past. */
+  asksPast = false
   /**
    * The peer named or sent a version of ours from a past incarnation: we
    * ask it (and only the peers that show one) for our past, so a peer lying
@@ -145,6 +147,9 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private readonly localWrites: boolean | undefined
   // The peer's authenticated id (see StreamOptions.peer).
   private authenticated: string | undefined
+  // The peer is this source, asking for its past: it is sent all we hold
+  // of it, above a max held back by a refused late value too (rule 5).
+  private peerPast: string | undefined
   // The digest the peer is sending us, until its end.
   private heard = new Map<string, number>()
   // What the peer's digests called for that its buffer had no room for (see Owed).
@@ -322,6 +327,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // Only a digest marked as a reply is not answered with ours: a counter of
     // our questions alone would go wrong once a digest is lost or repeated.
     const isAnswer = fields.reply
+    const past = fields.past
+    this.peerPast = past !== undefined && past !== replica.id && (!node.signed || this.authenticated === past) ? past : undefined
     // Deletes: nonces, late reports, stale notices, and whether this peer's
     // copy of a source is behind markers we collected (docs/deletes.md).
     deletes.onDone(this, fields, heard, range, this.gapFree())
@@ -480,7 +487,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const replica = node.replica
     const fills = replica.fills.fillsFor(this, heard, skip === null ? passes : both(passes, (source_id) => !skip.has(source_id)), node.mtu)
     const room = fills === null ? node.mtu : node.mtu - fills.length
-    let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null, skip), node.sort)
+    let chosen = ordered(deltas(replica.history, heard, room, node.order, node.random, range, passes, null, skip, this.peerPast), node.sort)
     if (fills !== null) chosen = chosen.length === 0 ? fills : fills.concat(chosen)
     chosen = replica.deletes.staleCopies.sendable(chosen)
     this.chosen = chosen.length

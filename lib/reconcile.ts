@@ -55,6 +55,7 @@ export function covers(range: IdRange, id: string): boolean {
  * (`passes`), every source is looked at: a filtered feed may have brought
  * mappings above what the source's max claims. Sources in `skip` are left
  * out whole (not a filter: the rest stays capped at each source's max).
+ * Source `past` is looked at above its max too (see deltas).
  */
 export function* lacking(
   history: History,
@@ -62,6 +63,7 @@ export function* lacking(
   range: IdRange,
   passes: Passes = null,
   skip: ReadonlySet<string> | null = null,
+  past: string | undefined = undefined,
 ): Generator<[SourceLog, number]> {
   const whole = range.after === undefined && range.through === undefined
   for (const log of history.sources.values()) {
@@ -69,7 +71,7 @@ export function* lacking(
     const named = digest.get(log.id)
     if (named === undefined && !whole && !covers(range, log.id)) continue
     const from = named === undefined ? -Infinity : named
-    if (log.live === 0 || (passes === null && log.max <= from)) continue
+    if (log.live === 0 || (passes === null && log.max <= from && log.id !== past)) continue
     yield [log, from]
   }
 }
@@ -98,7 +100,9 @@ export function newsOf(history: History, log: SourceLog, from: number, limit: nu
 /**
  * The deltas to send a peer whose digest is `digest`, covering `range` and
  * passing `passes`, none of the sources in `skip`. At most `mtu`. Costs
- * O(sources) when the peer lacks nothing (unfiltered).
+ * O(sources) when the peer lacks nothing (unfiltered). Source `past`, the
+ * peer's own id while it asks for its past, is sent as far as we hold it,
+ * past its max (docs/deletes.md, rule 5).
  */
 export function deltas(
   history: History,
@@ -110,11 +114,17 @@ export function deltas(
   passes: Passes = null,
   caps: ReadonlyMap<string, number> | null = null,
   skip: ReadonlySet<string> | null = null,
+  past: string | undefined = undefined,
 ): Update[] {
   const wanted: Wanted[] = []
-  for (const [log, from] of lacking(history, digest, range, passes, skip)) {
+  for (const [log, from] of lacking(history, digest, range, passes, skip, past)) {
     const cap = caps?.get(log.id)
     if (cap !== undefined && cap <= from) continue
+    if (log.id === past && passes === null && cap === undefined) {
+      const list = history.news(log.id, from, mtu)
+      if (list.length > 0) wanted.push({ log, from, waiting: list.length, list })
+      continue
+    }
     wanted.push({ log, from, waiting: 0, list: cap === undefined ? null : newsOf(history, log, from, mtu, passes, cap) })
   }
   if (wanted.length === 0) return []

@@ -78,6 +78,8 @@ export interface DoneReading {
   readonly noticeNonce: string | undefined
   /** The sender cannot vouch for its copy of its own id (see DigestDone.recovering). */
   readonly recovering: boolean
+  /** The sender's own id, while it asks for its past (see DigestDone.past). */
+  readonly past: string | undefined
   /** The sources whose suspects the sender leaves out of its answers (true: every one; see DigestDone.withheld). */
   readonly withheld: true | ReadonlySet<string> | undefined
   /** Sources' lives the sender knows (see DigestDone.lives). */
@@ -210,6 +212,7 @@ function done(o: Record<string, unknown>): Reading {
     noticeSignature: typeof o.notice_signature === 'string' && o.notice_signature.length <= 1024 ? o.notice_signature : undefined,
     noticeNonce: nonceOf(o.notice_nonce),
     recovering: o.recovering === true,
+    past: typeof o.past === 'string' && badName('source_id', o.past) === null ? o.past : undefined,
     withheld: withheldOf(o.withheld),
     lives: livesOf(o.lives),
     nonce: nonceOf(o.nonce),

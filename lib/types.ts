@@ -112,6 +112,13 @@ export interface DigestDone {
    */
   readonly recovering?: true
   /**
+   * The sender's own id, while its digest asks for its past: the receiver
+   * sends it all it holds of that id above where the digest names it,
+   * above a max a refused late value holds back too (see docs/deletes.md,
+   * rule 5).
+   */
+  readonly past?: string
+  /**
    * The sources the sender refetches (`true`: every source, when the list
    * does not fit): it leaves their suspects out of its answers, so an
    * answer is not whole, and serves no refetch of them.

@@ -773,6 +773,44 @@ describe('deletes (docs/deletes.md)', function () {
       assert.deepStrictEqual(c.unsynced(), [])
     }))
 
+  it("rule 5: a source asking for its past (`past`) is sent what is held of it above a held-back max; under config.security only on a stream authenticated as that source", async () => {
+    const keys = { a: generateKeyPair(), b: generateKeyPair(), m: generateKeyPair() }
+    const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey, m: keys.m.publicKey }
+    for (const [secure, peer, sent] of [[false, undefined, true], [true, 'a', true], [true, 'm', false], [true, undefined, false]] as const) {
+      const sec = (id: 'a' | 'b') => (secure ? { security: ed25519({ id, privateKey: keys[id].privateKey, publicKeys }) } : {})
+      const a = new Gossip('a', { resolve: lww, ...sec('a') })
+      a.set('boom', 1)
+      a.set('k', 2)
+      let thrown = false
+      // b's resolve throws once: what follows of a in that answer stays above a's max (held back).
+      const resolve: Config['resolve'] = (g, u) => {
+        if (u.key === 'boom' && !thrown) {
+          thrown = true
+          throw new Error('once')
+        }
+        return lww(g, u)
+      }
+      const b = new Gossip('b', { resolve, ...sec('b') })
+      b.on('invalid', () => {})
+      const feed = b.createStream()
+      feed.on('invalid', () => {})
+      feed.write(a.history.mapping('a', 'boom'))
+      feed.write(a.history.mapping('a', 'k'))
+      feed.write({ digest: true, done: true, reply: true })
+      await turn()
+      assert.strictEqual(b.get('k').value, 2)
+      assert.strictEqual(b.history.sources.get('a')?.max, -Infinity, 'held back')
+      const s = b.createStream(peer === undefined ? {} : { peer })
+      s.write({ digest: true, done: true, past: 'a' })
+      await turn()
+      const keysSent: string[] = []
+      for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if (!('digest' in m) && 'key' in m && m.source_id === 'a') keysSent.push(m.key)
+      assert.deepStrictEqual(keysSent, sent ? ['k'] : [], `secure ${secure}, peer ${peer}`)
+      a.destroy()
+      b.destroy()
+    }
+  })
+
   it('signatures: stale notices and late reports are taken only signed by a member for our latest nonce, and from the peer the stream was opened with', async () => {
     const keys = { a: generateKeyPair(), b: generateKeyPair(), m: generateKeyPair() }
     const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey, m: keys.m.publicKey }

@@ -676,6 +676,73 @@ describe('a node started without its log (attack round 3)', function () {
       assert.ok(views.every((v) => v === views[0]), views.join('\n'))
       for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'c', g.id)
     }, undefined, 1))
+  it("rule 5: a source restarted from nothing before it settled a value refused late gets back its later mappings held above the refuser's held-back max, and they reach every node (outside model checker seed 2009403)", () =>
+    cluster(
+      ['n0', 'n1', 'n2', 'n3'],
+      5,
+      async (cl) => {
+        cl.node('n1').delete('k2') // 141 s ahead: n1's horizon, once collected, is above n3's writes
+        cl.node('n0').set('k0', 'n0')
+        cl.node('n1').set('k0', 'n1')
+        cl.partition(new Set(['n3']))
+        for (let i = 0; i < 4; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round() // n1 collects its delete
+        }
+        cl.heal()
+        cl.node('n3').set('k1', 'late')
+        cl.node('n3').delete('k0') // beats n0's value, not n1's
+        await cl.exchange('n3', 'n1') // n1 refuses k1 (late) and holds the delete above its max of n3
+        await cl.restart('n3', 'nothing') // k1 is gone with n3's log: never offered again
+        for (let i = 0; i < 20; i++) {
+          cl.advance(GRACE / 50)
+          await cl.round()
+        }
+        for (const g of cl.nodes.values()) {
+          assert.deepStrictEqual(g.sources('k0').map((u) => u.source_id), ['n1'], g.id)
+          assert.strictEqual(g.get('k0').value, 'n1', g.id)
+        }
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n1' ? 141_172 : 0),
+    ))
+  it("rule 5: a late write kept again, taken above a max its refused version held back, is not lost when its writer restarts from nothing (outside model checker seed 1616727)", () =>
+    cluster(
+      ['n0', 'n1', 'n2', 'n3', 'n4'],
+      5,
+      async (cl) => {
+        cl.node('n3').set('k0', 'n3')
+        cl.node('n4').set('k0', 'n4') // 358 s ahead: every clock that hears from n4 follows it
+        cl.partition(new Set(['n2']))
+        for (let i = 0; i < 5; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round()
+        }
+        cl.heal()
+        cl.node('n3').delete('k1')
+        cl.node('n1').delete('k0')
+        cl.partition(new Set(['n0']))
+        for (let i = 0; i < 9; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round() // n4 collects: its horizon is above n0's next write
+        }
+        cl.heal()
+        cl.node('n0').set('k1', 'kept')
+        cl.node('n0').on('late', () => setImmediate(() => cl.node('n0').settleLate('keep')))
+        cl.partition(new Set(['n1', 'n2', 'n3']))
+        await cl.exchange('n4', 'n0') // refused late: n0 writes it again
+        await cl.round() // n4 takes it, its max of n0 still held back
+        await cl.restart('n0', 'nothing')
+        cl.heal()
+        for (let i = 0; i < 20; i++) {
+          cl.advance(GRACE / 50)
+          await cl.round()
+        }
+        for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'kept', g.id)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n4' ? 358_542 : 0),
+    ))
   it("R9: after a restart from a snapshot of a life begun without state, a past write at a version that life never issued (above its floor: the past ran ahead) is the past's, not a write it replaced (outside model checker seed 2000272)", () =>
     cluster(
       ['n0', 'n1', 'n2', 'n3', 'n4'],
