@@ -176,8 +176,55 @@ describe('deletes (docs/deletes.md)', function () {
       c.heal()
       await rounds(c)
       await graceWithExchanges(c)
-      // The delete and b's value are gone; b's withdrawal, its newest, stays.
-      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k').map((u) => [u.source_id, u.withdrawn]), [['b', true]], g.id)
+      // b's value is gone; b's withdrawal, its newest, stays, and with it
+      // a's delete, which beats the value it names (rule 4).
+      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k').map((u) => [u.source_id, u.withdrawn]).sort(), [['a', undefined], ['b', true]], g.id)
+      // Once b writes again, its withdrawal goes after a grace, and a's delete a grace later.
+      c.node('b').set('other', 2)
+      await rounds(c)
+      await graceWithExchanges(c)
+      await graceWithExchanges(c)
+      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k'), [], g.id)
+    }))
+
+  it("regression: a withdrawal reaches a node holding its source's older delete without the delete that made it (outside red team: a beaten value came back for good)", () =>
+    withCluster(['n0', 'n1', 'n2', 'n3'], {}, async (c) => {
+      const [n0, n1, n2] = [c.node('n0'), c.node('n1'), c.node('n2')]
+      n0.set('z', 4)
+      await c.exchange('n0', 'n2')
+      await c.exchange('n0', 'n3')
+      c.advance(2000)
+      n1.delete('z')
+      await c.exchange('n1', 'n2')
+      await c.exchange('n1', 'n3')
+      assert.strictEqual(n2.state.z, undefined)
+      // n1 writes z again; n0's later delete beats it, and n1 withdraws it.
+      n1.set('z', 6)
+      c.advance(2000)
+      n0.delete('z')
+      n0.delete('y')
+      c.partition(new Set(['n0', 'n1']))
+      for (let i = 0; i < 8; i++) {
+        await c.exchange('n0', 'n1')
+        await c.exchange('n1', 'n0')
+        await c.exchange('n2', 'n3')
+        c.advance(GRACE / 4)
+      }
+      assert.strictEqual(n1.history.mapping('n1', 'z')?.withdrawn, true)
+      // One exchange brings n2 n1's withdrawal, which replaces n1's delete
+      // there: n0's delete must come with it (kept while the withdrawal is).
+      c.heal()
+      await c.exchange('n1', 'n2')
+      for (const l of c.links) if (l.a !== 'n2' && l.b !== 'n2') c.down(l)
+      c.down(c.link('n0', 'n2'))
+      c.down(c.link('n1', 'n2'))
+      assert.strictEqual(n2.history.mapping('n1', 'z')?.withdrawn, true)
+      for (let i = 0; i < 20; i++) {
+        assert.strictEqual(n2.state.z, undefined, `n2 shows z again (${i})`)
+        await c.exchange('n2', 'n3')
+        c.advance(10_000)
+      }
+      assert.strictEqual(c.node('n3').state.z, undefined)
     }))
 
   it('regression: a pause past the grace after everything agreed changes nothing (the old design lost a-wrote on three of four nodes)', () =>
