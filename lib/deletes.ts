@@ -200,7 +200,16 @@ export class Deletes {
     if (done.lives !== undefined) this.staleCopies.learn(stream, done.lives)
     // A horizon passed on (rule 5): only with a whole digest, believable, and under signatures from an authenticated peer.
     const h = done.horizon
-    if (h !== undefined && h > this.collection.horizon && judge && range.after === undefined && range.through === undefined && this.host.accepts(h) && (this.host.security === undefined || stream.peer !== undefined)) this.collection.lend(h, heard)
+    if (h !== undefined && h > this.collection.horizon && judge && range.after === undefined && range.through === undefined && this.host.accepts(h) && (this.host.security === undefined || stream.peer !== undefined)) {
+      // Never above every version the digest named: an honest horizon is a
+      // collected tombstone's, below its source's max there (rule 4), and
+      // one passed on was so at its lender; a forged one would outrun what
+      // we hold and refuse writes made after it, here and at our peers.
+      let top = -Infinity
+      for (const v of heard.values()) if (v > top) top = v
+      if (h <= top) this.collection.lend(h, heard)
+      else reportInvalid(stream, { digest: true, done: true, horizon: h }, `horizon ${h} above every version the digest named (${top}): ignored (docs/deletes.md, rule 5)`, 'ahead')
+    }
     if (done.stale !== undefined || done.late !== undefined) {
       if (!this.signed(stream, l, done)) {
         const notice: Record<string, unknown> = { digest: true, done: true }

@@ -445,6 +445,36 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it('attack: a forged horizon above every version its digest names is ignored and reported, not passed on: no node refuses later writes (outside red team: one digest end had every node refuse new writes for an hour)', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('a').set('x', 1)
+      c.node('b').set('y', 1)
+      await rounds(c)
+      // A peer reads a's digest and sends it back whole, with a horizon 59 minutes ahead.
+      const a = c.node('a')
+      const s = a.createStream()
+      const reports: string[] = []
+      s.on('invalid', (_o: unknown, _reason: string, code: string) => reports.push(code))
+      s.gossip()
+      await turn()
+      const got: Message[] = []
+      for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) got.push(m)
+      for (const m of got) if ('digest' in m && !('done' in m)) s.write({ digest: true, source_id: m.source_id, version: m.version })
+      s.write({ digest: true, done: true, horizon: c.now + 59 * 60e6 })
+      await turn()
+      await turn()
+      assert.deepStrictEqual(reports, ['ahead'])
+      s.destroy()
+      await rounds(c)
+      c.advance(5000)
+      c.node('c').set('k', 'c wrote')
+      const late: Update[][] = []
+      c.node('c').on('late', (u: Update[]) => late.push(u))
+      await rounds(c, 4)
+      assert.deepStrictEqual(late, [])
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k').value, 'c wrote', g.id)
+    }))
+
   it('R6: a withdrawal names the value it withdraws; a peer holding a newer value of its source keeps that value (across restarts from a snapshot, SQLite or IndexedDB) until its source, shown it, keeps or drops it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-r6-'))
     try {
