@@ -258,10 +258,18 @@ export class Late {
     const late = this.late
     this.lateOwn.clear()
     for (const u of late) {
-      if (choice === 'keep') this.host.rewrite(u)
+      if (choice === 'keep' && !this.beatenHere(u)) this.host.rewrite(u)
       else this.host.withdraw(u.key, u.version)
     }
     return late.length
+  }
+
+  // Whether another source's mapping held here beats our late value `u`: it
+  // lost anyway, so 'keep' withdraws it (written again now, it would beat
+  // that newer write; rule 7).
+  private beatenHere(u: Update): boolean {
+    for (const m of this.host.history.get(u.key)) if (m.source_id !== this.host.id && m.withdrawn !== true && this.host.beats(m, u)) return true
+    return false
   }
 }
 

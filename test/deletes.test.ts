@@ -290,6 +290,31 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it("rule 7: 'keep' does not write again a late value a newer write of another node beats there: it withdraws it, and the newer write stands (outside red team: the horizon is not per key)", () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('a').set('tmp', 1)
+      await rounds(c)
+      c.partition(new Set(['c']))
+      c.node('c').set('x', 'c wrote while away')
+      c.advance(1000)
+      c.node('a').delete('tmp')
+      c.node('a').set('other', 1)
+      c.advance(1000)
+      c.node('b').set('x', 'b wrote later')
+      await graceWithExchanges(c)
+      const late: Update[][] = []
+      c.node('c').on('late', (u: Update[]) => late.push(u))
+      c.heal()
+      await rounds(c)
+      assert.deepStrictEqual(late.flat().map((u) => u.key), ['x'])
+      assert.strictEqual(c.node('c').get('x').value, 'b wrote later')
+      assert.strictEqual(c.node('c').settleLate('keep'), 1)
+      await rounds(c)
+      agree(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('x').value, 'b wrote later', g.id)
+      assert.deepStrictEqual(c.node('c').late, [])
+    }))
+
   it('rule 6: a copy behind collected markers is refetched: what the fresh copy lacks goes, nothing else', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       const a = c.node('a')
