@@ -124,6 +124,8 @@ export class Collection {
     if (u.version >= log.max) return false
     if (u.deleted === true && this.beatsLive(u)) return false
     this.forgetMarker(u)
+    // A tombstone may have waited for this withdrawal (beatsLive).
+    if (u.withdrawn === true) this.blockedDirty = true
     this.raiseGc(u.source_id, u.version)
     this.changed()
     return true
@@ -170,9 +172,17 @@ export class Collection {
     }
   }
 
-  // Whether tombstone `t` beats a live value of its key held here.
+  // Whether tombstone `t` beats a live value of its key held here, or the
+  // value another source's held withdrawal names (rule 4: the withdrawal
+  // may reach a node holding a value `t` beats without `t`, I3).
   beatsLive(t: Update): boolean {
-    for (const m of this.host.history.get(t.key)) if (!isMarker(m) && this.host.beats(t, m)) return true
+    for (const m of this.host.history.get(t.key)) {
+      if (!isMarker(m)) {
+        if (this.host.beats(t, m)) return true
+      } else if (m.withdrawn === true && typeof m.value === 'number' && m.source_id !== t.source_id) {
+        if (this.host.beats(t, { key: m.key, value: null, source_id: m.source_id, version: m.value })) return true
+      }
+    }
     return false
   }
 

@@ -206,7 +206,17 @@ export class Deletes {
     if (done.lives !== undefined) this.staleCopies.learn(stream, done.lives)
     // A horizon passed on (rule 5): only with a whole digest, believable, and under signatures from an authenticated peer.
     const h = done.horizon
-    if (h !== undefined && h > this.collection.horizon && judge && range.after === undefined && range.through === undefined && this.host.accepts(h) && (this.host.security === undefined || stream.peer !== undefined)) this.collection.lend(h, heard)
+    if (h !== undefined && h > this.collection.horizon && judge && range.after === undefined && range.through === undefined && this.host.accepts(h) && (this.host.security === undefined || stream.peer !== undefined)) {
+      // Never above both every version the digest named and our wall clock:
+      // rule 5 needs us to hold all the peer held up to the horizon, which a
+      // digest naming nothing that high does not show (it waits, offered
+      // again, until our clock passes it); a forged one would outrun what
+      // we hold and refuse writes made after it, here and at our peers.
+      let top = this.host.wall()
+      for (const v of heard.values()) if (v > top) top = v
+      if (h <= top) this.collection.lend(h, heard)
+      else reportInvalid(stream, { digest: true, done: true, horizon: h }, `horizon ${h} above every version the digest named and this node's clock (${top}): ignored until either passes it (docs/deletes.md, rule 5)`, 'ahead')
+    }
     if (done.stale !== undefined || done.late !== undefined) {
       if (!this.signed(stream, l, done)) {
         const notice: Record<string, unknown> = { digest: true, done: true }

@@ -480,7 +480,11 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
   /**
    * Settle this node's late writes (see {@link late}): `'keep'` writes each
    * again at a new version (it then wins over the deletes it may have lost
-   * to, as a newer write would), `'drop'` withdraws each. Returns how many.
+   * to, and over every write older than now), unless a newer write of
+   * another node held here beats it (then it lost anyway and is withdrawn);
+   * `'drop'` withdraws each (other nodes' values it beat show again, even
+   * where this node had deleted the key before writing it: docs/deletes.md,
+   * rule 7). Returns how many.
    * @throws TypeError for another choice.
    */
   settleLate(choice: 'keep' | 'drop'): number {

@@ -280,12 +280,20 @@ export class Late {
     const history = this.host.history
     for (const u of late) {
       const mine = history.mapping(this.host.id, u.key)
-      if (choice === 'keep') this.host.rewrite(u)
+      if (choice === 'keep' && !this.beatenHere(u)) this.host.rewrite(u)
       // Dropped at the version of our own mapping of its key (R8): ours stands, again above.
       else if (mine !== undefined && mine !== u && mine.version === u.version) this.host.rewrite(mine)
       else this.host.withdraw(u.key, u.version)
     }
     return late.length
+  }
+
+  // Whether another source's mapping held here beats our late value `u`: it
+  // lost anyway, so 'keep' withdraws it (written again now, it would beat
+  // that newer write; rule 7).
+  private beatenHere(u: Update): boolean {
+    for (const m of this.host.history.get(u.key)) if (m.source_id !== this.host.id && m.withdrawn !== true && this.host.beats(m, u)) return true
+    return false
   }
 }
 

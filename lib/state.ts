@@ -57,15 +57,22 @@ export function memoryView(history: History): StateStore {
 /**
  * `state` over a store object: the store's keys but the node's own (those
  * starting with "\u0000": its record and the mappings that are not
- * entries), read-only like the view over memory.
+ * entries) and deleted ones (a tombstone is the key's entry in the store,
+ * so a restart knows it deleted; `state` leaves it out, as over memory),
+ * read-only like the view over memory.
  */
 export function storeView(store: StateStore): StateStore {
   const mine = (key: string | symbol): boolean => typeof key === 'string' && key.charCodeAt(0) === 0
+  const deleted = (target: StateStore, key: string | symbol): boolean => (Reflect.get(target, key) as Update | undefined)?.deleted === true
+  const hidden = (target: StateStore, key: string | symbol): boolean => mine(key) || deleted(target, key)
   return new Proxy(store, {
-    get: (target, key) => (mine(key) ? undefined : Reflect.get(target, key)),
-    has: (target, key) => !mine(key) && Reflect.has(target, key),
-    ownKeys: (target) => Reflect.ownKeys(target).filter((k) => !mine(k)),
-    getOwnPropertyDescriptor: (target, key) => (mine(key) ? undefined : Reflect.getOwnPropertyDescriptor(target, key)),
+    get: (target, key) => {
+      const u = mine(key) ? undefined : (Reflect.get(target, key) as Update | undefined)
+      return u?.deleted === true ? undefined : u
+    },
+    has: (target, key) => !hidden(target, key) && Reflect.has(target, key),
+    ownKeys: (target) => Reflect.ownKeys(target).filter((k) => !hidden(target, k)),
+    getOwnPropertyDescriptor: (target, key) => (hidden(target, key) ? undefined : Reflect.getOwnPropertyDescriptor(target, key)),
     set: readOnly,
     defineProperty: readOnly,
     deleteProperty: readOnly,

@@ -176,8 +176,55 @@ describe('deletes (docs/deletes.md)', function () {
       c.heal()
       await rounds(c)
       await graceWithExchanges(c)
-      // The delete and b's value are gone; b's withdrawal, its newest, stays.
-      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k').map((u) => [u.source_id, u.withdrawn]), [['b', true]], g.id)
+      // b's value is gone; b's withdrawal, its newest, stays, and with it
+      // a's delete, which beats the value it names (rule 4).
+      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k').map((u) => [u.source_id, u.withdrawn]).sort(), [['a', undefined], ['b', true]], g.id)
+      // Once b writes again, its withdrawal goes after a grace, and a's delete a grace later.
+      c.node('b').set('other', 2)
+      await rounds(c)
+      await graceWithExchanges(c)
+      await graceWithExchanges(c)
+      for (const g of c.nodes.values()) assert.deepStrictEqual(g.history.get('k'), [], g.id)
+    }))
+
+  it("regression: a withdrawal reaches a node holding its source's older delete without the delete that made it (outside red team: a beaten value came back for good)", () =>
+    withCluster(['n0', 'n1', 'n2', 'n3'], {}, async (c) => {
+      const [n0, n1, n2] = [c.node('n0'), c.node('n1'), c.node('n2')]
+      n0.set('z', 4)
+      await c.exchange('n0', 'n2')
+      await c.exchange('n0', 'n3')
+      c.advance(2000)
+      n1.delete('z')
+      await c.exchange('n1', 'n2')
+      await c.exchange('n1', 'n3')
+      assert.strictEqual(n2.state.z, undefined)
+      // n1 writes z again; n0's later delete beats it, and n1 withdraws it.
+      n1.set('z', 6)
+      c.advance(2000)
+      n0.delete('z')
+      n0.delete('y')
+      c.partition(new Set(['n0', 'n1']))
+      for (let i = 0; i < 8; i++) {
+        await c.exchange('n0', 'n1')
+        await c.exchange('n1', 'n0')
+        await c.exchange('n2', 'n3')
+        c.advance(GRACE / 4)
+      }
+      assert.strictEqual(n1.history.mapping('n1', 'z')?.withdrawn, true)
+      // One exchange brings n2 n1's withdrawal, which replaces n1's delete
+      // there: n0's delete must come with it (kept while the withdrawal is).
+      c.heal()
+      await c.exchange('n1', 'n2')
+      for (const l of c.links) if (l.a !== 'n2' && l.b !== 'n2') c.down(l)
+      c.down(c.link('n0', 'n2'))
+      c.down(c.link('n1', 'n2'))
+      assert.strictEqual(n2.history.mapping('n1', 'z')?.withdrawn, true)
+      for (let i = 0; i < 20; i++) {
+        assert.strictEqual(n2.state.z, undefined, `n2 shows z again (${i})`)
+        await c.exchange('n2', 'n3')
+        c.advance(10_000)
+      }
+      assert.strictEqual(c.node('n3').state.z, undefined)
     }))
 
   it('regression: a pause past the grace after everything agreed changes nothing (the old design lost a-wrote on three of four nodes)', () =>
@@ -242,6 +289,31 @@ describe('deletes (docs/deletes.md)', function () {
       })
     }
   })
+
+  it("rule 7: 'keep' does not write again a late value a newer write of another node beats there: it withdraws it, and the newer write stands (outside red team: the horizon is not per key)", () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('a').set('tmp', 1)
+      await rounds(c)
+      c.partition(new Set(['c']))
+      c.node('c').set('x', 'c wrote while away')
+      c.advance(1000)
+      c.node('a').delete('tmp')
+      c.node('a').set('other', 1)
+      c.advance(1000)
+      c.node('b').set('x', 'b wrote later')
+      await graceWithExchanges(c)
+      const late: Update[][] = []
+      c.node('c').on('late', (u: Update[]) => late.push(u))
+      c.heal()
+      await rounds(c)
+      assert.deepStrictEqual(late.flat().map((u) => u.key), ['x'])
+      assert.strictEqual(c.node('c').get('x').value, 'b wrote later')
+      assert.strictEqual(c.node('c').settleLate('keep'), 1)
+      await rounds(c)
+      agree(c)
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('x').value, 'b wrote later', g.id)
+      assert.deepStrictEqual(c.node('c').late, [])
+    }))
 
   it('rule 6: a copy behind collected markers is refetched: what the fresh copy lacks goes, nothing else', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
@@ -424,6 +496,36 @@ describe('deletes (docs/deletes.md)', function () {
       c.restoreClock()
     }
   })
+
+  it('attack: a forged horizon above every version its digest names is ignored and reported, not passed on: no node refuses later writes (outside red team: one digest end had every node refuse new writes for an hour)', () =>
+    withCluster(['a', 'b', 'c'], {}, async (c) => {
+      c.node('a').set('x', 1)
+      c.node('b').set('y', 1)
+      await rounds(c)
+      // A peer reads a's digest and sends it back whole, with a horizon 59 minutes ahead.
+      const a = c.node('a')
+      const s = a.createStream()
+      const reports: string[] = []
+      s.on('invalid', (_o: unknown, _reason: string, code: string) => reports.push(code))
+      s.gossip()
+      await turn()
+      const got: Message[] = []
+      for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) got.push(m)
+      for (const m of got) if ('digest' in m && !('done' in m)) s.write({ digest: true, source_id: m.source_id, version: m.version })
+      s.write({ digest: true, done: true, horizon: c.now + 59 * 60e6 })
+      await turn()
+      await turn()
+      assert.deepStrictEqual(reports, ['ahead'])
+      s.destroy()
+      await rounds(c)
+      c.advance(5000)
+      c.node('c').set('k', 'c wrote')
+      const late: Update[][] = []
+      c.node('c').on('late', (u: Update[]) => late.push(u))
+      await rounds(c, 4)
+      assert.deepStrictEqual(late, [])
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k').value, 'c wrote', g.id)
+    }))
 
   it('R6: a withdrawal names the value it withdraws; a peer holding a newer value of its source keeps that value (across restarts from a snapshot, SQLite or IndexedDB) until its source, shown it, keeps or drops it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deletes-r6-'))

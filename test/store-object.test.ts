@@ -65,6 +65,26 @@ describe('a store object as the key-value store', () => {
     assert.strictEqual(b.state.x.value, 1)
   })
 
+  it('state leaves a deleted key out, as over memory, while the store keeps its tombstone (outside red team)', () => {
+    for (const kind of ['object', 'database'] as const) {
+      const { db, table } = database()
+      const plain: StateStore = {}
+      const a = new Gossip('a', { resolve: lww }, kind === 'object' ? plain : db)
+      a.set('k', 1)
+      a.set('j', 2)
+      a.delete('k')
+      const held = kind === 'object' ? plain.k : table.get('k')
+      assert.strictEqual(held?.deleted, true, `${kind}: the store keeps the tombstone`)
+      assert.deepStrictEqual(Object.keys(a.state), ['j'], kind)
+      assert.strictEqual('k' in a.state, false, kind)
+      assert.strictEqual(a.state.k, undefined, kind)
+      assert.deepStrictEqual(Object.keys(JSON.parse(JSON.stringify(a.state))), ['j'], kind)
+      a.set('k', 3)
+      assert.strictEqual(a.get('k').value, 3, `${kind}: a later set brings it back`)
+      assert.deepStrictEqual(Object.keys(a.state).sort(), ['j', 'k'], kind)
+    }
+  })
+
   it('holds entries at start: they are the state, the clock starts above them, and peers fill in the rest', async () => {
     // A cluster of three; a keeps its state in a database.
     const { db, table } = database()

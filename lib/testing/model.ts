@@ -60,8 +60,9 @@ export class Model {
   private readonly taken = new Map<string, Map<string, Update[]>>()
   private readonly watched = new WeakSet<Gossip>()
   /**
-   * Set while the test settles late writes with `'drop'`: the withdrawals
-   * made then need no tombstone (docs/deletes.md, rule 7).
+   * Set while the test settles late writes: the withdrawals made then (a
+   * drop, or a keep of a value a newer write beats) need no tombstone
+   * (docs/deletes.md, rule 7).
    */
   dropping = false
   // Withdrawals no delete the node took called for (see withdrawals()).

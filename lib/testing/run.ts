@@ -190,8 +190,9 @@ async function run<V>(config: Config | ((id: string) => Config), s: Schedule<V>,
   const settle = (): void => {
     for (const id of late) {
       const choice = keep[choices++ % keep.length] ? 'keep' : 'drop'
-      // (A drop withdraws without a delete: the model is told.)
-      model.dropping = choice === 'drop'
+      // (A drop withdraws without a delete, and so does a keep of a value a
+      // newer write held there beats: the model is told.)
+      model.dropping = true
       try {
         cluster.node(id).settleLate(choice)
       } finally {
