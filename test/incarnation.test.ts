@@ -8,7 +8,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { Clock, Gossip } from '../lib'
 import type { Config, Message, Snapshot, Update } from '../lib'
-import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
+import { Cluster, memory, storeObject, viewOf, type Persistence } from '../lib/testing/cluster'
 import { prng as seeded } from '../lib/sim/random'
 import { Net, bornAt, lww, stateOf } from './net'
 
@@ -630,4 +630,33 @@ describe('a node started without its log (attack round 3)', function () {
       for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'past', g.id)
       assert.deepStrictEqual(cl.unsynced(), [])
     }))
+})
+
+describe('restarts from saved state keep what this lineage issued (outside red team, issue 18)', function () {
+  this.timeout(20_000)
+  const cfg = (id: string): Config => ({ resolve: lww().resolve, tombstone_grace: 60_000, mtu: 2, random: seeded(7 + id.charCodeAt(1)) })
+
+  it('a clean restart on a store object before the first exchange: the writes made before it are this lineage\'s, not a past to issue its later delete again above (it beat a newer write of another node)', async () => {
+    const c = await Cluster.start({ ids: ['n0', 'n1'], config: cfg, persistence: () => storeObject() })
+    try {
+      c.node('n0').set('x', 'first')
+      c.node('n0').delete('z')
+      const n0 = await c.restart('n0', 'clean')
+      n0.delete('x')
+      const deleted = n0.history.mapping('n0', 'x')?.version
+      c.advance(5_000)
+      c.node('n1').set('x', 'later')
+      c.node('n1').set('z', 'later') // beats n0's tombstone: n0's copy of it comes back
+      for (let i = 0; i < 4; i++) {
+        await c.round()
+        c.advance(1_000)
+      }
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('x').value, 'later', g.id)
+      assert.strictEqual(c.node('n0').history.mapping('n0', 'x')?.version, deleted, 'the delete was issued again')
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
 })
