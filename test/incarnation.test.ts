@@ -659,4 +659,38 @@ describe('restarts from saved state keep what this lineage issued (outside red t
       c.restoreClock()
     }
   })
+
+  it('a peer showing a write the node replaced, still in its log, after restarts from snapshots: a stale copy, not a late value of its past to keep over its own collected delete', async () => {
+    const c = await Cluster.start({ ids: ['n0', 'n1', 'n2'], config: (id) => ({ ...cfg(id), mtu: 100 }) })
+    try {
+      await c.exchange('n1', 'n2')
+      c.node('n1').set('z', 'v')
+      await c.restart('n1', 'clean')
+      await c.exchange('n1', 'n0') // n0 takes z, then hears nothing past the grace
+      c.advance(15_000)
+      c.node('n1').delete('z')
+      c.advance(4_000)
+      c.node('n1').delete('y') // z's tombstone is no longer n1's newest mapping: it is collected
+      c.advance(14_000)
+      await c.exchange('n1', 'n2')
+      c.advance(30_000)
+      await c.exchange('n2', 'n1')
+      assert.ok(c.node('n1').history.mapping('n1', 'z') === undefined, 'the tombstone of z was collected')
+      await c.restart('n0', 'clean')
+      const n1 = c.node('n1')
+      const late: string[] = []
+      n1.on('late', (ups: Update[]) => late.push(...ups.map((u) => `${u.key}@${u.version}`)))
+      await c.exchange('n1', 'n0') // n1 asks n0 for its past first
+      for (let i = 0; i < 6; i++) {
+        await c.round()
+        c.advance(1_000)
+      }
+      assert.deepStrictEqual(late, [], 'its own deleted value reported late')
+      for (const g of c.nodes.values()) assert.ok(!('z' in g.state), `${g.id} shows z`)
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
 })
