@@ -399,8 +399,10 @@ export class Incarnation {
     for (const u of this.host.history.news(this.host.id, clock.first - 1)) {
       if (u.version > upTo) break
       // Only this life's own writes: a past's mapping we hold keeps its
-      // version, so a newer write of the past still wins over it.
-      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
+      // version, so a newer write of the past still wins over it. Not one
+      // restored from a saved state (below clock.start): that state may be
+      // an old backup, and what peers show above it our later writes (R2).
+      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
     }
   }
 
