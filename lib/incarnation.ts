@@ -205,11 +205,6 @@ export class Incarnation {
     return this.floor === -Infinity ? undefined : this.lineageRuns()
   }
 
-  /** Whether a snapshot names `version`, issued now, among the writes of this lineage (see snapshotIssued). */
-  issuedKept(version: number): boolean {
-    return this.snapshotHeld !== undefined || (this.floor !== -Infinity && version <= this.floor + Clock.AHEAD)
-  }
-
   // R9: the runs the lives since the floor issued, this one's included;
   // those above floor + Clock.AHEAD are left out (no past version lies
   // there: lineageIssued counts every one as ours), so the list stays short.

@@ -198,10 +198,6 @@ export class Replica {
     const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
     this.fills.took(update, false)
-    // A store object's record names the versions this lineage issued (R2,
-    // R9): saved at the next exchange only, a restart before it took this
-    // write for its past's and issued its later writes again above it.
-    if (this.storeObject !== null && this.incarnation.issuedKept(version)) this.storeObject.saveRecord()
   }
 
   /**
