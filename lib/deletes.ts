@@ -124,7 +124,10 @@ export class Deletes {
 
   /** The markers of a restored history wait for collection from now; our own values they beat are withdrawn. */
   restored(snapshot: Snapshot | undefined): void {
-    this.staleCopies.restoredOwn = (this.host.history.sources.get(this.host.id)?.live ?? 0) > 0
+    // (Not a state saved while fetching our past, Snapshot.held: it never
+    // claimed our log whole, and peers' copies of it are what it fetches.)
+    const own = typeof snapshot?.held === 'number' ? undefined : this.host.history.sources.get(this.host.id)
+    this.staleCopies.restoredOwn = own !== undefined && own.live > 0 ? own.max : -Infinity
     const history = this.host.history
     const markers: Update[] = []
     for (const u of history.mappings()) if (isMarker(u)) markers.push(u)

@@ -281,10 +281,18 @@ export class Incarnation {
     // (Nor below the first version of the life that began without saved
     // state: a snapshot taken after settling still never held that whole.)
     // (Nor where we hold another mapping of ours at that very version: one
-    // life issues a version once, so the two are of two lives, R8.)
+    // life issues a version once, so the two are of two lives, R8. The same
+    // mapping, replaced and not yet swept from our log, is the write we
+    // replaced: taken for our past, it came back late, red team 18.)
     // (Nor at a version the lives since the floor never issued, R9.)
+    const mine = past ? this.host.history.at(this.host.id, version) : undefined
     const stale =
-      past && !held && version <= this.wholeFrom && version >= this.floor && this.host.history.at(this.host.id, version) === undefined && this.lineageIssued(version)
+      past &&
+      !held &&
+      version <= this.wholeFrom &&
+      version >= this.floor &&
+      (mine === undefined || (mine.key === key && sameValue(mine.value, value))) &&
+      this.lineageIssued(version)
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
     // (Once we sent our own updates again, a peer's copy of us may have
@@ -392,8 +400,10 @@ export class Incarnation {
     for (const u of this.host.history.news(this.host.id, clock.first - 1)) {
       if (u.version > upTo) break
       // Only this life's own writes: a past's mapping we hold keeps its
-      // version, so a newer write of the past still wins over it.
-      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
+      // version, so a newer write of the past still wins over it. Not one
+      // restored from a saved state (below clock.start): that state may be
+      // an old backup, and what peers show above it our later writes (R2).
+      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
     }
   }
 

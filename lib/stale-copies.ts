@@ -18,9 +18,10 @@ export class StaleCopies {
   readonly refetches = new Map<string, Refetch>()
   // Per source: the gc a refetch of it completed for (a notice at or below it is old news).
   private readonly refetchedFor = new Map<string, number>()
-  // The node was restored with writes of its own (a snapshot, a store):
-  // they may be older than deletes of its own peers collected.
-  restoredOwn = false
+  // The node was restored with writes of its own (a snapshot, a store),
+  // up to this version of its id (else -Infinity): they may be older than
+  // deletes of its own peers collected.
+  restoredOwn = -Infinity
   // Under config.security without a private key: notices cannot be signed.
   cannotSign = false
   // Per source whose current life began without state: that life's first
@@ -330,7 +331,10 @@ export class StaleCopies {
         // from an older state, we cannot tell which of our writes we deleted
         // since, and nothing a peer says removes a write of ours: the
         // operator must choose.
-        if (this.restoredOwn && direct && max < gc) {
+        // (What we restored, not our max now: a restored node takes its later
+        // writes back from peers first, which carried the max past the gc
+        // and kept this silent; outside red team, issue 18.)
+        if (this.restoredOwn !== -Infinity && this.restoredOwn < gc && direct) {
           reportInvalid(
             stream,
             { source_id: id, version: gc },

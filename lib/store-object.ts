@@ -120,6 +120,7 @@ export function adopt(store: StateStore, history: History, id: string): { clock:
 
 /** What a store object needs of the replicated state. */
 export interface StoreHost {
+  readonly id: string
   readonly history: History
   readonly incarnation: Incarnation
   readonly deletes: Deletes
@@ -192,7 +193,20 @@ export class StoreObject {
       if (k.charCodeAt(0) !== 0 ? u.key !== k : k !== mappingKey(u.source_id, u.key)) throw new TypeError(`store entry "${k}" is an update of another key, "${u.key}"`)
       updates.push(u)
     }
-    const snapshot: Snapshot = { ...record, version: typeof record.version === 'number' ? record.version : 0, updates }
+    const version = typeof record.version === 'number' ? record.version : 0
+    // Our own writes since the record was saved (at exchanges, not at each
+    // write) lie above its clock: this lineage's too (R2, R9). Left out, a
+    // restart took them for its past's, and issued its later writes again
+    // above them (outside red team, issue 18).
+    let top = -Infinity
+    let low = Infinity
+    for (const u of updates) {
+      if (u.source_id !== this.replica.id || u.version <= version) continue
+      if (u.version > top) top = u.version
+      if (u.version < low) low = u.version
+    }
+    const issued = Array.isArray(record.issued) && top !== -Infinity ? [...(record.issued as number[]), low, top] : record.issued
+    const snapshot: Snapshot = { ...record, issued, version, updates }
     const restored = restore(this.replica.history, snapshot, (mappings) => {
       const entry = this.replica.choose(mappings)
       const key = mappings[0].key

@@ -803,6 +803,43 @@ describe('deletes (docs/deletes.md)', function () {
       for (const g of c.nodes.values()) assert.strictEqual(counter.total(g, 'n'), 1)
     }))
 
+  it("Limits, restored from an old state: a node restored from a state older than what peers collected of its own deletes reports 'restored_stale' on the stream that tells it (outside red team, issue 18: it took its later writes back first and said nothing); a clean restart does not", async () => {
+    let backup: string | undefined
+    // Snapshots in memory; a restart from `backup` once one is set.
+    const old: Persistence = { ...memory, reopen: async (node, cfg) => Gossip.restore(node.id, cfg, JSON.parse(backup ?? JSON.stringify(node.snapshot()))) }
+    await withCluster(
+      ['a', 'b', 'd'],
+      {},
+      async (c) => {
+        const codes: string[] = []
+        c.onNode((g) => {
+          if (g.id !== 'd') return
+          // Each new connection of d's, once its links are up again.
+          void Promise.resolve().then(() => {
+            for (const l of c.links) for (const s of [l.a === 'd' ? l.sa : null, l.b === 'd' ? l.sb : null]) s?.on('invalid', (_o: unknown, _r: string, code: string) => codes.push(code))
+          })
+        })
+        c.node('d').set('x', 1)
+        await rounds(c)
+        await c.restart('d', 'clean')
+        await rounds(c)
+        assert.strictEqual(codes.join(','), '', 'a clean restart')
+        backup = JSON.stringify(c.node('d').snapshot())
+        c.node('d').set('x', 2)
+        c.node('d').delete('x')
+        c.node('d').set('c', 1) // the tombstone is no longer d's newest mapping: collected
+        await rounds(c)
+        await graceWithExchanges(c)
+        await rounds(c)
+        assert.ok(c.node('a').snapshot().collected?.d !== undefined, 'a collected a delete of d')
+        await c.restart('d', 'clean') // from the backup
+        await rounds(c)
+        assert.ok(codes.includes('restored_stale'), `codes: ${codes.join(',')}`)
+      },
+      () => old,
+    )
+  })
+
   it("every stream reports 'sync' after deletes, withdrawals and collection (the old design left digests naming versions nobody could send)", () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       c.node('a').set('x', 1)

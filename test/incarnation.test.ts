@@ -8,7 +8,7 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { Clock, Gossip } from '../lib'
 import type { Config, Message, Snapshot, Update } from '../lib'
-import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
+import { Cluster, memory, storeObject, viewOf, type Persistence } from '../lib/testing/cluster'
 import { prng as seeded } from '../lib/sim/random'
 import { Net, bornAt, lww, stateOf } from './net'
 
@@ -421,7 +421,7 @@ describe('a node started without its log (attack round 3)', function () {
       (id) => (id === 'a' ? -400_000 : 0),
     ))
 
-  it("F: a delete made after a restart from nothing, then a restart from a snapshot before meeting a peer, wins over the past that ran ahead of the clock", () =>
+  it("F (a limit since outside red team 18, R2): a delete made after a restart from nothing, restored from a snapshot taken before meeting a peer, loses to the past that ran ahead of the clock (no telling it from a later write of its own); every node agrees", () =>
     cluster(
       ['a', 'b', 'c'],
       4,
@@ -440,7 +440,7 @@ describe('a node started without its log (attack round 3)', function () {
         cl.heal()
         for (let i = 0; i < 6; i++) await cl.round()
         for (const g of cl.nodes.values()) {
-          assert.ok(!('k' in g.state), `${g.id} shows k=${JSON.stringify(g.get('k').value)}`)
+          assert.strictEqual(g.get('k').value, 'v', g.id)
           assert.strictEqual(g.get('k1').value, 'x', g.id)
         }
         assert.deepStrictEqual(cl.unsynced(), [])
@@ -807,4 +807,96 @@ describe('a node started without its log (attack round 3)', function () {
       for (const g of cl.nodes.values()) assert.strictEqual(g.get('k1').value, 'past', g.id)
       assert.deepStrictEqual(cl.unsynced(), [])
     }))
+})
+
+describe('restarts from saved state keep what this lineage issued (outside red team, issue 18)', function () {
+  this.timeout(20_000)
+  const cfg = (id: string): Config => ({ resolve: lww().resolve, tombstone_grace: 60_000, mtu: 2, random: seeded(7 + id.charCodeAt(1)) })
+
+  it('a clean restart on a store object before the first exchange: the writes made before it are this lineage\'s, not a past to issue its later delete again above (it beat a newer write of another node)', async () => {
+    const c = await Cluster.start({ ids: ['n0', 'n1'], config: cfg, persistence: () => storeObject() })
+    try {
+      c.node('n0').set('x', 'first')
+      c.node('n0').delete('z')
+      const n0 = await c.restart('n0', 'clean')
+      n0.delete('x')
+      const deleted = n0.history.mapping('n0', 'x')?.version
+      c.advance(5_000)
+      c.node('n1').set('x', 'later')
+      c.node('n1').set('z', 'later') // beats n0's tombstone: n0's copy of it comes back
+      for (let i = 0; i < 4; i++) {
+        await c.round()
+        c.advance(1_000)
+      }
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('x').value, 'later', g.id)
+      assert.strictEqual(c.node('n0').history.mapping('n0', 'x')?.version, deleted, 'the delete was issued again')
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
+  it('a peer showing a write the node replaced, still in its log, after restarts from snapshots: a stale copy, not a late value of its past to keep over its own collected delete', async () => {
+    const c = await Cluster.start({ ids: ['n0', 'n1', 'n2'], config: (id) => ({ ...cfg(id), mtu: 100 }) })
+    try {
+      await c.exchange('n1', 'n2')
+      c.node('n1').set('z', 'v')
+      await c.restart('n1', 'clean')
+      await c.exchange('n1', 'n0') // n0 takes z, then hears nothing past the grace
+      c.advance(15_000)
+      c.node('n1').delete('z')
+      c.advance(4_000)
+      c.node('n1').delete('y') // z's tombstone is no longer n1's newest mapping: it is collected
+      c.advance(14_000)
+      await c.exchange('n1', 'n2')
+      c.advance(30_000)
+      await c.exchange('n2', 'n1')
+      assert.ok(c.node('n1').history.mapping('n1', 'z') === undefined, 'the tombstone of z was collected')
+      await c.restart('n0', 'clean')
+      const n1 = c.node('n1')
+      const late: string[] = []
+      n1.on('late', (ups: Update[]) => late.push(...ups.map((u) => `${u.key}@${u.version}`)))
+      await c.exchange('n1', 'n0') // n1 asks n0 for its past first
+      for (let i = 0; i < 6; i++) {
+        await c.round()
+        c.advance(1_000)
+      }
+      assert.deepStrictEqual(late, [], 'its own deleted value reported late')
+      for (const g of c.nodes.values()) assert.ok(!('z' in g.state), `${g.id} shows z`)
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
+  it('a node restored from a backup saved before it met a peer takes back the later write a peer holds, and issues no backed-up write again above it (operations.md, Backups)', async () => {
+    let backup: string | undefined
+    const old: Persistence = { ...memory, reopen: async (node, config) => Gossip.restore(node.id, config, JSON.parse(backup ?? JSON.stringify(node.snapshot()))) }
+    const c = await Cluster.start({ ids: ['n0', 'n1', 'n2'], config: (id) => ({ ...cfg(id), mtu: 100 }), persistence: () => old })
+    try {
+      c.node('n2').set('z', 1)
+      backup = JSON.stringify(c.node('n2').snapshot())
+      c.advance(1_000)
+      c.node('n2').set('z', 3)
+      const later = c.node('n2').history.mapping('n2', 'z')?.version
+      await c.exchange('n2', 'n0')
+      assert.strictEqual(c.node('n0').get('z').value, 3)
+      await c.restart('n2', 'clean') // from the backup
+      assert.strictEqual(c.node('n2').get('z').value, 1)
+      for (let i = 0; i < 6; i++) {
+        await c.round()
+        c.advance(1_000)
+      }
+      for (const g of c.nodes.values()) {
+        assert.strictEqual(g.get('z').value, 3, g.id)
+        assert.strictEqual(g.get('z').version, later, g.id)
+      }
+      assert.deepStrictEqual(c.unsynced(), [])
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
 })
