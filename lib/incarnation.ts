@@ -387,8 +387,17 @@ export class Incarnation {
       if (u.version > upTo) break
       // Only this life's own writes: a past's mapping we hold keeps its
       // version, so a newer write of the past still wins over it.
-      if (clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
+      if (clock.issued(u.version) && !this.pastMappings.has(u) && !this.replaced(u)) this.host.rewrite(u)
     }
+  }
+
+  // Whether another source's mapping of `u`'s key here is above it: `u`
+  // lost to it already, and issued again it would beat it everywhere (a
+  // twin's versions, taken for our past, had a write re-dated over a later
+  // one: the property test found the later write lost).
+  private replaced(u: Update): boolean {
+    for (const m of this.host.history.get(u.key)) if (m.source_id !== u.source_id && m.version > u.version) return true
+    return false
   }
 
   /** A peer completely answered our digest and holds us up to `version`. */

@@ -214,6 +214,7 @@ export class ScuttleNode extends EventEmitter {
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
       handing: () => this.handing(),
+      now: this.opts.now,
       // Only a version this life could have issued and did not: above its
       // clock's start (the wall clock when it started, and above any past
       // it restored). Below lies its past, which a restart from nothing
@@ -416,20 +417,27 @@ export class ScuttleNode extends EventEmitter {
 
   // This life's acknowledged writes, current and not handed over yet (a
   // write not acknowledged was taken back as the node was refused), above
-  // what a peer's digest said it holds of them: membership's own record and
-  // heartbeats are the node's, not a user's.
+  // what a peer's digest said it holds of them, and the past lives' writes
+  // restored from the directory (docs/twins.md, R6: one acknowledged before
+  // a restart may never have left the node, and the twin's versions at the
+  // peers keep gossip from sending it; the property test found it kept in
+  // the directory alone): membership's own record and heartbeats are the
+  // node's, not a user's.
   private handing(): HandedWrite[] {
     const id = this.gossip.id
     const inc = this.gossip.replica.incarnation
+    const first = inc.clock.first
     for (const c of this.conns) this.confirmOwn(c)
     const out: HandedWrite[] = []
     // Not those still waiting for their answer (they may yet be taken back
     // and answered `twin`: the property test found one handed over, then
     // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
     const waiting = this.durability?.unsettled()
-    for (const u of this.gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
+    for (const u of this.gossip.history.news(id, this.handedUpTo)) {
       if (waiting?.has(u.version) === true) continue
-      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
+      // (A past mapping peers gave back to this life is at peers already.)
+      if (u.withdrawn === true || inc.pastMappings.has(u)) continue
+      if (u.version >= first && (u.version <= this.ownConfirmed || !inc.clock.issued(u.version))) continue
       if (this.membership !== null && isMembershipKey(u.key)) continue
       out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
     }
@@ -440,7 +448,8 @@ export class ScuttleNode extends EventEmitter {
   // this node sent and issued (a twin's versions are not ours, nor do they
   // say that a peer holds ours).
   private confirmOwn(c: Connection): void {
-    const v = c.ownHeld
+    // (Not merely named: a peer that names our versions unsent would keep them from the handover.)
+    const v = c.ownReceived
     const inc = this.gossip.replica.incarnation
     if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
   }
@@ -811,10 +820,13 @@ export class ScuttleNode extends EventEmitter {
     }
   }
 
-  // A clean stop waits, up to stopWait, until some peer's digest names our
-  // id at or above our writes: until then they are in our directory alone,
-  // and a restore from an older backup would lose them (red team 5). Gossip
-  // goes on meanwhile (the timer still runs); no peer, no wait, but a warning.
+  // A clean stop waits, up to stopWait, until some peer was sent our writes
+  // and then named them in a digest: until then they are in our directory
+  // alone, and a restore from an older backup would lose them (red team 5).
+  // Naming them is not enough: a peer that echoed our digest ended the wait
+  // at once (found by an attack test), and so did a twin's versions of our
+  // id above ours. Gossip goes on meanwhile (the timer still runs); no
+  // peer, no wait, but a warning.
   private async untilHeld(): Promise<void> {
     const wait = this.opts.stopWait
     const own = this.gossip.history.sources.get(this.gossip.id)?.max ?? -Infinity
@@ -822,7 +834,7 @@ export class ScuttleNode extends EventEmitter {
       for (const c of this.conns) if (f(c)) return true
       return false
     }
-    const held = (): boolean => some((c) => c.ownHeld >= own)
+    const held = (): boolean => some((c) => c.ownReceived >= own)
     const peered = (): boolean => some((c) => c.peer !== null && !c.closed)
     if (wait <= 0 || own === -Infinity || held()) return
     // No peer to wait for: the operator must still hear where the writes are.
@@ -952,7 +964,7 @@ export class ScuttleNode extends EventEmitter {
   private opened(c: Connection): void {
     if (c.closed) return
     const s = c.session
-    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => c.sent(m))
+    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown; source_id?: unknown; version?: unknown }) => c.sent(m))
     const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
     this.counters.connected++
     this.budget.say('connected', `peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)

@@ -461,6 +461,34 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     s.destroy()
   })
 
+  it('a handover more than a minute after its refusal is refused (code handover), nothing written; within the minute it is taken (docs/twins.md, R6; the node\'s clock injected, no waiting)', async () => {
+    let skew = 0
+    const a = await start({ id: 'a', now: () => Date.now() + skew })
+    await refuseTwin(a)
+    const handover = (nonce: string, key: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(a.address().port, '127.0.0.1')
+        s.on('error', () => undefined)
+        let text = ''
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          if (/"handed"|"refused"/.test(text)) s.destroy()
+        })
+        s.on('close', () => resolve(text))
+        const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
+        s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"${key}","value":"handed","version":1}\n{"end":true}\n`)
+      })
+    skew = 60_500
+    const late = await handover('Q0NDQ0NDQ0NDQ0NDQ0NDQw==', 'late')
+    assert.match(late, /"refused":"handover"/, late)
+    assert.strictEqual(a.gossip.get('late').value, null)
+    assert.strictEqual(a.stats().handedIn, 0)
+    skew = 59_000
+    const inTime = await handover('RERERERERERERERERERERA==', 'inTime')
+    assert.match(inTime, /"handed":1/, inTime)
+    assert.strictEqual(a.gossip.get('inTime').value, 'handed')
+  })
+
   for (const where of ['at its peer', 'at the node', 'at its peer, with an address'] as const) {
     it(`attack (red team, imp.mjs, ${where}): without --keys one socket that says hello as b with an earlier start made the real b read-only (writable: false) or stop, a single unauthenticated claim; required: a claim alone moves no node: b logs and counts it, keeps serving, and every write it acknowledges reaches a`, async () => {
       const a = await start({ id: 'a' })
