@@ -481,7 +481,13 @@ export class ScuttleNode extends EventEmitter {
     // already has it, or one that wins over it as it was made: written
     // again it would be re-dated over writes that came after it (the
     // property test found an acknowledged write lost so). Left out, counted as taken.
-    const fresh = writes.filter((w) => w.version === undefined || this.gossip.get(w.key).version < w.version)
+    // (A delete counts: a key deleted here at or above it would come back.)
+    const top = (key: string): number => {
+      let v = -Infinity
+      for (const m of this.gossip.history.get(key)) if (m.version > v) v = m.version
+      return v
+    }
+    const fresh = writes.filter((w) => w.version === undefined || top(w.key) < w.version)
     try {
       await Promise.all(fresh.map((w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value))))
     } catch (err) {

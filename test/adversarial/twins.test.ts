@@ -443,21 +443,25 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     elder.destroy()
   })
 
-  it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
+  it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property), a delete\'s marker included (the deleted key came back); one above is written, and all are answered as handed', async () => {
     const a = await start({ id: 'a' })
     const v = await a.set('kept', 'newer')
+    // A key deleted here since: its marker is above the handed write too.
+    await a.set('gone', 'was')
+    const gone = await a.delete('gone')
     await refuseTwin(a)
     const s = net.connect(a.address().port, '127.0.0.1')
     s.on('error', () => undefined)
     let text = ''
     s.on('data', (b: Buffer) => (text += String(b)))
     const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', started: 2000, handover: true }
-    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"end":true}\n`)
-    await until(() => /"handed":2/.test(text), 10_000, 'a to answer the handover')
+    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"key":"gone","value":"older","version":${gone - 1}}\n{"end":true}\n`)
+    await until(() => /"handed":3/.test(text), 10_000, 'a to answer the handover')
     assert.strictEqual(a.gossip.get('kept').value, 'newer')
+    assert.strictEqual(a.gossip.get('gone').value, null, 'a deleted key came back')
     assert.strictEqual(a.gossip.get('fresh').value, 'handed')
     assert.strictEqual(a.stats().handedIn, 1)
-    assert.ok(logged(a, /took 2 writes handed over by b .*1 written .*1 left out/), (logs.get(a) ?? []).join('\n'))
+    assert.ok(logged(a, /took 3 writes handed over by b .*1 written .*2 left out/), (logs.get(a) ?? []).join('\n'))
     s.destroy()
   })
 
