@@ -826,8 +826,8 @@ export class ScuttleNode extends EventEmitter {
     }
   }
 
-  // A clean stop waits, up to stopWait, until some peer was sent our writes
-  // and then named them in a digest: until then they are in our directory
+  // A clean stop waits, up to stopWait, until some peer asked for our
+  // writes, was sent them, and named them since (Connection.ownReceived): until then they are in our directory
   // alone, and a restore from an older backup would lose them (red team 5).
   // Naming them is not enough: a peer that echoed our digest ended the wait
   // at once (found by an attack test), and so did a twin's versions of our
