@@ -403,8 +403,17 @@ export class Incarnation {
       // version, so a newer write of the past still wins over it. Not one
       // restored from a saved state (below clock.start): that state may be
       // an old backup, and what peers show above it our later writes (R2).
-      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
+      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u) && !this.replaced(u)) this.host.rewrite(u)
     }
+  }
+
+  // Whether another source's mapping of `u`'s key here is above it: `u`
+  // lost to it already, and issued again it would beat it everywhere (a
+  // twin's versions, taken for our past, had a write re-dated over a later
+  // one: the property test found the later write lost).
+  private replaced(u: Update): boolean {
+    for (const m of this.host.history.get(u.key)) if (m.source_id !== u.source_id && m.version > u.version) return true
+    return false
   }
 
   /** A peer completely answered our digest and holds us up to `version`. */

@@ -84,6 +84,14 @@ export class Connection implements GateObserver {
   private ownNamed = -Infinity
   /** The version of our own id its last digest named (-Infinity: none), and whether one ended at all. */
   ownHeld = -Infinity
+  /**
+   * The highest version of our own id sent to it (an update). Only what it
+   * was sent and then named shows it holds our writes: a digest is a claim,
+   * and naming our versions costs a peer nothing (it reads them in ours).
+   */
+  ownSent = -Infinity
+  /** Our own writes up to here were asked for: a digest of its named our id below them (it lacked some). */
+  ownAsked = -Infinity
   digested = false
   /**
    * The highest version of the peer's own id it delivered (an update) that
@@ -150,10 +158,11 @@ export class Connection implements GateObserver {
   }
 
   /** What we send it, counted (once the session opened). */
-  sent(m: { digest?: unknown; done?: unknown; key?: unknown }): void {
+  sent(m: { digest?: unknown; done?: unknown; key?: unknown; source_id?: unknown; version?: unknown }): void {
     const host = this.host
     if (m.digest !== true) {
       host.counters.updatesSent++
+      if (m.source_id === host.gossip.id && typeof m.version === 'number' && m.version > this.ownSent) this.ownSent = m.version
       if (typeof m.key !== 'string' || !isMembershipKey(m.key)) this.moved++
     } else if (m.done !== true) this.entriesOut++
     else {
@@ -196,6 +205,8 @@ export class Connection implements GateObserver {
       if ((r.after === undefined || own > r.after) && (r.through === undefined || own <= r.through)) {
         this.ownHeld = this.ownNamed
         this.digested = true
+        const max = gossip.history.sources.get(own)?.max ?? -Infinity
+        if (this.ownNamed < max && max > this.ownAsked) this.ownAsked = max
       }
       const peer = this.peer
       if (peer !== null && (r.after === undefined || peer > r.after) && (r.through === undefined || peer <= r.through)) {
@@ -262,6 +273,17 @@ export class Connection implements GateObserver {
       'warn',
     )
     return false
+  }
+
+  /**
+   * How far it holds our own writes, as far as this node can tell: what it
+   * asked for, was sent, and named in a digest since (see ownSent). A peer
+   * that names them unasked (it echoes our digest, or a twin's versions of
+   * our id pass ours) shows nothing; one that takes them and drops them
+   * cannot be told apart.
+   */
+  get ownReceived(): number {
+    return Math.min(this.ownHeld, this.ownSent, this.ownAsked)
   }
 
   /** In sync: its last exchange found the same versions of every source, or moved nothing but membership's writes, with what was missing small enough to have gone whole in it. */

@@ -55,14 +55,24 @@ export class Durability {
 
   /**
    * A directory removed or replaced while the node runs takes writes
-   * nowhere (SQLite writes on into the unlinked files): said, and writes
-   * refused, as for one that cannot be written.
+   * nowhere (SQLite writes on into the unlinked files), and one made
+   * read-only takes them only until a file must be made there: said, and
+   * writes refused, as for one that cannot be written.
    */
   check(): void {
     if (this.failure !== null) return
     const st = fs.statSync(this.store.dir, { throwIfNoEntry: false })
     this.ino ??= st?.ino
-    if (st === undefined || st.ino !== this.ino) this.fail(new Error(st === undefined ? 'it vanished' : 'it was replaced'))
+    if (st === undefined || st.ino !== this.ino) return this.fail(new Error(st === undefined ? 'it vanished' : 'it was replaced'))
+    // Made read-only while the node runs: the files it has open still take
+    // writes, but the files it makes as it goes (journals) cannot be made,
+    // and it cannot start from it again: said, and writes refused, at once.
+    try {
+      fs.accessSync(this.store.dir, fs.constants.W_OK)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      this.fail(new Error(code === 'EROFS' ? 'it is on a read-only file system now' : `this process may no longer write it (${code ?? 'access refused'}: its mode or owner changed)`))
+    }
   }
 
   /** The directory cannot be written: local writes are refused from now on. */

@@ -59,8 +59,9 @@ export class Handing {
    * issued (a twin's versions are not ours, nor do they say that a peer
    * holds ours).
    */
-  confirm(peer: { readonly ownHeld: number }): void {
-    const v = peer.ownHeld
+  confirm(peer: { readonly ownReceived: number }): void {
+    // (Not merely named: a peer that names our versions unsent would keep them from the handover.)
+    const v = peer.ownReceived
     const inc = this.gossip.replica.incarnation
     if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
   }
@@ -70,7 +71,7 @@ export class Handing {
    * `waiting` for their answer, nor, with membership on, its own record and
    * heartbeats (the node's, not a user's).
    */
-  writes(peers: Iterable<{ readonly ownHeld: number }>, waiting: ReadonlySet<number> | undefined, membership: boolean): HandedWrite[] {
+  writes(peers: Iterable<{ readonly ownReceived: number }>, waiting: ReadonlySet<number> | undefined, membership: boolean): HandedWrite[] {
     const gossip = this.gossip
     const id = gossip.id
     const inc = gossip.replica.incarnation
@@ -79,9 +80,15 @@ export class Handing {
     // Not those still waiting for their answer (they may yet be taken back
     // and answered `twin`: the property test found one handed over, then
     // refused, and winning everywhere); each goes once acknowledged (see Twins.wrote).
-    for (const u of gossip.history.news(id, Math.max(this.handedUpTo, this.ownConfirmed, inc.clock.first - 1))) {
+    // The past lives' writes restored from the directory go too (docs/twins.md,
+    // R6: one acknowledged before a restart may never have left the node, and
+    // the twin's versions at the peers keep gossip from sending it).
+    const first = inc.clock.first
+    for (const u of gossip.history.news(id, this.handedUpTo)) {
       if (waiting?.has(u.version) === true) continue
-      if (u.withdrawn === true || !inc.clock.issued(u.version) || inc.pastMappings.has(u)) continue
+      // (A past mapping peers gave back to this life is at peers already.)
+      if (u.withdrawn === true || inc.pastMappings.has(u)) continue
+      if (u.version >= first && (u.version <= this.ownConfirmed || !inc.clock.issued(u.version))) continue
       if (membership && isMembershipKey(u.key)) continue
       out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
     }

@@ -100,6 +100,8 @@ export interface NodeOptions {
   backoff?: { min?: number; max?: number }
   /** Random numbers in [0, 1), for peer choice and jitter. Default Math.random. */
   random?: () => number
+  /** The wall clock, ms since the epoch, for the twin rules' windows (a handover is taken within a minute of its refusal). Default Date.now. */
+  now?: () => number
   /**
    * The cluster's name, said in the hello: a peer of another cluster is
    * refused. At most 128 characters, no control characters. Default
@@ -161,6 +163,7 @@ export interface CheckedOptions {
   readonly stopWait: number
   readonly maxConnections: number
   readonly random: () => number
+  readonly now: () => number
 }
 
 /**
@@ -200,6 +203,7 @@ export function checkOptions(options: NodeOptions): CheckedOptions {
     stopWait: options.stopWait ?? 0,
     maxConnections: options.maxConnections ?? 64,
     random: options.random ?? Math.random,
+    now: options.now ?? Date.now,
   }
 }
 

@@ -237,6 +237,7 @@ export class ScuttleNode extends EventEmitter {
       report: (t) => this.emit('twin', t),
       takeBack: () => this.durability?.takeBack(-Infinity),
       handing: () => this.handing.writes(this.conns, this.durability?.unsettled(), this.membership !== null),
+      now: this.opts.now,
       // Only a version this life could have issued and did not: above its
       // clock's start (the wall clock when it started, and above any past
       // it restored). Below lies its past, which a restart from nothing
@@ -392,7 +393,11 @@ export class ScuttleNode extends EventEmitter {
     takeHandover(c.session, who, {
       // (Membership's keys are each node's own record: never another's to hand over.)
       refuses: (key) => this.membership !== null && isMembershipKey(key),
-      holds: (key, version) => this.gossip.get(key).version >= version,
+      // (A delete counts: a key deleted here at or above it would come back.)
+      holds: (key, version) => {
+        for (const m of this.gossip.history.get(key)) if (m.version >= version) return true
+        return false
+      },
       write: (w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value)),
       took: (fresh, held) => {
         this.counters.handedIn += fresh
@@ -641,10 +646,13 @@ export class ScuttleNode extends EventEmitter {
     }
   }
 
-  // A clean stop waits, up to stopWait, until some peer's digest names our
-  // id at or above our writes: until then they are in our directory alone,
-  // and a restore from an older backup would lose them (red team 5). Gossip
-  // goes on meanwhile (the timer still runs); no peer, no wait, but a warning.
+  // A clean stop waits, up to stopWait, until some peer asked for our
+  // writes, was sent them, and named them since (Connection.ownReceived): until then they are in our directory
+  // alone, and a restore from an older backup would lose them (red team 5).
+  // Naming them is not enough: a peer that echoed our digest ended the wait
+  // at once (found by an attack test), and so did a twin's versions of our
+  // id above ours. Gossip goes on meanwhile (the timer still runs); no
+  // peer, no wait, but a warning.
   private async untilHeld(): Promise<void> {
     const wait = this.opts.stopWait
     const own = this.gossip.history.sources.get(this.gossip.id)?.max ?? -Infinity
@@ -652,7 +660,7 @@ export class ScuttleNode extends EventEmitter {
       for (const c of this.conns) if (f(c)) return true
       return false
     }
-    const held = (): boolean => some((c) => c.ownHeld >= own)
+    const held = (): boolean => some((c) => c.ownReceived >= own)
     const peered = (): boolean => some((c) => c.peer !== null && !c.closed)
     if (wait <= 0 || own === -Infinity || held()) return
     // No peer to wait for: the operator must still hear where the writes are.
@@ -775,7 +783,7 @@ export class ScuttleNode extends EventEmitter {
   private opened(c: Connection): void {
     if (c.closed) return
     const s = c.session
-    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown }) => c.sent(m))
+    s.stream.on('data', (m: { digest?: unknown; done?: unknown; key?: unknown; source_id?: unknown; version?: unknown }) => c.sent(m))
     const how = s.writing === s.reading ? s.writing : `${s.writing} out, ${s.reading} in`
     this.counters.connected++
     this.budget.say('connected', `peer ${c.peer} connected (${c.direction}, ${c.kind === 'ws' ? 'WebSocket, ' : ''}${c.address}, ${how}${s.authenticated ? ', authenticated' : ''})`)

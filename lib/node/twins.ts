@@ -64,6 +64,8 @@ export interface TwinHost {
   handing(): HandedWrite[]
   /** `writes` were handed over to `peer`, which wrote them as its own. */
   handed(writes: HandedWrite[], peer: string): void
+  /** The wall clock, ms (the handover window). */
+  now(): number
   /** Whether a peer's version `v` of this node's id was issued since this node started, not by it (evidence of a twin; its past is none). */
   foreign(v: number): boolean
   log(line: string, level?: LogLevel): void
@@ -310,9 +312,9 @@ export class Twins {
       // (Without --keys anyone may get itself refused as b: this keeps a
       // third party from using another's refusal, no more; docs/twins.md, R6.)
       const r = this.refusedTwins.get(twinKey(id, started))
-      const host = remoteHost(c)
-      if (r !== undefined && Date.now() - r.at <= HANDOVER_WINDOW && (r.host === null || host === null || r.host === host)) return null
-      return new SessionError('handover', `a handover from ${id}, which this node did not refuse as a twin from ${host ?? c.address} in the last ${HANDOVER_WINDOW / 1000} s: only a node refused as a twin hands its writes over (docs/operations.md, "Twins")`)
+      const from = remoteHost(c)
+      if (r !== undefined && host.now() - r.at <= HANDOVER_WINDOW && (r.host === null || from === null || r.host === from)) return null
+      return new SessionError('handover', `a handover from ${id}, which this node did not refuse as a twin from ${from ?? c.address} in the last ${HANDOVER_WINDOW / 1000} s: only a node refused as a twin hands its writes over (docs/operations.md, "Twins")`)
     }
     // A hello without a nonce (a node before sessions) cannot be told from
     // this node's own, nor from another's: no twin rule for it.
@@ -403,7 +405,7 @@ export class Twins {
   private refusedTwin(id: string, started: number | null, on: Connection): void {
     const k = twinKey(id, started)
     this.refusedTwins.delete(k)
-    this.refusedTwins.set(k, { host: remoteHost(on), at: Date.now() })
+    this.refusedTwins.set(k, { host: remoteHost(on), at: this.host.now() })
     if (this.refusedTwins.size > REFUSED_KEPT) this.refusedTwins.delete(this.refusedTwins.keys().next().value as string)
   }
 

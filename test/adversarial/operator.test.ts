@@ -411,6 +411,41 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/kv/from-b')).body).value === 2, 10_000, 'a to keep gossiping')
   })
 
+  it('attack: the data directory is read-only, at start and made so while the node runs (as root, whom a mode does not stop, the node runs as user nobody); required: at start, exit 1 in one line saying it cannot be written; running, one line saying so, writes refused (store_failed, writable false), and the node up for reads and gossip', async () => {
+    const dir = cluster.tmp()
+    const root = process.getuid?.() === 0
+    // Root ignores a mode: the node runs as nobody there, in a directory of its own.
+    const uid = root ? 65534 : undefined
+    if (root) fs.chownSync(dir, 65534, 65534)
+    const data = path.join(dir, 'a')
+    const first = await daemon('a', ['--listen', '127.0.0.1:0', '--data', data], undefined, uid)
+    first.child.kill('SIGTERM')
+    assert.strictEqual(await first.exited, 0)
+    for (const f of fs.readdirSync(data)) fs.chmodSync(path.join(data, f), 0o444)
+    fs.chmodSync(data, 0o555)
+    const r = spawnSync(process.execPath, [BIN, 'node', '--id', 'a', '--listen', '127.0.0.1:0', '--data', data], { encoding: 'utf8', timeout: 20_000, ...(root ? { uid: 65534, gid: 65534 } : {}) })
+    assert.strictEqual(r.status, 1, r.stderr)
+    assert.match(r.stderr, /cannot start: data directory .* cannot be written: .* is not writable by user/)
+    assert.strictEqual(r.stderr.trim().split('\n').length, 1, r.stderr)
+    fs.chmodSync(data, 0o755)
+    for (const f of fs.readdirSync(data)) fs.chmodSync(path.join(data, f), 0o644)
+    const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', data], undefined, uid)
+    const b = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
+    assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/before', '1')).status, 200)
+    for (const f of fs.readdirSync(data)) fs.chmodSync(path.join(data, f), 0o444)
+    fs.chmodSync(data, 0o555)
+    await until(() => /data directory .* cannot be written \(this process may no longer write it/.test(a.stderr), 5000, 'a to say its data directory is read-only')
+    assert.strictEqual(a.stderr.split('\n').filter((l) => /cannot be written/.test(l)).length, 1, a.stderr)
+    const refused = await request(a.admin, 'PUT', '/v1/kv/after', '1')
+    assert.deepStrictEqual([refused.status, JSON.parse(refused.body).code], [503, 'store_failed'], refused.body)
+    assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).writable, false)
+    assert.strictEqual(JSON.parse((await request(a.admin, 'GET', '/v1/kv/before')).body).value, 1)
+    assert.ok(a.alive, a.stderr)
+    assert.strictEqual((await request(b.admin, 'PUT', '/v1/kv/from-b', '2')).status, 200)
+    await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/kv/from-b')).body).value === 2, 10_000, 'a to keep gossiping')
+    fs.chmodSync(data, 0o755)
+  })
+
   it('attack: the data directory fills up while the node runs (a 2 MiB tmpfs; skipped where mounting is not allowed); required: writes refused with a code, the node up for reads, and no crash', async function () {
     const dir = cluster.tmp()
     if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status !== 0) skip(this, 'mounting a 2 MiB tmpfs was refused (it needs root and a kernel that allows mounts here)')

@@ -443,22 +443,54 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     elder.destroy()
   })
 
-  it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property); one above is written, and both are answered as handed', async () => {
+  it('a handed write whose key the peer holds at or above its version is left out (written again, re-dated, it replaced a write that came after it: found by the twin property), a delete\'s marker included (the deleted key came back); one above is written, and all are answered as handed', async () => {
     const a = await start({ id: 'a' })
     const v = await a.set('kept', 'newer')
+    // A key deleted here since: its marker is above the handed write too.
+    await a.set('gone', 'was')
+    const gone = await a.delete('gone')
     await refuseTwin(a)
     const s = net.connect(a.address().port, '127.0.0.1')
     s.on('error', () => undefined)
     let text = ''
     s.on('data', (b: Buffer) => (text += String(b)))
     const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', started: 2000, handover: true }
-    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"end":true}\n`)
-    await until(() => /"handed":2/.test(text), 10_000, 'a to answer the handover')
+    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"key":"gone","value":"older","version":${gone - 1}}\n{"end":true}\n`)
+    await until(() => /"handed":3/.test(text), 10_000, 'a to answer the handover')
     assert.strictEqual(a.gossip.get('kept').value, 'newer')
+    assert.strictEqual(a.gossip.get('gone').value, null, 'a deleted key came back')
     assert.strictEqual(a.gossip.get('fresh').value, 'handed')
     assert.strictEqual(a.stats().handedIn, 1)
-    assert.ok(logged(a, /took 2 writes handed over by b .*1 written .*1 left out/), (logs.get(a) ?? []).join('\n'))
+    assert.ok(logged(a, /took 3 writes handed over by b .*1 written .*2 left out/), (logs.get(a) ?? []).join('\n'))
     s.destroy()
+  })
+
+  it('a handover more than a minute after its refusal is refused (code handover), nothing written; within the minute it is taken (docs/twins.md, R6; the node\'s clock injected, no waiting)', async () => {
+    let skew = 0
+    const a = await start({ id: 'a', now: () => Date.now() + skew })
+    await refuseTwin(a)
+    const handover = (nonce: string, key: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(a.address().port, '127.0.0.1')
+        s.on('error', () => undefined)
+        let text = ''
+        s.on('data', (b: Buffer) => {
+          text += String(b)
+          if (/"handed"|"refused"/.test(text)) s.destroy()
+        })
+        s.on('close', () => resolve(text))
+        const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
+        s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"${key}","value":"handed","version":1}\n{"end":true}\n`)
+      })
+    skew = 60_500
+    const late = await handover('Q0NDQ0NDQ0NDQ0NDQ0NDQw==', 'late')
+    assert.match(late, /"refused":"handover"/, late)
+    assert.strictEqual(a.gossip.get('late').value, null)
+    assert.strictEqual(a.stats().handedIn, 0)
+    skew = 59_000
+    const inTime = await handover('RERERERERERERERERERERA==', 'inTime')
+    assert.match(inTime, /"handed":1/, inTime)
+    assert.strictEqual(a.gossip.get('inTime').value, 'handed')
   })
 
   for (const where of ['at its peer', 'at the node', 'at its peer, with an address'] as const) {

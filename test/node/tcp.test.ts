@@ -594,6 +594,44 @@ describe('node (TCP, in process)', () => {
     assert.ok(logged('e', /stop: no peer holds this node's writes/), (logs.get('e') ?? []).join('\n'))
   })
 
+  it('attack: a peer whose digest names a node\'s latest write, which it never received, ended a clean stop\'s wait at once ("a peer holds this node\'s writes"): the write was in the directory alone, and a restore from an older backup lost it; required: the wait ends only on a peer that asked for the writes, was sent them, and named them since; else it runs out and says where the writes are', async function () {
+    this.timeout(20_000)
+    const a = await start({ id: 'a', interval: 1000 })
+    // d reaches a through a gate, blackholed while d writes and stops: a cannot have the write.
+    const gate = new Gate(addr(a).port)
+    gates.push(gate)
+    const port = await gate.listen()
+    gate.release()
+    const d = await start({ id: 'd', interval: 1000, connect: [{ host: '127.0.0.1', port }], stopWait: 1500 })
+    await until(() => d.joined, 5000, 'd to join a')
+    const { socket } = await raw(d, true, 'mallory')
+    await until(() => d.peers().some((p) => p.id === 'mallory'), 5000, 'the fake peer to be admitted')
+    const name = (version: number) => socket.write(`${JSON.stringify({ digest: true, source_id: 'd', version })}\n{"digest":true,"done":true}\n`)
+    const clock = () => d.gossip.replica.incarnation.clock
+    // Naming d's latest write unsent makes d take it for a past life's and
+    // issue the write again above it: that alone ends no wait. So the fake
+    // first names d above its writes again and again, until d takes it for
+    // a twin (or a liar) and no longer issues its writes above what it names.
+    for (let i = 0; !clock().twin && i < 20; i++) {
+      const raises = clock().raises
+      name(clock().time + 1000)
+      await until(() => clock().raises > raises, 5000, 'd to take the version named for its past')
+    }
+    assert.ok(clock().twin, 'd never took the fake for a twin')
+    gate.blackhole()
+    await d.set('late', 'acknowledged')
+    // Then it names d above that write, which it never received nor asked for.
+    name(d.gossip.get('late').version + 1000)
+    await until(() => d.staleness().some((p) => p.id === 'mallory' && p.ms === 0), 5000, 'd to take the fake digest')
+    const began = Date.now()
+    await d.close()
+    const said = (logs.get('d') ?? []).join('\n')
+    assert.ok(!/stop: a peer holds this node's writes/.test(said), said)
+    assert.ok(Date.now() - began >= 1500, `the stop waited ${Date.now() - began} ms of 1500`)
+    assert.match(said, /stop: no peer holds this node's writes up to \d+ after \d+ ms: the latest are in this data directory only/)
+    assert.strictEqual(a.gossip.get('late').value, null)
+  })
+
   it('attack (red team 6, item 11): a clean stop with no peer connected exited at once without a word, though its acknowledged writes were in its directory alone; required: no wait, and the same warning', async () => {
     const f = await start({ id: 'f', interval: 1000, stopWait: 5000 })
     await f.set('only-here', 1)
