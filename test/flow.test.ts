@@ -196,11 +196,12 @@ describe('flow control: on the wire', () => {
     const sa = a.createStream()
     const sb = b.createStream()
     const out = exchange(sa, sb)
-    assert.deepEqual(out.filter((m) => 'done' in m), [{ digest: true, done: true, rate: 3 }])
+    // (A fresh node asks for its past: `past` names it, deletes.md rule 5.)
+    assert.deepEqual(out.filter((m) => 'done' in m), [{ digest: true, done: true, rate: 3, past: 'a' }])
     const back: Message[] = []
     sb.gossip()
     for (let m = sb.read() as Message | null; m !== null; m = sb.read() as Message | null) back.push(m)
-    assert.deepEqual(back.filter((m) => 'done' in m), [{ digest: true, done: true }])
+    assert.deepEqual(back.filter((m) => 'done' in m), [{ digest: true, done: true, past: 'b' }])
   })
 
   it('interoperates with a node that does not speak flow control', () => {
