@@ -397,7 +397,9 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     if (held instanceof Refused) throw inputError('value', `value ${held.reason}`)
     const big = this.mtuBytes === Infinity ? null : oversize(this.mtuBytes, this.id, k as string, held, this.signed)
     if (big !== null) throw inputError('too_big', big)
-    return this.localWrite(k as string, held)
+    if (this.flow !== null) return this.room(this.flow.write(k as string, held))
+    this.replica.write(k as string, held)
+    return this.room(true)
   }
 
   /**
@@ -421,9 +423,14 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
   // A local write (or delete), through flow control if any: false once
   // the caller should wait for 'drain'.
   private localWrite(key: string, value: unknown): boolean {
-    let made = true
-    if (this.flow !== null) made = this.flow.write(key, value)
-    else this.replica.local(key, value)
+    if (this.flow !== null) return this.room(this.flow.write(key, value))
+    this.replica.local(key, value)
+    return this.room(true)
+  }
+
+  // `made`: the write was made (not left waiting in the backlog). False
+  // once the caller should wait for 'drain'.
+  private room(made: boolean): boolean {
     if (made && this.readableLength < this.readableHighWaterMark) return true
     this.drainOwed = true
     return false

