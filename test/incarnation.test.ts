@@ -131,6 +131,24 @@ describe('restart without saved state', function () {
     assert.deepStrictEqual(stateOf(a), stateOf(b))
   })
 
+  it('a write issued again above its past does not yield to an older write of another node that arrives after', async () => {
+    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => [0, 10, 1_000_000][i])
+    const [a, b, t] = net.nodes
+    const ab = net.connect(0, 1)
+    const bt = net.connect(1, 2)
+    a.set('k0', 'a0') // below b's write, which did not see it
+    b.set('k0', 'v0')
+    t.set('h', 'x')
+    await exchange(bt.sb, bt.sa)
+    assert.ok(b.get('k0').version > 1_000_000, 'v0 issued again above the past')
+    for (let i = 0; i < 4; i++) {
+      await exchange(ab.sa, ab.sb)
+      await exchange(ab.sb, ab.sa)
+    }
+    for (const g of [a, b]) assert.strictEqual(g.get('k0').value, 'v0', `${g.id}: the newer write wins`)
+    assert.deepStrictEqual(stateOf(a), stateOf(b))
+  })
+
   it('property: any restart point and write schedule converges with every new write kept', async () => {
     await fc.assert(
       fc.asyncProperty(
