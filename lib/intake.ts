@@ -194,6 +194,7 @@ export class Intake {
         this.fills.took(update, below)
         if (marker || !deletes.idle) deletes.took(update, false)
         if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, update, true)
+        if (this.incarnation.reissuedAny && source_id !== this.id) this.incarnation.tookOther(update)
       }
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"

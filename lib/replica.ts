@@ -153,6 +153,20 @@ export class Replica {
     }
   }
 
+  /** Whether `a` replaces `b` (see Incarnation.tookOther). */
+  beats(a: Update, b: Update): boolean {
+    return this.decide(a, b)
+  }
+
+  /** Withdraw `u`, a value of ours (see Incarnation.tookOther). */
+  withdraw(u: Update): void {
+    try {
+      this.local(u.key, WITHDRAWAL, u.version)
+    } catch (err) {
+      reportInvalid(this.host, { key: u.key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
+    }
+  }
+
   /** Our past just settled (see Incarnation): withdrawals of our past values that waited for it are decided now. */
   settledPast(): void {
     this.deletes.withdrawBeaten()

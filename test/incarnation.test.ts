@@ -10,7 +10,7 @@ import { Clock, Gossip } from '../lib'
 import type { Config, Message, Snapshot, Update } from '../lib'
 import { Cluster, memory, storeObject, viewOf, type Persistence } from '../lib/testing/cluster'
 import { prng as seeded } from '../lib/sim/random'
-import { Net, bornAt, lww, stateOf } from './net'
+import { Net, bornAt, exchange, lww, stateOf } from './net'
 
 
 async function rounds(net: Net, n: number): Promise<void> {
@@ -107,6 +107,46 @@ describe('restart without saved state', function () {
       assert.strictEqual(g.get('late').value, 'after c', `${g.id}: late`)
       assert.strictEqual(g.get('old4').value, 4, `${g.id}: the past`)
     }
+  })
+
+  it("a write issued again above its past yields to another node's write made over it that arrives after (docs/twins.md R7: the twins property's re-issue race)", async () => {
+    // a and b at 0; t runs as b too, its clock far ahead (a twin, or a past
+    // that ran ahead): b takes t's versions for its past.
+    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => (i === 2 ? 1_000_000 : 0))
+    const [a, b, t] = net.nodes
+    const ab = net.connect(0, 1)
+    const bt = net.connect(1, 2)
+    b.set('k0', 'v0')
+    await exchange(ab.sa, ab.sb)
+    assert.strictEqual(a.get('k0').value, 'v0')
+    a.set('k0', 'v1') // over v0: it came after it
+    t.set('h', 'x')
+    await exchange(bt.sb, bt.sa) // b re-issues v0 above t's versions, before v1 reaches it
+    assert.ok(b.get('k0').version > 1_000_000, 'v0 issued again above the past')
+    for (let i = 0; i < 4; i++) {
+      await exchange(ab.sa, ab.sb)
+      await exchange(ab.sb, ab.sa)
+    }
+    for (const g of [a, b]) assert.strictEqual(g.get('k0').value, 'v1', `${g.id}: the later write wins`)
+    assert.deepStrictEqual(stateOf(a), stateOf(b))
+  })
+
+  it('a write issued again above its past does not yield to an older write of another node that arrives after', async () => {
+    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => [0, 10, 1_000_000][i])
+    const [a, b, t] = net.nodes
+    const ab = net.connect(0, 1)
+    const bt = net.connect(1, 2)
+    a.set('k0', 'a0') // below b's write, which did not see it
+    b.set('k0', 'v0')
+    t.set('h', 'x')
+    await exchange(bt.sb, bt.sa)
+    assert.ok(b.get('k0').version > 1_000_000, 'v0 issued again above the past')
+    for (let i = 0; i < 4; i++) {
+      await exchange(ab.sa, ab.sb)
+      await exchange(ab.sb, ab.sa)
+    }
+    for (const g of [a, b]) assert.strictEqual(g.get('k0').value, 'v0', `${g.id}: the newer write wins`)
+    assert.deepStrictEqual(stateOf(a), stateOf(b))
   })
 
   it('property: any restart point and write schedule converges with every new write kept', async () => {

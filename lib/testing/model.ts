@@ -58,6 +58,8 @@ export class Model {
   readonly ops = new Map<string, Op>()
   // Per node: the tombstones it took in, by key.
   private readonly taken = new Map<string, Map<string, Update[]>>()
+  // Per node: other sources' values it took in, by key (see justify).
+  private readonly takenValues = new Map<string, Map<string, Update[]>>()
   private readonly watched = new WeakSet<Gossip>()
   /**
    * Set while the test settles late writes: the withdrawals made then (a
@@ -142,9 +144,10 @@ export class Model {
       let r = this.reach.get(at)
       if (r === undefined) this.reach.set(at, (r = new Map()))
       if ((r.get(g.id) ?? -Infinity) < u.version) r.set(g.id, u.version)
-      if (u.deleted === true) {
-        let byKey = this.taken.get(g.id)
-        if (byKey === undefined) this.taken.set(g.id, (byKey = new Map()))
+      const into = u.deleted === true ? this.taken : u.source_id !== g.id && u.withdrawn !== true ? this.takenValues : null
+      if (into !== null) {
+        let byKey = into.get(g.id)
+        if (byKey === undefined) into.set(g.id, (byKey = new Map()))
         const list = byKey.get(u.key)
         if (list === undefined) byKey.set(u.key, [u])
         else list.push(u)
@@ -157,13 +160,25 @@ export class Model {
   // issued, which a restart keeps: its past comes back as the operations
   // it issued then). One that withdraws a newer write, one the delete did
   // not beat, loses it (attack round 3, finding D).
+  // A copy of a write the node issued again above its past (R2) yields
+  // so too to another source's value it took that beats the write at the
+  // version first issued (it lost to it anyway): the write first issued is
+  // the earliest of the node's operations on the key, just before, that
+  // set that very value (the model's values are unique).
   private justify(node: string, w: Update): void {
     let last: Op | undefined
-    for (const o of this.ops.values()) if (o.node === node && o.key === w.key && !o.lost && o.version !== w.version) last = o
+    let first: Op | undefined
+    for (const o of this.ops.values()) {
+      if (o.node !== node || o.key !== w.key || o.lost || o.version === w.version) continue
+      if (last === undefined || o.kind !== 'set' || last.kind !== 'set' || JSON.stringify(o.value) !== JSON.stringify(last.value)) first = o
+      last = o
+    }
     if (last === undefined || last.kind !== 'set' || this.order === null) return
     const op = updateOf(last)
     const tombs = this.taken.get(node)?.get(w.key) ?? []
     if (tombs.some((t) => this.beats(t, op))) return
+    const atFirst = first === undefined ? op : { ...op, version: first.version }
+    if ((this.takenValues.get(node)?.get(w.key) ?? []).some((t) => this.beats(t, atFirst))) return
     const what = `${node} withdrew ${w.key} at ${w.version}: its last write ${JSON.stringify(op.value)}@${op.version} is beaten by no delete it took`
     // A node that lost its log judges its past by the peers heard so far.
     if (last.version <= (this.past.get(node) ?? -Infinity)) {
@@ -246,6 +261,7 @@ export class Model {
       op.lost = true
     }
     this.taken.delete(id)
+    this.takenValues.delete(id)
   }
 
   // Whether a node other than `restarting` has a digest covering `op`.
