@@ -646,6 +646,38 @@ describe('a node started without its log (attack round 3)', function () {
       const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
       assert.ok(views.every((v) => v === views[0]), views.join('\n'))
     }))
+  it("rule 6: a node whose refetch was abandoned takes it up again from a peer that would have served it, when the only collector restarted from nothing (outside model checker seed 3102968, shrunk)", () =>
+    cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
+      const away = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round()
+        }
+      }
+      cl.node('n0').set('k1', 'a')
+      cl.node('n0').set('k0', 'b')
+      await cl.round()
+      cl.partition(new Set(['n3']))
+      await away(7)
+      cl.node('n1').delete('k1')
+      cl.partition(new Set(['n2']))
+      await away(6) // n0 withdraws k1; n0 and n1 alone talk
+      cl.node('n0').set('k2', 'c')
+      cl.heal()
+      cl.partition(new Set(['n0', 'n2', 'n3']))
+      await cl.round() // n0 collects its withdrawal and tells n2 and n3, which refetch n0
+      cl.partition(new Set(['n0']))
+      await away(7) // n2 and n3 alone: neither serves; both abandon, doubting their copies of n0
+      await cl.restart('n0', 'nothing') // the only collector forgets its gc: nobody tells them again
+      cl.heal()
+      for (let i = 0; i < 80; i++) {
+        cl.advance(GRACE / 50)
+        await cl.round()
+      }
+      assert.deepStrictEqual(cl.unsynced(), [])
+      const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+      assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+    }))
   it("rule 6: a node fetching its past tells no peer that its copy of the node is stale until it vouches for its own copy, and sends it none of its id meanwhile: the refetch is served, streams get quiet (outside model checker seed 1500607)", () =>
     cluster(['n0', 'n1', 'n2'], 1, async (cl) => {
       cl.node('n1').set('k1', 'a')
