@@ -176,7 +176,9 @@ export class Intake {
     }
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
-    if ((past || version <= deletes.horizon) && deletes.lateValues.refuses(from, update, past)) return
+    // At or below our gc of its source too: one of the source's collected
+    // markers may have replaced it (rule 5).
+    if ((past || version <= deletes.horizon || version <= deletes.collection.gcOf(source_id)) && deletes.lateValues.refuses(from, update, past)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'

@@ -49,7 +49,7 @@ export class Late {
     if (isMarker(u)) return false
     if (u.source_id === this.host.id) return past && this.refusesOwn(stream, u)
     // At the horizon's own version too: a tombstone beats a value of its version from a lower source id.
-    if (u.version > this.collection.horizon) return false
+    if (u.version > this.collection.horizon && u.version > this.collection.gcOf(u.source_id)) return false
     const l = this.links.link(stream)
     const refusing = this.refusing(l)
     const was = refusing.get(u.source_id)
@@ -64,7 +64,7 @@ export class Late {
       reportInvalid(
         stream,
         u,
-        `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.collection.horizon}); its writer is told (see docs/deletes.md)`,
+        `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.collection.horizon}, gc of its source ${this.collection.gcOf(u.source_id)}); its writer is told (see docs/deletes.md)`,
         'late',
       )
     }
