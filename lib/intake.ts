@@ -144,6 +144,8 @@ export class Intake {
       } else if (past && !marker && previous.version === version && (isMarker(previous) || !sameValue(previous.value, value))) {
         // Another life's value at our own mapping's version (R8): neither is newer.
         deletes.lateValues.pastAtOwnVersion(from, Object.freeze({ key, value, source_id, version }))
+      } else if (past && marker && previous.version === version && !isMarker(previous)) {
+        deletes.lateValues.markerAtOwnValue(from, previous)
       }
       // Keep the source's max moving: we hold it this far.
       const log = this.replica.logOf(source_id)

@@ -227,6 +227,25 @@ export class Late {
   }
 
   /**
+   * R8, the other way round: a marker of our past shown at the version of
+   * our own value of its key (`held`). A marker cannot be written again as
+   * a late value, so our value is reported late instead, once: kept, it is
+   * written again; dropped, it is withdrawn. Either replaces both mappings
+   * at every node (outside model checker seed 2112123).
+   */
+  markerAtOwnValue(stream: StreamLike, held: Update): void {
+    if (this.lateOwn.has(held.version)) return
+    this.lateOwn.set(held.version, held)
+    reportInvalid(
+      stream,
+      held,
+      `late: a marker of this node's own past is at version ${held.version}, where this node holds its value of ${JSON.stringify(held.key)} (two lives issued it); the value is reported late until settled (see docs/deletes.md, R8 and rule 7)`,
+      'late',
+    )
+    this.host.emit('late', [held])
+  }
+
+  /**
    * Our withdrawal `was` went again as `now`, above a past that showed
    * itself (R2): when it withdrew a value of our past (R4), the record
    * follows it, so that a newer write of our past, shown at or below it,
