@@ -716,7 +716,11 @@ describe('deletes (docs/deletes.md)', function () {
   it("rule 5: a value of a source at or below a gc of it learned from a notice is refused and reported late: the source's collected delete, forgotten by both its collectors, does not bring the old value back silently (outside model checker seed 3102131)", () =>
     withCluster(['n0', 'n1', 'n2', 'n3', 'n4'], { mtu: 2 }, async (c) => {
       const late: string[] = []
-      c.onNode((g) => g.on('late', (us: Update[]) => { for (const u of us) late.push(`${u.source_id}:${u.key}@${u.version}`) }))
+      c.onNode((g) =>
+        g.on('late', (us: Update[]) => {
+          for (const u of us) late.push(`${u.source_id}:${u.key}@${u.version}`)
+        }),
+      )
       const away = async (n: number): Promise<void> => {
         for (let i = 0; i < n; i++) {
           c.advance(GRACE * 0.3)
