@@ -658,6 +658,37 @@ describe('a node started without its log (attack round 3)', function () {
         (id) => (id === 'n4' ? -315_482 : 0),
       ))
   }
+  it("R1: a peer that withholds the node's own id (it refetches it) does not count as having shown the node its past, though its digest names none of it: the past it holds above the gc comes back (outside model checker seed 4106252)", () =>
+    cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
+      const away = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round()
+        }
+      }
+      cl.onNode((g) => g.on('late', () => setImmediate(() => g.settleLate('keep'))))
+      cl.node('n0').set('k1', 'a')
+      cl.node('n0').delete('k2')
+      cl.partition(new Set(['n1']))
+      await away(9)
+      cl.node('n0').set('k0', 'b')
+      cl.partition(new Set(['n3']))
+      await away(4) // n0 and n2 collect n0's delete; n3 is behind it
+      await cl.restart('n2', 'nothing')
+      cl.partition(new Set(['n1']))
+      cl.partition(new Set(['n3']))
+      await cl.round() // n2 takes k0 with the notice, refuses k1 at the horizon: its max of n0 stays below both, and it refetches n0
+      await cl.restart('n0', 'nothing') // n2 alone holds k0
+      cl.heal()
+      for (let i = 0; i < 40; i++) {
+        cl.advance(GRACE / 50)
+        await cl.round()
+      }
+      assert.deepStrictEqual(cl.unsynced(), [])
+      const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+      assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'b', g.id)
+    }))
   it("rule 6: a node whose refetch was abandoned takes it up again when a collector tells it again, though it has collected up to that gc itself since (outside model checker seed 3102968)", () =>
     cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
       const away = async (n: number): Promise<void> => {
