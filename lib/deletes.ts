@@ -231,7 +231,7 @@ export class Deletes {
         if (done.stale !== undefined) this.staleCopies.notices(stream, done.stale, heard, judge ? range : null)
       }
     }
-    if (this.staleCopies.refetches.size > 0) this.staleCopies.serve(stream, l, done, heard, judge)
+    this.staleCopies.serve(stream, l, done, heard, judge)
     if (judge && this.collection.gc.size > 0) this.staleCopies.judge(l, heard, range)
   }
 

@@ -449,7 +449,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const toldOwn = fields.stale !== undefined && fields.stale.has(node.replica.id)
     if (
       this.askFrom !== null &&
-      ((this.received < node.mtu && node.mtuBytes === Infinity && (!fields.withheld || named === undefined) && !toldOwn) ||
+      ((this.received < node.mtu && node.mtuBytes === Infinity && (!fields.withheld || (named === undefined && !this.withholdsOwn)) && !toldOwn) ||
         (named !== undefined && named <= this.ownSeen))
     ) {
       this.verified = true

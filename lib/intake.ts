@@ -144,6 +144,8 @@ export class Intake {
       } else if (past && !marker && previous.version === version && (isMarker(previous) || !sameValue(previous.value, value))) {
         // Another life's value at our own mapping's version (R8): neither is newer.
         deletes.lateValues.pastAtOwnVersion(from, Object.freeze({ key, value, source_id, version }))
+      } else if (past && marker && previous.version === version && !isMarker(previous)) {
+        deletes.lateValues.markerAtOwnValue(from, previous)
       }
       // Keep the source's max moving: we hold it this far.
       const log = this.replica.logOf(source_id)
@@ -176,7 +178,9 @@ export class Intake {
     }
     // Older than a delete we collected: it may be what that delete beat.
     // Refused, and its writer told (rule 5).
-    if ((past || version <= deletes.horizon) && deletes.lateValues.refuses(from, update, past)) return
+    // At or below our gc of its source too: one of the source's collected
+    // markers may have replaced it (rule 5).
+    if ((past || version <= deletes.horizon || version <= deletes.collection.gcOf(source_id)) && deletes.lateValues.refuses(from, update, past)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'

@@ -49,7 +49,7 @@ export class Late {
     if (isMarker(u)) return false
     if (u.source_id === this.host.id) return past && this.refusesOwn(stream, u)
     // At the horizon's own version too: a tombstone beats a value of its version from a lower source id.
-    if (u.version > this.collection.horizon) return false
+    if (u.version > this.collection.horizon && u.version > this.collection.gcOf(u.source_id)) return false
     const l = this.links.link(stream)
     const refusing = this.refusing(l)
     const was = refusing.get(u.source_id)
@@ -64,7 +64,7 @@ export class Late {
       reportInvalid(
         stream,
         u,
-        `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.collection.horizon}); its writer is told (see docs/deletes.md)`,
+        `late: version ${u.version} of ${u.source_id} is older than deletes this node collected (horizon ${this.collection.horizon}, gc of its source ${this.collection.gcOf(u.source_id)}); its writer is told (see docs/deletes.md)`,
         'late',
       )
     }
@@ -224,6 +224,25 @@ export class Late {
       'late',
     )
     this.host.emit('late', [u])
+  }
+
+  /**
+   * R8, the other way round: a marker of our past shown at the version of
+   * our own value of its key (`held`). A marker cannot be written again as
+   * a late value, so our value is reported late instead, once: kept, it is
+   * written again; dropped, it is withdrawn. Either replaces both mappings
+   * at every node (outside model checker seed 2112123).
+   */
+  markerAtOwnValue(stream: StreamLike, held: Update): void {
+    if (this.lateOwn.has(held.version)) return
+    this.lateOwn.set(held.version, held)
+    reportInvalid(
+      stream,
+      held,
+      `late: a marker of this node's own past is at version ${held.version}, where this node holds its value of ${JSON.stringify(held.key)} (two lives issued it); the value is reported late until settled (see docs/deletes.md, R8 and rule 7)`,
+      'late',
+    )
+    this.host.emit('late', [held])
   }
 
   /**

@@ -136,7 +136,18 @@ export class StaleCopies {
   // source as far as it names it, what it did not send again of our
   // suspects goes.
   serve(stream: StreamLike, l: Link, done: DoneFields, heard: ReadonlyMap<string, number>, judge: boolean): void {
+    if (this.refetches.size === 0 && this.doubted.size === 0) return
     const vouches = judge && !done.recovering && done.withheld !== true && (this.host.security === undefined || stream.peer !== undefined)
+    // A doubted copy (refetch abandoned) refetches again from a peer that
+    // would have served it: once every collector restarted from nothing,
+    // nobody tells it again (outside model checker seed 3102968).
+    if (vouches && this.doubted.size > 0) {
+      for (const [id, r] of this.doubted) {
+        if (done.withheld?.has(id) === true || !((heard.get(id) ?? -Infinity) >= r.gc)) continue
+        this.doubted.delete(id)
+        if ([...r.suspects].some((u) => this.host.history.isCurrent(u))) this.startRefetch(id, r.gc, r.floor === -Infinity ? undefined : [r.floor, r.held])
+      }
+    }
     for (const [id, r] of this.refetches) {
       const p = l.pass?.get(id)
       const serving = p !== undefined && p.r === r

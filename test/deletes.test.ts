@@ -852,6 +852,51 @@ describe('deletes (docs/deletes.md)', function () {
       assert.deepStrictEqual(c.unsynced(), [])
     }))
 
+  it("rule 5: a value of a source at or below a gc of it learned from a notice is refused and reported late: the source's collected delete, forgotten by both its collectors, does not bring the old value back silently (outside model checker seed 3102131)", () =>
+    withCluster(['n0', 'n1', 'n2', 'n3', 'n4'], { mtu: 2 }, async (c) => {
+      const late: string[] = []
+      c.onNode((g) =>
+        g.on('late', (us: Update[]) => {
+          for (const u of us) late.push(`${u.source_id}:${u.key}@${u.version}`)
+        }),
+      )
+      const away = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          c.advance(GRACE * 0.3)
+          await c.round()
+        }
+      }
+      c.node('n1').delete('k1')
+      c.node('n3').delete('k0')
+      c.partition(new Set(['n2']))
+      await away(5)
+      c.node('n0').set('k0', 'old')
+      const old = c.node('n0').get('k0').version
+      await c.round()
+      c.node('n0').delete('k0') // replaces n0's value in its own log
+      c.heal()
+      c.partition(new Set(['n0', 'n3']))
+      c.node('n0').set('k1', 'x')
+      c.partition(new Set(['n1']))
+      await away(6) // n0 and n3 collect n0's delete; n1, n2, n4 keep the old value
+      await c.restart('n3', 'nothing')
+      await c.exchange('n3', 'n0') // n3 takes n0's fresh copy, and its gc from a notice, not its horizon
+      await c.restart('n0', 'nothing') // both collectors have forgotten the delete
+      c.heal()
+      for (let i = 0; i < 20 && late.length === 0; i++) {
+        c.advance(GRACE / 50)
+        await c.round()
+      }
+      assert.deepStrictEqual(late, [`n0:k0@${old}`])
+      assert.strictEqual(c.node('n0').settleLate('drop'), 1)
+      for (let i = 0; i < 40; i++) {
+        c.advance(GRACE / 50)
+        await c.round()
+      }
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('k0').version, -Infinity, g.id)
+      assert.deepStrictEqual(c.unsynced(), [])
+      agree(c)
+    }))
   it('attack: the old reset line from a peer changes nothing; a forged stale notice neither drops nor stalls anything', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       c.node('a').set('k', 1)

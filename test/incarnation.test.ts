@@ -665,6 +665,80 @@ describe('a node started without its log (attack round 3)', function () {
         (id) => (id === 'n0' ? 248_090 : 0),
       ))
   }
+  for (const choice of ['keep', 'drop'] as const) {
+    it(`R8: a marker of the node's past shown at the version of its own value of that key (R2 issued a delete again at a version an unseen past write of that key used, then a restart from nothing took the write back) reports the value late, not left to disagree; settled with '${choice}' (outside model checker seed 2112123)`, () =>
+      cluster(
+        ['n0', 'n1', 'n2', 'n3', 'n4'],
+        5,
+        async (cl) => {
+          cl.node('n4').set('k1', 'a')
+          cl.node('n1').delete('k1')
+          cl.partition(new Set(['n3']))
+          for (let i = 0; i < 6; i++) {
+            cl.advance(GRACE * 0.3)
+            await cl.round()
+          }
+          cl.node('n4').set('k0', 'past')
+          cl.heal()
+          cl.partition(new Set(['n0', 'n2', 'n3']))
+          await cl.round() // n1 alone holds k0
+          cl.heal()
+          await cl.restart('n4', 'nothing') // its clock far behind its past
+          cl.node('n4').delete('k0')
+          await cl.exchange('n4', 'n3') // n3 names n4 at k1's withdrawal: the delete goes again just above, at k0's version
+          await cl.restart('n4', 'nothing') // takes k0 back from n1's side as its past
+          const late: string[] = []
+          cl.node('n4').on('late', (us: Update[]) => {
+            late.push(...us.map((u) => `${u.key}=${String(u.value)}`))
+            setImmediate(() => cl.node('n4').settleLate(choice))
+          })
+          for (let i = 0; i < 20; i++) {
+            cl.advance(GRACE / 50)
+            await cl.round()
+          }
+          const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+          assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+          assert.deepStrictEqual(late, ['k0=past'])
+          assert.deepStrictEqual(cl.unsynced(), [])
+          for (const g of cl.nodes.values()) {
+            if (choice === 'keep') assert.strictEqual(g.get('k0').value, 'past', g.id)
+            else assert.ok(!('k0' in g.state), `${g.id} shows k0=${JSON.stringify(g.get('k0').value)}`)
+          }
+        },
+        (id) => (id === 'n4' ? -315_482 : 0),
+      ))
+  }
+  it("R1: a peer that withholds the node's own id (it refetches it) does not count as having shown the node its past, though its digest names none of it: the past it holds above the gc comes back (outside model checker seed 4106252)", () =>
+    cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
+      const away = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round()
+        }
+      }
+      cl.onNode((g) => g.on('late', () => setImmediate(() => g.settleLate('keep'))))
+      cl.node('n0').set('k1', 'a')
+      cl.node('n0').delete('k2')
+      cl.partition(new Set(['n1']))
+      await away(9)
+      cl.node('n0').set('k0', 'b')
+      cl.partition(new Set(['n3']))
+      await away(4) // n0 and n2 collect n0's delete; n3 is behind it
+      await cl.restart('n2', 'nothing')
+      cl.partition(new Set(['n1']))
+      cl.partition(new Set(['n3']))
+      await cl.round() // n2 takes k0 with the notice, refuses k1 at the horizon: its max of n0 stays below both, and it refetches n0
+      await cl.restart('n0', 'nothing') // n2 alone holds k0
+      cl.heal()
+      for (let i = 0; i < 40; i++) {
+        cl.advance(GRACE / 50)
+        await cl.round()
+      }
+      assert.deepStrictEqual(cl.unsynced(), [])
+      const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+      assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k0').value, 'b', g.id)
+    }))
   it("rule 6: a node whose refetch was abandoned takes it up again when a collector tells it again, though it has collected up to that gc itself since (outside model checker seed 3102968)", () =>
     cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
       const away = async (n: number): Promise<void> => {
@@ -687,6 +761,38 @@ describe('a node started without its log (attack round 3)', function () {
       await cl.round() // n2, behind the gc, refetches n0, and tells n3, which refetches too
       cl.partition(new Set(['n0']))
       await away(7) // n2 and n3 alone: neither serves; both abandon; n3 collects the withdrawal itself
+      cl.heal()
+      for (let i = 0; i < 80; i++) {
+        cl.advance(GRACE / 50)
+        await cl.round()
+      }
+      assert.deepStrictEqual(cl.unsynced(), [])
+      const views = [...cl.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
+      assert.ok(views.every((v) => v === views[0]), views.join('\n'))
+    }))
+  it("rule 6: a node whose refetch was abandoned takes it up again from a peer that would have served it, when the only collector restarted from nothing (outside model checker seed 3102968, shrunk)", () =>
+    cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
+      const away = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          cl.advance(GRACE * 0.3)
+          await cl.round()
+        }
+      }
+      cl.node('n0').set('k1', 'a')
+      cl.node('n0').set('k0', 'b')
+      await cl.round()
+      cl.partition(new Set(['n3']))
+      await away(7)
+      cl.node('n1').delete('k1')
+      cl.partition(new Set(['n2']))
+      await away(6) // n0 withdraws k1; n0 and n1 alone talk
+      cl.node('n0').set('k2', 'c')
+      cl.heal()
+      cl.partition(new Set(['n0', 'n2', 'n3']))
+      await cl.round() // n0 collects its withdrawal and tells n2 and n3, which refetch n0
+      cl.partition(new Set(['n0']))
+      await away(7) // n2 and n3 alone: neither serves; both abandon, doubting their copies of n0
+      await cl.restart('n0', 'nothing') // the only collector forgets its gc: nobody tells them again
       cl.heal()
       for (let i = 0; i < 80; i++) {
         cl.advance(GRACE / 50)
