@@ -572,6 +572,22 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.ok(again.alive)
   })
 
+  it('(found by the outside attack, red team 21j) a second SIGTERM during the clean stop\'s wait killed the node (exit 143) before it said its writes were in its directory alone; an operator then restored an older backup over them; required: the second signal (TERM or INT) is said in one line and ignored: the stop still warns, flushes and exits 0', async () => {
+    for (const second of ['SIGTERM', 'SIGINT'] as const) {
+      const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(cluster.tmp(), 'a')])
+      // A peer that says hello and never asks for a's writes: the stop waits (5 s at most).
+      await cluster.attacker(a.port, 'mute')
+      await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).peers === 1, 10_000, 'the mute peer to connect')
+      assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/only-here', '1')).status, 200)
+      a.child.kill('SIGTERM')
+      await until(() => /SIGTERM: flushing and stopping/.test(a.stderr), 5000, 'a to begin its stop')
+      a.child.kill(second)
+      assert.strictEqual(await a.exited, 0, a.stderr)
+      assert.match(a.stderr, new RegExp(`${second}: stop already under way; waiting at most 5 s`), a.stderr)
+      assert.match(a.stderr, /stop: no peer holds this node's writes up to \d+ after \d+ ms/, a.stderr)
+    }
+  })
+
   it('attack: two nodes started with one --id lost acknowledged writes and the elder logged nothing; required: both say so, the newcomer stops, every acknowledged write of the elder reaches its peers', async () => {
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
     const b1 = await daemon('b', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--connect', a.address])
