@@ -320,6 +320,26 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.match(r.stderr, /^simple-scuttle node: --config .*c0\.json: unknown setting "__proto__"/)
   })
 
+  it('(found by the outside attack, red team 21j) --config /dev/zero was read without a bound (3 GB in 6 s, never an exit), a FIFO hung the start, a 200 MB file was parsed in full; required: a file past 1 MiB, or not a regular file, is refused in one line, exit 2, at once', () => {
+    const dir = cluster.tmp()
+    const big = path.join(dir, 'big.json')
+    // Valid JSON, 2 MiB of it: nothing but its size is wrong.
+    fs.writeFileSync(big, `{"id": "a", "meta": ${JSON.stringify({ pad: 'x'.repeat(2 << 20) })}}`)
+    const fifo = path.join(dir, 'fifo')
+    assert.strictEqual(spawnSync('mkfifo', [fifo]).status, 0)
+    for (const [file, said] of [
+      [big, /--config .*big\.json: larger than 1 MiB \(\d+ bytes\): not a configuration file/],
+      [fifo, /--config .*fifo: not a regular file \(a FIFO\)/],
+      ['/dev/zero', /--config \/dev\/zero: not a regular file \(a device\)/],
+    ] as const) {
+      // A bounded wait: before, /dev/zero grew without end and the FIFO never returned.
+      const r = spawnSync(process.execPath, [BIN, 'node', '--config', file], { encoding: 'utf8', timeout: 10_000 })
+      assert.strictEqual(r.status, 2, `${file}: ${r.status} ${r.signal} ${r.stderr}`)
+      assert.match(r.stderr, said)
+      assert.strictEqual(r.stderr.trim().split('\n').length, 2, r.stderr)
+    }
+  })
+
   it('attack: status.synced stayed false in a quiet, healthy cluster (heartbeats are always newer); required: true once quiet, and a log line', async () => {
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
     const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address])
