@@ -768,7 +768,9 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           id: node.gossip.id,
           readiness: () => {
             const reason = node.notReady()
-            return { ready: reason === null, joined: node.joined, synced: node.synced(), reason }
+            // Ready is about reads; whether writes are served is said beside it (red team 21j).
+            const refusal = node.writeRefusal
+            return { ready: reason === null, joined: node.joined, synced: node.synced(), reason, writable: refusal === null, write_refusal: refusal?.message ?? null }
           },
           run: (r) => adminRun(node, r),
         },

@@ -429,6 +429,13 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.ok(a.alive)
     assert.strictEqual((await request(b.admin, 'PUT', '/v1/kv/from-b', '2')).status, 200)
     await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/kv/from-b')).body).value === 2, 10_000, 'a to keep gossiping')
+    // (red team 21j) /ready is about reads, which a still serves: 200, but a
+    // probe sees from its body alone that writes are refused, and why.
+    await until(async () => (await request(a.admin, 'GET', '/ready')).status === 200, 10_000, 'a to be ready')
+    const ready = JSON.parse((await request(a.admin, 'GET', '/ready')).body)
+    assert.strictEqual(ready.writable, false, JSON.stringify(ready))
+    assert.match(ready.write_refusal, /cannot be written/, JSON.stringify(ready))
+    assert.strictEqual(JSON.parse((await request(b.admin, 'GET', '/ready')).body).writable, true)
   })
 
   it('attack: the data directory is read-only, at start and made so while the node runs (as root, whom a mode does not stop, the node runs as user nobody); required: at start, exit 1 in one line saying it cannot be written; running, one line saying so, writes refused (store_failed, writable false), and the node up for reads and gossip', async () => {
