@@ -78,8 +78,9 @@ export class ConfigLoader {
       if (text === undefined || text === '') continue
       let value: unknown = text
       if (spec.type === 'boolean') {
-        if (!/^(1|0|true|false|yes|no)$/i.test(text)) throw new UsageError(`${name} must be true or false, not "${text}"`)
-        value = /^(1|true|yes)$/i.test(text)
+        // As in the file: true or false, nothing else.
+        if (!/^(true|false)$/i.test(text)) throw new UsageError(`${name} must be true or false, not "${text}"`)
+        value = /^true$/i.test(text)
       } else if (spec.multiple === true) value = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
       merged.set(flag, { value, source: 'env', where: `by ${name}` })
     }
