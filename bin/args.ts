@@ -28,8 +28,17 @@ export function readArgs<O extends Options>(args: readonly string[], options: O)
     } else joined.push(args[i])
   }
   try {
-    return parseArgs({ args: joined, options, strict: true, allowPositionals: false }).values
+    const { values, tokens } = parseArgs({ args: joined, options, strict: true, allowPositionals: false, tokens: true })
+    // A flag that takes one value, given twice: the first would be dropped without a word.
+    const seen = new Map<string, string | undefined>()
+    for (const t of tokens) {
+      if (t.kind !== 'option' || options[t.name]?.type !== 'string' || options[t.name]?.multiple === true) continue
+      if (seen.has(t.name)) throw new UsageError(`--${t.name} given twice (${JSON.stringify(seen.get(t.name))}, then ${JSON.stringify(t.value)}): it takes one value`)
+      seen.set(t.name, t.value)
+    }
+    return values
   } catch (err) {
+    if (err instanceof UsageError) throw err
     const e = err as Error & { code?: string }
     const quoted = /'([^']+)'/.exec(e.message)?.[1] ?? ''
     switch (e.code) {

@@ -103,7 +103,15 @@ function readStdin(): Promise<string | null> {
       n += b.length
       if (n <= MAX_STDIN) parts.push(b)
     })
-    process.stdin.once('end', () => resolve(n > MAX_STDIN ? null : Buffer.concat(parts).toString('utf8')))
+    process.stdin.once('end', () => {
+      if (n > MAX_STDIN) return resolve(null)
+      // Invalid UTF-8 is refused, as the endpoint refuses it, not sent as U+FFFD (red team 21j).
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(parts)))
+      } catch {
+        reject(new UsageError('stdin is not valid UTF-8 (a file in another encoding? convert it: iconv -t UTF-8)'))
+      }
+    })
     process.stdin.once('error', reject)
   })
 }
@@ -145,8 +153,18 @@ export async function clientCommand(
       return 0
     }
     const positionals = parsed.positionals
+    // Node reads an argument's bytes that are not UTF-8 as U+FFFD: refused,
+    // as the endpoint refuses such bytes (a U+FFFD meant is "\ufffd" in JSON).
+    for (const [i, a] of positionals.entries()) {
+      if (a.includes('\ufffd')) throw new UsageError(`the ${i === 0 ? 'key' : 'value'} holds U+FFFD, which is what bytes that are not UTF-8 read as: give it in UTF-8${i === 0 ? '' : ' (or write the character as "\\ufffd" in the JSON)'}`)
+    }
     if (name === 'set' && positionals.length === 2 && positionals[1] === '-') {
-      const text = await input()
+      let text: string | null
+      try {
+        text = await input()
+      } catch (e) {
+        throw e instanceof UsageError ? new UsageError(`set ${positionals[0]} -: ${e.message}`) : e
+      }
       if (text === null) throw new UsageError(`set ${positionals[0]} -: stdin holds more than ${MAX_STDIN} bytes, past any value (at most ${MAX_VALUE_LENGTH} characters of JSON)`)
       if (text.trim() === '') throw new UsageError(`set ${positionals[0]} -: no value on stdin: pipe or redirect a JSON value into it (set ${positionals[0]} - < value.json)`)
       positionals[1] = text

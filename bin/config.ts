@@ -78,8 +78,9 @@ export class ConfigLoader {
       if (text === undefined || text === '') continue
       let value: unknown = text
       if (spec.type === 'boolean') {
-        if (!/^(1|0|true|false|yes|no)$/i.test(text)) throw new UsageError(`${name} must be true or false, not "${text}"`)
-        value = /^(1|true|yes)$/i.test(text)
+        // As in the file: true or false, nothing else.
+        if (!/^(true|false)$/i.test(text)) throw new UsageError(`${name} must be true or false, not "${text}"`)
+        value = /^true$/i.test(text)
       } else if (spec.multiple === true) value = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
       merged.set(flag, { value, source: 'env', where: `by ${name}` })
     }
@@ -115,11 +116,24 @@ export class ConfigLoader {
   // `named`: how the file was named (--config FILE, or SCUTTLE_CONFIG=FILE), for errors.
   private readFile(file: string, named: string): Record<string, unknown> {
     let text: string
+    let fd: number | undefined
     try {
-      text = fs.readFileSync(file, 'utf8')
+      // Non-blocking, so that opening a FIFO does not wait for a writer;
+      // a regular file only, read with a bound (/dev/zero never ends).
+      fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
+      const st = fs.fstatSync(fd)
+      if (!st.isFile()) throw new UsageError(`${named}: not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'a special file'}): give a JSON file of settings`)
+      const buf = Buffer.alloc(MAX_CONFIG + 1)
+      let n = 0
+      for (let got = -1; got !== 0 && n <= MAX_CONFIG; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null)
+      if (n > MAX_CONFIG) throw new UsageError(`${named}: larger than 1 MiB (${Math.max(st.size, n)} bytes): not a configuration file`)
+      text = buf.subarray(0, n).toString('utf8')
     } catch (err) {
+      if (err instanceof UsageError) throw err
       const e = err as NodeJS.ErrnoException
       throw new UsageError(`${named}: cannot be read (${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'a directory' : e.message})`)
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd)
     }
     let o: unknown
     try {
@@ -139,6 +153,9 @@ export class ConfigLoader {
     return o as Record<string, unknown>
   }
 }
+
+// The largest configuration file read (settings take a few hundred bytes).
+const MAX_CONFIG = 1 << 20
 
 // What Kubernetes sets for a Service named scuttle (its host, its ports).
 const KUBERNETES = /^SCUTTLE_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/

@@ -672,6 +672,9 @@ function specialFileSystem(dir: string): string | null {
   }
 }
 
+// A clean stop waits this long (ms) at most for a peer to hold the node's writes.
+const STOP_WAIT = 5000
+
 /** `simple-scuttle node ...`: runs until SIGTERM or SIGINT; resolves with the exit code. */
 export async function nodeCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s), env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let args: Args
@@ -694,11 +697,14 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   const log = logger.line
   for (const w of args.warnings ?? []) log(w, 'warn')
   // A stop asked for while starting is kept, and done once started (the
-  // default action would kill the node before it flushed).
+  // default action would kill the node before it flushed). The handlers
+  // stay for the whole stop: a second signal (^C twice, a wrapper and a
+  // group kill) must not kill the node before it flushed and said where its
+  // writes are (red team 21j).
   let stopAsked: string | null = null
-  let onStop: (signal: string) => void = (signal) => (stopAsked = signal)
-  process.once('SIGTERM', () => onStop('SIGTERM'))
-  process.once('SIGINT', () => onStop('SIGINT'))
+  let onStop: (signal: string) => void = (signal) => (stopAsked ??= signal)
+  process.on('SIGTERM', () => onStop('SIGTERM'))
+  process.on('SIGINT', () => onStop('SIGINT'))
   // Whatever stops the start is one line; a stack, for an error not
   // foreseen, only at the debug level.
   const cannotStart = (err: unknown): number => {
@@ -741,7 +747,7 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
       maxConnections: args.maxConnections,
       // A clean stop waits (5 s at most) for a peer to hold this node's
       // writes: a restore from an older backup keeps only what left it.
-      stopWait: 5000,
+      stopWait: STOP_WAIT,
       membership: {
         threshold: args.phi,
         grace: args.deadGrace,
@@ -762,7 +768,9 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
           id: node.gossip.id,
           readiness: () => {
             const reason = node.notReady()
-            return { ready: reason === null, joined: node.joined, synced: node.synced(), reason }
+            // Ready is about reads; whether writes are served is said beside it (red team 21j).
+            const refusal = node.writeRefusal
+            return { ready: reason === null, joined: node.joined, synced: node.synced(), reason, writable: refusal === null, write_refusal: refusal?.message ?? null }
           },
           run: (r) => adminRun(node, r),
         },
@@ -807,7 +815,10 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
   return new Promise<number>((resolve) => {
     let stopping = false
     const stop = (why: string, code: number) => {
-      if (stopping) return
+      if (stopping) {
+        if (why.startsWith('SIG')) log(`${why}: stop already under way; waiting at most ${STOP_WAIT / 1000} s for a peer to hold this node's writes, then flushing`)
+        return
+      }
       stopping = true
       log(`${why}: flushing and stopping`)
       input.close()

@@ -51,7 +51,7 @@ export interface AdminTarget {
   /** The node's id (said by `/health`). */
   readonly id: string
   /** What `/ready` says (ScuttleNode.ready), and why not. */
-  readiness(): { ready: boolean; joined: boolean; synced: boolean; reason?: string | null }
+  readiness(): { ready: boolean; joined: boolean; synced: boolean; reason?: string | null; writable?: boolean; write_refusal?: string | null }
   /** Answer a request: an object to send, or `{ok: false, code, error}`. */
   run(request: AdminRequest): Promise<Record<string, unknown>>
 }

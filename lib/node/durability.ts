@@ -90,6 +90,11 @@ export class Durability {
     this.failed(err)
   }
 
+  /** What a write is refused with now, or null. */
+  get refusal(): StoreFailedError | null {
+    return this.failure === null ? null : new StoreFailedError(this.store.dir, this.failure)
+  }
+
   /** @throws StoreFailedError once the directory failed. */
   writable(): void {
     if (this.failure !== null) throw new StoreFailedError(this.store.dir, this.failure)

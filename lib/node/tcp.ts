@@ -535,7 +535,7 @@ export class ScuttleNode extends EventEmitter {
 
   /** Why local writes are refused now (the data directory cannot be written, or every peer refuses this node as a twin: see Twins.refusal), or null. */
   get writeRefusal(): Error | null {
-    return this.durability?.failure ?? this.twins.refusal
+    return this.durability?.refusal ?? this.twins.refusal
   }
 
   /**

@@ -327,6 +327,26 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.match(r.stderr, /^simple-scuttle node: --config .*c0\.json: unknown setting "__proto__"/)
   })
 
+  it('(found by the outside attack, red team 21j) --config /dev/zero was read without a bound (3 GB in 6 s, never an exit), a FIFO hung the start, a 200 MB file was parsed in full; required: a file past 1 MiB, or not a regular file, is refused in one line, exit 2, at once', () => {
+    const dir = cluster.tmp()
+    const big = path.join(dir, 'big.json')
+    // Valid JSON, 2 MiB of it: nothing but its size is wrong.
+    fs.writeFileSync(big, `{"id": "a", "meta": ${JSON.stringify({ pad: 'x'.repeat(2 << 20) })}}`)
+    const fifo = path.join(dir, 'fifo')
+    assert.strictEqual(spawnSync('mkfifo', [fifo]).status, 0)
+    for (const [file, said] of [
+      [big, /--config .*big\.json: larger than 1 MiB \(\d+ bytes\): not a configuration file/],
+      [fifo, /--config .*fifo: not a regular file \(a FIFO\)/],
+      ['/dev/zero', /--config \/dev\/zero: not a regular file \(a device\)/],
+    ] as const) {
+      // A bounded wait: before, /dev/zero grew without end and the FIFO never returned.
+      const r = spawnSync(process.execPath, [BIN, 'node', '--config', file], { encoding: 'utf8', timeout: 10_000 })
+      assert.strictEqual(r.status, 2, `${file}: ${r.status} ${r.signal} ${r.stderr}`)
+      assert.match(r.stderr, said)
+      assert.strictEqual(r.stderr.trim().split('\n').length, 2, r.stderr)
+    }
+  })
+
   it('attack: status.synced stayed false in a quiet, healthy cluster (heartbeats are always newer); required: true once quiet, and a log line', async () => {
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
     const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address])
@@ -375,7 +395,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     const missed: string[] = []
     for (const [args, re, code] of cases) {
       const start = Date.now()
-      const r = cli(['node', '--id', 'a', ...args])
+      const r = cli(['node', ...(args.includes('--id') ? [] : ['--id', 'a']), ...args])
       figure(`ms ${args.join(' ').slice(0, 60)}`, Date.now() - start)
       const said = `${args.join(' ').slice(0, 80)}: exit ${r.status}, ${r.stderr.trim().split('\n').length} lines: ${r.stderr.slice(0, 300)}`
       // Every case is tried before failing, so that one run lists every miss.
@@ -416,6 +436,13 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.ok(a.alive)
     assert.strictEqual((await request(b.admin, 'PUT', '/v1/kv/from-b', '2')).status, 200)
     await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/kv/from-b')).body).value === 2, 10_000, 'a to keep gossiping')
+    // (red team 21j) /ready is about reads, which a still serves: 200, but a
+    // probe sees from its body alone that writes are refused, and why.
+    await until(async () => (await request(a.admin, 'GET', '/ready')).status === 200, 10_000, 'a to be ready')
+    const ready = JSON.parse((await request(a.admin, 'GET', '/ready')).body)
+    assert.strictEqual(ready.writable, false, JSON.stringify(ready))
+    assert.match(ready.write_refusal, /cannot be written/, JSON.stringify(ready))
+    assert.strictEqual(JSON.parse((await request(b.admin, 'GET', '/ready')).body).writable, true)
   })
 
   it('attack: the data directory is read-only, at start and made so while the node runs (as root, whom a mode does not stop, the node runs as user nobody); required: at start, exit 1 in one line saying it cannot be written; running, one line saying so, writes refused (store_failed, writable false), and the node up for reads and gossip', async () => {
@@ -577,6 +604,22 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     assert.strictEqual(await a.exited, 0)
     const again = await daemon('a', ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'a')])
     assert.ok(again.alive)
+  })
+
+  it('(found by the outside attack, red team 21j) a second SIGTERM during the clean stop\'s wait killed the node (exit 143) before it said its writes were in its directory alone; an operator then restored an older backup over them; required: the second signal (TERM or INT) is said in one line and ignored: the stop still warns, flushes and exits 0', async () => {
+    for (const second of ['SIGTERM', 'SIGINT'] as const) {
+      const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', path.join(cluster.tmp(), 'a')])
+      // A peer that says hello and never asks for a's writes: the stop waits (5 s at most).
+      await cluster.attacker(a.port, 'mute')
+      await until(async () => JSON.parse((await request(a.admin, 'GET', '/v1/status')).body).peers === 1, 10_000, 'the mute peer to connect')
+      assert.strictEqual((await request(a.admin, 'PUT', '/v1/kv/only-here', '1')).status, 200)
+      a.child.kill('SIGTERM')
+      await until(() => /SIGTERM: flushing and stopping/.test(a.stderr), 5000, 'a to begin its stop')
+      a.child.kill(second)
+      assert.strictEqual(await a.exited, 0, a.stderr)
+      assert.match(a.stderr, new RegExp(`${second}: stop already under way; waiting at most 5 s`), a.stderr)
+      assert.match(a.stderr, /stop: no peer holds this node's writes up to \d+ after \d+ ms/, a.stderr)
+    }
   })
 
   it('attack: two nodes started with one --id lost acknowledged writes and the elder logged nothing; required: both say so, the newcomer stops, every acknowledged write of the elder reaches its peers', async () => {

@@ -30,6 +30,22 @@ describe('simple-scuttle node: options', () => {
     assert.deepStrictEqual(parseArgs(['--id', 'a', '--meta', JSON.stringify({ x: 'a'.repeat(4000) })]).meta, { x: 'a'.repeat(4000) })
   })
 
+  it('(found by the outside attack, red team 21j) --id a --id b kept b silently, and SCUTTLE_REPAIR=yes (or 1) was true where the file takes true or false only; required: a flag that takes one value given twice is a usage error, and a boolean variable takes true or false, as the file', () => {
+    const usage = (args: string[], env: Record<string, string>, re: RegExp) =>
+      assert.throws(
+        () => parseArgs(args, env),
+        (err: Error) => err instanceof UsageError && re.test(err.message),
+        `${args.join(' ')} ${JSON.stringify(env)}`,
+      )
+    usage(['--id', 'a', '--id', 'b'], {}, /--id given twice \("a", then "b"\): it takes one value/)
+    usage(['--id', 'a', '--interval=100', '--interval', '200'], {}, /--interval given twice/)
+    for (const text of ['yes', 'no', '1', '0', 'on']) usage(['--id', 'a', '--data', '/tmp/x'], { SCUTTLE_REPAIR: text }, /SCUTTLE_REPAIR must be true or false/)
+    assert.strictEqual(parseArgs(['--id', 'a', '--data', '/tmp/x'], { SCUTTLE_REPAIR: 'true' }).repair, true)
+    assert.notStrictEqual(parseArgs(['--id', 'a', '--data', '/tmp/x'], { SCUTTLE_REPAIR: 'false' }).repair, true)
+    // A list flag given twice is a list.
+    assert.strictEqual(parseArgs(['--id', 'a', '--connect', '127.0.0.1:1', '--connect', '127.0.0.1:2'], {}).connect?.length, 2)
+  })
+
   it("says a start's error by its class or code, not by the words of its message", () => {
     const args = parseArgs(['--id', 'a'])
     const said = (e: unknown) => operatorError(e, args)

@@ -60,6 +60,27 @@ describe('the command line, for an operator', function () {
     }
   })
 
+  it('(found by the outside attack, red team 21j) the client sent invalid UTF-8 (a Latin-1 file on stdin, a byte in a key or value argument) as U+FFFD and answered ok, where the endpoint refuses the same bytes (400 bad_request); required: refused in one line, exit 2, before any node is asked', () => {
+    // No node listens there: a refusal that came from the node would say it cannot reach it.
+    const node = ['--node', '127.0.0.1:9']
+    const latin1 = spawnSync(process.execPath, [BIN, 'set', 'k', '-', ...node], { encoding: 'utf8', input: Buffer.from([0x22, 0xe9, 0x74, 0xe9, 0x22]), timeout: 20_000 })
+    // Arguments: Node cannot spawn with bytes that are not UTF-8, a shell can.
+    const arg = (key: string, value: string) => spawnSync('sh', ['-c', `exec "$0" "$1" set "$(printf '${key}')" "$(printf '${value}')" ${node.join(' ')}`, process.execPath, BIN], { encoding: 'utf8', timeout: 20_000 })
+    for (const [r, said] of [
+      [latin1, /set k -: stdin is not valid UTF-8/],
+      [arg('k\\377', '1'), /set: the key holds U\+FFFD/],
+      [arg('k', '"\\303("'), /set: the value holds U\+FFFD/],
+    ] as const) {
+      assert.strictEqual(r.status, 2, r.stderr)
+      assert.match(r.stderr, said)
+      assert.strictEqual(r.stderr.trim().split('\n').length, 2, r.stderr)
+    }
+    // A U+FFFD written as JSON's escape is a character like any other: only the connection fails here.
+    const escaped = run(['set', 'k', '"\\ufffd"', ...node])
+    assert.strictEqual(escaped.status, 1, escaped.stderr)
+    assert.match(escaped.stderr, /cannot reach node/)
+  })
+
   it('operator errors say what to do, without stack traces: port in use, a locked or foreign data directory, bad names, an unwritable --svg (checked before the run)', async () => {
     const holder = net.createServer()
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
