@@ -180,7 +180,7 @@ export class Intake {
     // Refused, and its writer told (rule 5).
     // At or below our gc of its source too: one of the source's collected
     // markers may have replaced it (rule 5).
-    if ((past || version <= deletes.horizon || version <= deletes.collection.gcOf(source_id)) && deletes.lateValues.refuses(from, update, past)) return
+    if ((past || version <= deletes.horizon || (deletes.collection.gc.size !== 0 && version <= deletes.collection.gcOf(source_id))) && deletes.lateValues.refuses(from, update, past)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
