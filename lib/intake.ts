@@ -144,6 +144,10 @@ export class Intake {
       } else if (past && !marker && previous.version === version && (isMarker(previous) || !sameValue(previous.value, value))) {
         // Another life's value at our own mapping's version (R8): neither is newer.
         deletes.lateValues.pastAtOwnVersion(from, Object.freeze({ key, value, source_id, version }))
+      } else if (past && marker && previous.version === version && !isMarker(previous)) {
+        // Another life's marker at our own value's version (R8): a marker
+        // cannot go again as a late value, so our value is the late one.
+        deletes.lateValues.pastAtOwnVersion(from, previous)
       }
       // Keep the source's max moving: we hold it this far.
       const log = this.replica.logOf(source_id)

@@ -584,6 +584,42 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'n1' ? 344_523 : 0),
     ))
+  for (const choice of ['keep', 'drop'] as const)
+    it(`R8: a past's delete shown at the version of the node's own value of its key, after a restart from a snapshot, has that value reported late; '${choice}' settles it at every node (outside model checker seed 2436963)`, () =>
+      cluster(
+        ['n0', 'n1', 'n2'],
+        5,
+        async (cl) => {
+          cl.node('n1').set('k1', 'x') // n1's clock runs ahead: every node follows it
+          await cl.round()
+          cl.node('n2').delete('k1')
+          cl.node('n2').set('k0', 'past')
+          cl.node('n2').delete('k1') // the past's delete, at the version below
+          await cl.exchange('n0', 'n2') // n0 alone holds n2's past
+          await cl.restart('n2', 'nothing')
+          await cl.exchange('n2', 'n1') // settles with n1, which holds none of its past
+          cl.node('n2').set('k0', 'this life')
+          cl.node('n2').set('k1', 'a')
+          cl.node('n2').set('k1', 'b') // at the version of the past's delete of k1
+          const n2 = await cl.restart('n2', 'clean') // restored: nothing is issued again (R2)
+          const late: string[] = []
+          n2.on('late', (values: Update[]) => {
+            for (const u of values) late.push(`${u.key}=${String(u.value)}`)
+            setImmediate(() => n2.settleLate(choice))
+          })
+          for (let i = 0; i < 12; i++) await cl.round()
+          assert.deepStrictEqual(late, ['k1=b'], 'its own value at that version, reported once')
+          const sources = (g: Gossip): string[] => g.sources('k1').map((u) => `${u.source_id}@${u.version}`)
+          for (const g of cl.nodes.values()) {
+            assert.deepStrictEqual(stateOf(g), stateOf(n2), `${g.id}: state`)
+            assert.deepStrictEqual(sources(g), sources(n2), `${g.id}: sources of k1`)
+            if (choice === 'keep') assert.strictEqual(g.get('k1').value, 'b', g.id)
+            else assert.ok(!g.sources('k1').some((u) => u.source_id === 'n2'), `${g.id}: n2 dropped its k1`)
+          }
+          assert.deepStrictEqual(cl.unsynced(), [])
+        },
+        (id) => (id === 'n1' ? 344_523 : 0),
+      ))
   it("rule 6: a refetch of a node restarted from nothing ends though the fresh copy's withdrawal of a past value is refused (R6); the past value reaches its source, late (outside model checker seed 965160)", () =>
     cluster(['n0', 'n1', 'n2'], 5, async (cl) => {
       cl.node('n1').set('k1', 'old')
