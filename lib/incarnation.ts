@@ -470,7 +470,9 @@ export class Incarnation {
 
   /** A peer completely answered our digest and holds us up to `version`. */
   answeredSelf(version: number): void {
-    if (!this.pastSettled) this.clock.answered(version)
+    // A peer naming us at a version this life issued may hold none of our
+    // past (R7): its answer vouches only for the past it showed (received).
+    if (!this.pastSettled && version < this.clock.start) this.clock.answered(version)
   }
 
   /**

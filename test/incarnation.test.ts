@@ -620,6 +620,35 @@ describe('a node started without its log (attack round 3)', function () {
         },
         (id) => (id === 'n1' ? 344_523 : 0),
       ))
+  it("R1: a peer naming the node only at versions this life issued vouches for none of its past: a refetch by the peers that hold the past keeps it (outside model checker seed 2444627)", () =>
+    cluster(['n0', 'n1', 'n2', 'n3'], 5, async (cl) => {
+      cl.node('n2').set('k2', 'past')
+      await cl.round()
+      cl.partition(new Set(['n1', 'n3'])) // they hold n2's past
+      await cl.restart('n2', 'nothing')
+      await cl.exchange('n0', 'n2', 1) // n2 hears n0 name its past, and nothing more
+      cl.up(cl.link('n0', 'n2'))
+      await cl.restart('n0', 'nothing')
+      cl.node('n2').delete('k0')
+      for (let i = 0; i < 8; i++) {
+        cl.advance(GRACE * 0.3)
+        await cl.round() // n2 settles with n0 (none of its past)
+      }
+      cl.node('n2').set('k1', 'x') // its delete is no longer its newest mapping
+      for (let i = 0; i < 2; i++) {
+        cl.advance(GRACE * 0.3)
+        await cl.round() // and is collected
+      }
+      assert.ok(cl.node('n2').snapshot().collected?.n2 !== undefined, 'n2 collected its delete')
+      cl.heal()
+      cl.node('n2').on('late', () => setImmediate(() => cl.node('n2').settleLate('keep')))
+      for (let i = 0; i < 20; i++) {
+        cl.advance(20)
+        await cl.round()
+      }
+      for (const g of cl.nodes.values()) assert.strictEqual(g.get('k2').value, 'past', g.id)
+      assert.deepStrictEqual(cl.unsynced(), [])
+    }))
   it("rule 6: a refetch of a node restarted from nothing ends though the fresh copy's withdrawal of a past value is refused (R6); the past value reaches its source, late (outside model checker seed 965160)", () =>
     cluster(['n0', 'n1', 'n2'], 5, async (cl) => {
       cl.node('n1').set('k1', 'old')
