@@ -294,13 +294,16 @@ export class Incarnation {
     // mapping, replaced and not yet swept from our log, is the write we
     // replaced: taken for our past, it came back late, red team 18.)
     // (Nor at a version the lives since the floor never issued, R9.)
+    // (Nor, our mapping there swept, while we hold an older one of its key:
+    // ours at that version was of another key, R7, so this one is a past's
+    // we never held; taken as stale, it stayed at the peers alone.)
     const mine = past ? this.host.history.at(this.host.id, version) : undefined
     const stale =
       past &&
       !held &&
       version <= this.wholeFrom &&
       version >= this.floor &&
-      (mine === undefined || (mine.key === key && sameValue(mine.value, value))) &&
+      (mine === undefined ? this.host.history.mapping(this.host.id, key) === undefined : mine.key === key && sameValue(mine.value, value)) &&
       this.lineageIssued(version)
     // An answer to a question for our past comes in version order from
     // where we asked, which joins what we held and what this peer showed.
@@ -412,7 +415,14 @@ export class Incarnation {
       // version, so a newer write of the past still wins over it. Not one
       // restored from a saved state (below clock.start): that state may be
       // an old backup, and what peers show above it our later writes (R2).
-      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u) && !this.replaced(u)) {
+      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) {
+        // Lost already to another source's write: withdrawn above the past,
+        // as the yield does (left at its version beside the past's mapping
+        // there, sources disagreed for good: checker seed 2406856).
+        if (this.replaced(u)) {
+          if (u.deleted !== true && u.withdrawn !== true && this.lost(u)) this.host.withdraw(u)
+          continue
+        }
         this.host.rewrite(u)
         const again = this.host.history.mapping(this.host.id, u.key)
         if (again !== undefined && again !== u) {
@@ -452,9 +462,17 @@ export class Incarnation {
     return false
   }
 
+  // Whether a value or tombstone of another source here beats `u`.
+  private lost(u: Update): boolean {
+    for (const m of this.host.history.get(u.key)) if (m.source_id !== u.source_id && m.withdrawn !== true && this.host.beats(m, u)) return true
+    return false
+  }
+
   /** A peer completely answered our digest and holds us up to `version`. */
   answeredSelf(version: number): void {
-    if (!this.pastSettled) this.clock.answered(version)
+    // A peer naming us at a version this life issued may hold none of our
+    // past (R7): its answer vouches only for the past it showed (received).
+    if (!this.pastSettled && version < this.clock.start) this.clock.answered(version)
   }
 
   /**
