@@ -484,7 +484,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     case 'status': {
       const s = node.stats()
       // Counted as writes come (O(1)); walked only with a store object of the application's.
-      let keys = g.history.tracksResolved ? g.history._liveCount : 0
+      let keys = g.history.tracksResolved ? g.history.liveCount : 0
       if (!g.history.tracksResolved) for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
       const m = node.membership
       return {
