@@ -13,7 +13,7 @@
 import type { Gossip } from '../gossip'
 import { isMembershipKey } from '../membership'
 import type { Session, SessionError, SessionOptions } from '../wire/session'
-import { errand } from './dialer'
+import { errand, type ErrandFailure } from './dialer'
 import type { Address } from './types'
 
 /** A write handed over by a node refused as a twin. */
@@ -103,11 +103,12 @@ export class Handing {
 
 /**
  * Hand `writes` to the node at `to`, on a session with `options`: resolves
- * with null once it answered that it wrote them all, or with why not.
+ * with null once it answered that it wrote them all, or with why not (a
+ * refused session's code with it).
  */
-export function handOver(gossip: Gossip, options: SessionOptions, to: Address, writes: readonly HandedWrite[]): Promise<string | null> {
+export function handOver(gossip: Gossip, options: SessionOptions, to: Address, writes: readonly HandedWrite[]): Promise<ErrandFailure | null> {
   return errand(gossip, { ...options, handover: true }, to, ANSWER_WAIT, (s, done) => {
-    s.on('refused', (err: SessionError) => done(err.message))
+    s.on('refused', (err: SessionError) => done(err.message, err.code))
     s.on('handover', () => {
       // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
       for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
