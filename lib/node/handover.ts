@@ -62,7 +62,7 @@ export class Handing {
   confirm(peer: { readonly ownReceived: number }): void {
     // (Not merely named: a peer that names our versions unsent would keep them from the handover.)
     const v = peer.ownReceived
-    const inc = this.gossip.replica.incarnation
+    const inc = this.gossip.incarnation
     if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
   }
 
@@ -74,7 +74,7 @@ export class Handing {
   writes(peers: Iterable<{ readonly ownReceived: number }>, waiting: ReadonlySet<number> | undefined, membership: boolean): HandedWrite[] {
     const gossip = this.gossip
     const id = gossip.id
-    const inc = gossip.replica.incarnation
+    const inc = gossip.incarnation
     for (const c of peers) this.confirm(c)
     const out: HandedWrite[] = []
     // Not those still waiting for their answer (they may yet be taken back
