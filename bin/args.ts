@@ -8,6 +8,14 @@ import { parseArgs, type ParseArgsConfig } from 'util'
 export class UsageError extends Error {
   /** `usage`, for whoever reads codes rather than text. */
   readonly code = 'usage'
+
+  /** @param flag the long flag (without `--`) the mistake is about, if one: so a caller can say where it was set. */
+  constructor(
+    message: string,
+    readonly flag?: string,
+  ) {
+    super(message)
+  }
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -33,7 +41,7 @@ export function readArgs<O extends Options>(args: readonly string[], options: O)
     const seen = new Map<string, string | undefined>()
     for (const t of tokens) {
       if (t.kind !== 'option' || options[t.name]?.type !== 'string' || options[t.name]?.multiple === true) continue
-      if (seen.has(t.name)) throw new UsageError(`--${t.name} given twice (${JSON.stringify(seen.get(t.name))}, then ${JSON.stringify(t.value)}): it takes one value`)
+      if (seen.has(t.name)) throw new UsageError(`--${t.name} given twice (${JSON.stringify(seen.get(t.name))}, then ${JSON.stringify(t.value)}): it takes one value`, t.name)
       seen.set(t.name, t.value)
     }
     return values
@@ -45,14 +53,19 @@ export function readArgs<O extends Options>(args: readonly string[], options: O)
       case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
         throw new UsageError(`unknown option ${quoted}`)
       case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-        if (/does not take an argument/.test(e.message)) throw new UsageError(`${quoted} takes no value`)
-        throw new UsageError(`${quoted.split(' ')[0]} needs a value`)
+        if (/does not take an argument/.test(e.message)) throw new UsageError(`${quoted} takes no value`, flagOf(quoted))
+        throw new UsageError(`${quoted.split(' ')[0]} needs a value`, flagOf(quoted))
       case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
         throw new UsageError(`unexpected argument ${quoted}`)
       default:
         throw new UsageError(e.message)
     }
   }
+}
+
+// The long flag parseArgs quoted ("--port <value>", "-p, --port"), without its dashes.
+function flagOf(quoted: string): string | undefined {
+  return /--([^\s=]+)/.exec(quoted)?.[1]
 }
 
 /** Why a file could not be read, in words (an errno code alone tells an operator little). */

@@ -144,9 +144,10 @@ export async function clientCommand(
     let parsed
     try {
       parsed = parseArgs({ args: positionalNumbers(argv), options: OPTIONS, allowPositionals: true, strict: true })
-    } catch (e) {
-      const m = (e as Error).message
-      throw new UsageError(/^Unknown option '([^']+)'/.test(m) ? `unknown option ${/'([^']+)'/.exec(m)?.[1]}` : m.split('\n')[0])
+    } catch (err) {
+      const e = err as Error & { code?: string }
+      if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${/'([^']+)'/.exec(e.message)?.[1]}`)
+      throw new UsageError(e.message.split('\n')[0])
     }
     if (parsed.values.help === true) {
       out(clientUsage)

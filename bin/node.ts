@@ -161,7 +161,7 @@ function address(flag: string, text: string): Address {
   } catch (err) {
     // A list where one address goes (SCUTTLE_CONNECT takes one, comma-separated; a file, a JSON array).
     const list = flag === 'connect' && text.includes(',') ? ' (one address per --connect: repeat the flag; a file takes a JSON array, SCUTTLE_CONNECT a comma-separated list)' : ''
-    throw new UsageError(`--${flag}: ${(err as Error).message}${list}`)
+    throw new UsageError(`--${flag}: ${(err as Error).message}${list}`, flag)
   }
 }
 
@@ -181,27 +181,26 @@ export function parseArgs(args: readonly string[], env: Readonly<Record<string, 
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     // Say where a bad value was set when it was not on the command line.
-    const flag = /^--([a-z-]+)/.exec(err.message)?.[1]
-    const where = flag === undefined ? undefined : sources.get(flag)
-    throw where === undefined ? err : new UsageError(`${err.message} (set ${where})`)
+    const where = err.flag === undefined ? undefined : sources.get(err.flag)
+    throw where === undefined ? err : new UsageError(`${err.message} (set ${where})`, err.flag)
   }
 }
 
 function parseMerged(args: readonly string[], env: Readonly<Record<string, string | undefined>>): Args {
   const v = readArgs(args, OPTIONS)
   if (v.help === true) return { id: '', listen: { host: '127.0.0.1', port: DEFAULT_PORT }, connect: [], help: true }
-  if (v.id === undefined) throw new UsageError('--id is required')
+  if (v.id === undefined) throw new UsageError('--id is required', 'id')
   // Peers refuse such an id in a hello: say so now rather than never connect.
-  if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`)
-  if (v.id.length > MAX_ID_LENGTH) throw new UsageError(`--id must be at most ${MAX_ID_LENGTH} characters, not ${v.id.length}`)
+  if (CONTROL.test(v.id) || v.id.trim() !== v.id) throw new UsageError(`--id must not hold control or invisible characters, nor start or end with a space: ${JSON.stringify(v.id)}`, 'id')
+  if (v.id.length > MAX_ID_LENGTH) throw new UsageError(`--id must be at most ${MAX_ID_LENGTH} characters, not ${v.id.length}`, 'id')
   // What the library would refuse at start (empty, reserved): a usage error too.
   const badId = badName('--id', v.id)
-  if (badId !== null) throw new UsageError(badId)
-  if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`)
+  if (badId !== null) throw new UsageError(badId, 'id')
+  if (v.cluster !== undefined && CONTROL.test(v.cluster)) throw new UsageError(`--cluster must not hold control or invisible characters: ${JSON.stringify(v.cluster)}`, 'cluster')
   const number = (flag: string, text: string | undefined, ok: (n: number) => boolean, what: string): number | undefined => {
     if (text === undefined) return undefined
     const n = Number(text)
-    if (text.trim() === '' || !ok(n)) throw new UsageError(`--${flag} must be ${what}, not "${text}"`)
+    if (text.trim() === '' || !ok(n)) throw new UsageError(`--${flag} must be ${what}, not "${text}"`, flag)
     return n
   }
   const out: Args = {
@@ -210,7 +209,7 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     connect: (v.connect ?? []).map((c) => {
       const a = address('connect', c)
       // Port 0 means "any free port" to listen on; dialed, it is refused forever.
-      if (a.port === 0) throw new UsageError(`--connect: port 0 cannot be dialed (${c}): give the peer's --listen port`)
+      if (a.port === 0) throw new UsageError(`--connect: port 0 cannot be dialed (${c}): give the peer's --listen port`, 'connect')
       return a
     }),
     cluster: v.cluster,
@@ -236,20 +235,20 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
     try {
       meta = JSON.parse(v.meta)
     } catch {
-      throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`)
+      throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`, 'meta')
     }
-    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`)
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new UsageError(`--meta must be a JSON object, such as '{"zone":"a"}', not ${v.meta}`, 'meta')
     // Membership refuses more at start (maxMetaLength): a usage error too.
     const length = JSON.stringify(meta).length
-    if (length > MAX_META_LENGTH) throw new UsageError(`--meta is ${length} characters of JSON: at most ${MAX_META_LENGTH}`)
+    if (length > MAX_META_LENGTH) throw new UsageError(`--meta is ${length} characters of JSON: at most ${MAX_META_LENGTH}`, 'meta')
     out.meta = meta as Record<string, unknown>
   }
   if (v.codec !== undefined) {
-    if (v.codec !== 'binary' && v.codec !== 'ndjson') throw new UsageError(`--codec must be binary or ndjson, not "${v.codec}"`)
+    if (v.codec !== 'binary' && v.codec !== 'ndjson') throw new UsageError(`--codec must be binary or ndjson, not "${v.codec}"`, 'codec')
     out.codec = v.codec
   }
-  if (out.data === '') throw new UsageError('--data needs a directory: give a path, or leave --data out to keep state in memory')
-  if (out.repair === true && out.data === undefined) throw new UsageError('--repair needs --data')
+  if (out.data === '') throw new UsageError('--data needs a directory: give a path, or leave --data out to keep state in memory', 'data')
+  if (out.repair === true && out.data === undefined) throw new UsageError('--repair needs --data', 'repair')
   if (v.admin !== undefined) out.admin = address('admin', v.admin.includes(':') ? v.admin : `${v.admin}:${DEFAULT_ADMIN_PORT}`)
   const tokenFile = v['admin-token-file']
   if (tokenFile !== undefined) {
@@ -260,48 +259,49 @@ function parseMerged(args: readonly string[], env: Readonly<Record<string, strin
         `--admin-token-file ${tokenFile}: cannot be read (${unreadable(err)}): ` +
           ((err as NodeJS.ErrnoException).code === 'ENOENT' ? `write a token of 16 characters or more there (openssl rand -hex 16 > ${tokenFile})` : 'name a file this user can read, holding a token of 16 characters or more') +
           ', or give the token in SCUTTLE_ADMIN_TOKEN',
+        'admin-token-file',
       )
     }
   } else if (env.SCUTTLE_ADMIN_TOKEN !== undefined && env.SCUTTLE_ADMIN_TOKEN !== '') out.adminToken = env.SCUTTLE_ADMIN_TOKEN
   if (out.adminToken !== undefined && out.adminToken.length < 16) {
-    throw new UsageError(`${tokenFile !== undefined ? `--admin-token-file ${tokenFile}` : 'SCUTTLE_ADMIN_TOKEN'}: the token must be 16 characters or more, not ${out.adminToken.length}`)
+    throw new UsageError(`${tokenFile !== undefined ? `--admin-token-file ${tokenFile}` : 'SCUTTLE_ADMIN_TOKEN'}: the token must be 16 characters or more, not ${out.adminToken.length}`, tokenFile !== undefined ? 'admin-token-file' : undefined)
   }
   // (Said at start too, by AdminServer; here it is a bad command line, exit 2, which systemd does not restart.)
   if (out.admin !== undefined && !isLoopback(out.admin.host) && out.adminToken === undefined) {
-    throw new UsageError(`--admin on ${out.admin.host} needs a token of 16 characters or more (--admin-token-file, or SCUTTLE_ADMIN_TOKEN): it is reachable from other machines`)
+    throw new UsageError(`--admin on ${out.admin.host} needs a token of 16 characters or more (--admin-token-file, or SCUTTLE_ADMIN_TOKEN): it is reachable from other machines`, 'admin')
   }
   if (v['ws-origin'] !== undefined) {
     for (const o of v['ws-origin']) {
-      if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--ws-origin must be an origin such as https://app.example:8443 (scheme, host, port; no path), not "${o}"`)
+      if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--ws-origin must be an origin such as https://app.example:8443 (scheme, host, port; no path), not "${o}"`, 'ws-origin')
     }
     out.wsOrigins = v['ws-origin']
   }
   if (v['admin-origin'] !== undefined) {
     for (const o of v['admin-origin']) {
-      if (!/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--admin-origin must be an origin such as https://ops.example:8443 (scheme, host, port; no path), not "${o}"`)
+      if (!/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--admin-origin must be an origin such as https://ops.example:8443 (scheme, host, port; no path), not "${o}"`, 'admin-origin')
     }
     out.adminOrigins = v['admin-origin']
   }
   if (v['admin-host'] !== undefined) {
     for (const h of v['admin-host']) {
-      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(h)) throw new UsageError(`--admin-host must be a DNS name without a port, such as admin.example, not "${h}"`)
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(h)) throw new UsageError(`--admin-host must be a DNS name without a port, such as admin.example, not "${h}"`, 'admin-host')
     }
     out.adminHosts = v['admin-host']
   }
   const level = v['log-level']
   if (level !== undefined) {
-    if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError(`--log-level must be error, warn, info or debug, not "${level}"`)
+    if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError(`--log-level must be error, warn, info or debug, not "${level}"`, 'log-level')
     out.logLevel = level as LogLevel
   }
   if (v.late !== undefined) {
-    if (v.late !== 'keep' && v.late !== 'drop') throw new UsageError(`--late must be keep or drop, not "${v.late}"`)
+    if (v.late !== 'keep' && v.late !== 'drop') throw new UsageError(`--late must be keep or drop, not "${v.late}"`, 'late')
     // Without keys any peer can report a write late: none may make the node withdraw its own.
-    if (v.late === 'drop' && v.keys === undefined) throw new UsageError('--late drop needs --keys: without keys any peer could report this node\'s writes late and have them withdrawn')
+    if (v.late === 'drop' && v.keys === undefined) throw new UsageError('--late drop needs --keys: without keys any peer could report this node\'s writes late and have them withdrawn', 'late')
     out.late = v.late
   }
   const format = v['log-format']
   if (format !== undefined) {
-    if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, not "${format}"`)
+    if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, not "${format}"`, 'log-format')
     out.logFormat = format
   }
   return out
@@ -484,7 +484,7 @@ export async function command(node: ScuttleNode, line: string): Promise<unknown>
     case 'status': {
       const s = node.stats()
       // Counted as writes come (O(1)); walked only with a store object of the application's.
-      let keys = g.history.tracksResolved ? g.history._liveCount : 0
+      let keys = g.history.tracksResolved ? g.history.liveCount : 0
       if (!g.history.tracksResolved) for (const k of Object.keys(g.state)) if (!isMembershipKey(k)) keys++
       const m = node.membership
       return {

@@ -19,6 +19,7 @@ import type { Deletes } from './deletes'
 import { Exchange, type ExchangeNode } from './exchange'
 import { FlowControl } from './flow'
 import type { History } from './history'
+import type { Incarnation } from './incarnation'
 import { Replica, TOMBSTONE } from './replica'
 import { badName, keyOf } from './shape'
 import { Refused, admitValue } from './value'
@@ -344,6 +345,21 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
   /** @internal The delete logic (docs/deletes.md): collection, the horizon, refetches, late writes. */
   get deletes(): Deletes {
     return this.replica.deletes
+  }
+
+  /** @internal This node's life: its clock, what it sent of its own (see incarnation.ts). */
+  get incarnation(): Incarnation {
+    return this.replica.incarnation
+  }
+
+  /** @internal Another live node writes as `source`: its writes are offered to peers again (see Replica.twinned). */
+  twinned(source: string): void {
+    this.replica.twinned(source)
+  }
+
+  /** @internal Take back our write `u`, never acknowledged: `previous` is current again (see Replica.revert). */
+  revert(u: Update, previous: Update | undefined): void {
+    this.replica.revert(u, previous)
   }
 
   /** The highest version this node has seen or issued (its Lamport clock). */

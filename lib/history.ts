@@ -398,11 +398,12 @@ export class History extends EventEmitter {
   }
 
   /**
-   * @internal How many keys have a resolved entry that is not a delete and
-   * not a membership key (`member/…`, `heartbeat/…`): the keys of the
-   * node's state an application wrote. Kept as writes come, O(1).
+   * How many keys have a resolved entry that is not a delete and not a
+   * membership key (`member/…`, `heartbeat/…`): the keys of the node's
+   * state an application wrote. Kept as writes come, O(1); 0 when the
+   * history does not track resolved entries (see `tracksResolved`).
    */
-  get _liveCount(): number {
+  get liveCount(): number {
     return this.resolvedCount - this.resolvedDeletes - this.resolvedMembership
   }
 

@@ -154,7 +154,7 @@ describe('History', () => {
     assert.throws(() => new History(0), RangeError)
   })
 
-  it("property: _liveCount, kept as writes come, is the number of the state's keys that are not membership keys, after sets, deletes, exchanges, collection and restarts", async function () {
+  it("property: liveCount, kept as writes come, is the number of the state's keys that are not membership keys, after sets, deletes, exchanges, collection and restarts", async function () {
     this.timeout(60_000)
     const keys = ['a', 'b', 'c', 'member/x', 'heartbeat/y', 'memo', 'h']
     const op = fc.oneof(
@@ -178,7 +178,7 @@ describe('History', () => {
               c.advance(o.advance)
               await c.round()
             } else await c.restart(o.restart, 'clean')
-            for (const g of c.nodes.values()) assert.strictEqual(g.history._liveCount, walk(g), `${g.id} after ${JSON.stringify(o)}`)
+            for (const g of c.nodes.values()) assert.strictEqual(g.history.liveCount, walk(g), `${g.id} after ${JSON.stringify(o)}`)
           }
         } finally {
           for (const g of c.nodes.values()) g.destroy()

@@ -351,13 +351,13 @@ describe('membership over piped nodes', () => {
     const h = new Gossip('h', { resolve }, throwing)
     const mh = new Membership(h, {})
     const reasons: string[] = []
-    mh.on('invalid', (_id: string, r: string) => reasons.push(r))
+    mh.on('invalid', (_id: string, r: string, code: string) => reasons.push(`${r} [${code}]`))
     mh.beat()
-    assert.match(reasons[0], /writing heartbeat\/h failed: disk full/)
+    assert.match(reasons[0], /writing heartbeat\/h failed: disk full \[node_error\]$/)
     // An 'update' listener that throws is the membership's, reported, never the node's.
     const listener = (mh as unknown as { listener: (u: unknown) => void }).listener
     listener({ key: `${MEMBER_PREFIX}z`, source_id: 'z', get value(): unknown { throw new Error('boom') }, version: 1 })
-    assert.match(reasons[1], /membership failed on member\/z: boom/)
+    assert.match(reasons[1], /membership failed on member\/z: boom \[node_error\]$/)
     mh.stop()
     m.stop()
   })

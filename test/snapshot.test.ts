@@ -37,7 +37,7 @@ describe('restart path', () => {
     const sources = [...g.history.sources.keys()].sort()
     return {
       state: JSON.stringify(Object.fromEntries(Object.keys(g.state).sort().map((k) => [k, g.state[k]]))),
-      live: g.history._liveCount,
+      live: g.history.liveCount,
       resolved: g.history._resolvedCount,
       // What each source's log answers, from the start and from its middle.
       news: sources.map((id) => {

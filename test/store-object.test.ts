@@ -274,10 +274,10 @@ describe('a store object as the key-value store', () => {
     const b = new Gossip('b', { resolve: lww })
     b.set('y', 2)
     const reasons: string[] = []
-    a.on('invalid', (_o, r: string) => reasons.push(r))
+    a.on('invalid', (_o, r: string, code: string) => reasons.push(`${r} [${code}]`))
     pair(a, b)
     await exchange(a)
-    assert.ok(reasons.some((r) => /store threw: database down/.test(r)), reasons.join('; '))
+    assert.ok(reasons.some((r) => /store threw: database down \[node_error\]$/.test(r)), reasons.join('; '))
     assert.strictEqual(a.sources('y').length, 0, 'nothing recorded, nothing claimed')
     fail = false
     await exchange(a)

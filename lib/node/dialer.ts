@@ -83,28 +83,34 @@ export class Dialer {
   }
 }
 
+/** Why an errand ended without its `done(null)`: in words, and by a code when one is known (the session's refusal, the socket's errno). */
+export interface ErrandFailure {
+  reason: string
+  code?: string
+}
+
 /**
  * One session to `to`, for one errand: once connected, `run` gets the
  * session and `done`, which ends it (the session and the socket
- * destroyed). Resolves with what `done` was given, or why the errand ended
- * without: a socket error, the connection closed, or no `done` within
- * `wait` ms.
+ * destroyed). Resolves with null when `done(null)` was called, else with
+ * why not: what `done` was given, a socket error, the connection closed,
+ * or no `done` within `wait` ms.
  */
-export function errand(gossip: Gossip, options: SessionOptions, to: Address, wait: number, run: (s: Session, done: (why: string | null) => void) => void): Promise<string | null> {
-  return new Promise<string | null>((resolve) => {
+export function errand(gossip: Gossip, options: SessionOptions, to: Address, wait: number, run: (s: Session, done: (why: string | null, code?: string) => void) => void): Promise<ErrandFailure | null> {
+  return new Promise<ErrandFailure | null>((resolve) => {
     const socket = net.connect({ host: to.host, port: to.port })
     let session: Session | null = null
     let finished = false
-    const done = (why: string | null) => {
+    const done = (why: string | null, code?: string) => {
       if (finished) return
       finished = true
       clearTimeout(timer)
       session?.destroy()
       socket.destroy()
-      resolve(why)
+      resolve(why === null ? null : code === undefined ? { reason: why } : { reason: why, code })
     }
     const timer = setTimeout(() => done(`no answer within ${wait / 1000} s`), wait)
-    socket.on('error', (err) => done(err.message))
+    socket.on('error', (err: NodeJS.ErrnoException) => done(err.message, err.code))
     socket.once('close', () => done('the connection closed'))
     socket.once('connect', () => {
       session = new Session(gossip, socket as unknown as Duplex, options)

@@ -134,7 +134,7 @@ export class Durability {
       const u = pending[i] as Update
       if (u.version <= from) continue
       this.tookBack = true
-      this.gossip.replica.revert(u, pending[i + 1])
+      this.gossip.revert(u, pending[i + 1])
     }
   }
 

@@ -13,7 +13,7 @@
 import type { Gossip } from '../gossip'
 import { isMembershipKey } from '../membership'
 import type { Session, SessionError, SessionOptions } from '../wire/session'
-import { errand } from './dialer'
+import { errand, type ErrandFailure } from './dialer'
 import type { Address } from './types'
 
 /** A write handed over by a node refused as a twin. */
@@ -62,7 +62,7 @@ export class Handing {
   confirm(peer: { readonly ownReceived: number }): void {
     // (Not merely named: a peer that names our versions unsent would keep them from the handover.)
     const v = peer.ownReceived
-    const inc = this.gossip.replica.incarnation
+    const inc = this.gossip.incarnation
     if (v > this.ownConfirmed && v <= inc.sentOwn && inc.clock.issued(v)) this.ownConfirmed = v
   }
 
@@ -74,7 +74,7 @@ export class Handing {
   writes(peers: Iterable<{ readonly ownReceived: number }>, waiting: ReadonlySet<number> | undefined, membership: boolean): HandedWrite[] {
     const gossip = this.gossip
     const id = gossip.id
-    const inc = gossip.replica.incarnation
+    const inc = gossip.incarnation
     for (const c of peers) this.confirm(c)
     const out: HandedWrite[] = []
     // Not those still waiting for their answer (they may yet be taken back
@@ -103,11 +103,12 @@ export class Handing {
 
 /**
  * Hand `writes` to the node at `to`, on a session with `options`: resolves
- * with null once it answered that it wrote them all, or with why not.
+ * with null once it answered that it wrote them all, or with why not (a
+ * refused session's code with it).
  */
-export function handOver(gossip: Gossip, options: SessionOptions, to: Address, writes: readonly HandedWrite[]): Promise<string | null> {
+export function handOver(gossip: Gossip, options: SessionOptions, to: Address, writes: readonly HandedWrite[]): Promise<ErrandFailure | null> {
   return errand(gossip, { ...options, handover: true }, to, ANSWER_WAIT, (s, done) => {
-    s.on('refused', (err: SessionError) => done(err.message))
+    s.on('refused', (err: SessionError) => done(err.message, err.code))
     s.on('handover', () => {
       // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
       for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })

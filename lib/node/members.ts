@@ -45,7 +45,7 @@ export function sayMembers(m: Membership, host: MembersHost): void {
     if (member.started !== null && member.started < previous) {
       host.counters.twins++
       // Their writes can hide each other's: offered to peers again (see Replica.twinned).
-      host.gossip.replica.twinned(member.id)
+      host.gossip.twinned(member.id)
       host.say(
         'member_twin',
         `twin: member ${member.id}'s record went back from a start at ${iso(previous)} to ${iso(member.started)}${where(member)}: ` +
@@ -85,7 +85,7 @@ export function watchOwnRecord(host: MembersHost, membership: () => Membership |
     const ours = m.member(own)?.started ?? null
     if (typeof started !== 'number' || ours === null || started <= ours) return
     // Their writes can hide each other's: offered to peers again (see Replica.twinned).
-    gossip.replica.twinned(own)
+    gossip.twinned(own)
     if (said) return
     said = true
     host.counters.twins++

@@ -231,7 +231,7 @@ export class ScuttleNode extends EventEmitter {
         // A refused twin's writes of a past life its twin's versions passed
         // reach peers only so (found by test/properties/twins.test.ts: one
         // acknowledged before a restart was lost once the twin stopped).
-        this.gossip.replica.twinned(id)
+        this.gossip.twinned(id)
       },
       refused: () => this.admission.count('twin'),
       report: (t) => this.emit('twin', t),
@@ -244,7 +244,7 @@ export class ScuttleNode extends EventEmitter {
       // finds at every peer: no evidence (a squatter's claim then stopped
       // the real node at every restart).
       foreign: (v) => {
-        const clock = this.gossip.replica.incarnation.clock
+        const clock = this.gossip.incarnation.clock
         return v >= clock.start && !clock.issued(v)
       },
       handed: (writes) => {

@@ -529,7 +529,7 @@ export class Twins {
     this.handing = handOver(host.gossip, host.sessionOptions(), to, writes).then((why) => {
       this.handing = null
       if (why !== null) {
-        host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why}; tried again at its next refusal`, 'warn')
+        host.log(`twin: could not hand ${writes.length} acknowledged writes of this life to peer ${peer} at ${address}: ${why.reason}; tried again at its next refusal${why.code === undefined ? '' : ` [${why.code}]`}`, 'warn')
         return
       }
       host.handed(writes, peer)

@@ -8,7 +8,7 @@
  * make an end send more than its share, nor hold unbounded work.
  *
  * The gate reads each message as the exchange classified it (see
- * `PeerStream.gate`): nothing is parsed twice. What an owner wants to know
+ * `Exchange.admit`): nothing is parsed twice. What an owner wants to know
  * of the peer's digests and updates (the node's counters, its member rate)
  * it learns through a {@link GateObserver}.
  *

@@ -46,6 +46,26 @@ describe('simple-scuttle node: options', () => {
     assert.strictEqual(parseArgs(['--id', 'a', '--connect', '127.0.0.1:1', '--connect', '127.0.0.1:2'], {}).connect?.length, 2)
   })
 
+  it('a usage error names its flag (UsageError.flag), by which a value set outside the command line is said where it was set', () => {
+    const refusal = (args: string[], env: Record<string, string>): UsageError => {
+      try {
+        parseArgs(args, env)
+      } catch (err) {
+        if (err instanceof UsageError) return err
+        throw err
+      }
+      assert.fail(`${args.join(' ')} ${JSON.stringify(env)}: no usage error`)
+    }
+    const byEnv = refusal(['--id', 'a'], { SCUTTLE_INTERVAL: '-5' })
+    assert.deepStrictEqual([byEnv.code, byEnv.flag], ['usage', 'interval'])
+    assert.match(byEnv.message, /^--interval must be .* \(set by SCUTTLE_INTERVAL\)$/)
+    const onLine = refusal(['--id', 'a', '--interval', '-5'], {})
+    assert.deepStrictEqual([onLine.flag, /\(set /.test(onLine.message)], ['interval', false])
+    assert.strictEqual(refusal(['--id', 'a', '--id', 'b'], {}).flag, 'id')
+    assert.strictEqual(refusal(['--id', 'a', '--listen'], {}).flag, 'listen')
+    assert.strictEqual(refusal(['--id', 'a', '--nope'], {}).flag, undefined)
+  })
+
   it("says a start's error by its class or code, not by the words of its message", () => {
     const args = parseArgs(['--id', 'a'])
     const said = (e: unknown) => operatorError(e, args)

@@ -13,6 +13,8 @@ import * as path from 'path'
 import { base } from '../../lib'
 import { startNode } from '../../lib/node'
 import type { NodeOptions, ScuttleNode } from '../../lib/node'
+import { handOver } from '../../lib/node/handover'
+import { randomNonce } from '../../lib/node/security'
 import { parseAddress } from '../../lib/node/tcp'
 import { Gate } from '../adversarial/harness'
 
@@ -136,6 +138,21 @@ describe('node (TCP, in process)', () => {
     assert.strictEqual(a.writeRefusal, null)
     assert.ok(!logged('a', /twin/), (logs.get('a') ?? []).join('\n'))
     assert.strictEqual((logs.get('a') ?? []).filter((l) => /is this node's own address/.test(l)).length, 2, (logs.get('a') ?? []).join('\n'))
+  })
+
+  it("a failed handover says why with its code: a refused session's, a socket's errno", async () => {
+    const a = await start({ id: 'a' })
+    const b = await start({ id: 'b', cluster: 'other' })
+    const writes = [{ key: 'k', value: 1, version: 1 }]
+    const refused = await handOver(b.gossip, { cluster: 'other', codecs: ['ndjson'], nonce: randomNonce }, addr(a), writes)
+    assert.strictEqual(refused?.code, 'other_cluster', JSON.stringify(refused))
+    assert.match(refused?.reason ?? '', /cluster/)
+    const server = net.createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as net.AddressInfo).port
+    await new Promise((resolve) => server.close(resolve))
+    const closed = await handOver(b.gossip, { cluster: 'other', codecs: ['ndjson'] }, { host: '127.0.0.1', port }, writes)
+    assert.strictEqual(closed?.code, 'ECONNREFUSED', JSON.stringify(closed))
   })
 
   it('closes a peer that sends garbage, skips its hello, or sends an over-long line; others carry on', async () => {
