@@ -46,8 +46,11 @@ console.log('b got k =', b.getMap('m').get('k'))
 // rule (issue 19: class shells and interfaces, about 0.7 KiB) and R7 (a
 // peer's copy of a restarted node believed only as far as it shows it);
 // 58.6 KiB after R8, R9 and rule 5's horizon passed on (issue 18);
+// 59.8 KiB after rule 5's `past` and gc refusal, rule 4's held withdrawal,
+// rule 6's refetch taken up again, R2's yield and the horizon's bound (the
+// outside checker's and red teams' cases of issue 18, about 1.2 KiB);
 // the guard sits 1 KiB above what the core weighs today.
-const BUNDLE_LIMIT = 59.6 * 1024
+const BUNDLE_LIMIT = 60.8 * 1024
 
 /** An app's bundle with esbuild for the browser: its bytes min+gzip, its inputs, and its code. */
 async function bundle(dir: string, source: string): Promise<{ gzip: number; inputs: string[]; code: string }> {
