@@ -105,6 +105,24 @@ function metrics(n: ScuttleNode): Promise<string> {
   })
 }
 
+// A peer refused as b handing one write over by hand on `port`, from
+// `localAddress`: resolves with all the node answered once it said
+// handed or refused.
+function handOver(port: number, nonce: string, write: { key: string; value: string; version: number }, localAddress = '127.0.0.1'): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress })
+    s.on('error', () => undefined)
+    let text = ''
+    s.on('data', (b: Buffer) => {
+      text += String(b)
+      if (/"handed"|"refused"/.test(text)) s.destroy()
+    })
+    s.on('close', () => resolve(text))
+    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
+    s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n${JSON.stringify(write)}\n{"end":true}\n`)
+  })
+}
+
 describe('adversarial: twins met through a bridge (issue 21)', function () {
   this.timeout(60_000)
   const nodes: ScuttleNode[] = []
@@ -420,19 +438,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     const twin = impostor(a.address().port, 'b', { started: 2000, nonce: 'QkJCQkJCQkJCQkJCQkJCQg==' }, false, '127.0.0.2')
     await until(() => a.stats().refused.twin === 1, 10_000, 'a to refuse the second b as a twin')
     twin.destroy()
-    const handover = (localAddress: string, nonce: string) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect({ port: a.address().port, host: '127.0.0.1', localAddress })
-        s.on('error', () => undefined)
-        let text = ''
-        s.on('data', (b: Buffer) => {
-          text += String(b)
-          if (/"handed"|"refused"/.test(text)) s.destroy()
-        })
-        s.on('close', () => resolve(text))
-        const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
-        s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"hx","value":"forged","version":1}\n{"end":true}\n`)
-      })
+    const handover = (localAddress: string, nonce: string) => handOver(a.address().port, nonce, { key: 'hx', value: 'forged', version: 1 }, localAddress)
     const elsewhere = await handover('127.0.0.1', 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==')
     assert.match(elsewhere, /handover/, elsewhere)
     assert.doesNotMatch(elsewhere, /"handed"/, elsewhere)
@@ -469,19 +475,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     let skew = 0
     const a = await start({ id: 'a', now: () => Date.now() + skew })
     await refuseTwin(a)
-    const handover = (nonce: string, key: string) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect(a.address().port, '127.0.0.1')
-        s.on('error', () => undefined)
-        let text = ''
-        s.on('data', (b: Buffer) => {
-          text += String(b)
-          if (/"handed"|"refused"/.test(text)) s.destroy()
-        })
-        s.on('close', () => resolve(text))
-        const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
-        s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"${key}","value":"handed","version":1}\n{"end":true}\n`)
-      })
+    const handover = (nonce: string, key: string) => handOver(a.address().port, nonce, { key, value: 'handed', version: 1 })
     skew = 60_500
     const late = await handover('Q0NDQ0NDQ0NDQ0NDQ0NDQw==', 'late')
     assert.match(late, /"refused":"handover"/, late)
