@@ -197,6 +197,23 @@ function resolve(from: string, spec: string): string {
   throw new Error(`${from}: cannot resolve ${spec}`)
 }
 
+// The files the given entries reach by relative imports, and the packages
+// those import.
+function closure(...entries: string[]): { seen: Set<string>; packages: Set<string> } {
+  const seen = new Set<string>()
+  const packages = new Set<string>()
+  const visit = (f: string): void => {
+    if (seen.has(f)) return
+    seen.add(f)
+    for (const spec of imports(f)) {
+      if (spec.startsWith('.')) visit(resolve(f, spec))
+      else packages.add(spec)
+    }
+  }
+  for (const e of entries) visit(e)
+  return { seen, packages }
+}
+
 describe('layers of lib/', () => {
   const all = files(LIB)
 
@@ -257,18 +274,7 @@ describe('layers of lib/', () => {
   })
 
   it('the main entry and simple-scuttle/idb reach no Node-only layer and no package that does not run everywhere', () => {
-    const seen = new Set<string>()
-    const packages = new Set<string>()
-    const visit = (f: string): void => {
-      if (seen.has(f)) return
-      seen.add(f)
-      for (const spec of imports(f)) {
-        if (spec.startsWith('.')) visit(resolve(f, spec))
-        else packages.add(spec)
-      }
-    }
-    visit(path.join(LIB, 'index.ts'))
-    visit(path.join(LIB, 'browser', 'index.ts'))
+    const { seen, packages } = closure(path.join(LIB, 'index.ts'), path.join(LIB, 'browser', 'index.ts'))
     const nodeOnly = [...seen].filter((f) => path.relative(LIB, f).startsWith(`node${path.sep}`))
     assert.deepStrictEqual(nodeOnly, [])
     assert.deepStrictEqual([...packages].filter((p) => !PORTABLE_PACKAGES.has(p)), [])
@@ -286,17 +292,7 @@ describe('layers of lib/', () => {
   })
 
   it('the exchange with a peer runs without a stream: exchange.ts reaches neither readable-stream nor the Gossip stream (gossip.ts)', () => {
-    const seen = new Set<string>()
-    const packages = new Set<string>()
-    const visit = (f: string): void => {
-      if (seen.has(f)) return
-      seen.add(f)
-      for (const spec of imports(f)) {
-        if (spec.startsWith('.')) visit(resolve(f, spec))
-        else packages.add(spec)
-      }
-    }
-    visit(path.join(LIB, 'exchange.ts'))
+    const { seen, packages } = closure(path.join(LIB, 'exchange.ts'))
     assert.ok(seen.size > 5, 'the import closure of exchange.ts was walked')
     assert.deepStrictEqual([...seen].map((f) => path.relative(LIB, f)).filter((rel) => rel === 'gossip.ts'), [])
     assert.strictEqual(packages.has('readable-stream'), false)
