@@ -24,7 +24,6 @@ import {
   type Persistence,
   type Schedule,
 } from '../../lib/testing'
-import { _digestPart } from '../../lib/digest'
 import { rejects } from '../rejects'
 
 const { lww_vs_current_vers, lww_vs_clock, strictly_order_values } = base.resolution
