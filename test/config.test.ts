@@ -3,7 +3,8 @@
  * refuses, and the settings it takes.
  */
 import * as assert from 'assert'
-import { Gossip } from '../lib'
+import { Gossip, base } from '../lib'
+import { checkStreamOptions, settingsOf } from '../lib/config'
 import { lww } from './net'
 
 describe('config', () => {
@@ -22,5 +23,40 @@ describe('config', () => {
     assert.throws(() => new Gossip('a', lww({ order: 'widest' as never })), /order/)
     assert.throws(() => new Gossip('a', lww({ sort: 1 as never })), /sort/)
     assert.throws(() => new Gossip('a', lww({ random: 1 as never })), /random/)
+  })
+
+  it('settingsOf: falsy mtu and max_history take the defaults; the rest are taken as given or defaulted', () => {
+    const resolve = base.resolution.lww_vs_current_vers
+    const s = settingsOf('a', { resolve, mtu: 0, max_history: 0 })
+    assert.strictEqual(s.mtu, base.config.mtu)
+    assert.strictEqual(s.maxHistory, base.config.max_history)
+    assert.strictEqual(s.mtuBytes, Infinity)
+    assert.strictEqual(s.order, 'depth')
+    assert.strictEqual(s.sort, base.sort)
+    assert.strictEqual(s.random, Math.random)
+    assert.strictEqual(s.grace, 3_600_000)
+    assert.strictEqual(s.flow, null)
+    assert.strictEqual(s.digestPart, undefined)
+    assert.strictEqual(s.localWrites, true)
+    const t = settingsOf('a', { resolve, mtu: 7, max_history: Infinity, order: 'breadth', tombstone_grace: 0, digest_part: 3 })
+    assert.deepStrictEqual([t.mtu, t.maxHistory, t.order, t.grace, t.digestPart], [7, Infinity, 'breadth', 0, 3])
+  })
+
+  it('settingsOf: local writes default to off under security, and the grace and digest part are checked', () => {
+    const resolve = base.resolution.lww_vs_current_vers
+    const security = { sign: () => 's', verify: () => true }
+    assert.strictEqual(settingsOf('a', { resolve, security }).localWrites, false)
+    assert.strictEqual(settingsOf('a', { resolve, security, local_writes: true }).localWrites, true)
+    assert.throws(() => settingsOf('a', { resolve, security: { sign: () => 's' } as never }), /config.security must be an object/)
+    assert.throws(() => settingsOf('a', { resolve, local_writes: 1 as never }), /config.local_writes must be a boolean/)
+    for (const grace of [-1, NaN, Infinity, '1' as never]) assert.throws(() => settingsOf('a', { resolve, tombstone_grace: grace }), /config.tombstone_grace must be/)
+    for (const part of [1, 2.5, '3' as never]) assert.throws(() => settingsOf('a', { resolve, digest_part: part }), /config.digest_part must be an integer, 2 or more/)
+  })
+
+  it('checkStreamOptions refuses what createStream does not take', () => {
+    assert.doesNotThrow(() => checkStreamOptions({}))
+    assert.doesNotThrow(() => checkStreamOptions({ local_writes: false }))
+    assert.throws(() => checkStreamOptions(null as never), /stream options must be an object/)
+    assert.throws(() => checkStreamOptions({ local_writes: 'yes' as never }), /local_writes must be a boolean/)
   })
 })
