@@ -2,7 +2,7 @@
  * Staleness (lib/sim/staleness.ts): how many rounds each replica is behind,
  * counted from the oldest write it misses.
  */
-import * as assert from 'assert'
+import { strict as assert } from 'assert'
 import { Staleness } from '../../lib/sim'
 
 describe('simulator: Staleness', () => {
