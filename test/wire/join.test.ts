@@ -4,70 +4,19 @@
  * limits. All on 127.0.0.1.
  */
 import * as assert from 'assert'
-import * as net from 'net'
-import WebSocket, { WebSocketServer } from 'ws'
-import { Gossip, base, gossipOver, joinNode } from '../../lib'
-import { startNode } from '../../lib/node'
-import type { Joined, WebSocketLike } from '../../lib'
-import type { NodeOptions, ScuttleNode } from '../../lib/node'
-import { FrameEncoder } from '../../lib/wire/binary'
-
-const resolve = base.resolution.lww_vs_current_vers
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
-function frames(messages: unknown[]): Buffer {
-  const e = new FrameEncoder()
-  for (const m of messages) e.write(m)
-  return Buffer.from(e.take())
-}
+import { WebSocketServer } from 'ws'
+import { Gossip, joinNode } from '../../lib'
+import { WS, resolve, until, wsNodes } from './ws-nodes'
 
 describe('joinNode', function () {
   this.timeout(30_000)
-  const nodes: ScuttleNode[] = []
-  const members: Joined[] = []
-  const sockets: WebSocket[] = []
-  const logs = new Map<string, string[]>()
-  const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
-
-  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
-    const lines: string[] = []
-    logs.set(options.id, lines)
-    const n = await startNode({ interval: 20, resolve, ws: {}, log: (l) => lines.push(l), ...options })
-    nodes.push(n)
-    return n
-  }
-  const url = (n: ScuttleNode) => `ws://127.0.0.1:${(n.wsAddress() as { port: number }).port}`
-
-  /** A raw client: says `hello` (a line) if given, then whatever the test sends. */
-  async function raw(n: ScuttleNode, hello?: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
-    const ws = new WebSocket(url(n))
-    sockets.push(ws)
-    ws.on('error', () => undefined)
-    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)))
-    await new Promise((r) => ws.once('open', r))
-    if (hello !== undefined) ws.send(Buffer.from(hello))
-    return { ws, closed }
-  }
-
-  afterEach(async () => {
-    for (const m of members.splice(0)) m.close()
-    for (const s of sockets.splice(0)) s.terminate()
-    await Promise.all(nodes.splice(0).map((n) => n.close()))
-    logs.clear()
-  })
+  const { nodes, members, logged, start, url } = wsNodes()
 
   it('joinNode: a write in the member is read back on the node, a set on the node reaches the member', async () => {
     const a = await start({ id: 'a' })
     const b = await start({ id: 'b', connect: [a.address()] })
     const page = new Gossip('page', { resolve })
-    members.push(joinNode(page, url(b), { interval: 20, WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike }))
+    members.push(joinNode(page, url(b), { interval: 20, WebSocket: WS }))
     page.set('from-page', { hello: 'é' })
     await until(() => a.gossip.get('from-page').version !== -Infinity, 10_000, 'a to read the page write')
     assert.deepStrictEqual(a.gossip.get('from-page').value, { hello: 'é' })
@@ -81,7 +30,7 @@ describe('joinNode', function () {
     const a = await start({ id: 'a' })
     const port = (a.wsAddress() as { port: number }).port
     const page = new Gossip('page', { resolve })
-    const m = joinNode(page, url(a), { interval: 20, backoff: { min: 20, max: 200 }, WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike })
+    const m = joinNode(page, url(a), { interval: 20, backoff: { min: 20, max: 200 }, WebSocket: WS })
     members.push(m)
     await until(() => m.peer === 'a', 5000, 'the first connection')
     await a.close()
@@ -112,7 +61,7 @@ describe('joinNode', function () {
       floodLimit: 20,
       backoff: { min: 20, max: 50 },
       log: (l) => said.push(l),
-      WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike,
+      WebSocket: WS,
     })
     members.push(m)
     try {

@@ -1,28 +1,18 @@
 /**
  * WebSockets (lib/wire/websocket.ts): gossipOver pipes two Gossips over a
- * socket, and an outsider's attacks on the node's
- * WebSocket side (garbage, a hello that lies about its codec, a message
- * over the frame bound, a flood, a client that never reads) are each
- * closed with a logged reason while the node goes on. All on 127.0.0.1.
+ * socket, and an outsider's attacks on the node's WebSocket side (garbage,
+ * a hello that lies about its codec, a message over the frame bound, a
+ * flood, a client that never reads) are each closed with a logged reason
+ * while the node goes on. All on 127.0.0.1.
  */
 import * as assert from 'assert'
 import * as net from 'net'
 import WebSocket, { WebSocketServer } from 'ws'
-import { Gossip, base, gossipOver, joinNode } from '../../lib'
-import { startNode } from '../../lib/node'
-import type { Joined, WebSocketLike } from '../../lib'
-import type { NodeOptions, ScuttleNode } from '../../lib/node'
+import { Gossip, gossipOver, joinNode } from '../../lib'
+import type { WebSocketLike } from '../../lib'
+import { startNode, type ScuttleNode } from '../../lib/node'
 import { FrameEncoder } from '../../lib/wire/binary'
-
-const resolve = base.resolution.lww_vs_current_vers
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
+import { WS, resolve, until, wsNodes } from './ws-nodes'
 
 function frames(messages: unknown[]): Buffer {
   const e = new FrameEncoder()
@@ -32,20 +22,12 @@ function frames(messages: unknown[]): Buffer {
 
 describe('WebSocket', function () {
   this.timeout(30_000)
-  const nodes: ScuttleNode[] = []
-  const members: Joined[] = []
   const sockets: WebSocket[] = []
-  const logs = new Map<string, string[]>()
-  const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
-
-  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
-    const lines: string[] = []
-    logs.set(options.id, lines)
-    const n = await startNode({ interval: 20, resolve, ws: {}, log: (l) => lines.push(l), ...options })
-    nodes.push(n)
-    return n
-  }
-  const url = (n: ScuttleNode) => `ws://127.0.0.1:${(n.wsAddress() as { port: number }).port}`
+  // (Registered first: raw clients go before the nodes close, as they did.)
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.terminate()
+  })
+  const { members, logs, logged, start, url } = wsNodes()
 
   /** A raw client: says `hello` (a line) if given, then whatever the test sends. */
   async function raw(n: ScuttleNode, hello?: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
@@ -57,13 +39,6 @@ describe('WebSocket', function () {
     if (hello !== undefined) ws.send(Buffer.from(hello))
     return { ws, closed }
   }
-
-  afterEach(async () => {
-    for (const m of members.splice(0)) m.close()
-    for (const s of sockets.splice(0)) s.terminate()
-    await Promise.all(nodes.splice(0).map((n) => n.close()))
-    logs.clear()
-  })
 
   it('gossipOver: two Gossips over a plain WebSocket, either format', async () => {
     for (const format of ['binary', 'ndjson'] as const) {
@@ -121,7 +96,7 @@ describe('WebSocket', function () {
     assert.ok(logged('a', /closing connection to flood: flooding/))
     // The node still serves an honest member.
     const page = new Gossip('page', { resolve })
-    members.push(joinNode(page, url(a), { interval: 20, WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike }))
+    members.push(joinNode(page, url(a), { interval: 20, WebSocket: WS }))
     await a.set('still', 'here')
     await until(() => page.get('still').value === 'here', 5000, 'an honest member to sync')
   })
@@ -227,7 +202,7 @@ describe('WebSocket', function () {
     assert.ok(logged('a', /closing connection to huge: WebSocket message over \d+ bytes \[frame\]/), (logs.get('a') ?? []).join('\n'))
     // The node goes on serving an honest member.
     const page = new Gossip('page', { resolve })
-    members.push(joinNode(page, url(a), { interval: 20, WebSocket: WebSocket as unknown as new (u: string) => WebSocketLike }))
+    members.push(joinNode(page, url(a), { interval: 20, WebSocket: WS }))
     await a.set('still', 'here')
     await until(() => page.get('still').value === 'here', 5000, 'an honest member to sync')
   })

@@ -1,0 +1,47 @@
+/**
+ * Nodes with a WebSocket side for the tests of wire/ (websocket.test.ts,
+ * join.test.ts): started with their log kept, and closed after each test
+ * with the members joined to them. All on 127.0.0.1.
+ */
+import WebSocket from 'ws'
+import { base } from '../../lib'
+import { startNode } from '../../lib/node'
+import type { Joined, WebSocketLike } from '../../lib'
+import type { NodeOptions, ScuttleNode } from '../../lib/node'
+
+export const resolve = base.resolution.lww_vs_current_vers
+
+/** The ws package's client, as joinNode takes it. */
+export const WS = WebSocket as unknown as new (u: string) => WebSocketLike
+
+export async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** Call within a describe: its nodes and members are closed after each test. */
+export function wsNodes() {
+  const nodes: ScuttleNode[] = []
+  const members: Joined[] = []
+  const logs = new Map<string, string[]>()
+  const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
+
+  async function start(options: Partial<NodeOptions> & { id: string }): Promise<ScuttleNode> {
+    const lines: string[] = []
+    logs.set(options.id, lines)
+    const n = await startNode({ interval: 20, resolve, ws: {}, log: (l) => lines.push(l), ...options })
+    nodes.push(n)
+    return n
+  }
+  const url = (n: ScuttleNode) => `ws://127.0.0.1:${(n.wsAddress() as { port: number }).port}`
+
+  afterEach(async () => {
+    for (const m of members.splice(0)) m.close()
+    await Promise.all(nodes.splice(0).map((n) => n.close()))
+    logs.clear()
+  })
+  return { nodes, members, logs, logged, start, url }
+}
