@@ -1,6 +1,6 @@
 /**
- * Nodes with a WebSocket side for the tests of wire/ (websocket.test.ts,
- * join.test.ts): started with their log kept, and closed after each test
+ * Nodes with a WebSocket side for node/websocket.test.ts and
+ * wire/join.test.ts: started with their log kept, and closed after each test
  * with the members joined to them. All on 127.0.0.1.
  */
 import WebSocket from 'ws'
