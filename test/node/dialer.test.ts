@@ -7,6 +7,7 @@ import * as assert from 'assert'
 import * as net from 'net'
 import { Gossip, base } from '../../lib'
 import { Dialer, errand } from '../../lib/node/dialer'
+import { addressOf, listen } from '../../lib/node/listener'
 
 const until = async (check: () => boolean, what: string): Promise<void> => {
   const end = Date.now() + 5000
@@ -19,10 +20,8 @@ const until = async (check: () => boolean, what: string): Promise<void> => {
 // A port that refuses: one a server held and let go.
 async function closedPort(): Promise<number> {
   const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return port
+  await listen(s, {})
+  return new Promise((r) => s.close(() => r((addressOf(s) ?? { port: 0 }).port)))
 }
 
 describe('node: Dialer', () => {

@@ -11,7 +11,7 @@ import WebSocket from 'ws'
 import { Gossip, joinNode } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
 import { FrameEncoder } from '../../lib/wire/binary'
-import { WS, resolve, until, wsNodes } from '../wire/ws-nodes'
+import { WS, resolve, until, upgradeStatus, wsNodes } from '../wire/ws-nodes'
 
 function frames(messages: unknown[]): Buffer {
   const e = new FrameEncoder()
@@ -107,20 +107,7 @@ describe('node: WebSocket server', function () {
   it('attack (issue 21): a DNS-rebound page (Origin and Host evil.example) got 101; required: an Origin is allowed only from --ws-origin, or when it names an IP address or localhost and equals Host', async () => {
     const n = await start({ id: 'a', wsOrigins: ['https://app.example'] })
     const port = (n.wsAddress() as { port: number }).port
-    // The status line of an upgrade with these headers.
-    const upgrade = (headers: Record<string, string>) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect(port, '127.0.0.1')
-        let text = ''
-        s.on('data', (b: Buffer) => {
-          text += String(b)
-          s.destroy()
-        })
-        s.on('close', () => resolve(text.split('\r\n')[0]))
-        s.on('error', () => undefined)
-        const h = Object.entries({ host: `127.0.0.1:${port}`, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`)
-        s.write(`GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${h.join('')}\r\n`)
-      })
+    const upgrade = (headers: Record<string, string>) => upgradeStatus(port, headers)
     const cases: [Record<string, string>, number][] = [
       [{}, 101],
       [{ origin: `http://127.0.0.1:${port}` }, 101],

@@ -1,8 +1,10 @@
 /**
  * Nodes with a WebSocket side for node/websocket.test.ts and
  * wire/join.test.ts: started with their log kept, and closed after each test
- * with the members joined to them. All on 127.0.0.1.
+ * with the members joined to them; and the answer to a raw upgrade request
+ * (also adversarial/operator.test.ts). All on 127.0.0.1.
  */
+import * as net from 'net'
 import WebSocket from 'ws'
 import { base } from '../../lib'
 import { startNode } from '../../lib/node'
@@ -44,4 +46,20 @@ export function wsNodes() {
     logs.clear()
   })
   return { nodes, members, logs, logged, start, url }
+}
+
+/** The status line a WebSocket port on 127.0.0.1 answers an upgrade request with `headers` (lower case; host 127.0.0.1:port unless given). */
+export function upgradeStatus(port: number, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    let text = ''
+    s.on('data', (b: Buffer) => {
+      text += String(b)
+      s.destroy()
+    })
+    s.on('close', () => resolve(text.split('\r\n')[0]))
+    s.on('error', () => undefined)
+    const h = Object.entries({ host: `127.0.0.1:${port}`, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`)
+    s.write(`GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${h.join('')}\r\n`)
+  })
 }

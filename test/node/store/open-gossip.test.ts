@@ -12,6 +12,15 @@ import { openGossip } from '../../../lib/node/sqlite'
 
 const config = { resolve: base.resolution.lww_vs_current_vers }
 
+// A first run in `dir` that writes x = 1 durably; its version.
+async function writeX(dir: string): Promise<number> {
+  const first = openGossip('a', config, dir)
+  first.gossip.set('x', 1)
+  await first.store.flush()
+  await first.store.close()
+  return first.gossip.get('x').version
+}
+
 describe('node/store: openGossip', () => {
   let dir = ''
   beforeEach(() => {
@@ -20,11 +29,7 @@ describe('node/store: openGossip', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
 
   it('a new directory gives a new node, attached: what it writes is there at the next open, restored', async () => {
-    const first = openGossip('a', config, dir)
-    first.gossip.set('x', 1)
-    await first.store.flush()
-    const version = first.gossip.get('x').version
-    await first.store.close()
+    const version = await writeX(dir)
     const again = openGossip('a', config, dir)
     try {
       assert.strictEqual(again.gossip.get('x').value, 1)
@@ -37,11 +42,7 @@ describe('node/store: openGossip', () => {
   })
 
   it("view: the node is built on the database's resolved view, its clock above the reservation", async () => {
-    const first = openGossip('a', config, dir)
-    first.gossip.set('x', 1)
-    await first.store.flush()
-    const version = first.gossip.get('x').version
-    await first.store.close()
+    const version = await writeX(dir)
     const viewed = openGossip('a', config, dir, { view: true })
     try {
       assert.strictEqual(viewed.gossip.state.x?.value, 1)
