@@ -1,7 +1,7 @@
 /**
  * The barrier (lib/barrier.ts) a durable store puts between a node's stream
  * and the wire: the node's own writes wait until durable, the rest pass.
- * (Through a real store: node/store.test.ts, browser/idb-store.test.ts.)
+ * (Through a real store: node/store/store.test.ts, browser/idb-store.test.ts.)
  */
 import * as assert from 'assert'
 import { barrier, type Durable } from '../lib/barrier'

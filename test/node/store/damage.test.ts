@@ -1,7 +1,7 @@
 /**
  * Damage found at open (lib/node/store/damage.ts): the errors that refuse
  * it, a database cut short, a database gone. (Through Store.open, with
- * repair: node/store.test.ts.)
+ * repair: node/store/store.test.ts.)
  */
 import * as assert from 'assert'
 import * as fs from 'fs'

@@ -1,7 +1,7 @@
 /**
  * Loading state.db at a restart (lib/node/store/load.ts): every mapping,
  * each row checked, and the node's record of deletes. Over a database in
- * memory with the store's schema. (Restarts: node/store.test.ts.)
+ * memory with the store's schema. (Restarts: node/store/store.test.ts.)
  */
 import * as assert from 'assert'
 import Database from 'better-sqlite3'

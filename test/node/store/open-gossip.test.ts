@@ -1,7 +1,7 @@
 /**
  * openGossip (lib/node/store/open-gossip.ts): the store opened, the node
  * restored from it (or built on its resolved view) and attached, in one
- * step. (Crashes, damage, group commit: node/store.test.ts.)
+ * step. (Crashes, damage, group commit: node/store/store.test.ts.)
  */
 import * as assert from 'assert'
 import * as fs from 'fs'

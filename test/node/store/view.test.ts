@@ -2,7 +2,7 @@
  * The resolved view in the database as a store object
  * (lib/node/store/view.ts): reads see every write made through it, writes
  * are checked, the node's record is the store's own. Over a ViewSource in
- * memory. (Over state.db: node/store.test.ts.)
+ * memory. (Over state.db: node/store/store.test.ts.)
  */
 import * as assert from 'assert'
 import type { Update } from '../../../lib'

@@ -1,7 +1,7 @@
 /**
  * The witness of acknowledged commits (lib/node/store/witness.ts): the
  * file `acked`, read back, written at once, fsynced later. (A log cut back
- * under it: node/store.test.ts.)
+ * under it: node/store/store.test.ts.)
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
