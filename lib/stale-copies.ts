@@ -8,7 +8,7 @@
  */
 import { reportInvalid } from './codes'
 import type { Collection } from './collection'
-import type { DeletesHost, DoneFields, Link, Links, Refetch, StreamLike } from './markers'
+import { isMarker, type DeletesHost, type DoneFields, type Link, type Links, type Refetch, type StreamLike } from './markers'
 import { covers, type IdRange } from './reconcile'
 import type { Life } from './shape'
 import type { StaleNotice, Update } from './types'
@@ -345,11 +345,16 @@ export class StaleCopies {
         // (What we restored, not our max now: a restored node takes its later
         // writes back from peers first, which carried the max past the gc
         // and kept this silent; outside red team, issue 18.)
-        if (this.restoredOwn !== -Infinity && this.restoredOwn < gc && direct) {
+        // (Only while a value of ours that state held is still current: a
+        // key this life wrote since holds this life's write, and a marker
+        // brings nothing back; else a node restarted from its newest state
+        // was told so once peers collected its own markers of this life,
+        // red team 18, seed 1001040.)
+        if (this.restoredOwn !== -Infinity && this.restoredOwn < gc && direct && this.restoredValueHeld()) {
           reportInvalid(
             stream,
             { source_id: id, version: gc },
-            `restored-stale: peers collected deletes of this node up to version ${gc}, beyond the state it was restored from; restart it from its newest state, or from nothing (peers hold its writes)`,
+            `restored-stale: peers collected deletes of this node up to version ${gc}, beyond the state it was restored from; restart it from a newer saved state, or from nothing once a peer holds its writes (docs/deletes.md, Limits)`,
             'restored_stale',
           )
         }
@@ -377,6 +382,16 @@ export class StaleCopies {
         ;(this.links.link(s).stale ??= new Map()).set(id, life === undefined ? [gc, 0] : life[1] === -Infinity ? [gc, 0, life[0]] : [gc, 0, life[0], life[1]])
       }
     }
+  }
+
+  // Whether a value of ours the restored state held (at or below
+  // restoredOwn) is still our current mapping of its key.
+  private restoredValueHeld(): boolean {
+    for (const u of this.host.history.news(this.host.id, -Infinity)) {
+      if (u.version > this.restoredOwn) return false
+      if (!isMarker(u)) return true
+    }
+    return false
   }
 
   // What we hold of the source below the gc is suspect until a fresh copy

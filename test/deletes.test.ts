@@ -840,6 +840,32 @@ describe('deletes (docs/deletes.md)', function () {
     )
   })
 
+  it("Limits, restored from an old state: a node restarted from its newest state that wrote on is not told it is stale once peers collect its own markers of this life (red team 18, seed 1001040: it was, and a restart from nothing then lost its newest write)", () =>
+    withCluster(['a', 'b', 'd'], {}, async (c) => {
+      c.node('d').delete('y') // what d restarts with: a tombstone only
+      await rounds(c)
+      const restoredTop = c.node('d').history.sources.get('d')?.max ?? -Infinity
+      await c.restart('d', 'clean')
+      await rounds(c)
+      c.node('d').set('z', 14)
+      await rounds(c)
+      c.node('a').delete('z') // d withdraws its z: a marker of this life
+      await rounds(c)
+      c.node('d').set('w', 1)
+      await graceWithExchanges(c)
+      await graceWithExchanges(c)
+      await rounds(c)
+      const gc = c.node('a').snapshot().collected?.d
+      assert.ok(gc !== undefined && gc > restoredTop, 'peers collected a marker of d above its restored state')
+      c.node('d').set('y', 22)
+      // A new connection: d asks a for its past from scratch, and a tells it the gc.
+      c.down(c.link('a', 'd'))
+      c.up(c.link('a', 'd'))
+      await rounds(c)
+      assert.deepStrictEqual(c.invalid.filter(([, , code]) => code === 'restored_stale'), [])
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('y')?.value, 22, g.id)
+    }))
+
   it("every stream reports 'sync' after deletes, withdrawals and collection (the old design left digests naming versions nobody could send)", () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       c.node('a').set('x', 1)
