@@ -38,8 +38,8 @@ export interface PastPeer {
 export interface IncarnationHost {
   readonly id: string
   readonly history: History
-  /** Write `u` (a value or a marker) again, at a new version, keeping its first version (R2): a local write. */
-  rewrite(u: Update): void
+  /** Write `u` (a value or a marker) again, at a new version, placed at `first` among other sources' writes (R2): a local write. */
+  rewrite(u: Update, first: number): void
   /** Our past just settled: what waited for it (withdrawals of our past values) is decided now. */
   settledPast(): void
   /** Another live node writes as `source` (see Replica.twinned). */
@@ -409,7 +409,7 @@ export class Incarnation {
       // Each carries the version first issued (`first`): among other
       // sources' writes it keeps that place at every node, so it beats
       // nothing the write first issued did not (docs/deletes.md R2).
-      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u)
+      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u, u.first ?? u.version)
     }
   }
 

@@ -222,17 +222,18 @@ export class Replica {
 
   /**
    * A write of ours again, at a new version, through resolve like any write
-   * (so every node decides on it alike), keeping the place of the write
-   * first issued among other sources' (R2: `first`). A throwing resolve
-   * keeps the old one: it is still ours to send.
+   * (so every node decides on it alike); issued again above our past (R2),
+   * it names `first`, the version first issued, whose place it keeps among
+   * other sources' writes (a late write kept, rule 7, is a write made now:
+   * none). A throwing resolve keeps the old one: it is still ours to send.
    */
-  rewrite(u: Update): void {
+  rewrite(u: Update, first?: number): void {
     const key = u.key
     // A marker goes again as a marker: its null is no value (attack found it).
     const value = u.deleted === true ? TOMBSTONE : u.withdrawn === true ? WITHDRAWAL : u.value
     try {
       // A withdrawal names the same value again (R6).
-      this.local(key, value, u.withdrawn === true && isVersion(u.value) ? u.value : null, u.withdrawn === true ? undefined : (u.first ?? u.version))
+      this.local(key, value, u.withdrawn === true && isVersion(u.value) ? u.value : null, u.withdrawn === true ? undefined : first)
     } catch (err) {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
       return
