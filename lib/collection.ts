@@ -167,7 +167,9 @@ export class Collection {
   forgetMarker(u: Update): void {
     this.host.forget(u)
     if (u.deleted === true) {
-      if (u.version > this.horizon) this.horizon = u.version
+      // (At its place: a copy issued again beat only what its first version beats, R2.)
+      const place = u.first ?? u.version
+      if (place > this.horizon) this.horizon = place
       if (!this.host.history.get(u.key).some((m) => m.deleted === true)) this.tombKeys.delete(u.key)
     }
   }
