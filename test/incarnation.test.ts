@@ -1007,6 +1007,41 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'n4' ? 358_542 : 0),
     ))
+  it("rule 5: a source asking for its past is named at the highest version held of it, above a held-back max: an answer the mtu cut there does not settle its past without the mappings above (outside red team seed 2002260)", () =>
+    cluster(
+      ['n0', 'n1', 'n3'],
+      1,
+      async (cl) => {
+        cl.node('n1').set('x', 11)
+        await cl.exchange('n0', 'n1')
+        cl.node('n1').set('y', 13) // n1's alone: below n3's delete, to be refused late there
+        cl.node('n3').delete('z') // 200 s ahead
+        cl.advance(145_608)
+        await cl.exchange('n3', 'n0')
+        cl.advance(50_000)
+        await cl.exchange('n3', 'n0')
+        cl.node('n3').set('x', 14) // n3's delete is no longer its newest: collected, a horizon above y
+        cl.advance(5_105)
+        cl.node('n1').set('z', 16)
+        cl.node('n1').on('late', () => setImmediate(() => cl.node('n1').settleLate('keep')))
+        await cl.exchange('n3', 'n1') // y refused late; z taken above n3's max of n1, held back
+        await cl.exchange('n1', 'n3')
+        await cl.exchange('n3', 'n1')
+        assert.strictEqual(cl.node('n3').get('z').value, 16)
+        assert.ok(!('z' in cl.node('n0').state))
+        await cl.restart('n1', 'nothing') // y, kept again, is gone with n1's log; z is at n3 alone
+        for (let i = 0; i < 6; i++) {
+          for (const [a, b] of [['n0', 'n1'], ['n1', 'n0'], ['n0', 'n3'], ['n3', 'n0'], ['n1', 'n3'], ['n3', 'n1']]) await cl.exchange(a, b)
+          cl.advance(GRACE / 4)
+        }
+        for (const g of cl.nodes.values()) {
+          assert.strictEqual(g.get('z').value, 16, g.id)
+          assert.deepStrictEqual(g.sources('z').map((u) => u.source_id), ['n1'], g.id)
+        }
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n3' ? 199_792 : 0),
+    ))
   it("R9: after a restart from a snapshot of a life begun without state, a past write at a version that life never issued (above its floor: the past ran ahead) is the past's, not a write it replaced (outside model checker seed 2000272)", () =>
     cluster(
       ['n0', 'n1', 'n2', 'n3', 'n4'],
