@@ -173,6 +173,7 @@ export class Deletes {
    * past values wait for that).
    */
   withdrawBeaten(): void {
+    this.lateValues.dropWaiting()
     const history = this.host.history
     for (const key of [...this.collection.tombKeys]) {
       const mine = history.mapping(this.host.id, key)

@@ -65,7 +65,7 @@ export class StaleCopies {
       // next digest on this stream (which may never come; attack found it).
       if (p.at >= p.target) {
         l?.pass?.delete(source)
-        this.refetched(source, r)
+        this.refetched(source, r, p.named)
       }
     } else if (held !== undefined && taken && version < r.gc && (version >= r.floor || version <= r.held)) {
       r.suspects.add(held)
@@ -161,15 +161,17 @@ export class StaleCopies {
         // Answers to questions we asked before (naming the source below
         // the gc, not from scratch) are still to come: they serve nothing.
         const skip = stream.questions - (done.reply ? 1 : 0)
-        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v, skip })
+        ;(l.pass ??= new Map()).set(id, { r, at: -Infinity, target: v, skip, named: new Map(heard) })
         r.since = this.collection.activeTime
       } else if (p.skip > 0) {
         if (done.reply) p.skip--
+        p.named = new Map(heard)
       } else if (p.at < v) {
         p.target = v
+        p.named = new Map(heard)
       } else {
         l.pass?.delete(id)
-        this.refetched(id, r)
+        this.refetched(id, r, heard)
       }
     }
   }
@@ -177,8 +179,11 @@ export class StaleCopies {
   // Done: a fresh copy was sent whole. Our suspects it did not send again
   // were replaced where it comes from, by markers since collected: they go
   // as a collection would take them (a tombstone beating a live value here
-  // waits for rule 4; a tombstone gone raises the horizon).
-  private refetched(id: string, r: Refetch): void {
+  // waits for rule 4, unless the serving peer holds that value too: its
+  // source replaced the tombstone there, and kept it would wait for a
+  // withdrawal that never comes, seed 2443055; a tombstone gone raises
+  // the horizon). `named`: what the serving peer's digest named.
+  private refetched(id: string, r: Refetch, named: ReadonlyMap<string, number>): void {
     this.refetches.delete(id)
     this.doubted.delete(id)
     this.changed()
@@ -187,12 +192,20 @@ export class StaleCopies {
     let dropped = 0
     for (const u of r.suspects) {
       if (!history.isCurrent(u)) continue
-      if (u.deleted === true && this.collection.beatsLive(u)) continue
+      if (u.deleted === true && this.collection.beatsLive(u, (m) => this.servedToo(m, named))) continue
       this.collection.forgetMarker(u)
       dropped++
     }
     this.collection.raiseGc(id, r.gc)
     this.host.emit('refetched', id, dropped)
+  }
+
+  // Whether the serving peer holds `m` too: it named m's source at or above
+  // m, and our copy of that source, holding m still, is at least as far
+  // (both are that source's log as of some moment, I1; ours the later).
+  private servedToo(m: Update, named: ReadonlyMap<string, number>): boolean {
+    const theirs = named.get(m.source_id)
+    return theirs !== undefined && theirs >= m.version && (this.host.history.sources.get(m.source_id)?.max ?? -Infinity) >= theirs
   }
 
   // A refetch no fresh copy served for a grace of active time: none may be

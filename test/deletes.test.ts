@@ -341,6 +341,38 @@ describe('deletes (docs/deletes.md)', function () {
       assert.strictEqual(c.node('c').get('newer').value, 3)
     }))
 
+  it("rule 6: a refetch drops a suspect tombstone beating a value the serving copy holds too: its source replaced it there (outside model checker seed 2443055)", () =>
+    withCluster(['a', 'b', 'c', 'd'], {}, async (c) => {
+      c.node('b').set('k', 'm')
+      await rounds(c, 1) // everyone takes b's m
+      c.partition(new Set(['b'])) // b never sees a tombstone beating m
+      c.node('c').delete('k')
+      await c.exchange('c', 'a') // a takes c's tombstone, which beats m
+      c.partition(new Set(['a', 'b']))
+      c.node('c').set('k', 'v') // c replaces its tombstone itself
+      await c.exchange('c', 'd')
+      c.node('d').delete('k')
+      await c.exchange('d', 'c') // c withdraws v, which d's tombstone beats
+      c.node('c').delete('k0')
+      c.node('c').set('k9', 'x')
+      await graceWithExchanges(c)
+      await graceWithExchanges(c) // c's withdrawal is collected: a's copy of c is stale
+      assert.deepStrictEqual(c.node('d').history.get('k').map((u) => u.source_id).sort(), ['b', 'd']) // d's tombstone waits for b's m (rule 4)
+      c.node('d').set('k', 'w') // and d replaces it itself
+      await c.exchange('d', 'c')
+      const events: unknown[][] = []
+      c.node('a').on('refetched', (...e: unknown[]) => events.push(e))
+      c.heal()
+      await c.exchange('a', 'c') // a refetches c, and leaves its suspect tombstone out of answers (b never takes it)
+      await rounds(c)
+      assert.deepStrictEqual(events, [['c', 1]])
+      agree(c)
+      // b's m was never withdrawn (b took no tombstone beating it): every node lists it, a too.
+      const sources = [...c.nodes.values()].map((g) => g.sources('k').map((u) => `${u.source_id}:${String(u.value)}`).sort().join(','))
+      assert.deepStrictEqual(sources, ['b:m,d:w', 'b:m,d:w', 'b:m,d:w', 'b:m,d:w'])
+      assert.deepStrictEqual(c.unsynced(), [])
+    }))
+
   it("rule 6: a notice may carry the source's life floor (at or below its gc), and signs it; without one, the bytes of earlier releases", () => {
     const done = (o: Record<string, unknown>) => {
       const r = classify({ digest: true, done: true, ...o })
