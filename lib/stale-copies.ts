@@ -71,6 +71,23 @@ export class StaleCopies {
       r.suspects.add(held)
     }
     if (held !== undefined && version < r.gc && version > r.below) r.below = version
+    // Our copy reached the gc holding no suspect: nothing of it can be
+    // stale, served or not. The refetch ends, and we know the gc from now
+    // on: abandoned instead, it was forgotten, and we carried a stale
+    // copy's max past the gc untold (outside red team, issue 18, B2).
+    if (this.refetches.get(source) === r && this.fresh(source, r)) this.refetched(source, r)
+  }
+
+  // Whether our copy of `source` reaches the refetch's gc with no suspect
+  // still current (one replaced since is no longer ours to doubt: dropped).
+  private fresh(source: string, r: Refetch): boolean {
+    const history = this.host.history
+    if ((history.sources.get(source)?.max ?? -Infinity) < r.gc) return false
+    for (const u of r.suspects) {
+      if (history.isCurrent(u)) return false
+      r.suspects.delete(u)
+    }
+    return true
   }
 
   /**
