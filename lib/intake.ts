@@ -153,7 +153,7 @@ export class Intake {
         from.movingMax(log)
         log.max = version
       }
-      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
+      if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
     const update: Update =
@@ -173,7 +173,7 @@ export class Intake {
       // is the source's to settle, not the refetch's to wait on (outside model
       // checker seed 965160: the refetch never ended, and the source, never
       // shown the refetcher's copy of it, never vouched to serve it).
-      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, undefined, false)
+      if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, undefined, false)
       return
     }
     // Older than a delete we collected: it may be what that delete beat.
@@ -197,7 +197,7 @@ export class Intake {
         if (past) this.incarnation.pastMappings.add(update)
         this.fills.took(update, below)
         if (marker || !deletes.idle) deletes.took(update, false)
-        if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, update, true)
+        if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, update, true)
         if (this.incarnation.reissuedAny && source_id !== this.id) this.incarnation.tookOther(update)
       }
     } catch (err) {
