@@ -423,7 +423,7 @@ export class StaleCopies {
     // no fresher) stays doubted: refetching again would serve nothing, and
     // two doubted copies telling each other never got quiet (outside model
     // checker seed 2300087).
-    if (!direct && (this.doubted.get(id)?.gc ?? -Infinity) >= gc) return
+    if (!direct && this.doubted.has(id)) return
     // Knowing this gc already, we collected up to it or refetched for it;
     // not so while our copy is doubted (an abandoned refetch's suspects
     // still current here), whatever we collected since: the collector
@@ -435,7 +435,10 @@ export class StaleCopies {
     // The source's life, as the notice says or as we know it.
     const known = this.lives.get(id)
     const life: Life | undefined = told !== undefined ? [told, toldHeld ?? -Infinity] : known !== undefined && known[0] <= gc ? known : undefined
-    this.startRefetch(id, gc, life)
+    // A kept notice widens a refetch under way without restarting its
+    // grace: its peers cannot serve it any sooner (outside model checker
+    // seed 2300087, streams not quiet for a grace more).
+    this.startRefetch(id, gc, life, stream === null ? r?.since : undefined)
     if (!this.refetches.has(id)) return
     // Our copy was stale, and we may have sent it on, carrying a peer's
     // max past the gc too: every peer hears of it (one that knew the gc
@@ -453,7 +456,7 @@ export class StaleCopies {
   // have seen (its peers held none of it), so a fresh copy of the life lacks
   // it without its markers having replaced it; the source judges it once
   // shown it (R1, rule 5).
-  startRefetch(id: string, gc: number, life?: Life): void {
+  startRefetch(id: string, gc: number, life?: Life, since = this.collection.activeTime): void {
     const floor = life?.[0] ?? -Infinity
     const held = life?.[1] ?? -Infinity
     const suspects = new Set<Update>()
@@ -476,7 +479,7 @@ export class StaleCopies {
       this.collection.raiseGc(id, gc)
       return
     }
-    this.refetches.set(id, { gc, suspects, below, floor, held, since: this.collection.activeTime })
+    this.refetches.set(id, { gc, suspects, below, floor, held, since })
     this.changed()
     this.host.emit('refetch', id, gc, suspects.size)
   }
