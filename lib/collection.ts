@@ -167,16 +167,20 @@ export class Collection {
   forgetMarker(u: Update): void {
     this.host.forget(u)
     if (u.deleted === true) {
-      if (u.version > this.horizon) this.horizon = u.version
+      // (At its place: a copy issued again beat only what its first version beats, R2.)
+      const place = u.first ?? u.version
+      if (place > this.horizon) this.horizon = place
       if (!this.host.history.get(u.key).some((m) => m.deleted === true)) this.tombKeys.delete(u.key)
     }
   }
 
   // Whether tombstone `t` beats a live value of its key held here, or the
   // value another source's held withdrawal names (rule 4: the withdrawal
-  // may reach a node holding a value `t` beats without `t`, I3).
-  beatsLive(t: Update): boolean {
+  // may reach a node holding a value `t` beats without `t`, I3); mappings
+  // `spare` says a fresh copy holds too are left out (rule 6).
+  beatsLive(t: Update, spare?: (m: Update) => boolean): boolean {
     for (const m of this.host.history.get(t.key)) {
+      if (spare?.(m) === true) continue
       if (!isMarker(m)) {
         if (this.host.beats(t, m)) return true
       } else if (m.withdrawn === true && typeof m.value === 'number' && m.source_id !== t.source_id) {

@@ -173,6 +173,7 @@ export class Deletes {
    * past values wait for that).
    */
   withdrawBeaten(): void {
+    this.lateValues.dropWaiting()
     const history = this.host.history
     for (const key of [...this.collection.tombKeys]) {
       const mine = history.mapping(this.host.id, key)
@@ -232,7 +233,7 @@ export class Deletes {
       }
     }
     this.staleCopies.serve(stream, l, done, heard, judge)
-    if (judge && this.collection.gc.size > 0) this.staleCopies.judge(l, heard, range)
+    if (judge) this.staleCopies.judge(l, heard, range)
   }
 
   // Under signatures, stale notices and late reports are taken only when a

@@ -44,6 +44,8 @@ export interface DigestPeer extends StreamLike {
   ownNamed: number
   /** Our latest digest to this peer asked for our past (its end says `past`). */
   asksPast: boolean
+  /** The peer's own id while its digest asks for its past (its end says `past`). */
+  readonly peerPast: string | undefined
   readonly streamFilter: Filter | undefined
   readonly takes: boolean
   readonly sends: boolean
@@ -118,7 +120,15 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
  */
 export function named(replica: Replica, peer: DigestPeer, log: SourceLog): number {
   const passes = peer.digestPasses
-  if (passes === null) return replica.deletes.staleCopies.naming(peer, log.id, log.max) ?? log.max
+  if (passes === null) {
+    const refetched = replica.deletes.staleCopies.naming(peer, log.id, log.max)
+    if (refetched !== undefined) return refetched
+    // The source asking for its past is sent what we hold of it above a max
+    // a refused value held back too (rule 5): named there, its question
+    // waits for them (R5), not only for what lies below (seed 2002260).
+    const top = log.id === peer.peerPast ? log.updates[log.updates.length - 1] : undefined
+    return top !== undefined && top.version > log.max ? top.version : log.max
+  }
   let max = -Infinity
   for (const u of replica.history.news(log.id, -Infinity)) if (u.version > max && passes(u.source_id, u.key)) max = u.version
   return max

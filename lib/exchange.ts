@@ -149,7 +149,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private authenticated: string | undefined
   // The peer is this source, asking for its past: it is sent all we hold
   // of it, above a max held back by a refused late value too (rule 5).
-  private peerPast: string | undefined
+  peerPast: string | undefined = undefined
   // The digest the peer is sending us, until its end.
   private heard = new Map<string, number>()
   // What the peer's digests called for that its buffer had no room for (see Owed).

@@ -38,16 +38,12 @@ export interface PastPeer {
 export interface IncarnationHost {
   readonly id: string
   readonly history: History
-  /** Write `u` (a value or a marker) again, at a new version: a local write. */
-  rewrite(u: Update): void
+  /** Write `u` (a value or a marker) again, at a new version, placed at `first` among other sources' writes (R2): a local write. */
+  rewrite(u: Update, first: number): void
   /** Our past just settled: what waited for it (withdrawals of our past values) is decided now. */
   settledPast(): void
   /** Another live node writes as `source` (see Replica.twinned). */
   twinned(source: string): void
-  /** Whether `a` replaces `b` (resolve asked of the two alone). */
-  beats(a: Update, b: Update): boolean
-  /** Withdraw `u`, a value of ours (an ordinary local write of a withdrawal naming it). */
-  withdraw(u: Update): void
 }
 
 /** The node's own id in this life: its clock, its past, its twins. */
@@ -71,11 +67,6 @@ export class Incarnation {
   pastSettled = false
   /** Mappings of our id that a past incarnation wrote (received, not issued). */
   readonly pastMappings = new WeakSet<Update>()
-  /** Some write of this life was issued again (see reissue, tookOther). */
-  reissuedAny = false
-  // Each write of this life issued again above our past, with the version
-  // it was first issued at: its place among other sources' writes.
-  private readonly reissued = new WeakMap<Update, number>()
   /**
    * Our own log rebuilt from peers' copies (docs/deletes.md, "A node
    * started without its log"): versions of ours in (rebuiltFrom,
@@ -415,57 +406,11 @@ export class Incarnation {
       // version, so a newer write of the past still wins over it. Not one
       // restored from a saved state (below clock.start): that state may be
       // an old backup, and what peers show above it our later writes (R2).
-      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) {
-        // Lost already to another source's write: withdrawn above the past,
-        // as the yield does (left at its version beside the past's mapping
-        // there, sources disagreed for good: checker seed 2406856).
-        if (this.replaced(u)) {
-          if (u.deleted !== true && u.withdrawn !== true && this.lost(u)) this.host.withdraw(u)
-          continue
-        }
-        this.host.rewrite(u)
-        const again = this.host.history.mapping(this.host.id, u.key)
-        if (again !== undefined && again !== u) {
-          this.reissued.set(again, this.reissued.get(u) ?? u.version)
-          this.reissuedAny = true
-        }
-      }
+      // Each carries the version first issued (`first`): among other
+      // sources' writes it keeps that place at every node, so it beats
+      // nothing the write first issued did not (docs/deletes.md R2).
+      if (u.version >= clock.start && clock.issued(u.version) && !this.pastMappings.has(u)) this.host.rewrite(u, u.first ?? u.version)
     }
-  }
-
-  /**
-   * `w`, another source's value or tombstone, was just taken. If our
-   * mapping of its key is a value issued again above our past (reissue)
-   * and `w` beats it at the version it was first issued at, the copy
-   * yields: withdrawn, so that `w` wins at every node as it wins over the
-   * write first issued. Issued again only to pass our past, the copy would
-   * otherwise beat every write of its key made after it that was still on
-   * its way here (a twin's versions, taken for our past, had one lost: the
-   * twins property's re-issue race, docs/twins.md R7).
-   */
-  tookOther(w: Update): void {
-    if (w.withdrawn === true) return
-    const mine = this.host.history.mapping(this.host.id, w.key)
-    const first = mine === undefined ? undefined : this.reissued.get(mine)
-    if (mine === undefined || first === undefined || w.version >= mine.version || mine.deleted === true || mine.withdrawn === true) return
-    if (!this.host.beats(w, { ...mine, version: first })) return
-    this.reissued.delete(mine)
-    this.host.withdraw(mine)
-  }
-
-  // Whether another source's mapping of `u`'s key here is above it: `u`
-  // lost to it already, and issued again it would beat it everywhere (a
-  // twin's versions, taken for our past, had a write re-dated over a later
-  // one: the property test found the later write lost).
-  private replaced(u: Update): boolean {
-    for (const m of this.host.history.get(u.key)) if (m.source_id !== u.source_id && m.version > u.version) return true
-    return false
-  }
-
-  // Whether a value or tombstone of another source here beats `u`.
-  private lost(u: Update): boolean {
-    for (const m of this.host.history.get(u.key)) if (m.source_id !== u.source_id && m.withdrawn !== true && this.host.beats(m, u)) return true
-    return false
   }
 
   /** A peer completely answered our digest and holds us up to `version`. */

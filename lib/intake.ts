@@ -83,6 +83,7 @@ export class Intake {
     const version = fields.version
     const deleted = fields.deleted
     const withdrawn = fields.withdrawn
+    const first = fields.first
     const marker = deleted || withdrawn
     const history = this.history
     const clock = this.incarnation.clock
@@ -107,7 +108,7 @@ export class Intake {
     // mtu_bytes and signatures (set in the config, so checked apart).
     let signature: string | undefined
     if (this.mtuBytes !== Infinity || this.security !== undefined) {
-      const s = this.checked(from, chunk, key, value, source_id, version, deleted, withdrawn)
+      const s = this.checked(from, chunk, key, value, source_id, version, deleted, withdrawn, first)
       if (s === null) return
       signature = s
     }
@@ -153,11 +154,13 @@ export class Intake {
         from.movingMax(log)
         log.max = version
       }
-      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
+      if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
     const update: Update =
-      signature === undefined && !marker ? Object.freeze({ key, value, source_id, version }) : peerUpdate(key, value, source_id, version, signature, deleted, withdrawn)
+      signature === undefined && !marker && first === undefined
+        ? Object.freeze({ key, value, source_id, version })
+        : peerUpdate(key, value, source_id, version, signature, deleted, withdrawn, first)
     // R6: a withdrawal of a value older than the source's value we hold was
     // decided without ours (its source rebuilt its log without it). Not
     // taken, nor claimed: the source is shown our value and settles it.
@@ -173,14 +176,15 @@ export class Intake {
       // is the source's to settle, not the refetch's to wait on (outside model
       // checker seed 965160: the refetch never ended, and the source, never
       // shown the refetcher's copy of it, never vouched to serve it).
-      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, undefined, false)
+      if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, undefined, false)
       return
     }
     // Older than a delete we collected: it may be what that delete beat.
-    // Refused, and its writer told (rule 5).
+    // Refused, and its writer told (rule 5). A copy issued again is judged
+    // at its first version, where a delete beats it (R2).
     // At or below our gc of its source too: one of the source's collected
     // markers may have replaced it (rule 5).
-    if ((past || version <= deletes.horizon || (deletes.collection.gc.size !== 0 && version <= deletes.collection.gcOf(source_id))) && deletes.lateValues.refuses(from, update, past)) return
+    if ((past || (first ?? version) <= deletes.horizon || (deletes.collection.gc.size !== 0 && version <= deletes.collection.gcOf(source_id))) && deletes.lateValues.refuses(from, update, past)) return
     // A throwing resolve or store leaves the update unrecorded (and our
     // digest not claiming it), to be asked for again.
     let stage = 'resolve'
@@ -197,8 +201,7 @@ export class Intake {
         if (past) this.incarnation.pastMappings.add(update)
         this.fills.took(update, below)
         if (marker || !deletes.idle) deletes.took(update, false)
-        if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, update, true)
-        if (this.incarnation.reissuedAny && source_id !== this.id) this.incarnation.tookOther(update)
+        if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, update, true)
       }
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"
@@ -211,7 +214,7 @@ export class Intake {
 
   // take()'s checks of mtu_bytes and signatures: the signature (undefined
   // unsigned), or null when refused (reported on `from`).
-  private checked(from: Sender, chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean, withdrawn: boolean): string | undefined | null {
+  private checked(from: Sender, chunk: unknown, key: string, value: unknown, source_id: string, version: number, deleted: boolean, withdrawn: boolean, first: number | undefined): string | undefined | null {
     // What this node could never send on (mtu_bytes) it does not take
     // either: the same limit as at set.
     if (this.mtuBytes !== Infinity && !deleted && !withdrawn) {
@@ -223,7 +226,7 @@ export class Intake {
     }
     // Signed updates: check before anything, so a forgery moves nothing.
     if (this.security === undefined) return undefined
-    const signature = verified(this.security, chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null)
+    const signature = verified(this.security, chunk, key, value, source_id, version, deleted ? 'deleted' : withdrawn ? 'withdrawn' : null, first)
     if (signature === undefined) {
       reportInvalid(from, chunk, `signature of ${source_id} missing or invalid`, 'signature')
       return null

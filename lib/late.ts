@@ -22,6 +22,9 @@ export class Late {
   // peer shows us later was written after the value R4 judged: the
   // withdrawal decided without it, so it is ours to settle (rule 7).
   readonly pastWithdrawn = new Map<string, [number, number]>()
+  // Values of our past refused as late and dropped before our past settled
+  // (R4): key -> the value. The withdrawal waits for the past (dropWaiting).
+  private readonly dropping = new Map<string, Update>()
   // Late reports of other sources to pass on: "source\u0000version" -> the pair.
   readonly forward = new Map<string, LateReport>()
   // Links whose answer being read holds refusals (a link dropped mid-answer
@@ -299,12 +302,29 @@ export class Late {
     const history = this.host.history
     for (const u of late) {
       const mine = history.mapping(this.host.id, u.key)
+      // A value of our past we refused, dropped before our past settled: a
+      // newer mapping of ours of its key may yet come back (R4, seed 1001048).
+      if (choice === 'drop' && (mine === undefined || mine.version < u.version) && !this.host.mayWithdraw(u)) {
+        this.dropping.set(u.key, u)
+        continue
+      }
       if (choice === 'keep' && !this.beatenHere(u)) this.host.rewrite(u)
       // Dropped at the version of our own mapping of its key (R8): ours stands, again above.
       else if (mine !== undefined && mine !== u && mine.version === u.version) this.host.rewrite(mine)
       else this.host.withdraw(u.key, u.version)
     }
     return late.length
+  }
+
+  /** Our past settled: withdraw the values of it dropped meanwhile, unless a newer mapping of ours of the key came back (R4). */
+  dropWaiting(): void {
+    if (this.dropping.size === 0) return
+    const history = this.host.history
+    for (const u of this.dropping.values()) {
+      const mine = history.mapping(this.host.id, u.key)
+      if (mine === undefined || mine.version < u.version) this.host.withdraw(u.key, u.version)
+    }
+    this.dropping.clear()
   }
 
   // Whether another source's mapping held here beats our late value `u`: it

@@ -70,9 +70,11 @@ export class Link {
   /**
    * Refetches this peer serves as a fresh copy: per source, the refetch
    * and the highest version of it the peer has sent us since (our digest
-   * to it names the source there, so it sends the source whole).
+   * to it names the source there, so it sends the source whole), and
+   * what its latest whole digest named (rule 6: a tombstone beating a
+   * value it holds too goes with the refetch).
    */
-  pass: Map<string, { r: Refetch; at: number; target: number; skip: number }> | null = null
+  pass: Map<string, { r: Refetch; at: number; target: number; skip: number; named: ReadonlyMap<string, number> }> | null = null
   /** Life floors told to the peer on this stream (DigestDone.lives): each is told once. */
   livesTold: Map<string, Life> | null = null
   /** Under signatures: our last two nonces sent to the peer, and its latest. */

@@ -156,20 +156,6 @@ export class Replica {
     }
   }
 
-  /** Whether `a` replaces `b` (see Incarnation.tookOther). */
-  beats(a: Update, b: Update): boolean {
-    return this.decide(a, b)
-  }
-
-  /** Withdraw `u`, a value of ours (see Incarnation.tookOther). */
-  withdraw(u: Update): void {
-    try {
-      this.local(u.key, WITHDRAWAL, u.version)
-    } catch (err) {
-      reportInvalid(this.host, { key: u.key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
-    }
-  }
-
   /** Our past just settled (see Incarnation): withdrawals of our past values that waited for it are decided now. */
   settledPast(): void {
     this.deletes.withdrawBeaten()
@@ -200,15 +186,18 @@ export class Replica {
 
   /**
    * A local write: a value, or (TOMBSTONE, WITHDRAWAL) a marker; a
-   * withdrawal names `of`, the version of the value it withdraws (R6).
+   * withdrawal names `of`, the version of the value it withdraws (R6); a
+   * write issued again names `first`, the version first issued (R2).
    * Throws what resolve or the store throws.
    */
-  local(key: string, value: unknown, of: number | null = null): void {
+  local(key: string, value: unknown, of: number | null = null, first?: number): void {
     const version = this.clock.tick()
     // (Markers are objects: a value of another type is compared no further.)
     const marker = typeof value !== 'object' || value === null ? null : value === TOMBSTONE ? 'deleted' : value === WITHDRAWAL ? 'withdrawn' : null
     const update: Update =
-      marker === null && this.security === undefined ? Object.freeze({ key, value, source_id: this.id, version }) : ownUpdate(this.security, this.id, key, value, version, marker, of)
+      marker === null && this.security === undefined && first === undefined
+        ? Object.freeze({ key, value, source_id: this.id, version })
+        : ownUpdate(this.security, this.id, key, value, version, marker, of, first)
     const history = this.history
     const slot = history.slot(key)
     const previous = mappingOf(slot, this.id)
@@ -236,16 +225,18 @@ export class Replica {
 
   /**
    * A write of ours again, at a new version, through resolve like any write
-   * (so every node decides on it alike). A throwing resolve keeps the old
-   * one: it is still ours to send.
+   * (so every node decides on it alike); issued again above our past (R2),
+   * it names `first`, the version first issued, whose place it keeps among
+   * other sources' writes (a late write kept, rule 7, is a write made now:
+   * none). A throwing resolve keeps the old one: it is still ours to send.
    */
-  rewrite(u: Update): void {
+  rewrite(u: Update, first?: number): void {
     const key = u.key
     // A marker goes again as a marker: its null is no value (attack found it).
     const value = u.deleted === true ? TOMBSTONE : u.withdrawn === true ? WITHDRAWAL : u.value
     try {
       // A withdrawal names the same value again (R6).
-      this.local(key, value, u.withdrawn === true && isVersion(u.value) ? u.value : null)
+      this.local(key, value, u.withdrawn === true && isVersion(u.value) ? u.value : null, u.withdrawn === true ? undefined : first)
     } catch (err) {
       reportInvalid(this.host, { key, value: u.value }, `resolve threw: ${(err as Error)?.message}`, 'node_error')
       return
@@ -380,6 +371,9 @@ export class Replica {
    * which then needs no second lookup (see History.memoKey).
    */
   decide(update: Update, current: Update | undefined): boolean {
+    // A copy issued again (R2) is shown to resolve at the version first
+    // issued: its place among other sources' mappings, at every node.
+    if (update.first !== undefined || current?.first !== undefined) return this.decide(placed(update), current === undefined ? undefined : placed(current))
     // lww_vs_current_vers, whose get would answer with `current` (the memo,
     // which get gives as it is, a delete too): the same comparison, without
     // the calls. Not when the node's get was replaced (a subclass's).
@@ -420,3 +414,9 @@ export class Replica {
   }
 }
 
+// `u` as resolve sees it: at its first version when it is a copy issued again (R2).
+function placed(u: Update): Update {
+  if (u.first === undefined) return u
+  const { first, ...rest } = u
+  return { ...rest, version: first }
+}

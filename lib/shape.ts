@@ -46,6 +46,8 @@ export interface UpdateReading {
   readonly deleted: boolean
   /** A withdrawal. */
   readonly withdrawn: boolean
+  /** A copy issued again: the version first issued (see Update.first), else undefined. */
+  readonly first: number | undefined
 }
 
 /** An update reading its owner lets `classify` fill (see the module's comment). */
@@ -53,7 +55,7 @@ export type UpdateFields = { -readonly [K in keyof UpdateReading]: UpdateReading
 
 /** An empty reading for {@link classify} to fill. */
 export function updateFields(): UpdateFields {
-  return { kind: Kind.Update, key: '', value: null, source_id: '', version: 0, deleted: false, withdrawn: false }
+  return { kind: Kind.Update, key: '', value: null, source_id: '', version: 0, deleted: false, withdrawn: false, first: undefined }
 }
 
 /** A digest's end as read, each optional field checked (see DigestDone). */
@@ -389,6 +391,8 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
   const badSource = into !== undefined && source_id === into.source_id && source_id !== '' ? null : badName('source_id', source_id)
   if (badSource !== null) return refuse('source_id', badSource)
   if (!isVersion(version)) return refuse('version', 'version must be an integer from 0 to MAX_VERSION')
+  const first = o.first
+  if (first !== undefined && !(isVersion(first) && first < version)) return refuse('version', 'first must be an integer from 0 to below version')
   if (into === undefined) {
     return {
       kind: Kind.Update,
@@ -398,6 +402,7 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
       version: version + 0, // -0 is 0
       deleted: deleted === true,
       withdrawn: withdrawn === true,
+      first: first === undefined ? undefined : first + 0,
     }
   }
   into.key = key as string
@@ -406,6 +411,7 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
   into.version = version + 0
   into.deleted = deleted === true
   into.withdrawn = withdrawn === true
+  into.first = first === undefined ? undefined : first + 0
   return into
 }
 
@@ -417,7 +423,7 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
 export function checkedUpdate(u: unknown, where: string): Update {
   const r = classify(u)
   if (r.kind !== Kind.Update) throw new TypeError(`${where} holds an invalid update: ${r.kind === Kind.Invalid ? r.reason : 'not an update'}`)
-  const { key, source_id, version, deleted, withdrawn } = r
+  const { key, source_id, version, deleted, withdrawn, first } = r
   const marker = deleted || withdrawn
   // A withdrawal keeps the version it names (R6).
   const value = withdrawn ? (isVersion(r.value) ? r.value : null) : marker ? null : admitValue(r.value, true)
@@ -430,7 +436,8 @@ export function checkedUpdate(u: unknown, where: string): Update {
     signature = undefined
   }
   const copy: Update = typeof signature === 'string' ? { key, value, source_id, version, signature } : { key, value, source_id, version }
-  return Object.freeze(deleted ? { ...copy, deleted: true as const } : withdrawn ? { ...copy, withdrawn: true as const } : copy)
+  const kind: Update = deleted ? { ...copy, deleted: true as const } : withdrawn ? { ...copy, withdrawn: true as const } : copy
+  return Object.freeze(first === undefined ? kind : { ...kind, first })
 }
 
 /**

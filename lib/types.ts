@@ -41,6 +41,13 @@ export interface Update<V = unknown> {
    * `resolve`; see docs/deletes.md, R6.
    */
   readonly withdrawn?: true
+  /**
+   * A write issued again above its source's past (docs/deletes.md, R2):
+   * the version it was first issued at, below `version`. Every node places
+   * it there among other sources' mappings (`resolve` is shown that
+   * version); in its source's log it stands at `version`.
+   */
+  readonly first?: number
 }
 
 /** A local write, as written into the stream: `gossip.set(key, value)`. */

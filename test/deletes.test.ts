@@ -341,6 +341,38 @@ describe('deletes (docs/deletes.md)', function () {
       assert.strictEqual(c.node('c').get('newer').value, 3)
     }))
 
+  it("rule 6: a refetch drops a suspect tombstone beating a value the serving copy holds too: its source replaced it there (outside model checker seed 2443055)", () =>
+    withCluster(['a', 'b', 'c', 'd'], {}, async (c) => {
+      c.node('b').set('k', 'm')
+      await rounds(c, 1) // everyone takes b's m
+      c.partition(new Set(['b'])) // b never sees a tombstone beating m
+      c.node('c').delete('k')
+      await c.exchange('c', 'a') // a takes c's tombstone, which beats m
+      c.partition(new Set(['a', 'b']))
+      c.node('c').set('k', 'v') // c replaces its tombstone itself
+      await c.exchange('c', 'd')
+      c.node('d').delete('k')
+      await c.exchange('d', 'c') // c withdraws v, which d's tombstone beats
+      c.node('c').delete('k0')
+      c.node('c').set('k9', 'x')
+      await graceWithExchanges(c)
+      await graceWithExchanges(c) // c's withdrawal is collected: a's copy of c is stale
+      assert.deepStrictEqual(c.node('d').history.get('k').map((u) => u.source_id).sort(), ['b', 'd']) // d's tombstone waits for b's m (rule 4)
+      c.node('d').set('k', 'w') // and d replaces it itself
+      await c.exchange('d', 'c')
+      const events: unknown[][] = []
+      c.node('a').on('refetched', (...e: unknown[]) => events.push(e))
+      c.heal()
+      await c.exchange('a', 'c') // a refetches c, and leaves its suspect tombstone out of answers (b never takes it)
+      await rounds(c)
+      assert.deepStrictEqual(events, [['c', 1]])
+      agree(c)
+      // b's m was never withdrawn (b took no tombstone beating it): every node lists it, a too.
+      const sources = [...c.nodes.values()].map((g) => g.sources('k').map((u) => `${u.source_id}:${String(u.value)}`).sort().join(','))
+      assert.deepStrictEqual(sources, ['b:m,d:w', 'b:m,d:w', 'b:m,d:w', 'b:m,d:w'])
+      assert.deepStrictEqual(c.unsynced(), [])
+    }))
+
   it("rule 6: a notice may carry the source's life floor (at or below its gc), and signs it; without one, the bytes of earlier releases", () => {
     const done = (o: Record<string, unknown>) => {
       const r = classify({ digest: true, done: true, ...o })
@@ -723,6 +755,125 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it("rule 6: a refetch ends once the copy reaches the gc with no suspect, served or not, and keeps the gc: a node whose refetch a grace would have abandoned tells a stale copy it passes the source to (outside red team, issue 18, B2: a deleted value shown for good)", () =>
+    withCluster(['a', 'b', 'c', 'd', 'e'], { mtu: 1 }, async (c) => {
+      const events: unknown[][] = []
+      c.onNode((g) => {
+        for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
+      })
+      const a = c.node('a')
+      a.set('y', 1)
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('a', 'b')
+        await c.exchange('b', 'a')
+      }
+      // b, away, keeps a's y=1; a deletes it, writes two keys, and collects the delete with d and c.
+      c.partition(new Set(['b']))
+      a.delete('y')
+      a.set('z', 2)
+      a.set('w', 3)
+      for (let i = 0; i < 8; i++) {
+        c.advance(GRACE / 4)
+        for (const [p, q] of ['ad', 'da', 'ac', 'ca', 'cd', 'dc']) await c.exchange(p, q)
+      }
+      assert.deepStrictEqual(a.history.get('y'), [], 'collected')
+      // c restarts from nothing and meets a until it holds a's z (told the gc,
+      // past it, not yet served as far as a names itself: the mtu is one update).
+      c.partition(new Set(['c', 'e']))
+      await c.restart('c', 'nothing')
+      c.heal()
+      c.partition(new Set(['b']))
+      c.partition(new Set(['a', 'c']))
+      for (let i = 0; i < 6 && c.node('c').history.mapping('a', 'z') === undefined; i++) await c.exchange('a', 'c')
+      assert.strictEqual(c.node('c').history.mapping('a', 'w'), undefined, 'c holds a only up to z')
+      // Then c hears only from e, which holds none of a, for longer than the grace.
+      c.heal()
+      c.partition(new Set(['c', 'e']))
+      for (let i = 0; i < 12; i++) {
+        c.advance(GRACE / 4)
+        await c.exchange('c', 'e')
+        await c.exchange('e', 'c')
+      }
+      // b, whose copy of a still holds y=1, meets c first, then everyone.
+      c.heal()
+      c.partition(new Set(['b', 'c']))
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('b', 'c')
+        await c.exchange('c', 'b')
+      }
+      c.heal()
+      for (let i = 0; i < 30; i++) {
+        await c.round()
+        c.advance(GRACE / 8)
+      }
+      for (const g of c.nodes.values()) assert.ok(!('y' in g.state) && g.sources('y').length === 0, `${g.id} shows a's deleted y: ${JSON.stringify(g.sources('y'))}`)
+      assert.ok(!events.some((e) => e[1] === 'refetchAbandoned'), JSON.stringify(events))
+      assert.deepStrictEqual(
+        events.filter((e) => e[0] === 'b'),
+        [
+          ['b', 'refetch', 'a'],
+          ['b', 'refetched', 'a'],
+        ],
+      )
+      agree(c)
+    }))
+
+  it('rule 6: a doubted copy (its refetch abandoned with a suspect) tells a peer it sends the source to, and the peer believes it once its copy reaches the gc: a deleted value does not come back at both', () =>
+    withCluster(['a', 'c', 'd', 'e'], { mtu: 1 }, async (c) => {
+      const only = (...groups: string[][]) => {
+        c.heal()
+        for (const g of groups) c.partition(new Set(g))
+      }
+      const events: unknown[][] = []
+      c.onNode((g) => {
+        for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
+      })
+      const a = c.node('a')
+      a.set('y', 1)
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('a', 'd')
+        await c.exchange('d', 'a')
+      }
+      // d and e away; a deletes y, writes two keys, and collects the delete with c.
+      only(['d'], ['e'])
+      a.delete('y')
+      a.set('z', 2)
+      a.set('w', 3)
+      for (let i = 0; i < 8; i++) {
+        c.advance(GRACE / 4)
+        await c.exchange('a', 'c')
+        await c.exchange('c', 'a')
+      }
+      assert.deepStrictEqual(a.history.get('y'), [], 'collected')
+      // d meets c until it is told and holds a's z (past the gc; y still suspect)...
+      only(['c', 'd'])
+      for (let i = 0; i < 8 && c.node('d').history.mapping('a', 'z') === undefined; i++) await c.exchange('c', 'd')
+      assert.strictEqual(c.node('d').history.mapping('a', 'w'), undefined, 'd holds a only up to z')
+      // ...then only e, which holds none of a, for longer than the grace: d's refetch is abandoned, y kept.
+      only(['d', 'e'])
+      for (let i = 0; i < 12; i++) {
+        c.advance(GRACE / 4)
+        await c.exchange('d', 'e')
+        await c.exchange('e', 'd')
+      }
+      assert.ok(events.some((e) => e[0] === 'd' && e[1] === 'refetchAbandoned'), JSON.stringify(events))
+      // e goes away; the others meet, then everyone.
+      only(['e'])
+      for (let i = 0; i < 10; i++) {
+        await c.round()
+        c.advance(GRACE / 8)
+      }
+      c.heal()
+      for (let i = 0; i < 30; i++) {
+        await c.round()
+        c.advance(GRACE / 8)
+      }
+      for (const g of c.nodes.values()) assert.ok(!('y' in g.state) && g.sources('y').length === 0, `${g.id} shows a's deleted y: ${JSON.stringify(g.sources('y'))}`)
+      agree(c)
+      // e was told, and refetched a from a fresh copy (not d's doubted one).
+      assert.ok(events.some((e) => e[0] === 'e' && e[1] === 'refetched'), JSON.stringify(events))
+    }))
+
   it('attack: a relay without a private key under config.security passes nothing of a source to a peer behind its collection; the peer refetches once it meets a node with a key', async () => {
     const real = Clock.now
     let now = 1.7e15
@@ -839,6 +990,32 @@ describe('deletes (docs/deletes.md)', function () {
       () => old,
     )
   })
+
+  it("Limits, restored from an old state: a node restarted from its newest state that wrote on is not told it is stale once peers collect its own markers of this life (red team 18, seed 1001040: it was, and a restart from nothing then lost its newest write)", () =>
+    withCluster(['a', 'b', 'd'], {}, async (c) => {
+      c.node('d').delete('y') // what d restarts with: a tombstone only
+      await rounds(c)
+      const restoredTop = c.node('d').history.sources.get('d')?.max ?? -Infinity
+      await c.restart('d', 'clean')
+      await rounds(c)
+      c.node('d').set('z', 14)
+      await rounds(c)
+      c.node('a').delete('z') // d withdraws its z: a marker of this life
+      await rounds(c)
+      c.node('d').set('w', 1)
+      await graceWithExchanges(c)
+      await graceWithExchanges(c)
+      await rounds(c)
+      const gc = c.node('a').snapshot().collected?.d
+      assert.ok(gc !== undefined && gc > restoredTop, 'peers collected a marker of d above its restored state')
+      c.node('d').set('y', 22)
+      // A new connection: d asks a for its past from scratch, and a tells it the gc.
+      c.down(c.link('a', 'd'))
+      c.up(c.link('a', 'd'))
+      await rounds(c)
+      assert.deepStrictEqual(c.invalid.filter(([, , code]) => code === 'restored_stale'), [])
+      for (const g of c.nodes.values()) assert.strictEqual(g.get('y')?.value, 22, g.id)
+    }))
 
   it("every stream reports 'sync' after deletes, withdrawals and collection (the old design left digests naming versions nobody could send)", () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {

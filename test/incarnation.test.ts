@@ -149,6 +149,59 @@ describe('restart without saved state', function () {
     assert.deepStrictEqual(stateOf(a), stateOf(b))
   })
 
+  it('a delete issued again above its past keeps its first place: an older-first value of another node stays (docs/deletes.md R2; red team 18c, B1)', async () => {
+    // b deletes k0 below a's value, which did not see it; t (b's past, far
+    // ahead) has b issue the delete again above it. The copy beat a's value
+    // by version and a withdrew it: k0 gone everywhere, silently.
+    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => [500, 0, 1_000_000][i])
+    const [a, b, t] = net.nodes
+    const ab = net.connect(0, 1)
+    const bt = net.connect(1, 2)
+    a.set('k0', 'a1')
+    b.delete('k0')
+    t.set('h', 'x')
+    await exchange(bt.sb, bt.sa)
+    const copy = b.history.mapping('b', 'k0')
+    assert.ok(copy !== undefined && copy.deleted === true && copy.version > 1_000_000 && copy.first !== undefined && copy.first < 500, 'the delete issued again, carrying its first version')
+    for (let i = 0; i < 4; i++) {
+      await exchange(ab.sa, ab.sb)
+      await exchange(ab.sb, ab.sa)
+    }
+    for (const g of [a, b]) {
+      assert.strictEqual(g.get('k0').value, 'a1', `${g.id}: the later value wins`)
+      assert.strictEqual(g.history.mapping('a', 'k0')?.withdrawn, undefined, `${g.id}: a's value not withdrawn`)
+    }
+  })
+
+  it("a write issued again keeps its first place at nodes its issuer never meets again, and through a restart (docs/twins.md, Limits: the yield was in memory only)", async () => {
+    // b writes v0, a writes v1 over it; b, not having v1, issues v0 again
+    // above t's versions, sends the copy to c, and is gone for good.
+    const net = new Net(['a', 'b', 'b', 'c'], () => lww(), (i) => (i === 2 ? 1_000_000 : 0))
+    const [a, b, t, c] = net.nodes
+    const ab = net.connect(0, 1)
+    const bt = net.connect(1, 2)
+    const bc = net.connect(1, 3)
+    b.set('k0', 'v0')
+    await exchange(ab.sa, ab.sb)
+    a.set('k0', 'v1')
+    t.set('h', 'x')
+    await exchange(bt.sb, bt.sa)
+    await exchange(bc.sa, bc.sb)
+    assert.strictEqual(c.get('k0').value, 'v0')
+    assert.ok((c.get('k0') as Update).first !== undefined, 'the copy carries its first version to c')
+    // c restarts from its snapshot (the copy's place kept), then meets a.
+    const c2 = Gossip.restore('c', lww(), JSON.parse(JSON.stringify(c.snapshot())) as Snapshot)
+    const next = new Net([], () => lww())
+    next.nodes.push(a, c2)
+    const ac = next.connect(0, 1)
+    for (let i = 0; i < 4; i++) {
+      await exchange(ac.sa, ac.sb)
+      await exchange(ac.sb, ac.sa)
+    }
+    for (const g of [a, c2]) assert.strictEqual(g.get('k0').value, 'v1', `${g.id}: the later write wins`)
+    assert.deepStrictEqual(stateOf(a), stateOf(c2))
+  })
+
   it('property: any restart point and write schedule converges with every new write kept', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -530,7 +583,7 @@ describe('a node started without its log (attack round 3)', function () {
       },
       (id) => (id === 'n3' ? 417_383 : 0),
     ))
-  it("R2: a write of this life another node's newer write beat already when its past shows a delete at that very version is withdrawn above the past, not left beside it (outside model checker seed 2406856)", () =>
+  it("R2: a write of this life another node's newer write beat already when its past shows a delete at that very version goes again above the past at its first place, not left beside it (outside model checker seed 2406856)", () =>
     cluster(
       ['n0', 'n1', 'n2', 'n3'],
       5,
@@ -551,7 +604,9 @@ describe('a node started without its log (attack round 3)', function () {
         for (const g of cl.nodes.values()) {
           assert.strictEqual(g.get('k0').value, 'newer', g.id)
           assert.deepStrictEqual(sources(g), sources(cl.node('n0')), `${g.id}: sources of k0`)
-          assert.ok(!g.sources('k0').some((u) => u.source_id === 'n1'), `${g.id}: n1's write lost to n0's`)
+          // n1's write, issued again above the past, still places below n0's.
+          const n0v = (g.get('k0') as Update).version
+          for (const u of g.sources('k0')) if (u.source_id === 'n1') assert.ok(u.first !== undefined && u.first < n0v && u.version > n0v, `${g.id}: n1's copy at its first place`)
         }
         assert.deepStrictEqual(cl.unsynced(), [])
       },
@@ -1006,6 +1061,80 @@ describe('a node started without its log (attack round 3)', function () {
         assert.deepStrictEqual(cl.unsynced(), [])
       },
       (id) => (id === 'n4' ? 358_542 : 0),
+    ))
+  it("rule 5: a source asking for its past is named at the highest version held of it, above a held-back max: an answer the mtu cut there does not settle its past without the mappings above (outside red team seed 2002260)", () =>
+    cluster(
+      ['n0', 'n1', 'n3'],
+      1,
+      async (cl) => {
+        cl.node('n1').set('x', 11)
+        await cl.exchange('n0', 'n1')
+        cl.node('n1').set('y', 13) // n1's alone: below n3's delete, to be refused late there
+        cl.node('n3').delete('z') // 200 s ahead
+        cl.advance(145_608)
+        await cl.exchange('n3', 'n0')
+        cl.advance(50_000)
+        await cl.exchange('n3', 'n0')
+        cl.node('n3').set('x', 14) // n3's delete is no longer its newest: collected, a horizon above y
+        cl.advance(5_105)
+        cl.node('n1').set('z', 16)
+        cl.node('n1').on('late', () => setImmediate(() => cl.node('n1').settleLate('keep')))
+        await cl.exchange('n3', 'n1') // y refused late; z taken above n3's max of n1, held back
+        await cl.exchange('n1', 'n3')
+        await cl.exchange('n3', 'n1')
+        assert.strictEqual(cl.node('n3').get('z').value, 16)
+        assert.ok(!('z' in cl.node('n0').state))
+        await cl.restart('n1', 'nothing') // y, kept again, is gone with n1's log; z is at n3 alone
+        for (let i = 0; i < 6; i++) {
+          for (const [a, b] of [['n0', 'n1'], ['n1', 'n0'], ['n0', 'n3'], ['n3', 'n0'], ['n1', 'n3'], ['n3', 'n1']]) await cl.exchange(a, b)
+          cl.advance(GRACE / 4)
+        }
+        for (const g of cl.nodes.values()) {
+          assert.strictEqual(g.get('z').value, 16, g.id)
+          assert.deepStrictEqual(g.sources('z').map((u) => u.source_id), ['n1'], g.id)
+        }
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => (id === 'n3' ? 199_792 : 0),
+    ))
+  it("R4: a 'drop' of a late value of the node's past waits for its past to settle: the node's later delete of the key, back from a peer meanwhile, stands (outside red team seed 1001048)", () =>
+    cluster(
+      ['n0', 'n1', 'n2', 'n3', 'n4'],
+      1,
+      async (cl) => {
+        cl.onNode((g) => g.on('late', () => setImmediate(() => g.settleLate('drop'))))
+        type Step = ['set', number, string, number] | ['del', number, string] | ['x', number, number] | ['adv', number] | ['restart', number]
+        // The red team's shrunk schedule: n0's x=1 is beaten by n3's delete
+        // and withdrawn; n2's x=5 (482 s ahead) is beaten by n0's delete of x,
+        // which only n0 and n3 hold when n0 restarts from nothing.
+        const steps: Step[] = [
+          ['set', 0, 'x', 1], ['x', 4, 0], ['x', 4, 1], ['x', 4, 2], ['x', 1, 3], ['adv', 7500], ['set', 2, 'x', 5], ['restart', 2], ['del', 4, 'y'], ['del', 3, 'x'],
+          ['x', 0, 2], ['adv', 7500], ['x', 1, 4], ['adv', 7500], ['x', 3, 4], ['adv', 7500], ['adv', 7500], ['x', 0, 1], ['adv', 7500], ['adv', 7500],
+          ['adv', 7500], ['x', 3, 2], ['adv', 7500], ['x', 0, 3], ['del', 0, 'y'], ['restart', 0], ['x', 3, 0], ['del', 0, 'z'], ['x', 0, 3], ['x', 3, 1],
+          ['del', 0, 'x'], ['adv', 10000], ['adv', 10000], ['x', 1, 0], ['adv', 10000], ['x', 3, 0], ['adv', 10000], ['x', 1, 0], ['adv', 10000], ['adv', 10000],
+          ['x', 2, 3], ['x', 0, 3],
+        ]
+        for (const s of steps) {
+          if (s[0] === 'set') cl.node(`n${s[1]}`).set(s[2], s[3])
+          else if (s[0] === 'del') cl.node(`n${s[1]}`).delete(s[2])
+          else if (s[0] === 'x') await cl.exchange(`n${s[1]}`, `n${s[2]}`)
+          else if (s[0] === 'adv') cl.advance(s[1])
+          else await cl.restart(`n${s[1]}`, 'clean')
+        }
+        await cl.restart('n0', 'nothing') // n2 gives it back x=1 first, refused late (dropped), n3 its delete of x
+        await cl.exchange('n0', 'n2')
+        await cl.exchange('n1', 'n0')
+        for (let i = 0; i < 12; i++) {
+          for (const a of cl.nodes.keys()) for (const b of cl.nodes.keys()) if (a !== b) await cl.exchange(a, b)
+          cl.advance(GRACE / 4)
+        }
+        const deleted = cl.node('n0').history.get('x').find((u) => u.source_id === 'n0')
+        assert.ok(deleted?.deleted === true && deleted.version > 1700000489282000, "n0's delete of x, issued after it took n2's x=5, stands")
+        for (const g of cl.nodes.values()) assert.ok(!('x' in g.state), `${g.id} shows x=${JSON.stringify(g.get('x').value)}`)
+        assert.deepStrictEqual(cl.unsynced(), [])
+      },
+      (id) => [91_051, 0, 481_782, 0, 447_276][Number(id.slice(1))],
+      6, // each node's random (what mtu 1 sends first) seeded: this schedule's order
     ))
   it("R9: after a restart from a snapshot of a life begun without state, a past write at a version that life never issued (above its floor: the past ran ahead) is the past's, not a write it replaced (outside model checker seed 2000272)", () =>
     cluster(

@@ -24,6 +24,13 @@ export type { Security }
  * from meaning anything elsewhere.
  */
 export function signedBytes(update: Update): Buffer {
+  // A copy issued again (R2) signs its first version too: a relay cannot
+  // move its place among other sources' writes.
+  const first = update.first
+  if (first !== undefined) {
+    const { first: _, ...plain } = update
+    return Buffer.concat([Buffer.from(`simple-scuttle/first/1\n${JSON.stringify(first)}\n`), signedBytes(plain)])
+  }
   // A delete and a withdrawal sign other bytes than a write of null: a relay
   // cannot turn one into another.
   if (update.deleted === true) {

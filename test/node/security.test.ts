@@ -114,6 +114,18 @@ describe('security', () => {
     a2.write(old) // its own past, genuinely signed
     assert.ok(a2.get('y').version > old.version, 'y was issued again above the past')
     for (const u of Object.values(a2.state)) assert.ok(securityOf('c').verify(u), `${u.key} unsigned`)
+    // The copy carries its first version, signed (docs/deletes.md R2): a
+    // relay can neither move its place nor strip it.
+    const y = a2.get('y') as Update
+    assert.ok(y.first !== undefined && y.first < old.version, 'y carries the version first issued')
+    const c = new Gossip('c', lww({ security: securityOf('c') }))
+    const bad = invalids(c)
+    c.write({ ...y, first: y.first - 1 })
+    const { first: _first, ...stripped } = y
+    c.write(stripped)
+    assert.deepStrictEqual(bad, ['signature', 'signature'])
+    c.write(y)
+    assert.strictEqual((c.get('y') as Update).first, y.first)
   })
 
   it('validates the option and the keys', () => {

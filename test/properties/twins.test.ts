@@ -47,7 +47,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 // `stopWait`: the clean stop's wait (see run), 0 for a stop that waits for nothing (as a crash).
 const REGRESSIONS: { why: string; steps: Step[]; open?: true; stopWait?: number }[] = [
   {
-    why: "b0 wrote k0 (v0), a wrote v1 over it (1 us above), and b0 was cut off before v1 reached it; the fresh twin's versions, taken for b0's past, had b0 issue v0 again above them (1 s above v1) before v1 arrived: v0 won everywhere, v1 lost (fixed: a write issued again yields, withdrawn, to another source's write that beats it at its first version, taken after, Incarnation.tookOther; Incarnation.replaced stops it when the later write is here first)",
+    why: "b0 wrote k0 (v0), a wrote v1 over it (1 us above), and b0 was cut off before v1 reached it; the fresh twin's versions, taken for b0's past, had b0 issue v0 again above them (1 s above v1) before v1 arrived: v0 won everywhere, v1 lost (fixed: a write issued again carries its first version, `first`, and every node places it there among other sources' writes, docs/deletes.md R2)",
     steps: [{ op: 'heal' }, { op: 'write', on: 'b', twin: 3, key: 0 }, { op: 'write', on: 'a', twin: 2, key: 0 }, { op: 'heal' }, { op: 'twin', from: 'fresh' }, { op: 'partition', twin: 2 }, { op: 'heal' }, { op: 'restart', who: 'a' }, { op: 'write', on: 'b', twin: 1, key: 2 }, { op: 'restart', who: 'a' }, { op: 'write', on: 'a', twin: 1, key: 2 }, { op: 'restore' }, { op: 'write', on: 'b', twin: 0, key: 2 }, { op: 'write', on: 'a', twin: 0, key: 3 }],
   },
   {

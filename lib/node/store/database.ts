@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3'
 import { crc32, metaCrc, rowCrc } from './checksum'
 import { checkSize, type OpenContext, StoreDamagedError, StoreError } from './damage'
 import { fsyncDir } from './directory'
-import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite, valueColumn } from './schema'
+import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, signatureColumn, sqlite, valueColumn } from './schema'
 import type { Update } from '../../types'
 
 /**
@@ -176,7 +176,7 @@ export class StateDatabase {
         if (op.drop === true && u !== null) this.drop.run(u.key, u.source_id, u.version)
         else if (u !== null) {
           const value = valueColumn(u)
-          const signature = u.signature ?? null
+          const signature = signatureColumn(u)
           this.upsert.run(u.key, u.source_id, u.version, value, signature, op.entry === u.source_id ? 1 : 0, rowCrc(u.key, u.source_id, u.version, value, signature))
         }
         if (op.fix) this.fix.run(op.entry ?? null, op.key, op.entry ?? null)

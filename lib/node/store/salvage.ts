@@ -23,7 +23,7 @@ import type { OpenContext } from './damage'
 import { ACKED, DB, fsyncDir, LOCK, setAside } from './directory'
 import { readDeletes } from './load'
 import type { DirectoryLock } from './lock'
-import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, sqlite, valueColumn } from './schema'
+import { APPLICATION_ID, FORMAT, ROW, type Row, rowUpdate, SCHEMA, signatureColumn, sqlite, valueColumn } from './schema'
 
 /**
  * Rebuild state.db from what can be read of it, given the `problems` found,
@@ -197,7 +197,7 @@ function rebuild(ctx: OpenContext, updates: Update[], record: string | null, res
     const insert = db.prepare('INSERT INTO mappings (key, source_id, version, value, signature, resolved, crc) VALUES (?, ?, ?, ?, ?, 0, ?)')
     for (const u of updates) {
       const value = valueColumn(u)
-      const signature = u.signature ?? null
+      const signature = signatureColumn(u)
       insert.run(u.key, u.source_id, u.version, value, signature, rowCrc(u.key, u.source_id, u.version, value, signature))
     }
     if (record !== null) db.prepare('INSERT INTO deletes (one, record, crc) VALUES (1, ?, ?)').run(record, crc32(record))

@@ -67,6 +67,29 @@ export function valueColumn(u: Update): string {
   return u.deleted === true ? DELETED : JSON.stringify(u.value)
 }
 
+// The signature column of a copy issued again (R2): "^", its first version,
+// and "^" and the signature if signed; "^^" before a signature of a write
+// that is no copy but starts with "^". (Kept out of the value column, which
+// the `state` view shows.)
+const FIRST = '^'
+
+/** The signature column of `u`: its signature, with its first version if it is a copy issued again (R2). */
+export function signatureColumn(u: Update): string | null {
+  const signature = u.signature
+  if (u.first !== undefined) return signature === undefined ? `${FIRST}${u.first}` : `${FIRST}${u.first}${FIRST}${signature}`
+  if (signature === undefined) return null
+  return signature.startsWith(FIRST) ? `${FIRST}${FIRST}${signature}` : signature
+}
+
+// A signature column read back: the signature and the first version, or the reason it is none.
+function signatureOf(column: string | null): { signature: string | undefined; first: number | undefined } | string {
+  if (typeof column !== 'string') return { signature: undefined, first: undefined }
+  if (!column.startsWith(FIRST)) return { signature: column, first: undefined }
+  const m = /^\^([0-9]{0,16})(?:\^([\s\S]*))?$/.exec(column)
+  if (m === null || (m[1] === '' && m[2] === undefined)) return 'its signature column does not read'
+  return { signature: m[2], first: m[1] === '' ? undefined : Number(m[1]) }
+}
+
 /** A row read back as an update, or the reason it is not one. */
 export function rowUpdate(row: Row): Update | string {
   const [key, source_id, version, value, signature, crc] = row
@@ -87,6 +110,8 @@ export function rowUpdate(row: Row): Update | string {
       return 'its value is not JSON'
     }
   }
+  const signed = signatureOf(signature)
+  if (typeof signed === 'string') return signed
   // The same checks and limits as an update from a peer (checkedUpdate
   // copies what it checks).
   const u = {
@@ -94,7 +119,8 @@ export function rowUpdate(row: Row): Update | string {
     value: parsed,
     source_id,
     version,
-    signature: typeof signature === 'string' ? signature : undefined,
+    signature: signed.signature,
+    first: signed.first,
     deleted: value === DELETED ? true : undefined,
     withdrawn: value === WITHDRAWN || of ? true : undefined,
   }

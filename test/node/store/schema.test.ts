@@ -5,12 +5,12 @@
 import * as assert from 'assert'
 import type { Update } from '../../../lib'
 import { rowCrc } from '../../../lib/node/store/checksum'
-import { rowUpdate, valueColumn, type Row } from '../../../lib/node/store/schema'
+import { rowUpdate, signatureColumn, valueColumn, type Row } from '../../../lib/node/store/schema'
 
 // The row a store writes for `u`.
 function rowOf(u: Update): Row {
   const value = valueColumn(u)
-  const signature = u.signature ?? null
+  const signature = signatureColumn(u)
   return [u.key, u.source_id, u.version, value, signature, rowCrc(u.key, u.source_id, u.version, value, signature)]
 }
 

@@ -19,6 +19,8 @@ import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../../lib'
 import { Store, StoreDamagedError, openGossip } from '../../../lib/node/sqlite'
 import type { Update } from '../../../lib'
 import { Cluster, memory, type Persistence } from '../../../lib/testing/cluster'
+import { rowCrc } from '../../../lib/node/store/checksum'
+import { rowUpdate, signatureColumn, valueColumn } from '../../../lib/node/store/schema'
 import { Disk } from '../../disk'
 import { lww } from '../../net'
 
@@ -153,6 +155,30 @@ describe('store (SQLite)', () => {
     assert.ok((again.gossip.get('w').version as number) > before)
     assert.deepStrictEqual(again.store.check(), [])
     await again.store.close()
+  })
+
+  it("keeps a copy's first version (docs/deletes.md R2) through a restart, and a signature that starts as its mark does", async () => {
+    const dir = fresh()
+    const { gossip, store } = openGossip('a', lww(), dir)
+    const v = Clock.now()
+    gossip.write({ key: 'k', value: 'copy', source_id: 'p', version: v + 10, first: v - 10 })
+    await settleStreams()
+    await store.flush()
+    await store.close()
+    const again = openGossip('a', lww(), dir)
+    assert.strictEqual(again.gossip.history.mapping('p', 'k')?.first, v - 10)
+    assert.deepStrictEqual(again.store.check(), [])
+    await again.store.close()
+    // The column it shares with signatures reads back both, a signature that starts with the mark too.
+    for (const u of [
+      { key: 'j', value: 1, source_id: 'q', version: v, signature: '^odd' },
+      { key: 'j', value: 1, source_id: 'q', version: v, signature: 'sig', first: v - 1 },
+      { key: 'j', value: null, source_id: 'q', version: v, deleted: true as const, first: v - 1 },
+    ]) {
+      const value = valueColumn(u)
+      const signature = signatureColumn(u)
+      assert.deepStrictEqual(rowUpdate([u.key, u.source_id, u.version, value, signature, rowCrc(u.key, u.source_id, u.version, value, signature)]), u)
+    }
   })
 
   it('openGossip<T> types the values of the node it opens, restored or new, as Gossip<T> does', async () => {
