@@ -897,6 +897,63 @@ describe('deletes (docs/deletes.md)', function () {
       assert.deepStrictEqual(c.unsynced(), [])
       agree(c)
     }))
+  it("R7: an update of a node's own id that a peer passes back after answering (a gap fill) shows nothing of the peer's copy below it: the past's value only that peer holds still reaches its source, reported late, and 'keep' replaces it at every node (outside red team, B4: it stayed at that peer alone, sources disagreeing)", async () => {
+    const skews: Record<string, number> = { n0: -218_613, n1: -403_851, n2: 0, n3: 13_977 }
+    const c = await Cluster.start({ ids: ['n0', 'n1', 'n2', 'n3'], config: config({ mtu: 2 }), skew: (id) => skews[id] })
+    try {
+      const late: string[] = []
+      c.onNode((g) =>
+        g.on('late', (us: Update[]) => {
+          for (const u of us) late.push(`${u.source_id}:${u.key}@${u.version}`)
+          g.settleLate('keep')
+        }),
+      )
+      const n = (id: string) => c.node(id)
+      n('n2').set('y', 2)
+      n('n2').set('x', 3)
+      n('n1').set('z', 5) // n1's past: only n2 will hold it
+      const past = n('n1').get('z').version
+      n('n3').set('x', 7)
+      await c.exchange('n2', 'n1')
+      await c.exchange('n3', 'n2')
+      await c.restart('n1', 'nothing')
+      await c.restart('n3', 'nothing')
+      await c.exchange('n2', 'n3')
+      await c.exchange('n3', 'n1')
+      n('n0').delete('y')
+      n('n1').delete('x')
+      n('n3').set('z', 17)
+      await c.exchange('n3', 'n1')
+      c.advance(30_000)
+      await c.exchange('n0', 'n3')
+      c.advance(10_000)
+      await c.exchange('n3', 'n0')
+      c.advance(310_000)
+      n('n2').set('z', 20)
+      await c.exchange('n2', 'n3')
+      await c.exchange('n0', 'n2')
+      c.advance(30_000)
+      await c.exchange('n2', 'n0')
+      c.advance(30_000)
+      await c.restart('n1', 'nothing')
+      n('n1').set('y', 25)
+      n('n2').set('x', 26)
+      n('n0').set('y', 27)
+      for (let i = 0; i < 30; i++) {
+        for (const a of c.nodes.keys()) for (const b of c.nodes.keys()) if (a !== b) await c.exchange(a, b)
+        c.advance(GRACE / 4)
+      }
+      assert.deepStrictEqual(late, [`n1:z@${past}`])
+      for (const g of c.nodes.values()) assert.strictEqual(g.history.mapping('n1', 'z')?.withdrawn, true, g.id)
+      const sources = [...c.nodes.values()].map((g) => JSON.stringify(g.sources('z').map((u) => [u.source_id, u.version])))
+      assert.ok(sources.every((s) => s === sources[0]), sources.join('\n'))
+      agree(c)
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
   it('attack: the old reset line from a peer changes nothing; a forged stale notice neither drops nor stalls anything', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       c.node('a').set('k', 1)
