@@ -447,7 +447,9 @@ export class Incarnation {
     if (w.withdrawn === true) return
     const mine = this.host.history.mapping(this.host.id, w.key)
     const first = mine === undefined ? undefined : this.reissued.get(mine)
-    if (mine === undefined || first === undefined || w.version >= mine.version || mine.deleted === true || mine.withdrawn === true) return
+    // (At the copy's own version too: there `resolve` orders the two by
+    // source alone, not by the write first issued.)
+    if (mine === undefined || first === undefined || w.version > mine.version || mine.deleted === true || mine.withdrawn === true) return
     if (!this.host.beats(w, { ...mine, version: first })) return
     this.reissued.delete(mine)
     this.host.withdraw(mine)
