@@ -130,8 +130,10 @@ export class GapFills {
     const lives = (this.youngLives ??= new Map())
     if (lives.get(source) === floor) return
     lives.set(source, floor)
-    const held = this.history.news(source, floor - 1)
-    for (let i = 0; i < held.length && i < TWIN_OFFER_HELD && held[i].version <= floor + Clock.AHEAD; i++) this.offerTwin(held[i])
+    for (const u of this.history.news(source, floor - 1, TWIN_OFFER_HELD)) {
+      if (u.version > floor + Clock.AHEAD) break
+      this.offerTwin(u)
+    }
   }
 
   /** `u` was just taken or written: offered on if it filled a gap (`below` its source's max), its source is twinned, or it is of a young life (see young). */
