@@ -49,7 +49,7 @@ export class GapFills {
   // Mappings offered as gap fills because their source is twinned, or in a
   // young life's first hour: once each.
   private readonly twinOffered = new WeakSet<Update>()
-  // Sources whose current life began without state: their floor (see young).
+  // Sources whose current life began without state: the floor we offered it from (see young).
   private youngLives: Map<string, number> | null = null
 
   constructor(
@@ -120,10 +120,11 @@ export class GapFills {
    * is ever sent to them by a digest, and with the source gone nobody
    * resolves them (docs/deletes.md, R8; outside red team, B5). So each
    * mapping of the source in the life's first hour (no past version lies
-   * further above the wall clock it began at, Clock.AHEAD) is offered as a
-   * gap fill, once to every peer whose digest names the source at or above
-   * it: those held now, and each taken later. A peer that lacked one takes
-   * it at or below its max, so offers it on in turn.
+   * further above the wall clock it began at, Clock.AHEAD) that we hold
+   * now is offered as a gap fill, once to every peer whose digest names the
+   * source at or above it. A peer that lacked one takes it at or below its
+   * max, so offers it on in turn, with the mapping it held at that version
+   * (see took).
    */
   young(source: string, floor: number): void {
     if (source === this.id) return
@@ -136,12 +137,24 @@ export class GapFills {
     }
   }
 
-  /** `u` was just taken or written: offered on if it filled a gap (`below` its source's max), its source is twinned, or it is of a young life (see young). */
+  /**
+   * `u` was just taken or written: offered on if it filled a gap (`below`
+   * its source's max) or its source is twinned. Taken at a version where we
+   * hold another mapping of its source (two lives of it, R8), the one we
+   * held is offered too: the peers that sent us `u` named that version
+   * without holding it.
+   */
   took(u: Update, below: boolean): void {
-    if (below) this.filled(u)
-    else if (this.twinSources !== null && this.isTwinned(u.source_id)) this.offerTwin(u)
-    else {
-      const floor = this.youngLives?.get(u.source_id)
+    if (below) {
+      this.filled(u)
+      for (const m of this.history.news(u.source_id, u.version - 1, 4)) if (m.version === u.version && m !== u) this.offerTwin(m)
+    } else if (this.twinSources !== null && this.isTwinned(u.source_id)) this.offerTwin(u)
+    else if (u.deleted === true && this.youngLives !== null) {
+      // A young life's tombstone taken since: a node holding its past's
+      // mapping at that version is sent it by no digest, and shows what it
+      // beats once a withdrawal made for it arrives (I3). Values are left
+      // to the clash they come to light in.
+      const floor = this.youngLives.get(u.source_id)
       if (floor !== undefined && u.version >= floor && u.version <= floor + Clock.AHEAD) this.offerTwin(u)
     }
   }
