@@ -153,6 +153,7 @@ export class Replica {
       selfUnsure: () => replica.incarnation.unsure,
       emit: (event, ...args) => this.host.emit(event, ...args),
       streams: () => this.host.peers(),
+      young: (source, floor) => this.fills.young(source, floor),
     }
   }
 
