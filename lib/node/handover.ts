@@ -2,9 +2,10 @@
  * A handover, both ends (docs/twins.md): a node refused as a twin by every
  * peer it has hands its acknowledged writes to one that refused it, on a
  * session of its own (a hello with `handover: true`, see
- * `lib/wire/session.ts`); that peer writes them as its own ordinary writes
+ * `lib/wire/session.ts`); that peer writes them as its own writes
  * (only a source changes its own mappings, so no version of the refused
- * id meets the other twin's), answers how many, and they reach the cluster
+ * id meets the other twin's), each placed at its handed version (`first`,
+ * docs/deletes.md R2), answers how many, and they reach the cluster
  * through it. When a handover is due is the twin rule's (twins.ts); what
  * is handed, and how it is written, the node's.
  *
@@ -125,12 +126,14 @@ export function handOver(gossip: Gossip, options: SessionOptions, to: Address, w
 export interface HandoverTaker {
   /** Whether `key` may never be handed over (membership's keys are each node's own record). */
   refuses(key: string): boolean
-  /** Whether this node's entry of `key` is at or above `version` already. */
+  /** Whether this node holds a mapping of `key` placed at or above `version` already. */
   holds(key: string, version: number): boolean
-  /** Write `w` as this node's own; resolves once durable. */
+  /** Whether a value placed at `version` is refused here as late (a collected delete may have beaten it: docs/deletes.md, rule 5); reported if so. */
+  late(w: TakenWrite & { version: number }): boolean
+  /** Write `w` as this node's own (placed at its version, if any); resolves once durable. */
   write(w: TakenWrite): Promise<unknown>
-  /** The writes were taken and answered: `fresh` written, `held` left out. */
-  took(fresh: number, held: number): void
+  /** The writes were taken and answered: `fresh` written, `held` left out, `late` refused as late. */
+  took(fresh: number, held: number, late: number): void
   /** Writing them failed (answered). */
   failed(err: Error): void
   /** The peer sent a bad write, or too many: close it. */
@@ -159,11 +162,21 @@ export function takeHandover(session: Session, who: string, taker: HandoverTaker
 }
 
 async function writeHandover(session: Session, writes: TakenWrite[], taker: HandoverTaker): Promise<void> {
-  // A write whose key holds a version at or above the handed one here
-  // already has it, or one that wins over it as it was made: written
-  // again it would be re-dated over writes that came after it (the
-  // property test found an acknowledged write lost so). Left out, counted as taken.
-  const fresh = writes.filter((w) => w.version === undefined || !taker.holds(w.key, w.version))
+  // A write whose key holds a mapping placed at or above the handed one
+  // here already has it, or one that wins over it: written, it would
+  // replace this node's own mapping of the key by a lower one. Left out,
+  // counted as taken. A value at or below the horizon is refused as late
+  // (rule 5), reported: written, a collected delete of its key came back.
+  let late = 0
+  const fresh = writes.filter((w) => {
+    if (w.version === undefined) return true
+    if (taker.holds(w.key, w.version)) return false
+    if (!w.deleted && taker.late({ ...w, version: w.version })) {
+      late++
+      return false
+    }
+    return true
+  })
   try {
     await Promise.all(fresh.map((w) => taker.write(w)))
   } catch (err) {
@@ -172,5 +185,5 @@ async function writeHandover(session: Session, writes: TakenWrite[], taker: Hand
     return
   }
   session.send({ handed: writes.length })
-  taker.took(fresh.length, writes.length - fresh.length)
+  taker.took(fresh.length, writes.length - fresh.length - late, late)
 }
