@@ -511,6 +511,25 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     }
   })
 
+  it("a handed value placed at or below the peer's horizon (a delete of its key collected there) is refused as late (docs/deletes.md, rule 5): reported (`late`, in the log line), never written, the key stays deleted; re-dated, or written at its place with the marker gone, the deleted value came back", async () => {
+    const a = await start({ id: 'a', config: { tombstone_grace: 0 } })
+    const t1 = await a.set('probe', 'p')
+    await a.set('k', 'was')
+    const t3 = await a.delete('k')
+    // Below a's max, past a grace of 0: collected at the next delete.
+    await a.set('other', 'o')
+    await a.delete('other')
+    await until(() => a.gossip.deletes.horizon >= t3, 10_000, "a to collect k's tombstone")
+    await refuseTwin(a)
+    const answer = await handOver(a.address().port, 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', { key: 'k', value: 'handed', version: t1 })
+    assert.match(answer, /"handed":1/, answer)
+    assert.strictEqual(a.gossip.get('k').value, null, 'a collected delete came back')
+    assert.strictEqual(a.gossip.history.mapping('a', 'k')?.value ?? null, null)
+    assert.strictEqual(a.stats().handedIn, 0)
+    assert.strictEqual(a.stats().invalid.late, 1)
+    assert.ok(logged(a, /took 1 writes handed over by b .*0 written .*1 refused as late/), (logs.get(a) ?? []).join('\n'))
+  })
+
   it('a handover more than a minute after its refusal is refused (code handover), nothing written; within the minute it is taken (docs/twins.md, R6; the node\'s clock injected, no waiting)', async () => {
     let skew = 0
     const a = await start({ id: 'a', now: () => Date.now() + skew })
