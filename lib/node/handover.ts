@@ -23,9 +23,11 @@ export interface HandedWrite {
   readonly value: unknown
   readonly deleted?: true
   readonly version: number
+  /** Its place, when it is a copy issued again above a past (docs/deletes.md R2). */
+  readonly first?: number
 }
 
-/** A write as the receiving end reads it (a version only from a node that knows it). */
+/** A write as the receiving end reads it (a version, its place: `first` if sent, only from a node that knows it). */
 export interface TakenWrite {
   key: string
   value: unknown
@@ -91,7 +93,9 @@ export class Handing {
       if (u.withdrawn === true || inc.pastMappings.has(u)) continue
       if (u.version >= first && (u.version <= this.ownConfirmed || !inc.clock.issued(u.version))) continue
       if (membership && isMembershipKey(u.key)) continue
-      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
+      // (A copy issued again goes with its place, `first`: handed at its version it would rank above what beat it.)
+      const at = u.first === undefined ? { version: u.version } : { version: u.version, first: u.first }
+      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, ...at } : { key: u.key, value: u.value, ...at })
     }
     return out
   }
@@ -112,7 +116,10 @@ export function handOver(gossip: Gossip, options: SessionOptions, to: Address, w
     s.on('refused', (err: SessionError) => done(err.message, err.code))
     s.on('handover', () => {
       // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
-      for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
+      for (const w of writes) {
+        const at = w.first === undefined ? { version: w.version } : { version: w.version, first: w.first }
+        s.send(w.deleted === true ? { key: w.key, deleted: true, ...at } : { key: w.key, value: w.value, ...at })
+      }
       s.send({ end: true })
     })
     s.on('message', (m: { handed?: unknown; error?: unknown }) => {
@@ -147,17 +154,25 @@ export interface HandoverTaker {
  */
 export function takeHandover(session: Session, who: string, taker: HandoverTaker): void {
   const writes: TakenWrite[] = []
-  session.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown }) => {
+  session.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown; first?: unknown }) => {
     if (m?.end === true) {
       void writeHandover(session, writes, taker)
       return
     }
     const version = m?.version
-    if (typeof m?.key !== 'string' || taker.refuses(m.key) || writes.length >= MAX_HANDOVER || (version !== undefined && !Number.isSafeInteger(version))) {
-      taker.bad(`peer ${who} handed over a bad write (no key, a membership key, or a version not an integer), or more than ${MAX_HANDOVER}`)
+    const first = m?.first
+    if (
+      typeof m?.key !== 'string' ||
+      taker.refuses(m.key) ||
+      writes.length >= MAX_HANDOVER ||
+      (version !== undefined && !Number.isSafeInteger(version)) ||
+      (first !== undefined && !(Number.isSafeInteger(first) && typeof version === 'number' && (first as number) < version))
+    ) {
+      taker.bad(`peer ${who} handed over a bad write (no key, a membership key, a version not an integer, or a first not below it), or more than ${MAX_HANDOVER}`)
       return
     }
-    writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: version as number | undefined })
+    // Its place: where the copy was first issued (R2), else its version.
+    writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: (first ?? version) as number | undefined })
   })
 }
 

@@ -108,7 +108,7 @@ function metrics(n: ScuttleNode): Promise<string> {
 // A peer refused as b handing one write over by hand on `port`, from
 // `localAddress`: resolves with all the node answered once it said
 // handed or refused.
-function handOver(port: number, nonce: string, write: { key: string; value: string; version: number }, localAddress = '127.0.0.1'): Promise<string> {
+function handOver(port: number, nonce: string, write: { key: string; value: string; version: number; first?: number }, localAddress = '127.0.0.1'): Promise<string> {
   return new Promise<string>((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1', localAddress })
     s.on('error', () => undefined)
@@ -473,7 +473,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
 
   // c, cut off from a at first, writes; b, refused at a, hands a write of
   // `key` placed below c's write over to a; then c reaches a.
-  async function handedBelow(cWrites: (c: ScuttleNode) => Promise<void>): Promise<{ a: ScuttleNode; c: ScuttleNode }> {
+  async function handedBelow(cWrites: (c: ScuttleNode) => Promise<void>, copy = false): Promise<{ a: ScuttleNode; c: ScuttleNode }> {
     const a = await start({ id: 'a' })
     const port = await free()
     const c = await start({ id: 'c', connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 } })
@@ -484,7 +484,8 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     const cAt = c.gossip.history.mapping('c', 'k')?.version ?? Infinity
     await until(async () => (await a.set('tick', 't')) > cAt, 10_000, "a's clock past c's writes", 20)
     await refuseTwin(a)
-    const answer = await handOver(a.address().port, 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', { key: 'k', value: 'handed', version: t1 })
+    // (`copy`: b's write is a copy issued again above its past, R2, at a version above c's, placed at t1.)
+    const answer = await handOver(a.address().port, 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', copy ? { key: 'k', value: 'handed', version: cAt + 1000, first: t1 } : { key: 'k', value: 'handed', version: t1 })
     assert.match(answer, /"handed":1/, answer)
     assert.strictEqual(a.stats().handedIn, 1, 'a holds nothing of k: it writes the handed write')
     await forward(port, a.address().port)
@@ -497,6 +498,11 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     const { a, c } = await handedBelow(async (c) => void (await c.set('k', 'later')))
     for (const n of [a, c]) assert.strictEqual(n.gossip.get('k').value, 'later', `k at ${n.gossip.id}`)
     assert.strictEqual(a.gossip.history.mapping('a', 'k')?.first, c.gossip.get('probe').version, 'placed at the handed version')
+  })
+
+  it("a handed copy issued again above b's past (R2) goes with its first version and is placed there: c's later write of k, above its first and below its version, stays k's value everywhere", async () => {
+    const { a, c } = await handedBelow(async (c) => void (await c.set('k', 'later')), true)
+    for (const n of [a, c]) assert.strictEqual(n.gossip.get('k').value, 'later', `k at ${n.gossip.id}`)
   })
 
   it("attack (hand21, b): b's write of k made at t1, handed over to a after c deleted k at t3 > t1 (c's delete not at a yet): a wrote it as its own above t3 and the deleted value came back everywhere; required: placed at t1, c's delete beats it at every node (no resurrection)", async () => {
