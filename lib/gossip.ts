@@ -436,6 +436,31 @@ export class Gossip<T = unknown> extends PeerStream implements ResolutionContext
     return this.localWrite(k as string, TOMBSTONE)
   }
 
+  /**
+   * @internal A write a node refused as a twin handed over (docs/twins.md,
+   * R6): written as this node's own, placed at `first`, the version its
+   * writer gave it (docs/deletes.md R2), so it beats no write made after it
+   * anywhere. The clock follows `first` first, so that `first` stays below
+   * the version; one further ahead than it follows goes plain. Past flow
+   * control: a handover is one bounded batch, answered once durable.
+   * Checked as `set` checks (throws its errors).
+   */
+  handed(key: string, value: T | null, deleted: boolean, first: number): void {
+    const bad = badName('key', key)
+    if (bad !== null) throw inputError('key', bad)
+    let held: unknown = null
+    if (!deleted) {
+      const v = admitValue(value, true)
+      if (v instanceof Refused) throw inputError('value', `value ${v.reason}`)
+      const big = this.mtuBytes === Infinity ? null : oversize(this.mtuBytes, this.id, key, v, this.signed)
+      if (big !== null) throw inputError('too_big', big)
+      held = v
+    } else this.replica.collect()
+    const clock = this.replica.clock
+    if (clock.accepts(first)) clock.see(first)
+    this.replica.local(key, deleted ? TOMBSTONE : held, null, first >= 0 && first <= clock.time ? first : undefined)
+  }
+
   // A local write (or delete), through flow control if any: false once
   // the caller should wait for 'drain'.
   private localWrite(key: string, value: unknown): boolean {

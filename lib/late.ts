@@ -52,7 +52,8 @@ export class Late {
     if (isMarker(u)) return false
     if (u.source_id === this.host.id) return past && this.refusesOwn(stream, u)
     // At the horizon's own version too: a tombstone beats a value of its version from a lower source id.
-    if (u.version > this.collection.horizon && u.version > this.collection.gcOf(u.source_id)) return false
+    // The horizon at the value's place (`first`: a copy issued again, or a handed write, R2).
+    if ((u.first ?? u.version) > this.collection.horizon && u.version > this.collection.gcOf(u.source_id)) return false
     const l = this.links.link(stream)
     const refusing = this.refusing(l)
     const was = refusing.get(u.source_id)

@@ -530,6 +530,25 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it("rule 5 at a value's place: a write carrying `first` at or below the horizon (a copy issued again, or a handed write, docs/twins.md R6), its version above it, is refused as late; judged at its version, it was taken and a collected delete came back (hand21)", () =>
+    withCluster(['a', 'b'], {}, async (c) => {
+      const a = c.node('a')
+      a.delete('k')
+      const t3 = a.history.mapping('a', 'k')?.version ?? NaN
+      a.set('other', 1)
+      await graceWithExchanges(c)
+      assert.ok(a.deletes.horizon >= t3, `a collected the delete of k (horizon ${a.deletes.horizon}, delete at ${t3})`)
+      const s = a.createStream()
+      const reports: string[] = []
+      s.on('invalid', (_o: unknown, _reason: string, code: string) => reports.push(code))
+      s.write({ key: 'k', value: 'back', source_id: 'z', version: a.deletes.horizon + 1000, first: t3 - 1 })
+      await turn()
+      await turn()
+      assert.deepStrictEqual(reports, ['late'])
+      assert.ok(!('k' in a.state), `the deleted k came back at a: ${JSON.stringify(a.get('k'))}`)
+      s.destroy()
+    }))
+
   it('attack: a forged horizon above every version its digest names is ignored and reported, not passed on: no node refuses later writes (outside red team: one digest end had every node refuse new writes for an hour)', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       c.node('a').set('x', 1)

@@ -2,9 +2,10 @@
  * A handover, both ends (docs/twins.md): a node refused as a twin by every
  * peer it has hands its acknowledged writes to one that refused it, on a
  * session of its own (a hello with `handover: true`, see
- * `lib/wire/session.ts`); that peer writes them as its own ordinary writes
+ * `lib/wire/session.ts`); that peer writes them as its own writes
  * (only a source changes its own mappings, so no version of the refused
- * id meets the other twin's), answers how many, and they reach the cluster
+ * id meets the other twin's), each placed at its handed version (`first`,
+ * docs/deletes.md R2), answers how many, and they reach the cluster
  * through it. When a handover is due is the twin rule's (twins.ts); what
  * is handed, and how it is written, the node's.
  *
@@ -22,9 +23,11 @@ export interface HandedWrite {
   readonly value: unknown
   readonly deleted?: true
   readonly version: number
+  /** Its place, when it is a copy issued again above a past (docs/deletes.md R2). */
+  readonly first?: number
 }
 
-/** A write as the receiving end reads it (a version only from a node that knows it). */
+/** A write as the receiving end reads it (a version, its place: `first` if sent, only from a node that knows it). */
 export interface TakenWrite {
   key: string
   value: unknown
@@ -90,7 +93,9 @@ export class Handing {
       if (u.withdrawn === true || inc.pastMappings.has(u)) continue
       if (u.version >= first && (u.version <= this.ownConfirmed || !inc.clock.issued(u.version))) continue
       if (membership && isMembershipKey(u.key)) continue
-      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, version: u.version } : { key: u.key, value: u.value, version: u.version })
+      // (A copy issued again goes with its place, `first`: handed at its version it would rank above what beat it.)
+      const at = u.first === undefined ? { version: u.version } : { version: u.version, first: u.first }
+      out.push(u.deleted === true ? { key: u.key, value: null, deleted: true, ...at } : { key: u.key, value: u.value, ...at })
     }
     return out
   }
@@ -111,7 +116,10 @@ export function handOver(gossip: Gossip, options: SessionOptions, to: Address, w
     s.on('refused', (err: SessionError) => done(err.message, err.code))
     s.on('handover', () => {
       // Each with its version: the peer leaves out those a write of the key at or above it has reached (see takeHandover).
-      for (const w of writes) s.send(w.deleted === true ? { key: w.key, deleted: true, version: w.version } : { key: w.key, value: w.value, version: w.version })
+      for (const w of writes) {
+        const at = w.first === undefined ? { version: w.version } : { version: w.version, first: w.first }
+        s.send(w.deleted === true ? { key: w.key, deleted: true, ...at } : { key: w.key, value: w.value, ...at })
+      }
       s.send({ end: true })
     })
     s.on('message', (m: { handed?: unknown; error?: unknown }) => {
@@ -125,12 +133,14 @@ export function handOver(gossip: Gossip, options: SessionOptions, to: Address, w
 export interface HandoverTaker {
   /** Whether `key` may never be handed over (membership's keys are each node's own record). */
   refuses(key: string): boolean
-  /** Whether this node's entry of `key` is at or above `version` already. */
+  /** Whether this node holds a mapping of `key` placed at or above `version` already. */
   holds(key: string, version: number): boolean
-  /** Write `w` as this node's own; resolves once durable. */
+  /** Whether a value placed at `version` is refused here as late (a collected delete may have beaten it: docs/deletes.md, rule 5); reported if so. */
+  late(w: TakenWrite & { version: number }): boolean
+  /** Write `w` as this node's own (placed at its version, if any); resolves once durable. */
   write(w: TakenWrite): Promise<unknown>
-  /** The writes were taken and answered: `fresh` written, `held` left out. */
-  took(fresh: number, held: number): void
+  /** The writes were taken and answered: `fresh` written, `held` left out, `late` refused as late. */
+  took(fresh: number, held: number, late: number): void
   /** Writing them failed (answered). */
   failed(err: Error): void
   /** The peer sent a bad write, or too many: close it. */
@@ -144,26 +154,44 @@ export interface HandoverTaker {
  */
 export function takeHandover(session: Session, who: string, taker: HandoverTaker): void {
   const writes: TakenWrite[] = []
-  session.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown }) => {
+  session.on('message', (m: { key?: unknown; value?: unknown; deleted?: unknown; end?: unknown; version?: unknown; first?: unknown }) => {
     if (m?.end === true) {
       void writeHandover(session, writes, taker)
       return
     }
     const version = m?.version
-    if (typeof m?.key !== 'string' || taker.refuses(m.key) || writes.length >= MAX_HANDOVER || (version !== undefined && !Number.isSafeInteger(version))) {
-      taker.bad(`peer ${who} handed over a bad write (no key, a membership key, or a version not an integer), or more than ${MAX_HANDOVER}`)
+    const first = m?.first
+    if (
+      typeof m?.key !== 'string' ||
+      taker.refuses(m.key) ||
+      writes.length >= MAX_HANDOVER ||
+      (version !== undefined && !Number.isSafeInteger(version)) ||
+      (first !== undefined && !(Number.isSafeInteger(first) && typeof version === 'number' && (first as number) < version))
+    ) {
+      taker.bad(`peer ${who} handed over a bad write (no key, a membership key, a version not an integer, or a first not below it), or more than ${MAX_HANDOVER}`)
       return
     }
-    writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: version as number | undefined })
+    // Its place: where the copy was first issued (R2), else its version.
+    writes.push({ key: m.key, value: m.value ?? null, deleted: m.deleted === true, version: (first ?? version) as number | undefined })
   })
 }
 
 async function writeHandover(session: Session, writes: TakenWrite[], taker: HandoverTaker): Promise<void> {
-  // A write whose key holds a version at or above the handed one here
-  // already has it, or one that wins over it as it was made: written
-  // again it would be re-dated over writes that came after it (the
-  // property test found an acknowledged write lost so). Left out, counted as taken.
-  const fresh = writes.filter((w) => w.version === undefined || !taker.holds(w.key, w.version))
+  // A write whose key holds a mapping placed at or above the handed one
+  // here already has it, or one that wins over it: written, it would
+  // replace this node's own mapping of the key by a lower one. Left out,
+  // counted as taken. A value at or below the horizon is refused as late
+  // (rule 5), reported: written, a collected delete of its key came back.
+  let late = 0
+  const fresh = writes.filter((w) => {
+    if (w.version === undefined) return true
+    if (taker.holds(w.key, w.version)) return false
+    if (!w.deleted && taker.late({ ...w, version: w.version })) {
+      late++
+      return false
+    }
+    return true
+  })
   try {
     await Promise.all(fresh.map((w) => taker.write(w)))
   } catch (err) {
@@ -172,5 +200,5 @@ async function writeHandover(session: Session, writes: TakenWrite[], taker: Hand
     return
   }
   session.send({ handed: writes.length })
-  taker.took(fresh.length, writes.length - fresh.length)
+  taker.took(fresh.length, writes.length - fresh.length - late, late)
 }

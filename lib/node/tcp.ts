@@ -39,7 +39,7 @@ import { Connection, type ConnectionHost } from './connection'
 import { LogBudget } from './log-budget'
 import { Dialer } from './dialer'
 import { Durability, StoreFailedError } from './durability'
-import { Handing, takeHandover } from './handover'
+import { Handing, takeHandover, type TakenWrite } from './handover'
 import { Listener } from './listener'
 import { sayMembers, watchOwnRecord, type MembersHost } from './members'
 import { Readiness, Staleness } from './readiness'
@@ -393,17 +393,26 @@ export class ScuttleNode extends EventEmitter {
     takeHandover(c.session, who, {
       // (Membership's keys are each node's own record: never another's to hand over.)
       refuses: (key) => this.membership !== null && isMembershipKey(key),
-      // (A delete counts: a key deleted here at or above it would come back.)
+      // (A delete counts: a key deleted here at or above it would come back.
+      // At their places: a copy issued again above a past ranks at `first`.)
       holds: (key, version) => {
-        for (const m of this.gossip.history.get(key)) if (m.version >= version) return true
+        for (const m of this.gossip.history.get(key)) if ((m.first ?? m.version) >= version) return true
         return false
       },
-      write: (w) => (w.deleted ? this.delete(w.key) : this.set(w.key, w.value)),
-      took: (fresh, held) => {
+      // Rule 5, as for a value of `who` that came by gossip.
+      late: (w) => {
+        const deletes = this.gossip.deletes
+        if (w.version > deletes.horizon && w.version > deletes.gcOf(who)) return false
+        this.reports.invalid(c, `late: handed write of ${JSON.stringify(w.key)} at version ${w.version} of ${who} is older than deletes this node collected (horizon ${deletes.horizon}, gc of ${who} ${deletes.gcOf(who)}); not written (see docs/deletes.md, rule 5)`, 'late')
+        return true
+      },
+      write: (w) => this.writeHanded(w),
+      took: (fresh, held, late) => {
         this.counters.handedIn += fresh
         this.log(
-          `twin: took ${fresh + held} writes handed over by ${who} (at ${c.address}), refused as a twin: ${fresh} written as this node's own, so that none it acknowledged is lost` +
-            (held > 0 ? `; ${held} left out, their keys holding them or a write at or above them here` : ''),
+          `twin: took ${fresh + held + late} writes handed over by ${who} (at ${c.address}), refused as a twin: ${fresh} written as this node's own, each at its version's place, so that none it acknowledged is lost` +
+            (held > 0 ? `; ${held} left out, their keys holding them or a write at or above them here` : '') +
+            (late > 0 ? `; ${late} refused as late, older than deletes this node collected (rule 5): lost unless no delete beat them` : ''),
           'warn',
         )
         this.drop(c, null, null, true)
@@ -563,6 +572,16 @@ export class ScuttleNode extends EventEmitter {
     this.writable()
     const epoch = this.twins.epoch
     return this.durable(this.write(key, () => this.gossip.delete(key)), epoch)
+  }
+
+  // A handed write (handover.ts), as set or delete make one, placed at its
+  // handed version (docs/twins.md, R6); without one (an older release), a write made now.
+  private writeHanded(w: TakenWrite): Promise<number> {
+    const version = w.version
+    if (version === undefined) return w.deleted ? this.delete(w.key) : this.set(w.key, w.value)
+    this.writable()
+    const epoch = this.twins.epoch
+    return this.durable(this.write(w.key, () => this.gossip.handed(w.key, w.value, w.deleted, version)), epoch)
   }
 
   // A write refused now is not made.

@@ -108,7 +108,7 @@ function metrics(n: ScuttleNode): Promise<string> {
 // A peer refused as b handing one write over by hand on `port`, from
 // `localAddress`: resolves with all the node answered once it said
 // handed or refused.
-function handOver(port: number, nonce: string, write: { key: string; value: string; version: number }, localAddress = '127.0.0.1'): Promise<string> {
+function handOver(port: number, nonce: string, write: { key: string; value: string; version: number; first?: number }, localAddress = '127.0.0.1'): Promise<string> {
   return new Promise<string>((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1', localAddress })
     s.on('error', () => undefined)
@@ -469,6 +469,71 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     assert.strictEqual(a.stats().handedIn, 1)
     assert.ok(logged(a, /took 3 writes handed over by b .*1 written .*2 left out/), (logs.get(a) ?? []).join('\n'))
     s.destroy()
+  })
+
+  // c, cut off from a at first, writes; b, refused at a, hands a write of
+  // `key` placed below c's write over to a; then c reaches a.
+  async function handedBelow(cWrites: (c: ScuttleNode) => Promise<void>, copy = false): Promise<{ a: ScuttleNode; c: ScuttleNode }> {
+    const a = await start({ id: 'a' })
+    const port = await free()
+    const c = await start({ id: 'c', connect: [{ host: '127.0.0.1', port }], backoff: { min: 20, max: 100 } })
+    // b's write of k: below c's writes of it, which a does not hold yet.
+    const t1 = await c.set('probe', 'p')
+    await cWrites(c)
+    // a's clock past c's writes (a clock runs on between wall-clock readings): re-dated, the handed write would be above them.
+    const cAt = c.gossip.history.mapping('c', 'k')?.version ?? Infinity
+    await until(async () => (await a.set('tick', 't')) > cAt, 10_000, "a's clock past c's writes", 20)
+    await refuseTwin(a)
+    // (`copy`: b's write is a copy issued again above its past, R2, at a version above c's, placed at t1.)
+    const answer = await handOver(a.address().port, 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', copy ? { key: 'k', value: 'handed', version: cAt + 1000, first: t1 } : { key: 'k', value: 'handed', version: t1 })
+    assert.match(answer, /"handed":1/, answer)
+    assert.strictEqual(a.stats().handedIn, 1, 'a holds nothing of k: it writes the handed write')
+    await forward(port, a.address().port)
+    // Both hold both writes of k (a's as a value, or withdrawn on c's delete).
+    await until(() => c.gossip.history.mapping('a', 'k') !== undefined && a.gossip.history.mapping('c', 'k') !== undefined, 10_000, 'a and c to exchange k')
+    return { a, c }
+  }
+
+  it("attack (hand21, a): b's write of k made at t1, handed over to a after c wrote k at t2 > t1 (c's write not at a yet): a wrote it as its own at a's version, above t2, and it replaced c's write everywhere (an acknowledged write lost); required: a places it at t1 (`first`), so c's write stays k's value at every node", async () => {
+    const { a, c } = await handedBelow(async (c) => void (await c.set('k', 'later')))
+    for (const n of [a, c]) assert.strictEqual(n.gossip.get('k').value, 'later', `k at ${n.gossip.id}`)
+    assert.strictEqual(a.gossip.history.mapping('a', 'k')?.first, c.gossip.get('probe').version, 'placed at the handed version')
+  })
+
+  it("a handed copy issued again above b's past (R2) goes with its first version and is placed there: c's later write of k, above its first and below its version, stays k's value everywhere", async () => {
+    const { a, c } = await handedBelow(async (c) => void (await c.set('k', 'later')), true)
+    for (const n of [a, c]) assert.strictEqual(n.gossip.get('k').value, 'later', `k at ${n.gossip.id}`)
+  })
+
+  it("attack (hand21, b): b's write of k made at t1, handed over to a after c deleted k at t3 > t1 (c's delete not at a yet): a wrote it as its own above t3 and the deleted value came back everywhere; required: placed at t1, c's delete beats it at every node (no resurrection)", async () => {
+    const { a, c } = await handedBelow(async (c) => {
+      await c.set('k', 'was')
+      await c.delete('k')
+    })
+    await until(() => a.gossip.get('k').value === null, 10_000, "c's delete to beat the handed write at a")
+    for (const n of [a, c]) {
+      assert.strictEqual(n.gossip.get('k').value, null, `a deleted k came back at ${n.gossip.id}`)
+      assert.ok(!('k' in n.gossip.state), `k in ${n.gossip.id}'s state`)
+    }
+  })
+
+  it("a handed value placed at or below the peer's horizon (a delete of its key collected there) is refused as late (docs/deletes.md, rule 5): reported (`late`, in the log line), never written, the key stays deleted; re-dated, or written at its place with the marker gone, the deleted value came back", async () => {
+    const a = await start({ id: 'a', config: { tombstone_grace: 0 } })
+    const t1 = await a.set('probe', 'p')
+    await a.set('k', 'was')
+    const t3 = await a.delete('k')
+    // Below a's max, past a grace of 0: collected at the next delete.
+    await a.set('other', 'o')
+    await a.delete('other')
+    await until(() => a.gossip.deletes.horizon >= t3, 10_000, "a to collect k's tombstone")
+    await refuseTwin(a)
+    const answer = await handOver(a.address().port, 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', { key: 'k', value: 'handed', version: t1 })
+    assert.match(answer, /"handed":1/, answer)
+    assert.strictEqual(a.gossip.get('k').value, null, 'a collected delete came back')
+    assert.strictEqual(a.gossip.history.mapping('a', 'k')?.value ?? null, null)
+    assert.strictEqual(a.stats().handedIn, 0)
+    assert.strictEqual(a.stats().invalid.late, 1)
+    assert.ok(logged(a, /took 1 writes handed over by b .*0 written .*1 refused as late/), (logs.get(a) ?? []).join('\n'))
   })
 
   it('a handover more than a minute after its refusal is refused (code handover), nothing written; within the minute it is taken (docs/twins.md, R6; the node\'s clock injected, no waiting)', async () => {
