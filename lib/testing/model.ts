@@ -23,6 +23,8 @@ export interface Op {
   readonly key: string
   readonly value: unknown
   readonly version: number
+  /** The version a write issued again (R2, R7) was first issued at: where every node ranks it. */
+  readonly first?: number
   /** Lost with its node's state before any other node had it (a restart from nothing, or a bare store object's). */
   lost: boolean
 }
@@ -35,7 +37,7 @@ export function lwwBeats(a: { version: number; source_id?: string; node?: string
 
 /** The update an operation wrote. */
 export function updateOf(o: Op): Update {
-  const u = { key: o.key, value: o.kind === 'set' ? o.value : null, source_id: o.node, version: o.version }
+  const u: Update = { key: o.key, value: o.kind === 'set' ? o.value : null, source_id: o.node, version: o.version, ...(o.first === undefined ? {} : { first: o.first }) }
   return o.kind === 'delete' ? { ...u, deleted: true } : o.kind === 'withdraw' ? { ...u, withdrawn: true } : u
 }
 
@@ -85,9 +87,11 @@ export class Model {
     cluster.onNode((g) => this.watch(g))
   }
 
-  // Whether `a` beats `b` under the declared order.
+  // Whether `a` beats `b` under the declared order, each at the version
+  // every node ranks it at: `first` for a write issued again (R2, as
+  // Replica.decide shows it to resolve).
   private beats(a: Update, b: Update): boolean {
-    return this.order !== null && this.order(a, b) > 0
+    return this.order !== null && this.order(placed(a), placed(b)) > 0
   }
 
   // Per node that lost state in a restart: the highest version of its own it may have issued before.
@@ -137,7 +141,7 @@ export class Model {
         const had = this.ops.get(tag)
         // (One of its past come back was judged when it was issued.)
         if (kind === 'withdraw' && had === undefined && !this.dropping) this.justify(g.id, u)
-        if (had === undefined) this.ops.set(tag, { kind, node: g.id, key: u.key, value: u.value, version: u.version, lost: false })
+        if (had === undefined) this.ops.set(tag, { kind, node: g.id, key: u.key, value: u.value, version: u.version, ...(u.first === undefined ? {} : { first: u.first }), lost: false })
         else had.lost = false
       }
       const at = `${u.source_id}\u0000${u.key}`
@@ -392,6 +396,13 @@ export class Model {
     }
     return bad
   }
+}
+
+// `u` at the version it is ranked at: `first` when issued again (R2).
+function placed(u: Update): Update {
+  if (u.first === undefined) return u
+  const { first, ...rest } = u
+  return { ...rest, version: first }
 }
 
 function show(u: Update): string {

@@ -36,6 +36,14 @@ describe('simple-scuttle/testing', function () {
   this.timeout(120_000)
 
   describe('checkConvergence', () => {
+    it('ranks a write issued again at its first version, as every node does (R2; outside attacker: a delete re-issued after a restart from nothing, rightly losing at its first version, was judged "a deleted value is back")', async () => {
+      // n0 sets x, restarts from nothing 417 s behind n1's clock, and deletes
+      // x: its past shows itself above, so the delete is issued again with
+      // `first` and loses to n1's earlier-issued write where it was placed.
+      const s = '{"nodes":2,"steps":[{"t":"split","mask":3,"ops":[[1,"set","x",0]],"ms":1000},{"t":"set","n":0,"k":"x","v":0},{"t":"x","a":0,"b":1},{"t":"restart","n":0,"kind":"nothing"},{"t":"del","n":0,"k":"x"}],"skew":[0,417221]}'
+      await replay({ resolve: lww_vs_current_vers }, s)
+    })
+
     it('passes last-writer-wins with deletes, partitions, pauses past the grace, skew and restarts of every kind', async () => {
       const seen = { nodes: 0, restarts: 0, collected: 0, late: 0 }
       const report = await checkConvergence(
