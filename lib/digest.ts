@@ -12,6 +12,7 @@ import type { Replica } from './replica'
 import { EXTRA_BYTES } from './deletes'
 import type { StreamLike } from './markers'
 import type { DigestDone, Filter, Message } from './types'
+import { PROTOCOL } from './shape'
 
 /**
  * Most sources one digest names: more are sent in parts, one part per
@@ -29,8 +30,8 @@ export function _digestPart(n: number | undefined): void {
   part = n ?? DIGEST_PART
 }
 
-const DONE: DigestDone = Object.freeze({ digest: true, done: true })
-const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true })
+const DONE: DigestDone = Object.freeze({ digest: true, done: true, protocol: PROTOCOL })
+const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true, protocol: PROTOCOL })
 
 /** What a digest needs of the exchange with the peer it goes to. */
 export interface DigestPeer extends StreamLike {
@@ -154,7 +155,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && !peer.asksPast && deletes.quiet(peer)) {
     return reply ? REPLY : DONE
   }
-  const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
+  const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true, protocol: PROTOCOL }
   if (reply) done.reply = true
   if (flow !== null) done.rate = flow.allowed
   if (range.after !== undefined) done.after = range.after

@@ -58,9 +58,18 @@ export function updateFields(): UpdateFields {
   return { kind: Kind.Update, key: '', value: null, source_id: '', version: 0, deleted: false, withdrawn: false, first: undefined }
 }
 
+/**
+ * The protocol this release speaks, said on every hello and digest end. 1:
+ * releases before `first` (they said nothing); a peer below this one is
+ * refused (docs/wire.md, "Protocol").
+ */
+export const PROTOCOL = 2
+
 /** A digest's end as read, each optional field checked (see DigestDone). */
 export interface DoneReading {
   readonly kind: Kind.Done
+  /** The sender's protocol (1: it said none, or not a number). */
+  readonly protocol: number
   /** It answers a question. */
   readonly reply: boolean
   /** The sender's allowed rate (flow control), if any. */
@@ -203,6 +212,7 @@ function done(o: Record<string, unknown>): Reading {
   }
   return {
     kind: Kind.Done,
+    protocol: typeof o.protocol === 'number' && Number.isSafeInteger(o.protocol) ? o.protocol : 1,
     reply: o.reply === true,
     rate: typeof rate === 'number' && rate === rate ? rate : undefined,
     after,

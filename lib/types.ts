@@ -77,6 +77,8 @@ export interface DigestEntry {
 export interface DigestDone {
   readonly digest: true
   readonly done: true
+  /** The sender's protocol (see PROTOCOL in shape.ts); a peer of an older one is refused (docs/wire.md). */
+  readonly protocol?: number
   /** Set on the digest that answers a question. */
   readonly reply?: true
   /** The sender's allowed rate, under flow control. */

@@ -34,6 +34,7 @@
  *
  * @packageDocumentation
  */
+import { PROTOCOL } from '../shape'
 import { MAX_DEPTH, MAX_VALUE_LENGTH } from '../value'
 
 /**
@@ -71,6 +72,9 @@ const REPLY = 0x08
 const RATE = 0x10
 const AFTER = 0x20
 const THROUGH = 0x40
+// The end says `protocol: PROTOCOL` (every end of this release; an older
+// decoder fails on the bit, so it cannot read this release's ends).
+const PROTOCOL_FLAG = 0x80
 
 // Value tags: 0x00-0x7f integers 0-127; 0x80-0x8f maps of 0-15 members;
 // 0x90-0x9f arrays of 0-15 items; 0xa0-0xbf strings of 0-31 bytes.
@@ -272,7 +276,12 @@ export class FrameEncoder {
     if (o.done === true) {
       let op = DONE
       let fields = 2
-      const { reply, rate, after, through } = o
+      const { reply, rate, after, through, protocol } = o
+      if (protocol !== undefined) {
+        if (protocol !== PROTOCOL) return false
+        op |= PROTOCOL_FLAG
+        fields++
+      }
       if (reply !== undefined) {
         if (reply !== true) return false
         op |= REPLY
@@ -664,9 +673,9 @@ class Decoder {
         return { digest: true, source_id: this.source, version: this.version }
       }
       case DONE: {
-        if (op > 0x7f) this.fail(`unknown opcode 0x${op.toString(16)}`)
         const done: Record<string, unknown> = { digest: true, done: true }
         if ((op & REPLY) !== 0) done.reply = true
+        if ((op & PROTOCOL_FLAG) !== 0) done.protocol = PROTOCOL
         if ((op & RATE) !== 0) {
           if (this.pos + 8 > this.buf.length) this.fail('message cut at the end of its frame')
           done.rate = this.float64(this.pos)
