@@ -25,7 +25,7 @@ export const INVALID_CODES = [
   'version',
   'digest',
   // A peer of an older protocol (docs/wire.md, "Protocol").
-  'old_protocol',
+  'old_peer',
   // What the node makes of a well-formed update.
   'ahead',
   'too_big',

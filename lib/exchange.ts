@@ -304,13 +304,13 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // exchange of the peer's yet, as a program writing updates to the stream).
   private held(chunk: unknown): boolean {
     if (this.peerProtocol > 0) {
-      reportInvalid(this, chunk, oldReason(this.peerProtocol), 'old_protocol')
+      reportInvalid(this, chunk, oldReason(this.peerProtocol), 'old_peer')
       return true
     }
     if (this.heard.size === 0) return false
     const early = (this.early ??= [])
     if (early.length < this.node.mtu) early.push(chunk)
-    else reportInvalid(this, chunk, `more than mtu (${this.node.mtu}) updates before the peer's first digest end, which says its protocol`, 'old_protocol')
+    else reportInvalid(this, chunk, `more than mtu (${this.node.mtu}) updates before the peer's first digest end, which says its protocol`, 'old_peer')
     return true
   }
 
@@ -324,7 +324,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     for (const chunk of early) {
       const r = classify(chunk, this.fields)
       if (r.kind !== Kind.Update) continue
-      if (protocol < PROTOCOL) reportInvalid(this, chunk, oldReason(protocol), 'old_protocol')
+      if (protocol < PROTOCOL) reportInvalid(this, chunk, oldReason(protocol), 'old_peer')
       else this.update(chunk, r)
     }
   }

@@ -119,7 +119,7 @@ describe('many sources', function () {
   it('an answer to a part covers the part only: sources outside it are not sent', async () => {
     const a = holding(10, 100)
     const s = a.createStream()
-    s.write({ digest: true, done: true, after: 'src-3', through: 'src-6' })
+    s.write({ digest: true, done: true, protocol: 2, after: 'src-3', through: 'src-6' })
     await turn()
     const sent: string[] = []
     for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if (!('digest' in m)) sent.push(m.source_id)
