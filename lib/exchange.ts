@@ -179,7 +179,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   private peerProtocol = 0
   // Its updates after digest entries, before its first end (a reply's
   // deltas), waiting for that end to show its protocol.
-  private early: unknown[] | null = null
+  private early: [unknown, UpdateReading][] | null = null
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
   // The peer's updates are read into this, one at a time (take() does not
@@ -269,7 +269,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     if (this.admit !== null && !this.admit(r)) return
     switch (r.kind) {
       case Kind.Update:
-        if (this.peerProtocol < PROTOCOL && this.held(chunk)) break
+        if (this.peerProtocol < PROTOCOL && this.held(chunk, r)) break
         this.update(chunk, r)
         break
       case Kind.Local:
@@ -302,14 +302,15 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // the peer was shown older; held (true) when it follows digest entries
   // before the peer's first end (a reply's deltas); else taken (false: no
   // exchange of the peer's yet, as a program writing updates to the stream).
-  private held(chunk: unknown): boolean {
+  private held(chunk: unknown, r: UpdateReading): boolean {
     if (this.peerProtocol > 0) {
       reportInvalid(this, chunk, oldReason(this.peerProtocol), 'old_peer')
       return true
     }
     if (this.heard.size === 0) return false
     const early = (this.early ??= [])
-    if (early.length < this.node.mtu) early.push(chunk)
+    // (A copy of the reading: classify fills one object again each time.)
+    if (early.length < this.node.mtu) early.push([chunk, { ...r }])
     else reportInvalid(this, chunk, `more than mtu (${this.node.mtu}) updates before the peer's first digest end, which says its protocol`, 'old_peer')
     return true
   }
@@ -321,9 +322,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const early = this.early
     this.early = null
     if (early === null) return
-    for (const chunk of early) {
-      const r = classify(chunk, this.fields)
-      if (r.kind !== Kind.Update) continue
+    for (const [chunk, r] of early) {
       if (protocol < PROTOCOL) reportInvalid(this, chunk, oldReason(protocol), 'old_peer')
       else this.update(chunk, r)
     }
