@@ -35,7 +35,7 @@ import type { FillCursor } from './fills'
 import { aheadReason, type Sender } from './intake'
 import type { Replica } from './replica'
 import { reportInvalid } from './codes'
-import { classify, Kind, PROTOCOL, updateFields, type DoneReading, type Reading, type UpdateReading } from './shape'
+import { classify, Kind, PROTOCOL, updateFields, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
 
 /** What an exchange needs of its node. */
@@ -173,13 +173,13 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // the run's later updates need no lookup.
   private lastMoved: SourceLog | null = null
   private doneSeen = false
-  // The protocol the peer's digest ends say (0: none seen yet). Below
-  // PROTOCOL its updates are refused (docs/wire.md, "Protocol"): an older
-  // release drops `first`, and a copy taken without it splits replicas.
-  private peerProtocol = 0
-  // Its updates after digest entries, before its first end (a reply's
-  // deltas), waiting for that end to show its protocol.
-  private early: [unknown, UpdateReading][] | null = null
+  // The protocol the peer's digests say, on their first entry and their
+  // end (PROTOCOL until one does: updates written straight in are taken).
+  // Below PROTOCOL its updates are refused (docs/wire.md, "Protocol"): an
+  // older release drops `first`, and a copy taken without it splits replicas.
+  private peerProtocol = PROTOCOL
+  // The peer's digest is under way: an entry came since its last end.
+  private inDigest = false
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
   // The peer's updates are read into this, one at a time (take() does not
@@ -269,8 +269,11 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     if (this.admit !== null && !this.admit(r)) return
     switch (r.kind) {
       case Kind.Update:
-        if (this.peerProtocol < PROTOCOL && this.held(chunk, r)) break
-        this.update(chunk, r)
+        this.received++
+        if (this.peerProtocol < PROTOCOL) reportInvalid(this, chunk, oldReason(this.peerProtocol), 'old_peer')
+        else if (!this.takes) reportInvalid(this, chunk, 'this stream takes no updates (writable: false)', 'one_way')
+        // What our filter keeps out was announced to the peer: drop it.
+        else if (this.passes === null || this.passes(r.source_id, r.key)) this.node.replica.take(this, chunk, r)
         break
       case Kind.Local:
         // A peer must never write as this node (it would sign the write),
@@ -280,51 +283,21 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
         else reportInvalid(this, chunk, 'local writes ({key, value}) are not accepted on this stream', 'local_write')
         break
       case Kind.Digest:
+        // A digest's first entry says the peer's protocol (none: an older
+        // release), before any delta of the reply it may begin.
+        if (!this.inDigest) {
+          this.inDigest = true
+          this.peerProtocol = r.protocol ?? 1
+        }
         this.hear(chunk, r.source_id, r.version)
         break
       case Kind.Done:
-        if (r.protocol !== this.peerProtocol) this.shown(r.protocol)
+        this.inDigest = false
+        this.peerProtocol = r.protocol
         this.answer(r, out)
         break
       default:
         reportInvalid(this, chunk, r.reason, r.code)
-    }
-  }
-
-  private update(chunk: unknown, r: UpdateReading): void {
-    this.received++
-    if (!this.takes) reportInvalid(this, chunk, 'this stream takes no updates (writable: false)', 'one_way')
-    // What our filter keeps out was announced to the peer: drop it.
-    else if (this.passes === null || this.passes(r.source_id, r.key)) this.node.replica.take(this, chunk, r)
-  }
-
-  // An update of a peer not shown to speak PROTOCOL: refused (true) when
-  // the peer was shown older; held (true) when it follows digest entries
-  // before the peer's first end (a reply's deltas); else taken (false: no
-  // exchange of the peer's yet, as a program writing updates to the stream).
-  private held(chunk: unknown, r: UpdateReading): boolean {
-    if (this.peerProtocol > 0) {
-      reportInvalid(this, chunk, oldReason(this.peerProtocol), 'old_peer')
-      return true
-    }
-    if (this.heard.size === 0) return false
-    const early = (this.early ??= [])
-    // (A copy of the reading: classify fills one object again each time.)
-    if (early.length < this.node.mtu) early.push([chunk, { ...r }])
-    else reportInvalid(this, chunk, `more than mtu (${this.node.mtu}) updates before the peer's first digest end, which says its protocol`, 'old_peer')
-    return true
-  }
-
-  // A digest end of the peer says its protocol: what waited for it is
-  // taken, or refused.
-  private shown(protocol: number): void {
-    this.peerProtocol = protocol
-    const early = this.early
-    this.early = null
-    if (early === null) return
-    for (const [chunk, r] of early) {
-      if (protocol < PROTOCOL) reportInvalid(this, chunk, oldReason(protocol), 'old_peer')
-      else this.update(chunk, r)
     }
   }
 

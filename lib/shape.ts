@@ -59,7 +59,8 @@ export function updateFields(): UpdateFields {
 }
 
 /**
- * The protocol this release speaks, said on every hello and digest end. 1:
+ * The protocol this release speaks, said on every hello, on every digest's
+ * first entry and on its end. 1:
  * releases before `first` (they said nothing); a peer below this one is
  * refused (docs/wire.md, "Protocol").
  */
@@ -109,11 +110,20 @@ export interface DoneReading {
   readonly twins: Map<string, number> | undefined
 }
 
+/** A digest entry as read. */
+export interface DigestReading {
+  readonly kind: Kind.Digest
+  readonly source_id: string
+  readonly version: number
+  /** The sender's protocol, on a digest's first entry (1 when not a number); absent: none said. */
+  readonly protocol: number | undefined
+}
+
 /** What `classify` made of an object: one of the four shapes, or why it is none. */
 export type Reading =
   | UpdateReading
   | { readonly kind: Kind.Local; readonly key: string; readonly value: unknown }
-  | { readonly kind: Kind.Digest; readonly source_id: string; readonly version: number }
+  | DigestReading
   | DoneReading
   | { readonly kind: Kind.Invalid; readonly reason: string; readonly code: InvalidCode }
 
@@ -373,7 +383,9 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
     if (bad !== null) return refuse('source_id', bad)
     const version = o.version
     if (!isVersion(version)) return refuse('digest', 'digest version must be an integer from 0 to MAX_VERSION')
-    return { kind: Kind.Digest, source_id: source_id as string, version: version + 0 } // -0 is 0
+    const protocol = o.protocol
+    // -0 is 0
+    return { kind: Kind.Digest, source_id: source_id as string, version: version + 0, protocol: protocol === undefined ? undefined : typeof protocol === 'number' && Number.isSafeInteger(protocol) ? protocol : 1 }
   }
   if (digest !== undefined && digest !== false) return refuse('shape', 'digest must be true')
 

@@ -65,6 +65,8 @@ export interface DigestEntry {
   readonly digest: true
   readonly source_id: string
   readonly version: number
+  /** On a digest's first entry: the sender's protocol (see DigestDone.protocol). */
+  readonly protocol?: number
 }
 
 /**

@@ -67,6 +67,9 @@ const OTHER = 6
 // previous version plus one.
 const SAME_SOURCE = 0x08
 const NEXT_VERSION = 0x10
+// Digest entries: the entry says `protocol: PROTOCOL` (a digest's first; an
+// older decoder fails on the bit).
+const ENTRY_PROTOCOL = 0x20
 // Ends of digests.
 const REPLY = 0x08
 const RATE = 0x10
@@ -315,9 +318,11 @@ export class FrameEncoder {
     }
     const source = o.source_id
     const version = o.version
-    if (n !== 3 || typeof source !== 'string' || !isVersion(version)) return false
+    const protocol = o.protocol
+    if (n !== (protocol === undefined ? 3 : 4) || typeof source !== 'string' || !isVersion(version)) return false
+    if (protocol !== undefined && protocol !== PROTOCOL) return false
     const at = this.pos
-    this.byte(DIGEST)
+    this.byte(protocol === undefined ? DIGEST : DIGEST | ENTRY_PROTOCOL)
     this.sourceAndVersion(at, source, version)
     return true
   }
@@ -669,7 +674,8 @@ class Decoder {
         return { key, value, source_id, version, signature }
       }
       case DIGEST: {
-        this.sourceAndVersion(op)
+        this.sourceAndVersion(op & ~ENTRY_PROTOCOL)
+        if ((op & ENTRY_PROTOCOL) !== 0) return { digest: true, source_id: this.source, version: this.version, protocol: PROTOCOL }
         return { digest: true, source_id: this.source, version: this.version }
       }
       case DONE: {

@@ -357,7 +357,8 @@ describe('node (TCP, in process)', () => {
     let text = ''
     for (let i = 0; i < 40; i++) {
       for (let j = 0; j < 10; j++) text += JSON.stringify({ key: `k${i}-${j}`, value: 1, source_id: 'm', version: now + i * 10 + j }) + '\n'
-      text += '{"digest":true,"done":true}\n'
+      // Ends of this release (protocol 2): one of an older would have its updates refused before they flood.
+      text += '{"digest":true,"done":true,"protocol":2}\n'
     }
     slipped.socket.write(text)
     await slipped.closed
