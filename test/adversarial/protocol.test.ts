@@ -86,6 +86,32 @@ describe('adversarial: a peer of an older release (issue 18, BROKE 2)', function
     assert.ok(REFUSAL_CODES.includes('old_protocol'), 'a metric label, as every refusal')
   })
 
+  it("a reply's deltas are judged as they come, by its digest's first entry: none of an older release's is taken, a marked one's all are, with no end yet", () => {
+    const now = Date.now() * 1000
+    for (const protocol of [undefined, 1, 2]) {
+      const g = new Gossip('a', cfg)
+      const s = g.createStream()
+      const codes: string[] = []
+      s.on('invalid', (_m: unknown, _why: string, code: string) => codes.push(code))
+      const entry = protocol === undefined ? { digest: true, source_id: 'x', version: now } : { digest: true, source_id: 'x', version: now, protocol }
+      s.write(entry)
+      s.write({ digest: true, source_id: 'y', version: now })
+      for (let i = 0; i < 3; i++) s.write({ key: `k${i}`, value: i, source_id: 'x', version: now + i })
+      const taken = [0, 1, 2].filter((i) => g.get(`k${i}`).version !== -Infinity).length
+      if (protocol === 2) {
+        assert.strictEqual(taken, 3, 'a peer of this release: its deltas are taken before its end')
+        assert.deepStrictEqual(codes, [])
+      } else {
+        assert.strictEqual(taken, 0, `protocol ${String(protocol)}: nothing taken`)
+        assert.deepStrictEqual(codes, ['old_peer', 'old_peer', 'old_peer'])
+      }
+    }
+    // Updates written straight into a stream, before any digest, are taken.
+    const g = new Gossip('a', cfg)
+    g.createStream().write({ key: 'k', value: 1, source_id: 'x', version: now })
+    assert.strictEqual(g.get('k').value, 1)
+  })
+
   it('a relay of an older release strips first: its updates are refused (old_peer) once its digest end shows it, and every node of this release agrees', async () => {
     const a = new Gossip('a', cfg)
     const b = new Gossip('b', cfg)
