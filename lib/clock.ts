@@ -160,7 +160,7 @@ export class Clock {
    * consecutive versions (and the record of what this incarnation issued
    * short). One second.
    */
-  static SLACK = 1_000_000
+  static readonly SLACK = 1_000_000
 
   /** How many separate runs of issued versions a clock remembers (see tick). */
   static readonly MAX_RUNS = 4096

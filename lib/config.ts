@@ -26,6 +26,8 @@ export interface Settings {
   readonly grace: number
   /** `config.flow_control`, or null when off. */
   readonly flow: Required<FlowControlOptions> | null
+  /** `config.digest_part` (for tests); undefined: DIGEST_PART (see digest.ts). */
+  readonly digestPart: number | undefined
 }
 
 /**
@@ -82,6 +84,7 @@ export function settingsOf(id: string, config: Config): Settings {
     filter: config.filter,
     grace: checkGrace(config.tombstone_grace),
     flow: flowOptions(config.flow_control),
+    digestPart: checkDigestPart(config.digest_part),
   }
 }
 
@@ -91,6 +94,12 @@ export function checkStreamOptions(options: StreamOptions): void {
   if (options.local_writes !== undefined && typeof options.local_writes !== 'boolean') {
     throw new TypeError('local_writes must be a boolean')
   }
+}
+
+// config.digest_part, checked: at least 2, so a part names a source besides our own.
+function checkDigestPart(part: unknown): number | undefined {
+  if (part !== undefined && (typeof part !== 'number' || !Number.isSafeInteger(part) || part < 2)) throw new TypeError('config.digest_part must be an integer, 2 or more')
+  return part
 }
 
 // config.tombstone_grace, checked: ms, default one hour.

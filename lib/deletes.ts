@@ -233,7 +233,7 @@ export class Deletes {
       }
     }
     this.staleCopies.serve(stream, l, done, heard, judge)
-    if (judge && this.collection.gc.size > 0) this.staleCopies.judge(l, heard, range)
+    if (judge) this.staleCopies.judge(l, heard, range)
   }
 
   // Under signatures, stale notices and late reports are taken only when a

@@ -22,14 +22,6 @@ import { PROTOCOL } from './shape'
 export const DIGEST_PART = 1024
 /** Most digest entries taken from a peer before its end marker: four parts. */
 export const MAX_HEARD = 4 * DIGEST_PART
-// The part size in use: DIGEST_PART, smaller only in tests (see _digestPart).
-let part = DIGEST_PART
-
-/** @internal For tests: send digests in parts of `n` (the protocol's DIGEST_PART when undefined). */
-export function _digestPart(n: number | undefined): void {
-  part = n ?? DIGEST_PART
-}
-
 const DONE: DigestDone = Object.freeze({ digest: true, done: true, protocol: PROTOCOL })
 const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true, protocol: PROTOCOL })
 
@@ -74,6 +66,8 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
   // A peer that answered a question for our past completely holds no
   // more of it than we do: to it we name ourselves as far as we hold.
   const incarnation = replica.incarnation
+  // DIGEST_PART, smaller only in tests (config.digest_part).
+  const part = Math.min(replica.digestPart ?? DIGEST_PART, DIGEST_PART)
   const askPast = askAll || (incarnation.clock.recovering && incarnation.asks(peer))
   // The end's room for the delete logic's fields counts against the
   // message too, and for our id when it asks for our past (`past`).

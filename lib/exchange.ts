@@ -115,7 +115,7 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   part: IdRange = ALL
   /** The bytes of our last digest, its end included (with mtu_bytes). */
   digestBytes = 0
-  /** Where our outstanding question asked for our own past from, or null. */
+  /** Where our digest whose answer is still coming asked for our own past from, or null. */
   askFrom: number | null = null
   /** The peer answered a question for our past completely. */
   verified = false
@@ -424,7 +424,13 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     // peer lacks, and the digest's end, which also ends the answer. The
     // digest goes first so that the peer learns how far we hold its own id
     // before it reads the deltas (see Incarnation).
-    if (digest) this.digest(to, false)
+    // A digest that asks for our past: the peer's answer to it (deltas
+    // alone) carries our id in version order from where it asked. One that
+    // does not: what of our id comes next is no such answer (R7).
+    if (digest) {
+      const from = this.digest(to, false)
+      if (this.asked === 0) this.askFrom = from
+    }
     let out: Update[] = []
     if (sends) {
       // Sources the peer is being told are stale here wait for its refetch.
@@ -472,6 +478,11 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
       const incarnation = node.replica.incarnation
       if (named !== undefined) incarnation.answeredSelf(named)
     }
+    // The answer is over: an update of our id the peer sends later (a gap
+    // fill it passes back) is no part of it, and shows nothing of what its
+    // copy lacks below it (R7; outside red team, B4: taken for one, it hid
+    // the past's value below it, which then stayed at that peer alone).
+    if (this.asked === 0) this.askFrom = null
   }
 
   // Whether we now hold every other source as far as the peer's digest

@@ -154,7 +154,7 @@ export class Intake {
         from.movingMax(log)
         log.max = version
       }
-      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
+      if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, previous.version === version ? previous : undefined, false)
       return
     }
     const update: Update =
@@ -176,7 +176,7 @@ export class Intake {
       // is the source's to settle, not the refetch's to wait on (outside model
       // checker seed 965160: the refetch never ended, and the source, never
       // shown the refetcher's copy of it, never vouched to serve it).
-      if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, undefined, false)
+      if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, undefined, false)
       return
     }
     // Older than a delete we collected: it may be what that delete beat.
@@ -201,7 +201,7 @@ export class Intake {
         if (past) this.incarnation.pastMappings.add(update)
         this.fills.took(update, below)
         if (marker || !deletes.idle) deletes.took(update, false)
-        if (deletes.refetching) deletes.staleCopies.received(from, source_id, version, update, true)
+        if (deletes.staleCopies.watching) deletes.staleCopies.received(from, source_id, version, update, true)
       }
     } catch (err) {
       if (history.mapping(source_id, key) === update) stage = "an 'update' listener"

@@ -76,6 +76,8 @@ export class Replica {
   private readonly sort: Comparator
   readonly security: Security | undefined
   readonly mtuBytes: number
+  /** `config.digest_part`: the most sources one digest names, in tests (see digest.ts). */
+  readonly digestPart: number | undefined
   // The log last written to: updates come in runs of one source.
   private lastLog: SourceLog | null = null
 
@@ -94,6 +96,7 @@ export class Replica {
     this.lww = settings.resolve === lww_vs_current_vers && host.plainGet !== undefined
     this.security = settings.security
     this.mtuBytes = settings.mtuBytes
+    this.digestPart = settings.digestPart
     this.sort = settings.sort
     this.changes = new Changes(id, host)
     this.restart = new Restart(this)
@@ -150,6 +153,7 @@ export class Replica {
       selfUnsure: () => replica.incarnation.unsure,
       emit: (event, ...args) => this.host.emit(event, ...args),
       streams: () => this.host.peers(),
+      young: (source, floor) => this.fills.young(source, floor),
     }
   }
 

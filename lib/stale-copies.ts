@@ -36,6 +36,11 @@ export class StaleCopies {
   // digest names the source below the gc, as during the refetch, and no
   // refetch takes us for its server (outside model checker seed 1609902).
   private readonly doubted = new Map<string, Refetch>()
+  // Notices not believed yet (the notifier named the source below the gc,
+  // and our copy had not reached it): gc, and the life the notice named.
+  // Believed once our copy reaches the gc: a doubted copy's answers carry
+  // us there after telling us (rule 6, I2).
+  private readonly pending = new Map<string, [number, number | undefined, number | undefined]>()
 
   constructor(
     private readonly host: DeletesHost,
@@ -52,6 +57,7 @@ export class StaleCopies {
    * below the gc is suspect too.
    */
   received(stream: object, source: string, version: number, held: Update | undefined, taken: boolean): void {
+    if (this.pending.size > 0) this.reached(source)
     if (this.refetches.size === 0) return
     const r = this.refetches.get(source)
     if (r === undefined) return
@@ -71,6 +77,23 @@ export class StaleCopies {
       r.suspects.add(held)
     }
     if (held !== undefined && version < r.gc && version > r.below) r.below = version
+    // Our copy reached the gc holding no suspect: nothing of it can be
+    // stale, served or not. The refetch ends, and we know the gc from now
+    // on: abandoned instead, it was forgotten, and we carried a stale
+    // copy's max past the gc untold (outside red team, issue 18, B2).
+    if (this.refetches.get(source) === r && this.fresh(source, r)) this.refetched(source, r, new Map())
+  }
+
+  // Whether our copy of `source` reaches the refetch's gc with no suspect
+  // still current (one replaced since is no longer ours to doubt: dropped).
+  private fresh(source: string, r: Refetch): boolean {
+    const history = this.host.history
+    if ((history.sources.get(source)?.max ?? -Infinity) < r.gc) return false
+    for (const u of r.suspects) {
+      if (history.isCurrent(u)) return false
+      r.suspects.delete(u)
+    }
+    return true
   }
 
   /**
@@ -92,18 +115,33 @@ export class StaleCopies {
   }
 
   // naming() for a source whose refetch was abandoned: below the gc while a
-  // suspect of it is still current here.
+  // suspect of it is still current here. The doubt gone, a copy that
+  // reaches the gc is fresh: we keep the gc, as a refetch that ends does.
   private doubting(source: string, max: number): number | undefined {
     const r = this.doubted.get(source)
     if (r === undefined) return undefined
     for (const u of r.suspects) if (this.host.history.isCurrent(u)) return Math.min(max, r.below)
     this.doubted.delete(source)
+    if ((this.host.history.sources.get(source)?.max ?? -Infinity) >= r.gc) this.collection.raiseGc(source, r.gc)
     return undefined
+  }
+
+  // A pending notice of `source` whose gc our copy reached is believed now.
+  private reached(source: string): void {
+    const p = this.pending.get(source)
+    if (p === undefined || (this.host.history.sources.get(source)?.max ?? -Infinity) < p[0]) return
+    this.pending.delete(source)
+    this.believe(null, source, p[0], p[1], p[2], false)
   }
 
   /** Whether a refetch is under way (our answers then leave suspects out). */
   get refetching(): boolean {
     return this.refetches.size > 0
+  }
+
+  /** Whether intake must report the updates it takes (a refetch, or a notice pending). */
+  get watching(): boolean {
+    return this.refetches.size > 0 || this.pending.size > 0
   }
 
   /**
@@ -230,13 +268,22 @@ export class StaleCopies {
   // the copies it passes that on to. Each peer is told once per gc (again
   // after a grace, if it still names the source below it).
   judge(l: Link, heard: ReadonlyMap<string, number>, range: IdRange): void {
+    if (this.collection.gc.size === 0 && this.doubted.size === 0) return
     const parted = range.after !== undefined || range.through !== undefined
     // Of our own id only once we vouch for it: we alone serve that refetch,
     // and fetching our past waits for the peer's copy, which a refetch
     // withholds (outside model checker seed 1500607: refetched, abandoned
     // and told again for good, never served).
     const own = this.host.selfUnsure() ? this.host.id : undefined
-    for (const [id, gc] of this.collection.gc) {
+    // A doubted copy's gc too: its answers carry a peer's max past the gc
+    // (it sends its copy whole), so the peer must know the gc first (I2).
+    let gcs: ReadonlyMap<string, number> = this.collection.gc
+    if (this.doubted.size > 0) {
+      const all = new Map(gcs)
+      for (const [id, r] of this.doubted) if (r.gc > (all.get(id) ?? -Infinity) && this.doubting(id, Infinity) !== undefined) all.set(id, r.gc)
+      gcs = all
+    }
+    for (const [id, gc] of gcs) {
       if (id === own) continue
       const named = heard.get(id)
       if (named !== undefined && named >= gc) continue
@@ -261,7 +308,10 @@ export class StaleCopies {
       if (this.host.security !== undefined && stream.peer !== id) continue
       // A later life, or the same one holding more of its past.
       const was = this.lives.get(id)
-      if (was === undefined || life[0] > was[0] || (life[0] === was[0] && life[1] > was[1])) this.lives.set(id, life)
+      if (was === undefined || life[0] > was[0] || (life[0] === was[0] && life[1] > was[1])) {
+        this.lives.set(id, life)
+        this.host.young(id, life[0])
+      }
     }
   }
 
@@ -324,7 +374,10 @@ export class StaleCopies {
     // answer to its answer, which has no end: it would hold a fresh copy
     // without knowing the gc, and pass it on to a stale copy unquestioned
     // (attack found a node restarted from nothing taking both).
-    for (const id of stale.keys()) if (answer || heard.has(id)) (out ??= new Set()).add(id)
+    // A doubted copy is no fresh copy: not with the notice either, to a peer
+    // naming none of it (a notice lost with the connection would leave
+    // its max past the gc, untold).
+    for (const id of stale.keys()) if (answer || heard.has(id) || this.doubted.has(id)) (out ??= new Set()).add(id)
     return out
   }
 
@@ -373,27 +426,47 @@ export class StaleCopies {
         }
         continue
       }
-      if (!direct && max < gc) continue
-      // Knowing this gc already, we collected up to it or refetched for it;
-      // not so while our copy is doubted (an abandoned refetch's suspects
-      // still current here), whatever we collected since: the collector
-      // telling us again is what ends the doubt (outside model checker seed
-      // 3102968: ignored, the copy named the source below the gc for good).
-      if (!this.doubted.has(id) && ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc)) continue
-      const r = this.refetches.get(id)
-      if (r !== undefined && r.gc >= gc) continue
-      // The source's life, as the notice says or as we know it.
-      const known = this.lives.get(id)
-      const life: Life | undefined = told !== undefined ? [told, toldHeld ?? -Infinity] : known !== undefined && known[0] <= gc ? known : undefined
-      this.startRefetch(id, gc, life)
-      if (!this.refetches.has(id)) continue
-      // Our copy was stale, and we may have sent it on, carrying a peer's
-      // max past the gc too: every peer hears of it (one that knew the gc
-      // has nothing to do; one whose copy is below it hears from a collector).
-      for (const s of this.host.streams()) {
-        if (s === stream) continue
-        ;(this.links.link(s).stale ??= new Map()).set(id, life === undefined ? [gc, 0] : life[1] === -Infinity ? [gc, 0, life[0]] : [gc, 0, life[0], life[1]])
+      // Not believed yet: once our copy reaches the gc (an answer of a
+      // doubted copy, which told us first, carries us there).
+      if (!direct && max < gc) {
+        if ((this.pending.get(id)?.[0] ?? -Infinity) < gc) this.pending.set(id, [gc, told, toldHeld])
+        continue
       }
+      this.believe(stream, id, gc, told, toldHeld, direct)
+    }
+  }
+
+  // A notice of `id` believed (from `stream`; null: pending until now);
+  // `direct`: from a peer naming the source at or above the gc.
+  private believe(stream: object | null, id: string, gc: number, told: number | undefined, toldHeld: number | undefined, direct: boolean): void {
+    if ((this.pending.get(id)?.[0] ?? Infinity) <= gc) this.pending.delete(id)
+    // A doubted copy told again by a peer that cannot serve it (its copy is
+    // no fresher) stays doubted: refetching again would serve nothing, and
+    // two doubted copies telling each other never got quiet (outside model
+    // checker seed 2300087).
+    if (!direct && this.doubted.has(id)) return
+    // Knowing this gc already, we collected up to it or refetched for it;
+    // not so while our copy is doubted (an abandoned refetch's suspects
+    // still current here), whatever we collected since: the collector
+    // telling us again is what ends the doubt (outside model checker seed
+    // 3102968: ignored, the copy named the source below the gc for good).
+    if (!this.doubted.has(id) && ((this.refetchedFor.get(id) ?? -Infinity) >= gc || (this.collection.gc.get(id) ?? -Infinity) >= gc)) return
+    const r = this.refetches.get(id)
+    if (r !== undefined && r.gc >= gc) return
+    // The source's life, as the notice says or as we know it.
+    const known = this.lives.get(id)
+    const life: Life | undefined = told !== undefined ? [told, toldHeld ?? -Infinity] : known !== undefined && known[0] <= gc ? known : undefined
+    // A kept notice widens a refetch under way without restarting its
+    // grace: its peers cannot serve it any sooner (outside model checker
+    // seed 2300087, streams not quiet for a grace more).
+    this.startRefetch(id, gc, life, stream === null ? r?.since : undefined)
+    if (!this.refetches.has(id)) return
+    // Our copy was stale, and we may have sent it on, carrying a peer's
+    // max past the gc too: every peer hears of it (one that knew the gc
+    // has nothing to do; one whose copy is below it hears from a collector).
+    for (const s of this.host.streams()) {
+      if (s === stream) continue
+      ;(this.links.link(s).stale ??= new Map()).set(id, life === undefined ? [gc, 0] : life[1] === -Infinity ? [gc, 0, life[0]] : [gc, 0, life[0], life[1]])
     }
   }
 
@@ -414,7 +487,7 @@ export class StaleCopies {
   // have seen (its peers held none of it), so a fresh copy of the life lacks
   // it without its markers having replaced it; the source judges it once
   // shown it (R1, rule 5).
-  startRefetch(id: string, gc: number, life?: Life): void {
+  startRefetch(id: string, gc: number, life?: Life, since = this.collection.activeTime): void {
     const floor = life?.[0] ?? -Infinity
     const held = life?.[1] ?? -Infinity
     const suspects = new Set<Update>()
@@ -437,7 +510,7 @@ export class StaleCopies {
       this.collection.raiseGc(id, gc)
       return
     }
-    this.refetches.set(id, { gc, suspects, below, floor, held, since: this.collection.activeTime })
+    this.refetches.set(id, { gc, suspects, below, floor, held, since })
     this.changed()
     this.host.emit('refetch', id, gc, suspects.size)
   }

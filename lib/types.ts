@@ -291,6 +291,8 @@ export interface Config {
   tombstone_grace?: number
   /** A filter every stream of the node applies unless given its own (see {@link Filter}). */
   filter?: Filter
+  /** @internal For tests: the most sources one digest names, 2 or more (DIGEST_PART, see digest.ts, when unset or larger). */
+  digest_part?: number
 }
 
 /**

@@ -15,6 +15,7 @@ import { openIdbGossip } from '../lib/browser'
 import type { Config, Message, PeerStream as PeerStreamLike, Update } from '../lib'
 import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
 import { Clock } from '../lib/clock'
+import { prng as seeded } from '../lib/sim/random'
 import { classify, Kind, noticeUpdate } from '../lib/shape'
 
 const lww = base.resolution.lww_vs_current_vers
@@ -755,6 +756,125 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  it("rule 6: a refetch ends once the copy reaches the gc with no suspect, served or not, and keeps the gc: a node whose refetch a grace would have abandoned tells a stale copy it passes the source to (outside red team, issue 18, B2: a deleted value shown for good)", () =>
+    withCluster(['a', 'b', 'c', 'd', 'e'], { mtu: 1 }, async (c) => {
+      const events: unknown[][] = []
+      c.onNode((g) => {
+        for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
+      })
+      const a = c.node('a')
+      a.set('y', 1)
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('a', 'b')
+        await c.exchange('b', 'a')
+      }
+      // b, away, keeps a's y=1; a deletes it, writes two keys, and collects the delete with d and c.
+      c.partition(new Set(['b']))
+      a.delete('y')
+      a.set('z', 2)
+      a.set('w', 3)
+      for (let i = 0; i < 8; i++) {
+        c.advance(GRACE / 4)
+        for (const [p, q] of ['ad', 'da', 'ac', 'ca', 'cd', 'dc']) await c.exchange(p, q)
+      }
+      assert.deepStrictEqual(a.history.get('y'), [], 'collected')
+      // c restarts from nothing and meets a until it holds a's z (told the gc,
+      // past it, not yet served as far as a names itself: the mtu is one update).
+      c.partition(new Set(['c', 'e']))
+      await c.restart('c', 'nothing')
+      c.heal()
+      c.partition(new Set(['b']))
+      c.partition(new Set(['a', 'c']))
+      for (let i = 0; i < 6 && c.node('c').history.mapping('a', 'z') === undefined; i++) await c.exchange('a', 'c')
+      assert.strictEqual(c.node('c').history.mapping('a', 'w'), undefined, 'c holds a only up to z')
+      // Then c hears only from e, which holds none of a, for longer than the grace.
+      c.heal()
+      c.partition(new Set(['c', 'e']))
+      for (let i = 0; i < 12; i++) {
+        c.advance(GRACE / 4)
+        await c.exchange('c', 'e')
+        await c.exchange('e', 'c')
+      }
+      // b, whose copy of a still holds y=1, meets c first, then everyone.
+      c.heal()
+      c.partition(new Set(['b', 'c']))
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('b', 'c')
+        await c.exchange('c', 'b')
+      }
+      c.heal()
+      for (let i = 0; i < 30; i++) {
+        await c.round()
+        c.advance(GRACE / 8)
+      }
+      for (const g of c.nodes.values()) assert.ok(!('y' in g.state) && g.sources('y').length === 0, `${g.id} shows a's deleted y: ${JSON.stringify(g.sources('y'))}`)
+      assert.ok(!events.some((e) => e[1] === 'refetchAbandoned'), JSON.stringify(events))
+      assert.deepStrictEqual(
+        events.filter((e) => e[0] === 'b'),
+        [
+          ['b', 'refetch', 'a'],
+          ['b', 'refetched', 'a'],
+        ],
+      )
+      agree(c)
+    }))
+
+  it('rule 6: a doubted copy (its refetch abandoned with a suspect) tells a peer it sends the source to, and the peer believes it once its copy reaches the gc: a deleted value does not come back at both', () =>
+    withCluster(['a', 'c', 'd', 'e'], { mtu: 1 }, async (c) => {
+      const only = (...groups: string[][]) => {
+        c.heal()
+        for (const g of groups) c.partition(new Set(g))
+      }
+      const events: unknown[][] = []
+      c.onNode((g) => {
+        for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
+      })
+      const a = c.node('a')
+      a.set('y', 1)
+      for (let i = 0; i < 3; i++) {
+        await c.exchange('a', 'd')
+        await c.exchange('d', 'a')
+      }
+      // d and e away; a deletes y, writes two keys, and collects the delete with c.
+      only(['d'], ['e'])
+      a.delete('y')
+      a.set('z', 2)
+      a.set('w', 3)
+      for (let i = 0; i < 8; i++) {
+        c.advance(GRACE / 4)
+        await c.exchange('a', 'c')
+        await c.exchange('c', 'a')
+      }
+      assert.deepStrictEqual(a.history.get('y'), [], 'collected')
+      // d meets c until it is told and holds a's z (past the gc; y still suspect)...
+      only(['c', 'd'])
+      for (let i = 0; i < 8 && c.node('d').history.mapping('a', 'z') === undefined; i++) await c.exchange('c', 'd')
+      assert.strictEqual(c.node('d').history.mapping('a', 'w'), undefined, 'd holds a only up to z')
+      // ...then only e, which holds none of a, for longer than the grace: d's refetch is abandoned, y kept.
+      only(['d', 'e'])
+      for (let i = 0; i < 12; i++) {
+        c.advance(GRACE / 4)
+        await c.exchange('d', 'e')
+        await c.exchange('e', 'd')
+      }
+      assert.ok(events.some((e) => e[0] === 'd' && e[1] === 'refetchAbandoned'), JSON.stringify(events))
+      // e goes away; the others meet, then everyone.
+      only(['e'])
+      for (let i = 0; i < 10; i++) {
+        await c.round()
+        c.advance(GRACE / 8)
+      }
+      c.heal()
+      for (let i = 0; i < 30; i++) {
+        await c.round()
+        c.advance(GRACE / 8)
+      }
+      for (const g of c.nodes.values()) assert.ok(!('y' in g.state) && g.sources('y').length === 0, `${g.id} shows a's deleted y: ${JSON.stringify(g.sources('y'))}`)
+      agree(c)
+      // e was told, and refetched a from a fresh copy (not d's doubted one).
+      assert.ok(events.some((e) => e[0] === 'e' && e[1] === 'refetched'), JSON.stringify(events))
+    }))
+
   it('attack: a relay without a private key under config.security passes nothing of a source to a peer behind its collection; the peer refetches once it meets a node with a key', async () => {
     const real = Clock.now
     let now = 1.7e15
@@ -955,6 +1075,112 @@ describe('deletes (docs/deletes.md)', function () {
       assert.deepStrictEqual(c.unsynced(), [])
       agree(c)
     }))
+  it("R7: an update of a node's own id that a peer passes back after answering (a gap fill) shows nothing of the peer's copy below it: the past's value only that peer holds still reaches its source, and every node ends up holding the same of it (outside red team, B4: it stayed at that peer alone, sources disagreeing)", async () => {
+    // Each seed picks what the mtu leaves out; without the rule these three
+    // left n1's first life's z=5 at n2 alone (or everywhere but at n1).
+    for (const seed of [26, 48, 65]) {
+      const skews: Record<string, number> = { n0: -218_613, n1: -403_851, n2: 0, n3: 13_977 }
+      const c = await Cluster.start({
+        ids: ['n0', 'n1', 'n2', 'n3'],
+        config: (id) => ({ resolve: lww, tombstone_grace: GRACE, mtu: 2, random: seeded(seed * 31 + id.charCodeAt(1)) }),
+        skew: (id) => skews[id],
+      })
+      try {
+        c.onNode((g) => g.on('late', () => g.settleLate('keep')))
+        const n = (id: string) => c.node(id)
+        n('n2').set('y', 2)
+        n('n2').set('x', 3)
+        n('n1').set('z', 5) // n1's first life: only n2 will hold it
+        n('n3').set('x', 7)
+        await c.exchange('n2', 'n1')
+        await c.exchange('n3', 'n2')
+        await c.restart('n1', 'nothing')
+        await c.restart('n3', 'nothing')
+        await c.exchange('n2', 'n3')
+        await c.exchange('n3', 'n1')
+        n('n0').delete('y')
+        n('n1').delete('x')
+        n('n3').set('z', 17)
+        await c.exchange('n3', 'n1')
+        c.advance(30_000)
+        await c.exchange('n0', 'n3')
+        c.advance(10_000)
+        await c.exchange('n3', 'n0')
+        c.advance(310_000)
+        n('n2').set('z', 20)
+        await c.exchange('n2', 'n3')
+        await c.exchange('n0', 'n2')
+        c.advance(30_000)
+        await c.exchange('n2', 'n0')
+        c.advance(30_000)
+        await c.restart('n1', 'nothing')
+        n('n1').set('y', 25)
+        n('n2').set('x', 26)
+        n('n0').set('y', 27)
+        for (let i = 0; i < 30; i++) {
+          for (const a of c.nodes.keys()) for (const b of c.nodes.keys()) if (a !== b) await c.exchange(a, b)
+          c.advance(GRACE / 4)
+        }
+        const held = [...c.nodes.values()].map((g) => JSON.stringify(g.history.mapping('n1', 'z') ?? null))
+        assert.ok(held.every((h) => h === held[0]), `seed ${seed}: n1's z\n${held.join('\n')}`)
+        const sources = [...c.nodes.values()].map((g) => JSON.stringify(g.sources('z').map((u) => [u.source_id, u.version])))
+        assert.ok(sources.every((s) => s === sources[0]), `seed ${seed}: sources(z)\n${sources.join('\n')}`)
+        agree(c)
+      } finally {
+        for (const g of c.nodes.values()) g.destroy()
+        c.restoreClock()
+      }
+    }
+  })
+
+  it("R8 away from the source: a delete a life restarted from nothing issued at the version of its past's value reaches the node holding that value with the withdrawal it made, and with the source gone every node holds both (outside red team, B5: the beaten value showed for good, sources disagreed)", async () => {
+    const c = await Cluster.start({ ids: ['n0', 'n1', 'n2', 'n3', 'n4'], config: config({ mtu: 3 }), skew: (id) => (id === 'n4' ? 186_000 : 0) })
+    try {
+      const n = (id: string) => c.node(id)
+      n('n0').set('x', 9)
+      await c.exchange('n0', 'n3')
+      c.advance(1000)
+      n('n1').delete('x') // T: beats n0's x=9
+      await c.exchange('n1', 'n3')
+      c.advance(1000)
+      n('n1').set('x', 6) // not sent to n3
+      n('n4').set('z', 1) // a clock 186 s ahead
+      await c.exchange('n4', 'n2')
+      n('n2').set('y', 10) // n2's past, following n4's clock
+      const v = n('n2').get('y').version
+      await c.exchange('n2', 'n3')
+      await c.restart('n2', 'nothing')
+      await c.exchange('n4', 'n2') // the new life follows n4's clock too, and holds none of its past
+      n('n2').delete('x') // T': issued at the very version of the past's y=10 (R8)
+      assert.strictEqual(n('n2').history.mapping('n2', 'x')?.version, v)
+      await c.exchange('n2', 'n1')
+      for (let i = 0; i < 3 && n('n1').history.mapping('n1', 'x')?.withdrawn !== true; i++) await c.exchange('n2', 'n1')
+      assert.strictEqual(n('n1').history.mapping('n1', 'x')?.withdrawn, true) // W, made for T'
+      assert.strictEqual(n('n3').history.mapping('n2', 'y')?.version, v)
+      // n3 takes W (which replaces T there): T' comes with it, though n3 names n2 at its version.
+      for (let i = 0; i < 4; i++) {
+        await c.exchange(i % 2 === 0 ? 'n3' : 'n1', i % 2 === 0 ? 'n1' : 'n3')
+        assert.strictEqual(n('n3').state.x, undefined, `n3 shows n0's x=9, beaten by n1's delete (exchange ${i})`)
+      }
+      // n2 gone for good: the others still come to hold both mappings of its version.
+      for (const l of c.links) if (l.a === 'n2' || l.b === 'n2') c.down(l)
+      for (let i = 0; i < 12; i++) {
+        await c.round()
+        c.advance(GRACE / 4)
+      }
+      for (const id of ['n0', 'n1', 'n3', 'n4']) {
+        assert.strictEqual(n(id).history.mapping('n2', 'x')?.deleted, true, id)
+        assert.strictEqual(n(id).history.mapping('n2', 'y')?.value, 10, id)
+        assert.strictEqual(n(id).state.x, undefined, id)
+      }
+      const sources = ['n0', 'n1', 'n3', 'n4'].map((id) => JSON.stringify(['x', 'y'].map((k) => n(id).sources(k).map((u) => [u.source_id, u.version]))))
+      assert.ok(sources.every((s) => s === sources[0]), sources.join('\n'))
+    } finally {
+      for (const g of c.nodes.values()) g.destroy()
+      c.restoreClock()
+    }
+  })
+
   it('attack: the old reset line from a peer changes nothing; a forged stale notice neither drops nor stalls anything', () =>
     withCluster(['a', 'b', 'c'], {}, async (c) => {
       c.node('a').set('k', 1)

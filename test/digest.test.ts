@@ -16,9 +16,9 @@ const resolve = base.resolution.lww_vs_current_vers
 const turn = () => new Promise((r) => setImmediate(r))
 
 /** A node that holds one key from each of `n` sources. */
-function holding(n: number, mtu: number): Gossip {
+function holding(n: number, mtu: number, digestPart?: number): Gossip {
   const updates = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: i, source_id: `src-${i}`, version: 1 + i }))
-  return Gossip.restore('a', { resolve, mtu, max_history: Infinity }, { version: n + 1, updates })
+  return Gossip.restore('a', { resolve, mtu, max_history: Infinity, digest_part: digestPart }, { version: n + 1, updates })
 }
 
 /** Pipe `a` and `b` through a tap that measures every digest. */
@@ -124,5 +124,28 @@ describe('many sources', function () {
     const sent: string[] = []
     for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if (!('digest' in m)) sent.push(m.source_id)
     assert.deepStrictEqual(sent.sort(), ['src-4', 'src-5', 'src-6'])
+  })
+
+  it('config.digest_part is per node: a node in parts of 3 and one whole, side by side', () => {
+    const parts = holding(10, 100, 3)
+    const whole = holding(10, 100)
+    const digest = (g: Gossip) => {
+      const s = g.createStream()
+      s.gossip()
+      const named: string[] = []
+      let done: Message | undefined
+      for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) {
+        if ('digest' in m && 'source_id' in m) named.push(m.source_id)
+        else if ('done' in m) done = m
+      }
+      return { named, done }
+    }
+    const p = digest(parts)
+    const w = digest(whole)
+    assert.deepStrictEqual(p.named, ['src-0', 'src-1'])
+    assert.deepStrictEqual(p.done, { digest: true, done: true, through: 'src-1' })
+    assert.strictEqual(w.named.length, 10)
+    assert.deepStrictEqual(w.done, { digest: true, done: true })
+    assert.throws(() => new Gossip('c', { resolve, digest_part: 1 }), /config.digest_part must be an integer, 2 or more/)
   })
 })

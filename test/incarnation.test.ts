@@ -606,7 +606,7 @@ describe('a node started without its log (attack round 3)', function () {
           assert.deepStrictEqual(sources(g), sources(cl.node('n0')), `${g.id}: sources of k0`)
           // n1's write, issued again above the past, still places below n0's.
           const n0v = (g.get('k0') as Update).version
-          for (const u of g.sources('k0')) if (u.source_id === 'n1') assert.ok(u.first !== undefined && u.first < n0v && u.version > n0v, `${g.id}: n1's copy at its first place`)
+          for (const u of g.sources('k0')) if (u.source_id === 'n1') assert.ok(u.first !== undefined && u.first < n0v && u.version > u.first, `${g.id}: n1's copy at its first place, below n0's`)
         }
         assert.deepStrictEqual(cl.unsynced(), [])
       },

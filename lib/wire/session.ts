@@ -44,7 +44,7 @@ import type { Gossip, PeerStream } from '../gossip'
 import { badName, PROTOCOL } from '../shape'
 import { parse, serialize, type Format } from './codec'
 import { Gate, limitsFor, type GateObserver, type Limits } from './gate'
-import { chooseFormat, codecsOf, helloLine, type Hello } from './handshake'
+import { chooseFormat, codecsOf, type Hello } from './handshake'
 
 /** Why a session was refused, by either end. */
 export type RefusalCode =
@@ -315,9 +315,6 @@ export class Session extends EventEmitter {
     })
     ;(transport as Duplex).pipe(this.input)
   }
-
-  /** The hello line of this end (for tests and older code that writes one by hand). */
-  static helloLine = helloLine
 
   private take(bytes: Uint8Array): void {
     if (this.state === 'admitting') {

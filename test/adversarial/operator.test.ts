@@ -11,6 +11,7 @@ import * as net from 'net'
 import * as path from 'path'
 import { BIN, Cluster, adversarialHooks, figure, pace, until } from './harness'
 import { skip } from '../skip'
+import { upgradeStatus } from '../wire/ws-nodes'
 import { parseArgs } from '../../bin/node'
 import { AdminServer } from '../../lib/node/admin'
 import { Gossip, MAX_VALUE_LENGTH, resolution } from '../../lib'
@@ -762,18 +763,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
   it('attack: a WebSocket from Origin: https://evil.example, and 500 half-sent upgrades; required: the origin refused (403), the upgrades counted against the limit and cut, an honest WebSocket still joins', async () => {
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--ws', '127.0.0.1:0'])
     const ws = Number(/accepting WebSockets on ws:\/\/127\.0\.0\.1:(\d+)/.exec(a.stderr)?.[1])
-    const upgrade = (origin?: string) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect(ws, '127.0.0.1')
-        let text = ''
-        s.on('data', (b: Buffer) => {
-          text += String(b)
-          s.destroy()
-        })
-        s.on('close', () => resolve(text.split('\r\n')[0]))
-        s.on('error', () => undefined)
-        s.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${ws}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${origin === undefined ? '' : `Origin: ${origin}\r\n`}\r\n`)
-      })
+    const upgrade = (origin?: string) => upgradeStatus(ws, origin === undefined ? {} : { origin })
     assert.match(await upgrade('https://evil.example'), /403/)
     assert.match(await upgrade(`http://127.0.0.1:${ws}`), /101/)
     assert.match(await upgrade(), /101/)

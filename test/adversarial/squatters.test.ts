@@ -13,7 +13,6 @@ import * as crypto from 'crypto'
 import * as net from 'net'
 import { base } from '../../lib'
 import { startNode, type ScuttleNode } from '../../lib/node'
-import { LogBudget } from '../../lib/node/log-budget'
 import { Cluster, adversarialHooks, figure, line, until } from './harness'
 
 describe('adversarial: squatters (issue 21)', function () {
@@ -233,20 +232,5 @@ describe('adversarial: squatters (issue 21)', function () {
     figure('twin_lines', said.length)
     assert.ok(said.length <= 30, `${said.length} log lines for 100 twin hellos:\n${said.slice(0, 4).join('\n')}`)
     assert.ok(a.peers().some((p) => p.id === 'b'), 'the real b kept')
-  })
-
-  it('per-connection log lines: the first of a kind in a window are said, then one line with how many were not', async () => {
-    const said: string[] = []
-    const unsaid: Record<string, number> = {}
-    const budget = new LogBudget((l) => said.push(l), unsaid, 2, 50)
-    for (let i = 0; i < 5; i++) budget.say('connected', `peer p${i} connected`)
-    budget.say('disconnected', 'peer p0 disconnected')
-    assert.deepStrictEqual(said, ['peer p0 connected', 'peer p1 connected', 'peer p0 disconnected'])
-    assert.deepStrictEqual(unsaid, { connected: 3 })
-    await until(() => said.length === 4, 5000, 'the window to end')
-    assert.match(said[3], /^3 more "connected" lines .* not said/)
-    budget.say('connected', 'peer p9 connected')
-    assert.strictEqual(said[4], 'peer p9 connected')
-    budget.close()
   })
 })

@@ -13,7 +13,6 @@ import * as net from 'net'
 import { base } from '../../lib'
 import { startNode } from '../../lib/node'
 import type { NodeOptions, ScuttleNode } from '../../lib/node'
-import { _digestPart } from '../../lib/digest'
 import { badCluster } from '../../lib/node/tcp'
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -51,7 +50,6 @@ describe('node: cluster, membership and metrics (in process)', function () {
   const logged = (id: string, re: RegExp) => (logs.get(id) ?? []).some((l) => re.test(l))
 
   afterEach(async () => {
-    _digestPart(undefined)
     for (const n of nodes.splice(0)) await n.close()
     logs.clear()
   })
@@ -76,10 +74,10 @@ describe('node: cluster, membership and metrics (in process)', function () {
   })
 
   it('members, counters and staleness with digests in parts; metrics served and scraped; another cluster refused, its dialer logged once per hundred', async () => {
-    _digestPart(2) // digests of a few sources come in parts
-    const a = await start({ id: 'a', cluster: 'blue', membership: { threshold: 8 }, metrics: { port: 0 } })
-    const b = await start({ id: 'b', cluster: 'blue', membership: true, connect: [a.address()] })
-    const c = await start({ id: 'c', cluster: 'blue', membership: true, connect: [a.address(), b.address()] })
+    const config = { digest_part: 2 } // digests of a few sources come in parts
+    const a = await start({ id: 'a', cluster: 'blue', membership: { threshold: 8 }, metrics: { port: 0 }, config })
+    const b = await start({ id: 'b', cluster: 'blue', membership: true, connect: [a.address()], config })
+    const c = await start({ id: 'c', cluster: 'blue', membership: true, connect: [a.address(), b.address()], config })
     for (let i = 0; i < 3; i++) await c.set(`k${i}`, i)
     await until(() => [a, b, c].every((n) => n.membership?.counts().live === 3), 10_000, 'three live members everywhere')
     assert.strictEqual(a.membership?.member('b')?.address, `127.0.0.1:${b.address().port}`)
@@ -103,7 +101,7 @@ describe('node: cluster, membership and metrics (in process)', function () {
     assert.strictEqual((await get(port, '/metrics', 'POST')).status, 404)
     assert.strictEqual((await get(port, '/other')).status, 404)
     // A node of another cluster dials a again and again: refused each time, logged once per hundred.
-    const x = await start({ id: 'x', cluster: 'red', connect: [a.address()], backoff: { min: 1, max: 2 } })
+    const x = await start({ id: 'x', cluster: 'red', connect: [a.address()], backoff: { min: 1, max: 2 }, config })
     await until(() => logged('a', /peer x is of cluster "red", this node of "blue": refused.*\(101 times\)/), 20_000, 'a to log the 101st refusal')
     const lines = (logs.get('a') ?? []).filter((l) => /peer x is of cluster "red"/.test(l))
     assert.ok(lines.length <= 3, `${lines.length} lines for one refused peer`)

@@ -19,7 +19,9 @@
  * could not see) but the optional peers'. The exchange with a peer
  * (exchange.ts) reaches no stream: the stream drives it. The design card's
  * files declare its modules, as the TypeScript parser reads them, and every
- * module of the core is in docs/ALGORITHM.md's module map.
+ * module of the core is in docs/ALGORITHM.md's module map. No module of the
+ * core keeps mutable state of its own between calls (a top-level `let` or
+ * `var`, a static field that is not readonly): what a node keeps is its own.
  */
 import * as assert from 'assert'
 import * as fs from 'fs'
@@ -70,6 +72,37 @@ const HIDDEN_LOADS_ALLOWED: Record<string, string> = {
   // An optional peer (better-sqlite3, ws, prom-client), named by the type
   // OptionalPeer: a package, never a file of lib/, so no edge is lost.
   'node/peer.ts: require(name)': 'optional peers, loaded when first used',
+}
+
+// Module-level mutable state the core may keep, each with why.
+const MODULE_STATE_ALLOWED: Record<string, string> = {
+  // A coarse wall clock every Clock shares: one timer for the process, not
+  // one per node; it only counts, and each Clock reads the wall clock itself.
+  'clock.ts: wallEpoch': 'the coarse wall clock shared by every Clock',
+  'clock.ts: ticker': 'its one timer',
+  // Time as tests and simulated clusters set it (testing/cluster.ts).
+  // Per-node time would take a `now` through config to incarnation.ts and
+  // intake.ts as well.
+  'clock.ts: Clock.now': 'the wall clock tests replace',
+}
+
+// The names a module's top level declares with `let` or `var`, and the
+// static fields of its classes that are not readonly: state kept between
+// calls, shared by every node of the process.
+export function moduleStateOf(text: string): string[] {
+  const source = ts.createSourceFile('x.ts', text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS)
+  const found: string[] = []
+  const has = (n: ts.Node, kind: ts.SyntaxKind): boolean => ts.canHaveModifiers(n) && (ts.getModifiers(n) ?? []).some((m) => m.kind === kind)
+  for (const st of source.statements) {
+    if (ts.isVariableStatement(st) && (st.declarationList.flags & (ts.NodeFlags.Const | ts.NodeFlags.Using)) === 0 && !has(st, ts.SyntaxKind.DeclareKeyword)) {
+      for (const d of st.declarationList.declarations) found.push(d.name.getText(source))
+    } else if (ts.isClassDeclaration(st)) {
+      for (const m of st.members) {
+        if (ts.isPropertyDeclaration(m) && has(m, ts.SyntaxKind.StaticKeyword) && !has(m, ts.SyntaxKind.ReadonlyKeyword)) found.push(`${st.name?.text ?? 'default'}.${m.name.getText(source)}`)
+      }
+    }
+  }
+  return found
 }
 
 const isLiteral = (n: ts.Node | undefined): boolean => n !== undefined && (ts.isStringLiteral(n) || ts.isNoSubstitutionTemplateLiteral(n))
@@ -296,6 +329,36 @@ describe('layers of lib/', () => {
     assert.ok(seen.size > 5, 'the import closure of exchange.ts was walked')
     assert.deepStrictEqual([...seen].map((f) => path.relative(LIB, f)).filter((rel) => rel === 'gossip.ts'), [])
     assert.strictEqual(packages.has('readable-stream'), false)
+  })
+
+  it('no module of the core keeps mutable state between calls: no top-level let or var, no static field but readonly ones (but the allowed)', () => {
+    const found = all
+      .map((f) => path.relative(LIB, f))
+      .filter((rel) => layerOf(rel) === 'core')
+      .flatMap((rel) => moduleStateOf(fs.readFileSync(path.join(LIB, rel), 'utf8')).map((name) => `${rel}: ${name}`))
+    assert.deepStrictEqual(
+      found.filter((x) => !(x in MODULE_STATE_ALLOWED)),
+      [],
+    )
+    // Each allowed one is still there: an entry no longer needed goes.
+    assert.deepStrictEqual(Object.keys(MODULE_STATE_ALLOWED).filter((x) => !found.includes(x)), [])
+  })
+
+  it('sees module state as the parser reads it: let, var and mutable statics at the top level, not consts, locals, instance fields or strings', () => {
+    const text = [
+      'let a = 1',
+      'export var b: number[] = []',
+      'let [c, d] = [1, 2]',
+      'const e = 1',
+      'declare let f: number',
+      'function g() { let h = 1; return h }',
+      'class K { static s = 1; static readonly r = 2; i = 3; private static p: number }',
+      'export class L { static readonly q = 1 }',
+      '// let comment = 1',
+      "const str = 'let inString = 1'",
+      'for (let j = 0; j < 1; j++) {}',
+    ].join('\n')
+    assert.deepStrictEqual(moduleStateOf(text), ['a', 'b', '[c, d]', 'K.s', 'K.p'])
   })
 
   it('has no import cycles', () => {

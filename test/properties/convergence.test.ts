@@ -15,7 +15,6 @@ import * as assert from 'assert'
 import fc from 'fast-check'
 import { base } from '../../lib'
 import type { Config, Order, Update } from '../../lib'
-import { _digestPart } from '../../lib/digest'
 import { checkConvergence, type ConvergenceOptions } from '../../lib/testing'
 import { Net, connectedEdges, invariantViolations, lww, stateOf } from '../net'
 
@@ -67,11 +66,11 @@ interface Run {
   violations: string[]
 }
 
-async function play(s: Scenario, ownKeys: boolean, checkInvariant: boolean): Promise<Run> {
+async function play(s: Scenario, ownKeys: boolean, checkInvariant: boolean, digestPart?: number): Promise<Run> {
   const ids = Array.from({ length: s.n }, (_, i) => `n${i}`)
   const net = new Net(
     ids,
-    () => lww({ mtu: s.mtu, max_history: s.max_history, order: s.order }),
+    () => lww({ mtu: s.mtu, max_history: s.max_history, order: s.order, digest_part: digestPart }),
     (i) => s.starts[i],
   )
   for (const [a, b] of s.edges) net.connect(a, b)
@@ -96,19 +95,14 @@ async function play(s: Scenario, ownKeys: boolean, checkInvariant: boolean): Pro
 
 /** With digests in parts of 3 sources: the invariant holds, and all converge to a steady state. */
 async function convergesInParts(s: Scenario): Promise<void> {
-  _digestPart(3)
-  try {
-    const { net, written, violations } = await play(s, false, true)
-    assert.deepStrictEqual(violations, [])
-    await net.settle()
-    net.traffic = { longestRun: 0, disorder: [], updates: 0 }
-    await heal(net, 2 * (written.length + s.n) + 10)
-    assertLastWriterEverywhere(net, written)
-    await steadyRound(net)
-    assertSameMu(net)
-  } finally {
-    _digestPart(undefined)
-  }
+  const { net, written, violations } = await play(s, false, true, 3)
+  assert.deepStrictEqual(violations, [])
+  await net.settle()
+  net.traffic = { longestRun: 0, disorder: [], updates: 0 }
+  await heal(net, 2 * (written.length + s.n) + 10)
+  assertLastWriterEverywhere(net, written)
+  await steadyRound(net)
+  assertSameMu(net)
 }
 
 /**
@@ -217,15 +211,10 @@ describe('convergence', function () {
   }
 
   it('the same with digests sent in parts (parts of 3 sources)', async () => {
-    _digestPart(3)
-    try {
-      // Not restarted at the end: a node restarted from nothing may never get
-      // its own past back with digests in parts (a known failure,
-      // test/fixtures/testing-known-failures.json).
-      await checkConvergence(lwwIn('depth'), { ...PAPER, restartAll: false, runs: Math.ceil(RUNS / 2) })
-    } finally {
-      _digestPart(undefined)
-    }
+    // Not restarted at the end: a node restarted from nothing may never get
+    // its own past back with digests in parts (a known failure,
+    // test/fixtures/testing-known-failures.json).
+    await checkConvergence({ ...lwwIn('depth'), digest_part: 3 }, { ...PAPER, restartAll: false, runs: Math.ceil(RUNS / 2) })
   })
 
   it('an answer carries at most mtu updates, each source in order, and nodes that agree exchange only digests', async () => {

@@ -7,7 +7,6 @@ import * as assert from 'assert'
 import * as fs from 'fs'
 import * as path from 'path'
 import { base } from '../../lib'
-import { _digestPart } from '../../lib/digest'
 import { ScheduleFailure, parseSchedule, replay, type Schedule } from '../../lib/testing'
 import { ROOT } from '../consumer'
 import { rejects } from '../rejects'
@@ -27,15 +26,10 @@ describe("the core's failures simple-scuttle/testing found (docs/testing.md, 'Kn
   }[]
   for (const k of known) {
     it(k.why, async () => {
-      if (k.digestPart !== undefined) _digestPart(k.digestPart)
-      try {
-        const run = replay({ resolve: lww_vs_current_vers }, parseSchedule(JSON.stringify(k.schedule)))
-        if (k.fails === undefined) return await run
-        const err = await rejects(run, ScheduleFailure)
-        assert.match(`${err.when}: ${err.problems.join('\n')}`, new RegExp(k.fails))
-      } finally {
-        _digestPart(undefined)
-      }
+      const run = replay({ resolve: lww_vs_current_vers, digest_part: k.digestPart }, parseSchedule(JSON.stringify(k.schedule)))
+      if (k.fails === undefined) return await run
+      const err = await rejects(run, ScheduleFailure)
+      assert.match(`${err.when}: ${err.problems.join('\n')}`, new RegExp(k.fails))
     })
   }
 })

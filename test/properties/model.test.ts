@@ -147,7 +147,9 @@ describe('deletes against a reference model', function () {
   }
 
   it(`property: ${RUNS} random schedules keep the model's guarantees`, async () => {
-    await checkConvergence(config, { ...options, runs: RUNS })
+    // PROPERTY_SEED and PROPERTY_PATH run again what a failure reported.
+    const seed = process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED)
+    await checkConvergence(config, { ...options, runs: RUNS, seed, path: process.env.PROPERTY_PATH })
     if (process.env.MODEL_STATS === '1') console.log(seen)
   })
 })

@@ -5,7 +5,7 @@
  * test/bin/simulate.test.ts.
  */
 import { strict as assert } from 'assert'
-import { ORDERS, Simulation, Staleness, prng, rateAt, simOptions, summarize } from '../../lib/sim'
+import { ORDERS, Simulation, prng, rateAt, simOptions, summarize } from '../../lib/sim'
 import type { Gossip } from '../../lib'
 import type { SimOptions } from '../../lib/sim'
 
@@ -80,30 +80,6 @@ describe('simulator: mechanics', function () {
       assert.equal(last.maxStaleness, 0, order)
       assert.equal(staleByState(sim.nodes), 0, order)
     }
-  })
-
-  it('measures staleness in rounds from the oldest missing write', () => {
-    const s = new Staleness(1, 2)
-    s.write(0, 0, 10)
-    assert.equal(s.stale, 2)
-    assert.equal(s.maximum(1), 1)
-    s.write(0, 3, 20)
-    assert.equal(s.maximum(4), 4, 'the oldest missing write counts')
-    s.receive(0, -Infinity, 10)
-    assert.equal(s.maximum(4), 4)
-    assert.equal(s.averageStale(4), 2.5)
-    s.receive(0, -Infinity, 20)
-    s.receive(0, 10, 20)
-    assert.equal(s.stale, 0)
-    assert.equal(s.maximum(9), 0)
-    assert.equal(s.timeOf(0, 20), 3)
-    assert.equal(s.timeOf(0, 15), undefined)
-    const w = new Staleness(1, 1)
-    w.write(0, 0)
-    assert.equal(w.admit(0, 5), 0)
-    const x = new Staleness(1, 1)
-    x.write(0, 0)
-    assert.throws(() => x.write(0, 1, 5), /ahead of a waiting one/)
   })
 
   it('validates options and computes ramps', () => {

@@ -19,12 +19,10 @@ import {
   memory,
   operationCount,
   replay,
-  runSchedule,
   storeObject,
   type Persistence,
   type Schedule,
 } from '../../lib/testing'
-import { _digestPart } from '../../lib/digest'
 import { rejects } from '../rejects'
 
 const { lww_vs_current_vers, lww_vs_clock, strictly_order_values } = base.resolution
@@ -168,30 +166,6 @@ describe('simple-scuttle/testing', function () {
       const err = await rejects(replay({ resolve: lww_vs_current_vers }, s, { stores: [lossy] }), ScheduleFailure)
       assert.strictEqual(err.when, "after step 4 (restart n0 (clean)): the paper's invariant is broken")
       assert.match(err.problems[0], /^n0 lacks x=1 by n1@\d+, though its digest names n1 up to \d+$/)
-    })
-
-    it('reports what resolve throws as a failure of the schedule, at the step it came from', async () => {
-      let calls = 0
-      const failing: Resolve = (gossip, update) => {
-        if (++calls > 3) throw new Error('resolve broke')
-        return lww_vs_current_vers(gossip, update)
-      }
-      const s: Schedule = { nodes: 2, steps: [{ t: 'set', n: 0, k: 'x', v: 1 }, { t: 'set', n: 1, k: 'x', v: 2 }, { t: 'x', a: 0, b: 1 }] }
-      const err = await rejects(replay({ resolve: failing }, s), ScheduleFailure)
-      assert.strictEqual(err.when, 'after step 3 (exchange n0→n1): a node refused an update')
-      assert.match(err.problems[0], /^n[01]: resolve threw: resolve broke$/)
-      // A write of the node's own: the call throws, during the step.
-      calls = 3
-      const own = await rejects(replay({ resolve: failing }, s), ScheduleFailure)
-      assert.strictEqual(own.when, 'during step 1 (n0 set x=1)')
-      assert.match(own.problems[0], /threw Error: resolve broke/)
-    })
-
-    it('runs one schedule at a time (time is simulated)', async () => {
-      const s: Schedule = { nodes: 2, steps: [{ t: 'run', ms: 60_000 }] }
-      const first = runSchedule({ resolve: lww_vs_current_vers }, s)
-      await assert.rejects(runSchedule({ resolve: lww_vs_current_vers }, s), /another run is under way/)
-      await first
     })
   })
 })

@@ -422,7 +422,7 @@ export class Store implements PersistentStore {
     OPEN.delete(this.real)
   }
 
-  // The last commit (test/node/store.test.ts reads it to count transactions).
+  // The last commit (test/node/store/store.test.ts reads it to count transactions).
   private get seq(): number {
     return this.commits.seq
   }

@@ -15,16 +15,16 @@ import * as os from 'os'
 import * as path from 'path'
 import Database from 'better-sqlite3'
 import fc from 'fast-check'
-import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../lib'
-import { Store, StoreDamagedError, openGossip } from '../../lib/node/sqlite'
-import type { Update } from '../../lib'
-import { Cluster, memory, type Persistence } from '../../lib/testing/cluster'
-import { rowCrc } from '../../lib/node/store/checksum'
-import { rowUpdate, signatureColumn, valueColumn } from '../../lib/node/store/schema'
-import { Disk } from '../disk'
-import { lww } from '../net'
+import { Clock, Gossip, MAX_KEY_LENGTH, MAX_VALUE_LENGTH } from '../../../lib'
+import { Store, StoreDamagedError, openGossip } from '../../../lib/node/sqlite'
+import type { Update } from '../../../lib'
+import { Cluster, memory, type Persistence } from '../../../lib/testing/cluster'
+import { rowCrc } from '../../../lib/node/store/checksum'
+import { rowUpdate, signatureColumn, valueColumn } from '../../../lib/node/store/schema'
+import { Disk } from '../../disk'
+import { lww } from '../../net'
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'simple-scuttle.js')
+const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'simple-scuttle.js')
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 40)
 
 function tmpdir(): string {
@@ -496,13 +496,13 @@ describe('store (SQLite)', () => {
     // Another process: SQLite's lock on lock.db, held while the store is open.
     const other = spawnSync(
       process.execPath,
-      ['-e', `try { require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); console.log('opened') } catch (e) { console.log(e.message) }`],
+      ['-e', `try { require(${JSON.stringify(path.join(__dirname, '..', '..', '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); console.log('opened') } catch (e) { console.log(e.message) }`],
       { encoding: 'utf8' },
     )
     assert.match(other.stdout, /in use by another store/)
     await store.close()
     // Once closed, the directory is free again, in this process and others.
-    const ok = spawnSync(process.execPath, ['-e', `const s = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); s.close().then(() => console.log('opened'))`], {
+    const ok = spawnSync(process.execPath, ['-e', `const s = require(${JSON.stringify(path.join(__dirname, '..', '..', '..', 'lib', 'node', 'sqlite'))}).Store.open(${JSON.stringify(dir)}, 'a'); s.close().then(() => console.log('opened'))`], {
       encoding: 'utf8',
     })
     assert.match(ok.stdout, /opened/)
@@ -1182,7 +1182,7 @@ describe('store: group commit', () => {
   it('kill -9 of a process streaming concurrent writes: every write it acknowledged is there after the restart', async function () {
     this.timeout(60_000)
     const dir = fresh()
-    const lib = path.join(__dirname, '..', '..', 'lib')
+    const lib = path.join(__dirname, '..', '..', '..', 'lib')
     // Waves of 50 writes, each acknowledged (printed, synchronously) once its flush resolves.
     const script = `
       const fs = require('fs')
@@ -1237,7 +1237,7 @@ describe('store: group commit', () => {
 
   // The `simple-scuttle node` command: its stdin loop starts each command as
   // its line is read, and answers in order, each set only once durable.
-  const BIN = path.join(__dirname, '..', '..', 'bin', 'simple-scuttle.js')
+  const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'simple-scuttle.js')
   const startCommand = (dir: string): { child: ReturnType<typeof spawn>; lines: string[]; onLine: (f: () => void) => void; ready: Promise<void> } => {
     const child = spawn(process.execPath, [BIN, 'node', '--id', 'a', '--listen', '127.0.0.1:0', '--data', dir], { stdio: ['pipe', 'pipe', 'pipe'] })
     const lines: string[] = []
