@@ -437,11 +437,12 @@ describe('an Exchange with no stream: message in, messages out', () => {
     const own = replica.clock.time
     // The peer holds c up to 5 and nothing of a.
     assert.deepStrictEqual(send(ex, { digest: true, source_id: 'c', version: 5 }), [], 'nothing before the digest ends')
-    // Our digest (a at our clock; we hold nothing of c), what the peer
-    // lacks (all of a), and the end: a reply saying it was 2 updates behind.
+    // Our digest (a at our clock; we hold nothing of c; its first entry
+    // says our protocol), what the peer lacks (all of a), and the end: a
+    // reply saying it was 2 updates behind.
     assert.deepStrictEqual(
       send(ex, { digest: true, done: true, protocol: 2 }).map((m) => ('digest' in m ? m : [m.key, m.value, m.source_id])),
-      [{ digest: true, source_id: 'a', version: own }, ['x', 1, 'a'], ['y', 2, 'a'], { digest: true, done: true, protocol: 2, reply: true, behind: 2 }],
+      [{ digest: true, source_id: 'a', version: own, protocol: 2 }, ['x', 1, 'a'], ['y', 2, 'a'], { digest: true, done: true, protocol: 2, reply: true, behind: 2 }],
     )
     assert.deepStrictEqual(ex.behind, { them: 2, us: 0 })
     assert.deepStrictEqual(events, [])
