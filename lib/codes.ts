@@ -24,6 +24,8 @@ export const INVALID_CODES = [
   'source_id',
   'version',
   'digest',
+  // A peer of an older protocol (docs/wire.md, "Protocol").
+  'old_peer',
   // What the node makes of a well-formed update.
   'ahead',
   'too_big',

@@ -11,7 +11,8 @@ import { ALL, covers, DigestMeter, lacking, newsOf, type IdRange } from './recon
 import type { Replica } from './replica'
 import { EXTRA_BYTES } from './deletes'
 import type { StreamLike } from './markers'
-import type { DigestDone, Filter, Message } from './types'
+import type { DigestDone, DigestEntry, Filter, Message } from './types'
+import { PROTOCOL } from './shape'
 
 /**
  * Most sources one digest names: more are sent in parts, one part per
@@ -21,8 +22,8 @@ import type { DigestDone, Filter, Message } from './types'
 export const DIGEST_PART = 1024
 /** Most digest entries taken from a peer before its end marker: four parts. */
 export const MAX_HEARD = 4 * DIGEST_PART
-const DONE: DigestDone = Object.freeze({ digest: true, done: true })
-const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true })
+const DONE: DigestDone = Object.freeze({ digest: true, done: true, protocol: PROTOCOL })
+const REPLY: DigestDone = Object.freeze({ digest: true, done: true, reply: true, protocol: PROTOCOL })
 
 /** What a digest needs of the exchange with the peer it goes to. */
 export interface DigestPeer extends StreamLike {
@@ -72,11 +73,17 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
   // message too, and for our id when it asks for our past (`past`).
   const extra = mtuBytes === Infinity ? 0 : (replica.deletes.quiet(peer) ? 0 : EXTRA_BYTES) + (askPast ? id.length + 12 : 0)
   const meter = mtuBytes === Infinity ? null : new DigestMeter(mtuBytes, id, flowOn, extra)
+  // The first entry says our protocol, ahead of any delta of a reply
+  // (docs/wire.md, "Protocol").
+  let mark = true
   if (sources.size < part && (meter === null || meter.whole(sources.values(), id))) {
     for (const log of sources.values()) {
       if (log.id === id) continue
       const max = named(replica, peer, log)
-      if (max !== -Infinity) out.push({ digest: true, source_id: log.id, version: max })
+      if (max !== -Infinity) {
+        out.push(entry(log.id, max, mark))
+        mark = false
+      }
     }
     peer.part = ALL
   } else {
@@ -92,7 +99,10 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
       if (ids[i] === id) continue
       const max = named(replica, peer, sources.get(ids[i]) as SourceLog)
       if (meter !== null && !meter.add(ids[i], max)) break
-      if (max !== -Infinity) out.push({ digest: true, source_id: ids[i], version: max })
+      if (max !== -Infinity) {
+        out.push(entry(ids[i], max, mark))
+        mark = false
+      }
       count++
     }
     peer.part = { after: first === 0 ? undefined : ids[first - 1], through: i >= ids.length ? undefined : ids[i - 1] }
@@ -109,8 +119,13 @@ export function writeDigest(replica: Replica, peer: DigestPeer, out: { push(m: M
   const mine = askPast ? peer.ownSeen : own
   peer.ownNamed = mine >= 0 ? mine : -Infinity
   peer.asksPast = askPast
-  if (mine >= 0) out.push({ digest: true, source_id: id, version: mine })
+  if (mine >= 0) out.push(entry(id, mine, mark))
   return askPast ? mine : null
+}
+
+// A digest entry; the first of a digest says our protocol.
+function entry(source_id: string, version: number, first: boolean): DigestEntry {
+  return first ? { digest: true, source_id, version, protocol: PROTOCOL } : { digest: true, source_id, version }
 }
 
 /**
@@ -148,7 +163,7 @@ export function digestEnd(replica: Replica, peer: DigestPeer, reply: boolean, fl
   if (flow === null && range === ALL && behind === 0 && peer.takes && peer.sends && !signed && peer.streamFilter === undefined && twins === undefined && !peer.asksPast && deletes.quiet(peer)) {
     return reply ? REPLY : DONE
   }
-  const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true }
+  const done: { -readonly [K in keyof DigestDone]: DigestDone[K] } = { digest: true, done: true, protocol: PROTOCOL }
   if (reply) done.reply = true
   if (flow !== null) done.rate = flow.allowed
   if (range.after !== undefined) done.after = range.after

@@ -35,7 +35,7 @@ import type { FillCursor } from './fills'
 import { aheadReason, type Sender } from './intake'
 import type { Replica } from './replica'
 import { reportInvalid } from './codes'
-import { classify, Kind, updateFields, type DoneReading, type Reading } from './shape'
+import { classify, Kind, PROTOCOL, updateFields, type DoneReading, type Reading } from './shape'
 import type { Comparator, Filter, Message, Order, StreamOptions, Update } from './types'
 
 /** What an exchange needs of its node. */
@@ -173,6 +173,13 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
   // the run's later updates need no lookup.
   private lastMoved: SourceLog | null = null
   private doneSeen = false
+  // The protocol the peer's digests say, on their first entry and their
+  // end (PROTOCOL until one does: updates written straight in are taken).
+  // Below PROTOCOL its updates are refused (docs/wire.md, "Protocol"): an
+  // older release drops `first`, and a copy taken without it splits replicas.
+  private peerProtocol = PROTOCOL
+  // The peer's digest is under way: an entry came since its last end.
+  private inDigest = false
   // Digests in parts: whether every part of the current cycle matched ours.
   private cycleSame = true
   // The peer's updates are read into this, one at a time (take() does not
@@ -263,7 +270,8 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     switch (r.kind) {
       case Kind.Update:
         this.received++
-        if (!this.takes) reportInvalid(this, chunk, 'this stream takes no updates (writable: false)', 'one_way')
+        if (this.peerProtocol < PROTOCOL) reportInvalid(this, chunk, oldReason(this.peerProtocol), 'old_peer')
+        else if (!this.takes) reportInvalid(this, chunk, 'this stream takes no updates (writable: false)', 'one_way')
         // What our filter keeps out was announced to the peer: drop it.
         else if (this.passes === null || this.passes(r.source_id, r.key)) this.node.replica.take(this, chunk, r)
         break
@@ -275,9 +283,17 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
         else reportInvalid(this, chunk, 'local writes ({key, value}) are not accepted on this stream', 'local_write')
         break
       case Kind.Digest:
+        // A digest's first entry says the peer's protocol (none: an older
+        // release), before any delta of the reply it may begin.
+        if (!this.inDigest) {
+          this.inDigest = true
+          this.peerProtocol = r.protocol ?? 1
+        }
         this.hear(chunk, r.source_id, r.version)
         break
       case Kind.Done:
+        this.inDigest = false
+        this.peerProtocol = r.protocol
         this.answer(r, out)
         break
       default:
@@ -540,6 +556,10 @@ export class Exchange implements DigestPeer, Sender, PastPeer, FillCursor, Strea
     const node = this.node
     return digestEnd(node.replica, this, reply, node.flow, node.signed)
   }
+}
+
+function oldReason(protocol: number): string {
+  return `the peer speaks protocol ${protocol}, older than this release's ${PROTOCOL}: its updates are refused (it drops a copy's first; docs/wire.md, "Protocol")`
 }
 
 // The outbox is below its high-water mark: the peer has read what was sent.

@@ -261,12 +261,13 @@ export function entryBytes(id: string, version: number): number {
   return 40 + idBytes(id) + String(version).length
 }
 
-// The bytes of a digest's end at most: with reply and behind (counted to
+// The bytes of a digest's end at most: with reply, protocol
+// (`,"protocol":2`, here and on the first entry) and behind (counted to
 // 1,000,000: `,"behind":1000000`), the rate when flow control is on (a
 // number's text is at most 24 characters), after and through.
 function doneBytes(after: string | undefined, through: string | undefined, flow: boolean): number {
   // {"digest":true,"done":true,"reply":true ... }\n
-  return 58 + (flow ? 32 : 0) + (after === undefined ? 0 : 9 + idBytes(after)) + (through === undefined ? 0 : 11 + idBytes(through))
+  return 84 + (flow ? 32 : 0) + (after === undefined ? 0 : 9 + idBytes(after)) + (through === undefined ? 0 : 11 + idBytes(through))
 }
 
 /**

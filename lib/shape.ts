@@ -58,9 +58,19 @@ export function updateFields(): UpdateFields {
   return { kind: Kind.Update, key: '', value: null, source_id: '', version: 0, deleted: false, withdrawn: false, first: undefined }
 }
 
+/**
+ * The protocol this release speaks, said on every hello, on every digest's
+ * first entry and on its end. 1:
+ * releases before `first` (they said nothing); a peer below this one is
+ * refused (docs/wire.md, "Protocol").
+ */
+export const PROTOCOL = 2
+
 /** A digest's end as read, each optional field checked (see DigestDone). */
 export interface DoneReading {
   readonly kind: Kind.Done
+  /** The sender's protocol (1: it said none, or not a number). */
+  readonly protocol: number
   /** It answers a question. */
   readonly reply: boolean
   /** The sender's allowed rate (flow control), if any. */
@@ -100,11 +110,20 @@ export interface DoneReading {
   readonly twins: Map<string, number> | undefined
 }
 
+/** A digest entry as read. */
+export interface DigestReading {
+  readonly kind: Kind.Digest
+  readonly source_id: string
+  readonly version: number
+  /** The sender's protocol, on a digest's first entry (1 when not a number); absent: none said. */
+  readonly protocol: number | undefined
+}
+
 /** What `classify` made of an object: one of the four shapes, or why it is none. */
 export type Reading =
   | UpdateReading
   | { readonly kind: Kind.Local; readonly key: string; readonly value: unknown }
-  | { readonly kind: Kind.Digest; readonly source_id: string; readonly version: number }
+  | DigestReading
   | DoneReading
   | { readonly kind: Kind.Invalid; readonly reason: string; readonly code: InvalidCode }
 
@@ -203,6 +222,7 @@ function done(o: Record<string, unknown>): Reading {
   }
   return {
     kind: Kind.Done,
+    protocol: typeof o.protocol === 'number' && Number.isSafeInteger(o.protocol) ? o.protocol : 1,
     reply: o.reply === true,
     rate: typeof rate === 'number' && rate === rate ? rate : undefined,
     after,
@@ -363,7 +383,9 @@ function classifyObject(o: Record<string, unknown>, into: UpdateFields | undefin
     if (bad !== null) return refuse('source_id', bad)
     const version = o.version
     if (!isVersion(version)) return refuse('digest', 'digest version must be an integer from 0 to MAX_VERSION')
-    return { kind: Kind.Digest, source_id: source_id as string, version: version + 0 } // -0 is 0
+    const protocol = o.protocol
+    // -0 is 0
+    return { kind: Kind.Digest, source_id: source_id as string, version: version + 0, protocol: protocol === undefined ? undefined : typeof protocol === 'number' && Number.isSafeInteger(protocol) ? protocol : 1 }
   }
   if (digest !== undefined && digest !== false) return refuse('shape', 'digest must be true')
 

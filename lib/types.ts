@@ -65,6 +65,8 @@ export interface DigestEntry {
   readonly digest: true
   readonly source_id: string
   readonly version: number
+  /** On a digest's first entry: the sender's protocol (see DigestDone.protocol). */
+  readonly protocol?: number
 }
 
 /**
@@ -77,6 +79,8 @@ export interface DigestEntry {
 export interface DigestDone {
   readonly digest: true
   readonly done: true
+  /** The sender's protocol (see PROTOCOL in shape.ts); a peer of an older one is refused (docs/wire.md). */
+  readonly protocol?: number
   /** Set on the digest that answers a question. */
   readonly reply?: true
   /** The sender's allowed rate, under flow control. */

@@ -41,7 +41,7 @@ describe('clock poisoning', () => {
     const victim = new Gossip('v', { resolve })
     const said = invalids(victim)
     victim.write({ digest: true, source_id: 'v', version: MAX_VERSION })
-    victim.write({ digest: true, done: true })
+    victim.write({ digest: true, done: true, protocol: 2 })
     await turn()
     assert.ok(said.some(coded('ahead')), said.join('; '))
     assert.ok(victim.version < Clock.now() + Clock.AHEAD)
@@ -92,7 +92,7 @@ describe('clock poisoning', () => {
     // line, digest after digest.
     for (let line = 0; line < 200; line++) {
       attacker.write({ digest: true, source_id: 'v', version: victim.version + 1 })
-      if (line % 5 === 4) attacker.write({ digest: true, done: true })
+      if (line % 5 === 4) attacker.write({ digest: true, done: true, protocol: 2 })
       await turn()
       collect(attacker)
     }
@@ -212,7 +212,7 @@ describe('twin ids', () => {
     // follows it so that a's next writes pass it
     const held = a.version
     liar.write({ digest: true, source_id: 'a', version: held + 5_000_000 })
-    liar.write({ digest: true, done: true })
+    liar.write({ digest: true, done: true, protocol: 2 })
     await turn()
     collect(liar)
     assert.strictEqual(a.version, held)

@@ -187,8 +187,8 @@ describe('codes', () => {
       node = await startNode({ id: 'a', resolve: lww, metrics: {}, log: (line, level) => lines.push([line, level]) })
       const port = node.address().port
       // A node before sessions (no nonce) that then sends garbage; one of another cluster.
-      await send(port, '{"hello":"simple-scuttle","id":"mallory"}\nthis is not json\n')
-      await send(port, '{"hello":"simple-scuttle","id":"red","cluster":"red","nonce":"AAAAAAAAAAAAAAAAAAAAAA=="}\n')
+      await send(port, '{"hello":"simple-scuttle","protocol":2,"id":"mallory"}\nthis is not json\n')
+      await send(port, '{"hello":"simple-scuttle","protocol":2,"id":"red","cluster":"red","nonce":"AAAAAAAAAAAAAAAAAAAAAA=="}\n')
       const text = await get(node.metricsAddress()?.port as number)
       assert.match(text, /^scuttle_invalid_total\{reason="not_json"\} 1$/m)
       assert.match(text, /^scuttle_refused_total\{code="other_cluster"\} 1$/m)

@@ -376,7 +376,7 @@ describe('deletes (docs/deletes.md)', function () {
 
   it("rule 6: a notice may carry the source's life floor (at or below its gc), and signs it; without one, the bytes of earlier releases", () => {
     const done = (o: Record<string, unknown>) => {
-      const r = classify({ digest: true, done: true, ...o })
+      const r = classify({ digest: true, done: true, protocol: 2, ...o })
       assert.strictEqual(r.kind, Kind.Done)
       return r as Extract<ReturnType<typeof classify>, { kind: Kind.Done }>
     }
@@ -564,7 +564,7 @@ describe('deletes (docs/deletes.md)', function () {
       const got: Message[] = []
       for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) got.push(m)
       for (const m of got) if ('digest' in m && !('done' in m)) s.write({ digest: true, source_id: m.source_id, version: m.version })
-      s.write({ digest: true, done: true, horizon: c.now + 59 * 60e6 })
+      s.write({ digest: true, done: true, protocol: 2, horizon: c.now + 59 * 60e6 })
       await turn()
       await turn()
       assert.deepStrictEqual(reports, ['ahead'])
@@ -712,7 +712,7 @@ describe('deletes (docs/deletes.md)', function () {
       const before = v.version
       for (let i = 0; i < 3; i++) {
         evil.write({ digest: true, source_id: 'v', version: v.version + 1 })
-        evil.write({ digest: true, done: true })
+        evil.write({ digest: true, done: true, protocol: 2 })
         for (let t = 0; t < 10; t++) await turn()
       }
       await settle()
@@ -1208,15 +1208,15 @@ describe('deletes (docs/deletes.md)', function () {
       const refetches: unknown[] = []
       for (const g of c.nodes.values()) g.on('refetch', (...e: unknown[]) => refetches.push([g.id, ...e]))
       const s = b.createStream()
-      s.write({ digest: true, done: true, reset: 9e15, floors: { a: 9e15 }, reset_keys: 'AAAA' })
+      s.write({ digest: true, done: true, protocol: 2, reset: 9e15, floors: { a: 9e15 }, reset_keys: 'AAAA' })
       // A gc no clock believes, named by the forger as held: refused.
       s.write({ digest: true, source_id: 'a', version: 1 })
-      s.write({ digest: true, done: true, stale: { a: [8e15, 1] } })
+      s.write({ digest: true, done: true, protocol: 2, stale: { a: [8e15, 1] } })
       // A believable gc of a source the forger's whole digest leaves out:
       // the one a source names so while it asks for its past (its notices
       // of its own markers count), so it costs b one refetch of a, no more
       // (docs/deletes.md, Limits: Trust).
-      s.write({ digest: true, done: true, stale: { a: [Clock.now() + 1000, 1] } })
+      s.write({ digest: true, done: true, protocol: 2, stale: { a: [Clock.now() + 1000, 1] } })
       await turn()
       s.destroy()
       assert.deepStrictEqual(refetches, [['b', 'a', Clock.now() + 1000, 1]])
@@ -1240,7 +1240,7 @@ describe('deletes (docs/deletes.md)', function () {
       const s = b.createStream()
       const gc = Clock.now() + 60_000_000
       s.write({ digest: true, source_id: 'a', version: gc })
-      s.write({ digest: true, done: true, stale: { a: [gc, 1] } })
+      s.write({ digest: true, done: true, protocol: 2, stale: { a: [gc, 1] } })
       await turn()
       s.destroy()
       assert.strictEqual(b.deletes.refetching, true)
@@ -1283,12 +1283,12 @@ describe('deletes (docs/deletes.md)', function () {
       feed.on('invalid', () => {})
       feed.write(a.history.mapping('a', 'boom'))
       feed.write(a.history.mapping('a', 'k'))
-      feed.write({ digest: true, done: true, reply: true })
+      feed.write({ digest: true, done: true, protocol: 2, reply: true })
       await turn()
       assert.strictEqual(b.get('k').value, 2)
       assert.strictEqual(b.history.sources.get('a')?.max, -Infinity, 'held back')
       const s = b.createStream(peer === undefined ? {} : { peer })
-      s.write({ digest: true, done: true, past: 'a' })
+      s.write({ digest: true, done: true, protocol: 2, past: 'a' })
       await turn()
       const keysSent: string[] = []
       for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if (!('digest' in m) && 'key' in m && m.source_id === 'a') keysSent.push(m.key)
@@ -1329,7 +1329,7 @@ describe('deletes (docs/deletes.md)', function () {
     b.on('late', () => lates++)
     const named = { digest: true, source_id: 'a', version: gc }
     // (As answers: a question would be answered with a fresh nonce.)
-    const notice = { digest: true, done: true, reply: true, stale: { a: [gc, held.version] } }
+    const notice = { digest: true, done: true, protocol: 2, reply: true, stale: { a: [gc, held.version] } }
     s.write(named)
     s.write({ ...notice, notice_by: 'm', notice_nonce: nonce, notice_signature: signedBy('m', nonce) })
     s.write(named)
@@ -1337,9 +1337,9 @@ describe('deletes (docs/deletes.md)', function () {
     s.write(named)
     s.write({ ...notice, notice_by: 'a', notice_nonce: 'not-ours', notice_signature: signedBy('a', 'not-ours') })
     // A late report no member signed: our write is not reported late.
-    s.write({ digest: true, done: true, reply: true, late })
+    s.write({ digest: true, done: true, protocol: 2, reply: true, late })
     // Signed, but not over the late report that came with it.
-    s.write({ digest: true, done: true, reply: true, late, notice_by: 'a', notice_nonce: nonce, notice_signature: signedBy('a', nonce) })
+    s.write({ digest: true, done: true, protocol: 2, reply: true, late, notice_by: 'a', notice_nonce: nonce, notice_signature: signedBy('a', nonce) })
     await turn()
     assert.strictEqual(refetches, 0)
     assert.strictEqual(lates, 0)

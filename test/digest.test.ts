@@ -119,7 +119,7 @@ describe('many sources', function () {
   it('an answer to a part covers the part only: sources outside it are not sent', async () => {
     const a = holding(10, 100)
     const s = a.createStream()
-    s.write({ digest: true, done: true, after: 'src-3', through: 'src-6' })
+    s.write({ digest: true, done: true, protocol: 2, after: 'src-3', through: 'src-6' })
     await turn()
     const sent: string[] = []
     for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) if (!('digest' in m)) sent.push(m.source_id)
@@ -143,9 +143,9 @@ describe('many sources', function () {
     const p = digest(parts)
     const w = digest(whole)
     assert.deepStrictEqual(p.named, ['src-0', 'src-1'])
-    assert.deepStrictEqual(p.done, { digest: true, done: true, through: 'src-1' })
+    assert.deepStrictEqual(p.done, { digest: true, done: true, protocol: 2, through: 'src-1' })
     assert.strictEqual(w.named.length, 10)
-    assert.deepStrictEqual(w.done, { digest: true, done: true })
+    assert.deepStrictEqual(w.done, { digest: true, done: true, protocol: 2 })
     assert.throws(() => new Gossip('c', { resolve, digest_part: 1 }), /config.digest_part must be an integer, 2 or more/)
   })
 })

@@ -30,13 +30,13 @@ describe('the exchange', () => {
     a.set('x', 1)
     a.write({ key: 'y', value: 2, source_id: 'c', version: 5 })
     a.write({ digest: true, source_id: 'c', version: 5 })
-    a.write({ digest: true, done: true })
+    a.write({ digest: true, done: true, protocol: 2 })
     const out = drain(a)
     // c is named at 5: nothing of c; a is not named: all of a.
     assert.deepStrictEqual(updates(out).map((u) => u.key), ['x'])
     const digest = out.filter((m) => 'digest' in m)
     // the end says how far behind the peer was: one update (x)
-    assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true, reply: true, behind: 1 })
+    assert.deepStrictEqual(digest[digest.length - 1], { digest: true, done: true, protocol: 2, reply: true, behind: 1 })
     assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'c' && m.version === 5))
     assert.ok(digest.some((m) => 'source_id' in m && m.source_id === 'a' && m.version === a.version))
   })
@@ -48,7 +48,7 @@ describe('the exchange', () => {
     const asked = (done: Record<string, unknown>): Message[] => {
       const s = a.createStream()
       s.write({ digest: true, source_id: 't', version: 10 })
-      s.write({ digest: true, done: true, ...done })
+      s.write({ digest: true, done: true, protocol: 2, ...done })
       return drain(s)
     }
     assert.deepStrictEqual(updates(asked({})), [])
@@ -62,7 +62,7 @@ describe('the exchange', () => {
     const s = a.createStream()
     const ask = () => {
       s.write({ digest: true, source_id: 't', version: 10 })
-      s.write({ digest: true, done: true })
+      s.write({ digest: true, done: true, protocol: 2 })
       return updates(drain(s)).map((u) => u.key)
     }
     assert.deepStrictEqual([ask(), ask()], [['k1', 'k2', 'k3'], []])
@@ -77,9 +77,9 @@ describe('the exchange', () => {
     const net = new Net(['a', 'b'], () => config())
     const link = net.connect(0, 1)
     net.nodes[0].set('x', 1)
-    link.sa.write({ digest: true, done: true })
-    link.sb.write({ digest: true, done: true })
-    link.sb.write({ digest: true, done: true })
+    link.sa.write({ digest: true, done: true, protocol: 2 })
+    link.sb.write({ digest: true, done: true, protocol: 2 })
+    link.sb.write({ digest: true, done: true, protocol: 2 })
     await net.settle()
     assert.strictEqual(net.nodes[1].get('x').value, 1)
     let moved = 0
@@ -91,7 +91,7 @@ describe('the exchange', () => {
     const a = new Gossip('a', config())
     a.write({ key: 'y', value: 2, source_id: 'c', version: 5 })
     a.write({ digest: true, id: 'c', version: 5 })
-    a.write({ digest: true, done: true })
+    a.write({ digest: true, done: true, protocol: 2 })
     assert.deepStrictEqual(updates(drain(a)), [])
   })
 
@@ -101,7 +101,7 @@ describe('the exchange', () => {
     const before = a.get('x').version
     // a peer claims to hold a's versions up to one a never sent anyone
     a.write({ digest: true, source_id: 'a', version: before })
-    a.write({ digest: true, done: true })
+    a.write({ digest: true, done: true, protocol: 2 })
     const sent = updates(drain(a))
     assert.deepStrictEqual(sent.map((u) => [u.key, u.value]), [['x', 1]])
     assert.ok(sent[0].version > before)
@@ -146,7 +146,7 @@ describe('the exchange', () => {
       const a = new Gossip('a', config({ mtu: 5, order }))
       for (let i = 0; i < 7; i++) a.set(`a${i}`, i)
       for (let i = 0; i < 4; i++) a.write({ key: `c${i}`, value: i, source_id: 'c', version: i + 1 })
-      a.write({ digest: true, done: true })
+      a.write({ digest: true, done: true, protocol: 2 })
       const sent = updates(drain(a))
       assert.strictEqual(sent.length, 5)
       for (const src of ['a', 'c']) {
@@ -172,7 +172,7 @@ describe('the exchange', () => {
       a.write({ key: 'x', value: 1, source_id: 'b', version: 1 })
       a.write({ key: 'y', value: 1, source_id: 'c', version: 1 })
       a.write({ digest: true, id: 'a', version: 0 })
-      a.write({ digest: true, done: true })
+      a.write({ digest: true, done: true, protocol: 2 })
       firsts.add(updates(drain(a))[0].source_id)
     }
     assert.deepStrictEqual([...firsts].sort(), ['b', 'c'])
@@ -437,11 +437,12 @@ describe('an Exchange with no stream: message in, messages out', () => {
     const own = replica.clock.time
     // The peer holds c up to 5 and nothing of a.
     assert.deepStrictEqual(send(ex, { digest: true, source_id: 'c', version: 5 }), [], 'nothing before the digest ends')
-    // Our digest (a at our clock; we hold nothing of c), what the peer
-    // lacks (all of a), and the end: a reply saying it was 2 updates behind.
+    // Our digest (a at our clock; we hold nothing of c; its first entry
+    // says our protocol), what the peer lacks (all of a), and the end: a
+    // reply saying it was 2 updates behind.
     assert.deepStrictEqual(
-      send(ex, { digest: true, done: true }).map((m) => ('digest' in m ? m : [m.key, m.value, m.source_id])),
-      [{ digest: true, source_id: 'a', version: own }, ['x', 1, 'a'], ['y', 2, 'a'], { digest: true, done: true, reply: true, behind: 2 }],
+      send(ex, { digest: true, done: true, protocol: 2 }).map((m) => ('digest' in m ? m : [m.key, m.value, m.source_id])),
+      [{ digest: true, source_id: 'a', version: own, protocol: 2 }, ['x', 1, 'a'], ['y', 2, 'a'], { digest: true, done: true, protocol: 2, reply: true, behind: 2 }],
     )
     assert.deepStrictEqual(ex.behind, { them: 2, us: 0 })
     assert.deepStrictEqual(events, [])
@@ -453,11 +454,11 @@ describe('an Exchange with no stream: message in, messages out', () => {
     assert.ok(ex.ask(q))
     // A node holding nothing may be one restarted from nothing: it asks
     // for its past (R1) and names itself on the end (rule 5's `past`).
-    assert.deepStrictEqual(q.out, [{ digest: true, done: true, past: 'a' }], 'a question from a node holding nothing: an empty digest asking for its past')
+    assert.deepStrictEqual(q.out, [{ digest: true, done: true, protocol: 2, past: 'a' }], 'a question from a node holding nothing: an empty digest asking for its past')
     const out = [
       send(ex, { key: 'k', value: 'v', source_id: 'b', version: 7 }),
       send(ex, { digest: true, source_id: 'b', version: 7 }),
-      send(ex, { digest: true, done: true, reply: true, behind: 0 }),
+      send(ex, { digest: true, done: true, protocol: 2, reply: true, behind: 0 }),
     ]
     assert.strictEqual(replica.get('k').value, 'v')
     assert.deepStrictEqual(out, [[], [], []], 'a reply is not answered with a digest, and the peer lacks nothing')
@@ -469,7 +470,7 @@ describe('an Exchange with no stream: message in, messages out', () => {
     const { replica, ex } = fake('a')
     replica.local('x', 1)
     const full = outbox(1)
-    ex.take({ digest: true, done: true }, full)
+    ex.take({ digest: true, done: true, protocol: 2 }, full)
     assert.deepStrictEqual(full.out, [], 'nothing pushed onto a full outbox')
     assert.strictEqual(ex.owes, true)
     assert.strictEqual(ex.ask(outbox()), false, 'no question while a reply is owed')

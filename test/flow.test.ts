@@ -180,12 +180,12 @@ describe('flow control: backlog and AIMD', () => {
     assert.equal(overflowed(h, new Map([['s', 4]]), 2, 2), false)
     // The rate is read once from the end marker, and only a number counts.
     const rateOf = (o: object) => {
-      const r = classify({ digest: true, done: true, ...o })
+      const r = classify({ digest: true, done: true, protocol: 2, ...o })
       return r.kind === Kind.Done ? r.rate : undefined
     }
     assert.equal(rateOf({ rate: 2 }), 2)
     assert.equal(rateOf({ rate: NaN }), undefined)
-    assert.equal(classify({ digest: true, done: true, get rate(): number { throw new Error('x') } }).kind, Kind.Invalid)
+    assert.equal(classify({ digest: true, done: true, protocol: 2, get rate(): number { throw new Error('x') } }).kind, Kind.Invalid)
   })
 })
 
@@ -197,11 +197,11 @@ describe('flow control: on the wire', () => {
     const sb = b.createStream()
     const out = exchange(sa, sb)
     // (A fresh node asks for its past: `past` names it, deletes.md rule 5.)
-    assert.deepEqual(out.filter((m) => 'done' in m), [{ digest: true, done: true, rate: 3, past: 'a' }])
+    assert.deepEqual(out.filter((m) => 'done' in m), [{ digest: true, done: true, protocol: 2, rate: 3, past: 'a' }])
     const back: Message[] = []
     sb.gossip()
     for (let m = sb.read() as Message | null; m !== null; m = sb.read() as Message | null) back.push(m)
-    assert.deepEqual(back.filter((m) => 'done' in m), [{ digest: true, done: true, past: 'b' }])
+    assert.deepEqual(back.filter((m) => 'done' in m), [{ digest: true, done: true, protocol: 2, past: 'b' }])
   })
 
   it('interoperates with a node that does not speak flow control', () => {

@@ -234,7 +234,7 @@ describe('Gossip', () => {
       for (let i = 0; i < 5000; i++) g.write({ digest: true, source_id: `s${i}`, version: 1 })
       // four parts' worth (see DIGEST_PART) is more than any honest digest
       assert.strictEqual(refused, 5000 - 4 * 1024)
-      g.write({ digest: true, done: true })
+      g.write({ digest: true, done: true, protocol: 2 })
       assert.strictEqual(g.destroyed, false)
     })
   })
@@ -341,7 +341,7 @@ describe('many peers', () => {
           const alone = holding(counts, mtu)
           const solo = alone.createStream()
           for (const e of q) solo.write(e)
-          solo.write({ digest: true, done: true })
+          solo.write({ digest: true, done: true, protocol: 2 })
           const expected = drain(solo)
 
           // the same, with p's digest interleaved entry by entry on another stream
@@ -355,8 +355,8 @@ describe('many peers', () => {
             const [s, e] = pending.splice(take < 0 ? 0 : take, 1)[0]
             s.write(e)
           }
-          sp.write({ digest: true, done: true })
-          sq.write({ digest: true, done: true })
+          sp.write({ digest: true, done: true, protocol: 2 })
+          sq.write({ digest: true, done: true, protocol: 2 })
           assert.deepStrictEqual(drain(sq), expected)
         },
       ),
@@ -371,7 +371,7 @@ describe('many peers', () => {
     const link = net.connect(0, 1)
 
     const stalled = x.createStream() // nobody reads this one until the end
-    for (let i = 0; i < 50; i++) stalled.write({ digest: true, done: true })
+    for (let i = 0; i < 50; i++) stalled.write({ digest: true, done: true, protocol: 2 })
     // Every question is taken in at once (nothing waits on the writable
     // side, so two streams piped into each other cannot deadlock); one
     // answer (3 updates, a digest of one source and its end) sits in the

@@ -97,7 +97,7 @@ describe('mtu_bytes', function () {
     for (let i = 0; i < 50; i++) a.set(`a${i}`, 'x'.repeat(400))
     a.write({ key: 'c0', value: 1, source_id: 'c', version: a.version + 1 })
     const s = a.createStream()
-    s.write({ digest: true, done: true })
+    s.write({ digest: true, done: true, protocol: 2 })
     await turn()
     const got: Message[] = []
     for (let m = s.read() as Message | null; m !== null; m = s.read() as Message | null) got.push(m)

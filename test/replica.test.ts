@@ -20,7 +20,7 @@ describe('config.sort and sources', () => {
     const a = new Gossip('a', { resolve: lww, sort })
     for (let i = 0; i < 3; i++) a.set(`a${i}`, i)
     for (let v = 1; v <= 3; v++) a.write({ key: `z${v}`, value: v, source_id: 'z', version: a.version + v })
-    a.write({ digest: true, done: true })
+    a.write({ digest: true, done: true, protocol: 2 })
     await turn()
     const out: Message[] = []
     for (let m = a.read() as Message | null; m !== null; m = a.read() as Message | null) out.push(m)

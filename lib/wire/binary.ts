@@ -34,6 +34,7 @@
  *
  * @packageDocumentation
  */
+import { PROTOCOL } from '../shape'
 import { MAX_DEPTH, MAX_VALUE_LENGTH } from '../value'
 
 /**
@@ -66,11 +67,17 @@ const OTHER = 6
 // previous version plus one.
 const SAME_SOURCE = 0x08
 const NEXT_VERSION = 0x10
+// Digest entries: the entry says `protocol: PROTOCOL` (a digest's first; an
+// older decoder fails on the bit).
+const ENTRY_PROTOCOL = 0x20
 // Ends of digests.
 const REPLY = 0x08
 const RATE = 0x10
 const AFTER = 0x20
 const THROUGH = 0x40
+// The end says `protocol: PROTOCOL` (every end of this release; an older
+// decoder fails on the bit, so it cannot read this release's ends).
+const PROTOCOL_FLAG = 0x80
 
 // Value tags: 0x00-0x7f integers 0-127; 0x80-0x8f maps of 0-15 members;
 // 0x90-0x9f arrays of 0-15 items; 0xa0-0xbf strings of 0-31 bytes.
@@ -272,7 +279,12 @@ export class FrameEncoder {
     if (o.done === true) {
       let op = DONE
       let fields = 2
-      const { reply, rate, after, through } = o
+      const { reply, rate, after, through, protocol } = o
+      if (protocol !== undefined) {
+        if (protocol !== PROTOCOL) return false
+        op |= PROTOCOL_FLAG
+        fields++
+      }
       if (reply !== undefined) {
         if (reply !== true) return false
         op |= REPLY
@@ -306,9 +318,11 @@ export class FrameEncoder {
     }
     const source = o.source_id
     const version = o.version
-    if (n !== 3 || typeof source !== 'string' || !isVersion(version)) return false
+    const protocol = o.protocol
+    if (n !== (protocol === undefined ? 3 : 4) || typeof source !== 'string' || !isVersion(version)) return false
+    if (protocol !== undefined && protocol !== PROTOCOL) return false
     const at = this.pos
-    this.byte(DIGEST)
+    this.byte(protocol === undefined ? DIGEST : DIGEST | ENTRY_PROTOCOL)
     this.sourceAndVersion(at, source, version)
     return true
   }
@@ -660,13 +674,14 @@ class Decoder {
         return { key, value, source_id, version, signature }
       }
       case DIGEST: {
-        this.sourceAndVersion(op)
+        this.sourceAndVersion(op & ~ENTRY_PROTOCOL)
+        if ((op & ENTRY_PROTOCOL) !== 0) return { digest: true, source_id: this.source, version: this.version, protocol: PROTOCOL }
         return { digest: true, source_id: this.source, version: this.version }
       }
       case DONE: {
-        if (op > 0x7f) this.fail(`unknown opcode 0x${op.toString(16)}`)
         const done: Record<string, unknown> = { digest: true, done: true }
         if ((op & REPLY) !== 0) done.reply = true
+        if ((op & PROTOCOL_FLAG) !== 0) done.protocol = PROTOCOL
         if ((op & RATE) !== 0) {
           if (this.pos + 8 > this.buf.length) this.fail('message cut at the end of its frame')
           done.rate = this.float64(this.pos)

@@ -15,6 +15,7 @@
  *
  * @packageDocumentation
  */
+import { PROTOCOL } from '../shape'
 import { FORMATS, type Format } from './codec'
 
 /** The `hello` field of every hello. */
@@ -28,11 +29,13 @@ export interface Hello {
   readonly codecs?: readonly string[]
   /** The sender's cluster; absent: `"default"` (see `NodeOptions.cluster`). */
   readonly cluster?: string
+  /** The sender's protocol; absent: an older release, refused (docs/wire.md, "Protocol"). */
+  readonly protocol?: number
 }
 
 /** The hello line of node `id` speaking `codecs`, of `cluster` (none named: the default cluster). */
 export function helloLine(id: string, codecs: readonly Format[] = FORMATS, cluster?: string): string {
-  return `${JSON.stringify(cluster === undefined ? { hello: HELLO, id, codecs } : { hello: HELLO, id, codecs, cluster })}\n`
+  return `${JSON.stringify(cluster === undefined ? { hello: HELLO, id, codecs, protocol: PROTOCOL } : { hello: HELLO, id, codecs, cluster, protocol: PROTOCOL })}\n`
 }
 
 /** Checks a list of formats given as an option. */

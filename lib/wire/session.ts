@@ -41,7 +41,7 @@ import { EventEmitter } from 'events'
 import { Transform, type Duplex } from 'readable-stream'
 import { reportInvalid, type InvalidCode } from '../codes'
 import type { Gossip, PeerStream } from '../gossip'
-import { badName } from '../shape'
+import { badName, PROTOCOL } from '../shape'
 import { parse, serialize, type Format } from './codec'
 import { Gate, limitsFor, type GateObserver, type Limits } from './gate'
 import { chooseFormat, codecsOf, type Hello } from './handshake'
@@ -74,6 +74,8 @@ export type RefusalCode =
   | 'origin'
   /** The other end refused this one (its code is in `peerCode`). */
   | 'refused_by_peer'
+  /** The peer speaks an older protocol (its hello says none, or a lower one): docs/wire.md, "Protocol". */
+  | 'old_protocol'
 
 /** Why a peer's input was refused after the hello (see `lib/codes.ts`). */
 export type InputCode = InvalidCode
@@ -93,6 +95,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'full',
   'origin',
   'refused_by_peer',
+  'old_protocol',
 ]
 
 // Sentinels of Session.nextLine.
@@ -291,7 +294,7 @@ export class Session extends EventEmitter {
     this.stream = gossip.createStream({ local_writes: options.local_writes ?? false })
     this.gate = new Gate(options.limits ?? limitsFor(gossip.mtu, 1000), options.observer ?? {}, (reason) => this.emit('exceeded', 'flood', reason))
     this.stream.exchange.admit = this.gate.admit
-    const hello: Record<string, unknown> = { hello: 'simple-scuttle', id: gossip.id, codecs: options.codecs, cluster: options.cluster, nonce: this.nonce }
+    const hello: Record<string, unknown> = { hello: 'simple-scuttle', id: gossip.id, codecs: options.codecs, cluster: options.cluster, nonce: this.nonce, protocol: PROTOCOL }
     if (options.started !== undefined) hello.started = options.started
     if (options.address !== undefined) hello.address = options.address
     if (options.handover === true) hello.handover = true
@@ -471,6 +474,12 @@ export class Session extends EventEmitter {
     }
     this.peerHello = h
     this.peerId = h.id
+    // An older release drops a copy's `first` and would split replicas for
+    // good (issue 18): mixing releases is refused, loudly.
+    if (!(typeof h.protocol === 'number' && h.protocol >= PROTOCOL)) {
+      this.refuse(new SessionError('old_protocol', `peer ${h.id} speaks protocol ${typeof h.protocol === 'number' ? h.protocol : 1}, older than this release's ${PROTOCOL}: refused (upgrade every node of the cluster together)`))
+      return
+    }
     const cluster = h.cluster ?? 'default'
     const badC = badCluster(cluster)
     if (badC !== null) {

@@ -44,7 +44,7 @@ export const FULL = process.env.ADVERSARIAL_FULL === '1'
 /** The protocol's highest version (lib/shape.ts), restated so the suite states it independently. */
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER - 2 ** 32
 
-export const HELLO = (id: string): string => `${JSON.stringify({ hello: 'simple-scuttle', id })}\n`
+export const HELLO = (id: string): string => `${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id })}\n`
 export const DONE = '{"digest":true,"done":true}\n'
 export const REPLY = '{"digest":true,"done":true,"reply":true}\n'
 
@@ -343,7 +343,7 @@ export class Attacker {
   /** Open a session as `id`, proving it with `privateKey` (a member with a key). Resolves with the node's open or refused line. */
   async authenticate(id: string, privateKey: string): Promise<Received> {
     const nonce = crypto.randomBytes(16).toString('base64')
-    await this.send(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'], nonce }))
+    await this.send(line({ hello: 'simple-scuttle', protocol: 2, id, codecs: ['ndjson'], nonce }))
     await until(() => this.nodeHello !== null || this.isClosed, 5000, 'the node to say hello', 5)
     const h = this.nodeHello as Received
     const proof = crypto.sign(null, proofBytes(id, nonce, String(h.nonce), String(h.cluster ?? 'default')), privateKey).toString('base64')

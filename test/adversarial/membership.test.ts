@@ -176,13 +176,13 @@ describe('adversarial: membership, cluster identity and metrics (issue #12)', fu
     const a = await cluster.node('a', ['--cluster', 'blue'])
     const b = await cluster.node('b', ['--cluster', 'blue'], { connect: [a] })
     const cases: [string, string, RegExp][] = [
-      ['other cluster', line({ hello: 'simple-scuttle', id: 'x1', cluster: 'red' }), /peer x1 is of cluster "red", this node of "blue": refused/],
-      ['no cluster (default)', line({ hello: 'simple-scuttle', id: 'x2' }), /peer x2 is of cluster "default", this node of "blue": refused/],
-      ['cluster not a string', line({ hello: 'simple-scuttle', id: 'x3', cluster: { name: 'blue' } }), /hello with a bad cluster name: it is not a string/],
-      ['cluster too long', line({ hello: 'simple-scuttle', id: 'x4', cluster: 'b'.repeat(200) }), /hello with a bad cluster name: it is longer than 128 characters/],
-      ['a hello past the hello line limit', line({ hello: 'simple-scuttle', id: 'x4b', cluster: 'b'.repeat(100_000) }), /no hello line within 4096 bytes/],
-      ['cluster with control characters', line({ hello: 'simple-scuttle', id: 'x5', cluster: 'blue\n[a] forged log line' }), /hello with a bad cluster name: it holds control characters/],
-      ['empty cluster', line({ hello: 'simple-scuttle', id: 'x6', cluster: '' }), /hello with a bad cluster name: it is empty/],
+      ['other cluster', line({ hello: 'simple-scuttle', protocol: 2, id: 'x1', cluster: 'red' }), /peer x1 is of cluster "red", this node of "blue": refused/],
+      ['no cluster (default)', line({ hello: 'simple-scuttle', protocol: 2, id: 'x2' }), /peer x2 is of cluster "default", this node of "blue": refused/],
+      ['cluster not a string', line({ hello: 'simple-scuttle', protocol: 2, id: 'x3', cluster: { name: 'blue' } }), /hello with a bad cluster name: it is not a string/],
+      ['cluster too long', line({ hello: 'simple-scuttle', protocol: 2, id: 'x4', cluster: 'b'.repeat(200) }), /hello with a bad cluster name: it is longer than 128 characters/],
+      ['a hello past the hello line limit', line({ hello: 'simple-scuttle', protocol: 2, id: 'x4b', cluster: 'b'.repeat(100_000) }), /no hello line within 4096 bytes/],
+      ['cluster with control characters', line({ hello: 'simple-scuttle', protocol: 2, id: 'x5', cluster: 'blue\n[a] forged log line' }), /hello with a bad cluster name: it holds control characters/],
+      ['empty cluster', line({ hello: 'simple-scuttle', protocol: 2, id: 'x6', cluster: '' }), /hello with a bad cluster name: it is empty/],
     ]
     for (const [what, hello, said] of cases) {
       const m = await cluster.attacker(a.port, null)
@@ -194,12 +194,12 @@ describe('adversarial: membership, cluster identity and metrics (issue #12)', fu
     assert.doesNotMatch(a.stderr, /\n\[a\] forged log line/)
     // A second hello, after a good one: invalid input, the connection closed.
     const twice = await cluster.attacker(a.port, null)
-    await twice.send(line({ hello: 'simple-scuttle', id: 'x7', cluster: 'blue' }) + line({ hello: 'simple-scuttle', id: 'x8', cluster: 'red' }))
+    await twice.send(line({ hello: 'simple-scuttle', protocol: 2, id: 'x7', cluster: 'blue' }) + line({ hello: 'simple-scuttle', protocol: 2, id: 'x8', cluster: 'red' }))
     await until(() => twice.isClosed, 5000, 'a to close a connection that said hello twice')
     assert.match(a.stderr, /closing connection to x7: sent invalid input/)
     // A peer of another cluster that claims ours: accepted; its writes are taken like any peer's.
     const liar = await cluster.attacker(a.port, null)
-    await liar.send(line({ hello: 'simple-scuttle', id: 'liar', cluster: 'blue' }))
+    await liar.send(line({ hello: 'simple-scuttle', protocol: 2, id: 'liar', cluster: 'blue' }))
     assert.strictEqual(await liar.exchange(line({ key: 'from-red', value: 1, source_id: 'liar', version: (await a.get('heartbeat/a')).version as number }) + DONE), 'answered')
     await converges(b, 'from-red', 1, 5000)
     figure('liar_accepted', true)

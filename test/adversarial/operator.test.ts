@@ -722,7 +722,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
       const b = await daemon('b', ['--listen', '127.0.0.1:0', '--connect', a.address, ...keys])
       // b has joined: a answered it (b's log says so).
       await until(() => /joined the cluster: peer a answered/.test(b.stderr), 10_000, 'b to join a')
-      const claim = `${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: 0 })}\n${JSON.stringify({ accept: true })}\n${JSON.stringify({ open: true })}\n`
+      const claim = `${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: 0 })}\n${JSON.stringify({ accept: true })}\n${JSON.stringify({ open: true })}\n`
       for (const port of [b.port, a.port]) {
         const m = await cluster.attacker(port, null)
         await m.send(claim)
@@ -747,7 +747,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
     const legacy = await cluster.attacker(a.port, 'keyless')
     await legacy.closed
     const forged = await cluster.attacker(a.port, null)
-    await forged.send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })}\n`)
+    await forged.send(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })}\n`)
     await forged.send(`${JSON.stringify({ accept: true, proof: 'x'.repeat(88) })}\n`)
     await forged.closed
     await daemon('b', ['--listen', '127.0.0.1:0', '--keys', keys, '--connect', a.address])
@@ -788,7 +788,7 @@ describe('adversarial: a node run as an operator would, and attacked (issue 21)'
   it('attack: a 4 MiB binary frame of empty arrays (290 MB decoded); required: stopped as it is decoded, the node stays small and serves', async () => {
     const a = await daemon('a', ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'])
     const m = await cluster.attacker(a.port, null)
-    await m.send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'mallory', codecs: ['binary'] })}\n`)
+    await m.send(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id: 'mallory', codecs: ['binary'] })}\n`)
     // One update whose value is an array of 4 Mi - 64 empty arrays (0x90), as one frame.
     const n = (4 << 20) - 64
     const body = Buffer.alloc(n + 16, 0x90)

@@ -44,10 +44,10 @@ describe('adversarial: squatters (issue 21)', function () {
       while ((nl = text.indexOf('\n')) >= 0) {
         const l = text.slice(0, nl)
         text = text.slice(nl + 1)
-        if (/"done":true/.test(l) && !/"reply":true/.test(l)) s.write(line({ digest: true, done: true, reply: true }))
+        if (/"done":true/.test(l) && !/"reply":true/.test(l)) s.write(line({ digest: true, done: true, protocol: 2, reply: true }))
       }
     })
-    s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'] })))
+    s.once('connect', () => s.write(line({ hello: 'simple-scuttle', protocol: 2, id, codecs: ['ndjson'] })))
     s.once('close', () => {
       if (alive()) setImmediate(() => squatter(port, id, alive))
     })
@@ -87,7 +87,7 @@ describe('adversarial: squatters (issue 21)', function () {
         if (round === 0) text += line({ key: `member/${id}`, value: { address: `127.0.0.1:${1000 + i}`, started: 1, meta: null }, source_id: id, version: v++ })
         text += line({ key: `heartbeat/${id}`, value: round, source_id: id, version: v++ })
       }
-      await m.send(text + line({ digest: true, done: true }))
+      await m.send(text + line({ digest: true, done: true, protocol: 2 }))
     }
     const forged = () => (a.membership?.members() ?? []).filter((x) => x.id.startsWith('f')).length
     // Forge until as many are tracked as the node lets one peer fill (all 63 once, leaving no room).
@@ -136,11 +136,11 @@ describe('adversarial: squatters (issue 21)', function () {
           else if (then === 'gone') s.destroy()
           else if (!answering.includes(s)) {
             answering.push(s)
-            s.write(line({ digest: true, done: true, reply: true }))
+            s.write(line({ digest: true, done: true, protocol: 2, reply: true }))
             resolve()
           }
         })
-        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'] })))
+        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', protocol: 2, id, codecs: ['ndjson'] })))
       })
     const N = 150
     for (let i = 0; i < N; i += 25) {
@@ -163,7 +163,7 @@ describe('adversarial: squatters (issue 21)', function () {
     const a = await start({ id: 'a', membership: true, log: (l) => lines.push(l) })
     const m = await cluster.attacker(a.address().port)
     // It answers the node's first question: the node has joined, and membership runs.
-    await m.send(line({ digest: true, done: true, reply: true }))
+    await m.send(line({ digest: true, done: true, protocol: 2, reply: true }))
     await until(() => a.membership !== null, 5000, 'membership to start')
     const ms = a.membership
     assert.ok(ms !== null)
@@ -181,7 +181,7 @@ describe('adversarial: squatters (issue 21)', function () {
           text += line({ key: `member/${id}`, value: { address: `10.9.9.9:${i + 1}`, started: Date.now() + round, meta: null }, source_id: id, version: v++ })
           text += line({ key: `heartbeat/${id}`, value: round, source_id: id, version: v++ })
         }
-        await m.send(text + line({ digest: true, done: true }))
+        await m.send(text + line({ digest: true, done: true, protocol: 2 }))
         return events >= 200 || m.isClosed
       },
       20_000,
@@ -223,7 +223,7 @@ describe('adversarial: squatters (issue 21)', function () {
             if (m.refused !== undefined) refused = m.refused
           }
         })
-        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', id, codecs: ['ndjson'], nonce: crypto.randomBytes(16).toString('base64'), started: Date.now() })))
+        s.once('connect', () => s.write(line({ hello: 'simple-scuttle', protocol: 2, id, codecs: ['ndjson'], nonce: crypto.randomBytes(16).toString('base64'), started: Date.now() })))
       })
     const verdicts: string[] = []
     for (let i = 0; i < 100; i += 25) verdicts.push(...(await Promise.all(Array.from({ length: 25 }, (_, j) => claim(j % 2 === 0 ? 'b' : 'a')))))

@@ -118,7 +118,7 @@ function handOver(port: number, nonce: string, write: { key: string; value: stri
       if (/"handed"|"refused"/.test(text)) s.destroy()
     })
     s.on('close', () => resolve(text))
-    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
+    const hello = { hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce, started: 2000, handover: true }
     s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n${JSON.stringify(write)}\n{"end":true}\n`)
   })
 }
@@ -190,7 +190,7 @@ describe('adversarial: twins met through a bridge (issue 21)', function () {
     sockets.push(past)
     past.on('error', () => undefined)
     past.resume()
-    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: Date.now() - 60_000 }
+    const hello = { hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', started: Date.now() - 60_000 }
     past.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n`)
     await until(() => c.peers().some((p) => p.id === 'b'), 10_000, "c to admit the past incarnation's hello")
     const heard = Date.now()
@@ -380,7 +380,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     s.on('error', () => undefined)
     let buf = ''
     let named = 0
-    s.on('connect', () => s.write(`${JSON.stringify({ hello: 'simple-scuttle', id, codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', ...hello })}\n`))
+    s.on('connect', () => s.write(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id, codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', ...hello })}\n`))
     s.on('data', (b: Buffer) => {
       buf += String(b)
       for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
@@ -422,7 +422,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     let closed = false
     s.on('close', () => (closed = true))
     s.resume()
-    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', started: 2000, handover: true }
+    const hello = { hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'Q0NDQ0NDQ0NDQ0NDQ0NDQw==', started: 2000, handover: true }
     s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"member/zz","value":{"address":"127.0.0.1:9"}}\n{"end":true}\n`)
     await until(() => closed, 10_000, 'the handover to be refused')
     assert.strictEqual(a.gossip.get('member/zz').value, null)
@@ -460,7 +460,7 @@ describe('adversarial: a refused twin hands its acknowledged writes over (issue 
     s.on('error', () => undefined)
     let text = ''
     s.on('data', (b: Buffer) => (text += String(b)))
-    const hello = { hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', started: 2000, handover: true }
+    const hello = { hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', started: 2000, handover: true }
     s.write(`${JSON.stringify(hello)}\n{"accept":true}\n{"open":true}\n{"key":"kept","value":"older","version":${v - 1}}\n{"key":"fresh","value":"handed","version":${v - 1}}\n{"key":"gone","value":"older","version":${gone - 1}}\n{"end":true}\n`)
     await until(() => /"handed":3/.test(text), 10_000, 'a to answer the handover')
     assert.strictEqual(a.gossip.get('kept').value, 'newer')
@@ -769,7 +769,7 @@ describe('adversarial: a handover under --keys (issue 21)', function () {
     raw.on('error', () => undefined)
     let got = ''
     raw.on('data', (b: Buffer) => (got += String(b)))
-    raw.write(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true })}\n{"accept":true}\n`)
+    raw.write(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'default', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: true })}\n{"accept":true}\n`)
     await until(() => /"refused":"(unauthenticated|bad_proof)"/.test(got), 5000, 'the keyless handover to be refused')
     raw.destroy()
     assert.strictEqual(c.stats().handedIn, 5)

@@ -59,7 +59,7 @@ describe('node (TCP, in process)', () => {
     socket.resume() // read (and drop) what the node sends, so its close is seen
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
     await new Promise((resolve) => socket.once('connect', resolve))
-    if (hello) socket.write(`{"hello":"simple-scuttle","id":${JSON.stringify(id)}}\n`)
+    if (hello) socket.write(`{"hello":"simple-scuttle","protocol":2,"id":${JSON.stringify(id)}}\n`)
     return { socket, closed }
   }
 
@@ -168,7 +168,7 @@ describe('node (TCP, in process)', () => {
     long.socket.write('{"key":"' + 'x'.repeat(5000))
     await long.closed
     const self = await raw(a, false)
-    self.socket.write('{"hello":"simple-scuttle","id":"a"}\n')
+    self.socket.write('{"hello":"simple-scuttle","protocol":2,"id":"a"}\n')
     await self.closed
     const forged = await raw(a)
     forged.socket.write('{"key":"k","value":1,"source_id":"b","version":-1}\n')
@@ -186,7 +186,7 @@ describe('node (TCP, in process)', () => {
     const a = await start({ id: 'a' })
     for (let i = 0; i < 20; i++) {
       const c = await raw(a, false)
-      c.socket.write(`{"hello":"simple-scuttle","id":"m${i}","cluster":"other${i}"}\n`)
+      c.socket.write(`{"hello":"simple-scuttle","protocol":2,"id":"m${i}","cluster":"other${i}"}\n`)
       await c.closed
     }
     await until(() => a.stats().refused.other_cluster === 20, 5000, 'twenty refusals counted')
@@ -237,7 +237,7 @@ describe('node (TCP, in process)', () => {
       }
     })
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
-    socket.write('{"hello":"simple-scuttle","id":"old","codecs":["ndjson"],"cluster":"default"}\n')
+    socket.write('{"hello":"simple-scuttle","protocol":2,"id":"old","codecs":["ndjson"],"cluster":"default"}\n')
     await until(() => a.peers().some((p) => p.id === 'old'), 5000, 'a to admit the peer without a nonce')
     await closed
     assert.ok(logged('a', /closing connection to old: .*nothing since its hello/), (logs.get('a') ?? []).join('\n'))
@@ -357,7 +357,8 @@ describe('node (TCP, in process)', () => {
     let text = ''
     for (let i = 0; i < 40; i++) {
       for (let j = 0; j < 10; j++) text += JSON.stringify({ key: `k${i}-${j}`, value: 1, source_id: 'm', version: now + i * 10 + j }) + '\n'
-      text += '{"digest":true,"done":true}\n'
+      // Ends of this release (protocol 2): one of an older would have its updates refused before they flood.
+      text += '{"digest":true,"done":true,"protocol":2}\n'
     }
     slipped.socket.write(text)
     await slipped.closed
@@ -577,7 +578,7 @@ describe('node (TCP, in process)', () => {
       sockets.push(s)
       s.on('error', () => undefined)
       s.resume()
-      s.write('{"hello":"simple-scuttle","id":"mute"}\n{"digest":true,"done":true,"reply":true}\n')
+      s.write('{"hello":"simple-scuttle","protocol":2,"id":"mute"}\n{"digest":true,"done":true,"reply":true}\n')
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
     try {

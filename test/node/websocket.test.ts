@@ -46,27 +46,27 @@ describe('node: WebSocket server', function () {
     await g.closed
     assert.ok(logged('a', /did not start with a hello/))
     // Says it speaks NDJSON only, then sends binary frames.
-    const lies = await raw(a, '{"hello":"simple-scuttle","id":"liar","codecs":["ndjson"]}\n')
+    const lies = await raw(a, '{"hello":"simple-scuttle","protocol":2,"id":"liar","codecs":["ndjson"]}\n')
     // (An NDJSON reader sees garbage at the first newline byte, here the value 10;
     // until then it buffers at most its line limit.)
     lies.ws.send(frames([{ key: 'k', value: 10, source_id: 'liar', version: 1 }]))
     await lies.closed
     assert.ok(logged('a', /closing connection to liar: sent invalid input/))
     // Says binary, sends NDJSON lines.
-    const lies2 = await raw(a, '{"hello":"simple-scuttle","id":"liar2","codecs":["binary"]}\n')
+    const lies2 = await raw(a, '{"hello":"simple-scuttle","protocol":2,"id":"liar2","codecs":["binary"]}\n')
     lies2.ws.send('{"digest":true,"done":true}\n')
     await lies2.closed
     assert.ok(logged('a', /closing connection to liar2: sent invalid input: frame of \d+ bytes, over the limit/))
     // A codec nobody speaks.
-    const odd = await raw(a, '{"hello":"simple-scuttle","id":"odd","codecs":["xml"]}\n')
+    const odd = await raw(a, '{"hello":"simple-scuttle","protocol":2,"id":"odd","codecs":["xml"]}\n')
     await odd.closed
     assert.ok(logged('a', /no wire format in common/))
     // One message past the frame bound: ws refuses it before buffering it.
-    const big = await raw(a, '{"hello":"simple-scuttle","id":"big","codecs":["binary"]}\n')
+    const big = await raw(a, '{"hello":"simple-scuttle","protocol":2,"id":"big","codecs":["binary"]}\n')
     big.ws.send(Buffer.alloc((4 << 20) + 8192))
     assert.strictEqual(await big.closed, 1009)
     // A flood of updates without a digest.
-    const flood = await raw(a, '{"hello":"simple-scuttle","id":"flood","codecs":["binary"]}\n')
+    const flood = await raw(a, '{"hello":"simple-scuttle","protocol":2,"id":"flood","codecs":["binary"]}\n')
     const version = a.gossip.version
     for (let i = 0; i < 20; i++) flood.ws.send(frames(Array.from({ length: 10 }, (_, j) => ({ key: `f${i}-${j}`, value: j, source_id: 'flood', version: version + i * 10 + j }))))
     await flood.closed
@@ -92,11 +92,11 @@ describe('node: WebSocket server', function () {
       socket.destroy()
       return got.subarray(got.indexOf(10) + 1)
     }
-    const old = await first('{"hello":"simple-scuttle","id":"old"}\n')
+    const old = await first('{"hello":"simple-scuttle","protocol":2,"id":"old"}\n')
     assert.match(String(old), /^\{"digest":true/)
-    const bin = await first('{"hello":"simple-scuttle","id":"new","codecs":["binary","ndjson"]}\n')
+    const bin = await first('{"hello":"simple-scuttle","protocol":2,"id":"new","codecs":["binary","ndjson"]}\n')
     assert.strictEqual(bin[0], 0, 'a 4-byte frame length, not JSON')
-    const ndjsonFirst = await first('{"hello":"simple-scuttle","id":"reader","codecs":["ndjson","binary"]}\n')
+    const ndjsonFirst = await first('{"hello":"simple-scuttle","protocol":2,"id":"reader","codecs":["ndjson","binary"]}\n')
     // The node writes its own first choice the peer lists: binary.
     assert.strictEqual(ndjsonFirst[0], 0)
     assert.ok(logged('a', /peer new connected \(in, .*binary\)/))
@@ -140,7 +140,7 @@ describe('node: WebSocket server', function () {
     await until(() => got.includes('\r\n\r\n'), 5000, 'the upgrade')
     assert.match(String(got), /^HTTP\/1.1 101 /)
     got = Buffer.alloc(0)
-    const hello = Buffer.from('{"hello":"simple-scuttle","id":"huge","codecs":["binary"]}\n')
+    const hello = Buffer.from('{"hello":"simple-scuttle","protocol":2,"id":"huge","codecs":["binary"]}\n')
     const frame = (payload: Buffer, length: number) => {
       const head = length < 126 ? Buffer.from([0x82, 0x80 | length]) : Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0, 0, 0])
       if (length >= 126) head.writeBigUInt64BE(BigInt(length), 2)
@@ -174,7 +174,7 @@ describe('node: WebSocket server', function () {
   it('attack: a client that never reads is closed after stallTimeout, with bounded buffers', async () => {
     const a = await start({ id: 'a', stallTimeout: 300, mtu: 5000 })
     for (let i = 0; i < 3000; i++) a.gossip.set(`k${i}`, 'v'.repeat(1000))
-    const slow = await raw(a, '{"hello":"simple-scuttle","id":"slow","codecs":["binary"]}\n')
+    const slow = await raw(a, '{"hello":"simple-scuttle","protocol":2,"id":"slow","codecs":["binary"]}\n')
     // Stop reading from the TCP socket under the WebSocket, then ask for everything.
     ;(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause()
     for (let i = 0; i < 5; i++) slow.ws.send(frames([{ digest: true, done: true }]))

@@ -181,7 +181,7 @@ describe('streams piped into each other', () => {
       const x = new Gossip('x', lww({ mtu: 2 }))
       for (let i = 0; i < 20; i++) x.set(`k${i}`, i)
       const s = x.createStream()
-      for (let i = 0; i < 10_000; i++) s.write({ digest: true, done: true })
+      for (let i = 0; i < 10_000; i++) s.write({ digest: true, done: true, protocol: 2 })
       assert.ok(s.readableLength <= 2 + 1 + 2 + 1, `buffered ${s.readableLength}`)
       assert.strictEqual(s.writableLength, 0)
       assert.strictEqual(s.gossip(), false, 'no digest is queued for a peer that does not read')
@@ -205,7 +205,7 @@ describe('streams piped into each other', () => {
     const s = x.createStream()
     // The first question is answered at once and fills the buffer; the
     // next two are owed, and paid as the buffer is read.
-    for (let i = 0; i < 3; i++) s.write({ digest: true, done: true })
+    for (let i = 0; i < 3; i++) s.write({ digest: true, done: true, protocol: 2 })
     assert.ok(s.exchange.owes)
     const runs: number[] = []
     let n = 0
@@ -226,8 +226,8 @@ describe('streams piped into each other', () => {
     const x = new Gossip('x', lww({ mtu: 1 }))
     for (let i = 0; i < 5; i++) x.set(`k${i}`, i)
     const s = x.createStream()
-    s.write({ digest: true, done: true })
-    s.write({ digest: true, done: true })
+    s.write({ digest: true, done: true, protocol: 2 })
+    s.write({ digest: true, done: true, protocol: 2 })
     s.end()
     const out: Message[] = []
     s.on('data', (m: Message) => out.push(m))

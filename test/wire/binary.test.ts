@@ -43,6 +43,7 @@ const protocolMessage = fc.oneof(
   fc.record({ key: fc.string({ minLength: 1 }), value: fc.jsonValue(), source_id: fc.constantFrom('a', 'b', 'ç', 'x'.repeat(40)), version: fc.oneof(fc.nat(), fc.constant(1_796_127_379_905_062)) }),
   fc.record({ key: fc.string({ minLength: 1 }), value: fc.jsonValue(), source_id: fc.constantFrom('a', 'b'), version: fc.nat(), signature: fc.string() }),
   fc.record({ digest: fc.constant(true), source_id: fc.constantFrom('a', 'b', 'c'), version: fc.nat() }),
+  fc.record({ digest: fc.constant(true), source_id: fc.constantFrom('a', 'b', 'c'), version: fc.nat(), protocol: fc.constant(2) }),
   fc.record({ digest: fc.constant(true), done: fc.constant(true), reply: fc.constant(true), rate: fc.double({ noNaN: true, noDefaultInfinity: true }), after: fc.string(), through: fc.string() }, { requiredKeys: ['digest', 'done'] }),
   fc.record({ key: fc.string(), value: fc.jsonValue() }),
 )
@@ -86,6 +87,10 @@ describe('binary wire format', function () {
     const ups = Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, value: i, source_id: 'a', version: 1_796_127_379_905_062 + i }))
     const b = encode(ups).length
     assert.ok(b / 100 < 12, `${b / 100} bytes per update`)
+    // A digest's first entry and its end say the protocol in a flag bit: no byte more.
+    const entry = { digest: true, source_id: 'a', version: 1_796_127_379_905_062 }
+    assert.strictEqual(encode([{ ...entry, protocol: 2 }]).length, encode([entry]).length)
+    assert.strictEqual(encode([{ digest: true, done: true, protocol: 2 }]).length, encode([{ digest: true, done: true }]).length)
   })
 
   it('fuzz: random bytes never throw, and a frame that yields nothing is reported', () => {
@@ -109,7 +114,7 @@ describe('binary wire format', function () {
   })
 
   it('fuzz: a valid stream with a byte flipped never throws, and resumes at the next frame', () => {
-    const good = encode([{ key: 'k', value: { a: [1, 'é', null] }, source_id: 'a', version: 5 }, { digest: true, done: true }])
+    const good = encode([{ key: 'k', value: { a: [1, 'é', null] }, source_id: 'a', version: 5 }, { digest: true, done: true, protocol: 2 }])
     fc.assert(
       fc.property(fc.nat(good.length - 1), fc.integer({ min: 1, max: 255 }), (at, x) => {
         const bad = Buffer.from(good)

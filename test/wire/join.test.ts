@@ -50,7 +50,7 @@ describe('joinNode', function () {
     server.on('connection', (ws) => {
       connections++
       ws.on('error', () => undefined)
-      const lines = ['{"hello":"simple-scuttle","id":"evil","codecs":["ndjson"]}']
+      const lines = ['{"hello":"simple-scuttle","protocol":2,"id":"evil","codecs":["ndjson"]}']
       for (let i = 0; i < 50; i++) lines.push(JSON.stringify({ key: `k${i}`, value: i, source_id: 'evil', version: i + 1 }))
       ws.send(Buffer.from(`${lines.join('\n')}\n`))
     })

@@ -133,7 +133,7 @@ describe('session', () => {
 
   it('a hello whose handover flag is not true is refused (bad_hello)', async () => {
     const { out, send } = raw()
-    send(`${JSON.stringify({ hello: 'simple-scuttle', id: 'b', codecs: ['ndjson'], cluster: 'c', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: 'yes' })}\n`)
+    send(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id: 'b', codecs: ['ndjson'], cluster: 'c', nonce: 'QUFBQUFBQUFBQUFBQUFBQQ==', handover: 'yes' })}\n`)
     assert.strictEqual((await out).refused?.code, 'bad_hello')
   })
 
@@ -167,7 +167,7 @@ describe('session', () => {
     const [t] = pair()
     const s = new Session(self, t, { cluster: 'c', codecs: ['ndjson'], nonce: () => 'AAAAAAAAAAAAAAAAAAAAAA==' })
     const o = outcome(s)
-    t.push(`${JSON.stringify({ hello: 'simple-scuttle', id: 'a', cluster: 'c', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })}\n`)
+    t.push(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id: 'a', cluster: 'c', nonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })}\n`)
     assert.strictEqual((await o).refused?.code, 'self')
   })
 
@@ -175,7 +175,7 @@ describe('session', () => {
     const hellos = [{ id: 'x\u0007y' }, { id: 'a\u202eb' }, { id: 'a\u200bb' }, { id: 'ok', cluster: 'a\u202eb' }, { id: 'ok', started: -1 }]
     for (const h of hellos) {
       const r = raw()
-      r.send(`${JSON.stringify({ hello: 'simple-scuttle', cluster: 'c', nonce: randomNonce(), ...h })}\n`)
+      r.send(`${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, cluster: 'c', nonce: randomNonce(), ...h })}\n`)
       const o = await r.out
       assert.strictEqual(o.refused?.code, 'bad_hello', JSON.stringify(h))
       for (let i = 0; i < 50 && r.lines.length < 2; i++) await new Promise((resolve) => setImmediate(resolve))
@@ -214,7 +214,7 @@ describe('session', () => {
     }
     // A peer may not pile bytes up while the policy decides: past a line's worth, refused.
     const r = raw({ admit: () => new Promise<SessionError | null>(() => undefined) })
-    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n')
+    r.send('{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n')
     r.send(`{"open":true}\n${'x'.repeat(5000)}`)
     const o = await r.out
     assert.deepStrictEqual([o.refused?.code, r.lines[r.lines.length - 1]?.refused], ['no_hello', 'no_hello'])
@@ -226,20 +226,20 @@ describe('session', () => {
       ['not json\n', 'no_hello'],
       ['{"hello":"other","id":"b"}\n', 'no_hello'],
       ['x'.repeat(5000), 'no_hello'],
-      ['{"hello":"simple-scuttle","id":"b","codecs":"ndjson"}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","nonce":"short"}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","started":-1}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","address":"a\\nb"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","codecs":"ndjson"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","nonce":"short"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","started":-1}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","address":"a\\nb"}\n', 'bad_hello'],
       // The heartbeat interval (docs/twins.md, R3): a positive integer of ms, an hour at most.
-      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":0}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":"1000"}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":3600001}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":""}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b\\ud800"}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","cluster":"c\\u0007"}\n', 'bad_hello'],
-      ['{"hello":"simple-scuttle","id":"b","cluster":"c"}\n', 'unauthenticated', { auth: authOf('a', keys) }],
-      ['{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":false}\n', 'no_hello'],
-      ['{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n{"open":false}\n', 'no_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":0}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":"1000"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","beats":3600001}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":""}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b\\ud800"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c\\u0007"}\n', 'bad_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c"}\n', 'unauthenticated', { auth: authOf('a', keys) }],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":false}\n', 'no_hello'],
+      ['{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"accept":true}\n{"open":false}\n', 'no_hello'],
     ]
     for (const [text, code, options] of cases) {
       const r = raw(options)
@@ -252,18 +252,18 @@ describe('session', () => {
 
   it('tells a peer that speaks sessions why it was refused, and reads why it was', async () => {
     const r = raw({ cluster: 'other' })
-    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n')
+    r.send('{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n')
     await r.out
     assert.strictEqual(r.lines[1].refused, 'other_cluster')
     const q = raw()
-    q.send('{"hello":"simple-scuttle","id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"refused":"twin","reason":"r","twin":"127.0.0.1:1","started":5}\n')
+    q.send('{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c","nonce":"AAAAAAAAAAAAAAAAAAAAAA==","codecs":["ndjson"]}\n{"refused":"twin","reason":"r","twin":"127.0.0.1:1","started":5}\n')
     const o = await q.out
     assert.deepStrictEqual([o.refused?.code, o.refused?.peerCode, o.refused?.twinAddress, o.refused?.twinStarted, o.ours], ['refused_by_peer', 'twin', '127.0.0.1:1', 5, false])
   })
 
   it('opens with a node before sessions (a hello without nonce): no further lines', async () => {
     const r = raw()
-    r.send('{"hello":"simple-scuttle","id":"b","cluster":"c"}\n{"digest":true,"done":true}\n')
+    r.send('{"hello":"simple-scuttle","protocol":2,"id":"b","cluster":"c"}\n{"digest":true,"done":true}\n')
     assert.strictEqual((await r.out).open, true)
     assert.strictEqual(r.lines.length, 1, 'only the hello was sent')
   })
