@@ -3,13 +3,14 @@
  * direction takes.
  */
 import * as assert from 'assert'
+import { PROTOCOL } from '../../lib/shape'
 import { FORMATS } from '../../lib/wire/codec'
 import { HELLO, checkCodecs, chooseFormat, codecsOf, helloLine } from '../../lib/wire/handshake'
 
 describe('wire: handshake', () => {
-  it('helloLine: one line of JSON, naming the cluster only when given', () => {
-    assert.strictEqual(helloLine('a'), `{"hello":"${HELLO}","id":"a","codecs":${JSON.stringify(FORMATS)}}\n`)
-    assert.deepStrictEqual(JSON.parse(helloLine('a', ['ndjson'], 'blue')), { hello: HELLO, id: 'a', codecs: ['ndjson'], cluster: 'blue' })
+  it('helloLine: one line of JSON, naming the cluster only when given, and the protocol', () => {
+    assert.strictEqual(helloLine('a'), `{"hello":"${HELLO}","id":"a","codecs":${JSON.stringify(FORMATS)},"protocol":${PROTOCOL}}\n`)
+    assert.deepStrictEqual(JSON.parse(helloLine('a', ['ndjson'], 'blue')), { hello: HELLO, id: 'a', codecs: ['ndjson'], cluster: 'blue', protocol: PROTOCOL })
   })
 
   it("chooseFormat: the first of the sender's that the receiver lists, or null", () => {
