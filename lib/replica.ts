@@ -204,7 +204,7 @@ export class Replica {
     const previous = mappingOf(slot, this.id)
     const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
-    this.fills.took(update, false)
+    this.fills.wrote(update)
   }
 
   /**
@@ -221,7 +221,7 @@ export class Replica {
     // A new key (in memory): entryFor would only ask resolve.
     const entry = slot === undefined && this.store === null ? (this.decide(update, undefined) ? update : undefined) : this.entryFor(update, slot, previous)
     if (this.put(update, entry, slot, previous, history.writes, true, this.logOf(this.id)) && !this.deletes.idle) this.deletes.took(update, true)
-    this.fills.took(update, false)
+    this.fills.wrote(update)
   }
 
   /**
