@@ -2,11 +2,9 @@
  * Gap fills: mappings a peer may lack though its digest names their source
  * at or above them, offered to it once each. A mapping taken below its
  * source's max filled a gap here (our own past come back after a restart,
- * a copy refetched); a twinned source's mappings interleave; a life begun
- * without state may issue versions its past used (R8); our own log
+ * a copy refetched); a twinned source's mappings interleave; our own log
  * rebuilt after a restart that lost it may differ from every peer's copy.
  */
-import { Clock } from './clock'
 import type { Passes } from './filter'
 import type { History } from './history'
 import { TWIN_OFFER_MS, MAX_TWINS } from './shape'
@@ -46,11 +44,8 @@ export class GapFills {
   private fillBase = 0
   // Sources two live nodes write as, each until when (ms): see twinned.
   private twinSources: Map<string, number> | null = null
-  // Mappings offered as gap fills because their source is twinned, or in a
-  // young life's first hour: once each.
+  // Mappings offered as gap fills because their source is twinned: once each.
   private readonly twinOffered = new WeakSet<Update>()
-  // Sources whose current life began without state: the floor we offered it from (see young).
-  private youngLives: Map<string, number> | null = null
 
   constructor(
     private readonly id: string,
@@ -112,67 +107,13 @@ export class GapFills {
     return false
   }
 
-  /**
-   * `source`'s current life began without state at version `floor`
-   * (learned from a digest end's `lives`). It may have issued versions its
-   * past used too (its clock behind that past's, R7): two mappings of one
-   * version, each held by nodes that hold the other's version, so neither
-   * is ever sent to them by a digest, and with the source gone nobody
-   * resolves them (docs/deletes.md, R8; outside red team, B5). So each
-   * mapping of the source in the life's first hour (no past version lies
-   * further above the wall clock it began at, Clock.AHEAD) that we hold
-   * now is offered as a gap fill, once to every peer whose digest names the
-   * source at or above it. A peer that lacked one takes it at or below its
-   * max, so offers it on in turn, with the mapping it held at that version
-   * (see took).
-   */
-  young(source: string, floor: number): void {
-    if (source === this.id) return
-    const lives = (this.youngLives ??= new Map())
-    if (lives.get(source) === floor) return
-    lives.set(source, floor)
-    for (const u of this.history.news(source, floor - 1, TWIN_OFFER_HELD)) {
-      if (u.version > floor + Clock.AHEAD) break
-      this.offerTwin(u)
-    }
-  }
-
-  /**
-   * `u` was just taken from a peer: offered on if it filled a gap (`below`
-   * its source's max) or its source is twinned. Taken at a version where we
-   * hold another mapping of its source (two lives of it, R8), the one we
-   * held is offered too: the peers that sent us `u` named that version
-   * without holding it.
-   */
-  /** `u`, our own local write, was just written: offered on if we are twinned. */
-  wrote(u: Update): void {
-    if (this.twinSources !== null && this.isTwinned(u.source_id)) this.offerTwin(u)
-  }
-
+  /** `u` was just taken or written: offered on if it filled a gap (`below` its source's max) or its source is twinned. */
   took(u: Update, below: boolean): void {
-    // (Small, and each rare case in its own method; local writes call
-    // wrote: grown here, it cost 5% of a set's instructions.)
-    if (below) this.tookBelow(u)
+    if (below) this.filled(u)
     else if (this.twinSources !== null && this.isTwinned(u.source_id)) this.offerTwin(u)
-    else if (this.youngLives !== null && u.deleted === true) this.tookYoung(u)
   }
 
-  private tookBelow(u: Update): void {
-    this.filled(u)
-    for (const m of this.history.news(u.source_id, u.version - 1, 4)) if (m.version === u.version && m !== u) this.offerTwin(m)
-  }
-
-  // A young life's tombstone taken since: a node holding its past's
-  // mapping at that version is sent it by no digest, and shows what it
-  // beats once a withdrawal made for it arrives (I3). Values are left to
-  // the clash they come to light in.
-  private tookYoung(u: Update): void {
-    const floor = this.youngLives?.get(u.source_id)
-    if (floor !== undefined && u.version >= floor && u.version <= floor + Clock.AHEAD) this.offerTwin(u)
-  }
-
-
-  // Offer `u`, a mapping of a twinned source or a young life, as a gap fill (once).
+  // Offer `u`, a mapping of a twinned source, as a gap fill (once).
   private offerTwin(u: Update): void {
     if (this.twinOffered.has(u) || !this.history.isCurrent(u)) return
     this.twinOffered.add(u)

@@ -45,8 +45,6 @@ export interface DeletesHost {
   emit(event: string, ...args: unknown[]): boolean
   /** The node's open streams. */
   streams(): Iterable<StreamLike>
-  /** `source`'s current life began without state at version `floor` (see GapFills.young). */
-  young(source: string, floor: number): void
 }
 
 /** What this module needs of a stream: its authenticated peer, if any, and its events. */

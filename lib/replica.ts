@@ -153,7 +153,6 @@ export class Replica {
       selfUnsure: () => replica.incarnation.unsure,
       emit: (event, ...args) => this.host.emit(event, ...args),
       streams: () => this.host.peers(),
-      young: (source, floor) => this.fills.young(source, floor),
     }
   }
 
@@ -204,7 +203,7 @@ export class Replica {
     const previous = mappingOf(slot, this.id)
     const writes = history.writes
     if (this.put(update, this.entryFor(update, slot, previous), slot, previous, writes) && (marker !== null || !this.deletes.idle)) this.deletes.took(update, true)
-    this.fills.wrote(update)
+    this.fills.took(update, false)
   }
 
   /**
@@ -221,7 +220,7 @@ export class Replica {
     // A new key (in memory): entryFor would only ask resolve.
     const entry = slot === undefined && this.store === null ? (this.decide(update, undefined) ? update : undefined) : this.entryFor(update, slot, previous)
     if (this.put(update, entry, slot, previous, history.writes, true, this.logOf(this.id)) && !this.deletes.idle) this.deletes.took(update, true)
-    this.fills.wrote(update)
+    this.fills.took(update, false)
   }
 
   /**

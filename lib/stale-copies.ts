@@ -308,10 +308,7 @@ export class StaleCopies {
       if (this.host.security !== undefined && stream.peer !== id) continue
       // A later life, or the same one holding more of its past.
       const was = this.lives.get(id)
-      if (was === undefined || life[0] > was[0] || (life[0] === was[0] && life[1] > was[1])) {
-        this.lives.set(id, life)
-        this.host.young(id, life[0])
-      }
+      if (was === undefined || life[0] > was[0] || (life[0] === was[0] && life[1] > was[1])) this.lives.set(id, life)
     }
   }
 

@@ -45,8 +45,8 @@ export const FULL = process.env.ADVERSARIAL_FULL === '1'
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER - 2 ** 32
 
 export const HELLO = (id: string): string => `${JSON.stringify({ hello: 'simple-scuttle', protocol: 2, id })}\n`
-export const DONE = '{"digest":true,"done":true}\n'
-export const REPLY = '{"digest":true,"done":true,"reply":true}\n'
+export const DONE = '{"digest":true,"done":true,"protocol":2}\n'
+export const REPLY = '{"digest":true,"done":true,"reply":true,"protocol":2}\n'
 
 export const line = (o: unknown): string => `${JSON.stringify(o)}\n`
 
