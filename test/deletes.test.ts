@@ -775,12 +775,18 @@ describe('deletes (docs/deletes.md)', function () {
     }
   })
 
+  // Every node's refetch events, as [node, event, source].
+  function refetchEvents(c: Cluster): unknown[][] {
+    const events: unknown[][] = []
+    c.onNode((g) => {
+      for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
+    })
+    return events
+  }
+
   it("rule 6: a refetch ends once the copy reaches the gc with no suspect, served or not, and keeps the gc: a node whose refetch a grace would have abandoned tells a stale copy it passes the source to (outside red team, issue 18, B2: a deleted value shown for good)", () =>
     withCluster(['a', 'b', 'c', 'd', 'e'], { mtu: 1 }, async (c) => {
-      const events: unknown[][] = []
-      c.onNode((g) => {
-        for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
-      })
+      const events = refetchEvents(c)
       const a = c.node('a')
       a.set('y', 1)
       for (let i = 0; i < 3; i++) {
@@ -844,10 +850,7 @@ describe('deletes (docs/deletes.md)', function () {
         c.heal()
         for (const g of groups) c.partition(new Set(g))
       }
-      const events: unknown[][] = []
-      c.onNode((g) => {
-        for (const e of ['refetch', 'refetched', 'refetchAbandoned']) g.on(e, (id: string) => events.push([g.id, e, id]))
-      })
+      const events = refetchEvents(c)
       const a = c.node('a')
       a.set('y', 1)
       for (let i = 0; i < 3; i++) {
