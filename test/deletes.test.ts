@@ -9,78 +9,14 @@ import * as os from 'os'
 import * as path from 'path'
 import { IDBFactory } from 'fake-indexeddb'
 import { Gossip, base, counter } from '../lib'
-import { openGossip } from '../lib/node/sqlite'
 import { ed25519, generateKeyPair } from '../lib/node'
 import { openIdbGossip } from '../lib/browser'
 import type { Config, Message, PeerStream as PeerStreamLike, Update } from '../lib'
-import { Cluster, memory, viewOf, type Persistence } from '../lib/testing/cluster'
+import { Cluster, memory, type Persistence } from '../lib/testing/cluster'
 import { Clock } from '../lib/clock'
 import { prng as seeded } from '../lib/sim/random'
 import { classify, Kind, noticeUpdate } from '../lib/shape'
-
-const lww = base.resolution.lww_vs_current_vers
-const GRACE = 60_000
-const turn = () => new Promise((r) => setImmediate(r))
-const config = (extra: Partial<Config> = {}) => (): Config => ({ resolve: lww, tombstone_grace: GRACE, ...extra })
-
-/** Every pair exchanges both ways, `n` times. */
-async function rounds(c: Cluster, n = 3): Promise<void> {
-  for (let i = 0; i < n; i++) await c.round()
-}
-
-/** The grace passes while the nodes keep hearing from each other. */
-async function graceWithExchanges(c: Cluster): Promise<void> {
-  for (let i = 0; i < 4; i++) {
-    c.advance(GRACE / 2)
-    await c.round()
-  }
-}
-
-async function withCluster(ids: string[], extra: Partial<Config>, body: (c: Cluster) => Promise<void>, persistence?: (id: string) => Persistence): Promise<void> {
-  const c = await Cluster.start({ ids, config: config(extra), persistence })
-  try {
-    await body(c)
-  } finally {
-    for (const g of c.nodes.values()) g.destroy()
-    c.restoreClock()
-  }
-}
-
-function agree(c: Cluster): void {
-  const views = [...c.nodes.values()].map((g) => JSON.stringify(viewOf(g)))
-  assert.ok(views.every((v) => v === views[0]), views.join('\n'))
-}
-
-/** A Persistence for Cluster over a store that opens a node and closes. */
-function persistence(name: string, openStore: (id: string, cfg: Config) => Promise<{ gossip: Gossip; store: { close(): Promise<void> } }>): () => Persistence {
-  return () => {
-    const stores = new Map<string, { close(): Promise<void> }>()
-    const p: Persistence = {
-      name,
-      keeps: 'everything',
-      open: async (id, cfg) => {
-        const { gossip, store } = await openStore(id, cfg)
-        stores.set(id, store)
-        return gossip
-      },
-      reopen: async (node, cfg) => {
-        await stores.get(node.id)?.close()
-        return p.open(node.id, cfg)
-      },
-      wipe: async () => undefined,
-    }
-    return p
-  }
-}
-
-/** SQLite and IndexedDB persistences for Cluster, their stores in `dir` and a fresh fake IndexedDB. */
-function persistences(dir: string): { sqlite: () => Persistence; idb: () => Persistence } {
-  const indexedDB = new IDBFactory()
-  return {
-    sqlite: persistence('sqlite', async (id, cfg) => openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })),
-    idb: persistence('idb', (id, cfg) => openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })),
-  }
-}
+import { agree, config, graceWithExchanges, GRACE, lww, persistences, rounds, turn, withCluster } from './deletes-cluster'
 
 describe('deletes (docs/deletes.md)', function () {
   this.timeout(20_000)
