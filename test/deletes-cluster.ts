@@ -7,7 +7,7 @@
 import * as assert from 'assert'
 import * as path from 'path'
 import { IDBFactory } from 'fake-indexeddb'
-import { base, type Gossip } from '../lib'
+import { base, Gossip } from '../lib'
 import { openGossip } from '../lib/node/sqlite'
 import { openIdbGossip } from '../lib/browser'
 import type { Config } from '../lib'
@@ -74,4 +74,31 @@ export function persistences(dir: string): { sqlite: () => Persistence; idb: () 
     sqlite: persistence('sqlite', async (id, cfg) => openGossip(id, cfg, path.join(dir, id), { fsync: false, log: () => undefined })),
     idb: persistence('idb', (id, cfg) => openIdbGossip(id, cfg, `deletes-${id}`, { indexedDB, locks: null })),
   }
+}
+
+/**
+ * A node 'b' (its config `extra` besides resolve) given a's 'boom' and 'k'
+ * in one answer, its resolve throwing on 'boom' once: 'k' is taken above
+ * a's max, which stays held back.
+ */
+export async function heldBack(a: Gossip, extra: Partial<Config> = {}): Promise<Gossip> {
+  let thrown = false
+  const resolve: Config['resolve'] = (g, u) => {
+    if (u.key === 'boom' && !thrown) {
+      thrown = true
+      throw new Error('once')
+    }
+    return lww(g, u)
+  }
+  const b = new Gossip('b', { ...extra, resolve })
+  b.on('invalid', () => {})
+  const feed = b.createStream()
+  feed.on('invalid', () => {})
+  feed.write(a.history.mapping('a', 'boom'))
+  feed.write(a.history.mapping('a', 'k'))
+  feed.write({ digest: true, done: true, protocol: 2, reply: true })
+  await turn()
+  assert.strictEqual(b.get('k').value, a.get('k').value)
+  assert.strictEqual(b.history.sources.get('a')?.max, -Infinity, 'held back')
+  return b
 }

@@ -6,36 +6,19 @@
  */
 import * as assert from 'assert'
 import { Gossip, base } from '../lib'
-import type { Config, Snapshot } from '../lib'
+import type { Snapshot } from '../lib'
+import { heldBack } from './deletes-cluster'
 
 const lww = base.resolution.lww_vs_current_vers
-const turn = () => new Promise((r) => setImmediate(r))
 const recordMaxes = (g: Gossip): unknown => (JSON.parse(g.persisted().record ?? '{}') as { maxes?: unknown }).maxes
 
-/** b holds a's 'k' above a's max: its resolve threw on 'boom', written before it in the same answer. */
-async function heldBack(): Promise<Gossip> {
+/** b holds a's 'k' above a's max (held back). */
+async function held(): Promise<Gossip> {
   const a = new Gossip('a', { resolve: lww })
   a.set('boom', 1)
   a.set('k', 2)
-  let thrown = false
-  const resolve: Config['resolve'] = (g, u) => {
-    if (u.key === 'boom' && !thrown) {
-      thrown = true
-      throw new Error('once')
-    }
-    return lww(g, u)
-  }
-  const b = new Gossip('b', { resolve })
-  b.on('invalid', () => {})
-  const feed = b.createStream()
-  feed.on('invalid', () => {})
-  feed.write(a.history.mapping('a', 'boom'))
-  feed.write(a.history.mapping('a', 'k'))
-  feed.write({ digest: true, done: true, protocol: 2, reply: true })
-  await turn()
+  const b = await heldBack(a)
   a.destroy()
-  assert.strictEqual(b.get('k').value, 2)
-  assert.strictEqual(b.history.sources.get('a')?.max, -Infinity, 'held back')
   return b
 }
 
@@ -49,7 +32,7 @@ describe('restart (lib/restart.ts)', () => {
   })
 
   it('a held-back max is kept by snapshot() and the record (-1 for none), and a restore from the snapshot holds it back again', async () => {
-    const b = await heldBack()
+    const b = await held()
     const snap = b.snapshot()
     assert.deepStrictEqual(snap.maxes, { a: -1 })
     assert.deepStrictEqual(recordMaxes(b), { a: -1 })
@@ -62,7 +45,7 @@ describe('restart (lib/restart.ts)', () => {
   })
 
   it('restored without its maxes, the node takes its highest mapping of the source for its max', async () => {
-    const b = await heldBack()
+    const b = await held()
     const { maxes: _, ...snap } = b.snapshot()
     const again = Gossip.restore('b', { resolve: lww }, snap)
     assert.strictEqual(again.history.sources.get('a')?.max, (again.history.mapping('a', 'k') as { version: number }).version)
@@ -72,7 +55,7 @@ describe('restart (lib/restart.ts)', () => {
   })
 
   it('maxes that are not a number below the max held are ignored on restore', async () => {
-    const b = await heldBack()
+    const b = await held()
     const snap = b.snapshot()
     const top = (b.history.mapping('a', 'k') as { version: number }).version
     for (const maxes of [null, 'x', [], { a: 'y' }, { a: top }, { a: top + 1 }, { z: 1 }]) {

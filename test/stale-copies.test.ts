@@ -147,6 +147,14 @@ describe('stale copies (lib/stale-copies.ts: rule 6)', function () {
     }
   })
 
+  // p and q exchange both ways, three times.
+  async function both(c: Cluster, p: string, q: string): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      await c.exchange(p, q)
+      await c.exchange(q, p)
+    }
+  }
+
   // Every node's refetch events, as [node, event, source].
   function refetchEvents(c: Cluster): unknown[][] {
     const events: unknown[][] = []
@@ -161,10 +169,7 @@ describe('stale copies (lib/stale-copies.ts: rule 6)', function () {
       const events = refetchEvents(c)
       const a = c.node('a')
       a.set('y', 1)
-      for (let i = 0; i < 3; i++) {
-        await c.exchange('a', 'b')
-        await c.exchange('b', 'a')
-      }
+      await both(c, 'a', 'b')
       // b, away, keeps a's y=1; a deletes it, writes two keys, and collects the delete with d and c.
       c.partition(new Set(['b']))
       a.delete('y')
@@ -195,10 +200,7 @@ describe('stale copies (lib/stale-copies.ts: rule 6)', function () {
       // b, whose copy of a still holds y=1, meets c first, then everyone.
       c.heal()
       c.partition(new Set(['b', 'c']))
-      for (let i = 0; i < 3; i++) {
-        await c.exchange('b', 'c')
-        await c.exchange('c', 'b')
-      }
+      await both(c, 'b', 'c')
       c.heal()
       for (let i = 0; i < 30; i++) {
         await c.round()
@@ -225,10 +227,7 @@ describe('stale copies (lib/stale-copies.ts: rule 6)', function () {
       const events = refetchEvents(c)
       const a = c.node('a')
       a.set('y', 1)
-      for (let i = 0; i < 3; i++) {
-        await c.exchange('a', 'd')
-        await c.exchange('d', 'a')
-      }
+      await both(c, 'a', 'd')
       // d and e away; a deletes y, writes two keys, and collects the delete with c.
       only(['d'], ['e'])
       a.delete('y')
