@@ -24,19 +24,20 @@ function node(id = 'a'): { g: Gossip; reports: unknown[][] } {
   return { g, reports }
 }
 
+/** Offer `updates` to `g`, as a peer would, and let it take them in. */
+async function offer(g: Gossip, ...updates: unknown[]): Promise<void> {
+  for (const u of updates) g.write(u)
+  await turn()
+}
+
 describe('intake (lib/intake.ts)', () => {
   it("a source's update is taken when newer than its mapping of the key here, and ignored (not reported) when not", async () => {
     const { g, reports } = node()
-    g.write({ key: 'k', value: 'two', source_id: 'x', version: 2 })
-    g.write({ key: 'k', value: 'one', source_id: 'x', version: 1 })
-    g.write({ key: 'k', value: 'again', source_id: 'x', version: 2 })
-    await turn()
+    await offer(g, { key: 'k', value: 'two', source_id: 'x', version: 2 }, { key: 'k', value: 'one', source_id: 'x', version: 1 }, { key: 'k', value: 'again', source_id: 'x', version: 2 })
     assert.strictEqual(g.get('k').value, 'two')
     assert.strictEqual(g.history.sources.get('x')?.max, 2)
-    g.write({ key: 'k', value: 'three', source_id: 'x', version: 3 })
-    await turn()
-    assert.strictEqual(g.get('k').value, 'three')
-    assert.deepStrictEqual(reports, [])
+    await offer(g, { key: 'k', value: 'three', source_id: 'x', version: 3 })
+    assert.deepStrictEqual([g.get('k').value, reports], ['three', []])
     g.destroy()
   })
 
@@ -45,10 +46,8 @@ describe('intake (lib/intake.ts)', () => {
     g.set('k', 'old')
     const old = g.history.mapping('a', 'k') as Update
     g.set('k', 'new')
-    g.write({ ...old })
-    await turn()
-    assert.strictEqual(g.get('k').value, 'new')
-    assert.deepStrictEqual(reports, [])
+    await offer(g, { ...old })
+    assert.deepStrictEqual([g.get('k').value, reports], ['new', []])
     g.destroy()
   })
 
