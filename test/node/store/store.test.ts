@@ -23,38 +23,10 @@ import { rowCrc } from '../../../lib/node/store/checksum'
 import { rowUpdate, signatureColumn, valueColumn } from '../../../lib/node/store/schema'
 import { Disk } from '../../disk'
 import { lww } from '../../net'
+import { exchange, freshDirs, settleStreams } from './stores'
 
 const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'simple-scuttle.js')
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 40)
-
-function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-store-'))
-}
-
-// Exchange everything between two in-memory nodes, directly.
-function exchange(a: Gossip, b: Gossip): void {
-  const sa = a.createStream()
-  const sb = b.createStream()
-  for (let round = 0; round < 20; round++) {
-    sa.gossip()
-    let moved = 1
-    while (moved > 0) {
-      moved = 0
-      for (let m = sa.read(); m !== null; m = sa.read()) {
-        sb.write(m)
-        moved++
-      }
-      for (let m = sb.read(); m !== null; m = sb.read()) {
-        sa.write(m)
-        moved++
-      }
-    }
-  }
-}
-
-async function settleStreams(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
-}
 
 type Op = { set: number; value: number } | { remote: number; value: number } | { ack: true } | { checkpoint: true }
 
@@ -103,18 +75,7 @@ async function drive(
 }
 
 describe('store (SQLite)', () => {
-  const now = Clock.now
-  let dirs: string[] = []
-  afterEach(() => {
-    Clock.now = now
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
-    dirs = []
-  })
-  const fresh = (): string => {
-    const d = tmpdir()
-    dirs.push(d)
-    return d
-  }
+  const fresh = freshDirs()
 
   it('restores state, history and clock after a clean restart', async () => {
     const dir = fresh()
@@ -1067,17 +1028,7 @@ const realFs = require('fs') as { fdatasync: (fd: number, cb: (err: NodeJS.Errno
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 describe('store: group commit', () => {
-  const dirs: string[] = []
-  const fresh = (): string => {
-    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'scuttle-group-'))
-    dirs.push(d)
-    return d
-  }
-  const now = Clock.now
-  afterEach(() => {
-    Clock.now = now
-    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
-  })
+  const fresh = freshDirs('scuttle-group-')
 
   it('concurrent flushes share one transaction and one fsync of the log; a lone flush takes one of each', async () => {
     const dir = fresh()
