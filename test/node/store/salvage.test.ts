@@ -52,6 +52,17 @@ describe('node/store: salvage (repair of damage)', () => {
     db.close()
   }
 
+  // A store holding a delete ('gone'), 'kept', and 'hurt' with its row damaged.
+  async function deletedThenHurt(dir: string, options: { view?: boolean } = {}): Promise<void> {
+    const first = openGossip('a', lww(), dir, options)
+    first.gossip.set('gone', 1)
+    first.gossip.delete('gone')
+    first.gossip.set('kept', 2)
+    first.gossip.set('hurt', 3)
+    await first.store.close()
+    damageRow(dir, 'hurt')
+  }
+
   function repaired(dir: string): { gossip: Gossip; store: Store; lines: string[] } {
     const lines: string[] = []
     const { gossip, store } = openGossip('a', lww(), dir, { repair: true, log: (l) => lines.push(l) })
@@ -83,13 +94,7 @@ describe('node/store: salvage (repair of damage)', () => {
 
   it('a repair keeps a delete a delete (it came back as a live null)', async () => {
     const dir = fresh()
-    const first = openGossip('a', lww(), dir)
-    first.gossip.set('gone', 1)
-    first.gossip.delete('gone')
-    first.gossip.set('kept', 2)
-    first.gossip.set('hurt', 3)
-    await first.store.close()
-    damageRow(dir, 'hurt')
+    await deletedThenHurt(dir)
     expectRefused(dir, /state\.db$/)
     const { gossip, store } = repaired(dir)
     assert.strictEqual(gossip.get('gone').version, -Infinity, JSON.stringify(gossip.get('gone')))
@@ -120,13 +125,7 @@ describe('node/store: salvage (repair of damage)', () => {
 
   it('a damaged row under the view (view: true) is repaired when told to, not refused', async () => {
     const dir = fresh()
-    const first = openGossip('a', lww(), dir, { view: true })
-    first.gossip.set('gone', 1)
-    first.gossip.delete('gone')
-    first.gossip.set('kept', 2)
-    first.gossip.set('hurt', 3)
-    await first.store.close()
-    damageRow(dir, 'hurt')
+    await deletedThenHurt(dir, { view: true })
     const lines: string[] = []
     const { gossip, store } = openGossip('a', lww(), dir, { view: true, repair: true, log: (l) => lines.push(l) })
     assert.ok(lines.some((l) => l.includes('lost the mapping of "hurt"')), lines.join('\n'))
