@@ -859,7 +859,8 @@ export async function nodeCommand(argv: string[], out: (s: string) => void = (s)
         log(
           `${updates.length} writes of this node (${keys}${updates.length > 5 ? ', ...' : ''}) were made before deletes its peers collected ` +
             'while it heard from none of them, and they refuse them: until settled, the nodes that refuse them do not show them. ' +
-            'Restart with --late keep (write them again: they win over those deletes) or --late drop (withdraw them); see docs/deletes.md',
+            'Restart with --late keep (write them again: they win over those deletes) or --late drop (withdraw them); see docs/deletes.md. ' +
+            '(If another node runs with this id, a twin, stop one of them first: its writes are what peers refuse.)',
           'error',
         )
       })
