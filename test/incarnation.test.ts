@@ -24,6 +24,22 @@ async function rounds(net: Net, n: number): Promise<void> {
   }
 }
 
+// a and b, and t writing as b with its clock `ahead` (a twin, or a past
+// that ran ahead): b takes t's versions for its past. Offsets per node.
+function pastAhead(offsets: [number, number, number]) {
+  const net = new Net(['a', 'b', 'b'], () => lww(), (i) => offsets[i])
+  const [a, b, t] = net.nodes
+  return { a, b, t, ab: net.connect(0, 1), bt: net.connect(1, 2) }
+}
+
+// `n` exchanges each way over one link.
+async function backAndForth(l: { sa: Parameters<typeof exchange>[0]; sb: Parameters<typeof exchange>[0] }, n = 4): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await exchange(l.sa, l.sb)
+    await exchange(l.sb, l.sa)
+  }
+}
+
 function agree(net: Net, nodes: Gossip[]): void {
   const states = nodes.map((g) => JSON.stringify(stateOf(g)))
   states.forEach((s, i) => assert.strictEqual(s, states[0], `${nodes[i].id} disagrees`))
@@ -112,10 +128,7 @@ describe('restart without saved state', function () {
   it("a write issued again above its past yields to another node's write made over it that arrives after (docs/twins.md R7: the twins property's re-issue race)", async () => {
     // a and b at 0; t runs as b too, its clock far ahead (a twin, or a past
     // that ran ahead): b takes t's versions for its past.
-    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => (i === 2 ? 1_000_000 : 0))
-    const [a, b, t] = net.nodes
-    const ab = net.connect(0, 1)
-    const bt = net.connect(1, 2)
+    const { a, b, t, ab, bt } = pastAhead([0, 0, 1_000_000])
     b.set('k0', 'v0')
     await exchange(ab.sa, ab.sb)
     assert.strictEqual(a.get('k0').value, 'v0')
@@ -123,28 +136,19 @@ describe('restart without saved state', function () {
     t.set('h', 'x')
     await exchange(bt.sb, bt.sa) // b re-issues v0 above t's versions, before v1 reaches it
     assert.ok(b.get('k0').version > 1_000_000, 'v0 issued again above the past')
-    for (let i = 0; i < 4; i++) {
-      await exchange(ab.sa, ab.sb)
-      await exchange(ab.sb, ab.sa)
-    }
+    await backAndForth(ab)
     for (const g of [a, b]) assert.strictEqual(g.get('k0').value, 'v1', `${g.id}: the later write wins`)
     assert.deepStrictEqual(stateOf(a), stateOf(b))
   })
 
   it('a write issued again above its past does not yield to an older write of another node that arrives after', async () => {
-    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => [0, 10, 1_000_000][i])
-    const [a, b, t] = net.nodes
-    const ab = net.connect(0, 1)
-    const bt = net.connect(1, 2)
+    const { a, b, t, ab, bt } = pastAhead([0, 10, 1_000_000])
     a.set('k0', 'a0') // below b's write, which did not see it
     b.set('k0', 'v0')
     t.set('h', 'x')
     await exchange(bt.sb, bt.sa)
     assert.ok(b.get('k0').version > 1_000_000, 'v0 issued again above the past')
-    for (let i = 0; i < 4; i++) {
-      await exchange(ab.sa, ab.sb)
-      await exchange(ab.sb, ab.sa)
-    }
+    await backAndForth(ab)
     for (const g of [a, b]) assert.strictEqual(g.get('k0').value, 'v0', `${g.id}: the newer write wins`)
     assert.deepStrictEqual(stateOf(a), stateOf(b))
   })
@@ -153,20 +157,14 @@ describe('restart without saved state', function () {
     // b deletes k0 below a's value, which did not see it; t (b's past, far
     // ahead) has b issue the delete again above it. The copy beat a's value
     // by version and a withdrew it: k0 gone everywhere, silently.
-    const net = new Net(['a', 'b', 'b'], () => lww(), (i) => [500, 0, 1_000_000][i])
-    const [a, b, t] = net.nodes
-    const ab = net.connect(0, 1)
-    const bt = net.connect(1, 2)
+    const { a, b, t, ab, bt } = pastAhead([500, 0, 1_000_000])
     a.set('k0', 'a1')
     b.delete('k0')
     t.set('h', 'x')
     await exchange(bt.sb, bt.sa)
     const copy = b.history.mapping('b', 'k0')
     assert.ok(copy !== undefined && copy.deleted === true && copy.version > 1_000_000 && copy.first !== undefined && copy.first < 500, 'the delete issued again, carrying its first version')
-    for (let i = 0; i < 4; i++) {
-      await exchange(ab.sa, ab.sb)
-      await exchange(ab.sb, ab.sa)
-    }
+    await backAndForth(ab)
     for (const g of [a, b]) {
       assert.strictEqual(g.get('k0').value, 'a1', `${g.id}: the later value wins`)
       assert.strictEqual(g.history.mapping('a', 'k0')?.withdrawn, undefined, `${g.id}: a's value not withdrawn`)
@@ -194,10 +192,7 @@ describe('restart without saved state', function () {
     const next = new Net([], () => lww())
     next.nodes.push(a, c2)
     const ac = next.connect(0, 1)
-    for (let i = 0; i < 4; i++) {
-      await exchange(ac.sa, ac.sb)
-      await exchange(ac.sb, ac.sa)
-    }
+    await backAndForth(ac)
     for (const g of [a, c2]) assert.strictEqual(g.get('k0').value, 'v1', `${g.id}: the later write wins`)
     assert.deepStrictEqual(stateOf(a), stateOf(c2))
   })
