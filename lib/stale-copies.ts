@@ -13,6 +13,9 @@ import { covers, type IdRange } from './reconcile'
 import type { Life } from './shape'
 import type { StaleNotice, Update } from './types'
 
+// A refetch that ended with no serving peer: nothing named.
+const NONE_NAMED: ReadonlyMap<string, number> = new Map()
+
 /** One node's stale copies and refetches (see the module's comment). */
 export class StaleCopies {
   readonly refetches = new Map<string, Refetch>()
@@ -81,7 +84,7 @@ export class StaleCopies {
     // stale, served or not. The refetch ends, and we know the gc from now
     // on: abandoned instead, it was forgotten, and we carried a stale
     // copy's max past the gc untold (outside red team, issue 18, B2).
-    if (this.refetches.get(source) === r && this.fresh(source, r)) this.refetched(source, r, new Map())
+    if (this.refetches.get(source) === r && this.fresh(source, r)) this.refetched(source, r, NONE_NAMED)
   }
 
   // Whether our copy of `source` reaches the refetch's gc with no suspect
